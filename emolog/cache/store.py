@@ -1,0 +1,289 @@
+"""The feature-cache format: safetensors shards plus a JSON manifest, keyed by image id.
+
+Why this shape: the original cached tensors by the *row index* of a shuffled DataFrame and
+fell back to grey dummy images when a file was missing, so labels and tensors could silently
+mismatch. Here every row carries its image id (in the shard's metadata), the manifest
+records a fingerprint of everything that determined the tensors, and loading asks for ids
+and fails loudly on any id it cannot find. See docs/architecture.md section 2.
+
+Writes are atomic (temp file + ``os.replace``) and a writer resumes an interrupted cache:
+shards that reached disk are kept, half-written temp files are discarded.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+from dataclasses import dataclass, field, fields
+from pathlib import Path
+from typing import Any, Iterable, Mapping
+
+import numpy as np
+import torch
+from safetensors import safe_open
+from safetensors.torch import save_file
+
+from emolog.labels import BASIC7
+
+FORMAT = "emolog-cache/1"
+MANIFEST = "manifest.json"
+
+# name -> (shape after the leading row axis, with "D"/"K"/"C" symbolic, dtype)
+TENSOR_SPEC: dict[str, tuple[tuple[str | int, ...], torch.dtype]] = {
+    "scene": (("D",), torch.float32),
+    "face_probs": (("K", 7), torch.float32),
+    "face_logits": (("K", 7), torch.float32),
+    "face_boxes": (("K", 4), torch.float32),
+    "face_area": (("K",), torch.float32),
+    "face_conf": (("K",), torch.float32),
+    "face_mask": (("K",), torch.bool),
+    "n_faces": ((), torch.int64),
+    "image_size": ((2,), torch.int64),
+}
+OPTIONAL_SPEC: dict[str, torch.dtype] = {"scene_prelast": torch.float16}
+
+
+class CacheError(RuntimeError):
+    """The cache is missing, incomplete, inconsistent or from another configuration."""
+
+
+def fingerprint_hash(fingerprint: Mapping[str, Any]) -> str:
+    """A stable hash of a fingerprint dict (key order does not matter)."""
+    blob = json.dumps(fingerprint, sort_keys=True, default=str).encode()
+    return hashlib.sha256(blob).hexdigest()[:16]
+
+
+def sha256_file(path: str | Path, chunk: int = 1 << 20) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        while block := f.read(chunk):
+            h.update(block)
+    return h.hexdigest()
+
+
+def atomic_write_text(path: str | Path, text: str) -> None:
+    """Write text so that readers see the old file or the new one, never half of one."""
+    path = Path(path)
+    tmp = path.with_name(path.name + ".tmp")
+    with open(tmp, "w") as f:
+        f.write(text)
+        f.flush()
+        os.fsync(f.fileno())
+    os.replace(tmp, path)
+
+
+def read_manifest(cache_dir: str | Path) -> dict:
+    path = Path(cache_dir) / MANIFEST
+    if not path.exists():
+        raise CacheError(f"{cache_dir}: no {MANIFEST}; this is not an emolog cache "
+                         "(build one with `emolog cache` or `emolog simulate`)")
+    try:
+        manifest = json.loads(path.read_text())
+    except json.JSONDecodeError as e:
+        raise CacheError(f"{path}: corrupt manifest ({e})") from e
+    if manifest.get("format") != FORMAT:
+        raise CacheError(f"{path}: format {manifest.get('format')!r}, expected {FORMAT!r}")
+    return manifest
+
+
+def _to_tensor(name: str, value: Any) -> torch.Tensor:
+    t = torch.as_tensor(np.asarray(value)) if not isinstance(value, torch.Tensor) else value
+    dtype = TENSOR_SPEC[name][1] if name in TENSOR_SPEC else OPTIONAL_SPEC[name]
+    return t.detach().to("cpu", dtype).contiguous()
+
+
+def check_shapes(n: int, tensors: Mapping[str, torch.Tensor], K: int, scene_dim: int) -> None:
+    """Raise CacheError unless ``tensors`` has every required tensor with the right shape."""
+    sym = {"D": scene_dim, "K": K}
+    missing = sorted(set(TENSOR_SPEC) - set(tensors))
+    if missing:
+        raise CacheError(f"shard lacks tensors {missing}")
+    unknown = sorted(set(tensors) - set(TENSOR_SPEC) - set(OPTIONAL_SPEC))
+    if unknown:
+        raise CacheError(f"unknown cache tensors {unknown}")
+    for name, (shape, _) in TENSOR_SPEC.items():
+        want = (n, *[sym.get(s, s) for s in shape])
+        if tuple(tensors[name].shape) != want:
+            raise CacheError(f"tensor {name!r} has shape {tuple(tensors[name].shape)}, expected {want}")
+    if "scene_prelast" in tensors and (tensors["scene_prelast"].ndim != 4 or len(tensors["scene_prelast"]) != n):
+        raise CacheError(f"scene_prelast must be [n, C, H, W], got {tuple(tensors['scene_prelast'].shape)}")
+
+
+class CacheWriter:
+    """Appends shards to a cache directory; resumes one whose fingerprint matches.
+
+    Args:
+        cache_dir: the directory (created if absent).
+        fingerprint: everything that determines the tensors (weights hashes, preprocessing,
+            thresholds, K, version, or a simulator's config and seed).
+        K: face slots per image.
+        scene_dim: length D of the scene feature vector.
+    """
+
+    def __init__(self, cache_dir: str | Path, fingerprint: Mapping[str, Any], K: int, scene_dim: int,
+                 classes: tuple[str, ...] = BASIC7) -> None:
+        self.dir = Path(cache_dir)
+        self.dir.mkdir(parents=True, exist_ok=True)
+        fp_hash = fingerprint_hash(fingerprint)
+        if (self.dir / MANIFEST).exists():
+            self.manifest = read_manifest(self.dir)
+            if self.manifest["fingerprint_hash"] != fp_hash:
+                raise CacheError(
+                    f"{self.dir} holds a cache built with another configuration "
+                    f"(fingerprint {self.manifest['fingerprint_hash']} != {fp_hash}); "
+                    "use a new directory rather than mixing the two")
+        else:
+            self.manifest = {"format": FORMAT, "fingerprint": dict(fingerprint),
+                             "fingerprint_hash": fp_hash, "K": K, "scene_dim": scene_dim,
+                             "classes": list(classes), "shards": [], "rejects": []}
+            self._save_manifest()
+        self._recover()
+
+    # -- resume ---------------------------------------------------------------------------
+    def _recover(self) -> None:
+        """Drop temp files of a killed run; adopt complete shards the manifest missed."""
+        for tmp in self.dir.glob("*.tmp"):
+            tmp.unlink()
+        known = {s["file"] for s in self.manifest["shards"]}
+        done = self.done_ids()
+        for path in sorted(self.dir.glob("shard-*.safetensors")):
+            if path.name in known:
+                continue
+            try:  # renamed into place but killed before the manifest update: complete, keep it
+                ids = _shard_ids(path)
+            except Exception:  # noqa: BLE001 - any unreadable orphan is discarded, never used
+                path.unlink()
+                continue
+            if done.intersection(ids):
+                path.unlink()
+                continue
+            self.manifest["shards"].append({"file": path.name, "n": len(ids), "sha256": sha256_file(path)})
+            done.update(ids)
+        self._save_manifest()
+
+    def done_ids(self) -> set[str]:
+        """Ids already stored (in shards the manifest lists)."""
+        out: set[str] = set()
+        for s in self.manifest["shards"]:
+            out.update(_shard_ids(self.dir / s["file"]))
+        return out
+
+    # -- writing --------------------------------------------------------------------------
+    def write_shard(self, ids: list[str], tensors: Mapping[str, Any]) -> Path:
+        """Store one shard atomically; row i of every tensor belongs to ``ids[i]``."""
+        if len(set(ids)) != len(ids):
+            raise CacheError("duplicate ids within one shard")
+        clash = self.done_ids().intersection(ids)
+        if clash:
+            raise CacheError(f"ids already in the cache: {sorted(clash)[:5]}{'...' if len(clash) > 5 else ''}")
+        ts = {k: _to_tensor(k, v) for k, v in tensors.items()}
+        check_shapes(len(ids), ts, self.manifest["K"], self.manifest["scene_dim"])
+        index = max([int(s["file"].split("-")[1].split(".")[0]) for s in self.manifest["shards"]] + [-1]) + 1
+        name = f"shard-{index:05d}.safetensors"
+        path = self.dir / name
+        tmp = self.dir / (name + ".tmp")
+        save_file(ts, str(tmp), metadata={"ids": json.dumps(list(ids))})
+        with open(tmp, "rb+") as f:
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+        self.manifest["shards"].append({"file": name, "n": len(ids), "sha256": sha256_file(path)})
+        self._save_manifest()
+        return path
+
+    def add_rejects(self, rejects: Iterable[Mapping[str, str]]) -> None:
+        """Record images that could not be processed (never replaced by a dummy)."""
+        seen = {r["image_id"] for r in self.manifest["rejects"]}
+        for r in rejects:
+            if r["image_id"] not in seen:
+                self.manifest["rejects"].append(dict(r))
+                seen.add(r["image_id"])
+        self._save_manifest()
+
+    def _save_manifest(self) -> None:
+        atomic_write_text(self.dir / MANIFEST, json.dumps(self.manifest, indent=1))
+
+
+def _shard_ids(path: Path) -> list[str]:
+    with safe_open(str(path), framework="pt") as f:
+        return json.loads(f.metadata()["ids"])
+
+
+@dataclass
+class FeatureCache:
+    """Cached per-image tensors, rows aligned with ``ids`` (see TENSOR_SPEC for shapes)."""
+
+    ids: list[str]
+    scene: torch.Tensor
+    face_probs: torch.Tensor
+    face_logits: torch.Tensor
+    face_boxes: torch.Tensor
+    face_area: torch.Tensor
+    face_conf: torch.Tensor
+    face_mask: torch.Tensor
+    n_faces: torch.Tensor
+    image_size: torch.Tensor
+    scene_prelast: torch.Tensor | None = None
+    manifest: dict = field(default_factory=dict)
+
+    @property
+    def fingerprint(self) -> dict:
+        return self.manifest.get("fingerprint", {})
+
+    def __len__(self) -> int:
+        return len(self.ids)
+
+    def tensors(self) -> dict[str, torch.Tensor]:
+        return {f.name: getattr(self, f.name) for f in fields(self)
+                if f.name not in ("ids", "manifest") and getattr(self, f.name) is not None}
+
+    def select(self, ids: list[str]) -> "FeatureCache":
+        """The rows of ``ids``, in that order; CacheError names any id not cached."""
+        pos = {i: r for r, i in enumerate(self.ids)}
+        missing = [i for i in ids if i not in pos]
+        if missing:
+            raise CacheError(f"{len(missing)} ids are not in the cache, e.g. {missing[:5]}; "
+                             "rebuild or extend the cache rather than training without them")
+        rows = torch.tensor([pos[i] for i in ids], dtype=torch.long)
+        return FeatureCache(ids=list(ids), manifest=self.manifest,
+                            **{k: v.index_select(0, rows) for k, v in self.tensors().items()})
+
+
+def load_cache(cache_dir: str | Path, ids: list[str] | None = None, prelast: bool = False) -> FeatureCache:
+    """Load the cache (all rows, or exactly ``ids`` in that order).
+
+    Raises CacheError for a missing shard, an id stored twice or any requested id that is
+    absent: training never runs on rows that are not there.
+    """
+    cache_dir = Path(cache_dir)
+    manifest = read_manifest(cache_dir)
+    parts: dict[str, list[torch.Tensor]] = {}
+    all_ids: list[str] = []
+    for s in manifest["shards"]:
+        path = cache_dir / s["file"]
+        if not path.exists():
+            raise CacheError(f"{path}: shard listed in the manifest is missing")
+        try:
+            with safe_open(str(path), framework="pt") as f:
+                all_ids.extend(json.loads(f.metadata()["ids"]))
+                for k in f.keys():
+                    if k == "scene_prelast" and not prelast:
+                        continue
+                    parts.setdefault(k, []).append(f.get_tensor(k))
+        except CacheError:
+            raise
+        except Exception as e:  # noqa: BLE001 - report which file is broken, whatever broke
+            raise CacheError(f"{path}: unreadable shard ({e})") from e
+    if len(set(all_ids)) != len(all_ids):
+        dup = sorted({i for i in all_ids if all_ids.count(i) > 1})
+        raise CacheError(f"ids stored more than once: {dup[:5]}")
+    K, D = manifest["K"], manifest["scene_dim"]
+    tensors = {k: torch.cat(v) for k, v in parts.items()}
+    if not all_ids:
+        tensors = {k: torch.zeros((0, *[{"D": D, "K": K}.get(s, s) for s in shape]), dtype=dt)
+                   for k, (shape, dt) in TENSOR_SPEC.items()}
+    if prelast and "scene_prelast" not in tensors:
+        raise CacheError(f"{cache_dir}: built without scene_prelast (rebuild with --prelast)")
+    check_shapes(len(all_ids), tensors, K, D)
+    cache = FeatureCache(ids=all_ids, manifest=manifest, **tensors)
+    return cache if ids is None else cache.select(list(ids))
