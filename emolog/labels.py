@@ -163,10 +163,13 @@ def get_mapping(name_or_path: str | Path = DEFAULT_MAPPING, unmapped: str = "dro
         spec = json.loads(path.read_text())
     except json.JSONDecodeError as e:
         raise LabelError(f"{path}: not valid JSON ({e})") from e
+    if not isinstance(spec, dict):
+        raise LabelError(f"{path}: must hold a JSON object with 'target' and 'table'")
     target = spec.get("target", "basic7")
-    target_labels = LABEL_SETS[target] if isinstance(target, str) else tuple(target)
     if isinstance(target, str) and target not in LABEL_SETS:
-        raise LabelError(f"{path}: unknown target label set {target!r}")
+        raise LabelError(f"{path}: unknown target label set {target!r}; expected one of "
+                         f"{sorted(LABEL_SETS)} or a list of labels")
+    target_labels = LABEL_SETS[target] if isinstance(target, str) else tuple(target)
     if not isinstance(spec.get("table"), dict):
         raise LabelError(f"{path}: needs a 'table' object mapping source -> target labels")
     return LabelMapping(spec["table"], target_labels, spec.get("unmapped", unmapped), str(path))

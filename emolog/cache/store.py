@@ -146,7 +146,13 @@ class CacheWriter:
         for tmp in self.dir.glob("*.tmp"):
             tmp.unlink()
         known = {s["file"] for s in self.manifest["shards"]}
-        done = self.done_ids()
+        missing = sorted(f for f in known if not (self.dir / f).exists())
+        if missing:
+            raise CacheError(f"{self.dir}: shards listed in the manifest are missing: {missing[:5]}; "
+                             "the cache was damaged after it was written: rebuild it in a new directory")
+        self._done: set[str] = set()
+        for s in self.manifest["shards"]:
+            self._done.update(_shard_ids(self.dir / s["file"]))
         for path in sorted(self.dir.glob("shard-*.safetensors")):
             if path.name in known:
                 continue
@@ -155,26 +161,33 @@ class CacheWriter:
             except Exception:  # noqa: BLE001 - any unreadable orphan is discarded, never used
                 path.unlink()
                 continue
-            if done.intersection(ids):
+            if self._done.intersection(ids):
                 path.unlink()
                 continue
             self.manifest["shards"].append({"file": path.name, "n": len(ids), "sha256": sha256_file(path)})
-            done.update(ids)
+            self._done.update(ids)
         self._save_manifest()
 
     def done_ids(self) -> set[str]:
         """Ids already stored (in shards the manifest lists)."""
-        out: set[str] = set()
-        for s in self.manifest["shards"]:
-            out.update(_shard_ids(self.dir / s["file"]))
-        return out
+        return set(self._done)
+
+    def rejected_ids(self) -> set[str]:
+        """Ids recorded as rejects (an id of ``""`` stands for a path that had none)."""
+        return {r["image_id"] for r in self.manifest["rejects"]}
+
+    def set_info(self, **info: Any) -> None:
+        """Record JSON-able facts about how the cache was built under the manifest's ``info``
+        (e.g. which slice of the ids a part holds); they do not enter the fingerprint."""
+        self.manifest.setdefault("info", {}).update(info)
+        self._save_manifest()
 
     # -- writing --------------------------------------------------------------------------
     def write_shard(self, ids: list[str], tensors: Mapping[str, Any]) -> Path:
         """Store one shard atomically; row i of every tensor belongs to ``ids[i]``."""
         if len(set(ids)) != len(ids):
             raise CacheError("duplicate ids within one shard")
-        clash = self.done_ids().intersection(ids)
+        clash = self._done.intersection(ids)
         if clash:
             raise CacheError(f"ids already in the cache: {sorted(clash)[:5]}{'...' if len(clash) > 5 else ''}")
         ts = {k: _to_tensor(k, v) for k, v in tensors.items()}
@@ -186,19 +199,36 @@ class CacheWriter:
         save_file(ts, str(tmp), metadata={"ids": json.dumps(list(ids))})
         with open(tmp, "rb+") as f:
             os.fsync(f.fileno())
+        os.chmod(tmp, 0o644)  # the writer creates it owner-only; a cache is shared read-only data
         os.replace(tmp, path)
         self.manifest["shards"].append({"file": name, "n": len(ids), "sha256": sha256_file(path)})
         self._save_manifest()
+        self._done.update(ids)
         return path
 
     def add_rejects(self, rejects: Iterable[Mapping[str, str]]) -> None:
-        """Record images that could not be processed (never replaced by a dummy)."""
-        seen = {r["image_id"] for r in self.manifest["rejects"]}
+        """Record images that could not be processed (never replaced by a dummy).
+
+        Each reject has ``image_id``, ``rel_path`` and ``reason`` (extra keys, e.g. ``stage``,
+        are kept); one already recorded with the same id and path is not added again.
+        """
+        seen = {(r["image_id"], r.get("rel_path", "")) for r in self.manifest["rejects"]}
         for r in rejects:
-            if r["image_id"] not in seen:
+            key = (r["image_id"], r.get("rel_path", ""))
+            if key not in seen:
                 self.manifest["rejects"].append(dict(r))
-                seen.add(r["image_id"])
+                seen.add(key)
         self._save_manifest()
+
+    def close(self) -> None:
+        """Flush the manifest (every write already did; kept for a with-block and symmetry)."""
+        self._save_manifest()
+
+    def __enter__(self) -> "CacheWriter":
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
 
     def _save_manifest(self) -> None:
         atomic_write_text(self.dir / MANIFEST, json.dumps(self.manifest, indent=1))

@@ -9,6 +9,7 @@ the same path, or an image file that ``load_image`` refuses. Every other row is 
 from __future__ import annotations
 
 from collections import Counter
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Iterable
@@ -32,7 +33,7 @@ _FLOAT_COLUMNS = ("valence", "arousal", "ambiguity")
 _INT_COLUMNS = ("width", "height")
 
 
-class IndexError_(KeyError):
+class UnknownIdError(KeyError):
     """Ids asked of an index that it does not hold (the message names them)."""
 
 
@@ -74,11 +75,11 @@ class ImageIndex:
         ids = list(ids)
         missing = [i for i in ids if i not in self._pos]
         if missing:
-            raise IndexError_(f"{len(missing)} image id(s) not in the index: {missing[:10]}")
+            raise UnknownIdError(f"{len(missing)} image id(s) not in the index: {missing[:10]}")
         return [self._pos[i] for i in ids]
 
     def label_of(self, ids: Iterable[str]) -> list[str]:
-        """Labels of ``ids``, in the order given; ``IndexError_`` naming any unknown id."""
+        """Labels of ``ids``, in the order given; ``UnknownIdError`` naming any unknown id."""
         col = self.df["label"]
         return [col.iat[k] for k in self._rows(ids)]
 
@@ -138,18 +139,22 @@ class BuildResult:
         return "\n".join(lines)
 
 
+class _BadRow(ValueError):
+    """A record with an unusable value; the message is the reject reason."""
+
+
 def _parse_number(value: str, column: str) -> float:
     if value == "":
         return float("nan")
     try:
         return float(value)
     except ValueError:
-        raise PathRejected(f"bad value: {column}={value!r} is not a number") from None
+        raise _BadRow(f"bad value: {column}={value!r} is not a number") from None
 
 
 def build_index(records: pd.DataFrame, mapping: LabelMapping, root: str | Path | None = None,
                 check_images: bool = True, max_pixels: int = DEFAULT_MAX_PIXELS,
-                progress: bool = True) -> BuildResult:
+                progress: bool = True, workers: int = 1) -> BuildResult:
     """Build the index from reader records (``emolog.data.readers.RECORD_COLUMNS``).
 
     Args:
@@ -160,6 +165,7 @@ def build_index(records: pd.DataFrame, mapping: LabelMapping, root: str | Path |
             only (``content_hash`` empty, ``width``/``height`` missing).
         max_pixels: images with more pixels are rejected as decompression bombs.
         progress: show a tqdm bar while reading images.
+        workers: threads decoding images in parallel (the result does not depend on it).
     """
     if check_images and root is None:
         raise ValueError("build_index: a data root is needed to check images (or check_images=False)")
@@ -172,9 +178,11 @@ def build_index(records: pd.DataFrame, mapping: LabelMapping, root: str | Path |
         except PathRejected as e:
             rejects.append((str(rec.path), e.reason))
             continue
+        except _BadRow as e:
+            rejects.append((rel, str(e)))
+            continue
         if not rec.label_raw:
-            rejects.append((rel, "no label: file is not in a class folder" if "/" not in rel
-                            and rec.source.endswith(rel) else "no label"))
+            rejects.append((rel, "no label"))
             continue
         rows.append({"rel_path": rel, "label_raw": rec.label_raw, **nums,
                      "dec_factors": rec.dec_factors})
@@ -188,26 +196,42 @@ def build_index(records: pd.DataFrame, mapping: LabelMapping, root: str | Path |
         else:
             kept.append({**r, "label": lab})
 
-    good: list[dict] = []
-    for r in tqdm(kept, desc="checking images", unit="img", disable=not (progress and check_images)):
+    for r in kept:
         r["image_id"] = image_id(r["rel_path"])
         r["content_hash"], r["width"], r["height"] = "", None, None
-        if check_images:
-            try:
-                data = read_image_bytes(Path(root) / r["rel_path"])
-                img = decode_image(data, max_pixels=max_pixels)
-            except ImageRejected as e:
-                rejects.append((r["rel_path"], e.reason))
-                continue
-            r["content_hash"] = sha256_bytes(data)
-            r["width"], r["height"] = img.size
-        good.append(r)
+    good: list[dict] = []
+    if not check_images:
+        good = kept
+    else:
+        # Decoding happens in C with the GIL released, so threads give real parallelism; with
+        # one worker the pool's per-task overhead would only cost time.
+        with ThreadPoolExecutor(max_workers=max(1, workers)) as pool:
+            mapper = pool.map if workers > 1 else map
+            checked = mapper(lambda r: _check_image(r, Path(root), max_pixels), kept)
+            for r, reason in tqdm(checked, total=len(kept), desc="checking images", unit="img",
+                                  disable=not progress):
+                if reason is None:
+                    good.append(r)
+                else:
+                    rejects.append((r["rel_path"], reason))
 
     df = pd.DataFrame(good, columns=list(INDEX_COLUMNS))
     index = ImageIndex(df)
     rej = pd.DataFrame(sorted(rejects), columns=list(REJECT_COLUMNS))
     notes = _duplicate_content_note(index.df)
     return BuildResult(index, rej, report, len(records), notes)
+
+
+def _check_image(r: dict, root: Path, max_pixels: int) -> tuple[dict, str | None]:
+    """Fill ``content_hash``, ``width``, ``height`` of row ``r``; or return a reject reason."""
+    try:
+        data = read_image_bytes(root / r["rel_path"])
+        img = decode_image(data, max_pixels=max_pixels)
+    except ImageRejected as e:
+        return r, e.reason
+    r["content_hash"] = sha256_bytes(data)
+    r["width"], r["height"] = img.size
+    return r, None
 
 
 def _resolve_duplicates(rows: list[dict], rejects: list[tuple[str, str]]) -> list[dict]:

@@ -1,0 +1,255 @@
+"""Build a feature cache: run the frozen perception networks once per image id.
+
+Images are read and decoded by DataLoader workers; a file that is missing, unreadable,
+changed since indexing (content hash) or refused by the perception pipeline becomes a reject
+record with its reason, never a dummy row. Rows are written in shards of ``rows_per_file``
+through ``CacheWriter``, so a run killed at any moment (SIGKILL included) resumes where the
+last complete shard ended, without losing or duplicating an id.
+
+Scale-out: ``shard=(i, N)`` processes every N-th id of the sorted id list, starting at i,
+into ``OUT/part-i-of-N/`` (``emolog.cache.merge`` joins the parts). Under ``torchrun`` the
+slice comes from ``RANK``/``WORLD_SIZE`` (see ``slice_from_env``).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import signal
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Iterable, Sequence
+
+import numpy as np
+import torch
+from torch.utils.data import DataLoader, Dataset
+from tqdm import tqdm
+
+from emolog.cache.merge import part_dir
+from emolog.cache.store import CacheError, CacheWriter
+from emolog.data.images import DEFAULT_MAX_PIXELS, ImageRejected, decode_image, read_image_bytes, sha256_bytes
+from emolog.data.index import ImageIndex
+from emolog.data.paths import PathRejected, image_id, resolve_under
+from emolog.perception.common import PerceptionError
+
+# Fault injection for the resume tests: after this many shards written by this process, the
+# builder kills itself with SIGKILL (no cleanup, no flush), like a pre-empted job.
+KILL_ENV = "EMOLOG_CACHE_KILL_AFTER_SHARDS"
+
+
+@dataclass
+class BuildReport:
+    """What one ``build_cache`` call did. Counts are image ids of this slice."""
+
+    cache_dir: Path
+    n_slice: int
+    n_already: int
+    n_written: int
+    n_rejected: int
+    seconds: float
+
+    @property
+    def images_per_s(self) -> float:
+        done = self.n_written + self.n_rejected
+        return done / self.seconds if self.seconds > 0 else float("nan")
+
+    def summary(self) -> str:
+        return (f"{self.cache_dir}: {self.n_slice} ids in this slice; {self.n_already} were done before, "
+                f"{self.n_written} written, {self.n_rejected} rejected now, in {self.seconds:.1f} s "
+                f"({self.images_per_s:.2f} images/s)")
+
+
+def parse_shard(spec: str) -> tuple[int, int]:
+    """``"i/N"`` -> (i, N) with 0 <= i < N; ValueError naming the bad spec otherwise."""
+    try:
+        i, n = (int(x) for x in spec.split("/"))
+    except ValueError:
+        raise ValueError(f"--shard {spec!r}: expected i/N, e.g. 0/4") from None
+    if n < 1 or not 0 <= i < n:
+        raise ValueError(f"--shard {spec!r}: need 0 <= i < N")
+    return i, n
+
+
+def slice_from_env(env: dict[str, str] | None = None) -> tuple[int, int, int | None]:
+    """(rank, world size, local rank) from torchrun's variables; (0, 1, None) outside torchrun."""
+    env = dict(os.environ if env is None else env)
+    if "WORLD_SIZE" not in env:
+        return 0, 1, None
+    try:
+        rank, world = int(env.get("RANK", "0")), int(env["WORLD_SIZE"])
+        local = int(env["LOCAL_RANK"]) if "LOCAL_RANK" in env else None
+    except ValueError:
+        raise ValueError(f"RANK/WORLD_SIZE/LOCAL_RANK are not integers: {env.get('RANK')!r}, "
+                         f"{env.get('WORLD_SIZE')!r}, {env.get('LOCAL_RANK')!r}") from None
+    if world < 1 or not 0 <= rank < world:
+        raise ValueError(f"RANK={rank} WORLD_SIZE={world}: need 0 <= RANK < WORLD_SIZE")
+    return rank, world, local
+
+
+def select_ids(ids: Iterable[str], index: int, count: int) -> list[str]:
+    """Slice ``index`` of ``count``: every ``count``-th id of the sorted, de-duplicated ids.
+
+    Depends only on the set of ids, so every rank or node computes the same slices.
+    """
+    return sorted(set(ids))[index::count]
+
+
+def ids_digest(ids: Sequence[str]) -> str:
+    """A short hash of an id list (recorded so a part says which ids it was built for)."""
+    return hashlib.sha256("\n".join(ids).encode()).hexdigest()[:16]
+
+
+class ImageFiles(Dataset):
+    """Reads and decodes the images of ``items`` = [(image_id, rel_path, content_hash)].
+
+    Item k is ``(image_id, rel_path, PIL RGB image or None, reject reason or None)``; an
+    empty ``content_hash`` skips the changed-since-indexing check.
+    """
+
+    def __init__(self, items: Sequence[tuple[str, str, str]], root: str | Path,
+                 max_pixels: int = DEFAULT_MAX_PIXELS) -> None:
+        self.items, self.root, self.max_pixels = list(items), Path(root), max_pixels
+
+    def __len__(self) -> int:
+        return len(self.items)
+
+    def __getitem__(self, k: int):
+        iid, rel, content_hash = self.items[k]
+        try:
+            data = read_image_bytes(resolve_under(self.root, rel))
+            if content_hash and sha256_bytes(data) != content_hash:
+                return iid, rel, None, "changed since indexing: content hash differs (re-run emolog index)"
+            return iid, rel, decode_image(data, self.max_pixels), None
+        except (ImageRejected, PathRejected) as e:
+            return iid, rel, None, e.reason
+
+
+def _as_list(batch: list) -> list:
+    return batch  # PIL images do not stack: keep the batch a plain list
+
+
+def index_rejects(rejects_csv: str | Path) -> list[dict[str, str]]:
+    """The index's ``rejects.csv`` as manifest reject records (``stage`` = ``"index"``).
+
+    A path that is itself malformed has no image id; it is recorded with ``image_id`` "".
+    """
+    import pandas as pd
+    df = pd.read_csv(rejects_csv, dtype=str, keep_default_na=False, na_filter=False)
+    out = []
+    for rel, reason in zip(df.get("rel_path", []), df.get("reason", [])):
+        try:
+            iid = image_id(rel)
+        except PathRejected:
+            iid = ""
+        out.append({"image_id": iid, "rel_path": rel, "reason": reason, "stage": "index"})
+    return out
+
+
+def build_cache(perception, index: ImageIndex, ids: Iterable[str], root: str | Path,
+                out_dir: str | Path, *, shard: tuple[int, int] = (0, 1), batch_size: int = 16,
+                workers: int = 0, rows_per_file: int = 256,
+                prior_rejects: Sequence[dict[str, str]] = (), progress: bool = True) -> BuildReport:
+    """Cache the perception tensors of ``ids`` (this call's slice of them) under ``out_dir``.
+
+    Args:
+        perception: an ``emolog.perception.pipeline.Perception`` (anything with ``K``,
+            ``scene_dim``, ``fingerprint()`` and ``perceive_batch(images)``).
+        index: the image index; gives each id's ``rel_path`` and ``content_hash``.
+        ids: image ids to cache (e.g. the union of the split's lists); all must be in ``index``.
+        root: the data root that ``rel_path`` is relative to.
+        out_dir: the cache directory; with ``shard=(i, N)``, N > 1, the part goes to
+            ``out_dir/part-i-of-N``.
+        shard: (i, N): process ``select_ids(ids, i, N)``.
+        batch_size: images per ``perceive_batch`` call.
+        workers: DataLoader worker processes that read and decode images (0 = in this process).
+        rows_per_file: rows per shard file: the most work a kill can lose.
+        prior_rejects: reject records to copy into the manifest (e.g. ``index_rejects``).
+        progress: show a tqdm bar with ETA.
+
+    Returns:
+        a BuildReport. Raises CacheError if ``out_dir`` holds a cache with another fingerprint
+        or another slicing, or if an id is not in the index.
+    """
+    i, n = shard
+    slice_ids = select_ids(ids, i, n)
+    known = set(index.ids)
+    unknown = [x for x in slice_ids if x not in known]
+    if unknown:
+        raise CacheError(f"{len(unknown)} ids to cache are not in the index, e.g. {unknown[:5]}")
+    cache_dir = part_dir(out_dir, i, n)
+    writer = CacheWriter(cache_dir, perception.fingerprint(), K=perception.K, scene_dim=perception.scene_dim)
+    old = writer.manifest.get("info", {}).get("part")
+    if old is not None and (old["index"], old["count"]) != (i, n):
+        raise CacheError(f"{cache_dir} holds slice {old['index']}/{old['count']}, not {i}/{n}")
+    writer.set_info(part={"index": i, "count": n, "n_expected": len(slice_ids),
+                          "ids_sha256": ids_digest(slice_ids)})
+    writer.add_rejects(prior_rejects)
+
+    skip = writer.done_ids() | writer.rejected_ids()
+    todo = [x for x in slice_ids if x not in skip]
+    rows = index.df.set_index("image_id").loc[todo, ["rel_path", "content_hash"]] if todo else None
+    items = [] if rows is None else list(zip(todo, rows["rel_path"], rows["content_hash"]))
+    loader = DataLoader(ImageFiles(items, root), batch_size=batch_size, shuffle=False,
+                        num_workers=workers, collate_fn=_as_list,
+                        persistent_workers=False, prefetch_factor=4 if workers else None)
+    kill_after = int(os.environ.get(KILL_ENV, "0"))
+    t0 = time.perf_counter()
+    buffer: list[tuple[str, dict[str, np.ndarray]]] = []
+    n_written = n_rejected = n_shards = 0
+    bar = tqdm(total=len(slice_ids), initial=len(slice_ids) - len(todo), unit="img",
+               desc=f"cache {i}/{n}" if n > 1 else "cache", disable=not progress, dynamic_ncols=True)
+    for batch in loader:
+        rejects = [{"image_id": iid, "rel_path": rel, "reason": why, "stage": "load"}
+                   for iid, rel, _, why in batch if why is not None]
+        good = [(iid, rel, im) for iid, rel, im, why in batch if why is None]
+        rows_out, failed = _perceive(perception, good)
+        rejects += failed
+        if rejects:
+            writer.add_rejects(rejects)
+            n_rejected += len(rejects)
+        buffer.extend(rows_out)
+        while len(buffer) >= rows_per_file:
+            _flush(writer, buffer[:rows_per_file])
+            n_written += rows_per_file
+            del buffer[:rows_per_file]
+            n_shards += 1
+            if kill_after and n_shards >= kill_after:
+                os.kill(os.getpid(), signal.SIGKILL)
+        bar.update(len(batch))
+    if buffer:
+        _flush(writer, buffer)
+        n_written += len(buffer)
+    bar.close()
+    writer.close()
+    return BuildReport(cache_dir, len(slice_ids), len(slice_ids) - len(todo), n_written, n_rejected,
+                       time.perf_counter() - t0)
+
+
+def _perceive(perception, good: list[tuple[str, str, object]]
+              ) -> tuple[list[tuple[str, dict[str, np.ndarray]]], list[dict[str, str]]]:
+    """Per-image tensor rows for ``good``; images the pipeline refuses become rejects."""
+    if not good:
+        return [], []
+    try:
+        out = perception.perceive_batch([im for _, _, im in good])
+        return [(iid, {k: v[r] for k, v in out.items()}) for r, (iid, _, _) in enumerate(good)], []
+    except PerceptionError:
+        pass
+    # One bad image must not cost its batch-mates: retry one by one to find exactly which.
+    rows, rejects = [], []
+    for iid, rel, im in good:
+        try:
+            out = perception.perceive_batch([im])
+        except PerceptionError as e:
+            rejects.append({"image_id": iid, "rel_path": rel, "reason": f"perception: {e}",
+                            "stage": "perception"})
+            continue
+        rows.append((iid, {k: v[0] for k, v in out.items()}))
+    return rows, rejects
+
+
+def _flush(writer: CacheWriter, rows: list[tuple[str, dict[str, np.ndarray]]]) -> None:
+    keys = rows[0][1].keys()
+    writer.write_shard([iid for iid, _ in rows],
+                       {k: torch.from_numpy(np.stack([r[k] for _, r in rows])) for k in keys})

@@ -1,0 +1,287 @@
+"""``LogicModule``: a compiled program as a batched torch module, and ``compile_program``."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import torch
+from torch import nn
+
+from emolog.labels import BASIC7
+
+from .compile import Compiled, compile_circuits
+from .params import TParams
+from .program import Program, ProgramError, parse_program, resolve_program
+
+SEMANTICS = ("condition", "fail", "original")
+
+
+class LogicInputError(ValueError):
+    """Inputs do not fit the compiled program (missing key, wrong size, not probabilities)."""
+
+
+def compile_program(program: str | Path = "seed", semantics: str = "condition",
+                    param: str = "softmax") -> "LogicModule":
+    """Compile a shipped program (``emolog/logic/programs/<name>.pl``) or a ``.pl`` path.
+
+    semantics: "condition" = P(q | evidence) (default; sound for missing faces),
+    "fail" = P(q and evidence) (a missing source's mass is lost), "original" = the thesis
+    program: fail semantics, faces from one 21-way softmax, absent faces read as a grey face.
+    param: "softmax" (logits, any optimiser) or "projected" (probabilities, ProjectedSGD).
+    """
+    if semantics not in SEMANTICS:
+        raise ValueError(f"semantics must be one of {SEMANTICS}, got {semantics!r}")
+    text, path = resolve_program(program)
+    prog = parse_program(text, path)
+    return LogicModule(prog, compile_circuits(prog), semantics, param)
+
+
+class LogicModule(nn.Module):
+    """Exact inference for every query of a program on a batch of images.
+
+    ``forward(inputs, facts) -> Tensor[B, n_queries]``: inputs maps each neural key
+    (``lm.input_sizes``) to a Tensor[B, n] of probabilities, facts maps each per-image fact
+    key (``lm.fact_keys``) to a Tensor[B] in [0, 1]. Gradients flow to both and to the t()
+    parameters. Works in float32 or float64 (the inputs' dtype) on the inputs' device.
+    """
+
+    def __init__(self, prog: Program, compiled: Compiled, semantics: str, param: str):
+        super().__init__()
+        self.program = prog
+        self.semantics = semantics
+        self.query_names: list[str] = compiled.query_names
+        self.sources: list[str] = compiled.sources
+        self.input_sizes: dict[str, int] = compiled.nn_keys
+        self.fact_keys: list[str] = compiled.fact_keys
+        self.tparams = TParams(prog, param)
+        self.main = compiled.main
+        self.posterior_circuit = compiled.posterior
+        self._layout(compiled)
+
+    # ---- layout of the weight table --------------------------------------------------
+    def _layout(self, c: Compiled) -> None:
+        """Precompute gather indices: table = [1 | inputs | facts | t | consts], complemented.
+
+        pos/neg weights of variable v are ``table[:, pos_idx[v]]`` / ``table[:, neg_idx[v]]``
+        with ``table = cat(base, 1 - base, extras)``; extras are the "none" weights of the
+        annotated disjunctions, 1 - sum of their heads.
+        """
+        offsets: dict[str, int] = {}
+        col = 1   # column 0 holds ones
+        for k, n in self.input_sizes.items():
+            offsets[k] = col
+            col += n
+        fact_col = {k: col + i for i, k in enumerate(self.fact_keys)}
+        col += len(self.fact_keys)
+        t_col = col
+        col += len(self.tparams)
+        consts = sorted({w.value for w in c.var_weights if w.kind == "const"})
+        const_col = {v: col + i for i, v in enumerate(consts)}
+        col += len(consts)
+        m = col
+        pos, neg = [], []
+        extra_of_group: dict[int, int] = {}
+        for v, w in enumerate(c.var_weights):
+            if w.kind == "extra":
+                pos.append(2 * m + w.group)
+                neg.append(0)
+                extra_of_group[w.group] = v
+                continue
+            p = {"nn": lambda: offsets[w.key] + w.index, "fact": lambda: fact_col[w.key],
+                 "t": lambda: t_col + w.index, "const": lambda: const_col[w.value],
+                 "neutral": lambda: 0}[w.kind]()
+            pos.append(p)
+            neg.append(0 if (w.ad or w.kind == "neutral") else m + p)
+        width = max((len(g) for g in c.groups), default=0)
+        # Heads of each AD as positions in the base table (padding -> column of the zero
+        # complement of "ones", i.e. m + 0, which holds 0 and so does not change the sum).
+        heads = [[pos[v] for v in g] + [m] * (width - len(g)) for g in c.groups]
+        self.register_buffer("_pos", torch.tensor(pos, dtype=torch.long), persistent=False)
+        self.register_buffer("_neg", torch.tensor(neg, dtype=torch.long), persistent=False)
+        self.register_buffer("_heads", torch.tensor(heads, dtype=torch.long).reshape(len(heads), width),
+                             persistent=False)
+        self._consts = torch.tensor(consts, dtype=torch.float64)
+        self._n_groups = len(c.groups)
+
+    def _weights(self, inputs: dict[str, torch.Tensor], facts: dict[str, torch.Tensor]
+                 ) -> tuple[torch.Tensor, torch.Tensor]:
+        b, dtype, device = self._check(inputs, facts)
+        parts = [torch.ones(b, 1, dtype=dtype, device=device)]
+        parts += [inputs[k].to(dtype) for k in self.input_sizes]
+        if self.fact_keys:
+            parts.append(torch.stack([facts[k].to(dtype) for k in self.fact_keys], 1))
+        if len(self.tparams):
+            parts.append(self.tparams.probs().to(device=device, dtype=dtype).expand(b, -1))
+        if len(self._consts):
+            parts.append(self._consts.to(device=device, dtype=dtype).expand(b, -1))
+        base = torch.cat(parts, 1)
+        both = torch.cat([base, 1 - base], 1)
+        if self._n_groups:
+            extras = 1 - both[:, self._heads].sum(-1)
+            both = torch.cat([both, extras], 1)
+        return both[:, self._pos], both[:, self._neg]
+
+    def _check(self, inputs, facts) -> tuple[int, torch.dtype, torch.device]:
+        missing = [k for k in self.input_sizes if k not in inputs]
+        missing += [k for k in self.fact_keys if k not in facts]
+        if missing:
+            raise LogicInputError(f"{self.program.path}: missing inputs {missing}; the program "
+                                  f"needs inputs {self.input_sizes} and facts {self.fact_keys}")
+        b = None
+        for k, n in self.input_sizes.items():
+            x = inputs[k]
+            if x.dim() != 2 or x.shape[1] != n:
+                raise LogicInputError(
+                    f"{self.program.path}: neural predicate {k!r} has a domain of {n} values "
+                    f"but its network output has shape {tuple(x.shape)} (expected [B, {n}])")
+            b = x.shape[0] if b is None else b
+            if x.shape[0] != b:
+                raise LogicInputError(f"input {k!r} has batch size {x.shape[0]}, others {b}")
+            _check_probs(x, k, x.sum(1))
+        for k in self.fact_keys:
+            x = facts[k]
+            b = x.shape[0] if b is None else b
+            if x.dim() != 1 or x.shape[0] != b:
+                raise LogicInputError(f"fact {k!r} must have shape [{b}], got {tuple(x.shape)}")
+            _check_probs(x, k, None)
+        if b is None:
+            raise LogicInputError("no inputs given: cannot tell the batch size")
+        ref = next(iter(inputs.values())) if inputs else facts[self.fact_keys[0]]
+        dtype = ref.dtype if ref.is_floating_point() else torch.get_default_dtype()
+        return b, dtype, ref.device
+
+    # ---- inference -------------------------------------------------------------------
+    def forward(self, inputs: dict[str, torch.Tensor], facts: dict[str, torch.Tensor] | None = None
+                ) -> torch.Tensor:
+        """Tensor[B, n_queries]: P(q | evidence) ("condition") or P(q and evidence) (otherwise)."""
+        pos, neg = self._weights(inputs, facts or {})
+        out = self.main(pos, neg)
+        joint, z = out[:, :-1], out[:, -1:]
+        if self.semantics != "condition":
+            return joint
+        return joint / _nonzero(z, self.program.path)
+
+    def source_posterior_generic(self, inputs: dict[str, torch.Tensor],
+                                 facts: dict[str, torch.Tensor] | None,
+                                 labels: torch.Tensor) -> torch.Tensor:
+        """Tensor[B, n_sources]: P(source = s | query labels[b] true, evidence)."""
+        if self.posterior_circuit is None:
+            raise ProgramError(f"{self.program.path}: defines no source/1 or source/2 predicate")
+        pos, neg = self._weights(inputs, facts or {})
+        joint = self.main(pos, neg)[:, :-1]
+        per = self.posterior_circuit(pos, neg).reshape(-1, len(self.query_names), len(self.sources))
+        labels = labels.long().to(per.device)
+        if labels.shape != (per.shape[0],) or labels.min() < 0 or labels.max() >= len(self.query_names):
+            raise LogicInputError(f"labels must be Tensor[B] of query indices in "
+                                  f"[0, {len(self.query_names)}), got shape {tuple(labels.shape)}")
+        rows = torch.arange(per.shape[0], device=per.device)
+        return per[rows, labels] / _nonzero(joint[rows, labels].unsqueeze(1), self.program.path)
+
+    # ---- seed-like convenience -------------------------------------------------------
+    def seed_inputs(self, scene_probs: torch.Tensor, face_probs: torch.Tensor,
+                    face_mask: torch.Tensor, *, face_logits: torch.Tensor | None = None,
+                    grey_logits: torch.Tensor | None = None, gate_probs: torch.Tensor | None = None
+                    ) -> tuple[dict[str, torch.Tensor], dict[str, torch.Tensor]]:
+        """Map [B,7] scene, [B,K,7] faces, [B,K] mask (and [B,4] gate) to program keys.
+
+        Keys: ``scene_net``, ``face_net(face<k>)``, ``available(face<k>)``, ``gate_net``.
+        In "original" semantics the faces come from ``face_logits`` [B,K,7]: absent slots
+        are replaced by ``grey_logits`` [7] (the recogniser's logits for a grey face) and all
+        K*7 scores share one softmax, and every face counts as available.
+        """
+        k = face_mask.shape[1]
+        if face_probs is not None and face_probs.shape[:2] != face_mask.shape:
+            raise LogicInputError(f"face_probs {tuple(face_probs.shape)} and face_mask "
+                                  f"{tuple(face_mask.shape)} disagree on [B, K]")
+        mask = face_mask.bool()
+        if self.semantics == "original":
+            if face_logits is None or grey_logits is None:
+                raise LogicInputError("semantics 'original' needs face_logits [B,K,7] and "
+                                      "grey_logits [7] (the recogniser's logits for a grey face)")
+            logits = torch.where(mask.unsqueeze(-1), face_logits, grey_logits.to(face_logits).expand_as(face_logits))
+            faces = torch.softmax(logits.reshape(logits.shape[0], -1), 1).reshape(logits.shape)
+            avail = torch.ones_like(mask, dtype=faces.dtype)
+        else:
+            faces = face_probs
+            avail = mask.to(faces.dtype)
+        inputs = {"scene_net": scene_probs}
+        facts = {}
+        for i in range(k):
+            inputs[f"face_net(face{i + 1})"] = faces[:, i]
+            facts[f"available(face{i + 1})"] = avail[:, i]
+        if gate_probs is not None:
+            inputs["gate_net"] = gate_probs
+        extra = [key for key in inputs if key not in self.input_sizes]
+        extra += [key for key in facts if key not in self.fact_keys]
+        if extra:
+            raise LogicInputError(f"{self.program.path} has no inputs {extra} (it needs "
+                                  f"{list(self.input_sizes)} and {self.fact_keys}); check K")
+        return inputs, facts
+
+    def emotion_probs(self, scene_probs: torch.Tensor, face_probs: torch.Tensor,
+                      face_mask: torch.Tensor, *, face_logits: torch.Tensor | None = None,
+                      grey_logits: torch.Tensor | None = None,
+                      gate_probs: torch.Tensor | None = None) -> torch.Tensor:
+        """Tensor[B, 7] in BASIC7 order for seed-like programs (see ``seed_inputs``)."""
+        inputs, facts = self.seed_inputs(scene_probs, face_probs, face_mask, face_logits=face_logits,
+                                         grey_logits=grey_logits, gate_probs=gate_probs)
+        return self(inputs, facts)[:, self._basic7_columns()]
+
+    def source_posterior(self, scene_probs: torch.Tensor, face_probs: torch.Tensor,
+                         face_mask: torch.Tensor, labels: torch.Tensor, *,
+                         face_logits: torch.Tensor | None = None,
+                         grey_logits: torch.Tensor | None = None,
+                         gate_probs: torch.Tensor | None = None) -> torch.Tensor:
+        """Tensor[B, n_sources]: P(source | emotion = labels[b] (BASIC7 index), evidence)."""
+        inputs, facts = self.seed_inputs(scene_probs, face_probs, face_mask, face_logits=face_logits,
+                                         grey_logits=grey_logits, gate_probs=gate_probs)
+        cols = torch.tensor(self._basic7_columns(), device=labels.device)
+        return self.source_posterior_generic(inputs, facts, cols[labels.long()])
+
+    def _basic7_columns(self) -> list[int]:
+        try:
+            return [self.query_names.index(f"emotion({e})") for e in BASIC7]
+        except ValueError:
+            raise ProgramError(f"{self.program.path}: emotion_probs needs the queries "
+                               f"emotion(X, E) for E in {list(BASIC7)}; it has "
+                               f"{self.query_names}") from None
+
+    def source_weights(self) -> dict[str, float]:
+        """The learned source probabilities {"scene": .., "face1": .., ...} (t-parameters of source/1)."""
+        probs = self.tparams.probs().detach()
+        out = {}
+        for p in self.program.params:
+            h = p.head
+            if h.functor == "source" and h.arity == 1:
+                out[str(h.args[0])] = float(probs[p.index])
+        if not out:
+            raise ProgramError(f"{self.program.path}: no trainable source(S) disjunction "
+                               "(in a gated program the source weights are per image: use "
+                               "source_posterior)")
+        return out
+
+    def t_probs(self) -> dict[str, float]:
+        """Every t() parameter as {head: probability}."""
+        probs = self.tparams.probs().detach()
+        return {n: float(probs[i]) for i, n in enumerate(self.tparams.names)}
+
+
+def _check_probs(x: torch.Tensor, key: str, sums: torch.Tensor | None) -> None:
+    bad = (x < 0) | (x > 1) | torch.isnan(x)
+    if bad.any():
+        row = int(bad.nonzero()[0, 0])
+        raise LogicInputError(f"input {key!r} row {row} is not a probability: {x[row].tolist()}")
+    if sums is not None:
+        over = sums > 1 + 1e-4
+        if over.any():
+            row = int(over.nonzero()[0, 0])
+            raise LogicInputError(f"input {key!r} row {row} sums to {float(sums[row]):.6f} > 1")
+
+
+def _nonzero(z: torch.Tensor, path: str) -> torch.Tensor:
+    zero = z <= 0
+    if zero.any():
+        rows = zero.any(1).nonzero()[:, 0].tolist()
+        raise LogicInputError(f"{path}: the evidence has probability 0 in rows {rows[:20]} "
+                              f"({len(rows)} rows): nothing to condition on")
+    return z

@@ -1,0 +1,172 @@
+"""The perception pipeline the feature cache is built from.
+
+``Perception.perceive_batch(images)`` returns exactly the per-image tensors of the cache
+format (docs/architecture.md, section 2), as numpy arrays with a leading batch axis n:
+
+=============== ============== ======== ==============================================
+key             shape          dtype    meaning
+=============== ============== ======== ==============================================
+scene           [n, D]         float32  backbone features (input of Scene2EmotionNet)
+face_probs      [n, K, 7]      float32  per-face softmax, BASIC7 order; 0 where no face
+face_logits     [n, K, 7]      float32  per-face logits, BASIC7 order; 0 where no face
+face_boxes      [n, K, 4]      float32  x1, y1, x2, y2, pixels of the original image
+face_area       [n, K]         float32  box area / image area
+face_conf       [n, K]         float32  detector confidence
+face_mask       [n, K]         bool     slot holds a real face
+n_faces         [n]            int64    faces detected (may exceed K)
+image_size      [n, 2]         int64    width, height
+scene_prelast   [n, C, H, W]   float16  only with prelast=True
+=============== ============== ======== ==============================================
+
+Each face gets its own softmax (the original pushed all 21 scores through one softmax), and
+an image without faces gets zeros and a False mask (the original padded grey dummy faces).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+
+import numpy as np
+import torch
+from PIL import Image
+
+import emolog
+from emolog.data.images import to_rgb
+from emolog.labels import BASIC7
+from emolog.perception.common import PerceptionError, resolve_device
+from emolog.perception.expression import DEFAULT_RECOGNISER, build_recogniser
+from emolog.perception.faces import DEFAULT_DETECTOR, Face, build_detector, crop_face
+from emolog.perception.scene import DEFAULT_BACKBONE, build_backbone
+
+# The grey the original thesis filled missing faces with (uniform mid-grey RGB).
+GREY_FACE_VALUE = 128
+GREY_FACE_SIZE = 224
+
+
+def check_image(image: object) -> str | None:
+    """Why ``image`` cannot be perceived, or None when it can."""
+    if not isinstance(image, Image.Image):
+        return f"not a PIL image but {type(image).__name__}"
+    if image.width < 1 or image.height < 1:
+        return f"empty image ({image.width}x{image.height})"
+    return None
+
+
+class Perception:
+    """Frozen scene backbone + face detector + expression recogniser.
+
+    Weights paths and thresholds: ``backbone_weights`` (file), ``places365_names`` (file,
+    resnet18-places365 only), ``recogniser_weights`` (file or HF folder), ``min_face_size``
+    (px), ``face_threshold`` (MTCNN probability), ``detect_max_side`` (downscale long side
+    before detection, None = never), ``face_margin`` (crop margin, fraction of box side).
+    """
+
+    def __init__(self, backbone: str = DEFAULT_BACKBONE, detector: str = DEFAULT_DETECTOR,
+                 recogniser: str = DEFAULT_RECOGNISER, K: int = 3,
+                 device: str | torch.device | None = None, prelast: bool = False,
+                 backbone_weights: str | os.PathLike | None = None,
+                 places365_names: str | os.PathLike | None = None,
+                 recogniser_weights: str | os.PathLike | None = None,
+                 min_face_size: int = 20, face_threshold: float = 0.9,
+                 detect_max_side: int | None = None, face_margin: float = 0.1) -> None:
+        if K < 1:
+            raise ValueError(f"K must be >= 1, got {K}")
+        self.K, self.prelast, self.face_margin = K, prelast, face_margin
+        self.device = resolve_device(device)
+        extra = {"class_names": places365_names} if backbone == "resnet18-places365" else {}
+        self.backbone = build_backbone(backbone, backbone_weights, self.device, **extra)
+        self.detector = build_detector(detector, device=self.device, min_face_size=min_face_size,
+                                       threshold=face_threshold, max_side=detect_max_side)
+        self.recogniser = build_recogniser(recogniser, recogniser_weights, self.device)
+
+    @property
+    def scene_dim(self) -> int:
+        """D, the length of a scene feature vector."""
+        return self.backbone.feature_dim
+
+    def fingerprint(self) -> dict:
+        """Everything that determines the tensors (JSON-able)."""
+        fp = {
+            "backbone": {"name": self.backbone.name, "weights_sha256": self.backbone.weights_sha256,
+                         "preprocessing": self.backbone.preprocessing, "feature_dim": self.scene_dim,
+                         "prelast": self.prelast},
+            "detector": self.detector.config(),
+            "recogniser": {"name": self.recogniser.name,
+                           "weights_sha256": self.recogniser.weights_sha256,
+                           "own_classes": list(self.recogniser.own_classes),
+                           "preprocessing": self.recogniser.preprocessing,
+                           "face_margin": self.face_margin},
+            "classes": list(BASIC7),
+            "K": self.K,
+            "emolog_version": emolog.__version__,
+        }
+        return json.loads(json.dumps(fp, default=str))  # plain JSON types only
+
+    def grey_face_logits(self) -> np.ndarray:
+        """Logits [7] (BASIC7 order) the recogniser gives a uniform grey face crop: what the
+        original's dummy padding faces contributed (the logic layer's 'original' mode)."""
+        grey = Image.new("RGB", (GREY_FACE_SIZE, GREY_FACE_SIZE), (GREY_FACE_VALUE,) * 3)
+        return self.recogniser.logits([grey])[0].numpy().astype(np.float32)
+
+    @torch.no_grad()
+    def perceive_batch(self, images: list[Image.Image]) -> dict[str, np.ndarray]:
+        """Per-image cache tensors for ``images`` (see the module docstring for shapes).
+
+        Raises PerceptionError naming *every* bad item (index and reason) before doing any
+        work, so the caller can reject exactly those and rerun the good ones.
+        """
+        bad = [(i, r) for i, im in enumerate(images) if (r := check_image(im)) is not None]
+        if bad:
+            raise PerceptionError("cannot perceive: " + "; ".join(f"image {i}: {r}" for i, r in bad))
+        n, K = len(images), self.K
+        out = _empty(n, K, self.scene_dim)
+        if n == 0:
+            if self.prelast:
+                out["scene_prelast"] = np.zeros((0, 0, 0, 0), np.float16)
+            return out
+        # to_rgb: alpha composited on white, 16-bit grey scaled (same rules as image loading).
+        rgb = [to_rgb(im) for im in images]
+        x = self.backbone.preprocess(rgb).to(self.device)
+        pre = self.backbone.prelast(x)
+        out["scene"] = self.backbone.last_block(pre).float().cpu().numpy()
+        if self.prelast:
+            out["scene_prelast"] = pre.half().cpu().numpy()
+
+        faces = self.detector.detect(rgb)
+        crops, slots = [], []
+        for i, (im, found) in enumerate(zip(rgb, faces)):
+            out["image_size"][i] = im.size
+            out["n_faces"][i] = len(found)
+            for k, f in enumerate(found[:K]):
+                _fill_face(out, i, k, f)
+                crops.append(crop_face(im, f.box, self.face_margin))
+                slots.append((i, k))
+        if crops:
+            logits = self.recogniser.logits(crops)
+            probs = torch.softmax(logits, dim=1)  # one distribution per face
+            for (i, k), lg, pr in zip(slots, logits.numpy(), probs.numpy()):
+                out["face_logits"][i, k] = lg
+                out["face_probs"][i, k] = pr
+        return out
+
+
+def _empty(n: int, K: int, D: int) -> dict[str, np.ndarray]:
+    return {
+        "scene": np.zeros((n, D), np.float32),
+        "face_probs": np.zeros((n, K, 7), np.float32),
+        "face_logits": np.zeros((n, K, 7), np.float32),
+        "face_boxes": np.zeros((n, K, 4), np.float32),
+        "face_area": np.zeros((n, K), np.float32),
+        "face_conf": np.zeros((n, K), np.float32),
+        "face_mask": np.zeros((n, K), bool),
+        "n_faces": np.zeros(n, np.int64),
+        "image_size": np.zeros((n, 2), np.int64),
+    }
+
+
+def _fill_face(out: dict[str, np.ndarray], i: int, k: int, f: Face) -> None:
+    out["face_boxes"][i, k] = f.box
+    out["face_area"][i, k] = f.area
+    out["face_conf"][i, k] = f.confidence
+    out["face_mask"][i, k] = True

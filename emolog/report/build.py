@@ -1,0 +1,65 @@
+"""`emolog report RUN_OR_EXPERIMENT_DIR [--out FILE.html]`: one self-contained HTML page
+(figures embedded as base64 PNG) plus a Markdown summary (report.md next to it)."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+import jinja2
+
+from emolog import __version__
+from emolog.data.atomic import atomic_write_text
+from emolog.report.inputs import ExperimentInputs, ReportInputError, load
+from emolog.report.sections import experiment_report, run_report
+
+
+def _mdcell(v: object) -> str:
+    # a pipe or a newline inside a cell would break the Markdown table
+    return str(v).replace("|", "\\|").replace("\n", " ")
+
+
+def _env() -> jinja2.Environment:
+    env = jinja2.Environment(loader=jinja2.PackageLoader("emolog.report", "templates"),
+                             autoescape=jinja2.select_autoescape(["html.j2"]),
+                             trim_blocks=True, lstrip_blocks=True, undefined=jinja2.StrictUndefined)
+    env.filters["mdcell"] = _mdcell
+    return env
+
+
+def build_report(src: str | Path, out: str | Path | None = None, images: str | Path | None = None) -> Path:
+    """Render the report of a run or experiment directory ``src``.
+
+    Writes ``out`` (default ``src/report.html``) and ``report.md`` in the same folder, both
+    atomically, and returns the HTML path. ``images``: the folder index.csv's rel_paths point
+    into, when it is neither recorded in the data provenance nor the data directory itself.
+    Raises ``ReportInputError`` when ``src`` is neither a run nor an experiment directory.
+    """
+    src = Path(src)
+    inp = load(src)
+    ctx = experiment_report(inp, images) if isinstance(inp, ExperimentInputs) else run_report(inp, images)
+    ctx.update(version=__version__, source=str(src))
+    out = Path(out) if out else src / "report.html"
+    env = _env()
+    atomic_write_text(out, env.get_template("report.html.j2").render(**ctx))
+    atomic_write_text(out.with_name("report.md"), env.get_template("report.md.j2").render(**ctx))
+    return out
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("source", metavar="RUN_OR_EXPERIMENT_DIR", help="a run or experiment directory")
+    parser.add_argument("--out", metavar="FILE.html", help="HTML file to write (default: DIR/report.html); "
+                        "report.md is written next to it")
+    parser.add_argument("--images", metavar="DIR", help="image root for the gallery of real photos, "
+                        "when index.csv's paths are not relative to the data directory")
+
+
+def run(args: argparse.Namespace) -> int:
+    try:
+        path = build_report(args.source, args.out, args.images)
+    except ReportInputError as e:
+        print(f"emolog report: {e}", file=sys.stderr)
+        return 2
+    print(f"wrote {path} and {path.with_name('report.md')}")
+    return 0

@@ -1,0 +1,124 @@
+"""Gallery of example test images: the photo with its face boxes, every source's emotion
+distribution, and the source posteriors. Real data only: simulated images do not exist."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import torch
+
+from emolog.cache.store import load_cache
+from emolog.data.images import ImageRejected, load_image
+from emolog.data.index import ImageIndex
+from emolog.data.paths import resolve_under
+from emolog.report import plots
+from emolog.report.inputs import SOURCES, RunInputs
+
+THUMB_PX = 480  # longest side of the photo before plotting: keeps the page a few MB at most
+
+
+def choose_examples(pred: pd.DataFrame, y: np.ndarray, p: np.ndarray, n: int = 6) -> list[int]:
+    """Row positions of ``n`` instructive test images, deterministically: the correct ones the
+    faces explain best, the correct ones the scene explains best, and the most confident errors."""
+    correct = y == p
+    faces_post = pred[[f"post_{s}" for s in SOURCES[1:] if f"post_{s}" in pred]].sum(axis=1).to_numpy()
+    scene_post = pred["post_scene"].to_numpy() if "post_scene" in pred else np.zeros(len(pred))
+    conf = pred[[c for c in pred.columns if c.startswith("p_")]].max(axis=1).to_numpy() \
+        if any(c.startswith("p_") for c in pred.columns) else np.zeros(len(pred))
+    order = np.arange(len(pred))
+    ids = pred["image_id"].astype(str).to_numpy()
+    picks: list[int] = []
+    for mask, key in ((correct, -faces_post), (correct, -scene_post), (~correct, -conf)):
+        cand = order[mask][np.lexsort((ids[mask], key[mask]))]  # best first, ties by id
+        picks += [int(c) for c in cand if int(c) not in picks][: max(1, n // 3)]
+    rest = [int(i) for i in np.argsort(ids, kind="stable") if int(i) not in picks]
+    return (picks + rest)[:n]
+
+
+def image_root(run: RunInputs, index_path: Path, fingerprint: dict, override: str | Path | None) -> Path:
+    """Where index.csv's rel_paths point: --images, else a root recorded in the data
+    provenance or cache fingerprint, else the data directory holding index.csv."""
+    if override:
+        return Path(override)
+    for where in (run.data, fingerprint):
+        for key in ("root", "image_root", "data_root", "images"):
+            if isinstance(where.get(key), str) and where[key]:
+                return Path(where[key])
+    return index_path.parent
+
+
+def _scene_probs(run: RunInputs, scene: torch.Tensor) -> tuple[np.ndarray | None, str | None]:
+    """Scene2EmotionNet's distribution from the run's scene_net.pt and the cached features,
+    or (None, why not)."""
+    if not run.get("has_scene_net"):
+        return None, "the run has no scene_net.pt, so the scene's distribution is not shown"
+    if "unfreeze" in run.regime:
+        return None, ("the run fine-tuned the backbone, so cached features no longer match its "
+                      "scene net; the scene's distribution is not shown")
+    from emolog.perception.scene2emotion import Scene2EmotionNet
+    try:
+        sd = torch.load(run.dir / "scene_net.pt", map_location="cpu", weights_only=True)
+        hidden, in_dim = sd["fc1.weight"].shape
+        net = Scene2EmotionNet(in_dim=in_dim, hidden=hidden, n_classes=sd["fc2.weight"].shape[0])
+        net.load_state_dict(sd)
+        net.eval()
+        with torch.no_grad():
+            return torch.softmax(net(scene.float()), dim=-1).numpy(), None
+    except Exception as e:  # noqa: BLE001 - any mismatch is reported, the rest of the gallery still renders
+        return None, f"scene_net.pt could not be applied to the cached features ({e})"
+
+
+def gallery(run: RunInputs, y: np.ndarray, p: np.ndarray, classes: list[str], n: int = 6,
+            images: str | Path | None = None) -> tuple[list[dict], list[str]]:
+    """Gallery items ``{"uri", "caption", "image_id"}`` and notes (missing photos and the like).
+
+    Returns no items and one note for simulated data, or when the index or cache is missing.
+    """
+    data = run.data
+    if data.get("kind") != "real":
+        return [], [f"Data is {data.get('kind') or 'of unknown kind'}: there are no photos to show "
+                    "(simulated images exist only as cached feature tensors)."]
+    pred = run.get("predictions.csv")
+    index_path, cache_dir = Path(data.get("index") or ""), Path(data.get("cache") or "")
+    if not data.get("index") or not index_path.is_file():
+        return [], [f"index.csv not found at '{data.get('index')}': no thumbnails"]
+    rows = choose_examples(pred, y, p, n)
+    ids = [str(pred["image_id"].iat[r]) for r in rows]
+    try:
+        index = ImageIndex.load(index_path)
+        rel = index.rel_path_of(ids)
+        cache = load_cache(cache_dir, ids=ids)
+    except Exception as e:  # noqa: BLE001 - the gallery is optional; say why it is empty
+        return [], [f"gallery skipped: {e}"]
+    notes: list[str] = []
+    scene, why = _scene_probs(run, cache.scene)
+    if why:
+        notes.append(why)
+    root = image_root(run, index_path, cache.fingerprint, images)
+    items = []
+    for k, (r, iid) in enumerate(zip(rows, ids)):
+        try:
+            img = load_image(resolve_under(root, rel[k]))
+            scale = THUMB_PX / max(img.size)
+            if scale < 1:
+                img = img.resize((round(img.width * scale), round(img.height * scale)))
+            arr = np.asarray(img)
+        except (ImageRejected, Exception) as e:  # noqa: BLE001 - a missing photo is noted, its numbers still shown
+            notes.append(f"{iid} ({rel[k]}): photo not shown: {e}")
+            arr, scale = None, 1.0
+        mask = cache.face_mask[k].numpy()
+        boxes = (cache.face_boxes[k].numpy()[mask] * min(scale, 1.0)).tolist()
+        dists: dict[str, np.ndarray] = {}
+        if scene is not None:
+            dists["scene"] = scene[k]
+        for j in np.flatnonzero(mask):
+            dists[f"face{j + 1}"] = cache.face_probs[k, j].numpy()
+        dists["final"] = pred[[f"p_{c}" for c in classes]].iloc[r].to_numpy(dtype=float)
+        post = ", ".join(f"{s} {float(pred[f'post_{s}'].iat[r]):.2f}" for s in SOURCES if f"post_{s}" in pred)
+        title = f"true {classes[y[r]]}, predicted {classes[p[r]]}"
+        caption = (f"{iid} · {rel[k]} · {int(cache.n_faces[k])} face(s) detected · "
+                   f"source posterior: {post}")
+        items.append({"uri": plots.example(arr, boxes, dists, classes, title), "caption": caption, "image_id": iid})
+    return items, notes

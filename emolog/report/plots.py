@@ -1,0 +1,282 @@
+"""The report's figures (matplotlib, Agg): each function returns a ``data:image/png`` URI.
+
+Figures are sized for a two-column page at ~1280 px (about 600 px wide each), so plots sit
+side by side; the page itself needs nothing but this string (no files, no network).
+"""
+
+from __future__ import annotations
+
+import base64
+import io
+from typing import Mapping, Sequence
+
+import matplotlib
+
+matplotlib.use("Agg")  # no display, ever: the report runs on servers and in tests
+import matplotlib.patches  # noqa: E402
+import matplotlib.pyplot as plt  # noqa: E402
+import matplotlib.ticker  # noqa: E402
+import numpy as np  # noqa: E402
+import pandas as pd  # noqa: E402
+
+from emolog.report.inputs import SOURCES  # noqa: E402
+
+SOURCE_COLOURS: dict[str, str] = {"scene": "#2b6cb0", "face1": "#dd6b20", "face2": "#d69e2e", "face3": "#c05621"}
+DPI = 100
+HALF = (6.0, 3.6)  # inches: 600 x 360 px, half of a 1280 px page
+
+
+def to_uri(fig: plt.Figure) -> str:
+    """Render and close ``fig``; return it as a base64 PNG data URI."""
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png", dpi=DPI, bbox_inches="tight")
+    plt.close(fig)
+    return "data:image/png;base64," + base64.b64encode(buf.getvalue()).decode("ascii")
+
+
+def _style(ax: plt.Axes) -> None:
+    ax.spines[["top", "right"]].set_visible(False)
+    if ax.get_xlabel().startswith("epoch"):
+        ax.xaxis.set_major_locator(matplotlib.ticker.MaxNLocator(integer=True))
+    ax.grid(alpha=0.3, linewidth=0.6)
+
+
+def weight_trajectories(history: pd.DataFrame, true: Mapping[str, float] | None = None) -> str:
+    """Source probabilities (w_<source> columns) per epoch; dashed lines: true weights."""
+    fig, ax = plt.subplots(figsize=HALF)
+    for s in SOURCES:
+        if f"w_{s}" in history.columns:
+            ax.plot(history["epoch"], history[f"w_{s}"], marker="o", ms=3, label=s, color=SOURCE_COLOURS[s])
+            if true and true.get(s) is not None:
+                ax.axhline(true[s], ls="--", lw=1, color=SOURCE_COLOURS[s], alpha=0.8)
+    ax.set(xlabel="epoch (0 = before training)", ylabel="P(source)", ylim=(0, 1),
+           title="Source weights per epoch" + (" (dashed: true)" if true else ""))
+    ax.legend(ncol=4, fontsize=8, loc="upper center")
+    _style(ax)
+    return to_uri(fig)
+
+
+def learned_vs_true(learned: Mapping[str, float], true: Mapping[str, float]) -> str:
+    """Grouped bars: learned and true probability of each source."""
+    fig, ax = plt.subplots(figsize=HALF)
+    x = np.arange(len(SOURCES))
+    ax.bar(x - 0.2, [learned.get(s, np.nan) for s in SOURCES], 0.4, label="learned", color="#2b6cb0")
+    ax.bar(x + 0.2, [true.get(s, np.nan) for s in SOURCES], 0.4, label="true", color="#a0aec0")
+    ax.set_xticks(x, SOURCES)
+    ax.set(ylabel="P(source)", title="Learned vs true source weights")
+    ax.legend(fontsize=8)
+    _style(ax)
+    return to_uri(fig)
+
+
+def training_curves(history: pd.DataFrame) -> str:
+    """Left: train/val loss per epoch; right: validation accuracy and macro-F1."""
+    fig, (a, b) = plt.subplots(1, 2, figsize=HALF)
+    for col, style in (("train_loss", "-"), ("val_loss", "--")):
+        if col in history.columns:
+            a.plot(history["epoch"], history[col], style, marker="o", ms=3, label=col.replace("_", " "))
+    a.set(xlabel="epoch", title="Loss (train, validation)")
+    a.legend(fontsize=8)
+    for col in ("val_accuracy", "val_macro_f1"):
+        if col in history.columns:
+            b.plot(history["epoch"], history[col], marker="o", ms=3, label=col.replace("_", " "))
+    b.set(xlabel="epoch", title="Validation")
+    b.legend(fontsize=8)
+    for ax in (a, b):
+        _style(ax)
+    fig.tight_layout()
+    return to_uri(fig)
+
+
+def confusion(cm: Sequence[Sequence[int]], classes: Sequence[str], title: str) -> str:
+    """Row-normalised confusion matrix (rows = true class) with the raw counts written in."""
+    cm = np.asarray(cm, dtype=float)
+    rows = cm.sum(1, keepdims=True)
+    norm = np.divide(cm, rows, out=np.zeros_like(cm), where=rows > 0)
+    fig, ax = plt.subplots(figsize=(4.6, 4.0))
+    ax.imshow(norm, cmap="Blues", vmin=0, vmax=1)
+    for i in range(cm.shape[0]):
+        for j in range(cm.shape[1]):
+            ax.text(j, i, f"{int(cm[i, j])}", ha="center", va="center", fontsize=8,
+                    color="white" if norm[i, j] > 0.6 else "black")
+    ax.set_xticks(range(len(classes)), classes, rotation=45, ha="right")
+    ax.set_yticks(range(len(classes)), classes)
+    ax.set(xlabel="predicted", ylabel="true", title=title)
+    return to_uri(fig)
+
+
+def f1_with_ci(per_regime: Mapping[str, Mapping[str, np.ndarray]], classes: Sequence[str]) -> str:
+    """Grouped bars of per-class F1 per regime, with 95% CI error bars."""
+    fig, ax = plt.subplots(figsize=(12.0, 3.6))
+    n = len(per_regime)
+    width = 0.8 / max(n, 1)
+    x = np.arange(len(classes))
+    cmap = plt.get_cmap("tab10")
+    for k, (name, r) in enumerate(per_regime.items()):
+        err = np.vstack([r["f1"] - r["lo"], r["hi"] - r["f1"]]).clip(min=0)
+        ax.bar(x + (k - (n - 1) / 2) * width, r["f1"], width, yerr=err, capsize=2, label=name, color=cmap(k % 10))
+    ax.set_xticks(x, classes)
+    ax.set(ylabel="F1 (test)", ylim=(0, 1), title="Per-class F1 with 95% bootstrap CI")
+    ax.legend(fontsize=8, ncol=min(n, 6))
+    _style(ax)
+    return to_uri(fig)
+
+
+def layer_bars(layers: Sequence[Mapping]) -> str:
+    """Per layer: relative parameter change and gradient norm (log scale), side by side."""
+    names = [f"{l.get('net', '')}.{l.get('name', '')}".strip(".") for l in layers]
+    fig, (a, b) = plt.subplots(1, 2, figsize=(12.0, 0.8 + 0.32 * max(len(names), 3)), sharey=True)
+    y = np.arange(len(names))
+    colours = ["#2b6cb0" if l.get("net") != "logic" else "#c05621" for l in layers]
+    for ax, key, title in ((a, "rel_change", "relative change ||w - w0|| / ||w0||"),
+                           (b, "grad_norm", "gradient norm (mean over training)")):
+        vals = np.array([float(l.get(key) or 0.0) for l in layers])
+        ax.barh(y, np.where(vals > 0, vals, np.nan), color=colours)
+        if (vals > 0).any() and vals[vals > 0].max() / max(vals[vals > 0].min(), 1e-300) > 100:
+            ax.set_xscale("log")  # changes span orders of magnitude: frozen vs trained layers
+        for yi, v in zip(y, vals):
+            if v == 0:
+                ax.text(0, yi, " 0 (did not change)", va="center", fontsize=8, color="#718096",
+                        transform=ax.get_yaxis_transform())
+        ax.set_title(title, fontsize=10)
+        _style(ax)
+    a.set_yticks(y, names, fontsize=8)
+    a.invert_yaxis()
+    fig.tight_layout()
+    return to_uri(fig)
+
+
+def grad_norm_history(history: pd.DataFrame) -> str:
+    """grad_norm_<group> columns of history.csv per epoch (log scale)."""
+    fig, ax = plt.subplots(figsize=HALF)
+    for col in [c for c in history.columns if c.startswith("grad_norm_")]:
+        ax.plot(history["epoch"], history[col].where(history[col] > 0), marker="o", ms=3,
+                label=col.removeprefix("grad_norm_"))
+    ax.set_yscale("log")
+    ax.set(xlabel="epoch", ylabel="gradient norm", title="Gradient norm per parameter group")
+    ax.legend(fontsize=8)
+    _style(ax)
+    return to_uri(fig)
+
+
+def flips(per_class: Mapping[str, Mapping[str, int]], classes: Sequence[str]) -> str:
+    """Stacked bars per true class: predictions that became correct / wrong / changed otherwise."""
+    fig, ax = plt.subplots(figsize=HALF)
+    bottom = np.zeros(len(classes))
+    for key, colour in (("to_correct", "#38a169"), ("to_wrong", "#e53e3e"), ("other", "#a0aec0")):
+        vals = np.array([float((per_class.get(c) or {}).get(key, 0)) for c in classes])
+        ax.bar(classes, vals, bottom=bottom, label=key.replace("_", " "), color=colour)
+        bottom += vals
+    ax.set(ylabel="test images", title="Predictions that flipped during training, per true class")
+    ax.tick_params(axis="x", rotation=30)
+    ax.legend(fontsize=8)
+    _style(ax)
+    return to_uri(fig)
+
+
+def memorisation(df: pd.DataFrame) -> str:
+    """Left: learned scene weight vs training-set size; right: train vs val accuracy."""
+    fig, (a, b) = plt.subplots(1, 2, figsize=(12.0, 3.6))
+    cmap = plt.get_cmap("tab10")
+    for k, (regime, g) in enumerate(df.groupby("regime", sort=True)):
+        m = g.groupby("n_train").mean(numeric_only=True).reset_index()
+        c = cmap(k % 10)
+        a.scatter(g["n_train"], g["w_scene"], color=c, s=10, alpha=0.5)
+        a.plot(m["n_train"], m["w_scene"], marker="o", color=c, label=regime)
+        for col, ls in (("train_accuracy", "-"), ("val_accuracy", "--")):
+            if col in m.columns:
+                b.plot(m["n_train"], m[col], ls, marker="o", color=c,
+                       label=f"{regime} {col.split('_')[0]}")
+    a.set(xscale="log", xlabel="training images", ylabel="learned P(scene)", ylim=(0, 1),
+          title="Scene weight vs training-set size")
+    b.set(xscale="log", xlabel="training images", ylabel="accuracy", ylim=(0, 1),
+          title="Train (solid) vs validation (dashed) accuracy")
+    a.legend(fontsize=8)
+    b.legend(fontsize=7, ncol=2)
+    for ax in (a, b):
+        _style(ax)
+    fig.tight_layout()
+    return to_uri(fig)
+
+
+def trust_bars(table: pd.DataFrame, title: str, xlabel: str) -> str:
+    """Per group: mean scene vs faces posterior (solid) and weight (hatched), with image counts."""
+    fig, ax = plt.subplots(figsize=HALF)
+    x = np.arange(len(table))
+    series = [(c, col) for c, col in (("scene posterior", SOURCE_COLOURS["scene"]),
+                                      ("faces posterior", SOURCE_COLOURS["face1"]),
+                                      ("scene weight", SOURCE_COLOURS["scene"]),
+                                      ("faces weight", SOURCE_COLOURS["face1"])) if c in table.columns]
+    width = 0.8 / max(len(series), 1)
+    for k, (col, colour) in enumerate(series):
+        ax.bar(x + (k - (len(series) - 1) / 2) * width, table[col], width, color=colour, label=col,
+               hatch="//" if "weight" in col else None, alpha=0.55 if "weight" in col else 1.0)
+    ax.set_xticks(x, [f"{g}\n(n={n})" for g, n in zip(table["group"], table["images"])])
+    ax.set(xlabel=xlabel, ylabel="mean probability", ylim=(0, 1), title=title)
+    ax.legend(fontsize=8, ncol=2)
+    _style(ax)
+    return to_uri(fig)
+
+
+def final_weights(per_regime: Mapping[str, Mapping[str, Sequence[float]]]) -> str:
+    """Learned source weights per regime: mean over seeds, seeds as dots."""
+    fig, ax = plt.subplots(figsize=HALF)
+    names = list(per_regime)
+    x = np.arange(len(names))
+    width = 0.8 / len(SOURCES)
+    for k, s in enumerate(SOURCES):
+        vals = [np.asarray(per_regime[r].get(s, []), dtype=float) for r in names]
+        pos = x + (k - 1.5) * width
+        ax.bar(pos, [v.mean() if v.size else np.nan for v in vals], width, label=s, color=SOURCE_COLOURS[s])
+        for p, v in zip(pos, vals):
+            ax.scatter(np.full(v.size, p), v, s=8, color="black", zorder=3)
+    ax.set_xticks(x, names, rotation=20, ha="right")
+    ax.set(ylabel="P(source)", ylim=(0, 1), title="Learned source weights per regime (dots: seeds)")
+    ax.legend(fontsize=8, ncol=4)
+    _style(ax)
+    return to_uri(fig)
+
+
+def scene_weight_trajectories(histories: Mapping[str, pd.DataFrame]) -> str:
+    """w_scene per epoch for every run of an experiment (one line per run)."""
+    fig, ax = plt.subplots(figsize=HALF)
+    cmap = plt.get_cmap("tab10")
+    regimes = sorted({name.split("/")[-1].split("-s")[0] for name in histories})
+    for name, h in histories.items():
+        regime = name.split("/")[-1].split("-s")[0]
+        ax.plot(h["epoch"], h["w_scene"], color=cmap(regimes.index(regime) % 10), alpha=0.8,
+                label=regime)
+    handles, labels = ax.get_legend_handles_labels()
+    uniq = dict(zip(labels, handles))
+    ax.legend(uniq.values(), uniq.keys(), fontsize=8)
+    ax.set(xlabel="epoch", ylabel="P(scene)", ylim=(0, 1), title="Scene weight per epoch, every run")
+    _style(ax)
+    return to_uri(fig)
+
+
+def example(image: np.ndarray | None, boxes: Sequence[Sequence[float]], dists: Mapping[str, np.ndarray],
+            classes: Sequence[str], title: str) -> str:
+    """One gallery item: the photo with numbered face boxes, and a heat map of the
+    per-source emotion distributions (rows: sources and the final prediction)."""
+    fig, (a, b) = plt.subplots(1, 2, figsize=(6.0, 2.6), gridspec_kw={"width_ratios": [1, 1.3]})
+    if image is not None:
+        a.imshow(image)
+        for k, (x1, y1, x2, y2) in enumerate(boxes):
+            a.add_patch(matplotlib.patches.Rectangle((x1, y1), x2 - x1, y2 - y1, fill=False,
+                                                     edgecolor="#f6e05e", linewidth=2))
+            a.text(x1, y1, f"face{k + 1}", color="black", fontsize=7, va="bottom",
+                   bbox={"facecolor": "#f6e05e", "pad": 1, "edgecolor": "none"})
+    a.set_axis_off()
+    a.set_title(title, fontsize=8)
+    rows = list(dists)
+    mat = np.vstack([dists[r] for r in rows]) if rows else np.zeros((0, len(classes)))
+    b.imshow(mat, cmap="Greens", vmin=0, vmax=1, aspect="auto")
+    for i in range(mat.shape[0]):
+        for j in range(mat.shape[1]):
+            b.text(j, i, f"{mat[i, j]:.2f}".lstrip("0"), ha="center", va="center", fontsize=6.5,
+                   color="white" if mat[i, j] > 0.6 else "black")
+    b.set_xticks(range(len(classes)), [c[:4] for c in classes], fontsize=7)
+    b.set_yticks(range(len(rows)), rows, fontsize=7)
+    b.tick_params(length=0)
+    fig.tight_layout()
+    return to_uri(fig)

@@ -1,0 +1,489 @@
+"""The report's sections, as plain data for the Jinja2 templates (HTML and Markdown).
+
+A section has a title, one paragraph on how to read it, figures (data URIs), tables and
+notes. A section whose input is absent or unreadable carries a one-line note saying so,
+never nothing. Numbers the browser test checks sit in cells with a stable ``id`` and the
+exact value in ``data-value``.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable
+
+import numpy as np
+import pandas as pd
+
+from emolog.report import plots
+from emolog.report.gallery import gallery
+from emolog.report.inputs import SOURCES, ExperimentInputs, RunInputs
+from emolog.report.stats import bootstrap_per_class_f1, class_indices, trust_by_face_count, trust_by_face_size
+
+METRICS: tuple[str, ...] = ("accuracy", "macro_f1", "uar", "nll", "ece", "n")
+
+
+@dataclass
+class Cell:
+    text: str
+    value: Any = None  # exact value for data-value (numbers the test compares)
+    id: str | None = None
+
+
+@dataclass
+class Table:
+    columns: list[str]
+    rows: list[list[Cell]]
+    caption: str = ""
+
+
+@dataclass
+class Figure:
+    uri: str
+    alt: str
+    wide: bool = False  # spans both columns
+    caption: str = ""
+
+
+@dataclass
+class Section:
+    id: str
+    title: str
+    how: str
+    figures: list[Figure] = field(default_factory=list)
+    tables: list[Table] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
+
+
+def fmt(v: Any, digits: int = 3) -> str:
+    """Numbers for humans: floats to ``digits`` decimals, ints as is, missing as a dash."""
+    if v is None or (isinstance(v, float) and math.isnan(v)):
+        return "–"
+    if isinstance(v, (bool, np.bool_)):
+        return str(bool(v))
+    if isinstance(v, (int, np.integer)):
+        return str(int(v))
+    if isinstance(v, (float, np.floating)):
+        return f"{float(v):.{digits}f}"
+    return str(v)
+
+
+def num(v: Any, id_: str | None = None, digits: int = 3) -> Cell:
+    """A cell holding a number: formatted text, the exact value kept for data-value."""
+    exact = v.item() if isinstance(v, np.generic) else v
+    return Cell(fmt(v, digits), exact if isinstance(exact, (int, float)) else None, id_)
+
+
+def slug(s: str) -> str:
+    return "".join(c if c.isalnum() else "-" for c in str(s)).strip("-").lower()
+
+
+def df_table(df: pd.DataFrame, caption: str = "", id_prefix: str | None = None, key: str | None = None) -> Table:
+    """A DataFrame as a Table; with ``id_prefix`` and ``key`` every numeric cell gets the id
+    ``<prefix>-<slug(row key)>-<slug(column)>``."""
+    rows = []
+    for _, r in df.iterrows():
+        row = []
+        for c in df.columns:
+            v = r[c]
+            cid = f"{id_prefix}-{slug(r[key])}-{slug(c)}" if id_prefix and key else None
+            row.append(num(v, cid) if isinstance(v, (int, float, np.number)) and not isinstance(v, bool)
+                       else Cell(fmt(v)))
+        rows.append(row)
+    return Table([str(c) for c in df.columns], rows, caption)
+
+
+def _guard(section: Section, what: str, fn: Callable[[], None]) -> None:
+    """Run one part of a section; a failure becomes a note naming the part, the rest renders."""
+    try:
+        fn()
+    except Exception as e:  # noqa: BLE001 - one bad input must not take down the whole report
+        section.notes.append(f"{what} could not be shown: {type(e).__name__}: {e}")
+
+
+# ----------------------------------------------------------------------------- provenance
+
+
+def about_line(data: dict, fingerprint: str | None, n_test: int | None) -> str:
+    """The report's first line: real or simulated, data set, split, cache fingerprint."""
+    kind = data.get("kind") or "unknown kind of"
+    dataset = data.get("dataset") or "unnamed data set"
+    split = data.get("split") or "split file not recorded"
+    n = f" ({n_test} images)" if n_test is not None else ""
+    fp = fingerprint or "not recorded"
+    return f"About: {kind} data · data set {dataset} · test split{n} of {split} · cache fingerprint {fp}"
+
+
+def cache_fingerprint(data: dict, config: dict | None) -> str | None:
+    prov = (config or {}).get("provenance") or {}
+    if prov.get("cache_fingerprint_hash"):
+        return str(prov["cache_fingerprint_hash"])
+    manifest = Path(data.get("cache") or "") / "manifest.json"
+    if data.get("cache") and manifest.is_file():
+        return str(json.loads(manifest.read_text()).get("fingerprint_hash"))
+    return None
+
+
+# ----------------------------------------------------------------------------- run parts
+
+
+@dataclass
+class Preds:
+    """predictions.csv of one run with label / prediction indices."""
+
+    df: pd.DataFrame
+    y: np.ndarray
+    p: np.ndarray
+    p_before: np.ndarray | None
+
+
+def read_preds(run: RunInputs) -> tuple[Preds | None, str | None]:
+    df = run.get("predictions.csv")
+    if df is None:
+        return None, run.note("predictions.csv")
+    try:
+        cls = run.classes
+        y = class_indices(df["label"], cls, f"{run.dir}/predictions.csv column label")
+        p = class_indices(df["pred"], cls, f"{run.dir}/predictions.csv column pred")
+        pb = class_indices(df["pred_before"], cls, f"{run.dir}/predictions.csv column pred_before") \
+            if "pred_before" in df.columns else None
+    except ValueError as e:
+        return None, str(e)
+    return Preds(df, y, p, pb), None
+
+
+def summary_section(run: RunInputs) -> Section:
+    sec = Section("summary", "Results",
+                  "Test and validation metrics after training, and on the test set before training "
+                  "(epoch 0). macro-F1 and UAR weigh every class equally; NLL and ECE measure "
+                  "calibration (lower is better).")
+    res = run.results
+    if res is None:
+        sec.notes.append(run.note("results.json"))
+        return sec
+    m = res.get("metrics") or {}
+    before = (res.get("metrics_before") or {}).get("test") or {}
+    cols = [("test", m.get("test") or {}, "m-test"), ("test before training", before, "m-before-test"),
+            ("val", m.get("val") or {}, "m-val")]
+    rows = [[Cell(k)] + [num(mm.get(k), f"{pre}-{k}") for _, mm, pre in cols] for k in METRICS]
+    sec.tables.append(Table(["metric"] + [c for c, _, _ in cols], rows))
+    facts = [("regime", res.get("regime")), ("seed", res.get("seed")), ("program", res.get("program")),
+             ("semantics", res.get("semantics")), ("epochs run", res.get("epochs_run")),
+             ("training time (s)", res.get("train_time_s"))]
+    sec.tables.append(Table(["run", "value"], [[Cell(k), num(v, f"run-{slug(k)}", 1)] for k, v in facts]))
+    w, true = res.get("source_weights") or {}, res.get("true_source_weights")
+    wrows = [[Cell(s), num(w.get(s), f"w-{s}")] + ([num(true.get(s), f"wtrue-{s}")] if true else [])
+             for s in SOURCES]
+    sec.tables.append(Table(["source", "learned P(source)"] + (["true"] if true else []), wrows))
+    return sec
+
+
+def weights_section(run: RunInputs) -> Section:
+    sec = Section("weights", "Source weights and training curves",
+                  "The logic's annotated disjunction picks one source per image; the first plot shows "
+                  "the learned probability of each source per epoch (dashed: the true weights of "
+                  "simulated data). A weight that drifts to the scene on a small training set can be "
+                  "memorisation (see the memorisation curve). The loss and validation curves show "
+                  "overfitting as a falling training loss with a rising validation loss.")
+    res, hist = run.results or {}, run.get("history.csv")
+    true = res.get("true_source_weights")
+    if hist is None:
+        sec.notes.append(run.note("history.csv"))
+    else:
+        _guard(sec, "the weight trajectories", lambda: sec.figures.append(
+            Figure(plots.weight_trajectories(hist, true), "source weights per epoch")))
+        _guard(sec, "the training curves", lambda: sec.figures.append(
+            Figure(plots.training_curves(hist), "loss and validation metrics")))
+    if run.results is None:
+        sec.notes.append(run.note("results.json"))
+    elif true:
+        _guard(sec, "learned vs true weights", lambda: sec.figures.append(
+            Figure(plots.learned_vs_true(res.get("source_weights") or {}, true), "learned vs true source weights")))
+    else:
+        sec.notes.append("results.json has no true_source_weights (real data): no learned-vs-true comparison.")
+    return sec
+
+
+def confusion_section(run: RunInputs) -> Section:
+    sec = Section("confusion", "Confusion matrices",
+                  "Rows are the true class, columns the predicted class; colour is the row share "
+                  "(recall), numbers are image counts. Left: before training, right: after.")
+    res = run.results
+    if res is None:
+        sec.notes.append(run.note("results.json"))
+        return sec
+    cls = run.classes
+    before = ((res.get("metrics_before") or {}).get("test") or {}).get("confusion")
+    after = (((res.get("metrics") or {}).get("test")) or {}).get("confusion")
+    for cm, title in ((before, "test, before training"), (after, "test, after training")):
+        if cm is None:
+            sec.notes.append(f"results.json holds no confusion matrix for {title}.")
+        else:
+            _guard(sec, f"the confusion matrix ({title})",
+                   lambda cm=cm, title=title: sec.figures.append(Figure(plots.confusion(cm, cls, title), title)))
+    return sec
+
+
+def f1_table(per: dict[str, dict[str, np.ndarray]], classes: list[str]) -> Table:
+    rows = [[Cell(c)] + [Cell(f"{fmt(r['f1'][k])} [{fmt(r['lo'][k])}, {fmt(r['hi'][k])}]", float(r["f1"][k]),
+                              f"f1-{slug(name)}-{slug(c)}") for name, r in per.items()]
+            for k, c in enumerate(classes)]
+    return Table(["class"] + [f"{n}: F1 [95% CI]" for n in per], rows)
+
+
+def f1_section(runs_by_regime: dict[str, list[RunInputs]], preds: dict[str, Preds | None],
+               classes: list[str], with_before: bool) -> Section:
+    sec = Section("f1", "Per-class F1 with confidence intervals",
+                  "F1 per emotion on the test set. The interval is a 95% percentile bootstrap over "
+                  "test images (1000 resamples); with several seeds, F1 is their mean and every "
+                  "resample draws the same images for each seed. Overlapping intervals mean the "
+                  "data cannot tell the two apart.")
+    per: dict[str, dict[str, np.ndarray]] = {}
+    for regime, runs in runs_by_regime.items():
+        got = [(r, preds.get(r.name)) for r in runs]
+        missing = [r.name for r, pr in got if pr is None]
+        if missing:
+            sec.notes.append(f"{regime}: no usable predictions.csv in {', '.join(missing)}")
+        usable = [pr for _, pr in got if pr is not None]
+        if not usable:
+            continue
+        if with_before and all(u.p_before is not None for u in usable):
+            per["before training"] = bootstrap_per_class_f1(
+                [(u.df["image_id"].to_numpy(), u.y, u.p_before) for u in usable], len(classes))
+        per[regime if not with_before else "after training"] = bootstrap_per_class_f1(
+            [(u.df["image_id"].to_numpy(), u.y, u.p) for u in usable], len(classes))
+    if per:
+        sec.figures.append(Figure(plots.f1_with_ci(per, classes), "per-class F1 with CI", wide=True))
+        sec.tables.append(f1_table(per, classes))
+    return sec
+
+
+def changes_section(run: RunInputs, title_suffix: str = "") -> Section:
+    sec = Section("changes", "Which parameters really train" + title_suffix,
+                  "Per layer (blue: networks, orange: logic parameters): how far the weights moved "
+                  "from their initial values, relative to their size, and the mean gradient norm. "
+                  "A frozen layer shows 0; a layer with gradient but little change is held back by "
+                  "its learning rate.")
+    ch, hist = run.get("changes.json"), run.get("history.csv")
+    if ch is None:
+        sec.notes.append(run.note("changes.json"))
+    elif not ch.get("layers"):
+        sec.notes.append("changes.json lists no layers.")
+    else:
+        layers = ch["layers"]
+        _guard(sec, "the per-layer bars", lambda: sec.figures.append(Figure(plots.layer_bars(layers), "per-layer change", wide=True)))
+        sec.tables.append(Table(["net", "layer", "parameters", "relative change", "cosine to init", "gradient norm"],
+                                [[Cell(str(l.get("net"))), Cell(str(l.get("name"))), num(l.get("n_params")),
+                                  num(l.get("rel_change"), digits=4), num(l.get("cosine_to_init"), digits=4),
+                                  num(l.get("grad_norm"), digits=4)] for l in layers]))
+    if hist is not None and any(c.startswith("grad_norm_") for c in hist.columns):
+        _guard(sec, "the gradient-norm history", lambda: sec.figures.append(Figure(plots.grad_norm_history(hist), "gradient norm per epoch")))
+    elif hist is None:
+        sec.notes.append(run.note("history.csv"))
+    return sec
+
+
+def flips_section(run: RunInputs, classes: list[str]) -> Section:
+    sec = Section("flips", "Flipped predictions",
+                  "Test images whose predicted class changed between before and after training, per "
+                  "true class: green became correct, red became wrong, grey changed from one wrong "
+                  "class to another.")
+    ch = run.get("changes.json")
+    flips = (ch or {}).get("flips")
+    if ch is None:
+        sec.notes.append(run.note("changes.json"))
+    elif not flips:
+        sec.notes.append("changes.json has no flips entry.")
+    else:
+        pc = flips.get("per_class") or {}
+        sec.figures.append(Figure(plots.flips(pc, classes), "flipped predictions per class"))
+        rows = [[Cell(c)] + [num((pc.get(c) or {}).get(k)) for k in ("to_correct", "to_wrong", "other")] for c in classes]
+        rows.append([Cell("all")] + [num(sum(int((pc.get(c) or {}).get(k, 0)) for c in classes))
+                                     for k in ("to_correct", "to_wrong", "other")])
+        sec.tables.append(Table(["true class", "to correct", "to wrong", "other"], rows,
+                                f"{flips.get('n_flipped')} of {flips.get('n')} test predictions flipped"))
+    return sec
+
+
+def trust_section(preds: dict[str, Preds | None], notes: list[str]) -> Section:
+    sec = Section("trust", "Trust: faces vs scene",
+                  "How much the model relies on the faces versus the scene, per number of detected "
+                  "faces and per size of the largest face (share of the image area). Posterior: "
+                  "mean P(source | label, evidence), i.e. which source explained the true label; "
+                  "weight: mean per-image source probability (constant unless the program is gated). "
+                  "Faces = sum over the face slots.")
+    sec.notes.extend(notes)
+    for name, pr in preds.items():
+        if pr is None:
+            continue
+        label = f" ({name})" if len(preds) > 1 else ""
+        missing = [c for c in ("n_faces", "max_face_area") if c not in pr.df.columns]
+        if missing:
+            sec.notes.append(f"{name}: predictions.csv lacks {missing}")
+            continue
+
+        def add(pr: Preds = pr, label: str = label) -> None:
+            by_n = trust_by_face_count(pr.df, pr.y, pr.p)
+            by_size = trust_by_face_size(pr.df, pr.y, pr.p)
+            sec.figures.append(Figure(plots.trust_bars(by_n, "Per face count" + label, "detected faces"), "trust per face count"))
+            sec.figures.append(Figure(plots.trust_bars(by_size, "Per largest-face size" + label, "largest face / image area"),
+                                      "trust per face size"))
+            sec.tables.append(df_table(by_n.rename(columns={"group": "faces"}), "per face count" + label))
+            sec.tables.append(df_table(by_size.rename(columns={"group": "largest face"}), "per face size" + label))
+
+        _guard(sec, f"the trust tables{label}", add)
+    return sec
+
+
+def memorisation_section(df: pd.DataFrame | None, note: str) -> Section:
+    sec = Section("memorisation", "Memorisation curve",
+                  "Learned scene weight and train / validation accuracy versus the number of training "
+                  "images. When the trainable scene net can memorise a small training set, the scene "
+                  "explains every training label, its weight rises and train accuracy far exceeds "
+                  "validation accuracy; the gap should close as the training set grows.")
+    if df is None:
+        sec.notes.append(note)
+    else:
+        _guard(sec, "the memorisation curve", lambda: sec.figures.append(Figure(plots.memorisation(df), "memorisation curve", wide=True)))
+        agg = df.groupby(["regime", "n_train"], sort=True).mean(numeric_only=True).reset_index().drop(columns=["seed"], errors="ignore")
+        sec.tables.append(df_table(agg, "mean over seeds"))
+    return sec
+
+
+def comparison_section(inp: ExperimentInputs | None) -> Section:
+    sec = Section("comparison", "Comparison of regimes",
+                  "Per regime, mean ± standard deviation over seeds of the test metrics "
+                  "(comparison.csv), and the paired bootstrap 95% CI of each regime's difference to "
+                  "logic-only (bootstrap.csv): an interval that excludes 0 is a real difference.")
+    if inp is None:
+        sec.notes.append("comparison.csv is absent: a single run has nothing to compare with "
+                         "(run `emolog experiment` for a comparison of regimes).")
+        return sec
+    for name, prefix in (("comparison.csv", "cmp"), ("bootstrap.csv", "boot")):
+        df = inp.get(name)
+        if df is None:
+            sec.notes.append(inp.note(name))
+        else:
+            sec.tables.append(df_table(df, name, prefix, "regime"))
+    return sec
+
+
+def gallery_section(run: RunInputs | None, pr: Preds | None, classes: list[str], images: str | None) -> Section:
+    sec = Section("gallery", "Example images",
+                  "Test images with their detected face boxes (largest first, at most 3), each "
+                  "source's emotion distribution (rows) and the final prediction; the caption gives "
+                  "the source posterior, i.e. which source explained the true label.")
+    if run is None or pr is None:
+        sec.notes.append("no run with a usable predictions.csv: no examples")
+        return sec
+    items, notes = gallery(run, pr.y, pr.p, classes, images=images)
+    sec.notes.extend(notes)
+    sec.figures.extend(Figure(it["uri"], f"example {it['image_id']}", caption=it["caption"]) for it in items)
+    return sec
+
+
+# ----------------------------------------------------------------------------- whole reports
+
+
+def run_report(run: RunInputs, images: str | None = None) -> dict:
+    """Context for the templates: ``title``, ``about``, ``sections``."""
+    pr, why = read_preds(run)
+    classes = run.classes
+    preds = {run.name: pr}
+    sections = [summary_section(run), weights_section(run), confusion_section(run)]
+    f1 = f1_section({run.regime: [run]}, preds, classes, with_before=True)
+    if why:
+        f1.notes.insert(0, why)
+    sections += [f1, changes_section(run), flips_section(run, classes),
+                 trust_section(preds, [why] if why else []),
+                 memorisation_section(None, "memorisation.csv is absent: it is written by "
+                                      "`emolog experiment` (training-set-size sweeps), not by a single run."),
+                 comparison_section(None), gallery_section(run, pr, classes, images)]
+    n_test = ((run.results or {}).get("metrics") or {}).get("test", {}).get("n")
+    title = f"emolog run {run.name}: {run.regime}, seed {run.seed}"
+    return {"title": title, "about": about_line(run.data, cache_fingerprint(run.data, run.config), n_test),
+            "sections": sections, "kind": "run"}
+
+
+def experiment_report(exp: ExperimentInputs, images: str | None = None) -> dict:
+    runs = exp.runs
+    classes = runs[0].classes if runs else []
+    by_regime: dict[str, list[RunInputs]] = {}
+    for r in runs:
+        by_regime.setdefault(r.regime, []).append(r)
+    preds: dict[str, Preds | None] = {}
+    pred_notes = []
+    for r in runs:
+        preds[r.name], why = read_preds(r)
+        if why:
+            pred_notes.append(f"{r.name}: {why}")
+    sections = [comparison_section(exp)]
+    sections[0].notes.extend(exp.absent[k] for k in exp.absent if k.startswith("run "))
+
+    w = Section("weights", "Source weights",
+                "Learned probability of each source per regime (bars: mean over seeds, dots: "
+                "seeds), and the scene's weight per epoch in every run. Dashed: true weights.")
+    finals = {reg: {s: [float((r.results or {}).get("source_weights", {}).get(s, np.nan)) for r in rs if r.results]
+                    for s in SOURCES} for reg, rs in by_regime.items()}
+    w.notes.extend(f"{r.name}: {r.note('results.json')}" for r in runs if r.results is None)
+    if any(r.results for r in runs):
+        _guard(w, "the per-regime weights", lambda: w.figures.append(Figure(plots.final_weights(finals), "weights per regime")))
+    hists = {r.name: r.get("history.csv") for r in runs if r.get("history.csv") is not None and "w_scene" in r.get("history.csv")}
+    w.notes.extend(f"{r.name}: {r.note('history.csv')}" for r in runs if r.get("history.csv") is None)
+    if hists:
+        _guard(w, "the weight trajectories", lambda: w.figures.append(Figure(plots.scene_weight_trajectories(hists), "scene weight per epoch")))
+    true = next((r.results.get("true_source_weights") for r in runs if r.results and r.results.get("true_source_weights")), None)
+    if true:
+        w.tables.append(Table(["regime"] + [f"{s} (true {true.get(s, float('nan')):.2f})" for s in SOURCES],
+                              [[Cell(reg)] + [num(float(np.nanmean(v[s])) if v[s] else None, f"wmean-{slug(reg)}-{s}")
+                                              for s in SOURCES] for reg, v in finals.items()],
+                              "learned weights, mean over seeds, vs the true ones"))
+    sections.append(w)
+
+    sections.append(f1_section(by_regime, preds, classes, with_before=False))
+    sections[-1].notes[:0] = pred_notes
+
+    conf = Section("confusion", "Confusion matrices",
+                   "Per regime, summed over seeds. Rows are the true class, columns the predicted "
+                   "class; colour is the row share (recall), numbers are image counts.")
+    for reg, rs in by_regime.items():
+        cms = [((r.results or {}).get("metrics") or {}).get("test", {}).get("confusion") for r in rs]
+        cms = [c for c in cms if c is not None]
+        if not cms:
+            conf.notes.append(f"{reg}: no test confusion matrix in any results.json")
+            continue
+        _guard(conf, f"{reg}'s confusion matrix", lambda cms=cms, reg=reg: conf.figures.append(
+            Figure(plots.confusion(np.sum(cms, axis=0), classes, reg), reg)))
+    sections.append(conf)
+
+    for reg, rs in by_regime.items():  # one seed per regime suffices to see what trains
+        first = rs[0]
+        ch = changes_section(first, f": {reg} ({first.name})")
+        ch.id = f"changes-{slug(reg)}"
+        sections.append(ch)
+    flips = Section("flips", "Flipped predictions",
+                    "Per regime (first seed): test images whose prediction changed during training, "
+                    "per true class: green became correct, red became wrong, grey changed between wrong classes.")
+    for reg, rs in by_regime.items():
+        f = rs[0].get("changes.json")
+        if f is None or not f.get("flips"):
+            flips.notes.append(f"{rs[0].name}: {rs[0].note('changes.json') if f is None else 'no flips entry'}")
+            continue
+        flips.figures.append(Figure(plots.flips(f["flips"].get("per_class") or {}, classes), f"flips {reg}",
+                                    caption=f"{reg}: {f['flips'].get('n_flipped')} of {f['flips'].get('n')} flipped"))
+    sections.append(flips)
+    sections.append(memorisation_section(exp.get("memorisation.csv"), exp.note("memorisation.csv")))
+    first_per_regime = {rs[0].name: preds.get(rs[0].name) for rs in by_regime.values()}
+    sections.append(trust_section(first_per_regime, []))
+    gal_run = next((r for r in runs if preds.get(r.name) is not None), None)
+    gal = gallery_section(gal_run, preds.get(gal_run.name) if gal_run else None, classes, images)
+    if gal_run:
+        gal.how += f" Examples from {gal_run.name}."
+    sections.append(gal)
+    n_test = next((((r.results or {}).get("metrics") or {}).get("test", {}).get("n") for r in runs if r.results), None)
+    cfg = runs[0].config if runs else None
+    title = f"emolog experiment {exp.dir.name}: {len(by_regime)} regimes, {len(runs)} runs"
+    return {"title": title, "about": about_line(exp.data, cache_fingerprint(exp.data, cfg), n_test),
+            "sections": sections, "kind": "experiment"}

@@ -1,0 +1,189 @@
+"""Baselines on the same cached inputs as the logic program, evaluated the same way.
+
+* ``majority``: the training label distribution for every image (argmax = majority class);
+* ``scene-only``: a Scene2EmotionNet trained on the cached scene features of the train split;
+* ``largest-face``: the recogniser's distribution for face 1 (the training label
+  distribution where an image has no face);
+* ``uniform-average``: the plain mean of the available sources' distributions (scene-only
+  net + every real face), i.e. the logic program with equal, untrained weights;
+* ``fusion-mlp``: the user's "MoE" idea as a plain neural fusion: an MLP on
+  [scene features, 3 x 7 face probabilities, 3-slot mask] -> 7 classes.
+
+Every function returns probabilities [N, 7] in ``emolog.labels.BASIC7`` order.
+"""
+
+from __future__ import annotations
+
+import copy
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import nn
+from tqdm import tqdm
+
+from emolog.cache.store import FeatureCache, load_cache
+from emolog.data.index import ImageIndex
+from emolog.data.split import load_split
+from emolog.labels import BASIC7, class_index
+from emolog.perception.scene2emotion import Scene2EmotionNet
+
+BASELINES: tuple[str, ...] = ("majority", "scene-only", "largest-face", "uniform-average", "fusion-mlp")
+
+
+def default_device() -> torch.device:
+    """CUDA when present, else CPU."""
+    return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+
+
+def class_prior(train_labels: np.ndarray, n_classes: int = len(BASIC7)) -> np.ndarray:
+    """Relative class frequencies [C] of the training labels (each class at least 1e-6)."""
+    counts = np.bincount(np.asarray(train_labels), minlength=n_classes).astype(np.float64)
+    if counts.sum() == 0:
+        raise ValueError("class_prior: no training labels")
+    p = np.maximum(counts / counts.sum(), 1e-6)
+    return p / p.sum()
+
+
+def majority_probs(train_labels: np.ndarray, n: int, n_classes: int = len(BASIC7)) -> np.ndarray:
+    """[n, C]: the training label distribution for every image (top-1 = the majority class)."""
+    return np.tile(class_prior(train_labels, n_classes), (n, 1))
+
+
+def largest_face_probs(face_probs: np.ndarray, face_mask: np.ndarray, fallback: np.ndarray) -> np.ndarray:
+    """Face 1's recogniser distribution [N, 7]; ``fallback`` [7] for images without a face."""
+    face_probs, face_mask = np.asarray(face_probs, dtype=np.float64), np.asarray(face_mask, dtype=bool)
+    return np.where(face_mask[:, :1], face_probs[:, 0], np.asarray(fallback, dtype=np.float64)[None])
+
+
+def uniform_average_probs(scene_probs: np.ndarray, face_probs: np.ndarray, face_mask: np.ndarray) -> np.ndarray:
+    """Mean of the scene distribution [N, 7] and each real face's distribution [N, K, 7]."""
+    m = np.asarray(face_mask, dtype=np.float64)[..., None]
+    total = np.asarray(scene_probs, dtype=np.float64) + (np.asarray(face_probs, dtype=np.float64) * m).sum(1)
+    return total / (1.0 + m.sum(1))
+
+
+class FusionNet(nn.Module):
+    """Plain neural fusion: [scene D, K*7 face probs, K mask] -> hidden (ReLU, dropout) -> 7 logits."""
+
+    def __init__(self, scene_dim: int, K: int = 3, n_classes: int = len(BASIC7), hidden: int = 64,
+                 dropout: float = 0.5) -> None:
+        super().__init__()
+        self.in_dim = scene_dim + K * n_classes + K
+        self.net = nn.Sequential(nn.Linear(self.in_dim, hidden), nn.ReLU(), nn.Dropout(dropout),
+                                 nn.Linear(hidden, n_classes))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """[B, in_dim] -> logits [B, n_classes]."""
+        return self.net(x)
+
+
+def fusion_inputs(cache: FeatureCache) -> torch.Tensor:
+    """The fusion net's input [N, D + K*7 + K] from a cache (absent faces are zeros, masked)."""
+    return torch.cat([cache.scene, cache.face_probs.flatten(1), cache.face_mask.float()], dim=1)
+
+
+def fit_classifier(model: nn.Module, x_train: torch.Tensor, y_train: np.ndarray,
+                   x_val: torch.Tensor | None = None, y_val: np.ndarray | None = None, *,
+                   epochs: int = 30, lr: float = 3e-3, weight_decay: float = 1e-5, batch_size: int = 64,
+                   seed: int = 0, device: torch.device | None = None, desc: str = "baseline") -> nn.Module:
+    """Train ``model`` (returning logits) with cross-entropy and Adam; keep the best-val-NLL epoch.
+
+    x_* are [N, d] float tensors, y_* [N] class indices. Without validation data the last
+    epoch is kept. Seeded (init order is the caller's; shuffling uses ``seed``).
+    """
+    device = device or default_device()
+    model = model.to(device)
+    x_train, yt = x_train.to(device), torch.as_tensor(np.asarray(y_train), dtype=torch.long, device=device)
+    has_val = x_val is not None and y_val is not None and len(y_val) > 0
+    if has_val:
+        x_val, yv = x_val.to(device), torch.as_tensor(np.asarray(y_val), dtype=torch.long, device=device)
+    opt = torch.optim.Adam(model.parameters(), lr=lr, weight_decay=weight_decay)
+    gen = torch.Generator().manual_seed(seed)
+    best, best_loss = copy.deepcopy(model.state_dict()), float("inf")
+    for _ in tqdm(range(epochs), desc=desc, unit="epoch", leave=False):
+        model.train()
+        for idx in torch.randperm(len(yt), generator=gen).split(batch_size):
+            idx = idx.to(device)
+            loss = F.cross_entropy(model(x_train[idx]), yt[idx])
+            opt.zero_grad()
+            loss.backward()
+            opt.step()
+        if has_val:
+            model.eval()
+            with torch.no_grad():
+                val_loss = F.cross_entropy(model(x_val), yv).item()
+            if val_loss < best_loss:
+                best, best_loss = copy.deepcopy(model.state_dict()), val_loss
+    if has_val:
+        model.load_state_dict(best)
+    return model.eval()
+
+
+@torch.no_grad()
+def predict_probs(model: nn.Module, x: torch.Tensor) -> np.ndarray:
+    """softmax(model(x)) as float64 numpy [N, C] (eval mode)."""
+    model.eval()
+    device = next(model.parameters()).device
+    return torch.softmax(model(x.to(device)).double(), dim=1).cpu().numpy()
+
+
+@dataclass
+class BaselineResults:
+    """Baseline probabilities on ``ids`` (rows aligned), labels as BASIC7 indices."""
+
+    ids: list[str]
+    labels: np.ndarray
+    probs: dict[str, np.ndarray] = field(default_factory=dict)
+
+
+def split_labels(data_dir: str | Path, ids: list[str]) -> np.ndarray:
+    """BASIC7 indices [N] of ``ids`` from ``data_dir/index.csv``."""
+    index = ImageIndex.load(Path(data_dir) / "index.csv")
+    return np.array([class_index(lab) for lab in index.label_of(ids)], dtype=np.int64)
+
+
+def run_baselines(data_dir: str | Path, eval_split: str = "test", names: tuple[str, ...] = BASELINES,
+                  seed: int = 0, epochs: int = 30, n_train: int | None = None,
+                  device: torch.device | None = None) -> BaselineResults:
+    """Fit the baselines on the train split of a data directory; probabilities on ``eval_split``.
+
+    The nets pick their best epoch on the val split. ``n_train`` uses the first n training
+    ids (the split's seeded order), like a run with that ``n_train``.
+    """
+    unknown = [n for n in names if n not in BASELINES]
+    if unknown:
+        raise ValueError(f"unknown baselines {unknown}; choose from {list(BASELINES)}")
+    data_dir = Path(data_dir)
+    split = load_split(data_dir / "split.json")
+    train_ids = split["train"][:n_train] if n_train else split["train"]
+    eval_ids = split[eval_split]
+    y_train, y_val, y_eval = (split_labels(data_dir, ids) for ids in (train_ids, split["val"], eval_ids))
+    cache = load_cache(data_dir / "cache")
+    tr, va, ev = cache.select(train_ids), cache.select(split["val"]), cache.select(eval_ids)
+    prior = class_prior(y_train)
+    out = BaselineResults(ids=list(eval_ids), labels=y_eval)
+    scene_eval = None
+    if {"scene-only", "uniform-average"} & set(names):
+        torch.manual_seed(seed)
+        net = fit_classifier(Scene2EmotionNet(in_dim=tr.scene.shape[1]), tr.scene, y_train, va.scene, y_val,
+                             epochs=epochs, seed=seed, device=device, desc="scene-only")
+        scene_eval = predict_probs(net, ev.scene)
+    for name in names:
+        if name == "majority":
+            out.probs[name] = majority_probs(y_train, len(eval_ids))
+        elif name == "scene-only":
+            out.probs[name] = scene_eval
+        elif name == "largest-face":
+            out.probs[name] = largest_face_probs(ev.face_probs.numpy(), ev.face_mask.numpy(), prior)
+        elif name == "uniform-average":
+            out.probs[name] = uniform_average_probs(scene_eval, ev.face_probs.numpy(), ev.face_mask.numpy())
+        elif name == "fusion-mlp":
+            torch.manual_seed(seed)
+            net = fit_classifier(FusionNet(tr.scene.shape[1], K=tr.face_mask.shape[1]), fusion_inputs(tr),
+                                 y_train, fusion_inputs(va), y_val, epochs=epochs, seed=seed, device=device,
+                                 desc="fusion-mlp")
+            out.probs[name] = predict_probs(net, fusion_inputs(ev))
+    return out

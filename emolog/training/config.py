@@ -1,0 +1,200 @@
+"""One run's configuration: the ``RunConfig`` dataclass (docs/architecture.md section 5).
+
+A run is fully described by its config: it is built from defaults, an optional JSON file and
+``key=value`` overrides, validated once (an unknown key or an impossible value is refused with
+the key named), and saved beside the run's results. Defaults are the original thesis
+hyper-parameters except ``batch_size`` (64; the original's 4 is ``--set batch_size=4``).
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass, field, fields
+from pathlib import Path
+from typing import Any, Mapping
+
+REGIMES: tuple[str, ...] = ("logic-only", "problog-em", "nets-only", "joint", "joint-unfreeze", "original")
+SEMANTICS: tuple[str, ...] = ("condition", "fail", "original")
+OPTIMIZERS: tuple[str, ...] = ("sgd", "adam")
+LOGIC_PARAMS: tuple[str, ...] = ("softmax", "projected")
+IMBALANCE: tuple[str, ...] = ("none", "class-weighted", "balanced-sampling", "logit-adjust")
+SOURCES: tuple[str, ...] = ("scene", "face1", "face2", "face3")
+
+
+class ConfigError(ValueError):
+    """A run config with an unknown key or an impossible value (the message names the key)."""
+
+
+@dataclass
+class RunConfig:
+    """Everything that determines one training run.
+
+    Learning rates are per optimiser step; a step is one batch of ``batch_size`` images and
+    the loss is the batch *mean* NLL (nats per image).
+    """
+
+    regime: str = "logic-only"
+    data: str = ""                      # data directory D (index.csv, split.json, cache/)
+    program: str = "seed"               # emolog/logic/programs/<name>.pl or a path
+    semantics: str = "condition"        # condition | fail | original (regime original forces it)
+    seed: int = 0
+    epochs: int = 12                    # for problog-em: EM iterations
+    batch_size: int = 64
+    n_train: int | None = None          # first N of split.json's train list; None = all
+    # logic parameters t(): softmax logits (any torch optimiser) or DeepProbLog's projected
+    # probabilities (SGD on the probabilities, clipped to [0, 1], renormalised)
+    logic_param: str = "softmax"
+    logic_optimizer: str = "sgd"
+    logic_lr: float = 3e-3
+    logic_weight_decay: float = 0.0
+    init_weights: dict[str, float] | None = None   # initial t(); None = uniform
+    # Scene2EmotionNet
+    net_optimizer: str = "adam"
+    net_lr: float = 3e-3
+    net_weight_decay: float = 1e-5
+    net_hidden: int = 64
+    net_dropout: float = 0.5
+    # the scene backbone's last block (joint-unfreeze only)
+    backbone_optimizer: str = "adam"
+    backbone_lr: float = 1e-5
+    backbone_weight_decay: float = 1e-5
+    # class imbalance
+    imbalance: str = "none"
+    logit_adjust_tau: float = 1.0
+    # early stopping on validation NLL: stop after `patience` epochs without improvement and
+    # restore the best epoch's parameters; None = run all epochs (and keep the last)
+    patience: int | None = 3
+    fixed_weights: dict[str, float] | None = None  # nets-only: t() held at these; None = uniform
+    # scene-only pretraining of Scene2EmotionNet (logic-only, problog-em): cached on disk
+    scene_init: str = "auto"            # auto (per regime) | pretrained | random
+    pretrain_epochs: int = 30
+    pretrain_patience: int = 3
+    pretrain_cache: str | None = None   # folder for pretrained nets; None = <data>/pretrained
+    grey_face_logits: list[float] | None = None    # original semantics; None = from the cache
+    device: str = "auto"                # auto (CUDA when present) | cpu | cuda | cuda:N
+    extra: dict[str, Any] = field(default_factory=dict)  # free-form notes (e.g. sweep name)
+
+    # ------------------------------------------------------------------ construction
+    @classmethod
+    def from_dict(cls, d: Mapping[str, Any]) -> "RunConfig":
+        """A validated config from a dict; unknown keys are refused, naming them."""
+        known = {f.name for f in fields(cls)}
+        unknown = sorted(k for k in d if k not in known and k != "provenance")
+        if unknown:
+            raise ConfigError(f"unknown config key(s) {unknown}; known keys: {sorted(known)}")
+        cfg = cls(**{k: v for k, v in d.items() if k in known})
+        cfg.validate()
+        return cfg
+
+    @classmethod
+    def load(cls, path: str | Path, overrides: list[str] | None = None,
+             **base: Any) -> "RunConfig":
+        """Defaults <- ``base`` <- JSON file at ``path`` (may be None) <- ``key=value`` overrides."""
+        d: dict[str, Any] = dict(base)
+        if path is not None:
+            p = Path(path)
+            try:
+                loaded = json.loads(p.read_text())
+            except FileNotFoundError:
+                raise ConfigError(f"config file not found: {p}") from None
+            except json.JSONDecodeError as e:
+                raise ConfigError(f"{p}: not valid JSON ({e})") from None
+            if not isinstance(loaded, dict):
+                raise ConfigError(f"{p}: must hold a JSON object of config keys")
+            d.update(loaded)
+        for item in overrides or []:
+            key, value = parse_override(item)
+            d[key] = value
+        return cls.from_dict(d)
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    # ------------------------------------------------------------------ validation
+    def validate(self) -> None:
+        """Raise ConfigError naming the first impossible value."""
+        def need(ok: bool, key: str, why: str) -> None:
+            if not ok:
+                raise ConfigError(f"config key {key!r}: {why} (got {getattr(self, key)!r})")
+
+        need(self.regime in REGIMES, "regime", f"must be one of {list(REGIMES)}")
+        need(isinstance(self.data, str) and bool(self.data), "data", "a data directory is required")
+        need(self.semantics in SEMANTICS, "semantics", f"must be one of {list(SEMANTICS)}")
+        need(_is_int(self.seed), "seed", "must be an integer")
+        need(_is_int(self.epochs) and self.epochs >= 0, "epochs", "must be an integer >= 0")
+        need(_is_int(self.batch_size) and self.batch_size >= 1, "batch_size", "must be an integer >= 1")
+        need(self.n_train is None or (_is_int(self.n_train) and self.n_train >= 1), "n_train",
+             "must be null or an integer >= 1")
+        need(self.logic_param in LOGIC_PARAMS, "logic_param", f"must be one of {list(LOGIC_PARAMS)}")
+        for key in ("logic_optimizer", "net_optimizer", "backbone_optimizer"):
+            need(getattr(self, key) in OPTIMIZERS, key, f"must be one of {list(OPTIMIZERS)}")
+        need(not (self.logic_param == "projected" and self.logic_optimizer != "sgd"), "logic_optimizer",
+             "the projected (DeepProbLog) parameterisation is defined for plain SGD only")
+        for key in ("logic_lr", "net_lr", "backbone_lr"):
+            v = getattr(self, key)
+            need(_is_num(v) and 0 < v < 1e3, key, "must be a number > 0")
+        for key in ("logic_weight_decay", "net_weight_decay", "backbone_weight_decay", "logit_adjust_tau"):
+            v = getattr(self, key)
+            need(_is_num(v) and v >= 0, key, "must be a number >= 0")
+        need(_is_int(self.net_hidden) and self.net_hidden >= 1, "net_hidden", "must be an integer >= 1")
+        need(_is_num(self.net_dropout) and 0 <= self.net_dropout < 1, "net_dropout", "must be in [0, 1)")
+        need(self.imbalance in IMBALANCE, "imbalance", f"must be one of {list(IMBALANCE)}")
+        need(self.patience is None or (_is_int(self.patience) and self.patience >= 1), "patience",
+             "must be null or an integer >= 1")
+        need(self.scene_init in ("auto", "pretrained", "random"), "scene_init",
+             "must be auto, pretrained or random")
+        need(_is_int(self.pretrain_epochs) and self.pretrain_epochs >= 1, "pretrain_epochs",
+             "must be an integer >= 1")
+        need(_is_int(self.pretrain_patience) and self.pretrain_patience >= 1, "pretrain_patience",
+             "must be an integer >= 1")
+        for key in ("fixed_weights", "init_weights"):
+            w = getattr(self, key)
+            if w is not None:
+                need(isinstance(w, dict) and set(w) == set(SOURCES), key,
+                     f"must map exactly the sources {list(SOURCES)} to probabilities")
+                need(all(_is_num(v) and 0 <= v <= 1 for v in w.values()), key, "probabilities must be in [0, 1]")
+                need(abs(sum(w.values()) - 1) < 1e-6, key, "probabilities must sum to 1")
+        if self.init_weights is not None:
+            need(all(v > 0 for v in self.init_weights.values()), "init_weights",
+                 "initial probabilities must be > 0 (a zero weight can never be learned back)")
+        if self.grey_face_logits is not None:
+            need(isinstance(self.grey_face_logits, list) and len(self.grey_face_logits) == 7
+                 and all(_is_num(v) for v in self.grey_face_logits), "grey_face_logits", "must be 7 numbers")
+        need(self.device == "auto" or self.device == "cpu" or str(self.device).startswith("cuda"),
+             "device", "must be auto, cpu, cuda or cuda:N")
+        need(isinstance(self.extra, dict), "extra", "must be an object")
+
+    @property
+    def effective_semantics(self) -> str:
+        """The logic semantics this run uses (regime ``original`` forces 'original')."""
+        return "original" if self.regime == "original" else self.semantics
+
+
+def parse_override(item: str) -> tuple[str, Any]:
+    """``"key=value"`` -> (key, value); value parsed as JSON when it is JSON, else a string.
+
+    So ``epochs=3`` is 3, ``n_train=null`` is None, ``imbalance=class-weighted`` is a string
+    and ``fixed_weights={"scene":0.25,...}`` a dict.
+    """
+    if "=" not in item:
+        raise ConfigError(f"override {item!r} must look like key=value")
+    key, raw = item.split("=", 1)
+    key = key.strip()
+    known = {f.name for f in fields(RunConfig)}
+    if key not in known:
+        raise ConfigError(f"unknown config key {key!r} in override {item!r}; known keys: {sorted(known)}")
+    try:
+        value = json.loads(raw)
+    except json.JSONDecodeError:
+        value = raw
+    if key == "data" and not isinstance(value, str):
+        value = raw  # a directory called e.g. "1" stays a path
+    return key, value
+
+
+def _is_int(v: Any) -> bool:
+    return isinstance(v, int) and not isinstance(v, bool)
+
+
+def _is_num(v: Any) -> bool:
+    return isinstance(v, (int, float)) and not isinstance(v, bool) and v == v and abs(v) != float("inf")

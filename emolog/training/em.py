@@ -1,0 +1,106 @@
+"""Plain ProbLog learning of the logic's parameters: expectation-maximisation (LFI).
+
+This is the answer to "plain ProbLog can only train the logic": with every network fixed,
+the source weights ``t()`` are learned from interpretations exactly as ``problog lfi`` does,
+but over the compiled circuits on cached tensors (all images in one batched call):
+
+* E-step: per image, the posterior over sources ``P(source | label, evidence)``
+  (``lm.source_posterior``: which source explained the image);
+* M-step: the weights become the normalised expected counts of each source.
+
+Under the "fail" semantics (a missing face's branch just fails) the likelihood of an image is
+``sum_s w_s a_s p_s(y)`` and the M-step above is exactly problog's LFI update (tested against
+``problog.learning.lfi`` itself). Under the default "condition" semantics the likelihood is
+``sum_s w_s a_s p_s(y) / sum_s w_s a_s`` (a choice renormalised over the available sources),
+i.e. a *truncated* categorical. Its EM (Dempster, Laird & Rubin 1977, truncated data) reads the
+choice as repeated draws from ``w`` until an available source comes up: besides the posterior,
+an image also counts the expected number of rejected draws of each unavailable source,
+``w_s / W_avail`` per image. Without that term the weights of often-missing faces (face3)
+would be biased towards 0.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+
+
+@dataclass
+class EMStep:
+    """One EM iteration: the weights after it and the mean log-likelihood before it."""
+
+    weights: torch.Tensor   # [S] source probabilities after the M-step
+    log_likelihood: float   # mean log P(label | evidence) per image under the weights before
+
+
+def availability(face_mask: torch.Tensor) -> torch.Tensor:
+    """Per image, which sources exist: [N, 1 + K] bool (scene always; face k if detected)."""
+    ones = torch.ones(face_mask.shape[0], 1, dtype=torch.bool, device=face_mask.device)
+    return torch.cat([ones, face_mask.bool()], dim=1)
+
+
+def m_step(posterior: torch.Tensor, available: torch.Tensor, weights: torch.Tensor,
+           semantics: str = "condition") -> torch.Tensor:
+    """Normalised expected source counts.
+
+    Args:
+        posterior: [N, S] P(source | label, evidence) per image (rows sum to 1).
+        available: [N, S] bool, source exists in the image.
+        weights: [S] current source probabilities (used by the truncation term).
+        semantics: "condition" (add the expected rejected draws of unavailable sources) or
+            "fail" (plain expected counts, = problog lfi).
+    Returns: [S] new source probabilities (sum 1).
+    """
+    counts = posterior.sum(dim=0)
+    if semantics == "condition":
+        avail = available.to(weights.dtype)
+        w_avail = (avail * weights).sum(dim=1, keepdim=True)          # [N, 1]
+        counts = counts + ((1 - avail) * weights / w_avail).sum(dim=0)
+    elif semantics != "fail":
+        raise ValueError(f"EM is defined for semantics 'condition' or 'fail', not {semantics!r}")
+    return counts / counts.sum()
+
+
+def em_step(lm, weights: torch.Tensor, scene_probs: torch.Tensor, face_probs: torch.Tensor,
+            face_mask: torch.Tensor, labels: torch.Tensor, semantics: str) -> EMStep:
+    """One EM iteration over all images at once (the logic module's weights are set to ``weights``).
+
+    Shapes: scene_probs [N, 7], face_probs [N, K, 7], face_mask [N, K] bool, labels [N] long.
+    """
+    set_source_weights(lm, weights)
+    with torch.no_grad():
+        probs = lm.emotion_probs(scene_probs, face_probs, face_mask)
+        ll = torch.log(probs.gather(1, labels[:, None]).clamp_min(1e-30)).mean().item()
+        post = lm.source_posterior(scene_probs, face_probs, face_mask, labels)
+    new = m_step(post.double(), availability(face_mask), weights.double(), semantics)
+    return EMStep(new.to(weights.dtype), ll)
+
+
+def set_source_weights(lm, weights: torch.Tensor | dict[str, float]) -> None:
+    """Set the program's ``t()`` source probabilities (the ``t`` of ``source(S)``), either
+    parameterisation; ``weights`` is a dict by source name or [S] in ``lm.sources`` order."""
+    if isinstance(weights, torch.Tensor):
+        weights = {s: float(w) for s, w in zip(lm.sources, weights.tolist())}
+    probs = lm.tparams.probs().detach().clone().double()
+    seen = set()
+    for p in lm.program.params:
+        h = p.head
+        if h.functor == "source" and h.arity == 1:
+            name = str(h.args[0])
+            if name not in weights:
+                raise ValueError(f"no weight given for source {name!r} (got {sorted(weights)})")
+            probs[p.index] = float(weights[name])
+            seen.add(name)
+    extra = sorted(set(weights) - seen)
+    if extra or not seen:
+        raise ValueError(f"{lm.program.path}: cannot set source weights {extra or sorted(weights)}: "
+                         f"the program's source(S) disjunction has {sorted(seen)}")
+    lm.tparams.set_probs(probs)
+
+
+def weights_tensor(lm) -> torch.Tensor:
+    """The program's current source probabilities as [S] float64, in ``lm.sources`` order."""
+    w = lm.source_weights()
+    return torch.tensor([w[s] for s in lm.sources], dtype=torch.float64)
+

@@ -1,0 +1,193 @@
+"""Building the cache with the real offline networks (EfficientNet-Lite0, MTCNN, mini-Xception)
+on small real photos from skimage.data: alignment by id, rejects, SIGKILL + resume, sharding.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+from PIL import Image
+from skimage import data as skd
+
+from emolog import cli
+from emolog.cache.build import KILL_ENV, build_cache, index_rejects
+from emolog.cache.merge import merge_parts
+from emolog.cache.store import MANIFEST, CacheError, load_cache, read_manifest
+from emolog.cache.verify import verify_cache
+from emolog.data.index import ImageIndex, build_index
+from emolog.data.readers import RECORD_COLUMNS
+from emolog.data.split import load_split, make_split, write_split
+from emolog.labels import get_mapping
+from emolog.perception.pipeline import Perception
+
+REPO = Path(__file__).resolve().parents[1]
+TENSORS = ("scene", "face_probs", "face_logits", "face_boxes", "face_area", "face_conf",
+           "face_mask", "n_faces", "image_size")
+
+
+def _photos() -> dict[str, tuple[Image.Image, str]]:
+    """Small real photos, every one a different size, with 0, 1, 2 or 3 faces."""
+    astro = Image.fromarray(skd.astronaut())
+    face = astro.crop((140, 20, 300, 200))
+    pair = Image.new("RGB", (420, 220), (90, 120, 150))
+    pair.paste(face.resize((150, 170)), (10, 20))
+    pair.paste(face.resize((110, 125)).transpose(Image.FLIP_LEFT_RIGHT), (250, 40))
+    crowd = Image.fromarray(skd.coffee()).resize((400, 267))
+    for k, f in enumerate(skd.lfw_subset()[:3]):
+        crowd.paste(Image.fromarray((f * 255).astype(np.uint8)).convert("RGB").resize((70, 70)), (20 + 130 * k, 60))
+    return {
+        "a/astronaut.jpg": (astro.resize((200, 200)), "Joy"),
+        "a/chelsea.jpg": (Image.fromarray(skd.chelsea()).resize((240, 159)), "Sadness"),
+        "b/crowd.jpg": (crowd, "Anger"),
+        "b/pair.jpg": (pair, "Fear"),
+        "b/camera.jpg": (Image.fromarray(skd.camera()).convert("RGB").resize((208, 208)), "Surprise"),
+        "c/rocket.jpg": (Image.fromarray(skd.rocket()).resize((180, 120)), "Trust"),
+    }
+
+
+@pytest.fixture(scope="module")
+def perception() -> Perception:
+    torch.manual_seed(0)
+    return Perception(device="cpu")
+
+
+@pytest.fixture(scope="module")
+def dataset(tmp_path_factory) -> dict:
+    """A data directory as ``emolog index`` writes it; rocket.jpg is damaged *after* indexing
+    and notes.jpg (not an image) is rejected by the index."""
+    d = tmp_path_factory.mktemp("data")
+    root = d / "images"
+    truth = {}
+    for rel, (im, lab) in _photos().items():
+        (root / rel).parent.mkdir(parents=True, exist_ok=True)
+        im.save(root / rel, quality=92)
+        truth[rel] = (lab, im.size)
+    (root / "c/notes.jpg").write_text("not an image")
+    recs = [{"path": rel, "label_raw": lab, "source": rel} for rel, (lab, _) in truth.items()]
+    recs.append({"path": "c/notes.jpg", "label_raw": "Joy", "source": "notes"})
+    recs = pd.DataFrame(recs).reindex(columns=RECORD_COLUMNS, fill_value="")
+    res = build_index(recs, get_mapping(), root=root, progress=False)
+    res.index.save(d / "index.csv")
+    res.rejects.to_csv(d / "rejects.csv", index=False)
+    write_split(make_split(res.index.ids, res.index.df["label"].tolist(), seed=42), d / "split.json")
+    raw = (root / "c/rocket.jpg").read_bytes()
+    (root / "c/rocket.jpg").write_bytes(raw[: len(raw) // 2])  # truncated after indexing
+    index = ImageIndex.load(d / "index.csv")
+    split = load_split(d / "split.json")
+    ids = split["train"] + split["val"] + split["test"]
+    bad = index.df.set_index("rel_path").loc["c/rocket.jpg", "image_id"]
+    return {"dir": d, "root": root, "index": index, "ids": ids, "truth": truth, "bad": bad,
+            "good": sorted(set(ids) - {bad})}
+
+
+@pytest.fixture(scope="module")
+def reference(perception, dataset, tmp_path_factory) -> Path:
+    """An uninterrupted build, two rows per shard file."""
+    out = tmp_path_factory.mktemp("ref") / "cache"
+    rep = build_cache(perception, dataset["index"], dataset["ids"], dataset["root"], out,
+                      rows_per_file=2, batch_size=4, progress=False,
+                      prior_rejects=index_rejects(dataset["dir"] / "rejects.csv"))
+    assert (rep.n_written, rep.n_rejected) == (5, 1)
+    return out
+
+
+def assert_same_cache(a: Path, b: Path) -> None:
+    ca, cb = load_cache(a), load_cache(b)
+    assert sorted(ca.ids) == sorted(cb.ids) and len(set(cb.ids)) == len(cb.ids)
+    cb = cb.select(ca.ids)
+    for k in TENSORS:
+        x, y = getattr(ca, k), getattr(cb, k)
+        assert torch.allclose(x.double(), y.double(), atol=1e-4, rtol=1e-4), k
+    assert ca.fingerprint == cb.fingerprint
+
+
+def test_build_stores_every_good_image_and_rejects_the_rest(perception, dataset, reference) -> None:
+    m = read_manifest(reference)
+    assert m["fingerprint"] == perception.fingerprint() and m["scene_dim"] == 1280
+    stages = {(r["rel_path"], r["stage"]): r["reason"] for r in m["rejects"]}
+    assert stages[("c/rocket.jpg", "load")].startswith("changed since indexing")
+    assert stages[("c/notes.jpg", "index")].startswith("not an image")
+    report = verify_cache(reference, dataset["ids"], expected_fingerprint=perception.fingerprint())
+    assert report.problems == [(dataset["bad"], f"rejected, not cached: {stages[('c/rocket.jpg', 'load')]}")]
+    assert report.n_present == 5
+    assert verify_cache(reference, dataset["ids"], perception.fingerprint(), allow_rejects=True).ok
+    with pytest.raises(CacheError, match=dataset["bad"]):
+        load_cache(reference, ids=dataset["ids"])  # never a dummy row for the rejected image
+    c = load_cache(reference)
+    assert c.n_faces.max() >= 2 and c.face_mask[:, 1].any()  # the multi-face slots are exercised
+    # CLI verify: fails on the rejected id, passes when rejects are allowed.
+    args = ["cache", "verify", str(reference), "--index", str(dataset["dir"])]
+    assert cli.main(args) == 1
+    assert cli.main(args + ["--allow-rejects"]) == 0
+
+
+def test_rows_follow_ids_not_positions_after_shuffling(perception, dataset, reference, tmp_path) -> None:
+    # The original keyed tensors by the row number of a shuffled DataFrame. Rebuild from an
+    # index whose rows are shuffled and a split whose lists are reversed, then read the rows
+    # back in yet another order: every row must still describe its own image.
+    d = tmp_path / "shuffled"
+    d.mkdir()
+    dataset["index"].df.sample(frac=1, random_state=3).to_csv(d / "index.csv", index=False)
+    split = json.loads((dataset["dir"] / "split.json").read_text())
+    for s in ("train", "val", "test"):
+        split[s] = split[s][::-1]
+    (d / "split.json").write_text(json.dumps(split))
+    index = ImageIndex.load(d / "index.csv")
+    ids = [i for s in ("test", "val", "train") for i in load_split(d / "split.json")[s]]
+    build_cache(perception, index, ids, dataset["root"], d / "cache", rows_per_file=3, batch_size=2,
+                progress=False)
+    assert_same_cache(reference, d / "cache")
+
+    order = list(np.random.default_rng(7).permutation(dataset["good"]))
+    c = load_cache(d / "cache", ids=order)
+    labels = index.label_of(order)
+    mapping = get_mapping()
+    for row, (iid, rel) in enumerate(zip(order, index.rel_path_of(order))):
+        lab, size = dataset["truth"][rel]
+        assert tuple(c.image_size[row].tolist()) == size
+        assert labels[row] == mapping.map_one(lab)
+    # And the tensors are that image's own perception, computed alone.
+    row = order.index(dataset["index"].df.set_index("rel_path").loc["b/pair.jpg", "image_id"])
+    alone = perception.perceive_batch([Image.open(dataset["root"] / "b/pair.jpg").convert("RGB")])
+    assert np.allclose(c.scene[row].numpy(), alone["scene"][0], atol=1e-4)
+    assert c.n_faces[row].item() == alone["n_faces"][0] >= 2
+
+
+def test_resume_after_sigkill_gives_the_uninterrupted_cache(perception, dataset, reference, tmp_path) -> None:
+    out = tmp_path / "cache"
+    cmd = [sys.executable, "-m", "emolog.cli", "cache", "--index", str(dataset["dir"]),
+           "--root", str(dataset["root"]), "--out", str(out), "--rows-per-file", "2",
+           "--batch-size", "2", "--workers", "1", "--device", "cpu", "--quiet"]
+    env = {**os.environ, KILL_ENV: "1"}
+    proc = subprocess.run(cmd, cwd=REPO, env=env, capture_output=True, text=True, timeout=240)
+    assert proc.returncode == -9, proc.stderr[-2000:]
+    m = json.loads((out / MANIFEST).read_text())
+    assert [s["n"] for s in m["shards"]] == [2]  # killed right after its first shard
+
+    rep = build_cache(perception, dataset["index"], dataset["ids"], dataset["root"], out,
+                      rows_per_file=2, batch_size=4, progress=False,
+                      prior_rejects=index_rejects(dataset["dir"] / "rejects.csv"))
+    assert rep.n_already == 2 and rep.n_written == 3
+    assert_same_cache(reference, out)
+    assert verify_cache(out, dataset["good"], expected_fingerprint=perception.fingerprint()).ok
+    again = build_cache(perception, dataset["index"], dataset["ids"], dataset["root"], out, progress=False)
+    assert (again.n_written, again.n_rejected) == (0, 0)  # a finished cache stays as it is
+
+
+def test_sharded_builds_merge_into_the_single_build(perception, dataset, reference, tmp_path) -> None:
+    out = tmp_path / "cache"
+    for i in range(2):
+        rep = build_cache(perception, dataset["index"], dataset["ids"], dataset["root"], out,
+                          shard=(i, 2), rows_per_file=2, progress=False)
+        assert rep.cache_dir == out / f"part-{i}-of-2" and rep.n_slice == 3
+    assert cli.main(["cache", "merge", str(out)]) == 0
+    assert_same_cache(reference, out)
+    assert [r["rel_path"] for r in read_manifest(out)["rejects"]] == ["c/rocket.jpg"]

@@ -1,0 +1,120 @@
+"""Metrics against hand-computed cases and scikit-learn; the paired bootstrap; the sanity check."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from sklearn.metrics import accuracy_score, balanced_accuracy_score, f1_score, log_loss
+
+from emolog.training.metrics import (ECE_BINS, MAJORITY_WARNING, accuracy, ece, evaluate, macro_f1, nll,
+                                     paired_bootstrap, sanity_check)
+
+CLASSES = ("a", "b", "c")
+
+
+def test_hand_computed_case():
+    # labels a a b c; predictions a b b a (argmax), confidences 0.8 0.5 0.6 0.4
+    probs = np.array([[0.8, 0.1, 0.1], [0.3, 0.5, 0.2], [0.2, 0.6, 0.2], [0.4, 0.3, 0.3]])
+    labels = np.array([0, 0, 1, 2])
+    m = evaluate(probs, labels, CLASSES)
+    assert m["accuracy"] == pytest.approx(0.5)
+    # per class: a: P=1/2 R=1/2 F=1/2; b: P=1/2 R=1 F=2/3; c: P=0 R=0 F=0
+    assert m["per_class"]["a"] == pytest.approx({"precision": 0.5, "recall": 0.5, "f1": 0.5, "support": 2})
+    assert m["per_class"]["b"] == pytest.approx({"precision": 0.5, "recall": 1.0, "f1": 2 / 3, "support": 1})
+    assert m["per_class"]["c"] == {"precision": 0.0, "recall": 0.0, "f1": 0.0, "support": 1}
+    assert m["macro_f1"] == pytest.approx((0.5 + 2 / 3 + 0) / 3)
+    assert m["uar"] == pytest.approx((0.5 + 1 + 0) / 3)
+    assert m["nll"] == pytest.approx(-np.mean(np.log([0.8, 0.3, 0.6, 0.3])))
+    assert m["confusion"] == [[1, 1, 0], [0, 1, 0], [1, 0, 0]]
+    assert m["n"] == 4 and m["classes"] == list(CLASSES)
+    # ECE, 15 bins of width 1/15: 0.8 -> bin 11, 0.5 -> bin 7, 0.6 -> bin 8, 0.4 -> bin 5;
+    # one item per bin: mean |correct - conf| = (0.2 + 0.5 + 0.4 + 0.4) / 4
+    assert m["ece"] == pytest.approx((0.2 + 0.5 + 0.4 + 0.4) / 4)
+
+
+def test_ece_pools_items_in_a_bin():
+    # two items at confidence 0.7 (same bin), one right and one wrong: |0.5 - 0.7| = 0.2
+    probs = np.array([[0.7, 0.3], [0.7, 0.3]])
+    assert ece(probs, np.array([0, 1])) == pytest.approx(0.2)
+    assert ECE_BINS == 15
+    # perfectly calibrated: confidence 1 and always right
+    assert ece(np.eye(2)[[0, 1, 1]], np.array([0, 1, 1])) == 0.0
+
+
+@pytest.mark.filterwarnings("ignore:y_pred contains classes not in y_true")
+def test_against_sklearn():
+    rng = np.random.default_rng(0)
+    probs = rng.dirichlet(np.ones(7) * 0.7, size=400)
+    labels = rng.integers(0, 7, 400)
+    labels[:5] = 6  # make sure every class occurs... except class 5
+    labels[labels == 5] = 4
+    pred = probs.argmax(1)
+    m = evaluate(probs, labels, tuple("abcdefg"))
+    assert m["accuracy"] == pytest.approx(accuracy_score(labels, pred))
+    assert m["macro_f1"] == pytest.approx(f1_score(labels, pred, average="macro"))
+    assert macro_f1(probs, labels) == pytest.approx(m["macro_f1"])  # fast version used by the bootstrap
+    assert m["uar"] == pytest.approx(balanced_accuracy_score(labels, pred))
+    assert m["nll"] == pytest.approx(log_loss(labels, probs, labels=list(range(7))))
+    assert np.array(m["confusion"]).sum() == 400 and np.trace(m["confusion"]) == (pred == labels).sum()
+
+
+def test_bad_input_is_refused_with_the_reason():
+    good = np.array([[0.5, 0.5]])
+    with pytest.raises(ValueError, match="sum to 1"):
+        evaluate(np.array([[0.5, 0.6]]), np.array([0]), ("x", "y"))
+    with pytest.raises(ValueError, match="labels must be in 0..1"):
+        evaluate(good, np.array([2]), ("x", "y"))
+    with pytest.raises(ValueError, match="3 classes"):
+        evaluate(good, np.array([0]), ("x", "y", "z"))
+    with pytest.raises(ValueError, match="bad rows \\[1\\]"):
+        evaluate(np.array([[0.5, 0.5], [np.nan, 1.0]]), np.array([0, 1]), ("x", "y"))
+    with pytest.raises(ValueError, match="integer"):
+        evaluate(good, np.array([0.0]), ("x", "y"))
+
+
+def test_nll_stays_finite_on_a_confident_miss():
+    assert np.isfinite(nll(np.array([[1.0, 0.0]]), np.array([1])))
+
+
+def _constructed(n: int, acc_a: float, acc_b: float, seed: int):
+    """Two systems with known true accuracies on n images (independent errors)."""
+    rng = np.random.default_rng(seed)
+    labels = rng.integers(0, 4, n)
+    def system(acc):
+        right = rng.uniform(size=n) < acc
+        pred = np.where(right, labels, (labels + rng.integers(1, 4, n)) % 4)
+        return np.eye(4)[pred] * 0.7 + 0.075
+    return system(acc_a), system(acc_b), labels
+
+
+def test_paired_bootstrap_covers_the_true_difference():
+    # True difference 0.70 - 0.60 = 0.10; a 95% interval should contain it in ~95% of data
+    # sets. With 20 independent data sets, at least 16 must cover (P(fewer) < 0.002).
+    covered = 0
+    for s in range(20):
+        a, b, y = _constructed(800, 0.70, 0.60, seed=s)
+        r = paired_bootstrap(accuracy, a, b, y, n_boot=300, seed=s)
+        assert r["lo"] <= r["diff"] <= r["hi"]
+        assert r["diff"] == pytest.approx(accuracy(a, y) - accuracy(b, y))
+        covered += r["lo"] <= 0.10 <= r["hi"]
+    assert covered >= 16
+    # the interval excludes 0 for a real difference, and straddles it for identical systems
+    a, b, y = _constructed(2000, 0.70, 0.60, seed=99)
+    assert paired_bootstrap(accuracy, a, b, y, n_boot=300)["lo"] > 0
+    same = paired_bootstrap(macro_f1, a, a, y, n_boot=100)
+    assert same == {"diff": 0.0, "lo": 0.0, "hi": 0.0}
+
+
+def test_paired_bootstrap_is_seeded():
+    a, b, y = _constructed(300, 0.6, 0.5, seed=1)
+    assert paired_bootstrap(nll, a, b, y, seed=3) == paired_bootstrap(nll, a, b, y, seed=3)
+    with pytest.raises(ValueError, match="same images"):
+        paired_bootstrap(accuracy, a, b[:10], y)
+
+
+def test_sanity_check():
+    # majority 0.355 on 1000 images: margin 1.96*sqrt(.355*.645/1000) = 0.0297
+    msg = sanity_check(0.37, 1000, 0.355)
+    assert msg is not None and MAJORITY_WARNING in msg
+    assert sanity_check(0.40, 1000, 0.355) is None
+    assert sanity_check(0.30, 1000, 0.355) is not None  # worse than majority: also loud
