@@ -42,28 +42,34 @@ def photos(long_side: int = 1000) -> list[Image.Image]:
     return out
 
 
-def timed(fn, repeats: int) -> float:
-    """Best wall time of ``repeats`` runs (after one warm-up), seconds."""
-    fn()
-    best = float("inf")
+def timed(fn, repeats: int, warmup=None) -> tuple[float, object]:
+    """(best wall time in s of ``repeats`` runs of ``fn``, its result), after one call of
+    ``warmup`` (a cheap version of ``fn``: the first call pays for lazy initialisation)."""
+    (warmup or fn)()
+    best, result = float("inf"), None
     for _ in range(repeats):
         t = time.perf_counter()
-        fn()
+        result = fn()
         if torch.cuda.is_available():
             torch.cuda.synchronize()
         best = min(best, time.perf_counter() - t)
-    return best
+    return best, result
+
+
+def row(stage: str, rate: float, note: str = "") -> None:
+    print(f"{stage:<62} {rate:>9.1f}  {note}", flush=True)
 
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--device", default=None)
-    ap.add_argument("--repeats", type=int, default=2)
+    ap.add_argument("--repeats", type=int, default=1)
     args = ap.parse_args()
     device = torch.device(args.device or ("cuda" if torch.cuda.is_available() else "cpu"))
     torch.manual_seed(0)
     ims = photos()
-    rows = []
+    print(f"device: {device}, torch threads: {torch.get_num_threads()}")
+    print(f"{'stage':<62} {'items/s':>9}  notes", flush=True)
 
     for name in ("efficientnet-lite0-imagenet",):
         bb = build_backbone(name, device=device)
@@ -72,33 +78,27 @@ def main() -> None:
         def scene():
             with torch.no_grad():
                 bb(bb.preprocess(batch).to(device))
-        t = timed(scene, args.repeats)
-        rows.append((f"scene features {name} (batch 16, incl. preprocessing)", len(batch) / t, ""))
+        t, _ = timed(scene, args.repeats)
+        row(f"scene features {name} (batch 16, incl. preprocessing)", len(batch) / t)
 
-    full_counts = None
+    full_counts, full_faces = None, []
     for max_side in (None, 800, 640, 500):
         det = build_detector("mtcnn", device=device, max_side=max_side)
-        counts = [len(f) for f in det.detect(ims)]
-        full_counts = counts if max_side is None else full_counts
-        t = timed(lambda: det.detect(ims), args.repeats)
+        t, faces = timed(lambda: det.detect(ims), args.repeats, lambda: det.detect(ims[:1]))
+        counts = [len(f) for f in faces]
+        if max_side is None:
+            full_counts, full_faces = counts, faces
         note = f"faces per image {counts}" + ("" if counts == full_counts else "  (LOSES FACES)")
-        rows.append((f"face detection mtcnn, 1000 px, max_side={max_side}", len(ims) / t, note))
+        row(f"face detection mtcnn, 1000 px, max_side={max_side}", len(ims) / t, note)
     haar = build_detector("haar")
-    t = timed(lambda: haar.detect(ims), args.repeats)
-    rows.append(("face detection haar, 1000 px", len(ims) / t,
-                 f"faces per image {[len(f) for f in haar.detect(ims)]}"))
+    t, faces = timed(lambda: haar.detect(ims), args.repeats, lambda: haar.detect(ims[:1]))
+    row("face detection haar, 1000 px", len(ims) / t, f"faces per image {[len(f) for f in faces]}")
 
-    det = build_detector("mtcnn", device=device)
-    crops = [crop_face(im, f.box) for im, fs in zip(ims, det.detect(ims)) for f in fs]
+    crops = [crop_face(im, f.box) for im, fs in zip(ims, full_faces) for f in fs]
     crops = (crops * 8)[:64]
     rec = build_recogniser("fer2013-minixception", device=device)
-    t = timed(lambda: rec.logits(crops), args.repeats)
-    rows.append(("expression fer2013-minixception (batch 64 crops)", len(crops) / t, ""))
-
-    print(f"device: {device}, torch threads: {torch.get_num_threads()}")
-    print(f"{'stage':<62} {'items/s':>9}  notes")
-    for stage, rate, note in rows:
-        print(f"{stage:<62} {rate:>9.1f}  {note}")
+    t, _ = timed(lambda: rec.logits(crops), args.repeats)
+    row("expression fer2013-minixception (batch 64 crops)", len(crops) / t)
 
 
 if __name__ == "__main__":

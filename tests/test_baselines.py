@@ -17,35 +17,50 @@ DEV = torch.device("cpu")
 
 @pytest.fixture(scope="module")
 def results(tmp_path_factory):
-    """Baselines on 2000 simulated images with an informative scene (snr 4), and on the same
+    """Baselines on 1500 simulated images with an informative scene (snr 4), and on the same
     images with labels shuffled."""
     out = {}
     for name, shuffle in (("good", False), ("broken", True)):
         d = tmp_path_factory.mktemp(name)
-        write_simulation(simulate(SimConfig(n=2000, seed=7, snr=4.0, scene_dim=64, shuffle_labels=shuffle)), d)
-        r = run_baselines(d, seed=0, epochs=8, device=DEV)
+        write_simulation(simulate(SimConfig(n=1500, seed=7, snr=4.0, scene_dim=64, shuffle_labels=shuffle)), d)
+        r = run_baselines(d, seed=0, epochs=6, device=DEV)
         out[name] = (r, {k: evaluate(p, r.labels, BASIC7) for k, p in r.probs.items()})
     return out
 
 
 def test_all_baselines_give_distributions_on_the_test_ids(results):
     r, _ = results["good"]
-    assert set(r.probs) == set(BASELINES) and len(r.ids) == len(r.labels) == 400
+    assert set(r.probs) == set(BASELINES) and len(r.ids) == len(r.labels) == 300
     for name, p in r.probs.items():
-        assert p.shape == (400, 7) and np.allclose(p.sum(1), 1), name
+        assert p.shape == (300, 7) and np.allclose(p.sum(1), 1), name
 
 
 def test_baselines_beat_majority_on_aligned_data(results):
     _, m = results["good"]
     maj = m["majority"]
     assert maj["macro_f1"] < 0.1  # one class predicted
-    for name in ("largest-face", "uniform-average", "scene-only", "fusion-mlp"):
-        assert m[name]["macro_f1"] > maj["macro_f1"] + 0.05, name
-        assert m[name]["uar"] > maj["uar"] + 0.03, name
-    # the scene carries the label's emotion in ~2/3 of images: scene-based systems beat the
-    # majority rate itself, beyond the binomial margin
-    for name in ("scene-only", "uniform-average", "fusion-mlp"):
+    for name in ("uniform-average", "scene-only", "fusion-mlp"):
+        assert m[name]["macro_f1"] > maj["macro_f1"] + 0.1, name
+        assert m[name]["uar"] > maj["uar"] + 0.05, name
+        # the scene carries the label's emotion in ~2/3 of images: these beat the majority
+        # rate itself, beyond the binomial margin
         assert sanity_check(m[name]["accuracy"], m[name]["n"], maj["accuracy"]) is None, name
+
+
+def test_largest_face_beats_chance_only_when_labels_are_aligned():
+    # With the original's weights face 1 is the label's source in only ~20% of images, so
+    # largest-face cannot reach the majority class's accuracy (0.355); it must beat chance
+    # agreement (its predictions independent of the labels), and only on aligned labels.
+    for shuffle, expect_signal in ((False, True), (True, False)):
+        sim = simulate(SimConfig(n=20_000, seed=8, scene_dim=16, shuffle_labels=shuffle))
+        y = sim.labels
+        p = largest_face_probs(sim.tensors["face_probs"], sim.tensors["face_mask"], majority_probs(y, 1)[0])
+        acc = (p.argmax(1) == y).mean()
+        chance = (np.bincount(p.argmax(1), minlength=7) * np.bincount(y, minlength=7)).sum() / len(y) ** 2
+        margin = 3 * np.sqrt(chance * (1 - chance) / len(y))
+        assert (acc > chance + margin) == expect_signal, (shuffle, acc, chance)
+        if expect_signal:
+            assert acc > chance + 0.03
 
 
 def test_baselines_stay_at_majority_level_on_shuffled_labels(results):

@@ -12,7 +12,7 @@ import pytest
 from PIL import Image
 from skimage import data as skdata
 
-from data_fixtures import small
+from test_data_fixtures import small
 from emolog.cli import main
 from emolog.data.download import FetchError, FetchSettings, download_images, fetch, findingemo_url_table
 from emolog.data.images import load_image
@@ -111,12 +111,14 @@ def test_downloads_with_alternatives_retries_and_limits(server, tmp_path):
         "/Run_1/c.jpg": [f"{server}/truncated-body.jpg", f"{server}/other.jpg"],
         "/Run_2/d.jpg": [f"{server}/truncated-image.jpg", f"{server}/slow.jpg", f"{server}/huge.jpg"],
         "/Run_2/e.jpg": [],
+        "/Run_2/f.jpg": ["file:///etc/passwd"],
         "/../escape.jpg": [f"{server}/good.jpg"],
     }
     summary = download_images(table, tmp_path, workers=3, settings=_settings(server), progress=False)
     status = {r.rel_path: r.status for r in summary.results}
     assert status == {"Run_1/a.jpg": "downloaded", "Run_1/b..jpg": "downloaded", "Run_1/c.jpg": "downloaded",
-                      "Run_2/d.jpg": "failed", "Run_2/e.jpg": "failed", "/../escape.jpg": "failed"}
+                      "Run_2/d.jpg": "failed", "Run_2/e.jpg": "failed", "Run_2/f.jpg": "failed",
+                      "/../escape.jpg": "failed"}
     assert (tmp_path / "Run_1/a.jpg").read_bytes() == GOOD
     assert (tmp_path / "Run_1/b..jpg").read_bytes() == GOOD
     assert (tmp_path / "Run_1/c.jpg").read_bytes() == OTHER
@@ -134,6 +136,7 @@ def test_downloads_with_alternatives_retries_and_limits(server, tmp_path):
     assert errors[("Run_2/d.jpg", "slow.jpg")].startswith("too slow")
     assert errors[("Run_2/d.jpg", "huge.jpg")].startswith("too large")
     assert errors[("Run_2/e.jpg", "")] == "no URL"
+    assert errors[("Run_2/f.jpg", "passwd")] == "bad URL: InvalidSchema"  # only http(s) is fetched
     assert errors[("/../escape.jpg", "")].startswith("path escapes data root")
     image_ok = {r["rel_path"]: r["image_ok"] for r in _report(summary.report_path)}
     assert image_ok["Run_1/a.jpg"] == "1" and image_ok["Run_2/d.jpg"] == "0"

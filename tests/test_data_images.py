@@ -7,7 +7,7 @@ import pytest
 from PIL import Image
 from skimage import data as skdata
 
-from data_fixtures import BOMB_LIMIT, BOMB_SIDE, exif_rotated_jpeg, small
+from test_data_fixtures import BOMB_LIMIT, BOMB_SIDE, exif_rotated_jpeg, small
 from emolog.data.images import ImageRejected, decode_image, load_image, reason_category
 
 
@@ -125,3 +125,16 @@ def test_decompression_bomb_is_rejected_from_the_header_only(tmp_path):
 def test_reason_category():
     assert reason_category("corrupt image: broken PNG file") == "corrupt image"
     assert reason_category("missing file") == "missing file"
+
+
+def test_float_tiff_is_rejected_as_unsupported_mode_not_guessed():
+    f32 = Image.fromarray(np.linspace(0, 1, 64, dtype=np.float32).reshape(8, 8))
+    with pytest.raises(ImageRejected, match="unsupported image mode: F"):
+        decode_image(_encode(f32, "TIFF"))
+
+
+def test_bilevel_image_converts():
+    bw = small(skdata.camera()).point(lambda v: 255 if v > 128 else 0).convert("1")
+    out = np.asarray(decode_image(_encode(bw, "PNG")))
+    assert set(np.unique(out)) == {0, 255}
+    assert np.array_equal(out[..., 0] == 255, np.asarray(bw))

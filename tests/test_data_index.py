@@ -8,7 +8,7 @@ import pytest
 from PIL import Image
 from skimage import data as skdata
 
-from data_fixtures import small
+from test_data_fixtures import small
 from emolog.data.index import ImageIndex, UnknownIdError, build_index
 from emolog.data.paths import PathRejected, image_id, normalize_rel_path, resolve_under
 from emolog.data.readers import DataFormatError, read_csv_auto, read_folder_tree, read_generic_csv
@@ -54,7 +54,6 @@ def test_generic_csv_keeps_na_like_names_as_text(tmp_path):
     assert rec["path"].tolist() == ["NA.jpg", "null.jpg"]
     assert rec["label_raw"].tolist() == ["None", "happy"]
     assert rec["valence"].tolist() == ["1.5", ""] and rec["ambiguity"].tolist() == ["", ""]
-    assert rec["source"].tolist() == [f"{p}:2", f"{p}:3"]
 
 
 def test_csv_format_is_detected_from_the_header_and_bad_headers_are_named(tmp_path):
@@ -90,7 +89,6 @@ def _records(rows):
     df = pd.DataFrame(rows, columns=["path", "label_raw", "valence"])
     for c in ("arousal", "ambiguity", "dec_factors"):
         df[c] = ""
-    df["source"] = "test"
     return df
 
 

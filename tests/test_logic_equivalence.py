@@ -90,7 +90,10 @@ def test_matches_problog_and_deepproblog(name, semantics):
                 ours_t[block] = v.grad.double()
             assert _close(ours_t, torch.tensor(dpl.t_grad(), dtype=torch.float64), G_TOL), kind
 
-        # ProbLog itself (numbers written in as facts), one image at a time
+        # ProbLog itself (numbers written in as facts), one image at a time; each image is a
+        # fresh ProbLog compilation, so two of the four input kinds keep the test fast.
+        if kind not in ("random", "exact_mix"):
+            continue
         for b in range(out.shape[0]):
             pl = problog_reference(lm.program, {k: v[b].tolist() for k, v in inputs.items()},
                                    {k: float(v[b]) for k, v in facts.items()}, t_probs, semantics)

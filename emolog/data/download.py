@@ -104,6 +104,9 @@ def fetch(url: str, s: FetchSettings) -> bytes:
         resp = _session().get(url, stream=True, timeout=(min(s.timeout, 10.0), s.timeout))
     except requests.Timeout:
         raise FetchError("timeout connecting", retryable=True) from None
+    except (requests.exceptions.InvalidURL, requests.exceptions.MissingSchema,
+            requests.exceptions.InvalidSchema) as e:
+        raise FetchError(f"bad URL: {type(e).__name__}", retryable=False) from None
     except requests.RequestException as e:
         raise FetchError(f"connection error: {type(e).__name__}", retryable=True) from None
     with resp:

@@ -9,7 +9,7 @@ What is handled, and how:
 * EXIF orientation: the pixels are rotated/flipped so the image is upright; ``size`` is the
   upright size.
 * Modes: ``L``/``1``/``RGBX``/``YCbCr``/``CMYK`` convert directly; modes with alpha (``LA``,
-  ``RGBA``, ``La``, ``RGBa``, ``PA`` and ``P`` with a transparency key) are composited onto white,
+  ``RGBA``, ``RGBa``, ``PA`` and ``P`` with a transparency key) are composited onto white,
   because a transparent pixel's stored colour is arbitrary (often black) and would otherwise
   show up as dark blotches; 16-bit grey (``I;16*`` and ``I``, which is how 16-bit PNGs open) is
   scaled by 1/257 instead of clipped, so the full 0..65535 range maps onto 0..255.
@@ -29,7 +29,7 @@ from PIL import Image, ImageOps, UnidentifiedImageError
 # Pillow's own default limit (about 89.5 megapixels = a 1 GiB 24-bit image / 4 / 3).
 DEFAULT_MAX_PIXELS: int = 89_478_485
 
-_ALPHA_MODES = {"LA", "La", "RGBA", "RGBa", "PA"}
+_ALPHA_MODES = {"LA", "RGBA", "RGBa", "PA"}
 _DIRECT_MODES = {"1", "L", "RGB", "RGBX", "YCbCr", "CMYK"}
 _SIXTEEN_BIT_MODES = {"I", "I;16", "I;16L", "I;16B", "I;16N"}
 
@@ -78,6 +78,7 @@ def decode_image(data: bytes, max_pixels: int = DEFAULT_MAX_PIXELS) -> Image.Ima
     Args:
         data: the file's bytes (JPEG, PNG, GIF, TIFF, WebP, BMP, ... whatever Pillow reads).
         max_pixels: largest accepted width*height, checked from the header *before* decoding.
+            (Pillow's own hard limit, twice its default, applies on top of a larger value.)
 
     Returns:
         a loaded ``PIL.Image`` in mode ``RGB``, size (width, height) in pixels after EXIF
@@ -117,6 +118,13 @@ def decode_image(data: bytes, max_pixels: int = DEFAULT_MAX_PIXELS) -> Image.Ima
 
 def to_rgb(img: Image.Image) -> Image.Image:
     """Convert any supported Pillow mode to RGB (see the module docstring for the rules)."""
+    try:
+        return _to_rgb(img)
+    except (ValueError, OSError) as e:  # Pillow lacks a conversion for some exotic modes
+        raise ImageRejected(f"unsupported image mode: {img.mode} ({e})") from None
+
+
+def _to_rgb(img: Image.Image) -> Image.Image:
     mode = img.mode
     if mode == "P":
         mode_to = "RGBA" if "transparency" in img.info else "RGB"

@@ -3,8 +3,7 @@
 Every reader returns the same *records* table, one row per annotated image, before any
 checking: columns ``RECORD_COLUMNS`` = ``path`` (as written in the source, not yet
 normalised), ``label_raw``, ``valence``, ``arousal``, ``ambiguity``, ``dec_factors`` (all
-strings; ``""`` where the source has no such value) and ``source`` (where the row came from,
-e.g. ``"ann.csv:17"``, for error messages). ``emolog.data.index.build_index`` turns records
+strings; ``""`` where the source has no such value). ``emolog.data.index.build_index`` turns records
 into an index, rejecting bad rows with a reason.
 
 Layouts:
@@ -26,7 +25,7 @@ from pathlib import Path
 import pandas as pd
 
 RECORD_COLUMNS: tuple[str, ...] = (
-    "path", "label_raw", "valence", "arousal", "ambiguity", "dec_factors", "source",
+    "path", "label_raw", "valence", "arousal", "ambiguity", "dec_factors",
 )
 _OPTIONAL = ("valence", "arousal", "ambiguity", "dec_factors")
 
@@ -48,15 +47,13 @@ def _read_csv_strings(src: str | Path | io.StringIO, what: str) -> pd.DataFrame:
     return df
 
 
-def _records(df: pd.DataFrame, path_col: str, label_col: str, name: str) -> pd.DataFrame:
+def _records(df: pd.DataFrame, path_col: str, label_col: str) -> pd.DataFrame:
     out = pd.DataFrame({
         "path": df[path_col].astype(str),
         "label_raw": df[label_col].astype(str).str.strip(),
     })
     for col in _OPTIONAL:
         out[col] = df[col].astype(str).str.strip() if col in df.columns else ""
-    # +2: line 1 is the header and people count lines from 1.
-    out["source"] = [f"{name}:{i + 2}" for i in range(len(df))]
     return out[list(RECORD_COLUMNS)].reset_index(drop=True)
 
 
@@ -68,7 +65,7 @@ def read_findingemo_csv(src: str | Path | io.StringIO, name: str | None = None) 
     if missing:
         raise DataFormatError(f"{name}: FindingEmo annotations need columns image_path and emotion; "
                               f"missing {missing} (found {list(df.columns)})")
-    return _records(df, "image_path", "emotion", name)
+    return _records(df, "image_path", "emotion")
 
 
 def read_generic_csv(src: str | Path | io.StringIO, name: str | None = None) -> pd.DataFrame:
@@ -79,7 +76,7 @@ def read_generic_csv(src: str | Path | io.StringIO, name: str | None = None) -> 
     if missing:
         raise DataFormatError(f"{name}: a generic CSV needs a header with columns path and label; "
                               f"missing {missing} (found {list(df.columns)})")
-    return _records(df, "path", "label", name)
+    return _records(df, "path", "label")
 
 
 def read_csv_auto(src: str | Path, name: str | None = None) -> pd.DataFrame:
@@ -87,9 +84,9 @@ def read_csv_auto(src: str | Path, name: str | None = None) -> pd.DataFrame:
     name = name or str(src)
     df = _read_csv_strings(src, name)
     if {"image_path", "emotion"} <= set(df.columns):
-        return _records(df, "image_path", "emotion", name)
+        return _records(df, "image_path", "emotion")
     if {"path", "label"} <= set(df.columns):
-        return _records(df, "path", "label", name)
+        return _records(df, "path", "label")
     raise DataFormatError(f"{name}: header {list(df.columns)} is neither FindingEmo "
                           "(image_path, emotion, ...) nor generic (path, label[, valence, arousal])")
 
@@ -119,5 +116,4 @@ def read_folder_tree(root: str | Path) -> tuple[pd.DataFrame, int]:
     df = pd.DataFrame(rows, columns=["path", "label_raw"])
     for col in _OPTIONAL:
         df[col] = ""
-    df["source"] = [f"{root}/{p}" for p in df["path"]]
     return df[list(RECORD_COLUMNS)], hidden

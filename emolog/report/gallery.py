@@ -74,12 +74,10 @@ def gallery(run: RunInputs, y: np.ndarray, p: np.ndarray, classes: list[str], n:
             images: str | Path | None = None) -> tuple[list[dict], list[str]]:
     """Gallery items ``{"uri", "caption", "image_id"}`` and notes (missing photos and the like).
 
-    Returns no items and one note for simulated data, or when the index or cache is missing.
+    For real data (data provenance kind "real"); returns no items and one note when the index
+    or cache is missing.
     """
     data = run.data
-    if data.get("kind") != "real":
-        return [], [f"Data is {data.get('kind') or 'of unknown kind'}: there are no photos to show "
-                    "(simulated images exist only as cached feature tensors)."]
     pred = run.get("predictions.csv")
     index_path, cache_dir = Path(data.get("index") or ""), Path(data.get("cache") or "")
     if not data.get("index") or not index_path.is_file():

@@ -51,7 +51,7 @@ def weight_trajectories(history: pd.DataFrame, true: Mapping[str, float] | None 
                 ax.axhline(true[s], ls="--", lw=1, color=SOURCE_COLOURS[s], alpha=0.8)
     ax.set(xlabel="epoch (0 = before training)", ylabel="P(source)", ylim=(0, 1),
            title="Source weights per epoch" + (" (dashed: true)" if true else ""))
-    ax.legend(ncol=4, fontsize=8, loc="upper center")
+    ax.legend(ncol=2, fontsize=8, loc="best")
     _style(ax)
     return to_uri(fig)
 
@@ -127,7 +127,9 @@ def layer_bars(layers: Sequence[Mapping]) -> str:
     names = [f"{l.get('net', '')}.{l.get('name', '')}".strip(".") for l in layers]
     fig, (a, b) = plt.subplots(1, 2, figsize=(12.0, 0.8 + 0.32 * max(len(names), 3)), sharey=True)
     y = np.arange(len(names))
-    colours = ["#2b6cb0" if l.get("net") != "logic" else "#c05621" for l in layers]
+    # logic orange, network blue; layers the run kept frozen in grey
+    colours = ["#a0aec0" if l.get("trainable") is False else "#c05621" if l.get("net") == "logic" else "#2b6cb0"
+               for l in layers]
     for ax, key, title in ((a, "rel_change", "relative change ||w - w0|| / ||w0||"),
                            (b, "grad_norm", "gradient norm (mean over training)")):
         vals = np.array([float(l.get(key) or 0.0) for l in layers])

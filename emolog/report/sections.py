@@ -18,7 +18,6 @@ import numpy as np
 import pandas as pd
 
 from emolog.report import plots
-from emolog.report.gallery import gallery
 from emolog.report.inputs import SOURCES, ExperimentInputs, RunInputs
 from emolog.report.stats import bootstrap_per_class_f1, class_indices, trust_by_face_count, trust_by_face_size
 
@@ -262,10 +261,11 @@ def f1_section(runs_by_regime: dict[str, list[RunInputs]], preds: dict[str, Pred
 
 def changes_section(run: RunInputs, title_suffix: str = "") -> Section:
     sec = Section("changes", "Which parameters really train" + title_suffix,
-                  "Per layer (blue: networks, orange: logic parameters): how far the weights moved "
-                  "from their initial values, relative to their size, and the mean gradient norm. "
-                  "A frozen layer shows 0; a layer with gradient but little change is held back by "
-                  "its learning rate.")
+                  "Per layer (blue: trained network layers, orange: logic parameters, grey: layers the "
+                  "regime keeps frozen): how far the weights moved from their initial values, relative "
+                  "to their size, and the mean gradient norm. A frozen layer still receives a gradient "
+                  "but does not move; a trained layer with a large gradient and little change is held "
+                  "back by its learning rate.")
     ch, hist = run.get("changes.json"), run.get("history.csv")
     if ch is None:
         sec.notes.append(run.note("changes.json"))
@@ -274,10 +274,13 @@ def changes_section(run: RunInputs, title_suffix: str = "") -> Section:
     else:
         layers = ch["layers"]
         _guard(sec, "the per-layer bars", lambda: sec.figures.append(Figure(plots.layer_bars(layers), "per-layer change", wide=True)))
-        sec.tables.append(Table(["net", "layer", "parameters", "relative change", "cosine to init", "gradient norm"],
-                                [[Cell(str(l.get("net"))), Cell(str(l.get("name"))), num(l.get("n_params")),
-                                  num(l.get("rel_change"), digits=4), num(l.get("cosine_to_init"), digits=4),
-                                  num(l.get("grad_norm"), digits=4)] for l in layers]))
+        trainable = any("trainable" in l for l in layers)  # optional key: frozen layers still get gradients
+        sec.tables.append(Table(["net", "layer", "parameters"] + (["trainable"] if trainable else [])
+                                + ["relative change", "cosine to init", "gradient norm"],
+                                [[Cell(str(l.get("net"))), Cell(str(l.get("name"))), num(l.get("n_params"))]
+                                 + ([Cell(fmt(l.get("trainable")))] if trainable else [])
+                                 + [num(l.get("rel_change"), digits=4), num(l.get("cosine_to_init"), digits=4),
+                                    num(l.get("grad_norm"), digits=4)] for l in layers]))
     if hist is not None and any(c.startswith("grad_norm_") for c in hist.columns):
         _guard(sec, "the gradient-norm history", lambda: sec.figures.append(Figure(plots.grad_norm_history(hist), "gradient norm per epoch")))
     elif hist is None:
@@ -378,6 +381,11 @@ def gallery_section(run: RunInputs | None, pr: Preds | None, classes: list[str],
     if run is None or pr is None:
         sec.notes.append("no run with a usable predictions.csv: no examples")
         return sec
+    if run.data.get("kind") != "real":
+        sec.notes.append(f"Data is {run.data.get('kind') or 'of unknown kind'}: there are no photos to show "
+                         "(simulated images exist only as cached feature tensors).")
+        return sec
+    from emolog.report.gallery import gallery  # imports torch and the cache: only for real photos
     items, notes = gallery(run, pr.y, pr.p, classes, images=images)
     sec.notes.extend(notes)
     sec.figures.extend(Figure(it["uri"], f"example {it['image_id']}", caption=it["caption"]) for it in items)

@@ -87,10 +87,11 @@ class RunConfig:
         return cfg
 
     @classmethod
-    def load(cls, path: str | Path, overrides: list[str] | None = None,
-             **base: Any) -> "RunConfig":
-        """Defaults <- ``base`` <- JSON file at ``path`` (may be None) <- ``key=value`` overrides."""
-        d: dict[str, Any] = dict(base)
+    def load(cls, path: str | Path | None, overrides: list[str] | None = None,
+             **given: Any) -> "RunConfig":
+        """Defaults <- JSON file at ``path`` (may be None) <- ``given`` keys (e.g. the command
+        line's --data/--regime) <- ``key=value`` overrides (``--set``); later wins."""
+        d: dict[str, Any] = {}
         if path is not None:
             p = Path(path)
             try:
@@ -102,6 +103,7 @@ class RunConfig:
             if not isinstance(loaded, dict):
                 raise ConfigError(f"{p}: must hold a JSON object of config keys")
             d.update(loaded)
+        d.update(given)
         for item in overrides or []:
             key, value = parse_override(item)
             d[key] = value

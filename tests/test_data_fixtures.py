@@ -1,4 +1,4 @@
-"""Real images in awkward modes and formats, and broken files, for the data-layer tests.
+"""Helpers, no tests: real images in awkward modes and broken files for the data-layer tests.
 
 Built from scikit-image's sample photos; everything is written into a test's tmp_path.
 """

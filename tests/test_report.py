@@ -1,0 +1,165 @@
+"""Unit tests of the report: statistics, missing / broken inputs, the gallery of real photos."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+from PIL import Image
+from sklearn.metrics import f1_score
+
+from emolog.labels import BASIC7
+from emolog.report.build import build_report
+from emolog.report.inputs import ReportInputError, load
+from emolog.report.stats import bootstrap_per_class_f1, class_indices, per_class_f1, trust_by_face_count, \
+    trust_by_face_size
+
+
+def test_class_indices_accepts_names_and_indices_and_names_bad_values():
+    assert class_indices(["happy", "angry"], BASIC7, "x").tolist() == [3, 0]
+    assert class_indices([3, 0, 6], BASIC7, "x").tolist() == [3, 0, 6]
+    with pytest.raises(ValueError, match=r"predictions.csv column label.*'joyful'"):
+        class_indices(["happy", "joyful"], BASIC7, "predictions.csv column label")
+    with pytest.raises(ValueError, match="'9'"):
+        class_indices([1, 9], BASIC7, "col")
+
+
+def test_per_class_f1_matches_sklearn_and_marks_unseen_classes_nan():
+    rng = np.random.default_rng(0)
+    y, p = rng.integers(0, 6, 200), rng.integers(0, 6, 200)  # class 6 never occurs
+    ours = per_class_f1(y, p, 7)
+    ref = f1_score(y, p, labels=range(6), average=None)
+    np.testing.assert_allclose(ours[:6], ref)
+    assert np.isnan(ours[6])
+
+
+def test_bootstrap_ci_brackets_the_estimate_is_seeded_and_shrinks_with_data():
+    rng = np.random.default_rng(1)
+
+    def run(n, acc):
+        y = rng.integers(0, 3, n)
+        p = np.where(rng.random(n) < acc, y, rng.integers(0, 3, n))
+        return np.array([f"{i:05d}" for i in range(n)]), y, p
+
+    small, big = run(60, 0.7), run(2000, 0.7)
+    a = bootstrap_per_class_f1([small], 3, n_boot=300, seed=0)
+    b = bootstrap_per_class_f1([small], 3, n_boot=300, seed=0)
+    np.testing.assert_array_equal(a["lo"], b["lo"])
+    assert np.all(a["lo"] <= a["f1"]) and np.all(a["f1"] <= a["hi"])
+    wide = bootstrap_per_class_f1([big], 3, n_boot=300, seed=0)
+    assert np.all(wide["hi"] - wide["lo"] < a["hi"] - a["lo"])
+    # two seeds on the same images: F1 is their mean
+    other = (small[0], small[1], np.roll(small[2], 1))
+    two = bootstrap_per_class_f1([small, other], 3, n_boot=50, seed=0)
+    np.testing.assert_allclose(two["f1"], (per_class_f1(small[1], small[2], 3)
+                                           + per_class_f1(other[1], other[2], 3)) / 2)
+
+
+def test_trust_tables_group_by_face_count_and_size():
+    df = pd.DataFrame({
+        "n_faces": [0, 1, 1, 5], "max_face_area": [0.0, 0.005, 0.2, 0.02],
+        "post_scene": [1.0, 0.4, 0.2, 0.1], "post_face1": [0, 0.6, 0.8, 0.5],
+        "post_face2": [0, 0, 0, 0.3], "post_face3": [0, 0, 0, 0.1],
+        "w_scene": [0.5] * 4, "w_face1": [0.2] * 4, "w_face2": [0.2] * 4, "w_face3": [0.1] * 4})
+    y, p = np.array([0, 1, 2, 3]), np.array([0, 1, 0, 3])
+    by_n = trust_by_face_count(df, y, p).set_index("group")
+    assert by_n.loc["0", "images"] == 1 and by_n.loc["3+", "images"] == 1
+    assert by_n.loc["1", "scene posterior"] == pytest.approx(0.3)
+    assert by_n.loc["1", "faces posterior"] == pytest.approx(0.7)
+    assert by_n.loc["1", "accuracy"] == pytest.approx(0.5)
+    assert by_n.loc["3+", "faces weight"] == pytest.approx(0.5)
+    by_s = trust_by_face_size(df, y, p).set_index("group")
+    assert by_s["images"].to_dict() == {"no face": 1, "0%-1%": 1, "1%-3%": 1, "10%-100%": 1}
+
+
+def test_directory_that_is_neither_run_nor_experiment_is_refused(tmp_path):
+    with pytest.raises(ReportInputError, match="neither a run directory"):
+        load(tmp_path)
+
+
+def test_every_section_says_when_its_input_is_absent_or_broken(tmp_path):
+    run = tmp_path / "run"
+    run.mkdir()
+    (run / "config.json").write_text(json.dumps({"regime": "logic-only", "seed": 3}))
+    (run / "predictions.csv").write_text("image_id,label\nabc,happy\n")  # lacks column pred
+    html = build_report(run)
+    md = html.with_name("report.md").read_text()
+    assert md.splitlines()[0].startswith("About: unknown kind of data")
+    for line in ("results.json is absent", "history.csv is absent", "changes.json is absent",
+                 "memorisation.csv is absent", "comparison.csv is absent",
+                 "predictions.csv in", "unreadable: lacks columns ['pred']"):
+        assert line in md, line
+    page = html.read_text()
+    assert page.count('class="note"') >= 8
+    assert "<img" not in page  # nothing to plot: no empty figures either
+
+
+def _real_photo_run(tmp_path: Path) -> Path:
+    """A real-data directory (real photos, index and cache written with emolog's own APIs)
+    and a run directory pointing at it, with predictions for those photos."""
+    from skimage import data as skdata
+
+    from emolog.cache.store import CacheWriter
+    from emolog.data.index import ImageIndex
+    from emolog.data.paths import image_id
+
+    d = tmp_path / "data"
+    (d / "img").mkdir(parents=True)
+    photos = {"img/astronaut.png": skdata.astronaut(), "img/coffee.png": skdata.coffee(),
+              "img/gone.png": skdata.camera()}
+    rows = []
+    for rel, arr in photos.items():
+        Image.fromarray(arr).save(d / rel)
+        h, w = arr.shape[:2]
+        rows.append({"image_id": image_id(rel), "rel_path": rel, "label": "happy", "label_raw": "Joy",
+                     "valence": 1, "arousal": 1, "ambiguity": 0, "dec_factors": "", "content_hash": "",
+                     "width": w, "height": h})
+    (d / "img/gone.png").unlink()  # a photo deleted after indexing: noted, never replaced
+    ImageIndex(pd.DataFrame(rows)).save(d / "index.csv")
+    ids = [r["image_id"] for r in rows]
+    n = len(ids)
+    fp = np.zeros((n, 3, 7), np.float32)
+    fp[0, 0] = np.eye(7)[3]
+    mask = np.zeros((n, 3), bool)
+    mask[0, 0] = True
+    boxes = np.zeros((n, 3, 4), np.float32)
+    boxes[0, 0] = [170, 30, 300, 200]  # the astronaut's face, in original pixels
+    w = CacheWriter(d / "cache", {"test": "gallery"}, K=3, scene_dim=8)
+    w.write_shard(ids, {"scene": np.zeros((n, 8), np.float32), "face_probs": fp, "face_logits": fp,
+                        "face_boxes": boxes, "face_area": mask * 0.08, "face_conf": mask * 1.0,
+                        "face_mask": mask, "n_faces": mask.sum(1), "image_size": np.array([[512, 512]] * n)})
+    w.close()
+    run = tmp_path / "run"
+    run.mkdir()
+    data = {"kind": "real", "dataset": "skimage", "cache": str(d / "cache"), "index": str(d / "index.csv"),
+            "split": str(d / "split.json")}
+    (run / "results.json").write_text(json.dumps({"regime": "logic-only", "seed": 0, "data": data}))
+    p = np.full((n, 7), 0.1)
+    p[:, 3] = 0.4
+    pd.DataFrame({"image_id": ids, "label": ["happy"] * n, "pred": ["happy", "sad", "happy"],
+                  "pred_before": ["sad"] * n, "n_faces": mask.sum(1),
+                  **{f"p_{c}": p[:, k] for k, c in enumerate(BASIC7)},
+                  "post_scene": [0.2, 1, 1], "post_face1": [0.8, 0, 0], "post_face2": 0.0, "post_face3": 0.0,
+                  "w_scene": 0.5, "w_face1": 0.2, "w_face2": 0.2, "w_face3": 0.1,
+                  "max_face_area": mask.max(1) * 0.08}).to_csv(run / "predictions.csv", index=False)
+    return run
+
+
+def test_gallery_draws_real_photos_with_face_boxes_and_notes_missing_ones(tmp_path):
+    from emolog.report.gallery import gallery
+    from emolog.report.inputs import load_run
+    from emolog.report.sections import read_preds
+
+    run = load_run(_real_photo_run(tmp_path))
+    pr, why = read_preds(run)
+    assert why is None
+    items, notes = gallery(run, pr.y, pr.p, list(BASIC7), n=3)
+    assert len(items) == 3  # the missing photo still shows its distributions
+    assert any("img/gone.png" in n and "photo not shown" in n for n in notes)
+    assert any("no scene_net.pt" in n for n in notes)
+    astro = next(i for i in items if "astronaut" in i["caption"])
+    assert "1 face(s) detected" in astro["caption"] and "face1 0.80" in astro["caption"]
+    assert astro["uri"].startswith("data:image/png;base64,")
