@@ -17,12 +17,12 @@ DEV = torch.device("cpu")
 
 @pytest.fixture(scope="module")
 def results(tmp_path_factory):
-    """Baselines on 1500 simulated images with an informative scene (snr 4), and on the same
+    """Baselines on 1500 simulated images with an default scene (snr 1), and on the same
     images with labels shuffled."""
     out = {}
     for name, shuffle in (("good", False), ("broken", True)):
         d = tmp_path_factory.mktemp(name)
-        write_simulation(simulate(SimConfig(n=1500, seed=7, snr=4.0, scene_dim=64, shuffle_labels=shuffle)), d)
+        write_simulation(simulate(SimConfig(n=1500, seed=7, scene_dim=64, shuffle_labels=shuffle)), d)
         r = run_baselines(d, seed=0, epochs=6, device=DEV)
         out[name] = (r, {k: evaluate(p, r.labels, BASIC7) for k, p in r.probs.items()})
     return out

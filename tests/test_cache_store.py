@@ -293,3 +293,21 @@ def test_merge_refuses_bad_parts(tmp_path: Path, defect: str, message: str) -> N
     with pytest.raises(CacheError, match=message):
         merge_parts(out)
     assert not (out / MANIFEST).exists()
+
+
+def test_prelast_activations_round_trip_and_are_checked(tmp_path: Path) -> None:
+    rows = fake_rows(IDS[:4])
+    rows["scene_prelast"] = np.random.default_rng(1).normal(size=(4, 8, 3, 3)).astype(np.float16)
+    w = CacheWriter(tmp_path / "c", FP, K=K, scene_dim=D)
+    w.write_shard(IDS[:4], rows)
+    c = load_cache(tmp_path / "c", prelast=True)
+    assert c.scene_prelast.dtype == torch.float16 and c.scene_prelast.shape == (4, 8, 3, 3)
+    assert load_cache(tmp_path / "c").scene_prelast is None  # not read unless asked for
+    assert verify_cache(tmp_path / "c", IDS[:4]).ok
+
+    def damage(ids, t):
+        t["scene_prelast"][2, 0, 0, 0] = float("inf")
+        return ids, t
+
+    rewrite_shard(tmp_path / "c", "shard-00000.safetensors", damage)
+    assert verify_cache(tmp_path / "c", IDS[:4]).problems == [(IDS[2], "non-finite values in scene_prelast")]

@@ -50,7 +50,7 @@ def test_minixception_port_matches_fer_tflite(mini, face_crops):
         interp.invoke()
         theirs.append(interp.get_tensor(out)[0].copy())
     theirs = np.stack(theirs)
-    assert np.abs(ours - theirs).max() < 0.05
+    assert np.abs(ours - theirs).max() < 0.05, np.abs(ours - theirs).max()
     assert ours.argmax(1).tolist() == theirs.argmax(1).tolist()
 
 

@@ -64,12 +64,12 @@ def test_faces_sorted_by_area_largest_first(mtcnn, astronaut):
 
 
 def test_downscaled_detection_maps_boxes_back(astronaut):
-    big = astronaut.resize((1024, 1024))
+    big = astronaut.resize((768, 768))
     full = build_detector("mtcnn", device="cpu").detect([big])[0]
-    small = build_detector("mtcnn", device="cpu", max_side=512).detect([big])[0]
+    small = build_detector("mtcnn", device="cpu", max_side=384).detect([big])[0]
     assert len(full) == len(small) == 1
     assert _iou(full[0].box, small[0].box) > 0.85
-    assert _iou(small[0].box, [2 * v for v in ASTRO_FACE]) > 0.85
+    assert _iou(small[0].box, [1.5 * v for v in ASTRO_FACE]) > 0.85
     assert small[0].area == pytest.approx(full[0].area, rel=0.15)
 
 

@@ -55,7 +55,7 @@ def test_lite_last_block_has_parameters_and_splits_exactly(lite):
     x = lite.preprocess([_img("chelsea")])
     with torch.no_grad():
         pre = lite.prelast(x)
-        assert pre.shape == (1, 192, 7, 7)
+        assert pre.shape == (1, 192, 7, 7) == (1, *lite.prelast_shape)
         torch.testing.assert_close(lite.last_block(pre), lite(x))
 
 
@@ -81,7 +81,7 @@ def test_places365_checkpoint_in_official_format(tmp_path):
         feats = bb(x)
         torch.testing.assert_close(feats, ref_features(x).flatten(1))
         torch.testing.assert_close(bb.classifier(feats), ref(x))
-        assert bb.prelast(x).shape == (1, 256, 14, 14)
+        assert bb.prelast(x).shape == (1, 256, 14, 14) == (1, *bb.prelast_shape)
     assert sum(p.numel() for p in bb.last_block.parameters()) > 0
     assert bb.preprocessing["resize"] == [256, 256] and bb.preprocessing["crop"] == 224
 
@@ -129,6 +129,8 @@ def test_resnet18_imagenet_from_path_and_missing(tmp_path, monkeypatch):
 def test_registry_lists_feature_sizes_and_rejects_unknown():
     assert BACKBONES["efficientnet-lite0-imagenet"].feature_dim == 1280
     assert BACKBONES["resnet18-places365"].feature_dim == 512
+    for name, spec in BACKBONES.items():
+        assert spec.preprocessing["crop"] == 224 and spec.weights_source, name
     with pytest.raises(ValueError, match="unknown scene backbone 'vgg'"):
         build_backbone("vgg")
 

@@ -128,7 +128,7 @@ def _real_photo_run(tmp_path: Path) -> Path:
     boxes = np.zeros((n, 3, 4), np.float32)
     boxes[0, 0] = [170, 30, 300, 200]  # the astronaut's face, in original pixels
     w = CacheWriter(d / "cache", {"test": "gallery"}, K=3, scene_dim=8)
-    w.write_shard(ids, {"scene": np.zeros((n, 8), np.float32), "face_probs": fp, "face_logits": fp,
+    w.write_shard(ids, {"scene": np.zeros((n, 8), np.float32), "face_probs": fp, "face_logits": np.log(fp + 1e-6),
                         "face_boxes": boxes, "face_area": mask * 0.08, "face_conf": mask * 1.0,
                         "face_mask": mask, "n_faces": mask.sum(1), "image_size": np.array([[512, 512]] * n)})
     w.close()
@@ -163,3 +163,22 @@ def test_gallery_draws_real_photos_with_face_boxes_and_notes_missing_ones(tmp_pa
     astro = next(i for i in items if "astronaut" in i["caption"])
     assert "1 face(s) detected" in astro["caption"] and "face1 0.80" in astro["caption"]
     assert astro["uri"].startswith("data:image/png;base64,")
+
+
+def test_experiment_with_missing_runs_and_tables_still_renders_with_notes(tmp_path):
+    exp = tmp_path / "exp"
+    (exp / "runs" / "joint-s0").mkdir(parents=True)
+    (exp / "experiment.json").write_text(json.dumps(
+        {"config": {}, "runs": ["runs/joint-s0", "runs/joint-s1"], "data": {"kind": "simulated", "dataset": "sim"}}))
+    (exp / "runs" / "joint-s0" / "results.json").write_text(json.dumps(
+        {"regime": "joint", "seed": 0, "source_weights": {"scene": 0.7, "face1": 0.1, "face2": 0.1, "face3": 0.1}}))
+    pd.DataFrame({"regime": ["joint"], "accuracy_mean": [0.4125], "accuracy_std": [0.01]}).to_csv(
+        exp / "comparison.csv", index=False)
+    html = build_report(exp)
+    page, md = html.read_text(), html.with_name("report.md").read_text()
+    assert md.startswith("About: simulated data · data set sim")
+    assert 'id="cmp-joint-accuracy-mean" data-value="0.4125">0.412<' in page
+    for line in ("runs/joint-s1 listed in experiment.json is absent", "bootstrap.csv is absent",
+                 "memorisation.csv is absent", "runs/joint-s0: predictions.csv is absent",
+                 "runs/joint-s0: history.csv is absent", "changes.json is absent"):
+        assert line in md, line

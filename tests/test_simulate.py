@@ -140,11 +140,11 @@ def test_scene_features_carry_the_scene_emotion(big):
     # The Bayes posterior from truth.json recovers the scene emotion at the rate snr=1 implies.
     post = true_scene_posterior(big.tensors["scene"][:5000], big.truth)
     e = big.truth_df["e_scene"].head(5000).map({c: i for i, c in enumerate(BASIC7)}).to_numpy()
-    assert 0.49 < (post.argmax(1) == e).mean() < 0.56
-    strong = simulate(SimConfig(n=5000, seed=3, snr=4.0))
-    post4 = true_scene_posterior(strong.tensors["scene"], strong.truth)
-    e4 = strong.truth_df["e_scene"].map({c: i for i, c in enumerate(BASIC7)}).to_numpy()
-    assert (post4.argmax(1) == e4).mean() > 0.75
+    assert 0.74 < (post.argmax(1) == e).mean() < 0.80
+    weak = simulate(SimConfig(n=5000, seed=3, snr=0.25))
+    post_w = true_scene_posterior(weak.tensors["scene"], weak.truth)
+    e_w = weak.truth_df["e_scene"].map({c: i for i, c in enumerate(BASIC7)}).to_numpy()
+    assert 0.49 < (post_w.argmax(1) == e_w).mean() < 0.57
 
 
 def test_deterministic_per_seed(tmp_path):

@@ -16,6 +16,7 @@ from __future__ import annotations
 import hashlib
 import os
 import signal
+import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -129,6 +130,16 @@ def _as_list(batch: list) -> list:
     return batch  # PIL images do not stack: keep the batch a plain list
 
 
+def _die_with_parent(_worker_id: int) -> None:
+    """DataLoader worker init: on Linux, ask the kernel to SIGKILL this worker when the builder
+    dies. A worker of a SIGKILLed builder otherwise blocks forever on its full result pipe,
+    holding the builder's stdout/stderr and memory."""
+    if sys.platform.startswith("linux"):
+        import ctypes
+        PR_SET_PDEATHSIG = 1
+        ctypes.CDLL("libc.so.6", use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
+
+
 def index_rejects(rejects_csv: str | Path) -> list[dict[str, str]]:
     """The index's ``rejects.csv`` as manifest reject records (``stage`` = ``"index"``).
 
@@ -191,8 +202,8 @@ def build_cache(perception, index: ImageIndex, ids: Iterable[str], root: str | P
     rows = index.df.set_index("image_id").loc[todo, ["rel_path", "content_hash"]] if todo else None
     items = [] if rows is None else list(zip(todo, rows["rel_path"], rows["content_hash"]))
     loader = DataLoader(ImageFiles(items, root), batch_size=batch_size, shuffle=False,
-                        num_workers=workers, collate_fn=_as_list,
-                        persistent_workers=False, prefetch_factor=4 if workers else None)
+                        num_workers=workers, collate_fn=_as_list, worker_init_fn=_die_with_parent,
+                        prefetch_factor=4 if workers else None)
     kill_after = int(os.environ.get(KILL_ENV, "0"))
     t0 = time.perf_counter()
     buffer: list[tuple[str, dict[str, np.ndarray]]] = []

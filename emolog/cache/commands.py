@@ -11,6 +11,7 @@ Under ``torchrun`` without ``--shard``, each rank builds slice RANK/WORLD_SIZE o
 from __future__ import annotations
 
 import argparse
+import json
 import sys
 from pathlib import Path
 
@@ -33,7 +34,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="split.json (default: next to the index)")
     parser.add_argument("--splits", default=",".join(SPLIT_NAMES),
                         help="which split lists to cache / verify (default train,val,test)")
-    parser.add_argument("--root", type=Path, default=None, help="data root the index's rel_paths are relative to")
+    parser.add_argument("--root", type=Path, default=None,
+                        help="data root the index's rel_paths are relative to (default: the root "
+                             "recorded in index_summary.json by `emolog index`)")
     parser.add_argument("--out", type=Path, default=None, help="cache directory to build")
     g = parser.add_argument_group("perception (the defaults run offline)")
     g.add_argument("--backbone", default=None, help="scene backbone (default efficientnet-lite0-imagenet)")
@@ -58,6 +61,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     r.add_argument("--shard", default=None,
                    help="i/N: cache only slice i of N (sorted ids, every N-th) into OUT/part-i-of-N; "
                         "default under torchrun: RANK/WORLD_SIZE")
+    r.add_argument("--threads", type=int, default=None,
+                   help="torch intra-op threads (default: torch's choice); 1 is fastest when several "
+                        "builds share a CPU")
     r.add_argument("--quiet", action="store_true", help="no progress bar")
     v = parser.add_argument_group("verify")
     v.add_argument("--allow-rejects", action="store_true",
@@ -91,6 +97,15 @@ def _index_paths(args: argparse.Namespace) -> tuple[Path | None, Path | None, Pa
     return index_csv, rejects, split
 
 
+def _indexed_root(index_csv: Path | None) -> Path | None:
+    """The data root ``emolog index`` recorded in index_summary.json next to the index, if any."""
+    summary = index_csv.parent / "index_summary.json" if index_csv is not None else None
+    if summary is None or not summary.is_file():
+        return None
+    root = json.loads(summary.read_text()).get("root")
+    return Path(root) if root else None
+
+
 def _split_ids(args: argparse.Namespace, split_path: Path | None, known: list[str] | None) -> list[str]:
     from emolog.data.split import load_split
     if split_path is None:
@@ -120,10 +135,11 @@ def _build(args: argparse.Namespace) -> int:
     from emolog.data.index import ImageIndex
     if args.target is not None:
         raise ValueError(f"unexpected argument {args.target} (did you mean --out {args.target}?)")
-    missing = [f"--{k}" for k in ("index", "root", "out") if getattr(args, k) is None]
+    index_csv, rejects_csv, split_path = _index_paths(args)
+    root = args.root if args.root is not None else _indexed_root(index_csv)
+    missing = [f"--{k}" for k, v in (("index", args.index), ("root", root), ("out", args.out)) if v is None]
     if missing:
         raise ValueError(f"building a cache needs {', '.join(missing)}")
-    index_csv, rejects_csv, split_path = _index_paths(args)
     index = ImageIndex.load(index_csv)
     ids = _split_ids(args, split_path, index.ids)
     device = args.device
@@ -134,8 +150,10 @@ def _build(args: argparse.Namespace) -> int:
         shard = (rank, world)
         if device is None and local is not None and torch.cuda.is_available():
             device = f"cuda:{local}"  # one GPU per torchrun process
+    if args.threads is not None:
+        torch.set_num_threads(args.threads)
     perception = _perception(args, device)
-    report = build_cache(perception, index, ids, args.root, args.out, shard=shard,
+    report = build_cache(perception, index, ids, root, args.out, shard=shard,
                          batch_size=args.batch_size, workers=args.workers,
                          rows_per_file=args.rows_per_file,
                          prior_rejects=index_rejects(rejects_csv) if rejects_csv else (),

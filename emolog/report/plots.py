@@ -134,7 +134,9 @@ def layer_bars(layers: Sequence[Mapping]) -> str:
                            (b, "grad_norm", "gradient norm (mean over training)")):
         vals = np.array([float(l.get(key) or 0.0) for l in layers])
         ax.barh(y, np.where(vals > 0, vals, np.nan), color=colours)
-        if (vals > 0).any() and vals[vals > 0].max() / max(vals[vals > 0].min(), 1e-300) > 100:
+        if not (vals > 0).any():
+            ax.set_xlim(0, 1)  # nothing moved: an axis around 0 would suggest otherwise
+        elif vals[vals > 0].max() / vals[vals > 0].min() > 100:
             ax.set_xscale("log")  # changes span orders of magnitude: frozen vs trained layers
         for yi, v in zip(y, vals):
             if v == 0:
@@ -155,13 +157,15 @@ def grad_norm_history(history: pd.DataFrame) -> str:
         ax.plot(history["epoch"], history[col].where(history[col] > 0), marker="o", ms=3,
                 label=col.removeprefix("grad_norm_"))
     ax.set_yscale("log")
+    ax.yaxis.set_minor_formatter(matplotlib.ticker.NullFormatter())  # labelled minor ticks clutter
     ax.set(xlabel="epoch", ylabel="gradient norm", title="Gradient norm per parameter group")
     ax.legend(fontsize=8)
     _style(ax)
     return to_uri(fig)
 
 
-def flips(per_class: Mapping[str, Mapping[str, int]], classes: Sequence[str]) -> str:
+def flips(per_class: Mapping[str, Mapping[str, int]], classes: Sequence[str],
+          title: str = "Predictions that flipped during training, per true class") -> str:
     """Stacked bars per true class: predictions that became correct / wrong / changed otherwise."""
     fig, ax = plt.subplots(figsize=HALF)
     bottom = np.zeros(len(classes))
@@ -169,7 +173,9 @@ def flips(per_class: Mapping[str, Mapping[str, int]], classes: Sequence[str]) ->
         vals = np.array([float((per_class.get(c) or {}).get(key, 0)) for c in classes])
         ax.bar(classes, vals, bottom=bottom, label=key.replace("_", " "), color=colour)
         bottom += vals
-    ax.set(ylabel="test images", title="Predictions that flipped during training, per true class")
+    ax.set(ylabel="test images", title=title)
+    ax.set_ylim(bottom=0)
+    ax.yaxis.set_major_locator(matplotlib.ticker.MaxNLocator(integer=True))
     ax.tick_params(axis="x", rotation=30)
     ax.legend(fontsize=8)
     _style(ax)
@@ -193,6 +199,10 @@ def memorisation(df: pd.DataFrame) -> str:
           title="Scene weight vs training-set size")
     b.set(xscale="log", xlabel="training images", ylabel="accuracy", ylim=(0, 1),
           title="Train (solid) vs validation (dashed) accuracy")
+    sizes = sorted(df["n_train"].unique())
+    for ax in (a, b):  # label the sizes actually run, not powers of ten
+        ax.set_xticks(sizes, [str(int(n)) for n in sizes])
+        ax.xaxis.set_minor_formatter(matplotlib.ticker.NullFormatter())
     a.legend(fontsize=8)
     b.legend(fontsize=7, ncol=2)
     for ax in (a, b):
@@ -214,14 +224,15 @@ def trust_bars(table: pd.DataFrame, title: str, xlabel: str) -> str:
         ax.bar(x + (k - (len(series) - 1) / 2) * width, table[col], width, color=colour, label=col,
                hatch="//" if "weight" in col else None, alpha=0.55 if "weight" in col else 1.0)
     ax.set_xticks(x, [f"{g}\n(n={n})" for g, n in zip(table["group"], table["images"])])
-    ax.set(xlabel=xlabel, ylabel="mean probability", ylim=(0, 1), title=title)
-    ax.legend(fontsize=8, ncol=2)
+    ax.set(xlabel=xlabel, ylabel="mean probability", ylim=(0, 1.2), yticks=np.linspace(0, 1, 6), title=title)
+    ax.legend(fontsize=7, ncol=4, loc="upper center")  # in the headroom above 1, clear of the bars
     _style(ax)
     return to_uri(fig)
 
 
-def final_weights(per_regime: Mapping[str, Mapping[str, Sequence[float]]]) -> str:
-    """Learned source weights per regime: mean over seeds, seeds as dots."""
+def final_weights(per_regime: Mapping[str, Mapping[str, Sequence[float]]],
+                  true: Mapping[str, float] | None = None) -> str:
+    """Learned source weights per regime: mean over seeds, seeds as dots; dashed: true weights."""
     fig, ax = plt.subplots(figsize=HALF)
     names = list(per_regime)
     x = np.arange(len(names))
@@ -232,6 +243,8 @@ def final_weights(per_regime: Mapping[str, Mapping[str, Sequence[float]]]) -> st
         ax.bar(pos, [v.mean() if v.size else np.nan for v in vals], width, label=s, color=SOURCE_COLOURS[s])
         for p, v in zip(pos, vals):
             ax.scatter(np.full(v.size, p), v, s=8, color="black", zorder=3)
+            if true and true.get(s) is not None:
+                ax.hlines(true[s], p - width / 2, p + width / 2, colors="black", linestyles="--", linewidth=1.2, zorder=4)
     ax.set_xticks(x, names, rotation=20, ha="right")
     ax.set(ylabel="P(source)", ylim=(0, 1), title="Learned source weights per regime (dots: seeds)")
     ax.legend(fontsize=8, ncol=4)
@@ -239,15 +252,14 @@ def final_weights(per_regime: Mapping[str, Mapping[str, Sequence[float]]]) -> st
     return to_uri(fig)
 
 
-def scene_weight_trajectories(histories: Mapping[str, pd.DataFrame]) -> str:
-    """w_scene per epoch for every run of an experiment (one line per run)."""
+def scene_weight_trajectories(histories: Mapping[str, tuple[str, pd.DataFrame]]) -> str:
+    """w_scene per epoch for every run of an experiment: run name -> (group, history), one
+    line per run, one colour per group."""
     fig, ax = plt.subplots(figsize=HALF)
     cmap = plt.get_cmap("tab10")
-    regimes = sorted({name.split("/")[-1].split("-s")[0] for name in histories})
-    for name, h in histories.items():
-        regime = name.split("/")[-1].split("-s")[0]
-        ax.plot(h["epoch"], h["w_scene"], color=cmap(regimes.index(regime) % 10), alpha=0.8,
-                label=regime)
+    groups = sorted({g for g, _ in histories.values()})
+    for g, h in histories.values():
+        ax.plot(h["epoch"], h["w_scene"], color=cmap(groups.index(g) % 10), alpha=0.8, label=g)
     handles, labels = ax.get_legend_handles_labels()
     uniq = dict(zip(labels, handles))
     ax.legend(uniq.values(), uniq.keys(), fontsize=8)

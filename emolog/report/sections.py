@@ -18,7 +18,7 @@ import numpy as np
 import pandas as pd
 
 from emolog.report import plots
-from emolog.report.inputs import SOURCES, ExperimentInputs, RunInputs
+from emolog.report.inputs import SOURCES, ExperimentInputs, RunInputs, resolve
 from emolog.report.stats import bootstrap_per_class_f1, class_indices, trust_by_face_count, trust_by_face_size
 
 METRICS: tuple[str, ...] = ("accuracy", "macro_f1", "uar", "nll", "ece", "n")
@@ -94,7 +94,7 @@ def df_table(df: pd.DataFrame, caption: str = "", id_prefix: str | None = None, 
     return Table([str(c) for c in df.columns], rows, caption)
 
 
-def _guard(section: Section, what: str, fn: Callable[[], None]) -> None:
+def guard(section: Section, what: str, fn: Callable[[], None]) -> None:
     """Run one part of a section; a failure becomes a note naming the part, the rest renders."""
     try:
         fn()
@@ -115,11 +115,12 @@ def about_line(data: dict, fingerprint: str | None, n_test: int | None) -> str:
     return f"About: {kind} data · data set {dataset} · test split{n} of {split} · cache fingerprint {fp}"
 
 
-def cache_fingerprint(data: dict, config: dict | None) -> str | None:
+def cache_fingerprint(data: dict, config: dict | None, run_dir: Path) -> str | None:
+    """The cache's fingerprint hash: from config.json's provenance, else the cache manifest."""
     prov = (config or {}).get("provenance") or {}
     if prov.get("cache_fingerprint_hash"):
         return str(prov["cache_fingerprint_hash"])
-    manifest = Path(data.get("cache") or "") / "manifest.json"
+    manifest = resolve(data.get("cache") or "", run_dir) / "manifest.json"
     if data.get("cache") and manifest.is_file():
         return str(json.loads(manifest.read_text()).get("fingerprint_hash"))
     return None
@@ -191,14 +192,14 @@ def weights_section(run: RunInputs) -> Section:
     if hist is None:
         sec.notes.append(run.note("history.csv"))
     else:
-        _guard(sec, "the weight trajectories", lambda: sec.figures.append(
+        guard(sec, "the weight trajectories", lambda: sec.figures.append(
             Figure(plots.weight_trajectories(hist, true), "source weights per epoch")))
-        _guard(sec, "the training curves", lambda: sec.figures.append(
+        guard(sec, "the training curves", lambda: sec.figures.append(
             Figure(plots.training_curves(hist), "loss and validation metrics")))
     if run.results is None:
         sec.notes.append(run.note("results.json"))
     elif true:
-        _guard(sec, "learned vs true weights", lambda: sec.figures.append(
+        guard(sec, "learned vs true weights", lambda: sec.figures.append(
             Figure(plots.learned_vs_true(res.get("source_weights") or {}, true), "learned vs true source weights")))
     else:
         sec.notes.append("results.json has no true_source_weights (real data): no learned-vs-true comparison.")
@@ -220,7 +221,7 @@ def confusion_section(run: RunInputs) -> Section:
         if cm is None:
             sec.notes.append(f"results.json holds no confusion matrix for {title}.")
         else:
-            _guard(sec, f"the confusion matrix ({title})",
+            guard(sec, f"the confusion matrix ({title})",
                    lambda cm=cm, title=title: sec.figures.append(Figure(plots.confusion(cm, cls, title), title)))
     return sec
 
@@ -273,7 +274,7 @@ def changes_section(run: RunInputs, title_suffix: str = "") -> Section:
         sec.notes.append("changes.json lists no layers.")
     else:
         layers = ch["layers"]
-        _guard(sec, "the per-layer bars", lambda: sec.figures.append(Figure(plots.layer_bars(layers), "per-layer change", wide=True)))
+        guard(sec, "the per-layer bars", lambda: sec.figures.append(Figure(plots.layer_bars(layers), "per-layer change", wide=True)))
         trainable = any("trainable" in l for l in layers)  # optional key: frozen layers still get gradients
         sec.tables.append(Table(["net", "layer", "parameters"] + (["trainable"] if trainable else [])
                                 + ["relative change", "cosine to init", "gradient norm"],
@@ -282,7 +283,7 @@ def changes_section(run: RunInputs, title_suffix: str = "") -> Section:
                                  + [num(l.get("rel_change"), digits=4), num(l.get("cosine_to_init"), digits=4),
                                     num(l.get("grad_norm"), digits=4)] for l in layers]))
     if hist is not None and any(c.startswith("grad_norm_") for c in hist.columns):
-        _guard(sec, "the gradient-norm history", lambda: sec.figures.append(Figure(plots.grad_norm_history(hist), "gradient norm per epoch")))
+        guard(sec, "the gradient-norm history", lambda: sec.figures.append(Figure(plots.grad_norm_history(hist), "gradient norm per epoch")))
     elif hist is None:
         sec.notes.append(run.note("history.csv"))
     return sec
@@ -301,7 +302,10 @@ def flips_section(run: RunInputs, classes: list[str]) -> Section:
         sec.notes.append("changes.json has no flips entry.")
     else:
         pc = flips.get("per_class") or {}
-        sec.figures.append(Figure(plots.flips(pc, classes), "flipped predictions per class"))
+        if flips.get("n_flipped"):
+            sec.figures.append(Figure(plots.flips(pc, classes), "flipped predictions per class"))
+        else:
+            sec.notes.append(f"No test prediction changed during training (0 of {flips.get('n')}).")
         rows = [[Cell(c)] + [num((pc.get(c) or {}).get(k)) for k in ("to_correct", "to_wrong", "other")] for c in classes]
         rows.append([Cell("all")] + [num(sum(int((pc.get(c) or {}).get(k, 0)) for c in classes))
                                      for k in ("to_correct", "to_wrong", "other")])
@@ -336,7 +340,7 @@ def trust_section(preds: dict[str, Preds | None], notes: list[str]) -> Section:
             sec.tables.append(df_table(by_n.rename(columns={"group": "faces"}), "per face count" + label))
             sec.tables.append(df_table(by_size.rename(columns={"group": "largest face"}), "per face size" + label))
 
-        _guard(sec, f"the trust tables{label}", add)
+        guard(sec, f"the trust tables{label}", add)
     return sec
 
 
@@ -349,7 +353,7 @@ def memorisation_section(df: pd.DataFrame | None, note: str) -> Section:
     if df is None:
         sec.notes.append(note)
     else:
-        _guard(sec, "the memorisation curve", lambda: sec.figures.append(Figure(plots.memorisation(df), "memorisation curve", wide=True)))
+        guard(sec, "the memorisation curve", lambda: sec.figures.append(Figure(plots.memorisation(df), "memorisation curve", wide=True)))
         agg = df.groupby(["regime", "n_train"], sort=True).mean(numeric_only=True).reset_index().drop(columns=["seed"], errors="ignore")
         sec.tables.append(df_table(agg, "mean over seeds"))
     return sec
@@ -390,108 +394,3 @@ def gallery_section(run: RunInputs | None, pr: Preds | None, classes: list[str],
     sec.notes.extend(notes)
     sec.figures.extend(Figure(it["uri"], f"example {it['image_id']}", caption=it["caption"]) for it in items)
     return sec
-
-
-# ----------------------------------------------------------------------------- whole reports
-
-
-def run_report(run: RunInputs, images: str | None = None) -> dict:
-    """Context for the templates: ``title``, ``about``, ``sections``."""
-    pr, why = read_preds(run)
-    classes = run.classes
-    preds = {run.name: pr}
-    sections = [summary_section(run), weights_section(run), confusion_section(run)]
-    f1 = f1_section({run.regime: [run]}, preds, classes, with_before=True)
-    if why:
-        f1.notes.insert(0, why)
-    sections += [f1, changes_section(run), flips_section(run, classes),
-                 trust_section(preds, [why] if why else []),
-                 memorisation_section(None, "memorisation.csv is absent: it is written by "
-                                      "`emolog experiment` (training-set-size sweeps), not by a single run."),
-                 comparison_section(None), gallery_section(run, pr, classes, images)]
-    n_test = ((run.results or {}).get("metrics") or {}).get("test", {}).get("n")
-    title = f"emolog run {run.name}: {run.regime}, seed {run.seed}"
-    return {"title": title, "about": about_line(run.data, cache_fingerprint(run.data, run.config), n_test),
-            "sections": sections, "kind": "run"}
-
-
-def experiment_report(exp: ExperimentInputs, images: str | None = None) -> dict:
-    runs = exp.runs
-    classes = runs[0].classes if runs else []
-    by_regime: dict[str, list[RunInputs]] = {}
-    for r in runs:
-        by_regime.setdefault(r.regime, []).append(r)
-    preds: dict[str, Preds | None] = {}
-    pred_notes = []
-    for r in runs:
-        preds[r.name], why = read_preds(r)
-        if why:
-            pred_notes.append(f"{r.name}: {why}")
-    sections = [comparison_section(exp)]
-    sections[0].notes.extend(exp.absent[k] for k in exp.absent if k.startswith("run "))
-
-    w = Section("weights", "Source weights",
-                "Learned probability of each source per regime (bars: mean over seeds, dots: "
-                "seeds), and the scene's weight per epoch in every run. Dashed: true weights.")
-    finals = {reg: {s: [float((r.results or {}).get("source_weights", {}).get(s, np.nan)) for r in rs if r.results]
-                    for s in SOURCES} for reg, rs in by_regime.items()}
-    w.notes.extend(f"{r.name}: {r.note('results.json')}" for r in runs if r.results is None)
-    if any(r.results for r in runs):
-        _guard(w, "the per-regime weights", lambda: w.figures.append(Figure(plots.final_weights(finals), "weights per regime")))
-    hists = {r.name: r.get("history.csv") for r in runs if r.get("history.csv") is not None and "w_scene" in r.get("history.csv")}
-    w.notes.extend(f"{r.name}: {r.note('history.csv')}" for r in runs if r.get("history.csv") is None)
-    if hists:
-        _guard(w, "the weight trajectories", lambda: w.figures.append(Figure(plots.scene_weight_trajectories(hists), "scene weight per epoch")))
-    true = next((r.results.get("true_source_weights") for r in runs if r.results and r.results.get("true_source_weights")), None)
-    if true:
-        w.tables.append(Table(["regime"] + [f"{s} (true {true.get(s, float('nan')):.2f})" for s in SOURCES],
-                              [[Cell(reg)] + [num(float(np.nanmean(v[s])) if v[s] else None, f"wmean-{slug(reg)}-{s}")
-                                              for s in SOURCES] for reg, v in finals.items()],
-                              "learned weights, mean over seeds, vs the true ones"))
-    sections.append(w)
-
-    sections.append(f1_section(by_regime, preds, classes, with_before=False))
-    sections[-1].notes[:0] = pred_notes
-
-    conf = Section("confusion", "Confusion matrices",
-                   "Per regime, summed over seeds. Rows are the true class, columns the predicted "
-                   "class; colour is the row share (recall), numbers are image counts.")
-    for reg, rs in by_regime.items():
-        cms = [((r.results or {}).get("metrics") or {}).get("test", {}).get("confusion") for r in rs]
-        cms = [c for c in cms if c is not None]
-        if not cms:
-            conf.notes.append(f"{reg}: no test confusion matrix in any results.json")
-            continue
-        _guard(conf, f"{reg}'s confusion matrix", lambda cms=cms, reg=reg: conf.figures.append(
-            Figure(plots.confusion(np.sum(cms, axis=0), classes, reg), reg)))
-    sections.append(conf)
-
-    for reg, rs in by_regime.items():  # one seed per regime suffices to see what trains
-        first = rs[0]
-        ch = changes_section(first, f": {reg} ({first.name})")
-        ch.id = f"changes-{slug(reg)}"
-        sections.append(ch)
-    flips = Section("flips", "Flipped predictions",
-                    "Per regime (first seed): test images whose prediction changed during training, "
-                    "per true class: green became correct, red became wrong, grey changed between wrong classes.")
-    for reg, rs in by_regime.items():
-        f = rs[0].get("changes.json")
-        if f is None or not f.get("flips"):
-            flips.notes.append(f"{rs[0].name}: {rs[0].note('changes.json') if f is None else 'no flips entry'}")
-            continue
-        flips.figures.append(Figure(plots.flips(f["flips"].get("per_class") or {}, classes), f"flips {reg}",
-                                    caption=f"{reg}: {f['flips'].get('n_flipped')} of {f['flips'].get('n')} flipped"))
-    sections.append(flips)
-    sections.append(memorisation_section(exp.get("memorisation.csv"), exp.note("memorisation.csv")))
-    first_per_regime = {rs[0].name: preds.get(rs[0].name) for rs in by_regime.values()}
-    sections.append(trust_section(first_per_regime, []))
-    gal_run = next((r for r in runs if preds.get(r.name) is not None), None)
-    gal = gallery_section(gal_run, preds.get(gal_run.name) if gal_run else None, classes, images)
-    if gal_run:
-        gal.how += f" Examples from {gal_run.name}."
-    sections.append(gal)
-    n_test = next((((r.results or {}).get("metrics") or {}).get("test", {}).get("n") for r in runs if r.results), None)
-    cfg = runs[0].config if runs else None
-    title = f"emolog experiment {exp.dir.name}: {len(by_regime)} regimes, {len(runs)} runs"
-    return {"title": title, "about": about_line(exp.data, cache_fingerprint(exp.data, cfg), n_test),
-            "sections": sections, "kind": "experiment"}

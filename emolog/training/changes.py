@@ -36,7 +36,7 @@ class GradTracker:
         for net, m in self.nets.items():
             sq = 0.0
             for n, p in m.named_parameters():
-                if p.grad is not None:
+                if p.requires_grad and p.grad is not None:
                     g = float(p.grad.detach().norm())
                     self.param_sum[net][n] += g
                     sq += g * g

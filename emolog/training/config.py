@@ -69,9 +69,16 @@ class RunConfig:
     scene_init: str = "auto"            # auto (per regime) | pretrained | random
     pretrain_epochs: int = 30
     pretrain_patience: int = 3
+    # K-fold cross-fitting: the logic sees each training image's scene distribution from a net
+    # that did not train on it; 1 = in-sample (the memorising net: shows the collapse)
+    pretrain_folds: int = 5
     pretrain_cache: str | None = None   # folder for pretrained nets; None = <data>/pretrained
     grey_face_logits: list[float] | None = None    # original semantics; None = from the cache
     device: str = "auto"                # auto (CUDA when present) | cpu | cuda | cuda:N
+    # CPU threads for torch during the run. The tensors are tiny (batch x 7), so thread
+    # hand-offs cost more than they save: 1 thread was 25x faster per step than 2 on the
+    # shared 2-core machine (docs/benchmarks.md). null = leave torch's setting.
+    threads: int | None = 1
     extra: dict[str, Any] = field(default_factory=dict)  # free-form notes (e.g. sweep name)
 
     # ------------------------------------------------------------------ construction
@@ -143,6 +150,8 @@ class RunConfig:
         need(self.imbalance in IMBALANCE, "imbalance", f"must be one of {list(IMBALANCE)}")
         need(self.patience is None or (_is_int(self.patience) and self.patience >= 1), "patience",
              "must be null or an integer >= 1")
+        need(_is_int(self.pretrain_folds) and self.pretrain_folds >= 1, "pretrain_folds",
+             "must be an integer >= 1")
         need(self.scene_init in ("auto", "pretrained", "random"), "scene_init",
              "must be auto, pretrained or random")
         need(_is_int(self.pretrain_epochs) and self.pretrain_epochs >= 1, "pretrain_epochs",
@@ -164,6 +173,8 @@ class RunConfig:
                  and all(_is_num(v) for v in self.grey_face_logits), "grey_face_logits", "must be 7 numbers")
         need(self.device == "auto" or self.device == "cpu" or str(self.device).startswith("cuda"),
              "device", "must be auto, cpu, cuda or cuda:N")
+        need(self.threads is None or (_is_int(self.threads) and self.threads >= 1), "threads",
+             "must be null or an integer >= 1")
         need(isinstance(self.extra, dict), "extra", "must be an object")
 
     @property

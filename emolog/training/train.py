@@ -153,9 +153,12 @@ class Model(nn.Module):
         self.semantics, self.grey_logits = semantics, grey_logits
         self.frozen_scene: dict[int, torch.Tensor] = {}
 
-    def freeze_scene(self, splits: dict[str, SplitData]) -> None:
-        for s in splits.values():
-            self.frozen_scene[id(s)] = self._scene_probs_all(s)
+    def freeze_scene(self, splits: dict[str, SplitData], train_probs: torch.Tensor | None = None) -> None:
+        """Compute the frozen scene net's probabilities once per split; ``train_probs`` [N_train, 7]
+        (out-of-fold predictions) replace the net's own on the training split."""
+        for name, s in splits.items():
+            self.frozen_scene[id(s)] = (train_probs if name == "train" and train_probs is not None
+                                        else self._scene_probs_all(s))
 
     def _scene_probs_all(self, s: SplitData) -> torch.Tensor:
         was = self.training
@@ -172,9 +175,18 @@ class Model(nn.Module):
         return torch.softmax(self.scene_net(feats), dim=1)
 
     def scene_probs(self, s: SplitData, idx: torch.Tensor) -> torch.Tensor:
-        """[B, 7] scene distribution for rows ``idx`` of split ``s``."""
+        """[B, 7] scene distribution for rows ``idx`` of split ``s``.
+
+        Raises TrainingError naming the image ids whose distribution is not finite (diverged
+        weights, or extreme cached features), before the logic sees a NaN."""
         frozen = self.frozen_scene.get(id(s))
-        return frozen[idx] if frozen is not None else self._scene_probs_live(s, idx)
+        probs = frozen[idx] if frozen is not None else self._scene_probs_live(s, idx)
+        bad = ~torch.isfinite(probs).all(dim=1)
+        if bad.any():
+            ids = [s.ids[i] for i in idx[bad].tolist()]
+            raise TrainingError(f"Scene2EmotionNet output is not finite for {len(ids)} image(s): {ids[:20]}; "
+                                "check their cached scene features or lower the learning rates")
+        return probs
 
     def _original_kw(self, s: SplitData, idx: torch.Tensor) -> dict[str, torch.Tensor]:
         if self.semantics != "original":
@@ -304,20 +316,36 @@ def nll(probs: torch.Tensor, labels: torch.Tensor) -> float:
 # ----------------------------------------------------------------------------- pretraining
 
 
+@dataclass
+class Pretrained:
+    """A scene-only pretrained Scene2EmotionNet and its honest training-set predictions.
+
+    ``net`` is trained on the whole training split (used on val/test, and as the init of
+    ``scene_init=pretrained``). ``oof`` [N_train, 7] are out-of-fold probabilities: each training
+    image's scene distribution from a net that never saw it (K-fold cross-fitting). Without
+    them the frozen scene net would have memorised the training labels and the learned source
+    weights would collapse onto the scene (scene ~0.99 on the simulator).
+    """
+
+    net: Scene2EmotionNet
+    oof: torch.Tensor | None
+    info: dict
+
+
 def pretrained_scene_net(cfg: RunConfig, splits: dict[str, SplitData], manifest: dict,
-                         device: torch.device) -> tuple[Scene2EmotionNet, dict]:
-    """Scene2EmotionNet trained scene-only (CE on cached scene features) on the training split.
+                         device: torch.device) -> Pretrained:
+    """Scene2EmotionNet trained scene-only (NLL of the label on cached scene features).
 
     Cached on disk under a key of the cache fingerprint, the exact train/val ids and every
-    setting that affects it, so logic-only and problog-em runs share one net and reruns skip it.
-    Returns (net in eval mode, info dict).
+    setting that affects it, so logic-only and problog-em runs share it and reruns skip it.
     """
     settings = {k: getattr(cfg, k) for k in (
         "seed", "batch_size", "net_optimizer", "net_lr", "net_weight_decay", "net_hidden",
-        "net_dropout", "pretrain_epochs", "pretrain_patience", "imbalance", "logit_adjust_tau")}
+        "net_dropout", "pretrain_epochs", "pretrain_patience", "pretrain_folds", "imbalance",
+        "logit_adjust_tau")}
     key_src = {"fingerprint": manifest.get("fingerprint_hash"), "settings": settings,
                "train": _ids_hash(splits["train"].ids), "val": _ids_hash(splits["val"].ids),
-               "scene_dim": splits["train"].scene.shape[1], "version": 1}
+               "scene_dim": splits["train"].scene.shape[1], "version": 2}
     key = hashlib.sha256(json.dumps(key_src, sort_keys=True).encode()).hexdigest()[:16]
     folder = Path(cfg.pretrain_cache) if cfg.pretrain_cache else Path(cfg.data) / "pretrained"
     path = folder / f"scene_net-{key}.pt"
@@ -325,21 +353,45 @@ def pretrained_scene_net(cfg: RunConfig, splits: dict[str, SplitData], manifest:
     if path.exists():
         blob = torch.load(path, map_location=device, weights_only=True)
         net.load_state_dict(blob["state"])
-        return net.eval(), {**json.loads(blob["info"]), "cached": True, "path": str(path)}
+        oof = blob["oof"] if blob["oof"].numel() else None
+        return Pretrained(net.eval(), oof, {**json.loads(blob["info"]), "cached": True, "path": str(path)})
 
-    torch.manual_seed(cfg.seed)
     tr, va = splits["train"], splits["val"]
+    info = _fit_scene_only(cfg, net, tr, _all(tr), va)
+    oof = None
+    if cfg.pretrain_folds > 1:
+        oof = torch.empty(len(tr), len(BASIC7), device=device)
+        fold = torch.arange(len(tr), device=device) % cfg.pretrain_folds  # train is seeded-shuffled
+        info["folds"] = []
+        for k in tqdm(range(cfg.pretrain_folds), desc="cross-fitting scene net", leave=False):
+            fnet = _new_scene_net(cfg, tr.scene.shape[1], seed_offset=k + 1).to(device)
+            info["folds"].append(_fit_scene_only(cfg, fnet, tr, (fold != k).nonzero()[:, 0], va))
+            with torch.no_grad():
+                oof[fold == k] = torch.softmax(fnet(tr.scene[fold == k]), 1)
+        info["oof_nll"] = nll(oof, tr.labels)
+    info["key"] = key
+    buf = io.BytesIO()
+    torch.save({"state": {k: v.cpu() for k, v in net.state_dict().items()},
+                "oof": oof.cpu() if oof is not None else torch.zeros(0), "info": json.dumps(info)}, buf)
+    atomic_write_bytes(path, buf.getvalue())
+    return Pretrained(net, oof, {**info, "cached": False, "path": str(path)})
+
+
+def _fit_scene_only(cfg: RunConfig, net: Scene2EmotionNet, tr: SplitData, rows: torch.Tensor,
+                    va: SplitData) -> dict:
+    """Train ``net`` on training rows ``rows`` (scene features only), early stopping on val NLL;
+    leaves the best epoch's parameters in ``net`` (eval mode). Returns {val_nll, val_accuracy, epochs_run}."""
     opt = _optimizer(cfg.net_optimizer, net.parameters(), cfg.net_lr, cfg.net_weight_decay)
-    loss_fn = Loss(cfg.imbalance, tr.labels, cfg.logit_adjust_tau)
+    loss_fn = Loss(cfg.imbalance, tr.labels[rows], cfg.logit_adjust_tau)
     best, best_state, bad, epochs = math.inf, copy.deepcopy(net.state_dict()), 0, 0
-    for epoch in tqdm(range(1, cfg.pretrain_epochs + 1), desc="pretrain scene net", leave=False):
+    for epoch in range(1, cfg.pretrain_epochs + 1):
         net.train()
         torch.manual_seed(cfg.seed * 100_003 + epoch)
-        order = epoch_order(tr.labels, cfg.imbalance, cfg.seed + 7, epoch).to(device)
+        order = rows[epoch_order(tr.labels[rows], cfg.imbalance, cfg.seed + 7, epoch).to(rows.device)]
         for b in range(0, len(order), cfg.batch_size):
             idx = order[b:b + cfg.batch_size]
             loss = loss_fn(torch.softmax(net(tr.scene[idx]), 1), tr.labels[idx])
-            _check_finite(loss, tr, idx, "pretraining", epoch)
+            _check_finite(loss, tr, idx, "scene-only pretraining", epoch)
             opt.zero_grad()
             loss.backward()
             opt.step()
@@ -354,22 +406,19 @@ def pretrained_scene_net(cfg: RunConfig, splits: dict[str, SplitData], manifest:
             if bad >= cfg.pretrain_patience:
                 break
     net.load_state_dict(best_state)
+    net.zero_grad(set_to_none=True)
     net.eval()
     with torch.no_grad():
         acc = float((net(va.scene).argmax(1) == va.labels).float().mean())
-    info = {"val_nll": best, "val_accuracy": acc, "epochs_run": epochs, "key": key}
-    buf = io.BytesIO()
-    torch.save({"state": net.state_dict(), "info": json.dumps(info)}, buf)
-    atomic_write_bytes(path, buf.getvalue())
-    return net, {**info, "cached": False, "path": str(path)}
+    return {"val_nll": best, "val_accuracy": acc, "epochs_run": epochs}
 
 
 def _ids_hash(ids: list[str]) -> str:
     return hashlib.sha256("\n".join(ids).encode()).hexdigest()[:16]
 
 
-def _new_scene_net(cfg: RunConfig, in_dim: int) -> Scene2EmotionNet:
-    torch.manual_seed(cfg.seed)  # the same seeded initialisation in every regime
+def _new_scene_net(cfg: RunConfig, in_dim: int, seed_offset: int = 0) -> Scene2EmotionNet:
+    torch.manual_seed(cfg.seed * 1009 + seed_offset)  # the same seeded init in every regime
     return Scene2EmotionNet(in_dim=in_dim, hidden=cfg.net_hidden, n_classes=len(BASIC7),
                             dropout=cfg.net_dropout)
 
@@ -384,7 +433,7 @@ def _optimizer(kind: str, params, lr: float, wd: float) -> torch.optim.Optimizer
 def _check_finite(loss: torch.Tensor, s: SplitData, idx: torch.Tensor, phase: str, epoch: int) -> None:
     if not torch.isfinite(loss):
         ids = [s.ids[i] for i in idx.tolist()]
-        raise TrainingError(f"non-finite loss ({float(loss)}) in {phase}, epoch {epoch}; the batch's "
+        raise TrainingError(f"non-finite loss ({float(loss.detach())}) in {phase}, epoch {epoch}; the batch's "
                             f"image ids: {ids}. Check these images' cached tensors "
                             "(`emolog cache verify`) or lower the learning rates.")
 
@@ -411,12 +460,21 @@ def train_run(config: RunConfig | dict, out_dir: str | Path, resume: bool = Fals
     """
     cfg = config if isinstance(config, RunConfig) else RunConfig.from_dict(config)
     cfg.validate()
+    threads = torch.get_num_threads()
+    if cfg.threads is not None:
+        torch.set_num_threads(cfg.threads)
+    try:
+        return _train_run(cfg, Path(out_dir), resume, progress)
+    finally:
+        torch.set_num_threads(threads)
+
+
+def _train_run(cfg: RunConfig, out: Path, resume: bool, progress: bool) -> dict:
     regime = get_regime(cfg.regime)
     semantics = regime.semantics or cfg.semantics
     if regime.learner == "em" and semantics not in ("condition", "fail"):
         raise ConfigError(f"config key 'semantics': problog-em is defined for 'condition' or 'fail', "
                           f"not {semantics!r}")
-    out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     if (out / CHECKPOINT).exists() and not resume:
         raise TrainingError(f"{out} already holds a run ({CHECKPOINT}); pass resume=True (--resume) "
@@ -430,9 +488,10 @@ def train_run(config: RunConfig | dict, out_dir: str | Path, resume: bool = Fals
     lm = build_logic(cfg, semantics).to(device)
     if not regime.trains_logic:
         em.set_source_weights(lm, cfg.fixed_weights or {s: 1 / len(lm.sources) for s in lm.sources})
-    pretrain_info = None
+    pretrain_info, oof = None, None
     if (regime.scene_init if cfg.scene_init == "auto" else cfg.scene_init) == "pretrained":
-        scene_net, pretrain_info = pretrained_scene_net(cfg, splits, manifest, device)
+        pre = pretrained_scene_net(cfg, splits, manifest, device)
+        scene_net, pretrain_info, oof = pre.net, pre.info, pre.oof
     else:
         scene_net = _new_scene_net(cfg, splits["train"].scene.shape[1]).to(device)
     last_block = build_last_block(manifest).to(device) if regime.trains_backbone else None
@@ -447,7 +506,7 @@ def train_run(config: RunConfig | dict, out_dir: str | Path, resume: bool = Fals
         for p in net.parameters():
             p.requires_grad_(trainable[name] and regime.learner == "gradient")
     if not regime.trains_scene_net:
-        model.freeze_scene(splits)
+        model.freeze_scene(splits, oof)
     init = {name: changes.snapshot(net) for name, net in nets.items()}
     tracker = changes.GradTracker(nets)
     optims = _optimizers(cfg, regime, nets)
@@ -544,7 +603,7 @@ def _gradient_epoch(model: Model, tr: SplitData, loss_fn: Loss, optims: dict, tr
         tracker.record()
         for opt in optims.values():
             opt.step()
-        total += float(loss) * len(idx)
+        total += float(loss.detach()) * len(idx)
         n += len(idx)
     model.eval()
     return total / n

@@ -1,0 +1,130 @@
+"""The report of an experiment directory: the comparison first, then one view per regime.
+
+Runs are grouped by regime (plus sweep suffix, see ``RunInputs.group``); figures that need one
+run per regime (what trains, flips, trust, the gallery) use the regime's first seed.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from emolog.report import plots
+from emolog.report.inputs import SOURCES, ExperimentInputs, RunInputs
+from emolog.report.sections import Cell, Figure, Preds, Section, Table, about_line, cache_fingerprint, \
+    comparison_section, f1_section, gallery_section, guard, memorisation_section, num, read_preds, slug, \
+    trust_section
+
+Groups = dict[str, list[RunInputs]]
+
+
+def weights_section(runs: list[RunInputs], groups: Groups) -> Section:
+    sec = Section("weights", "Source weights",
+                  "Learned probability of each source per regime (bars: mean over seeds, dots: seeds; "
+                  "dashed: the true weights of simulated data), and the scene's weight per epoch in "
+                  "every run. A regime whose scene weight climbs far above the truth is fitting the "
+                  "training labels through the scene net (see the memorisation curve).")
+    sec.notes.extend(f"{r.name}: {r.note('results.json')}" for r in runs if r.results is None)
+    sec.notes.extend(f"{r.name}: {r.note('history.csv')}" for r in runs if r.get("history.csv") is None)
+    finals = {g: {s: [float((r.results.get("source_weights") or {}).get(s, np.nan)) for r in rs if r.results]
+                  for s in SOURCES} for g, rs in groups.items()}
+    true = next((r.results["true_source_weights"] for r in runs
+                 if r.results and r.results.get("true_source_weights")), None)
+    if any(r.results for r in runs):
+        guard(sec, "the per-regime weights", lambda: sec.figures.append(
+            Figure(plots.final_weights(finals, true), "weights per regime")))
+    hists = {r.name: (r.group, r.get("history.csv")) for r in runs
+             if r.get("history.csv") is not None and "w_scene" in r.get("history.csv")}
+    if hists:
+        guard(sec, "the weight trajectories", lambda: sec.figures.append(
+            Figure(plots.scene_weight_trajectories(hists), "scene weight per epoch")))
+    cols = [f"{s} (true {true[s]:.2f})" if true and s in true else s for s in SOURCES]
+    sec.tables.append(Table(["regime"] + cols,
+                            [[Cell(g)] + [num(float(np.nanmean(v[s])) if v[s] else None, f"wmean-{slug(g)}-{s}")
+                                          for s in SOURCES] for g, v in finals.items()],
+                            "learned source weights, mean over seeds"))
+    return sec
+
+
+def confusion_section(groups: Groups, classes: list[str]) -> Section:
+    sec = Section("confusion", "Confusion matrices",
+                  "Per regime, summed over seeds. Rows are the true class, columns the predicted "
+                  "class; colour is the row share (recall), numbers are image counts.")
+    for g, rs in groups.items():
+        cms = [((r.results or {}).get("metrics") or {}).get("test", {}).get("confusion") for r in rs]
+        cms = [c for c in cms if c is not None]
+        if not cms:
+            sec.notes.append(f"{g}: no test confusion matrix in any results.json")
+            continue
+        guard(sec, f"{g}'s confusion matrix", lambda cms=cms, g=g: sec.figures.append(
+            Figure(plots.confusion(np.sum(cms, axis=0), classes, f"{g} ({len(cms)} seeds)"), g)))
+    return sec
+
+
+def changes_section(groups: Groups) -> Section:
+    sec = Section("changes", "Which parameters really train",
+                  "Per regime (first seed), per layer: how far the weights moved from their initial "
+                  "values relative to their size (left) and the mean gradient norm (right). Orange: "
+                  "logic parameters, blue: trained network layers, grey: layers the regime keeps "
+                  "frozen (they receive a gradient but do not move). The run reports add the "
+                  "gradient norm per epoch.")
+    for g, rs in groups.items():
+        ch = rs[0].get("changes.json")
+        if ch is None or not ch.get("layers"):
+            sec.notes.append(f"{rs[0].name}: " + (rs[0].note("changes.json") if ch is None else "changes.json lists no layers"))
+            continue
+        guard(sec, f"{g}'s layer changes", lambda ch=ch, g=g, r=rs[0]: sec.figures.append(
+            Figure(plots.layer_bars(ch["layers"]), f"layer changes {g}", wide=True, caption=f"{g} ({r.name})")))
+    return sec
+
+
+def flips_section(groups: Groups, classes: list[str]) -> Section:
+    sec = Section("flips", "Flipped predictions",
+                  "Per regime (first seed): test images whose prediction changed during training, per "
+                  "true class: green became correct, red became wrong, grey changed between wrong classes.")
+    for g, rs in groups.items():
+        f = (rs[0].get("changes.json") or {}).get("flips")
+        if not f:
+            sec.notes.append(f"{rs[0].name}: " + (rs[0].note("changes.json") if rs[0].get("changes.json") is None
+                                                  else "changes.json has no flips entry"))
+        elif not f.get("n_flipped"):
+            sec.notes.append(f"{g} ({rs[0].name}): no test prediction changed during training (0 of {f.get('n')}).")
+        else:
+            sec.figures.append(Figure(plots.flips(f.get("per_class") or {}, classes, f"Flipped predictions: {g}"),
+                                      f"flips {g}", caption=f"{g}: {f['n_flipped']} of {f.get('n')} test predictions flipped"))
+    return sec
+
+
+def experiment_report(exp: ExperimentInputs, images: str | None = None) -> dict:
+    """Context for the templates: ``title``, ``about``, ``sections``, ``kind``."""
+    runs = exp.runs
+    classes = runs[0].classes if runs else []
+    groups: Groups = {}
+    for r in runs:
+        groups.setdefault(r.group, []).append(r)
+    preds: dict[str, Preds | None] = {}
+    pred_notes = []
+    for r in runs:
+        preds[r.name], why = read_preds(r)
+        if why:
+            pred_notes.append(f"{r.name}: {why}")
+
+    comparison = comparison_section(exp)
+    comparison.notes.extend(v for k, v in exp.absent.items() if k.startswith("run "))
+    if not runs:
+        comparison.notes.append(f"no run directories found in {exp.dir}")
+    f1 = f1_section(groups, preds, classes, with_before=False)
+    f1.notes[:0] = pred_notes
+    first = {rs[0].name: preds.get(rs[0].name) for rs in groups.values()}
+    gal_run = next((r for r in runs if preds.get(r.name) is not None), None)
+    gallery = gallery_section(gal_run, preds.get(gal_run.name) if gal_run else None, classes, images)
+    if gal_run:
+        gallery.how += f" Examples from {gal_run.name}."
+    sections = [comparison, weights_section(runs, groups), f1, confusion_section(groups, classes),
+                changes_section(groups), flips_section(groups, classes),
+                memorisation_section(exp.get("memorisation.csv"), exp.note("memorisation.csv")),
+                trust_section(first, []), gallery]
+    n_test = next((((r.results or {}).get("metrics") or {}).get("test", {}).get("n") for r in runs if r.results), None)
+    cfg = runs[0].config if runs else None
+    title = f"emolog experiment {exp.dir.name}: {len(groups)} regimes, {len(runs)} runs"
+    return {"title": title, "about": about_line(exp.data, cache_fingerprint(exp.data, cfg, exp.dir), n_test),
+            "sections": sections, "kind": "experiment"}
