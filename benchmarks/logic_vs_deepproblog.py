@@ -9,7 +9,7 @@ emolog runs all 5000 images in batches of --batch; DeepProbLog a subsample (--dp
   batch of --dpl-batch examples (its own batching: ``model.solve(list of queries)``).
 * score: all 7 emotions of an image (DeepProbLog: 8 queries per image, one solve call).
 
-emolog uses CUDA when present, else CPU. Last line: ``train ratio: Nx, score ratio: Mx``.
+emolog uses CUDA when present, else CPU (--threads torch threads, default 1). Last line: ``train ratio: Nx, score ratio: Mx``.
 Run: .venv/bin/python benchmarks/logic_vs_deepproblog.py   (about 1-3 minutes)
 """
 
@@ -105,7 +105,11 @@ def main() -> int:
     ap.add_argument("--dpl-images", type=int, default=200)
     ap.add_argument("--dpl-batch", type=int, default=16)
     ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--threads", type=int, default=1,
+                    help="torch CPU threads (1: these small batched ops lose more to thread "
+                         "hand-offs on a busy 2-core machine than they gain)")
     args = ap.parse_args()
+    torch.set_num_threads(args.threads)
     torch.manual_seed(args.seed)
     device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
     lm = compile_program("seed", semantics="condition").to(device)

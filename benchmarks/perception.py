@@ -5,16 +5,20 @@ scale). Face detection runs at full size and downscaled to several long sides, c
 faces found, to decide whether downscaling first loses faces. Prints a table; under ~2 min
 on 2 CPU cores.
 
-    .venv/bin/python benchmarks/perception.py [--device cpu|cuda] [--repeats 2]
+    .venv/bin/python benchmarks/perception.py [--device cpu|cuda] [--repeats 1] [--threads N]
 """
 
 from __future__ import annotations
 
 import argparse
+import tempfile
 import time
+from pathlib import Path
 
+import cv2
 import skimage.data
 import torch
+import torchvision
 from PIL import Image
 
 from emolog.perception.expression import build_recogniser
@@ -66,22 +70,34 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--device", default=None)
     ap.add_argument("--repeats", type=int, default=1)
+    ap.add_argument("--threads", type=int, default=None,
+                    help="torch CPU threads (default torch's); 1 gives the steadiest CPU ms/item "
+                         "on a shared machine")
     args = ap.parse_args()
+    if args.threads:
+        torch.set_num_threads(args.threads)
+        cv2.setNumThreads(args.threads)
     device = torch.device(args.device or ("cuda" if torch.cuda.is_available() else "cpu"))
     torch.manual_seed(0)
     ims = photos()
     print(f"device: {device}, torch threads: {torch.get_num_threads()}")
     print(f"{'stage':<58} {'items/s':>9} {'CPU ms/item':>11}  notes", flush=True)
 
-    for name in ("efficientnet-lite0-imagenet",):
-        bb = build_backbone(name, device=device)
-        batch = ims * 2  # 16 images per batch
-
+    with tempfile.TemporaryDirectory() as tmp:
+        # ResNet18 speed does not depend on its weights: a random checkpoint in the official
+        # Places365 format stands in for the file users download.
+        places = Path(tmp) / "resnet18_places365.pth.tar"
+        state = torchvision.models.resnet18(num_classes=365).state_dict()
+        torch.save({"state_dict": {"module." + k: v for k, v in state.items()}}, places)
+        backbones = [build_backbone("efficientnet-lite0-imagenet", device=device),
+                     build_backbone("resnet18-places365", places, device=device)]
+    batch = ims * 2  # 16 images per batch
+    for bb in backbones:
         def scene():
             with torch.no_grad():
                 bb(bb.preprocess(batch).to(device))
         t, _ = timed(scene, args.repeats)
-        row(f"scene features {name} (batch 16, incl. preproc.)", len(batch), t)
+        row(f"scene features {bb.name} (batch 16, incl. preproc.)", len(batch), t)
 
     full_counts, full_faces = None, []
     for max_side in (None, 800, 640, 500):

@@ -17,7 +17,7 @@ DEV = torch.device("cpu")
 
 @pytest.fixture(scope="module")
 def results(tmp_path_factory):
-    """Baselines on 1500 simulated images with an default scene (snr 1), and on the same
+    """Baselines on 1500 simulated images with the default scene (snr 1), and on the same
     images with labels shuffled."""
     out = {}
     for name, shuffle in (("good", False), ("broken", True)):

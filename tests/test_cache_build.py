@@ -21,7 +21,6 @@ from skimage import data as skd
 
 from emolog import cli
 from emolog.cache.build import KILL_ENV, build_cache, index_rejects
-from emolog.cache.merge import merge_parts
 from emolog.cache.store import MANIFEST, CacheError, load_cache, read_manifest
 from emolog.cache.verify import verify_cache
 from emolog.data.index import ImageIndex, build_index

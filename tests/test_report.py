@@ -177,7 +177,7 @@ def test_experiment_with_missing_runs_and_tables_still_renders_with_notes(tmp_pa
     html = build_report(exp)
     page, md = html.read_text(), html.with_name("report.md").read_text()
     assert md.startswith("About: simulated data · data set sim")
-    assert 'id="cmp-joint-accuracy-mean" data-value="0.4125">0.412<' in page
+    assert 'id="cmp-joint-accuracy" data-value="0.4125">0.412 ± 0.010<' in page
     for line in ("runs/joint-s1 listed in experiment.json is absent", "bootstrap.csv is absent",
                  "memorisation.csv is absent", "runs/joint-s0: predictions.csv is absent",
                  "runs/joint-s0: history.csv is absent", "changes.json is absent"):

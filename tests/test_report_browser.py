@@ -13,16 +13,22 @@ import pytest
 
 from emolog.cli import main
 from emolog.report.browser import check_page
+from emolog.report.sections import slug
 
 
 @pytest.fixture(scope="module")
-def sim_run(tmp_path_factory) -> Path:
-    root = tmp_path_factory.mktemp("report-e2e")
-    data, run = root / "data", root / "run"
+def sim_data(tmp_path_factory) -> Path:
+    data = tmp_path_factory.mktemp("report-e2e") / "data"
     assert main(["simulate", "--out", str(data), "--n", "400"]) == 0
-    assert main(["train", "--data", str(data), "--regime", "logic-only", "--set", "epochs=3",
+    return data
+
+
+@pytest.fixture(scope="module")
+def sim_run(sim_data) -> Path:
+    run = sim_data.parent / "run"
+    assert main(["train", "--data", str(sim_data), "--regime", "logic-only", "--set", "epochs=3",
                  "--out", str(run), "--quiet"]) == 0
-    assert main(["report", str(run), "--out", str(root / "page" / "report.html")]) == 0
+    assert main(["report", str(run), "--out", str(sim_data.parent / "page" / "report.html")]) == 0
     return run
 
 
@@ -68,3 +74,38 @@ def test_report_of_a_real_run_renders_in_chromium(sim_run):
     md = html.with_name("report.md").read_text()
     assert md.splitlines()[0] == check.about
     assert f"| accuracy | {test['accuracy']:.3f} |" in md
+
+
+def test_report_of_a_real_experiment_renders_in_chromium(sim_data):
+    exp = sim_data.parent / "exp"
+    assert main(["experiment", "--data", str(sim_data), "--regimes", "logic-only,joint", "--seeds", "0",
+                 "--memorisation", "100", "--baselines", "majority", "--set", "epochs=2",
+                 "--out", str(exp), "--quiet"]) == 0
+    # --screenshot runs the same browser check and fails on console errors or broken figures
+    assert main(["report", str(exp), "--screenshot", str(exp / "shot.png")]) == 0
+    from PIL import Image
+    assert Image.open(exp / "shot.png").width == 1280
+    check = check_page(exp / "report.html")
+
+    assert check.errors == []
+    assert len(check.images) >= 8
+    assert [i["alt"] for i in check.images if i["naturalWidth"] <= 0] == []
+    assert check.pixel_std > 10
+    assert check.about.startswith("About: simulated data")
+    assert check.sections[0] == "comparison"
+    assert not any("memorisation.csv is absent" in n for n in check.notes)
+    assert any(i["alt"] == "memorisation curve" for i in check.images)
+
+    import pandas as pd
+    cmp = pd.read_csv(exp / "comparison.csv")
+    for _, row in cmp.iterrows():
+        for metric in ("accuracy", "macro_f1", "nll"):
+            cell = f"cmp-{slug(row['system'])}-{metric}"
+            assert _value(check, cell) == pytest.approx(row[f"{metric}_mean"], rel=1e-12)
+    boot = pd.read_csv(exp / "bootstrap.csv")
+    for _, row in boot.iterrows():
+        assert _value(check, f"boot-{slug(row['system'])}-{slug(row['metric'])}") == pytest.approx(row["diff"], rel=1e-12)
+    for regime in ("logic-only", "joint"):
+        res = json.loads((exp / "runs" / f"{regime}-s0" / "results.json").read_text())
+        for s, w in res["source_weights"].items():
+            assert _value(check, f"wmean-{regime}-{s}") == pytest.approx(w, rel=1e-12)

@@ -16,7 +16,7 @@ from emolog.data.index import ImageIndex
 from emolog.data.paths import image_id
 from emolog.data.split import load_split
 from emolog.labels import BASIC7
-from emolog.simulate import (SMALL_FACE_AREA, SOURCES, TRUE_WEIGHTS, SimConfig, SimulationError,
+from emolog.simulate import (SMALL_FACE_AREA, SOURCES, TRUE_WEIGHTS, SimConfig, SimulationError, write_simulation,
                              add_arguments, run, simulate, source_weights, true_scene_posterior)
 
 N_BIG = 20_000  # in memory only: ~1 s
@@ -199,3 +199,27 @@ def test_context_variant():
     w = source_weights(mask, area, "context")
     assert np.allclose(w[small1, 1], 0.09 / 1.15) and np.allclose(w[large1, 1], 0.18 / 0.71)
     assert "0.02" in sim.truth["variant_rule"]
+
+
+def test_shuffled_labels_are_detected_by_training(tmp_path):
+    """A deliberately broken data set: training itself reports accuracy at the majority level
+    with the loud warning, while the same images with aligned labels train clearly above it.
+    (snr 2: a clear scene signal, so that 400 test images separate the two cases.)"""
+    from emolog.training.metrics import MAJORITY_WARNING
+    from emolog.training.train import train_run
+    out = {}
+    for shuffle in (False, True):
+        d = tmp_path / f"D{int(shuffle)}"
+        write_simulation(simulate(SimConfig(n=2000, seed=11, snr=2.0, shuffle_labels=shuffle)), d)
+        res = train_run({"regime": "logic-only", "data": str(d), "epochs": 3, "device": "cpu"},
+                        tmp_path / f"R{int(shuffle)}", progress=False)
+        on_disk = json.loads((tmp_path / f"R{int(shuffle)}" / "results.json").read_text())
+        assert on_disk["sanity_warning"] == res["sanity_warning"]
+        out[shuffle] = res
+    test_labels = pd.read_csv(tmp_path / "R1" / "predictions.csv")["label"]
+    majority = test_labels.value_counts(normalize=True).max()
+    margin = 1.96 * np.sqrt(majority * (1 - majority) / len(test_labels))
+    assert out[False]["sanity_warning"] is None
+    assert out[False]["metrics"]["test"]["accuracy"] > majority + margin
+    assert MAJORITY_WARNING in out[True]["sanity_warning"]
+    assert out[True]["metrics"]["test"]["accuracy"] <= majority + margin

@@ -17,6 +17,7 @@ from pathlib import Path
 
 from emolog.cache.store import CacheError
 from emolog.data.split import SPLIT_NAMES
+from emolog.perception.common import WeightsError
 
 ACTIONS = ("build", "verify", "merge")
 
@@ -79,7 +80,7 @@ def run(args: argparse.Namespace) -> int:
         if args.action == "verify":
             return _verify(args)
         return _build(args)
-    except (CacheError, ValueError, FileNotFoundError) as e:
+    except (CacheError, WeightsError, ValueError, FileNotFoundError) as e:
         print(f"emolog cache {args.action}: error: {e}", file=sys.stderr)
         return 2
 

@@ -82,20 +82,21 @@ def compile_circuits(prog: Program) -> Compiled:
     query_terms = [_bind(q, prog, "query") for q in prog.queries]
     ev_terms = [(_bind(e, prog, "evidence"), v) for e, v in prog.evidence]
     source_template = _source_template(prog)
-    try:
-        for t in query_terms + [e for e, _ in ev_terms] + ([source_template] if source_template else []):
+    for t in query_terms + [e for e, _ in ev_terms] + ([source_template] if source_template else []):
+        try:
             engine.ground(db, t, target=lf, label=LogicFormula.LABEL_QUERY)
-    except ProbLogError as e:
-        raise ProgramError(f"{prog.path}: cannot ground: {getattr(e, 'message', e)}") from None
-    except RecursionError:
-        raise ProgramError(f"{prog.path}: grounding does not terminate") from None
+        except ProbLogError as e:
+            raise ProgramError(f"{prog.path}: {t} cannot be grounded: "
+                               f"{getattr(e, 'message', e)}") from None
+        except RecursionError:
+            raise ProgramError(f"{prog.path}: grounding {t} does not terminate") from None
 
     grounded = {name: key for name, key in lf.queries()}
     query_atoms: list[Term] = []
     for t in query_terms:
         found = [a for a in grounded if _matches(a, t)]
         if not found:
-            raise ProgramError(f"{prog.path}: query {t} cannot be grounded (no rule derives it)")
+            raise ProgramError(f"{prog.path}: {t} cannot be grounded (no rule derives it)")
         for a in found:
             if not a.is_ground():
                 raise ProgramError(f"{prog.path}: query {t} grounds to the non-ground {a}")

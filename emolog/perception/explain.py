@@ -199,10 +199,10 @@ def write_png(image: Image.Image, report: dict, out: Path) -> None:
     names = [c[:30] for c, _ in report["scene_top5"]][::-1]
     ax.barh(names, [p for _, p in report["scene_top5"]][::-1], color="tab:green")
     ax.set_xlim(0, 1)
-    title = f"{report['backbone']} top-5"
+    ax.set_title(f"{report['backbone']} top-5", fontsize=9)
     if "source_weights" in report:
-        title += "\nsources: " + ", ".join(f"{k} {v:.2f}" for k, v in report["source_weights"].items())
-    ax.set_title(title, fontsize=9)
+        fig.suptitle("learned source probabilities: "
+                     + ", ".join(f"{k} {v:.2f}" for k, v in report["source_weights"].items()))
     fig.tight_layout()
     buf = io.BytesIO()
     try:

@@ -187,12 +187,12 @@ def check_page(html: str | Path, width: int = 1280, max_height: int | None = Non
             except BrowserError:
                 pass  # closing races the pipe's end; the process is reaped below either way
         finally:
+            os.close(to_w)  # EOF on its command pipe makes Chromium exit, also after an error
             try:
                 proc.wait(timeout=10)
             except subprocess.TimeoutExpired:
                 proc.kill()
                 proc.wait()
-            os.close(to_w)
             os.close(from_r)
     png = base64.b64decode(shot["data"])
     grey = np.asarray(Image.open(io.BytesIO(png)).convert("L"), dtype=np.float32)

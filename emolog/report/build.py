@@ -10,7 +10,7 @@ from pathlib import Path
 import jinja2
 
 from emolog import __version__
-from emolog.data.atomic import atomic_write_text
+from emolog.data.atomic import atomic_write_bytes, atomic_write_text
 from emolog.report.inputs import ExperimentInputs, ReportInputError, load
 from emolog.report.experiment_page import experiment_report
 from emolog.report.run_page import run_report
@@ -54,6 +54,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         "report.md is written next to it")
     parser.add_argument("--images", metavar="DIR", help="image root for the gallery of real photos, "
                         "when index.csv's paths are not relative to the data directory")
+    parser.add_argument("--screenshot", metavar="FILE.png", help="also open the page in headless Chromium "
+                        "at 1280 px, save a full-page screenshot and fail on console errors or broken images")
 
 
 def run(args: argparse.Namespace) -> int:
@@ -63,4 +65,20 @@ def run(args: argparse.Namespace) -> int:
         print(f"emolog report: {e}", file=sys.stderr)
         return 2
     print(f"wrote {path} and {path.with_name('report.md')}")
-    return 0
+    return screenshot(path, args.screenshot) if args.screenshot else 0
+
+
+def screenshot(html: Path, png: str | Path) -> int:
+    """Check ``html`` in headless Chromium and save its screenshot; 1 when the page is broken."""
+    from emolog.report.browser import BrowserError, check_page
+    try:
+        check = check_page(html)
+    except BrowserError as e:
+        print(f"emolog report: {e}", file=sys.stderr)
+        return 1
+    atomic_write_bytes(png, check.screenshot)
+    broken = [i["alt"] for i in check.images if i["naturalWidth"] <= 0]
+    for problem in check.errors + [f"image not decoded: {b}" for b in broken]:
+        print(f"emolog report: {problem}", file=sys.stderr)
+    print(f"wrote {png} ({len(check.images)} figures, {len(check.errors)} console errors)")
+    return 1 if check.errors or broken else 0

@@ -108,23 +108,37 @@ def experiment_report(exp: ExperimentInputs, images: str | None = None) -> dict:
         if why:
             pred_notes.append(f"{r.name}: {why}")
 
+    # per-regime figures show base runs; sweeps (e.g. the memorisation's n_train runs) appear in
+    # the comparison, the weights and the memorisation curve, where they are one line each
+    base = {g: rs for g, rs in groups.items() if rs[0].sweep is None} or groups
+    meta = exp.get("experiment.json") or {}
     comparison = comparison_section(exp)
     comparison.notes.extend(v for k, v in exp.absent.items() if k.startswith("run "))
+    comparison.notes.extend(f"run failed: {f}" for f in meta.get("failed") or [])
+    warnings = meta.get("sanity_warnings") or {}
+    if warnings:  # one line: the runs of one experiment usually share the same warning
+        name, first = next(iter(warnings.items()))
+        comparison.notes.append(f"{len(warnings)} run(s) carry a sanity warning ({', '.join(warnings)}); "
+                                f"{name}: {first}")
     if not runs:
         comparison.notes.append(f"no run directories found in {exp.dir}")
-    f1 = f1_section(groups, preds, classes, with_before=False)
+    elif base is not groups and len(base) < len(groups):
+        comparison.notes.append(f"{len(groups) - len(base)} sweep groups ({', '.join(g for g in groups if g not in base)}) "
+                                "are shown in the weights and the memorisation curve; the per-regime "
+                                "figures below show the base runs.")
+    f1 = f1_section(base, preds, classes, with_before=False)
     f1.notes[:0] = pred_notes
-    first = {rs[0].name: preds.get(rs[0].name) for rs in groups.values()}
+    first = {rs[0].name: preds.get(rs[0].name) for rs in base.values()}
     gal_run = next((r for r in runs if preds.get(r.name) is not None), None)
     gallery = gallery_section(gal_run, preds.get(gal_run.name) if gal_run else None, classes, images)
     if gal_run:
         gallery.how += f" Examples from {gal_run.name}."
-    sections = [comparison, weights_section(runs, groups), f1, confusion_section(groups, classes),
-                changes_section(groups), flips_section(groups, classes),
+    sections = [comparison, weights_section(runs, groups), f1, confusion_section(base, classes),
+                changes_section(base), flips_section(base, classes),
                 memorisation_section(exp.get("memorisation.csv"), exp.note("memorisation.csv")),
                 trust_section(first, []), gallery]
     n_test = next((((r.results or {}).get("metrics") or {}).get("test", {}).get("n") for r in runs if r.results), None)
     cfg = runs[0].config if runs else None
-    title = f"emolog experiment {exp.dir.name}: {len(groups)} regimes, {len(runs)} runs"
+    title = f"emolog experiment {exp.dir.name}: {len(base)} regimes, {len(runs)} runs"
     return {"title": title, "about": about_line(exp.data, cache_fingerprint(exp.data, cfg, exp.dir), n_test),
             "sections": sections, "kind": "experiment"}

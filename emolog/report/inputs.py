@@ -71,6 +71,12 @@ class RunInputs(Inputs):
         return str((self.results or {}).get("regime") or (self.config or {}).get("regime") or self.name)
 
     @property
+    def sweep(self) -> str | None:
+        """The sweep suffix of the run's folder name (``n_train=250``), None for a base run."""
+        m = _RUN_NAME.match(Path(self.name).name)
+        return m["sweep"] if m else None
+
+    @property
     def group(self) -> str:
         """What runs are averaged over seeds as: the regime plus any sweep suffix of the run's
         folder name ``<regime>-s<seed>[-<sweep>]`` (e.g. ``joint-n400``)."""
@@ -142,8 +148,8 @@ _RUN_FILES: dict[str, tuple[str, tuple[str, ...]]] = {
 }
 _EXPERIMENT_FILES: dict[str, tuple[str, tuple[str, ...]]] = {
     "experiment.json": ("json", ()),
-    "comparison.csv": ("csv", ("regime",)),
-    "bootstrap.csv": ("csv", ("regime",)),
+    "comparison.csv": ("csv", ()),
+    "bootstrap.csv": ("csv", ()),
     "memorisation.csv": ("csv", ("regime", "n_train", "w_scene")),
 }
 

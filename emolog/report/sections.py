@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import math
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable
@@ -58,7 +59,7 @@ class Section:
 
 def fmt(v: Any, digits: int = 3) -> str:
     """Numbers for humans: floats to ``digits`` decimals, ints as is, missing as a dash."""
-    if v is None or (isinstance(v, float) and math.isnan(v)):
+    if v is None or (isinstance(v, (float, np.floating)) and math.isnan(v)):
         return "–"
     if isinstance(v, (bool, np.bool_)):
         return str(bool(v))
@@ -76,7 +77,9 @@ def num(v: Any, id_: str | None = None, digits: int = 3) -> Cell:
 
 
 def slug(s: str) -> str:
-    return "".join(c if c.isalnum() else "-" for c in str(s)).strip("-").lower()
+    """An id-safe name: runs of anything but letters, digits and ``_`` become one ``-``
+    (``baseline: majority`` -> ``baseline-majority``, ``macro_f1`` stays)."""
+    return re.sub(r"[^0-9A-Za-z_]+", "-", str(s)).strip("-").lower()
 
 
 def df_table(df: pd.DataFrame, caption: str = "", id_prefix: str | None = None, key: str | None = None) -> Table:
@@ -163,6 +166,8 @@ def summary_section(run: RunInputs) -> Section:
     if res is None:
         sec.notes.append(run.note("results.json"))
         return sec
+    if res.get("sanity_warning"):
+        sec.notes.append(str(res["sanity_warning"]))
     m = res.get("metrics") or {}
     before = (res.get("metrics_before") or {}).get("test") or {}
     cols = [("test", m.get("test") or {}, "m-test"), ("test before training", before, "m-before-test"),
@@ -246,22 +251,27 @@ def f1_section(runs_by_regime: dict[str, list[RunInputs]], preds: dict[str, Pred
         missing = [r.name for r, pr in got if pr is None]
         if missing:
             sec.notes.append(f"{regime}: no usable predictions.csv in {', '.join(missing)}")
-        usable = [pr for _, pr in got if pr is not None]
+        usable = [pr for _, pr in got if pr is not None and len(pr.y)]
         if not usable:
             continue
-        if with_before and all(u.p_before is not None for u in usable):
-            per["before training"] = bootstrap_per_class_f1(
-                [(u.df["image_id"].to_numpy(), u.y, u.p_before) for u in usable], len(classes))
-        per[regime if not with_before else "after training"] = bootstrap_per_class_f1(
-            [(u.df["image_id"].to_numpy(), u.y, u.p) for u in usable], len(classes))
+
+        def add(usable: list[Preds] = usable, regime: str = regime) -> None:
+            if with_before and all(u.p_before is not None for u in usable):
+                per["before training"] = bootstrap_per_class_f1(
+                    [(u.df["image_id"].to_numpy(), u.y, u.p_before) for u in usable], len(classes))
+            per[regime if not with_before else "after training"] = bootstrap_per_class_f1(
+                [(u.df["image_id"].to_numpy(), u.y, u.p) for u in usable], len(classes))
+
+        guard(sec, f"{regime}'s F1", add)
     if per:
-        sec.figures.append(Figure(plots.f1_with_ci(per, classes), "per-class F1 with CI", wide=True))
+        guard(sec, "the F1 plot", lambda: sec.figures.append(
+            Figure(plots.f1_with_ci(per, classes), "per-class F1 with CI", wide=True)))
         sec.tables.append(f1_table(per, classes))
     return sec
 
 
-def changes_section(run: RunInputs, title_suffix: str = "") -> Section:
-    sec = Section("changes", "Which parameters really train" + title_suffix,
+def changes_section(run: RunInputs) -> Section:
+    sec = Section("changes", "Which parameters really train",
                   "Per layer (blue: trained network layers, orange: logic parameters, grey: layers the "
                   "regime keeps frozen): how far the weights moved from their initial values, relative "
                   "to their size, and the mean gradient norm. A frozen layer still receives a gradient "
@@ -359,21 +369,73 @@ def memorisation_section(df: pd.DataFrame | None, note: str) -> Section:
     return sec
 
 
+def _key_column(df: pd.DataFrame) -> str:
+    """The column naming each row: ``system`` (regimes and baselines) or ``regime``."""
+    return "system" if "system" in df.columns else "regime"
+
+
+def comparison_table(df: pd.DataFrame) -> Table:
+    """comparison.csv with each ``<m>_mean`` / ``<m>_std`` pair merged into one "mean ± std" cell
+    (id ``cmp-<system>-<m>``, data-value the mean); bookkeeping columns and the source weights
+    (the weights section shows them) are left out."""
+    key = _key_column(df)
+    metrics = [c[: -len("_mean")] for c in df.columns if c.endswith("_mean") and not c.startswith("w_")]
+    if key not in df.columns or not metrics:
+        return df_table(df, "comparison.csv", "cmp", key if key in df.columns else None)
+    skip = {key, "kind", "regime"} | {c for c in df.columns if c.endswith(("_mean", "_std"))}
+    extra = [c for c in df.columns if c not in skip and df[c].notna().any()]
+    rows = []
+    for _, r in df.iterrows():
+        row = [Cell(str(r[key]))] + [num(r[c]) if isinstance(r[c], (int, float, np.number)) else Cell(fmt(r[c]))
+                                     for c in extra]
+        for m in metrics:
+            mean, std = r[f"{m}_mean"], r.get(f"{m}_std", np.nan)
+            text = fmt(mean) if pd.isna(std) else f"{fmt(mean)} ± {fmt(std)}"
+            row.append(Cell(text, None if pd.isna(mean) else float(mean), f"cmp-{slug(r[key])}-{slug(m)}"))
+        rows.append(row)
+    return Table([key] + extra + metrics, rows, "comparison.csv: test metrics, mean ± std over seeds")
+
+
+def bootstrap_table(df: pd.DataFrame) -> Table:
+    """bootstrap.csv (one row per system and metric) as systems x metrics, each cell
+    "diff [lo, hi]" with a * when the interval excludes 0 (id ``boot-<system>-<metric>``)."""
+    key = _key_column(df)
+    if not {key, "metric", "diff", "lo", "hi"} <= set(df.columns):
+        return df_table(df, "bootstrap.csv", "boot", key if key in df.columns else None)
+    metrics = list(dict.fromkeys(df["metric"]))
+    rows = []
+    for system, g in df.groupby(key, sort=False):
+        by = g.set_index("metric")
+        row = [Cell(str(system))]
+        for m in metrics:
+            if m not in by.index:
+                row.append(Cell("–"))
+                continue
+            d, lo, hi = (float(by.at[m, c]) for c in ("diff", "lo", "hi"))
+            star = " *" if lo > 0 or hi < 0 else ""
+            row.append(Cell(f"{d:+.3f} [{lo:+.3f}, {hi:+.3f}]{star}", d, f"boot-{slug(system)}-{slug(m)}"))
+        rows.append(row)
+    ref = f" to {df['reference'].iloc[0]}" if "reference" in df.columns and len(df) else ""
+    return Table([key] + [f"Δ {m} [95% CI]" for m in metrics], rows,
+                 f"bootstrap.csv: paired difference{ref}; * = the interval excludes 0")
+
+
 def comparison_section(inp: ExperimentInputs | None) -> Section:
     sec = Section("comparison", "Comparison of regimes",
-                  "Per regime, mean ± standard deviation over seeds of the test metrics "
-                  "(comparison.csv), and the paired bootstrap 95% CI of each regime's difference to "
-                  "logic-only (bootstrap.csv): an interval that excludes 0 is a real difference.")
+                  "Per regime and baseline, mean ± standard deviation over seeds of the test metrics "
+                  "and learned source weights (comparison.csv), and the paired bootstrap 95% CI of each "
+                  "one's difference to the reference regime, logic-only (bootstrap.csv). An interval "
+                  "that contains 0 (no *) is no evidence of a difference. For NLL, lower is better.")
     if inp is None:
         sec.notes.append("comparison.csv is absent: a single run has nothing to compare with "
                          "(run `emolog experiment` for a comparison of regimes).")
         return sec
-    for name, prefix in (("comparison.csv", "cmp"), ("bootstrap.csv", "boot")):
+    for name, make in (("comparison.csv", comparison_table), ("bootstrap.csv", bootstrap_table)):
         df = inp.get(name)
         if df is None:
             sec.notes.append(inp.note(name))
         else:
-            sec.tables.append(df_table(df, name, prefix, "regime"))
+            guard(sec, name, lambda df=df, make=make: sec.tables.append(make(df)))
     return sec
 
 

@@ -68,6 +68,7 @@ class RunConfig:
     # scene-only pretraining of Scene2EmotionNet (logic-only, problog-em): cached on disk
     scene_init: str = "auto"            # auto (per regime) | pretrained | random
     pretrain_epochs: int = 30
+    pretrain_batch_size: int = 64       # own key: a logic batch-size sweep keeps one scene net
     pretrain_patience: int = 3
     # K-fold cross-fitting: the logic sees each training image's scene distribution from a net
     # that did not train on it; 1 = in-sample (the memorising net: shows the collapse)
@@ -155,6 +156,8 @@ class RunConfig:
         need(self.scene_init in ("auto", "pretrained", "random"), "scene_init",
              "must be auto, pretrained or random")
         need(_is_int(self.pretrain_epochs) and self.pretrain_epochs >= 1, "pretrain_epochs",
+             "must be an integer >= 1")
+        need(_is_int(self.pretrain_batch_size) and self.pretrain_batch_size >= 1, "pretrain_batch_size",
              "must be an integer >= 1")
         need(_is_int(self.pretrain_patience) and self.pretrain_patience >= 1, "pretrain_patience",
              "must be an integer >= 1")

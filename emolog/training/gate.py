@@ -28,7 +28,6 @@ import numpy as np
 import pandas as pd
 import torch
 from torch import nn
-from tqdm.auto import tqdm
 
 from emolog.cache.store import load_cache
 from emolog.data.atomic import atomic_write_bytes, atomic_write_text
@@ -492,5 +491,46 @@ def source_correlation(w: np.ndarray, p_true: np.ndarray) -> dict[str, float]:
     a, b = w[avail], p_true[avail]
 
     def r(x: np.ndarray, y: np.ndarray) -> float:
-        return float(np.corrcoef(x, y)[0, 1]) if x.std() > 0 and y.std() > 0 else float("nan")
+        # a constant (e.g. the scene's weight in a global run on images that all have faces) has no r
+        return float(np.corrcoef(x, y)[0, 1]) if x.std() > 1e-9 and y.std() > 1e-9 else float("nan")
     return {"r_available": r(a, b), "r_scene": r(w[:, 0], p_true[:, 0]), "n_pairs": int(avail.sum())}
+
+
+# ----------------------------------------------------------------------------- explain
+
+
+def load_gate(run_dir: str | Path) -> GateNet | None:
+    """The trained GateNet of a gated run (``gate_net.pt``), or None when the run has none."""
+    path = Path(run_dir) / "gate_net.pt"
+    if not path.is_file():
+        return None
+    blob = torch.load(path, map_location="cpu", weights_only=True)
+    if blob.get("features") != list(EVIDENCE_FEATURES):
+        raise ValueError(f"{path}: gate trained on features {blob.get('features')}, this emolog computes "
+                         f"{list(EVIDENCE_FEATURES)}")
+    gate = GateNet(blob["n_features"], blob["hidden"], blob["scene_dim"])
+    gate.load_state_dict(blob["state"])
+    return gate.eval()
+
+
+@torch.no_grad()
+def explain_sources(run_dir: str | Path, perceived: dict, scene_probs) -> dict[str, float] | None:
+    """Per-image source probabilities {"scene", "face1", ...} of a gated run for one image.
+
+    ``perceived``: ``Perception.perceive_batch``'s arrays for a batch of one (face_mask,
+    face_area, face_boxes, face_conf, image_size, face_probs, n_faces, scene);
+    ``scene_probs``: the run's Scene2EmotionNet distribution [7] for it. None for a run
+    without a gate (its source weights are global: results.json).
+    """
+    gate = load_gate(run_dir)
+    if gate is None:
+        return None
+    t = {k: torch.as_tensor(np.asarray(perceived[k])) for k in
+         ("face_mask", "face_area", "face_boxes", "face_conf", "image_size", "face_probs", "n_faces")}
+    static = static_evidence(t["face_mask"], t["face_area"], t["face_boxes"], t["face_conf"], t["image_size"],
+                             t["face_probs"], t["n_faces"])
+    ev = evidence_features(static, torch.as_tensor(np.asarray(scene_probs), dtype=torch.float32).reshape(1, -1))
+    avail = torch.cat([torch.ones(1, 1, dtype=torch.bool), t["face_mask"].bool().reshape(1, -1)], 1)
+    scene = torch.as_tensor(np.asarray(perceived["scene"]), dtype=torch.float32) if gate.scene_dim else None
+    w = gate(ev, avail, scene)[0]
+    return {s: float(w[j]) for j, s in enumerate(SOURCES)}

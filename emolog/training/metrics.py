@@ -145,6 +145,36 @@ def paired_bootstrap(metric_fn: MetricFn, probs_a: np.ndarray, probs_b: np.ndarr
             "lo": float(lo), "hi": float(hi)}
 
 
+def paired_bootstrap_seeds(metric_fn: MetricFn, probs_a: Sequence[np.ndarray], probs_b: Sequence[np.ndarray],
+                           labels: np.ndarray, n_boot: int = 1000, seed: int = 0) -> dict[str, float]:
+    """``paired_bootstrap`` for systems run with several seeds: the difference of the
+    seed-averaged metric, mean_s metric(a_s) - mean_s metric(b_s), with images resampled
+    jointly for every seed (so image difficulty cancels and seed noise is averaged).
+
+    ``probs_a``/``probs_b`` are lists of [N, C] arrays (one per seed; the two lists may differ
+    in length, e.g. a deterministic baseline with one entry), rows aligned with ``labels``.
+    """
+    if not probs_a or not probs_b:
+        raise ValueError("paired_bootstrap_seeds needs at least one prediction array per system")
+    shapes = {np.shape(p) for p in list(probs_a) + list(probs_b)}
+    if len(shapes) != 1:
+        raise ValueError(f"all prediction arrays must describe the same images; got shapes {sorted(shapes)}")
+    A = [_check(p, labels)[0] for p in probs_a]
+    B = [_check(p, labels)[0] for p in probs_b]
+    labels = np.asarray(labels, dtype=np.int64)
+
+    def diff(idx: np.ndarray | slice) -> float:
+        y = labels[idx]
+        return (float(np.mean([metric_fn(p[idx], y) for p in A]))
+                - float(np.mean([metric_fn(p[idx], y) for p in B])))
+
+    rng = np.random.default_rng(seed)
+    n = len(labels)
+    diffs = np.array([diff(rng.integers(0, n, n)) for _ in range(n_boot)])
+    lo, hi = np.percentile(diffs, [2.5, 97.5])
+    return {"diff": diff(slice(None)), "lo": float(lo), "hi": float(hi)}
+
+
 MAJORITY_WARNING = ("accuracy is at the majority-class level: check that the cache and the index are "
                     "aligned (labels may not belong to their images)")
 

@@ -340,7 +340,7 @@ def pretrained_scene_net(cfg: RunConfig, splits: dict[str, SplitData], manifest:
     setting that affects it, so logic-only and problog-em runs share it and reruns skip it.
     """
     settings = {k: getattr(cfg, k) for k in (
-        "seed", "batch_size", "net_optimizer", "net_lr", "net_weight_decay", "net_hidden",
+        "seed", "pretrain_batch_size", "net_optimizer", "net_lr", "net_weight_decay", "net_hidden",
         "net_dropout", "pretrain_epochs", "pretrain_patience", "pretrain_folds", "imbalance",
         "logit_adjust_tau")}
     key_src = {"fingerprint": manifest.get("fingerprint_hash"), "settings": settings,
@@ -388,8 +388,8 @@ def _fit_scene_only(cfg: RunConfig, net: Scene2EmotionNet, tr: SplitData, rows: 
         net.train()
         torch.manual_seed(cfg.seed * 100_003 + epoch)
         order = rows[epoch_order(tr.labels[rows], cfg.imbalance, cfg.seed + 7, epoch).to(rows.device)]
-        for b in range(0, len(order), cfg.batch_size):
-            idx = order[b:b + cfg.batch_size]
+        for b in range(0, len(order), cfg.pretrain_batch_size):
+            idx = order[b:b + cfg.pretrain_batch_size]
             loss = loss_fn(torch.softmax(net(tr.scene[idx]), 1), tr.labels[idx])
             _check_finite(loss, tr, idx, "scene-only pretraining", epoch)
             opt.zero_grad()
@@ -610,28 +610,26 @@ def _gradient_epoch(model: Model, tr: SplitData, loss_fn: Loss, optims: dict, tr
 
 
 @torch.no_grad()
-def _predict(model: Model, s: SplitData) -> dict[str, torch.Tensor]:
-    """Probabilities [N, 7] and source posteriors [N, 4] of a whole split (eval mode)."""
+def _predict(model: Model, s: SplitData, posterior: bool = True) -> dict[str, torch.Tensor]:
+    """Probabilities [N, 7] (and source posteriors [N, 4]) of a whole split (eval mode)."""
     model.eval()
     probs, post = [], []
     for i in range(0, len(s), EVAL_CHUNK):
         idx = torch.arange(i, min(i + EVAL_CHUNK, len(s)), device=s.labels.device)
         probs.append(model(s, idx))
-        post.append(model.posterior(s, idx))
-    return {"probs": torch.cat(probs), "post": torch.cat(post)}
+        if posterior:
+            post.append(model.posterior(s, idx))
+    return {"probs": torch.cat(probs), **({"post": torch.cat(post)} if posterior else {})}
 
 
-@torch.no_grad()
 def _split_nll(model: Model, s: SplitData) -> float:
-    model.eval()
-    return nll(torch.cat([model(s, torch.arange(i, min(i + EVAL_CHUNK, len(s)), device=s.labels.device))
-                          for i in range(0, len(s), EVAL_CHUNK)]), s.labels)
+    return nll(_predict(model, s, posterior=False)["probs"], s.labels)
 
 
 def _history_row(epoch: int, train_loss: float, model: Model, va: SplitData,
                  grad_norms: dict[str, float]) -> dict:
     from emolog.training.metrics import evaluate
-    probs = _predict(model, va)["probs"]
+    probs = _predict(model, va, posterior=False)["probs"]
     m = evaluate(probs.cpu().double().numpy(), va.labels.cpu().numpy(), BASIC7)
     w = model.lm.source_weights()
     row = {"epoch": epoch, "train_loss": train_loss, "val_loss": nll(probs, va.labels),
@@ -690,7 +688,7 @@ def _finish(out: Path, cfg: RunConfig, regime: Regime, semantics: str, model: Mo
     y = te.labels.cpu().numpy()
     p_after = after["probs"].cpu().double().numpy()
     p_before = before["probs"].cpu().double().numpy()
-    metrics = {"val": evaluate(_predict(model, va)["probs"].cpu().double().numpy(), va.labels.cpu().numpy(), BASIC7),
+    metrics = {"val": evaluate(_predict(model, va, posterior=False)["probs"].cpu().double().numpy(), va.labels.cpu().numpy(), BASIC7),
                "test": evaluate(p_after, y, BASIC7)}
     weights = {s: float(v) for s, v in model.lm.source_weights().items()}
     majority = int(torch.bincount(splits["train"].labels, minlength=len(BASIC7)).argmax())
@@ -723,7 +721,7 @@ def _finish(out: Path, cfg: RunConfig, regime: Regime, semantics: str, model: Mo
 
 
 def _accuracy(model: Model, s: SplitData) -> float:
-    probs = _predict(model, s)["probs"]
+    probs = _predict(model, s, posterior=False)["probs"]
     return float((probs.argmax(1) == s.labels).float().mean())
 
 

@@ -1,0 +1,407 @@
+"""`emolog experiment`: regimes x seeds x sweeps, the baselines, and the tables that compare them.
+
+    emolog experiment --data D --regimes logic-only,problog-em,nets-only,joint --seeds 0,1,2 \\
+        [--sweep logic_lr=3e-3,1e-2,3e-2,1e-1] [--sweep imbalance=none,class-weighted] \\
+        [--memorisation 250,500,1000,2500,5000] [--set key=value ...] --out EXP
+
+Sweeps vary one config key at a time from the base config (the base runs are always made);
+a sweep value equal to the base value is the base run. ``--memorisation`` is an ``n_train``
+sweep of logic-only and joint: it shows whether joint training on few images lets the scene
+net absorb the credit (the learned scene weight rises as n_train falls).
+
+Writes (docs/architecture.md section 4): ``runs/<regime>-s<seed>[-<key>=<value>]/`` run
+directories, ``baselines/<name>-s<seed>.csv`` (test predictions), ``comparison.csv`` and
+``comparison.tex`` (mean ± std over seeds), ``bootstrap.csv`` (paired bootstrap 95% CI of the
+difference to logic-only), ``memorisation.csv`` and ``experiment.json``. Resumable: a run
+whose ``results.json`` exists is not run again, one with only a checkpoint is resumed.
+"""
+
+from __future__ import annotations
+
+import argparse
+import io
+import json
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Sequence
+
+import numpy as np
+import pandas as pd
+import torch
+from tqdm import tqdm
+
+from emolog.cache.store import CacheError
+from emolog.data.atomic import atomic_write_text
+from emolog.data.split import load_split
+from emolog.labels import BASIC7
+from emolog.training.baselines import BASELINES, run_baselines
+from emolog.training.config import REGIMES, SOURCES, ConfigError, RunConfig, parse_override
+from emolog.training.metrics import accuracy, evaluate, macro_f1, nll, paired_bootstrap_seeds
+
+METRICS: tuple[str, ...] = ("accuracy", "macro_f1", "uar", "nll", "ece")
+BOOTSTRAP_METRICS = {"macro_f1": macro_f1, "accuracy": accuracy, "nll": nll}
+MEMORISATION_REGIMES: tuple[str, ...] = ("logic-only", "joint")
+REFERENCE = "logic-only"
+MEMO_COLUMNS = ["regime", "n_train", "seed", *(f"w_{s}" for s in SOURCES), "val_accuracy", "train_accuracy"]
+
+
+class ExperimentError(ValueError):
+    """An experiment request that cannot be run (the message names the argument)."""
+
+
+@dataclass(frozen=True)
+class RunSpec:
+    """One training run of the experiment."""
+
+    regime: str
+    seed: int
+    sweep: tuple[str, Any] | None   # (key, value) varied from the base config, or None
+
+    @property
+    def name(self) -> str:
+        suffix = "" if self.sweep is None else f"-{self.sweep[0]}={_fmt_value(self.sweep[1])}"
+        return f"{self.regime}-s{self.seed}{suffix}"
+
+    @property
+    def system(self) -> str:
+        """The comparison row this run belongs to (seeds pooled)."""
+        return self.regime if self.sweep is None else f"{self.regime} [{self.sweep[0]}={_fmt_value(self.sweep[1])}]"
+
+
+def _fmt_value(v: Any) -> str:
+    return v if isinstance(v, str) else json.dumps(v)
+
+
+def parse_sweep(item: str) -> tuple[str, list[Any]]:
+    """``"logic_lr=3e-3,1e-2"`` -> ("logic_lr", [0.003, 0.01]); values parsed like ``--set``."""
+    if "=" not in item:
+        raise ExperimentError(f"--sweep {item!r} must look like key=v1,v2,...")
+    key, raw = item.split("=", 1)
+    values = [parse_override(f"{key}={v}")[1] for v in raw.split(",") if v != ""]
+    if not values:
+        raise ExperimentError(f"--sweep {item!r} lists no values")
+    return key.strip(), values
+
+
+def plan_runs(regimes: Sequence[str], seeds: Sequence[int], sweeps: Sequence[tuple[str, list[Any]]],
+              memorisation: Sequence[int], base: dict[str, Any]) -> tuple[list[RunSpec], list[RunSpec]]:
+    """(runs of the comparison table, runs of the memorisation table), each validated as a
+    RunConfig before anything is trained. A run may be in both (an n_train sweep point)."""
+    main: list[RunSpec] = []
+    for regime in regimes:
+        for seed in seeds:
+            main.append(RunSpec(regime, seed, None))
+            for key, values in sweeps:
+                default = RunConfig.from_dict({**base, "regime": regime, "seed": seed}).to_dict()[key]
+                main += [RunSpec(regime, seed, (key, v)) for v in values if v != default]
+    memo = [RunSpec(regime, seed, ("n_train", int(n)))
+            for regime in (MEMORISATION_REGIMES if memorisation else ()) for seed in seeds for n in memorisation]
+    for s in main + memo:
+        run_config(s, base)  # raises ConfigError naming the key
+    return _unique(main), _unique(memo)
+
+
+def _unique(specs: list[RunSpec]) -> list[RunSpec]:
+    return list({s.name: s for s in specs}.values())
+
+
+def run_config(spec: RunSpec, base: dict[str, Any]) -> RunConfig:
+    d = {**base, "regime": spec.regime, "seed": spec.seed}
+    if spec.sweep is not None:
+        d[spec.sweep[0]] = spec.sweep[1]
+        d["extra"] = {**d.get("extra", {}), "sweep": f"{spec.sweep[0]}={_fmt_value(spec.sweep[1])}"}
+    return RunConfig.from_dict(d)
+
+
+def execute_run(spec: RunSpec, base: dict[str, Any], run_dir: Path, progress: bool) -> dict:
+    """results.json of one run: read when it exists, else trained (resumed from a checkpoint)."""
+    from emolog.training.train import CHECKPOINT, train_run
+    if (run_dir / "results.json").exists():
+        return json.loads((run_dir / "results.json").read_text())
+    return train_run(run_config(spec, base), run_dir, resume=(run_dir / CHECKPOINT).exists(), progress=progress)
+
+
+def read_predictions(path: Path) -> tuple[list[str], np.ndarray, np.ndarray]:
+    """(image ids sorted, labels [N] BASIC7 indices, probs [N, 7]) from a predictions CSV."""
+    df = pd.read_csv(path, dtype={"image_id": str}, keep_default_na=False).sort_values("image_id")
+    cols = [f"p_{c}" for c in BASIC7]
+    missing = [c for c in ["image_id", "label", *cols] if c not in df.columns]
+    if missing:
+        raise ExperimentError(f"{path}: lacks columns {missing}")
+    probs = df[cols].to_numpy(np.float64)
+    probs /= probs.sum(1, keepdims=True)  # undo the CSV's 6-digit rounding
+    labels = df["label"].map({c: i for i, c in enumerate(BASIC7)})
+    if labels.isna().any():
+        raise ExperimentError(f"{path}: unknown labels {sorted(set(df['label'][labels.isna()]))}")
+    return df["image_id"].tolist(), labels.to_numpy(np.int64), probs
+
+
+def write_predictions(path: Path, ids: list[str], labels: np.ndarray, probs: np.ndarray) -> None:
+    df = pd.DataFrame({"image_id": ids, "label": [BASIC7[i] for i in labels],
+                       "pred": [BASIC7[i] for i in probs.argmax(1)]})
+    for k, c in enumerate(BASIC7):
+        df[f"p_{c}"] = probs[:, k]
+    atomic_write_text(path, df.to_csv(index=False, float_format="%.8g"))
+
+
+def execute_baselines(data: str, names: Sequence[str], seeds: Sequence[int], base: dict[str, Any],
+                      out: Path, epochs: int) -> dict[tuple[str, int], Path]:
+    """Test predictions of each baseline per seed (deterministic ones once, as seed 0's file)."""
+    device = torch.device("cpu") if base.get("device") == "cpu" else None
+    paths: dict[tuple[str, int], Path] = {}
+    (out / "baselines").mkdir(parents=True, exist_ok=True)
+    seeded = {"scene-only", "uniform-average", "fusion-mlp"}
+    for seed in seeds:
+        todo = [n for n in names if not (out / "baselines" / f"{n}-s{seed}.csv").exists()
+                and (n in seeded or seed == seeds[0])]
+        if todo:
+            r = run_baselines(data, names=tuple(todo), seed=seed, epochs=epochs, n_train=base.get("n_train"),
+                              device=device)
+            for n in todo:
+                write_predictions(out / "baselines" / f"{n}-s{seed}.csv", r.ids, r.labels, r.probs[n])
+        for n in names:
+            if n in seeded or seed == seeds[0]:
+                paths[(n, seed)] = out / "baselines" / f"{n}-s{seed}.csv"
+    return paths
+
+
+def _mean_std(values: list[float]) -> tuple[float, float]:
+    a = np.asarray(values, dtype=np.float64)
+    return float(a.mean()), (float(a.std(ddof=1)) if len(a) > 1 else float("nan"))
+
+
+def comparison_table(rows: list[dict]) -> pd.DataFrame:
+    """Mean and std over seeds per system. ``rows``: one per run or baseline file, with
+    system, kind, regime, sweep, seed, the test metrics and (for regimes) w_<source>."""
+    df = pd.DataFrame(rows)
+    out = []
+    for system, g in df.groupby("system", sort=False):
+        r = {"system": system, "kind": g["kind"].iat[0], "regime": g["regime"].iat[0],
+             "sweep": g["sweep"].iat[0], "n_seeds": len(g)}
+        for m in METRICS + tuple(f"w_{s}" for s in SOURCES):
+            vals = g[m].dropna().tolist() if m in g else []
+            r[f"{m}_mean"], r[f"{m}_std"] = _mean_std(vals) if vals else (float("nan"), float("nan"))
+        out.append(r)
+    return pd.DataFrame(out)
+
+
+def _pm(mean: float, std: float, tex: bool) -> str:
+    if np.isnan(mean):
+        return "--" if tex else "-"
+    if np.isnan(std):
+        return f"{mean:.3f}"
+    return f"${mean:.3f} \\pm {std:.3f}$" if tex else f"{mean:.3f}±{std:.3f}"
+
+
+def comparison_tex(table: pd.DataFrame) -> str:
+    """A LaTeX tabular (booktabs) of the comparison table: mean ± std over seeds."""
+    cols = [*METRICS, "w_scene"]
+    heads = ["Accuracy", "Macro-F1", "UAR", "NLL", "ECE", "$w_\\mathrm{scene}$"]
+    lines = ["\\begin{tabular}{l" + "r" * len(cols) + "}", "\\toprule",
+             "System & " + " & ".join(heads) + " \\\\", "\\midrule"]
+    for _, r in table.iterrows():
+        name = str(r["system"]).replace("_", "\\_").replace("&", "\\&")
+        lines.append(name + " & " + " & ".join(_pm(r[f"{c}_mean"], r[f"{c}_std"], True) for c in cols) + " \\\\")
+    lines += ["\\bottomrule", "\\end{tabular}", ""]
+    return "\n".join(lines)
+
+
+def format_table(table: pd.DataFrame) -> str:
+    """The comparison table as plain text (what the command prints)."""
+    cols = [*METRICS, *(f"w_{s}" for s in SOURCES)]
+    width = max(len(str(s)) for s in table["system"]) + 2
+    lines = [f"{'system':<{width}}{'n':>3}" + "".join(f"{c:>14}" for c in cols)]
+    for _, r in table.iterrows():
+        lines.append(f"{r['system']:<{width}}{r['n_seeds']:>3}"
+                     + "".join(f"{_pm(r[f'{c}_mean'], r[f'{c}_std'], False):>14}" for c in cols))
+    return "\n".join(lines)
+
+
+def bootstrap_table(systems: dict[str, list[Path]], reference: str, n_boot: int, seed: int) -> pd.DataFrame:
+    """Paired bootstrap CI of each system's seed-averaged metric minus the reference's."""
+    def load(paths: list[Path]) -> tuple[list[str], np.ndarray, list[np.ndarray]]:
+        loaded = [read_predictions(p) for p in paths]
+        ids, labels = loaded[0][0], loaded[0][1]
+        for p, (i, y, _) in zip(paths, loaded):
+            if i != ids or not np.array_equal(y, labels):
+                raise ExperimentError(f"{p}: test images or labels differ from {paths[0]}")
+        return ids, labels, [probs for _, _, probs in loaded]
+
+    ref_ids, labels, ref = load(systems[reference])
+    rows = []
+    for system, paths in systems.items():
+        if system == reference:
+            continue
+        ids, y, probs = load(paths)
+        if ids != ref_ids or not np.array_equal(y, labels):
+            raise ExperimentError(f"{system}: its test images differ from {reference}'s; cannot pair them")
+        for mname, fn in BOOTSTRAP_METRICS.items():
+            r = paired_bootstrap_seeds(fn, probs, ref, labels, n_boot=n_boot, seed=seed)
+            rows.append({"system": system, "reference": reference, "metric": mname, **r,
+                         "n_seeds": len(paths), "n_images": len(labels)})
+    return pd.DataFrame(rows, columns=["system", "reference", "metric", "diff", "lo", "hi", "n_seeds", "n_images"])
+
+
+def _write_csv(df: pd.DataFrame, path: Path) -> None:
+    buf = io.StringIO()
+    df.to_csv(buf, index=False, float_format="%.6g")
+    atomic_write_text(path, buf.getvalue())
+
+
+def _check_same_experiment(out: Path, config: dict) -> None:
+    """Refuse to mix runs of different base configs or data in one experiment directory."""
+    path = out / "experiment.json"
+    if not path.exists():
+        return
+    old = json.loads(path.read_text()).get("config", {})
+    for key in ("data", "overrides"):
+        if old.get(key) != config[key]:
+            raise ExperimentError(f"{out} holds an experiment with another {key} ({old.get(key)!r} != "
+                                  f"{config[key]!r}); use a new --out directory")
+
+
+def run_experiment(data: str, out: str | Path, regimes: Sequence[str], seeds: Sequence[int],
+                   sweeps: Sequence[str] = (), memorisation: Sequence[int] = (),
+                   overrides: Sequence[str] = (), baselines: Sequence[str] = BASELINES,
+                   baseline_epochs: int = 30, n_boot: int = 1000, progress: bool = True) -> dict:
+    """Run (or resume) the experiment and write its directory; returns experiment.json's dict.
+
+    A run that fails is recorded in ``experiment.json["failed"]`` (with its error) and left
+    out of the tables; every other run is kept.
+    """
+    out = Path(out)
+    bad = [r for r in regimes if r not in REGIMES]
+    if bad:
+        raise ExperimentError(f"--regimes: unknown {bad}; choose from {list(REGIMES)}")
+    bad = [b for b in baselines if b not in BASELINES]
+    if bad:
+        raise ExperimentError(f"--baselines: unknown {bad}; choose from {list(BASELINES)}")
+    if not seeds or not regimes:
+        raise ExperimentError("--regimes and --seeds must each list at least one value")
+    base: dict[str, Any] = {"data": str(data)}
+    for item in overrides:
+        key, value = parse_override(item)
+        base[key] = value
+    if "regime" in base or "seed" in base:
+        raise ExperimentError("--set regime/seed: use --regimes and --seeds")
+    parsed_sweeps = [parse_sweep(s) for s in sweeps]
+    pool = len(load_split(Path(data) / "split.json")["train"])
+    too_big = [n for n in memorisation if n > pool]
+    if too_big:
+        raise ExperimentError(f"--memorisation {too_big}: the data has only {pool} training images")
+    main, memo_specs = plan_runs(regimes, seeds, parsed_sweeps, memorisation, base)
+    specs = _unique(main + memo_specs)
+    config = {"data": str(data), "regimes": list(regimes), "seeds": list(seeds), "sweeps": list(sweeps),
+              "memorisation": list(memorisation), "overrides": list(overrides), "baselines": list(baselines),
+              "baseline_epochs": baseline_epochs, "n_boot": n_boot}
+    _check_same_experiment(out, config)
+    (out / "runs").mkdir(parents=True, exist_ok=True)
+    t0 = time.perf_counter()
+
+    results: dict[str, dict] = {}
+    failed: list[dict] = []
+    for spec in tqdm(specs, desc="experiment runs", unit="run", disable=not progress):
+        try:
+            results[spec.name] = execute_run(spec, base, out / "runs" / spec.name, progress=False)
+        except (ConfigError, CacheError, RuntimeError, ValueError) as e:
+            failed.append({"run": spec.name, "error": f"{type(e).__name__}: {e}"})
+            print(f"run {spec.name} failed: {e}", file=sys.stderr)
+    baseline_files = execute_baselines(str(data), baselines, list(seeds), base, out, baseline_epochs) if baselines else {}
+
+    rows: list[dict] = []
+    pred_files: dict[str, list[Path]] = {}
+    for spec in main:
+        if spec.name not in results:
+            continue
+        r = results[spec.name]
+        m = r["metrics"]["test"]
+        rows.append({"system": spec.system, "kind": "regime", "regime": spec.regime,
+                     "sweep": "" if spec.sweep is None else f"{spec.sweep[0]}={_fmt_value(spec.sweep[1])}",
+                     "seed": spec.seed, **{k: m[k] for k in METRICS},
+                     **{f"w_{s}": r["source_weights"][s] for s in SOURCES}})
+        pred_files.setdefault(spec.system, []).append(out / "runs" / spec.name / "predictions.csv")
+    for (name, seed), path in baseline_files.items():
+        _, y, probs = read_predictions(path)
+        m = evaluate(probs, y, BASIC7)
+        system = f"baseline: {name}"
+        rows.append({"system": system, "kind": "baseline", "regime": name, "sweep": "", "seed": seed,
+                     **{k: m[k] for k in METRICS}})
+        pred_files.setdefault(system, []).append(path)
+
+    table = comparison_table(rows) if rows else pd.DataFrame()
+    _write_csv(table, out / "comparison.csv")
+    atomic_write_text(out / "comparison.tex", comparison_tex(table) if rows else "")
+    reference = REFERENCE if REFERENCE in pred_files else (next(iter(pred_files)) if pred_files else None)
+    boot = bootstrap_table(pred_files, reference, n_boot, seed=0) if reference else pd.DataFrame()
+    _write_csv(boot, out / "bootstrap.csv")
+    memo = [{"regime": s.regime, "n_train": s.sweep[1], "seed": s.seed,
+             **{f"w_{k}": results[s.name]["source_weights"][k] for k in SOURCES},
+             "val_accuracy": results[s.name]["metrics"]["val"]["accuracy"],
+             "train_accuracy": results[s.name].get("train_accuracy")}
+            for s in memo_specs if s.name in results]
+    _write_csv(pd.DataFrame(memo, columns=MEMO_COLUMNS).sort_values(["regime", "n_train", "seed"]),
+               out / "memorisation.csv")
+
+    first = next(iter(results.values()), {})
+    experiment = {
+        "config": config, "runs": [f"runs/{s.name}" for s in specs if s.name in results],
+        "baselines": sorted(str(p.relative_to(out)) for p in baseline_files.values()),
+        "data": first.get("data", {"data_dir": str(data)}), "reference": reference, "failed": failed,
+        "sanity_warnings": {n: r["sanity_warning"] for n, r in results.items() if r.get("sanity_warning")},
+        "wall_time_s": time.perf_counter() - t0,
+    }
+    atomic_write_text(out / "experiment.json", json.dumps(experiment, indent=1))
+    experiment["table"] = table
+    return experiment
+
+
+def _ints(s: str, flag: str) -> list[int]:
+    try:
+        return [int(v) for v in s.split(",") if v != ""]
+    except ValueError:
+        raise ExperimentError(f"{flag} must be comma-separated integers, got {s!r}") from None
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--data", required=True, help="data directory (index.csv, split.json, cache/)")
+    parser.add_argument("--out", required=True, help="experiment directory to write (resumable)")
+    parser.add_argument("--regimes", default="logic-only,problog-em,nets-only,joint",
+                        help=f"comma-separated, from {', '.join(REGIMES)}")
+    parser.add_argument("--seeds", default="0,1,2", help="comma-separated integers")
+    parser.add_argument("--sweep", action="append", default=[], metavar="KEY=V1,V2,...",
+                        help="vary one config key (one at a time from the base config); repeatable")
+    parser.add_argument("--memorisation", default="", metavar="N1,N2,...",
+                        help="n_train sweep of logic-only and joint (learned weights vs training size)")
+    parser.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
+                        help="base config key for every run (e.g. epochs=5); repeatable")
+    parser.add_argument("--baselines", default=",".join(BASELINES),
+                        help="comma-separated baselines, or 'none'")
+    parser.add_argument("--baseline-epochs", type=int, default=30)
+    parser.add_argument("--n-boot", type=int, default=1000, help="bootstrap resamples")
+    parser.add_argument("--quiet", action="store_true", help="no progress bars")
+
+
+def run(args: argparse.Namespace) -> int:
+    try:
+        exp = run_experiment(
+            args.data, args.out, [r for r in args.regimes.split(",") if r], _ints(args.seeds, "--seeds"),
+            sweeps=args.sweep, memorisation=_ints(args.memorisation, "--memorisation"),
+            overrides=args.overrides,
+            baselines=() if args.baselines == "none" else [b for b in args.baselines.split(",") if b],
+            baseline_epochs=args.baseline_epochs, n_boot=args.n_boot, progress=not args.quiet)
+    except (ExperimentError, ConfigError) as e:
+        print(f"emolog experiment: {e}", file=sys.stderr)
+        return 2
+    except CacheError as e:
+        print(f"emolog experiment: the cache failed verification.\n{e}", file=sys.stderr)
+        return 3
+    if len(exp["table"]):
+        print(format_table(exp["table"]))
+    for name, w in exp["sanity_warnings"].items():
+        print(f"{name}: {w}")
+    for f in exp["failed"]:
+        print(f"FAILED {f['run']}: {f['error']}")
+    print(f"wrote {args.out} ({len(exp['runs'])} runs, {len(exp['baselines'])} baseline prediction files)")
+    return 1 if exp["failed"] else 0

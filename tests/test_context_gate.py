@@ -1,0 +1,208 @@
+"""Context trust: gated and rules programs, evidence features, gate training and the experiment."""
+
+from __future__ import annotations
+
+import json
+import math
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+
+from emolog.analysis.context_experiment import run_experiment
+from emolog.analysis.trust import trust_agreement
+from emolog.cache.store import load_cache
+from emolog.logic import compile_program
+from emolog.perception.scene2emotion import Scene2EmotionNet
+from emolog.training.config import SOURCES, ConfigError
+from emolog.training.gate import (EVIDENCE_FEATURES, N_STATIC, GateNet, evidence_features, explain_sources,
+                                  gate_settings, load_gate, program_kind, rule_facts, source_correlation,
+                                  static_evidence, train_gated)
+
+
+def _one_hot(k: int, n: int = 7) -> torch.Tensor:
+    return torch.eye(n)[k]
+
+
+def test_context_rules_compiles_and_is_the_stick_breaking_choice() -> None:
+    lm = compile_program("context_rules")
+    assert program_kind(lm) == "rules"
+    lm.tparams.set_probs(torch.tensor([0.6, 0.3, 0.2, 0.1], dtype=torch.float64))  # lc, lu, sc, su
+    names = lm.tparams.names
+    assert names[0].startswith("trust_large_confident")
+    # image 0: face1 large+confident (happy), face2 small+unsure (sad), no face3; scene says angry
+    scene = _one_hot(0)[None]
+    inputs = {"scene_net": scene, "face_net(face1)": _one_hot(3)[None], "face_net(face2)": _one_hot(4)[None],
+              "face_net(face3)": torch.full((1, 7), 1 / 7)}
+    facts = {"available(face1)": torch.tensor([1.]), "available(face2)": torch.tensor([1.]),
+             "available(face3)": torch.tensor([0.]), "large(face1)": torch.tensor([1.]),
+             "large(face2)": torch.tensor([0.]), "large(face3)": torch.tensor([0.]),
+             "confident(face1)": torch.tensor([1.]), "confident(face2)": torch.tensor([0.]),
+             "confident(face3)": torch.tensor([0.])}
+    out = lm(inputs, facts)[0]
+    q = dict(zip(lm.query_names, out.tolist()))
+    p_f1, p_f2 = 0.6, 0.4 * 0.1
+    p_scene = 1 - p_f1 - p_f2
+    assert q["source(face1)"] == pytest.approx(p_f1, abs=1e-6)
+    assert q["source(face2)"] == pytest.approx(p_f2, abs=1e-6)
+    assert q["source(face3)"] == pytest.approx(0.0, abs=1e-7)
+    assert q["source(scene)"] == pytest.approx(p_scene, abs=1e-6)
+    assert q["emotion(happy)"] == pytest.approx(p_f1, abs=1e-6)
+    assert q["emotion(sad)"] == pytest.approx(p_f2, abs=1e-6)
+    assert q["emotion(angry)"] == pytest.approx(p_scene, abs=1e-6)
+
+
+def test_static_evidence_values_and_absent_slots() -> None:
+    mask = torch.tensor([[True, False, False]])
+    area = torch.tensor([[0.01, 0.0, 0.0]])
+    boxes = torch.tensor([[[450., 300., 550., 400.], [0, 0, 0, 0], [0, 0, 0, 0]]])  # centred in 1000x700
+    conf = torch.tensor([[0.99, 0.0, 0.0]])
+    size = torch.tensor([[1000, 700]])
+    probs = torch.zeros(1, 3, 7)
+    probs[0, 0] = torch.full((7,), 1 / 7)
+    ev = static_evidence(mask, area, boxes, conf, size, probs, torch.tensor([5]))
+    assert ev.shape == (1, N_STATIC)
+    f = dict(zip(EVIDENCE_FEATURES, ev[0].tolist()))
+    assert f["face1_present"] == 1 and f["face1_log_area"] == pytest.approx(0.0, abs=1e-6)
+    assert f["face1_dx"] == pytest.approx(0.0, abs=1e-6) and f["face1_centrality"] == pytest.approx(1.0)
+    assert f["face1_det_conf"] == pytest.approx(0.5, abs=1e-5)           # -log10(0.01) / 4
+    assert f["face1_entropy"] == pytest.approx(1.0, abs=1e-6) and f["face1_max_prob"] == pytest.approx(1 / 7)
+    assert all(f[f"face{k}_{x}"] == 0 for k in (2, 3) for x in ("present", "log_area", "centrality", "entropy"))
+    assert f["n_faces"] == pytest.approx(math.log(6) / math.log(9))
+    full = evidence_features(ev, torch.tensor([[1.0, 0, 0, 0, 0, 0, 0]]))
+    assert full.shape == (1, len(EVIDENCE_FEATURES))
+    assert full[0, -2] == pytest.approx(0.0, abs=1e-6) and full[0, -1] == pytest.approx(1.0)
+
+
+def test_rule_facts_discretise_size_and_confidence() -> None:
+    mask = torch.tensor([[True, True, False]])
+    area = torch.tensor([[0.05, 0.01, 0.3]])
+    probs = torch.zeros(1, 3, 7)
+    probs[0, 0, 3], probs[0, 0, 0] = 0.8, 0.2
+    probs[0, 1] = 1 / 7
+    probs[0, 2, 1] = 1.0          # absent slot: whatever it holds, no fact is true
+    f = rule_facts(mask, area, probs)
+    assert [f[f"large(face{k})"].item() for k in (1, 2, 3)] == [1, 0, 0]
+    assert [f[f"confident(face{k})"].item() for k in (1, 2, 3)] == [1, 0, 0]
+
+
+def test_gate_starts_at_init_masks_absent_faces_and_learns() -> None:
+    torch.manual_seed(0)
+    gate = GateNet(init={"scene": 0.4, "face1": 0.3, "face2": 0.2, "face3": 0.1})
+    ev = torch.randn(3, len(EVIDENCE_FEATURES))
+    avail = torch.tensor([[True, True, True, True], [True, True, False, False], [True, False, False, False]])
+    w = gate(ev, avail)
+    assert torch.allclose(w[0], torch.tensor([0.4, 0.3, 0.2, 0.1]), atol=1e-6)
+    assert torch.allclose(w[1], torch.tensor([0.4 / 0.7, 0.3 / 0.7, 0, 0]), atol=1e-6)
+    assert w[2].tolist() == [1.0, 0.0, 0.0, 0.0]
+    loss = -torch.log(w[0, 1])
+    loss.backward()
+    assert gate.head.bias.grad is not None and gate.head.bias.grad.abs().sum() > 0
+    assert torch.isfinite(gate.head.weight.grad).all()
+
+
+def test_gate_settings_and_regimes_refused_by_name(tmp_path) -> None:
+    from emolog.training.config import RunConfig
+    with pytest.raises(ConfigError, match="unknown key.*'depth'"):
+        gate_settings(RunConfig.from_dict({"data": "x", "extra": {"gate": {"depth": 3}}}))
+    with pytest.raises(ConfigError, match="problog-em.*EM"):
+        train_gated({"regime": "problog-em", "program": "gated", "data": str(tmp_path)}, tmp_path / "run")
+    with pytest.raises(ConfigError, match="no source choice"):
+        program_kind(_no_source_program(tmp_path))
+
+
+def _no_source_program(tmp_path):
+    p = tmp_path / "nosource.pl"
+    p.write_text("nn(scene_net, [X], E, [angry, disgust, fear, happy, sad, surprise, neutral]) :: "
+                 "scene_emotion(X, E).\nemotion(X, E) :- scene_emotion(X, E).\n"
+                 "query(emotion(X, angry)).\n")
+    return compile_program(str(p))
+
+
+def test_source_correlation_ignores_absent_faces() -> None:
+    p_true = np.array([[1.0, 0, 0, 0], [0.5, 0.5, 0, 0], [0.2, 0.3, 0.5, 0]])
+    r = source_correlation(p_true, p_true)
+    assert r["r_available"] == pytest.approx(1.0) and r["n_pairs"] == 6
+    flipped = source_correlation(p_true[:, [0, 1, 2, 3]][::-1].copy(), p_true)
+    assert flipped["r_available"] < 1
+
+
+# ------------------------------------------------------------------ the small experiment (~20-40 s)
+
+
+@pytest.fixture(scope="module")
+def experiment(tmp_path_factory):
+    """2000 simulated context images, one seed, scene snr 3: global vs gated vs rules."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)  # many small tensor ops: extra threads only contend on 2 shared cores
+    try:
+        out = tmp_path_factory.mktemp("context_exp")
+        result = run_experiment(out, n=2000, seeds=(0,), variants=("context",), snr=3.0, n_boot=200,
+                                progress=False)
+    finally:
+        torch.set_num_threads(threads)
+    return out, result
+
+
+def test_gated_beats_global_and_tracks_the_true_source_probabilities(experiment) -> None:
+    _, result = experiment
+    s = result["variants"]["context"]["summary"]
+    assert s["gated"]["nll_mean"] < s["global"]["nll_mean"]
+    assert s["gated"]["r_available_mean"] >= 0.8
+    assert s["gated"]["r_scene_mean"] >= 0.8
+    assert s["rules"]["r_available_mean"] >= 0.8
+    # the oracle (true per-image weights) is the reference the learners approach
+    assert s["oracle"]["nll_mean"] < s["global"]["nll_mean"]
+    assert s["gated"]["vs_global"]["nll"]["diff"] == pytest.approx(s["gated"]["nll_mean"] - s["global"]["nll_mean"],
+                                                                   abs=1e-4)
+
+
+def test_gated_run_writes_per_image_source_probabilities(experiment) -> None:
+    out, _ = experiment
+    run = out / "runs" / "context-s0" / "gated"
+    pred = pd.read_csv(run / "predictions.csv", dtype={"image_id": str})
+    w = pred[[f"w_{s}" for s in SOURCES]].to_numpy()
+    assert np.allclose(w.sum(1), 1, atol=1e-4)
+    for k in (1, 2, 3):   # an absent face is never the source
+        assert (w[pred["n_faces"].to_numpy() < k, k] == 0).all()
+    assert w[:, 0].std() > 0.05     # per image, not one global number
+    assert "max_face_area" in pred.columns
+    res = json.loads((run / "results.json").read_text())
+    assert res["gate"]["kind"] == "gate" and res["trust_vs_truth"]["r_available"] >= 0.8
+    hist = pd.read_csv(run / "history.csv")
+    assert hist["epoch"].iloc[0] == 0 and len(hist) >= 2
+
+    # explain's view of one test image reproduces the run's w_ for it
+    data = out / "data" / "context-s0"
+    row = pred.iloc[int(np.argmax(pred["n_faces"].to_numpy() >= 2))]
+    c = load_cache(data / "cache", ids=[row["image_id"]])
+    state = torch.load(run / "scene_net.pt", weights_only=True)
+    net = Scene2EmotionNet(in_dim=state["fc1.weight"].shape[1], hidden=state["fc1.weight"].shape[0])
+    net.load_state_dict(state)
+    with torch.no_grad():
+        scene_probs = torch.softmax(net.eval()(c.scene), 1)[0]
+    perceived = {k: getattr(c, k).numpy() for k in ("face_mask", "face_area", "face_boxes", "face_conf",
+                                                     "image_size", "face_probs", "n_faces", "scene")}
+    got = explain_sources(run, perceived, scene_probs.numpy())
+    assert got == pytest.approx({s: row[f"w_{s}"] for s in SOURCES}, abs=1e-4)
+    assert load_gate(out / "runs" / "context-s0" / "global") is None
+
+
+def test_trust_plumbing_on_real_dec_factors(experiment) -> None:
+    """PLUMBING ONLY, not a finding: simulated test images get the ids of real annotated
+    FindingEmo rows, so that the real dec_factors join a real run's predictions.csv."""
+    from emolog.data.findingemo import annotation_records
+    from emolog.data.index import build_index
+    from emolog.labels import get_mapping
+    out, _ = experiment
+    pred = pd.read_csv(out / "runs" / "context-s0" / "gated" / "predictions.csv", dtype={"image_id": str})
+    index = build_index(annotation_records(), get_mapping(), check_images=False, progress=False).index.df
+    pred = pred.assign(image_id=index["image_id"].iloc[: len(pred)].to_numpy())
+    table, counts = trust_agreement(pred, index)
+    assert counts["n_joined"] == len(pred) and not counts["not_in_index"]
+    overall = table[table["group"] == "all"].iloc[0]
+    assert overall["n"] == len(pred)
+    assert overall["n_face"] + overall["n_context"] + overall["n_both"] + overall["n_neither"] == len(pred)
+    assert 0 <= overall["agreement"] <= 1 and 0 <= overall["auc"] <= 1
+    assert set(table["group"]) == {"all", "label", "n_faces"}
