@@ -120,7 +120,7 @@ def test_projected_sgd_step_equals_deepproblog(data):
 
 
 def test_condition_recovers_weights_and_fail_is_biased():
-    r = measure_bias(n=1500, steps=150, seed=1)
+    r = measure_bias(n=1000, steps=80, seed=1)
     for s, w in r["true"].items():
         assert r["condition"][s] == pytest.approx(w, abs=0.06), r
     assert r["fail"]["scene"] > r["true"]["scene"] + 0.15, r

@@ -69,3 +69,9 @@ def measure_bias(n: int = 5000, steps: int = 300, seed: int = 0) -> dict[str, di
     return {"true": dict(TRUE_WEIGHTS),
             "condition": fit("condition", *data, steps=steps),
             "fail": fit("fail", *data, steps=steps)}
+
+
+if __name__ == "__main__":   # python -m emolog.logic.bias
+    result = measure_bias()
+    for name, w in result.items():
+        print(f"{name:>9}: " + ", ".join(f"{s} {v:.3f}" for s, v in w.items()))

@@ -17,8 +17,8 @@ from emolog.report.run_page import run_report
 
 
 def _mdcell(v: object) -> str:
-    # a pipe or a newline inside a cell would break the Markdown table
-    return str(v).replace("|", "\\|").replace("\n", " ")
+    # a pipe or a newline inside a cell would break the Markdown table, a * would start emphasis
+    return str(v).replace("|", "\\|").replace("*", "\\*").replace("\n", " ")
 
 
 def _env() -> jinja2.Environment:
