@@ -16,6 +16,7 @@ from __future__ import annotations
 import argparse
 import json
 import shutil
+import sys
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -207,7 +208,9 @@ def simulate(config: SimConfig) -> Simulation:
     # The chosen source, drawn from the per-image (conditioned) weights.
     w = source_weights(mask, area, config.variant)
     u = rng_choice.uniform(size=(n, 1))
-    chosen = np.minimum((u > np.cumsum(w, axis=1)).sum(1), len(SOURCES) - 1)
+    # Sources present are 0 .. n_slots (faces fill leading slots); the cap guards against a
+    # cumulative sum that rounds to just below 1 selecting an absent face.
+    chosen = np.minimum((u > np.cumsum(w, axis=1)).sum(1), mask.sum(1))
     emotions = np.concatenate([e_scene[:, None], e_face], axis=1)
     label_gen = emotions[np.arange(n), chosen]
     if config.variant == "misspecified":
@@ -371,7 +374,7 @@ def run(args: argparse.Namespace) -> int:
         sim = simulate(config)
         out = write_simulation(sim, args.out, force=args.force)
     except SimulationError as e:
-        print(f"emolog simulate: {e}")
+        print(f"emolog simulate: {e}", file=sys.stderr)
         return 2
     src = sim.truth_df["source"].value_counts(normalize=True)
     print(f"wrote {len(sim.ids)} simulated images ({config.variant}"

@@ -44,6 +44,7 @@ def test_writes_every_file(exp):
         assert (E / p / "results.json").exists() and (E / p / "predictions.csv").exists()
     assert info["failed"] == [] and info["reference"] == "logic-only"
     assert info["data"]["kind"] == "simulated"
+    assert info["true_source_weights"] == {"scene": 0.53, "face1": 0.18, "face2": 0.17, "face3": 0.12}
     tex = (E / "comparison.tex").read_text()
     assert tex.startswith("\\begin{tabular}") and "logic-only & $" in tex and "\\pm" in tex
 

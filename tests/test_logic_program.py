@@ -144,7 +144,7 @@ def test_errors(tmp_path):
            {f"available(face{k})": torch.ones(5) for k in (1, 2, 3)})
     scene = torch.full((2, 7), 1 / 7)
     faces = torch.full((2, 3, 7), 1 / 7)
-    with pytest.raises(LogicInputError, match="row 1 is not a probability"):
+    with pytest.raises(LogicInputError, match=r"input scene_net in row 1 is not a probability"):
         lm.emotion_probs(torch.stack([scene[0], -scene[1]]), faces, torch.ones(2, 3, dtype=torch.bool))
     lm = compile_program("seed", param="projected")   # exact zeros (softmax never reaches 0)
     lm.tparams.set_probs([0.0, 0.5, 0.5, 0.0])

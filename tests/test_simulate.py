@@ -82,7 +82,7 @@ def test_data_directory_is_valid(data_dir):
 
 def test_existing_directory_is_refused_without_force(data_dir, capsys):
     assert _cli("--out", str(data_dir), "--n", "50") == 2
-    assert "already holds" in capsys.readouterr().out
+    assert "already holds" in capsys.readouterr().err
 
 
 def test_bad_config_is_refused():
@@ -128,6 +128,9 @@ def test_chosen_source_frequencies_match_truth(big):
         se = np.sqrt(w * (1 - w) / sel.sum())
         assert np.all(np.abs(freq - w) < 4 * se + 1e-9), (k, freq, w)
         assert np.allclose(tdf.loc[sel, "p_scene"], w[0])
+    # the chosen source always exists in the image
+    src_index = tdf["source"].map({s: i for i, s in enumerate(SOURCES)}).to_numpy()
+    assert (src_index <= n_slots).all()
     # about 15% of images have no face
     assert 0.13 < (n_slots == 0).mean() < 0.17
     # the label is the chosen source's emotion

@@ -202,3 +202,17 @@ def test_imbalance_options_run(data, tmp_path, imbalance):
     # nets-only keeps t() at the uniform weights
     assert res["source_weights"] == pytest.approx({s: 0.25 for s in SOURCES}, abs=1e-6)
     assert np.isfinite(res["metrics"]["test"]["nll"])
+
+
+def test_original_regime_uses_grey_faces(data, tmp_path):
+    res = train_run({"regime": "original", "data": str(data), "epochs": 1}, tmp_path / "orig", progress=False)
+    assert res["semantics"] == "original"
+    # simulated caches name no recogniser: the default recogniser's reading of a grey face
+    assert res["grey_face_logits"]["source"] == "recogniser fer2013-minixception"
+    assert len(res["grey_face_logits"]["values"]) == 7
+    given = [0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 5.0]  # a grey face read as clearly "neutral"
+    res2 = train_run({"regime": "original", "data": str(data), "epochs": 1, "grey_face_logits": given},
+                     tmp_path / "orig2", progress=False)
+    assert res2["grey_face_logits"] == {"values": given, "source": "config"}
+    # the padding changes what the program predicts
+    assert res2["metrics"]["test"]["nll"] != pytest.approx(res["metrics"]["test"]["nll"], abs=1e-6)

@@ -1,10 +1,9 @@
 """Must-show: on 5000 simulated images with known truth, logic-only learning recovers the true
 source weights, and ProbLog-style EM agrees with gradient learning.
 
-The data use ``snr=2`` for the scene features: at the simulator's default ``snr=1`` the
-pretrained Scene2EmotionNet reaches only ~38% validation accuracy and the maximum-likelihood
-weights *given that net* put 0.47 on the scene (the learners agree; the gap to 0.53 is the
-scene net's, see docs/training.md).
+The simulator's defaults (standard variant, snr 1). The frozen scene net is the cross-fitted,
+responsibility-refitted pretrained one (``pretrain_refit=3``); with plain label-fitted
+pretraining (``pretrain_refit=0``) the scene weight comes out ~0.58, see docs/training.md.
 """
 
 from __future__ import annotations
@@ -20,7 +19,7 @@ SOURCES = ("scene", "face1", "face2", "face3")
 @pytest.fixture(scope="module")
 def data5k(tmp_path_factory):
     path = tmp_path_factory.mktemp("sim5k") / "D"
-    write_simulation(simulate(SimConfig(n=5000, seed=0, snr=2.0)), path)
+    write_simulation(simulate(SimConfig(n=5000, seed=0)), path)
     return path
 
 

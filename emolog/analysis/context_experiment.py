@@ -73,10 +73,11 @@ def reference_probs(data: Path, seed: int, logic: dict) -> dict[str, np.ndarray]
     from emolog.training import train as T
     from emolog.training.config import RunConfig
     from emolog.training.face_weighting import face_weighting_probs
+    from emolog.training.gate import shared_pretrained
     cfg = RunConfig.from_dict({"regime": "logic-only", "data": str(data), "seed": seed, **logic})
     device = torch.device("cpu")
     splits, manifest, _ = T.load_data(cfg, device, prelast=False)
-    pre = T.pretrained_scene_net(cfg, splits, manifest, device)
+    pre = shared_pretrained(cfg, splits, manifest, device, cfg.semantics)
     arrays = {}
     for name, s in splits.items():
         with torch.no_grad():

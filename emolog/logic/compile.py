@@ -355,7 +355,10 @@ class _KlayBuilder:
             out = self._with(self.c.true_node(), self._vars(expect))
         elif n.is_literal():
             lit = n.literal
-            out = self._with(self.c.literal_node(lit), self._vars(expect) - {abs(lit)})
+            # A negated disjunction variable weighs exactly 1 (ProbLog's ad_negate), with no
+            # gradient: it is the constant 1, which KLay then folds away.
+            leaf = self.c.true_node() if lit < 0 and -lit in self.smooth else self.c.literal_node(lit)
+            out = self._with(leaf, self._vars(expect) - {abs(lit)})
         else:
             vt = n.vtree()
             children = [self.c.and_node([self._node(p, vt.left()), self._node(s, vt.right())])

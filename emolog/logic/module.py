@@ -62,14 +62,14 @@ class LogicModule(nn.Module):
     def _layout(self, c: Compiled) -> None:
         """Precompute one gather that builds KLay's input for a batch.
 
-        ``full = [1 | 0 | inputs | facts | t | consts | extras]`` per image (extras: the
-        "none" weight of each annotated disjunction, 1 - sum of its heads), and
-        ``table = cat(full, 1 - full)``. KLay's input row is ``[0, 1, pos_1, neg_1, ...]``;
-        a head of a disjunction has negative weight 1 (= 1 - the zero column), any other
-        variable 1 - p.
+        ``full = [1 | 0 | inputs | facts | t | consts | extras]`` as rows (extras: the "none"
+        weight of each annotated disjunction, 1 - sum of its heads), followed by the
+        complements 1 - full that KLay reads. KLay's input rows are ``[0, 1, pos_1, neg_1,
+        ...]``; a head of a disjunction has negative weight 1 (= 1 - the zero row), any
+        other variable 1 - p.
         """
         offsets: dict[str, int] = {}
-        col = 2   # column 0 holds ones, column 1 zeros
+        col = 2   # row 0 holds ones, row 1 zeros
         for k, n in self.input_sizes.items():
             offsets[k] = col
             col += n
@@ -82,6 +82,9 @@ class LogicModule(nn.Module):
         col += len(consts)
         extra_col = col
         width = col + len(c.groups)
+        # Which input each column of ``full`` holds, for error messages.
+        self._col_names = ["1", "0"] + [k for k, n in self.input_sizes.items() for _ in range(n)] \
+            + list(self.fact_keys) + [f"t({n})" for n in self.tparams.names] + [str(v) for v in consts]
         pos, neg = [], []
         for w in c.var_weights:
             if w.kind == "extra":
@@ -94,31 +97,52 @@ class LogicModule(nn.Module):
             pos.append(p)
             neg.append(width + 1 if (w.ad or w.kind == "neutral") else width + p)
         klay_idx = [1, 0] + [i for pn in zip(pos, neg) for i in pn]
+        # Only the complements KLay actually reads are computed: remap them to rows after
+        # ``full`` (row width + j holds 1 - full[needed[j]]).
+        needed = sorted({i - width for i in klay_idx if i >= width})
+        remap = {width + col: width + j for j, col in enumerate(needed)}
+        klay_idx = [remap.get(i, i) for i in klay_idx]
         size = max((len(g) for g in c.groups), default=0)
-        # Heads of each disjunction as columns of ``full`` (padding: the zero column).
+        # Heads of each disjunction as rows of ``full`` (padding: the zero row).
         heads = [[pos[v] for v in g] + [1] * (size - len(g)) for g in c.groups]
         self.register_buffer("_klay_idx", torch.tensor(klay_idx, dtype=torch.long), persistent=False)
+        self.register_buffer("_needed", torch.tensor(needed, dtype=torch.long), persistent=False)
         self.register_buffer("_heads", torch.tensor(heads, dtype=torch.long).reshape(len(heads), size),
                              persistent=False)
         self.register_buffer("_consts", torch.tensor(consts, dtype=torch.float64), persistent=False)
         self._n_groups = len(c.groups)
+        self._col_names += [f"the disjunction of {self._col_names[pos[g[0]]]}" for g in c.groups]
 
     def _klay_input(self, inputs: dict[str, torch.Tensor], facts: dict[str, torch.Tensor]
                     ) -> torch.Tensor:
         """KLay's input [2 + 2 * n_vars, B] (rows: 0, 1, then pos/neg weight per variable)."""
         b, dtype, device = self._check(inputs, facts)
-        parts = [torch.tensor([[1.0, 0.0]], dtype=dtype, device=device).expand(b, 2)]
-        parts += [inputs[k].to(dtype) for k in self.input_sizes]
+        # Built transposed, [rows, B], so that every gather below copies contiguous rows.
+        parts = [torch.tensor([[1.0], [0.0]], dtype=dtype, device=device).expand(2, b)]
+        parts += [inputs[k].to(dtype).t() for k in self.input_sizes]
         if self.fact_keys:
-            parts.append(torch.stack([facts[k].to(dtype) for k in self.fact_keys], 1))
+            parts.append(torch.stack([facts[k].to(dtype) for k in self.fact_keys], 0))
         if len(self.tparams):
-            parts.append(self.tparams.probs().to(device=device, dtype=dtype).expand(b, -1))
+            parts.append(self.tparams.probs().to(device=device, dtype=dtype).unsqueeze(1).expand(-1, b))
         if len(self._consts):
-            parts.append(self._consts.to(dtype).expand(b, -1))
-        full = torch.cat(parts, 1)
+            parts.append(self._consts.to(dtype).unsqueeze(1).expand(-1, b))
+        full = torch.cat(parts, 0)
         if self._n_groups:
-            full = torch.cat([full, 1 - full[:, self._heads].sum(-1)], 1)
-        return torch.cat([full, 1 - full], 1)[:, self._klay_idx].t()
+            full = torch.cat([full, 1 - full[self._heads].sum(1)], 0)
+        # One pass over every weight: each must lie in [0, 1] (tolerance 1e-4); a negative
+        # extra ("none") weight means a distribution sums to more than 1. NaN fails both.
+        lo, hi = torch.aminmax(full)
+        if not (lo >= -1e-4 and hi <= 1 + 1e-4):
+            self._raise_bad(full)
+        return torch.cat([full, 1 - full[self._needed]], 0)[self._klay_idx]
+
+    def _raise_bad(self, full: torch.Tensor) -> None:
+        bad = (full < -1e-4) | (full > 1 + 1e-4) | torch.isnan(full)
+        col, row = (int(i) for i in bad.nonzero()[0])
+        name = self._col_names[col]
+        what = "sums to more than 1" if name.startswith("the disjunction") else \
+            f"is not a probability ({float(full[col, row])})"
+        raise LogicInputError(f"{self.program.path}: input {name} in row {row} {what}")
 
     def _run(self, circuit, x: torch.Tensor) -> torch.Tensor:
         """Evaluate a KLay circuit on a prepared input: Tensor[B, n_roots]."""
@@ -140,13 +164,11 @@ class LogicModule(nn.Module):
             b = x.shape[0] if b is None else b
             if x.shape[0] != b:
                 raise LogicInputError(f"input {k!r} has batch size {x.shape[0]}, others {b}")
-            _check_probs(x, k, x.sum(1))
         for k in self.fact_keys:
             x = facts[k]
             b = x.shape[0] if b is None else b
             if x.dim() != 1 or x.shape[0] != b:
                 raise LogicInputError(f"fact {k!r} must have shape [{b}], got {tuple(x.shape)}")
-            _check_probs(x, k, None)
         if b is None:
             raise LogicInputError("no inputs given: cannot tell the batch size")
         ref = next(iter(inputs.values())) if inputs else facts[self.fact_keys[0]]
@@ -266,18 +288,6 @@ class LogicModule(nn.Module):
         """Every t() parameter as {head: probability}."""
         probs = self.tparams.probs().detach()
         return {n: float(probs[i]) for i, n in enumerate(self.tparams.names)}
-
-
-def _check_probs(x: torch.Tensor, key: str, sums: torch.Tensor | None) -> None:
-    bad = (x < 0) | (x > 1) | torch.isnan(x)
-    if bad.any():
-        row = int(bad.nonzero()[0, 0])
-        raise LogicInputError(f"input {key!r} row {row} is not a probability: {x[row].tolist()}")
-    if sums is not None:
-        over = sums > 1 + 1e-4
-        if over.any():
-            row = int(over.nonzero()[0, 0])
-            raise LogicInputError(f"input {key!r} row {row} sums to {float(sums[row]):.6f} > 1")
 
 
 def _nonzero(z: torch.Tensor, path: str) -> torch.Tensor:

@@ -16,7 +16,9 @@ haar       OpenCV's frontal-face Haar cascade (cv2.data.haarcascades), a fallbac
 
 from __future__ import annotations
 
+import sys
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Protocol
 
 import cv2
@@ -24,7 +26,7 @@ import numpy as np
 import torch
 from PIL import Image
 
-from emolog.perception.common import WeightsError, resolve_device
+from emolog.perception.common import WeightsError, resolve_device, sha256_file
 
 
 @dataclass(frozen=True)
@@ -97,11 +99,16 @@ class MTCNNDetector:
         self.min_face_size, self.threshold, self.max_side = min_face_size, threshold, max_side
         self.device = resolve_device(device)
         self._mtcnn = MTCNN(keep_all=True, min_face_size=min_face_size, device=self.device)
+        # The weights ship inside the package; their hashes go into the cache fingerprint so
+        # that another facenet-pytorch release means another cache.
+        data = Path(sys.modules[MTCNN.__module__].__file__).parent.parent / "data"
+        self.weights_sha256 = {n: sha256_file(data / f"{n}.pt") for n in ("pnet", "rnet", "onet")}
 
     def config(self) -> dict:
         return {"name": self.name, "min_face_size": self.min_face_size,
                 "threshold": self.threshold, "max_side": self.max_side,
-                "stage_thresholds": list(self._mtcnn.thresholds), "factor": self._mtcnn.factor}
+                "stage_thresholds": list(self._mtcnn.thresholds), "factor": self._mtcnn.factor,
+                "weights_sha256": self.weights_sha256}
 
     def detect(self, images: list[Image.Image]) -> list[list[Face]]:
         out = []
@@ -130,6 +137,7 @@ class HaarDetector:
                  max_side: int | None = None) -> None:
         path = cv2.data.haarcascades + "haarcascade_frontalface_default.xml"
         self._cascade = cv2.CascadeClassifier(path)
+        self.weights_sha256 = sha256_file(path) if not self._cascade.empty() else None
         if self._cascade.empty():
             raise WeightsError(f"haar: cannot load the cascade {path!r} (expected OpenCV's "
                                "haarcascade_frontalface_default.xml; opencv-python-headless<5 "
@@ -140,7 +148,7 @@ class HaarDetector:
     def config(self) -> dict:
         return {"name": self.name, "min_face_size": self.min_face_size,
                 "min_neighbors": self.min_neighbors, "scale_factor": self.scale_factor,
-                "max_side": self.max_side}
+                "max_side": self.max_side, "weights_sha256": self.weights_sha256}
 
     def detect(self, images: list[Image.Image]) -> list[list[Face]]:
         out = []

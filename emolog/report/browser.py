@@ -150,15 +150,18 @@ def check_page(html: str | Path, width: int = 1280, max_height: int | None = Non
     from_r, from_w = os.pipe()  # Chromium writes replies on fd 4
 
     def fds() -> None:  # in the child, before exec: put the pipe ends where Chromium expects them
-        # via copies above 10 first, so that moving one end onto 3 cannot clobber the other
-        hi_r, hi_w = fcntl.fcntl(to_r, fcntl.F_DUPFD, 10), fcntl.fcntl(from_w, fcntl.F_DUPFD, 10)
+        # via close-on-exec copies above 10 first, so that moving one end onto 3 cannot clobber
+        # the other; dup2 makes 3 and 4 inheritable, every other descriptor Python opened is
+        # close-on-exec (PEP 446), so Chromium inherits exactly these two
+        hi_r = fcntl.fcntl(to_r, fcntl.F_DUPFD_CLOEXEC, 10)
+        hi_w = fcntl.fcntl(from_w, fcntl.F_DUPFD_CLOEXEC, 10)
         os.dup2(hi_r, 3)
         os.dup2(hi_w, 4)
 
     with tempfile.TemporaryDirectory(prefix="emolog-chromium-") as profile:
         proc = subprocess.Popen([find_chromium(), *FLAGS, f"--user-data-dir={profile}", "about:blank"],
                                 stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-                                preexec_fn=fds, pass_fds=(3, 4), close_fds=True)
+                                preexec_fn=fds, close_fds=False)
         os.close(to_r)
         os.close(from_w)
         cdp = _Pipe(proc, to_w, from_r)

@@ -17,12 +17,13 @@ from emolog.report.sections import Cell, Figure, Preds, Section, Table, about_li
 Groups = dict[str, list[RunInputs]]
 
 
-def weights_section(runs: list[RunInputs], groups: Groups) -> Section:
+def weights_section(runs: list[RunInputs], groups: Groups, base: Groups) -> Section:
     sec = Section("weights", "Source weights",
                   "Learned probability of each source per regime (bars: mean over seeds, dots: seeds; "
-                  "dashed: the true weights of simulated data), and the scene's weight per epoch in "
-                  "every run. A regime whose scene weight climbs far above the truth is fitting the "
-                  "training labels through the scene net (see the memorisation curve).")
+                  "hatched: the true weights of simulated data), and the scene's weight per epoch in "
+                  "every base run; the table adds the sweeps. A regime whose scene weight climbs far "
+                  "above the truth is fitting the training labels through the scene net (see the "
+                  "memorisation curve).")
     sec.notes.extend(f"{r.name}: {r.note('results.json')}" for r in runs if r.results is None)
     sec.notes.extend(f"{r.name}: {r.note('history.csv')}" for r in runs if r.get("history.csv") is None)
     finals = {g: {s: [float((r.results.get("source_weights") or {}).get(s, np.nan)) for r in rs if r.results]
@@ -31,8 +32,8 @@ def weights_section(runs: list[RunInputs], groups: Groups) -> Section:
                  if r.results and r.results.get("true_source_weights")), None)
     if any(r.results for r in runs):
         guard(sec, "the per-regime weights", lambda: sec.figures.append(
-            Figure(plots.final_weights(finals, true), "weights per regime")))
-    hists = {r.name: (r.group, r.get("history.csv")) for r in runs
+            Figure(plots.final_weights({g: finals[g] for g in base}, true), "weights per regime")))
+    hists = {r.name: (r.group, r.get("history.csv")) for rs in base.values() for r in rs
              if r.get("history.csv") is not None and "w_scene" in r.get("history.csv")}
     if hists:
         guard(sec, "the weight trajectories", lambda: sec.figures.append(
@@ -73,7 +74,7 @@ def changes_section(groups: Groups) -> Section:
             sec.notes.append(f"{rs[0].name}: " + (rs[0].note("changes.json") if ch is None else "changes.json lists no layers"))
             continue
         guard(sec, f"{g}'s layer changes", lambda ch=ch, g=g, r=rs[0]: sec.figures.append(
-            Figure(plots.layer_bars(ch["layers"]), f"layer changes {g}", wide=True, caption=f"{g} ({r.name})")))
+            Figure(plots.layer_bars(ch["layers"], f"{g} ({r.name})"), f"layer changes {g}", wide=True)))
     return sec
 
 
@@ -124,8 +125,8 @@ def experiment_report(exp: ExperimentInputs, images: str | None = None) -> dict:
         comparison.notes.append(f"no run directories found in {exp.dir}")
     elif base is not groups and len(base) < len(groups):
         comparison.notes.append(f"{len(groups) - len(base)} sweep groups ({', '.join(g for g in groups if g not in base)}) "
-                                "are shown in the weights and the memorisation curve; the per-regime "
-                                "figures below show the base runs.")
+                                "are in the weights table and the memorisation curve; the figures "
+                                "below show the base runs.")
     f1 = f1_section(base, preds, classes, with_before=False)
     f1.notes[:0] = pred_notes
     first = {rs[0].name: preds.get(rs[0].name) for rs in base.values()}
@@ -133,7 +134,7 @@ def experiment_report(exp: ExperimentInputs, images: str | None = None) -> dict:
     gallery = gallery_section(gal_run, preds.get(gal_run.name) if gal_run else None, classes, images)
     if gal_run:
         gallery.how += f" Examples from {gal_run.name}."
-    sections = [comparison, weights_section(runs, groups), f1, confusion_section(base, classes),
+    sections = [comparison, weights_section(runs, groups, base), f1, confusion_section(base, classes),
                 changes_section(base), flips_section(base, classes),
                 memorisation_section(exp.get("memorisation.csv"), exp.note("memorisation.csv")),
                 trust_section(first, []), gallery]

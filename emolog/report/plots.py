@@ -122,16 +122,17 @@ def f1_with_ci(per_regime: Mapping[str, Mapping[str, np.ndarray]], classes: Sequ
     return to_uri(fig)
 
 
-def layer_bars(layers: Sequence[Mapping]) -> str:
-    """Per layer: relative parameter change and gradient norm (log scale), side by side."""
+def layer_bars(layers: Sequence[Mapping], title: str | None = None) -> str:
+    """Per layer: relative parameter change and gradient norm (log scale when they span orders
+    of magnitude), side by side; ``title`` above both (e.g. the regime)."""
     names = [f"{l.get('net', '')}.{l.get('name', '')}".strip(".") for l in layers]
     fig, (a, b) = plt.subplots(1, 2, figsize=(12.0, 0.8 + 0.32 * max(len(names), 3)), sharey=True)
     y = np.arange(len(names))
     # logic orange, network blue; layers the run kept frozen in grey
     colours = ["#a0aec0" if l.get("trainable") is False else "#c05621" if l.get("net") == "logic" else "#2b6cb0"
                for l in layers]
-    for ax, key, title in ((a, "rel_change", "relative change ||w - w0|| / ||w0||"),
-                           (b, "grad_norm", "gradient norm (mean over training)")):
+    for ax, key, label, zero in ((a, "rel_change", "relative change ||w - w0|| / ||w0||", " 0 (did not move)"),
+                                 (b, "grad_norm", "gradient norm (mean over training)", " 0 (no gradient)")):
         vals = np.array([float(l.get(key) or 0.0) for l in layers])
         ax.barh(y, np.where(vals > 0, vals, np.nan), color=colours)
         if not (vals > 0).any():
@@ -140,12 +141,14 @@ def layer_bars(layers: Sequence[Mapping]) -> str:
             ax.set_xscale("log")  # changes span orders of magnitude: frozen vs trained layers
         for yi, v in zip(y, vals):
             if v == 0:
-                ax.text(0, yi, " 0 (did not change)", va="center", fontsize=8, color="#718096",
+                ax.text(0, yi, zero, va="center", fontsize=8, color="#718096",
                         transform=ax.get_yaxis_transform())
-        ax.set_title(title, fontsize=10)
+        ax.set_title(label, fontsize=10)
         _style(ax)
     a.set_yticks(y, names, fontsize=8)
     a.invert_yaxis()
+    if title:
+        fig.suptitle(title, fontsize=11, fontweight="bold")
     fig.tight_layout()
     return to_uri(fig)
 
@@ -232,22 +235,29 @@ def trust_bars(table: pd.DataFrame, title: str, xlabel: str) -> str:
 
 def final_weights(per_regime: Mapping[str, Mapping[str, Sequence[float]]],
                   true: Mapping[str, float] | None = None) -> str:
-    """Learned source weights per regime: mean over seeds, seeds as dots; dashed: true weights."""
+    """Learned source weights per regime: mean over seeds, seeds as dots; the true weights of
+    simulated data as a hatched first group."""
+    groups = ({"truth": {s: [true.get(s, np.nan)] for s in SOURCES}} if true else {}) | dict(per_regime)
     fig, ax = plt.subplots(figsize=HALF)
-    names = list(per_regime)
+    names = list(groups)
     x = np.arange(len(names))
     width = 0.8 / len(SOURCES)
     for k, s in enumerate(SOURCES):
-        vals = [np.asarray(per_regime[r].get(s, []), dtype=float) for r in names]
+        vals = [np.asarray(groups[r].get(s, []), dtype=float) for r in names]
         pos = x + (k - 1.5) * width
-        ax.bar(pos, [v.mean() if v.size else np.nan for v in vals], width, label=s, color=SOURCE_COLOURS[s])
-        for p, v in zip(pos, vals):
-            ax.scatter(np.full(v.size, p), v, s=8, color="black", zorder=3)
-            if true and true.get(s) is not None:
-                ax.hlines(true[s], p - width / 2, p + width / 2, colors="black", linestyles="--", linewidth=1.2, zorder=4)
-    ax.set_xticks(x, names, rotation=20, ha="right")
+        means = [v.mean() if v.size else np.nan for v in vals]
+        bars = ax.bar(pos, means, width, label=s, color=SOURCE_COLOURS[s])
+        if true:
+            bars[0].set_hatch("//")
+            bars[0].set_alpha(0.55)
+        for p, v, name in zip(pos, vals, names):
+            if name != "truth":
+                ax.scatter(np.full(v.size, p), v, s=8, color="black", zorder=3)
+    ax.set_xticks(x, names, rotation=20 if len(names) > 4 else 0, ha="right" if len(names) > 4 else "center")
     ax.set(ylabel="P(source)", ylim=(0, 1), title="Learned source weights per regime (dots: seeds)")
-    ax.legend(fontsize=8, ncol=4)
+    # plain patches: the bars' own handles would show the truth group's hatching
+    ax.legend(handles=[matplotlib.patches.Patch(color=SOURCE_COLOURS[s], label=s) for s in SOURCES],
+              fontsize=8, ncol=4)
     _style(ax)
     return to_uri(fig)
 

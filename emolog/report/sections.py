@@ -332,6 +332,7 @@ def trust_section(preds: dict[str, Preds | None], notes: list[str]) -> Section:
                   "weight: mean per-image source probability (constant unless the program is gated). "
                   "Faces = sum over the face slots.")
     sec.notes.extend(notes)
+    by_n_all, by_size_all = [], []
     for name, pr in preds.items():
         if pr is None:
             continue
@@ -341,16 +342,21 @@ def trust_section(preds: dict[str, Preds | None], notes: list[str]) -> Section:
             sec.notes.append(f"{name}: predictions.csv lacks {missing}")
             continue
 
-        def add(pr: Preds = pr, label: str = label) -> None:
+        def add(pr: Preds = pr, name: str = name, label: str = label) -> None:
             by_n = trust_by_face_count(pr.df, pr.y, pr.p)
             by_size = trust_by_face_size(pr.df, pr.y, pr.p)
             sec.figures.append(Figure(plots.trust_bars(by_n, "Per face count" + label, "detected faces"), "trust per face count"))
             sec.figures.append(Figure(plots.trust_bars(by_size, "Per largest-face size" + label, "largest face / image area"),
                                       "trust per face size"))
-            sec.tables.append(df_table(by_n.rename(columns={"group": "faces"}), "per face count" + label))
-            sec.tables.append(df_table(by_size.rename(columns={"group": "largest face"}), "per face size" + label))
+            by_n_all.append(by_n.rename(columns={"group": "faces"}).assign(run=name))
+            by_size_all.append(by_size.rename(columns={"group": "largest face"}).assign(run=name))
 
         guard(sec, f"the trust tables{label}", add)
+    for parts, caption in ((by_n_all, "per face count"), (by_size_all, "per largest-face size")):
+        if parts:  # one table per grouping; with several runs a leading run column tells them apart
+            df = pd.concat(parts, ignore_index=True)
+            cols = (["run"] if len(parts) > 1 else []) + [c for c in df.columns if c != "run"]
+            sec.tables.append(df_table(df[cols].astype({cols[int(len(parts) > 1)]: str}), caption))
     return sec
 
 

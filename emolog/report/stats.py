@@ -88,7 +88,8 @@ def _faces(df: pd.DataFrame, prefix: str) -> pd.Series:
 
 def _trust_table(df: pd.DataFrame, group: pd.Series, correct: np.ndarray) -> pd.DataFrame:
     """Per group: images, accuracy, mean scene/faces posterior and per-image weight."""
-    work = pd.DataFrame({"group": group.to_numpy(), "correct": correct})
+    # keep the categorical dtype: groups come out in bin order (1%-3% before 10%-100%)
+    work = pd.DataFrame({"group": group.reset_index(drop=True), "correct": correct})
     for prefix, what in (("post_", "posterior"), ("w_", "weight")):
         if f"{prefix}scene" in df.columns:
             work[f"scene {what}"] = df[f"{prefix}scene"].to_numpy()

@@ -73,6 +73,9 @@ class RunConfig:
     # K-fold cross-fitting: the logic sees each training image's scene distribution from a net
     # that did not train on it; 1 = in-sample (the memorising net: shows the collapse)
     pretrain_folds: int = 5
+    # EM rounds refitting the scene net to its responsibility-weighted labels (the scene's own
+    # emotion rather than the image label); 0 = plain scene-only pretraining
+    pretrain_refit: int = 3
     pretrain_cache: str | None = None   # folder for pretrained nets; None = <data>/pretrained
     grey_face_logits: list[float] | None = None    # original semantics; None = from the cache
     device: str = "auto"                # auto (CUDA when present) | cpu | cuda | cuda:N
@@ -153,6 +156,8 @@ class RunConfig:
              "must be null or an integer >= 1")
         need(_is_int(self.pretrain_folds) and self.pretrain_folds >= 1, "pretrain_folds",
              "must be an integer >= 1")
+        need(_is_int(self.pretrain_refit) and self.pretrain_refit >= 0, "pretrain_refit",
+             "must be an integer >= 0")
         need(self.scene_init in ("auto", "pretrained", "random"), "scene_init",
              "must be auto, pretrained or random")
         need(_is_int(self.pretrain_epochs) and self.pretrain_epochs >= 1, "pretrain_epochs",

@@ -197,8 +197,8 @@ def _pm(mean: float, std: float, tex: bool) -> str:
 
 def comparison_tex(table: pd.DataFrame) -> str:
     """A LaTeX tabular (booktabs) of the comparison table: mean ± std over seeds."""
-    cols = [*METRICS, "w_scene"]
-    heads = ["Accuracy", "Macro-F1", "UAR", "NLL", "ECE", "$w_\\mathrm{scene}$"]
+    cols = [*METRICS, *(f"w_{s}" for s in SOURCES)]
+    heads = ["Accuracy", "Macro-F1", "UAR", "NLL", "ECE", *(f"$w_\\mathrm{{{s}}}$" for s in SOURCES)]
     lines = ["\\begin{tabular}{l" + "r" * len(cols) + "}", "\\toprule",
              "System & " + " & ".join(heads) + " \\\\", "\\midrule"]
     for _, r in table.iterrows():
@@ -348,7 +348,8 @@ def run_experiment(data: str, out: str | Path, regimes: Sequence[str], seeds: Se
     experiment = {
         "config": config, "runs": [f"runs/{s.name}" for s in specs if s.name in results],
         "baselines": sorted(str(p.relative_to(out)) for p in baseline_files.values()),
-        "data": first.get("data", {"data_dir": str(data)}), "reference": reference, "failed": failed,
+        "data": first.get("data", {"data_dir": str(data)}), "true_source_weights": first.get("true_source_weights"),
+        "reference": reference, "failed": failed,
         "sanity_warnings": {n: r["sanity_warning"] for n, r in results.items() if r.get("sanity_warning")},
         "wall_time_s": time.perf_counter() - t0,
     }

@@ -259,6 +259,19 @@ def load_static(data_dir: str | Path, splits: dict[str, T.SplitData], device: to
     return out
 
 
+def shared_pretrained(cfg: RunConfig, splits: dict[str, T.SplitData], manifest: dict, device: torch.device,
+                      semantics: str) -> "T.Pretrained":
+    """train_run's pretrained scene net (and out-of-fold training probabilities) for the global
+    program seed.pl under this config: its pretraining fits the scene net as an expert of a
+    program with global source weights, which a gate does not have; and keyed on seed.pl, it is
+    the very net a global run of the same config uses, so gated and global runs compare on one
+    frozen scene net (the disk cache makes the second call free)."""
+    from emolog.logic import compile_program
+    base = RunConfig.from_dict({**cfg.to_dict(), "program": "seed"})
+    lm = compile_program("seed", semantics=semantics, param=cfg.logic_param).to(device)
+    return T.pretrained_scene_net(base, splits, manifest, device, lm, semantics)
+
+
 def train_gated(config: RunConfig | dict, out_dir: str | Path, progress: bool = True) -> dict:
     """Train a gated or rules program in one regime; write a run directory; return results.json.
 
@@ -288,7 +301,7 @@ def train_gated(config: RunConfig | dict, out_dir: str | Path, progress: bool = 
     kind = program_kind(lm)
     pretrain_info, oof = None, None
     if (regime.scene_init if cfg.scene_init == "auto" else cfg.scene_init) == "pretrained":
-        pre = T.pretrained_scene_net(cfg, splits, manifest, device)
+        pre = shared_pretrained(cfg, splits, manifest, device, semantics)
         scene_net, pretrain_info, oof = pre.net, pre.info, pre.oof
     else:
         scene_net = T._new_scene_net(cfg, splits["train"].scene.shape[1]).to(device)
