@@ -83,7 +83,7 @@ def test_matches_problog_and_deepproblog(name, semantics):
         assert _close(out.detach(), ref.detach(), P_TOL), (kind, out, ref)
         for k in ours_in:
             g_ref = ref_in[k].grad if ref_in[k].grad is not None else torch.zeros_like(ref_in[k])
-            assert _close(ours_in[k].grad, g_ref, G_TOL), (kind, k, (ours_in[k].grad - g_ref).abs().max(), ours_in[k].grad[(ours_in[k].grad - g_ref).abs().argmax() // 4], g_ref[(ours_in[k].grad - g_ref).abs().argmax() // 4])
+            assert _close(ours_in[k].grad, g_ref, G_TOL), (kind, k, (ours_in[k].grad - g_ref).abs().max())
         if len(lm.tparams):
             ours_t = torch.zeros(len(lm.tparams), dtype=torch.float64)
             for block, v in zip(lm.tparams.blocks, lm.tparams.values):

@@ -182,3 +182,14 @@ def test_experiment_with_missing_runs_and_tables_still_renders_with_notes(tmp_pa
                  "memorisation.csv is absent", "runs/joint-s0: predictions.csv is absent",
                  "runs/joint-s0: history.csv is absent", "changes.json is absent"):
         assert line in md, line
+
+
+def test_relative_data_paths_are_found_from_another_working_directory(tmp_path, monkeypatch):
+    from emolog.report.inputs import resolve
+
+    (tmp_path / "work" / "sim" / "cache").mkdir(parents=True)
+    run = tmp_path / "work" / "exp" / "runs" / "joint-s0"
+    run.mkdir(parents=True)
+    monkeypatch.chdir(tmp_path)  # the run recorded "sim/cache" while working in tmp_path/work
+    assert resolve("sim/cache", run).resolve() == (tmp_path / "work" / "sim" / "cache").resolve()
+    assert resolve("/abs/elsewhere", run) == Path("/abs/elsewhere")

@@ -1,23 +1,26 @@
 """Ground a program once, compile it to an SDD, and turn the SDD into a KLay torch circuit.
 
-Pipeline (checked step by step against ProbLog's own ``SDD.evaluate``):
+Pipeline (checked against ProbLog's own evaluation and DeepProbLog in the tests):
 
 1. ProbLog grounds every query template, evidence atom and ``source`` atom with the image
    variable bound to the constant ``img`` (``DefaultEngine.ground``), then breaks cycles
-   (``LogicDAG``) and compiles with PySDD (``problog.sdd_formula.SDD``).
-2. Each SDD variable is one ground probabilistic atom. Its weight is a *placeholder term*
+   (``LogicDAG``).
+2. Each ground probabilistic atom is one SDD variable. Its weight is a *placeholder term*
    (``nn(net, [img, ...], j)``, ``nn(net, [img, ...])``, ``t(i)`` or a number) that emolog
    fills in per image. Annotated disjunctions follow ProbLog's encoding exactly: every head
    is a variable with weights (p, 1), one extra "none of them" variable per disjunction has
-   weights (1 - sum p, 1), and an exclusivity constraint over them (``get_constraint_inode``)
-   is conjoined into every root; single-head groups keep (p, 1 - p).
-3. Roots: ``q_i & ev & C`` for every query, ``ev & C`` (the normaliser), and, for
-   ``source_posterior``, ``q_i & ev & source_s & C``.
+   weights (1 - sum p, 1), and their exclusivity constraint C_g is conjoined into every
+   root; single-head groups keep (p, 1 - p).
+3. ``_GroupedSdd`` compiles the DAG with PySDD over a vtree in which each disjunction is one
+   subtree (see its docstring). Roots: ``q_i & ev & C`` for every query, ``ev & C`` (the
+   normaliser), and, for ``source_posterior``, ``q_i & ev & source_s & C``.
 4. KLay's ``add_sdd`` does not smooth, and with (p, 1) weights an unsmoothed SDD gives wrong
    counts (a variable missing from a branch must contribute p + 1, not 1). So the SDD is
-   walked here and rebuilt with KLay's node API (``literal_node``/``and_node``/``or_node``),
-   inserting ``(v | ~v)`` for every annotated-disjunction variable a branch omits. Ordinary
-   variables have weights (p, 1 - p), which sum to one, so they need no smoothing.
+   walked and rebuilt with KLay's node API (``literal_node``/``and_node``/``or_node``),
+   inserting ``(v | ~v)`` for every disjunction variable a branch omits (ordinary variables
+   have weights summing to one and need none). Two exact simplifications: an unused
+   disjunction's constraint C_g counts exactly 1, and a negated disjunction variable weighs
+   exactly 1; both become the constant 1, which KLay folds away.
 5. ``Circuit.to_torch_module(semiring="real", compile=False)`` gives a layered module that
    evaluates all roots for a whole batch at once; autograd gives exact gradients.
 """

@@ -23,7 +23,7 @@ from deepproblog.model import Model
 from deepproblog.network import Network
 from deepproblog.optimizer import SGD
 from deepproblog.query import Query
-from problog.logic import Constant, Term, Var, term2list
+from problog.logic import Constant, Term, Var
 from problog.program import SimpleProgram
 
 from .program import IMAGE, Program, atom_name, input_key

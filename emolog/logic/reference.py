@@ -15,6 +15,8 @@ from problog.program import SimpleProgram
 
 from .program import IMAGE, Program, atom_name
 
+_JOINT = "emolog_joint_"   # helper head: q and the evidence, for "fail" semantics
+
 
 def problog_reference(prog: Program, inputs: dict[str, list[float]], facts: dict[str, float],
                       t_probs: list[float], semantics: str = "condition") -> dict[str, float]:
@@ -36,22 +38,15 @@ def problog_reference(prog: Program, inputs: dict[str, list[float]], facts: dict
     else:
         for q in queries:
             body = [q] + [e if v else ~e for e, v in evidence]
-            head = Term("emolog_joint", *q.args)
+            head = Term(_JOINT + q.functor, *q.args)
             conj = body[0]
             for b in body[1:]:
                 conj = conj & b
             out.add_clause(Clause(head, conj))
             out.add_clause(Term("query", head))
     result = get_evaluatable("sdd").create_from(out).evaluate()
-    return {atom_name(k if k.functor != "emolog_joint" else Term(_functor_of(prog, k), *k.args)): float(v)
+    return {atom_name(Term(k.functor.removeprefix(_JOINT), *k.args)): float(v)
             for k, v in result.items()}
-
-
-def _functor_of(prog: Program, joint: Term) -> str:
-    for q in prog.queries:
-        if q.arity == joint.arity:
-            return q.functor
-    return joint.functor
 
 
 def _numeric(c, inputs, facts, t_probs) -> list:

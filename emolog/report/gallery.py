@@ -122,7 +122,7 @@ def gallery(run: RunInputs, y: np.ndarray, p: np.ndarray, classes: list[str], n:
             dists["final"] = pred[[f"p_{c}" for c in classes]].iloc[r].to_numpy(dtype=float)
         post = ", ".join(f"{s} {float(pred[f'post_{s}'].iat[r]):.2f}" for s in SOURCES if f"post_{s}" in pred)
         title = f"true {classes[y[r]]}, predicted {classes[p[r]]}"
-        caption = (f"{iid} · {rel[k]} · {int(cache.n_faces[k])} face(s) detected · "
+        caption = (f"{title} · {iid} · {rel[k]} · {int(cache.n_faces[k])} face(s) detected · "
                    f"source posterior: {post}")
         items.append({"uri": plots.example(arr, boxes.tolist(), dists, classes, title), "caption": caption, "image_id": iid})
     return items, notes

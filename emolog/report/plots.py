@@ -177,7 +177,7 @@ def flips(per_class: Mapping[str, Mapping[str, int]], classes: Sequence[str],
         ax.bar(classes, vals, bottom=bottom, label=key.replace("_", " "), color=colour)
         bottom += vals
     ax.set(ylabel="test images", title=title)
-    ax.set_ylim(bottom=0)
+    ax.set_ylim(0, max(bottom.max() * 1.12, 1))  # headroom so the tallest bar does not touch the frame
     ax.yaxis.set_major_locator(matplotlib.ticker.MaxNLocator(integer=True))
     ax.tick_params(axis="x", rotation=30)
     ax.legend(fontsize=8)

@@ -356,7 +356,7 @@ def trust_section(preds: dict[str, Preds | None], notes: list[str]) -> Section:
         if parts:  # one table per grouping; with several runs a leading run column tells them apart
             df = pd.concat(parts, ignore_index=True)
             cols = (["run"] if len(parts) > 1 else []) + [c for c in df.columns if c != "run"]
-            sec.tables.append(df_table(df[cols].astype({cols[int(len(parts) > 1)]: str}), caption))
+            sec.tables.append(df_table(df[cols], caption))
     return sec
 
 

@@ -653,12 +653,18 @@ def _gradient_epoch(model: Model, tr: SplitData, loss_fn: Loss, optims: dict, tr
 
 @torch.no_grad()
 def _predict(model: Model, s: SplitData, posterior: bool = True) -> dict[str, torch.Tensor]:
-    """Probabilities [N, 7] (and source posteriors [N, 4]) of a whole split (eval mode)."""
+    """Probabilities [N, 7] (and source posteriors [N, 4]) of a whole split (eval mode).
+
+    Under the "fail" and "original" semantics the program's output P(q and evidence) does not
+    sum to 1 (mass is lost); for evaluation it is renormalised over the 7 emotions, which keeps
+    the argmax and makes NLL/ECE comparable. Training uses the unnormalised output, as those
+    semantics define the loss."""
     model.eval()
     probs, post = [], []
     for i in range(0, len(s), EVAL_CHUNK):
         idx = torch.arange(i, min(i + EVAL_CHUNK, len(s)), device=s.labels.device)
-        probs.append(model(s, idx))
+        p = model(s, idx)
+        probs.append(p if model.semantics == "condition" else p / p.sum(1, keepdim=True).clamp_min(1e-30))
         if posterior:
             post.append(model.posterior(s, idx))
     return {"probs": torch.cat(probs), **({"post": torch.cat(post)} if posterior else {})}
