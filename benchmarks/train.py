@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import shutil
 import sys
 import tempfile
 import time
@@ -33,6 +34,7 @@ from emolog.training.train import train_run
 
 
 def run(data: Path, out: Path, name: str, **cfg) -> dict:
+    shutil.rmtree(out / name, ignore_errors=True)  # this script's own run directories
     res = train_run({"data": str(data), "patience": None, **cfg}, out / name, progress=False)
     return res
 
@@ -120,7 +122,8 @@ def main() -> int:
     print("\nFrozen scene net: in-sample vs cross-fitted (logic-only, Adam 0.05, full batch, 100 epochs)")
     for folds, refit in ((1, 0), (5, 0), (5, 3)):
         r = run(data, runs, f"folds{folds}-refit{refit}", regime="logic-only", epochs=100, batch_size=4096,
-                logic_optimizer="adam", logic_lr=0.05, pretrain_folds=folds, pretrain_refit=refit)
+                logic_param="softmax", logic_optimizer="adam", logic_lr=0.05, pretrain_folds=folds,
+                pretrain_refit=refit)
         w = r["source_weights"]
         print(f"pretrain_folds={folds} pretrain_refit={refit}: max |diff| {dist(r):.3f}  "
               + ", ".join(f"{s} {w[s]:.3f}" for s in SOURCES))

@@ -41,7 +41,8 @@ def test_config_refuses_unknown_keys_and_impossible_values(tmp_path):
     with pytest.raises(ConfigError, match="'learning_rate'"):
         RunConfig.from_dict({"data": "D", "learning_rate": 0.1})
     for key, value in [("regime", "magic"), ("logic_lr", -1.0), ("imbalance", "oversample"),
-                       ("batch_size", 0), ("fixed_weights", {"scene": 1.0}), ("patience", 0)]:
+                       ("batch_size", 0), ("fixed_weights", {"scene": 1.0}), ("patience", 0),
+                       ("logic_optimizer", "adam")]:   # projected (default) t() needs plain SGD
         with pytest.raises(ConfigError, match=f"'{key}'"):
             RunConfig.from_dict({"data": "D", key: value})
     with pytest.raises(ConfigError, match="'data'"):
@@ -50,7 +51,8 @@ def test_config_refuses_unknown_keys_and_impossible_values(tmp_path):
         parse_override("colour=red")
     cfg_file = tmp_path / "cfg.json"
     cfg_file.write_text(json.dumps({"data": "A", "epochs": 5, "imbalance": "class-weighted"}))
-    cfg = RunConfig.load(cfg_file, ["epochs=7", "n_train=null", "logic_optimizer=adam"], data="B")
+    cfg = RunConfig.load(cfg_file, ["epochs=7", "n_train=null", "logic_param=softmax", "logic_optimizer=adam"],
+                         data="B")
     assert (cfg.data, cfg.epochs, cfg.n_train, cfg.imbalance, cfg.logic_optimizer) == \
         ("B", 7, None, "class-weighted", "adam")
 
@@ -61,7 +63,7 @@ def test_config_refuses_unknown_keys_and_impossible_values(tmp_path):
 def test_logic_only_run_directory_and_what_changed(data, tmp_path, capsys):
     run = tmp_path / "run"
     rc = main(["train", "--data", str(data), "--regime", "logic-only", "--out", str(run), "--quiet",
-               "--set", "epochs=3", "--set", "logic_optimizer=adam", "--set", "logic_lr=0.1",
+               "--set", "epochs=3", "--set", "logic_param=softmax", "--set", "logic_optimizer=adam", "--set", "logic_lr=0.1",
                "--set", "patience=null"])
     out = capsys.readouterr().out
     assert rc == 0

@@ -26,7 +26,7 @@ def data5k(tmp_path_factory):
 def test_logic_only_recovers_truth_and_em_agrees(data5k, tmp_path):
     # full batch (one Adam step per epoch) so that the result is the training-set optimum,
     # which EM reaches too; early stopping off for the same reason
-    grad = train_run({"regime": "logic-only", "data": str(data5k), "logic_optimizer": "adam",
+    grad = train_run({"regime": "logic-only", "data": str(data5k), "logic_param": "softmax", "logic_optimizer": "adam",
                       "logic_lr": 0.05, "batch_size": 4096, "epochs": 100, "patience": None},
                      tmp_path / "grad", progress=False)
     emr = train_run({"regime": "problog-em", "data": str(data5k), "epochs": 100, "patience": None},

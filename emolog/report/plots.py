@@ -131,18 +131,20 @@ def layer_bars(layers: Sequence[Mapping], title: str | None = None) -> str:
     # logic orange, network blue; layers the run kept frozen in grey
     colours = ["#a0aec0" if l.get("trainable") is False else "#c05621" if l.get("net") == "logic" else "#2b6cb0"
                for l in layers]
-    for ax, key, label, zero in ((a, "rel_change", "relative change ||w - w0|| / ||w0||", " 0 (did not move)"),
-                                 (b, "grad_norm", "gradient norm (mean over training)", " 0 (no gradient)")):
-        vals = np.array([float(l.get(key) or 0.0) for l in layers])
+    for ax, key, label, zero, undefined in (
+            (a, "rel_change", "relative change ||w - w0|| / ||w0||", " 0 (did not move)", " undefined (initial weights are 0)"),
+            (b, "grad_norm", "gradient norm (mean over training)", " 0 (no gradient)", " not recorded")):
+        # None = undefined (a relative change of weights initialised to 0): said, not drawn as 0
+        vals = np.array([np.nan if l.get(key) is None else float(l[key]) for l in layers])
         ax.barh(y, np.where(vals > 0, vals, np.nan), color=colours)
         if not (vals > 0).any():
             ax.set_xlim(0, 1)  # nothing moved: an axis around 0 would suggest otherwise
         elif vals[vals > 0].max() / vals[vals > 0].min() > 100:
             ax.set_xscale("log")  # changes span orders of magnitude: frozen vs trained layers
         for yi, v in zip(y, vals):
-            if v == 0:
-                ax.text(0, yi, zero, va="center", fontsize=8, color="#718096",
-                        transform=ax.get_yaxis_transform())
+            if v == 0 or np.isnan(v):
+                ax.text(0, yi, zero if v == 0 else undefined, va="center",
+                        fontsize=8, color="#718096", transform=ax.get_yaxis_transform())
         ax.set_title(label, fontsize=10)
         _style(ax)
     a.set_yticks(y, names, fontsize=8)

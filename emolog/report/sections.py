@@ -30,6 +30,7 @@ class Cell:
     text: str
     value: Any = None  # exact value for data-value (numbers the test compares)
     id: str | None = None
+    numeric: bool = False  # right-aligned, also when the number is missing ("–")
 
 
 @dataclass
@@ -37,6 +38,11 @@ class Table:
     columns: list[str]
     rows: list[list[Cell]]
     caption: str = ""
+
+    @property
+    def numeric_columns(self) -> list[bool]:
+        """Per column: every cell is a number (its header is then right-aligned too)."""
+        return [bool(self.rows) and all(r[k].numeric for r in self.rows) for k in range(len(self.columns))]
 
 
 @dataclass
@@ -73,7 +79,8 @@ def fmt(v: Any, digits: int = 3) -> str:
 def num(v: Any, id_: str | None = None, digits: int = 3) -> Cell:
     """A cell holding a number: formatted text, the exact value kept for data-value."""
     exact = v.item() if isinstance(v, np.generic) else v
-    return Cell(fmt(v, digits), exact if isinstance(exact, (int, float)) else None, id_)
+    is_num = isinstance(exact, (int, float)) and not isinstance(exact, bool)
+    return Cell(fmt(v, digits), exact if is_num else None, id_, numeric=is_num or v is None)
 
 
 def slug(s: str) -> str:
@@ -233,7 +240,7 @@ def confusion_section(run: RunInputs) -> Section:
 
 def f1_table(per: dict[str, dict[str, np.ndarray]], classes: list[str]) -> Table:
     rows = [[Cell(c)] + [Cell(f"{fmt(r['f1'][k])} [{fmt(r['lo'][k])}, {fmt(r['hi'][k])}]", float(r["f1"][k]),
-                              f"f1-{slug(name)}-{slug(c)}") for name, r in per.items()]
+                              f"f1-{slug(name)}-{slug(c)}", numeric=True) for name, r in per.items()]
             for k, c in enumerate(classes)]
     return Table(["class"] + [f"{n}: F1 [95% CI]" for n in per], rows)
 
@@ -285,13 +292,19 @@ def changes_section(run: RunInputs) -> Section:
     else:
         layers = ch["layers"]
         guard(sec, "the per-layer bars", lambda: sec.figures.append(Figure(plots.layer_bars(layers), "per-layer change", wide=True)))
-        trainable = any("trainable" in l for l in layers)  # optional key: frozen layers still get gradients
+        # optional keys beyond the contract: frozen layers still get gradients ("trainable"), and a
+        # layer initialised to 0 has no relative change, only an absolute one ("abs_change")
+        trainable = any("trainable" in l for l in layers)
+        absolute = any("abs_change" in l for l in layers)
         sec.tables.append(Table(["net", "layer", "parameters"] + (["trainable"] if trainable else [])
-                                + ["relative change", "cosine to init", "gradient norm"],
+                                + ["relative change"] + (["absolute change"] if absolute else [])
+                                + ["cosine to init", "gradient norm"],
                                 [[Cell(str(l.get("net"))), Cell(str(l.get("name"))), num(l.get("n_params"))]
                                  + ([Cell(fmt(l.get("trainable")))] if trainable else [])
-                                 + [num(l.get("rel_change"), digits=4), num(l.get("cosine_to_init"), digits=4),
-                                    num(l.get("grad_norm"), digits=4)] for l in layers]))
+                                 + [num(l.get("rel_change"), digits=4)]
+                                 + ([num(l.get("abs_change"), digits=4)] if absolute else [])
+                                 + [num(l.get("cosine_to_init"), digits=4), num(l.get("grad_norm"), digits=4)]
+                                 for l in layers]))
     if hist is not None and any(c.startswith("grad_norm_") for c in hist.columns):
         guard(sec, "the gradient-norm history", lambda: sec.figures.append(Figure(plots.grad_norm_history(hist), "gradient norm per epoch")))
     elif hist is None:
@@ -397,7 +410,7 @@ def comparison_table(df: pd.DataFrame) -> Table:
         for m in metrics:
             mean, std = r[f"{m}_mean"], r.get(f"{m}_std", np.nan)
             text = fmt(mean) if pd.isna(std) else f"{fmt(mean)} ± {fmt(std)}"
-            row.append(Cell(text, None if pd.isna(mean) else float(mean), f"cmp-{slug(r[key])}-{slug(m)}"))
+            row.append(Cell(text, None if pd.isna(mean) else float(mean), f"cmp-{slug(r[key])}-{slug(m)}", numeric=True))
         rows.append(row)
     return Table([key] + extra + metrics, rows, "comparison.csv: test metrics, mean ± std over seeds")
 
@@ -415,11 +428,11 @@ def bootstrap_table(df: pd.DataFrame) -> Table:
         row = [Cell(str(system))]
         for m in metrics:
             if m not in by.index:
-                row.append(Cell("–"))
+                row.append(Cell("–", numeric=True))
                 continue
             d, lo, hi = (float(by.at[m, c]) for c in ("diff", "lo", "hi"))
             star = " *" if lo > 0 or hi < 0 else ""
-            row.append(Cell(f"{d:+.3f} [{lo:+.3f}, {hi:+.3f}]{star}", d, f"boot-{slug(system)}-{slug(m)}"))
+            row.append(Cell(f"{d:+.3f} [{lo:+.3f}, {hi:+.3f}]{star}", d, f"boot-{slug(system)}-{slug(m)}", numeric=True))
         rows.append(row)
     ref = f" to {df['reference'].iloc[0]}" if "reference" in df.columns and len(df) else ""
     return Table([key] + [f"Δ {m} [95% CI]" for m in metrics], rows,

@@ -41,9 +41,10 @@ class RunConfig:
     epochs: int = 12                    # for problog-em: EM iterations
     batch_size: int = 64
     n_train: int | None = None          # first N of split.json's train list; None = all
-    # logic parameters t(): softmax logits (any torch optimiser) or DeepProbLog's projected
-    # probabilities (SGD on the probabilities, clipped to [0, 1], renormalised)
-    logic_param: str = "softmax"
+    # logic parameters t(): DeepProbLog's projected probabilities (SGD on the probabilities,
+    # clipped to [0, 1], renormalised: what the original's "SGD lr 3e-3" meant) or softmax
+    # logits (any torch optimiser, e.g. Adam)
+    logic_param: str = "projected"
     logic_optimizer: str = "sgd"
     logic_lr: float = 3e-3
     logic_weight_decay: float = 0.0
@@ -142,7 +143,8 @@ class RunConfig:
         for key in ("logic_optimizer", "net_optimizer", "backbone_optimizer"):
             need(getattr(self, key) in OPTIMIZERS, key, f"must be one of {list(OPTIMIZERS)}")
         need(not (self.logic_param == "projected" and self.logic_optimizer != "sgd"), "logic_optimizer",
-             "the projected (DeepProbLog) parameterisation is defined for plain SGD only")
+             "the projected (DeepProbLog) parameterisation is defined for plain SGD only; "
+             "set logic_param=softmax to use Adam")
         for key in ("logic_lr", "net_lr", "backbone_lr"):
             v = getattr(self, key)
             need(_is_num(v) and 0 < v < 1e3, key, "must be a number > 0")

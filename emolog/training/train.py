@@ -335,7 +335,8 @@ class Pretrained:
 
 
 def pretrained_scene_net(cfg: RunConfig, splits: dict[str, SplitData], manifest: dict,
-                         device: torch.device, lm: nn.Module, semantics: str) -> Pretrained:
+                         device: torch.device, lm: nn.Module, semantics: str,
+                         progress: bool = True) -> Pretrained:
     """Scene2EmotionNet trained scene-only on the training split, cross-fitted, then refitted.
 
     Round 0 fits the label from the scene features alone: that estimates P(label | scene),
@@ -373,7 +374,8 @@ def pretrained_scene_net(cfg: RunConfig, splits: dict[str, SplitData], manifest:
     t_init = copy.deepcopy(lm.tparams.state_dict())
     info: dict[str, Any] = {"rounds": []}
     oof = None
-    for rnd in tqdm(range(cfg.pretrain_refit + 1), desc="pretrain scene net", leave=False):
+    for rnd in tqdm(range(cfg.pretrain_refit + 1), desc="pretrain scene net", leave=False,
+                    disable=not progress):
         net = _new_scene_net(cfg, tr.scene.shape[1]).to(device)
         rinfo = _fit_scene_only(cfg, net, tr, _all(tr), va, r_tr, r_va)
         if cfg.pretrain_folds > 1:
@@ -532,7 +534,7 @@ def _train_run(cfg: RunConfig, out: Path, resume: bool, progress: bool) -> dict:
         em.set_source_weights(lm, cfg.fixed_weights or {s: 1 / len(lm.sources) for s in lm.sources})
     pretrain_info, oof = None, None
     if (regime.scene_init if cfg.scene_init == "auto" else cfg.scene_init) == "pretrained":
-        pre = pretrained_scene_net(cfg, splits, manifest, device, lm, semantics)
+        pre = pretrained_scene_net(cfg, splits, manifest, device, lm, semantics, progress)
         scene_net, pretrain_info, oof = pre.net, pre.info, pre.oof
     else:
         scene_net = _new_scene_net(cfg, splits["train"].scene.shape[1]).to(device)
