@@ -121,7 +121,8 @@ def rule_facts(face_mask: torch.Tensor, face_area: torch.Tensor, face_probs: tor
 class GateNet(nn.Module):
     """Evidence [B, F] (+ optional scene features [B, D]) -> source distribution [B, 4].
 
-    MLP F -> hidden (ReLU) -> 4 logits over (scene, face1, face2, face3); absent faces get
+    MLP F -> hidden (ReLU) -> 4 logits over (scene, face1, face2, face3) (``hidden`` 0: one
+    linear layer F -> 4); absent faces get
     probability exactly 0 (``available`` [B, 4] bool), so the output is directly the per-image
     source distribution the program conditions on. The last layer starts at zero weights and
     bias log(init), so every image starts at the global weights ``init`` (uniform by default)
@@ -134,8 +135,10 @@ class GateNet(nn.Module):
         self.n_features, self.hidden, self.scene_dim = n_features, hidden, scene_dim
         # A scene vector is high-dimensional: squeeze it to 8 numbers so it cannot drown the evidence.
         self.scene_proj = nn.Linear(scene_dim, 8) if scene_dim else None
-        self.body = nn.Sequential(nn.Linear(n_features + (8 if scene_dim else 0), hidden), nn.ReLU())
-        self.head = nn.Linear(hidden, len(SOURCES))
+        width = n_features + (8 if scene_dim else 0)
+        # hidden = 0: a linear (multinomial logistic) gate
+        self.body = nn.Sequential(nn.Linear(width, hidden), nn.ReLU()) if hidden else nn.Identity()
+        self.head = nn.Linear(hidden or width, len(SOURCES))
         w = init or {s: 1 / len(SOURCES) for s in SOURCES}
         with torch.no_grad():
             self.head.weight.zero_()
@@ -240,8 +243,9 @@ def gate_settings(cfg: RunConfig) -> dict[str, Any]:
     if unknown:
         raise ConfigError(f"config key 'extra.gate': unknown key(s) {unknown}; known: {sorted(GATE_DEFAULTS)}")
     out = {**GATE_DEFAULTS, **given}
-    if not (isinstance(out["hidden"], int) and not isinstance(out["hidden"], bool) and out["hidden"] >= 1):
-        raise ConfigError(f"config key 'extra.gate.hidden' must be an integer >= 1, got {out['hidden']!r}")
+    if not (isinstance(out["hidden"], int) and not isinstance(out["hidden"], bool) and out["hidden"] >= 0):
+        raise ConfigError(f"config key 'extra.gate.hidden' must be an integer >= 0 (0 = linear gate), "
+                          f"got {out['hidden']!r}")
     if not isinstance(out["scene_features"], bool):
         raise ConfigError(f"config key 'extra.gate.scene_features' must be true or false, "
                           f"got {out['scene_features']!r}")

@@ -31,7 +31,7 @@ import torch
 from torch import nn
 from tqdm.auto import tqdm
 
-from emolog.cache.store import CacheError, load_cache
+from emolog.cache.store import load_cache
 from emolog.data.atomic import atomic_write_bytes, atomic_write_text
 from emolog.data.index import ImageIndex
 from emolog.data.split import load_split
