@@ -73,8 +73,8 @@ def em_step(lm, weights: torch.Tensor, scene_probs: torch.Tensor, face_probs: to
         probs = lm.emotion_probs(scene_probs, face_probs, face_mask)
         ll = torch.log(probs.gather(1, labels[:, None]).clamp_min(1e-30)).mean().item()
         post = lm.source_posterior(scene_probs, face_probs, face_mask, labels)
-    new = m_step(post.double(), availability(face_mask), weights.double(), semantics)
-    return EMStep(new.to(weights.dtype), ll)
+    new = m_step(post.double(), availability(face_mask), weights.to(post.device, torch.float64), semantics)
+    return EMStep(new.to("cpu", weights.dtype), ll)
 
 
 def set_source_weights(lm, weights: torch.Tensor | dict[str, float]) -> None:

@@ -35,6 +35,9 @@ from emolog.labels import BASIC7
 from emolog.training import changes
 from emolog.training import train as T
 from emolog.training.config import SOURCES, ConfigError, RunConfig
+from emolog.training.data import SplitData, load_data
+from emolog.training.losses import Loss, make_optimizer, new_scene_net, nll
+from emolog.training.pretrain import Pretrained, pretrained_scene_net
 from emolog.training.regimes import get_regime
 
 K = 3
@@ -189,18 +192,18 @@ class GatedModel(T.Model):
                           if kind == "rules" else [])
         self._src_order = [lm.sources.index(s) for s in SOURCES]
 
-    def _available(self, s: T.SplitData, idx: torch.Tensor) -> torch.Tensor:
+    def _available(self, s: SplitData, idx: torch.Tensor) -> torch.Tensor:
         if self.semantics == "original":  # the original reads grey faces: every slot "exists"
             return torch.ones(len(idx), len(SOURCES), dtype=torch.bool, device=idx.device)
         scene = torch.ones(len(idx), 1, dtype=torch.bool, device=idx.device)
         return torch.cat([scene, s.face_mask[idx].bool()], 1)
 
-    def gate_probs(self, s: T.SplitData, idx: torch.Tensor, scene_probs: torch.Tensor) -> torch.Tensor:
+    def gate_probs(self, s: SplitData, idx: torch.Tensor, scene_probs: torch.Tensor) -> torch.Tensor:
         """[B, 4] gate output for rows ``idx`` of split ``s``."""
         ev = evidence_features(self.static[id(s)][idx], scene_probs)
         return self.gate(ev, self._available(s, idx), s.scene[idx] if self.gate.scene_proj is not None else None)
 
-    def _program_io(self, s: T.SplitData, idx: torch.Tensor) -> tuple[dict, dict]:
+    def _program_io(self, s: SplitData, idx: torch.Tensor) -> tuple[dict, dict]:
         scene = self.scene_probs(s, idx)
         gate = self.gate_probs(s, idx, scene) if self.kind == "gate" else None
         inputs, facts = self.lm.seed_inputs(scene, s.face_probs[idx], s.face_mask[idx], gate_probs=gate,
@@ -209,19 +212,19 @@ class GatedModel(T.Model):
             facts.update(rule_facts(s.face_mask[idx], s.face_area[idx], s.face_probs[idx]))
         return inputs, facts
 
-    def forward(self, s: T.SplitData, idx: torch.Tensor) -> torch.Tensor:
+    def forward(self, s: SplitData, idx: torch.Tensor) -> torch.Tensor:
         """P(emotion | evidence) [B, 7]."""
         inputs, facts = self._program_io(s, idx)
         return self.lm(inputs, facts)[:, self._cols]
 
-    def posterior(self, s: T.SplitData, idx: torch.Tensor) -> torch.Tensor:
+    def posterior(self, s: SplitData, idx: torch.Tensor) -> torch.Tensor:
         """P(source | label, evidence) [B, 4] in SOURCES order."""
         inputs, facts = self._program_io(s, idx)
         cols = torch.tensor(self._cols, device=idx.device)
         post = self.lm.source_posterior_generic(inputs, facts, cols[s.labels[idx]])
         return post[:, self._src_order]
 
-    def source_probs(self, s: T.SplitData, idx: torch.Tensor) -> torch.Tensor:
+    def source_probs(self, s: SplitData, idx: torch.Tensor) -> torch.Tensor:
         """Per-image source distribution [B, 4] (SOURCES order) before seeing the label."""
         if self.kind == "gate":
             return self.gate_probs(s, idx, self.scene_probs(s, idx))
@@ -252,7 +255,7 @@ def gate_settings(cfg: RunConfig) -> dict[str, Any]:
     return out
 
 
-def load_static(data_dir: str | Path, splits: dict[str, T.SplitData], device: torch.device
+def load_static(data_dir: str | Path, splits: dict[str, SplitData], device: torch.device
                 ) -> dict[str, torch.Tensor]:
     """Static evidence [N, N_STATIC] per split, from the cache rows of exactly the split's ids."""
     out = {}
@@ -263,8 +266,8 @@ def load_static(data_dir: str | Path, splits: dict[str, T.SplitData], device: to
     return out
 
 
-def shared_pretrained(cfg: RunConfig, splits: dict[str, T.SplitData], manifest: dict, device: torch.device,
-                      semantics: str) -> "T.Pretrained":
+def shared_pretrained(cfg: RunConfig, splits: dict[str, SplitData], manifest: dict, device: torch.device,
+                      semantics: str) -> Pretrained:
     """train_run's pretrained scene net (and out-of-fold training probabilities) for the global
     program seed.pl under this config: its pretraining fits the scene net as an expert of a
     program with global source weights, which a gate does not have; and keyed on seed.pl, it is
@@ -273,7 +276,7 @@ def shared_pretrained(cfg: RunConfig, splits: dict[str, T.SplitData], manifest: 
     from emolog.logic import compile_program
     base = RunConfig.from_dict({**cfg.to_dict(), "program": "seed"})
     lm = compile_program("seed", semantics=semantics, param=cfg.logic_param).to(device)
-    return T.pretrained_scene_net(base, splits, manifest, device, lm, semantics)
+    return pretrained_scene_net(base, splits, manifest, device, lm, semantics)
 
 
 def train_gated(config: RunConfig | dict, out_dir: str | Path, progress: bool = True) -> dict:
@@ -296,7 +299,7 @@ def train_gated(config: RunConfig | dict, out_dir: str | Path, progress: bool = 
     out.mkdir(parents=True, exist_ok=True)
     device = T.resolve_device(cfg.device)
     t0 = time.perf_counter()
-    splits, manifest, data_info = T.load_data(cfg, device, prelast=regime.trains_backbone)
+    splits, manifest, data_info = load_data(cfg, device, prelast=regime.trains_backbone)
     atomic_write_text(out / "config.json", json.dumps(
         {**cfg.to_dict(), "provenance": T._provenance(manifest, data_info)}, indent=1))
 
@@ -308,7 +311,7 @@ def train_gated(config: RunConfig | dict, out_dir: str | Path, progress: bool = 
         pre = shared_pretrained(cfg, splits, manifest, device, semantics)
         scene_net, pretrain_info, oof = pre.net, pre.info, pre.oof
     else:
-        scene_net = T._new_scene_net(cfg, splits["train"].scene.shape[1]).to(device)
+        scene_net = new_scene_net(cfg, splits["train"].scene.shape[1]).to(device)
     last_block = T.build_last_block(manifest).to(device) if regime.trains_backbone else None
     grey = T.grey_face_logits(cfg, manifest)[0].to(device) if semantics == "original" else None
     gate = None
@@ -347,11 +350,11 @@ def train_gated(config: RunConfig | dict, out_dir: str | Path, progress: bool = 
     optims = _optimizers(cfg, nets, trainable)
 
     before = _predict(model, splits["test"])
-    history = [_history_row(0, T.nll(_predict(model, splits["train"])["probs"], splits["train"].labels),
+    history = [_history_row(0, nll(_predict(model, splits["train"])["probs"], splits["train"].labels),
                             model, splits["val"], {n: 0.0 for n in nets})]
     best = {"val": history[0]["val_loss"], "epoch": 0, "states": T._states(nets)}
     bad, epoch_run = 0, 0
-    loss_fn = T.Loss(cfg.imbalance, splits["train"].labels, cfg.logit_adjust_tau)
+    loss_fn = Loss(cfg.imbalance, splits["train"].labels, cfg.logit_adjust_tau)
     t_start = time.perf_counter()
     for epoch in range(1, cfg.epochs + 1):
         if bad >= (cfg.patience or math.inf):
@@ -382,24 +385,24 @@ def _optimizers(cfg: RunConfig, nets: dict[str, nn.Module], trainable: dict[str,
             from emolog.logic import ProjectedSGD
             out["logic"] = ProjectedSGD(nets["logic"].tparams, lr=cfg.logic_lr)
         else:
-            out["logic"] = T._optimizer(cfg.logic_optimizer, nets["logic"].parameters(), cfg.logic_lr,
+            out["logic"] = make_optimizer(cfg.logic_optimizer, nets["logic"].parameters(), cfg.logic_lr,
                                         cfg.logic_weight_decay)
     if trainable.get("gate_net"):
         # a gate is an ordinary net: the projected (DeepProbLog) update is for t() only, so
         # logic_param=projected (which forces logic_optimizer=sgd) trains the gate with SGD
-        out["gate_net"] = T._optimizer(cfg.logic_optimizer, nets["gate_net"].parameters(), cfg.logic_lr,
+        out["gate_net"] = make_optimizer(cfg.logic_optimizer, nets["gate_net"].parameters(), cfg.logic_lr,
                                        cfg.logic_weight_decay)
     if trainable["scene_net"]:
-        out["scene_net"] = T._optimizer(cfg.net_optimizer, nets["scene_net"].parameters(), cfg.net_lr,
+        out["scene_net"] = make_optimizer(cfg.net_optimizer, nets["scene_net"].parameters(), cfg.net_lr,
                                         cfg.net_weight_decay)
     if trainable.get("backbone_last_block"):
-        out["backbone_last_block"] = T._optimizer(cfg.backbone_optimizer, nets["backbone_last_block"].parameters(),
+        out["backbone_last_block"] = make_optimizer(cfg.backbone_optimizer, nets["backbone_last_block"].parameters(),
                                                   cfg.backbone_lr, cfg.backbone_weight_decay)
     return out
 
 
 @torch.no_grad()
-def _predict(model: GatedModel, s: T.SplitData) -> dict[str, torch.Tensor]:
+def _predict(model: GatedModel, s: SplitData) -> dict[str, torch.Tensor]:
     """probs [N, 7], post [N, 4] (P(source | label, evidence)), w [N, 4] (per-image source probs)."""
     model.eval()
     parts: dict[str, list[torch.Tensor]] = {"probs": [], "post": [], "w": []}
@@ -411,12 +414,12 @@ def _predict(model: GatedModel, s: T.SplitData) -> dict[str, torch.Tensor]:
     return {k: torch.cat(v) for k, v in parts.items()}
 
 
-def _history_row(epoch: int, train_loss: float, model: GatedModel, va: T.SplitData,
+def _history_row(epoch: int, train_loss: float, model: GatedModel, va: SplitData,
                  grad_norms: dict[str, float]) -> dict:
     from emolog.training.metrics import evaluate
     pred = _predict(model, va)
     m = evaluate(pred["probs"].cpu().double().numpy(), va.labels.cpu().numpy(), BASIC7)
-    row = {"epoch": epoch, "train_loss": train_loss, "val_loss": T.nll(pred["probs"], va.labels),
+    row = {"epoch": epoch, "train_loss": train_loss, "val_loss": nll(pred["probs"], va.labels),
            "val_accuracy": m["accuracy"], "val_macro_f1": m["macro_f1"]}
     row.update({f"w_{s}": float(pred["w"][:, j].mean()) for j, s in enumerate(SOURCES)})
     row.update({f"grad_norm_{g}": v for g, v in grad_norms.items()})

@@ -13,14 +13,11 @@ continues from it and gives the same result as an uninterrupted run).
 
 from __future__ import annotations
 
-import copy
-import hashlib
 import io
 import json
 import math
 import subprocess
 import time
-from dataclasses import dataclass
 from importlib import metadata
 from pathlib import Path
 from typing import Any
@@ -31,108 +28,22 @@ import torch
 from torch import nn
 from tqdm.auto import tqdm
 
-from emolog.cache.store import load_cache
 from emolog.data.atomic import atomic_write_bytes, atomic_write_text
-from emolog.data.index import ImageIndex
-from emolog.data.split import load_split
 from emolog.labels import BASIC7
 from emolog.perception.scene2emotion import Scene2EmotionNet
 from emolog.training import changes, em
 from emolog.training.config import SOURCES, ConfigError, RunConfig
+from emolog.training.data import SplitData, all_rows, load_data
+from emolog.training.losses import (Loss, TrainingError, check_finite, epoch_order, make_optimizer,
+                                    new_scene_net, nll)
+from emolog.training.pretrain import pretrained_scene_net
 from emolog.training.regimes import Regime, get_regime
+
+__all__ = ["CHECKPOINT", "Loss", "TrainingError", "epoch_order", "train_run"]
+
 
 CHECKPOINT = "checkpoint.pt"
 EVAL_CHUNK = 2048  # rows per forward pass when evaluating a whole split
-
-
-class TrainingError(RuntimeError):
-    """Training cannot continue (non-finite loss, inconsistent resume, ...); the message says why."""
-
-
-# ----------------------------------------------------------------------------- data
-
-
-@dataclass
-class SplitData:
-    """One split's cached tensors, rows aligned with ``ids`` (all on the run's device).
-
-    scene [N, D] float32, face_probs / face_logits [N, K, 7], face_mask [N, K] bool,
-    face_area [N, K] (fraction of the image), n_faces [N], labels [N] long (BASIC7 index),
-    prelast [N, C, H, W] float16 or None.
-    """
-
-    ids: list[str]
-    labels: torch.Tensor
-    scene: torch.Tensor
-    face_probs: torch.Tensor
-    face_logits: torch.Tensor
-    face_mask: torch.Tensor
-    face_area: torch.Tensor
-    n_faces: torch.Tensor
-    prelast: torch.Tensor | None
-
-    def __len__(self) -> int:
-        return len(self.ids)
-
-
-def load_data(cfg: RunConfig, device: torch.device, prelast: bool) -> tuple[dict[str, SplitData], dict, dict]:
-    """Read the data directory: index, split, verified cache. Returns (splits, manifest, data_info)."""
-    from emolog.cache.verify import require_verified
-
-    root = Path(cfg.data)
-    paths = {"index": root / "index.csv", "split": root / "split.json", "cache": root / "cache"}
-    for what, p in paths.items():
-        if not p.exists():
-            raise ConfigError(f"config key 'data': {root} has no {p.name} ({what}); a data directory "
-                              "comes from `emolog simulate --out D` or `emolog index` + `emolog cache`")
-    index = ImageIndex.load(paths["index"])
-    split = load_split(paths["split"], known_ids=index.ids)
-    if cfg.n_train is not None and cfg.n_train > len(split["train"]):
-        raise ConfigError(f"config key 'n_train': {cfg.n_train} but the split has only "
-                          f"{len(split['train'])} training images")
-    split["train"] = split["train"][:cfg.n_train] if cfg.n_train is not None else split["train"]
-    all_ids = split["train"] + split["val"] + split["test"]
-    # Refuse to train on a cache that is incomplete, corrupt or misaligned: every id and why.
-    require_verified(paths["cache"], all_ids)
-    cache = load_cache(paths["cache"], ids=all_ids, prelast=prelast)
-    out: dict[str, SplitData] = {}
-    start = 0
-    for name in ("train", "val", "test"):
-        ids = split[name]
-        rows = slice(start, start + len(ids))
-        start += len(ids)
-        labels = torch.tensor([BASIC7.index(lab) for lab in _labels(index, ids)], dtype=torch.long)
-        out[name] = SplitData(
-            ids=ids, labels=labels.to(device),
-            scene=cache.scene[rows].to(device), face_probs=cache.face_probs[rows].to(device),
-            face_logits=cache.face_logits[rows].to(device), face_mask=cache.face_mask[rows].to(device),
-            face_area=cache.face_area[rows].to(device), n_faces=cache.n_faces[rows].to(device),
-            prelast=cache.scene_prelast[rows].to(device) if prelast else None)
-    if len(out["train"]) == 0 or len(out["val"]) == 0 or len(out["test"]) == 0:
-        raise ConfigError(f"config key 'data': {root}/split.json needs non-empty train, val and test "
-                          f"(sizes {[len(out[n]) for n in ('train', 'val', 'test')]})")
-    manifest = cache.manifest
-    simulated = (root / "truth.json").exists()
-    info = {"kind": "simulated" if simulated else "real",
-            "dataset": _dataset_name(manifest, root, simulated),
-            "cache": str(paths["cache"]), "index": str(paths["index"]), "split": str(paths["split"])}
-    return out, manifest, info
-
-
-def _labels(index: ImageIndex, ids: list[str]) -> list[str]:
-    labels = index.label_of(ids)
-    bad = sorted({lab for lab in labels if lab not in BASIC7})
-    if bad:
-        raise ConfigError(f"index labels {bad} are not basic-7 emotions {list(BASIC7)}; "
-                          "the seed program predicts those 7 classes")
-    return labels
-
-
-def _dataset_name(manifest: dict, root: Path, simulated: bool) -> str:
-    if simulated:
-        truth = json.loads((root / "truth.json").read_text())
-        return f"simulated-{truth.get('variant', 'standard')}"
-    return str(manifest.get("fingerprint", {}).get("dataset", root.name))
 
 
 # ----------------------------------------------------------------------------- model
@@ -263,225 +174,6 @@ def build_last_block(manifest: dict) -> nn.Module:
     return block
 
 
-# ----------------------------------------------------------------------------- losses
-
-
-class Loss:
-    """Batch-mean NLL of the label under the program output, with the imbalance option.
-
-    ``class-weighted``: per-image weight n / (C * n_c) (normalised by the batch's weight sum);
-    ``logit-adjust`` (Menon et al. 2021): the loss sees log p + tau * log prior, renormalised,
-    while evaluation uses p itself; ``balanced-sampling`` changes the batches, not the loss.
-    """
-
-    def __init__(self, kind: str, train_labels: torch.Tensor, tau: float) -> None:
-        counts = torch.bincount(train_labels, minlength=len(BASIC7)).double()
-        self.kind, self.tau = kind, tau
-        present = counts > 0
-        w = torch.zeros_like(counts)
-        w[present] = counts.sum() / (present.sum() * counts[present])
-        self.class_weight = w.float().to(train_labels.device)
-        # classes absent from training get a tiny prior rather than log 0
-        prior = (counts + 1e-3) / (counts + 1e-3).sum()
-        self.log_prior = prior.log().float().to(train_labels.device)
-
-    def __call__(self, probs: torch.Tensor, labels: torch.Tensor,
-                 sample_weight: torch.Tensor | None = None) -> torch.Tensor:
-        """probs [B, 7], labels [B] long, optional per-image weights [B] -> scalar loss."""
-        logp = probs.clamp_min(1e-12).log()
-        if self.kind == "logit-adjust":
-            logp = torch.log_softmax(logp + self.tau * self.log_prior, dim=1)
-        nll = -logp.gather(1, labels[:, None]).squeeze(1)
-        w = self.class_weight[labels] if self.kind == "class-weighted" else torch.ones_like(nll)
-        if sample_weight is not None:
-            w = w * sample_weight
-        return (w * nll).sum() / w.sum().clamp_min(1e-12)
-
-
-def epoch_order(labels: torch.Tensor, kind: str, seed: int, epoch: int) -> torch.Tensor:
-    """Row order of one epoch [N] (on CPU): a seeded permutation, or for balanced sampling N
-    draws with replacement with probability 1 / n_class(label) (so every class is equally likely)."""
-    g = torch.Generator().manual_seed(seed * 100_003 + epoch)
-    n = len(labels)
-    if kind == "balanced-sampling":
-        lab = labels.cpu()
-        counts = torch.bincount(lab, minlength=len(BASIC7)).double()
-        return torch.multinomial(1.0 / counts[lab], n, replacement=True, generator=g)
-    return torch.randperm(n, generator=g)
-
-
-def nll(probs: torch.Tensor, labels: torch.Tensor) -> float:
-    """Mean NLL (nats per image) of ``labels`` [N] under ``probs`` [N, 7]."""
-    return float(-probs.gather(1, labels[:, None]).clamp_min(1e-12).log().mean())
-
-
-# ----------------------------------------------------------------------------- pretraining
-
-
-@dataclass
-class Pretrained:
-    """A scene-only pretrained Scene2EmotionNet and its honest training-set predictions.
-
-    ``net`` is trained on the whole training split (used on val/test, and as the init of
-    ``scene_init=pretrained``). ``oof`` [N_train, 7] are out-of-fold probabilities: each training
-    image's scene distribution from a net that never saw it (K-fold cross-fitting). Without
-    them the frozen scene net would have memorised the training labels and the learned source
-    weights would collapse onto the scene (scene ~0.99 on the simulator).
-    """
-
-    net: Scene2EmotionNet
-    oof: torch.Tensor | None
-    info: dict
-
-
-def pretrained_scene_net(cfg: RunConfig, splits: dict[str, SplitData], manifest: dict,
-                         device: torch.device, lm: nn.Module, semantics: str,
-                         progress: bool = True) -> Pretrained:
-    """Scene2EmotionNet trained scene-only on the training split, cross-fitted, then refitted.
-
-    Round 0 fits the label from the scene features alone: that estimates P(label | scene),
-    which also absorbs the labels the faces decided, and so biases the source weights (on the
-    simulator the scene weight came out +0.06 too high at snr 1 and too low at weaker scenes).
-    Each of ``pretrain_refit`` further rounds is one EM step for the scene network as an
-    expert of the program: the source weights are learned by EM on the out-of-fold
-    predictions, and the nets are refitted with each image weighted by its responsibility
-    P(source = scene | label, evidence), i.e. they estimate the *scene's own* emotion.
-    The logic's weights are reset afterwards: the run itself learns them from scratch.
-
-    Cached on disk under a key of the cache fingerprint, the exact train/val ids, the program
-    and every setting that affects it, so logic-only and problog-em runs share it.
-    """
-    settings = {k: getattr(cfg, k) for k in (
-        "seed", "pretrain_batch_size", "net_optimizer", "net_lr", "net_weight_decay", "net_hidden",
-        "net_dropout", "pretrain_epochs", "pretrain_patience", "pretrain_folds", "pretrain_refit",
-        "imbalance", "logit_adjust_tau", "program")}
-    key_src = {"fingerprint": manifest.get("fingerprint_hash"), "settings": settings, "semantics": semantics,
-               "train": _ids_hash(splits["train"].ids), "val": _ids_hash(splits["val"].ids),
-               "scene_dim": splits["train"].scene.shape[1], "version": 3}
-    key = hashlib.sha256(json.dumps(key_src, sort_keys=True).encode()).hexdigest()[:16]
-    folder = Path(cfg.pretrain_cache) if cfg.pretrain_cache else Path(cfg.data) / "pretrained"
-    path = folder / f"scene_net-{key}.pt"
-    net = _new_scene_net(cfg, splits["train"].scene.shape[1]).to(device)
-    if path.exists():
-        blob = torch.load(path, map_location=device, weights_only=True)
-        net.load_state_dict(blob["state"])
-        oof = blob["oof"] if blob["oof"].numel() else None
-        return Pretrained(net.eval(), oof, {**json.loads(blob["info"]), "cached": True, "path": str(path)})
-
-    tr, va = splits["train"], splits["val"]
-    r_tr = torch.ones(len(tr), device=device)
-    r_va = torch.ones(len(va), device=device)
-    t_init = copy.deepcopy(lm.tparams.state_dict())
-    info: dict[str, Any] = {"rounds": []}
-    oof = None
-    for rnd in tqdm(range(cfg.pretrain_refit + 1), desc="pretrain scene net", leave=False,
-                    disable=not progress):
-        net = _new_scene_net(cfg, tr.scene.shape[1]).to(device)
-        rinfo = _fit_scene_only(cfg, net, tr, _all(tr), va, r_tr, r_va)
-        if cfg.pretrain_folds > 1:
-            oof = torch.empty(len(tr), len(BASIC7), device=device)
-            fold = torch.arange(len(tr), device=device) % cfg.pretrain_folds  # train is seeded-shuffled
-            for k in range(cfg.pretrain_folds):
-                fnet = _new_scene_net(cfg, tr.scene.shape[1], seed_offset=k + 1).to(device)
-                _fit_scene_only(cfg, fnet, tr, (fold != k).nonzero()[:, 0], va, r_tr, r_va)
-                with torch.no_grad():
-                    oof[fold == k] = torch.softmax(fnet(tr.scene[fold == k]), 1)
-            rinfo["oof_nll"] = nll(oof, tr.labels)
-        if rnd < cfg.pretrain_refit:
-            with torch.no_grad():
-                tr_probs = oof if oof is not None else torch.softmax(net(tr.scene), 1)
-                va_probs = torch.softmax(net(va.scene), 1)
-            w = _em_weights(lm, tr, tr_probs, semantics)
-            rinfo["em_source_weights"] = dict(zip(lm.sources, w.tolist()))
-            with torch.no_grad():
-                r_tr = lm.source_posterior(tr_probs, tr.face_probs, tr.face_mask, tr.labels)[:, 0].float()
-                r_va = lm.source_posterior(va_probs, va.face_probs, va.face_mask, va.labels)[:, 0].float()
-        info["rounds"].append(rinfo)
-    lm.tparams.load_state_dict(t_init)
-    info.update({k: info["rounds"][-1][k] for k in ("val_nll", "val_accuracy", "epochs_run")}, key=key)
-    buf = io.BytesIO()
-    torch.save({"state": {k: v.cpu() for k, v in net.state_dict().items()},
-                "oof": oof.cpu() if oof is not None else torch.zeros(0), "info": json.dumps(info)}, buf)
-    atomic_write_bytes(path, buf.getvalue())
-    return Pretrained(net, oof, {**info, "cached": False, "path": str(path)})
-
-
-def _em_weights(lm: nn.Module, tr: SplitData, scene_probs: torch.Tensor, semantics: str,
-                max_iter: int = 200, tol: float = 1e-5) -> torch.Tensor:
-    """Source weights [S] by EM to convergence (max change < ``tol``) from uniform; leaves them in ``lm``."""
-    w = torch.full((len(lm.sources),), 1 / len(lm.sources), dtype=torch.float64)
-    for _ in range(max_iter):
-        new = em.em_step(lm, w, scene_probs, tr.face_probs, tr.face_mask, tr.labels, semantics).weights
-        done = float((new - w).abs().max()) < tol
-        w = new
-        if done:
-            break
-    em.set_source_weights(lm, w)
-    return w
-
-
-def _fit_scene_only(cfg: RunConfig, net: Scene2EmotionNet, tr: SplitData, rows: torch.Tensor,
-                    va: SplitData, r_tr: torch.Tensor, r_va: torch.Tensor) -> dict:
-    """Train ``net`` on training rows ``rows`` (scene features only; image i weighted by
-    ``r_tr[i]``), early stopping on the ``r_va``-weighted val NLL; leaves the best epoch's
-    parameters in ``net`` (eval mode). Returns {val_nll, val_accuracy, epochs_run}."""
-    opt = _optimizer(cfg.net_optimizer, net.parameters(), cfg.net_lr, cfg.net_weight_decay)
-    loss_fn = Loss(cfg.imbalance, tr.labels[rows], cfg.logit_adjust_tau)
-    best, best_state, bad, epochs = math.inf, copy.deepcopy(net.state_dict()), 0, 0
-    for epoch in range(1, cfg.pretrain_epochs + 1):
-        net.train()
-        torch.manual_seed(cfg.seed * 100_003 + epoch)
-        order = rows[epoch_order(tr.labels[rows], cfg.imbalance, cfg.seed + 7, epoch).to(rows.device)]
-        for b in range(0, len(order), cfg.pretrain_batch_size):
-            idx = order[b:b + cfg.pretrain_batch_size]
-            loss = loss_fn(torch.softmax(net(tr.scene[idx]), 1), tr.labels[idx], r_tr[idx])
-            _check_finite(loss, tr, idx, "scene-only pretraining", epoch)
-            opt.zero_grad()
-            loss.backward()
-            opt.step()
-        net.eval()
-        with torch.no_grad():
-            v = float(loss_fn(torch.softmax(net(va.scene), 1), va.labels, r_va))
-        epochs = epoch
-        if v < best - 1e-6:
-            best, best_state, bad = v, copy.deepcopy(net.state_dict()), 0
-        else:
-            bad += 1
-            if bad >= cfg.pretrain_patience:
-                break
-    net.load_state_dict(best_state)
-    net.zero_grad(set_to_none=True)
-    net.eval()
-    with torch.no_grad():
-        acc = float((net(va.scene).argmax(1) == va.labels).float().mean())
-    return {"val_nll": best, "val_accuracy": acc, "epochs_run": epochs}
-
-
-def _ids_hash(ids: list[str]) -> str:
-    return hashlib.sha256("\n".join(ids).encode()).hexdigest()[:16]
-
-
-def _new_scene_net(cfg: RunConfig, in_dim: int, seed_offset: int = 0) -> Scene2EmotionNet:
-    torch.manual_seed(cfg.seed * 1009 + seed_offset)  # the same seeded init in every regime
-    return Scene2EmotionNet(in_dim=in_dim, hidden=cfg.net_hidden, n_classes=len(BASIC7),
-                            dropout=cfg.net_dropout)
-
-
-def _optimizer(kind: str, params, lr: float, wd: float) -> torch.optim.Optimizer:
-    params = list(params)
-    if kind == "adam":
-        return torch.optim.Adam(params, lr=lr, weight_decay=wd)
-    return torch.optim.SGD(params, lr=lr, weight_decay=wd)
-
-
-def _check_finite(loss: torch.Tensor, s: SplitData, idx: torch.Tensor, phase: str, epoch: int) -> None:
-    if not torch.isfinite(loss):
-        ids = [s.ids[i] for i in idx.tolist()]
-        raise TrainingError(f"non-finite loss ({float(loss.detach())}) in {phase}, epoch {epoch}; the batch's "
-                            f"image ids: {ids}. Check these images' cached tensors "
-                            "(`emolog cache verify`) or lower the learning rates.")
-
-
 # ----------------------------------------------------------------------------- the run
 
 
@@ -537,7 +229,7 @@ def _train_run(cfg: RunConfig, out: Path, resume: bool, progress: bool) -> dict:
         pre = pretrained_scene_net(cfg, splits, manifest, device, lm, semantics, progress)
         scene_net, pretrain_info, oof = pre.net, pre.info, pre.oof
     else:
-        scene_net = _new_scene_net(cfg, splits["train"].scene.shape[1]).to(device)
+        scene_net = new_scene_net(cfg, splits["train"].scene.shape[1]).to(device)
     last_block = build_last_block(manifest).to(device) if regime.trains_backbone else None
     grey, grey_source = grey_face_logits(cfg, manifest) if semantics == "original" else (None, None)
     model = Model(lm, scene_net, last_block, semantics, grey.to(device) if grey is not None else None)
@@ -574,7 +266,7 @@ def _train_run(cfg: RunConfig, out: Path, resume: bool, progress: bool) -> dict:
         if state["bad"] >= (cfg.patience or math.inf):
             break
         if regime.learner == "em":
-            step = em.em_step(lm, em.weights_tensor(lm), model.scene_probs(splits["train"], _all(splits["train"])),
+            step = em.em_step(lm, em.weights_tensor(lm), model.scene_probs(splits["train"], all_rows(splits["train"])),
                               splits["train"].face_probs, splits["train"].face_mask, splits["train"].labels,
                               semantics)
             em.set_source_weights(lm, step.weights)
@@ -604,10 +296,6 @@ def _train_run(cfg: RunConfig, out: Path, resume: bool, progress: bool) -> dict:
     return results
 
 
-def _all(s: SplitData) -> torch.Tensor:
-    return torch.arange(len(s), device=s.labels.device)
-
-
 def _optimizers(cfg: RunConfig, regime: Regime, nets: dict[str, nn.Module]) -> dict[str, Any]:
     """One optimiser per trainable parameter group (its own optimiser, lr and weight decay)."""
     if regime.learner == "em":
@@ -618,13 +306,13 @@ def _optimizers(cfg: RunConfig, regime: Regime, nets: dict[str, nn.Module]) -> d
             from emolog.logic import ProjectedSGD
             out["logic"] = ProjectedSGD(nets["logic"].tparams, lr=cfg.logic_lr)
         else:
-            out["logic"] = _optimizer(cfg.logic_optimizer, nets["logic"].parameters(), cfg.logic_lr,
+            out["logic"] = make_optimizer(cfg.logic_optimizer, nets["logic"].parameters(), cfg.logic_lr,
                                       cfg.logic_weight_decay)
     if regime.trains_scene_net:
-        out["scene_net"] = _optimizer(cfg.net_optimizer, nets["scene_net"].parameters(), cfg.net_lr,
+        out["scene_net"] = make_optimizer(cfg.net_optimizer, nets["scene_net"].parameters(), cfg.net_lr,
                                       cfg.net_weight_decay)
     if regime.trains_backbone:
-        out["backbone_last_block"] = _optimizer(cfg.backbone_optimizer, nets["backbone_last_block"].parameters(),
+        out["backbone_last_block"] = make_optimizer(cfg.backbone_optimizer, nets["backbone_last_block"].parameters(),
                                                 cfg.backbone_lr, cfg.backbone_weight_decay)
     return out
 
@@ -640,7 +328,7 @@ def _gradient_epoch(model: Model, tr: SplitData, loss_fn: Loss, optims: dict, tr
     for b in tqdm(starts, desc=f"epoch {epoch}/{cfg.epochs}", leave=False, disable=not progress):
         idx = order[b:b + cfg.batch_size]
         loss = loss_fn(model(tr, idx), tr.labels[idx])
-        _check_finite(loss, tr, idx, "training", epoch)
+        check_finite(loss, tr, idx, "training", epoch)
         for opt in optims.values():
             opt.zero_grad()
         loss.backward()
@@ -711,7 +399,7 @@ def _save_checkpoint(path: Path, cfg: RunConfig, state: dict, history: list[dict
 
 def _load_checkpoint(path: Path, cfg: RunConfig, nets: dict[str, nn.Module], optims: dict,
                      tracker: changes.GradTracker, device: torch.device) -> tuple[dict, list, dict]:
-    blob = torch.load(path, map_location=device, weights_only=False)
+    blob = torch.load(path, map_location=device, weights_only=True)  # plain data + tensors only
     saved = {k: v for k, v in blob["config"].items() if k not in ("epochs", "device")}
     now = {k: v for k, v in cfg.to_dict().items() if k not in ("epochs", "device")}
     diff = sorted(k for k in set(saved) | set(now) if saved.get(k) != now.get(k))

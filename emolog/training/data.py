@@ -1,0 +1,111 @@
+"""A data directory read into tensors for training: index + split + verified feature cache.
+
+Rows are joined by image id (never by position); the cache is verified before anything is
+loaded, so training never runs on missing, corrupt or misaligned rows.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+
+from emolog.cache.store import load_cache
+from emolog.cache.verify import require_verified
+from emolog.data.index import ImageIndex
+from emolog.data.split import load_split
+from emolog.labels import BASIC7
+from emolog.training.config import ConfigError, RunConfig
+
+
+@dataclass
+class SplitData:
+    """One split's cached tensors, rows aligned with ``ids`` (all on the run's device).
+
+    scene [N, D] float32, face_probs / face_logits [N, K, 7], face_mask [N, K] bool,
+    face_area [N, K] (fraction of the image), n_faces [N], labels [N] long (BASIC7 index),
+    prelast [N, C, H, W] float16 or None.
+    """
+
+    ids: list[str]
+    labels: torch.Tensor
+    scene: torch.Tensor
+    face_probs: torch.Tensor
+    face_logits: torch.Tensor
+    face_mask: torch.Tensor
+    face_area: torch.Tensor
+    n_faces: torch.Tensor
+    prelast: torch.Tensor | None
+
+    def __len__(self) -> int:
+        return len(self.ids)
+
+
+def load_data(cfg: RunConfig, device: torch.device, prelast: bool) -> tuple[dict[str, SplitData], dict, dict]:
+    """Read the data directory: index, split, verified cache. Returns (splits, manifest, data_info)."""
+    root = Path(cfg.data)
+    paths = {"index": root / "index.csv", "split": root / "split.json", "cache": root / "cache"}
+    for what, p in paths.items():
+        if not p.exists():
+            raise ConfigError(f"config key 'data': {root} has no {p.name} ({what}); a data directory "
+                              "comes from `emolog simulate --out D` or `emolog index` + `emolog cache`")
+    index = ImageIndex.load(paths["index"])
+    split = load_split(paths["split"], known_ids=index.ids)
+    if cfg.n_train is not None and cfg.n_train > len(split["train"]):
+        raise ConfigError(f"config key 'n_train': {cfg.n_train} but the split has only "
+                          f"{len(split['train'])} training images")
+    split["train"] = split["train"][:cfg.n_train] if cfg.n_train is not None else split["train"]
+    all_ids = split["train"] + split["val"] + split["test"]
+    # Refuse to train on a cache that is incomplete, corrupt or misaligned: every id and why.
+    require_verified(paths["cache"], all_ids)
+    cache = load_cache(paths["cache"], ids=all_ids, prelast=prelast)
+    out: dict[str, SplitData] = {}
+    start = 0
+    for name in ("train", "val", "test"):
+        ids = split[name]
+        rows = slice(start, start + len(ids))
+        start += len(ids)
+        labels = torch.tensor([BASIC7.index(lab) for lab in _labels(index, ids)], dtype=torch.long)
+        out[name] = SplitData(
+            ids=ids, labels=labels.to(device),
+            scene=cache.scene[rows].to(device), face_probs=cache.face_probs[rows].to(device),
+            face_logits=cache.face_logits[rows].to(device), face_mask=cache.face_mask[rows].to(device),
+            face_area=cache.face_area[rows].to(device), n_faces=cache.n_faces[rows].to(device),
+            prelast=cache.scene_prelast[rows].to(device) if prelast else None)
+    if len(out["train"]) == 0 or len(out["val"]) == 0 or len(out["test"]) == 0:
+        raise ConfigError(f"config key 'data': {root}/split.json needs non-empty train, val and test "
+                          f"(sizes {[len(out[n]) for n in ('train', 'val', 'test')]})")
+    manifest = cache.manifest
+    simulated = (root / "truth.json").exists()
+    info = {"kind": "simulated" if simulated else "real",
+            "dataset": _dataset_name(manifest, root, simulated),
+            "cache": str(paths["cache"]), "index": str(paths["index"]), "split": str(paths["split"])}
+    return out, manifest, info
+
+
+def _labels(index: ImageIndex, ids: list[str]) -> list[str]:
+    labels = index.label_of(ids)
+    bad = sorted({lab for lab in labels if lab not in BASIC7})
+    if bad:
+        raise ConfigError(f"index labels {bad} are not basic-7 emotions {list(BASIC7)}; "
+                          "the seed program predicts those 7 classes")
+    return labels
+
+
+def _dataset_name(manifest: dict, root: Path, simulated: bool) -> str:
+    if simulated:
+        truth = json.loads((root / "truth.json").read_text())
+        return f"simulated-{truth.get('variant', 'standard')}"
+    return str(manifest.get("fingerprint", {}).get("dataset", root.name))
+
+
+
+def all_rows(s: SplitData) -> torch.Tensor:
+    return torch.arange(len(s), device=s.labels.device)
+
+
+def ids_hash(ids: list[str]) -> str:
+    return hashlib.sha256("\n".join(ids).encode()).hexdigest()[:16]

@@ -1,0 +1,84 @@
+"""Losses, batch orders, optimisers and the non-finite check shared by training and pretraining."""
+
+from __future__ import annotations
+
+import torch
+
+from emolog.labels import BASIC7
+from emolog.perception.scene2emotion import Scene2EmotionNet
+from emolog.training.config import RunConfig
+from emolog.training.data import SplitData
+
+
+class TrainingError(RuntimeError):
+    """Training cannot continue (non-finite loss, inconsistent resume, ...); the message says why."""
+
+
+class Loss:
+    """Batch-mean NLL of the label under the program output, with the imbalance option.
+
+    ``class-weighted``: per-image weight n / (C * n_c) (normalised by the batch's weight sum);
+    ``logit-adjust`` (Menon et al. 2021): the loss sees log p + tau * log prior, renormalised,
+    while evaluation uses p itself; ``balanced-sampling`` changes the batches, not the loss.
+    """
+
+    def __init__(self, kind: str, train_labels: torch.Tensor, tau: float) -> None:
+        counts = torch.bincount(train_labels, minlength=len(BASIC7)).double()
+        self.kind, self.tau = kind, tau
+        present = counts > 0
+        w = torch.zeros_like(counts)
+        w[present] = counts.sum() / (present.sum() * counts[present])
+        self.class_weight = w.float().to(train_labels.device)
+        # classes absent from training get a tiny prior rather than log 0
+        prior = (counts + 1e-3) / (counts + 1e-3).sum()
+        self.log_prior = prior.log().float().to(train_labels.device)
+
+    def __call__(self, probs: torch.Tensor, labels: torch.Tensor,
+                 sample_weight: torch.Tensor | None = None) -> torch.Tensor:
+        """probs [B, 7], labels [B] long, optional per-image weights [B] -> scalar loss."""
+        logp = probs.clamp_min(1e-12).log()
+        if self.kind == "logit-adjust":
+            logp = torch.log_softmax(logp + self.tau * self.log_prior, dim=1)
+        nll = -logp.gather(1, labels[:, None]).squeeze(1)
+        w = self.class_weight[labels] if self.kind == "class-weighted" else torch.ones_like(nll)
+        if sample_weight is not None:
+            w = w * sample_weight
+        return (w * nll).sum() / w.sum().clamp_min(1e-12)
+
+
+def epoch_order(labels: torch.Tensor, kind: str, seed: int, epoch: int) -> torch.Tensor:
+    """Row order of one epoch [N] (on CPU): a seeded permutation, or for balanced sampling N
+    draws with replacement with probability 1 / n_class(label) (so every class is equally likely)."""
+    g = torch.Generator().manual_seed(seed * 100_003 + epoch)
+    n = len(labels)
+    if kind == "balanced-sampling":
+        lab = labels.cpu()
+        counts = torch.bincount(lab, minlength=len(BASIC7)).double()
+        return torch.multinomial(1.0 / counts[lab], n, replacement=True, generator=g)
+    return torch.randperm(n, generator=g)
+
+
+def nll(probs: torch.Tensor, labels: torch.Tensor) -> float:
+    """Mean NLL (nats per image) of ``labels`` [N] under ``probs`` [N, 7]."""
+    return float(-probs.gather(1, labels[:, None]).clamp_min(1e-12).log().mean())
+
+
+def new_scene_net(cfg: RunConfig, in_dim: int, seed_offset: int = 0) -> Scene2EmotionNet:
+    torch.manual_seed(cfg.seed * 1009 + seed_offset)  # the same seeded init in every regime
+    return Scene2EmotionNet(in_dim=in_dim, hidden=cfg.net_hidden, n_classes=len(BASIC7),
+                            dropout=cfg.net_dropout)
+
+
+def make_optimizer(kind: str, params, lr: float, wd: float) -> torch.optim.Optimizer:
+    params = list(params)
+    if kind == "adam":
+        return torch.optim.Adam(params, lr=lr, weight_decay=wd)
+    return torch.optim.SGD(params, lr=lr, weight_decay=wd)
+
+
+def check_finite(loss: torch.Tensor, s: SplitData, idx: torch.Tensor, phase: str, epoch: int) -> None:
+    if not torch.isfinite(loss):
+        ids = [s.ids[i] for i in idx.tolist()]
+        raise TrainingError(f"non-finite loss ({float(loss.detach())}) in {phase}, epoch {epoch}; the batch's "
+                            f"image ids: {ids}. Check these images' cached tensors "
+                            "(`emolog cache verify`) or lower the learning rates.")
