@@ -215,3 +215,29 @@ def test_trust_plumbing_on_real_dec_factors(experiment) -> None:
     assert overall["n_face"] + overall["n_context"] + overall["n_both"] + overall["n_neither"] == len(pred)
     assert 0 <= overall["agreement"] <= 1 and 0 <= overall["auc"] <= 1
     assert set(table["group"]) == {"all", "label", "n_faces"}
+
+
+@pytest.fixture(scope="module")
+def tiny_data(tmp_path_factory):
+    from emolog.simulate import SimConfig, simulate, write_simulation
+    d = tmp_path_factory.mktemp("ctx_tiny") / "D"
+    write_simulation(simulate(SimConfig(n=400, seed=3, variant="context", scene_dim=32)), d)
+    return d
+
+
+@pytest.mark.parametrize("regime, gate_trains, scene_trains", [("joint", True, True), ("nets-only", False, True)])
+def test_gate_trains_in_gradient_regimes(tiny_data, tmp_path, regime, gate_trains, scene_trains) -> None:
+    res = train_gated({"regime": regime, "program": "gated", "data": str(tiny_data), "epochs": 2, "patience": None,
+                       "logic_param": "softmax", "logic_optimizer": "adam", "logic_lr": 0.01}, tmp_path / "run",
+                      progress=False)
+    layers = json.loads((tmp_path / "run" / "changes.json").read_text())["layers"]
+    moved = {net: any(r["abs_change"] > 0 for r in layers if r["net"] == net) for net in ("gate_net", "scene_net")}
+    assert moved == {"gate_net": gate_trains, "scene_net": scene_trains}
+    assert res["epochs_run"] == 2 and res["gate"]["kind"] == "gate"
+
+
+def test_per_image_programs_are_recognised_and_resume_is_refused(tmp_path) -> None:
+    from emolog.training.gate import per_image_program
+    assert [per_image_program(p) for p in ("seed", "gated", "context_rules")] == [False, True, True]
+    with pytest.raises(ConfigError, match="no checkpoint"):
+        train_gated({"program": "gated", "data": str(tmp_path)}, tmp_path / "run", resume=True)

@@ -118,6 +118,6 @@ def test_sweep_parsing_and_names():
     assert RunSpec("joint", 2, ("logic_lr", 0.01)).name == "joint-s2-logic_lr=0.01"
     assert RunSpec("joint", 2, ("imbalance", "logit-adjust")).system == "joint [imbalance=logit-adjust]"
     base = {"data": "D"}
-    main, memo = experiment.plan_runs(["logic-only"], [0], [("logic_lr", [0.003, 0.1])], [], base)
-    # 3e-3 is the default: it is the base run, not a second one
+    main, memo = experiment.plan_runs(["logic-only"], [0], [("logic_lr", [0.03, 0.1])], [], base)
+    # 3e-2 is the default: it is the base run, not a second one
     assert [s.name for s in main] == ["logic-only-s0", "logic-only-s0-logic_lr=0.1"] and memo == []

@@ -6,7 +6,6 @@ import hashlib
 import os
 from pathlib import Path
 
-import torch
 
 
 class WeightsError(RuntimeError):
@@ -52,8 +51,3 @@ def require_file(path: str | os.PathLike | None, what: str, expected: str,
     return p
 
 
-def resolve_device(device: str | torch.device | None) -> torch.device:
-    """``None`` means CUDA when present, else CPU."""
-    if device is None:
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    return torch.device(device)

@@ -27,7 +27,8 @@ import torch
 from PIL import Image
 
 from emolog.labels import BASIC7
-from emolog.perception.common import WeightsError, require_file, resolve_device, sha256_file
+from emolog.perception.common import WeightsError, require_file, sha256_file
+from emolog.runtime import resolve_device
 from emolog.perception import minixception
 
 # Spellings used by common FER models for the 7 basic emotions. Anything else is refused.

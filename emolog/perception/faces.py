@@ -26,7 +26,8 @@ import numpy as np
 import torch
 from PIL import Image
 
-from emolog.perception.common import WeightsError, resolve_device, sha256_file
+from emolog.perception.common import WeightsError, sha256_file
+from emolog.runtime import resolve_device
 
 
 @dataclass(frozen=True)

@@ -34,7 +34,8 @@ from PIL import Image
 import emolog
 from emolog.data.images import ImageRejected, to_rgb
 from emolog.labels import BASIC7
-from emolog.perception.common import PerceptionError, resolve_device
+from emolog.perception.common import PerceptionError
+from emolog.runtime import resolve_device
 from emolog.perception.expression import DEFAULT_RECOGNISER, build_recogniser
 from emolog.perception.faces import DEFAULT_DETECTOR, Face, build_detector, crop_face
 from emolog.perception.scene import DEFAULT_BACKBONE, build_backbone

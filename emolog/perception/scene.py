@@ -34,7 +34,8 @@ from PIL import Image
 from torch import nn
 from torchvision import transforms as T
 
-from emolog.perception.common import WeightsError, require_file, resolve_device, sha256_file
+from emolog.perception.common import WeightsError, require_file, sha256_file
+from emolog.runtime import resolve_device
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)

@@ -29,13 +29,9 @@ from emolog.data.index import ImageIndex
 from emolog.data.split import load_split
 from emolog.labels import BASIC7, class_index
 from emolog.perception.scene2emotion import Scene2EmotionNet
+from emolog.runtime import resolve_device
 
 BASELINES: tuple[str, ...] = ("majority", "scene-only", "largest-face", "uniform-average", "fusion-mlp")
-
-
-def default_device() -> torch.device:
-    """CUDA when present, else CPU."""
-    return torch.device("cuda" if torch.cuda.is_available() else "cpu")
 
 
 def class_prior(train_labels: np.ndarray, n_classes: int = len(BASIC7)) -> np.ndarray:
@@ -94,7 +90,7 @@ def fit_classifier(model: nn.Module, x_train: torch.Tensor, y_train: np.ndarray,
     x_* are [N, d] float tensors, y_* [N] class indices. Without validation data the last
     epoch is kept. Seeded (init order is the caller's; shuffling uses ``seed``).
     """
-    device = device or default_device()
+    device = device or resolve_device()
     model = model.to(device)
     x_train, yt = x_train.to(device), torch.as_tensor(np.asarray(y_train), dtype=torch.long, device=device)
     has_val = x_val is not None and y_val is not None and len(y_val) > 0

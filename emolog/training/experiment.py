@@ -29,13 +29,13 @@ from typing import Any, Sequence
 
 import numpy as np
 import pandas as pd
-import torch
 from tqdm import tqdm
 
 from emolog.cache.store import CacheError
 from emolog.data.atomic import atomic_write_text
 from emolog.data.split import load_split
 from emolog.labels import BASIC7
+from emolog.runtime import resolve_device, torch_threads
 from emolog.training.baselines import BASELINES, run_baselines
 from emolog.training.config import REGIMES, SOURCES, ConfigError, RunConfig, parse_override
 from emolog.training.metrics import accuracy, evaluate, macro_f1, nll, paired_bootstrap_seeds
@@ -149,7 +149,7 @@ def write_predictions(path: Path, ids: list[str], labels: np.ndarray, probs: np.
 def execute_baselines(data: str, names: Sequence[str], seeds: Sequence[int], base: dict[str, Any],
                       out: Path, epochs: int) -> dict[tuple[str, int], Path]:
     """Test predictions of each baseline per seed (deterministic ones once, as seed 0's file)."""
-    device = torch.device("cpu") if base.get("device") == "cpu" else None
+    device = resolve_device(base.get("device", "auto"))
     paths: dict[tuple[str, int], Path] = {}
     (out / "baselines").mkdir(parents=True, exist_ok=True)
     seeded = {"scene-only", "uniform-average", "fusion-mlp"}
@@ -157,8 +157,9 @@ def execute_baselines(data: str, names: Sequence[str], seeds: Sequence[int], bas
         todo = [n for n in names if not (out / "baselines" / f"{n}-s{seed}.csv").exists()
                 and (n in seeded or seed == seeds[0])]
         if todo:
-            r = run_baselines(data, names=tuple(todo), seed=seed, epochs=epochs, n_train=base.get("n_train"),
-                              device=device)
+            with torch_threads(base.get("threads", RunConfig.threads)):
+                r = run_baselines(data, names=tuple(todo), seed=seed, epochs=epochs,
+                                  n_train=base.get("n_train"), device=device)
             for n in todo:
                 write_predictions(out / "baselines" / f"{n}-s{seed}.csv", r.ids, r.labels, r.probs[n])
         for n in names:

@@ -159,6 +159,15 @@ class GateNet(nn.Module):
         return torch.softmax(logits, 1)
 
 
+def per_image_program(program: str | Path) -> bool:
+    """True when ``program`` (a shipped name or a .pl path) chooses its source per image (a
+    ``gate_net`` neural predicate or ``query(source(X, S))``): such programs train with
+    ``train_gated``. Parses only (no compilation), so it is cheap enough for a dispatch."""
+    from emolog.logic.program import parse_program, resolve_program
+    prog = parse_program(*resolve_program(program))
+    return "gate_net" in prog.neural or any(q.functor == "source" and q.arity == 2 for q in prog.queries)
+
+
 def program_kind(lm: nn.Module) -> str:
     """"gate" when the program's source is the neural predicate ``gate_net``, "rules" when it
     queries ``source(X, S)`` itself, "global" for a ``t(_)::source(S)`` disjunction (seed.pl;
@@ -279,7 +288,8 @@ def shared_pretrained(cfg: RunConfig, splits: dict[str, SplitData], manifest: di
     return pretrained_scene_net(base, splits, manifest, device, lm, semantics)
 
 
-def train_gated(config: RunConfig | dict, out_dir: str | Path, progress: bool = True) -> dict:
+def train_gated(config: RunConfig | dict, out_dir: str | Path, progress: bool = True,
+                resume: bool = False) -> dict:
     """Train a gated or rules program in one regime; write a run directory; return results.json.
 
     Same data checks, pretrained scene net, losses, batching, early stopping on validation NLL
@@ -289,13 +299,25 @@ def train_gated(config: RunConfig | dict, out_dir: str | Path, progress: bool = 
     """
     cfg = config if isinstance(config, RunConfig) else RunConfig.from_dict(config)
     cfg.validate()
+    if resume:
+        raise ConfigError(f"program {cfg.program!r}: gated runs keep no checkpoint (they take seconds); "
+                          "rerun into a new directory instead of resuming")
+    threads = torch.get_num_threads()
+    if cfg.threads is not None:   # as train_run: the config pins torch's CPU threads
+        torch.set_num_threads(cfg.threads)
+    try:
+        return _train_gated(cfg, Path(out_dir), progress)
+    finally:
+        torch.set_num_threads(threads)
+
+
+def _train_gated(cfg: RunConfig, out: Path, progress: bool) -> dict:
     regime = get_regime(cfg.regime)
     if regime.learner != "gradient":
         raise ConfigError(f"config key 'regime': {cfg.regime!r} learns by EM, which does not apply to a "
                           "gate net or to rules over per-image facts; use a gradient regime")
     settings = gate_settings(cfg)
     semantics = regime.semantics or cfg.semantics
-    out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     device = T.resolve_device(cfg.device)
     t0 = time.perf_counter()

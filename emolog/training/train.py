@@ -43,6 +43,7 @@ __all__ = ["CHECKPOINT", "Loss", "TrainingError", "epoch_order", "train_run"]
 
 
 CHECKPOINT = "checkpoint.pt"
+RESUMABLE_KEYS = ("epochs", "em_iterations", "device")  # may differ between a run and its resume
 EVAL_CHUNK = 2048  # rows per forward pass when evaluating a whole split
 
 
@@ -262,7 +263,8 @@ def _train_run(cfg: RunConfig, out: Path, resume: bool, progress: bool) -> dict:
 
     loss_fn = Loss(cfg.imbalance, splits["train"].labels, cfg.logit_adjust_tau)
     t_start = time.perf_counter() - state["elapsed"]
-    for epoch in range(state["epoch"] + 1, cfg.epochs + 1):
+    n_epochs = cfg.em_iterations if regime.learner == "em" else cfg.epochs
+    for epoch in range(state["epoch"] + 1, n_epochs + 1):
         if state["bad"] >= (cfg.patience or math.inf):
             break
         if regime.learner == "em":
@@ -283,7 +285,7 @@ def _train_run(cfg: RunConfig, out: Path, resume: bool, progress: bool) -> dict:
             state["bad"] += 1
         state["elapsed"] = time.perf_counter() - t_start
         _save_checkpoint(out / CHECKPOINT, cfg, state, history, before, nets, optims, tracker)
-    stopped_early = state["epoch"] < cfg.epochs
+    stopped_early = state["epoch"] < n_epochs
     train_time = time.perf_counter() - t_start
     if cfg.patience is not None:
         _restore(nets, state["best_states"])
@@ -400,12 +402,12 @@ def _save_checkpoint(path: Path, cfg: RunConfig, state: dict, history: list[dict
 def _load_checkpoint(path: Path, cfg: RunConfig, nets: dict[str, nn.Module], optims: dict,
                      tracker: changes.GradTracker, device: torch.device) -> tuple[dict, list, dict]:
     blob = torch.load(path, map_location=device, weights_only=True)  # plain data + tensors only
-    saved = {k: v for k, v in blob["config"].items() if k not in ("epochs", "device")}
-    now = {k: v for k, v in cfg.to_dict().items() if k not in ("epochs", "device")}
+    saved = {k: v for k, v in blob["config"].items() if k not in RESUMABLE_KEYS}
+    now = {k: v for k, v in cfg.to_dict().items() if k not in RESUMABLE_KEYS}
     diff = sorted(k for k in set(saved) | set(now) if saved.get(k) != now.get(k))
     if diff:
         raise TrainingError(f"cannot resume {path}: the config differs in {diff} "
-                            "(only 'epochs' and 'device' may change on resume)")
+                            f"(only {', '.join(RESUMABLE_KEYS)} may change on resume)")
     _restore(nets, blob["nets"])
     for k, o in optims.items():
         o.load_state_dict(blob["optims"][k])
