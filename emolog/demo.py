@@ -18,16 +18,26 @@ import json
 import time
 from pathlib import Path
 
+import pandas as pd
+
 from emolog import cli
 
 DEMO_REGIMES = "logic-only,problog-em,nets-only,joint"
+SOURCES = ("scene", "face1", "face2", "face3")
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--out", default="demo-out", help="output folder (default: demo-out)")
     parser.add_argument("--n", type=int, default=5000, help="simulated images (default 5000)")
-    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--seeds", default="0,1,2", help="training seeds (the data use the first)")
+    parser.add_argument("--memorisation", default="250,1000,3500",
+                        help="training-set sizes for the memorisation curve ('' to skip)")
     parser.add_argument("--regimes", default=DEMO_REGIMES)
+
+
+def _pm(row: pd.Series, col: str) -> str:
+    mean, std = row[f"{col}_mean"], row[f"{col}_std"]
+    return f"{mean:.3f}" + ("" if pd.isna(std) else f" ± {std:.3f}")
 
 
 def _photos(out: Path) -> list[Path]:
@@ -65,25 +75,22 @@ def run(args: argparse.Namespace) -> int:
 
     sim, exp = out / "sim", out / "experiment"
     _step("simulate FindingEmo-like data with known truth",
-          ["simulate", "--out", str(sim), "--n", str(args.n), "--seed", str(args.seed)], timings)
+          ["simulate", "--out", str(sim), "--n", str(args.n), "--seed", args.seeds.split(",")[0]], timings)
+    memorisation = ["--memorisation", args.memorisation] if args.memorisation else []
     _step("experiment: " + args.regimes,
-          ["experiment", "--data", str(sim), "--regimes", args.regimes, "--seeds", str(args.seed),
-           "--out", str(exp)], timings)
+          ["experiment", "--data", str(sim), "--regimes", args.regimes, "--seeds", args.seeds,
+           *memorisation, "--out", str(exp)], timings)
     _step("report", ["report", str(exp), "--out", str(out / "report.html")], timings)
 
-    truth = json.loads((sim / "truth.json").read_text())
-    print("\n=== learned vs true source weights (simulated data: the truth is known)")
-    sources = ("scene", "face1", "face2", "face3")
-    true_w = truth["source_weights"]
-    print(f"{'regime':<14}" + "".join(f"{s:>9}" for s in sources) + f"{'test acc':>10}{'macro-F1':>10}")
-    print(f"{'truth':<14}" + "".join(f"{true_w[s]:>9.3f}" for s in sources))
-    experiment = json.loads((exp / "experiment.json").read_text())
-    for run_dir in experiment["runs"]:
-        res = json.loads((exp / run_dir / "results.json").read_text())
-        w = res.get("source_weights") or {}
-        test = res["metrics"]["test"]
-        print(f"{res['regime']:<14}" + "".join(f"{w.get(s, float('nan')):>9.3f}" for s in sources)
-              + f"{test['accuracy']:>10.3f}{test['macro_f1']:>10.3f}")
+    print("\n=== learned vs true source weights, mean ± std over seeds (simulated data: the truth is known)")
+    truth = json.loads((sim / "truth.json").read_text())["source_weights"]
+    table = pd.read_csv(exp / "comparison.csv")
+    table = table[(table["kind"] == "regime") & table["sweep"].isna()]
+    print(f"{'regime':<12}" + "".join(f"{s:>15}" for s in SOURCES) + f"{'test acc':>15}{'macro-F1':>15}")
+    print(f"{'truth':<12}" + "".join(f"{truth[s]:>15.3f}" for s in SOURCES))
+    for _, row in table.iterrows():
+        cols = [f"w_{s}" for s in SOURCES] + ["accuracy", "macro_f1"]
+        print(f"{row['regime']:<12}" + "".join(f"{_pm(row, c):>15}" for c in cols))
 
     print("\n=== timings")
     for title, secs in timings.items():

@@ -227,13 +227,15 @@ def tiny_data(tmp_path_factory):
 
 @pytest.mark.parametrize("regime, gate_trains, scene_trains", [("joint", True, True), ("nets-only", False, True)])
 def test_gate_trains_in_gradient_regimes(tiny_data, tmp_path, regime, gate_trains, scene_trains) -> None:
-    res = train_gated({"regime": regime, "program": "gated", "data": str(tiny_data), "epochs": 2, "patience": None,
+    from emolog.training.train import train_run   # hands a gated program to train_gated
+    res = train_run({"regime": regime, "program": "gated", "data": str(tiny_data), "epochs": 2, "patience": None,
                        "logic_param": "softmax", "logic_optimizer": "adam", "logic_lr": 0.01}, tmp_path / "run",
                       progress=False)
     layers = json.loads((tmp_path / "run" / "changes.json").read_text())["layers"]
     moved = {net: any(r["abs_change"] > 0 for r in layers if r["net"] == net) for net in ("gate_net", "scene_net")}
     assert moved == {"gate_net": gate_trains, "scene_net": scene_trains}
     assert res["epochs_run"] == 2 and res["gate"]["kind"] == "gate"
+    assert (tmp_path / "run" / "gate_net.pt").is_file()
 
 
 def test_per_image_programs_are_recognised_and_resume_is_refused(tmp_path) -> None:

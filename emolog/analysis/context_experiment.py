@@ -6,8 +6,8 @@ per seed, a FindingEmo-like data set (``emolog.simulate``), then trains on it, a
 logic-only with the same frozen, cross-fitted scene net and the same logic optimiser:
 
 * ``global``: seed.pl, one learned source distribution for every image (``train_run``);
-* ``gated``: gated.pl, a GateNet over per-image evidence (``gate.train_gated``);
-* ``rules``: context_rules.pl, t() weights over discretised facts (``gate.train_gated``);
+* ``gated``: gated.pl, a GateNet over per-image evidence (``train_run`` -> ``gate.train_gated``);
+* ``rules``: context_rules.pl, t() weights over discretised facts (likewise);
 
 and scores the face-weighting baselines (``face_weighting``) and, as a reference no learner
 can exceed in expectation, ``oracle``: the true per-image source probabilities (truth.csv)
@@ -52,8 +52,8 @@ def simulate_data(out: Path, variant: str, seed: int, n: int, snr: float) -> Pat
 
 
 def run_arms(data: Path, runs: Path, seed: int, epochs: int, logic: dict, progress: bool) -> dict[str, pd.DataFrame]:
-    """Train global, gated and rules on ``data``; returns each arm's predictions.csv table."""
-    from emolog.training.gate import train_gated
+    """Train global, gated and rules on ``data``; returns each arm's predictions.csv table.
+    (``train_run`` hands the per-image programs to ``gate.train_gated``.)"""
     from emolog.training.train import train_run
     out = {}
     for arm in ARMS:
@@ -61,7 +61,7 @@ def run_arms(data: Path, runs: Path, seed: int, epochs: int, logic: dict, progre
                "epochs": epochs, **logic}
         rd = runs / arm
         if not (rd / "results.json").exists():
-            (train_run if arm == "global" else train_gated)(cfg, rd, progress=progress)
+            train_run(cfg, rd, progress=progress)
         out[arm] = pd.read_csv(rd / "predictions.csv", dtype={"image_id": str})
     return out
 

@@ -32,6 +32,7 @@ from torch import nn
 from emolog.cache.store import load_cache
 from emolog.data.atomic import atomic_write_bytes, atomic_write_text
 from emolog.labels import BASIC7
+from emolog.runtime import torch_threads
 from emolog.training import changes
 from emolog.training import train as T
 from emolog.training.config import SOURCES, ConfigError, RunConfig
@@ -302,13 +303,8 @@ def train_gated(config: RunConfig | dict, out_dir: str | Path, progress: bool = 
     if resume:
         raise ConfigError(f"program {cfg.program!r}: gated runs keep no checkpoint (they take seconds); "
                           "rerun into a new directory instead of resuming")
-    threads = torch.get_num_threads()
-    if cfg.threads is not None:   # as train_run: the config pins torch's CPU threads
-        torch.set_num_threads(cfg.threads)
-    try:
+    with torch_threads(cfg.threads):   # as train_run: the config pins torch's CPU threads
         return _train_gated(cfg, Path(out_dir), progress)
-    finally:
-        torch.set_num_threads(threads)
 
 
 def _train_gated(cfg: RunConfig, out: Path, progress: bool) -> dict:

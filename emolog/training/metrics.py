@@ -176,7 +176,8 @@ def paired_bootstrap_seeds(metric_fn: MetricFn, probs_a: Sequence[np.ndarray], p
 
 
 MAJORITY_WARNING = ("accuracy is at the majority-class level: check that the cache and the index are "
-                    "aligned (labels may not belong to their images)")
+                    "aligned (labels may not belong to their images); with very few training images "
+                    "the model may also simply have learned nothing yet")
 
 
 def sanity_check(accuracy_: float, n: int, majority_accuracy: float, z: float = 1.96) -> str | None:

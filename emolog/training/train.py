@@ -197,6 +197,9 @@ def train_run(config: RunConfig | dict, out_dir: str | Path, resume: bool = Fals
     """
     cfg = config if isinstance(config, RunConfig) else RunConfig.from_dict(config)
     cfg.validate()
+    from emolog.training import gate  # imported here: gate builds on this module
+    if gate.per_image_program(cfg.program):  # gated.pl, context_rules.pl: the source is chosen per image
+        return gate.train_gated(cfg, out_dir, progress=progress, resume=resume)
     threads = torch.get_num_threads()
     if cfg.threads is not None:
         torch.set_num_threads(cfg.threads)
