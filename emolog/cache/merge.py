@@ -15,8 +15,9 @@ import re
 import shutil
 from pathlib import Path
 
-from emolog.cache.store import FORMAT, MANIFEST, CacheError, _shard_ids, atomic_write_text, \
-    read_manifest, sha256_file
+from emolog.cache.store import FORMAT, MANIFEST, CacheError, _shard_ids, read_manifest
+from emolog.data.atomic import atomic_write_text
+from emolog.perception.common import sha256_file
 
 PART_RE = re.compile(r"^part-(\d+)-of-(\d+)$")
 

@@ -24,7 +24,9 @@ import torch
 from safetensors import safe_open
 from safetensors.torch import save_file
 
+from emolog.data.atomic import atomic_write_text
 from emolog.labels import BASIC7
+from emolog.perception.common import sha256_file
 
 FORMAT = "emolog-cache/1"
 MANIFEST = "manifest.json"
@@ -52,25 +54,6 @@ def fingerprint_hash(fingerprint: Mapping[str, Any]) -> str:
     """A stable hash of a fingerprint dict (key order does not matter)."""
     blob = json.dumps(fingerprint, sort_keys=True, default=str).encode()
     return hashlib.sha256(blob).hexdigest()[:16]
-
-
-def sha256_file(path: str | Path, chunk: int = 1 << 20) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        while block := f.read(chunk):
-            h.update(block)
-    return h.hexdigest()
-
-
-def atomic_write_text(path: str | Path, text: str) -> None:
-    """Write text so that readers see the old file or the new one, never half of one."""
-    path = Path(path)
-    tmp = path.with_name(path.name + ".tmp")
-    with open(tmp, "w") as f:
-        f.write(text)
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(tmp, path)
 
 
 def read_manifest(cache_dir: str | Path) -> dict:
@@ -143,7 +126,8 @@ class CacheWriter:
     # -- resume ---------------------------------------------------------------------------
     def _recover(self) -> None:
         """Drop temp files of a killed run; adopt complete shards the manifest missed."""
-        for tmp in self.dir.glob("*.tmp"):
+        # shard temp files (*.tmp) and the manifest's (.manifest.json.*.part, data.atomic)
+        for tmp in [*self.dir.glob("*.tmp"), *self.dir.glob(".*.part")]:
             tmp.unlink()
         known = {s["file"] for s in self.manifest["shards"]}
         missing = sorted(f for f in known if not (self.dir / f).exists())
