@@ -16,7 +16,7 @@ import sys
 COMMANDS: dict[str, tuple[str, str]] = {
     "download": ("emolog.data.download", "fetch FindingEmo images from the URLs findingemo-light ships"),
     "index": ("emolog.data.commands", "index a data set, reject bad images, write index + split"),
-    "explain": ("emolog.perception.explain", "show faces, expressions and scene classes for one image"),
+    "explain": ("emolog.analysis.explain", "show faces, expressions and scene classes for one image"),
     "cache": ("emolog.cache.commands", "compute frozen-network features once per image; verify/merge"),
     "simulate": ("emolog.simulate", "write a FindingEmo-like data set with known truth"),
     "train": ("emolog.training.commands", "train one regime on a cache"),

@@ -252,3 +252,32 @@ def test_report_names_the_data_real_and_shows_the_photos(indexed, unfreeze_run):
     for iid in load_split(indexed / "split.json")["test"]:  # 4 test images: the gallery shows up to 6
         assert f'alt="example {iid}"' in html, iid  # the gallery drew this real photo
     assert "real data" in (unfreeze_run / "report.md").read_text()
+
+
+# ----------------------------------------------------------------------------- explain (gated run)
+
+def _source_line(out: str) -> tuple[str, dict[str, float]]:
+    line = next(ln for ln in out.splitlines() if ln.startswith("source probabilities"))
+    kind = line[line.index("(") + 1:line.index("):")]
+    vals = line.split("):", 1)[1].split()
+    return kind, {vals[i]: float(vals[i + 1]) for i in range(0, len(vals), 2)}
+
+
+def test_explain_shows_a_gated_runs_own_source_probabilities(photos, cached, capsys):
+    """Context trust: a gated run chooses its source per photo, and explain shows that photo's."""
+    run = _train(cached.parent, "joint", "program=gated", "epochs=2", "patience=null")
+    root, pasted = photos
+    n_faces = {rel: len(b) + OWN_FACES.get(rel.split("/")[1].rsplit("_", 1)[0], 0) for rel, b in pasted.items()}
+    crowded = max(n_faces, key=n_faces.get)
+    empty = next(rel for rel, n in sorted(n_faces.items()) if n == 0)
+    shown = {}
+    for rel in (crowded, empty):
+        capsys.readouterr()
+        assert main(["explain", str(root / rel), "--run", str(run)]) == 0
+        kind, w = _source_line(capsys.readouterr().out)
+        assert kind == "per image (gate)" and set(w) == {"scene", "face1", "face2", "face3"}
+        assert sum(w.values()) == pytest.approx(1.0, abs=2e-3)  # printed to 3 decimals
+        shown[rel] = w
+    assert n_faces[crowded] == 3 and min(shown[crowded].values()) > 0
+    # no face in the photo: all trust on the scene, exactly (conditioning, no dummy faces)
+    assert shown[empty] == {"scene": 1.0, "face1": 0.0, "face2": 0.0, "face3": 0.0}

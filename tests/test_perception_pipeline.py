@@ -12,7 +12,7 @@ import torch
 from PIL import Image
 
 from emolog.labels import BASIC7
-from emolog.perception import explain
+from emolog.analysis import explain
 from emolog.perception.common import PerceptionError, sha256_file
 from emolog.perception.pipeline import GREY_FACE_VALUE, Perception
 from emolog.perception.scene2emotion import Scene2EmotionNet

@@ -2,7 +2,9 @@
 
 Prints the faces found (box, confidence, area), each face's 7-way distribution, and the
 backbone's own top-5 classes; with ``--run`` also the trained Scene2EmotionNet's distribution
-and the learned source probabilities; with ``--out`` writes a PNG with boxes and bar charts.
+and the learned source probabilities (for a gated run: this image's own, from its gate net);
+with ``--out`` writes a PNG with boxes and bar charts. It lives in ``analysis`` because it reads
+trained runs as well as running perception.
 """
 
 from __future__ import annotations
@@ -26,6 +28,7 @@ from emolog.perception.faces import DEFAULT_DETECTOR, DETECTORS
 from emolog.perception.pipeline import Perception
 from emolog.perception.scene import BACKBONES, DEFAULT_BACKBONE
 from emolog.perception.scene2emotion import Scene2EmotionNet
+from emolog.training.gate import explain_sources
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -145,6 +148,11 @@ def explain_image(p: Perception, image: Image.Image, run_info: dict | None = Non
         report["scene_net"] = dict(zip(BASIC7, probs))
         if "source_weights" in run_info:
             report["source_weights"] = run_info["source_weights"]
+        # a gated run (context trust) chooses its source per image: show this photo's own
+        gated = explain_sources(run_info["dir"], t, probs)
+        if gated is not None:
+            report["source_weights"] = gated
+            report["source_weights_kind"] = "per image (gate)"
     return report
 
 
@@ -161,7 +169,9 @@ def format_report(report: dict, name: str) -> str:
     if "scene_net" in report:
         lines.append("Scene2EmotionNet: " + _dist(report["scene_net"]))
     if "source_weights" in report:
-        lines.append("source probabilities: " + "  ".join(f"{k} {v:.3f}" for k, v in report["source_weights"].items()))
+        kind = report.get("source_weights_kind", "global")
+        lines.append(f"source probabilities ({kind}): "
+                     + "  ".join(f"{k} {v:.3f}" for k, v in report["source_weights"].items()))
     return "\n".join(lines)
 
 
