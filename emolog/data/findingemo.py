@@ -38,11 +38,6 @@ def _data_file(name: str) -> Path:
     return path
 
 
-def annotations_path() -> Path:
-    """The package's ``annotations_single.ann`` (a CSV)."""
-    return _data_file("annotations_single.ann")
-
-
 @lru_cache(maxsize=1)
 def _annotations_text() -> str:
     # The package's own reader returns the file's text; use it so we read what it means.

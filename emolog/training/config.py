@@ -196,11 +196,6 @@ class RunConfig:
              "must be null or an integer >= 1")
         need(isinstance(self.extra, dict), "extra", "must be an object")
 
-    @property
-    def effective_semantics(self) -> str:
-        """The logic semantics this run uses (regime ``original`` forces 'original')."""
-        return "original" if self.regime == "original" else self.semantics
-
 
 def parse_override(item: str) -> tuple[str, Any]:
     """``"key=value"`` -> (key, value); value parsed as JSON when it is JSON, else a string.

@@ -118,9 +118,6 @@ def evaluate(probs: np.ndarray, labels: np.ndarray, classes: Sequence[str]) -> d
     }
 
 
-METRIC_FNS: dict[str, MetricFn] = {"accuracy": accuracy, "macro_f1": macro_f1, "nll": nll, "ece": ece}
-
-
 def paired_bootstrap(metric_fn: MetricFn, probs_a: np.ndarray, probs_b: np.ndarray, labels: np.ndarray,
                      n_boot: int = 1000, seed: int = 0) -> dict[str, float]:
     """Paired bootstrap of metric(a) - metric(b) over images.
