@@ -5,8 +5,9 @@ image has a scene and 0..8 faces; the scene and every face carry an emotion draw
 FindingEmo's basic-7 label distribution; one *source* (scene, face1, face2, face3) is chosen
 with the original's learned weights (0.53, 0.18, 0.17, 0.12), renormalised over the sources
 the image has; the label is the chosen source's emotion. The cache holds what perception
-would have produced: a noisy scene feature vector and a noisy, Bayes-calibrated recogniser
-distribution per face. The truth is fixed here, not tuned to make any learner look good.
+would have produced: a noisy scene feature vector and a noisy recogniser distribution per
+face, Bayes-calibrated by default or, with ``face_calibration="overconfident"``, the same
+logits sharpened x OVERCONFIDENCE_FACTOR (same top-1, like real deep nets). The truth is fixed here, not tuned to make any learner look good.
 
 Everything is vectorised numpy; 5000 images take well under 5 s, the full 25,869 a few.
 """
@@ -59,6 +60,14 @@ SMALL_FACE_AREA = 0.02
 SMALL_FACE_WEIGHT = 0.5       # context: a small face is chosen half as often
 SCENE_BOOST_NO_LARGE_FACE = 2.0  # context: scene weight x2 when no slot holds a large face
 MISSPECIFIED_FRACTION = 0.2   # misspecified: labels from none of the sources
+# Recogniser calibration. "calibrated": the exact posterior above. "overconfident": the same
+# logits multiplied by OVERCONFIDENCE_FACTOR for every face (softmax(FACTOR * logits), i.e.
+# temperature 1/3 in Guo et al., "On Calibration of Modern Neural Networks", ICML 2017, who
+# found modern deep nets overconfident and undo it by dividing logits by a fitted T > 1).
+# Scaling logits keeps every argmax, so top-1 accuracy is unchanged; the factor is one stated
+# constant, deliberately not a function of face size (that would tune the data to the gate).
+FACE_CALIBRATIONS = ("calibrated", "overconfident")
+OVERCONFIDENCE_FACTOR = 3.0
 IMAGE_SIZES: tuple[tuple[int, int], ...] = ((1000, 667), (667, 1000), (1024, 768), (800, 800))
 IMAGE_SIZE_PROBS: tuple[float, ...] = (0.55, 0.2, 0.15, 0.1)
 # Scene: snr = |m_e|^2 / (4 sigma^2), i.e. |m_e| = 2 sqrt(snr) noise stds and two class means
@@ -83,6 +92,7 @@ class SimConfig:
     scene_dim: int = 512
     snr: float = 1.0
     shuffle_labels: bool = False
+    face_calibration: str = "calibrated"
 
     def __post_init__(self) -> None:
         if not 1 <= self.n <= MAX_IMAGES:
@@ -93,6 +103,9 @@ class SimConfig:
             raise SimulationError(f"--scene-dim must be at least {len(BASIC7)}, got {self.scene_dim}")
         if not self.snr > 0:
             raise SimulationError(f"--snr must be positive, got {self.snr}")
+        if self.face_calibration not in FACE_CALIBRATIONS:
+            raise SimulationError(f"--face-calibration must be one of {list(FACE_CALIBRATIONS)}, "
+                                  f"got {self.face_calibration!r}")
 
 
 @dataclass
@@ -232,6 +245,8 @@ def simulate(config: SimConfig) -> Simulation:
         zk = mu[:, k:k + 1] * M[e_safe[:, k]] + z[:, k]
         lp = np.log(prior) + mu[:, k:k + 1] * (zk @ M.T) - 0.5 * mu[:, k:k + 1] ** 2 * (M ** 2).sum(1)
         logits[:, k] = lp - lp.mean(1, keepdims=True)
+    if config.face_calibration == "overconfident":
+        logits *= OVERCONFIDENCE_FACTOR  # same argmax per face, sharper distribution
     logits *= mask[..., None]
     probs = _softmax(logits) * mask[..., None]
 
@@ -270,9 +285,15 @@ def _truth_dict(config: SimConfig, prior: np.ndarray, scene_means: np.ndarray, e
         return cm.tolist(), (float((t == p).mean()) if len(t) else None)
 
     cm_all, acc_all = confusion(mask)
+    factor = OVERCONFIDENCE_FACTOR if config.face_calibration == "overconfident" else 1.0
+    p_true = probs[mask, e_face[mask]]
     rec = {
-        "model": "z = mu * M[e] + N(0, I_7); output = softmax(log prior + mu z.M^T - mu^2 |M_c|^2 / 2), "
-                 "the exact posterior P(e | z) (Bayes-calibrated for this population)",
+        "model": "z = mu * M[e] + N(0, I_7); output = softmax(c * (log prior + mu z.M^T - mu^2 |M_c|^2 / 2)); "
+                 "c = 1 is the exact posterior P(e | z) (Bayes-calibrated for this population), "
+                 "c > 1 the same argmax, over-confident",
+        "calibration": config.face_calibration, "logit_factor": factor,
+        "mean_max_prob": float(probs[mask].max(-1).mean()) if mask.any() else None,
+        "nll": float(-np.log(np.maximum(p_true, 1e-12)).mean()) if mask.any() else None,
         "M": recogniser_means().tolist(), "confusion_pairs": [list(p) for p in CONFUSION_PAIRS],
         "rho": CONFUSION_RHO, "mu": FACE_MU, "top1_accuracy": acc_all,
         "confusion": cm_all, "confusion_rows": "true emotion (BASIC7 order), columns = top-1",
@@ -363,6 +384,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="scene signal-to-noise ratio |m_e|^2 / (4 sigma^2) (see docs/simulation.md)")
     parser.add_argument("--shuffle-labels", action="store_true",
                         help="permute labels against images: a deliberately broken data set")
+    parser.add_argument("--face-calibration", choices=FACE_CALIBRATIONS, default="calibrated",
+                        help="recogniser outputs: exact posteriors, or the same logits x "
+                             f"{OVERCONFIDENCE_FACTOR:g} (same top-1, over-confident, as real deep nets)")
     parser.add_argument("--force", action="store_true", help="replace an existing simulated data set")
 
 
@@ -370,7 +394,8 @@ def run(args: argparse.Namespace) -> int:
     t0 = time.perf_counter()
     try:
         config = SimConfig(n=args.n, seed=args.seed, variant=args.variant, scene_dim=args.scene_dim,
-                           snr=args.snr, shuffle_labels=args.shuffle_labels)
+                           snr=args.snr, shuffle_labels=args.shuffle_labels,
+                           face_calibration=args.face_calibration)
         sim = simulate(config)
         out = write_simulation(sim, args.out, force=args.force)
     except SimulationError as e:
@@ -381,5 +406,7 @@ def run(args: argparse.Namespace) -> int:
           f"{', labels shuffled' if config.shuffle_labels else ''}) to {out} in {time.perf_counter() - t0:.1f} s")
     print("chosen source: " + ", ".join(f"{s} {src.get(s, 0):.3f}" for s in ("none",) + SOURCES if s in src))
     rec = sim.truth["recogniser"]
-    print(f"face recogniser top-1: {rec['top1_accuracy']:.3f}; scene snr {config.snr}")
+    if rec["top1_accuracy"] is not None:  # None when no image has a face (tiny --n)
+        print(f"face recogniser ({config.face_calibration}) top-1: {rec['top1_accuracy']:.3f}, "
+              f"mean top probability {rec['mean_max_prob']:.3f}; scene snr {config.snr}")
     return 0

@@ -1,6 +1,7 @@
 """Does per-image context trust pay? Gated / rules programs vs the global disjunction.
 
-``python -m emolog.analysis.context_experiment --out DIR`` simulates, per variant
+``python -m emolog.analysis.context_experiment --out DIR [--snr 3] [--face-calibration overconfident]``
+simulates, per variant
 (``context``: the truth's source choice depends on face size; ``standard``: it does not) and
 per seed, a FindingEmo-like data set (``emolog.simulate``), then trains on it, all in regime
 logic-only with the same frozen, cross-fitted scene net and the same logic optimiser:
@@ -24,6 +25,7 @@ import argparse
 import json
 import sys
 import time
+from dataclasses import asdict
 from pathlib import Path
 
 import numpy as np
@@ -42,12 +44,21 @@ REFERENCES: tuple[str, ...] = ("size-weighted", "confidence-weighted", "learned-
 DEFAULT_LOGIC = {"logic_param": "softmax", "logic_optimizer": "adam", "logic_lr": 1e-2}
 
 
-def simulate_data(out: Path, variant: str, seed: int, n: int, snr: float) -> Path:
-    """The data directory of one (variant, seed); reused when it already exists."""
+def simulate_data(out: Path, variant: str, seed: int, n: int, snr: float,
+                  face_calibration: str = "calibrated") -> Path:
+    """The data directory of one (variant, seed); reused when it already exists with the same
+    simulator config (a folder drawn with other settings is refused, not silently reused)."""
     from emolog.simulate import SimConfig, simulate, write_simulation
+    config = SimConfig(n=n, seed=seed, variant=variant, snr=snr, face_calibration=face_calibration)
     d = out / "data" / f"{variant}-s{seed}"
-    if not (d / "truth.csv").exists():
-        write_simulation(simulate(SimConfig(n=n, seed=seed, variant=variant, snr=snr)), d, force=True)
+    if (d / "truth.csv").exists():
+        # truth.json written before face_calibration existed lacks it: those were calibrated
+        stored = {"face_calibration": "calibrated", **json.loads((d / "truth.json").read_text())["config"]}
+        if stored != asdict(config):
+            raise ValueError(f"{d} holds data simulated with {stored}, not {asdict(config)}: "
+                             "use a new --out folder")
+    else:
+        write_simulation(simulate(config), d, force=True)
     return d
 
 
@@ -115,7 +126,8 @@ def _conditioned(pred: pd.DataFrame) -> np.ndarray:
 
 def run_experiment(out: str | Path, n: int = 5000, seeds: tuple[int, ...] = (0, 1, 2, 3, 4),
                    variants: tuple[str, ...] = ("context", "standard"), snr: float = 1.0, epochs: int = 12,
-                   logic: dict | None = None, n_boot: int = 1000, progress: bool = True) -> dict:
+                   logic: dict | None = None, n_boot: int = 1000, progress: bool = True,
+                   face_calibration: str = "calibrated") -> dict:
     """Run the whole comparison; returns (and writes) the results dict (see the module docstring)."""
     from emolog.training.gate import source_correlation
     from emolog.training.metrics import accuracy, macro_f1, nll, paired_bootstrap
@@ -123,13 +135,14 @@ def run_experiment(out: str | Path, n: int = 5000, seeds: tuple[int, ...] = (0, 
     logic = dict(DEFAULT_LOGIC if logic is None else logic)
     t0 = time.perf_counter()
     result = {"config": {"n": n, "seeds": list(seeds), "variants": list(variants), "snr": snr,
+                         "face_calibration": face_calibration,
                          "epochs": epochs, "regime": "logic-only", **logic, "n_boot": n_boot},
               "variants": {}}
     for variant in variants:
         probs: dict[str, list[np.ndarray]] = {a: [] for a in ARMS + REFERENCES}
         labels, per_seed, corr = [], [], {a: [] for a in ARMS}
         for seed in seeds:
-            data = simulate_data(out, variant, seed, n, snr)
+            data = simulate_data(out, variant, seed, n, snr, face_calibration)
             preds = run_arms(data, out / "runs" / f"{variant}-s{seed}", seed, epochs, logic, progress)
             ids = preds["global"]["image_id"].tolist()
             if any(p["image_id"].tolist() != ids for p in preds.values()):
@@ -176,7 +189,8 @@ def run_experiment(out: str | Path, n: int = 5000, seeds: tuple[int, ...] = (0, 
 def format_markdown(result: dict) -> str:
     """The results as Markdown tables, one per variant."""
     c = result["config"]
-    lines = [f"Simulated data: {c['n']} images per seed, seeds {c['seeds']}, scene snr {c['snr']}; regime "
+    lines = [f"Simulated data: {c['n']} images per seed, seeds {c['seeds']}, scene snr {c['snr']}, "
+             f"{c.get('face_calibration', 'calibrated')} face recogniser; regime "
              f"{c['regime']}, logic optimiser {c['logic_optimizer']} lr {c['logic_lr']}, up to {c['epochs']} "
              f"epochs with early stopping. Δ = arm − global on the pooled test images of all seeds "
              f"(paired bootstrap, {c['n_boot']} resamples, 95% CI); NLL lower is better.", ""]
@@ -205,6 +219,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--seeds", default="0,1,2,3,4", help="comma-separated seeds (data and training)")
     parser.add_argument("--variants", default="context,standard", help="simulator variants to compare on")
     parser.add_argument("--snr", type=float, default=1.0, help="scene signal-to-noise ratio of the simulator")
+    parser.add_argument("--face-calibration", choices=("calibrated", "overconfident"), default="calibrated",
+                        help="the simulated recogniser's calibration (emolog.simulate.FACE_CALIBRATIONS)")
     parser.add_argument("--epochs", type=int, default=12)
     parser.add_argument("--logic-lr", type=float, default=DEFAULT_LOGIC["logic_lr"])
     parser.add_argument("--logic-optimizer", choices=("adam", "sgd"), default=DEFAULT_LOGIC["logic_optimizer"])
@@ -219,10 +235,14 @@ def run(args: argparse.Namespace) -> int:
     except ValueError:
         print(f"error: --seeds must be comma-separated integers, got {args.seeds!r}", file=sys.stderr)
         return 2
-    result = run_experiment(args.out, n=args.n, seeds=seeds, variants=tuple(args.variants.split(",")),
-                            snr=args.snr, epochs=args.epochs,
-                            logic={"logic_param": "softmax", "logic_optimizer": args.logic_optimizer,
-                                   "logic_lr": args.logic_lr})
+    try:
+        result = run_experiment(args.out, n=args.n, seeds=seeds, variants=tuple(args.variants.split(",")),
+                                snr=args.snr, epochs=args.epochs, face_calibration=args.face_calibration,
+                                logic={"logic_param": "softmax", "logic_optimizer": args.logic_optimizer,
+                                       "logic_lr": args.logic_lr})
+    except ValueError as e:   # e.g. an --out folder holding data drawn with other settings
+        print(f"error: {e}", file=sys.stderr)
+        return 2
     print(format_markdown(result))
     print(f"wrote {args.out / 'context_experiment.md'} and {args.out / 'context_experiment.json'}")
     return 0
