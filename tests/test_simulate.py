@@ -226,3 +226,34 @@ def test_shuffled_labels_are_detected_by_training(tmp_path):
     assert out[False]["metrics"]["test"]["accuracy"] > majority + margin
     assert MAJORITY_WARNING in out[True]["sanity_warning"]
     assert out[True]["metrics"]["test"]["accuracy"] <= majority + margin
+
+
+@pytest.mark.parametrize("variant", ["context", "standard"])
+def test_overconfident_recogniser_keeps_top1_and_sharpens(variant, tmp_path):
+    """face_calibration="overconfident" multiplies the same logits by OVERCONFIDENCE_FACTOR:
+    every face's top-1 (hence its accuracy, per size in the context variant) and everything
+    else drawn stay identical, the outputs get sharper and the recogniser's own NLL worse."""
+    from emolog.cache.store import fingerprint_hash
+    from emolog.simulate import OVERCONFIDENCE_FACTOR, fingerprint
+    cal = simulate(SimConfig(n=2000, seed=5, variant=variant))
+    over = simulate(SimConfig(n=2000, seed=5, variant=variant, face_calibration="overconfident"))
+    mask = cal.tensors["face_mask"]
+    assert np.array_equal(cal.labels, over.labels) and np.array_equal(cal.tensors["scene"], over.tensors["scene"])
+    assert np.array_equal(cal.tensors["face_probs"][mask].argmax(-1), over.tensors["face_probs"][mask].argmax(-1))
+    assert np.allclose(over.tensors["face_logits"], OVERCONFIDENCE_FACTOR * cal.tensors["face_logits"], atol=1e-5)
+    assert np.all(over.tensors["face_probs"][~mask] == 0)
+    rc, ro = cal.truth["recogniser"], over.truth["recogniser"]
+    for key in ("top1_accuracy", "top1_accuracy_small", "top1_accuracy_large"):
+        assert rc.get(key) == ro.get(key)
+    assert (rc["calibration"], ro["calibration"]) == ("calibrated", "overconfident")
+    assert ro["mean_max_prob"] > rc["mean_max_prob"] + 0.15   # measured 0.63 -> 0.84 (context)
+    assert ro["nll"] > rc["nll"] + 0.3                         # measured 0.97 -> 1.48 nats (context)
+    # calibrated means calibrated: mean top probability ~ top-1 accuracy (2000 images: ~2700 faces)
+    assert rc["mean_max_prob"] == pytest.approx(rc["top1_accuracy"], abs=0.03)
+    assert over.truth["config"]["face_calibration"] == "overconfident"
+    assert fingerprint_hash(fingerprint(over.config)) != fingerprint_hash(fingerprint(cal.config))
+    with pytest.raises(SimulationError, match="--face-calibration"):
+        SimConfig(face_calibration="bogus")
+    d = tmp_path / "D"
+    assert _cli("--out", str(d), "--n", "50", "--variant", variant, "--face-calibration", "overconfident") == 0
+    assert json.loads((d / "truth.json").read_text())["recogniser"]["logit_factor"] == OVERCONFIDENCE_FACTOR
