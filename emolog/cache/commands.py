@@ -18,6 +18,7 @@ from pathlib import Path
 from emolog.cache.store import CacheError
 from emolog.data.split import SPLIT_NAMES
 from emolog.perception.common import WeightsError
+from emolog.runtime import torch_threads
 
 ACTIONS = ("build", "verify", "merge")
 
@@ -151,18 +152,13 @@ def _build(args: argparse.Namespace) -> int:
         shard = (rank, world)
         if device is None and local is not None and torch.cuda.is_available():
             device = f"cuda:{local}"  # one GPU per torchrun process
-    threads_before = torch.get_num_threads()
-    if args.threads is not None:
-        torch.set_num_threads(args.threads)
-    try:
+    with torch_threads(args.threads):  # restored after: in-process callers must not inherit it
         perception = _perception(args, device)
         report = build_cache(perception, index, ids, root, args.out, shard=shard,
                              batch_size=args.batch_size, workers=args.workers,
                              rows_per_file=args.rows_per_file,
                              prior_rejects=index_rejects(rejects_csv) if rejects_csv else (),
                              progress=not args.quiet)
-    finally:  # in-process callers (tests, the demo) must not inherit the thread setting
-        torch.set_num_threads(threads_before)
     print(report.summary())
     if shard[1] > 1:
         print(f"when all {shard[1]} parts are done: emolog cache merge {args.out}")

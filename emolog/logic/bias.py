@@ -10,10 +10,11 @@ weight at the faces' expense.
 
 from __future__ import annotations
 
-from contextlib import contextmanager
 
 import torch
 from tqdm import tqdm
+
+from emolog.runtime import torch_threads
 
 from .module import compile_program
 
@@ -37,24 +38,13 @@ def simulate(n: int, weights: dict[str, float] = TRUE_WEIGHTS, seed: int = 0
     return scene, faces, mask, labels
 
 
-@contextmanager
-def _one_thread():
-    """These small ops run 10x slower with 2 torch threads on a busy 2-core machine."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    try:
-        yield
-    finally:
-        torch.set_num_threads(before)
-
-
 def fit(semantics: str, scene, faces, mask, labels, steps: int = 300, lr: float = 0.1
         ) -> dict[str, float]:
     """Maximum-likelihood source weights under ``semantics`` (Adam on softmax logits)."""
     lm = compile_program("seed", semantics=semantics)
     opt = torch.optim.Adam(lm.parameters(), lr=lr)
     rows = torch.arange(len(labels))
-    with _one_thread():
+    with torch_threads(1):  # these small ops run 10x slower with 2 threads on a busy 2-core machine
         for _ in tqdm(range(steps), desc=f"fit ({semantics})", leave=False):
             opt.zero_grad()
             p = lm.emotion_probs(scene, faces, mask)[rows, labels]

@@ -30,6 +30,7 @@ from tqdm.auto import tqdm
 
 from emolog.data.atomic import atomic_write_bytes, atomic_write_text
 from emolog.labels import BASIC7
+from emolog import runtime
 from emolog.perception.scene2emotion import Scene2EmotionNet
 from emolog.training import changes, em
 from emolog.training.config import SOURCES, ConfigError, RunConfig
@@ -179,12 +180,11 @@ def build_last_block(manifest: dict) -> nn.Module:
 
 
 def resolve_device(name: str) -> torch.device:
-    if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    dev = torch.device(name)
-    if dev.type == "cuda" and not torch.cuda.is_available():
-        raise ConfigError(f"config key 'device': {name!r} requested but CUDA is not available")
-    return dev
+    """``emolog.runtime.resolve_device`` with its error named as the config key."""
+    try:
+        return runtime.resolve_device(name)
+    except ValueError as e:
+        raise ConfigError(f"config key 'device': {e}") from None
 
 
 def train_run(config: RunConfig | dict, out_dir: str | Path, resume: bool = False,
@@ -200,13 +200,8 @@ def train_run(config: RunConfig | dict, out_dir: str | Path, resume: bool = Fals
     from emolog.training import gate  # imported here: gate builds on this module
     if gate.per_image_program(cfg.program):  # gated.pl, context_rules.pl: the source is chosen per image
         return gate.train_gated(cfg, out_dir, progress=progress, resume=resume)
-    threads = torch.get_num_threads()
-    if cfg.threads is not None:
-        torch.set_num_threads(cfg.threads)
-    try:
+    with runtime.torch_threads(cfg.threads):
         return _train_run(cfg, Path(out_dir), resume, progress)
-    finally:
-        torch.set_num_threads(threads)
 
 
 def _train_run(cfg: RunConfig, out: Path, resume: bool, progress: bool) -> dict:
