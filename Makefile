@@ -5,7 +5,7 @@ PY     := $(VENV)/bin/python
 PIP    := $(PY) -m pip
 STAMP  := $(VENV)/.emolog-installed
 
-.PHONY: venv demo test bench clean chromium
+.PHONY: venv demo test bench bench-cuda clean chromium
 
 venv: $(STAMP)
 
@@ -36,8 +36,12 @@ demo: $(STAMP)
 test: $(STAMP) chromium
 	$(PY) -m pytest -q tests
 
+# cuda_check.py compares CPU with CUDA and needs a GPU: `make bench-cuda` on a machine with one.
 bench: $(STAMP)
-	for b in benchmarks/*.py; do $(PY) $$b || exit 1; done
+	for b in benchmarks/*.py; do case $$b in *cuda_check.py) continue;; esac; $(PY) $$b || exit 1; done
+
+bench-cuda: $(STAMP)
+	$(PY) benchmarks/cuda_check.py
 
 clean:
 	rm -rf $(VENV) demo-out .pytest_cache

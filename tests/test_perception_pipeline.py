@@ -81,7 +81,12 @@ def test_prelast_feeds_the_last_block(perception, out):
 def test_deterministic_and_K_limits_slots(perception, images, out):
     again = perception.perceive_batch(images[2:])  # the two-face image, in a batch of its own
     for key in out:
-        np.testing.assert_allclose(again[key][0], out[key][2], atol=1e-5, err_msg=key)
+        # Convolution kernels may pick another algorithm for another batch size (seen with 16
+        # threads on torch 2.11): float32 sums then differ in the last bits, which can flip the
+        # rounding of float16-stored prelast features by one unit (2^-10 relative). Batch
+        # *dependence* (padding, batch statistics) would be orders of magnitude larger.
+        tol = {"rtol": 2e-3, "atol": 1e-3} if key == "scene_prelast" else {"rtol": 1e-4, "atol": 1e-5}
+        np.testing.assert_allclose(again[key][0], out[key][2], err_msg=key, **tol)
     one = Perception(K=1, device="cpu")
     o1 = one.perceive_batch(images[2:])
     assert o1["n_faces"].tolist() == [2] and o1["face_mask"].tolist() == [[True]]
