@@ -50,7 +50,8 @@ EVIDENCE_FEATURES: tuple[str, ...] = tuple(
     f"face{k + 1}_{f}" for k in range(K) for f in SLOT_FEATURES) + (
     "n_faces", "scene_entropy", "scene_max_prob")
 N_STATIC = len(EVIDENCE_FEATURES) - 2   # all but the scene's two (they move with the scene net)
-GATE_DEFAULTS: dict[str, Any] = {"hidden": 32, "scene_features": False}
+GATE_DEFAULTS: dict[str, Any] = {"hidden": 32, "scene_features": False, "init": "global"}
+GATE_INITS = ("global", "uniform")
 
 
 # ----------------------------------------------------------------------------- evidence
@@ -259,10 +260,30 @@ def gate_settings(cfg: RunConfig) -> dict[str, Any]:
     if not (isinstance(out["hidden"], int) and not isinstance(out["hidden"], bool) and out["hidden"] >= 0):
         raise ConfigError(f"config key 'extra.gate.hidden' must be an integer >= 0 (0 = linear gate), "
                           f"got {out['hidden']!r}")
+    if out["init"] not in GATE_INITS:
+        raise ConfigError(f"config key 'extra.gate.init' must be one of {list(GATE_INITS)}, got {out['init']!r}")
     if not isinstance(out["scene_features"], bool):
         raise ConfigError(f"config key 'extra.gate.scene_features' must be true or false, "
                           f"got {out['scene_features']!r}")
     return out
+
+
+def global_start(tr: SplitData, scene_probs: torch.Tensor, semantics: str, param: str,
+                 device: torch.device) -> dict[str, float]:
+    """The global disjunction's source weights fitted by EM (to convergence) on the training
+    split, with the frozen scene net's out-of-fold probabilities ``scene_probs`` [N, 7]: the
+    gate's start (``extra.gate.init: global``, the default).
+
+    Why: with zero head weights and these biases the gate *is* the fitted global program, so
+    validation NLL at epoch 0 is the global model's and early stopping keeps a per-image gate
+    only where it beats one global weight on held-out images. Started at uniform instead, a
+    gate can stop at an epoch that is level with global on 500 validation images yet worse
+    on the test set (measured, docs/context-trust.md)."""
+    from emolog.logic import compile_program
+    from emolog.training.pretrain import em_weights
+    lm = compile_program("seed", semantics=semantics, param=param).to(device)
+    w = em_weights(lm, tr, scene_probs, semantics)
+    return {s: float(v) for s, v in zip(lm.sources, w.tolist())}
 
 
 def load_static(data_dir: str | Path, splits: dict[str, SplitData], device: torch.device
@@ -334,10 +355,19 @@ def _train_gated(cfg: RunConfig, out: Path, progress: bool) -> dict:
     grey = T.grey_face_logits(cfg, manifest)[0].to(device) if semantics == "original" else None
     gate = None
     if kind == "gate":
+        start = cfg.fixed_weights if not regime.trains_logic else cfg.init_weights
+        how = "config" if start is not None else "uniform"
+        if start is None and regime.trains_logic and settings["init"] == "global" and oof is not None:
+            # needs the frozen scene net's out-of-fold probabilities; a scene net trained from
+            # scratch (joint) has none yet, so such runs start uniform, as a global run does;
+            # a regime that keeps the logic fixed keeps a global run's fixed (uniform) weights
+            start = global_start(splits["train"], oof, semantics, cfg.logic_param, device)
+            how = "global (EM, out-of-fold scene probabilities)"
+        settings = {**settings, "start": how, "start_weights": start}
         torch.manual_seed(cfg.seed)
         gate = GateNet(hidden=settings["hidden"],
                        scene_dim=splits["train"].scene.shape[1] if settings["scene_features"] else 0,
-                       init=cfg.fixed_weights if not regime.trains_logic else cfg.init_weights).to(device)
+                       init=start).to(device)
     elif kind == "global":  # as train_run does
         from emolog.training import em
         start = cfg.init_weights if regime.trains_logic else cfg.fixed_weights

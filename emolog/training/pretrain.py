@@ -104,7 +104,7 @@ def pretrained_scene_net(cfg: RunConfig, splits: dict[str, SplitData], manifest:
             with torch.no_grad():
                 tr_probs = oof if oof is not None else torch.softmax(net(tr.scene), 1)
                 va_probs = torch.softmax(net(va.scene), 1)
-            w = _em_weights(lm, tr, tr_probs, semantics)
+            w = em_weights(lm, tr, tr_probs, semantics)
             rinfo["em_source_weights"] = dict(zip(lm.sources, w.tolist()))
             with torch.no_grad():
                 r_tr = lm.source_posterior(tr_probs, tr.face_probs, tr.face_mask, tr.labels)[:, 0].float()
@@ -119,7 +119,7 @@ def pretrained_scene_net(cfg: RunConfig, splits: dict[str, SplitData], manifest:
     return Pretrained(net, oof, {**info, "cached": False, "path": str(path)})
 
 
-def _em_weights(lm: nn.Module, tr: SplitData, scene_probs: torch.Tensor, semantics: str,
+def em_weights(lm: nn.Module, tr: SplitData, scene_probs: torch.Tensor, semantics: str,
                 max_iter: int = 200, tol: float = 1e-5) -> torch.Tensor:
     """Source weights [S] by EM to convergence (max change < ``tol``) from uniform; leaves them in ``lm``."""
     w = torch.full((len(lm.sources),), 1 / len(lm.sources), dtype=torch.float64)
