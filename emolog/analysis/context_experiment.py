@@ -1,7 +1,7 @@
 """Does per-image context trust pay? Gated / rules programs vs the global disjunction.
 
-``python -m emolog.analysis.context_experiment --out DIR [--snr 3] [--face-calibration overconfident]``
-simulates, per variant
+``python -m emolog.analysis.context_experiment --out DIR [--snr 3] [--face-calibration overconfident]
+[--folds 5]`` simulates, per variant
 (``context``: the truth's source choice depends on face size; ``standard``: it does not) and
 per seed, a FindingEmo-like data set (``emolog.simulate``), then trains on it, all in regime
 logic-only with the same frozen, cross-fitted scene net and the same logic optimiser:
@@ -14,7 +14,9 @@ and scores the face-weighting baselines (``face_weighting``) and, as a reference
 can exceed in expectation, ``oracle``: the true per-image source probabilities (truth.csv)
 mixing the same scene and face distributions. Reported per variant: test NLL / macro-F1 /
 accuracy (mean and sd over seeds), the paired bootstrap 95% CI of each arm minus ``global``
-on the test images of all seeds pooled (``metrics.paired_bootstrap``), and the Pearson r of
+on the test images of all seeds pooled (``metrics.paired_bootstrap``): each data set's 20% test
+split, or with ``--folds K`` all its images, each predicted by arms trained on the other folds
+(``fold_data``; K times the training for 5x the test images at K = 5), and the Pearson r of
 the learned per-image source probabilities with the true ones (``gate.source_correlation``).
 Writes DIR/context_experiment.json and DIR/context_experiment.md (also printed).
 """
@@ -25,6 +27,7 @@ import argparse
 import json
 import sys
 import time
+import warnings
 from dataclasses import asdict
 from pathlib import Path
 
@@ -59,6 +62,36 @@ def simulate_data(out: Path, variant: str, seed: int, n: int, snr: float,
                              "use a new --out folder")
     else:
         write_simulation(simulate(config), d, force=True)
+    return d
+
+
+def fold_data(data: Path, folds: int, k: int, seed: int) -> Path:
+    """``data``-fold<k>of<folds>: the same index, cache and truth (symbolic links) with a split
+    whose test set is fold ``k`` of a stratified ``folds``-fold partition (seeded by ``seed``);
+    of the rest, a stratified 1/8 is validation and 7/8 training (at 5 folds: 70/10/20, the
+    default split's proportions). Over k = 0..folds-1 every image is a test image exactly once,
+    so the comparison scores all ``n`` images per seed instead of one 20% test split."""
+    from sklearn.model_selection import StratifiedKFold
+    from emolog.data.split import write_split
+    d = data.parent / f"{data.name}-fold{k}of{folds}"
+    if (d / "split.json").exists():
+        return d
+    index = pd.read_csv(data / "index.csv", dtype={"image_id": str})
+    ids, labels = index["image_id"].to_numpy(), index["label"].to_numpy()
+    with warnings.catch_warnings():
+        # a class with fewer images than folds is spread as evenly as it can be; no need to warn
+        warnings.filterwarnings("ignore", message="The least populated class", category=UserWarning)
+        rest, test = list(StratifiedKFold(folds, shuffle=True, random_state=seed).split(ids, labels))[k]
+        fit, val = next(StratifiedKFold(8, shuffle=True, random_state=seed).split(ids[rest], labels[rest]))
+    train = ids[rest][fit]
+    # train in a seeded order, as make_split writes it (pretraining's folds take every 5th image)
+    train = train[np.random.default_rng(seed).permutation(len(train))]
+    d.mkdir(parents=True, exist_ok=True)
+    for name in ("index.csv", "cache", "truth.csv", "truth.json"):
+        if not (d / name).exists():
+            (d / name).symlink_to((data / name).resolve())
+    write_split({"seed": seed, "fold": k, "folds": folds, "train": train.tolist(),
+                 "val": sorted(ids[rest][val].tolist()), "test": sorted(ids[test].tolist())}, d / "split.json")
     return d
 
 
@@ -127,15 +160,21 @@ def _conditioned(pred: pd.DataFrame) -> np.ndarray:
 def run_experiment(out: str | Path, n: int = 5000, seeds: tuple[int, ...] = (0, 1, 2, 3, 4),
                    variants: tuple[str, ...] = ("context", "standard"), snr: float = 1.0, epochs: int = 12,
                    logic: dict | None = None, n_boot: int = 1000, progress: bool = True,
-                   face_calibration: str = "calibrated") -> dict:
-    """Run the whole comparison; returns (and writes) the results dict (see the module docstring)."""
+                   face_calibration: str = "calibrated", folds: int = 1) -> dict:
+    """Run the whole comparison; returns (and writes) the results dict (see the module docstring).
+
+    ``folds`` 1: train on each data set's own split.json and test on its 20%; ``folds`` K > 1:
+    K-fold cross-fitting (``fold_data``), every image tested once by arms trained without it.
+    """
+    if folds < 1:
+        raise ValueError(f"--folds must be >= 1, got {folds}")
     from emolog.training.gate import source_correlation
     from emolog.training.metrics import accuracy, macro_f1, nll, paired_bootstrap
     out = Path(out)
     logic = dict(DEFAULT_LOGIC if logic is None else logic)
     t0 = time.perf_counter()
     result = {"config": {"n": n, "seeds": list(seeds), "variants": list(variants), "snr": snr,
-                         "face_calibration": face_calibration,
+                         "face_calibration": face_calibration, "folds": folds,
                          "epochs": epochs, "regime": "logic-only", **logic, "n_boot": n_boot},
               "variants": {}}
     for variant in variants:
@@ -143,10 +182,22 @@ def run_experiment(out: str | Path, n: int = 5000, seeds: tuple[int, ...] = (0, 
         labels, per_seed, corr = [], [], {a: [] for a in ARMS}
         for seed in seeds:
             data = simulate_data(out, variant, seed, n, snr, face_calibration)
-            preds = run_arms(data, out / "runs" / f"{variant}-s{seed}", seed, epochs, logic, progress)
+            parts = [(data, out / "runs" / f"{variant}-s{seed}")] if folds == 1 else [
+                (fold_data(data, folds, k, seed), out / "runs" / f"{variant}-s{seed}-fold{k}of{folds}")
+                for k in range(folds)]
+            preds = {a: [] for a in ARMS}
+            refs = {a: [] for a in REFERENCES}
+            for fdata, runs in parts:   # one part, or the K folds (their test sets partition the data)
+                fold_preds = run_arms(fdata, runs, seed, epochs, logic, progress)
+                ids = fold_preds["global"]["image_id"].tolist()
+                if any(p["image_id"].tolist() != ids for p in fold_preds.values()):
+                    raise RuntimeError(f"{runs}: the arms' predictions are not for the same test images")
+                for arm, pred in fold_preds.items():
+                    preds[arm].append(pred)
+                for name, p in reference_probs(fdata, seed, logic).items():
+                    refs[name].append(p)
+            preds = {arm: pd.concat(v, ignore_index=True) for arm, v in preds.items()}
             ids = preds["global"]["image_id"].tolist()
-            if any(p["image_id"].tolist() != ids for p in preds.values()):
-                raise RuntimeError(f"{variant}-s{seed}: the arms' predictions are not for the same test images")
             y = np.array([BASIC7.index(v) for v in preds["global"]["label"]])
             labels.append(y)
             truth = pd.read_csv(data / "truth.csv", dtype={"image_id": str}).set_index("image_id").loc[ids]
@@ -157,7 +208,8 @@ def run_experiment(out: str | Path, n: int = 5000, seeds: tuple[int, ...] = (0, 
                 c = source_correlation(_conditioned(pred), p_true)
                 corr[arm].append(c)
                 row[arm] = {"nll": nll(probs[arm][-1], y), "macro_f1": macro_f1(probs[arm][-1], y), **c}
-            for name, p in reference_probs(data, seed, logic).items():
+            for name, parts_p in refs.items():
+                p = np.concatenate(parts_p)
                 probs[name].append(p)
                 row[name] = {"nll": nll(p, y), "macro_f1": macro_f1(p, y)}
             per_seed.append(row)
@@ -189,8 +241,11 @@ def run_experiment(out: str | Path, n: int = 5000, seeds: tuple[int, ...] = (0, 
 def format_markdown(result: dict) -> str:
     """The results as Markdown tables, one per variant."""
     c = result["config"]
+    folds = c.get("folds", 1)
+    testing = ("each data set's 20% test split" if folds == 1 else
+               f"{folds}-fold cross-fitting (every image tested once, by arms trained without it)")
     lines = [f"Simulated data: {c['n']} images per seed, seeds {c['seeds']}, scene snr {c['snr']}, "
-             f"{c.get('face_calibration', 'calibrated')} face recogniser; regime "
+             f"{c.get('face_calibration', 'calibrated')} face recogniser; test images: {testing}; regime "
              f"{c['regime']}, logic optimiser {c['logic_optimizer']} lr {c['logic_lr']}, up to {c['epochs']} "
              f"epochs with early stopping. Δ = arm − global on the pooled test images of all seeds "
              f"(paired bootstrap, {c['n_boot']} resamples, 95% CI); NLL lower is better.", ""]
@@ -221,6 +276,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--snr", type=float, default=1.0, help="scene signal-to-noise ratio of the simulator")
     parser.add_argument("--face-calibration", choices=("calibrated", "overconfident"), default="calibrated",
                         help="the simulated recogniser's calibration (emolog.simulate.FACE_CALIBRATIONS)")
+    parser.add_argument("--folds", type=int, default=1,
+                        help="1: test on each data set's 20%% split; K > 1: K-fold cross-fitting, every "
+                             "image tested once (K times the training)")
     parser.add_argument("--epochs", type=int, default=12)
     parser.add_argument("--logic-lr", type=float, default=DEFAULT_LOGIC["logic_lr"])
     parser.add_argument("--logic-optimizer", choices=("adam", "sgd"), default=DEFAULT_LOGIC["logic_optimizer"])
@@ -238,6 +296,7 @@ def run(args: argparse.Namespace) -> int:
     try:
         result = run_experiment(args.out, n=args.n, seeds=seeds, variants=tuple(args.variants.split(",")),
                                 snr=args.snr, epochs=args.epochs, face_calibration=args.face_calibration,
+                                folds=args.folds,
                                 logic={"logic_param": "softmax", "logic_optimizer": args.logic_optimizer,
                                        "logic_lr": args.logic_lr})
     except ValueError as e:   # e.g. an --out folder holding data drawn with other settings
