@@ -1,5 +1,5 @@
 """The package's imports go one way, along the data flow (docs/architecture.md):
-labels/runtime -> data -> perception -> cache -> logic -> simulate -> training -> analysis/report -> cli/demo.
+labels/runtime -> data -> perception -> cache -> logic -> simulate -> training -> analysis -> report -> cli/demo.
 """
 
 from __future__ import annotations
@@ -10,7 +10,7 @@ from pathlib import Path
 import emolog
 
 LEVEL = {"__init__": 0, "labels": 0, "runtime": 0, "data": 1, "perception": 2, "cache": 3, "logic": 4,
-         "simulate": 5, "training": 6, "analysis": 7, "report": 7, "cli": 8, "demo": 8}
+         "simulate": 5, "training": 6, "analysis": 7, "report": 8, "cli": 9, "demo": 9}
 ROOT = Path(emolog.__file__).parent
 
 

@@ -137,7 +137,7 @@ def experiment_report(exp: ExperimentInputs, images: str | None = None) -> dict:
     sections = [comparison, weights_section(runs, groups, base), f1, confusion_section(base, classes),
                 changes_section(base), flips_section(base, classes),
                 memorisation_section(exp.get("memorisation.csv"), exp.note("memorisation.csv")),
-                trust_section(first, []), gallery]
+                trust_section(first, [], {rs[0].name: rs[0] for rs in base.values()}), gallery]
     n_test = next((((r.results or {}).get("metrics") or {}).get("test", {}).get("n") for r in runs if r.results), None)
     cfg = runs[0].config if runs else None
     title = f"emolog experiment {exp.dir.name}: {len(base)} regimes, {len(runs)} runs"

@@ -18,7 +18,7 @@ def run_report(run: RunInputs, images: str | None = None) -> dict:
     if why:
         f1.notes.insert(0, why)
     sections += [f1, changes_section(run), flips_section(run, classes),
-                 trust_section(preds, [why] if why else []),
+                 trust_section(preds, [why] if why else [], {run.name: run}),
                  memorisation_section(None, "memorisation.csv is absent: it is written by "
                                       "`emolog experiment` (training-set-size sweeps), not by a single run."),
                  comparison_section(None), gallery_section(run, pr, classes, images)]

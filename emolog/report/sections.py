@@ -18,6 +18,7 @@ from typing import Any, Callable
 import numpy as np
 import pandas as pd
 
+from emolog.analysis.trust import TrustError, trust_agreement
 from emolog.report import plots
 from emolog.report.inputs import SOURCES, ExperimentInputs, RunInputs, resolve
 from emolog.report.stats import bootstrap_per_class_f1, class_indices, trust_by_face_count, trust_by_face_size
@@ -337,13 +338,39 @@ def flips_section(run: RunInputs, classes: list[str]) -> Section:
     return sec
 
 
-def trust_section(preds: dict[str, Preds | None], notes: list[str]) -> Section:
+def annotator_agreement(pr: Preds, index_path: str | None, run_dir: Path) -> tuple[Table | None, str]:
+    """The run's per-image face trust against FindingEmo's ``dec_factors`` (analysis.trust):
+    (the agreement table or None, a note saying what was compared or why nothing was)."""
+    if not index_path:
+        return None, "no index recorded in the run, so no dec_factors to compare with"
+    path = resolve(index_path, run_dir)
+    if not path.is_file():
+        return None, f"the run's index {path} is not here: no dec_factors to compare with"
+    index = pd.read_csv(path, dtype={"image_id": str, "dec_factors": str})
+    if "dec_factors" not in index.columns or not index["dec_factors"].fillna("").str.strip().any():
+        return None, (f"{path.name} has no dec_factors (simulated data has none): the comparison of "
+                      "per-image trust with FindingEmo's annotators needs an index made by "
+                      "`emolog index findingemo`")
+    try:
+        table, counts = trust_agreement(pr.df, index)
+    except TrustError as e:
+        return None, f"dec_factors comparison not possible: {e}"
+    note = (f"{counts['n_joined']} of {counts['n_predictions']} test images have dec_factors "
+            f"({len(counts['no_annotation'])} without, {len(counts['not_in_index'])} not in the index)")
+    return df_table(table, "face trust (1 - w_scene) against the annotators' deciding factors"), note
+
+
+def trust_section(preds: dict[str, Preds | None], notes: list[str],
+                  runs: dict[str, RunInputs] | None = None) -> Section:
     sec = Section("trust", "Trust: faces vs scene",
                   "How much the model relies on the faces versus the scene, per number of detected "
                   "faces and per size of the largest face (share of the image area). Posterior: "
                   "mean P(source | label, evidence), i.e. which source explained the true label; "
                   "weight: mean per-image source probability (constant unless the program is gated). "
-                  "Faces = sum over the face slots.")
+                  "Faces = sum over the face slots. On FindingEmo, the face trust 1 - w_scene is also "
+                  "compared with what the annotators named as deciding (dec_factors: facial "
+                  "expression vs context): agreement at 0.5, Cohen's kappa and AUC, overall, per "
+                  "label and per face count.")
     sec.notes.extend(notes)
     by_n_all, by_size_all = [], []
     for name, pr in preds.items():
@@ -365,6 +392,14 @@ def trust_section(preds: dict[str, Preds | None], notes: list[str]) -> Section:
             by_size_all.append(by_size.rename(columns={"group": "largest face"}).assign(run=name))
 
         guard(sec, f"the trust tables{label}", add)
+        run = (runs or {}).get(name)
+        if run is not None:
+            def agree(pr: Preds = pr, run: RunInputs = run, label: str = label) -> None:
+                table, note = annotator_agreement(pr, run.data.get("index"), run.dir)
+                sec.notes.append(f"dec_factors{label}: {note}")
+                if table is not None:
+                    sec.tables.append(table)
+            guard(sec, f"the dec_factors comparison{label}", agree)
     for parts, caption in ((by_n_all, "per face count"), (by_size_all, "per largest-face size")):
         if parts:  # one table per grouping; with several runs a leading run column tells them apart
             df = pd.concat(parts, ignore_index=True)
