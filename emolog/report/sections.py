@@ -373,6 +373,7 @@ def trust_section(preds: dict[str, Preds | None], notes: list[str],
                   "label and per face count.")
     sec.notes.extend(notes)
     by_n_all, by_size_all = [], []
+    agreement_notes: dict[str, list[str]] = {}   # note -> runs (runs sharing one index say it once)
     for name, pr in preds.items():
         if pr is None:
             continue
@@ -394,12 +395,14 @@ def trust_section(preds: dict[str, Preds | None], notes: list[str],
         guard(sec, f"the trust tables{label}", add)
         run = (runs or {}).get(name)
         if run is not None:
-            def agree(pr: Preds = pr, run: RunInputs = run, label: str = label) -> None:
+            def agree(pr: Preds = pr, run: RunInputs = run, name: str = name) -> None:
                 table, note = annotator_agreement(pr, run.data.get("index"), run.dir)
-                sec.notes.append(f"dec_factors{label}: {note}")
+                agreement_notes.setdefault(note, []).append(name)
                 if table is not None:
                     sec.tables.append(table)
             guard(sec, f"the dec_factors comparison{label}", agree)
+    for note, names in agreement_notes.items():
+        sec.notes.append(f"dec_factors ({', '.join(names)}): {note}" if len(preds) > 1 else f"dec_factors: {note}")
     for parts, caption in ((by_n_all, "per face count"), (by_size_all, "per largest-face size")):
         if parts:  # one table per grouping; with several runs a leading run column tells them apart
             df = pd.concat(parts, ignore_index=True)
