@@ -95,17 +95,21 @@ def fold_data(data: Path, folds: int, k: int, seed: int) -> Path:
     return d
 
 
+def arm_config(program: str, data: Path, seed: int, epochs: int = 12, logic: dict | None = None) -> dict:
+    """The run config every arm of the comparison trains with (logic-only, one logic optimiser)."""
+    return {"regime": "logic-only", "program": program, "data": str(data), "seed": seed, "epochs": epochs,
+            **(DEFAULT_LOGIC if logic is None else logic)}
+
+
 def run_arms(data: Path, runs: Path, seed: int, epochs: int, logic: dict, progress: bool) -> dict[str, pd.DataFrame]:
     """Train global, gated and rules on ``data``; returns each arm's predictions.csv table.
     (``train_run`` hands the per-image programs to ``gate.train_gated``.)"""
     from emolog.training.train import train_run
     out = {}
     for arm in ARMS:
-        cfg = {"regime": "logic-only", "program": PROGRAMS[arm], "data": str(data), "seed": seed,
-               "epochs": epochs, **logic}
         rd = runs / arm
         if not (rd / "results.json").exists():
-            train_run(cfg, rd, progress=progress)
+            train_run(arm_config(PROGRAMS[arm], data, seed, epochs, logic), rd, progress=progress)
         out[arm] = pd.read_csv(rd / "predictions.csv", dtype={"image_id": str})
     return out
 

@@ -20,7 +20,7 @@ from pathlib import Path
 import pandas as pd
 import torch
 
-from emolog.analysis.context_experiment import DEFAULT_LOGIC, simulate_data
+from emolog.analysis.context_experiment import PROGRAMS, arm_config, simulate_data
 from emolog.data.atomic import atomic_write_text
 
 # name -> config overrides of the gated run (the rest as in context_experiment)
@@ -40,17 +40,16 @@ def sweep(out: Path, n: int, seeds: tuple[int, ...], snr: float, face_calibratio
     """One row per (variant, seed, setting): validation and test NLL minus the global run's."""
     from emolog.training.train import train_run
     rows = []
-    base = {"regime": "logic-only", "epochs": 12, **DEFAULT_LOGIC}
     for variant in ("context", "standard"):
         for seed in seeds:
             data = simulate_data(out, variant, seed, n, snr, face_calibration)
             runs = out / "sweep-runs" / f"{variant}-s{seed}"
             results = {}
-            for name, over in {"global": {"program": "seed"}, **{k: {"program": "gated", **v}
-                                                                  for k, v in SETTINGS.items()}}.items():
+            for name, over in {"global": {}, **SETTINGS}.items():
                 rd = runs / name.replace(" ", "_").replace(",", "")
                 if not (rd / "results.json").exists():
-                    train_run({**base, "data": str(data), "seed": seed, **over}, rd, progress=False)
+                    program = PROGRAMS["global" if name == "global" else "gated"]
+                    train_run({**arm_config(program, data, seed), **over}, rd, progress=False)
                 results[name] = json.loads((rd / "results.json").read_text())["metrics"]
             g = results.pop("global")
             rows += [{"variant": variant, "seed": seed, "setting": name,

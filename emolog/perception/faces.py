@@ -137,7 +137,7 @@ class HaarDetector:
     def __init__(self, min_face_size: int = 20, min_neighbors: int = 5, scale_factor: float = 1.1,
                  max_side: int | None = None) -> None:
         if not hasattr(cv2, "CascadeClassifier") or not hasattr(cv2, "data"):
-            # seen with a partial OpenCV install: cv2 imports but lacks the objdetect module
+            # OpenCV 5 no longer has the cascades in its main module (seen: cv2 5.0.0 on a GPU machine)
             raise WeightsError(f"haar: this OpenCV build (cv2 {getattr(cv2, '__version__', '?')}) has no "
                                "CascadeClassifier / cv2.data; install opencv-python-headless<5")
         path = cv2.data.haarcascades + "haarcascade_frontalface_default.xml"
