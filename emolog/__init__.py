@@ -5,3 +5,14 @@ data -> perception -> cache -> logic -> training -> analysis/report -> cli.
 """
 
 __version__ = "0.1.0"
+
+__all__ = ["__version__", "load_run"]
+
+
+def __getattr__(name: str):
+    """``emolog.load_run`` (``emolog.training.run.load_run``), imported on first use so that
+    ``import emolog`` stays free of torch."""
+    if name == "load_run":
+        from emolog.training.run import load_run
+        return load_run
+    raise AttributeError(f"module 'emolog' has no attribute {name!r}")

@@ -8,22 +8,26 @@ It is honest about what is real and what is simulated:
    (logic-only, ProbLog-EM, nets-only, joint): learned vs true source weights.
 3. **The HTML report** of that experiment; its first line says the data are simulated.
 
-Every step goes through the same public commands a user would type.
+Every step goes through the same public commands a user would type. Run again on the same
+``--out``, it reuses what the first run computed (the simulated data when its settings match,
+the experiment's finished runs) and says so; other settings replace the demo's own folders.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import shutil
 import time
+from dataclasses import asdict
 from pathlib import Path
 
 import pandas as pd
 
 from emolog import cli
+from emolog.labels import SOURCES
 
 DEMO_REGIMES = "logic-only,problog-em,nets-only,joint"
-SOURCES = ("scene", "face1", "face2", "face3")
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -55,6 +59,41 @@ def _photos(out: Path) -> list[Path]:
     return paths
 
 
+def simulate_step(out: Path, n: int, seed: int, timings: dict[str, float]) -> tuple[Path, Path]:
+    """Simulate into OUT/sim, or reuse what an earlier demo simulated with the same settings;
+    returns (data directory, experiment directory)."""
+    sim, exp = out / "sim", out / "experiment"
+    if _same_simulation(sim, n, seed):
+        print(f"\n=== simulate: reusing {sim} (simulated by an earlier demo with the same settings)")
+    else:
+        # other settings (or an interrupted earlier demo): the old data and the experiment
+        # trained on it are both stale; both folders belong to the demo
+        force = ["--force"] if sim.exists() else []
+        if exp.exists():
+            print(f"\n=== removing {exp}: it was trained on other simulated data")
+            shutil.rmtree(exp)
+        _step("simulate FindingEmo-like data with known truth",
+              ["simulate", "--out", str(sim), "--n", str(n), "--seed", str(seed), *force], timings)
+    if (exp / "experiment.json").exists():
+        print(f"\n(the experiment in {exp} resumes: runs an earlier demo finished are read, not retrained)")
+    return sim, exp
+
+
+def _same_simulation(sim: Path, n: int, seed: int) -> bool:
+    """Whether ``sim`` holds a complete simulation with exactly the settings the demo asks for
+    (truth.json and truth.csv are written last: their presence means the rest is there)."""
+    from emolog.simulate import SimConfig
+
+    truth = sim / "truth.json"
+    if not (truth.is_file() and (sim / "truth.csv").is_file()):
+        return False
+    try:
+        recorded = json.loads(truth.read_text()).get("config")
+    except json.JSONDecodeError:
+        return False
+    return recorded == json.loads(json.dumps(asdict(SimConfig(n=n, seed=seed))))
+
+
 def _step(title: str, argv: list[str], timings: dict[str, float]) -> None:
     print(f"\n=== {title}\n$ emolog {' '.join(argv)}", flush=True)
     t0 = time.perf_counter()
@@ -73,9 +112,7 @@ def run(args: argparse.Namespace) -> int:
         _step(f"real perception: {photo.name}",
               ["explain", str(photo), "--out", str(out / f"explain-{photo.stem}.png")], timings)
 
-    sim, exp = out / "sim", out / "experiment"
-    _step("simulate FindingEmo-like data with known truth",
-          ["simulate", "--out", str(sim), "--n", str(args.n), "--seed", args.seeds.split(",")[0]], timings)
+    sim, exp = simulate_step(out, args.n, int(args.seeds.split(",")[0]), timings)
     memorisation = ["--memorisation", args.memorisation] if args.memorisation else []
     _step("experiment: " + args.regimes,
           ["experiment", "--data", str(sim), "--regimes", args.regimes, "--seeds", args.seeds,

@@ -1,5 +1,6 @@
 """The package's imports go one way, along the data flow (docs/architecture.md):
-labels/runtime -> data -> perception -> cache -> logic -> simulate -> training -> analysis -> report -> cli/demo.
+errors (imported by all), labels/runtime -> data -> perception -> cache -> logic -> simulate -> training -> analysis -> report -> cli -> demo (it runs the CLI).
+Inside each package, modules import each other without cycles.
 """
 
 from __future__ import annotations
@@ -9,8 +10,8 @@ from pathlib import Path
 
 import emolog
 
-LEVEL = {"__init__": 0, "labels": 0, "runtime": 0, "data": 1, "perception": 2, "cache": 3, "logic": 4,
-         "simulate": 5, "training": 6, "analysis": 7, "report": 8, "cli": 9, "demo": 9}
+LEVEL = {"__init__": 0, "__main__": 10, "errors": 0, "labels": 0, "runtime": 0, "data": 1, "perception": 2, "cache": 3, "logic": 4,
+         "simulate": 5, "training": 6, "analysis": 7, "report": 8, "cli": 9, "demo": 10}
 ROOT = Path(emolog.__file__).parent
 
 
@@ -19,16 +20,50 @@ def _part(module: str) -> str:
     return parts[1] if len(parts) > 1 else "__init__"
 
 
+def _module(f: Path) -> str:
+    parts = f.relative_to(ROOT).with_suffix("").parts
+    return ".".join(("emolog", *(parts[:-1] if parts[-1] == "__init__" else parts)))
+
+
+def _lazy_reexports(tree: ast.Module) -> set[int]:
+    """Node ids of imports inside a module-level ``__getattr__`` (PEP 562 lazy re-exports, such
+    as ``emolog.load_run``): they run on attribute access, never on import."""
+    return {id(n) for fn in tree.body if isinstance(fn, ast.FunctionDef) and fn.name == "__getattr__"
+            for n in ast.walk(fn)}
+
+
+def _module_imports() -> list[tuple[str, str, str]]:
+    """(importing module, imported emolog module, file) for every emolog import, top-level or
+    inside a function (a deferred import still couples two modules), lazy re-exports excepted."""
+    out = []
+    known = {_module(f) for f in ROOT.rglob("*.py")}
+    for f in sorted(ROOT.rglob("*.py")):
+        me = _module(f)
+        tree = ast.parse(f.read_text())
+        skip = _lazy_reexports(tree)
+        for node in ast.walk(tree):
+            if id(node) in skip:
+                continue
+            if isinstance(node, ast.ImportFrom) and node.level:   # from .x import y
+                base = me.split(".") if f.name == "__init__.py" else me.split(".")[:-1]
+                base = base[:len(base) - node.level + 1]
+                names = [".".join(base + ([node.module] if node.module else []))]
+                names += [f"{names[0]}.{a.name}" for a in node.names]   # from . import module
+            elif isinstance(node, ast.ImportFrom) and node.module:
+                names = [node.module] + [f"{node.module}.{a.name}" for a in node.names]
+            elif isinstance(node, ast.Import):
+                names = [a.name for a in node.names]
+            else:
+                continue
+            # ``from emolog.x import y``: y counts when it is a module itself
+            names = names[:1] + [n for n in names[1:] if n in known]
+            out += [(me, n, str(f.relative_to(ROOT))) for n in names if n.startswith("emolog")]
+    return out
+
+
 def _imports() -> list[tuple[str, str, str]]:
     """(importing part, imported part, file) for every emolog import inside the package."""
-    out = []
-    for f in sorted(ROOT.rglob("*.py")):
-        me = _part(".".join(("emolog", *f.relative_to(ROOT).with_suffix("").parts)))
-        for node in ast.walk(ast.parse(f.read_text())):
-            names = ([node.module] if isinstance(node, ast.ImportFrom) and node.module
-                     else [a.name for a in node.names] if isinstance(node, ast.Import) else [])
-            out += [(me, _part(n), str(f.relative_to(ROOT))) for n in names if n.startswith("emolog")]
-    return out
+    return [(_part(me), _part(to), f) for me, to, f in _module_imports()]
 
 
 def test_every_part_has_a_level():
@@ -39,5 +74,35 @@ def test_every_part_has_a_level():
 def test_imports_go_one_way():
     imports = _imports()
     assert len(imports) > 50  # the walk really saw the package
-    backwards = [(f, me, to) for me, to, f in imports if me != to and LEVEL[to] >= LEVEL[me] and to != "__init__"]
+    backwards = [(f, me, to) for me, to, f in imports if me != to and LEVEL[to] >= LEVEL[me] and to not in ("__init__", "errors")]
     assert backwards == [], backwards
+
+
+def test_errors_is_a_leaf():
+    """Every part may import emolog.errors (its error classes inherit EmologError), so it imports no part."""
+    assert [to for me, to, _ in _imports() if me == "errors"] == []
+
+
+def test_no_import_cycles_between_modules():
+    """Inside a package too, modules import each other one way: no cycle of any length (a
+    package's ``__init__`` may re-export its own modules, which is not a dependency back)."""
+    known = {_module(f) for f in ROOT.rglob("*.py")}
+    graph: dict[str, set[str]] = {m: set() for m in known}
+    for me, to, _ in _module_imports():
+        if to != me and to in known and not me.startswith(to + "."):   # not a module's own package
+            graph[me].add(to)
+    cycles, state = [], {}
+
+    def visit(m: str, path: list[str]) -> None:
+        state[m] = 1
+        for n in sorted(graph[m]):
+            if state.get(n) == 1:
+                cycles.append(path[path.index(n):] + [n] if n in path else [m, n])
+            elif n not in state:
+                visit(n, path + [n])
+        state[m] = 2
+
+    for m in sorted(graph):
+        if m not in state:
+            visit(m, [m])
+    assert cycles == [], cycles

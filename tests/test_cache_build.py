@@ -144,7 +144,7 @@ def test_build_stores_every_good_image_and_rejects_the_rest(perception, dataset,
     assert c.n_faces.max() >= 2 and c.face_mask[:, 1].any()  # the multi-face slots are exercised
     # CLI verify: fails on the rejected id, passes when rejects are allowed.
     args = ["cache", "verify", str(reference), "--index", str(dataset["dir"])]
-    assert cli.main(args) == 1
+    assert cli.main(args) == 5  # verification failed
     assert cli.main(args + ["--allow-rejects"]) == 0
 
 
@@ -182,7 +182,7 @@ def test_rows_follow_ids_not_positions_after_shuffling(perception, dataset, refe
 
 def test_resume_after_sigkill_gives_the_uninterrupted_cache(perception, dataset, reference, tmp_path) -> None:
     out = tmp_path / "cache"
-    cmd = [sys.executable, "-m", "emolog.cli", "cache", "--index", str(dataset["dir"]),
+    cmd = [sys.executable, "-m", "emolog", "cache", "build", "--index", str(dataset["dir"]),
            "--root", str(dataset["root"]), "--out", str(out), "--rows-per-file", "2",
            "--batch-size", "2", "--workers", "1", "--device", "cpu", "--quiet"]
     env = {**os.environ, KILL_ENV: "1", "OMP_NUM_THREADS": "1"}

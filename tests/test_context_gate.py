@@ -18,7 +18,8 @@ from emolog.perception.scene2emotion import Scene2EmotionNet
 from emolog.training.config import SOURCES, ConfigError
 from emolog.training.gate import (EVIDENCE_FEATURES, N_STATIC, GateNet, evidence_features, explain_sources,
                                   gate_settings, load_gate, program_kind, rule_facts, source_correlation,
-                                  static_evidence, train_gated)
+                                  static_evidence)
+from emolog.training.train import train_run
 
 
 def _one_hot(k: int, n: int = 7) -> torch.Tensor:
@@ -109,9 +110,8 @@ def test_gate_settings_and_regimes_refused_by_name(tmp_path) -> None:
     with pytest.raises(ConfigError, match="extra.gate.init"):
         gate_settings(RunConfig.from_dict({"data": "x", "extra": {"gate": {"init": "zeros"}}}))
     with pytest.raises(ConfigError, match="problog-em.*EM"):
-        train_gated({"regime": "problog-em", "program": "gated", "data": str(tmp_path)}, tmp_path / "run")
-    with pytest.raises(ConfigError, match="no source choice"):
-        program_kind(_no_source_program(tmp_path))
+        train_run({"regime": "problog-em", "program": "gated", "data": str(tmp_path)}, tmp_path / "run")
+    assert program_kind(_no_source_program(tmp_path)) == "none"
 
 
 def _no_source_program(tmp_path):
@@ -258,7 +258,6 @@ def tiny_data(tmp_path_factory):
 
 @pytest.mark.parametrize("regime, gate_trains, scene_trains", [("joint", True, True), ("nets-only", False, True)])
 def test_gate_trains_in_gradient_regimes(tiny_data, tmp_path, regime, gate_trains, scene_trains) -> None:
-    from emolog.training.train import train_run   # hands a gated program to train_gated
     res = train_run({"regime": regime, "program": "gated", "data": str(tiny_data), "epochs": 2, "patience": None,
                        "logic_param": "softmax", "logic_optimizer": "adam", "logic_lr": 0.01}, tmp_path / "run",
                       progress=False)
@@ -332,11 +331,18 @@ def test_cross_fitted_experiment_scores_every_image(tmp_path) -> None:
     assert "2-fold cross-fitting" in (tmp_path / "context_experiment.md").read_text()
 
 
-def test_per_image_programs_are_recognised_and_resume_is_refused(tmp_path) -> None:
-    from emolog.training.gate import per_image_program
-    assert [per_image_program(p) for p in ("seed", "gated", "context_rules")] == [False, True, True]
-    with pytest.raises(ConfigError, match="no checkpoint"):
-        train_gated({"program": "gated", "data": str(tmp_path)}, tmp_path / "run", resume=True)
+def test_gated_run_resumes_like_an_uninterrupted_one(tiny_data, tmp_path) -> None:
+    """A gated program trains in the same fit loop as seed.pl: checkpoints and resume included."""
+    assert [program_kind(compile_program(p)) for p in ("seed", "gated", "context_rules")] == \
+        ["global", "gate", "rules"]
+    cfg = {"regime": "joint", "program": "gated", "data": str(tiny_data), "epochs": 2, "patience": None,
+           "logic_param": "softmax", "logic_optimizer": "adam", "logic_lr": 0.01}
+    full = train_run(cfg, tmp_path / "full", progress=False)
+    train_run({**cfg, "epochs": 1}, tmp_path / "part", progress=False)
+    resumed = train_run(cfg, tmp_path / "part", resume=True, progress=False)
+    assert resumed["metrics"]["test"]["nll"] == pytest.approx(full["metrics"]["test"]["nll"], abs=1e-6)
+    pd.testing.assert_frame_equal(pd.read_csv(tmp_path / "full" / "history.csv"),
+                                  pd.read_csv(tmp_path / "part" / "history.csv"), atol=1e-6)
 
 
 def test_gate_beats_global_nll_with_an_overconfident_recogniser(tmp_path) -> None:

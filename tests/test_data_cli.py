@@ -87,10 +87,10 @@ def test_csv_source_with_escaping_path_and_shuffled_rows(mixed, tmp_path):
 
 
 def test_bad_input_gives_a_clear_error(tmp_path, capsys):
-    assert main(["index", str(tmp_path / "nope"), "--out", str(tmp_path / "o")]) == 2
+    assert main(["index", str(tmp_path / "nope"), "--out", str(tmp_path / "o")]) == 4
     assert "no such file or directory" in capsys.readouterr().err
-    assert main(["index", "findingemo", "--out", str(tmp_path / "o")]) == 2
+    assert main(["index", "findingemo", "--out", str(tmp_path / "o")]) == 3
     assert "--root" in capsys.readouterr().err
     (tmp_path / "empty").mkdir()
-    assert main(["index", str(tmp_path / "empty"), "--out", str(tmp_path / "o")]) == 2
+    assert main(["index", str(tmp_path / "empty"), "--out", str(tmp_path / "o")]) == 3
     assert "no usable images" in capsys.readouterr().err

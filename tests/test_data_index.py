@@ -122,6 +122,33 @@ def test_annotation_only_index_rejects_bad_rows_and_keeps_good_ones():
     assert "label dropped by mapping" in res.summary()
 
 
+def test_an_unknown_label_is_its_own_reason_and_does_not_conflict():
+    """A typo (Zzyzx) is not a label the mapping drops on purpose (Anticipation): its own
+    reject reason, naming the known labels, and it does not make the image's valid row a conflict."""
+    rec = _records([
+        ["/Run_1/a.jpg", "Zzyzx", "1"],
+        ["/Run_1/b.jpg", "Anticipation", "1"],
+        ["/Run_1/c.jpg", "Joy", "1"], ["/Run_1/c.jpg", "Zzyzx", "1"],   # the typo row must not conflict
+        ["/Run_1/d.jpg", "happy", "1"],                                 # a target label is known
+    ])
+    res = build_index(rec, BASIC, check_images=False, progress=False)
+    assert dict(zip(res.index.df["rel_path"], res.index.df["label"])) == {"Run_1/c.jpg": "happy",
+                                                                          "Run_1/d.jpg": "happy"}
+    reasons = {(r, why.split(":")[0]): why for r, why in zip(res.rejects["rel_path"], res.rejects["reason"])}
+    assert set(reasons) == {("Run_1/a.jpg", "unknown label"), ("Run_1/b.jpg", "label dropped by mapping"),
+                            ("Run_1/c.jpg", "unknown label")}
+    typo = reasons[("Run_1/a.jpg", "unknown label")]
+    assert "'Zzyzx'" in typo and "Anticipation" in typo and "Joy" in typo and "findingemo-basic7" in typo
+    assert res.reject_counts() == {"unknown label": 2, "label dropped by mapping": 1}
+    assert res.mapping_report.unknown == {"Zzyzx": 2} and res.mapping_report.dropped == {"Anticipation": 1}
+    assert "unknown 'Zzyzx': 2" in res.summary() and "conflicting" not in res.summary()
+    # --unmapped map:neutral redirects what the mapping drops, never a typo
+    res = build_index(rec, get_mapping("findingemo-basic7", unmapped="map:neutral"), check_images=False,
+                      progress=False)
+    assert dict(zip(res.index.df["rel_path"], res.index.df["label"]))["Run_1/b.jpg"] == "neutral"
+    assert "Run_1/a.jpg" not in set(res.index.df["rel_path"])
+
+
 def test_missing_images_are_rejected_as_missing_file(tmp_path):
     rec = _records([["/Run_1/a.jpg", "Joy", ""], ["/Run_1/b.jpg", "Joy", ""]])
     (tmp_path / "Run_1").mkdir()

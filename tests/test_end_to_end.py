@@ -3,7 +3,7 @@
 Twenty photos (scikit-image's astronaut, chelsea, coffee and camera, ~480 px on the long
 side) with 0-3 LFW faces (96-112 px) pasted on them, in a folder-per-class tree
 (happy/sad/neutral/angry, 5 each) plus one truncated JPEG, go through every stage exactly as a
-user runs them: ``emolog index`` -> ``emolog cache --prelast`` (EfficientNet-Lite0, MTCNN,
+user runs them: ``emolog index`` -> ``emolog cache build --prelast`` (EfficientNet-Lite0, MTCNN,
 FER2013 mini-Xception, all offline) -> ``emolog cache verify`` -> ``emolog train`` (logic-only,
 and joint-unfreeze on the cached pre-last activations) -> ``emolog report``. Each stage is a
 module-scoped fixture that reads the previous stage's output folder, so each runs once.
@@ -99,10 +99,10 @@ def indexed(photos) -> Path:
 
 @pytest.fixture(scope="module")
 def cached(indexed) -> Path:
-    """``emolog cache --prelast`` with the offline default networks into D/cache."""
+    """``emolog cache build --prelast`` with the offline default networks into D/cache."""
     threads = torch.get_num_threads()
     try:  # --threads sets torch's global thread count; other tests must not inherit it
-        assert main(["cache", "--index", str(indexed), "--out", str(indexed / "cache"), "--prelast",
+        assert main(["cache", "build", "--index", str(indexed), "--out", str(indexed / "cache"), "--prelast",
                      "--threads", "1", "--workers", "0", "--batch-size", "10", "--quiet"]) == 0
     finally:
         torch.set_num_threads(threads)
@@ -195,7 +195,7 @@ def test_cache_verify_passes_and_catches_tampering(indexed, cached, tmp_path):
     raw = bytearray(shard.read_bytes())
     raw[-8] ^= 0xFF  # one flipped byte in the tensor data
     shard.write_bytes(bytes(raw))
-    assert main(["cache", "verify", str(bad), "--index", str(indexed)]) == 1
+    assert main(["cache", "verify", str(bad), "--index", str(indexed)]) == 5  # verification failed
 
 
 # ----------------------------------------------------------------------------- train

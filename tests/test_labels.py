@@ -97,3 +97,24 @@ def test_mapping_file_that_is_not_an_object_is_refused(tmp_path):
     p.write_text("[1, 2]")
     with pytest.raises(LabelError, match="JSON object"):
         get_mapping(p)
+
+
+def test_unknown_labels_are_told_from_labels_the_mapping_drops():
+    m = get_mapping("findingemo-basic7")
+    mapped, rep = m.map_many(["Joy", "Zzyzx", "Anticipation", "sad"])
+    assert mapped == ["happy", None, None, "sad"]
+    assert rep.unknown == {"Zzyzx": 1} and rep.dropped == {"Anticipation": 1}
+    assert m.is_known("anticipation") and m.is_known("Happy") and not m.is_known("Zzyzx")
+    assert "unknown 'Zzyzx': 1" in rep.summary()
+    # redirecting unmapped labels never turns a typo into a class
+    mapped, rep = get_mapping("findingemo-basic7", unmapped="map:neutral").map_many(["Zzyzx", "Vigilance"])
+    assert mapped == [None, "neutral"] and rep.unknown == {"Zzyzx": 1}
+
+
+def test_a_mapping_file_may_declare_its_source_labels(tmp_path):
+    p = tmp_path / "m.json"
+    p.write_text(json.dumps({"target": "basic7", "source": ["Glee", "Meh"], "table": {"Glee": "happy"}}))
+    mapped, rep = get_mapping(p).map_many(["Glee", "Meh", "Typo"])
+    assert mapped == ["happy", None, None] and rep.dropped == {"Meh": 1} and rep.unknown == {"Typo": 1}
+    p.write_text(json.dumps({"target": "basic7", "table": {"Glee": "happy"}}))  # no source: all unmapped
+    assert get_mapping(p).map_many(["Typo"])[1].dropped == {"Typo": 1}

@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from sklearn.metrics import accuracy_score, balanced_accuracy_score, f1_score, log_loss
+from sklearn.metrics import accuracy_score, average_precision_score, balanced_accuracy_score, f1_score, log_loss
 
-from emolog.training.metrics import (ECE_BINS, MAJORITY_WARNING, accuracy, ece, evaluate, macro_f1, nll,
-                                     paired_bootstrap, sanity_check)
+from emolog.labels import EMO8
+from emolog.training.metrics import (ECE_BINS, MAJORITY_WARNING, accuracy, bootstrap_ci, ece, evaluate,
+                                     interval_covers, macro_f1, nll, paired_bootstrap, paired_bootstrap_seeds,
+                                     sanity_check)
 
 CLASSES = ("a", "b", "c")
 
@@ -19,10 +21,16 @@ def test_hand_computed_case():
     m = evaluate(probs, labels, CLASSES)
     assert m["accuracy"] == pytest.approx(0.5)
     # per class: a: P=1/2 R=1/2 F=1/2; b: P=1/2 R=1 F=2/3; c: P=0 R=0 F=0
-    assert m["per_class"]["a"] == pytest.approx({"precision": 0.5, "recall": 0.5, "f1": 0.5, "support": 2})
-    assert m["per_class"]["b"] == pytest.approx({"precision": 0.5, "recall": 1.0, "f1": 2 / 3, "support": 1})
-    assert m["per_class"]["c"] == {"precision": 0.0, "recall": 0.0, "f1": 0.0, "support": 1}
+    # AP, one-vs-rest: a's scores rank 0.8 (a), 0.4 (c), 0.3 (a), 0.2 (b): precision 1 and 2/3 at
+    # its two hits; b's highest score 0.6 and c's 0.3 are their own images: AP 1
+    assert m["per_class"]["a"] == pytest.approx({"precision": 0.5, "recall": 0.5, "f1": 0.5, "support": 2,
+                                                 "average_precision": (1 + 2 / 3) / 2})
+    assert m["per_class"]["b"] == pytest.approx({"precision": 0.5, "recall": 1.0, "f1": 2 / 3, "support": 1,
+                                                 "average_precision": 1.0})
+    assert m["per_class"]["c"] == {"precision": 0.0, "recall": 0.0, "f1": 0.0, "support": 1, "average_precision": 1.0}
+    assert m["average_precision"] == pytest.approx(((1 + 2 / 3) / 2 + 1 + 1) / 3)
     assert m["macro_f1"] == pytest.approx((0.5 + 2 / 3 + 0) / 3)
+    assert m["weighted_f1"] == pytest.approx((2 * 0.5 + 2 / 3 + 0) / 4)
     assert m["uar"] == pytest.approx((0.5 + 1 + 0) / 3)
     assert m["nll"] == pytest.approx(-np.mean(np.log([0.8, 0.3, 0.6, 0.3])))
     assert m["confusion"] == [[1, 1, 0], [0, 1, 0], [1, 0, 0]]
@@ -53,7 +61,12 @@ def test_against_sklearn():
     assert m["accuracy"] == pytest.approx(accuracy_score(labels, pred))
     assert m["macro_f1"] == pytest.approx(f1_score(labels, pred, average="macro"))
     assert macro_f1(probs, labels) == pytest.approx(m["macro_f1"])  # fast version used by the bootstrap
+    assert m["weighted_f1"] == pytest.approx(f1_score(labels, pred, average="weighted"))
     assert m["uar"] == pytest.approx(balanced_accuracy_score(labels, pred))
+    for k in (0, 3, 6):
+        assert m["per_class"]["abcdefg"[k]]["average_precision"] == pytest.approx(
+            average_precision_score(labels == k, probs[:, k]))
+    assert m["per_class"]["f"]["average_precision"] is None  # class 5 has no test image: undefined
     assert m["nll"] == pytest.approx(log_loss(labels, probs, labels=list(range(7))))
     assert np.array(m["confusion"]).sum() == 400 and np.trace(m["confusion"]) == (pred == labels).sum()
 
@@ -110,6 +123,54 @@ def test_paired_bootstrap_is_seeded():
     assert paired_bootstrap(nll, a, b, y, seed=3) == paired_bootstrap(nll, a, b, y, seed=3)
     with pytest.raises(ValueError, match="same images"):
         paired_bootstrap(accuracy, a, b[:10], y)
+
+
+def test_evaluate_is_generic_over_the_label_set():
+    rng = np.random.default_rng(2)
+    probs = rng.dirichlet(np.ones(len(EMO8)), size=300)
+    m = evaluate(probs, rng.integers(0, len(EMO8), 300), EMO8)
+    assert list(m["per_class"]) == list(EMO8) and np.shape(m["confusion"]) == (8, 8)
+
+
+def _seed_noise(n_seeds: int, spread: float, seed: int = 0):
+    """One test set; system a's seeds differ in accuracy by ``spread`` around 0.65, b is 0.6."""
+    rng = np.random.default_rng(seed)
+    y = rng.integers(0, 4, 3000)
+    def system(acc):
+        right = rng.uniform(size=len(y)) < acc
+        return np.eye(4)[np.where(right, y, (y + 1) % 4)] * 0.7 + 0.075
+    a = [system(0.65 + spread * (s - (n_seeds - 1) / 2)) for s in range(n_seeds)]
+    return a, [system(0.6) for _ in range(n_seeds)], y
+
+
+def test_hierarchical_bootstrap_counts_training_variance():
+    quiet_a, quiet_b, y = _seed_noise(4, 0.0)
+    noisy_a, noisy_b, _ = _seed_noise(4, 0.06)
+    quiet = paired_bootstrap_seeds(accuracy, quiet_a, quiet_b, y, n_boot=300)
+    noisy = paired_bootstrap_seeds(accuracy, noisy_a, noisy_b, y, n_boot=300)
+    # same mean difference, but seeds that disagree widen the interval
+    assert (noisy["hi"] - noisy["lo"]) > 1.5 * (quiet["hi"] - quiet["lo"])
+    assert "trainings" in interval_covers(4) and "not in the interval" in interval_covers(1)
+
+
+def test_cluster_bootstrap_resamples_the_trainings_of_pooled_images():
+    a, b, y = _seed_noise(1, 0.0)
+    pooled = paired_bootstrap(accuracy, a[0], b[0], y, n_boot=300)
+    # the first 1500 images predicted by one training that is far better, the rest by a worse one
+    groups = np.repeat([0, 1], 1500)
+    a2 = a[0].copy()
+    a2[1500:] = b[0][1500:]
+    clustered = paired_bootstrap(accuracy, a2, b[0], y, n_boot=300, groups=groups)
+    image_only = paired_bootstrap(accuracy, a2, b[0], y, n_boot=300)
+    assert clustered["diff"] == image_only["diff"]
+    assert clustered["hi"] - clustered["lo"] > 2 * (image_only["hi"] - image_only["lo"])
+    assert pooled["lo"] <= pooled["diff"] <= pooled["hi"]
+
+
+def test_bootstrap_ci_vector_statistic_and_nan():
+    y = np.array([0, 0, 1, 1, 2])
+    r = bootstrap_ci(lambda idx: np.array([np.mean(y[idx] == 0), np.nan]), len(y), n_boot=200)
+    assert r["lo"][0] <= r["estimate"][0] <= r["hi"][0] and np.isnan(r["hi"][1])
 
 
 def test_sanity_check():

@@ -13,6 +13,8 @@ from PIL import Image
 
 from emolog.labels import BASIC7
 from emolog.analysis import explain
+from emolog.analysis.perception_options import RunInputError
+from emolog.errors import MissingError
 from emolog.perception.common import PerceptionError, sha256_file
 from emolog.perception.pipeline import GREY_FACE_VALUE, Perception
 from emolog.perception.scene2emotion import Scene2EmotionNet
@@ -161,7 +163,7 @@ def test_explain_with_a_run_dir(tmp_path, capsys):
     text = capsys.readouterr().out
     assert "Scene2EmotionNet:" in text and "scene 0.530" in text and "face3 0.120" in text
     torch.save(Scene2EmotionNet(in_dim=512).state_dict(), run / "scene_net.pt")
-    assert explain.run(_args(tmp_path, run=run)) == 2
-    assert "512-d features" in capsys.readouterr().err
-    assert explain.run(_args(tmp_path, run=tmp_path / "nope")) == 2
-    assert "does not exist" in capsys.readouterr().err
+    with pytest.raises(RunInputError, match="512-d features"):
+        explain.run(_args(tmp_path, run=run))
+    with pytest.raises(MissingError, match="does not exist"):
+        explain.run(_args(tmp_path, run=tmp_path / "nope"))

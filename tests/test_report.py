@@ -14,8 +14,15 @@ from sklearn.metrics import f1_score
 from emolog.labels import BASIC7
 from emolog.report.build import build_report
 from emolog.report.inputs import ReportInputError, load
-from emolog.report.stats import bootstrap_per_class_f1, class_indices, per_class_f1, trust_by_face_count, \
-    trust_by_face_size
+from emolog.report.stats import bootstrap_per_class_f1, class_indices, trust_by_face_count, trust_by_face_size
+from emolog.training.metrics import per_class_f1
+
+
+def assert_no_section_failed(html: Path) -> None:
+    """A report written without --allow-partial has no failed section (build_report would
+    have raised); this also checks the page says nothing of one."""
+    md = html.with_name("report.md").read_text()
+    assert not md.startswith("PARTIAL REPORT") and "section failed" not in md
 
 
 def test_class_indices_accepts_names_and_indices_and_names_bad_values():
@@ -86,14 +93,16 @@ def test_every_section_says_when_its_input_is_absent_or_broken(tmp_path):
     (run / "config.json").write_text(json.dumps({"regime": "logic-only", "seed": 3}))
     (run / "predictions.csv").write_text("image_id,label\nabc,happy\n")  # lacks column pred
     html = build_report(run)
+    assert_no_section_failed(html)
     md = html.with_name("report.md").read_text()
     assert md.splitlines()[0].startswith("About: unknown kind of data")
     for line in ("results.json is absent", "history.csv is absent", "changes.json is absent",
-                 "memorisation.csv is absent", "comparison.csv is absent",
                  "predictions.csv in", "unreadable: lacks columns ['pred']"):
         assert line in md, line
+    # a single run has no experiment sections to leave empty
+    assert "## Memorisation curve" not in md and "## Comparison of regimes" not in md
     page = html.read_text()
-    assert page.count('class="note"') >= 8
+    assert page.count('class="note"') >= 6
     assert "<img" not in page  # nothing to plot: no empty figures either
 
 
@@ -153,7 +162,8 @@ def test_gallery_draws_real_photos_with_face_boxes_and_notes_missing_ones(tmp_pa
     from emolog.report.inputs import load_run
     from emolog.report.sections import read_preds
 
-    run = load_run(_real_photo_run(tmp_path))
+    run_dir = _real_photo_run(tmp_path)
+    run = load_run(run_dir)
     pr, why = read_preds(run)
     assert why is None
     items, notes = gallery(run, pr.y, pr.p, list(BASIC7), n=3)
@@ -163,6 +173,9 @@ def test_gallery_draws_real_photos_with_face_boxes_and_notes_missing_ones(tmp_pa
     astro = next(i for i in items if "astronaut" in i["caption"])
     assert "1 face(s) detected" in astro["caption"] and "face1 0.80" in astro["caption"]
     assert astro["uri"].startswith("data:image/png;base64,")
+    # the whole report of real photos renders with no failed section
+    md = build_report(run_dir).with_name("report.md").read_text()
+    assert "## Example images" in md and "section failed" not in md
 
 
 def test_experiment_with_missing_runs_and_tables_still_renders_with_notes(tmp_path):
@@ -175,6 +188,7 @@ def test_experiment_with_missing_runs_and_tables_still_renders_with_notes(tmp_pa
     pd.DataFrame({"regime": ["joint"], "accuracy_mean": [0.4125], "accuracy_std": [0.01]}).to_csv(
         exp / "comparison.csv", index=False)
     html = build_report(exp)
+    assert_no_section_failed(html)
     page, md = html.read_text(), html.with_name("report.md").read_text()
     assert md.startswith("About: simulated data · data set sim")
     assert 'id="cmp-joint-accuracy" data-value="0.4125">0.412 ± 0.010<' in page
@@ -193,3 +207,50 @@ def test_relative_data_paths_are_found_from_another_working_directory(tmp_path, 
     monkeypatch.chdir(tmp_path)  # the run recorded "sim/cache" while working in tmp_path/work
     assert resolve("sim/cache", run).resolve() == (tmp_path / "work" / "sim" / "cache").resolve()
     assert resolve("/abs/elsewhere", run) == Path("/abs/elsewhere")
+
+
+def test_a_failing_section_fails_emolog_report_unless_allow_partial(tmp_path, monkeypatch, capsys):
+    from emolog.cli import main
+    from emolog.report import plots
+
+    run = tmp_path / "run"
+    run.mkdir()
+    cm = np.eye(7, dtype=int).tolist()
+    (run / "results.json").write_text(json.dumps({"regime": "logic-only", "seed": 0, "metrics": {
+        "test": {"confusion": cm, "classes": list(BASIC7), "accuracy": 1.0}}}))
+    assert main(["report", str(run)]) == 0
+    assert_no_section_failed(run / "report.html")
+    (run / "report.html").unlink()
+
+    def broken(*args, **kwargs):
+        raise RuntimeError("broken on purpose")
+
+    monkeypatch.setattr(plots, "confusion", broken)
+    assert main(["report", str(run)]) == 1
+    err = capsys.readouterr().err
+    assert "Confusion matrices: RuntimeError: broken on purpose" in err and "--allow-partial" in err
+    assert not (run / "report.html").exists()  # nothing written
+
+    assert main(["report", str(run), "--allow-partial"]) == 0
+    assert capsys.readouterr().out.startswith("PARTIAL REPORT (--allow-partial): 1 section(s) failed: Confusion")
+    md = (run / "report.md").read_text()
+    assert md.splitlines()[0].startswith("PARTIAL REPORT") and "section failed: RuntimeError" in md
+    assert "## Results" in md  # the other sections are still there
+
+
+def test_an_emo8_run_shows_eight_classes_and_the_quoted_reference(tmp_path):
+    from emolog.labels import EMO8
+    from emolog.training.metrics import evaluate
+
+    rng = np.random.default_rng(0)
+    m = evaluate(rng.dirichlet(np.ones(8), size=200), rng.integers(0, 8, 200), EMO8)
+    run = tmp_path / "run"
+    run.mkdir()
+    (run / "results.json").write_text(json.dumps({"regime": "logic-only", "seed": 0, "metrics": {"test": m}}))
+    html = build_report(run)
+    assert_no_section_failed(html)
+    md = html.with_name("report.md").read_text()
+    per_class = md[md.index("*test set, per class*"):].split("\n\n")[1]
+    assert [row.split(" | ")[0].strip("| ") for row in per_class.splitlines()[2:]] == list(EMO8)
+    assert "quoted from the original thesis code's results files" in md and "weighted F1 0.356" in md
+    assert f"| weighted_f1 | {m['weighted_f1']:.3f} |" in md

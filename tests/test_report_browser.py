@@ -56,7 +56,7 @@ def test_report_of_a_real_run_renders_in_chromium(sim_run):
 
     # key numbers equal results.json, shown rounded to 3 decimals
     test, before = results["metrics"]["test"], results["metrics_before"]["test"]
-    for key in ("accuracy", "macro_f1", "uar", "nll", "ece"):
+    for key in ("accuracy", "macro_f1", "weighted_f1", "average_precision", "uar", "nll", "ece"):
         assert _value(check, f"m-test-{key}") == pytest.approx(test[key], rel=1e-12)
         assert check.values[f"m-test-{key}"]["text"] == f"{test[key]:.3f}"
         assert _value(check, f"m-before-test-{key}") == pytest.approx(before[key], rel=1e-12)
@@ -65,13 +65,17 @@ def test_report_of_a_real_run_renders_in_chromium(sim_run):
         assert _value(check, f"w-{s}") == pytest.approx(w, rel=1e-12)
         assert _value(check, f"wtrue-{s}") == pytest.approx(results["true_source_weights"][s], rel=1e-12)
 
-    # every section is there; those without input say so in a note
-    assert check.sections == ["summary", "weights", "confusion", "f1", "changes", "flips", "trust",
-                              "memorisation", "comparison", "gallery"]
-    assert any(n.startswith("memorisation.csv is absent") for n in check.notes)
-    assert any("Data is simulated" in n for n in check.notes)
+    for c, v in test["per_class"].items():
+        assert _value(check, f"pc-{slug(c)}-average_precision") == pytest.approx(v["average_precision"], rel=1e-12)
 
+    # every run section is there (no empty experiment sections); those without input say so
+    assert check.sections == ["summary", "weights", "confusion", "f1", "changes", "flips", "trust", "gallery"]
+    assert any("Data is simulated" in n for n in check.notes)
+    assert not any(n.startswith("section failed") for n in check.notes)
+    # the logic parameter by its t() atoms, not its tensor path
     md = html.with_name("report.md").read_text()
+    assert "t(source(scene)), t(source(face1))" in md and "tparams.values" not in md
+
     assert md.splitlines()[0] == check.about
     assert f"| accuracy | {test['accuracy']:.3f} |" in md
 
@@ -93,13 +97,14 @@ def test_report_of_a_real_experiment_renders_in_chromium(sim_data):
     assert check.pixel_std > 10
     assert check.about.startswith("About: simulated data")
     assert check.sections[0] == "comparison"
+    assert not any(n.startswith("section failed") for n in check.notes)
     assert not any("memorisation.csv is absent" in n for n in check.notes)
     assert any(i["alt"] == "memorisation curve" for i in check.images)
 
     import pandas as pd
     cmp = pd.read_csv(exp / "comparison.csv")
     for _, row in cmp.iterrows():
-        for metric in ("accuracy", "macro_f1", "nll"):
+        for metric in ("accuracy", "macro_f1", "weighted_f1", "average_precision", "nll"):
             cell = f"cmp-{slug(row['system'])}-{metric}"
             assert _value(check, cell) == pytest.approx(row[f"{metric}_mean"], rel=1e-12)
     boot = pd.read_csv(exp / "bootstrap.csv")

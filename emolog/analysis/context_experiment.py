@@ -1,20 +1,23 @@
 """Does per-image context trust pay? Gated / rules programs vs the global disjunction.
 
-``python -m emolog.analysis.context_experiment --out DIR [--snr 3] [--face-calibration overconfident]
+``emolog context --out DIR [--snr 3] [--face-calibration overconfident]
 [--folds 5]`` simulates, per variant
 (``context``: the truth's source choice depends on face size; ``standard``: it does not) and
 per seed, a FindingEmo-like data set (``emolog.simulate``), then trains on it, all in regime
 logic-only with the same frozen, cross-fitted scene net and the same logic optimiser:
 
 * ``global``: seed.pl, one learned source distribution for every image (``train_run``);
-* ``gated``: gated.pl, a GateNet over per-image evidence (``train_run`` -> ``gate.train_gated``);
+* ``gated``: gated.pl, a GateNet over per-image evidence (trained by ``train_run`` like any program);
 * ``rules``: context_rules.pl, t() weights over discretised facts (likewise);
 
-and scores the face-weighting baselines (``face_weighting``) and, as a reference no learner
-can exceed in expectation, ``oracle``: the true per-image source probabilities (truth.csv)
-mixing the same scene and face distributions. Reported per variant: test NLL / macro-F1 /
+and scores the face-weighting baselines (``face_weighting``) and, as a reference, ``oracle``:
+the true per-image source probabilities (truth.csv) mixing the same scene and face
+distributions. The oracle is a ceiling only while those distributions are calibrated: with an
+over-confident recogniser a learner that discounts the faces beyond their true choice rate
+beats it (docs/context-trust.md). Reported per variant: test NLL / macro-F1 /
 accuracy (mean and sd over seeds), the paired bootstrap 95% CI of each arm minus ``global``
-on the test images of all seeds pooled (``metrics.paired_bootstrap``): each data set's 20% test
+on the test images of all seeds pooled (``metrics.paired_bootstrap`` with the trainings as
+clusters, so the interval counts training variance): each data set's 20% test
 split, or with ``--folds K`` all its images, each predicted by arms trained on the other folds
 (``fold_data``; K times the training for 5x the test images at K = 5), and the Pearson r of
 the learned per-image source probabilities with the true ones (``gate.source_correlation``).
@@ -33,9 +36,9 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
-import torch
 
 from emolog.data.atomic import atomic_write_text
+from emolog.errors import EmologError, InputError, UsageError
 from emolog.labels import BASIC7
 from emolog.training.config import SOURCES
 
@@ -103,7 +106,7 @@ def arm_config(program: str, data: Path, seed: int, epochs: int = 12, logic: dic
 
 def run_arms(data: Path, runs: Path, seed: int, epochs: int, logic: dict, progress: bool) -> dict[str, pd.DataFrame]:
     """Train global, gated and rules on ``data``; returns each arm's predictions.csv table.
-    (``train_run`` hands the per-image programs to ``gate.train_gated``.)"""
+    (``train_run`` trains every program in the same fit loop.)"""
     from emolog.training.train import train_run
     out = {}
     for arm in ARMS:
@@ -117,6 +120,8 @@ def run_arms(data: Path, runs: Path, seed: int, epochs: int, logic: dict, progre
 def reference_probs(data: Path, seed: int, logic: dict) -> dict[str, np.ndarray]:
     """Test probabilities [N, 7] of the face-weighting baselines and the oracle, with the same
     (cached) pretrained scene net and out-of-fold training-split scene probabilities."""
+    import torch
+
     from emolog.cache.store import load_cache
     from emolog.training import train as T
     from emolog.training.config import RunConfig
@@ -184,6 +189,7 @@ def run_experiment(out: str | Path, n: int = 5000, seeds: tuple[int, ...] = (0, 
     for variant in variants:
         probs: dict[str, list[np.ndarray]] = {a: [] for a in ARMS + REFERENCES}
         labels, per_seed, corr = [], [], {a: [] for a in ARMS}
+        units: list[np.ndarray] = []  # per test image: which training (seed, fold) predicted it
         for seed in seeds:
             data = simulate_data(out, variant, seed, n, snr, face_calibration)
             parts = [(data, out / "runs" / f"{variant}-s{seed}")] if folds == 1 else [
@@ -194,6 +200,7 @@ def run_experiment(out: str | Path, n: int = 5000, seeds: tuple[int, ...] = (0, 
             for fdata, runs in parts:   # one part, or the K folds (their test sets partition the data)
                 fold_preds = run_arms(fdata, runs, seed, epochs, logic, progress)
                 ids = fold_preds["global"]["image_id"].tolist()
+                units.append(np.full(len(ids), len(units)))
                 if any(p["image_id"].tolist() != ids for p in fold_preds.values()):
                     raise RuntimeError(f"{runs}: the arms' predictions are not for the same test images")
                 for arm, pred in fold_preds.items():
@@ -217,7 +224,7 @@ def run_experiment(out: str | Path, n: int = 5000, seeds: tuple[int, ...] = (0, 
                 probs[name].append(p)
                 row[name] = {"nll": nll(p, y), "macro_f1": macro_f1(p, y)}
             per_seed.append(row)
-        y_all = np.concatenate(labels)
+        y_all, groups = np.concatenate(labels), np.concatenate(units)
         summary = {}
         for arm in ARMS + REFERENCES:
             per = [(nll(p, y), macro_f1(p, y), accuracy(p, y)) for p, y in zip(probs[arm], labels)]
@@ -231,8 +238,9 @@ def run_experiment(out: str | Path, n: int = 5000, seeds: tuple[int, ...] = (0, 
                 entry["r_scene_mean"] = float(np.mean([c["r_scene"] for c in corr[arm]]))
             if arm != "global":
                 pa, pb = np.concatenate(probs[arm]), np.concatenate(probs["global"])
-                entry["vs_global"] = {"nll": paired_bootstrap(nll, pa, pb, y_all, n_boot=n_boot, seed=0),
-                                      "macro_f1": paired_bootstrap(macro_f1, pa, pb, y_all, n_boot=n_boot, seed=0)}
+                # trainings resampled too (cluster bootstrap): the interval counts training variance
+                entry["vs_global"] = {m: paired_bootstrap(fn, pa, pb, y_all, n_boot=n_boot, seed=0, groups=groups)
+                                      for m, fn in (("nll", nll), ("macro_f1", macro_f1))}
             summary[arm] = entry
         result["variants"][variant] = {"summary": summary, "per_seed": per_seed, "n_test_pooled": int(len(y_all))}
     result["wall_time_s"] = time.perf_counter() - t0
@@ -252,7 +260,9 @@ def format_markdown(result: dict) -> str:
              f"{c.get('face_calibration', 'calibrated')} face recogniser; test images: {testing}; regime "
              f"{c['regime']}, logic optimiser {c['logic_optimizer']} lr {c['logic_lr']}, up to {c['epochs']} "
              f"epochs with early stopping. Δ = arm − global on the pooled test images of all seeds "
-             f"(paired bootstrap, {c['n_boot']} resamples, 95% CI); NLL lower is better.", ""]
+             f"(paired cluster bootstrap, {c['n_boot']} resamples, 95% CI: each resample draws the "
+             f"trainings (seed x fold) and then their test images, so the interval counts training "
+             f"variance); NLL lower is better.", ""]
     for variant, v in result["variants"].items():
         lines += [f"**{variant}** ({v['n_test_pooled']} test images pooled)", "",
                   "| arm | NLL | macro-F1 | accuracy | Δ NLL [95% CI] | Δ macro-F1 [95% CI] | r (sources present) | r (scene) |",
@@ -291,12 +301,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    import torch  # here, not at import time: `emolog context --help` stays instant
+
     torch.set_num_threads(args.threads)
     try:
         seeds = tuple(int(s) for s in args.seeds.split(","))
     except ValueError:
-        print(f"error: --seeds must be comma-separated integers, got {args.seeds!r}", file=sys.stderr)
-        return 2
+        raise UsageError(f"--seeds must be comma-separated integers, got {args.seeds!r}") from None
     try:
         result = run_experiment(args.out, n=args.n, seeds=seeds, variants=tuple(args.variants.split(",")),
                                 snr=args.snr, epochs=args.epochs, face_calibration=args.face_calibration,
@@ -304,8 +315,9 @@ def run(args: argparse.Namespace) -> int:
                                 logic={"logic_param": "softmax", "logic_optimizer": args.logic_optimizer,
                                        "logic_lr": args.logic_lr})
     except ValueError as e:   # e.g. an --out folder holding data drawn with other settings
-        print(f"error: {e}", file=sys.stderr)
-        return 2
+        if isinstance(e, EmologError):
+            raise
+        raise InputError(str(e)) from e
     print(format_markdown(result))
     print(f"wrote {args.out / 'context_experiment.md'} and {args.out / 'context_experiment.json'}")
     return 0

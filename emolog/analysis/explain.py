@@ -1,10 +1,13 @@
 """``emolog explain IMAGE [--run RUN_DIR] [--out PNG]``: what perception sees in one image.
 
 Prints the faces found (box, confidence, area), each face's 7-way distribution, and the
-backbone's own top-5 classes; with ``--run`` also the trained Scene2EmotionNet's distribution
-and the learned source probabilities (for a gated run: this image's own, from its gate net);
-with ``--out`` writes a PNG with boxes and bar charts. It lives in ``analysis`` because it reads
-trained runs as well as running perception.
+backbone's own top-5 classes. With ``--run`` the perception is rebuilt from what the run
+recorded (``config.json`` key ``perception``; for an older run, its cache's manifest, said so);
+options given on the command line win, and any difference from the run's is printed. It then
+shows the run's trained Scene2EmotionNet distribution, its source probabilities (a gated run's
+own for this photo) and the model's fused prediction. With ``--out`` it writes a PNG with boxes
+and bar charts. It lives in ``analysis`` because it reads trained runs as well as running
+perception. Heavy modules (torch, the networks) are imported inside ``run``: ``--help`` is instant.
 """
 
 from __future__ import annotations
@@ -12,57 +15,48 @@ from __future__ import annotations
 import argparse
 import io
 import json
-import sys
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
-import torch
 from PIL import Image
 
+from emolog.analysis.perception_options import (RunInputError, add_perception_arguments, build_perception,
+                                                differences, note, perceived_cache, perception_settings,
+                                                recorded_perception)
 from emolog.data.atomic import atomic_write_bytes
-from emolog.data.images import ImageRejected, load_image
+from emolog.errors import InputError
 from emolog.labels import BASIC7
-from emolog.perception.common import PerceptionError, WeightsError
-from emolog.perception.expression import DEFAULT_RECOGNISER, RECOGNISERS
-from emolog.perception.faces import DEFAULT_DETECTOR, DETECTORS
-from emolog.perception.pipeline import Perception
-from emolog.perception.scene import BACKBONES, DEFAULT_BACKBONE
-from emolog.perception.scene2emotion import Scene2EmotionNet
-from emolog.training.gate import explain_sources
+
+if TYPE_CHECKING:  # torch-heavy: for annotations only
+    from emolog.cache.store import FeatureCache
+    from emolog.perception.pipeline import Perception
+    from emolog.training.run import Run
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("image", help="image file")
-    parser.add_argument("--run", type=Path, help="trained run directory (scene_net.pt, results.json)")
-    parser.add_argument("--out", type=Path, help="write a PNG with boxes and bar charts")
-    parser.add_argument("--backbone", choices=sorted(BACKBONES),
-                        help=f"scene backbone (default: the run's, else {DEFAULT_BACKBONE})")
-    parser.add_argument("--backbone-weights", help="weights file for the backbone")
-    parser.add_argument("--places365-names", help="categories_places365.txt (resnet18-places365)")
-    parser.add_argument("--detector", choices=sorted(DETECTORS), default=DEFAULT_DETECTOR)
-    parser.add_argument("--recogniser", choices=sorted(RECOGNISERS), default=DEFAULT_RECOGNISER)
-    parser.add_argument("--recogniser-weights", help="weights file / HF folder for the recogniser")
-    parser.add_argument("-K", type=int, default=3, help="faces used (largest first)")
-    parser.add_argument("--device", default=None, help="cpu / cuda (default: cuda when present)")
+    parser.add_argument("--run", type=Path, help="trained run directory (`emolog train --out`)")
+    parser.add_argument("--out", type=Path, help="write a PNG with boxes and bar charts (a file)")
+    add_perception_arguments(parser)
 
 
 def run(args: argparse.Namespace) -> int:
+    from emolog.data.images import ImageRejected, load_image
+
     try:
         image = load_image(args.image)
     except ImageRejected as e:
-        print(f"error: cannot read image {args.image!r}: {e.reason}", file=sys.stderr)
-        return 2
-    try:
-        run_info = _load_run(args.run) if args.run else None
-        backbone = args.backbone or (run_info or {}).get("backbone") or DEFAULT_BACKBONE
-        p = Perception(backbone=backbone, detector=args.detector, recogniser=args.recogniser,
-                       K=args.K, device=args.device, backbone_weights=args.backbone_weights,
-                       places365_names=args.places365_names,
-                       recogniser_weights=args.recogniser_weights)
-        report = explain_image(p, image, run_info)
-    except (WeightsError, PerceptionError, RunError) as e:
-        print(f"error: {e}", file=sys.stderr)
-        return 2
+        raise InputError(f"cannot read image {args.image!r}: {e.reason}") from e
+    recorded = None
+    if args.run:
+        recorded, where = recorded_perception(args.run)
+        note(f"perception of run {args.run}: {where}")
+    p = build_perception(perception_settings(args, recorded), recorded)
+    if diffs := differences(recorded, p.fingerprint()):
+        note("this perception differs from the run's: " + "; ".join(diffs))
+    run_info = _load_run(args.run) if args.run else None
+    report = explain_image(p, image, run_info)
     print(format_report(report, args.image))
     if args.out:
         write_png(image, report, args.out)
@@ -70,25 +64,23 @@ def run(args: argparse.Namespace) -> int:
     return 0
 
 
-class RunError(ValueError):
-    """A run directory lacks what explain needs, or does not fit the backbone."""
-
-
 def _load_run(run_dir: Path) -> dict:
     """Read what explain uses from a run dir: Scene2EmotionNet state dict, source weights and
-    (when recorded) the backbone name. Every missing piece is named."""
-    if not run_dir.is_dir():
-        raise RunError(f"run directory {str(run_dir)!r} does not exist")
+    the trained model (``load_run``) when the run has one. Every missing piece is named."""
+    import torch
+
+    from emolog.perception.scene2emotion import Scene2EmotionNet
+
     info: dict = {"dir": str(run_dir)}
     net_path = run_dir / "scene_net.pt"
     if not net_path.is_file():
-        raise RunError(f"{str(net_path)!r} not found (expected a Scene2EmotionNet state dict)")
+        raise RunInputError(f"{str(net_path)!r} not found (expected a Scene2EmotionNet state dict)")
     try:
         state = torch.load(net_path, map_location="cpu", weights_only=True)
     except Exception as e:
-        raise RunError(f"cannot read {str(net_path)!r}: {e}") from e
+        raise RunInputError(f"cannot read {str(net_path)!r}: {e}") from e
     if not isinstance(state, dict) or "fc1.weight" not in state or "fc2.weight" not in state:
-        raise RunError(f"{str(net_path)!r} is not a Scene2EmotionNet state dict "
+        raise RunInputError(f"{str(net_path)!r} is not a Scene2EmotionNet state dict "
                        "(needs fc1.weight, fc1.bias, fc2.weight, fc2.bias)")
     hidden, in_dim = state["fc1.weight"].shape
     net = Scene2EmotionNet(in_dim=in_dim, hidden=hidden, n_classes=state["fc2.weight"].shape[0])
@@ -99,35 +91,22 @@ def _load_run(run_dir: Path) -> dict:
         try:
             res = json.loads(results.read_text())
         except json.JSONDecodeError as e:
-            raise RunError(f"{str(results)!r} is not valid JSON: {e}") from e
+            raise RunInputError(f"{str(results)!r} is not valid JSON: {e}") from e
         if isinstance(res.get("source_weights"), dict):
             info["source_weights"] = {str(k): float(v) for k, v in res["source_weights"].items()}
-    config = run_dir / "config.json"
-    if config.is_file():
-        try:
-            info["backbone"] = _find_backbone_name(json.loads(config.read_text()))
-        except json.JSONDecodeError:
-            pass  # the backbone can still be chosen with --backbone
+    if (run_dir / "config.json").is_file():  # a complete run: the model itself
+        from emolog.training.run import load_run
+        info["run"] = load_run(run_dir)
     return info
 
 
-def _find_backbone_name(obj: object) -> str | None:
-    """The first ``{"backbone": {"name": X}}`` with a registered X, anywhere in a config."""
-    if isinstance(obj, dict):
-        bb = obj.get("backbone")
-        if isinstance(bb, dict) and bb.get("name") in BACKBONES:
-            return bb["name"]
-        if isinstance(bb, str) and bb in BACKBONES:
-            return bb
-        for v in obj.values():
-            if (found := _find_backbone_name(v)) is not None:
-                return found
-    return None
-
-
 def explain_image(p: Perception, image: Image.Image, run_info: dict | None = None) -> dict:
-    """Everything explain shows, as plain data: faces (box, confidence, area, probs),
-    scene top-5 classes, optional scene-net distribution and source weights."""
+    """Everything explain shows, as plain data: faces (box, confidence, area, probs), scene
+    top-5 classes; with a run the scene-net distribution, source weights and fused prediction."""
+    import torch
+
+    from emolog.training.gate import explain_sources
+
     t = p.perceive_batch([image])
     faces = [{"box": t["face_boxes"][0, k].tolist(), "confidence": float(t["face_conf"][0, k]),
               "area": float(t["face_area"][0, k]),
@@ -141,7 +120,7 @@ def explain_image(p: Perception, image: Image.Image, run_info: dict | None = Non
     if run_info:
         net = run_info["scene_net"]
         if net.in_dim != p.scene_dim:
-            raise RunError(f"the run's Scene2EmotionNet takes {net.in_dim}-d features but backbone "
+            raise RunInputError(f"the run's Scene2EmotionNet takes {net.in_dim}-d features but backbone "
                            f"{p.backbone.name!r} gives {p.scene_dim}-d; pass the run's --backbone")
         with torch.no_grad():
             probs = torch.softmax(net(scene.float().cpu()), dim=1)[0].tolist()
@@ -153,7 +132,21 @@ def explain_image(p: Perception, image: Image.Image, run_info: dict | None = Non
         if gated is not None:
             report["source_weights"] = gated
             report["source_weights_kind"] = "per image (gate)"
+        if "run" in run_info:
+            report.update(_fused(run_info["run"], perceived_cache(p, t, ["image"])))
     return report
+
+
+def _fused(run: Run, cache: FeatureCache) -> dict:
+    """The trained model's prediction for the one image in ``cache``: the fused distribution
+    and, where the program chooses a source, this image's source posterior."""
+    pred = run.predict(cache)
+    out = {"prediction": dict(zip(pred.classes, (float(v) for v in pred.probs[0])))}
+    if pred.scene_probs is not None:  # as the model computes it (joint-unfreeze: after its trained last block)
+        out["scene_net"] = dict(zip(pred.classes, (float(v) for v in pred.scene_probs[0])))
+    if pred.sources is not None and pred.source_posterior is not None:
+        out["source_posterior"] = dict(zip(pred.sources, (float(v) for v in pred.source_posterior[0])))
+    return out
 
 
 def format_report(report: dict, name: str) -> str:
@@ -172,6 +165,11 @@ def format_report(report: dict, name: str) -> str:
         kind = report.get("source_weights_kind", "global")
         lines.append(f"source probabilities ({kind}): "
                      + "  ".join(f"{k} {v:.3f}" for k, v in report["source_weights"].items()))
+    if "source_posterior" in report:
+        lines.append("source posterior (this image, given its prediction): "
+                     + "  ".join(f"{k} {v:.3f}" for k, v in report["source_posterior"].items()))
+    if "prediction" in report:
+        lines.append("fused prediction (the trained model): " + _dist(report["prediction"]))
     return "\n".join(lines)
 
 
@@ -190,6 +188,8 @@ def write_png(image: Image.Image, report: dict, out: Path) -> None:
     charts = [(f"face{k}", f["probs"]) for k, f in enumerate(report["faces"], 1)]
     if "scene_net" in report:
         charts.append(("Scene2EmotionNet", report["scene_net"]))
+    if "prediction" in report:
+        charts.append(("fused prediction", report["prediction"]))
     n = len(charts) + 1  # + scene classes
     fig, axes = plt.subplots(1, n + 1, figsize=(4 * (n + 1), 4), squeeze=False)
     ax = axes[0, 0]
@@ -201,8 +201,9 @@ def write_png(image: Image.Image, report: dict, out: Path) -> None:
     ax.set_title(f"{report['n_faces']} face(s)")
     ax.axis("off")
     for ax, (title, dist) in zip(axes[0, 1:], charts):
-        ax.bar(range(len(BASIC7)), [dist[c] for c in BASIC7], color="tab:blue")
-        ax.set_xticks(range(len(BASIC7)), BASIC7, rotation=45, ha="right")
+        classes = list(dist)
+        ax.bar(range(len(classes)), [dist[c] for c in classes], color="tab:blue")
+        ax.set_xticks(range(len(classes)), classes, rotation=45, ha="right")
         ax.set_ylim(0, 1)
         ax.set_title(title)
     ax = axes[0, -1]

@@ -1,6 +1,6 @@
 """How should a gate start and learn? The sweep behind ``extra.gate.init: global``.
 
-``python -m emolog.analysis.gate_start_sweep --out DIR [--face-calibration overconfident]``
+``emolog gate-sweep --out DIR [--face-calibration overconfident]`` (or ``python -m emolog.analysis.gate_start_sweep``)
 
 For each variant (context, standard) and seed it simulates the data of
 ``context_experiment`` (same folders, so the two can share ``--out``), trains the global
@@ -18,10 +18,10 @@ import sys
 from pathlib import Path
 
 import pandas as pd
-import torch
 
 from emolog.analysis.context_experiment import PROGRAMS, arm_config, simulate_data
 from emolog.data.atomic import atomic_write_text
+from emolog.errors import UsageError
 
 # name -> config overrides of the gated run (the rest as in context_experiment)
 SETTINGS: dict[str, dict] = {
@@ -69,28 +69,35 @@ def summary(df: pd.DataFrame) -> str:
     return "\n".join(lines) + "\n"
 
 
-def main() -> int:
-    ap = argparse.ArgumentParser(prog="python -m emolog.analysis.gate_start_sweep", description=__doc__.splitlines()[0])
-    ap.add_argument("--out", type=Path, required=True)
-    ap.add_argument("--n", type=int, default=5000)
-    ap.add_argument("--seeds", default="0,1,2,3,4")
-    ap.add_argument("--snr", type=float, default=1.0)
-    ap.add_argument("--face-calibration", choices=("calibrated", "overconfident"), default="calibrated")
-    args = ap.parse_args()
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--out", type=Path, required=True,
+                        help="folder (shared with `emolog context --out`: the same simulated data)")
+    parser.add_argument("--n", type=int, default=5000, help="images per simulated data set")
+    parser.add_argument("--seeds", default="0,1,2,3,4", help="comma-separated seeds (data and training)")
+    parser.add_argument("--snr", type=float, default=1.0, help="scene signal-to-noise ratio of the simulator")
+    parser.add_argument("--face-calibration", choices=("calibrated", "overconfident"), default="calibrated",
+                        help="the simulated recogniser's calibration")
+
+
+def run(args: argparse.Namespace) -> int:
+    import torch  # here, not at import time: `emolog gate-sweep --help` stays instant
+
     torch.set_num_threads(1)   # many small ops: more threads only contend
     try:
         seeds = tuple(int(s) for s in args.seeds.split(","))
-        df = sweep(args.out, args.n, seeds, args.snr, args.face_calibration)
-    except ValueError as e:   # bad --seeds, or an --out folder holding data drawn with other settings
-        print(f"error: {e}", file=sys.stderr)
-        return 2
+    except ValueError:
+        raise UsageError(f"--seeds must be comma-separated integers, got {args.seeds!r}") from None
+    df = sweep(args.out, args.n, seeds, args.snr, args.face_calibration)
     buf = df.to_csv(index=False)
     atomic_write_text(args.out / "gate_start_sweep.csv", buf)
     print(f"{args.n} images, seeds {list(seeds)}, snr {args.snr}, {args.face_calibration} recogniser; "
           f"Δ = gated - global, mean over seeds\n")
     print(summary(df))
+    print(f"wrote {args.out / 'gate_start_sweep.csv'}")
     return 0
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    p = argparse.ArgumentParser(prog="python -m emolog.analysis.gate_start_sweep", description=__doc__.splitlines()[0])
+    add_arguments(p)
+    sys.exit(run(p.parse_args()))

@@ -27,6 +27,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from emolog.errors import InputError
 from emolog.data.atomic import atomic_write_text
 
 FACE, CONTEXT = "FacialExpression", "Context"
@@ -38,7 +39,7 @@ TABLE_COLUMNS: tuple[str, ...] = (
     "trust_face_if_face", "trust_face_if_context", "agreement", "kappa", "auc")
 
 
-class TrustError(ValueError):
+class TrustError(InputError, ValueError):
     """Predictions or annotations that cannot be joined or lack a needed column (named)."""
 
 

@@ -1,11 +1,24 @@
 """The feature cache: per-image tensors of the frozen perception networks, keyed by image id.
 
 ``store`` (format, writer, loader), ``verify`` (checks before training), ``merge`` (joining
-sharded builds) and ``build`` (running perception over an index; imports the networks).
+sharded builds), ``build`` (running perception over an index; imports the networks),
+``distributed`` (one build over torchrun ranks) and ``commands`` (``emolog cache``).
+
+The names below load on first use, so ``emolog cache --help`` does not import torch.
 """
 
-from emolog.cache.store import CacheError, CacheWriter, FeatureCache, load_cache
-from emolog.cache.verify import VerifyReport, require_verified, verify_cache
+from __future__ import annotations
 
-__all__ = ["CacheError", "CacheWriter", "FeatureCache", "load_cache", "VerifyReport",
-           "require_verified", "verify_cache"]
+import importlib
+from typing import Any
+
+_WHERE = {"CacheError": "store", "CacheWriter": "store", "FeatureCache": "store", "load_cache": "store",
+          "VerifyReport": "verify", "require_verified": "verify", "verify_cache": "verify"}
+
+__all__ = sorted(_WHERE)
+
+
+def __getattr__(name: str) -> Any:
+    if name not in _WHERE:
+        raise AttributeError(f"module 'emolog.cache' has no attribute {name!r}")
+    return getattr(importlib.import_module(f"emolog.cache.{_WHERE[name]}"), name)

@@ -6,9 +6,17 @@ record with its reason, never a dummy row. Rows are written in shards of ``rows_
 through ``CacheWriter``, so a run killed at any moment (SIGKILL included) resumes where the
 last complete shard ended, without losing or duplicating an id.
 
+A reject for a file that could not be *read* (missing, unreadable, a directory) is not
+permanent: the next run retries it, because the usual cause is a disk that was not mounted or
+a copy still in progress. A run that finds none of its images at all stops with an error
+before recording anything. Ctrl-C writes the rows already computed, then stops.
+
+Workers also run the backbone's preprocessing (``Perception.preparer()``), so the networks
+get whole batches and the main process does no per-pixel work.
+
 Scale-out: ``shard=(i, N)`` processes every N-th id of the sorted id list, starting at i,
-into ``OUT/part-i-of-N/`` (``emolog.cache.merge`` joins the parts). Under ``torchrun`` the
-slice comes from ``RANK``/``WORLD_SIZE`` (see ``slice_from_env``).
+into ``OUT/part-i-of-N/`` (``emolog.cache.merge`` joins the parts; ``emolog.cache.distributed``
+runs the whole job under torchrun).
 """
 
 from __future__ import annotations
@@ -32,11 +40,27 @@ from emolog.cache.store import CacheError, CacheWriter
 from emolog.data.images import DEFAULT_MAX_PIXELS, ImageRejected, decode_image, read_image_bytes, sha256_bytes
 from emolog.data.index import ImageIndex
 from emolog.data.paths import PathRejected, image_id, resolve_under
+from emolog.errors import MissingError
 from emolog.perception.common import PerceptionError
 
 # Fault injection for the resume tests: after this many shards written by this process, the
-# builder kills itself with SIGKILL (no cleanup, no flush), like a pre-empted job.
+# builder kills itself with SIGKILL (no cleanup, no flush), like a pre-empted job. With
+# KILL_RANK_ENV set, only that torchrun rank does, and only in torchrun's first attempt
+# (TORCHELASTIC_RESTART_COUNT 0), so that `--max-restarts` can show the restart.
 KILL_ENV = "EMOLOG_CACHE_KILL_AFTER_SHARDS"
+KILL_RANK_ENV = "EMOLOG_CACHE_KILL_RANK"
+
+# Load-stage reject reasons that describe the file system, not the image: retried by every run.
+RETRY_REASONS = ("missing file", "unreadable file", "not a file")
+
+
+class ImagesMissingError(MissingError, CacheError):
+    """The data root is absent, or not one image of the build is found under it."""
+
+
+def retryable(reject: dict[str, str]) -> bool:
+    """Whether a recorded reject is retried by the next build (see RETRY_REASONS)."""
+    return reject.get("stage") == "load" and reject.get("reason", "").startswith(RETRY_REASONS)
 
 
 @dataclass
@@ -102,15 +126,18 @@ def ids_digest(ids: Sequence[str]) -> str:
 
 
 class ImageFiles(Dataset):
-    """Reads and decodes the images of ``items`` = [(image_id, rel_path, content_hash)].
+    """Reads, decodes and prepares the images of ``items`` = [(image_id, rel_path, content_hash)].
 
-    Item k is ``(image_id, rel_path, PIL RGB image or None, reject reason or None)``; an
-    empty ``content_hash`` skips the changed-since-indexing check.
+    Item k is ``(image_id, rel_path, prepared or None, reject reason or None, stage)``, where
+    ``prepared`` is ``prepare(PIL RGB image)`` (the image itself without ``prepare``) and
+    ``stage`` is ``"load"`` or ``"perception"``; an empty ``content_hash`` skips the
+    changed-since-indexing check.
     """
 
     def __init__(self, items: Sequence[tuple[str, str, str]], root: str | Path,
-                 max_pixels: int = DEFAULT_MAX_PIXELS) -> None:
+                 max_pixels: int = DEFAULT_MAX_PIXELS, prepare=None) -> None:
         self.items, self.root, self.max_pixels = list(items), Path(root), max_pixels
+        self.prepare = prepare
 
     def __len__(self) -> int:
         return len(self.items)
@@ -120,10 +147,16 @@ class ImageFiles(Dataset):
         try:
             data = read_image_bytes(resolve_under(self.root, rel))
             if content_hash and sha256_bytes(data) != content_hash:
-                return iid, rel, None, "changed since indexing: content hash differs (re-run emolog index)"
-            return iid, rel, decode_image(data, self.max_pixels), None
+                return iid, rel, None, "changed since indexing: content hash differs (re-run emolog index)", "load"
+            image = decode_image(data, self.max_pixels)
         except (ImageRejected, PathRejected) as e:
-            return iid, rel, None, e.reason
+            return iid, rel, None, e.reason, "load"
+        if self.prepare is None:
+            return iid, rel, image, None, "load"
+        try:
+            return iid, rel, self.prepare(image), None, "perception"
+        except PerceptionError as e:
+            return iid, rel, None, f"perception: {e}", "perception"
 
 
 def _as_list(batch: list) -> list:
@@ -183,6 +216,9 @@ def build_cache(perception, index: ImageIndex, ids: Iterable[str], root: str | P
         or another slicing, or if an id is not in the index.
     """
     i, n = shard
+    root = Path(root)
+    if not root.is_dir():
+        raise ImagesMissingError(f"data root {root} is not a directory (not mounted? wrong --root?)")
     slice_ids = select_ids(ids, i, n)
     known = set(index.ids)
     unknown = [x for x in slice_ids if x not in known]
@@ -195,39 +231,66 @@ def build_cache(perception, index: ImageIndex, ids: Iterable[str], root: str | P
         raise CacheError(f"{cache_dir} holds slice {old['index']}/{old['count']}, not {i}/{n}")
     writer.set_info(part={"index": i, "count": n, "n_expected": len(slice_ids),
                           "ids_sha256": ids_digest(slice_ids)})
-    writer.add_rejects(prior_rejects)
+    # Where the weights were read from: not part of the fingerprint (a moved file is the same
+    # model), but a training run records it so that joint-unfreeze, explain and predict can
+    # rebuild the networks without guessing (emolog.training.perception).
+    writer.set_info(weights_paths={part: str(path) for part in ("backbone", "recogniser")
+                                   if (path := getattr(getattr(perception, part, None), "weights_path", None))})
+    # rejects.csv lists rejected *rows*: a duplicate or typo row of an image whose good row was
+    # indexed is no reject of the image itself
+    writer.add_rejects([r for r in prior_rejects if r["image_id"] not in known])
+    writer.drop_rejects(retryable)
 
     skip = writer.done_ids() | writer.rejected_ids()
     todo = [x for x in slice_ids if x not in skip]
     rows = index.df.set_index("image_id").loc[todo, ["rel_path", "content_hash"]] if todo else None
     items = [] if rows is None else list(zip(todo, rows["rel_path"], rows["content_hash"]))
-    loader = DataLoader(ImageFiles(items, root), batch_size=batch_size, shuffle=False,
+    _require_some_present(root, items)
+    prepare = perception.preparer() if hasattr(perception, "perceive_prepared") else None
+    # Workers are forked on Linux even where this process was itself spawned (an `--nproc`
+    # rank inherits "spawn", and spawned workers re-import torch: 30 s per rank measured).
+    # They never touch CUDA, so forking a CUDA process is safe here.
+    context = "fork" if workers and sys.platform.startswith("linux") else None
+    loader = DataLoader(ImageFiles(items, root, prepare=prepare), batch_size=batch_size, shuffle=False,
                         num_workers=workers, collate_fn=_as_list, worker_init_fn=_die_with_parent,
-                        prefetch_factor=4 if workers else None)
-    kill_after = int(os.environ.get(KILL_ENV, "0"))
+                        prefetch_factor=4 if workers else None, multiprocessing_context=context)
+    kill_after = _kill_after()
     t0 = time.perf_counter()
     buffer: list[tuple[str, dict[str, np.ndarray]]] = []
     n_written = n_rejected = n_shards = 0
     bar = tqdm(total=len(slice_ids), initial=len(slice_ids) - len(todo), unit="img",
                desc=f"cache {i}/{n}" if n > 1 else "cache", disable=not progress, dynamic_ncols=True)
-    for batch in loader:
-        rejects = [{"image_id": iid, "rel_path": rel, "reason": why, "stage": "load"}
-                   for iid, rel, _, why in batch if why is not None]
-        good = [(iid, rel, im) for iid, rel, im, why in batch if why is None]
-        rows_out, failed = _perceive(perception, good)
-        rejects += failed
-        if rejects:
-            writer.add_rejects(rejects)
-            n_rejected += len(rejects)
-        buffer.extend(rows_out)
-        while len(buffer) >= rows_per_file:
-            _flush(writer, buffer[:rows_per_file])
-            n_written += rows_per_file
-            del buffer[:rows_per_file]
-            n_shards += 1
-            if kill_after and n_shards >= kill_after:
-                os.kill(os.getpid(), signal.SIGKILL)
-        bar.update(len(batch))
+    try:
+        for batch in loader:
+            rejects = [{"image_id": iid, "rel_path": rel, "reason": why, "stage": stage}
+                       for iid, rel, _, why, stage in batch if why is not None]
+            good = [(iid, rel, x) for iid, rel, x, why, _ in batch if why is None]
+            rows_out, failed = _perceive(perception, good, prepared=prepare is not None)
+            rejects += failed
+            if rejects:
+                writer.add_rejects(rejects)
+                n_rejected += len(rejects)
+            buffer.extend(rows_out)
+            while len(buffer) >= rows_per_file:
+                _flush(writer, buffer[:rows_per_file])
+                n_written += rows_per_file
+                del buffer[:rows_per_file]
+                n_shards += 1
+                if kill_after and n_shards >= kill_after:
+                    os.kill(os.getpid(), signal.SIGKILL)
+            bar.update(len(batch))
+    except KeyboardInterrupt:
+        # Keep the rows already computed: one more (atomic) shard, with Ctrl-C ignored
+        # while it is written, then stop as asked.
+        bar.close()
+        buffer = [r for r in buffer if r[0] not in writer.done_ids()]  # interrupted mid-write
+        if buffer:
+            previous = signal.signal(signal.SIGINT, signal.SIG_IGN)
+            try:
+                _flush(writer, buffer)
+            finally:
+                signal.signal(signal.SIGINT, previous)
+        raise
     if buffer:
         _flush(writer, buffer)
         n_written += len(buffer)
@@ -237,21 +300,48 @@ def build_cache(perception, index: ImageIndex, ids: Iterable[str], root: str | P
                        time.perf_counter() - t0)
 
 
-def _perceive(perception, good: list[tuple[str, str, object]]
+def _kill_after() -> int:
+    """Shards after which this process SIGKILLs itself (0: never); see KILL_ENV."""
+    rank = os.environ.get(KILL_RANK_ENV)
+    if rank is not None and (os.environ.get("RANK") != rank
+                             or os.environ.get("TORCHELASTIC_RESTART_COUNT", "0") != "0"):
+        return 0
+    return int(os.environ.get(KILL_ENV, "0"))
+
+
+def _require_some_present(root: Path, items: Sequence[tuple[str, str, str]]) -> None:
+    """ImagesMissingError when not one of ``items`` exists under ``root``: an unmounted disk or
+    a wrong root would otherwise turn every image into a reject and "succeed"."""
+    if not items:
+        return
+    for _, rel, _ in items:
+        try:
+            if resolve_under(root, rel).exists():
+                return
+        except PathRejected:
+            continue
+    raise ImagesMissingError(
+        f"none of the {len(items)} images to cache exists under the data root {root} "
+        f"(e.g. {items[0][1]!r}); is the disk mounted and the "
+        "root right? (--root, or the root `emolog index` recorded); nothing was recorded")
+
+
+def _perceive(perception, good: list[tuple[str, str, object]], prepared: bool
               ) -> tuple[list[tuple[str, dict[str, np.ndarray]]], list[dict[str, str]]]:
     """Per-image tensor rows for ``good``; images the pipeline refuses become rejects."""
     if not good:
         return [], []
+    run = perception.perceive_prepared if prepared else perception.perceive_batch
     try:
-        out = perception.perceive_batch([im for _, _, im in good])
+        out = run([x for _, _, x in good])
         return [(iid, {k: v[r] for k, v in out.items()}) for r, (iid, _, _) in enumerate(good)], []
     except PerceptionError:
         pass
     # One bad image must not cost its batch-mates: retry one by one to find exactly which.
     rows, rejects = [], []
-    for iid, rel, im in good:
+    for iid, rel, x in good:
         try:
-            out = perception.perceive_batch([im])
+            out = run([x])
         except PerceptionError as e:
             rejects.append({"image_id": iid, "rel_path": rel, "reason": f"perception: {e}",
                             "stage": "perception"})

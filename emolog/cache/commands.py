@@ -1,191 +1,127 @@
-"""``emolog cache``: build a feature cache, or verify / merge one.
+"""``emolog cache build|verify|merge``: build a feature cache, check one, join sharded parts.
 
-    emolog cache --index DIR_OR_index.csv --split split.json --root IMAGES --out CACHE [options]
-    emolog cache verify CACHE --split split.json [--index DIR] [--splits train,val] [--check-config]
-    emolog cache merge OUT
+    emolog cache build --index D [--root IMAGES] --out D/cache [perception options] [--nproc N]
+    emolog cache verify CACHE --index D [--splits train,val] [--allow-rejects] [--check-config ...]
+    emolog cache merge OUT [--index D]
+    torchrun --nproc-per-node N [--nnodes M ...] -m emolog cache build --index D --out D/cache ...
 
-Under ``torchrun`` without ``--shard``, each rank builds slice RANK/WORLD_SIZE on
-``cuda:LOCAL_RANK`` (when CUDA is present); run ``emolog cache merge OUT`` afterwards.
+``build`` ends by verifying what it built (exit 5 when that fails). Several processes
+(``--nproc N``, or torchrun) each build a slice into OUT/part-i-of-N, then rank 0 merges and
+verifies; see docs/scale-out.md. A relative ``--root`` is relative to the current directory.
 """
 
 from __future__ import annotations
 
 import argparse
-import json
-import sys
 from pathlib import Path
 
-from emolog.cache.store import CacheError
 from emolog.data.split import SPLIT_NAMES
-from emolog.perception.common import WeightsError
-from emolog.runtime import torch_threads
+from emolog.errors import UsageError
 
-ACTIONS = ("build", "verify", "merge")
+
+class _SubcommandParser(argparse.ArgumentParser):
+    """Reports unknown arguments itself, so the message names the sub-command
+    (``emolog cache build: error: unrecognized arguments: --detect-max-size 640``);
+    plain argparse hands them to the parent, which names only ``emolog cache``."""
+
+    def parse_known_args(self, args=None, namespace=None):  # type: ignore[override]
+        ns, extra = super().parse_known_args(args, namespace)
+        if extra:
+            self.error(f"unrecognized arguments: {' '.join(extra)}")
+        return ns, extra
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.formatter_class = argparse.RawDescriptionHelpFormatter
     parser.epilog = __doc__.split("\n\n", 1)[1]
-    parser.add_argument("action", nargs="?", choices=ACTIONS, default="build",
-                        help="build (default), verify CACHE, or merge OUT")
-    parser.add_argument("target", nargs="?", type=Path, default=None,
-                        help="the cache directory (verify) or the output with part-i-of-N folders (merge)")
-    parser.add_argument("--index", type=Path, default=None,
-                        help="index.csv or the directory holding it (and rejects.csv, split.json)")
-    parser.add_argument("--split", type=Path, default=None,
-                        help="split.json (default: next to the index)")
-    parser.add_argument("--splits", default=",".join(SPLIT_NAMES),
-                        help="which split lists to cache / verify (default train,val,test)")
-    parser.add_argument("--root", type=Path, default=None,
-                        help="data root the index's rel_paths are relative to (default: the root "
-                             "recorded in index_summary.json by `emolog index`)")
-    parser.add_argument("--out", type=Path, default=None, help="cache directory to build")
-    g = parser.add_argument_group("perception (the defaults run offline)")
+    sub = parser.add_subparsers(dest="action", metavar="ACTION", required=True,
+                                parser_class=_SubcommandParser)
+    b = sub.add_parser("build", help="run the perception networks once per image into a cache",
+                       description="Build (or resume) a feature cache, then verify it.")
+    _data_args(b, build=True)
+    b.add_argument("--out", type=Path, required=True, help="cache directory to build (resumable)")
+    _perception_args(b)
+    r = b.add_argument_group("running")
+    r.add_argument("--batch-size", type=int, default=16, help="images per forward pass (default 16; 64+ on a GPU)")
+    r.add_argument("--workers", type=int, default=2,
+                   help="DataLoader workers per process that read, decode and preprocess images (default 2)")
+    r.add_argument("--rows-per-file", type=int, default=256,
+                   help="rows per shard file: the most work an interruption can lose (default 256)")
+    r.add_argument("--threads", type=int, default=1,
+                   help="torch threads per process (default 1: several threads per process collapse "
+                        "when the CPU is shared; use --nproc for more cores); 0 = torch's default")
+    r.add_argument("--nproc", type=int, default=1,
+                   help="processes on this machine (a torchrun job started for you; default 1)")
+    r.add_argument("--max-restarts", type=int, default=0,
+                   help="with --nproc: restart the ranks this often after one dies (they resume)")
+    r.add_argument("--shard", default=None,
+                   help="i/N: build only slice i of N (sorted ids, every N-th) into OUT/part-i-of-N, "
+                        "no merge (for schedulers that start the N jobs themselves)")
+    r.add_argument("--timeout", type=float, default=None, metavar="SECONDS",
+                   help="how long ranks wait for the slowest one (default 48 h)")
+    r.add_argument("--quiet", action="store_true", help="no progress bar")
+
+    v = sub.add_parser("verify", help="check a cache before training on it",
+                       description="Check every requested id is stored once and every row is sane "
+                                   "(exit 5 when not).")
+    v.add_argument("cache", type=Path, help="the cache directory")
+    _data_args(v, build=False)
+    v.add_argument("--allow-rejects", action="store_true",
+                   help="requested ids recorded as rejects are listed but do not fail verification")
+    v.add_argument("--check-config", action="store_true",
+                   help="also require the cache's fingerprint to equal the perception options given")
+    _perception_args(v)
+
+    m = sub.add_parser("merge", help="join OUT/part-i-of-N folders of `build --shard` into OUT",
+                       description="Join the parts of a sharded build into one cache.")
+    m.add_argument("out", type=Path, help="the --out of the sharded builds")
+    _data_args(m, build=False)
+
+
+def _data_args(p: argparse.ArgumentParser, build: bool) -> None:
+    p.add_argument("--index", type=Path, required=build, default=None,
+                   help="index.csv or the directory holding it (and rejects.csv, split.json)"
+                        + ("" if build else "; with merge: verify the merged cache against it"))
+    p.add_argument("--split", type=Path, default=None, help="split.json (default: next to the index)")
+    p.add_argument("--splits", default=",".join(SPLIT_NAMES),
+                   help="which split lists to cache / verify (default train,val,test)")
+    if build:
+        p.add_argument("--root", type=Path, default=None,
+                       help="data root the index's rel_paths are relative to; relative to the current "
+                            "directory (default: the root `emolog index` recorded in index_summary.json)")
+
+
+def _perception_args(p: argparse.ArgumentParser) -> None:
+    g = p.add_argument_group("perception (the defaults run offline)")
     g.add_argument("--backbone", default=None, help="scene backbone (default efficientnet-lite0-imagenet)")
     g.add_argument("--backbone-weights", default=None, help="weights file for the backbone")
     g.add_argument("--places365-names", default=None, help="categories_places365.txt (resnet18-places365)")
     g.add_argument("--detector", default=None, help="face detector (default mtcnn)")
     g.add_argument("--recogniser", default=None, help="expression recogniser (default fer2013-minixception)")
     g.add_argument("--recogniser-weights", default=None, help="weights file / folder for the recogniser")
-    g.add_argument("--K", type=int, default=3, help="face slots per image (default 3)")
+    g.add_argument("-K", "--max-faces", dest="K", type=int, default=3, help="face slots per image (default 3)")
     g.add_argument("--prelast", action="store_true",
                    help="also store the activations before the backbone's last block (float16; for unfreezing it)")
     g.add_argument("--detect-max-side", type=int, default=None,
                    help="downscale images to this long side (px) before face detection (default: never)")
     g.add_argument("--min-face-size", type=int, default=20, help="smallest face in px (default 20)")
     g.add_argument("--face-threshold", type=float, default=0.9, help="detector probability threshold (default 0.9)")
-    g.add_argument("--device", default=None, help="cpu, cuda, cuda:1, ... (default: CUDA when present)")
-    r = parser.add_argument_group("running")
-    r.add_argument("--batch-size", type=int, default=16, help="images per forward pass (default 16)")
-    r.add_argument("--workers", type=int, default=2, help="DataLoader workers decoding images (default 2)")
-    r.add_argument("--rows-per-file", type=int, default=256,
-                   help="rows per shard file: the most work an interruption can lose (default 256)")
-    r.add_argument("--shard", default=None,
-                   help="i/N: cache only slice i of N (sorted ids, every N-th) into OUT/part-i-of-N; "
-                        "default under torchrun: RANK/WORLD_SIZE")
-    r.add_argument("--threads", type=int, default=None,
-                   help="torch intra-op threads (default: torch's choice); 1 is fastest when several "
-                        "builds share a CPU")
-    r.add_argument("--quiet", action="store_true", help="no progress bar")
-    v = parser.add_argument_group("verify")
-    v.add_argument("--allow-rejects", action="store_true",
-                   help="requested ids recorded as rejects are listed but do not fail verification")
-    v.add_argument("--check-config", action="store_true",
-                   help="also require the cache's fingerprint to equal the perception options given")
+    g.add_argument("--device", default=None, help="cpu, cuda, cuda:1, ... (default: CUDA when present; "
+                                                  "cuda:LOCAL_RANK under torchrun)")
 
 
 def run(args: argparse.Namespace) -> int:
-    try:
-        if args.action == "merge":
-            return _merge(args)
-        if args.action == "verify":
-            return _verify(args)
-        return _build(args)
-    except (CacheError, WeightsError, ValueError, FileNotFoundError) as e:
-        print(f"emolog cache {args.action}: error: {e}", file=sys.stderr)
-        return 2
-
-
-def _index_paths(args: argparse.Namespace) -> tuple[Path | None, Path | None, Path | None]:
-    """(index.csv, rejects.csv or None, split.json) from --index / --split."""
-    index_csv = rejects = None
-    if args.index is not None:
-        index_csv = args.index / "index.csv" if args.index.is_dir() else args.index
-        rejects = index_csv.parent / "rejects.csv"
-        rejects = rejects if rejects.is_file() else None
-    split = args.split
-    if split is None and index_csv is not None:
-        split = index_csv.parent / "split.json"
-    return index_csv, rejects, split
-
-
-def _indexed_root(index_csv: Path | None) -> Path | None:
-    """The data root ``emolog index`` recorded in index_summary.json next to the index, if any."""
-    summary = index_csv.parent / "index_summary.json" if index_csv is not None else None
-    if summary is None or not summary.is_file():
-        return None
-    root = json.loads(summary.read_text()).get("root")
-    return Path(root) if root else None
-
-
-def _split_ids(args: argparse.Namespace, split_path: Path | None, known: list[str] | None) -> list[str]:
-    from emolog.data.split import load_split
-    if split_path is None:
-        raise ValueError("--split split.json is required (or --index DIR holding split.json)")
-    names = [s.strip() for s in args.splits.split(",") if s.strip()]
-    bad = [s for s in names if s not in SPLIT_NAMES]
-    if bad or not names:
-        raise ValueError(f"--splits {args.splits!r}: choose from {','.join(SPLIT_NAMES)}")
-    split = load_split(split_path, known_ids=known)
-    return [i for s in names for i in split[s]]
-
-
-def _perception(args: argparse.Namespace, device: str | None):
-    from emolog.perception.pipeline import Perception
-    kw = {k: v for k, v in {"backbone": args.backbone, "detector": args.detector,
-                            "recogniser": args.recogniser}.items() if v is not None}
-    return Perception(**kw, K=args.K, device=device, prelast=args.prelast,
-                      backbone_weights=args.backbone_weights, places365_names=args.places365_names,
-                      recogniser_weights=args.recogniser_weights, min_face_size=args.min_face_size,
-                      face_threshold=args.face_threshold, detect_max_side=args.detect_max_side)
-
-
-def _build(args: argparse.Namespace) -> int:
-    import torch
-
-    from emolog.cache.build import build_cache, index_rejects, parse_shard, slice_from_env
-    from emolog.data.index import ImageIndex
-    if args.target is not None:
-        raise ValueError(f"unexpected argument {args.target} (did you mean --out {args.target}?)")
-    index_csv, rejects_csv, split_path = _index_paths(args)
-    root = args.root if args.root is not None else _indexed_root(index_csv)
-    missing = [f"--{k}" for k, v in (("index", args.index), ("root", root), ("out", args.out)) if v is None]
-    if missing:
-        raise ValueError(f"building a cache needs {', '.join(missing)}")
-    index = ImageIndex.load(index_csv)
-    ids = _split_ids(args, split_path, index.ids)
-    device = args.device
-    if args.shard is not None:
-        shard = parse_shard(args.shard)
-    else:
-        rank, world, local = slice_from_env()
-        shard = (rank, world)
-        if device is None and local is not None and torch.cuda.is_available():
-            device = f"cuda:{local}"  # one GPU per torchrun process
-    with torch_threads(args.threads):  # restored after: in-process callers must not inherit it
-        perception = _perception(args, device)
-        report = build_cache(perception, index, ids, root, args.out, shard=shard,
-                             batch_size=args.batch_size, workers=args.workers,
-                             rows_per_file=args.rows_per_file,
-                             prior_rejects=index_rejects(rejects_csv) if rejects_csv else (),
-                             progress=not args.quiet)
-    print(report.summary())
-    if shard[1] > 1:
-        print(f"when all {shard[1]} parts are done: emolog cache merge {args.out}")
-    return 0
-
-
-def _verify(args: argparse.Namespace) -> int:
-    from emolog.cache.verify import verify_cache
-    from emolog.data.index import ImageIndex
-    if args.target is None:
-        raise ValueError("usage: emolog cache verify CACHE --split split.json")
-    index_csv, _, split_path = _index_paths(args)
-    known = ImageIndex.load(index_csv).ids if index_csv is not None else None
-    ids = _split_ids(args, split_path, known)
-    expected = _perception(args, args.device).fingerprint() if args.check_config else None
-    report = verify_cache(args.target, ids, expected, allow_rejects=args.allow_rejects)
-    print(report.summary())
-    return 0 if report.ok else 1
-
-
-def _merge(args: argparse.Namespace) -> int:
-    from emolog.cache.merge import merge_parts
-    from emolog.cache.store import read_manifest
-    if args.target is None:
-        raise ValueError("usage: emolog cache merge OUT (the --out of the sharded builds)")
-    out = merge_parts(args.target)
-    m = read_manifest(out)
-    print(f"merged {len(m['info']['merged_from'])} parts into {out}: "
-          f"{sum(s['n'] for s in m['shards'])} rows in {len(m['shards'])} shards, {len(m['rejects'])} rejects")
-    return 0
+    from emolog.cache import build_command
+    if args.action == "merge":
+        return build_command.merge(args)
+    if args.action == "verify":
+        return build_command.verify(args)
+    if args.nproc < 1:
+        raise UsageError(f"--nproc {args.nproc}: need at least 1")
+    if args.nproc > 1:
+        if args.shard is not None:
+            raise UsageError("--nproc and --shard exclude each other (--nproc does the slicing)")
+        from emolog.cache.distributed import launch
+        child = argparse.Namespace(**{**vars(args), "nproc": 1})
+        return launch(args.nproc, build_command.rank_entry, child, max_restarts=args.max_restarts)
+    return build_command.build(args)

@@ -44,7 +44,7 @@ def find_parts(out_dir: str | Path) -> tuple[int, list[Path]]:
     (n, parts), = found.items()
     absent = [i for i in range(n) if i not in parts]
     if absent:
-        raise CacheError(f"{out_dir}: parts {absent} of {n} are absent; run `emolog cache --shard i/{n}` for them")
+        raise CacheError(f"{out_dir}: parts {absent} of {n} are absent; run `emolog cache build --shard i/{n}` for them")
     return n, [parts[i] for i in range(n)]
 
 
@@ -52,7 +52,7 @@ def part_complete(manifest: dict) -> tuple[bool, str]:
     """Whether a part holds (or rejected) every id of its slice, and a sentence saying so."""
     info = manifest.get("info", {}).get("part")
     if info is None:
-        return False, "manifest has no info.part (not built by `emolog cache --shard`)"
+        return False, "manifest has no info.part (not built by `emolog cache build --shard`)"
     stored = sum(s["n"] for s in manifest["shards"])
     rejected = sum(1 for r in manifest["rejects"] if r.get("stage") != "index")
     if stored + rejected != info["n_expected"]:
@@ -61,12 +61,19 @@ def part_complete(manifest: dict) -> tuple[bool, str]:
     return True, f"{stored} stored, {rejected} rejected"
 
 
-def merge_parts(out_dir: str | Path) -> Path:
-    """Merge ``out_dir/part-*-of-N`` into a cache at ``out_dir``; returns ``out_dir``."""
+def merge_parts(out_dir: str | Path, replace: bool = False) -> Path:
+    """Merge ``out_dir/part-*-of-N`` into a cache at ``out_dir``; returns ``out_dir``.
+
+    With ``replace``, an earlier merge there is replaced (its manifest goes first, so an
+    interruption leaves no merged cache rather than a stale one)."""
     out_dir = Path(out_dir)
     if (out_dir / MANIFEST).exists():
-        raise CacheError(f"{out_dir} already holds a merged cache ({MANIFEST} exists); "
-                         "delete it to merge again")
+        if not replace:
+            raise CacheError(f"{out_dir} already holds a merged cache ({MANIFEST} exists); "
+                             "delete it to merge again")
+        (out_dir / MANIFEST).unlink()
+        for old in out_dir.glob("shard-*.safetensors"):
+            old.unlink()
     n, parts = find_parts(out_dir)
     manifests = [read_manifest(p) for p in parts]
     first = manifests[0]

@@ -17,13 +17,14 @@ import json
 import os
 from dataclasses import dataclass, field, fields
 from pathlib import Path
-from typing import Any, Iterable, Mapping
+from typing import Any, Callable, Iterable, Mapping
 
 import numpy as np
 import torch
 from safetensors import safe_open
 from safetensors.torch import save_file
 
+from emolog.errors import EmologError
 from emolog.data.atomic import atomic_write_text
 from emolog.labels import BASIC7
 from emolog.perception.common import sha256_file
@@ -46,7 +47,7 @@ TENSOR_SPEC: dict[str, tuple[tuple[str | int, ...], torch.dtype]] = {
 OPTIONAL_SPEC: dict[str, torch.dtype] = {"scene_prelast": torch.float16}
 
 
-class CacheError(RuntimeError):
+class CacheError(EmologError, RuntimeError):
     """The cache is missing, incomplete, inconsistent or from another configuration."""
 
 
@@ -60,7 +61,7 @@ def read_manifest(cache_dir: str | Path) -> dict:
     path = Path(cache_dir) / MANIFEST
     if not path.exists():
         raise CacheError(f"{cache_dir}: no {MANIFEST}; this is not an emolog cache "
-                         "(build one with `emolog cache` or `emolog simulate`)")
+                         "(build one with `emolog cache build` or `emolog simulate`)")
     try:
         manifest = json.loads(path.read_text())
     except json.JSONDecodeError as e:
@@ -185,9 +186,9 @@ class CacheWriter:
             os.fsync(f.fileno())
         os.chmod(tmp, 0o644)  # the writer creates it owner-only; a cache is shared read-only data
         os.replace(tmp, path)
+        self._done.update(ids)  # before the manifest: an interrupted caller must not rewrite them
         self.manifest["shards"].append({"file": name, "n": len(ids), "sha256": sha256_file(path)})
         self._save_manifest()
-        self._done.update(ids)
         return path
 
     def add_rejects(self, rejects: Iterable[Mapping[str, str]]) -> None:
@@ -203,6 +204,16 @@ class CacheWriter:
                 self.manifest["rejects"].append(dict(r))
                 seen.add(key)
         self._save_manifest()
+
+    def drop_rejects(self, retry: Callable[[Mapping[str, str]], bool]) -> int:
+        """Forget the rejects for which ``retry(record)`` is True (so their ids are processed
+        again); returns how many were dropped."""
+        keep = [r for r in self.manifest["rejects"] if not retry(r)]
+        dropped = len(self.manifest["rejects"]) - len(keep)
+        if dropped:
+            self.manifest["rejects"] = keep
+            self._save_manifest()
+        return dropped
 
     def close(self) -> None:
         """Flush the manifest (every write already did; kept for a with-block and symmetry)."""

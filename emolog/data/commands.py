@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import sys
 import time
 from pathlib import Path
 
@@ -17,8 +16,9 @@ from emolog.data.images import DEFAULT_MAX_PIXELS
 from emolog.data.index import BuildResult, build_index
 from emolog.data.readers import DataFormatError, read_csv_auto, read_findingemo_csv, \
     read_folder_tree, read_generic_csv
-from emolog.data.split import SplitError, make_split, write_split
-from emolog.labels import DEFAULT_MAPPING, LabelError, get_mapping
+from emolog.data.split import make_split, write_split
+from emolog.errors import MissingError
+from emolog.labels import DEFAULT_MAPPING, get_mapping
 
 FINDINGEMO_SOURCE = "findingemo"
 
@@ -57,7 +57,7 @@ def _read_records(args: argparse.Namespace):
         return annotation_records(), None, []
     path = Path(src)
     if not path.exists():
-        raise DataFormatError(f"{src}: no such file or directory")
+        raise MissingError(f"{src}: no such file or directory")
     fmt = args.format
     if fmt == "auto":
         fmt = "folder" if path.is_dir() else "auto-csv"
@@ -75,12 +75,15 @@ def run_index(args: argparse.Namespace) -> tuple[BuildResult, dict, dict]:
     """Do the work of ``emolog index`` and write its files: (result, split, summary)."""
     t0 = time.perf_counter()
     records, default_root, notes = _read_records(args)
+    # Recorded in index_summary.json for `emolog cache`, which may run from another directory:
+    # a relative root would point elsewhere there and reject every image as missing.
     root = args.root or default_root
+    root = None if root is None else Path(root).resolve()
     if root is None and not args.no_images:
         raise DataFormatError("the FindingEmo annotations need --root DIR (where the downloaded "
                               "images are) or --no-images")
     if root is not None and not args.no_images and not Path(root).is_dir():
-        raise DataFormatError(f"--root {root}: not a directory")
+        raise MissingError(f"--root {root}: not a directory (not mounted?)")
     mapping = get_mapping(args.mapping, unmapped=args.unmapped)
     result = build_index(records, mapping, root=root, check_images=not args.no_images,
                          max_pixels=args.max_pixels, progress=not args.quiet, workers=args.workers)
@@ -102,6 +105,7 @@ def run_index(args: argparse.Namespace) -> tuple[BuildResult, dict, dict]:
         "n_records": result.n_records, "n_indexed": len(result.index), "n_rejected": len(result.rejects),
         "per_class": result.index.class_counts(), "rejects_per_reason": result.reject_counts(),
         "labels_dropped": dict(result.mapping_report.dropped),
+        "labels_unknown": dict(result.mapping_report.unknown),
         "split_sizes": {k: len(split[k]) for k in ("train", "val", "test")},
         "seconds": round(time.perf_counter() - t0, 2),
     }
@@ -110,11 +114,7 @@ def run_index(args: argparse.Namespace) -> tuple[BuildResult, dict, dict]:
 
 
 def run(args: argparse.Namespace) -> int:
-    try:
-        result, split, summary = run_index(args)
-    except (DataFormatError, LabelError, SplitError) as e:
-        print(f"emolog index: error: {e}", file=sys.stderr)
-        return 2
+    result, split, summary = run_index(args)  # errors: one line via emolog.cli
     print(result.summary())
     print(f"split (seed {split['seed']}): train {len(split['train'])}"
           + (f" (first {split['n_train']} of {split['n_train_pool']})" if split["n_train"] else "")

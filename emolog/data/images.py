@@ -26,6 +26,8 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
 
+from emolog.errors import InputError
+
 # Pillow's own default limit (about 89.5 megapixels = a 1 GiB 24-bit image / 4 / 3).
 DEFAULT_MAX_PIXELS: int = 89_478_485
 
@@ -34,7 +36,7 @@ _DIRECT_MODES = {"1", "L", "RGB", "RGBX", "YCbCr", "CMYK"}
 _SIXTEEN_BIT_MODES = {"I", "I;16", "I;16L", "I;16B", "I;16N"}
 
 
-class ImageRejected(Exception):
+class ImageRejected(InputError):
     """An image file that cannot be used; ``reason`` says why (``"category: detail"``)."""
 
     def __init__(self, reason: str) -> None:

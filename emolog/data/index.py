@@ -2,8 +2,10 @@
 
 ``build_index`` turns reader records (``emolog.data.readers``) into an ``ImageIndex`` plus a
 rejects table. A row is rejected - never silently repaired - for a bad or escaping path, a bad
-numeric value, a missing label, a label the mapping drops, a duplicate or conflicting entry for
-the same path, or an image file that ``load_image`` refuses. Every other row is kept.
+numeric value, a missing label, an unknown label (not in the mapping's label set: a typo), a
+label the mapping drops, a duplicate or conflicting entry for the same path, or an image file
+that ``load_image`` refuses. Every other row is kept. Unknown labels are rejected before
+duplicates are resolved: a typo row must not turn the same image's valid row into a conflict.
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ from typing import Iterable
 import pandas as pd
 from tqdm import tqdm
 
+from emolog.errors import InputError
 from emolog.data.atomic import atomic_write_text
 from emolog.data.images import DEFAULT_MAX_PIXELS, ImageRejected, decode_image, read_image_bytes, \
     reason_category, sha256_bytes
@@ -33,7 +36,7 @@ _FLOAT_COLUMNS = ("valence", "arousal", "ambiguity")
 _INT_COLUMNS = ("width", "height")
 
 
-class UnknownIdError(KeyError):
+class UnknownIdError(InputError, KeyError):
     """Ids asked of an index that it does not hold (the message names them)."""
 
 
@@ -171,6 +174,7 @@ def build_index(records: pd.DataFrame, mapping: LabelMapping, root: str | Path |
         raise ValueError("build_index: a data root is needed to check images (or check_images=False)")
     rejects: list[tuple[str, str]] = []
     rows: list[dict] = []
+    unknown: Counter = Counter()
     for rec in records.itertuples(index=False):
         try:
             rel = normalize_rel_path(rec.path)
@@ -184,11 +188,17 @@ def build_index(records: pd.DataFrame, mapping: LabelMapping, root: str | Path |
         if not rec.label_raw:
             rejects.append((rel, "no label"))
             continue
+        if not mapping.is_known(rec.label_raw):
+            unknown[rec.label_raw] += 1
+            rejects.append((rel, f"unknown label: {rec.label_raw!r} is not a label of mapping {mapping.name!r} "
+                                 f"(known: {', '.join(mapping.known or ())})"))
+            continue
         rows.append({"rel_path": rel, "label_raw": rec.label_raw, **nums,
                      "dec_factors": rec.dec_factors})
 
     rows = _resolve_duplicates(rows, rejects)
     mapped, report = mapping.map_many(r["label_raw"] for r in rows)
+    report.unknown.update(unknown)
     kept: list[dict] = []
     for r, lab in zip(rows, mapped):
         if lab is None:

@@ -13,8 +13,10 @@ from __future__ import annotations
 import hashlib
 from pathlib import Path
 
+from emolog.errors import InputError
 
-class PathRejected(ValueError):
+
+class PathRejected(InputError, ValueError):
     """A relative image path that cannot be used; ``reason`` says why."""
 
     def __init__(self, reason: str) -> None:

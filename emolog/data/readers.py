@@ -24,13 +24,15 @@ from pathlib import Path
 
 import pandas as pd
 
+from emolog.errors import InputError
+
 RECORD_COLUMNS: tuple[str, ...] = (
     "path", "label_raw", "valence", "arousal", "ambiguity", "dec_factors",
 )
 _OPTIONAL = ("valence", "arousal", "ambiguity", "dec_factors")
 
 
-class DataFormatError(ValueError):
+class DataFormatError(InputError, ValueError):
     """An input file or folder that does not have the expected structure."""
 
 

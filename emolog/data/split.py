@@ -18,13 +18,14 @@ import json
 from pathlib import Path
 from typing import Sequence
 
+from emolog.errors import InputError
 from emolog.data.atomic import atomic_write_text
 
 DEFAULT_FRACTIONS: tuple[float, float, float] = (0.7, 0.1, 0.2)
 SPLIT_NAMES: tuple[str, str, str] = ("train", "val", "test")
 
 
-class SplitError(ValueError):
+class SplitError(InputError, ValueError):
     """A split file or split request that is inconsistent."""
 
 

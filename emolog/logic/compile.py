@@ -36,7 +36,7 @@ from problog.constraint import ConstraintAD
 from problog.engine import DefaultEngine
 from problog.errors import ProbLogError
 from problog.formula import LogicDAG, LogicFormula
-from problog.logic import Term, Var
+from problog.logic import Term, Var, term2list
 from pysdd.sdd import SddManager, Vtree
 
 from .program import IMAGE, Program, ProgramError, atom_name, input_key
@@ -188,6 +188,11 @@ class _GroupedSdd:
             segments.append(members)
             in_group.update(members)
         singles = [a for a in atoms if a not in in_group]
+        if not atoms:
+            raise ProgramError(f"{prog.path}: every query and evidence atom is deterministic "
+                               "(true or false whatever the inputs): this image-convention path "
+                               "needs a probabilistic atom; evaluate() or compile_program(path, "
+                               "queries=[...]) answer it")
         order = [a for seg in segments for a in seg] + singles
         self.var_of = {a: i + 1 for i, a in enumerate(order)}
         vtree = _vtree([[self.var_of[a] for a in seg] for seg in segments]
@@ -252,6 +257,8 @@ class _GroupedSdd:
                 continue
             p = self.dag.get_node(a).probability
             ad = a in heads
+            if isinstance(p, Term) and p.functor == "nn":
+                _check_image_input(p, prog)
             if isinstance(p, Term) and p.functor == "nn" and p.arity == 3:
                 out.append(VarWeight("nn", key=input_key(str(p.args[0]), p.args[1]),
                                      index=int(p.args[2]), ad=ad))
@@ -270,6 +277,20 @@ class _GroupedSdd:
                                        "or t(...)") from None
                 out.append(VarWeight("const", value=value, ad=ad))
         return out
+
+
+def _check_image_input(p: Term, prog: Program) -> None:
+    """Refuse a neural input whose first argument is not the image.
+
+    The input key drops the image argument (``face_net(face1)``), so a call such as
+    ``digit(i2, Y)`` would silently read the image's own ``mnist_net`` distribution.
+    """
+    first = term2list(p.args[1], False)[0]
+    if first != IMAGE:
+        raise ProgramError(f"{prog.path}: neural input {p.args[0]}({p.args[1]}) does not start with "
+                           f"the image but with {first}: in this image-convention path every "
+                           "input's first argument is the image; for other inputs give query "
+                           "templates: compile_program(path, queries=[...])")
 
 
 def _vtree(segments: list[list[int]]) -> Vtree:

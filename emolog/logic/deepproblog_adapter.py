@@ -18,11 +18,16 @@ probabilities, clips them to [0, 1] and divides every disjunction by its sum.
 from __future__ import annotations
 
 import torch
-from deepproblog.engines import ExactEngine
-from deepproblog.model import Model
-from deepproblog.network import Network
-from deepproblog.optimizer import SGD
-from deepproblog.query import Query
+
+try:
+    from deepproblog.engines import ExactEngine
+    from deepproblog.model import Model
+    from deepproblog.network import Network
+    from deepproblog.optimizer import SGD
+    from deepproblog.query import Query
+except ImportError as e:  # an optional dependency: say which extra brings it
+    raise ImportError("the DeepProbLog reference needs the optional dependency deepproblog 2.1.0: "
+                      "pip install 'emolog[reference]'") from e
 from problog.logic import Constant, Term, Var
 from problog.program import SimpleProgram
 

@@ -7,6 +7,7 @@ from pathlib import Path
 import torch
 from torch import nn
 
+from emolog.errors import InputError
 from emolog.labels import BASIC7
 
 from .compile import Compiled, compile_circuits
@@ -16,13 +17,19 @@ from .program import Program, ProgramError, parse_program, resolve_program
 SEMANTICS = ("condition", "fail", "original")
 
 
-class LogicInputError(ValueError):
+class LogicInputError(InputError, ValueError):
     """Inputs do not fit the compiled program (missing key, wrong size, not probabilities)."""
 
 
 def compile_program(program: str | Path = "seed", semantics: str = "condition",
-                    param: str = "softmax") -> "LogicModule":
-    """Compile a shipped program (``emolog/logic/programs/<name>.pl``) or a ``.pl`` path.
+                    param: str = "softmax", queries: list[str] | None = None,
+                    **kwargs) -> "LogicModule | DeepProgram":
+    """Compile a shipped program (``emolog/logic/programs/<name>.pl``), a ``.pl`` path or text.
+
+    With ``queries`` (DeepProbLog-style templates, see ``deep.py``), or for a program outside
+    the image convention (no ``nn`` or no query/1, or consult/1), the result is a
+    ``DeepProgram`` (general engine, conditioned on the program's evidence; ``kwargs`` go to
+    it). Otherwise it is the image-convention ``LogicModule`` below.
 
     semantics: "condition" = P(q | evidence) (default; sound for missing faces),
     "fail" = P(q and evidence) (a missing source's mass is lost), "original" = the thesis
@@ -31,9 +38,30 @@ def compile_program(program: str | Path = "seed", semantics: str = "condition",
     """
     if semantics not in SEMANTICS:
         raise ValueError(f"semantics must be one of {SEMANTICS}, got {semantics!r}")
-    text, path = resolve_program(program)
+    is_text = isinstance(program, str) and ("\n" in program or program.rstrip().endswith("."))
+    text, path = (program, "<string>") if is_text else resolve_program(program)
+    if queries is not None or not _image_convention(text):
+        if semantics != "condition":
+            raise ProgramError(f"{path}: semantics {semantics!r} exists only for image-convention "
+                               "programs; the general engine conditions on the evidence")
+        from .deep import DeepProgram
+        return DeepProgram(text if is_text else path, queries, param=param, **kwargs)
+    if kwargs:
+        raise TypeError(f"{sorted(kwargs)} apply to the general engine only (give queries=[...])")
     prog = parse_program(text, path)
     return LogicModule(prog, compile_circuits(prog), semantics, param)
+
+
+def _image_convention(text: str) -> bool:
+    """Whether a program is written in emolog's image convention (the seed programs' form).
+
+    It needs an ``nn`` declaration and query/1 in the file; a consult/1 or use_module/1
+    directive sends it to the general engine, because this path reads the main file's
+    query/evidence only.
+    """
+    import re
+    return bool(re.search(r"\bnn\s*\(", text) and re.search(r"\bquery\s*\(", text)) \
+        and not re.search(r":-\s*(consult|use_module)\b", text)
 
 
 class LogicModule(nn.Module):

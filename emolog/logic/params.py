@@ -40,14 +40,15 @@ class TParams(nn.Module):
         order = [i for b in self.blocks for i in b]
         self.register_buffer("_order", torch.tensor(order, dtype=torch.long), persistent=False)
         self.values = nn.ParameterList()
+        dt = torch.get_default_dtype()   # float64 under torch.set_default_dtype(torch.float64)
         for b, grp in zip(self.blocks, self.is_group):
             p0 = torch.tensor([init[i] for i in b], dtype=torch.float64)
             if param == "projected":
-                self.values.append(nn.Parameter(p0.float()))
+                self.values.append(nn.Parameter(p0.to(dt)))
             elif grp:
-                self.values.append(nn.Parameter(torch.log(p0.clamp_min(1e-12) / p0.sum()).float()))
+                self.values.append(nn.Parameter(torch.log(p0.clamp_min(1e-12) / p0.sum()).to(dt)))
             else:
-                self.values.append(nn.Parameter(torch.logit(p0.clamp(1e-12, 1 - 1e-12)).float()))
+                self.values.append(nn.Parameter(torch.logit(p0.clamp(1e-12, 1 - 1e-12)).to(dt)))
 
     def __len__(self) -> int:
         return len(self.names)

@@ -29,12 +29,28 @@ from problog.logic import (
 )
 from problog.program import PrologString, SimpleProgram
 
+from emolog.errors import EmologError
+
 PROGRAMS_DIR = Path(__file__).parent / "programs"
 IMAGE = Term("img")  # the constant the image variable is bound to when grounding
 
 
-class ProgramError(ValueError):
-    """A logic program does not parse, does not ground, or does not fit its inputs."""
+class ProgramError(EmologError, ValueError):
+    """A logic program does not parse, does not ground, or does not fit its inputs.
+
+    ``path``, ``line``, ``column`` locate the problem where known (None otherwise),
+    ``message`` is the bare reason, and ``problog_text`` is what ``problog FILE`` itself prints
+    for the same program (``UnknownClause: No clauses found for 'b/0' at 2:7.``) when the error
+    came from ProbLog.
+    """
+
+    def __init__(self, text: str, *, path: str | None = None, line: int | None = None,
+                 column: int | None = None, message: str | None = None,
+                 problog_text: str | None = None):
+        super().__init__(text)
+        self.path, self.line, self.column = path, line, column
+        self.message = message if message is not None else text
+        self.problog_text = problog_text
 
 
 @dataclass

@@ -6,9 +6,10 @@ import hashlib
 import os
 from pathlib import Path
 
+from emolog.errors import InputError, MissingError
 
 
-class WeightsError(RuntimeError):
+class WeightsError(MissingError, RuntimeError):
     """A weights file is missing, unreadable or does not fit the architecture.
 
     The message always names the file and the format that was expected, so the user knows
@@ -16,7 +17,7 @@ class WeightsError(RuntimeError):
     """
 
 
-class PerceptionError(ValueError):
+class PerceptionError(InputError, ValueError):
     """Bad input to a perception component (e.g. an unreadable or empty image)."""
 
 

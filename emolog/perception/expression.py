@@ -27,7 +27,7 @@ import torch
 from PIL import Image
 
 from emolog.labels import BASIC7
-from emolog.perception.common import WeightsError, require_file, sha256_file
+from emolog.perception.common import PerceptionError, WeightsError, require_file, sha256_file
 from emolog.runtime import resolve_device
 from emolog.perception import minixception
 
@@ -48,13 +48,13 @@ VIT_REPO = "trpakov/vit-face-expression"
 def canonical_permutation(own_classes: tuple[str, ...] | list[str], model: str = "model") -> list[int]:
     """Indices ``perm`` such that ``own_logits[:, perm]`` is in BASIC7 order.
 
-    Raises ValueError naming the model and the offending labels when the labels are not
+    Raises PerceptionError (a ValueError) naming the model and the offending labels when the labels are not
     exactly the 7 basic emotions (in any order, common spellings accepted).
     """
     mapped = [_SYNONYMS.get(str(c).strip().lower()) for c in own_classes]
     unknown = [c for c, m in zip(own_classes, mapped) if m is None]
     if unknown or len(mapped) != len(BASIC7) or sorted(mapped) != sorted(BASIC7):
-        raise ValueError(
+        raise PerceptionError(
             f"{model}: class labels {list(own_classes)} cannot be matched to the 7 basic "
             f"emotions {list(BASIC7)} (unknown: {unknown or 'none'}; each must occur once). "
             "Refusing to guess the class order.")
@@ -146,6 +146,9 @@ def _resolve_hf_folder(weights: str | os.PathLike | None) -> Path:
     source = str(weights) if weights is not None else VIT_REPO
     if Path(source).expanduser().is_dir():
         return Path(source).expanduser()
+    # the weights file inside a model folder (what a cache records as the recogniser's weights)
+    if Path(source).name in ("model.safetensors", "pytorch_model.bin") and Path(source).is_file():
+        return Path(source).expanduser().parent
     try:
         from huggingface_hub import snapshot_download
         return Path(snapshot_download(repo_id=source, local_files_only=True))
@@ -154,14 +157,20 @@ def _resolve_hf_folder(weights: str | os.PathLike | None) -> Path:
             f"vit-face-expression: {source!r} is neither a model folder nor a model in the "
             "Hugging Face cache (expected a folder with config.json, model.safetensors or "
             "pytorch_model.bin and preprocessor_config.json). Nothing is downloaded at run "
-            f"time: fetch it once with `huggingface-cli download {VIT_REPO}` and pass the "
+            f"time: fetch it once with `hf download {VIT_REPO} --local-dir DIR` and pass the "
             "folder.") from e
 
 
 def build_vit(weights: str | os.PathLike | None = None) -> ExpressionRecogniser:
     """A Hugging Face image-classification model (default ``trpakov/vit-face-expression``)
     from a local folder or the HF cache, with ``local_files_only=True``."""
-    from transformers import AutoImageProcessor, AutoModelForImageClassification
+    try:
+        from transformers import AutoImageProcessor, AutoModelForImageClassification
+        from transformers.utils import logging as hf_logging
+    except ImportError as e:  # an optional dependency: say which extra brings it
+        raise WeightsError("vit-face-expression needs the optional dependency transformers: "
+                           "pip install 'emolog[vit]'") from e
+    hf_logging.disable_progress_bar()  # a "Loading weights" bar per load would flood cache/explain output
     folder = _resolve_hf_folder(weights)
     files = [folder / n for n in ("model.safetensors", "pytorch_model.bin") if (folder / n).is_file()]
     expected = ("a Hugging Face image-classification folder (config.json with id2label, "

@@ -21,7 +21,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol
 
-import cv2
 import numpy as np
 import torch
 from PIL import Image
@@ -136,6 +135,7 @@ class HaarDetector:
 
     def __init__(self, min_face_size: int = 20, min_neighbors: int = 5, scale_factor: float = 1.1,
                  max_side: int | None = None) -> None:
+        import cv2  # here, not at the top: only this detector needs OpenCV
         if not hasattr(cv2, "CascadeClassifier") or not hasattr(cv2, "data"):
             # OpenCV 5 no longer has the cascades in its main module (seen: cv2 5.0.0 on a GPU machine)
             raise WeightsError(f"haar: this OpenCV build (cv2 {getattr(cv2, '__version__', '?')}) has no "
@@ -156,6 +156,7 @@ class HaarDetector:
                 "max_side": self.max_side, "weights_sha256": self.weights_sha256}
 
     def detect(self, images: list[Image.Image]) -> list[list[Face]]:
+        import cv2
         out = []
         for im in images:
             small, scale = _downscaled(im, self.max_side)

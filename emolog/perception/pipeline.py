@@ -20,12 +20,23 @@ scene_prelast   [n, C, H, W]   float16  only with prelast=True
 
 Each face gets its own softmax (the original pushed all 21 scores through one softmax), and
 an image without faces gets zeros and a False mask (the original padded grey dummy faces).
+
+Batching: ``perceive_batch`` = ``perceive_prepared`` of ``preparer()`` applied to each image.
+The preparer (RGB conversion + the backbone's resize/crop/normalise) is a small picklable
+object, so the cache builder runs it in its DataLoader workers, next to JPEG decoding, and the
+networks see whole batches: the scene backbone one [n, 3, 224, 224] tensor, the recogniser
+every face crop of the n images in one call. Both paths run the same code on the same
+inputs, so a row does not depend on where it was prepared (tests/test_scale_batching.py).
+The expression recogniser module is imported only when a recogniser is built (it needs
+h5py for mini-Xception), so a GPU machine without it can still run a custom recogniser.
 """
 
 from __future__ import annotations
 
 import json
 import os
+from dataclasses import dataclass
+from typing import Callable
 
 import numpy as np
 import torch
@@ -36,7 +47,6 @@ from emolog.data.images import ImageRejected, to_rgb
 from emolog.labels import BASIC7
 from emolog.perception.common import PerceptionError
 from emolog.runtime import resolve_device
-from emolog.perception.expression import DEFAULT_RECOGNISER, build_recogniser
 from emolog.perception.faces import DEFAULT_DETECTOR, Face, build_detector, crop_face
 from emolog.perception.scene import DEFAULT_BACKBONE, build_backbone
 
@@ -54,6 +64,38 @@ def check_image(image: object) -> str | None:
     return None
 
 
+@dataclass
+class Prepared:
+    """One image made ready for the networks: its RGB version and the backbone's input."""
+
+    image: Image.Image          # RGB, original size (detection and crops use it)
+    scene_input: torch.Tensor   # [3, 224, 224] float32, the backbone's preprocessing applied
+
+
+class Preparer:
+    """``image -> Prepared`` with a backbone's transform; picklable, so DataLoader workers run it.
+
+    Raises PerceptionError with the reason when the image cannot be perceived.
+    """
+
+    def __init__(self, transform: Callable[[Image.Image], torch.Tensor]) -> None:
+        self.transform = transform
+
+    def __call__(self, image: object) -> Prepared:
+        reason = check_image(image)
+        if reason is None:
+            try:
+                # Same mode rules as image loading: alpha on white, 16-bit grey scaled.
+                rgb = to_rgb(image)
+            except ImageRejected as e:
+                reason = e.reason
+            except OSError as e:  # a lazily decoded, truncated file
+                reason = f"cannot decode: {e}"
+        if reason is not None:
+            raise PerceptionError(reason)
+        return Prepared(rgb, self.transform(rgb))
+
+
 class Perception:
     """Frozen scene backbone + face detector + expression recogniser.
 
@@ -64,7 +106,7 @@ class Perception:
     """
 
     def __init__(self, backbone: str = DEFAULT_BACKBONE, detector: str = DEFAULT_DETECTOR,
-                 recogniser: str = DEFAULT_RECOGNISER, K: int = 3,
+                 recogniser: str | None = None, K: int = 3,
                  device: str | torch.device | None = None, prelast: bool = False,
                  backbone_weights: str | os.PathLike | None = None,
                  places365_names: str | os.PathLike | None = None,
@@ -79,7 +121,22 @@ class Perception:
         self.backbone = build_backbone(backbone, backbone_weights, self.device, **extra)
         self.detector = build_detector(detector, device=self.device, min_face_size=min_face_size,
                                        threshold=face_threshold, max_side=detect_max_side)
-        self.recogniser = build_recogniser(recogniser, recogniser_weights, self.device)
+        from emolog.perception.expression import DEFAULT_RECOGNISER, build_recogniser
+        self.recogniser = build_recogniser(recogniser or DEFAULT_RECOGNISER, recogniser_weights, self.device)
+
+    @classmethod
+    def from_parts(cls, backbone, detector, recogniser, K: int = 3, prelast: bool = False,
+                   face_margin: float = 0.1) -> "Perception":
+        """A pipeline from built components (a ``SceneBackbone``, a detector with
+        ``detect``/``config``, an ``ExpressionRecogniser``), all on the backbone's device:
+        for networks outside the registries, e.g. the GPU throughput benchmark's."""
+        if K < 1:
+            raise ValueError(f"K must be >= 1, got {K}")
+        self = cls.__new__(cls)
+        self.K, self.prelast, self.face_margin = K, prelast, face_margin
+        self.device = next(backbone.parameters()).device
+        self.backbone, self.detector, self.recogniser = backbone, detector, recogniser
+        return self
 
     @property
     def scene_dim(self) -> int:
@@ -110,35 +167,38 @@ class Perception:
         grey = Image.new("RGB", (GREY_FACE_SIZE, GREY_FACE_SIZE), (GREY_FACE_VALUE,) * 3)
         return self.recogniser.logits([grey])[0].numpy().astype(np.float32)
 
-    @torch.no_grad()
+    def preparer(self) -> Preparer:
+        """The per-image preparation step, to run where the images are decoded."""
+        return Preparer(self.backbone._transform)
+
     def perceive_batch(self, images: list[Image.Image]) -> dict[str, np.ndarray]:
         """Per-image cache tensors for ``images`` (see the module docstring for shapes).
 
         Raises PerceptionError naming *every* bad item (index and reason) before doing any
         work, so the caller can reject exactly those and rerun the good ones.
         """
-        bad, rgb = [], []
+        prep, bad, items = self.preparer(), [], []
         for i, im in enumerate(images):
-            reason = check_image(im)
-            if reason is None:
-                try:
-                    # Same mode rules as image loading: alpha on white, 16-bit grey scaled.
-                    rgb.append(to_rgb(im))
-                except ImageRejected as e:
-                    reason = e.reason
-                except OSError as e:  # a lazily decoded, truncated file
-                    reason = f"cannot decode: {e}"
-            if reason is not None:
-                bad.append((i, reason))
+            try:
+                items.append(prep(im))
+            except PerceptionError as e:
+                bad.append((i, str(e)))
         if bad:
             raise PerceptionError("cannot perceive: " + "; ".join(f"image {i}: {r}" for i, r in bad))
-        n, K = len(images), self.K
+        return self.perceive_prepared(items)
+
+    @torch.no_grad()
+    def perceive_prepared(self, items: list[Prepared]) -> dict[str, np.ndarray]:
+        """``perceive_batch`` for images already prepared by ``preparer()``: one backbone
+        pass over the whole batch, one recogniser pass over every face of the batch."""
+        n, K = len(items), self.K
         out = _empty(n, K, self.scene_dim)
         if n == 0:
             if self.prelast:
                 out["scene_prelast"] = np.zeros((0, *self.backbone.prelast_shape), np.float16)
             return out
-        x = self.backbone.preprocess(rgb).to(self.device)
+        rgb = [p.image for p in items]
+        x = torch.stack([p.scene_input for p in items]).to(self.device, non_blocking=True)
         pre = self.backbone.prelast(x)
         out["scene"] = self.backbone.last_block(pre).float().cpu().numpy()
         if self.prelast:

@@ -9,10 +9,12 @@ from __future__ import annotations
 import numpy as np
 
 from emolog.report import plots
+from emolog.report.experiment_sections import comparison_section, gallery_section, memorisation_section
 from emolog.report.inputs import SOURCES, ExperimentInputs, RunInputs
-from emolog.report.sections import Cell, Figure, Preds, Section, Table, about_line, cache_fingerprint, \
-    comparison_section, f1_section, gallery_section, guard, memorisation_section, num, read_preds, slug, \
-    trust_section
+from emolog.report.page import Cell, Figure, Preds, Section, Table, about_line, build_sections, \
+    cache_fingerprint, num, read_preds, slug
+from emolog.report.sections import f1_section
+from emolog.report.trust_section import trust_section
 
 Groups = dict[str, list[RunInputs]]
 
@@ -31,13 +33,11 @@ def weights_section(runs: list[RunInputs], groups: Groups, base: Groups) -> Sect
     true = next((r.results["true_source_weights"] for r in runs
                  if r.results and r.results.get("true_source_weights")), None)
     if any(r.results for r in runs):
-        guard(sec, "the per-regime weights", lambda: sec.figures.append(
-            Figure(plots.final_weights({g: finals[g] for g in base}, true), "weights per regime")))
+        sec.figures.append(Figure(plots.final_weights({g: finals[g] for g in base}, true), "weights per regime"))
     hists = {r.name: (r.group, r.get("history.csv")) for rs in base.values() for r in rs
              if r.get("history.csv") is not None and "w_scene" in r.get("history.csv")}
     if hists:
-        guard(sec, "the weight trajectories", lambda: sec.figures.append(
-            Figure(plots.scene_weight_trajectories(hists), "scene weight per epoch")))
+        sec.figures.append(Figure(plots.scene_weight_trajectories(hists), "scene weight per epoch"))
     cols = [f"{s} (true {true[s]:.2f})" if true and s in true else s for s in SOURCES]
     sec.tables.append(Table(["regime"] + cols,
                             [[Cell(g)] + [num(float(np.nanmean(v[s])) if v[s] else None, f"wmean-{slug(g)}-{s}")
@@ -56,8 +56,7 @@ def confusion_section(groups: Groups, classes: list[str]) -> Section:
         if not cms:
             sec.notes.append(f"{g}: no test confusion matrix in any results.json")
             continue
-        guard(sec, f"{g}'s confusion matrix", lambda cms=cms, g=g: sec.figures.append(
-            Figure(plots.confusion(np.sum(cms, axis=0), classes, f"{g} ({len(cms)} seeds)"), g)))
+        sec.figures.append(Figure(plots.confusion(np.sum(cms, axis=0), classes, f"{g} ({len(cms)} seeds)"), g))
     return sec
 
 
@@ -73,8 +72,7 @@ def changes_section(groups: Groups) -> Section:
         if ch is None or not ch.get("layers"):
             sec.notes.append(f"{rs[0].name}: " + (rs[0].note("changes.json") if ch is None else "changes.json lists no layers"))
             continue
-        guard(sec, f"{g}'s layer changes", lambda ch=ch, g=g, r=rs[0]: sec.figures.append(
-            Figure(plots.layer_bars(ch["layers"], f"{g} ({r.name})"), f"layer changes {g}", wide=True)))
+        sec.figures.append(Figure(plots.layer_bars(ch["layers"], f"{g} ({rs[0].name})"), f"layer changes {g}", wide=True))
     return sec
 
 
@@ -96,7 +94,8 @@ def flips_section(groups: Groups, classes: list[str]) -> Section:
 
 
 def experiment_report(exp: ExperimentInputs, images: str | None = None) -> dict:
-    """Context for the templates: ``title``, ``about``, ``sections``, ``kind``."""
+    """Context for the templates: ``title``, ``about``, ``sections``, ``kind``, ``failed``
+    (the sections that raised, ``page.SectionFailure``)."""
     runs = exp.runs
     classes = runs[0].classes if runs else []
     groups: Groups = {}
@@ -113,33 +112,51 @@ def experiment_report(exp: ExperimentInputs, images: str | None = None) -> dict:
     # the comparison, the weights and the memorisation curve, where they are one line each
     base = {g: rs for g, rs in groups.items() if rs[0].sweep is None} or groups
     meta = exp.get("experiment.json") or {}
-    comparison = comparison_section(exp)
-    comparison.notes.extend(v for k, v in exp.absent.items() if k.startswith("run "))
-    comparison.notes.extend(f"run failed: {f}" for f in meta.get("failed") or [])
-    warnings = meta.get("sanity_warnings") or {}
-    if warnings:  # one line: the runs of one experiment usually share the same warning
-        name, first = next(iter(warnings.items()))
-        comparison.notes.append(f"{len(warnings)} run(s) carry a sanity warning ({', '.join(warnings)}); "
-                                f"{name}: {first}")
-    if not runs:
-        comparison.notes.append(f"no run directories found in {exp.dir}")
-    elif base is not groups and len(base) < len(groups):
-        comparison.notes.append(f"{len(groups) - len(base)} sweep groups ({', '.join(g for g in groups if g not in base)}) "
-                                "are in the weights table and the memorisation curve; the figures "
-                                "below show the base runs.")
-    f1 = f1_section(base, preds, classes, with_before=False)
-    f1.notes[:0] = pred_notes
+
+    def comparison() -> Section:
+        sec = comparison_section(exp)
+        sec.notes.extend(v for k, v in exp.absent.items() if k.startswith("run "))
+        sec.notes.extend(f"run failed: {f}" for f in meta.get("failed") or [])
+        warnings = meta.get("sanity_warnings") or {}
+        if warnings:  # one line: the runs of one experiment usually share the same warning
+            name, first = next(iter(warnings.items()))
+            sec.notes.append(f"{len(warnings)} run(s) carry a sanity warning ({', '.join(warnings)}); "
+                             f"{name}: {first}")
+        if not runs:
+            sec.notes.append(f"no run directories found in {exp.dir}")
+        elif base is not groups and len(base) < len(groups):
+            sec.notes.append(f"{len(groups) - len(base)} sweep groups ({', '.join(g for g in groups if g not in base)}) "
+                             "are in the weights table and the memorisation curve; the figures "
+                             "below show the base runs.")
+        return sec
+
+    def f1() -> Section:
+        sec = f1_section(base, preds, classes, with_before=False)
+        sec.notes[:0] = pred_notes
+        return sec
+
+    def gallery() -> Section:
+        gal_run = next((r for r in runs if preds.get(r.name) is not None), None)
+        sec = gallery_section(gal_run, preds.get(gal_run.name) if gal_run else None, classes, images)
+        if gal_run:
+            sec.how += f" Examples from {gal_run.name}."
+        return sec
+
     first = {rs[0].name: preds.get(rs[0].name) for rs in base.values()}
-    gal_run = next((r for r in runs if preds.get(r.name) is not None), None)
-    gallery = gallery_section(gal_run, preds.get(gal_run.name) if gal_run else None, classes, images)
-    if gal_run:
-        gallery.how += f" Examples from {gal_run.name}."
-    sections = [comparison, weights_section(runs, groups, base), f1, confusion_section(base, classes),
-                changes_section(base), flips_section(base, classes),
-                memorisation_section(exp.get("memorisation.csv"), exp.note("memorisation.csv")),
-                trust_section(first, [], {rs[0].name: rs[0] for rs in base.values()}), gallery]
+    sections, failed = build_sections([
+        ("comparison", "Comparison of regimes", comparison),
+        ("weights", "Source weights", lambda: weights_section(runs, groups, base)),
+        ("f1", "Per-class F1 with confidence intervals", f1),
+        ("confusion", "Confusion matrices", lambda: confusion_section(base, classes)),
+        ("changes", "Which parameters really train", lambda: changes_section(base)),
+        ("flips", "Flipped predictions", lambda: flips_section(base, classes)),
+        ("memorisation", "Memorisation curve",
+         lambda: memorisation_section(exp.get("memorisation.csv"), exp.note("memorisation.csv"))),
+        ("trust", "Trust: faces vs scene", lambda: trust_section(first, [], {rs[0].name: rs[0] for rs in base.values()})),
+        ("gallery", "Example images", gallery),
+    ])
     n_test = next((((r.results or {}).get("metrics") or {}).get("test", {}).get("n") for r in runs if r.results), None)
     cfg = runs[0].config if runs else None
     title = f"emolog experiment {exp.dir.name}: {len(base)} regimes, {len(runs)} runs"
     return {"title": title, "about": about_line(exp.data, cache_fingerprint(exp.data, cfg, exp.dir), n_test),
-            "sections": sections, "kind": "experiment"}
+            "sections": sections, "kind": "experiment", "failed": failed}

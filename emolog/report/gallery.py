@@ -11,6 +11,7 @@ import pandas as pd
 import torch
 
 from emolog.cache.store import load_cache
+from emolog.errors import EmologError
 from emolog.data.images import load_image
 from emolog.data.index import ImageIndex
 from emolog.data.paths import resolve_under
@@ -70,7 +71,7 @@ def _scene_probs(run: RunInputs, scene: torch.Tensor) -> tuple[np.ndarray | None
         net.eval()
         with torch.no_grad():
             return torch.softmax(net(scene.float()), dim=-1).numpy(), None
-    except Exception as e:  # noqa: BLE001 - any mismatch is reported, the rest of the gallery still renders
+    except (OSError, KeyError, RuntimeError, ValueError) as e:  # an unreadable or mismatched scene_net.pt: said, the rest renders
         return None, f"scene_net.pt could not be applied to the cached features ({e})"
 
 
@@ -93,7 +94,7 @@ def gallery(run: RunInputs, y: np.ndarray, p: np.ndarray, classes: list[str], n:
         index = ImageIndex.load(index_path)
         rel = index.rel_path_of(ids)
         cache = load_cache(cache_dir, ids=ids)
-    except Exception as e:  # noqa: BLE001 - the gallery is optional; say why it is empty
+    except (EmologError, OSError, KeyError, ValueError) as e:  # index or cache unusable: say why the gallery is empty
         return [], [f"gallery skipped: {e}"]
     notes: list[str] = []
     scene, why = _scene_probs(run, cache.scene)
@@ -110,7 +111,7 @@ def gallery(run: RunInputs, y: np.ndarray, p: np.ndarray, classes: list[str], n:
             arr = np.asarray(img)
             w0, h0 = cache.image_size[k].tolist()
             boxes = boxes * np.array([img.width / w0, img.height / h0] * 2)
-        except Exception as e:  # noqa: BLE001 - ImageRejected, bad path...: noted, its numbers still shown
+        except (EmologError, OSError) as e:  # ImageRejected, PathRejected, a missing file: noted, its numbers still shown
             notes.append(f"{iid} ({rel[k]}): photo not shown: {e}")
             arr = None
         dists: dict[str, np.ndarray] = {}

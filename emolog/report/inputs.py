@@ -15,14 +15,14 @@ from typing import Any
 
 import pandas as pd
 
-from emolog.labels import BASIC7
+from emolog.errors import InputError
+from emolog.labels import BASIC7, SOURCES
 
-SOURCES: tuple[str, ...] = ("scene", "face1", "face2", "face3")
 # run folders of an experiment: runs/<regime>-s<seed>[-<sweep>] (regimes contain hyphens)
 _RUN_NAME = re.compile(r"^(?P<regime>.+?)-s(?P<seed>\d+)(?:-(?P<sweep>.+))?$")
 
 
-class ReportInputError(ValueError):
+class ReportInputError(InputError, ValueError):
     """The directory is neither a run nor an experiment directory."""
 
 
@@ -162,7 +162,7 @@ def _read_into(inp: Inputs, spec: dict[str, tuple[str, tuple[str, ...]]]) -> Non
             continue
         try:
             inp.files[name] = _read_json(path) if kind == "json" else _read_csv(path, required)
-        except Exception as e:  # noqa: BLE001 - any parse failure is reported with the file named
+        except (OSError, ValueError) as e:  # unreadable, bad JSON/CSV (pandas' errors are ValueErrors): noted with the file named
             inp.absent[name] = f"{name} in {inp.dir} is unreadable: {e}"
 
 

@@ -41,14 +41,23 @@ def _style(ax: plt.Axes) -> None:
     ax.grid(alpha=0.3, linewidth=0.6)
 
 
-def weight_trajectories(history: pd.DataFrame, true: Mapping[str, float] | None = None) -> str:
-    """Source probabilities (w_<source> columns) per epoch; dashed lines: true weights."""
+def _mark_chosen(ax: plt.Axes, chosen_epoch: int | None) -> None:
+    """A vertical line at the epoch whose weights the run kept (early stopping's choice)."""
+    if chosen_epoch is not None:
+        ax.axvline(chosen_epoch, color="#718096", ls=":", lw=1.5, label=f"kept: epoch {chosen_epoch}")
+
+
+def weight_trajectories(history: pd.DataFrame, true: Mapping[str, float] | None = None,
+                        chosen_epoch: int | None = None) -> str:
+    """Source probabilities (w_<source> columns) per epoch; dashed lines: true weights; a dotted
+    line at ``chosen_epoch``, the epoch whose weights early stopping kept."""
     fig, ax = plt.subplots(figsize=HALF)
     for s in SOURCES:
         if f"w_{s}" in history.columns:
             ax.plot(history["epoch"], history[f"w_{s}"], marker="o", ms=3, label=s, color=SOURCE_COLOURS[s])
             if true and true.get(s) is not None:
                 ax.axhline(true[s], ls="--", lw=1, color=SOURCE_COLOURS[s], alpha=0.8)
+    _mark_chosen(ax, chosen_epoch)
     ax.set(xlabel="epoch (0 = before training)", ylabel="P(source)", ylim=(0, 1),
            title="Source weights per epoch" + (" (dashed: true)" if true else ""))
     ax.legend(ncol=2, fontsize=8, loc="best")
@@ -69,17 +78,20 @@ def learned_vs_true(learned: Mapping[str, float], true: Mapping[str, float]) -> 
     return to_uri(fig)
 
 
-def training_curves(history: pd.DataFrame) -> str:
-    """Left: train/val loss per epoch; right: validation accuracy and macro-F1."""
+def training_curves(history: pd.DataFrame, chosen_epoch: int | None = None) -> str:
+    """Left: train/val loss per epoch; right: validation accuracy and macro-F1; a dotted line at
+    ``chosen_epoch`` in both."""
     fig, (a, b) = plt.subplots(1, 2, figsize=HALF)
     for col, style in (("train_loss", "-"), ("val_loss", "--")):
         if col in history.columns:
             a.plot(history["epoch"], history[col], style, marker="o", ms=3, label=col.replace("_", " "))
     a.set(xlabel="epoch", title="Loss (train, validation)")
-    a.legend(fontsize=8)
     for col in ("val_accuracy", "val_macro_f1"):
         if col in history.columns:
             b.plot(history["epoch"], history[col], marker="o", ms=3, label=col.replace("_", " "))
+    for ax in (a, b):
+        _mark_chosen(ax, chosen_epoch)
+    a.legend(fontsize=8)
     b.set(xlabel="epoch", title="Validation")
     b.legend(fontsize=8)
     for ax in (a, b):
@@ -122,10 +134,16 @@ def f1_with_ci(per_regime: Mapping[str, Mapping[str, np.ndarray]], classes: Sequ
     return to_uri(fig)
 
 
+def layer_name(layer: Mapping) -> str:
+    """``net.name`` of a changes.json layer, or its readable ``label`` (a logic parameter's
+    t() atoms) when the run recorded one."""
+    return str(layer.get("label") or f"{layer.get('net', '')}.{layer.get('name', '')}".strip("."))
+
+
 def layer_bars(layers: Sequence[Mapping], title: str | None = None) -> str:
     """Per layer: relative parameter change and gradient norm (log scale when they span orders
     of magnitude), side by side; ``title`` above both (e.g. the regime)."""
-    names = [f"{l.get('net', '')}.{l.get('name', '')}".strip(".") for l in layers]
+    names = [layer_name(l) for l in layers]
     fig, (a, b) = plt.subplots(1, 2, figsize=(12.0, 0.8 + 0.32 * max(len(names), 3)), sharey=True)
     y = np.arange(len(names))
     # logic orange, network blue; layers the run kept frozen in grey

@@ -1,4 +1,8 @@
-"""The numbers the report derives from predictions.csv: F1 with bootstrap CIs, trust tables."""
+"""The numbers the report derives from predictions.csv: F1 with bootstrap CIs, trust tables.
+
+F1 is scikit-learn's and the interval ``metrics.bootstrap_ci``, the bootstrap the training
+metrics use too.
+"""
 
 from __future__ import annotations
 
@@ -9,6 +13,7 @@ import numpy as np
 import pandas as pd
 
 from emolog.report.inputs import SOURCES
+from emolog.training.metrics import bootstrap_ci, per_class_f1
 
 # max_face_area = largest face box area / image area; edges chosen so that a "small" face
 # (< 1% of the image, a crowd in the distance) and a portrait (> 10%) land in different bins.
@@ -33,52 +38,47 @@ def class_indices(values: pd.Series | Sequence, classes: Sequence[str], where: s
     raise ValueError(f"{where}: values that are neither a class of {list(classes)} nor an index: {bad}")
 
 
-def per_class_f1(y: np.ndarray, p: np.ndarray, n_classes: int) -> np.ndarray:
-    """F1 per class [C] from true and predicted indices [N].
-
-    NaN for a class that is neither present nor predicted: its F1 is undefined, and counting
-    it as 0 (or 1) would drag bootstrap intervals to a bound that no data supports.
-    """
-    cm = np.zeros((n_classes, n_classes), dtype=np.int64)
-    np.add.at(cm, (y, p), 1)
-    tp = np.diag(cm).astype(float)
-    denom = cm.sum(0) + cm.sum(1)  # predicted + true = 2 tp + fp + fn
-    return np.divide(2 * tp, denom, out=np.full(n_classes, np.nan), where=denom > 0)
-
-
 def bootstrap_per_class_f1(runs: list[tuple[np.ndarray, np.ndarray, np.ndarray]], n_classes: int,
                            n_boot: int = 1000, seed: int = 0, level: float = 0.95) -> dict[str, np.ndarray]:
-    """Per-class F1 averaged over runs (seeds), with a percentile bootstrap CI over test images.
+    """Per-class F1 averaged over runs (seeds), with a percentile bootstrap CI
+    (``metrics.bootstrap_ci``).
 
     ``runs``: one ``(image_ids [N], y [N], pred [N])`` per seed. When every run holds the same
-    test images, each bootstrap replicate resamples the same images in every run (so the CI
-    reflects image sampling, not seed noise twice); otherwise each run is resampled on its own.
+    test images, each replicate resamples the seeds and the images (the same images for every
+    drawn seed): a hierarchical bootstrap whose interval counts training variance. Otherwise
+    each run's images are its own group (a cluster bootstrap over runs and their images).
+    F1 of a class neither present nor predicted is NaN and left out of means and quantiles.
     Returns ``{"f1": [C], "lo": [C], "hi": [C]}``.
     """
     if not runs:
         raise ValueError("bootstrap_per_class_f1: no runs")
-    rng = np.random.default_rng(seed)
     ordered = []
     for ids, y, p in runs:
         o = np.argsort(ids, kind="stable")
-        ordered.append((np.asarray(ids)[o], y[o], p[o]))
+        ordered.append((np.asarray(ids)[o], np.asarray(y)[o], np.asarray(p)[o]))
     shared = all(len(r[0]) == len(ordered[0][0]) and np.array_equal(r[0], ordered[0][0]) for r in ordered)
-    n0 = len(ordered[0][0])
-    reps = np.empty((n_boot, n_classes))
-    # nanmean / nanquantile over a class absent from every run warn "all-NaN": expected, it is
-    # reported as a missing value, not an error
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", RuntimeWarning)
-        point = np.nanmean([per_class_f1(y, p, n_classes) for _, y, p in ordered], axis=0)
-        for b in range(n_boot):
-            shared_idx = rng.integers(0, n0, n0) if shared else None
-            vals = [per_class_f1(y[i], p[i], n_classes)
-                    for _, y, p in ordered
-                    for i in [shared_idx if shared else rng.integers(0, len(y), len(y))]]
-            reps[b] = np.nanmean(vals, axis=0)
-        alpha = (1 - level) / 2
-        lo, hi = np.nanquantile(reps, alpha, axis=0), np.nanquantile(reps, 1 - alpha, axis=0)
-    return {"f1": point, "lo": lo, "hi": hi}
+
+    def mean_f1(parts: list[np.ndarray]) -> np.ndarray:
+        # a class absent from every run is NaN in all of them: reported missing, not a warning
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", RuntimeWarning)
+            return np.nanmean(parts, axis=0)
+
+    if shared:
+        def stat(idx: np.ndarray, seeds: np.ndarray) -> np.ndarray:
+            return mean_f1([per_class_f1(ordered[s][1][idx], ordered[s][2][idx], n_classes) for s in seeds])
+        r = bootstrap_ci(stat, len(ordered[0][0]), (len(ordered),), n_boot=n_boot, seed=seed, level=level)
+    else:
+        y = np.concatenate([r[1] for r in ordered])
+        p = np.concatenate([r[2] for r in ordered])
+        groups = np.concatenate([np.full(len(r[1]), k) for k, r in enumerate(ordered)])
+
+        def stat(idx: np.ndarray) -> np.ndarray:
+            return mean_f1([per_class_f1(y[idx][groups[idx] == g], p[idx][groups[idx] == g], n_classes)
+                            for g in np.unique(groups[idx])])
+        r = bootstrap_ci(stat, len(y), groups=groups if len(ordered) > 1 else None, n_boot=n_boot,
+                         seed=seed, level=level)
+    return {"f1": r["estimate"], "lo": r["lo"], "hi": r["hi"]}
 
 
 def _faces(df: pd.DataFrame, prefix: str) -> pd.Series:

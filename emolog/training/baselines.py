@@ -30,8 +30,9 @@ from emolog.data.split import load_split
 from emolog.labels import BASIC7, class_index
 from emolog.perception.scene2emotion import Scene2EmotionNet
 from emolog.runtime import resolve_device
+from emolog.training.config import BASELINES
+from emolog.training.stopping import EarlyStopping
 
-BASELINES: tuple[str, ...] = ("majority", "scene-only", "largest-face", "uniform-average", "fusion-mlp")
 
 
 def class_prior(train_labels: np.ndarray, n_classes: int = len(BASIC7)) -> np.ndarray:
@@ -98,8 +99,8 @@ def fit_classifier(model: nn.Module, x_train: torch.Tensor, y_train: np.ndarray,
         x_val, yv = x_val.to(device), torch.as_tensor(np.asarray(y_val), dtype=torch.long, device=device)
     opt = torch.optim.Adam(model.parameters(), lr=lr, weight_decay=weight_decay)
     gen = torch.Generator().manual_seed(seed)
-    best, best_loss = copy.deepcopy(model.state_dict()), float("inf")
-    for _ in tqdm(range(epochs), desc=desc, unit="epoch", leave=False):
+    best, stopper = copy.deepcopy(model.state_dict()), EarlyStopping(patience=None)   # keep the best of all epochs
+    for epoch in tqdm(range(1, epochs + 1), desc=desc, unit="epoch", leave=False):
         model.train()
         for idx in torch.randperm(len(yt), generator=gen).split(batch_size):
             idx = idx.to(device)
@@ -111,8 +112,8 @@ def fit_classifier(model: nn.Module, x_train: torch.Tensor, y_train: np.ndarray,
             model.eval()
             with torch.no_grad():
                 val_loss = F.cross_entropy(model(x_val), yv).item()
-            if val_loss < best_loss:
-                best, best_loss = copy.deepcopy(model.state_dict()), val_loss
+            if stopper.update(epoch, val_loss):
+                best = copy.deepcopy(model.state_dict())
     if has_val:
         model.load_state_dict(best)
     return model.eval()

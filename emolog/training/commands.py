@@ -11,28 +11,39 @@ from __future__ import annotations
 import argparse
 import sys
 
-from emolog.cache.store import CacheError
 from emolog.training.config import REGIMES, SOURCES, ConfigError, RunConfig
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--data", help="data directory (index.csv, split.json, cache/); or in --config")
     parser.add_argument("--regime", choices=REGIMES, help="what trains (default: logic-only); see docs/training.md")
+    parser.add_argument("--spec", help="model spec: a shipped name (seed, gated, context_rules, emo8_buckets) "
+                                       "or a .toml path (docs/model.md); config key spec")
     parser.add_argument("--out", required=True, help="run directory to write")
     parser.add_argument("--config", help="JSON file of config keys (docs/training.md)")
     parser.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
                         help="override one config key (JSON value or plain string); repeatable")
     parser.add_argument("--resume", action="store_true", help="continue from RUN/checkpoint.pt")
+    parser.add_argument("--backbone-weights", metavar="PATH",
+                        help="the scene backbone's weights file, when it moved since the cache was built "
+                             "(joint-unfreeze rebuilds its last block; config key backbone_weights)")
+    parser.add_argument("--recogniser-weights", metavar="PATH",
+                        help="the expression recogniser's weights file or folder, when it moved since the "
+                             "cache was built (regime original reads a grey face; config key recogniser_weights)")
     parser.add_argument("--quiet", action="store_true", help="no progress bars")
 
 
 def run(args: argparse.Namespace) -> int:
+    from emolog.cache.store import CacheError   # here, not above: `train --help` imports no torch
     from emolog.training.train import TrainingError, train_run
     base = {}
     if args.data:
         base["data"] = args.data
     if args.regime:
         base["regime"] = args.regime
+    for key in ("spec", "backbone_weights", "recogniser_weights"):
+        if getattr(args, key, None):
+            base[key] = getattr(args, key)
     try:
         cfg = RunConfig.load(args.config, args.overrides, **base)
         results = train_run(cfg, args.out, resume=args.resume, progress=not args.quiet)
@@ -49,22 +60,35 @@ def run(args: argparse.Namespace) -> int:
     return 0
 
 
-def summary(r: dict) -> str:
+def summary(results: dict) -> str:
     """A short plain-text summary of a results dict (what a researcher copies into notes)."""
-    lines = [f"regime {r['regime']} (program {r['program']}, semantics {r['semantics']}, seed {r['seed']}): "
-             f"{r['epochs_run']} epochs{' (early stop, best epoch ' + str(r['best_epoch']) + ')' if r['stopped_early'] else ''}, "
-             f"{r['train_time_s']:.1f} s on {r['n_train']} training images"]
+    from emolog.training.run import Results
+    r = Results.from_dict(results)
+    lines = [f"regime {r.regime} (program {r.program}, semantics {r.semantics}, seed {r.seed}): "
+             f"{r.epochs_run} epochs{' (early stop, best epoch ' + str(r.best_epoch) + ')' if r.stopped_early else ''}, "
+             f"{r.train_time_s:.1f} s on {r.n_train} training images"]
     head = f"{'':14s}{'accuracy':>9s}{'macro-F1':>9s}{'UAR':>7s}{'NLL':>7s}{'ECE':>7s}"
     lines.append(head)
-    rows = [("test before", r["metrics_before"]["test"]), ("val", r["metrics"]["val"]),
-            ("test", r["metrics"]["test"])]
+    rows = [("test before", r.metrics_before["test"]), ("val", r.metrics["val"]), ("test", r.metrics["test"])]
     for name, m in rows:
         lines.append(f"{name:14s}{m['accuracy']:9.3f}{m['macro_f1']:9.3f}{m['uar']:7.3f}{m['nll']:7.3f}{m['ece']:7.3f}")
-    w, tw = r["source_weights"], r.get("true_source_weights")
-    lines.append("source weights  " + "  ".join(f"{s} {w[s]:.3f}" for s in SOURCES))
-    if tw:
+    w, tw = r.source_weights, r.true_source_weights
+    if w:
+        lines.append("source weights  " + "  ".join(f"{s} {w[s]:.3f}" for s in SOURCES))
+    if w and tw:
         lines.append("true weights    " + "  ".join(f"{s} {tw[s]:.3f}" for s in SOURCES)
                      + f"   (max |diff| {max(abs(w[s] - tw[s]) for s in SOURCES):.3f})")
-    if r.get("sanity_warning"):
-        lines.append(r["sanity_warning"])
+    tv, ttv = r.t_values, r.true_t_values or {}
+    if len(tv) > len(SOURCES) or (tv and not w):
+        line = f"{len(tv)} t() values learned (results.json t_values; program.pl has them filled in)"
+        if ttv:
+            k = max(ttv, key=lambda n: abs(tv[n] - ttv[n]))
+            line += f"; max |learned - true| {abs(tv[k] - ttv[k]):.3f} at {k}"
+        lines.append(line)
+    bad = r.unscorable
+    if bad.get("n"):
+        lines.append(f"{bad['n']} image(s) the program cannot score (evidence of probability 0; predicted "
+                     "uniform): " + "; ".join(f"{k} {v[:10]}" for k, v in bad.items() if k != "n"))
+    if r.sanity_warning:
+        lines.append(r.sanity_warning)
     return "\n".join(lines)

@@ -13,15 +13,21 @@ from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any, Mapping
 
+from emolog.errors import InputError
+from emolog.labels import SOURCES
+
+__all__ = ["SOURCES", "ConfigError", "RunConfig", "parse_override"]
+
 REGIMES: tuple[str, ...] = ("logic-only", "problog-em", "nets-only", "joint", "joint-unfreeze", "original")
 SEMANTICS: tuple[str, ...] = ("condition", "fail", "original")
 OPTIMIZERS: tuple[str, ...] = ("sgd", "adam")
 LOGIC_PARAMS: tuple[str, ...] = ("softmax", "projected")
 IMBALANCE: tuple[str, ...] = ("none", "class-weighted", "balanced-sampling", "logit-adjust")
-SOURCES: tuple[str, ...] = ("scene", "face1", "face2", "face3")
+# emolog.training.baselines, by name (here: the experiment command lists them without importing torch)
+BASELINES: tuple[str, ...] = ("majority", "scene-only", "largest-face", "uniform-average", "fusion-mlp")
 
 
-class ConfigError(ValueError):
+class ConfigError(InputError, ValueError):
     """A run config with an unknown key or an impossible value (the message names the key)."""
 
 
@@ -36,6 +42,9 @@ class RunConfig:
     regime: str = "logic-only"
     data: str = ""                      # data directory D (index.csv, split.json, cache/)
     program: str = "seed"               # emolog/logic/programs/<name>.pl or a path
+    # a model spec (emolog/training/specs/<name>.toml or a path): program, query, label set and
+    # bindings in one file (docs/model.md); when given it names the program
+    spec: str | None = None
     semantics: str = "condition"        # condition | fail | original (regime original forces it)
     seed: int = 0
     epochs: int = 12                    # gradient regimes (the original's budget)
@@ -66,6 +75,11 @@ class RunConfig:
     backbone_optimizer: str = "adam"
     backbone_lr: float = 1e-5
     backbone_weight_decay: float = 1e-5
+    # weights files to rebuild the cache's networks from when the paths recorded with the cache
+    # (manifest info.weights_paths) moved: the backbone (joint-unfreeze), the recogniser
+    # (original semantics: its reading of a grey face); None = the recorded path
+    backbone_weights: str | None = None
+    recogniser_weights: str | None = None
     # class imbalance
     imbalance: str = "none"
     logit_adjust_tau: float = 1.0
@@ -195,6 +209,13 @@ class RunConfig:
         need(self.threads is None or (_is_int(self.threads) and self.threads >= 1), "threads",
              "must be null or an integer >= 1")
         need(isinstance(self.extra, dict), "extra", "must be an object")
+        need(self.spec is None or (isinstance(self.spec, str) and bool(self.spec)), "spec",
+             "must be null or a spec name / .toml path")
+        need(self.spec is None or self.program == "seed", "program",
+             "set either 'spec' (which names its program) or 'program', not both")
+        for key in ("backbone_weights", "recogniser_weights"):
+            need(getattr(self, key) is None or (isinstance(getattr(self, key), str) and bool(getattr(self, key))),
+                 key, "must be null or a path")
 
 
 def parse_override(item: str) -> tuple[str, Any]:

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import torch
 
-from emolog.cache.store import load_cache
+from emolog.cache.store import FeatureCache, load_cache
 from emolog.cache.verify import require_verified
 from emolog.data.index import ImageIndex
 from emolog.data.split import load_split
@@ -26,8 +26,9 @@ class SplitData:
     """One split's cached tensors, rows aligned with ``ids`` (all on the run's device).
 
     scene [N, D] float32, face_probs / face_logits [N, K, 7], face_mask [N, K] bool,
-    face_area [N, K] (fraction of the image), n_faces [N], labels [N] long (BASIC7 index),
-    prelast [N, C, H, W] float16 or None.
+    face_area [N, K] (fraction of the image), face_boxes [N, K, 4], face_conf [N, K],
+    image_size [N, 2], n_faces [N], labels [N] long (index into the run's classes; -1 when
+    unknown, e.g. images to predict), prelast [N, C, H, W] float16 or None.
     """
 
     ids: list[str]
@@ -37,6 +38,9 @@ class SplitData:
     face_logits: torch.Tensor
     face_mask: torch.Tensor
     face_area: torch.Tensor
+    face_boxes: torch.Tensor
+    face_conf: torch.Tensor
+    image_size: torch.Tensor
     n_faces: torch.Tensor
     prelast: torch.Tensor | None
 
@@ -44,8 +48,21 @@ class SplitData:
         return len(self.ids)
 
 
-def load_data(cfg: RunConfig, device: torch.device, prelast: bool) -> tuple[dict[str, SplitData], dict, dict]:
-    """Read the data directory: index, split, verified cache. Returns (splits, manifest, data_info)."""
+def split_from_cache(cache: FeatureCache, rows: slice, ids: list[str], labels: torch.Tensor,
+                     device: torch.device, prelast: bool) -> SplitData:
+    """``SplitData`` of cache rows ``rows`` (which hold ``ids``), on ``device``."""
+    def t(x: torch.Tensor) -> torch.Tensor:
+        return x[rows].to(device)
+    return SplitData(ids=ids, labels=labels.to(device), scene=t(cache.scene), face_probs=t(cache.face_probs),
+                     face_logits=t(cache.face_logits), face_mask=t(cache.face_mask), face_area=t(cache.face_area),
+                     face_boxes=t(cache.face_boxes), face_conf=t(cache.face_conf), image_size=t(cache.image_size),
+                     n_faces=t(cache.n_faces), prelast=t(cache.scene_prelast) if prelast else None)
+
+
+def load_data(cfg: RunConfig, device: torch.device, prelast: bool, classes: tuple[str, ...] = BASIC7
+              ) -> tuple[dict[str, SplitData], dict, dict]:
+    """Read the data directory: index, split, verified cache. Returns (splits, manifest, data_info);
+    labels are indices into ``classes`` (the run's label set)."""
     root = Path(cfg.data)
     paths = {"index": root / "index.csv", "split": root / "split.json", "cache": root / "cache"}
     for what, p in paths.items():
@@ -68,13 +85,8 @@ def load_data(cfg: RunConfig, device: torch.device, prelast: bool) -> tuple[dict
         ids = split[name]
         rows = slice(start, start + len(ids))
         start += len(ids)
-        labels = torch.tensor([BASIC7.index(lab) for lab in _labels(index, ids)], dtype=torch.long)
-        out[name] = SplitData(
-            ids=ids, labels=labels.to(device),
-            scene=cache.scene[rows].to(device), face_probs=cache.face_probs[rows].to(device),
-            face_logits=cache.face_logits[rows].to(device), face_mask=cache.face_mask[rows].to(device),
-            face_area=cache.face_area[rows].to(device), n_faces=cache.n_faces[rows].to(device),
-            prelast=cache.scene_prelast[rows].to(device) if prelast else None)
+        labels = torch.tensor([classes.index(lab) for lab in _labels(index, ids, classes)], dtype=torch.long)
+        out[name] = split_from_cache(cache, rows, ids, labels, device, prelast)
     if len(out["train"]) == 0 or len(out["val"]) == 0 or len(out["test"]) == 0:
         raise ConfigError(f"config key 'data': {root}/split.json needs non-empty train, val and test "
                           f"(sizes {[len(out[n]) for n in ('train', 'val', 'test')]})")
@@ -86,12 +98,12 @@ def load_data(cfg: RunConfig, device: torch.device, prelast: bool) -> tuple[dict
     return out, manifest, info
 
 
-def _labels(index: ImageIndex, ids: list[str]) -> list[str]:
+def _labels(index: ImageIndex, ids: list[str], classes: tuple[str, ...]) -> list[str]:
     labels = index.label_of(ids)
-    bad = sorted({lab for lab in labels if lab not in BASIC7})
+    bad = sorted({lab for lab in labels if lab not in classes})
     if bad:
-        raise ConfigError(f"index labels {bad} are not basic-7 emotions {list(BASIC7)}; "
-                          "the seed program predicts those 7 classes")
+        raise ConfigError(f"index labels {bad} are not in the program's label set {list(classes)}; "
+                          "train a program whose query covers the index's labels (docs/model.md)")
     return labels
 
 
@@ -100,8 +112,6 @@ def _dataset_name(manifest: dict, root: Path, simulated: bool) -> str:
         truth = json.loads((root / "truth.json").read_text())
         return f"simulated-{truth.get('variant', 'standard')}"
     return str(manifest.get("fingerprint", {}).get("dataset", root.name))
-
-
 
 def all_rows(s: SplitData) -> torch.Tensor:
     return torch.arange(len(s), device=s.labels.device)

@@ -104,3 +104,97 @@ def weights_tensor(lm) -> torch.Tensor:
     w = lm.source_weights()
     return torch.tensor([w[s] for s in lm.sources], dtype=torch.float64)
 
+
+
+def lfi_step(lm, io, labels, cols, semantics: str, chunk: int = 4096) -> EMStep:
+    """One EM iteration for *every* t() of the program (each annotated disjunction and each lone
+    t() fact), over all rows of split ``s``; sets the new values in ``model.lm``.
+
+    E-step without a posterior circuit, from one backward pass: with softmax logits theta of a
+    disjunction w (a lone fact is the disjunction {true, false}), and L_i the likelihood of
+    image i, ``dlog L_i / dtheta_h = P(h | data_i) - w_h`` (every world chooses exactly one
+    head). So the expected counts are ``N w_h + d(sum_i log L_i)/dtheta_h`` under the "fail"
+    semantics (L_i = P(label, evidence): problog lfi's update), and under "condition"
+    (L_i = P(label | evidence), a choice truncated to the worlds where the evidence holds,
+    read as repeated draws until it does) ``w_h sum_i 1/P(evidence_i) + d(sum_i log L_i)/dtheta_h``:
+    the accepted draw's posterior plus the rejected draws' expected counts (for seed.pl this
+    is exactly ``em_step``'s truncation term; tested). M-step: normalised counts.
+
+    A t() shared across groundings (one parameter, several ground facts per image) would count
+    each grounding: such programs are refused (``ValueError``) rather than mis-estimated.
+
+    ``io(idx)`` gives the program's (inputs, facts) for rows ``idx`` (LongTensor) with every
+    network fixed, ``labels`` [N] are query-column indices into ``cols`` (the classes' query
+    columns of ``lm``'s output).
+    """
+    import torch
+    from emolog.logic import TParams
+    from emolog.training.linear import raw_outputs
+    if semantics not in ("condition", "fail"):
+        raise ValueError(f"EM is defined for semantics 'condition' or 'fail', not {semantics!r}")
+    check_one_grounding(lm)
+    saved = lm.tparams
+    probs = saved.probs().detach().double()
+    logits = TParams(lm.program, "softmax").to(probs.device)
+    logits.set_probs(probs)
+    logits.double()
+    cols = torch.as_tensor(cols, device=labels.device)
+    total_ll, inv_z = torch.zeros((), dtype=torch.float64), torch.zeros((), dtype=torch.float64)
+    lm.tparams = logits
+    try:
+        for i in range(0, len(labels), chunk):
+            idx = torch.arange(i, min(i + chunk, len(labels)), device=labels.device)
+            inputs, facts = io(idx)
+            inputs = {k: v.detach().double() for k, v in inputs.items()}
+            facts = {k: v.detach().double() for k, v in facts.items()}
+            raw = raw_outputs(lm, inputs, facts)
+            joint = raw[:, cols].gather(1, labels[idx, None]).squeeze(1)
+            ll = joint.log() - (raw[:, -1].log() if semantics == "condition" else 0)
+            ll.sum().backward()
+            total_ll = total_ll + ll.detach().sum().cpu()
+            inv_z = inv_z + (1 / raw[:, -1].detach()).sum().cpu()
+        new = probs.clone()
+        n = float(len(labels))
+        for v, rows, group in zip(logits.values, logits.blocks, logits.is_group):
+            g = v.grad.detach().double().cpu()
+            w = torch.softmax(v.detach().double(), 0).cpu() if group else torch.sigmoid(v.detach().double()).cpu()
+            base = inv_z if semantics == "condition" else torch.tensor(n, dtype=torch.float64)
+            counts = w * base + g
+            if group:
+                new[rows] = (counts.clamp_min(0) / counts.clamp_min(0).sum()).to(new)
+            else:
+                new[rows] = (counts / base).clamp(0, 1).to(new)
+    finally:
+        lm.tparams = saved
+    saved.set_probs(new)
+    return EMStep(new, float(total_ll) / len(labels))
+
+
+def check_one_grounding(lm) -> None:
+    """Refuse a t() that stands for several ground facts (see ``lfi_step``)."""
+    shared = [str(p.head) for p in lm.program.params if any(v.isupper() or v.startswith("_")
+                                                               for v in _variables(p.head))]
+    if shared:
+        raise ValueError(f"{lm.program.path}: EM counts one ground fact per t() parameter, but "
+                         f"{shared} stand for several groundings (a shared t()); train these by gradient")
+
+
+def _variables(term) -> list[str]:
+    args = getattr(term, "args", ()) or ()
+    out = []
+    for a in args:
+        name = str(a)
+        if getattr(a, "args", None):
+            out += _variables(a)
+        elif name[:1].isupper() or name.startswith("_"):
+            out.append(name)
+    return out
+
+
+def seed_like(lm, classes) -> bool:
+    """True when ``lm``'s only t() are the source(S) disjunction and its queries are the basic-7
+    emotions: then ``em_step``'s closed form (a posterior circuit, no backward pass) is the
+    same EM as ``lfi_step`` (tested to 1e-8) and several times faster."""
+    from emolog.labels import BASIC7
+    return tuple(classes) == BASIC7 and len(lm.tparams) == len(lm.sources) and all(
+        p.head.functor == "source" and p.head.arity == 1 for p in lm.program.params)

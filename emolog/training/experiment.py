@@ -29,25 +29,22 @@ from typing import Any, Sequence
 
 import numpy as np
 import pandas as pd
-from tqdm import tqdm
 
-from emolog.cache.store import CacheError
+from emolog.errors import InputError
 from emolog.data.atomic import atomic_write_text
 from emolog.data.split import load_split
 from emolog.labels import BASIC7
-from emolog.runtime import resolve_device, torch_threads
-from emolog.training.baselines import BASELINES, run_baselines
-from emolog.training.config import REGIMES, SOURCES, ConfigError, RunConfig, parse_override
-from emolog.training.metrics import accuracy, evaluate, macro_f1, nll, paired_bootstrap_seeds
+from emolog.training import distribute
+from emolog.training.config import BASELINES, REGIMES, SOURCES, ConfigError, RunConfig, parse_override
+from emolog.training.metrics import evaluate, paired_bootstrap_seeds
+from emolog.training.tables import BOOTSTRAP_METRICS, METRICS, comparison_table, comparison_tex, format_table  # noqa: F401
 
-METRICS: tuple[str, ...] = ("accuracy", "macro_f1", "uar", "nll", "ece")
-BOOTSTRAP_METRICS = {"macro_f1": macro_f1, "accuracy": accuracy, "nll": nll}
 MEMORISATION_REGIMES: tuple[str, ...] = ("logic-only", "joint")
 REFERENCE = "logic-only"
 MEMO_COLUMNS = ["regime", "n_train", "seed", *(f"w_{s}" for s in SOURCES), "val_accuracy", "train_accuracy"]
 
 
-class ExperimentError(ValueError):
+class ExperimentError(InputError, ValueError):
     """An experiment request that cannot be run (the message names the argument)."""
 
 
@@ -149,6 +146,8 @@ def write_predictions(path: Path, ids: list[str], labels: np.ndarray, probs: np.
 def execute_baselines(data: str, names: Sequence[str], seeds: Sequence[int], base: dict[str, Any],
                       out: Path, epochs: int) -> dict[tuple[str, int], Path]:
     """Test predictions of each baseline per seed (deterministic ones once, as seed 0's file)."""
+    from emolog.runtime import resolve_device, torch_threads   # torch: imported when the work starts
+    from emolog.training.baselines import run_baselines
     device = resolve_device(base.get("device", "auto"))
     paths: dict[tuple[str, int], Path] = {}
     (out / "baselines").mkdir(parents=True, exist_ok=True)
@@ -166,58 +165,6 @@ def execute_baselines(data: str, names: Sequence[str], seeds: Sequence[int], bas
             if n in seeded or seed == seeds[0]:
                 paths[(n, seed)] = out / "baselines" / f"{n}-s{seed}.csv"
     return paths
-
-
-def _mean_std(values: list[float]) -> tuple[float, float]:
-    a = np.asarray(values, dtype=np.float64)
-    return float(a.mean()), (float(a.std(ddof=1)) if len(a) > 1 else float("nan"))
-
-
-def comparison_table(rows: list[dict]) -> pd.DataFrame:
-    """Mean and std over seeds per system. ``rows``: one per run or baseline file, with
-    system, kind, regime, sweep, seed, the test metrics and (for regimes) w_<source>."""
-    df = pd.DataFrame(rows)
-    out = []
-    for system, g in df.groupby("system", sort=False):
-        r = {"system": system, "kind": g["kind"].iat[0], "regime": g["regime"].iat[0],
-             "sweep": g["sweep"].iat[0], "n_seeds": len(g)}
-        for m in METRICS + tuple(f"w_{s}" for s in SOURCES):
-            vals = g[m].dropna().tolist() if m in g else []
-            r[f"{m}_mean"], r[f"{m}_std"] = _mean_std(vals) if vals else (float("nan"), float("nan"))
-        out.append(r)
-    return pd.DataFrame(out)
-
-
-def _pm(mean: float, std: float, tex: bool) -> str:
-    if np.isnan(mean):
-        return "--" if tex else "-"
-    if np.isnan(std):
-        return f"{mean:.3f}"
-    return f"${mean:.3f} \\pm {std:.3f}$" if tex else f"{mean:.3f}±{std:.3f}"
-
-
-def comparison_tex(table: pd.DataFrame) -> str:
-    """A LaTeX tabular (booktabs) of the comparison table: mean ± std over seeds."""
-    cols = [*METRICS, *(f"w_{s}" for s in SOURCES)]
-    heads = ["Accuracy", "Macro-F1", "UAR", "NLL", "ECE", *(f"$w_\\mathrm{{{s}}}$" for s in SOURCES)]
-    lines = ["\\begin{tabular}{l" + "r" * len(cols) + "}", "\\toprule",
-             "System & " + " & ".join(heads) + " \\\\", "\\midrule"]
-    for _, r in table.iterrows():
-        name = str(r["system"]).replace("_", "\\_").replace("&", "\\&")
-        lines.append(name + " & " + " & ".join(_pm(r[f"{c}_mean"], r[f"{c}_std"], True) for c in cols) + " \\\\")
-    lines += ["\\bottomrule", "\\end{tabular}", ""]
-    return "\n".join(lines)
-
-
-def format_table(table: pd.DataFrame) -> str:
-    """The comparison table as plain text (what the command prints)."""
-    cols = [*METRICS, *(f"w_{s}" for s in SOURCES)]
-    width = max(len(str(s)) for s in table["system"]) + 2
-    lines = [f"{'system':<{width}}{'n':>3}" + "".join(f"{c:>14}" for c in cols)]
-    for _, r in table.iterrows():
-        lines.append(f"{r['system']:<{width}}{r['n_seeds']:>3}"
-                     + "".join(f"{_pm(r[f'{c}_mean'], r[f'{c}_std'], False):>14}" for c in cols))
-    return "\n".join(lines)
 
 
 def bootstrap_table(systems: dict[str, list[Path]], reference: str, n_boot: int, seed: int) -> pd.DataFrame:
@@ -266,12 +213,18 @@ def _check_same_experiment(out: Path, config: dict) -> None:
 def run_experiment(data: str, out: str | Path, regimes: Sequence[str], seeds: Sequence[int],
                    sweeps: Sequence[str] = (), memorisation: Sequence[int] = (),
                    overrides: Sequence[str] = (), baselines: Sequence[str] = BASELINES,
-                   baseline_epochs: int = 30, n_boot: int = 1000, progress: bool = True) -> dict:
+                   baseline_epochs: int = 30, n_boot: int = 1000, progress: bool = True,
+                   shard: tuple[int, int] | None = None, jobs: int = 1, train: bool = True,
+                   known_failures: dict[str, str] | None = None) -> dict:
     """Run (or resume) the experiment and write its directory; returns experiment.json's dict.
 
     A run that fails is recorded in ``experiment.json["failed"]`` (with its error) and left
-    out of the tables; every other run is kept.
+    out of the tables; every other run is kept. Scale-out (``emolog.training.distribute``):
+    ``jobs`` runs at once in processes; ``shard=(i, N)`` runs only that shard's runs (shard 0
+    also the baselines) and writes a shard record instead of the tables; ``train=False``
+    trains nothing and builds the tables from the runs on disk (``emolog experiment merge``).
     """
+    from emolog.cache.store import CacheError
     out = Path(out)
     bad = [r for r in regimes if r not in REGIMES]
     if bad:
@@ -301,15 +254,18 @@ def run_experiment(data: str, out: str | Path, regimes: Sequence[str], seeds: Se
     (out / "runs").mkdir(parents=True, exist_ok=True)
     t0 = time.perf_counter()
 
-    results: dict[str, dict] = {}
-    failed: list[dict] = []
-    for spec in tqdm(specs, desc="experiment runs", unit="run", disable=not progress):
-        try:
-            results[spec.name] = execute_run(spec, base, out / "runs" / spec.name, progress=False)
-        except (ConfigError, CacheError, RuntimeError, ValueError) as e:
-            failed.append({"run": spec.name, "error": f"{type(e).__name__}: {e}"})
-            print(f"run {spec.name} failed: {e}", file=sys.stderr)
-    baseline_files = execute_baselines(str(data), baselines, list(seeds), base, out, baseline_epochs) if baselines else {}
+    mine = specs if shard is None else [s for s in specs if s.name in distribute.assign([x.name for x in specs], shard)]
+    results, failed = distribute.run_specs(mine, execute_run, base, out / "runs", jobs=jobs, train=train,
+                                           errors=(ConfigError, CacheError, RuntimeError, ValueError),
+                                           known_failures=known_failures, progress=progress)
+    do_baselines = bool(baselines) and (shard is None or shard[0] == 0)
+    baseline_files = execute_baselines(str(data), baselines, list(seeds), base, out, baseline_epochs) if do_baselines else {}
+    if shard is not None:
+        distribute.write_record(out, shard, config, list(results), failed, do_baselines, time.perf_counter() - t0)
+        return {"shard": shard, "runs": [f"runs/{n}" for n in results], "failed": failed,
+                "baselines": sorted(str(p.relative_to(out)) for p in baseline_files.values()),
+                "sanity_warnings": {n: r["sanity_warning"] for n, r in results.items() if r.get("sanity_warning")},
+                "table": pd.DataFrame()}
 
     rows: list[dict] = []
     pred_files: dict[str, list[Path]] = {}
@@ -367,8 +323,18 @@ def _ints(s: str, flag: str) -> list[int]:
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--data", required=True, help="data directory (index.csv, split.json, cache/)")
-    parser.add_argument("--out", required=True, help="experiment directory to write (resumable)")
+    # `merge` is a plain optional positional, not a sub-parser: a misspelt flag's value then
+    # still gets argparse's "unrecognized arguments" instead of "invalid choice".
+    parser.add_argument("action", nargs="?", default=None, metavar="merge",
+                        help="`emolog experiment merge OUT`: join the --shard parts in OUT into the tables")
+    parser.add_argument("target", nargs="?", default=None, metavar="OUT", help=argparse.SUPPRESS)
+    parser.add_argument("--data", help="data directory (index.csv, split.json, cache/); required")
+    parser.add_argument("--out", help="experiment directory to write (resumable); required")
+    parser.add_argument("--shard", default=None, metavar="i/N",
+                        help="run only this shard's share of the runs (by sorted run name; shard 0 "
+                             "also the baselines), then `emolog experiment merge OUT`")
+    parser.add_argument("--jobs", type=int, default=1, metavar="K",
+                        help="runs at once, in K processes of one torch thread each (default 1)")
     parser.add_argument("--regimes", default="logic-only,problog-em,nets-only,joint",
                         help=f"comma-separated, from {', '.join(REGIMES)}")
     parser.add_argument("--seeds", default="0,1,2", help="comma-separated integers")
@@ -386,13 +352,28 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from emolog.cache.store import CacheError   # here: `experiment --help` imports no torch
+    from emolog.errors import UsageError
+    if args.action not in (None, "merge"):
+        raise UsageError(f"unexpected argument {args.action!r} (the only action is `merge OUT`)")
+    if args.action is None and (args.data is None or args.out is None or args.target is not None):
+        raise UsageError("usage: emolog experiment --data D --out EXP [options] | emolog experiment merge EXP")
+    if args.jobs < 1:
+        raise UsageError(f"--jobs {args.jobs}: need at least 1")
     try:
-        exp = run_experiment(
-            args.data, args.out, [r for r in args.regimes.split(",") if r], _ints(args.seeds, "--seeds"),
-            sweeps=args.sweep, memorisation=_ints(args.memorisation, "--memorisation"),
-            overrides=args.overrides,
-            baselines=() if args.baselines == "none" else [b for b in args.baselines.split(",") if b],
-            baseline_epochs=args.baseline_epochs, n_boot=args.n_boot, progress=not args.quiet)
+        if args.action == "merge":
+            if (args.target or args.out) is None:
+                raise UsageError("usage: emolog experiment merge EXP (the --out of the shards)")
+            args.out = args.target or args.out
+            exp = distribute.merge(args.out, run_experiment, progress=not args.quiet)
+        else:
+            exp = run_experiment(
+                args.data, args.out, [r for r in args.regimes.split(",") if r], _ints(args.seeds, "--seeds"),
+                sweeps=args.sweep, memorisation=_ints(args.memorisation, "--memorisation"),
+                overrides=args.overrides,
+                baselines=() if args.baselines == "none" else [b for b in args.baselines.split(",") if b],
+                baseline_epochs=args.baseline_epochs, n_boot=args.n_boot, progress=not args.quiet,
+                shard=distribute.parse_shard(args.shard) if args.shard else None, jobs=args.jobs)
     except (ExperimentError, ConfigError) as e:
         print(f"emolog experiment: {e}", file=sys.stderr)
         return 2
@@ -401,9 +382,16 @@ def run(args: argparse.Namespace) -> int:
         return 3
     if len(exp["table"]):
         print(format_table(exp["table"]))
-    for name, w in exp["sanity_warnings"].items():
-        print(f"{name}: {w}")
+    if exp["sanity_warnings"]:  # one line, not one per run: the runs of a sweep share the warning
+        names = list(exp["sanity_warnings"])
+        print(f"{len(names)} run(s) carry a sanity warning ({', '.join(names)}); "
+              f"{names[0]}: {exp['sanity_warnings'][names[0]]}")
     for f in exp["failed"]:
         print(f"FAILED {f['run']}: {f['error']}")
+    if "shard" in exp:
+        i, n = exp["shard"]
+        print(f"shard {i}/{n} done: {len(exp['runs'])} runs, {len(exp['baselines'])} baseline prediction files; "
+              f"when all {n} shards are done: emolog experiment merge {args.out}")
+        return 1 if exp["failed"] else 0
     print(f"wrote {args.out} ({len(exp['runs'])} runs, {len(exp['baselines'])} baseline prediction files)")
     return 1 if exp["failed"] else 0

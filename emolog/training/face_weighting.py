@@ -23,6 +23,8 @@ import numpy as np
 import torch
 from torch import nn
 
+from emolog.training.stopping import EarlyStopping
+
 FACE_WEIGHTINGS: tuple[str, ...] = ("size-weighted", "confidence-weighted", "learned-weighting")
 AREA_FLOOR = 1e-4
 
@@ -119,19 +121,17 @@ def fit_learned_weighting(train: dict, val: dict, epochs: int = 200, lr: float =
         p = model(d["scene_probs"], d["face_probs"], d["face_mask"], d["feats"])
         return -p.gather(1, d["labels"][:, None]).clamp_min(1e-12).log().mean()
 
-    best, best_state, bad = math.inf, copy.deepcopy(model.state_dict()), 0
-    for _ in range(epochs):
+    stopper, best_state = EarlyStopping(patience), copy.deepcopy(model.state_dict())
+    for epoch in range(1, epochs + 1):
         opt.zero_grad()
         loss(tr).backward()
         opt.step()
         with torch.no_grad():
             v = float(loss(va))
-        if v < best - 1e-7:
-            best, best_state, bad = v, copy.deepcopy(model.state_dict()), 0
-        else:
-            bad += 1
-            if bad >= patience:
-                break
+        if stopper.update(epoch, v):
+            best_state = copy.deepcopy(model.state_dict())
+        elif stopper.stop:
+            break
     model.load_state_dict(best_state)
     return model.eval()
 

@@ -7,20 +7,15 @@ Two programs make the choice of source (scene, face1..3) depend on the image:
 * ``context_rules`` (``programs/context_rules.pl``): readable rules over discretised per-image
   facts (``large_face``, ``confident``, from ``rule_facts``) with trainable ``t()`` weights.
 
-``train_gated(config, out_dir)`` trains either in every gradient-based regime of
-``emolog.training.regimes`` (the gate / rule weights are the "logic" parameter group: they use
-``logic_optimizer``, ``logic_lr``, ``logic_weight_decay``; EM does not apply to a gate net) and
-writes the same run directory as ``train_run``, with per-image source probabilities in
-``predictions.csv``'s ``w_<source>`` columns. Gate settings live in ``config.extra["gate"]``
-(``GATE_DEFAULTS``), so config.json round-trips through ``RunConfig``.
+Both train through ``train_run`` like any program (``emolog.training.model`` picks the kind);
+in the logic parameter group the gate / rule weights use ``logic_optimizer``, ``logic_lr``,
+``logic_weight_decay`` (EM does not apply to a gate net). Gate settings live in
+``config.extra["gate"]`` (``GATE_DEFAULTS``), so config.json round-trips through ``RunConfig``.
 """
 
 from __future__ import annotations
 
-import io
-import json
 import math
-import time
 from pathlib import Path
 from typing import Any
 
@@ -29,17 +24,10 @@ import pandas as pd
 import torch
 from torch import nn
 
-from emolog.cache.store import load_cache
-from emolog.data.atomic import atomic_write_bytes, atomic_write_text
-from emolog.labels import BASIC7
-from emolog.runtime import torch_threads
-from emolog.training import changes
-from emolog.training import train as T
-from emolog.training.config import SOURCES, ConfigError, RunConfig
-from emolog.training.data import SplitData, load_data
-from emolog.training.losses import Loss, make_optimizer, new_scene_net, nll
+from emolog.labels import SOURCES
+from emolog.training.config import ConfigError, RunConfig
+from emolog.training.data import SplitData
 from emolog.training.pretrain import Pretrained, pretrained_scene_net
-from emolog.training.regimes import get_regime
 
 K = 3
 LARGE_FACE_AREA = 0.02   # box area / image area; the simulator's small/large boundary
@@ -161,19 +149,9 @@ class GateNet(nn.Module):
         return torch.softmax(logits, 1)
 
 
-def per_image_program(program: str | Path) -> bool:
-    """True when ``program`` (a shipped name or a .pl path) chooses its source per image (a
-    ``gate_net`` neural predicate or ``query(source(X, S))``): such programs train with
-    ``train_gated``. Parses only (no compilation), so it is cheap enough for a dispatch."""
-    from emolog.logic.program import parse_program, resolve_program
-    prog = parse_program(*resolve_program(program))
-    return "gate_net" in prog.neural or any(q.functor == "source" and q.arity == 2 for q in prog.queries)
-
-
 def program_kind(lm: nn.Module) -> str:
     """"gate" when the program's source is the neural predicate ``gate_net``, "rules" when it
-    queries ``source(X, S)`` itself, "global" for a ``t(_)::source(S)`` disjunction (seed.pl;
-    trained here only so that it can be compared with the others under identical training)."""
+    queries ``source(X, S)`` itself, "global" for a ``t(_)::source(S)`` disjunction (seed.pl), "none" without a source choice."""
     if "gate_net" in lm.input_sizes:
         if lm.input_sizes["gate_net"] != len(SOURCES):
             raise ConfigError(f"{lm.program.path}: gate_net must range over {list(SOURCES)}")
@@ -182,69 +160,7 @@ def program_kind(lm: nn.Module) -> str:
         return "rules"
     if any(p.head.functor == "source" and p.head.arity == 1 for p in lm.program.params):
         return "global"
-    raise ConfigError(f"config key 'program': {lm.program.path} has no source choice over "
-                      f"{list(SOURCES)} (nn(gate_net, ...), query(source(X, S)) or t(_)::source(S))")
-
-
-class GatedModel(T.Model):
-    """``train.Model`` whose source choice comes from per-image evidence.
-
-    ``static`` maps ``id(split)`` to that split's static evidence [N, N_STATIC]; ``gate`` is the
-    GateNet (None for a rules program, whose t() weights live in ``lm``).
-    """
-
-    def __init__(self, lm: nn.Module, scene_net: nn.Module, last_block: nn.Module | None, semantics: str,
-                 grey_logits: torch.Tensor | None, gate: GateNet | None, kind: str) -> None:
-        super().__init__(lm, scene_net, last_block, semantics, grey_logits)
-        self.gate, self.kind = gate, kind
-        self.static: dict[int, torch.Tensor] = {}
-        self._cols = [lm.query_names.index(f"emotion({e})") for e in BASIC7]
-        self._src_cols = ([lm.query_names.index(f"source({s})") for s in SOURCES]
-                          if kind == "rules" else [])
-        self._src_order = [lm.sources.index(s) for s in SOURCES]
-
-    def _available(self, s: SplitData, idx: torch.Tensor) -> torch.Tensor:
-        if self.semantics == "original":  # the original reads grey faces: every slot "exists"
-            return torch.ones(len(idx), len(SOURCES), dtype=torch.bool, device=idx.device)
-        scene = torch.ones(len(idx), 1, dtype=torch.bool, device=idx.device)
-        return torch.cat([scene, s.face_mask[idx].bool()], 1)
-
-    def gate_probs(self, s: SplitData, idx: torch.Tensor, scene_probs: torch.Tensor) -> torch.Tensor:
-        """[B, 4] gate output for rows ``idx`` of split ``s``."""
-        ev = evidence_features(self.static[id(s)][idx], scene_probs)
-        return self.gate(ev, self._available(s, idx), s.scene[idx] if self.gate.scene_proj is not None else None)
-
-    def _program_io(self, s: SplitData, idx: torch.Tensor) -> tuple[dict, dict]:
-        scene = self.scene_probs(s, idx)
-        gate = self.gate_probs(s, idx, scene) if self.kind == "gate" else None
-        inputs, facts = self.lm.seed_inputs(scene, s.face_probs[idx], s.face_mask[idx], gate_probs=gate,
-                                            **self._original_kw(s, idx))
-        if self.kind == "rules":
-            facts.update(rule_facts(s.face_mask[idx], s.face_area[idx], s.face_probs[idx]))
-        return inputs, facts
-
-    def forward(self, s: SplitData, idx: torch.Tensor) -> torch.Tensor:
-        """P(emotion | evidence) [B, 7]."""
-        inputs, facts = self._program_io(s, idx)
-        return self.lm(inputs, facts)[:, self._cols]
-
-    def posterior(self, s: SplitData, idx: torch.Tensor) -> torch.Tensor:
-        """P(source | label, evidence) [B, 4] in SOURCES order."""
-        inputs, facts = self._program_io(s, idx)
-        cols = torch.tensor(self._cols, device=idx.device)
-        post = self.lm.source_posterior_generic(inputs, facts, cols[s.labels[idx]])
-        return post[:, self._src_order]
-
-    def source_probs(self, s: SplitData, idx: torch.Tensor) -> torch.Tensor:
-        """Per-image source distribution [B, 4] (SOURCES order) before seeing the label."""
-        if self.kind == "gate":
-            return self.gate_probs(s, idx, self.scene_probs(s, idx))
-        if self.kind == "global":  # the global weights, conditioned on the sources present
-            g = self.lm.source_weights()
-            w = torch.tensor([g[x] for x in SOURCES], device=idx.device) * self._available(s, idx)
-            return w / w.sum(1, keepdim=True)
-        inputs, facts = self._program_io(s, idx)
-        return self.lm(inputs, facts)[:, self._src_cols]
+    return "none"
 
 
 # ----------------------------------------------------------------------------- training
@@ -286,17 +202,6 @@ def global_start(tr: SplitData, scene_probs: torch.Tensor, semantics: str, param
     return {s: float(v) for s, v in zip(lm.sources, w.tolist())}
 
 
-def load_static(data_dir: str | Path, splits: dict[str, SplitData], device: torch.device
-                ) -> dict[str, torch.Tensor]:
-    """Static evidence [N, N_STATIC] per split, from the cache rows of exactly the split's ids."""
-    out = {}
-    for name, s in splits.items():
-        c = load_cache(Path(data_dir) / "cache", ids=s.ids)
-        out[name] = static_evidence(c.face_mask, c.face_area, c.face_boxes, c.face_conf, c.image_size,
-                                    c.face_probs, c.n_faces).to(device)
-    return out
-
-
 def shared_pretrained(cfg: RunConfig, splits: dict[str, SplitData], manifest: dict, device: torch.device,
                       semantics: str) -> Pretrained:
     """train_run's pretrained scene net (and out-of-fold training probabilities) for the global
@@ -310,227 +215,31 @@ def shared_pretrained(cfg: RunConfig, splits: dict[str, SplitData], manifest: di
     return pretrained_scene_net(base, splits, manifest, device, lm, semantics)
 
 
-def train_gated(config: RunConfig | dict, out_dir: str | Path, progress: bool = True,
-                resume: bool = False) -> dict:
-    """Train a gated or rules program in one regime; write a run directory; return results.json.
+def build_gate(cfg: RunConfig, trains_logic: bool, tr: SplitData, oof: torch.Tensor | None, semantics: str,
+               device: torch.device) -> tuple[GateNet, dict[str, Any]]:
+    """The GateNet of a gated run and its settings (``gate_settings`` + how it started).
 
-    Same data checks, pretrained scene net, losses, batching, early stopping on validation NLL
-    and output files as ``train_run`` (plus ``gate_net.pt``); ``w_<source>`` in predictions.csv
-    and history.csv are per-image source probabilities (history: their validation mean), and
-    results' ``source_weights`` is their test mean. No checkpoint/resume: a run takes seconds.
-    """
-    cfg = config if isinstance(config, RunConfig) else RunConfig.from_dict(config)
-    cfg.validate()
-    if resume:
-        raise ConfigError(f"program {cfg.program!r}: gated runs keep no checkpoint (they take seconds); "
-                          "rerun into a new directory instead of resuming")
-    with torch_threads(cfg.threads):   # as train_run: the config pins torch's CPU threads
-        return _train_gated(cfg, Path(out_dir), progress)
-
-
-def _train_gated(cfg: RunConfig, out: Path, progress: bool) -> dict:
-    regime = get_regime(cfg.regime)
-    if regime.learner != "gradient":
-        raise ConfigError(f"config key 'regime': {cfg.regime!r} learns by EM, which does not apply to a "
-                          "gate net or to rules over per-image facts; use a gradient regime")
+    The start: the config's weights (``fixed_weights`` when the logic is fixed, else
+    ``init_weights``), else with ``init: global`` the global program fitted by EM on the
+    frozen scene net's out-of-fold probabilities (``global_start``); a scene net trained from
+    scratch (joint) has none yet, so such runs start uniform, as a global run does."""
     settings = gate_settings(cfg)
-    semantics = regime.semantics or cfg.semantics
-    out.mkdir(parents=True, exist_ok=True)
-    device = T.resolve_device(cfg.device)
-    t0 = time.perf_counter()
-    splits, manifest, data_info = load_data(cfg, device, prelast=regime.trains_backbone)
-    atomic_write_text(out / "config.json", json.dumps(
-        {**cfg.to_dict(), "provenance": T._provenance(manifest, data_info)}, indent=1))
-
-    from emolog.logic import compile_program
-    lm = compile_program(cfg.program, semantics=semantics, param=cfg.logic_param).to(device)
-    kind = program_kind(lm)
-    pretrain_info, oof = None, None
-    if (regime.scene_init if cfg.scene_init == "auto" else cfg.scene_init) == "pretrained":
-        pre = shared_pretrained(cfg, splits, manifest, device, semantics)
-        scene_net, pretrain_info, oof = pre.net, pre.info, pre.oof
-    else:
-        scene_net = new_scene_net(cfg, splits["train"].scene.shape[1]).to(device)
-    last_block = T.build_last_block(manifest).to(device) if regime.trains_backbone else None
-    grey = T.grey_face_logits(cfg, manifest)[0].to(device) if semantics == "original" else None
-    gate = None
-    if kind == "gate":
-        start = cfg.fixed_weights if not regime.trains_logic else cfg.init_weights
-        how = "config" if start is not None else "uniform"
-        if start is None and regime.trains_logic and settings["init"] == "global" and oof is not None:
-            # needs the frozen scene net's out-of-fold probabilities; a scene net trained from
-            # scratch (joint) has none yet, so such runs start uniform, as a global run does;
-            # a regime that keeps the logic fixed keeps a global run's fixed (uniform) weights
-            start = global_start(splits["train"], oof, semantics, cfg.logic_param, device)
-            how = "global (EM, out-of-fold scene probabilities)"
-        settings = {**settings, "start": how, "start_weights": start}
-        torch.manual_seed(cfg.seed)
-        gate = GateNet(hidden=settings["hidden"],
-                       scene_dim=splits["train"].scene.shape[1] if settings["scene_features"] else 0,
-                       init=start).to(device)
-    elif kind == "global":  # as train_run does
-        from emolog.training import em
-        start = cfg.init_weights if regime.trains_logic else cfg.fixed_weights
-        if start is not None or not regime.trains_logic:
-            em.set_source_weights(lm, start or {s: 1 / len(SOURCES) for s in SOURCES})
-    elif cfg.init_weights is not None or cfg.fixed_weights is not None:
-        raise ConfigError("config keys 'init_weights' / 'fixed_weights' set global source weights; "
-                          f"{cfg.program!r} has none (its t() weights are per face kind)")
-    model = GatedModel(lm, scene_net, last_block, semantics, grey, gate, kind)
-    static = load_static(cfg.data, splits, device)
-    model.static = {id(splits[n]): static[n] for n in splits}
-
-    nets: dict[str, nn.Module] = {"logic": lm, "scene_net": scene_net}
-    trainable = {"logic": regime.trains_logic, "scene_net": regime.trains_scene_net}
-    if gate is not None:
-        nets["gate_net"], trainable["gate_net"] = gate, regime.trains_logic
-    if last_block is not None:
-        nets["backbone_last_block"], trainable["backbone_last_block"] = last_block, True
-    for name, net in nets.items():
-        for p in net.parameters():
-            p.requires_grad_(trainable[name])
-    if not regime.trains_scene_net:
-        # out-of-fold scene probabilities on the training split (pretrain_folds): a gate that
-        # reads the memorised scene's confidence would otherwise collapse onto the scene
-        model.freeze_scene(splits, oof)
-    init = {name: changes.snapshot(net) for name, net in nets.items()}
-    tracker = changes.GradTracker(nets)
-    optims = _optimizers(cfg, nets, trainable)
-
-    before = _predict(model, splits["test"])
-    history = [_history_row(0, nll(_predict(model, splits["train"])["probs"], splits["train"].labels),
-                            model, splits["val"], {n: 0.0 for n in nets})]
-    best = {"val": history[0]["val_loss"], "epoch": 0, "states": T._states(nets)}
-    bad, epoch_run = 0, 0
-    loss_fn = Loss(cfg.imbalance, splits["train"].labels, cfg.logit_adjust_tau)
-    t_start = time.perf_counter()
-    for epoch in range(1, cfg.epochs + 1):
-        if bad >= (cfg.patience or math.inf):
-            break
-        train_loss = T._gradient_epoch(model, splits["train"], loss_fn, optims, tracker, cfg, epoch, progress)
-        row = _history_row(epoch, train_loss, model, splits["val"], tracker.end_epoch())
-        history.append(row)
-        epoch_run = epoch
-        if row["val_loss"] < best["val"] - 1e-7:
-            best, bad = {"val": row["val_loss"], "epoch": epoch, "states": T._states(nets)}, 0
-        else:
-            bad += 1
-    train_time = time.perf_counter() - t_start
-    if cfg.patience is not None:
-        T._restore(nets, best["states"])
-    results = _finish(out, cfg, semantics, model, nets, init, trainable, tracker, splits, before, history,
-                      train_time, epoch_run, best["epoch"], data_info, pretrain_info, kind, settings)
-    results["wall_time_s"] = time.perf_counter() - t0
-    atomic_write_text(out / "results.json", json.dumps(results, indent=1))
-    return results
+    start = cfg.fixed_weights if not trains_logic else cfg.init_weights
+    how = "config" if start is not None else "uniform"
+    if start is None and trains_logic and settings["init"] == "global" and oof is not None:
+        start = global_start(tr, oof, semantics, cfg.logic_param, device)
+        how = "global (EM, out-of-fold scene probabilities)"
+    settings = {**settings, "start": how, "start_weights": start}
+    torch.manual_seed(cfg.seed)
+    gate = GateNet(hidden=settings["hidden"], scene_dim=tr.scene.shape[1] if settings["scene_features"] else 0,
+                   init=start).to(device)
+    return gate, settings
 
 
-def _optimizers(cfg: RunConfig, nets: dict[str, nn.Module], trainable: dict[str, bool]) -> dict:
-    """The gate / rule weights use the logic settings; the nets use theirs (as in train_run)."""
-    out: dict[str, Any] = {}
-    if trainable["logic"] and len(list(nets["logic"].parameters())):
-        if cfg.logic_param == "projected":
-            from emolog.logic import ProjectedSGD
-            out["logic"] = ProjectedSGD(nets["logic"].tparams, lr=cfg.logic_lr)
-        else:
-            out["logic"] = make_optimizer(cfg.logic_optimizer, nets["logic"].parameters(), cfg.logic_lr,
-                                        cfg.logic_weight_decay)
-    if trainable.get("gate_net"):
-        # a gate is an ordinary net: the projected (DeepProbLog) update is for t() only, so
-        # logic_param=projected (which forces logic_optimizer=sgd) trains the gate with SGD
-        out["gate_net"] = make_optimizer(cfg.logic_optimizer, nets["gate_net"].parameters(), cfg.logic_lr,
-                                       cfg.logic_weight_decay)
-    if trainable["scene_net"]:
-        out["scene_net"] = make_optimizer(cfg.net_optimizer, nets["scene_net"].parameters(), cfg.net_lr,
-                                        cfg.net_weight_decay)
-    if trainable.get("backbone_last_block"):
-        out["backbone_last_block"] = make_optimizer(cfg.backbone_optimizer, nets["backbone_last_block"].parameters(),
-                                                  cfg.backbone_lr, cfg.backbone_weight_decay)
-    return out
-
-
-@torch.no_grad()
-def _predict(model: GatedModel, s: SplitData) -> dict[str, torch.Tensor]:
-    """probs [N, 7], post [N, 4] (P(source | label, evidence)), w [N, 4] (per-image source probs)."""
-    model.eval()
-    parts: dict[str, list[torch.Tensor]] = {"probs": [], "post": [], "w": []}
-    for i in range(0, len(s), T.EVAL_CHUNK):
-        idx = torch.arange(i, min(i + T.EVAL_CHUNK, len(s)), device=s.labels.device)
-        parts["probs"].append(model(s, idx))
-        parts["post"].append(model.posterior(s, idx))
-        parts["w"].append(model.source_probs(s, idx))
-    return {k: torch.cat(v) for k, v in parts.items()}
-
-
-def _history_row(epoch: int, train_loss: float, model: GatedModel, va: SplitData,
-                 grad_norms: dict[str, float]) -> dict:
-    from emolog.training.metrics import evaluate
-    pred = _predict(model, va)
-    m = evaluate(pred["probs"].cpu().double().numpy(), va.labels.cpu().numpy(), BASIC7)
-    row = {"epoch": epoch, "train_loss": train_loss, "val_loss": nll(pred["probs"], va.labels),
-           "val_accuracy": m["accuracy"], "val_macro_f1": m["macro_f1"]}
-    row.update({f"w_{s}": float(pred["w"][:, j].mean()) for j, s in enumerate(SOURCES)})
-    row.update({f"grad_norm_{g}": v for g, v in grad_norms.items()})
-    return row
-
-
-def _finish(out: Path, cfg: RunConfig, semantics: str, model: GatedModel, nets: dict, init: dict,
-            trainable: dict, tracker: changes.GradTracker, splits: dict, before: dict, history: list[dict],
-            train_time: float, epochs_run: int, best_epoch: int, data_info: dict, pretrain_info: dict | None,
-            kind: str, settings: dict) -> dict:
-    from emolog.training.metrics import evaluate, sanity_check
-    te, va = splits["test"], splits["val"]
-    after = _predict(model, te)
-    y = te.labels.cpu().numpy()
-    p_after, p_before = after["probs"].cpu().double().numpy(), before["probs"].cpu().double().numpy()
-    w = after["w"].cpu().numpy()
-    metrics = {"val": evaluate(_predict(model, va)["probs"].cpu().double().numpy(), va.labels.cpu().numpy(), BASIC7),
-               "test": evaluate(p_after, y, BASIC7)}
-    majority = int(torch.bincount(splits["train"].labels, minlength=len(BASIC7)).argmax())
-    pd.DataFrame(history).to_csv(buf := io.StringIO(), index=False)
-    atomic_write_text(out / "history.csv", buf.getvalue())
-    T._write_predictions(out / "predictions.csv", te, p_after, p_before, after["post"].cpu().numpy(),
-                         {s: w[:, j] for j, s in enumerate(SOURCES)})
-    change = {"layers": changes.layer_changes(nets, init, trainable, tracker),
-              "flips": changes.flips(y, p_before.argmax(1), p_after.argmax(1), BASIC7)}
-    atomic_write_text(out / "changes.json", json.dumps(change, indent=1))
-    _save(out / "scene_net.pt", model.scene_net.state_dict())
-    if model.gate is not None:
-        g = model.gate
-        _save(out / "gate_net.pt", {"state": g.state_dict(), "n_features": g.n_features,
-                                    "hidden": g.hidden, "scene_dim": g.scene_dim,
-                                    "features": list(EVIDENCE_FEATURES)})
-    if model.last_block is not None:
-        _save(out / "backbone_last_block.pt", model.last_block.state_dict())
-    truth = trust_truth(Path(cfg.data), te.ids, w)
-    return {
-        "regime": cfg.regime, "seed": cfg.seed, "program": cfg.program, "semantics": semantics,
-        "metrics": metrics, "metrics_before": {"test": evaluate(p_before, y, BASIC7)},
-        # per-image in a gated program: this is their mean over the test images
-        "source_weights": {s: float(w[:, j].mean()) for j, s in enumerate(SOURCES)},
-        "source_weights_kind": "mean per-image source probability (test)",
-        "true_source_weights": T._true_weights(Path(cfg.data)),
-        "train_time_s": train_time, "epochs_run": epochs_run,
-        "best_epoch": best_epoch if cfg.patience is not None else epochs_run,
-        "stopped_early": epochs_run < cfg.epochs, "n_train": len(splits["train"]),
-        "train_accuracy": float((_predict(model, splits["train"])["probs"].argmax(1)
-                                 == splits["train"].labels).float().mean()),
-        "pretrain": pretrain_info, "data": data_info,
-        "sanity_warning": sanity_check(metrics["test"]["accuracy"], len(y), float((y == majority).mean())),
-        "gate": {"kind": kind, **settings, "features": list(EVIDENCE_FEATURES) if kind == "gate" else None,
-                 "t_probs": model.lm.t_probs() if kind == "rules" else None},
-        "trust_vs_truth": truth,
-    }
-
-
-def _save(path: Path, obj: Any) -> None:
-    buf = io.BytesIO()
-    if isinstance(obj, dict) and all(isinstance(v, torch.Tensor) for v in obj.values()):
-        obj = {k: v.detach().cpu() for k, v in obj.items()}
-    elif isinstance(obj, dict) and "state" in obj:
-        obj = {**obj, "state": {k: v.detach().cpu() for k, v in obj["state"].items()}}
-    torch.save(obj, buf)
-    atomic_write_bytes(path, buf.getvalue())
+def split_static_evidence(s: SplitData) -> torch.Tensor:
+    """``static_evidence`` of every row of split ``s`` [N, N_STATIC]."""
+    return static_evidence(s.face_mask, s.face_area, s.face_boxes, s.face_conf, s.image_size, s.face_probs,
+                           s.n_faces)
 
 
 def trust_truth(data_dir: Path, ids: list[str], w: np.ndarray) -> dict | None:

@@ -9,7 +9,6 @@ import copy
 import hashlib
 import io
 import json
-import math
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -25,6 +24,7 @@ from emolog.training import em
 from emolog.training.config import RunConfig
 from emolog.training.data import SplitData, all_rows, ids_hash
 from emolog.training.losses import Loss, check_finite, epoch_order, make_optimizer, new_scene_net, nll
+from emolog.training.stopping import EarlyStopping
 
 
 @dataclass
@@ -45,7 +45,7 @@ class Pretrained:
 
 def pretrained_scene_net(cfg: RunConfig, splits: dict[str, SplitData], manifest: dict,
                          device: torch.device, lm: nn.Module, semantics: str,
-                         progress: bool = True) -> Pretrained:
+                         progress: bool = True, classes: tuple[str, ...] = BASIC7) -> Pretrained:
     """Scene2EmotionNet trained scene-only on the training split, cross-fitted, then refitted.
 
     Round 0 fits the label from the scene features alone: that estimates P(label | scene),
@@ -73,8 +73,9 @@ def pretrained_scene_net(cfg: RunConfig, splits: dict[str, SplitData], manifest:
                "scene_dim": splits["train"].scene.shape[1], "version": 3}
     key = hashlib.sha256(json.dumps(key_src, sort_keys=True).encode()).hexdigest()[:16]
     folder = Path(cfg.pretrain_cache) if cfg.pretrain_cache else Path(cfg.data) / "pretrained"
+    n_out = lm.input_sizes["scene_net"]   # the scene net's domain in the program
     path = folder / f"scene_net-{key}.pt"
-    net = new_scene_net(cfg, splits["train"].scene.shape[1]).to(device)
+    net = new_scene_net(cfg, splits["train"].scene.shape[1], n_classes=n_out).to(device)
     if path.exists():
         blob = torch.load(path, map_location=device, weights_only=True)
         net.load_state_dict(blob["state"])
@@ -89,13 +90,13 @@ def pretrained_scene_net(cfg: RunConfig, splits: dict[str, SplitData], manifest:
     oof = None
     for rnd in tqdm(range(cfg.pretrain_refit + 1), desc="pretrain scene net", leave=False,
                     disable=not progress):
-        net = new_scene_net(cfg, tr.scene.shape[1]).to(device)
+        net = new_scene_net(cfg, tr.scene.shape[1], n_classes=n_out).to(device)
         rinfo = _fit_scene_only(cfg, net, tr, all_rows(tr), va, r_tr, r_va)
         if cfg.pretrain_folds > 1:
-            oof = torch.empty(len(tr), len(BASIC7), device=device)
+            oof = torch.empty(len(tr), n_out, device=device)
             fold = torch.arange(len(tr), device=device) % cfg.pretrain_folds  # train is seeded-shuffled
             for k in range(cfg.pretrain_folds):
-                fnet = new_scene_net(cfg, tr.scene.shape[1], seed_offset=k + 1).to(device)
+                fnet = new_scene_net(cfg, tr.scene.shape[1], seed_offset=k + 1, n_classes=n_out).to(device)
                 _fit_scene_only(cfg, fnet, tr, (fold != k).nonzero()[:, 0], va, r_tr, r_va)
                 with torch.no_grad():
                     oof[fold == k] = torch.softmax(fnet(tr.scene[fold == k]), 1)
@@ -104,11 +105,11 @@ def pretrained_scene_net(cfg: RunConfig, splits: dict[str, SplitData], manifest:
             with torch.no_grad():
                 tr_probs = oof if oof is not None else torch.softmax(net(tr.scene), 1)
                 va_probs = torch.softmax(net(va.scene), 1)
-            w = em_weights(lm, tr, tr_probs, semantics)
+            w = em_weights(lm, tr, tr_probs, semantics, classes)
             rinfo["em_source_weights"] = dict(zip(lm.sources, w.tolist()))
             with torch.no_grad():
-                r_tr = lm.source_posterior(tr_probs, tr.face_probs, tr.face_mask, tr.labels)[:, 0].float()
-                r_va = lm.source_posterior(va_probs, va.face_probs, va.face_mask, va.labels)[:, 0].float()
+                r_tr = scene_responsibility(lm, tr, tr_probs, classes)
+                r_va = scene_responsibility(lm, va, va_probs, classes)
         info["rounds"].append(rinfo)
     lm.tparams.load_state_dict(t_init)
     info.update({k: info["rounds"][-1][k] for k in ("val_nll", "val_accuracy", "epochs_run")}, key=key)
@@ -119,18 +120,47 @@ def pretrained_scene_net(cfg: RunConfig, splits: dict[str, SplitData], manifest:
     return Pretrained(net, oof, {**info, "cached": False, "path": str(path)})
 
 
+def query_columns(lm: nn.Module, classes: tuple[str, ...]) -> list[int]:
+    """The output columns of ``emotion(X, c)`` for each class c of ``classes``."""
+    return [lm.query_names.index(f"emotion({c})") for c in classes]
+
+
 def em_weights(lm: nn.Module, tr: SplitData, scene_probs: torch.Tensor, semantics: str,
-                max_iter: int = 200, tol: float = 1e-5) -> torch.Tensor:
-    """Source weights [S] by EM to convergence (max change < ``tol``) from uniform; leaves them in ``lm``."""
-    w = torch.full((len(lm.sources),), 1 / len(lm.sources), dtype=torch.float64)
+               classes: tuple[str, ...] = BASIC7, max_iter: int = 200, tol: float = 1e-5) -> torch.Tensor:
+    """Every t() by EM to convergence (max change < ``tol``) from the program's start (uniform
+    for ``t(_)``), with the scene's distribution ``scene_probs`` fixed; leaves them in ``lm``
+    and returns the global source weights [S] (``lm.sources`` order)."""
+    if em.seed_like(lm, classes):
+        w = torch.full((len(lm.sources),), 1 / len(lm.sources), dtype=torch.float64)
+        for _ in range(max_iter):
+            new = em.em_step(lm, w, scene_probs, tr.face_probs, tr.face_mask, tr.labels, semantics).weights
+            done = float((new - w).abs().max()) < tol
+            w = new
+            if done:
+                break
+        em.set_source_weights(lm, w)
+        return w
+    lm.tparams.set_probs(torch.tensor(lm.program.initial_probs(), dtype=torch.float64))
+    cols = query_columns(lm, classes)
+
+    def io(idx: torch.Tensor) -> tuple[dict, dict]:
+        return lm.seed_inputs(scene_probs[idx], tr.face_probs[idx], tr.face_mask[idx])
+    w = lm.tparams.probs().detach().double()
     for _ in range(max_iter):
-        new = em.em_step(lm, w, scene_probs, tr.face_probs, tr.face_mask, tr.labels, semantics).weights
+        new = em.lfi_step(lm, io, tr.labels, cols, semantics).weights
         done = float((new - w).abs().max()) < tol
         w = new
         if done:
             break
-    em.set_source_weights(lm, w)
-    return w
+    return em.weights_tensor(lm)
+
+
+def scene_responsibility(lm: nn.Module, s: SplitData, scene_probs: torch.Tensor,
+                         classes: tuple[str, ...] = BASIC7) -> torch.Tensor:
+    """P(source = scene | label, evidence) [N] per image of split ``s``."""
+    inputs, facts = lm.seed_inputs(scene_probs, s.face_probs, s.face_mask)
+    cols = torch.tensor(query_columns(lm, classes), device=s.labels.device)
+    return lm.source_posterior_generic(inputs, facts, cols[s.labels])[:, lm.sources.index("scene")].float()
 
 
 def _fit_scene_only(cfg: RunConfig, net: Scene2EmotionNet, tr: SplitData, rows: torch.Tensor,
@@ -140,7 +170,7 @@ def _fit_scene_only(cfg: RunConfig, net: Scene2EmotionNet, tr: SplitData, rows: 
     parameters in ``net`` (eval mode). Returns {val_nll, val_accuracy, epochs_run}."""
     opt = make_optimizer(cfg.net_optimizer, net.parameters(), cfg.net_lr, cfg.net_weight_decay)
     loss_fn = Loss(cfg.imbalance, tr.labels[rows], cfg.logit_adjust_tau)
-    best, best_state, bad, epochs = math.inf, copy.deepcopy(net.state_dict()), 0, 0
+    stopper, best_state, epochs = EarlyStopping(cfg.pretrain_patience), copy.deepcopy(net.state_dict()), 0
     for epoch in range(1, cfg.pretrain_epochs + 1):
         net.train()
         torch.manual_seed(cfg.seed * 100_003 + epoch)
@@ -156,15 +186,13 @@ def _fit_scene_only(cfg: RunConfig, net: Scene2EmotionNet, tr: SplitData, rows: 
         with torch.no_grad():
             v = float(loss_fn(torch.softmax(net(va.scene), 1), va.labels, r_va))
         epochs = epoch
-        if v < best - 1e-6:
-            best, best_state, bad = v, copy.deepcopy(net.state_dict()), 0
-        else:
-            bad += 1
-            if bad >= cfg.pretrain_patience:
-                break
+        if stopper.update(epoch, v):
+            best_state = copy.deepcopy(net.state_dict())
+        elif stopper.stop:
+            break
     net.load_state_dict(best_state)
     net.zero_grad(set_to_none=True)
     net.eval()
     with torch.no_grad():
         acc = float((net(va.scene).argmax(1) == va.labels).float().mean())
-    return {"val_nll": best, "val_accuracy": acc, "epochs_run": epochs}
+    return {"val_nll": stopper.best, "val_accuracy": acc, "epochs_run": epochs}

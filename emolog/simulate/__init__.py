@@ -19,197 +19,28 @@ import json
 import shutil
 import sys
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import asdict
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
-from emolog.cache.store import CacheWriter, fingerprint_hash
 from emolog.data.atomic import atomic_write_text
-from emolog.data.findingemo import label_distribution
 from emolog.data.index import INDEX_COLUMNS, ImageIndex
 from emolog.data.paths import image_id
 from emolog.data.split import make_split, write_split
-from emolog.labels import BASIC7
+from emolog.labels import BASIC7, EMO8, SOURCES
 
-SIMULATOR_VERSION = "emolog-simulator/1"
-SOURCES: tuple[str, ...] = ("scene", "face1", "face2", "face3")
-K = 3
-MAX_IMAGES = 25_869  # FindingEmo's size
-VARIANTS = ("standard", "misspecified", "context")
-
-# The original's learned source probabilities (CONTEXT.md), used as the truth.
-TRUE_WEIGHTS: tuple[float, ...] = (0.53, 0.18, 0.17, 0.12)
-# Faces detected per image: about 15% without a face, a long tail of crowds (up to 8).
-N_FACES_PROBS: tuple[float, ...] = (0.15, 0.30, 0.20, 0.12, 0.08, 0.05, 0.04, 0.03, 0.03)
-# log10(face box area / image area) ~ N(mean, sd), clipped: the median face covers ~2.5%.
-FACE_LOG10_AREA = (-1.6, 0.55)
-FACE_AREA_CLIP = (5e-4, 0.4)
-FACE_ASPECT = 1.25  # box height / width
-# Recogniser: z = mu * M[e] + N(0, I_7), output = exact posterior P(e | z) under the label
-# prior. M = I + rho * (pair swaps) makes the classic FER confusions likelier.
-CONFUSION_PAIRS: tuple[tuple[str, str], ...] = (("angry", "disgust"), ("fear", "surprise"), ("sad", "neutral"))
-CONFUSION_RHO = 0.5
-# mu values solved numerically (400k draws, FindingEmo prior) for top-1 accuracy:
-FACE_MU = 1.47        # ~0.65, FER-level (standard, misspecified)
-FACE_MU_LARGE = 1.91  # ~0.75, large faces (context variant)
-FACE_MU_SMALL = 0.31  # ~0.38, small faces (context); a calibrated recogniser cannot go below
-#                       the prior's 0.355 (always "happy"), so ~0.35 is approached from above
-SMALL_FACE_AREA = 0.02
-SMALL_FACE_WEIGHT = 0.5       # context: a small face is chosen half as often
-SCENE_BOOST_NO_LARGE_FACE = 2.0  # context: scene weight x2 when no slot holds a large face
-MISSPECIFIED_FRACTION = 0.2   # misspecified: labels from none of the sources
-# Recogniser calibration. "calibrated": the exact posterior above. "overconfident": the same
-# logits multiplied by OVERCONFIDENCE_FACTOR for every face (softmax(FACTOR * logits), i.e.
-# temperature 1/3 in Guo et al., "On Calibration of Modern Neural Networks", ICML 2017, who
-# found modern deep nets overconfident and undo it by dividing logits by a fitted T > 1).
-# Scaling logits keeps every argmax, so top-1 accuracy is unchanged; the factor is one stated
-# constant, deliberately not a function of face size (that would tune the data to the gate).
-FACE_CALIBRATIONS = ("calibrated", "overconfident")
-OVERCONFIDENCE_FACTOR = 3.0
-IMAGE_SIZES: tuple[tuple[int, int], ...] = ((1000, 667), (667, 1000), (1024, 768), (800, 800))
-IMAGE_SIZE_PROBS: tuple[float, ...] = (0.55, 0.2, 0.15, 0.1)
-# Scene: snr = |m_e|^2 / (4 sigma^2), i.e. |m_e| = 2 sqrt(snr) noise stds and two class means
-# are d' = sqrt(8 snr) noise stds apart. Bayes accuracy on the scene's own emotion (7 classes,
-# FindingEmo prior): 0.53 at snr 0.25, 0.77 at snr 1, 0.93 at snr 2. At snr 1 a Scene2EmotionNet
-# trained on 3500 labels in D = 512 reaches ~0.59 of it (estimating 7 means in 512-d is hard).
-SCENE_MEAN_SCALE = 2.0
-SHARD_SIZE = 2048
-
-
-class SimulationError(ValueError):
-    """A simulator configuration that cannot be honoured."""
-
-
-@dataclass(frozen=True)
-class SimConfig:
-    """Everything that determines a simulated data set (it is the cache fingerprint)."""
-
-    n: int = 5000
-    seed: int = 0
-    variant: str = "standard"
-    scene_dim: int = 512
-    snr: float = 1.0
-    shuffle_labels: bool = False
-    face_calibration: str = "calibrated"
-
-    def __post_init__(self) -> None:
-        if not 1 <= self.n <= MAX_IMAGES:
-            raise SimulationError(f"--n must be in 1..{MAX_IMAGES} (FindingEmo's size), got {self.n}")
-        if self.variant not in VARIANTS:
-            raise SimulationError(f"--variant must be one of {list(VARIANTS)}, got {self.variant!r}")
-        if self.scene_dim < len(BASIC7):
-            raise SimulationError(f"--scene-dim must be at least {len(BASIC7)}, got {self.scene_dim}")
-        if not self.snr > 0:
-            raise SimulationError(f"--snr must be positive, got {self.snr}")
-        if self.face_calibration not in FACE_CALIBRATIONS:
-            raise SimulationError(f"--face-calibration must be one of {list(FACE_CALIBRATIONS)}, "
-                                  f"got {self.face_calibration!r}")
-
-
-@dataclass
-class Simulation:
-    """A simulated data set in memory.
-
-    ids/rel_paths/labels have length N (labels as BASIC7 indices, after any shuffle);
-    ``tensors`` follows the cache's TENSOR_SPEC; ``truth`` is truth.json's dict and
-    ``truth_df`` truth.csv's table.
-    """
-
-    config: SimConfig
-    ids: list[str]
-    rel_paths: list[str]
-    labels: np.ndarray
-    tensors: dict[str, np.ndarray]
-    truth: dict
-    truth_df: pd.DataFrame
-
-
-def label_prior() -> np.ndarray:
-    """FindingEmo's basic-7 label distribution [7], BASIC7 order, summing to 1."""
-    dist = label_distribution()
-    p = np.array([dist[c] for c in BASIC7], dtype=np.float64)
-    return p / p.sum()
-
-
-def recogniser_means() -> np.ndarray:
-    """M [7, 7]: row e is the direction of the recogniser evidence for true emotion e."""
-    m = np.eye(len(BASIC7))
-    for a, b in CONFUSION_PAIRS:
-        i, j = BASIC7.index(a), BASIC7.index(b)
-        m[i, j] = m[j, i] = CONFUSION_RHO
-    return m
-
-
-def gaussian_log_posterior(z: np.ndarray, means: np.ndarray, prior: np.ndarray) -> np.ndarray:
-    """log P(e | z) up to a per-row constant for z ~ N(means[e], I): [N, d] -> [N, C]."""
-    return np.log(prior) + z @ means.T - 0.5 * (means ** 2).sum(1)
-
-
-def _softmax(x: np.ndarray) -> np.ndarray:
-    e = np.exp(x - x.max(-1, keepdims=True))
-    return e / e.sum(-1, keepdims=True)
-
-
-def true_scene_posterior(scene: np.ndarray, truth: dict) -> np.ndarray:
-    """The Bayes posterior P(scene emotion | scene features) [N, 7] from truth.json's dict.
-
-    The best any scene net can do; ``scene`` is [N, D] as stored in the cache.
-    """
-    means = np.asarray(truth["scene"]["class_means"], dtype=np.float64)
-    prior = np.asarray([truth["label_prior"][c] for c in BASIC7])
-    return _softmax(gaussian_log_posterior(np.asarray(scene, dtype=np.float64), means, prior))
-
-
-def source_weights(face_mask: np.ndarray, face_area: np.ndarray, variant: str) -> np.ndarray:
-    """Per-image true source probabilities [N, 4] (scene, face1..3), conditioned on availability.
-
-    standard/misspecified: TRUE_WEIGHTS renormalised over the sources present.
-    context: a face with area < SMALL_FACE_AREA has its weight x SMALL_FACE_WEIGHT, and the
-    scene's weight is x SCENE_BOOST_NO_LARGE_FACE when no slot holds a large face; then renormalised.
-    """
-    n = len(face_mask)
-    w = np.tile(np.asarray(TRUE_WEIGHTS), (n, 1))
-    w[:, 1:] *= face_mask
-    if variant == "context":
-        small = face_mask & (face_area < SMALL_FACE_AREA)
-        w[:, 1:] *= np.where(small, SMALL_FACE_WEIGHT, 1.0)
-        no_large = ~(face_mask & ~small).any(1)
-        w[:, 0] *= np.where(no_large, SCENE_BOOST_NO_LARGE_FACE, 1.0)
-    return w / w.sum(1, keepdims=True)
-
-
-def _faces(rng: np.random.Generator, n: int) -> dict[str, np.ndarray]:
-    """Face counts, boxes, areas, confidences and image sizes for n images (largest face first)."""
-    max_faces = len(N_FACES_PROBS) - 1
-    n_faces = rng.choice(len(N_FACES_PROBS), size=n, p=N_FACES_PROBS)
-    size_idx = rng.choice(len(IMAGE_SIZES), size=n, p=IMAGE_SIZE_PROBS)
-    sizes = np.asarray(IMAGE_SIZES, dtype=np.int64)[size_idx]
-    areas = 10.0 ** rng.normal(*FACE_LOG10_AREA, size=(n, max_faces))
-    areas = np.clip(areas, *FACE_AREA_CLIP)
-    areas[np.arange(max_faces)[None, :] >= n_faces[:, None]] = 0.0
-    areas = -np.sort(-areas, axis=1)[:, :K]  # the detector's K largest faces
-    mask = areas > 0
-    W = sizes[:, :1].astype(np.float64)
-    H = sizes[:, 1:].astype(np.float64)
-    bw = np.sqrt(areas * W * H / FACE_ASPECT)
-    bh = bw * FACE_ASPECT
-    x1 = rng.uniform(size=(n, K)) * (W - bw)
-    y1 = rng.uniform(size=(n, K)) * (H - bh)
-    boxes = np.stack([x1, y1, x1 + bw, y1 + bh], axis=-1) * mask[..., None]
-    # Small faces are detected less confidently; conf stays in the MTCNN-like 0.9..1 range.
-    drop = rng.exponential(size=(n, K)) * np.where(areas < SMALL_FACE_AREA, 0.02, 0.002)
-    conf = np.clip(1.0 - drop, 0.9, 1.0) * mask
-    return {"n_faces": n_faces.astype(np.int64), "image_size": sizes, "face_mask": mask,
-            "face_area": (bw * bh / (W * H)) * mask, "face_boxes": boxes, "face_conf": conf}
+from emolog.simulate.model import *  # noqa: F401,F403  (the generative model's names, re-exported)
+from emolog.simulate.model import _faces, _softmax
 
 
 def simulate(config: SimConfig) -> Simulation:
     """Draw one data set. Deterministic in ``config`` (independent streams per component)."""
     n, prior = config.n, label_prior()
-    streams = [np.random.default_rng(s) for s in np.random.SeedSequence(config.seed).spawn(8)]
-    rng_faces, rng_emo, rng_choice, rng_rec, rng_scene, rng_means, rng_misspec, rng_shuffle = streams
+    # spawn(9): the first 8 children are those of spawn(8), so basic-7 data sets are unchanged
+    streams = [np.random.default_rng(s) for s in np.random.SeedSequence(config.seed).spawn(9)]
+    rng_faces, rng_emo, rng_choice, rng_rec, rng_scene, rng_means, rng_misspec, rng_shuffle, rng_emo8 = streams
 
     faces = _faces(rng_faces, n)
     mask, area = faces["face_mask"], faces["face_area"]
@@ -230,6 +61,9 @@ def simulate(config: SimConfig) -> Simulation:
         none = rng_misspec.uniform(size=n) < MISSPECIFIED_FRACTION
         label_gen = np.where(none, rng_misspec.choice(7, size=n, p=prior), label_gen)
         chosen = np.where(none, -1, chosen)
+    expression = label_gen
+    if config.labels == "emo8":
+        label_gen = emo8_labels(rng_emo8, label_gen)
     labels = rng_shuffle.permutation(label_gen) if config.shuffle_labels else label_gen.copy()
 
     # Recogniser: Gaussian evidence around each face's emotion, output its exact posterior.
@@ -260,11 +94,13 @@ def simulate(config: SimConfig) -> Simulation:
     tensors = {"scene": scene, "face_probs": probs.astype(np.float32),
                "face_logits": logits.astype(np.float32), **faces}
 
+    classes = EMO8 if config.labels == "emo8" else BASIC7
     src_names = np.array(("none",) + SOURCES)
     emo = np.array(("",) + BASIC7)
     truth_df = pd.DataFrame({
         "image_id": ids, "rel_path": rel_paths,
-        "label": np.asarray(BASIC7)[labels], "label_generated": np.asarray(BASIC7)[label_gen],
+        "label": np.asarray(classes)[labels], "label_generated": np.asarray(classes)[label_gen],
+        "expression": np.asarray(BASIC7)[expression],
         "source": src_names[chosen + 1],
         **{f"p_{s}": w[:, j] for j, s in enumerate(SOURCES)},
         "e_scene": np.asarray(BASIC7)[e_scene],
@@ -272,6 +108,11 @@ def simulate(config: SimConfig) -> Simulation:
         "n_faces": faces["n_faces"],
     })
     truth = _truth_dict(config, prior, scene_means, e_face, probs, mask, area)
+    if config.labels == "emo8":
+        truth.update(classes=list(EMO8), emo8={
+            "expression_bucket": EXPRESSION_BUCKET, "bucket_emotion": BUCKET_EMO8,
+            "rule": "label ~ bucket_emotion[expression_bucket[chosen source's expression]]"})
+    truth["t_values"] = true_t_values(config.labels)
     return Simulation(config, ids, rel_paths, labels, tensors, truth, truth_df)
 
 
@@ -335,7 +176,10 @@ def _truth_dict(config: SimConfig, prior: np.ndarray, scene_means: np.ndarray, e
 
 def fingerprint(config: SimConfig) -> dict:
     """The cache fingerprint: the simulator marker, its version and the full config (incl. seed)."""
-    return {"simulator": SIMULATOR_VERSION, **asdict(config)}
+    fp = {"simulator": SIMULATOR_VERSION, **asdict(config)}
+    if config.labels == "basic7":   # the default leaves the fingerprints of earlier data sets as they were
+        del fp["labels"]
+    return fp
 
 
 OUR_FILES = ("index.csv", "split.json", "truth.json", "truth.csv", "cache")
@@ -348,6 +192,7 @@ def write_simulation(sim: Simulation, out_dir: str | Path, force: bool = False) 
     replaced). The split is the data layer's stratified 70/10/20 split, seeded with the
     simulator's seed.
     """
+    from emolog.cache.store import CacheWriter, fingerprint_hash   # torch: not needed by `simulate --help`
     out = Path(out_dir)
     present = [f for f in OUR_FILES if (out / f).exists()]
     if present and not force:
@@ -361,7 +206,7 @@ def write_simulation(sim: Simulation, out_dir: str | Path, force: bool = False) 
         sl = slice(start, start + SHARD_SIZE)
         writer.write_shard(sim.ids[sl], {k: v[sl] for k, v in sim.tensors.items()})
 
-    labels = np.asarray(BASIC7)[sim.labels]
+    labels = np.asarray(sim.truth["classes"])[sim.labels]
     size = sim.tensors["image_size"]
     df = pd.DataFrame({"image_id": sim.ids, "rel_path": sim.rel_paths, "label": labels, "label_raw": labels,
                        "valence": np.nan, "arousal": np.nan, "ambiguity": np.nan, "dec_factors": "",
@@ -387,6 +232,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--face-calibration", choices=FACE_CALIBRATIONS, default="calibrated",
                         help="recogniser outputs: exact posteriors, or the same logits x "
                              f"{OVERCONFIDENCE_FACTOR:g} (same top-1, over-confident, as real deep nets)")
+    parser.add_argument("--labels", choices=LABEL_SETS, default="basic7",
+                        help="label set: basic-7, or Emo8 drawn through valence/arousal buckets "
+                             "(docs/simulation.md, 'Emo8 labels')")
     parser.add_argument("--force", action="store_true", help="replace an existing simulated data set")
 
 
@@ -395,7 +243,7 @@ def run(args: argparse.Namespace) -> int:
     try:
         config = SimConfig(n=args.n, seed=args.seed, variant=args.variant, scene_dim=args.scene_dim,
                            snr=args.snr, shuffle_labels=args.shuffle_labels,
-                           face_calibration=args.face_calibration)
+                           face_calibration=args.face_calibration, labels=args.labels)
         sim = simulate(config)
         out = write_simulation(sim, args.out, force=args.force)
     except SimulationError as e:

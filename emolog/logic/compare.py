@@ -1,0 +1,238 @@
+"""``compare_program``: one DeepProbLog program through emolog and through DeepProbLog 2.1.
+
+Both engines get the same seeded random network outputs: every distinct ground input of a
+neural predicate gets its own distribution over the domain (softmax of 2 * N(0, 1), seeded by
+the input's text, so both processes draw the same numbers without talking), a neural fact a
+uniform probability, a deterministic network a dummy tensor (only its name reaches the logic).
+The loss is a random linear combination of every answer's probability, so its gradient
+touches every network output and every ``t()``. DeepProbLog runs its ExactEngine (circuit
+cache on, parameterised queries as in its own data sets) in float64, in a forked process
+with a timeout; when it fails or runs out of time, ``dp_failed`` says why and emolog's
+answers and time are still reported.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import multiprocessing as mp
+import time
+import traceback
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import torch
+from problog.logic import Constant, list2term
+
+from .deep import PLACEHOLDER, DeepProgram, Example
+
+
+@dataclass
+class CompareResult:
+    path: str
+    templates: list[str]
+    n_examples: int
+    answers: dict[str, float] = field(default_factory=dict)   # emolog, "example id: atom" -> p
+    max_dp: float | None = None        # max |P_emolog - P_deepproblog| over every answer
+    max_dgrad: float | None = None     # max |gradient difference| (network outputs and t())
+    emolog_s: float = 0.0              # seconds per example (compile + evaluate + backward)
+    dp_s: float | None = None
+    ratio: float | None = None         # dp_s / emolog_s
+    emolog_compile_s: float = 0.0
+    dp_failed: str | None = None
+    notes: list[str] = field(default_factory=list)
+
+
+def random_output(key: str, kind: str, size: int, seed: int) -> torch.Tensor:
+    """The fixed random output for one ground network input (identical in every process)."""
+    h = int.from_bytes(hashlib.sha256(f"{seed}:{key}".encode()).digest()[:8], "little")
+    g = torch.Generator().manual_seed(h)
+    if kind == "ad":
+        return torch.softmax(2 * torch.randn(size, generator=g, dtype=torch.float64), 0)
+    if kind == "fact":
+        return torch.rand(1, generator=g, dtype=torch.float64) * 0.98 + 0.01
+    return torch.zeros(1, dtype=torch.float64)
+
+
+def _weight(name: str, seed: int) -> float:
+    h = int.from_bytes(hashlib.sha256(f"w{seed}:{name}".encode()).digest()[:8], "little")
+    return (h % 10_000) / 5_000 - 1.0
+
+
+class _Table:
+    """Leaf tensors per ground input, created on first use; gradients accumulate in them."""
+
+    def __init__(self, nets: dict, seed: int):
+        self.nets, self.seed, self.rows = nets, seed, {}
+
+    def get(self, net: str, key: str) -> torch.Tensor:
+        k = f"{net}{key}"
+        if k not in self.rows:
+            decl = self.nets[net]
+            size = len(decl.domain) if decl.kind == "ad" else 1
+            self.rows[k] = random_output(k, decl.kind, size, self.seed).requires_grad_(True)
+        return self.rows[k]
+
+    def grads(self) -> dict[str, list[float]]:
+        return {k: (v.grad.tolist() if v.grad is not None else [0.0] * v.numel())
+                for k, v in self.rows.items()}
+
+
+def compare_program(path: str | Path, templates: list[str], n_examples: int = 4,
+                    timeout: float = 120, seed: int = 0) -> CompareResult:
+    """See the module docstring. Examples: ids 0..n_examples-1 for every template.
+
+    Runs in float64 and restores the caller's default dtype afterwards (a leaked float64
+    default would silently change every later torch computation in the process).
+    """
+    previous = torch.get_default_dtype()
+    torch.set_default_dtype(torch.float64)
+    try:
+        return _compare(path, templates, n_examples, timeout, seed)
+    finally:
+        torch.set_default_dtype(previous)
+
+
+def _compare(path: str | Path, templates: list[str], n_examples: int, timeout: float,
+             seed: int) -> CompareResult:
+    res = CompareResult(str(path), list(templates), n_examples)
+    t0 = time.perf_counter()
+    prog = DeepProgram(path, templates, param="projected", cache_dir=False)
+    table = _Table(prog.nets, seed)
+    for name, decl in prog.nets.items():
+        prog.bind(name, _emolog_net(table, name))
+    examples = [Example(i, template=t) for t in range(len(templates)) for i in range(n_examples)]
+    for ex in examples:
+        prog.compiled(ex)
+    res.emolog_compile_s = time.perf_counter() - t0
+    res.notes.extend(prog.notes)
+    if any(c.has_evidence for c in prog._mem.values()):
+        res.notes.append("the program declares evidence: emolog conditions on it, DeepProbLog "
+                         "ignores evidence/1,2 in the program")
+    if any(p.init is None for p in prog.params_program.params):
+        res.notes.append("t(_) starts uniform in emolog (DeepProbLog draws random()); DeepProbLog "
+                         "is given emolog's start values")
+    t1 = time.perf_counter()
+    ans = prog(examples)
+    loss = sum(_weight(_key(e, n), seed) * ans.probs[b, a]
+               for b, e in enumerate(examples) for a, n in enumerate(ans.names)
+               if n in prog.compiled(e).names)
+    if isinstance(loss, torch.Tensor) and loss.requires_grad:
+        loss.backward()
+    res.emolog_s = (time.perf_counter() - t1 + res.emolog_compile_s) / len(examples)
+    ours = {_key(e, n): float(ans.probs[b, a].detach()) for b, e in enumerate(examples)
+            for a, n in enumerate(ans.names) if n in prog.compiled(e).names}
+    res.answers = ours
+    ours_grad = table.grads()
+    tgrad = [float(x) for x in _t_grad(prog)]
+    t_start = prog.tparams.probs().detach().tolist()
+
+    ctx = mp.get_context("fork")
+    parent, child = ctx.Pipe(duplex=False)
+    proc = ctx.Process(target=_dp_worker, args=(child, str(path), templates, n_examples, seed,
+                                                t_start, sorted(prog.nets)))
+    proc.start()
+    child.close()
+    got = parent.recv() if parent.poll(timeout) else None
+    proc.join(1)
+    if proc.is_alive():
+        proc.kill()
+        proc.join()
+    if got is None:
+        res.dp_failed = f"DeepProbLog did not finish within {timeout:g} s"
+        return res
+    if "error" in got:
+        res.dp_failed = f"DeepProbLog failed: {got['error']}"
+        return res
+    theirs, their_grad, their_t, dp_total = got["answers"], got["grads"], got["tgrad"], got["seconds"]
+    res.dp_s = dp_total / len(examples)
+    res.ratio = res.dp_s / res.emolog_s if res.emolog_s > 0 else None
+    keys = set(ours) | set(theirs)
+    res.max_dp = max((abs(ours.get(k, 0.0) - theirs.get(k, 0.0)) for k in keys), default=0.0)
+    gd = 0.0
+    for k in set(ours_grad) | set(their_grad):
+        a, b = ours_grad.get(k), their_grad.get(k)
+        a = a if a is not None else [0.0] * len(b)
+        b = b if b is not None else [0.0] * len(a)
+        gd = max([gd] + [abs(x - y) for x, y in zip(a, b)])
+    for x, y in zip(tgrad, their_t):
+        gd = max(gd, abs(x - y))
+    res.max_dgrad = gd
+    return res
+
+
+def _emolog_net(table: _Table, net: str):
+    def call(inputs):
+        return torch.stack([table.get(net, str(list2term(items))) for items in inputs])
+    return call
+
+
+def _t_grad(prog: DeepProgram) -> list[float]:
+    out = [0.0] * len(prog.tparams)
+    for block, v in zip(prog.tparams.blocks, prog.tparams.values):
+        if v.grad is not None:
+            for i, g in zip(block, v.grad.tolist()):
+                out[i] = g
+    return out
+
+
+class _DpNet(torch.nn.Module):
+    def __init__(self, table: _Table, net: str):
+        super().__init__()
+        self.table, self.net = table, net
+
+    def forward(self, *args):
+        row = self.table.get(self.net, str(list2term(list(args))))
+        return row
+
+
+def _dp_worker(conn, path: str, templates: list[str], n: int, seed: int,
+               t_start: list[float], nets: list[str]) -> None:
+    try:
+        torch.set_default_dtype(torch.float64)
+        from deepproblog.engines import ExactEngine
+        from deepproblog.model import Model
+        from deepproblog.network import Network
+        from deepproblog.optimizer import SGD
+        from deepproblog.query import Query
+
+        prog = DeepProgram(path, templates, cache_dir=False)   # only for its templates/nets
+        table = _Table(prog.nets, seed)
+        networks = []
+        for name in nets:
+            net = Network(_DpNet(table, name), name)
+            net.function = lambda *args: args   # the module gets the input terms
+            networks.append(net)
+        t0 = time.perf_counter()
+        model = Model(path, networks)
+        model.set_engine(ExactEngine(model), cache=True)
+        model.optimizer = SGD(model, param_lr=0.0)
+        model.parameters = list(t_start)
+        model.optimizer.zero_grad()
+        answers, loss = {}, 0.0
+        for t in range(len(templates)):
+            for i in range(n):
+                _, term = prog._fill(Example(i, template=t))
+                r = model.solve([Query(term, substitution={PLACEHOLDER: Constant(i)})])[0]
+                for atom, p in r.result.items():
+                    key = f"{t}:{i}:{atom}"
+                    answers[key] = float(p)
+                    loss = loss + _weight(key, seed) * p
+        if isinstance(loss, torch.Tensor) and loss.requires_grad:
+            loss.backward()
+        seconds = time.perf_counter() - t0
+        grads = table.grads()
+        g = model.optimizer._params_grad
+        tgrad = [float(g[i]) if i in g else 0.0 for i in range(len(model.parameters))]
+        conn.send({"answers": answers, "grads": grads, "tgrad": tgrad, "seconds": seconds})
+    except BaseException as e:   # report every failure (incl. RecursionError) to the parent
+        conn.send({"error": f"{type(e).__name__}: {e}".splitlines()[0][:300],
+                   "trace": traceback.format_exc()[-2000:]})
+
+
+def _key(e: Example, name: str) -> str:
+    """An emolog answer ("...I...") with the example's id in place of I, spelled as DeepProbLog's
+    answers are (both are problog terms printed by str)."""
+    from problog.logic import Var
+    from problog.program import PrologString
+    t = list(PrologString(f"emolog_a({name})."))[0].args[0]
+    return f"{e.template}:{e.id}:{t.apply_term({Var('I'): Constant(e.id)})}"

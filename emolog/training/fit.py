@@ -1,0 +1,290 @@
+"""The one fit loop of every regime and every program: epochs, early stopping, checkpoints, resume.
+
+``fit`` trains the parameter groups of ``Group``s marked trainable (each with its own
+optimiser) by gradient steps on index batches, or the program's ``t()`` by EM (problog-em),
+evaluates validation NLL after every epoch, keeps the best epoch by the rule of
+``emolog.training.stopping``, and writes an atomic checkpoint after every epoch so that
+``resume=True`` continues and equals an uninterrupted run (batches and dropout masks are
+seeded per epoch). A non-finite loss stops the run naming the batch's image ids.
+
+Why it is fast: every frozen network's output is read from the feature cache (a frozen scene
+net runs once per split, not once per epoch), the logic is a batched circuit, and a step is
+a handful of tensor operations on index tensors; per-step bookkeeping (loss sum, gradient
+norms) stays in tensors and is read once per epoch.
+"""
+
+from __future__ import annotations
+
+import io
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+
+from emolog.data.atomic import atomic_write_bytes
+from emolog.labels import SOURCES
+from emolog.training import changes, em
+from emolog.training.config import RunConfig
+from emolog.training.data import SplitData
+from emolog.training.losses import Loss, TrainingError, check_finite, epoch_order, make_optimizer, nll
+from emolog.training.linear import build_linear
+from emolog.training.model import Model, predict_split
+from emolog.training.regimes import Regime
+from emolog.training.stopping import EarlyStopping
+
+CHECKPOINT = "checkpoint.pt"
+# may differ between a run and its resume (a weights file may move; it is checked by sha256)
+RESUMABLE_KEYS = ("epochs", "em_iterations", "device", "threads", "backbone_weights", "recogniser_weights")
+
+
+@dataclass
+class Group:
+    """A named parameter group: a net (``logic``, ``scene_net``, ``gate_net``,
+    ``backbone_last_block``, ...) and whether this regime trains it."""
+
+    name: str
+    net: nn.Module
+    trainable: bool
+
+
+@dataclass
+class FitResult:
+    """What the loop leaves for the run's outputs."""
+
+    history: list[dict]
+    before: dict[str, torch.Tensor]       # test predictions before training
+    stopper: EarlyStopping
+    epochs_run: int
+    n_epochs: int
+    train_time_s: float
+    tracker: changes.GradTracker
+    init: dict[str, dict[str, torch.Tensor]] = field(default_factory=dict)
+
+    @property
+    def stopped_early(self) -> bool:
+        return self.epochs_run < self.n_epochs
+
+
+T_FLOOR = 1e-6
+
+
+class FlooredProjectedSGD:
+    """DeepProbLog's projected SGD on t() probabilities (``emolog.logic.ProjectedSGD``) with a
+    floor: after the step every probability is clipped to [T_FLOOR, 1] (a lone fact to
+    [T_FLOOR, 1 - T_FLOOR]) before the disjunctions are renormalised, so learning never sets a
+    probability to exactly 0 or 1.
+
+    Why the floor: with few images (5 in a memorisation sweep) one large step can clip w_scene
+    to 0; an image without a detected face then has no source at all (its evidence has
+    probability 0) and cannot be scored, and a probability of exactly 0 has no way back.
+    1e-6 changes no learned weight at the precision reported (docs/training.md, "Unscorable
+    images"). A plain object rather than a torch optimiser: the optimiser wrapper's per-step
+    bookkeeping cost more than the update itself."""
+
+    def __init__(self, tparams: nn.Module, lr: float) -> None:
+        if tparams.param != "projected":
+            raise ValueError("projected SGD needs the 'projected' parameterisation")
+        self.lr = lr
+        self.groups = [(v, g) for v, g in zip(tparams.values, tparams.is_group)]
+
+    @torch.no_grad()
+    def step(self) -> None:
+        for p, disjunction in self.groups:
+            if p.grad is not None:
+                p.sub_(p.grad, alpha=self.lr)
+            p.clamp_(T_FLOOR, 1.0 if disjunction else 1.0 - T_FLOOR)
+            if disjunction:
+                p.div_(p.sum())
+
+    def zero_grad(self, set_to_none: bool = True) -> None:
+        for p, _ in self.groups:
+            p.grad = None
+
+    def state_dict(self) -> dict:
+        return {"lr": self.lr}
+
+    def load_state_dict(self, state: dict) -> None:
+        self.lr = state["lr"]
+
+
+def make_optimizers(cfg: RunConfig, groups: list[Group]) -> dict[str, Any]:
+    """One optimiser per trainable group: t() by the logic settings (projected SGD or any torch
+    optimiser on softmax logits), a gate by the logic settings (it is an ordinary net: with
+    ``logic_param=projected``, which forces ``logic_optimizer=sgd``, it trains by SGD), the
+    scene net and any head by the net settings, the last block by the backbone settings."""
+    out: dict[str, Any] = {}
+    for g in groups:
+        params = [p for p in g.net.parameters()]
+        if not g.trainable or not params:
+            continue
+        if g.name == "logic" and cfg.logic_param == "projected":
+            out[g.name] = FlooredProjectedSGD(g.net.tparams, lr=cfg.logic_lr)
+        elif g.name in ("logic", "gate_net"):
+            out[g.name] = make_optimizer(cfg.logic_optimizer, params, cfg.logic_lr, cfg.logic_weight_decay)
+        elif g.name == "backbone_last_block":
+            out[g.name] = make_optimizer(cfg.backbone_optimizer, params, cfg.backbone_lr, cfg.backbone_weight_decay)
+        else:
+            out[g.name] = make_optimizer(cfg.net_optimizer, params, cfg.net_lr, cfg.net_weight_decay)
+    return out
+
+
+def history_row(epoch: int, train_loss: float, model: Model, va: SplitData, grad_norms: dict[str, float]) -> dict:
+    """One history.csv row: losses, validation accuracy / macro-F1, source weights (global, or
+    the validation mean of the per-image ones), mean gradient norm per group."""
+    from emolog.training.metrics import evaluate
+    pred = predict_split(model, va, sources=model.kind not in ("global", "none"))
+    m = evaluate(pred["probs"].cpu().double().numpy(), va.labels.cpu().numpy(), model.classes)
+    row = {"epoch": epoch, "train_loss": train_loss, "val_loss": nll(pred["probs"], va.labels),
+           "val_accuracy": m["accuracy"], "val_macro_f1": m["macro_f1"]}
+    g = model.global_weights()
+    if g is not None:
+        row.update({f"w_{s}": g[s] for s in SOURCES})
+    elif "w" in pred:
+        row.update({f"w_{s}": float(pred["w"][:, j].mean()) for j, s in enumerate(SOURCES)})
+    row.update({f"grad_norm_{k}": v for k, v in grad_norms.items()})
+    return row
+
+
+def gradient_epoch(model: Model, tr: SplitData, loss_fn: Loss, optims: dict, tracker: changes.GradTracker,
+                   cfg: RunConfig, epoch: int) -> float:
+    """One pass over the training rows in batches of index tensors; returns the mean batch loss.
+
+    The batch losses stay in a tensor, read once per epoch: a non-finite one then stops the run
+    naming the first such batch's image ids (``check_finite``)."""
+    model.train()
+    torch.manual_seed(cfg.seed * 100_003 + epoch)  # dropout: same masks on a resumed run
+    order = epoch_order(tr.labels, cfg.imbalance, cfg.seed, epoch).to(tr.labels.device)
+    batches = order.split(cfg.batch_size)
+    opts = list(optims.values())
+    # clearing .grad directly: the optimisers' zero_grad() walks their parameter groups each step
+    params = [p for p in model.parameters() if p.requires_grad]
+    losses = torch.empty(len(batches), device=tr.labels.device)
+    labels = tr.labels
+    for b, idx in enumerate(batches):
+        loss = loss_fn(model(tr, idx, check=False), labels[idx])
+        for p in params:
+            p.grad = None
+        loss.backward()
+        tracker.record()
+        for opt in opts:
+            opt.step()
+        losses[b] = loss.detach()
+    model.eval()
+    bad = (~torch.isfinite(losses)).nonzero()
+    if len(bad):   # the first non-finite batch, named by its image ids (the run stops here)
+        b = int(bad[0, 0])
+        check_finite(losses[b], tr, batches[b], "training", epoch)
+    sizes = torch.tensor([len(i) for i in batches], dtype=torch.float64, device=losses.device)
+    return float((losses.double() * sizes).sum() / len(order))
+
+
+def _em_epoch(model: Model, tr: SplitData, semantics: str) -> float:
+    model.eval()
+    lm = model.lm
+    with torch.no_grad():
+        scene = model.scene_probs(tr, torch.arange(len(tr), device=tr.labels.device))
+    if em.seed_like(lm, model.classes) and model.kind == "global":
+        step = em.em_step(lm, em.weights_tensor(lm), scene, tr.face_probs, tr.face_mask, tr.labels, semantics)
+        em.set_source_weights(lm, step.weights)
+    else:
+        step = em.lfi_step(lm, lambda idx: model.program_io(tr, idx, scene=scene[idx]), tr.labels, model._cols,
+                           semantics)
+    return -step.log_likelihood  # NLL before this iteration's update
+
+
+def _states(groups: list[Group]) -> dict[str, dict]:
+    return {g.name: {k: v.detach().clone() for k, v in g.net.state_dict().items()} for g in groups}
+
+
+def _restore(groups: list[Group], states: dict[str, dict]) -> None:
+    for g in groups:
+        g.net.load_state_dict(states[g.name])
+
+
+def fit(model: Model, groups: list[Group], splits: dict[str, SplitData], cfg: RunConfig, regime: Regime,
+        semantics: str, out: Path, resume: bool, progress: bool) -> FitResult:
+    """Train ``groups`` of ``model`` on ``splits``; see the module docstring."""
+    from tqdm.auto import tqdm
+    tr, va = splits["train"], splits["val"]
+    nets = {g.name: g.net for g in groups}
+    for g in groups:
+        for p in g.net.parameters():
+            p.requires_grad_(g.trainable and regime.learner == "gradient")
+    init = {g.name: changes.snapshot(g.net) for g in groups}
+    tracker = changes.GradTracker(nets)
+    optims = make_optimizers(cfg, groups) if regime.learner == "gradient" else {}
+    stopper = EarlyStopping(cfg.patience)
+    before = predict_split(model, splits["test"])
+    state: dict[str, Any] = {"epoch": 0, "elapsed": 0.0}
+    if resume and (out / CHECKPOINT).exists():
+        state, history, before, best_states = _load_checkpoint(out / CHECKPOINT, cfg, groups, optims, tracker,
+                                                               stopper, tr.labels.device)
+    else:
+        history = [history_row(0, nll(predict_split(model, tr, sources=False)["probs"], tr.labels), model, va,
+                               {n: 0.0 for n in nets})]
+        stopper.update(0, history[0]["val_loss"])
+        best_states = _states(groups)
+
+    loss_fn = Loss(cfg.imbalance, tr.labels, cfg.logit_adjust_tau, n_classes=len(model.classes))
+    t_start = time.perf_counter() - state["elapsed"]
+    if regime.learner == "gradient":   # counted in the training time: it is part of training
+        trains = {g.name: g.trainable for g in groups}
+        lin = build_linear(model, tr, live_t=trains["logic"], live_scene=trains["scene_net"] or
+                           trains.get("backbone_last_block", False))
+        if lin is not None:
+            model.linear[id(tr)] = lin
+    n_epochs = cfg.em_iterations if regime.learner == "em" else cfg.epochs
+    bar = tqdm(range(state["epoch"] + 1, n_epochs + 1), desc="epochs", leave=False, disable=not progress)
+    for epoch in bar:
+        if stopper.stop:
+            break
+        if regime.learner == "em":
+            train_loss = _em_epoch(model, tr, semantics)
+        else:
+            train_loss = gradient_epoch(model, tr, loss_fn, optims, tracker, cfg, epoch)
+        row = history_row(epoch, train_loss, model, va, tracker.end_epoch())
+        history.append(row)
+        state["epoch"] = epoch
+        if stopper.update(epoch, row["val_loss"]):
+            best_states = _states(groups)
+        state["elapsed"] = time.perf_counter() - t_start
+        _save_checkpoint(out / CHECKPOINT, cfg, state, stopper, history, before, groups, best_states, optims,
+                         tracker)
+    train_time = time.perf_counter() - t_start
+    if cfg.patience is not None:
+        _restore(groups, best_states)
+    return FitResult(history, before, stopper, int(state["epoch"]), n_epochs, train_time, tracker, init)
+
+
+def _save_checkpoint(path: Path, cfg: RunConfig, state: dict, stopper: EarlyStopping, history: list[dict],
+                     before: dict, groups: list[Group], best_states: dict, optims: dict,
+                     tracker: changes.GradTracker) -> None:
+    blob = {"config": cfg.to_dict(), "state": state, "stopper": stopper.state_dict(), "history": history,
+            "before": {k: v.cpu() for k, v in before.items()}, "nets": _states(groups), "best_states": best_states,
+            "optims": {k: o.state_dict() for k, o in optims.items()}, "tracker": tracker.state_dict()}
+    buf = io.BytesIO()
+    torch.save(blob, buf)
+    atomic_write_bytes(path, buf.getvalue())
+
+
+def _load_checkpoint(path: Path, cfg: RunConfig, groups: list[Group], optims: dict, tracker: changes.GradTracker,
+                     stopper: EarlyStopping, device: torch.device) -> tuple[dict, list, dict, dict]:
+    blob = torch.load(path, map_location=device, weights_only=True)  # plain data + tensors only
+    saved = {k: v for k, v in blob["config"].items() if k not in RESUMABLE_KEYS}
+    now = {k: v for k, v in cfg.to_dict().items() if k not in RESUMABLE_KEYS}
+    diff = sorted(k for k in set(saved) | set(now) if saved.get(k) != now.get(k))
+    if diff:
+        raise TrainingError(f"cannot resume {path}: the config differs in {diff} "
+                            f"(only {', '.join(RESUMABLE_KEYS)} may change on resume)")
+    _restore(groups, blob["nets"])
+    for k, o in optims.items():
+        o.load_state_dict(blob["optims"][k])
+    tracker.load_state_dict(blob["tracker"])
+    stopper.load_state_dict(blob["stopper"])
+    return blob["state"], blob["history"], {k: v.to(device) for k, v in blob["before"].items()}, blob["best_states"]
+
+
+__all__ = ["CHECKPOINT", "FitResult", "Group", "fit", "gradient_epoch", "history_row", "make_optimizers"]

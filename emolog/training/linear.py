@@ -1,0 +1,167 @@
+"""Training steps without the circuit: a program is linear in each distribution it reads.
+
+A compiled program's unnormalised outputs (P(query and evidence) per query, and P(evidence))
+are weighted model counts: sums over worlds of products of input weights. In every world
+exactly one head of each annotated disjunction is true, so each output is *linear* in every
+distribution the program reads, separately: a t() disjunction, a lone t() fact (in p and
+1 - p), the scene net's [7] distribution, the gate's [4]. With the cached inputs (faces,
+per-image facts) held fixed, an output is therefore a multilinear form in the distributions
+that change during training, fixed per image:
+
+    out[i, q] = sum over corners c of coef[i, c, q] * prod over blocks k of v_k[c_k]
+
+``LinearProgram`` evaluates the circuit once per corner (one-hot values for every block) and
+image before training, then a training step is a gather and one contraction per block
+instead of a circuit pass: the same function of the same parameters (tested against the
+circuit to float32 rounding), a few tensor operations instead of a few dozen. Used only for
+training steps on the training split; every evaluation (history, metrics, predictions) runs
+the circuit. Programs whose corners exceed ``MAX_CORNERS`` (or whose coefficients would not
+fit ``MAX_FLOATS``) train through the circuit.
+"""
+
+from __future__ import annotations
+
+import itertools
+import math
+
+import torch
+
+from emolog.training.data import SplitData
+
+MAX_CORNERS = 512
+MAX_FLOATS = 50_000_000     # coefficient tensor entries (200 MB float32)
+ROWS_PER_PASS = 8192        # circuit rows per corner-evaluation pass
+
+
+def raw_outputs(lm: torch.nn.Module, inputs: dict, facts: dict) -> torch.Tensor:
+    """The circuit's unnormalised outputs [B, n_queries + 1] (last column: P(evidence))."""
+    if hasattr(lm, "raw_outputs"):
+        return lm.raw_outputs(inputs, facts)
+    return lm._run(lm.main, lm._klay_input(inputs, facts))
+
+
+class LinearProgram:
+    """Precomputed coefficients of ``model``'s program on split ``s`` (see the module docstring).
+
+    ``live_t``: the t() parameters train (else folded in at their current values);
+    ``live_scene`` / ``live_gate``: the scene net's / the gate's output changes during training
+    (else the frozen values are folded in). ``__call__(idx, t_probs, scene, gate)`` -> [B, C].
+    """
+
+    def __init__(self, live_t: bool, live_scene: bool, live_gate: bool, coef: torch.Tensor,
+                 t_blocks: list[tuple[torch.Tensor, bool]], condition: bool) -> None:
+        self.live_t, self.live_scene, self.live_gate = live_t, live_scene, live_gate
+        self.coef, self.t_blocks, self.condition = coef, t_blocks, condition
+        self.n_rest = coef.shape[-1]
+
+    def __call__(self, idx: torch.Tensor, t_probs: list[torch.Tensor] | None, scene: torch.Tensor | None,
+                 gate: torch.Tensor | None) -> torch.Tensor:
+        """[B, C] program output for rows ``idx``: ``t_probs`` are the t() blocks' current
+        probabilities (``block_probs``), ``scene`` [B, 7] / ``gate`` [B, 4] the live networks'."""
+        c = self.coef[idx]
+        b = c.shape[0]
+        if self.live_t:
+            for v, (_, group) in zip(t_probs, self.t_blocks):
+                if not group:
+                    v = torch.cat([v, 1 - v])
+                c = torch.matmul(v, c.reshape(b, len(v), -1))
+        for v in (scene, gate):
+            if v is not None:
+                c = torch.bmm(v.to(c.dtype).unsqueeze(1), c.reshape(b, v.shape[1], -1)).squeeze(1)
+        c = c.reshape(b, self.n_rest)
+        joint = c[:, :-1]
+        return joint / c[:, -1:] if self.condition else joint
+
+
+def block_probs(tparams: torch.nn.Module) -> list[torch.Tensor]:
+    """Each t() block's probabilities (a disjunction's vector, a lone fact's [1]) straight from
+    the parameters, in ``tparams.blocks`` order: ``tparams.probs()`` without its reassembly
+    into index order (which would add three autograd nodes to every step)."""
+    if tparams.param == "projected":
+        return list(tparams.values)
+    return [torch.softmax(v, 0) if g else torch.sigmoid(v) for v, g in zip(tparams.values, tparams.is_group)]
+
+
+@torch.no_grad()
+def build_linear(model: torch.nn.Module, s: SplitData, live_t: bool, live_scene: bool) -> LinearProgram | None:
+    """The LinearProgram of ``model`` on ``s``, or None when the program is too large for it
+    (or its circuit does not expose raw outputs)."""
+    from emolog.logic import TParams
+    lm = model.lm
+    if len(model.heads):   # a head's output is a live input this precomputation does not cover
+        return None
+    live_gate = model.kind == "gate"
+    t_blocks = [(torch.tensor(b, dtype=torch.long), g) for b, g in zip(lm.tparams.blocks, lm.tparams.is_group)] \
+        if live_t else []
+    sizes = [len(b) if g else 2 for b, g in t_blocks]
+    n_scene = lm.input_sizes.get("scene_net", 0) if live_scene else 0
+    n_gate = lm.input_sizes.get("gate_net", 0) if live_gate else 0
+    if (live_scene and not n_scene) or (live_gate and not n_gate):
+        return None
+    per_row = max(n_scene, 1) * max(n_gate, 1)
+    corners = math.prod(sizes) * per_row
+    n_out = len(model._cols) + 1
+    if corners > MAX_CORNERS or len(s) * corners * n_out > MAX_FLOATS:
+        return None
+    was = model.training
+    model.eval()
+    dtype = torch.float32
+    coef = torch.empty(len(s), math.prod(sizes), per_row, n_out, dtype=dtype, device=s.labels.device)
+    cols = torch.tensor(model._cols + [-1], device=s.labels.device)
+    saved = lm.tparams
+    try:
+        for k, tc in enumerate(itertools.product(*[range(n) for n in sizes])):
+            if live_t:
+                probs = saved.probs().detach().clone().double()
+                for (rows, group), j in zip(t_blocks, tc):
+                    if group:
+                        probs[rows] = 0.0
+                        probs[rows[j]] = 1.0
+                    else:
+                        probs[rows[0]] = 1.0 if j == 0 else 0.0
+                tmp = TParams(lm.program, "projected").to(s.labels.device)
+                tmp.set_probs(probs)
+                lm.tparams = tmp
+            step = max(1, ROWS_PER_PASS // per_row)
+            for i in range(0, len(s), step):
+                idx = torch.arange(i, min(i + step, len(s)), device=s.labels.device)
+                rep = idx.repeat_interleave(per_row)
+                scene = gate = None
+                if n_scene:
+                    scene = torch.eye(n_scene, device=idx.device).repeat_interleave(max(n_gate, 1), 0).repeat(len(idx), 1)
+                if n_gate:
+                    gate = torch.eye(n_gate, device=idx.device).repeat(max(n_scene, 1), 1).repeat(len(idx), 1)
+                # a frozen scene net's cached distribution; the gate's corners replace its output
+                inputs, facts = model.program_io(s, rep, scene=scene if scene is not None else model.scene_probs(s, rep),
+                                                 gate=gate)
+                out = raw_outputs(lm, inputs, facts)[:, cols]
+                coef[i:i + len(idx), k] = out.reshape(len(idx), per_row, n_out).to(dtype)
+    except (AttributeError, TypeError):
+        return None
+    finally:
+        lm.tparams = saved
+        model.train(was)
+    shape = [len(s), *sizes, *([n_scene] if n_scene else []), *([n_gate] if n_gate else []), n_out]
+    lin = LinearProgram(live_t, bool(n_scene), bool(n_gate), coef.reshape(shape), t_blocks,
+                        lm.semantics == "condition")
+    return lin if _agrees(model, s, lin, n_scene, n_gate, cols) else None
+
+
+@torch.no_grad()
+def _agrees(model: torch.nn.Module, s: SplitData, lin: LinearProgram, n_scene: int, n_gate: int,
+            cols: torch.Tensor, n_rows: int = 64) -> bool:
+    """The coefficients reproduce the circuit at the current t() and random scene / gate
+    distributions on a few rows. A t() shared across groundings (``t(_)::trust(F)`` for every
+    face F) enters a world's weight once per grounding, so the output is not linear in it: the
+    check fails and such a program trains through the circuit."""
+    lm = model.lm
+    g = torch.Generator().manual_seed(0)
+    idx = torch.arange(min(n_rows, len(s)), device=s.labels.device)
+    scene = torch.softmax(torch.randn(len(idx), n_scene, generator=g), 1).to(idx.device) if n_scene else None
+    gate = torch.softmax(torch.randn(len(idx), n_gate, generator=g), 1).to(idx.device) if n_gate else None
+    inputs, facts = model.program_io(s, idx, scene=scene if scene is not None else model.scene_probs(s, idx),
+                                     gate=gate)
+    raw = raw_outputs(lm, inputs, facts)[:, cols]
+    ref = raw[:, :-1] / raw[:, -1:] if lin.condition else raw[:, :-1]
+    fast = lin(idx, block_probs(lm.tparams) if lin.live_t else None, scene, gate)
+    return bool(torch.allclose(fast, ref.to(fast.dtype), rtol=1e-4, atol=1e-6))

@@ -1,0 +1,300 @@
+"""The trained object: a logic program plus the networks that feed it (one class for every program).
+
+``Model`` evaluates a compiled program on rows of a ``SplitData``. How the program chooses
+its source decides the ``kind`` (``program_kind``):
+
+* ``global``: a ``t(_)::source(S)`` disjunction (seed.pl): one weight per source;
+* ``gate``: the source is the neural predicate ``gate_net`` (gated.pl), a ``GateNet`` over
+  per-image evidence;
+* ``rules``: the program queries ``source(X, S)`` itself from per-image facts (context_rules.pl);
+* ``none``: the program has no source choice at all.
+
+The scene net maps cached scene features [B, D] to 7 logits; ``last_block`` (joint-unfreeze)
+maps cached pre-last activations [B, C, H, W] to features [B, D]. A frozen scene net's
+probabilities are computed once per split (``freeze_scene``) and only indexed afterwards.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+from torch import nn
+
+from emolog.labels import BASIC7, SOURCES
+from emolog.training.config import ConfigError
+from emolog.training.data import SplitData
+from emolog.training.gate import GateNet, evidence_features, program_kind, rule_facts
+from emolog.training.linear import block_probs
+from emolog.training.losses import TrainingError
+
+EVAL_CHUNK = 2048  # rows per forward pass when evaluating a whole split
+KINDS = ("global", "gate", "rules", "none")
+
+__all__ = ["EVAL_CHUNK", "KINDS", "Model", "predict_split", "program_kind"]
+
+
+class HeadMLP(nn.Module):
+    """A trainable head: features [B, in_dim] -> hidden layers (ReLU, dropout) -> logits [B, out]."""
+
+    def __init__(self, in_dim: int, hidden: list[int], out: int, dropout: float = 0.5) -> None:
+        super().__init__()
+        layers: list[nn.Module] = []
+        for h in hidden:
+            layers += [nn.Linear(in_dim, h), nn.ReLU(), nn.Dropout(dropout)]
+            in_dim = h
+        self.net = nn.Sequential(*layers, nn.Linear(in_dim, out))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.net(x)
+
+
+class Model(nn.Module):
+    """The logic program ``lm`` with its scene net, optional last block and optional gate.
+
+    ``static`` maps ``id(split)`` to that split's static evidence [N, N_STATIC] (gate kind).
+    """
+
+    def __init__(self, lm: nn.Module, scene_net: nn.Module, last_block: nn.Module | None, semantics: str,
+                 grey_logits: torch.Tensor | None, gate: GateNet | None = None, kind: str = "global",
+                 classes: tuple[str, ...] = BASIC7, heads: dict[str, nn.Module] | None = None) -> None:
+        super().__init__()
+        if kind not in KINDS:
+            raise ValueError(f"kind must be one of {KINDS}, got {kind!r}")
+        self.lm, self.scene_net, self.last_block, self.gate = lm, scene_net, last_block, gate
+        self.semantics, self.grey_logits, self.kind, self.classes = semantics, grey_logits, kind, classes
+        self.frozen_scene: dict[int, torch.Tensor] = {}
+        self.static: dict[int, torch.Tensor] = {}
+        self.linear: dict[int, Any] = {}      # id(split) -> emolog.training.linear.LinearProgram
+        self.heads = nn.ModuleDict(heads or {})
+        self.head_inputs: dict[int, dict[str, torch.Tensor]] = {}   # id(split) -> head -> features [N, F]
+        try:
+            self._cols = [lm.query_names.index(f"emotion({e})") for e in classes]
+        except ValueError:
+            raise ConfigError(f"{lm.program.path}: the queries {lm.query_names} do not cover the "
+                              f"label set {list(classes)} (expected emotion(X, <label>) for each)") from None
+        self._src_cols = [lm.query_names.index(f"source({s})") for s in SOURCES] if kind == "rules" else []
+        self._src_order = [lm.sources.index(s) for s in SOURCES] if kind != "none" else []
+        self.register_buffer("_cols_t", torch.tensor(self._cols), persistent=False)
+
+    @property
+    def has_sources(self) -> bool:
+        return self.kind != "none"
+
+    # ---- the scene -------------------------------------------------------------------
+    def freeze_scene(self, splits: dict[str, SplitData], train_probs: torch.Tensor | None = None) -> None:
+        """Compute the frozen scene net's probabilities once per split; ``train_probs`` [N_train, 7]
+        (out-of-fold predictions) replace the net's own on the training split."""
+        for name, s in splits.items():
+            self.frozen_scene[id(s)] = (train_probs if name == "train" and train_probs is not None
+                                        else self._scene_probs_all(s))
+
+    def _scene_probs_all(self, s: SplitData) -> torch.Tensor:
+        was = self.training
+        self.eval()
+        with torch.no_grad():
+            out = torch.cat([self._scene_probs_live(s, torch.arange(i, min(i + EVAL_CHUNK, len(s)),
+                                                                       device=s.labels.device))
+                             for i in range(0, len(s), EVAL_CHUNK)])
+        self.train(was)
+        self._check_finite(out, s, torch.arange(len(s), device=out.device))
+        return out
+
+    def _scene_probs_live(self, s: SplitData, idx: torch.Tensor) -> torch.Tensor:
+        feats = self.last_block(s.prelast[idx].float()) if self.last_block is not None else s.scene[idx]
+        return torch.softmax(self.scene_net(feats), dim=1)
+
+    def _check_finite(self, probs: torch.Tensor, s: SplitData, idx: torch.Tensor) -> None:
+        bad = ~torch.isfinite(probs).all(dim=1)
+        if bad.any():
+            ids = [s.ids[i] for i in idx[bad].tolist()]
+            raise TrainingError(f"Scene2EmotionNet output is not finite for {len(ids)} image(s): {ids[:20]}; "
+                                "check their cached scene features or lower the learning rates")
+
+    def scene_probs(self, s: SplitData, idx: torch.Tensor, check: bool = True) -> torch.Tensor:
+        """[B, 7] scene distribution for rows ``idx`` of split ``s``.
+
+        A live (trainable) net's output is checked for non-finite values, naming the image
+        ids, before the logic sees a NaN (``check=False``: the caller checks the loss instead,
+        which a NaN here always reaches)."""
+        frozen = self.frozen_scene.get(id(s))
+        if frozen is not None:
+            return frozen[idx]
+        probs = self._scene_probs_live(s, idx)
+        if check:
+            self._check_finite(probs, s, idx)
+        return probs
+
+    # ---- the program's inputs --------------------------------------------------------
+    def _original_kw(self, s: SplitData, idx: torch.Tensor) -> dict[str, torch.Tensor]:
+        if self.semantics != "original":
+            return {}
+        return {"face_logits": s.face_logits[idx], "grey_logits": self.grey_logits}
+
+    def available(self, s: SplitData, idx: torch.Tensor) -> torch.Tensor:
+        """[B, 4] bool: which sources exist (the original reads grey faces: every slot does)."""
+        if self.semantics == "original":
+            return torch.ones(len(idx), len(SOURCES), dtype=torch.bool, device=idx.device)
+        scene = torch.ones(len(idx), 1, dtype=torch.bool, device=idx.device)
+        return torch.cat([scene, s.face_mask[idx].bool()], 1)
+
+    def gate_probs(self, s: SplitData, idx: torch.Tensor, scene_probs: torch.Tensor) -> torch.Tensor:
+        """[B, 4] gate output for rows ``idx`` of split ``s``."""
+        ev = evidence_features(self.static[id(s)][idx], scene_probs)
+        return self.gate(ev, self.available(s, idx), s.scene[idx] if self.gate.scene_proj is not None else None)
+
+    def program_io(self, s: SplitData, idx: torch.Tensor, check: bool = True, scene: torch.Tensor | None = None,
+                   gate: torch.Tensor | None = None) -> tuple[dict, dict]:
+        """(neural inputs, per-image facts) of the program for rows ``idx``; ``scene`` [B, 7] /
+        ``gate`` [B, 4] replace the networks' outputs when given."""
+        if "scene_net" in self.lm.input_sizes:
+            if scene is None:
+                scene = self.scene_probs(s, idx, check)
+            if gate is None and self.kind == "gate":
+                gate = self.gate_probs(s, idx, scene)
+            inputs, facts = self.lm.seed_inputs(scene, s.face_probs[idx], s.face_mask[idx], gate_probs=gate,
+                                                **self._original_kw(s, idx))
+        else:   # a program fed by heads only (e.g. an MLP over scene classes and faces)
+            inputs, facts = {}, {}
+        for name, head in self.heads.items():
+            inputs[name] = torch.softmax(head(self.head_inputs[id(s)][name][idx]), 1)
+        if self.kind == "rules":
+            facts.update(rule_facts(s.face_mask[idx], s.face_area[idx], s.face_probs[idx]))
+        return inputs, facts
+
+    # ---- outputs ---------------------------------------------------------------------
+    def forward(self, s: SplitData, idx: torch.Tensor, check: bool = True) -> torch.Tensor:
+        """The program's output for each class [B, C] (P(class | evidence) under "condition").
+
+        In training mode a split with a ``LinearProgram`` (``emolog.training.linear``; the
+        training split) is evaluated from its precomputed coefficients instead of the circuit:
+        the same function of the trainable inputs, a few tensor operations per step."""
+        lin = self.linear.get(id(s)) if self.training else None
+        if lin is not None:
+            scene = self.scene_probs(s, idx, check) if lin.live_scene else None
+            gate = self.gate_probs(s, idx, scene if scene is not None else self.scene_probs(s, idx)) \
+                if lin.live_gate else None
+            return lin(idx, block_probs(self.lm.tparams) if lin.live_t else None, scene, gate)
+        inputs, facts = self.program_io(s, idx, check)
+        return self.lm(inputs, facts)[:, self._cols_t]
+
+    def posterior(self, s: SplitData, idx: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+        """P(source | class = labels[b], evidence) [B, 4] in SOURCES order."""
+        inputs, facts = self.program_io(s, idx)
+        post = self.lm.source_posterior_generic(inputs, facts, self._cols_t[labels])
+        return post[:, self._src_order]
+
+    def source_probs(self, s: SplitData, idx: torch.Tensor) -> torch.Tensor:
+        """Per-image source distribution [B, 4] (SOURCES order) before seeing the label."""
+        if self.kind == "gate":
+            return self.gate_probs(s, idx, self.scene_probs(s, idx))
+        if self.kind == "global":  # the global weights, conditioned on the sources present
+            g = self.lm.source_weights()
+            w = torch.tensor([g[x] for x in SOURCES], device=idx.device) * self.available(s, idx)
+            return w / w.sum(1, keepdim=True)
+        inputs, facts = self.program_io(s, idx)
+        return self.lm(inputs, facts)[:, self._src_cols]
+
+    def global_weights(self) -> dict[str, float] | None:
+        """The program's global source weights (kind "global"), else None."""
+        return {s: float(v) for s, v in self.lm.source_weights().items()} if self.kind == "global" else None
+
+    def train(self, mode: bool = True) -> "Model":
+        super().train(mode)
+        if self.last_block is not None:
+            # BatchNorm in the unfrozen block keeps its ImageNet running statistics: batches of
+            # 4-64 scene images are too small and too correlated to re-estimate them.
+            self.last_block.eval()
+        return self
+
+
+@torch.no_grad()
+def head_features(s: SplitData, inputs: list[str], classifier: nn.Module | None) -> torch.Tensor:
+    """A head's input [N, F] for split ``s``: the named cached features side by side
+    (``emolog.training.spec.HEAD_INPUTS``); ``classifier`` maps scene features to the
+    backbone's class logits (for ``scene_classes``)."""
+    parts = {"scene_features": lambda: s.scene.float(),
+             "scene_classes": lambda: torch.softmax(classifier.to(s.scene.device)(s.scene.float()), 1),
+             "face_probs": lambda: s.face_probs.flatten(1).float(),
+             "face_mask": lambda: s.face_mask.float()}
+    return torch.cat([parts[name]() for name in inputs], 1)
+
+
+def _scorable(model: Model, s: SplitData, idx: torch.Tensor, bad: list[int]) -> torch.Tensor:
+    """Rows of ``idx`` whose evidence has probability > 0 (bisection on the logic's refusal);
+    the others are appended to ``bad``. Only runs when a chunk was refused."""
+    from emolog.logic import LogicInputError
+    try:
+        model(s, idx)
+        return idx
+    except LogicInputError as e:
+        if "probability 0" not in str(e):
+            raise
+        if len(idx) == 1:
+            bad.append(int(idx[0]))
+            return idx[:0]
+        h = len(idx) // 2
+        return torch.cat([_scorable(model, s, idx[:h], bad), _scorable(model, s, idx[h:], bad)])
+
+
+@torch.no_grad()
+def predict_split(model: Model, s: SplitData, sources: bool = True,
+                  labels: torch.Tensor | None = None) -> dict[str, torch.Tensor]:
+    """Whole-split outputs in eval mode: ``probs`` [N, C]; with ``sources`` (and a source
+    choice) also ``post`` [N, 4] = P(source | class, evidence) for ``labels`` (default: the
+    split's labels) and ``w`` [N, 4] = per-image source probabilities.
+
+    Under the "fail" and "original" semantics the program's output P(q and evidence) does not
+    sum to 1 (mass is lost); for evaluation it is renormalised over the classes, which keeps
+    the argmax and makes NLL/ECE comparable. Training uses the unnormalised output, as those
+    semantics define the loss.
+
+    An image the program cannot score (its evidence has probability 0, e.g. no face and a
+    scene weight of 0) is never an error: it gets the uniform distribution over the classes
+    and NaN source columns, and its row index is listed in ``unscorable`` (a LongTensor,
+    present only when there are such images); docs/training.md, "Unscorable images"."""
+    model.eval()
+    parts: dict[str, list[torch.Tensor]] = {"probs": [], "post": [], "w": []}
+    sources = sources and model.has_sources
+    labels = s.labels if labels is None else labels
+    bad: list[int] = []
+    for i in range(0, len(s), EVAL_CHUNK):
+        idx = torch.arange(i, min(i + EVAL_CHUNK, len(s)), device=s.labels.device)
+        try:
+            p = model(s, idx)
+            ok = idx
+        except Exception:  # noqa: BLE001 - re-raised by _scorable unless it is the zero-evidence case
+            n_bad = len(bad)
+            ok = _scorable(model, s, idx, bad)
+            p = torch.full((len(idx), len(model.classes)), 1 / len(model.classes), device=idx.device)
+            if len(ok):
+                p[ok - i] = model(s, ok)
+            bad_rows = torch.tensor(bad[n_bad:], dtype=torch.long, device=idx.device) - i
+        if model.semantics != "condition":
+            zero = ~(p.sum(1) > 0)      # "fail"/"original": P(evidence) = 0 leaves all zeros
+            if zero.any():
+                rows = zero.nonzero()[:, 0]
+                bad += (rows + i).tolist()
+                keep = torch.ones(len(idx), dtype=torch.bool, device=idx.device)
+                keep[rows] = False
+                ok, bad_rows = idx[keep], rows
+                p = p.clone()
+                p[rows] = 1.0
+            p = p / p.sum(1, keepdim=True)
+        parts["probs"].append(p)
+        if sources:
+            if len(ok) == len(idx):
+                parts["post"].append(model.posterior(s, idx, labels[idx]))
+                parts["w"].append(model.source_probs(s, idx))
+            else:
+                post = torch.full((len(idx), len(SOURCES)), float("nan"), device=idx.device)
+                w = model.source_probs(s, idx)
+                if len(ok):
+                    post[ok - i] = model.posterior(s, ok, labels[ok])
+                w[bad_rows] = float("nan")
+                parts["post"].append(post)
+                parts["w"].append(w)
+    out = {k: torch.cat(v) for k, v in parts.items() if v}
+    if bad:
+        out["unscorable"] = torch.tensor(bad, dtype=torch.long)
+    return out

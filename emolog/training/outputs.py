@@ -1,0 +1,220 @@
+"""A finished run's directory: history, predictions, what changed, weights, the learned program, results.
+
+``write_run`` writes every file but config.json (written when the run starts) and returns the
+results dict of results.json (docs/training.md, "Run directory"; its keys are what the report
+and the CLI read, so keys are added, never renamed).
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import re
+import subprocess
+from importlib import metadata
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import torch
+from torch import nn
+
+from emolog.data.atomic import atomic_write_bytes, atomic_write_text
+from emolog.labels import SOURCES
+from emolog.training import changes
+from emolog.training.config import RunConfig
+from emolog.training.data import SplitData
+from emolog.training.fit import FitResult, Group
+from emolog.training.model import Model, predict_split
+from emolog.training.regimes import Regime
+
+# t(0.5)::  t(_)::  t(_, a, b)::  -- the probability argument of a learnable annotation
+T_ANNOTATION = re.compile(r"\bt\(\s*([^(),]*?)\s*([,)])")
+
+
+def save_state(path: Path, obj: Any) -> None:
+    """torch.save of a state dict (or a dict holding one under ``state``) on CPU, atomically."""
+    def cpu(d: dict) -> dict:
+        return {k: v.detach().cpu() if isinstance(v, torch.Tensor) else v for k, v in d.items()}
+    if isinstance(obj, dict) and isinstance(obj.get("state"), dict):
+        obj = {**obj, "state": cpu(obj["state"])}
+    elif isinstance(obj, dict):
+        obj = cpu(obj)
+    buf = io.BytesIO()
+    torch.save(obj, buf)
+    atomic_write_bytes(path, buf.getvalue())
+
+
+def learned_program(source: str, probs: list[float]) -> str | None:
+    """The program text with every ``t(...)`` annotation's probability replaced by its learned
+    value (in order of appearance, DeepProbLog's parameter order), as ``problog lfi`` writes its
+    output; comments are left alone. None when the annotations cannot be matched one to one."""
+    out, k = [], 0
+    for line in source.splitlines(keepends=True):
+        code, sep, comment = line.partition("%")
+        def sub(m: re.Match) -> str:
+            nonlocal k
+            k += 1
+            return f"t({probs[k - 1]:.6g}{m.group(2)}" if k <= len(probs) else m.group(0)
+        out.append(T_ANNOTATION.sub(sub, code) + sep + comment)
+    return "".join(out) if k == len(probs) else None
+
+
+def t_values(lm: nn.Module) -> dict[str, float]:
+    """Every t() parameter by readable name, e.g. ``t(source(scene))``."""
+    return {f"t({name})": float(p) for name, p in lm.t_probs().items()}
+
+
+def write_run(out: Path, cfg: RunConfig, regime: Regime, semantics: str, model: Model, groups: list[Group],
+              splits: dict[str, SplitData], fitted: FitResult, data_info: dict, perception: dict,
+              extra: dict[str, Any]) -> dict:
+    """Write history.csv, predictions.csv, changes.json, the nets' state dicts, logic.pt and
+    program.pl; return the results dict (the caller writes results.json)."""
+    from emolog.training.metrics import evaluate, sanity_check
+    classes = model.classes
+    te, va, tr = splits["test"], splits["val"], splits["train"]
+    after = predict_split(model, te)
+    y = te.labels.cpu().numpy()
+    p_after = after["probs"].cpu().double().numpy()
+    p_before = fitted.before["probs"].cpu().double().numpy()
+    val = predict_split(model, va, sources=False)
+    metrics = {"val": evaluate(val["probs"].cpu().double().numpy(), va.labels.cpu().numpy(), classes),
+               "test": evaluate(p_after, y, classes)}
+    train_pred = predict_split(model, tr, sources=False)
+    unscorable = {name: [s.ids[i] for i in pred["unscorable"].tolist()]
+                  for name, s, pred in (("train", tr, train_pred), ("val", va, val), ("test", te, after))
+                  if "unscorable" in pred}
+    pd.DataFrame(fitted.history).to_csv(buf := io.StringIO(), index=False)
+    atomic_write_text(out / "history.csv", buf.getvalue())
+    g = model.global_weights()
+    if g is not None:
+        weights: dict[str, Any] = g
+        w_cols = {s: g[s] for s in SOURCES}
+    elif "w" in after:
+        w = after["w"].cpu().numpy()
+        weights = {s: float(w[:, j].mean()) for j, s in enumerate(SOURCES)}
+        w_cols = {s: w[:, j] for j, s in enumerate(SOURCES)}
+    else:
+        weights, w_cols = None, None
+    write_predictions(out / "predictions.csv", te, classes, p_after, p_before,
+                      after["post"].cpu().numpy() if "post" in after else None, w_cols)
+    nets = {gr.name: gr.net for gr in groups}
+    trainable = {gr.name: gr.trainable for gr in groups}
+    change = {"layers": changes.layer_changes(nets, fitted.init, trainable, fitted.tracker),
+              "flips": changes.flips(y, p_before.argmax(1), p_after.argmax(1), classes)}
+    atomic_write_text(out / "changes.json", json.dumps(change, indent=1))
+    save_state(out / "scene_net.pt", model.scene_net.state_dict())
+    save_state(out / "logic.pt", model.lm.tparams.state_dict())
+    if model.gate is not None:
+        from emolog.training.gate import EVIDENCE_FEATURES
+        gt = model.gate
+        save_state(out / "gate_net.pt", {"state": gt.state_dict(), "n_features": gt.n_features, "hidden": gt.hidden,
+                                         "scene_dim": gt.scene_dim, "features": list(EVIDENCE_FEATURES)})
+    if model.last_block is not None:
+        save_state(out / "backbone_last_block.pt", model.last_block.state_dict())
+    for name, head in model.heads.items():
+        save_state(out / f"head_{name}.pt", head.state_dict())
+    probs = model.lm.tparams.probs().detach().tolist()
+    text = learned_program(model.lm.program.source, probs) if probs else None
+    if text is not None:
+        atomic_write_text(out / "program.pl", text)
+    majority = int(torch.bincount(tr.labels, minlength=len(classes)).argmax())
+    train_acc = float((train_pred["probs"].argmax(1) == tr.labels).float().mean())
+    res = {
+        "regime": cfg.regime, "seed": cfg.seed, "program": cfg.program, "semantics": semantics,
+        "classes": list(classes), "kind": model.kind,
+        "metrics": metrics, "metrics_before": {"test": evaluate(p_before, y, classes)},
+        "source_weights": weights, "true_source_weights": true_weights(Path(cfg.data)),
+        "t_values": t_values(model.lm), "true_t_values": true_t_values(Path(cfg.data), t_values(model.lm)),
+        "program_file": "program.pl" if text is not None else None,
+        "train_time_s": fitted.train_time_s, "epochs_run": fitted.epochs_run,
+        "best_epoch": fitted.stopper.best_epoch if cfg.patience is not None else fitted.epochs_run,
+        "stopped_early": fitted.stopped_early, "n_train": len(tr), "train_accuracy": train_acc,
+        "sanity_warning": sanity_check(metrics["test"]["accuracy"], len(y), float((y == majority).mean())),
+        "data": data_info, "perception": perception,
+        # images the final model cannot score (evidence of probability 0): uniform prediction
+        "unscorable": {"n": sum(map(len, unscorable.values())), **unscorable},
+        **extra,
+    }
+    if model.kind not in ("global", "none"):
+        from emolog.training.gate import trust_truth
+        res["source_weights_kind"] = "mean per-image source probability (test)"
+        res["trust_vs_truth"] = trust_truth(Path(cfg.data), te.ids, after["w"].cpu().numpy())
+    return res
+
+
+def true_t_values(root: Path, learned: dict[str, float]) -> dict[str, float] | None:
+    """The simulator's true value of each learned t() (``truth.json`` t_values, matched by
+    name); None on real data or when no name matches."""
+    p = root / "truth.json"
+    if not p.exists():
+        return None
+    truth = json.loads(p.read_text()).get("t_values") or {}
+    out = {k: float(truth[k]) for k in learned if k in truth}
+    return out or None
+
+
+def true_weights(root: Path) -> dict[str, float] | None:
+    """The simulator's true source weights (``truth.json``), None on real data."""
+    p = root / "truth.json"
+    if not p.exists():
+        return None
+    w = json.loads(p.read_text()).get("source_weights")
+    if isinstance(w, dict):
+        return {s: float(w[s]) for s in SOURCES}
+    if isinstance(w, list):
+        return {s: float(v) for s, v in zip(SOURCES, w)}
+    return None
+
+
+def write_predictions(path: Path, te: SplitData, classes: tuple[str, ...], p_after: np.ndarray,
+                      p_before: np.ndarray, post: np.ndarray | None, weights: dict[str, Any] | None) -> None:
+    """predictions.csv: one row per test image (docs/architecture.md section 4)."""
+    y = te.labels.cpu().numpy()
+    area = (te.face_area * te.face_mask.float()).amax(dim=1) if te.face_area.shape[1] else torch.zeros(len(te))
+    df = pd.DataFrame({"image_id": te.ids, "label": [classes[i] for i in y],
+                       "pred": [classes[i] for i in p_after.argmax(1)],
+                       "pred_before": [classes[i] for i in p_before.argmax(1)],
+                       "n_faces": te.n_faces.cpu().numpy()})
+    for k, c in enumerate(classes):
+        df[f"p_{c}"] = p_after[:, k]
+    if post is not None:
+        for k, s in enumerate(SOURCES):
+            df[f"post_{s}"] = post[:, k]
+    if weights is not None:
+        for s in SOURCES:
+            df[f"w_{s}"] = weights[s]
+    df["max_face_area"] = area.cpu().numpy()
+    atomic_write_text(path, df.to_csv(index=False, float_format="%.6g"))
+
+
+def provenance(manifest: dict, data_info: dict) -> dict:
+    return {"git_commit": _git_commit(), "packages": _packages(),
+            "cache_fingerprint_hash": manifest.get("fingerprint_hash"), "data": data_info}
+
+
+def _git_commit() -> str | None:
+    """HEAD of the emolog checkout (+ '-dirty' with uncommitted changes); None outside git."""
+    root = Path(__file__).resolve().parents[2]
+    try:
+        head = subprocess.run(["git", "rev-parse", "HEAD"], cwd=root, capture_output=True, text=True,
+                              timeout=10)
+        if head.returncode != 0:
+            return None
+        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=root,
+                               capture_output=True, text=True, timeout=10).stdout.strip()
+        return head.stdout.strip() + ("-dirty" if dirty else "")
+    except (OSError, subprocess.SubprocessError):
+        return None
+
+
+def _packages() -> dict[str, str]:
+    out = {}
+    for name in ("emolog", "torch", "numpy", "problog", "pysdd", "deepproblog", "klaycircuits",
+                 "safetensors", "scikit-learn"):
+        try:
+            out[name] = metadata.version(name)
+        except metadata.PackageNotFoundError:
+            out[name] = "not installed"
+    return out

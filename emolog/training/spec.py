@@ -1,0 +1,159 @@
+"""Model specs: a program, its query, its label set and what feeds each neural predicate (TOML).
+
+A spec file (``emolog/training/specs/<name>.toml`` or any path) reads::
+
+    program = "seed"              # a shipped program name, or a .pl path relative to this file
+    query = "emotion(X, E)"       # X: the image, E: ranges over the label set
+    labels = "basic7"             # basic7 | emo8 | plutchik24 | a file with one label a line
+
+    [nets.scene_net]              # one table per neural predicate of the program
+    bind = "scene_head"           # Scene2EmotionNet over the cached scene features
+    [nets.face_net]
+    bind = "cache.face_probs"     # the recogniser's cached distribution of each face slot
+    [nets.available]
+    bind = "cache.face_mask"
+
+Bindings this emolog trains: ``scene_head`` (scene_net: a trainable or pretrained-then-frozen
+Scene2EmotionNet over the cached scene features, sizes from the config's ``net_hidden`` /
+``net_dropout``, output size the predicate's domain), ``cache.face_probs`` (face_net),
+``cache.face_mask`` (available), ``gate`` (gate_net: ``GateNet`` over per-image evidence, the
+config's ``extra.gate``), ``evidence.large_face`` / ``evidence.confident_face`` (the
+discretised per-face facts of context_rules.pl), and for any predicate ``head``: a trainable
+MLP with ``inputs`` (a list of ``scene_features`` = the cached scene vector,
+``scene_classes`` = the scene backbone's own class distribution, e.g. Places365's 365, from its
+classifier head on the cached features, ``face_probs`` = the K x 7 recogniser distributions,
+``face_mask``), ``hidden`` (a list of layer sizes) and ``dropout``; it trains with the net
+settings (``net_lr``, ...) in every regime that trains networks. The label set is matched to the query's
+output domain by name: a difference is refused listing both sides.
+"""
+
+from __future__ import annotations
+
+import tomllib
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from emolog.labels import LABEL_SETS
+from emolog.training.config import ConfigError
+
+SPEC_DIR = Path(__file__).resolve().parent / "specs"
+# neural predicate -> the bindings this emolog can feed it
+BINDINGS: dict[str, tuple[str, ...]] = {"scene_net": ("scene_head",), "face_net": ("cache.face_probs",),
+                                        "available": ("cache.face_mask",), "gate_net": ("gate",),
+                                        "large": ("evidence.large_face",), "confident": ("evidence.confident_face",)}
+KEYS = {"name", "program", "query", "labels", "nets", "description"}
+# a trainable head (an MLP) may feed any neural predicate, from these cached features
+HEAD_INPUTS = ("scene_features", "scene_classes", "face_probs", "face_mask")
+
+
+@dataclass
+class Spec:
+    """A parsed, validated spec (``load_spec``)."""
+
+    name: str
+    path: Path | None
+    program: str                       # shipped name or absolute .pl path
+    query: str
+    classes: tuple[str, ...]
+    label_set: str
+    nets: dict[str, dict] = field(default_factory=dict)
+    description: str = ""
+
+    def to_dict(self) -> dict:
+        return {"name": self.name, "path": str(self.path) if self.path else None, "program": self.program,
+                "query": self.query, "labels": self.label_set, "classes": list(self.classes),
+                "nets": self.nets}
+
+
+def resolve_spec(name_or_path: str) -> Path:
+    """A shipped spec name (``seed``, ``gated``, ``emo8_buckets``) or a .toml path."""
+    p = Path(name_or_path)
+    if p.suffix == ".toml" or p.exists():
+        if not p.is_file():
+            raise ConfigError(f"config key 'spec': {p} does not exist")
+        return p
+    shipped = SPEC_DIR / f"{name_or_path}.toml"
+    if not shipped.is_file():
+        known = sorted(f.stem for f in SPEC_DIR.glob("*.toml"))
+        raise ConfigError(f"config key 'spec': no spec {name_or_path!r}; shipped: {known}, or give a .toml path")
+    return shipped
+
+
+def load_spec(name_or_path: str) -> Spec:
+    """Read and check a spec file (not the program against it: ``check_program``)."""
+    path = resolve_spec(name_or_path)
+    try:
+        d = tomllib.loads(path.read_text())
+    except tomllib.TOMLDecodeError as e:
+        raise ConfigError(f"{path}: not valid TOML ({e})") from None
+    unknown = sorted(set(d) - KEYS)
+    if unknown:
+        raise ConfigError(f"{path}: unknown key(s) {unknown}; known: {sorted(KEYS)}")
+    for key in ("program", "query", "labels"):
+        if not isinstance(d.get(key), str) or not d[key]:
+            raise ConfigError(f"{path}: key {key!r} is required (a string)")
+    program = d["program"]
+    if program.endswith(".pl"):
+        program = str((path.parent / program).resolve())
+    labels = d["labels"]
+    if labels in LABEL_SETS:
+        classes = LABEL_SETS[labels]
+    else:
+        lp = (path.parent / labels)
+        if not lp.is_file():
+            raise ConfigError(f"{path}: labels {labels!r} is neither one of {sorted(LABEL_SETS)} nor a file")
+        classes = tuple(x.strip() for x in lp.read_text().splitlines() if x.strip() and not x.startswith("#"))
+        if len(set(classes)) != len(classes) or not classes:
+            raise ConfigError(f"{lp}: a label file needs distinct labels, one a line")
+    nets = d.get("nets", {})
+    if not isinstance(nets, dict) or not all(isinstance(v, dict) and isinstance(v.get("bind"), str)
+                                             for v in nets.values()):
+        raise ConfigError(f"{path}: [nets.<predicate>] tables each need a 'bind' string")
+    return Spec(d.get("name", path.stem), path, program, d["query"], classes, labels, nets,
+                d.get("description", ""))
+
+
+def check_program(spec: Spec, lm) -> None:
+    """The compiled program ``lm`` fits the spec: the query's domain equals the label set (by
+    name) and every neural predicate has a binding this emolog can feed."""
+    functor = spec.query.split("(", 1)[0].strip()
+    domain = [q[len(functor) + 1:-1] for q in lm.query_names if q.startswith(functor + "(")]
+    if set(domain) != set(spec.classes):
+        raise ConfigError(f"{spec.path}: the query {spec.query} ranges over {sorted(domain)} but the label set "
+                          f"{spec.label_set!r} is {sorted(spec.classes)} (only in the program: "
+                          f"{sorted(set(domain) - set(spec.classes))}; only in the labels: "
+                          f"{sorted(set(spec.classes) - set(domain))})")
+    declared = sorted({k.split("(")[0] for k in list(lm.input_sizes) + list(lm.fact_keys)})
+    missing = [n for n in declared if n not in spec.nets]
+    if missing:
+        raise ConfigError(f"{spec.path}: neural predicate(s) {missing} of {lm.program.path} have no "
+                          f"[nets.<name>] binding")
+    for name, table in spec.nets.items():
+        ok = (*BINDINGS.get(name, ()), "head")
+        if table["bind"] == "head":
+            _check_head(spec, name, table, lm)
+        elif table["bind"] not in ok:
+            raise ConfigError(f"{spec.path}: [nets.{name}] bind = {table['bind']!r}: this emolog can feed "
+                              f"{name!r} with {list(ok) or 'nothing (unknown predicate)'}")
+        if name not in declared:
+            raise ConfigError(f"{spec.path}: [nets.{name}] binds a neural predicate {lm.program.path} does not "
+                              f"declare (it has {declared})")
+
+
+def _check_head(spec: Spec, name: str, table: dict, lm) -> None:
+    unknown = sorted(set(table) - {"bind", "inputs", "hidden", "dropout"})
+    inputs, hidden = table.get("inputs"), table.get("hidden", [64])
+    if unknown:
+        raise ConfigError(f"{spec.path}: [nets.{name}] unknown key(s) {unknown}; a head takes inputs, hidden, dropout")
+    if not (isinstance(inputs, list) and inputs and set(inputs) <= set(HEAD_INPUTS)):
+        raise ConfigError(f"{spec.path}: [nets.{name}] inputs must be a list of {list(HEAD_INPUTS)}, got {inputs!r}")
+    if not (isinstance(hidden, list) and all(isinstance(h, int) and h > 0 for h in hidden)):
+        raise ConfigError(f"{spec.path}: [nets.{name}] hidden must be a list of layer sizes, got {hidden!r}")
+    if name not in lm.input_sizes:
+        raise ConfigError(f"{spec.path}: [nets.{name}] is a head, but {name!r} is no neural predicate with a "
+                          f"domain in {lm.program.path} (it has {sorted(lm.input_sizes)})")
+
+
+def heads_of(spec: Spec | None) -> dict[str, dict]:
+    """The spec's ``head`` bindings {predicate: table}."""
+    return {} if spec is None else {n: t for n, t in spec.nets.items() if t["bind"] == "head"}

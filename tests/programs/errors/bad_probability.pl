@@ -1,0 +1,3 @@
+% A probability above 1.
+1.5::a.
+query(a).

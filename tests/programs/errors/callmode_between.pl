@@ -1,0 +1,3 @@
+% between/3 with an unbound bound.
+r(X) :- between(1, N, X).
+query(r(_)).

@@ -1,0 +1,5 @@
+% Negation through a cycle (not stratified).
+0.5::c.
+a :- \+ b, c.
+b :- \+ a.
+query(a).

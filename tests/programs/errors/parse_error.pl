@@ -1,0 +1,4 @@
+% An unmatched bracket.
+0.5::a.
+b :- (a.
+query(b).

@@ -1,0 +1,3 @@
+% A single probabilistic fact, queried at arity 0.
+0.3::rain.
+query(rain).

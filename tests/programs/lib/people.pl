@@ -1,0 +1,2 @@
+% Consulted by consult_rules.pl.
+neighbour(john). neighbour(mary).

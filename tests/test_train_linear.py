@@ -1,0 +1,82 @@
+"""The training fast path equals the circuit: same outputs, same gradients (emolog.training.linear)."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from emolog.logic import compile_program
+from emolog.simulate import SimConfig, simulate, write_simulation
+from emolog.training import em
+from emolog.training.config import RunConfig
+from emolog.training.data import load_data
+from emolog.training.gate import GateNet, program_kind, split_static_evidence
+from emolog.training.linear import build_linear
+from emolog.training.losses import new_scene_net
+from emolog.training.model import Model
+
+
+@pytest.fixture(scope="module")
+def split(tmp_path_factory):
+    d = tmp_path_factory.mktemp("sim") / "D"
+    write_simulation(simulate(SimConfig(n=200, seed=4, scene_dim=16, variant="context")), d)
+    splits, _, _ = load_data(RunConfig.from_dict({"data": str(d)}), torch.device("cpu"), prelast=False)
+    return splits["train"]
+
+
+@pytest.mark.parametrize("program, semantics, param, live_t, live_scene", [
+    ("seed", "condition", "projected", True, False),     # logic-only
+    ("seed", "condition", "softmax", True, True),        # joint
+    ("seed", "fail", "projected", False, True),          # nets-only, fail semantics
+    ("seed", "original", "projected", True, True),       # the original's semantics (grey faces)
+    ("gated", "condition", "softmax", True, True),       # a gate net as a live input
+])
+def test_linear_program_equals_the_circuit(split, program, semantics, param, live_t, live_scene):
+    torch.manual_seed(0)
+    lm = compile_program(program, semantics=semantics, param=param)
+    kind = program_kind(lm)
+    if kind == "global":
+        em.set_source_weights(lm, {"scene": 0.4, "face1": 0.3, "face2": 0.2, "face3": 0.1})
+    with torch.no_grad():   # move every t() away from its start so the corners really mix
+        for v in lm.tparams.values:
+            v.copy_(v + 0.1 * torch.rand_like(v) if param == "softmax" else v * (0.5 + torch.rand_like(v)))
+            if param == "projected" and len(v) > 1:
+                v.div_(v.sum())
+            v.clamp_(0.01, 0.99) if param == "projected" and len(v) == 1 else None
+    cfg = RunConfig.from_dict({"data": "x", "net_dropout": 0.0, "net_hidden": 8})
+    net = new_scene_net(cfg, split.scene.shape[1])
+    gate = GateNet(hidden=4) if kind == "gate" else None
+    grey = torch.randn(7) if semantics == "original" else None
+    model = Model(lm, net, None, semantics, grey, gate, kind)
+    if gate is not None:
+        model.static = {id(split): split_static_evidence(split)}
+    if not live_scene:
+        model.freeze_scene({"train": split})
+    for q in lm.parameters():
+        q.requires_grad_(live_t)
+    for q in net.parameters():
+        q.requires_grad_(live_scene)
+    lin = build_linear(model, split, live_t=live_t, live_scene=live_scene)
+    assert lin is not None
+    idx = torch.tensor([3, 0, 17, 5, 40, 41, 99, 2])
+    model.train()
+    ref = model(split, idx)
+    ref_grads = torch.autograd.grad(ref[:, 2].log().sum(), [p for p in model.parameters() if p.requires_grad])
+    model.linear[id(split)] = lin
+    fast = model(split, idx)
+    fast_grads = torch.autograd.grad(fast[:, 2].log().sum(), [p for p in model.parameters() if p.requires_grad])
+    torch.testing.assert_close(fast, ref, rtol=1e-5, atol=1e-6)
+    for a, b in zip(fast_grads, ref_grads):
+        torch.testing.assert_close(a, b, rtol=1e-4, atol=1e-5)
+
+
+def test_a_t_shared_across_groundings_trains_through_the_circuit(split):
+    """context_rules.pl's ``t(_)::trust_large_confident(F)`` is one parameter for three faces:
+    not linear in it, so no fast path (the self-check refuses), and with the parameters fixed
+    (nets-only) the same program is linear in the scene again."""
+    lm = compile_program("context_rules", param="softmax")
+    model = Model(lm, new_scene_net(RunConfig.from_dict({"data": "x"}), split.scene.shape[1]), None, "condition",
+                  None, None, "rules")
+    model.freeze_scene({"train": split})
+    assert build_linear(model, split, live_t=True, live_scene=False) is None
+    assert build_linear(model, split, live_t=False, live_scene=True) is not None
