@@ -15,7 +15,9 @@ import torch
 from safetensors import safe_open
 from safetensors.torch import save_file
 
-from emolog.cache.build import parse_shard, select_ids, slice_from_env
+from emolog.cache.build import select_ids, slice_from_env
+from emolog.data.split import parse_shard
+from emolog.errors import UsageError
 from emolog.cache.merge import merge_parts, part_dir
 from emolog.cache.store import MANIFEST, CacheError, CacheWriter, load_cache, sha256_file
 from emolog.cache.verify import require_verified, verify_cache
@@ -242,7 +244,7 @@ def test_slices_are_disjoint_cover_everything_and_ignore_input_order() -> None:
     assert select_ids(list(reversed(ids)) + ids[:3], 1, 4) == slices[1]
     assert parse_shard("2/4") == (2, 4)
     for bad in ("4/4", "x", "1/0", "-1/3"):
-        with pytest.raises(ValueError, match="--shard"):
+        with pytest.raises(UsageError, match="--shard"):
             parse_shard(bad)
     assert slice_from_env({}) == (0, 1, None)
     assert slice_from_env({"RANK": "3", "WORLD_SIZE": "4", "LOCAL_RANK": "1"}) == (3, 4, 1)

@@ -275,3 +275,16 @@ def test_t_update_equals_deepproblog_sgd(tmp_path):
         assert sum(model.parameters[:3]) == pytest.approx(1.0)
     finally:
         torch.set_default_dtype(prev)
+
+
+def test_face_index_past_a_bound_tensor_is_refused_not_read_elsewhere():
+    """Faces count from 1 and a bound tensor from 0: a [N, K, D] tensor bound as it is must not
+    be read out of range silently (the K-th face has no slot), in scoring or in training."""
+    prog = DeepProgram(Path(__file__).parent.parent / "benchmarks" / "programs" / "face_list.pl",
+                       ["final_emotion(Faces, tensor(scene(I)), E)"], cache_dir=False)
+    prog.bind("scene_net", torch.softmax(torch.randn(4, 7), -1))
+    prog.bind("face_net", torch.softmax(torch.randn(4, 3, 7), -1))
+    with pytest.raises(ProgramError, match=r"shape \(4, 3, 7\).*face\(I,3\).*Faces counts from 1"):
+        prog([Example(0, faces=3)])
+    with pytest.raises(ProgramError, match="Faces counts from 1"):
+        prog.prob([Example.of(1, faces=3, E="happy")])

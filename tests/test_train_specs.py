@@ -18,7 +18,9 @@ FAST = {"epochs": 2, "em_iterations": 2, "patience": None, "pretrain_epochs": 2,
 REGIMES = {"seed": ("logic-only", "problog-em", "nets-only", "joint", "original"),
            "gated": ("logic-only", "nets-only", "joint"),
            "context_rules": ("logic-only", "joint"),
-           "emo8_buckets": ("logic-only", "problog-em", "joint")}
+           "emo8_buckets": ("logic-only", "problog-em", "joint"),
+           # a DeepProbLog face list: one circuit per face count, EM over the per-face shared t()
+           "face_list": ("logic-only", "problog-em", "joint")}
 
 
 @pytest.fixture(scope="module")
@@ -86,3 +88,73 @@ def test_a_spec_written_here_and_label_mismatch(data, tmp_path):
     # an Emo8 index under a basic-7 spec: refused naming the labels
     with pytest.raises(ConfigError, match="label set"):
         train_run({**FAST, "spec": "seed", "data": str(data["emo8"])}, tmp_path / "r4", progress=False)
+
+
+def test_face_list_run_predicts_its_test_metrics(data, tmp_path):
+    import numpy as np
+    import pandas as pd
+
+    import emolog
+    from emolog.data.split import load_split
+    from emolog.training.metrics import evaluate
+    res = train_run({**FAST, "regime": "problog-em", "spec": "face_list", "data": str(data["basic7"])},
+                    tmp_path / "run", progress=False)
+    assert res["kind"] == "none" and set(res["t_values"]) == {"t(trust_face(F))", "t(scene_reliable)"}
+    run = emolog.load_run(tmp_path / "run")
+    test_ids = load_split(data["basic7"] / "split.json")["test"]
+    pred = run.predict(data["basic7"] / "cache", ids=test_ids)
+    labels = pd.read_csv(tmp_path / "run" / "predictions.csv", dtype={"image_id": str})["label"]
+    y = np.array([run.classes.index(c) for c in labels])
+    assert evaluate(pred.probs, y, tuple(run.classes)) == res["metrics"]["test"]
+
+
+def test_em_on_the_face_list_reaches_the_likelihood_maximum():
+    """EM over t(trust_face(F)) (one t() for every face of every image: a shared t()) and a
+    ground t(): a step counts every ground fact (problog lfi's update, by enumeration), and at
+    EM's fixed point the log-likelihood's gradient in the probabilities is 0."""
+    import torch
+
+    from emolog.training.em import lfi_step
+    from emolog.training.spec import build_logic_module, load_spec
+    s = load_spec("face_list")
+    lm = build_logic_module(s.program, "condition", "projected", s.to_dict())
+    g = torch.Generator().manual_seed(0)
+    n = 400
+    scene = torch.softmax(2 * torch.randn(n, 7, generator=g), 1).double()
+    faces = torch.softmax(2 * torch.randn(n, 3, 7, generator=g), 2).double()
+    mask = torch.rand(n, 3, generator=g) < 0.6
+    inputs, facts = lm.seed_inputs(scene, faces, mask)
+    with torch.no_grad():   # labels drawn from the program itself at trust 0.3, reliable 0.7
+        lm.tparams.set_probs(torch.tensor([0.3, 0.7], dtype=torch.float64))
+        labels = torch.multinomial(lm(inputs, facts).float(), 1, generator=g).squeeze(1)
+    lm.tparams.set_probs(torch.tensor([0.5, 0.5], dtype=torch.float64))
+    # one step is problog lfi's update: expected counts by enumerating every image's worlds
+    # (a coin per face, one for the scene) over the ground facts, divided by their number
+    import itertools
+    counts, k_faces = torch.zeros(2, dtype=torch.float64), 0
+    for i in range(n):
+        present = [faces[i, j] for j in range(3) if mask[i, j]]
+        k_faces += len(present)
+        z, c = 0.0, torch.zeros(2, dtype=torch.float64)
+        for coins in itertools.product((0, 1), repeat=len(present) + 1):
+            w = 0.5 ** len(coins)
+            first = next((j for j, cj in enumerate(coins[:-1]) if cj), None)
+            lik = present[first][labels[i]] if first is not None else \
+                (scene[i, labels[i]] if coins[-1] else float(labels[i] == 6))
+            z += w * lik
+            c += w * lik * torch.tensor([sum(coins[:-1]), coins[-1]], dtype=torch.float64)
+        counts += c / z
+    expected = counts / torch.tensor([k_faces, n], dtype=torch.float64)
+    lfi_step(lm, lambda idx: (inputs, facts), labels, list(range(7)), "condition")
+    torch.testing.assert_close(lm.tparams.probs().detach().double(), expected, atol=1e-6, rtol=0)
+    for _ in range(60):
+        step = lfi_step(lm, lambda idx: (inputs, facts), labels, list(range(7)), "condition")
+    p = lm.tparams.probs().detach().clone()
+    from emolog.logic import TParams
+    free = TParams(lm.program, "projected").double()
+    lm.tparams = free
+    free.set_probs(p)
+    ll = lm(inputs, facts).gather(1, labels[:, None]).log().sum()
+    grads = torch.autograd.grad(ll, list(free.values))
+    assert all(float(x.abs().max()) < 1e-3 for x in grads), grads   # of a sum over 400 images
+    assert abs(float(p[0]) - 0.3) < 0.1 and abs(float(p[1]) - 0.7) < 0.15 and step.log_likelihood < 0

@@ -85,17 +85,6 @@ class BuildReport:
                 f"({self.images_per_s:.2f} images/s)")
 
 
-def parse_shard(spec: str) -> tuple[int, int]:
-    """``"i/N"`` -> (i, N) with 0 <= i < N; ValueError naming the bad spec otherwise."""
-    try:
-        i, n = (int(x) for x in spec.split("/"))
-    except ValueError:
-        raise ValueError(f"--shard {spec!r}: expected i/N, e.g. 0/4") from None
-    if n < 1 or not 0 <= i < n:
-        raise ValueError(f"--shard {spec!r}: need 0 <= i < N")
-    return i, n
-
-
 def slice_from_env(env: dict[str, str] | None = None) -> tuple[int, int, int | None]:
     """(rank, world size, local rank) from torchrun's variables; (0, 1, None) outside torchrun."""
     env = dict(os.environ if env is None else env)

@@ -31,7 +31,8 @@ def perception(args: argparse.Namespace, device: str | None):
 def build(args: argparse.Namespace) -> int:
     import torch
 
-    from emolog.cache.build import build_cache, index_rejects, parse_shard, slice_from_env
+    from emolog.cache.build import build_cache, index_rejects, slice_from_env
+    from emolog.data.split import parse_shard
     from emolog.cache.verify import verify_cache
     from emolog.data.index import ImageIndex
     from emolog.runtime import torch_threads
@@ -46,10 +47,7 @@ def build(args: argparse.Namespace) -> int:
     if args.shard is not None:
         if world > 1:
             raise UsageError("--shard cannot be used under torchrun (each rank takes slice RANK)")
-        try:
-            shard = parse_shard(args.shard)
-        except ValueError as e:
-            raise UsageError(str(e)) from None
+        shard = parse_shard(args.shard)
     else:
         shard = (rank, world)
     device = args.device

@@ -18,7 +18,7 @@ import json
 from pathlib import Path
 from typing import Sequence
 
-from emolog.errors import InputError
+from emolog.errors import InputError, UsageError
 from emolog.data.atomic import atomic_write_text
 
 DEFAULT_FRACTIONS: tuple[float, float, float] = (0.7, 0.1, 0.2)
@@ -130,3 +130,14 @@ def load_split(path: str | Path, known_ids: Sequence[str] | None = None) -> dict
         if unknown:
             raise SplitError(f"{path}: {len(unknown)} id(s) not in the index, e.g. {unknown[:5]}")
     return out
+
+
+def parse_shard(spec: str) -> tuple[int, int]:
+    """``"i/N"`` -> (i, N) with 0 <= i < N, for ``--shard`` of ``cache build`` and ``experiment``."""
+    try:
+        i, n = (int(x) for x in spec.split("/"))
+    except ValueError:
+        raise UsageError(f"--shard {spec!r}: expected i/N, e.g. 0/4") from None
+    if n < 1 or not 0 <= i < n:
+        raise UsageError(f"--shard {spec!r}: need 0 <= i < N")
+    return i, n

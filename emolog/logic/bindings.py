@@ -8,6 +8,9 @@ applied first) or any callable (gets the ground input lists as problog Terms).
 
 from __future__ import annotations
 
+import array
+import math
+
 import torch
 from problog.logic import Constant, Term, Var, term2list
 
@@ -27,7 +30,7 @@ def call_network(net: str, term: Term, ids: torch.Tensor, bindings: dict, source
     x = bindings[net]
     id_list = uniq.tolist() if has_id else [None]
     if isinstance(x, torch.Tensor):
-        out = x[_tensor_index(term, uniq, path, net)]
+        out = x[_checked(_tensor_index(term, uniq, path, net), x, term, path, net)]
     elif isinstance(x, torch.nn.Module):
         out = x(*[_resolve(a, id_list, bindings, sources, path) for a in term2list(term, False)])
     else:
@@ -77,6 +80,26 @@ def _replace(t, value):
     return t
 
 
+def _checked(idx: tuple, x: torch.Tensor, term: Term, path: str, net: str) -> tuple:
+    """``idx`` if it lies inside ``x``; else the error naming the input and the tensor's shape.
+
+    Why: ``Faces`` counts from 1 (``tensor(face(I,1))`` is the largest face) while a tensor is
+    indexed from 0, so a cache's [N, K, D] face tensor bound as it is would silently read the
+    second face as the first; out of range is the one case that can be told apart here.
+    """
+    for dim, i in enumerate(idx):
+        hi = int(i.max()) if isinstance(i, torch.Tensor) and i.numel() else (i if isinstance(i, int) else -1)
+        if dim >= x.dim() or hi >= x.shape[dim]:
+            raise ProgramError(
+                f"{path}: Error: network {net!r} is bound to a tensor of shape {tuple(x.shape)}, "
+                f"but the input {str(term).replace(str(PLACEHOLDER), 'I')} indexes it at {hi} in "
+                f"dimension {dim}: the bound tensor is "
+                "indexed from 0 by tensor(S(I, k...))'s arguments, and Faces counts from 1 "
+                "(bind [N, K + 1, D] with slot 0 unused, or a module/callable)",
+                path=path, message="tensor binding index out of range")
+    return idx
+
+
 def _tensor_index(term: Term, uniq, path: str, net: str):
     """Index into a bound output tensor for the input ``[tensor(S(I, k...))]``."""
     items = term2list(term, False)
@@ -89,3 +112,145 @@ def _tensor_index(term: Term, uniq, path: str, net: str):
     raise ProgramError(f"{path}: Error: network {net!r} is bound to a tensor, so its input must "
                        f"be [tensor(S(I, k...))] with integer k; got {term}", path=path,
                        message="tensor binding needs tensor(S(I, ...)) inputs")
+
+
+def call_networks(calls: dict[int, torch.Tensor], input_terms: list, bindings: dict, sources: dict,
+                  nets: dict, path: str) -> dict[int, tuple]:
+    """``call_network`` for every input u (ids per u), the inputs of one tensor-bound network
+    read with one indexing op (its backward then writes the bound tensor's gradient once)."""
+    outputs, fused = {}, {}
+    for u, ids in calls.items():
+        net, term = input_terms[u]
+        x = bindings.get(net)
+        if not isinstance(x, torch.Tensor) or str(PLACEHOLDER) not in str(term):
+            outputs[u] = call_network(net, term, ids, bindings, sources, nets, path)
+            continue
+        uniq = torch.unique(ids)
+        idx = _checked(_tensor_index(term, uniq, path, net), x, term, path, net)
+        fused.setdefault((net, len(idx)), []).append((u, uniq, idx))
+    for (net, _), items in fused.items():
+        n = [len(uniq) for _, uniq, _ in items]
+        idx = tuple(torch.cat([i[d] if isinstance(i[d], torch.Tensor) else torch.full((k,), i[d])
+                               for (_, _, i), k in zip(items, n)]) for d in range(len(items[0][2])))
+        out = bindings[net][idx].reshape(sum(n), -1)
+        decl = nets[net]
+        if decl.kind == "ad" and out.shape[1] != len(decl.domain):
+            raise ProgramError(f"{path}: Error: network {net!r} returned {out.shape[1]} values "
+                               f"per input, its domain has {len(decl.domain)}", path=path,
+                               message="network output does not match its domain")
+        for (u, uniq, _), o in zip(items, out.split(n)):
+            outputs[u] = (uniq, o)
+    return outputs
+
+
+class TensorBatch:
+    """Training batches over structures whose every network input is ``[tensor(S(I, k...))]`` of
+    a tensor-bound network and that have no evidence: the structures' disjoint union is one
+    circuit (``circuit.merge_structures``, each part's examples padded to the largest part's
+    count), its probability table is built with one indexing op per network (no unique, no
+    search: the bound tensor is read at the padded ids), and the answers with one gather.
+    ``build`` returns None where that does not apply (the general path then runs)."""
+
+    def __init__(self, keys, evaluator, blocks, consts, t_idx, root0, n_roots, size):
+        self.keys = {k: i for i, k in enumerate(keys)}
+        self.evaluator, self.blocks, self.consts, self.t_idx = evaluator, blocks, consts, t_idx
+        self.root0, self.n_roots, self.size = root0, n_roots, size
+
+    @staticmethod
+    def build(comps: list, bindings: dict, nets_decl: dict, path: str):
+        from .circuit import CircuitEvaluator, merge_structures
+
+        consts, t_idx, nets = [], [], {}     # net -> (rows, part, fixed index per dim, column)
+        where = []                           # per part, per row: ("c" | "t" | net, k)
+        for s, c in enumerate(comps):
+            if c.has_evidence:
+                return None
+            rows = []
+            for spec in c.specs:
+                if spec[0] == "c":
+                    rows.append(("c", len(consts)))
+                    consts.append(spec[1])
+                elif spec[0] == "t":
+                    rows.append(("t", len(t_idx)))
+                    t_idx.append(spec[1])
+                else:
+                    net, _, term = spec[1]
+                    if not isinstance(bindings.get(net), torch.Tensor) or \
+                            str(PLACEHOLDER) not in str(term):
+                        return None
+                    try:
+                        idx = _tensor_index(term, PLACEHOLDER, path, net)
+                    except ProgramError:
+                        return None
+                    fixed = tuple(None if a is PLACEHOLDER else a for a in idx)
+                    e = nets.setdefault(net, ([], [], [], []))
+                    if e[2] and len(e[2][0]) != len(fixed):
+                        return None
+                    rows.append((net, len(e[0])))
+                    e[0].append(len(e[0]))
+                    e[1].append(s)
+                    e[2].append(fixed)
+                    e[3].append(spec[2] if spec[0] == "nn" else 0)
+            where.append(rows)
+        order = ["c", "t", *nets]
+        start = dict(zip(order, torch.tensor([0, len(consts), len(t_idx)] + [len(nets[n][0]) for n in nets])
+                         .cumsum(0).tolist()))
+        new_row = [start[kind] + k for rows in where for kind, k in rows]
+        merged, _, root0 = merge_structures([c.structure for c in comps], [len(c.specs) for c in comps])
+        merged.singles = [(v, new_row[r]) for v, r in merged.singles]
+        merged.groups = [[(v, new_row[r]) for v, r in g] for g in merged.groups]
+        lt = lambda x: torch.tensor(x, dtype=torch.long)  # noqa: E731
+        blocks = []
+        for net, (_, part, fixed, col) in nets.items():
+            if len({tuple(a is None for a in f) for f in fixed}) > 1:
+                return None   # the id in different positions for one network
+            dims = [lt([f[d] for f in fixed]).unsqueeze(1) if fixed[0][d] is not None else None
+                    for d in range(len(fixed[0]))]
+            dom = len(nets_decl[net].domain) if nets_decl[net].kind == "ad" else None
+            top = [None if d is None else int(d.max()) for d in dims], max(col)   # checked per call
+            blocks.append((net, lt(part), dims, lt(col).unsqueeze(1), dom, top))
+        size = len(merged.nodes) + merged.n_vars + 1
+        return TensorBatch([c.key for c in comps], CircuitEvaluator(merged), blocks,
+                           torch.tensor(consts, dtype=torch.float64),
+                           lt(t_idx), lt(root0), len(merged.roots), size)
+
+    def __call__(self, ids: list[int], rid: list[int], routes: list[tuple], bindings: dict, tparams,
+                 chunk: int):
+        """P(query) per example (route rid[b] = routes[rid[b]] = (structure, answer column), 0
+        where the column is -1), or None when the batch is too big or an index out of range."""
+        long = lambda x: torch.frombuffer(array.array("q", x), dtype=torch.long)  # noqa: E731
+        rid_t, n_parts = long(rid), len(self.keys)   # frombuffer: 8x faster than torch.tensor
+        part = torch.tensor([self.keys.get(c.key, 0) for c, _ in routes])[rid_t]
+        col = torch.tensor([k for _, k in routes])[rid_t]
+        ids, tp = long(ids), tparams.probs() if len(tparams) else None
+        counts = torch.bincount(part, minlength=n_parts)
+        width = int(counts.max())
+        if width * self.size > chunk:
+            return None
+        order = torch.argsort(part, stable=True)
+        start = counts.cumsum(0) - counts
+        pad = start.unsqueeze(1) + torch.minimum(torch.arange(width), (counts - 1).unsqueeze(1))
+        ids_pad = ids[order][pad]                                       # [parts, width]
+        xs = [bindings[net] for net, *_ in self.blocks]
+        dtypes = {x.dtype for x in xs if x.is_floating_point()}
+        dtype = torch.float64 if not dtypes or torch.float64 in dtypes else dtypes.pop()
+        table = [self.consts.to(dtype).unsqueeze(1).expand(-1, width)]
+        if len(self.t_idx):
+            table.append(tp.to(dtype)[self.t_idx].unsqueeze(1).expand(-1, width))
+        top = int(ids.max())
+        if int(ids.min()) < 0:
+            return None
+        for x, (_, rows, dims, j, dom, (tops, j_top)) in zip(xs, self.blocks):
+            shape = x.shape[:len(dims)] + (math.prod(x.shape[len(dims):]),)
+            if j_top >= shape[-1] or (dom is not None and dom != shape[-1]) or any(
+                    (top if t is None else t) >= n for t, n in zip(tops, shape)):
+                return None   # the general path says what is wrong
+            lin = j
+            for d, i in enumerate(ids_pad[rows] if d is None else d for d in dims):
+                lin = lin + i * math.prod(shape[d + 1:])   # one flat index: index_select's
+            table.append(x.reshape(-1).index_select(0, lin.reshape(-1)).reshape(lin.shape).to(dtype))
+        vals = self.evaluator(torch.cat(table, 0))                      # [width, roots]
+        pos = torch.empty_like(order)
+        pos[order] = torch.arange(len(order)) - start[part[order]]
+        out = vals.reshape(-1).index_select(0, pos * self.n_roots + self.root0[part] + col.clamp(min=0))
+        return torch.where(col >= 0, out, torch.zeros_like(out))

@@ -30,7 +30,7 @@ from problog.constraint import ConstraintAD
 from problog.formula import LogicDAG
 from pysdd.sdd import SddManager, Vtree
 
-from .levels import LevelCircuit
+from .levels import ChainWeights, LevelCircuit
 
 
 @dataclass
@@ -329,31 +329,31 @@ class CircuitEvaluator(torch.nn.Module):
             start += 2 * len(flat)
         order = [0, 1] + [r for v in range(1, s.n_vars + 1) for r in at.get(v, (0, 0))]
         self.register_buffer("_order", torch.tensor(order, dtype=torch.long), persistent=False)
+        # A small circuit reads its leaves straight from the stacked parts (one gather less).
+        self._direct = self.module is not None and self.module.small
+        if self._direct:
+            self.module.leaf_rows = self._order[self.module.leaf_rows]
 
-    def literal_weights(self, p: torch.Tensor) -> torch.Tensor:
-        """KLay's input [2 + 2 n_vars, B]: rows 0/1 the constants 0 and 1, then (pos, neg)."""
+    def literal_weights(self, p: torch.Tensor, ordered: bool = True) -> torch.Tensor:
+        """KLay's input [2 + 2 n_vars, B]: rows 0/1 the constants 0 and 1, then (pos, neg)
+        (``ordered=False``: the stacked parts, rows as ``_order`` maps them)."""
         b = p.shape[1]
         parts = [p.new_zeros(1, b), p.new_ones(1, b)]
         if len(self._single_var):
-            ps = p[self._single_row]
+            ps = p.index_select(0, self._single_row)   # (its backward: index_add, not index_put)
             parts += [ps, 1 - ps]
         for i in self._buckets:
-            ph = p[getattr(self, f"_grow{i}")]             # [G, n, B]
-            none = 1 - ph.sum(1, keepdim=True)             # ProbLog's extra atom: 1 - sum p
-            suffix = torch.flip(torch.cumsum(torch.flip(ph, [1]), 1), [1]) + none   # R_i
-            nxt = torch.cat([suffix[:, 1:], none], 1)      # R_{i+1}
-            ok = suffix > 0
-            safe = torch.where(ok, suffix, torch.ones_like(suffix))
-            q = torch.where(ok, ph / safe, torch.zeros_like(ph))
-            nq = torch.where(ok, nxt / safe, torch.ones_like(ph))
+            rows = getattr(self, f"_grow{i}")
+            q, nq = ChainWeights.apply(p.index_select(0, rows.reshape(-1)).reshape(*rows.shape, b))
             parts += [q.reshape(-1, b), nq.reshape(-1, b)]
-        return torch.cat(parts, 0).index_select(0, self._order)
+        out = torch.cat(parts, 0)
+        return out.index_select(0, self._order) if ordered else out
 
     def forward(self, p: torch.Tensor) -> torch.Tensor:
         b = p.shape[1]
         out = p.new_empty(b, self.n_roots)
         if self.module is not None:
-            vals = self.module(self.literal_weights(p)).t()
+            vals = self.module(self.literal_weights(p, ordered=not self._direct)).t()
             out = out.index_copy(1, torch.tensor(self.real_roots, device=p.device), vals) \
                 if len(self.real_roots) < self.n_roots else vals
         for i, v in enumerate(self.const):
@@ -366,3 +366,24 @@ def peak_rss_mb() -> float:
     """Peak resident memory of this process so far (MB; Linux ru_maxrss is in KiB)."""
     import resource
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+def merge_structures(structs: list, n_rows: list[int]) -> tuple[object, list[int], list[int]]:
+    """The disjoint union of compiled structures as one Structure (rows, variables, nodes and
+    roots renumbered), with each part's first atom row and first root. Evaluating it on a table
+    whose rows of part s hold part s's examples (column j = j-th example of that part) runs
+    every part's level in one op: rows never mix parts, so columns need not mean the same."""
+    singles, groups, nodes, roots, row0, root0 = [], [], [], [], [], []
+    rows = n_vars = 0
+    for s, n in zip(structs, n_rows):
+        row0.append(rows)
+        root0.append(len(roots))
+        off = len(nodes)
+        singles += [(v + n_vars, r + rows) for v, r in s.singles]
+        groups += [[(v + n_vars, r + rows) for v, r in g] for g in s.groups]
+        nodes += [("L", a + n_vars if a > 0 else a - n_vars) if k == "L" else (k, [c + off for c in a])
+                  for k, a in s.nodes]
+        roots += [r if isinstance(r, str) else r + off for r in s.roots]
+        rows += n
+        n_vars += s.n_vars
+    return Structure([], singles, groups, n_vars, nodes, roots), row0, root0

@@ -20,6 +20,7 @@ called once per batch on the distinct ground inputs.
 from __future__ import annotations
 
 import hashlib
+import operator
 import os
 import pickle
 import tempfile
@@ -35,7 +36,7 @@ from problog.extern import problog_export
 from problog.logic import Clause, Constant, Term, Var, list2term
 from problog.program import PrologString
 
-from .bindings import PLACEHOLDER, call_network
+from .bindings import PLACEHOLDER, TensorBatch, call_networks
 from .circuit import CircuitEvaluator, compile_structure, peak_rss_mb
 from .ground import ground, load_model, number, program_error
 from .params import TParams
@@ -44,6 +45,8 @@ from .translate import DET, translate
 
 CACHE_VERSION = "1"
 CHUNK_VALUES = 2_500_000
+_ROUTE_KEY = operator.attrgetter("template", "faces", "bind")
+_ID = operator.attrgetter("id")
 
 
 @dataclass(frozen=True)
@@ -125,6 +128,7 @@ class DeepProgram(torch.nn.Module):
         self._bindings: dict[str, object] = {}
         self._sources: dict[str, object] = {}
         self._mem: dict[str, _Compiled] = {}
+        self._routes, self._route_list, self._fast = {}, [], {}   # see prob()
         self._fill_memo: dict[tuple, tuple[str, Term | None]] = {}
         self._inputs: dict[tuple[str, str], int] = {}
         self._input_terms: list[tuple[str, Term]] = []
@@ -137,6 +141,7 @@ class DeepProgram(torch.nn.Module):
             raise ProgramError(f"{self.path}: Error: no neural predicate {net!r} (declared: "
                                f"{sorted(self.nets)})", path=self.path, message=f"no network {net}")
         self._bindings[net] = x
+        self._fast.clear()   # which structures take bindings.TensorBatch depends on the bindings
         if isinstance(x, torch.nn.Module):
             self.add_module(f"net_{net}", x)
 
@@ -247,21 +252,31 @@ class DeepProgram(torch.nn.Module):
     def prob(self, examples: Sequence[Example]) -> torch.Tensor:
         """Tensor[B]: P(query | evidence) of each fully bound example (0 if not derivable).
 
-        A bound example is answered from its template's *free* structure when the bound atom
-        is one of that structure's answers (the same probability: ProbLog's semantics do not
-        depend on which queries are asked), so training compiles one circuit per face count,
-        not one per face count and label; otherwise from its own bound structure.
+        A bound example is answered from its template's *free* structure when the bound atom is
+        one of its answers (the same probability: ProbLog's semantics do not depend on which
+        queries are asked), so training compiles one circuit per face count, not one per face
+        count and label; otherwise from its own bound structure. Batches over tensor-bound
+        networks without evidence take ``bindings.TensorBatch`` (one merged circuit).
         """
+        rid = list(map(self._routes.get, map(_ROUTE_KEY, examples)))   # C level: per example
+        keys = list(map(_ROUTE_KEY, examples)) if None in rid else []
+        for i in [i for i, r in enumerate(rid) if r is None] if keys else []:
+            if self._routes.get(keys[i]) is None:
+                self._routes[keys[i]] = len(self._route_list)
+                self._route_list.append(self._route(examples[i]))
+            rid[i] = self._routes[keys[i]]
+        keys = tuple(sorted({self._route_list[r][0].key for r in set(rid)}))
+        if keys and keys not in self._fast:   # None where TensorBatch does not apply
+            self._fast[keys] = TensorBatch.build([self._mem[k] for k in keys], self._bindings,
+                                                 self.nets, self.path)
+        fast = self._fast.get(keys) and self._fast[keys](
+            list(map(_ID, examples)), rid, self._route_list, self._bindings, self.tparams, CHUNK_VALUES)
+        if fast is not None:
+            return fast
         groups: dict[str, tuple] = {}
-        memo = self._fill_memo
-        for i, ex in enumerate(examples):   # one pass: this loop is the per-example cost
-            r = memo.get(("route", ex.template, ex.faces, ex.bind)) or self._route(ex)
-            g = groups.get(r[0].key)
-            if g is None:
-                g = groups[r[0].key] = (self._mem[r[0].key], [], [], [])
-            g[1].append(i)
-            g[2].append(ex.id)
-            g[3].append(r[1])
+        for i, (ex, (c, k)) in enumerate(zip(examples, map(self._route_list.__getitem__, rid))):
+            g = groups.get(c.key) or groups.setdefault(c.key, (c, [], [], []))
+            g[1].append(i), g[2].append(ex.id), g[3].append(k)
         parts = self._evaluate(groups)
         out = torch.zeros(len(examples), dtype=parts[0][2].dtype if parts else torch.float64)
         for (c, pos, vals), g in zip(parts, groups.values()):
@@ -297,7 +312,8 @@ class DeepProgram(torch.nn.Module):
         for c, _, ids, _ in groups.values():
             for u, _, _ in c.plan[5]:
                 calls.setdefault(u, []).append(torch.tensor(ids))
-        outputs = {u: self._call(u, torch.cat(v)) for u, v in calls.items()}
+        outputs = call_networks({u: torch.cat(v) for u, v in calls.items()}, self._input_terms,
+                                self._bindings, self._sources, self.nets, self.path)
         # The networks' dtype (float32 nets train in float32); float64 without networks.
         dtypes = {o.dtype for _, o in outputs.values() if o.is_floating_point()}
         dtype = torch.float64 if not dtypes or torch.float64 in dtypes else dtypes.pop()
@@ -353,11 +369,6 @@ class DeepProgram(torch.nn.Module):
             idx = torch.searchsorted(uniq, ids) if uniq is not None else torch.zeros(b, dtype=torch.long)
             p = p.index_copy(0, rows, out.to(dtype)[idx][:, cols].t())
         return p
-
-    def _call(self, u: int, ids: torch.Tensor):
-        """(sorted distinct ids or None, output [n, D]) of one network input for a batch."""
-        net, term = self._input_terms[u]
-        return call_network(net, term, ids, self._bindings, self._sources, self.nets, self.path)
 
     def compile_stats(self) -> dict[str, dict]:
         """Per compiled structure: ground/compile seconds, SDD size, circuit nodes, peak RSS."""

@@ -7,8 +7,9 @@ scored 130 images/s on the 365-way scene program. Here level L (nodes whose chil
 on earlier levels) gathers its children straight from the levels that hold them, one
 ``index_select`` per source level, then multiplies (an SDD conjunction has exactly two
 children) or sums (``index_add``). Data moved = edges x batch; ops per level = sources + 4.
-Circuits of up to SMALL nodes instead keep one buffer of every value so far (re-copied per
-level, which for them costs less than the extra gathers): ops per level = 4.
+Circuits of up to SMALL nodes instead run ``_Fused``: one preallocated buffer of every node
+value, each node a sum of products (an AND used by one OR folded into it, so about half the
+levels), 4 ops per level, and a hand-written reverse pass instead of autograd's graph.
 """
 
 from __future__ import annotations
@@ -54,18 +55,45 @@ class LevelCircuit(torch.nn.Module):
         # cheaper than the extra gathers), children by their global buffer row.
         self.small = len(nodes) <= SMALL
         if self.small:
-            offset = [len(leaves)]
-            for ands, ors in per_level:
-                offset.append(offset[-1] + len(ands) + len(ors))
-            row = [pos[i] if level[i] == 0 else offset[level[i] - 1] + pos[i] for i in range(len(nodes))]
-            self.flat = []
-            for ands, ors in per_level:
-                edges = [nodes[i][1][0] for i in ands] + [nodes[i][1][1] for i in ands] \
-                    + [c for i in ors for c in nodes[i][1]]
-                seg = [k for k, i in enumerate(ors) for _ in nodes[i][1]]
-                self.flat.append((torch.tensor([row[e] for e in edges], dtype=torch.long), len(ands),
-                                  len(ors), torch.tensor(seg, dtype=torch.long)))
-            self.flat_roots = torch.tensor([row[r] for r in roots], dtype=torch.long)
+            self._sum_of_products(nodes, roots, len(leaves), pos)
+
+    def _sum_of_products(self, nodes: list[tuple], roots: list[int], n_leaves: int, pos: list[int]):
+        """The plan of ``_Fused``: every node a sum of products of pairs (an AND used only by one
+        OR is folded into it, a lone child is paired with a row of ones), levelled again, so
+        that a level is 2 gathers, 1 product and 1 segment sum for ANDs and ORs together."""
+        uses = [0] * len(nodes)
+        for i in [c for _, a in nodes if not isinstance(a, int) for c in a] + list(roots):
+            uses[i] += 1
+        one = n_leaves                                      # row of ones after the leaves
+        by_or = {c for k, a in nodes if k == "O" for c in a}
+        fold = [k == "A" and uses[i] == 1 and i in by_or for i, (k, _) in enumerate(nodes)]
+        for i in roots:
+            fold[i] = False
+        level, pairs, per_level = [0] * len(nodes), {}, []
+        for i, (kind, arg) in enumerate(nodes):
+            if kind == "L" or fold[i]:
+                level[i] = 0 if kind == "L" else 1 + max(level[c] for c in arg)
+                continue
+            pr = [tuple(arg)] if kind == "A" else \
+                [tuple(nodes[c][1]) if fold[c] else (c, None) for c in arg]
+            pairs[i] = pr
+            level[i] = 1 + max(level[c] for p in pr for c in p if c is not None)
+            while len(per_level) < level[i]:
+                per_level.append([])
+            per_level[level[i] - 1].append(i)
+        row = {i: pos[i] for i, (k, _) in enumerate(nodes) if k == "L"}
+        lo, self.flat = n_leaves + 1, []
+        for ids in per_level:
+            row.update({i: lo + k for k, i in enumerate(ids)})
+            prs = [(p, k) for k, i in enumerate(ids) for p in pairs[i]]
+            lt = lambda x: torch.tensor(x, dtype=torch.long)  # noqa: E731
+            seg = [k for _, k in prs]
+            ia = lt([row[a] for (a, _), _ in prs])
+            ib = lt([one if b is None else row[b] for (_, b), _ in prs])
+            self.flat.append((ia, ib, None if seg == list(range(len(ids))) else lt(seg), lo, lo + len(ids)))
+            lo += len(ids)
+        self.n_rows = lo
+        self.flat_roots = torch.tensor([row[r] for r in roots], dtype=torch.long)
 
     @staticmethod
     def _gather_plan(refs: list[int], level: list[int], pos: list[int]):
@@ -106,14 +134,68 @@ class LevelCircuit(torch.nn.Module):
         return self._gather(vals, self.root_plan)
 
     def _forward_small(self, w: torch.Tensor) -> torch.Tensor:
-        buf = w.index_select(0, self.leaf_rows)
-        b = w.shape[1]
-        for idx, n_and, n_or, seg in self.flat:
-            g = buf.index_select(0, idx)
-            out = [buf]
-            if n_and:
-                out.append(g[:n_and] * g[n_and:2 * n_and])
-            if n_or:
-                out.append(w.new_zeros(n_or, b).index_add(0, seg, g[2 * n_and:]))
-            buf = torch.cat(out, 0)
-        return buf.index_select(0, self.flat_roots)
+        return _Fused.apply(w, self)
+
+
+class _Fused(torch.autograd.Function):
+    """A small circuit on one preallocated buffer of every node value [nodes, B], levels
+    written in place; the backward is the circuit's own reverse pass (adjoints per level,
+    children's rows accumulated with ``index_add_``), not autograd's op-by-op graph."""
+
+    @staticmethod
+    def forward(ctx, w: torch.Tensor, m: "LevelCircuit") -> torch.Tensor:
+        n_leaves = len(m.leaf_rows)
+        v = w.new_empty(m.n_rows, w.shape[1])
+        torch.index_select(w, 0, m.leaf_rows, out=v[:n_leaves])
+        v[n_leaves] = 1
+        for ia, ib, seg, lo, hi in m.flat:
+            if seg is None:
+                torch.mul(v.index_select(0, ia), v.index_select(0, ib), out=v[lo:hi])
+            else:
+                v[lo:hi].zero_().index_add_(0, seg, v.index_select(0, ia) * v.index_select(0, ib))
+        ctx.m, ctx.w_rows = m, w.shape[0]
+        ctx.save_for_backward(v)
+        return v.index_select(0, m.flat_roots)
+
+    @staticmethod
+    def backward(ctx, grad: torch.Tensor):
+        (v,), m = ctx.saved_tensors, ctx.m
+        g = torch.zeros_like(v).index_add_(0, m.flat_roots, grad)
+        for ia, ib, seg, lo, hi in reversed(m.flat):
+            gs = g[lo:hi] if seg is None else g[lo:hi].index_select(0, seg)
+            g.index_add_(0, ia, gs * v.index_select(0, ib))
+            g.index_add_(0, ib, gs * v.index_select(0, ia))
+        gw = grad.new_zeros(ctx.w_rows, v.shape[1]).index_add_(0, m.leaf_rows, g[:len(m.leaf_rows)])
+        return gw, None
+
+
+class ChainWeights(torch.autograd.Function):
+    """Stick-breaking chain weights of disjunctions ``ph [G, n, B]`` -> (q, 1 - q) as in
+    ``circuit.CircuitEvaluator.literal_weights`` (R_i = p_i + ... + p_n + p_none, q_i = p_i / R_i,
+    1 - q_i = R_{i+1} / R_i; q = 0, 1 - q = 1 and no gradient where R_i <= 0), with its
+    backward written out (a dozen ops instead of autograd's graph of the forward)."""
+
+    @staticmethod
+    def forward(ctx, ph: torch.Tensor):
+        none = 1 - ph.sum(1, keepdim=True)               # ProbLog's extra atom: 1 - sum p
+        suffix = torch.flip(torch.cumsum(torch.flip(ph, [1]), 1), [1]) + none   # R_i
+        nxt = torch.cat([suffix[:, 1:], none], 1)        # R_{i+1}
+        ok = suffix > 0
+        if bool(ok.all()):   # the usual case: no masking
+            ctx.save_for_backward(ph, suffix, nxt, None)
+            return ph / suffix, nxt / suffix
+        safe = torch.where(ok, suffix, torch.ones_like(suffix))
+        q = torch.where(ok, ph / safe, torch.zeros_like(ph))
+        nq = torch.where(ok, nxt / safe, torch.ones_like(ph))
+        ctx.save_for_backward(ph, safe, nxt, ok)
+        return q, nq
+
+    @staticmethod
+    def backward(ctx, gq: torch.Tensor, gnq: torch.Tensor):
+        ph, safe, nxt, ok = ctx.saved_tensors
+        inv = 1 / safe if ok is None else torch.where(ok, 1 / safe, torch.zeros_like(safe))
+        gq, gnum = gq * inv, gnq * inv                   # d/dp_i of q_i; d/dR_{i+1} of 1 - q_i
+        g_r = -(gq * ph + gnum * nxt) * inv              # d/dR_i (R_i as the denominator)
+        g_r[:, 1:] += gnum[:, :-1]
+        g_none = gnum[:, -1:] + g_r.sum(1, keepdim=True)  # R_i = suffix_i + none
+        return gq + torch.cumsum(g_r, 1) - g_none         # suffix_i holds p_k for k >= i

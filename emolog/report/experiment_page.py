@@ -1,7 +1,9 @@
 """The report of an experiment directory: the comparison first, then one view per regime.
 
 Runs are grouped by regime (plus sweep suffix, see ``RunInputs.group``); figures that need one
-run per regime (what trains, flips, trust, the gallery) use the regime's first seed.
+run per regime (what trains, flips, trust, the gallery) use the regime's first seed. Classes and
+sources are the runs' own (``RunInputs.classes`` / ``.sources``): runs of a program without a
+source choice have no weights and no trust section.
 """
 
 from __future__ import annotations
@@ -10,13 +12,18 @@ import numpy as np
 
 from emolog.report import plots
 from emolog.report.experiment_sections import comparison_section, gallery_section, memorisation_section
-from emolog.report.inputs import SOURCES, ExperimentInputs, RunInputs
+from emolog.report.inputs import ExperimentInputs, RunInputs
 from emolog.report.page import Cell, Figure, Preds, Section, Table, about_line, build_sections, \
     cache_fingerprint, num, read_preds, slug
 from emolog.report.sections import f1_section
 from emolog.report.trust_section import trust_section
 
 Groups = dict[str, list[RunInputs]]
+
+
+def sources_of(runs: list[RunInputs]) -> list[str]:
+    """The sources any of the runs' programs chooses between, in first-seen order."""
+    return list(dict.fromkeys(s for r in runs for s in r.sources))
 
 
 def weights_section(runs: list[RunInputs], groups: Groups, base: Groups) -> Section:
@@ -28,21 +35,41 @@ def weights_section(runs: list[RunInputs], groups: Groups, base: Groups) -> Sect
                   "memorisation curve).")
     sec.notes.extend(f"{r.name}: {r.note('results.json')}" for r in runs if r.results is None)
     sec.notes.extend(f"{r.name}: {r.note('history.csv')}" for r in runs if r.get("history.csv") is None)
+    sources = sources_of(runs)
     finals = {g: {s: [float((r.results.get("source_weights") or {}).get(s, np.nan)) for r in rs if r.results]
-                  for s in SOURCES} for g, rs in groups.items()}
+                  for s in sources} for g, rs in groups.items()}
     true = next((r.results["true_source_weights"] for r in runs
                  if r.results and r.results.get("true_source_weights")), None)
     if any(r.results for r in runs):
-        sec.figures.append(Figure(plots.final_weights({g: finals[g] for g in base}, true), "weights per regime"))
+        sec.figures.append(Figure(plots.final_weights({g: finals[g] for g in base}, true, sources), "weights per regime"))
     hists = {r.name: (r.group, r.get("history.csv")) for rs in base.values() for r in rs
              if r.get("history.csv") is not None and "w_scene" in r.get("history.csv")}
     if hists:
         sec.figures.append(Figure(plots.scene_weight_trajectories(hists), "scene weight per epoch"))
-    cols = [f"{s} (true {true[s]:.2f})" if true and s in true else s for s in SOURCES]
+    cols = [f"{s} (true {true[s]:.2f})" if true and s in true else s for s in sources]
     sec.tables.append(Table(["regime"] + cols,
                             [[Cell(g)] + [num(float(np.nanmean(v[s])) if v[s] else None, f"wmean-{slug(g)}-{s}")
-                                          for s in SOURCES] for g, v in finals.items()],
+                                          for s in sources] for g, v in finals.items()],
                             "learned source weights, mean over seeds"))
+    return sec
+
+
+def parameters_section(groups: Groups) -> Section:
+    """The program's logic parameters per regime: each ``t()`` by its readable name, mean over
+    seeds (results.json ``t_values``), with the simulated truth where it is known."""
+    sec = Section("parameters", "Logic parameters",
+                  "Every t() of the program by name: its learned value per regime (mean over seeds) "
+                  "and, for simulated data, the true value the simulator drew labels from.")
+    learned = {g: [r.t_values for r in rs if r.t_values] for g, rs in groups.items()}
+    names = list(dict.fromkeys(k for vs in learned.values() for v in vs for k in v))
+    true = next(((r.results or {}).get("true_t_values") for rs in groups.values() for r in rs
+                 if (r.results or {}).get("true_t_values")), None) or {}
+    has_true = any(k in true for k in names)
+    rows = [[Cell(k)] + [num(float(np.mean([v[k] for v in vs if k in v])) if any(k in v for v in vs) else None,
+                             f"tmean-{slug(g)}-{slug(k)}", 4) for g, vs in learned.items()]
+            + ([num(true.get(k), f"ttrue-{slug(k)}", 4)] if has_true else []) for k in names]
+    sec.tables.append(Table(["parameter"] + list(learned) + (["true"] if has_true else []), rows,
+                            f"{len(names)} t() values, mean over seeds"))
     return sec
 
 
@@ -117,6 +144,7 @@ def experiment_report(exp: ExperimentInputs, images: str | None = None) -> dict:
         sec = comparison_section(exp)
         sec.notes.extend(v for k, v in exp.absent.items() if k.startswith("run "))
         sec.notes.extend(f"run failed: {f}" for f in meta.get("failed") or [])
+        sec.notes.extend(f"baseline {n} not run: {why}" for n, why in (meta.get("baselines_skipped") or {}).items())
         warnings = meta.get("sanity_warnings") or {}
         if warnings:  # one line: the runs of one experiment usually share the same warning
             name, first = next(iter(warnings.items()))
@@ -143,16 +171,20 @@ def experiment_report(exp: ExperimentInputs, images: str | None = None) -> dict:
         return sec
 
     first = {rs[0].name: preds.get(rs[0].name) for rs in base.values()}
+    has_sources = not runs or bool(sources_of(runs))
     sections, failed = build_sections([
         ("comparison", "Comparison of regimes", comparison),
-        ("weights", "Source weights", lambda: weights_section(runs, groups, base)),
+        *([("weights", "Source weights", lambda: weights_section(runs, groups, base))] if has_sources else []),
+        *([("parameters", "Logic parameters", lambda: parameters_section(groups))]
+          if any(r.t_values for r in runs) else []),
         ("f1", "Per-class F1 with confidence intervals", f1),
         ("confusion", "Confusion matrices", lambda: confusion_section(base, classes)),
         ("changes", "Which parameters really train", lambda: changes_section(base)),
         ("flips", "Flipped predictions", lambda: flips_section(base, classes)),
         ("memorisation", "Memorisation curve",
          lambda: memorisation_section(exp.get("memorisation.csv"), exp.note("memorisation.csv"))),
-        ("trust", "Trust: faces vs scene", lambda: trust_section(first, [], {rs[0].name: rs[0] for rs in base.values()})),
+        *([("trust", "Trust: faces vs scene", lambda: trust_section(first, [], {rs[0].name: rs[0] for rs in base.values()}))]
+          if has_sources else []),
         ("gallery", "Example images", gallery),
     ])
     n_test = next((((r.results or {}).get("metrics") or {}).get("test", {}).get("n") for r in runs if r.results), None)

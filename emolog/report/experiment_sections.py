@@ -21,6 +21,8 @@ def memorisation_section(df: pd.DataFrame | None, note: str) -> Section:
                   "validation accuracy; the gap should close as the training set grows.")
     if df is None:
         sec.notes.append(note)
+    elif df.empty:
+        sec.notes.append("memorisation.csv has no rows: the experiment ran no --memorisation sweep.")
     else:
         sec.figures.append(Figure(plots.memorisation(df), "memorisation curve", wide=True))
         agg = df.groupby(["regime", "n_train"], sort=True).mean(numeric_only=True).reset_index().drop(columns=["seed"], errors="ignore")

@@ -16,7 +16,7 @@ from emolog.data.images import load_image
 from emolog.data.index import ImageIndex
 from emolog.data.paths import resolve_under
 from emolog.report import plots
-from emolog.report.inputs import SOURCES, RunInputs, resolve
+from emolog.report.inputs import RunInputs, resolve
 
 THUMB_PX = 480  # longest side of the photo before plotting: keeps the page a few MB at most
 
@@ -25,7 +25,7 @@ def choose_examples(pred: pd.DataFrame, y: np.ndarray, p: np.ndarray, n: int = 6
     """Row positions of ``n`` instructive test images, deterministically: the correct ones the
     faces explain best, the correct ones the scene explains best, and the most confident errors."""
     correct = y == p
-    faces_post = pred[[f"post_{s}" for s in SOURCES[1:] if f"post_{s}" in pred]].sum(axis=1).to_numpy()
+    faces_post = pred[[c for c in pred.columns if c.startswith("post_") and c != "post_scene"]].sum(axis=1).to_numpy()
     scene_post = pred["post_scene"].to_numpy() if "post_scene" in pred else np.zeros(len(pred))
     conf = pred[[c for c in pred.columns if c.startswith("p_")]].max(axis=1).to_numpy() \
         if any(c.startswith("p_") for c in pred.columns) else np.zeros(len(pred))
@@ -121,7 +121,8 @@ def gallery(run: RunInputs, y: np.ndarray, p: np.ndarray, classes: list[str], n:
             dists[f"face{j + 1}"] = cache.face_probs[k, j].numpy()
         if all(f"p_{c}" in pred for c in classes):
             dists["final"] = pred[[f"p_{c}" for c in classes]].iloc[r].to_numpy(dtype=float)
-        post = ", ".join(f"{s} {float(pred[f'post_{s}'].iat[r]):.2f}" for s in SOURCES if f"post_{s}" in pred)
+        post = ", ".join(f"{c.removeprefix('post_')} {float(pred[c].iat[r]):.2f}" for c in pred.columns
+                         if c.startswith("post_")) or "none (the program has no source choice)"
         title = f"true {classes[y[r]]}, predicted {classes[p[r]]}"
         caption = (f"{title} · {iid} · {rel[k]} · {int(cache.n_faces[k])} face(s) detected · "
                    f"source posterior: {post}")

@@ -58,13 +58,32 @@ class RunInputs(Inputs):
 
     @property
     def classes(self) -> list[str]:
-        """Class names from the results' metrics (the canonical order when not recorded)."""
+        """The run's class names: results.json ``classes``, else its metrics' (the canonical
+        basic-7 order when neither is recorded)."""
         res = self.results or {}
+        if res.get("classes"):
+            return list(res["classes"])
         for split in ("test", "val"):
             m = (res.get("metrics") or {}).get(split) or {}
             if m.get("classes"):
                 return list(m["classes"])
         return list(BASIC7)
+
+    @property
+    def sources(self) -> list[str]:
+        """The sources of the program's source choice (results.json ``source_weights``); empty
+        for a program without one (``kind`` "none"), whose report has no source-weight views."""
+        res = self.results
+        if res is None:   # unknown: the seed program's, so the sections say what is missing
+            return list(SOURCES)
+        if res.get("kind") == "none":
+            return []
+        return list(res.get("source_weights") or {})
+
+    @property
+    def t_values(self) -> dict[str, float]:
+        """Learned ``t()`` values by readable name (results.json ``t_values``)."""
+        return dict((self.results or {}).get("t_values") or {})
 
     @property
     def regime(self) -> str:

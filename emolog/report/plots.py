@@ -22,6 +22,12 @@ import pandas as pd  # noqa: E402
 from emolog.report.inputs import SOURCES  # noqa: E402
 
 SOURCE_COLOURS: dict[str, str] = {"scene": "#2b6cb0", "face1": "#dd6b20", "face2": "#d69e2e", "face3": "#c05621"}
+_MORE = ("#38a169", "#805ad5", "#d53f8c", "#319795", "#718096")
+
+
+def colour(source: str, k: int = 0) -> str:
+    """A source's colour: the seed program's own, else one of a few more by position."""
+    return SOURCE_COLOURS.get(source) or _MORE[k % len(_MORE)]
 DPI = 100
 HALF = (6.0, 3.6)  # inches: 600 x 360 px, half of a 1280 px page
 
@@ -48,15 +54,15 @@ def _mark_chosen(ax: plt.Axes, chosen_epoch: int | None) -> None:
 
 
 def weight_trajectories(history: pd.DataFrame, true: Mapping[str, float] | None = None,
-                        chosen_epoch: int | None = None) -> str:
+                        chosen_epoch: int | None = None, sources: Sequence[str] = SOURCES) -> str:
     """Source probabilities (w_<source> columns) per epoch; dashed lines: true weights; a dotted
     line at ``chosen_epoch``, the epoch whose weights early stopping kept."""
     fig, ax = plt.subplots(figsize=HALF)
-    for s in SOURCES:
+    for k, s in enumerate(sources):
         if f"w_{s}" in history.columns:
-            ax.plot(history["epoch"], history[f"w_{s}"], marker="o", ms=3, label=s, color=SOURCE_COLOURS[s])
+            ax.plot(history["epoch"], history[f"w_{s}"], marker="o", ms=3, label=s, color=colour(s, k))
             if true and true.get(s) is not None:
-                ax.axhline(true[s], ls="--", lw=1, color=SOURCE_COLOURS[s], alpha=0.8)
+                ax.axhline(true[s], ls="--", lw=1, color=colour(s, k), alpha=0.8)
     _mark_chosen(ax, chosen_epoch)
     ax.set(xlabel="epoch (0 = before training)", ylabel="P(source)", ylim=(0, 1),
            title="Source weights per epoch" + (" (dashed: true)" if true else ""))
@@ -65,13 +71,14 @@ def weight_trajectories(history: pd.DataFrame, true: Mapping[str, float] | None 
     return to_uri(fig)
 
 
-def learned_vs_true(learned: Mapping[str, float], true: Mapping[str, float]) -> str:
+def learned_vs_true(learned: Mapping[str, float], true: Mapping[str, float],
+                    sources: Sequence[str] = SOURCES) -> str:
     """Grouped bars: learned and true probability of each source."""
     fig, ax = plt.subplots(figsize=HALF)
-    x = np.arange(len(SOURCES))
-    ax.bar(x - 0.2, [learned.get(s, np.nan) for s in SOURCES], 0.4, label="learned", color="#2b6cb0")
-    ax.bar(x + 0.2, [true.get(s, np.nan) for s in SOURCES], 0.4, label="true", color="#a0aec0")
-    ax.set_xticks(x, SOURCES)
+    x = np.arange(len(sources))
+    ax.bar(x - 0.2, [learned.get(s, np.nan) for s in sources], 0.4, label="learned", color="#2b6cb0")
+    ax.bar(x + 0.2, [true.get(s, np.nan) for s in sources], 0.4, label="true", color="#a0aec0")
+    ax.set_xticks(x, list(sources))
     ax.set(ylabel="P(source)", title="Learned vs true source weights")
     ax.legend(fontsize=8)
     _style(ax)
@@ -140,10 +147,16 @@ def layer_name(layer: Mapping) -> str:
     return str(layer.get("label") or f"{layer.get('net', '')}.{layer.get('name', '')}".strip("."))
 
 
+def _short(name: str, limit: int = 60) -> str:
+    """A long axis label (a block of many t() atoms) cut to its start and the count of atoms."""
+    n = name.count("t(")
+    return name if len(name) <= limit else f"{name[:limit - 12].rsplit(', ', 1)[0]}, ... ({n} t())"
+
+
 def layer_bars(layers: Sequence[Mapping], title: str | None = None) -> str:
     """Per layer: relative parameter change and gradient norm (log scale when they span orders
     of magnitude), side by side; ``title`` above both (e.g. the regime)."""
-    names = [layer_name(l) for l in layers]
+    names = [_short(layer_name(l)) for l in layers]
     fig, (a, b) = plt.subplots(1, 2, figsize=(12.0, 0.8 + 0.32 * max(len(names), 3)), sharey=True)
     y = np.arange(len(names))
     # logic orange, network blue; layers the run kept frozen in grey
@@ -254,19 +267,19 @@ def trust_bars(table: pd.DataFrame, title: str, xlabel: str) -> str:
 
 
 def final_weights(per_regime: Mapping[str, Mapping[str, Sequence[float]]],
-                  true: Mapping[str, float] | None = None) -> str:
+                  true: Mapping[str, float] | None = None, sources: Sequence[str] = SOURCES) -> str:
     """Learned source weights per regime: mean over seeds, seeds as dots; the true weights of
     simulated data as a hatched first group."""
-    groups = ({"truth": {s: [true.get(s, np.nan)] for s in SOURCES}} if true else {}) | dict(per_regime)
+    groups = ({"truth": {s: [true.get(s, np.nan)] for s in sources}} if true else {}) | dict(per_regime)
     fig, ax = plt.subplots(figsize=HALF)
     names = list(groups)
     x = np.arange(len(names))
-    width = 0.8 / len(SOURCES)
-    for k, s in enumerate(SOURCES):
+    width = 0.8 / len(sources)
+    for k, s in enumerate(sources):
         vals = [np.asarray(groups[r].get(s, []), dtype=float) for r in names]
-        pos = x + (k - 1.5) * width
+        pos = x + (k - (len(sources) - 1) / 2) * width
         means = [v.mean() if v.size else np.nan for v in vals]
-        bars = ax.bar(pos, means, width, label=s, color=SOURCE_COLOURS[s])
+        bars = ax.bar(pos, means, width, label=s, color=colour(s, k))
         if true:
             bars[0].set_hatch("//")
             bars[0].set_alpha(0.55)
@@ -276,7 +289,7 @@ def final_weights(per_regime: Mapping[str, Mapping[str, Sequence[float]]],
     ax.set_xticks(x, names, rotation=20 if len(names) > 4 else 0, ha="right" if len(names) > 4 else "center")
     ax.set(ylabel="P(source)", ylim=(0, 1), title="Learned source weights per regime (dots: seeds)")
     # plain patches: the bars' own handles would show the truth group's hatching
-    ax.legend(handles=[matplotlib.patches.Patch(color=SOURCE_COLOURS[s], label=s) for s in SOURCES],
+    ax.legend(handles=[matplotlib.patches.Patch(color=colour(s, k), label=s) for k, s in enumerate(sources)],
               fontsize=8, ncol=4)
     _style(ax)
     return to_uri(fig)

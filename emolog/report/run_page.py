@@ -1,7 +1,9 @@
 """The report of one run directory: which sections, in which order.
 
 A single run has no comparison of regimes and no memorisation curve: those sections belong to
-an experiment's report and are not rendered here.
+an experiment's report and are not rendered here. A program without a source choice (results
+``kind`` "none") has no source weights and no source posteriors: its report shows training
+curves instead of the weights section and no trust section.
 """
 
 from __future__ import annotations
@@ -9,8 +11,8 @@ from __future__ import annotations
 from emolog.report.experiment_sections import gallery_section
 from emolog.report.inputs import RunInputs
 from emolog.report.page import about_line, build_sections, cache_fingerprint, read_preds
-from emolog.report.sections import changes_section, confusion_section, f1_section, flips_section, \
-    summary_section, weights_section
+from emolog.report.sections import changes_section, confusion_section, curves_section, f1_section, \
+    flips_section, summary_section, weights_section
 from emolog.report.trust_section import trust_section
 
 
@@ -27,14 +29,17 @@ def run_report(run: RunInputs, images: str | None = None) -> dict:
             sec.notes.insert(0, why)
         return sec
 
+    has_sources = bool(run.sources)
     sections, failed = build_sections([
         ("summary", "Results", lambda: summary_section(run)),
-        ("weights", "Source weights and training curves", lambda: weights_section(run)),
+        ("weights", "Source weights and training curves", lambda: weights_section(run)) if has_sources
+        else ("curves", "Training curves", lambda: curves_section(run)),
         ("confusion", "Confusion matrices", lambda: confusion_section(run)),
         ("f1", "Per-class F1 with confidence intervals", f1),
         ("changes", "Which parameters really train", lambda: changes_section(run)),
         ("flips", "Flipped predictions", lambda: flips_section(run, classes)),
-        ("trust", "Trust: faces vs scene", lambda: trust_section(preds, [why] if why else [], {run.name: run})),
+        *([("trust", "Trust: faces vs scene", lambda: trust_section(preds, [why] if why else [], {run.name: run}))]
+          if has_sources else []),
         ("gallery", "Example images", lambda: gallery_section(run, pr, classes, images)),
     ])
     n_test = ((run.results or {}).get("metrics") or {}).get("test", {}).get("n")

@@ -9,13 +9,13 @@ import numpy as np
 
 from emolog.labels import EMO8
 from emolog.report import plots
-from emolog.report.inputs import SOURCES, RunInputs
+from emolog.report.inputs import RunInputs
 from emolog.report.page import Cell, Figure, Preds, Section, Table, fmt, num, read_preds, slug
 from emolog.report.stats import bootstrap_per_class_f1
 from emolog.training.metrics import interval_covers
 
 __all__ = ["METRICS", "read_preds", "slug", "summary_section", "weights_section", "confusion_section",
-           "f1_section", "changes_section", "flips_section", "chosen_epoch"]
+           "f1_section", "changes_section", "flips_section", "chosen_epoch", "t_table"]
 
 METRICS: tuple[str, ...] = ("accuracy", "macro_f1", "weighted_f1", "average_precision", "uar", "nll", "ece", "n")
 
@@ -62,10 +62,13 @@ def summary_section(run: RunInputs) -> Section:
              ("semantics", res.get("semantics")), ("epochs run", res.get("epochs_run")),
              ("epoch kept", res.get("best_epoch")), ("training time (s)", res.get("train_time_s"))]
     sec.tables.append(Table(["run", "value"], [[Cell(k), num(v, f"run-{slug(k)}", 1)] for k, v in facts]))
-    w, true = res.get("source_weights") or {}, res.get("true_source_weights")
-    wrows = [[Cell(s), num(w.get(s), f"w-{s}")] + ([num(true.get(s), f"wtrue-{s}")] if true else [])
-             for s in SOURCES]
-    sec.tables.append(Table(["source", "learned P(source)"] + (["true"] if true else []), wrows))
+    if run.sources:  # a program without a source choice (kind "none") has no source weights
+        w, true = res.get("source_weights") or {}, res.get("true_source_weights")
+        wrows = [[Cell(s), num(w.get(s), f"w-{s}")] + ([num(true.get(s), f"wtrue-{s}")] if true else [])
+                 for s in run.sources]
+        sec.tables.append(Table(["source", "learned P(source)"] + (["true"] if true else []), wrows))
+    if run.t_values:
+        sec.tables.append(t_table(run.t_values, res.get("true_t_values")))
     per = (m.get("test") or {}).get("per_class") or {}
     if tuple(per) == EMO8:
         sec.notes.append(EMO8_REFERENCE)
@@ -74,6 +77,31 @@ def summary_section(run: RunInputs) -> Section:
         sec.tables.append(Table(["class"] + [k.replace("_", " ") for k in keys],
                                 [[Cell(c)] + [num(v.get(k), f"pc-{slug(c)}-{k}") for k in keys] for c, v in per.items()],
                                 "test set, per class"))
+    return sec
+
+
+def t_table(learned: dict[str, float], true: dict[str, float] | None) -> Table:
+    """The program's logic parameters, one row per ``t()`` by its readable name (results.json
+    ``t_values``), with the simulated truth where it is known."""
+    true = true or {}
+    has_true = any(k in true for k in learned)
+    rows = [[Cell(k), num(v, f"t-{slug(k)}", 4)]
+            + ([num(true.get(k), f"ttrue-{slug(k)}", 4)] if has_true else []) for k, v in learned.items()]
+    return Table(["parameter", "learned"] + (["true"] if has_true else []), rows,
+                 f"logic parameters: {len(learned)} t() values")
+
+
+def curves_section(run: RunInputs) -> Section:
+    """Training curves only: the section of a program without a source choice."""
+    sec = Section("curves", "Training curves",
+                  "The program has no source choice, so there are no source weights. The loss and "
+                  "validation curves show overfitting as a falling training loss with a rising "
+                  "validation loss.")
+    hist, kept = run.get("history.csv"), chosen_epoch(run.results)
+    if hist is None:
+        sec.notes.append(run.note("history.csv"))
+    else:
+        sec.figures.append(Figure(plots.training_curves(hist, kept), "loss and validation metrics"))
     return sec
 
 
@@ -93,12 +121,12 @@ def weights_section(run: RunInputs) -> Section:
     if hist is None:
         sec.notes.append(run.note("history.csv"))
     else:
-        sec.figures.append(Figure(plots.weight_trajectories(hist, true, kept), "source weights per epoch"))
+        sec.figures.append(Figure(plots.weight_trajectories(hist, true, kept, run.sources), "source weights per epoch"))
         sec.figures.append(Figure(plots.training_curves(hist, kept), "loss and validation metrics"))
     if run.results is None:
         sec.notes.append(run.note("results.json"))
     elif true:
-        sec.figures.append(Figure(plots.learned_vs_true(res.get("source_weights") or {}, true),
+        sec.figures.append(Figure(plots.learned_vs_true(res.get("source_weights") or {}, true, run.sources),
                                   "learned vs true source weights"))
     else:
         sec.notes.append("results.json has no true_source_weights (real data): no learned-vs-true comparison.")

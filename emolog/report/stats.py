@@ -12,7 +12,6 @@ from typing import Sequence
 import numpy as np
 import pandas as pd
 
-from emolog.report.inputs import SOURCES
 from emolog.training.metrics import bootstrap_ci, per_class_f1
 
 # max_face_area = largest face box area / image area; edges chosen so that a "small" face
@@ -82,7 +81,8 @@ def bootstrap_per_class_f1(runs: list[tuple[np.ndarray, np.ndarray, np.ndarray]]
 
 
 def _faces(df: pd.DataFrame, prefix: str) -> pd.Series:
-    cols = [f"{prefix}{s}" for s in SOURCES[1:] if f"{prefix}{s}" in df.columns]
+    # every source but the scene: the face slots, however many the program has
+    cols = [c for c in df.columns if c.startswith(prefix) and c != f"{prefix}scene"]
     return df[cols].sum(axis=1)
 
 

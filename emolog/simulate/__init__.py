@@ -37,7 +37,7 @@ from emolog.simulate.model import _faces, _softmax
 
 def simulate(config: SimConfig) -> Simulation:
     """Draw one data set. Deterministic in ``config`` (independent streams per component)."""
-    n, prior = config.n, label_prior()
+    n, prior = config.n, label_prior(config.labels)
     # spawn(9): the first 8 children are those of spawn(8), so basic-7 data sets are unchanged
     streams = [np.random.default_rng(s) for s in np.random.SeedSequence(config.seed).spawn(9)]
     rng_faces, rng_emo, rng_choice, rng_rec, rng_scene, rng_means, rng_misspec, rng_shuffle, rng_emo8 = streams
@@ -72,6 +72,8 @@ def simulate(config: SimConfig) -> Simulation:
         mu = np.where(area < SMALL_FACE_AREA, FACE_MU_SMALL, FACE_MU_LARGE)
     else:
         mu = np.full((n, K), FACE_MU)
+    if config.labels == "emo8":   # a sharp recogniser: each face's bucket nearly known (model.py)
+        mu = np.full((n, K), FACE_MU_EMO8)
     e_safe = np.maximum(e_face, 0)
     z = rng_rec.standard_normal((n, K, 7))  # drawn for every slot so streams do not depend on masks
     logits = np.empty((n, K, 7))
@@ -136,7 +138,7 @@ def _truth_dict(config: SimConfig, prior: np.ndarray, scene_means: np.ndarray, e
         "mean_max_prob": float(probs[mask].max(-1).mean()) if mask.any() else None,
         "nll": float(-np.log(np.maximum(p_true, 1e-12)).mean()) if mask.any() else None,
         "M": recogniser_means().tolist(), "confusion_pairs": [list(p) for p in CONFUSION_PAIRS],
-        "rho": CONFUSION_RHO, "mu": FACE_MU, "top1_accuracy": acc_all,
+        "rho": CONFUSION_RHO, "mu": FACE_MU_EMO8 if config.labels == "emo8" else FACE_MU, "top1_accuracy": acc_all,
         "confusion": cm_all, "confusion_rows": "true emotion (BASIC7 order), columns = top-1",
     }
     if config.variant == "context":
@@ -179,6 +181,8 @@ def fingerprint(config: SimConfig) -> dict:
     fp = {"simulator": SIMULATOR_VERSION, **asdict(config)}
     if config.labels == "basic7":   # the default leaves the fingerprints of earlier data sets as they were
         del fp["labels"]
+    else:   # Emo8's generative truth was redesigned (identifiable buckets): data of the first design differ
+        fp["emo8_truth"] = EMO8_TRUTH_VERSION
     return fp
 
 

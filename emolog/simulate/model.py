@@ -14,9 +14,10 @@ from emolog.errors import InputError
 from emolog.data.findingemo import label_distribution
 from emolog.labels import BASIC7, EMO8, SOURCES
 
-__all__ = ['BUCKETS', 'BUCKET_EMO8', 'CONFUSION_PAIRS', 'CONFUSION_RHO', 'EXPRESSION_BUCKET', 'FACE_AREA_CLIP', 'FACE_ASPECT', 'FACE_CALIBRATIONS', 'FACE_LOG10_AREA', 'FACE_MU', 'FACE_MU_LARGE', 'FACE_MU_SMALL', 'IMAGE_SIZES', 'IMAGE_SIZE_PROBS', 'K', 'LABEL_SETS', 'MAX_IMAGES', 'MISSPECIFIED_FRACTION', 'N_FACES_PROBS', 'OVERCONFIDENCE_FACTOR', 'SCENE_BOOST_NO_LARGE_FACE', 'SCENE_MEAN_SCALE', 'SHARD_SIZE', 'SIMULATOR_VERSION', 'SMALL_FACE_AREA', 'SMALL_FACE_WEIGHT', 'SimConfig', 'Simulation', 'SimulationError', 'TRUE_WEIGHTS', 'VARIANTS', 'emo8_labels', 'gaussian_log_posterior', 'label_prior', 'recogniser_means', 'source_weights', 'true_scene_posterior', 'true_t_values']
+__all__ = ['BUCKETS', 'BUCKET_EMO8', 'EMO8_EXPRESSION_PRIOR', 'FACE_MU_EMO8', 'CONFUSION_PAIRS', 'CONFUSION_RHO', 'EXPRESSION_BUCKET', 'FACE_AREA_CLIP', 'FACE_ASPECT', 'FACE_CALIBRATIONS', 'FACE_LOG10_AREA', 'FACE_MU', 'FACE_MU_LARGE', 'FACE_MU_SMALL', 'IMAGE_SIZES', 'IMAGE_SIZE_PROBS', 'K', 'LABEL_SETS', 'MAX_IMAGES', 'MISSPECIFIED_FRACTION', 'N_FACES_PROBS', 'OVERCONFIDENCE_FACTOR', 'SCENE_BOOST_NO_LARGE_FACE', 'SCENE_MEAN_SCALE', 'SHARD_SIZE', 'SIMULATOR_VERSION', 'EMO8_TRUTH_VERSION', 'SMALL_FACE_AREA', 'SMALL_FACE_WEIGHT', 'SimConfig', 'Simulation', 'SimulationError', 'TRUE_WEIGHTS', 'VARIANTS', 'emo8_labels', 'gaussian_log_posterior', 'label_prior', 'recogniser_means', 'source_weights', 'true_scene_posterior', 'true_t_values']
 
 SIMULATOR_VERSION = "emolog-simulator/1"
+EMO8_TRUTH_VERSION = 2   # bumped when the Emo8 truth (BUCKET_EMO8, EMO8_EXPRESSION_PRIOR, FACE_MU_EMO8) changes
 K = 3
 MAX_IMAGES = 25_869  # FindingEmo's size
 VARIANTS = ("standard", "misspecified", "context")
@@ -61,17 +62,26 @@ SHARD_SIZE = 2048
 # labels="emo8": the chosen source's basic-7 expression goes to a valence/arousal bucket by
 # this fixed table (the table of emolog/training/specs/emo8_buckets.pl), and the Emo8 label is drawn
 # from that bucket's distribution BUCKET_EMO8 (the truth a bucket program must recover).
+# Identifiability (docs/simulation.md, "Emo8 truth recovery"): each bucket chooses between two
+# Emo8 emotions of its own (0.8 / 0.2; every Emo8 emotion belongs to one bucket, so a label names
+# its bucket), the sources' expressions are drawn bucket-balanced (EMO8_EXPRESSION_PRIOR: each
+# bucket 1/4, split evenly over its expressions, so no bucket is rare) and every face is read
+# by a sharp recogniser (FACE_MU_EMO8, top-1 ~0.99 instead of ~0.65): a face's bucket is then
+# nearly known, and the bucket -> Emo8 table is what the labels of face-chosen images count.
 LABEL_SETS = ("basic7", "emo8")
 EXPRESSION_BUCKET: dict[str, str] = {"happy": "pos_high", "surprise": "pos_high", "neutral": "pos_low",
                                      "angry": "neg_high", "fear": "neg_high", "disgust": "neg_low",
                                      "sad": "neg_low"}
 BUCKETS: tuple[str, ...] = ("pos_high", "pos_low", "neg_high", "neg_low")
 BUCKET_EMO8: dict[str, dict[str, float]] = {
-    "pos_high": {"joy": 0.55, "surprise": 0.2, "anticipation": 0.15, "trust": 0.1},
-    "pos_low": {"trust": 0.45, "joy": 0.25, "anticipation": 0.2, "sadness": 0.1},
-    "neg_high": {"anger": 0.45, "fear": 0.35, "surprise": 0.1, "disgust": 0.1},
-    "neg_low": {"sadness": 0.5, "disgust": 0.3, "fear": 0.1, "trust": 0.1},
+    "pos_high": {"joy": 0.8, "surprise": 0.2},
+    "pos_low": {"trust": 0.8, "anticipation": 0.2},
+    "neg_high": {"anger": 0.8, "fear": 0.2},
+    "neg_low": {"sadness": 0.8, "disgust": 0.2},
 }
+EMO8_EXPRESSION_PRIOR: tuple[float, ...] = tuple(
+    0.25 / sum(1 for x in BASIC7 if EXPRESSION_BUCKET[x] == EXPRESSION_BUCKET[e]) for e in BASIC7)
+FACE_MU_EMO8 = 6.0
 
 
 class SimulationError(InputError, ValueError):
@@ -126,8 +136,11 @@ class Simulation:
     truth_df: pd.DataFrame
 
 
-def label_prior() -> np.ndarray:
-    """FindingEmo's basic-7 label distribution [7], BASIC7 order, summing to 1."""
+def label_prior(labels: str = "basic7") -> np.ndarray:
+    """FindingEmo's basic-7 label distribution [7], BASIC7 order, summing to 1; for
+    ``labels="emo8"`` the bucket-balanced expression prior ``EMO8_EXPRESSION_PRIOR``."""
+    if labels == "emo8":
+        return np.asarray(EMO8_EXPRESSION_PRIOR, dtype=np.float64)
     dist = label_distribution()
     p = np.array([dist[c] for c in BASIC7], dtype=np.float64)
     return p / p.sum()

@@ -7,9 +7,12 @@
 * ``uniform-average``: the plain mean of the available sources' distributions (scene-only
   net + every real face), i.e. the logic program with equal, untrained weights;
 * ``fusion-mlp``: the user's "MoE" idea as a plain neural fusion: an MLP on
-  [scene features, 3 x 7 face probabilities, 3-slot mask] -> 7 classes.
+  [scene features, 3 x 7 face probabilities, 3-slot mask] -> C classes.
 
-Every function returns probabilities [N, 7] in ``emolog.labels.BASIC7`` order.
+Generic over the label set: ``run_baselines(classes=...)`` returns probabilities [N, C] in
+``classes`` order (``emolog.labels.BASIC7`` by default). ``largest-face`` and
+``uniform-average`` read the recogniser's basic-7 distributions as predictions, so they apply
+only when the classes are basic-7 (``inapplicable`` says why not otherwise).
 """
 
 from __future__ import annotations
@@ -33,6 +36,15 @@ from emolog.runtime import resolve_device
 from emolog.training.config import BASELINES
 from emolog.training.stopping import EarlyStopping
 
+FACE_SPACE = ("largest-face", "uniform-average")   # predict in the recogniser's basic-7 classes
+
+
+def inapplicable(names: tuple[str, ...] | list[str], classes: tuple[str, ...]) -> dict[str, str]:
+    """Baselines of ``names`` that cannot predict ``classes``: name -> why."""
+    if tuple(classes) == BASIC7:
+        return {}
+    return {n: "it predicts the face recogniser's basic-7 classes, not the runs' "
+               f"{len(classes)} classes" for n in names if n in FACE_SPACE}
 
 
 def class_prior(train_labels: np.ndarray, n_classes: int = len(BASIC7)) -> np.ndarray:
@@ -63,12 +75,13 @@ def uniform_average_probs(scene_probs: np.ndarray, face_probs: np.ndarray, face_
 
 
 class FusionNet(nn.Module):
-    """Plain neural fusion: [scene D, K*7 face probs, K mask] -> hidden (ReLU, dropout) -> 7 logits."""
+    """Plain neural fusion: [scene D, K*7 face probs, K mask] -> hidden (ReLU, dropout) -> n_classes
+    logits (the faces' probabilities have ``face_classes`` entries, the recogniser's basic-7)."""
 
     def __init__(self, scene_dim: int, K: int = 3, n_classes: int = len(BASIC7), hidden: int = 64,
-                 dropout: float = 0.5) -> None:
+                 dropout: float = 0.5, face_classes: int = len(BASIC7)) -> None:
         super().__init__()
-        self.in_dim = scene_dim + K * n_classes + K
+        self.in_dim = scene_dim + K * face_classes + K
         self.net = nn.Sequential(nn.Linear(self.in_dim, hidden), nn.ReLU(), nn.Dropout(dropout),
                                  nn.Linear(hidden, n_classes))
 
@@ -129,48 +142,55 @@ def predict_probs(model: nn.Module, x: torch.Tensor) -> np.ndarray:
 
 @dataclass
 class BaselineResults:
-    """Baseline probabilities on ``ids`` (rows aligned), labels as BASIC7 indices."""
+    """Baseline probabilities on ``ids`` (rows aligned), labels as indices into ``classes``."""
 
     ids: list[str]
     labels: np.ndarray
     probs: dict[str, np.ndarray] = field(default_factory=dict)
+    classes: tuple[str, ...] = BASIC7
 
 
-def split_labels(data_dir: str | Path, ids: list[str]) -> np.ndarray:
-    """BASIC7 indices [N] of ``ids`` from ``data_dir/index.csv``."""
+def split_labels(data_dir: str | Path, ids: list[str], classes: tuple[str, ...] = BASIC7) -> np.ndarray:
+    """Indices into ``classes`` [N] of ``ids``' labels in ``data_dir/index.csv``."""
     index = ImageIndex.load(Path(data_dir) / "index.csv")
-    return np.array([class_index(lab) for lab in index.label_of(ids)], dtype=np.int64)
+    return np.array([class_index(lab, tuple(classes)) for lab in index.label_of(ids)], dtype=np.int64)
 
 
 def run_baselines(data_dir: str | Path, eval_split: str = "test", names: tuple[str, ...] = BASELINES,
                   seed: int = 0, epochs: int = 30, n_train: int | None = None,
-                  device: torch.device | None = None) -> BaselineResults:
+                  device: torch.device | None = None, classes: tuple[str, ...] = BASIC7) -> BaselineResults:
     """Fit the baselines on the train split of a data directory; probabilities on ``eval_split``.
 
     The nets pick their best epoch on the val split. ``n_train`` uses the first n training
-    ids (the split's seeded order), like a run with that ``n_train``.
+    ids (the split's seeded order), like a run with that ``n_train``. Raises ValueError for a
+    baseline that cannot predict ``classes`` (``inapplicable``).
     """
     unknown = [n for n in names if n not in BASELINES]
     if unknown:
         raise ValueError(f"unknown baselines {unknown}; choose from {list(BASELINES)}")
+    classes = tuple(classes)
+    bad = inapplicable(names, classes)
+    if bad:
+        raise ValueError(f"baselines {sorted(bad)} do not apply: {next(iter(bad.values()))}")
     data_dir = Path(data_dir)
     split = load_split(data_dir / "split.json")
     train_ids = split["train"][:n_train] if n_train else split["train"]
     eval_ids = split[eval_split]
-    y_train, y_val, y_eval = (split_labels(data_dir, ids) for ids in (train_ids, split["val"], eval_ids))
+    y_train, y_val, y_eval = (split_labels(data_dir, ids, classes) for ids in (train_ids, split["val"], eval_ids))
     cache = load_cache(data_dir / "cache")
     tr, va, ev = cache.select(train_ids), cache.select(split["val"]), cache.select(eval_ids)
-    prior = class_prior(y_train)
-    out = BaselineResults(ids=list(eval_ids), labels=y_eval)
+    prior = class_prior(y_train, len(classes))
+    out = BaselineResults(ids=list(eval_ids), labels=y_eval, classes=classes)
     scene_eval = None
     if {"scene-only", "uniform-average"} & set(names):
         torch.manual_seed(seed)
-        net = fit_classifier(Scene2EmotionNet(in_dim=tr.scene.shape[1]), tr.scene, y_train, va.scene, y_val,
+        net = fit_classifier(Scene2EmotionNet(in_dim=tr.scene.shape[1], n_classes=len(classes)), tr.scene, y_train,
+                             va.scene, y_val,
                              epochs=epochs, seed=seed, device=device, desc="scene-only")
         scene_eval = predict_probs(net, ev.scene)
     for name in names:
         if name == "majority":
-            out.probs[name] = majority_probs(y_train, len(eval_ids))
+            out.probs[name] = majority_probs(y_train, len(eval_ids), len(classes))
         elif name == "scene-only":
             out.probs[name] = scene_eval
         elif name == "largest-face":
@@ -179,7 +199,8 @@ def run_baselines(data_dir: str | Path, eval_split: str = "test", names: tuple[s
             out.probs[name] = uniform_average_probs(scene_eval, ev.face_probs.numpy(), ev.face_mask.numpy())
         elif name == "fusion-mlp":
             torch.manual_seed(seed)
-            net = fit_classifier(FusionNet(tr.scene.shape[1], K=tr.face_mask.shape[1]), fusion_inputs(tr),
+            net = fit_classifier(FusionNet(tr.scene.shape[1], K=tr.face_mask.shape[1], n_classes=len(classes),
+                                           face_classes=tr.face_probs.shape[2]), fusion_inputs(tr),
                                  y_train, fusion_inputs(va), y_val, epochs=epochs, seed=seed, device=device,
                                  desc="fusion-mlp")
             out.probs[name] = predict_probs(net, fusion_inputs(ev))

@@ -26,24 +26,13 @@ from pathlib import Path
 from typing import Any, Callable, Sequence
 
 from emolog.data.atomic import atomic_write_text
-from emolog.errors import InputError, UsageError
+from emolog.errors import InputError
 
 SHARDS = "shards"
 
 
 class ShardError(InputError, ValueError):
     """Shard records that are absent, or disagree about the experiment."""
-
-
-def parse_shard(spec: str) -> tuple[int, int]:
-    """``"i/N"`` -> (i, N) with 0 <= i < N; UsageError otherwise."""
-    try:
-        i, n = (int(x) for x in spec.split("/"))
-    except ValueError:
-        raise UsageError(f"--shard {spec!r}: expected i/N, e.g. 0/4") from None
-    if n < 1 or not 0 <= i < n:
-        raise UsageError(f"--shard {spec!r}: need 0 <= i < N")
-    return i, n
 
 
 def assign(names: Sequence[str], shard: tuple[int, int]) -> set[str]:

@@ -120,8 +120,13 @@ def lfi_step(lm, io, labels, cols, semantics: str, chunk: int = 4096) -> EMStep:
     the accepted draw's posterior plus the rejected draws' expected counts (for seed.pl this
     is exactly ``em_step``'s truncation term; tested). M-step: normalised counts.
 
-    A t() shared across groundings (one parameter, several ground facts per image) would count
-    each grounding: such programs are refused (``ValueError``) rather than mis-estimated.
+    A t() shared across groundings (one parameter, several ground facts per image, e.g.
+    face_list.pl's ``trust_face(F)`` once per face) is one draw per ground fact: problog lfi's
+    counts are ``w_h K + dlogL/dtheta_h`` over the K ground facts the images' circuits hold, and
+    the M-step divides by K. A program that reports its ground facts per image
+    (``lm.groundings(inputs)``, ``emolog.training.deep_logic``) is trained so when it has no
+    evidence; any other program with a shared t() is refused (``ValueError``) rather than
+    mis-estimated.
 
     ``io(idx)`` gives the program's (inputs, facts) for rows ``idx`` (LongTensor) with every
     network fixed, ``labels`` [N] are query-column indices into ``cols`` (the classes' query
@@ -132,6 +137,7 @@ def lfi_step(lm, io, labels, cols, semantics: str, chunk: int = 4096) -> EMStep:
     from emolog.training.linear import raw_outputs
     if semantics not in ("condition", "fail"):
         raise ValueError(f"EM is defined for semantics 'condition' or 'fail', not {semantics!r}")
+    counted = hasattr(lm, "groundings")   # the program counts each t()'s ground facts per image
     check_one_grounding(lm)
     saved = lm.tparams
     probs = saved.probs().detach().double()
@@ -140,6 +146,7 @@ def lfi_step(lm, io, labels, cols, semantics: str, chunk: int = 4096) -> EMStep:
     logits.double()
     cols = torch.as_tensor(cols, device=labels.device)
     total_ll, inv_z = torch.zeros((), dtype=torch.float64), torch.zeros((), dtype=torch.float64)
+    n_ground = torch.zeros(len(probs), dtype=torch.float64)
     lm.tparams = logits
     try:
         for i in range(0, len(labels), chunk):
@@ -150,6 +157,11 @@ def lfi_step(lm, io, labels, cols, semantics: str, chunk: int = 4096) -> EMStep:
             raw = raw_outputs(lm, inputs, facts)
             joint = raw[:, cols].gather(1, labels[idx, None]).squeeze(1)
             ll = joint.log() - (raw[:, -1].log() if semantics == "condition" else 0)
+            if counted:
+                if semantics == "condition" and (raw[:, -1] < 1 - 1e-12).any():
+                    raise ValueError(f"{lm.program.path}: EM over a t() shared across groundings is "
+                                     "implemented for programs without evidence; train it by gradient")
+                n_ground = n_ground + lm.groundings(inputs).sum(0)
             ll.sum().backward()
             total_ll = total_ll + ll.detach().sum().cpu()
             inv_z = inv_z + (1 / raw[:, -1].detach()).sum().cpu()
@@ -159,6 +171,10 @@ def lfi_step(lm, io, labels, cols, semantics: str, chunk: int = 4096) -> EMStep:
             g = v.grad.detach().double().cpu()
             w = torch.softmax(v.detach().double(), 0).cpu() if group else torch.sigmoid(v.detach().double()).cpu()
             base = inv_z if semantics == "condition" else torch.tensor(n, dtype=torch.float64)
+            if counted:   # one draw per ground fact: N_h = w_h * #groundings + dlogL/dtheta_h
+                base = n_ground[rows[0]]
+                if base <= 0:   # no image grounds it: unchanged
+                    continue
             counts = w * base + g
             if group:
                 new[rows] = (counts.clamp_min(0) / counts.clamp_min(0).sum()).to(new)
@@ -171,7 +187,10 @@ def lfi_step(lm, io, labels, cols, semantics: str, chunk: int = 4096) -> EMStep:
 
 
 def check_one_grounding(lm) -> None:
-    """Refuse a t() that stands for several ground facts (see ``lfi_step``)."""
+    """Refuse a t() that stands for several ground facts (see ``lfi_step``), unless the program
+    counts its ground facts per image (``lm.groundings``)."""
+    if hasattr(lm, "groundings"):
+        return
     shared = [str(p.head) for p in lm.program.params if any(v.isupper() or v.startswith("_")
                                                                for v in _variables(p.head))]
     if shared:

@@ -30,22 +30,18 @@ from typing import Any, Sequence
 import numpy as np
 import pandas as pd
 
-from emolog.errors import InputError
 from emolog.data.atomic import atomic_write_text
-from emolog.data.split import load_split
+from emolog.data.split import load_split, parse_shard
 from emolog.labels import BASIC7
 from emolog.training import distribute
 from emolog.training.config import BASELINES, REGIMES, SOURCES, ConfigError, RunConfig, parse_override
 from emolog.training.metrics import evaluate, paired_bootstrap_seeds
-from emolog.training.tables import BOOTSTRAP_METRICS, METRICS, comparison_table, comparison_tex, format_table  # noqa: F401
+from emolog.training.tables import BOOTSTRAP_METRICS, METRICS, ExperimentError, comparison_table, comparison_tex, \
+    format_table, read_predictions, write_predictions  # noqa: F401
 
 MEMORISATION_REGIMES: tuple[str, ...] = ("logic-only", "joint")
 REFERENCE = "logic-only"
 MEMO_COLUMNS = ["regime", "n_train", "seed", *(f"w_{s}" for s in SOURCES), "val_accuracy", "train_accuracy"]
-
-
-class ExperimentError(InputError, ValueError):
-    """An experiment request that cannot be run (the message names the argument)."""
 
 
 @dataclass(frozen=True)
@@ -120,31 +116,8 @@ def execute_run(spec: RunSpec, base: dict[str, Any], run_dir: Path, progress: bo
     return train_run(run_config(spec, base), run_dir, resume=(run_dir / CHECKPOINT).exists(), progress=progress)
 
 
-def read_predictions(path: Path) -> tuple[list[str], np.ndarray, np.ndarray]:
-    """(image ids sorted, labels [N] BASIC7 indices, probs [N, 7]) from a predictions CSV."""
-    df = pd.read_csv(path, dtype={"image_id": str}, keep_default_na=False).sort_values("image_id")
-    cols = [f"p_{c}" for c in BASIC7]
-    missing = [c for c in ["image_id", "label", *cols] if c not in df.columns]
-    if missing:
-        raise ExperimentError(f"{path}: lacks columns {missing}")
-    probs = df[cols].to_numpy(np.float64)
-    probs /= probs.sum(1, keepdims=True)  # undo the CSV's 6-digit rounding
-    labels = df["label"].map({c: i for i, c in enumerate(BASIC7)})
-    if labels.isna().any():
-        raise ExperimentError(f"{path}: unknown labels {sorted(set(df['label'][labels.isna()]))}")
-    return df["image_id"].tolist(), labels.to_numpy(np.int64), probs
-
-
-def write_predictions(path: Path, ids: list[str], labels: np.ndarray, probs: np.ndarray) -> None:
-    df = pd.DataFrame({"image_id": ids, "label": [BASIC7[i] for i in labels],
-                       "pred": [BASIC7[i] for i in probs.argmax(1)]})
-    for k, c in enumerate(BASIC7):
-        df[f"p_{c}"] = probs[:, k]
-    atomic_write_text(path, df.to_csv(index=False, float_format="%.8g"))
-
-
 def execute_baselines(data: str, names: Sequence[str], seeds: Sequence[int], base: dict[str, Any],
-                      out: Path, epochs: int) -> dict[tuple[str, int], Path]:
+                      out: Path, epochs: int, classes: tuple[str, ...] = BASIC7) -> dict[tuple[str, int], Path]:
     """Test predictions of each baseline per seed (deterministic ones once, as seed 0's file)."""
     from emolog.runtime import resolve_device, torch_threads   # torch: imported when the work starts
     from emolog.training.baselines import run_baselines
@@ -158,9 +131,9 @@ def execute_baselines(data: str, names: Sequence[str], seeds: Sequence[int], bas
         if todo:
             with torch_threads(base.get("threads", RunConfig.threads)):
                 r = run_baselines(data, names=tuple(todo), seed=seed, epochs=epochs,
-                                  n_train=base.get("n_train"), device=device)
+                                  n_train=base.get("n_train"), device=device, classes=classes)
             for n in todo:
-                write_predictions(out / "baselines" / f"{n}-s{seed}.csv", r.ids, r.labels, r.probs[n])
+                write_predictions(out / "baselines" / f"{n}-s{seed}.csv", r.ids, r.labels, r.probs[n], classes)
         for n in names:
             if n in seeded or seed == seeds[0]:
                 paths[(n, seed)] = out / "baselines" / f"{n}-s{seed}.csv"
@@ -258,8 +231,10 @@ def run_experiment(data: str, out: str | Path, regimes: Sequence[str], seeds: Se
     results, failed = distribute.run_specs(mine, execute_run, base, out / "runs", jobs=jobs, train=train,
                                            errors=(ConfigError, CacheError, RuntimeError, ValueError),
                                            known_failures=known_failures, progress=progress)
-    do_baselines = bool(baselines) and (shard is None or shard[0] == 0)
-    baseline_files = execute_baselines(str(data), baselines, list(seeds), base, out, baseline_epochs) if do_baselines else {}
+    classes, skipped = _label_set(base, baselines)   # baselines that need basic-7 face probabilities: not for Emo8
+    todo = [b for b in baselines if b not in skipped]
+    do_baselines = bool(todo) and (shard is None or shard[0] == 0)
+    baseline_files = execute_baselines(str(data), todo, list(seeds), base, out, baseline_epochs, classes) if do_baselines else {}
     if shard is not None:
         distribute.write_record(out, shard, config, list(results), failed, do_baselines, time.perf_counter() - t0)
         return {"shard": shard, "runs": [f"runs/{n}" for n in results], "failed": failed,
@@ -277,11 +252,11 @@ def run_experiment(data: str, out: str | Path, regimes: Sequence[str], seeds: Se
         rows.append({"system": spec.system, "kind": "regime", "regime": spec.regime,
                      "sweep": "" if spec.sweep is None else f"{spec.sweep[0]}={_fmt_value(spec.sweep[1])}",
                      "seed": spec.seed, **{k: m[k] for k in METRICS},
-                     **{f"w_{s}": r["source_weights"][s] for s in SOURCES}})
+                     **{f"w_{s}": w for s, w in (r.get("source_weights") or {}).items()}})
         pred_files.setdefault(spec.system, []).append(out / "runs" / spec.name / "predictions.csv")
     for (name, seed), path in baseline_files.items():
         _, y, probs = read_predictions(path)
-        m = evaluate(probs, y, BASIC7)
+        m = evaluate(probs, y, classes)
         system = f"baseline: {name}"
         rows.append({"system": system, "kind": "baseline", "regime": name, "sweep": "", "seed": seed,
                      **{k: m[k] for k in METRICS}})
@@ -294,7 +269,7 @@ def run_experiment(data: str, out: str | Path, regimes: Sequence[str], seeds: Se
     boot = bootstrap_table(pred_files, reference, n_boot, seed=0) if reference else pd.DataFrame()
     _write_csv(boot, out / "bootstrap.csv")
     memo = [{"regime": s.regime, "n_train": s.sweep[1], "seed": s.seed,
-             **{f"w_{k}": results[s.name]["source_weights"][k] for k in SOURCES},
+             **{f"w_{k}": (results[s.name].get("source_weights") or {}).get(k) for k in SOURCES},
              "val_accuracy": results[s.name]["metrics"]["val"]["accuracy"],
              "train_accuracy": results[s.name].get("train_accuracy")}
             for s in memo_specs if s.name in results]
@@ -306,13 +281,22 @@ def run_experiment(data: str, out: str | Path, regimes: Sequence[str], seeds: Se
         "config": config, "runs": [f"runs/{s.name}" for s in specs if s.name in results],
         "baselines": sorted(str(p.relative_to(out)) for p in baseline_files.values()),
         "data": first.get("data", {"data_dir": str(data)}), "true_source_weights": first.get("true_source_weights"),
-        "reference": reference, "failed": failed,
+        "reference": reference, "failed": failed, "classes": list(classes), "baselines_skipped": skipped,
         "sanity_warnings": {n: r["sanity_warning"] for n, r in results.items() if r.get("sanity_warning")},
         "wall_time_s": time.perf_counter() - t0,
     }
     atomic_write_text(out / "experiment.json", json.dumps(experiment, indent=1))
     experiment["table"] = table
     return experiment
+
+
+def _label_set(base: dict[str, Any], baselines: Sequence[str]) -> tuple[tuple[str, ...], dict[str, str]]:
+    """The runs' classes (the spec's label set; basic-7 without a spec) and the baselines that
+    do not apply to them, with why."""
+    from emolog.training.baselines import inapplicable
+    from emolog.training.spec import load_spec
+    classes = tuple(load_spec(base["spec"]).classes) if base.get("spec") else BASIC7
+    return classes, inapplicable(baselines, classes)
 
 
 def _ints(s: str, flag: str) -> list[int]:
@@ -373,7 +357,7 @@ def run(args: argparse.Namespace) -> int:
                 overrides=args.overrides,
                 baselines=() if args.baselines == "none" else [b for b in args.baselines.split(",") if b],
                 baseline_epochs=args.baseline_epochs, n_boot=args.n_boot, progress=not args.quiet,
-                shard=distribute.parse_shard(args.shard) if args.shard else None, jobs=args.jobs)
+                shard=parse_shard(args.shard) if args.shard else None, jobs=args.jobs)
     except (ExperimentError, ConfigError) as e:
         print(f"emolog experiment: {e}", file=sys.stderr)
         return 2

@@ -192,9 +192,9 @@ def _build_model(run: Run, device: str) -> Any:
     cfg = RunConfig.from_dict({k: v for k, v in run.config.items() if k != "perception"})
     if not (d / "logic.pt").is_file():
         raise RunError(f"{d} has no logic.pt: it was trained by an emolog older than load_run; retrain it")
-    from emolog.logic import compile_program
-    lm = compile_program(run.results.get("program_source") or cfg.program, semantics=run.results["semantics"],
-                         param=cfg.logic_param)
+    from emolog.training.spec import build_logic_module
+    lm = build_logic_module(run.results.get("program_source") or cfg.program, run.results["semantics"],
+                            cfg.logic_param, run.results.get("spec"))
     lm.tparams.load_state_dict(torch.load(d / "logic.pt", map_location="cpu", weights_only=True))
     state = torch.load(d / "scene_net.pt", map_location="cpu", weights_only=True)
     scene_net = Scene2EmotionNet(in_dim=state["fc1.weight"].shape[1], hidden=state["fc1.weight"].shape[0],

@@ -25,6 +25,9 @@ classifier head on the cached features, ``face_probs`` = the K x 7 recogniser di
 ``face_mask``), ``hidden`` (a list of layer sizes) and ``dropout``; it trains with the net
 settings (``net_lr``, ...) in every regime that trains networks. The label set is matched to the query's
 output domain by name: a difference is refused listing both sides.
+
+``engine = "deep"`` makes ``query`` a DeepProbLog template over the image id ``I`` and its face
+list ``Faces`` (specs/face_list.toml, ``emolog.training.deep_logic``): one circuit per face count.
 """
 
 from __future__ import annotations
@@ -41,7 +44,8 @@ SPEC_DIR = Path(__file__).resolve().parent / "specs"
 BINDINGS: dict[str, tuple[str, ...]] = {"scene_net": ("scene_head",), "face_net": ("cache.face_probs",),
                                         "available": ("cache.face_mask",), "gate_net": ("gate",),
                                         "large": ("evidence.large_face",), "confident": ("evidence.confident_face",)}
-KEYS = {"name", "program", "query", "labels", "nets", "description"}
+KEYS = {"name", "program", "query", "labels", "nets", "description", "engine"}
+ENGINES = ("circuit", "deep")
 # a trainable head (an MLP) may feed any neural predicate, from these cached features
 HEAD_INPUTS = ("scene_features", "scene_classes", "face_probs", "face_mask")
 
@@ -58,11 +62,12 @@ class Spec:
     label_set: str
     nets: dict[str, dict] = field(default_factory=dict)
     description: str = ""
+    engine: str = "circuit"            # "deep": a DeepProbLog query template (emolog.training.deep_logic)
 
     def to_dict(self) -> dict:
         return {"name": self.name, "path": str(self.path) if self.path else None, "program": self.program,
                 "query": self.query, "labels": self.label_set, "classes": list(self.classes),
-                "nets": self.nets}
+                "nets": self.nets, "engine": self.engine}
 
 
 def resolve_spec(name_or_path: str) -> Path:
@@ -109,8 +114,24 @@ def load_spec(name_or_path: str) -> Spec:
     if not isinstance(nets, dict) or not all(isinstance(v, dict) and isinstance(v.get("bind"), str)
                                              for v in nets.values()):
         raise ConfigError(f"{path}: [nets.<predicate>] tables each need a 'bind' string")
+    engine = d.get("engine", "circuit")
+    if engine not in ENGINES:
+        raise ConfigError(f"{path}: engine {engine!r} is not one of {list(ENGINES)}")
     return Spec(d.get("name", path.stem), path, program, d["query"], classes, labels, nets,
-                d.get("description", ""))
+                d.get("description", ""), engine)
+
+
+def build_logic_module(program: str, semantics: str, param: str, spec: dict | None = None):
+    """The compiled program of a run: a ``DeepLogic`` for a spec with ``engine = "deep"``
+    (its ``query`` is the template), else ``emolog.logic.compile_program``'s module."""
+    if spec and spec.get("engine") == "deep":
+        if semantics != "condition":
+            raise ConfigError(f"spec {spec.get('name')}: a DeepProbLog program conditions on its evidence; "
+                              f"semantics {semantics!r} (regime original) does not apply")
+        from emolog.training.deep_logic import build_deep
+        return build_deep(program, spec["query"], param)
+    from emolog.logic import compile_program
+    return compile_program(program, semantics=semantics, param=param)
 
 
 def check_program(spec: Spec, lm) -> None:

@@ -35,7 +35,7 @@ from emolog.training.outputs import provenance, write_run
 from emolog.training.perception import build_last_block, grey_face_logits, perception_record, scene_classifier
 from emolog.training.pretrain import pretrained_scene_net
 from emolog.training.regimes import Regime, get_regime
-from emolog.training.spec import Spec, check_program, heads_of, load_spec
+from emolog.training.spec import Spec, build_logic_module, check_program, heads_of, load_spec
 
 __all__ = ["CHECKPOINT", "Loss", "TrainingError", "epoch_order", "train_run"]
 
@@ -43,9 +43,9 @@ __all__ = ["CHECKPOINT", "Loss", "TrainingError", "epoch_order", "train_run"]
 def build_logic(cfg: RunConfig, semantics: str) -> tuple[nn.Module, Spec | None]:
     """Compile the configured program (the spec's, when one is given) with the configured
     parameterisation; returns (logic module, spec or None), the program checked against the spec."""
-    from emolog.logic import compile_program
     spec = load_spec(cfg.spec) if cfg.spec else None
-    lm = compile_program(spec.program if spec else cfg.program, semantics=semantics, param=cfg.logic_param)
+    lm = build_logic_module(spec.program if spec else cfg.program, semantics, cfg.logic_param,
+                            spec.to_dict() if spec else None)
     if spec is not None:
         check_program(spec, lm)
     return lm, spec
