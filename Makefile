@@ -43,7 +43,7 @@ test: $(STAMP) chromium
 # fresh simulated data is `make validate-defaults` (about 5 minutes, not a speed figure).
 BENCHES := logic_vs_deepproblog train logic_programs cache perception
 bench: $(STAMP)
-	@echo "make bench: $$(date -u '+%Y-%m-%d %H:%M UTC'), $$(nproc) cores, $$(uname -m), torch threads 1"
+	@echo "make bench: $$(date -u '+%Y-%m-%d %H:%M UTC'), $$(nproc --all) cores, $$(uname -m), torch threads 1"
 	for b in $(BENCHES); do echo "== benchmarks/$$b.py"; OMP_NUM_THREADS=1 $(PY) benchmarks/$$b.py || exit 1; done
 
 validate-defaults: $(STAMP)
