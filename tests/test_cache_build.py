@@ -65,11 +65,10 @@ def perception():
     torch.set_num_threads(threads)
 
 
-@pytest.fixture(scope="module")
-def dataset(tmp_path_factory) -> dict:
-    """A data directory as ``emolog index`` writes it; rocket.jpg is damaged *after* indexing
-    and notes.jpg (not an image) is rejected by the index."""
-    d = tmp_path_factory.mktemp("data")
+def write_data_dir(d: Path) -> dict[str, tuple[str, tuple[int, int]]]:
+    """Write a data directory as ``emolog index`` writes it into ``d`` (photos under
+    ``d/images``, index.csv, rejects.csv, split.json); rocket.jpg is damaged *after* indexing and
+    notes.jpg (not an image) is rejected by the index. Returns rel_path -> (label, size)."""
     root = d / "images"
     truth = {}
     for rel, (im, lab) in _photos().items():
@@ -86,6 +85,15 @@ def dataset(tmp_path_factory) -> dict:
     write_split(make_split(res.index.ids, res.index.df["label"].tolist(), seed=42), d / "split.json")
     raw = (root / "c/rocket.jpg").read_bytes()
     (root / "c/rocket.jpg").write_bytes(raw[: len(raw) // 2])  # truncated after indexing
+    return truth
+
+
+@pytest.fixture(scope="module")
+def dataset(tmp_path_factory) -> dict:
+    """The data directory of ``write_data_dir`` with its index, ids and the damaged image's id."""
+    d = tmp_path_factory.mktemp("data")
+    root = d / "images"
+    truth = write_data_dir(d)
     index = ImageIndex.load(d / "index.csv")
     split = load_split(d / "split.json")
     ids = split["train"] + split["val"] + split["test"]

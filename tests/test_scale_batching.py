@@ -6,8 +6,6 @@ from __future__ import annotations
 
 import numpy as np
 import pandas as pd
-import pytest
-import torch
 from PIL import Image
 
 from emolog.cache.build import build_cache
@@ -15,16 +13,7 @@ from emolog.cache.store import load_cache
 from emolog.data.index import build_index
 from emolog.data.readers import RECORD_COLUMNS
 from emolog.labels import get_mapping
-from emolog.perception.pipeline import Perception
-from test_cache_build import TENSORS, _photos
-
-
-@pytest.fixture(scope="module")
-def perception():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield Perception(device="cpu")
-    torch.set_num_threads(threads)
+from test_cache_build import TENSORS, _photos, perception  # noqa: F401  (perception: the shared fixture)
 
 
 def test_batched_build_in_workers_equals_each_image_alone(perception, tmp_path) -> None:

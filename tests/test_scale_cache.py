@@ -10,7 +10,6 @@ import subprocess
 import sys
 from pathlib import Path
 
-import pandas as pd
 import pytest
 import torch
 
@@ -18,11 +17,7 @@ from emolog import cli
 from emolog.cache.build import KILL_ENV, KILL_RANK_ENV
 from emolog.cache.store import load_cache, read_manifest
 from emolog.cache.verify import verify_cache
-from emolog.data.index import build_index
-from emolog.data.readers import RECORD_COLUMNS
-from emolog.data.split import make_split, write_split
-from emolog.labels import get_mapping
-from test_cache_build import _photos, assert_same_cache
+from test_cache_build import assert_same_cache, write_data_dir
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -32,21 +27,7 @@ def data(tmp_path_factory) -> Path:
     """An indexed data directory of six small real photos (0-3 faces each); one is truncated
     after indexing (a load reject) and one is not an image (an index reject)."""
     d = tmp_path_factory.mktemp("scale")
-    root = d / "images"
-    recs = []
-    for rel, (im, lab) in _photos().items():
-        (root / rel).parent.mkdir(parents=True, exist_ok=True)
-        im.save(root / rel, quality=92)
-        recs.append({"path": rel, "label_raw": lab, "source": rel})
-    (root / "c/notes.jpg").write_text("not an image")
-    recs.append({"path": "c/notes.jpg", "label_raw": "Joy", "source": "notes"})
-    res = build_index(pd.DataFrame(recs).reindex(columns=RECORD_COLUMNS, fill_value=""), get_mapping(),
-                      root=root, progress=False)
-    res.index.save(d / "index.csv")
-    res.rejects.to_csv(d / "rejects.csv", index=False)
-    write_split(make_split(res.index.ids, res.index.df["label"].tolist(), seed=42), d / "split.json")
-    raw = (root / "c/rocket.jpg").read_bytes()
-    (root / "c/rocket.jpg").write_bytes(raw[: len(raw) // 2])
+    write_data_dir(d)
     return d
 
 

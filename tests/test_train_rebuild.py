@@ -27,7 +27,7 @@ from emolog.perception.pipeline import Perception
 from emolog.training.config import ConfigError
 from emolog.training.train import train_run
 from test_perception_expression import TRPAKOV_ORDER, _save_tiny_vit
-from test_train_unfreeze import _photos
+from test_train_unfreeze import _photos, write_indexed_photos
 
 
 @pytest.fixture(scope="module")
@@ -41,14 +41,7 @@ def places_vit(tmp_path_factory):
     vit = _save_tiny_vit(base / "weights" / "vit", TRPAKOV_ORDER)
     d = base / "D"
     root = d / "images"
-    for rel, (im, _) in _photos().items():
-        (root / rel).parent.mkdir(parents=True, exist_ok=True)
-        im.save(root / rel, quality=92)
-    recs = pd.DataFrame([{"path": rel, "label_raw": lab, "source": rel} for rel, (_, lab) in _photos().items()])
-    res = build_index(recs.reindex(columns=RECORD_COLUMNS, fill_value=""), get_mapping(), root=root, progress=False)
-    res.index.save(d / "index.csv")
-    write_split(make_split(res.index.ids, res.index.df["label"].tolist(), seed=42, fractions=(0.5, 0.25, 0.25)),
-                d / "split.json")
+    res = write_indexed_photos(d)
     threads = torch.get_num_threads()
     torch.set_num_threads(1)
     try:

@@ -9,6 +9,7 @@ Eight images say nothing about accuracy: this checks that the slice really train
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -47,9 +48,9 @@ def _photos() -> dict[str, tuple[Image.Image, str]]:
     }
 
 
-@pytest.fixture(scope="module")
-def real_data(tmp_path_factory):
-    d = tmp_path_factory.mktemp("real") / "D"
+def write_indexed_photos(d: Path):
+    """The eight photos under ``d/images``, their index.csv and a stratified 50/25/25 split.json;
+    returns the index result (``.index``)."""
     root = d / "images"
     for rel, (im, _) in _photos().items():
         (root / rel).parent.mkdir(parents=True, exist_ok=True)
@@ -59,6 +60,14 @@ def real_data(tmp_path_factory):
     res.index.save(d / "index.csv")
     split = make_split(res.index.ids, res.index.df["label"].tolist(), seed=42, fractions=(0.5, 0.25, 0.25))
     write_split(split, d / "split.json")
+    return res
+
+
+@pytest.fixture(scope="module")
+def real_data(tmp_path_factory):
+    d = tmp_path_factory.mktemp("real") / "D"
+    root = d / "images"
+    res = write_indexed_photos(d)
     threads = torch.get_num_threads()
     torch.set_num_threads(1)  # small forward passes on a shared CPU: one thread is faster
     try:
