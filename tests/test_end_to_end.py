@@ -281,3 +281,38 @@ def test_explain_shows_a_gated_runs_own_source_probabilities(photos, cached, cap
     assert n_faces[crowded] == 3 and min(shown[crowded].values()) > 0
     # no face in the photo: all trust on the scene, exactly (conditioning, no dummy faces)
     assert shown[empty] == {"scene": 1.0, "face1": 0.0, "face2": 0.0, "face3": 0.0}
+
+
+# ----------------------------------------------------------------------------- a new spec
+
+def test_a_face_list_program_trains_on_the_real_cache_and_predicts_its_metrics(photos, cached, tmp_path):
+    """A DeepProbLog program over each photo's own list of detected faces (face_list: 0-3 faces
+    here, one circuit per count), trained jointly with the scene net from the CLI, read back by
+    load_run and applied to the real photos themselves."""
+    import emolog
+    from emolog.training.metrics import evaluate
+    data = cached.parent
+    run = data.parent / "run-face-list"
+    assert main(["train", "--data", str(data), "--spec", "face_list", "--regime", "joint", "--out", str(run),
+                 "--set", "batch_size=4", "--set", "epochs=2", "--set", "patience=null", "--quiet"]) == 0
+    res = json.loads((run / "results.json").read_text())
+    assert res["spec"]["name"] == "face_list" and res["regime"] == "joint" and res["data"]["kind"] == "real"
+    assert set(res["t_values"]) == {"t(trust_face(F))", "t(scene_reliable)"}
+    assert all(math.isfinite(res["metrics"][p][k]) for p in ("val", "test") for k in METRICS)
+    layers = json.loads((run / "changes.json").read_text())["layers"]
+    assert {la["net"] for la in layers if la["trainable"] and la["abs_change"] > 0} >= {"logic", "scene_net"}
+    # the reloaded model reproduces the run's own test metrics from the cache
+    trained = emolog.load_run(run)
+    split = load_split(data / "split.json")
+    pred = trained.predict(cached, ids=split["test"])
+    labels = ImageIndex.load(data / "index.csv").label_of(split["test"])
+    y = np.array([trained.classes.index(c) for c in labels])
+    assert evaluate(pred.probs, y, tuple(trained.classes)) == res["metrics"]["test"]
+    # and on the photos themselves (perceived again by the run's recorded networks)
+    root, _ = photos
+    rel = ImageIndex.load(data / "index.csv").df.set_index("image_id")["rel_path"]
+    out = tmp_path / "pred"
+    assert main(["predict", str(run), *[str(root / rel[i]) for i in split["test"]], "--out", str(out), "--quiet"]) == 0
+    again = pd.read_csv(out / "predictions.csv")
+    cols = [f"p_{c}" for c in trained.classes]
+    np.testing.assert_allclose(again[cols].to_numpy(), pred.probs, atol=1e-5)

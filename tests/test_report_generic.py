@@ -9,6 +9,7 @@ import json
 import re
 from pathlib import Path
 
+import pandas as pd
 import pytest
 
 from emolog.labels import EMO8
@@ -88,3 +89,21 @@ def test_emo8_experiment_tables_and_report(emo8, tmp_path):
     for name in results["t_values"]:
         assert f"<td>{html.escape(name)}</td>" in page, name
     assert "baseline largest-face not run" in page
+
+
+def test_memorisation_of_a_program_without_source_weights_names_its_t(tmp_path):
+    """face_list has no source choice: the memorisation table and curve show its t() values."""
+    d = tmp_path / "D"
+    write_simulation(simulate(SimConfig(n=300, seed=6, scene_dim=16)), d)
+    exp = run_experiment(str(d), tmp_path / "E", ["logic-only"], [0], memorisation=[60, 120],
+                         overrides=["spec=face_list", *(f"{k}={json.dumps(v)}" for k, v in FAST.items())],
+                         baselines=[], n_boot=20, progress=False)
+    assert exp["failed"] == []
+    memo = pd.read_csv(tmp_path / "E" / "memorisation.csv")
+    assert list(memo.columns) == ["regime", "n_train", "seed", "t(trust_face(F))", "t(scene_reliable)",
+                                  "val_accuracy", "train_accuracy"]
+    r = json.loads((tmp_path / "E" / "runs" / "logic-only-s0-n_train=60" / "results.json").read_text())
+    row = memo[(memo.regime == "logic-only") & (memo.n_train == 60)]
+    assert row["t(scene_reliable)"].item() == pytest.approx(r["t_values"]["t(scene_reliable)"])
+    page = _page(build_report(tmp_path / "E"))
+    assert 'alt="memorisation curve"' in page

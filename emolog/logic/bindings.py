@@ -36,35 +36,71 @@ def call_network(net: str, term: Term, ids: torch.Tensor, bindings: dict, source
     else:
         out = x([term2list(_with_id(term, i), False) for i in id_list])
         out = torch.stack(list(out)) if not isinstance(out, torch.Tensor) else out
-    decl = nets[net]
-    out = out.reshape(len(id_list), -1)
-    if decl.kind == "ad" and out.shape[1] != len(decl.domain):
-        raise ProgramError(f"{path}: Error: network {net!r} returned {out.shape[1]} values "
-                           f"per input, its domain has {len(decl.domain)}", path=path,
-                           message="network output does not match its domain")
-    return uniq, out
+    return uniq, _checked_output(out, len(id_list), net, nets[net], path)
+
+
+def _checked_output(out: torch.Tensor, n: int, net: str, decl, path: str) -> torch.Tensor:
+    """``out`` as [n, D], D the domain's size (nn/4) or 1 (nn/2: the fact's probability).
+
+    Why nn/2 too: a [N, 2] output read at column 0 would pass for a probability silently.
+    """
+    width = len(decl.domain) if decl.kind == "ad" else 1
+    if out.numel() != n * width:
+        what = f"its domain has {width}" if decl.kind == "ad" else \
+            "an nn/2 network gives one probability per input ([N] or [N, 1])"
+        raise ProgramError(f"{path}: Error: network {net!r} returned shape {tuple(out.shape)} for "
+                           f"{n} input(s), {out.numel() // max(n, 1)} values per input, but {what}",
+                           path=path, message="network output does not match its domain")
+    return out.reshape(n, width)
 
 
 def _resolve(a: Term, ids: list, bindings: dict, sources: dict, path: str) -> torch.Tensor:
     """One input argument for a batch of ids, as a stacked tensor."""
     if isinstance(a, Constant):
         return torch.full((len(ids),), float(a.value))
+    shown = str(a).replace(str(PLACEHOLDER), "I")
     if a.functor == "tensor" and a.arity == 1 and a.args[0].functor == "nn":
         inner_net, inner = str(a.args[0].args[0]), a.args[0].args[1]
-        return bindings[inner_net](*[_resolve(x, ids, bindings, sources, path)
-                                     for x in term2list(inner, False)])
+        fn = bindings.get(inner_net)
+        if not callable(fn):   # unbound, or a tensor: a deterministic network computes
+            raise ProgramError(f"{path}: Error: the deterministic network {inner_net!r} in "
+                               f"{shown} is {'not bound' if fn is None else 'bound to a tensor'}; "
+                               "bind it to a torch module or a callable", path=path,
+                               message=f"deterministic network {inner_net} not callable")
+        return fn(*[_resolve(x, ids, bindings, sources, path) for x in term2list(inner, False)])
     if a.functor == "tensor" and a.arity == 1:
         src = sources.get(str(a.args[0].functor))
         if src is None:
             raise ProgramError(f"{path}: Error: no tensor source {a.args[0].functor!r} "
                                "(add_tensor_source)", path=path, message="no tensor source")
-        keys = [tuple(int(v) if isinstance(v, Constant) else i for v in a.args[0].args)
-                for i in ids]
+        keys = [tuple(_source_index(v, i, shown, path) for v in a.args[0].args) for i in ids]
         if isinstance(src, torch.Tensor):
+            for k in keys:
+                if len(k) > src.dim() or any(not 0 <= j < n for j, n in zip(k, src.shape)):
+                    raise ProgramError(f"{path}: Error: {shown} reads {k} of its tensor source "
+                                       f"of shape {tuple(src.shape)}: out of range", path=path,
+                                       message="tensor source index out of range")
             return src[tuple(torch.tensor(col) for col in zip(*keys))]
-        return torch.stack([src[k] for k in keys])
+        try:
+            return torch.stack([src[k] for k in keys])
+        except KeyError as e:
+            raise ProgramError(f"{path}: Error: {shown}: the tensor source "
+                               f"{a.args[0].functor!r} has no key {e.args[0]}", path=path,
+                               message="tensor source key missing") from None
     raise ProgramError(f"{path}: Error: cannot pass {a} to a torch module (give a callable "
                        "binding instead)", path=path, message="unsupported input")
+
+
+def _source_index(v: Term, i, shown: str, path: str) -> int:
+    """One argument of ``tensor(S(...))`` as a source index: the id where the argument is
+    ``I``, an integer constant as itself; anything else is refused (not read as the id)."""
+    if v == PLACEHOLDER:
+        return i
+    if isinstance(v, Constant) and isinstance(v.value, int):
+        return v.value
+    raise ProgramError(f"{path}: Error: {shown}: argument {v} of a tensor source must be I or an "
+                       "integer (give a callable binding for other inputs)", path=path,
+                       message="tensor source argument is not an index")
 
 
 def _with_id(term: Term, i) -> Term:
@@ -132,12 +168,7 @@ def call_networks(calls: dict[int, torch.Tensor], input_terms: list, bindings: d
         n = [len(uniq) for _, uniq, _ in items]
         idx = tuple(torch.cat([i[d] if isinstance(i[d], torch.Tensor) else torch.full((k,), i[d])
                                for (_, _, i), k in zip(items, n)]) for d in range(len(items[0][2])))
-        out = bindings[net][idx].reshape(sum(n), -1)
-        decl = nets[net]
-        if decl.kind == "ad" and out.shape[1] != len(decl.domain):
-            raise ProgramError(f"{path}: Error: network {net!r} returned {out.shape[1]} values "
-                               f"per input, its domain has {len(decl.domain)}", path=path,
-                               message="network output does not match its domain")
+        out = _checked_output(bindings[net][idx], sum(n), net, nets[net], path)
         for (u, uniq, _), o in zip(items, out.split(n)):
             outputs[u] = (uniq, o)
     return outputs
@@ -186,13 +217,13 @@ class TensorBatch:
                     e = nets.setdefault(net, ([], [], [], []))
                     if e[2] and len(e[2][0]) != len(fixed):
                         return None
-                    rows.append((net, len(e[0])))
+                    rows.append((("net", net), len(e[0])))
                     e[0].append(len(e[0]))
                     e[1].append(s)
                     e[2].append(fixed)
                     e[3].append(spec[2] if spec[0] == "nn" else 0)
             where.append(rows)
-        order = ["c", "t", *nets]
+        order = ["c", "t", *[("net", n) for n in nets]]   # a network may be named c or t
         start = dict(zip(order, torch.tensor([0, len(consts), len(t_idx)] + [len(nets[n][0]) for n in nets])
                          .cumsum(0).tolist()))
         new_row = [start[kind] + k for rows in where for kind, k in rows]
@@ -206,7 +237,7 @@ class TensorBatch:
                 return None   # the id in different positions for one network
             dims = [lt([f[d] for f in fixed]).unsqueeze(1) if fixed[0][d] is not None else None
                     for d in range(len(fixed[0]))]
-            dom = len(nets_decl[net].domain) if nets_decl[net].kind == "ad" else None
+            dom = len(nets_decl[net].domain) if nets_decl[net].kind == "ad" else 1
             top = [None if d is None else int(d.max()) for d in dims], max(col)   # checked per call
             blocks.append((net, lt(part), dims, lt(col).unsqueeze(1), dom, top))
         size = len(merged.nodes) + merged.n_vars + 1
@@ -242,7 +273,7 @@ class TensorBatch:
             return None
         for x, (_, rows, dims, j, dom, (tops, j_top)) in zip(xs, self.blocks):
             shape = x.shape[:len(dims)] + (math.prod(x.shape[len(dims):]),)
-            if j_top >= shape[-1] or (dom is not None and dom != shape[-1]) or any(
+            if x.dim() < len(dims) or j_top >= shape[-1] or dom != shape[-1] or any(
                     (top if t is None else t) >= n for t, n in zip(tops, shape)):
                 return None   # the general path says what is wrong
             lin = j

@@ -15,10 +15,11 @@ from emolog.training.metrics import interval_covers
 def memorisation_section(df: pd.DataFrame | None, note: str) -> Section:
     """The memorisation curve of an experiment (memorisation.csv), or ``note`` when it is absent."""
     sec = Section("memorisation", "Memorisation curve",
-                  "Learned scene weight and train / validation accuracy versus the number of training "
-                  "images. When the trainable scene net can memorise a small training set, the scene "
-                  "explains every training label, its weight rises and train accuracy far exceeds "
-                  "validation accuracy; the gap should close as the training set grows.")
+                  "Learned scene weight (a program without a source choice: its t() values) and train / "
+                  "validation accuracy versus the number of training images. When the trainable scene "
+                  "net can memorise a small training set, the scene explains every training label, its "
+                  "weight rises and train accuracy far exceeds validation accuracy; the gap should close "
+                  "as the training set grows.")
     if df is None:
         sec.notes.append(note)
     elif df.empty:

@@ -169,7 +169,7 @@ _EXPERIMENT_FILES: dict[str, tuple[str, tuple[str, ...]]] = {
     "experiment.json": ("json", ()),
     "comparison.csv": ("csv", ()),
     "bootstrap.csv": ("csv", ()),
-    "memorisation.csv": ("csv", ("regime", "n_train", "w_scene")),
+    "memorisation.csv": ("csv", ("regime", "n_train", "val_accuracy")),
 }
 
 

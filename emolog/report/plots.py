@@ -29,6 +29,7 @@ def colour(source: str, k: int = 0) -> str:
     """A source's colour: the seed program's own, else one of a few more by position."""
     return SOURCE_COLOURS.get(source) or _MORE[k % len(_MORE)]
 DPI = 100
+MEMO_T_LINES = 4   # t() curves in a memorisation plot of a program without a scene weight
 HALF = (6.0, 3.6)  # inches: 600 x 360 px, half of a 1280 px page
 
 
@@ -219,27 +220,38 @@ def flips(per_class: Mapping[str, Mapping[str, int]], classes: Sequence[str],
 
 
 def memorisation(df: pd.DataFrame) -> str:
-    """Left: learned scene weight vs training-set size; right: train vs val accuracy."""
+    """Left: the learned scene weight (a program without one: its t() values, the MEMO_T_LINES
+    that move most over the sizes) vs training-set size; right: train vs val accuracy."""
     fig, (a, b) = plt.subplots(1, 2, figsize=(12.0, 3.6))
     cmap = plt.get_cmap("tab10")
+    if "w_scene" in df.columns and df["w_scene"].notna().any():
+        params, ylabel, title = ["w_scene"], "learned P(scene)", "Scene weight vs training-set size"
+    else:
+        t_cols = [c for c in df.columns if c.startswith("t(") and df[c].notna().any()]
+        spread = df.groupby("n_train")[t_cols].mean().agg(lambda v: v.max() - v.min()).sort_values(ascending=False)
+        params, ylabel = list(spread.index[:MEMO_T_LINES]), "learned t() value"
+        title = f"t() values vs training-set size ({len(params)} of {len(t_cols)} that move most)"
+    styles = ("-", "--", ":", "-.")
     for k, (regime, g) in enumerate(df.groupby("regime", sort=True)):
         m = g.groupby("n_train").mean(numeric_only=True).reset_index()
         c = cmap(k % 10)
-        a.scatter(g["n_train"], g["w_scene"], color=c, s=10, alpha=0.5)
-        a.plot(m["n_train"], m["w_scene"], marker="o", color=c, label=regime)
+        for j, col in enumerate(params):
+            label = regime if len(params) == 1 else f"{regime} {col}"
+            a.scatter(g["n_train"], g[col], color=c, s=10, alpha=0.5)
+            a.plot(m["n_train"], m[col], styles[j % len(styles)], marker="o", color=cmap((k + j) % 10)
+                   if len(params) > 1 else c, label=label)
         for col, ls in (("train_accuracy", "-"), ("val_accuracy", "--")):
             if col in m.columns:
                 b.plot(m["n_train"], m[col], ls, marker="o", color=c,
                        label=f"{regime} {col.split('_')[0]}")
-    a.set(xscale="log", xlabel="training images", ylabel="learned P(scene)", ylim=(0, 1),
-          title="Scene weight vs training-set size")
+    a.set(xscale="log", xlabel="training images", ylabel=ylabel, ylim=(0, 1), title=title)
     b.set(xscale="log", xlabel="training images", ylabel="accuracy", ylim=(0, 1),
           title="Train (solid) vs validation (dashed) accuracy")
     sizes = sorted(df["n_train"].unique())
     for ax in (a, b):  # label the sizes actually run, not powers of ten
         ax.set_xticks(sizes, [str(int(n)) for n in sizes])
         ax.xaxis.set_minor_formatter(matplotlib.ticker.NullFormatter())
-    a.legend(fontsize=8)
+    a.legend(fontsize=7 if len(params) > 1 else 8)
     b.legend(fontsize=7, ncol=2)
     for ax in (a, b):
         _style(ax)

@@ -229,8 +229,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--variant", choices=VARIANTS, default="standard")
     parser.add_argument("--scene-dim", type=int, default=512, help="scene feature length D")
-    parser.add_argument("--snr", type=float, default=1.0,
-                        help="scene signal-to-noise ratio |m_e|^2 / (4 sigma^2) (see docs/simulation.md)")
+    parser.add_argument("--snr", type=float, default=None,
+                        help="scene signal-to-noise ratio |m_e|^2 / (4 sigma^2); default "
+                             + ", ".join(f"{v:g} ({k})" for k, v in DEFAULT_SNR.items()) + " (docs/simulation.md)")
     parser.add_argument("--shuffle-labels", action="store_true",
                         help="permute labels against images: a deliberately broken data set")
     parser.add_argument("--face-calibration", choices=FACE_CALIBRATIONS, default="calibrated",

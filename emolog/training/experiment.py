@@ -34,14 +34,14 @@ from emolog.data.atomic import atomic_write_text
 from emolog.data.split import load_split, parse_shard
 from emolog.labels import BASIC7
 from emolog.training import distribute
-from emolog.training.config import BASELINES, REGIMES, SOURCES, ConfigError, RunConfig, parse_override
+from emolog.training.config import BASELINES, REGIMES, ConfigError, RunConfig, parse_override
 from emolog.training.metrics import evaluate, paired_bootstrap_seeds
 from emolog.training.tables import BOOTSTRAP_METRICS, METRICS, ExperimentError, comparison_table, comparison_tex, \
     format_table, read_predictions, write_predictions  # noqa: F401
 
 MEMORISATION_REGIMES: tuple[str, ...] = ("logic-only", "joint")
 REFERENCE = "logic-only"
-MEMO_COLUMNS = ["regime", "n_train", "seed", *(f"w_{s}" for s in SOURCES), "val_accuracy", "train_accuracy"]
+MEMO_COLUMNS = ["regime", "n_train", "seed", "val_accuracy", "train_accuracy"]   # with no run yet
 
 
 @dataclass(frozen=True)
@@ -268,12 +268,18 @@ def run_experiment(data: str, out: str | Path, regimes: Sequence[str], seeds: Se
     reference = REFERENCE if REFERENCE in pred_files else (next(iter(pred_files)) if pred_files else None)
     boot = bootstrap_table(pred_files, reference, n_boot, seed=0) if reference else pd.DataFrame()
     _write_csv(boot, out / "bootstrap.csv")
-    memo = [{"regime": s.regime, "n_train": s.sweep[1], "seed": s.seed,
-             **{f"w_{k}": (results[s.name].get("source_weights") or {}).get(k) for k in SOURCES},
-             "val_accuracy": results[s.name]["metrics"]["val"]["accuracy"],
-             "train_accuracy": results[s.name].get("train_accuracy")}
-            for s in memo_specs if s.name in results]
-    _write_csv(pd.DataFrame(memo, columns=MEMO_COLUMNS).sort_values(["regime", "n_train", "seed"]),
+    memo = []
+    for spec in memo_specs:
+        if spec.name not in results:
+            continue
+        r = results[spec.name]
+        # the program's parameters: its source weights where it chooses a source, else every t() by name
+        params = {f"w_{k}": w for k, w in r["source_weights"].items()} if r.get("source_weights") \
+            else dict(r.get("t_values") or {})
+        memo.append({"regime": spec.regime, "n_train": spec.sweep[1], "seed": spec.seed, **params,
+                     "val_accuracy": r["metrics"]["val"]["accuracy"], "train_accuracy": r.get("train_accuracy")})
+    columns = list(dict.fromkeys(k for row in memo for k in row)) or MEMO_COLUMNS
+    _write_csv(pd.DataFrame(memo, columns=columns).sort_values(["regime", "n_train", "seed"]),
                out / "memorisation.csv")
 
     first = next(iter(results.values()), {})

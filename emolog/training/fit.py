@@ -134,11 +134,11 @@ def make_optimizers(cfg: RunConfig, groups: list[Group]) -> dict[str, Any]:
 def history_row(epoch: int, train_loss: float, model: Model, va: SplitData, grad_norms: dict[str, float]) -> dict:
     """One history.csv row: losses, validation accuracy / macro-F1, source weights (global, or
     the validation mean of the per-image ones), mean gradient norm per group."""
-    from emolog.training.metrics import evaluate
+    from emolog.training.metrics import accuracy, macro_f1
     pred = predict_split(model, va, sources=model.kind not in ("global", "none"))
-    m = evaluate(pred["probs"].cpu().double().numpy(), va.labels.cpu().numpy(), model.classes)
+    probs, labels = pred["probs"].cpu().double().numpy(), va.labels.cpu().numpy()
     row = {"epoch": epoch, "train_loss": train_loss, "val_loss": nll(pred["probs"], va.labels),
-           "val_accuracy": m["accuracy"], "val_macro_f1": m["macro_f1"]}
+           "val_accuracy": accuracy(probs, labels), "val_macro_f1": macro_f1(probs, labels)}
     g = model.global_weights()
     if g is not None:
         row.update({f"w_{s}": g[s] for s in SOURCES})
@@ -152,8 +152,8 @@ def gradient_epoch(model: Model, tr: SplitData, loss_fn: Loss, optims: dict, tra
                    cfg: RunConfig, epoch: int) -> float:
     """One pass over the training rows in batches of index tensors; returns the mean batch loss.
 
-    The batch losses stay in a tensor, read once per epoch: a non-finite one then stops the run
-    naming the first such batch's image ids (``check_finite``)."""
+    The batch losses stay tensors, stacked and read once per epoch: a non-finite one then stops
+    the run naming the first such batch's image ids (``check_finite``)."""
     model.train()
     torch.manual_seed(cfg.seed * 100_003 + epoch)  # dropout: same masks on a resumed run
     order = epoch_order(tr.labels, cfg.imbalance, cfg.seed, epoch).to(tr.labels.device)
@@ -161,9 +161,9 @@ def gradient_epoch(model: Model, tr: SplitData, loss_fn: Loss, optims: dict, tra
     opts = list(optims.values())
     # clearing .grad directly: the optimisers' zero_grad() walks their parameter groups each step
     params = [p for p in model.parameters() if p.requires_grad]
-    losses = torch.empty(len(batches), device=tr.labels.device)
+    losses: list[torch.Tensor] = []
     labels = tr.labels
-    for b, idx in enumerate(batches):
+    for idx in batches:
         loss = loss_fn(model(tr, idx, check=False), labels[idx])
         for p in params:
             p.grad = None
@@ -171,8 +171,9 @@ def gradient_epoch(model: Model, tr: SplitData, loss_fn: Loss, optims: dict, tra
         tracker.record()
         for opt in opts:
             opt.step()
-        losses[b] = loss.detach()
+        losses.append(loss.detach())
     model.eval()
+    losses = torch.stack(losses)
     bad = (~torch.isfinite(losses)).nonzero()
     if len(bad):   # the first non-finite batch, named by its image ids (the run stops here)
         b = int(bad[0, 0])

@@ -73,6 +73,10 @@ class Spec:
 def resolve_spec(name_or_path: str) -> Path:
     """A shipped spec name (``seed``, ``gated``, ``emo8_buckets``) or a .toml path."""
     p = Path(name_or_path)
+    if p.is_dir():
+        shipped = " (it shadows the shipped spec of that name: give its .toml path)" \
+            if (SPEC_DIR / f"{name_or_path}.toml").is_file() else ""
+        raise ConfigError(f"config key 'spec': {p} is a directory, not a spec file{shipped}")
     if p.suffix == ".toml" or p.exists():
         if not p.is_file():
             raise ConfigError(f"config key 'spec': {p} does not exist")
@@ -107,9 +111,12 @@ def load_spec(name_or_path: str) -> Spec:
         lp = (path.parent / labels)
         if not lp.is_file():
             raise ConfigError(f"{path}: labels {labels!r} is neither one of {sorted(LABEL_SETS)} nor a file")
-        classes = tuple(x.strip() for x in lp.read_text().splitlines() if x.strip() and not x.startswith("#"))
-        if len(set(classes)) != len(classes) or not classes:
-            raise ConfigError(f"{lp}: a label file needs distinct labels, one a line")
+        lines = [x.strip() for x in lp.read_text().splitlines()]
+        classes = tuple(x for x in lines if x and not x.startswith("#"))
+        dup = sorted({x for x in classes if classes.count(x) > 1})
+        if dup or not classes:
+            raise ConfigError(f"{lp}: a label file needs distinct labels, one a line "
+                              f"({f'repeated: {dup}' if dup else 'it has none'})")
     nets = d.get("nets", {})
     if not isinstance(nets, dict) or not all(isinstance(v, dict) and isinstance(v.get("bind"), str)
                                              for v in nets.values()):
@@ -145,20 +152,27 @@ def check_program(spec: Spec, lm) -> None:
                           f"{sorted(set(domain) - set(spec.classes))}; only in the labels: "
                           f"{sorted(set(spec.classes) - set(domain))})")
     declared = sorted({k.split("(")[0] for k in list(lm.input_sizes) + list(lm.fact_keys)})
+    if spec.engine == "deep":   # input_sizes lists only nn/4; its nn/2 and nn/3 need bindings too
+        declared = sorted(lm.prog.nets)
     missing = [n for n in declared if n not in spec.nets]
     if missing:
         raise ConfigError(f"{spec.path}: neural predicate(s) {missing} of {lm.program.path} have no "
                           f"[nets.<name>] binding")
     for name, table in spec.nets.items():
-        ok = (*BINDINGS.get(name, ()), "head")
-        if table["bind"] == "head":
-            _check_head(spec, name, table, lm)
-        elif table["bind"] not in ok:
-            raise ConfigError(f"{spec.path}: [nets.{name}] bind = {table['bind']!r}: this emolog can feed "
-                              f"{name!r} with {list(ok) or 'nothing (unknown predicate)'}")
         if name not in declared:
             raise ConfigError(f"{spec.path}: [nets.{name}] binds a neural predicate {lm.program.path} does not "
                               f"declare (it has {declared})")
+        ok = (*BINDINGS.get(name, ()), "head")
+        if table["bind"] == "head":
+            _check_head(spec, name, table, lm)
+            continue
+        if table["bind"] not in ok:
+            raise ConfigError(f"{spec.path}: [nets.{name}] bind = {table['bind']!r}: this emolog can feed "
+                              f"{name!r} with {list(ok)}")
+        unknown = sorted(set(table) - {"bind"})
+        if unknown:
+            raise ConfigError(f"{spec.path}: [nets.{name}] unknown key(s) {unknown}; a bind = "
+                              f"{table['bind']!r} table takes only 'bind'")
 
 
 def _check_head(spec: Spec, name: str, table: dict, lm) -> None:
