@@ -14,10 +14,10 @@ from emolog.training.train import train_run
 
 FAST = {"epochs": 2, "em_iterations": 2, "patience": None, "pretrain_epochs": 2, "pretrain_refit": 1,
         "pretrain_folds": 2, "net_hidden": 8}
-# context_rules' t(_)::trust_large_confident(F) is one parameter for three faces: EM refuses it
+# context_rules: t(_)::trust_large_confident(F) is one parameter for three faces (EM counts each)
 REGIMES = {"seed": ("logic-only", "problog-em", "nets-only", "joint", "original"),
            "gated": ("logic-only", "nets-only", "joint"),
-           "context_rules": ("logic-only", "joint"),
+           "context_rules": ("logic-only", "problog-em", "joint"),
            "emo8_buckets": ("logic-only", "problog-em", "joint"),
            # a DeepProbLog face list: one circuit per face count, EM over the per-face shared t()
            "face_list": ("logic-only", "problog-em", "joint")}
@@ -158,3 +158,16 @@ def test_em_on_the_face_list_reaches_the_likelihood_maximum():
     grads = torch.autograd.grad(ll, list(free.values))
     assert all(float(x.abs().max()) < 1e-3 for x in grads), grads   # of a sum over 400 images
     assert abs(float(p[0]) - 0.3) < 0.1 and abs(float(p[1]) - 0.7) < 0.15 and step.log_likelihood < 0
+
+
+def test_a_regime_that_trains_no_network_refuses_a_spec_with_a_head(data, tmp_path):
+    """logic-only would leave places_mlp's MLP at its random start: refused before any work."""
+    spec = (SPEC_DIR / "places_mlp.toml").read_text().replace('"scene_classes"', '"scene_features"')
+    (tmp_path / "mlp.toml").write_text(spec)
+    (tmp_path / "places_mlp.pl").write_text((SPEC_DIR / "places_mlp.pl").read_text())
+    for regime, match in (("logic-only", r"\['fusion_net'\].*random start.*nets-only or joint"),
+                          ("problog-em", r"places_mlp.pl' has no t\(\)")):
+        with pytest.raises(ConfigError, match=match):
+            train_run({**FAST, "regime": regime, "spec": str(tmp_path / "mlp.toml"), "data": str(data["emo8"])},
+                      tmp_path / regime, progress=False)
+        assert not (tmp_path / regime / "results.json").exists()

@@ -139,6 +139,11 @@ class LogicModule(nn.Module):
                              persistent=False)
         self.register_buffer("_consts", torch.tensor(consts, dtype=torch.float64), persistent=False)
         self._n_groups = len(c.groups)
+        # ground facts per t() in the circuit: a t() shared across groundings (t(_)::trust(F)
+        # for every face F) has one variable per grounding; EM counts each (em.lfi_step)
+        t_ix = torch.tensor([w.index for w in c.var_weights if w.kind == "t"], dtype=torch.long)
+        self.register_buffer("t_groundings", torch.bincount(t_ix, minlength=len(self.tparams)).double(),
+                             persistent=False)
         self._col_names += [f"the disjunction of {self._col_names[pos[g[0]]]}" for g in c.groups]
 
     def _klay_input(self, inputs: dict[str, torch.Tensor], facts: dict[str, torch.Tensor]

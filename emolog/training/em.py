@@ -121,12 +121,14 @@ def lfi_step(lm, io, labels, cols, semantics: str, chunk: int = 4096) -> EMStep:
     is exactly ``em_step``'s truncation term; tested). M-step: normalised counts.
 
     A t() shared across groundings (one parameter, several ground facts per image, e.g.
-    face_list.pl's ``trust_face(F)`` once per face) is one draw per ground fact: problog lfi's
-    counts are ``w_h K + dlogL/dtheta_h`` over the K ground facts the images' circuits hold, and
-    the M-step divides by K. A program that reports its ground facts per image
-    (``lm.groundings(inputs)``, ``emolog.training.deep_logic``) is trained so when it has no
-    evidence; any other program with a shared t() is refused (``ValueError``) rather than
-    mis-estimated.
+    face_list.pl's ``trust_face(F)`` once per face, context_rules.pl's
+    ``trust_large_confident(F)`` once per face slot) is one draw per ground fact: problog lfi's
+    counts are ``w_h K + dlogL/dtheta_h`` over the K ground facts the images' circuits hold,
+    and the M-step divides by K. Under "condition" each of an image's 1/P(evidence) expected
+    draws grounds them all, so the divisor is ``sum_i K_i / P(evidence_i)``; with K_i = 1 this
+    is the truncation term above. K_i comes from the example's own circuit where circuits
+    differ per image (``lm.groundings(inputs)``, a DeepProbLog face list), else from the one
+    compiled circuit (``lm.t_groundings``).
 
     ``io(idx)`` gives the program's (inputs, facts) for rows ``idx`` (LongTensor) with every
     network fixed, ``labels`` [N] are query-column indices into ``cols`` (the classes' query
@@ -137,16 +139,14 @@ def lfi_step(lm, io, labels, cols, semantics: str, chunk: int = 4096) -> EMStep:
     from emolog.training.linear import raw_outputs
     if semantics not in ("condition", "fail"):
         raise ValueError(f"EM is defined for semantics 'condition' or 'fail', not {semantics!r}")
-    counted = hasattr(lm, "groundings")   # the program counts each t()'s ground facts per image
-    check_one_grounding(lm)
     saved = lm.tparams
     probs = saved.probs().detach().double()
     logits = TParams(lm.program, "softmax").to(probs.device)
     logits.set_probs(probs)
     logits.double()
     cols = torch.as_tensor(cols, device=labels.device)
-    total_ll, inv_z = torch.zeros((), dtype=torch.float64), torch.zeros((), dtype=torch.float64)
-    n_ground = torch.zeros(len(probs), dtype=torch.float64)
+    total_ll = torch.zeros((), dtype=torch.float64)
+    draws = torch.zeros(len(probs), dtype=torch.float64)   # expected ground draws of each t()
     lm.tparams = logits
     try:
         for i in range(0, len(labels), chunk):
@@ -157,24 +157,17 @@ def lfi_step(lm, io, labels, cols, semantics: str, chunk: int = 4096) -> EMStep:
             raw = raw_outputs(lm, inputs, facts)
             joint = raw[:, cols].gather(1, labels[idx, None]).squeeze(1)
             ll = joint.log() - (raw[:, -1].log() if semantics == "condition" else 0)
-            if counted:
-                if semantics == "condition" and (raw[:, -1] < 1 - 1e-12).any():
-                    raise ValueError(f"{lm.program.path}: EM over a t() shared across groundings is "
-                                     "implemented for programs without evidence; train it by gradient")
-                n_ground = n_ground + lm.groundings(inputs).sum(0)
+            per_image = 1 / raw[:, -1].detach() if semantics == "condition" else torch.ones_like(joint.detach())
+            draws = draws + (_ground_facts(lm, inputs, len(idx)).to(per_image) * per_image[:, None]).sum(0).cpu()
             ll.sum().backward()
             total_ll = total_ll + ll.detach().sum().cpu()
-            inv_z = inv_z + (1 / raw[:, -1].detach()).sum().cpu()
         new = probs.clone()
-        n = float(len(labels))
         for v, rows, group in zip(logits.values, logits.blocks, logits.is_group):
             g = v.grad.detach().double().cpu()
             w = torch.softmax(v.detach().double(), 0).cpu() if group else torch.sigmoid(v.detach().double()).cpu()
-            base = inv_z if semantics == "condition" else torch.tensor(n, dtype=torch.float64)
-            if counted:   # one draw per ground fact: N_h = w_h * #groundings + dlogL/dtheta_h
-                base = n_ground[rows[0]]
-                if base <= 0:   # no image grounds it: unchanged
-                    continue
+            base = draws[rows[0]]   # N_h = w_h * draws + dlogL/dtheta_h
+            if base <= 0:   # no image grounds it: unchanged
+                continue
             counts = w * base + g
             if group:
                 new[rows] = (counts.clamp_min(0) / counts.clamp_min(0).sum()).to(new)
@@ -186,28 +179,11 @@ def lfi_step(lm, io, labels, cols, semantics: str, chunk: int = 4096) -> EMStep:
     return EMStep(new, float(total_ll) / len(labels))
 
 
-def check_one_grounding(lm) -> None:
-    """Refuse a t() that stands for several ground facts (see ``lfi_step``), unless the program
-    counts its ground facts per image (``lm.groundings``)."""
-    if hasattr(lm, "groundings"):
-        return
-    shared = [str(p.head) for p in lm.program.params if any(v.isupper() or v.startswith("_")
-                                                               for v in _variables(p.head))]
-    if shared:
-        raise ValueError(f"{lm.program.path}: EM counts one ground fact per t() parameter, but "
-                         f"{shared} stand for several groundings (a shared t()); train these by gradient")
-
-
-def _variables(term) -> list[str]:
-    args = getattr(term, "args", ()) or ()
-    out = []
-    for a in args:
-        name = str(a)
-        if getattr(a, "args", None):
-            out += _variables(a)
-        elif name[:1].isupper() or name.startswith("_"):
-            out.append(name)
-    return out
+def _ground_facts(lm, inputs: dict, n: int) -> torch.Tensor:
+    """[n, P]: how many ground facts of each t() an image's circuit holds (see ``lfi_step``)."""
+    if hasattr(lm, "groundings"):   # one circuit per example kind (a DeepProbLog face list)
+        return lm.groundings(inputs)
+    return lm.t_groundings.expand(n, -1)
 
 
 def seed_like(lm, classes) -> bool:

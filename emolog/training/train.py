@@ -145,12 +145,14 @@ def _train_run(cfg: RunConfig, out: Path, resume: bool, progress: bool) -> dict:
     if regime.learner == "em":
         if kind == "gate" or not len(lm.tparams):
             raise ConfigError(f"config key 'regime': {cfg.regime!r} learns the program's t() by EM; "
-                              f"{cfg.program!r} has {'a gate net (no t())' if kind == 'gate' else 'no t()'}: "
+                              f"{Path(lm.program.path).name if spec else cfg.program!r} has "
+                              f"{'a gate net (no t())' if kind == 'gate' else 'no t()'}: "
                               "use a gradient regime")
-        try:
-            em.check_one_grounding(lm)
-        except ValueError as e:
-            raise ConfigError(f"config key 'regime': {e}") from None
+    untrained = sorted(heads_of(spec)) if not regime.trains_scene_net else []
+    if untrained:   # a head nobody trains is its random start: its "predictions" would mean nothing
+        raise ConfigError(f"config key 'regime': {cfg.regime!r} trains no network, but spec {spec.name!r} feeds "
+                          f"{untrained} from trainable head(s), which would stay at their random start; "
+                          "use nets-only or joint")
     splits, manifest, data_info = load_data(cfg, device, prelast=regime.trains_backbone, classes=classes)
     perception = perception_record(manifest)
     atomic_write_text(out / "config.json", json.dumps(
