@@ -118,7 +118,7 @@ def _train(data: Path, regime: str, *sets: str) -> Path:
 
 @pytest.fixture(scope="module")
 def logic_run(cached) -> Path:
-    return _train(cached.parent, "logic-only", "epochs=3", "patience=null")
+    return _train(cached.parent, "logic-only", "epochs=3", "patience=null", "spec=seed")   # the seed spec
 
 
 @pytest.fixture(scope="module")
@@ -216,7 +216,7 @@ def _finite_metrics(run: Path, n_test: int) -> dict:
 
 def test_logic_only_trains_the_logic_and_nothing_else(logic_run):
     res = _finite_metrics(logic_run, 4)
-    assert res["regime"] == "logic-only" and res["epochs_run"] == 3
+    assert res["regime"] == "logic-only" and res["epochs_run"] == 3 and res["spec"]["name"] == "seed"
     hist = pd.read_csv(logic_run / "history.csv")
     assert hist["epoch"].tolist() == [0, 1, 2, 3] and np.isfinite(hist["train_loss"]).all()
     layers = json.loads((logic_run / "changes.json").read_text())["layers"]

@@ -6,6 +6,7 @@ import json
 
 import pytest
 
+import emolog
 from emolog.cli import main
 from emolog.simulate import SimConfig, simulate, write_simulation
 from emolog.training.config import ConfigError
@@ -17,10 +18,12 @@ FAST = {"epochs": 2, "em_iterations": 2, "patience": None, "pretrain_epochs": 2,
 # context_rules: t(_)::trust_large_confident(F) is one parameter for three faces (EM counts each)
 REGIMES = {"seed": ("logic-only", "problog-em", "nets-only", "joint", "original"),
            "gated": ("logic-only", "nets-only", "joint"),
-           "context_rules": ("logic-only", "problog-em", "joint"),
-           "emo8_buckets": ("logic-only", "problog-em", "joint"),
+           "context_rules": ("logic-only", "problog-em", "nets-only", "joint"),
+           "emo8_buckets": ("logic-only", "problog-em", "nets-only", "joint"),
            # a DeepProbLog face list: one circuit per face count, EM over the per-face shared t()
-           "face_list": ("logic-only", "problog-em", "joint")}
+           "face_list": ("logic-only", "problog-em", "nets-only", "joint")}
+# joint-unfreeze needs a real cache's pre-last activations (tests/test_end_to_end.py,
+# tests/test_train_unfreeze.py); original reads grey faces of the seed program only
 
 
 @pytest.fixture(scope="module")
@@ -171,3 +174,38 @@ def test_a_regime_that_trains_no_network_refuses_a_spec_with_a_head(data, tmp_pa
             train_run({**FAST, "regime": regime, "spec": str(tmp_path / "mlp.toml"), "data": str(data["emo8"])},
                       tmp_path / regime, progress=False)
         assert not (tmp_path / regime / "results.json").exists()
+
+
+def test_a_spec_written_in_python(data, tmp_path, monkeypatch):
+    """The spec file's keys as a dict: a program of the test's own (noisy-or trust in each
+    face, learnable per face slot, else the scene), relative paths from the current directory."""
+    (tmp_path / "noisy.pl").write_text(
+        "nn(scene_net, [X], E, [angry, disgust, fear, happy, sad, surprise, neutral]) :: scene_emotion(X, E).\n"
+        "nn(face_net, [X, F], E, [angry, disgust, fear, happy, sad, surprise, neutral]) :: face_emotion(X, F, E).\n"
+        "nn(available, [X, F]) :: face_available(X, F).\n"
+        "t(0.5)::trust(face1). t(0.5)::trust(face2). t(0.5)::trust(face3).\n"
+        "picked(X, face1) :- face_available(X, face1), trust(face1).\n"
+        "picked(X, face2) :- \\+ picked(X, face1), face_available(X, face2), trust(face2).\n"
+        "picked(X, face3) :- \\+ picked(X, face1), \\+ picked(X, face2), face_available(X, face3), trust(face3).\n"
+        "none(X) :- \\+ picked(X, face1), \\+ picked(X, face2), \\+ picked(X, face3).\n"
+        "emotion(X, E) :- picked(X, F), face_emotion(X, F, E).\n"
+        "emotion(X, E) :- none(X), scene_emotion(X, E).\n"
+        + "".join(f"query(emotion(X, {e})).\n" for e in ("angry", "disgust", "fear", "happy", "sad", "surprise",
+                                                        "neutral")))
+    (tmp_path / "labels.txt").write_text("# basic-7 in the program's order\nangry\ndisgust\nfear\nhappy\nsad\n"
+                                         "surprise\nneutral\n")
+    monkeypatch.chdir(tmp_path)
+    spec = {"name": "noisy", "program": "noisy.pl", "query": "emotion(X, E)", "labels": "labels.txt",
+            "nets": {"scene_net": {"bind": "scene_head"}, "face_net": {"bind": "cache.face_probs"},
+                     "available": {"bind": "cache.face_mask"}}}
+    for regime in ("logic-only", "problog-em"):
+        res = train_run({**FAST, "regime": regime, "spec": spec, "data": str(data["basic7"])}, tmp_path / regime,
+                        progress=False)
+        assert res["spec"]["name"] == "noisy" and res["program_source"] == str(tmp_path / "noisy.pl")
+        assert set(res["t_values"]) == {"t(trust(face1))", "t(trust(face2))", "t(trust(face3))"}
+        assert all(v != 0.5 for v in res["t_values"].values())   # every trust moved
+    saved = json.loads((tmp_path / "logic-only" / "results.json").read_text())
+    assert emolog.load_run(tmp_path / "logic-only").t_values == saved["t_values"]   # reloads from its record
+    with pytest.raises(ConfigError, match=r"spec \(a Python dict\): unknown key\(s\) \['bogus'\]"):
+        train_run({**FAST, "spec": {**spec, "bogus": 1}, "data": str(data["basic7"])}, tmp_path / "bad",
+                  progress=False)

@@ -44,7 +44,7 @@ class RunConfig:
     program: str = "seed"               # emolog/logic/programs/<name>.pl or a path
     # a model spec (emolog/training/specs/<name>.toml or a path): program, query, label set and
     # bindings in one file (docs/model.md); when given it names the program
-    spec: str | None = None
+    spec: str | dict | None = None      # or the spec file's keys as a dict (a spec in Python)
     semantics: str = "condition"        # condition | fail | original (regime original forces it)
     seed: int = 0
     epochs: int = 12                    # gradient regimes (the original's budget)
@@ -209,8 +209,8 @@ class RunConfig:
         need(self.threads is None or (_is_int(self.threads) and self.threads >= 1), "threads",
              "must be null or an integer >= 1")
         need(isinstance(self.extra, dict), "extra", "must be an object")
-        need(self.spec is None or (isinstance(self.spec, str) and bool(self.spec)), "spec",
-             "must be null or a spec name / .toml path")
+        need(self.spec is None or (isinstance(self.spec, str) and bool(self.spec)) or isinstance(self.spec, dict),
+             "spec", "must be null, a spec name / .toml path, or a dict of the spec file's keys")
         need(self.spec is None or self.program == "seed", "program",
              "set either 'spec' (which names its program) or 'program', not both")
         for key in ("backbone_weights", "recogniser_weights"):

@@ -1,4 +1,5 @@
-"""Model specs: a program, its query, its label set and what feeds each neural predicate (TOML).
+"""Model specs: a program, its query, its label set and what feeds each neural predicate (TOML,
+or the same keys as a Python dict: ``train_run({"spec": {"program": ..., ...}, ...})``).
 
 A spec file (``emolog/training/specs/<name>.toml`` or any path) reads::
 
@@ -88,29 +89,38 @@ def resolve_spec(name_or_path: str) -> Path:
     return shipped
 
 
-def load_spec(name_or_path: str) -> Spec:
-    """Read and check a spec file (not the program against it: ``check_program``)."""
-    path = resolve_spec(name_or_path)
+def load_spec(spec: str | dict) -> Spec:
+    """Read and check a spec (not the program against it: ``check_program``): a shipped name,
+    a .toml path, or a dict with the file's keys (a spec written in Python; relative paths in
+    it are relative to the current directory)."""
+    if isinstance(spec, dict):
+        return _parse(dict(spec), "spec (a Python dict)", Path.cwd(), None, "python")
+    path = resolve_spec(spec)
     try:
         d = tomllib.loads(path.read_text())
     except tomllib.TOMLDecodeError as e:
         raise ConfigError(f"{path}: not valid TOML ({e})") from None
+    return _parse(d, str(path), path.parent, path, path.stem)
+
+
+def _parse(d: dict, where: str, base: Path, path: Path | None, default_name: str) -> Spec:
+    """A spec's keys checked; ``where`` names it in errors, ``base`` resolves relative paths."""
     unknown = sorted(set(d) - KEYS)
     if unknown:
-        raise ConfigError(f"{path}: unknown key(s) {unknown}; known: {sorted(KEYS)}")
+        raise ConfigError(f"{where}: unknown key(s) {unknown}; known: {sorted(KEYS)}")
     for key in ("program", "query", "labels"):
         if not isinstance(d.get(key), str) or not d[key]:
-            raise ConfigError(f"{path}: key {key!r} is required (a string)")
+            raise ConfigError(f"{where}: key {key!r} is required (a string)")
     program = d["program"]
     if program.endswith(".pl"):
-        program = str((path.parent / program).resolve())
+        program = str((base / program).resolve())
     labels = d["labels"]
     if labels in LABEL_SETS:
         classes = LABEL_SETS[labels]
     else:
-        lp = (path.parent / labels)
+        lp = (base / labels)
         if not lp.is_file():
-            raise ConfigError(f"{path}: labels {labels!r} is neither one of {sorted(LABEL_SETS)} nor a file")
+            raise ConfigError(f"{where}: labels {labels!r} is neither one of {sorted(LABEL_SETS)} nor a file")
         lines = [x.strip() for x in lp.read_text().splitlines()]
         classes = tuple(x for x in lines if x and not x.startswith("#"))
         dup = sorted({x for x in classes if classes.count(x) > 1})
@@ -120,11 +130,11 @@ def load_spec(name_or_path: str) -> Spec:
     nets = d.get("nets", {})
     if not isinstance(nets, dict) or not all(isinstance(v, dict) and isinstance(v.get("bind"), str)
                                              for v in nets.values()):
-        raise ConfigError(f"{path}: [nets.<predicate>] tables each need a 'bind' string")
+        raise ConfigError(f"{where}: [nets.<predicate>] tables each need a 'bind' string")
     engine = d.get("engine", "circuit")
     if engine not in ENGINES:
-        raise ConfigError(f"{path}: engine {engine!r} is not one of {list(ENGINES)}")
-    return Spec(d.get("name", path.stem), path, program, d["query"], classes, labels, nets,
+        raise ConfigError(f"{where}: engine {engine!r} is not one of {list(ENGINES)}")
+    return Spec(d.get("name", default_name), path, program, d["query"], classes, labels, nets,
                 d.get("description", ""), engine)
 
 
