@@ -51,6 +51,8 @@ def test_load_run_predict_reproduces_the_test_metrics(data, tmp_path, regime, pr
     np.testing.assert_allclose(pred.source_probs.sum(1), 1, atol=1e-5)
     with pytest.raises(CacheError, match="nope"):
         run.predict(cache, ids=["nope"])
+    with pytest.raises(RunError, match="empty"):
+        run.predict(cache, ids=[])
 
 
 def test_run_records_its_perception_and_program(data, tmp_path):

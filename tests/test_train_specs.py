@@ -209,3 +209,31 @@ def test_a_spec_written_in_python(data, tmp_path, monkeypatch):
     with pytest.raises(ConfigError, match=r"spec \(a Python dict\): unknown key\(s\) \['bogus'\]"):
         train_run({**FAST, "spec": {**spec, "bogus": 1}, "data": str(data["basic7"])}, tmp_path / "bad",
                   progress=False)
+
+
+def test_epoch_zero_reports_the_training_loss_at_the_start(data, tmp_path):
+    """EM's row k is the NLL before iteration k, so rows 0 and 1 measure the same parameters;
+    under "fail" both are the unnormalised program output's NLL."""
+    import pandas as pd
+    train_run({**FAST, "regime": "problog-em", "semantics": "fail", "data": str(data["basic7"])}, tmp_path / "run",
+              progress=False)
+    loss = pd.read_csv(tmp_path / "run" / "history.csv")["train_loss"]
+    assert loss[0] == pytest.approx(loss[1], rel=1e-6)
+
+
+def test_an_emo8_program_with_other_sources_pretrains_its_own_scene_net(data, tmp_path):
+    """emo8_buckets with its source choice cut to the scene and face1: not the seed's four
+    sources, so no source reports ("none"), its t() by name; its frozen scene net is
+    pretrained for its own program and labels (not reused from emo8_buckets' on the same data)."""
+    text = (SPEC_DIR / "emo8_buckets.pl").read_text()
+    old = "t(_)::source(scene); t(_)::source(face1); t(_)::source(face2); t(_)::source(face3)."
+    assert old in text
+    (tmp_path / "two.pl").write_text(text.replace(old, "t(_)::source(scene); t(_)::source(face1)."))
+    (tmp_path / "two.toml").write_text((SPEC_DIR / "emo8_buckets.toml").read_text()
+                                       .replace('program = "emo8_buckets.pl"', 'program = "two.pl"'))
+    first = train_run({**FAST, "spec": "emo8_buckets", "data": str(data["emo8"])}, tmp_path / "a", progress=False)
+    res = train_run({**FAST, "spec": str(tmp_path / "two.toml"), "data": str(data["emo8"])}, tmp_path / "b",
+                    progress=False)
+    assert res["kind"] == "none" and res["source_weights"] is None and res["program"] == str(tmp_path / "two.pl")
+    assert {"t(source(scene))", "t(source(face1))"} <= set(res["t_values"])
+    assert res["pretrain"]["key"] != first["pretrain"]["key"] and not res["pretrain"]["cached"]

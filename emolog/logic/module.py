@@ -268,12 +268,10 @@ class LogicModule(nn.Module):
             facts[f"available(face{i + 1})"] = avail[:, i]
         if gate_probs is not None:
             inputs["gate_net"] = gate_probs
-        extra = [key for key in inputs if key not in self.input_sizes]
-        extra += [key for key in facts if key not in self.fact_keys]
-        if extra:
-            raise LogicInputError(f"{self.program.path} has no inputs {extra} (it needs "
-                                  f"{list(self.input_sizes)} and {self.fact_keys}); check K")
-        return inputs, facts
+        # a program reads the inputs it declares (e.g. fewer face slots than the cache's K, or
+        # no scene); one it declares but is not given here is refused by forward()
+        return ({key: v for key, v in inputs.items() if key in self.input_sizes},
+                {key: v for key, v in facts.items() if key in self.fact_keys})
 
     def emotion_probs(self, scene_probs: torch.Tensor, face_probs: torch.Tensor,
                       face_mask: torch.Tensor, *, face_logits: torch.Tensor | None = None,

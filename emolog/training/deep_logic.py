@@ -65,8 +65,8 @@ class DeepLogic(nn.Module):
     def forward(self, inputs: dict, facts: dict | None = None) -> torch.Tensor:
         ans = self.prog(self._bind(inputs))
         col = {e: j for j, e in enumerate(self.domain)}
-        idx = torch.tensor([col[n.rsplit(",", 1)[1].rstrip(")").strip()] for n in ans.names])
-        out = torch.zeros(ans.probs.shape[0], len(self.domain), dtype=ans.probs.dtype)
+        idx = torch.tensor([col[n.rsplit(",", 1)[1].rstrip(")").strip()] for n in ans.names], device=ans.probs.device)
+        out = torch.zeros(ans.probs.shape[0], len(self.domain), dtype=ans.probs.dtype, device=ans.probs.device)
         return out.index_add(1, idx, ans.probs)
 
     def raw_outputs(self, inputs: dict, facts: dict | None = None) -> torch.Tensor:

@@ -21,6 +21,7 @@ would be biased towards 0.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import torch
@@ -105,10 +106,10 @@ def weights_tensor(lm) -> torch.Tensor:
     return torch.tensor([w[s] for s in lm.sources], dtype=torch.float64)
 
 
-
-def lfi_step(lm, io, labels, cols, semantics: str, chunk: int = 4096) -> EMStep:
+def lfi_step(lm: torch.nn.Module, io: Callable[[torch.Tensor], tuple[dict, dict]], labels: torch.Tensor,
+             cols: list[int], semantics: str, chunk: int = 4096) -> EMStep:
     """One EM iteration for *every* t() of the program (each annotated disjunction and each lone
-    t() fact), over all rows of split ``s``; sets the new values in ``model.lm``.
+    t() fact), over the rows ``io`` gives (``len(labels)`` of them); sets the new values in ``lm``.
 
     E-step without a posterior circuit, from one backward pass: with softmax logits theta of a
     disjunction w (a lone fact is the disjunction {true, false}), and L_i the likelihood of
@@ -134,7 +135,6 @@ def lfi_step(lm, io, labels, cols, semantics: str, chunk: int = 4096) -> EMStep:
     network fixed, ``labels`` [N] are query-column indices into ``cols`` (the classes' query
     columns of ``lm``'s output).
     """
-    import torch
     from emolog.logic import TParams
     from emolog.training.linear import raw_outputs
     if semantics not in ("condition", "fail"):

@@ -218,18 +218,21 @@ def fit(model: Model, groups: list[Group], splits: dict[str, SplitData], cfg: Ru
     tracker = changes.GradTracker(nets)
     optims = make_optimizers(cfg, groups) if regime.learner == "gradient" else {}
     stopper = EarlyStopping(cfg.patience)
-    before = predict_split(model, splits["test"])
+    loss_fn = Loss(cfg.imbalance, tr.labels, cfg.logit_adjust_tau, n_classes=len(model.classes))
     state: dict[str, Any] = {"epoch": 0, "elapsed": 0.0}
     if resume and (out / CHECKPOINT).exists():
         state, history, before, best_states = _load_checkpoint(out / CHECKPOINT, cfg, groups, optims, tracker,
                                                                stopper, tr.labels.device)
     else:
-        history = [history_row(0, nll(predict_split(model, tr, sources=False)["probs"], tr.labels), model, va,
-                               {n: 0.0 for n in nets})]
+        before = predict_split(model, splits["test"])
+        # epoch 0's train_loss is each later epoch's loss at the starting parameters: the
+        # program's unnormalised output under fail / original, the gradient's loss or EM's NLL
+        raw = predict_split(model, tr, sources=False, normalise=False)["probs"]
+        start = float(loss_fn(raw, tr.labels)) if regime.learner == "gradient" else nll(raw, tr.labels)
+        history = [history_row(0, start, model, va, {n: 0.0 for n in nets})]
         stopper.update(0, history[0]["val_loss"])
         best_states = _states(groups)
 
-    loss_fn = Loss(cfg.imbalance, tr.labels, cfg.logit_adjust_tau, n_classes=len(model.classes))
     t_start = time.perf_counter() - state["elapsed"]
     if regime.learner == "gradient":   # counted in the training time: it is part of training
         trains = {g.name: g.trainable for g in groups}

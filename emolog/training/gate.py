@@ -151,7 +151,10 @@ class GateNet(nn.Module):
 
 def program_kind(lm: nn.Module) -> str:
     """"gate" when the program's source is the neural predicate ``gate_net``, "rules" when it
-    queries ``source(X, S)`` itself, "global" for a ``t(_)::source(S)`` disjunction (seed.pl), "none" without a source choice."""
+    queries ``source(X, S)`` itself, "global" for a ``t(_)::source(S)`` disjunction over the
+    seed's sources (seed.pl), "none" without a source choice. The source reports (weights,
+    posteriors, explanations) are over scene, face1..3: a disjunction over other sources is
+    trained like any other t() ("none"), its values reported by name."""
     if "gate_net" in lm.input_sizes:
         if lm.input_sizes["gate_net"] != len(SOURCES):
             raise ConfigError(f"{lm.program.path}: gate_net must range over {list(SOURCES)}")
@@ -159,7 +162,7 @@ def program_kind(lm: nn.Module) -> str:
     if all(f"source({s})" in lm.query_names for s in SOURCES):
         return "rules"
     if any(p.head.functor == "source" and p.head.arity == 1 for p in lm.program.params):
-        return "global"
+        return "global" if sorted(getattr(lm, "sources", None) or []) == sorted(SOURCES) else "none"
     return "none"
 
 
@@ -203,7 +206,7 @@ def global_start(tr: SplitData, scene_probs: torch.Tensor, semantics: str, param
 
 
 def shared_pretrained(cfg: RunConfig, splits: dict[str, SplitData], manifest: dict, device: torch.device,
-                      semantics: str) -> Pretrained:
+                      semantics: str, progress: bool = True) -> Pretrained:
     """train_run's pretrained scene net (and out-of-fold training probabilities) for the global
     program seed.pl under this config: its pretraining fits the scene net as an expert of a
     program with global source weights, which a gate does not have; and keyed on seed.pl, it is
@@ -212,7 +215,7 @@ def shared_pretrained(cfg: RunConfig, splits: dict[str, SplitData], manifest: di
     from emolog.logic import compile_program
     base = RunConfig.from_dict({**cfg.to_dict(), "program": "seed"})
     lm = compile_program("seed", semantics=semantics, param=cfg.logic_param).to(device)
-    return pretrained_scene_net(base, splits, manifest, device, lm, semantics)
+    return pretrained_scene_net(base, splits, manifest, device, lm, semantics, progress)
 
 
 def build_gate(cfg: RunConfig, trains_logic: bool, tr: SplitData, oof: torch.Tensor | None, semantics: str,

@@ -239,7 +239,7 @@ def _scorable(model: Model, s: SplitData, idx: torch.Tensor, bad: list[int]) -> 
 
 @torch.no_grad()
 def predict_split(model: Model, s: SplitData, sources: bool = True,
-                  labels: torch.Tensor | None = None) -> dict[str, torch.Tensor]:
+                  labels: torch.Tensor | None = None, normalise: bool = True) -> dict[str, torch.Tensor]:
     """Whole-split outputs in eval mode: ``probs`` [N, C]; with ``sources`` (and a source
     choice) also ``post`` [N, 4] = P(source | class, evidence) for ``labels`` (default: the
     split's labels) and ``w`` [N, 4] = per-image source probabilities.
@@ -247,7 +247,7 @@ def predict_split(model: Model, s: SplitData, sources: bool = True,
     Under the "fail" and "original" semantics the program's output P(q and evidence) does not
     sum to 1 (mass is lost); for evaluation it is renormalised over the classes, which keeps
     the argmax and makes NLL/ECE comparable. Training uses the unnormalised output, as those
-    semantics define the loss.
+    semantics define the loss (``normalise=False`` returns it: the loss before training).
 
     An image the program cannot score (its evidence has probability 0, e.g. no face and a
     scene weight of 0) is never an error: it gets the uniform distribution over the classes
@@ -279,8 +279,9 @@ def predict_split(model: Model, s: SplitData, sources: bool = True,
                 keep[rows] = False
                 ok, bad_rows = idx[keep], rows
                 p = p.clone()
-                p[rows] = 1.0
-            p = p / p.sum(1, keepdim=True)
+                p[rows] = 1.0 if normalise else 0.0
+            if normalise:
+                p = p / p.sum(1, keepdim=True)
         parts["probs"].append(p)
         if sources:
             if len(ok) == len(idx):

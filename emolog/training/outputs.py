@@ -122,7 +122,9 @@ def write_run(out: Path, cfg: RunConfig, regime: Regime, semantics: str, model: 
     majority = int(torch.bincount(tr.labels, minlength=len(classes)).argmax())
     train_acc = float((train_pred["probs"].argmax(1) == tr.labels).float().mean())
     res = {
-        "regime": cfg.regime, "seed": cfg.seed, "program": cfg.program, "semantics": semantics,
+        # a spec names its own program (cfg.program then keeps its default)
+        "regime": cfg.regime, "seed": cfg.seed, "program": extra.get("program_source") or cfg.program,
+        "semantics": semantics,
         "classes": list(classes), "kind": model.kind,
         "metrics": metrics, "metrics_before": {"test": evaluate(p_before, y, classes)},
         "source_weights": weights, "true_source_weights": true_weights(Path(cfg.data)),

@@ -63,14 +63,17 @@ def pretrained_scene_net(cfg: RunConfig, splits: dict[str, SplitData], manifest:
     settings = {k: getattr(cfg, k) for k in (
         "seed", "pretrain_batch_size", "net_optimizer", "net_lr", "net_weight_decay", "net_hidden",
         "net_dropout", "pretrain_epochs", "pretrain_patience", "pretrain_folds", "pretrain_refit",
-        "imbalance", "logit_adjust_tau", "program")}
+        "imbalance", "logit_adjust_tau")}
+    # the program itself (a spec's, not cfg.program's name) and the label set it is fitted to
+    settings["program"] = hashlib.sha256(lm.program.source.encode()).hexdigest()[:16]
+    settings["classes"] = list(classes)
     # The key covers the tensors' content (shard hashes), not only the fingerprint, and the
     # labels, not only the ids: a relabelled index or a regenerated cache never reuses a net.
     labels = {n: ids_hash([str(v) for v in splits[n].labels.tolist()]) for n in ("train", "val")}
     key_src = {"fingerprint": manifest.get("fingerprint_hash"), "settings": settings, "semantics": semantics,
                "shards": [s["sha256"] for s in manifest.get("shards", [])], "labels": labels,
                "train": ids_hash(splits["train"].ids), "val": ids_hash(splits["val"].ids),
-               "scene_dim": splits["train"].scene.shape[1], "version": 3}
+               "scene_dim": splits["train"].scene.shape[1], "version": 4}
     key = hashlib.sha256(json.dumps(key_src, sort_keys=True).encode()).hexdigest()[:16]
     folder = Path(cfg.pretrain_cache) if cfg.pretrain_cache else Path(cfg.data) / "pretrained"
     n_out = lm.input_sizes["scene_net"]   # the scene net's domain in the program

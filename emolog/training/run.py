@@ -125,6 +125,8 @@ class Run:
         from emolog.cache.store import FeatureCache, load_cache
         from emolog.training.data import split_from_cache
         from emolog.training.model import predict_split
+        if ids is not None and not len(ids):
+            raise RunError(f"predict({self.dir}): the list of image ids is empty")
         model = self.model(device)
         joint_unfreeze = model.last_block is not None
         if not isinstance(cache, FeatureCache):
@@ -149,7 +151,7 @@ class Run:
         with torch.no_grad():  # chunked like predict_split: joint-unfreeze runs the last block here
             out.scene_probs = torch.cat([model.scene_probs(s, torch.arange(i, min(i + EVAL_CHUNK, len(ids)), device=dev),
                                                            check=False) for i in range(0, len(ids), EVAL_CHUNK)]
-                                        or [torch.zeros(0, len(BASIC7))]).cpu().double().numpy()
+                                        or [torch.zeros(0, model.scene_net.n_classes)]).cpu().double().numpy()
         if model.has_sources:
             pred = predict_split(model, s, labels=probs.argmax(1))
             out.sources = list(SOURCES)

@@ -144,7 +144,7 @@ def build_logic_module(program: str, semantics: str, param: str, spec: dict | No
     if spec and spec.get("engine") == "deep":
         if semantics != "condition":
             raise ConfigError(f"spec {spec.get('name')}: a DeepProbLog program conditions on its evidence; "
-                              f"semantics {semantics!r} (regime original) does not apply")
+                              f"semantics {semantics!r} does not apply (regime original forces 'original')")
         from emolog.training.deep_logic import build_deep
         return build_deep(program, spec["query"], param)
     from emolog.logic import compile_program

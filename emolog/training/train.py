@@ -87,23 +87,40 @@ def _start_weights(cfg: RunConfig, regime: Regime, lm: nn.Module, kind: str) -> 
             em.set_source_weights(lm, dict(start))
     elif kind != "gate" and (cfg.init_weights is not None or cfg.fixed_weights is not None):
         raise ConfigError("config keys 'init_weights' / 'fixed_weights' set global source weights; "
-                          f"{cfg.program!r} has none (its t() weights are per face kind)")
+                          f"{Path(lm.program.path).name!r} has none (its t() are not a source disjunction)")
 
 
 def _scene_net(cfg: RunConfig, regime: Regime, splits: dict[str, SplitData], manifest: dict, lm: nn.Module,
                kind: str, semantics: str, device: torch.device, progress: bool, classes: tuple[str, ...]
                ) -> tuple[nn.Module, dict | None, torch.Tensor | None]:
     """(scene net, pretraining info, out-of-fold training probabilities or None)."""
-    if (regime.scene_init if cfg.scene_init == "auto" else cfg.scene_init) != "pretrained":
-        return new_scene_net(cfg, splits["train"].scene.shape[1], n_classes=lm.input_sizes.get("scene_net", len(BASIC7))).to(device), \
+    domain = _scene_domain(lm)
+    if (regime.scene_init if cfg.scene_init == "auto" else cfg.scene_init) != "pretrained" or domain is None:
+        # (a program without a scene net keeps this untrained one out of every parameter group)
+        return new_scene_net(cfg, splits["train"].scene.shape[1], n_classes=len(domain or BASIC7)).to(device), \
             None, None
+    if domain != list(classes):   # pretraining fits the scene net's outputs to the labels
+        raise ConfigError(f"{lm.program.path}: scene_net ranges over {domain}, the labels over {list(classes)}: "
+                          "a pretrained scene net is fitted to the labels, so it needs the same classes in the "
+                          "same order; set scene_init=random (the net then trains from scratch, e.g. joint)")
     if kind == "global":
         pre = pretrained_scene_net(cfg, splits, manifest, device, lm, semantics, progress, classes)
-    else:
-        # a gate has no global weights to pretrain against: the seed program's net (the very
-        # net a global run of this config uses, so they compare on one frozen scene net)
-        pre = shared_pretrained(cfg, splits, manifest, device, semantics)
+    elif classes == BASIC7:
+        # no global weights to pretrain against (a gate, rules, no source choice): the seed
+        # program's net, the very net a global run of this config uses, so they compare on one
+        # frozen scene net
+        pre = shared_pretrained(cfg, splits, manifest, device, semantics, progress)
+    else:   # other labels: the cross-fitted label fit (each refit is an EM step of a global choice)
+        pre = pretrained_scene_net(RunConfig.from_dict({**cfg.to_dict(), "pretrain_refit": 0}), splits, manifest,
+                                   device, lm, semantics, progress, classes)
     return pre.net, pre.info, pre.oof
+
+
+def _scene_domain(lm: nn.Module) -> list[str] | None:
+    """The scene net's output domain as the program declares it (None: no scene net)."""
+    decls = lm.prog.nets if hasattr(lm, "prog") else lm.program.neural
+    decl = decls.get("scene_net")
+    return [str(d) for d in decl.domain] if decl is not None and decl.domain else None
 
 
 def build_heads(cfg: RunConfig, spec: Spec | None, lm: nn.Module, splits: dict[str, SplitData], perception: dict,
