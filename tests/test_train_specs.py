@@ -237,3 +237,34 @@ def test_an_emo8_program_with_other_sources_pretrains_its_own_scene_net(data, tm
     assert res["kind"] == "none" and res["source_weights"] is None and res["program"] == str(tmp_path / "two.pl")
     assert {"t(source(scene))", "t(source(face1))"} <= set(res["t_values"])
     assert res["pretrain"]["key"] != first["pretrain"]["key"] and not res["pretrain"]["cached"]
+
+
+def test_the_query_names_the_answer_predicate(data, tmp_path):
+    """A spec's query ``feeling(X, E)``: the classes are read from ``feeling(X, <label>)`` in
+    training, pretraining, EM, and in the reloaded run's predictions."""
+    (tmp_path / "feel.pl").write_text((SPEC_DIR / "emo8_buckets.pl").read_text().replace("emotion(", "feeling("))
+    (tmp_path / "feel.toml").write_text((SPEC_DIR / "emo8_buckets.toml").read_text()
+                                        .replace('program = "emo8_buckets.pl"', 'program = "feel.pl"')
+                                        .replace('query = "emotion(X, E)"', 'query = "feeling(X, E)"'))
+    for regime in ("logic-only", "problog-em"):
+        res = train_run({**FAST, "regime": regime, "spec": str(tmp_path / "feel.toml"), "data": str(data["emo8"])},
+                        tmp_path / regime, progress=False)
+        assert res["kind"] == "global" and res["metrics"]["test"]["n"] > 0
+    test_ids = json.loads((data["emo8"] / "split.json").read_text())["test"]
+    pred = emolog.load_run(tmp_path / "problog-em").predict(data["emo8"] / "cache", ids=test_ids)
+    assert pred.probs.shape == (len(test_ids), 8)
+
+
+def test_a_program_without_queries_takes_them_from_the_spec(data, tmp_path):
+    """A DeepProbLog-style file declares no query/1 (its queries come from the data): the spec's
+    query, once per label, is appended; the run equals the one of the same program with them."""
+    text = (SPEC_DIR / "emo8_buckets.pl").read_text()
+    (tmp_path / "noq.pl").write_text("\n".join(ln for ln in text.splitlines() if not ln.startswith("query(")))
+    (tmp_path / "noq.toml").write_text((SPEC_DIR / "emo8_buckets.toml").read_text()
+                                       .replace('program = "emo8_buckets.pl"', 'program = "noq.pl"'))
+    cfg = {**FAST, "regime": "logic-only", "data": str(data["emo8"])}
+    res = train_run({**cfg, "spec": str(tmp_path / "noq.toml")}, tmp_path / "noq", progress=False)
+    ref = train_run({**cfg, "spec": "emo8_buckets"}, tmp_path / "ref", progress=False)
+    assert res["t_values"] == pytest.approx(ref["t_values"], abs=1e-6)
+    assert res["metrics"]["test"]["accuracy"] == ref["metrics"]["test"]["accuracy"]
+    assert "query(emotion(X,anticipation))." in (tmp_path / "noq" / "program.pl").read_text()

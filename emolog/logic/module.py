@@ -22,9 +22,10 @@ class LogicInputError(InputError, ValueError):
 
 
 def compile_program(program: str | Path = "seed", semantics: str = "condition",
-                    param: str = "softmax", queries: list[str] | None = None,
+                    param: str = "softmax", queries: list[str] | None = None, path: str | None = None,
                     **kwargs) -> "LogicModule | DeepProgram":
-    """Compile a shipped program (``emolog/logic/programs/<name>.pl``), a ``.pl`` path or text.
+    """Compile a shipped program (``emolog/logic/programs/<name>.pl``), a ``.pl`` path or text
+    (``path``: the file that text came from, for messages).
 
     With ``queries`` (DeepProbLog-style templates, see ``deep.py``), or for a program outside
     the image convention (no ``nn`` or no query/1, or consult/1), the result is a
@@ -39,7 +40,7 @@ def compile_program(program: str | Path = "seed", semantics: str = "condition",
     if semantics not in SEMANTICS:
         raise ValueError(f"semantics must be one of {SEMANTICS}, got {semantics!r}")
     is_text = isinstance(program, str) and ("\n" in program or program.rstrip().endswith("."))
-    text, path = (program, "<string>") if is_text else resolve_program(program)
+    text, path = (program, path or "<string>") if is_text else resolve_program(program)
     if queries is not None or not _image_convention(text):
         if semantics != "condition":
             raise ProgramError(f"{path}: semantics {semantics!r} exists only for image-convention "

@@ -191,5 +191,6 @@ def seed_like(lm, classes) -> bool:
     emotions: then ``em_step``'s closed form (a posterior circuit, no backward pass) is the
     same EM as ``lfi_step`` (tested to 1e-8) and several times faster."""
     from emolog.labels import BASIC7
-    return tuple(classes) == BASIC7 and len(lm.tparams) == len(lm.sources) and all(
+    return tuple(classes) == BASIC7 and getattr(lm, "output_functor", "emotion") == "emotion" \
+        and len(lm.tparams) == len(lm.sources) and all(
         p.head.functor == "source" and p.head.arity == 1 for p in lm.program.params)

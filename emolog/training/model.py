@@ -27,6 +27,7 @@ from emolog.training.data import SplitData
 from emolog.training.gate import GateNet, evidence_features, program_kind, rule_facts
 from emolog.training.linear import block_probs
 from emolog.training.losses import TrainingError
+from emolog.training.pretrain import query_columns
 
 EVAL_CHUNK = 2048  # rows per forward pass when evaluating a whole split
 KINDS = ("global", "gate", "rules", "none")
@@ -69,10 +70,11 @@ class Model(nn.Module):
         self.heads = nn.ModuleDict(heads or {})
         self.head_inputs: dict[int, dict[str, torch.Tensor]] = {}   # id(split) -> head -> features [N, F]
         try:
-            self._cols = [lm.query_names.index(f"emotion({e})") for e in classes]
+            self._cols = query_columns(lm, classes)
         except ValueError:
             raise ConfigError(f"{lm.program.path}: the queries {lm.query_names} do not cover the "
-                              f"label set {list(classes)} (expected emotion(X, <label>) for each)") from None
+                              f"label set {list(classes)} (expected {getattr(lm, 'output_functor', 'emotion')}"
+                              "(X, <label>) for each)") from None
         self._src_cols = [lm.query_names.index(f"source({s})") for s in SOURCES] if kind == "rules" else []
         self._src_order = [lm.sources.index(s) for s in SOURCES] if kind != "none" else []
         self.register_buffer("_cols_t", torch.tensor(self._cols), persistent=False)

@@ -33,6 +33,7 @@ list ``Faces`` (specs/face_list.toml, ``emolog.training.deep_logic``): one circu
 
 from __future__ import annotations
 
+import re
 import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -140,21 +141,50 @@ def _parse(d: dict, where: str, base: Path, path: Path | None, default_name: str
 
 def build_logic_module(program: str, semantics: str, param: str, spec: dict | None = None):
     """The compiled program of a run: a ``DeepLogic`` for a spec with ``engine = "deep"``
-    (its ``query`` is the template), else ``emolog.logic.compile_program``'s module."""
+    (its ``query`` is the template), else ``emolog.logic.compile_program``'s module. With a
+    spec, ``lm.output_functor`` is its query's predicate (the classes' answers are
+    ``<functor>(<class>)``; without one, ``emotion``)."""
     if spec and spec.get("engine") == "deep":
         if semantics != "condition":
             raise ConfigError(f"spec {spec.get('name')}: a DeepProbLog program conditions on its evidence; "
                               f"semantics {semantics!r} does not apply (regime original forces 'original')")
         from emolog.training.deep_logic import build_deep
-        return build_deep(program, spec["query"], param)
-    from emolog.logic import compile_program
-    return compile_program(program, semantics=semantics, param=param)
+        lm = build_deep(program, spec["query"], param)
+    else:
+        from emolog.logic import compile_program
+        from emolog.logic.program import resolve_program
+        text, path = resolve_program(program)
+        extra = spec_queries(text, spec["query"], spec["classes"]) if spec else ""
+        lm = compile_program(text + extra, semantics=semantics, param=param, path=path) if extra \
+            else compile_program(program, semantics=semantics, param=param)
+    if spec:
+        lm.output_functor = query_functor(spec["query"])
+    return lm
+
+
+def spec_queries(text: str, query: str, classes: list[str] | tuple[str, ...]) -> str:
+    """``query(<query with its last argument = c>).`` for each class c, to append to a program
+    that declares no query/1 of its own (a DeepProbLog-style file, whose queries come from the
+    data); "" when it has some."""
+    if re.search(r"^\s*query\s*\(", text, re.MULTILINE):
+        return ""
+    from emolog.logic.templates import as_term, parse_template
+    t = parse_template(query, "<spec query>")
+    if not t.args:
+        raise ConfigError(f"spec query {query!r}: needs an argument for the label, e.g. emotion(X, E)")
+    lines = [f"query({t.with_args(*t.args[:-1], as_term(c, 'the label', query))})." for c in classes]
+    return "\n% queries from the spec: one per label\n" + "\n".join(lines) + "\n"
+
+
+def query_functor(query: str) -> str:
+    """The answer predicate of a spec's query: ``emotion`` for ``emotion(X, E)``."""
+    return query.split("(", 1)[0].strip()
 
 
 def check_program(spec: Spec, lm) -> None:
     """The compiled program ``lm`` fits the spec: the query's domain equals the label set (by
     name) and every neural predicate has a binding this emolog can feed."""
-    functor = spec.query.split("(", 1)[0].strip()
+    functor = query_functor(spec.query)
     domain = [q[len(functor) + 1:-1] for q in lm.query_names if q.startswith(functor + "(")]
     if set(domain) != set(spec.classes):
         raise ConfigError(f"{spec.path}: the query {spec.query} ranges over {sorted(domain)} but the label set "
