@@ -236,8 +236,8 @@ def test_check_program_nets_tables(tmp_path):
     spec = load_spec(str(_spec(tmp_path, "happy\nsad\n", ok + 'hidden = [3]\n')))
     with pytest.raises(ConfigError, match=r"\[nets.scene_net\] unknown key\(s\) \['hidden'\]"):
         check_program(spec, lm)
-    spec = load_spec(str(_spec(tmp_path, "happy\nsad\n", '[nets.scene_net]\nbind = "gate"\n')))
-    with pytest.raises(ConfigError, match=r"can feed 'scene_net' with \['scene_head', 'head'\]$"):
+    spec = load_spec(str(_spec(tmp_path, "happy\nsad\n", '[nets.scene_net]\nbind = "cache.scenery"\n')))
+    with pytest.raises(ConfigError, match=r"bind = 'cache.scenery': this emolog can feed a network with \[.*'scene_head'.*'head'\]$"):
         check_program(spec, lm)
 
 

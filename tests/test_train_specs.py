@@ -268,3 +268,35 @@ def test_a_program_without_queries_takes_them_from_the_spec(data, tmp_path):
     assert res["t_values"] == pytest.approx(ref["t_values"], abs=1e-6)
     assert res["metrics"]["test"]["accuracy"] == ref["metrics"]["test"]["accuracy"]
     assert "query(emotion(X,anticipation))." in (tmp_path / "noq" / "program.pl").read_text()
+
+
+@pytest.mark.parametrize("spec", ["seed", "face_list"])
+def test_a_program_names_its_networks_as_it_likes(data, tmp_path, spec):
+    """nn(scenery, ...), nn(expr, ...), nn(present, ...) bound to scene_head / cache.face_probs
+    / cache.face_mask train exactly as the shipped names do (a compiled and a DeepProbLog
+    program); two networks bound to one feed are refused, as is a face domain in another order."""
+    s = load_spec(spec)
+    text = (SPEC_DIR / f"{spec}.pl").read_text() if spec == "face_list" else \
+        (SPEC_DIR.parent.parent / "logic" / "programs" / "seed.pl").read_text()
+    names = {"scene_net": "scenery", "face_net": "expr", "available": "present"}
+    for a, b in names.items():
+        text = text.replace(f"nn({a},", f"nn({b},")
+    (tmp_path / "mine.pl").write_text(text)
+    toml = (SPEC_DIR / f"{spec}.toml").read_text().replace(f'program = "{spec}.pl"', 'program = "mine.pl"') \
+        .replace('program = "seed"', 'program = "mine.pl"')
+    for a, b in names.items():
+        toml = toml.replace(f"[nets.{a}]", f"[nets.{b}]")
+    (tmp_path / "mine.toml").write_text(toml)
+    cfg = {**FAST, "regime": "logic-only", "data": str(data["basic7"])}
+    res = train_run({**cfg, "spec": str(tmp_path / "mine.toml")}, tmp_path / "mine", progress=False)
+    ref = train_run({**cfg, "spec": spec}, tmp_path / "ref", progress=False)
+    assert res["t_values"] == pytest.approx(ref["t_values"], abs=1e-6) and res["metrics"]["test"] == ref["metrics"]["test"]
+    assert res["spec"]["renames"] == {k: v for v, k in names.items() if v in s.nets}
+    (tmp_path / "two.toml").write_text(toml.replace('[nets.scenery]\nbind = "scene_head"',
+                                                    '[nets.scenery]\nbind = "cache.face_probs"'))
+    with pytest.raises(ConfigError, match=r"\['expr', 'scenery'\] would all be emolog's 'face_net'"):
+        load_spec(str(tmp_path / "two.toml"))
+    (tmp_path / "mine.pl").write_text(text.replace("[angry, disgust, fear, happy, sad, surprise, neutral]) :: face",
+                                                   "[disgust, angry, fear, happy, sad, surprise, neutral]) :: face"))
+    with pytest.raises(ConfigError, match="recogniser's distribution"):
+        train_run({**cfg, "spec": str(tmp_path / "mine.toml")}, tmp_path / "bad", progress=False)

@@ -24,15 +24,18 @@ class DeepLogic(nn.Module):
     sources: list[str] = []
     fact_keys: dict = {}
 
-    def __init__(self, prog, functor: str) -> None:
+    def __init__(self, prog, functor: str, renames: dict[str, str] | None = None) -> None:
         super().__init__()
         from emolog.logic import Example
         self.prog, self._example = prog, Example
+        renames = renames or {}
+        # emolog's network name -> the program's (a spec may bind its nn(expr, ...) as face_net)
+        self.net_names = {canon: own for own, canon in renames.items()}
         self.program = prog.params_program
         names = prog.compiled(Example(0, 0, 0)).names   # the answers of an image without faces
         self.domain = [n.rsplit(",", 1)[1].rstrip(")").strip() for n in names]
         self.query_names = [f"{functor}({e})" for e in self.domain]
-        self.input_sizes = {n: len(d.domain) for n, d in prog.nets.items() if d.kind == "ad"}
+        self.input_sizes = {renames.get(n, n): len(d.domain) for n, d in prog.nets.items() if d.kind == "ad"}
 
     @property
     def tparams(self):
@@ -58,8 +61,8 @@ class DeepLogic(nn.Module):
         # faces[b, k] = the k-th present face (1-based, as tensor(face(I,k))); row 0 unused
         order = torch.argsort((~mask).to(torch.int8), dim=1, stable=True)
         packed = faces.gather(1, order[:, :, None].expand_as(faces))
-        self.prog.bind("face_net", torch.cat([torch.zeros_like(packed[:, :1]), packed], 1))
-        self.prog.bind("scene_net", inputs["scene_net"])
+        self.prog.bind(self.net_names.get("face_net", "face_net"), torch.cat([torch.zeros_like(packed[:, :1]), packed], 1))
+        self.prog.bind(self.net_names.get("scene_net", "scene_net"), inputs["scene_net"])
         return self._examples(mask)
 
     def forward(self, inputs: dict, facts: dict | None = None) -> torch.Tensor:
@@ -99,8 +102,9 @@ class DeepLogic(nn.Module):
         return {}
 
 
-def build_deep(source: str, query: str, param: str) -> DeepLogic:
-    """Compile a spec's DeepProbLog program with its query template (``engine = "deep"``)."""
+def build_deep(source: str, query: str, param: str, renames: dict[str, str] | None = None) -> DeepLogic:
+    """Compile a spec's DeepProbLog program with its query template (``engine = "deep"``);
+    ``renames``: {the program's network name: emolog's} (``Spec.renames``)."""
     from emolog.logic import compile_program
     prog = compile_program(source, queries=[query], param=param)
-    return DeepLogic(prog, query.split("(", 1)[0].strip())
+    return DeepLogic(prog, query.split("(", 1)[0].strip(), renames)

@@ -38,7 +38,7 @@ import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from emolog.labels import LABEL_SETS
+from emolog.labels import BASIC7, LABEL_SETS
 from emolog.training.config import ConfigError
 
 SPEC_DIR = Path(__file__).resolve().parent / "specs"
@@ -46,6 +46,9 @@ SPEC_DIR = Path(__file__).resolve().parent / "specs"
 BINDINGS: dict[str, tuple[str, ...]] = {"scene_net": ("scene_head",), "face_net": ("cache.face_probs",),
                                         "available": ("cache.face_mask",), "gate_net": ("gate",),
                                         "large": ("evidence.large_face",), "confident": ("evidence.confident_face",)}
+# each binding feeds the network of this name inside emolog; a program's own name for it is
+# renamed to this one when it is compiled (``renames``), so any name works in a program
+CANONICAL: dict[str, str] = {b: net for net, binds in BINDINGS.items() for b in binds}
 KEYS = {"name", "program", "query", "labels", "nets", "description", "engine"}
 ENGINES = ("circuit", "deep")
 # a trainable head (an MLP) may feed any neural predicate, from these cached features
@@ -66,10 +69,17 @@ class Spec:
     description: str = ""
     engine: str = "circuit"            # "deep": a DeepProbLog query template (emolog.training.deep_logic)
 
+    @property
+    def renames(self) -> dict[str, str]:
+        """{the program's network name: emolog's} for bindings whose network is named otherwise
+        (``nn(expr, ...)`` bound to ``cache.face_probs`` is emolog's ``face_net``)."""
+        return {n: CANONICAL[t["bind"]] for n, t in self.nets.items()
+                if t["bind"] in CANONICAL and CANONICAL[t["bind"]] != n}
+
     def to_dict(self) -> dict:
         return {"name": self.name, "path": str(self.path) if self.path else None, "program": self.program,
                 "query": self.query, "labels": self.label_set, "classes": list(self.classes),
-                "nets": self.nets, "engine": self.engine}
+                "nets": self.nets, "engine": self.engine, "renames": self.renames}
 
 
 def resolve_spec(name_or_path: str) -> Path:
@@ -132,6 +142,15 @@ def _parse(d: dict, where: str, base: Path, path: Path | None, default_name: str
     if not isinstance(nets, dict) or not all(isinstance(v, dict) and isinstance(v.get("bind"), str)
                                              for v in nets.values()):
         raise ConfigError(f"{where}: [nets.<predicate>] tables each need a 'bind' string")
+    fed: dict[str, list[str]] = {}
+    for n, t in nets.items():
+        if t["bind"] in CANONICAL:
+            fed.setdefault(CANONICAL[t["bind"]], []).append(n)
+    for canon, names in fed.items():
+        clash = names + ([canon] if canon in nets and canon not in names else [])
+        if len(clash) > 1:
+            raise ConfigError(f"{where}: {sorted(clash)} would all be emolog's {canon!r} (one network per "
+                              f"binding {[b for b, c in CANONICAL.items() if c == canon]}); bind only one of them so")
     engine = d.get("engine", "circuit")
     if engine not in ENGINES:
         raise ConfigError(f"{where}: engine {engine!r} is not one of {list(ENGINES)}")
@@ -149,13 +168,16 @@ def build_logic_module(program: str, semantics: str, param: str, spec: dict | No
             raise ConfigError(f"spec {spec.get('name')}: a DeepProbLog program conditions on its evidence; "
                               f"semantics {semantics!r} does not apply (regime original forces 'original')")
         from emolog.training.deep_logic import build_deep
-        lm = build_deep(program, spec["query"], param)
+        lm = build_deep(program, spec["query"], param, spec.get("renames") or {})
     else:
         from emolog.logic import compile_program
         from emolog.logic.program import resolve_program
         text, path = resolve_program(program)
-        extra = spec_queries(text, spec["query"], spec["classes"]) if spec else ""
-        lm = compile_program(text + extra, semantics=semantics, param=param, path=path) if extra \
+        new = text
+        for own, canon in ((spec or {}).get("renames") or {}).items():   # nn(own, ...) -> nn(canon, ...)
+            new = re.sub(rf"\bnn\(\s*{re.escape(own)}\s*,", f"nn({canon},", new)
+        new += spec_queries(text, spec["query"], spec["classes"]) if spec else ""
+        lm = compile_program(new, semantics=semantics, param=param, path=path) if new != text \
             else compile_program(program, semantics=semantics, param=param)
     if spec:
         lm.output_functor = query_functor(spec["query"])
@@ -191,7 +213,8 @@ def check_program(spec: Spec, lm) -> None:
                           f"{spec.label_set!r} is {sorted(spec.classes)} (only in the program: "
                           f"{sorted(set(domain) - set(spec.classes))}; only in the labels: "
                           f"{sorted(set(spec.classes) - set(domain))})")
-    declared = sorted({k.split("(")[0] for k in list(lm.input_sizes) + list(lm.fact_keys)})
+    own = {canon: name for name, canon in spec.renames.items()}   # back to the program's names
+    declared = sorted({own.get(k.split("(")[0], k.split("(")[0]) for k in list(lm.input_sizes) + list(lm.fact_keys)})
     if spec.engine == "deep":   # input_sizes lists only nn/4; its nn/2 and nn/3 need bindings too
         declared = sorted(lm.prog.nets)
     missing = [n for n in declared if n not in spec.nets]
@@ -202,17 +225,28 @@ def check_program(spec: Spec, lm) -> None:
         if name not in declared:
             raise ConfigError(f"{spec.path}: [nets.{name}] binds a neural predicate {lm.program.path} does not "
                               f"declare (it has {declared})")
-        ok = (*BINDINGS.get(name, ()), "head")
         if table["bind"] == "head":
             _check_head(spec, name, table, lm)
             continue
-        if table["bind"] not in ok:
-            raise ConfigError(f"{spec.path}: [nets.{name}] bind = {table['bind']!r}: this emolog can feed "
-                              f"{name!r} with {list(ok)}")
+        if table["bind"] not in CANONICAL:
+            raise ConfigError(f"{spec.path}: [nets.{name}] bind = {table['bind']!r}: this emolog can feed a "
+                              f"network with {[*CANONICAL, 'head']}")
+        if table["bind"] == "cache.face_probs" and net_domain(lm, CANONICAL["cache.face_probs"]) not in (None, list(BASIC7)):
+            raise ConfigError(f"{spec.path}: [nets.{name}] reads the recogniser's distribution, which is over "
+                              f"{list(BASIC7)} in this order; the program declares {net_domain(lm, 'face_net')}")
         unknown = sorted(set(table) - {"bind"})
         if unknown:
             raise ConfigError(f"{spec.path}: [nets.{name}] unknown key(s) {unknown}; a bind = "
                               f"{table['bind']!r} table takes only 'bind'")
+
+
+def net_domain(lm, canon: str) -> list[str] | None:
+    """The declared domain of emolog's network ``canon`` in the compiled program."""
+    if hasattr(lm, "prog"):   # a DeepProbLog spec: the program's own names
+        decl = lm.prog.nets.get(getattr(lm, "net_names", {}).get(canon, canon))
+    else:
+        decl = lm.program.neural.get(canon)
+    return [str(d) for d in decl.domain] if decl is not None and decl.domain else None
 
 
 def _check_head(spec: Spec, name: str, table: dict, lm) -> None:

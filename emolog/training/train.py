@@ -35,7 +35,7 @@ from emolog.training.outputs import provenance, write_run
 from emolog.training.perception import build_last_block, grey_face_logits, perception_record, scene_classifier
 from emolog.training.pretrain import pretrained_scene_net
 from emolog.training.regimes import Regime, get_regime
-from emolog.training.spec import Spec, build_logic_module, check_program, heads_of, load_spec
+from emolog.training.spec import Spec, build_logic_module, check_program, heads_of, load_spec, net_domain
 
 __all__ = ["CHECKPOINT", "Loss", "TrainingError", "epoch_order", "train_run"]
 
@@ -94,7 +94,7 @@ def _scene_net(cfg: RunConfig, regime: Regime, splits: dict[str, SplitData], man
                kind: str, semantics: str, device: torch.device, progress: bool, classes: tuple[str, ...]
                ) -> tuple[nn.Module, dict | None, torch.Tensor | None]:
     """(scene net, pretraining info, out-of-fold training probabilities or None)."""
-    domain = _scene_domain(lm)
+    domain = net_domain(lm, "scene_net")
     if (regime.scene_init if cfg.scene_init == "auto" else cfg.scene_init) != "pretrained" or domain is None:
         # (a program without a scene net keeps this untrained one out of every parameter group)
         return new_scene_net(cfg, splits["train"].scene.shape[1], n_classes=len(domain or BASIC7)).to(device), \
@@ -114,13 +114,6 @@ def _scene_net(cfg: RunConfig, regime: Regime, splits: dict[str, SplitData], man
         pre = pretrained_scene_net(RunConfig.from_dict({**cfg.to_dict(), "pretrain_refit": 0}), splits, manifest,
                                    device, lm, semantics, progress, classes)
     return pre.net, pre.info, pre.oof
-
-
-def _scene_domain(lm: nn.Module) -> list[str] | None:
-    """The scene net's output domain as the program declares it (None: no scene net)."""
-    decls = lm.prog.nets if hasattr(lm, "prog") else lm.program.neural
-    decl = decls.get("scene_net")
-    return [str(d) for d in decl.domain] if decl is not None and decl.domain else None
 
 
 def build_heads(cfg: RunConfig, spec: Spec | None, lm: nn.Module, splits: dict[str, SplitData], perception: dict,
