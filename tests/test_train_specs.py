@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 
 import pytest
 
@@ -300,3 +301,31 @@ def test_a_program_names_its_networks_as_it_likes(data, tmp_path, spec):
                                                    "[disgust, angry, fear, happy, sad, surprise, neutral]) :: face"))
     with pytest.raises(ConfigError, match="recogniser's distribution"):
         train_run({**cfg, "spec": str(tmp_path / "mine.toml")}, tmp_path / "bad", progress=False)
+
+
+def test_a_label_file_with_capitalised_labels(data, tmp_path):
+    """Labels such as Joy are atoms ('Joy'), never variables: the spec's queries, the program's
+    answers and the index's labels meet by name."""
+    import pandas as pd
+    from emolog.labels import EMO8
+    d = tmp_path / "D"
+    import shutil
+    shutil.copytree(data["emo8"], d)
+    idx = pd.read_csv(d / "index.csv", dtype=str, keep_default_na=False)
+    idx["label"] = idx["label"].str.capitalize()
+    idx.to_csv(d / "index.csv", index=False)
+    def caps(line: str) -> str:   # the Emo8 side only: the scene net's domain and the bucket table
+        if not (line.startswith("nn(scene_net") or line.startswith("t(_)::bucket_emotion")):
+            return line
+        for e in EMO8:
+            line = re.sub(rf"\b{e}\b", f"'{e.capitalize()}'", line)
+        return line
+    lines = (SPEC_DIR / "emo8_buckets.pl").read_text().splitlines()
+    (tmp_path / "caps.pl").write_text("\n".join(caps(ln) for ln in lines if not ln.startswith("query(")))
+    (tmp_path / "labels.txt").write_text("\n".join(e.capitalize() for e in EMO8) + "\n")
+    (tmp_path / "caps.toml").write_text((SPEC_DIR / "emo8_buckets.toml").read_text()
+                                        .replace('program = "emo8_buckets.pl"', 'program = "caps.pl"')
+                                        .replace('labels = "emo8"', 'labels = "labels.txt"'))
+    res = train_run({**FAST, "spec": str(tmp_path / "caps.toml"), "data": str(d)}, tmp_path / "run", progress=False)
+    assert res["classes"] == [e.capitalize() for e in EMO8] and res["metrics"]["test"]["n"] > 0
+    assert "t(bucket_emotion(pos_high,'Joy'))" in res["t_values"]

@@ -207,7 +207,8 @@ def check_program(spec: Spec, lm) -> None:
     """The compiled program ``lm`` fits the spec: the query's domain equals the label set (by
     name) and every neural predicate has a binding this emolog can feed."""
     functor = query_functor(spec.query)
-    domain = [q[len(functor) + 1:-1] for q in lm.query_names if q.startswith(functor + "(")]
+    # an atom that needs quotes (a label such as Joy) is written 'Joy' in the query names
+    domain = [q[len(functor) + 1:-1].strip("'") for q in lm.query_names if q.startswith(functor + "(")]
     if set(domain) != set(spec.classes):
         raise ConfigError(f"{spec.path}: the query {spec.query} ranges over {sorted(domain)} but the label set "
                           f"{spec.label_set!r} is {sorted(spec.classes)} (only in the program: "
@@ -246,7 +247,7 @@ def net_domain(lm, canon: str) -> list[str] | None:
         decl = lm.prog.nets.get(getattr(lm, "net_names", {}).get(canon, canon))
     else:
         decl = lm.program.neural.get(canon)
-    return [str(d) for d in decl.domain] if decl is not None and decl.domain else None
+    return [str(d).strip("'") for d in decl.domain] if decl is not None and decl.domain else None
 
 
 def _check_head(spec: Spec, name: str, table: dict, lm) -> None:
