@@ -33,6 +33,10 @@ def test_load_run_predict_reproduces_the_test_metrics(data, tmp_path, regime, pr
                     progress=False)
     run = emolog.load_run(tmp_path / "run")
     assert run.classes == res["classes"] and run.metrics["test"] == res["metrics"]["test"]
+    assert len(run.history) == res["epochs_run"] + 1 and "val_loss" in run.history.columns
+    logic = [la for la in run.layers if la["net"] == "logic"]
+    assert bool(logic) == bool(res["t_values"]) and all(la["label"].startswith("t(") for la in logic)
+    assert run.flips["n"] == res["metrics"]["test"]["n"]
     typed = run.typed     # results.json as typed fields
     assert (typed.regime, typed.kind, typed.epochs_run, typed.t_values) == \
         (regime, res["kind"], res["epochs_run"], res["t_values"])

@@ -11,12 +11,15 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from emolog.errors import MissingError
 from emolog.labels import BASIC7, SOURCES
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 
 class RunError(MissingError):
@@ -113,6 +116,29 @@ class Run:
     @property
     def t_values(self) -> dict[str, float]:
         return dict(self.results.get("t_values") or {})
+
+    @property
+    def history(self) -> pd.DataFrame:
+        """history.csv: one row per epoch (0 = before training), the columns docs/training.md lists."""
+        import pandas as pd
+        return pd.read_csv(self._file("history.csv"))
+
+    @property
+    def layers(self) -> list[dict]:
+        """What training changed, per parameter tensor of every net (changes.json ``layers``:
+        net, name, readable ``label`` of a t() block, rel/abs change, cosine to init, mean
+        gradient norm, trainable)."""
+        return json.loads(self._file("changes.json").read_text())["layers"]
+
+    @property
+    def flips(self) -> dict:
+        """Test predictions changed by training, per true class (changes.json ``flips``)."""
+        return json.loads(self._file("changes.json").read_text())["flips"]
+
+    def _file(self, name: str) -> Path:
+        if not (self.dir / name).is_file():
+            raise RunError(f"{self.dir} has no {name}: not a finished run (or an emolog older than this file)")
+        return self.dir / name
 
     def model(self, device: str = "cpu") -> Any:
         """The trained ``emolog.training.model.Model`` (eval mode) on ``device``."""
