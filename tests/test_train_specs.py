@@ -4,11 +4,14 @@ from __future__ import annotations
 
 import json
 import re
+import shutil
 
+import pandas as pd
 import pytest
 
 import emolog
 from emolog.cli import main
+from emolog.labels import EMO8
 from emolog.simulate import SimConfig, simulate, write_simulation
 from emolog.training.config import ConfigError
 from emolog.training.spec import SPEC_DIR, load_spec
@@ -35,6 +38,18 @@ def data(tmp_path_factory):
         write_simulation(simulate(SimConfig(n=300, seed=5, scene_dim=16, labels=labels, variant="context")), d)
         out[labels] = d
     return out
+
+
+def _emo8_variant(tmp_path, name: str, program: str, *toml: tuple[str, str]):
+    """emo8_buckets' spec with ``program`` (text) as its program ``<name>.pl``, and each
+    (old, new) of ``toml`` replaced in the spec; returns the spec's path."""
+    (tmp_path / f"{name}.pl").write_text(program)
+    text = (SPEC_DIR / "emo8_buckets.toml").read_text().replace('program = "emo8_buckets.pl"', f'program = "{name}.pl"')
+    for old, new in toml:
+        assert old in text
+        text = text.replace(old, new)
+    (tmp_path / f"{name}.toml").write_text(text)
+    return tmp_path / f"{name}.toml"
 
 
 def test_every_shipped_spec_is_listed():
@@ -96,9 +111,7 @@ def test_a_spec_written_here_and_label_mismatch(data, tmp_path):
 
 def test_face_list_run_predicts_its_test_metrics(data, tmp_path):
     import numpy as np
-    import pandas as pd
 
-    import emolog
     from emolog.data.split import load_split
     from emolog.training.metrics import evaluate
     res = train_run({**FAST, "regime": "problog-em", "spec": "face_list", "data": str(data["basic7"])},
@@ -215,7 +228,6 @@ def test_a_spec_written_in_python(data, tmp_path, monkeypatch):
 def test_epoch_zero_reports_the_training_loss_at_the_start(data, tmp_path):
     """EM's row k is the NLL before iteration k, so rows 0 and 1 measure the same parameters;
     under "fail" both are the unnormalised program output's NLL."""
-    import pandas as pd
     train_run({**FAST, "regime": "problog-em", "semantics": "fail", "data": str(data["basic7"])}, tmp_path / "run",
               progress=False)
     loss = pd.read_csv(tmp_path / "run" / "history.csv")["train_loss"]
@@ -229,12 +241,9 @@ def test_an_emo8_program_with_other_sources_pretrains_its_own_scene_net(data, tm
     text = (SPEC_DIR / "emo8_buckets.pl").read_text()
     old = "t(_)::source(scene); t(_)::source(face1); t(_)::source(face2); t(_)::source(face3)."
     assert old in text
-    (tmp_path / "two.pl").write_text(text.replace(old, "t(_)::source(scene); t(_)::source(face1)."))
-    (tmp_path / "two.toml").write_text((SPEC_DIR / "emo8_buckets.toml").read_text()
-                                       .replace('program = "emo8_buckets.pl"', 'program = "two.pl"'))
+    two = _emo8_variant(tmp_path, "two", text.replace(old, "t(_)::source(scene); t(_)::source(face1)."))
     first = train_run({**FAST, "spec": "emo8_buckets", "data": str(data["emo8"])}, tmp_path / "a", progress=False)
-    res = train_run({**FAST, "spec": str(tmp_path / "two.toml"), "data": str(data["emo8"])}, tmp_path / "b",
-                    progress=False)
+    res = train_run({**FAST, "spec": str(two), "data": str(data["emo8"])}, tmp_path / "b", progress=False)
     assert res["kind"] == "none" and res["source_weights"] is None and res["program"] == str(tmp_path / "two.pl")
     assert {"t(source(scene))", "t(source(face1))"} <= set(res["t_values"])
     assert res["pretrain"]["key"] != first["pretrain"]["key"] and not res["pretrain"]["cached"]
@@ -243,12 +252,10 @@ def test_an_emo8_program_with_other_sources_pretrains_its_own_scene_net(data, tm
 def test_the_query_names_the_answer_predicate(data, tmp_path):
     """A spec's query ``feeling(X, E)``: the classes are read from ``feeling(X, <label>)`` in
     training, pretraining, EM, and in the reloaded run's predictions."""
-    (tmp_path / "feel.pl").write_text((SPEC_DIR / "emo8_buckets.pl").read_text().replace("emotion(", "feeling("))
-    (tmp_path / "feel.toml").write_text((SPEC_DIR / "emo8_buckets.toml").read_text()
-                                        .replace('program = "emo8_buckets.pl"', 'program = "feel.pl"')
-                                        .replace('query = "emotion(X, E)"', 'query = "feeling(X, E)"'))
+    feel = _emo8_variant(tmp_path, "feel", (SPEC_DIR / "emo8_buckets.pl").read_text().replace("emotion(", "feeling("),
+                         ('query = "emotion(X, E)"', 'query = "feeling(X, E)"'))
     for regime in ("logic-only", "problog-em"):
-        res = train_run({**FAST, "regime": regime, "spec": str(tmp_path / "feel.toml"), "data": str(data["emo8"])},
+        res = train_run({**FAST, "regime": regime, "spec": str(feel), "data": str(data["emo8"])},
                         tmp_path / regime, progress=False)
         assert res["kind"] == "global" and res["metrics"]["test"]["n"] > 0
     test_ids = json.loads((data["emo8"] / "split.json").read_text())["test"]
@@ -260,11 +267,9 @@ def test_a_program_without_queries_takes_them_from_the_spec(data, tmp_path):
     """A DeepProbLog-style file declares no query/1 (its queries come from the data): the spec's
     query, once per label, is appended; the run equals the one of the same program with them."""
     text = (SPEC_DIR / "emo8_buckets.pl").read_text()
-    (tmp_path / "noq.pl").write_text("\n".join(ln for ln in text.splitlines() if not ln.startswith("query(")))
-    (tmp_path / "noq.toml").write_text((SPEC_DIR / "emo8_buckets.toml").read_text()
-                                       .replace('program = "emo8_buckets.pl"', 'program = "noq.pl"'))
+    noq = _emo8_variant(tmp_path, "noq", "\n".join(ln for ln in text.splitlines() if not ln.startswith("query(")))
     cfg = {**FAST, "regime": "logic-only", "data": str(data["emo8"])}
-    res = train_run({**cfg, "spec": str(tmp_path / "noq.toml")}, tmp_path / "noq", progress=False)
+    res = train_run({**cfg, "spec": str(noq)}, tmp_path / "noq", progress=False)
     ref = train_run({**cfg, "spec": "emo8_buckets"}, tmp_path / "ref", progress=False)
     assert res["t_values"] == pytest.approx(ref["t_values"], abs=1e-6)
     assert res["metrics"]["test"]["accuracy"] == ref["metrics"]["test"]["accuracy"]
@@ -306,10 +311,7 @@ def test_a_program_names_its_networks_as_it_likes(data, tmp_path, spec):
 def test_a_label_file_with_capitalised_labels(data, tmp_path):
     """Labels such as Joy are atoms ('Joy'), never variables: the spec's queries, the program's
     answers and the index's labels meet by name."""
-    import pandas as pd
-    from emolog.labels import EMO8
     d = tmp_path / "D"
-    import shutil
     shutil.copytree(data["emo8"], d)
     idx = pd.read_csv(d / "index.csv", dtype=str, keep_default_na=False)
     idx["label"] = idx["label"].str.capitalize()
@@ -321,11 +323,9 @@ def test_a_label_file_with_capitalised_labels(data, tmp_path):
             line = re.sub(rf"\b{e}\b", f"'{e.capitalize()}'", line)
         return line
     lines = (SPEC_DIR / "emo8_buckets.pl").read_text().splitlines()
-    (tmp_path / "caps.pl").write_text("\n".join(caps(ln) for ln in lines if not ln.startswith("query(")))
     (tmp_path / "labels.txt").write_text("\n".join(e.capitalize() for e in EMO8) + "\n")
-    (tmp_path / "caps.toml").write_text((SPEC_DIR / "emo8_buckets.toml").read_text()
-                                        .replace('program = "emo8_buckets.pl"', 'program = "caps.pl"')
-                                        .replace('labels = "emo8"', 'labels = "labels.txt"'))
-    res = train_run({**FAST, "spec": str(tmp_path / "caps.toml"), "data": str(d)}, tmp_path / "run", progress=False)
+    caps_spec = _emo8_variant(tmp_path, "caps", "\n".join(caps(ln) for ln in lines if not ln.startswith("query(")),
+                              ('labels = "emo8"', 'labels = "labels.txt"'))
+    res = train_run({**FAST, "spec": str(caps_spec), "data": str(d)}, tmp_path / "run", progress=False)
     assert res["classes"] == [e.capitalize() for e in EMO8] and res["metrics"]["test"]["n"] > 0
     assert "t(bucket_emotion(pos_high,'Joy'))" in res["t_values"]

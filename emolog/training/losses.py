@@ -88,10 +88,6 @@ class LeanAdam:
         self.adam = torch.optim.Adam(params, lr=lr, weight_decay=weight_decay, fused=True)
         self._lists: list[tuple[list, list, list, list]] | None = None
 
-    @property
-    def param_groups(self) -> list[dict]:
-        return self.adam.param_groups
-
     def zero_grad(self, set_to_none: bool = True) -> None:
         self.adam.zero_grad(set_to_none)
 

@@ -232,9 +232,10 @@ def check_program(spec: Spec, lm) -> None:
         if table["bind"] not in CANONICAL:
             raise ConfigError(f"{spec.path}: [nets.{name}] bind = {table['bind']!r}: this emolog can feed a "
                               f"network with {[*CANONICAL, 'head']}")
-        if table["bind"] == "cache.face_probs" and net_domain(lm, CANONICAL["cache.face_probs"]) not in (None, list(BASIC7)):
+        face_domain = net_domain(lm, "face_net") if table["bind"] == "cache.face_probs" else None
+        if face_domain not in (None, list(BASIC7)):
             raise ConfigError(f"{spec.path}: [nets.{name}] reads the recogniser's distribution, which is over "
-                              f"{list(BASIC7)} in this order; the program declares {net_domain(lm, 'face_net')}")
+                              f"{list(BASIC7)} in this order; the program declares {face_domain}")
         unknown = sorted(set(table) - {"bind"})
         if unknown:
             raise ConfigError(f"{spec.path}: [nets.{name}] unknown key(s) {unknown}; a bind = "
