@@ -213,6 +213,11 @@ def test_cache_without_the_field_loads_and_require_names_the_flag(built, tmp_pat
     assert args.face_features is True
     flagged = load_cache(built["dir"] / "cache", ids=ids[:3])
     assert flagged.require("face_features", "") is flagged.face_features
+    # docs/cache.md quotes the message exactly as it is raised
+    with pytest.raises(CacheFieldError) as e:
+        load_cache(old).require("face_features", "network face_net of spec faces.toml reads cache.face_features")
+    doc = (Path(__file__).resolve().parents[1] / "docs" / "cache.md").read_text()
+    assert str(e.value).replace(str(old), "D/cache") in doc
 
 
 def test_fingerprints_differ_and_resume_refuses_to_mix(built):
