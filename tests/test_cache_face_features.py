@@ -82,7 +82,8 @@ def test_minixception_embedding_is_the_pooled_input_of_its_classifier(crops):
 def test_vit_embedding_is_the_cls_vector_after_the_last_layernorm(crops, tmp_path):
     rec = build_recogniser("vit-face-expression", _save_tiny_vit(tmp_path / "vit", TRPAKOV_ORDER), device="cpu")
     with torch.no_grad():  # the saved classifier is zero: give it weights so the logits mean something
-        rec.net.classifier.weight.copy_(torch.randn(rec.net.classifier.weight.shape, generator=torch.Generator().manual_seed(1)))
+        weight = rec.net.classifier.weight
+        weight.copy_(torch.randn(weight.shape, generator=torch.Generator().manual_seed(1)))
     logits, feats = rec.logits_and_features(crops)
     assert rec.feature_dim == rec.net.config.hidden_size == 32 and feats.shape == (3, 32)
     with torch.no_grad():
@@ -213,6 +214,9 @@ def test_cache_without_the_field_loads_and_require_names_the_flag(built, tmp_pat
     assert args.face_features is True
     flagged = load_cache(built["dir"] / "cache", ids=ids[:3])
     assert flagged.require("face_features", "") is flagged.face_features
+    assert flagged.require("face_logits") is flagged.face_logits  # every cache tensor can be asked for
+    with pytest.raises(ValueError, match="not a cache tensor"):
+        flagged.require("face_embeddings")
     # docs/cache.md quotes the message exactly as it is raised
     with pytest.raises(CacheFieldError) as e:
         load_cache(old).require("face_features", "network face_net of spec faces.toml reads cache.face_features")
@@ -232,7 +236,7 @@ def test_fingerprints_differ_and_resume_refuses_to_mix(built):
         assert (target / MANIFEST).read_text() == before
     # the same fingerprint with another face_feature_dim is refused too (a writer used directly)
     m = read_manifest(d / "plain")
-    with pytest.raises(CacheError, match="without face_features"):
+    with pytest.raises(CacheError, match="a cache with no face_features, this build writes face_features of dim 128"):
         CacheWriter(d / "plain", m["fingerprint"], K=K, scene_dim=m["scene_dim"], face_feature_dim=F_MINI)
 
 

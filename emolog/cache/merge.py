@@ -2,8 +2,8 @@
 
 Each part is a complete cache of its own (built with ``--shard i/N`` or one torchrun rank).
 Merging refuses, naming the culprit, when a part is absent or unfinished, when fingerprints
-(or K, scene_dim, face_feature_dim) differ, when an id is stored twice, or when a shard's bytes no longer match
-its part's manifest. Shard files are hard-linked into ``OUT`` (copied across file systems);
+(or K, scene_dim, face_feature_dim) differ, when an id is stored twice, or when a shard's bytes
+no longer match its part's manifest. Shard files are hard-linked into ``OUT`` (copied across file systems);
 the manifest is written last and atomically, so an interrupted merge simply runs again.
 """
 

@@ -137,10 +137,12 @@ class CacheWriter:
                     f"{self.dir} holds a cache built with another configuration "
                     f"(fingerprint {self.manifest['fingerprint_hash']} != {fp_hash}); "
                     "use a new directory rather than mixing the two")
-            if self.manifest.get("face_feature_dim") != face_feature_dim:
-                have = self.manifest.get("face_feature_dim")
-                raise CacheError(f"{self.dir} holds a cache built {'with' if have else 'without'} face_features "
-                                 f"(dim {have}), not {face_feature_dim}; use a new directory rather than mixing the two")
+            have = self.manifest.get("face_feature_dim")
+            if have != face_feature_dim:
+                def what(F: int | None) -> str:
+                    return "no face_features" if F is None else f"face_features of dim {F}"
+                raise CacheError(f"{self.dir} holds a cache with {what(have)}, this build writes "
+                                 f"{what(face_feature_dim)}; use a new directory rather than mixing the two")
         else:
             self.manifest = {"format": FORMAT, "fingerprint": dict(fingerprint),
                              "fingerprint_hash": fp_hash, "K": K, "scene_dim": scene_dim,
@@ -293,17 +295,20 @@ class FeatureCache:
                 if f.name not in ("ids", "manifest", "cache_dir") and getattr(self, f.name) is not None}
 
     def require(self, name: str, why: str = "") -> torch.Tensor:
-        """The optional tensor ``name`` (``face_features`` or ``scene_prelast``); raises
-        CacheFieldError (exit 3) naming this cache, ``why`` it is needed, and the
-        ``emolog cache build`` flag that adds it when the cache was built without it."""
-        if name not in BUILD_FLAGS:
-            raise ValueError(f"require({name!r}): not an optional cache tensor; choose from {sorted(BUILD_FLAGS)}")
+        """The cache tensor ``name`` (any of TENSOR_SPEC and OPTIONAL_SPEC). For an optional one
+        the cache lacks, raises CacheFieldError (exit 3) naming this cache, ``why`` it is needed
+        (e.g. which network of which spec reads it) and the ``emolog cache build`` flag that adds it."""
+        if name not in TENSOR_SPEC and name not in OPTIONAL_SPEC:
+            raise ValueError(f"require({name!r}): not a cache tensor; choose from "
+                             f"{sorted([*TENSOR_SPEC, *OPTIONAL_SPEC])}")
         value = getattr(self, name)
         if value is not None:
             return value
         where = f"the cache at {self.cache_dir}" if self.cache_dir is not None else "the cache (perceived in memory)"
+        # scene_prelast is read only when asked for: a cache that has it may have been loaded without
+        how = " (or it was loaded without load_cache(..., prelast=True))" if name == "scene_prelast" else ""
         raise CacheFieldError(
-            f"{where} has no {name}{f' ({why})' if why else ''}: it was built without them; rebuild it with "
+            f"{where} has no {name}{f' ({why})' if why else ''}: it was built without them{how}; rebuild it with "
             f"`emolog cache build --index D --out NEW_CACHE {BUILD_FLAGS[name]}` and the perception options it "
             "was built with (into a new directory: a cache holds one configuration)")
 

@@ -118,7 +118,7 @@ class ExpressionRecogniser:
             return torch.zeros(0, len(self.own_classes)), torch.zeros(0, self.feature_dim)
         x = self._preprocess(crops).to(self.device)
         logits, features = self._forward(x)
-        return logits.float().cpu(), features.float().reshape(len(crops), -1).cpu()
+        return logits.float().cpu(), features.float().cpu()
 
     def own_logits(self, crops: list[Image.Image]) -> torch.Tensor:
         """Face crops -> logits [n, n_own] in the model's own order (CPU)."""
