@@ -34,11 +34,20 @@ _EPILOG = (
 def _add_file_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--timing", action="store_true",
                         help="write the wall and CPU time of answering the program to stderr")
+    parser.add_argument("--classes", action="store_true",
+                        help="each non-ground query's answers are a class distribution: warn on stderr "
+                             "where they do not sum to 1, naming the rules that overlap (or that no rule fires)")
+    _add_strict(parser)
+
+
+def _add_strict(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--strict", action="store_true",
+                        help="answers of a class query that do not sum to 1 are an error (exit 3), not a warning")
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.formatter_class = argparse.RawDescriptionHelpFormatter
-    parser.usage = "emolog logic [-h] [--timing] FILE.pl\n       emolog logic compare FILE.pl --query TEMPLATE ..."
+    parser.usage = "emolog logic [-h] [--timing] [--classes] [--strict] FILE.pl\n       emolog logic compare FILE.pl --query TEMPLATE ..."
     parser.epilog = _EPILOG
     parser.add_argument("file", metavar="FILE.pl", nargs="?",
                         help="a ProbLog program, answered like `problog FILE.pl` (or `compare`, see below)")
@@ -64,6 +73,10 @@ def _compare_parser() -> argparse.ArgumentParser:
     parser.add_argument("--timeout", type=float, default=120.0, metavar="S",
                         help="seconds DeepProbLog may take before it is reported as exceeded (default 120)")
     parser.add_argument("--seed", type=int, default=0, help="seed of the random network outputs (default 0)")
+    parser.add_argument("--faces", default="0", metavar="N[,N...]",
+                        help="face counts of the examples (Faces = [tensor(face(I,1)), ...]), cycled over "
+                             "the examples (default 0)")
+    _add_strict(parser)
     return parser
 
 
@@ -76,10 +89,11 @@ def run(args: argparse.Namespace) -> int:
         extra = argparse.ArgumentParser(prog="emolog logic FILE.pl")
         _add_file_options(extra)
         args = extra.parse_args(args.rest, namespace=args)
-    return _run_file(Path(args.file), timing=args.timing)
+    return _run_file(Path(args.file), timing=args.timing, classes=args.classes or args.strict,
+                     strict=args.strict)
 
 
-def _run_file(path: Path, *, timing: bool) -> int:
+def _run_file(path: Path, *, timing: bool, classes: bool = False, strict: bool = False) -> int:
     from problog.util import format_dictionary  # problog's own printer: identical output by construction
 
     from emolog.logic import ProgramError, evaluate
@@ -100,12 +114,31 @@ def _run_file(path: Path, *, timing: bool) -> int:
         print(f"{_location(err, path)}: Error: {getattr(err, 'message', None) or err}", file=sys.stderr)
         return 1
     wall, cpu = time.perf_counter() - wall, time.process_time() - cpu
+    if classes and _mass_refused(path, answers, strict):
+        return 3
     print(format_dictionary({atom: float(p) for atom, p in answers}))
     if timing:
         figures = ", ".join(f"{k} {v:.4g}" for k, v in sorted(stats.items()) if isinstance(v, (int, float)))
         print(f"emolog logic: {len(answers)} queries answered in {wall:.4f} s wall, {cpu:.4f} s CPU "
               f"(parse, ground, compile, evaluate; {figures})", file=sys.stderr)
     return 0
+
+
+def _mass_refused(path: Path, answers: list, strict: bool) -> bool:
+    """Check that each non-ground query's answers sum to 1 (``--classes``): warn on stderr, or
+    with ``strict`` print the error and return True (the caller exits 3)."""
+    from problog.logic import Term
+    from problog.program import PrologString
+
+    from emolog.logic.deep import DeepProgram
+    from emolog.logic.mass import check_program_mass
+
+    atoms = [(list(PrologString(f"emolog_a({a}).", source_root="."))[0].args[0], p) for a, p in answers]
+    findings = check_program_mass(DeepProgram(path, cache_dir=False), [(a, p) for a, p in atoms
+                                                                       if isinstance(a, Term)])
+    for f in findings:
+        print(f"emolog logic: {'error' if strict else 'warning'}: {f.message()}", file=sys.stderr)
+    return strict and bool(findings)
 
 
 def _problog_form(err: Exception) -> str:
@@ -137,7 +170,13 @@ def _run_compare(args: argparse.Namespace) -> int:
     if not path.is_file():
         print(f"emolog logic compare: error: {path}: no such file", file=sys.stderr)
         return 4
-    r = compare_program(path, args.templates, args.examples, args.timeout, args.seed)
+    try:
+        faces = [int(x) for x in args.faces.split(",")]
+    except ValueError:
+        print(f"emolog logic compare: error: --faces {args.faces!r}: give face counts such as 0,1,3",
+              file=sys.stderr)
+        return 2
+    r = compare_program(path, args.templates, args.examples, args.timeout, args.seed, faces=faces)
     print(f"{path}: {len(args.templates)} template(s) x {args.examples} example(s), seed {args.seed}")
     for i, template in enumerate(args.templates):
         print(f"  template {i}: {template}")
@@ -149,6 +188,10 @@ def _run_compare(args: argparse.Namespace) -> int:
         print(f"  ... and {len(answers) - _SHOWN} more")
     for note in r.notes:
         print(f"note: {note}")
+    for f in r.mass:
+        print(f"{'error' if args.strict else 'warning'}: {f.message()}", file=sys.stderr)
+    if args.strict and r.mass:
+        return 3
     emolog = f"emolog {1000 * r.emolog_s:.3f} ms/example once compiled (compile {r.emolog_compile_s:.3f} s)"
     if r.dp_failed:
         print(emolog)

@@ -29,6 +29,7 @@ import torch
 from problog.logic import Constant, list2term
 
 from .deep import PLACEHOLDER, DeepProgram, Example
+from .mass import check_answer_mass
 
 
 @dataclass
@@ -44,6 +45,7 @@ class CompareResult:
     ratio: float | None = None         # dp_s / emolog_s
     emolog_compile_s: float = 0.0      # the first pass: compile every structure
     dp_compile_s: float | None = None  # DeepProbLog's first pass
+    mass: list = field(default_factory=list)   # mass.MassFinding of class templates (one free variable)
     dp_failed: str | None = None
     notes: list[str] = field(default_factory=list)
 
@@ -84,8 +86,10 @@ class _Table:
 
 
 def compare_program(path: str | Path, templates: list[str], n_examples: int = 4,
-                    timeout: float = 120, seed: int = 0) -> CompareResult:
-    """See the module docstring. Examples: ids 0..n_examples-1 for every template.
+                    timeout: float = 120, seed: int = 0, faces: list[int] = (0,)) -> CompareResult:
+    """See the module docstring. Examples: ids 0..n_examples-1 for every template, example i
+    with ``faces[i % len(faces)]`` faces. A template with one free variable is a class query:
+    ``mass`` lists the structures whose answers do not sum to 1 (``mass.check_answer_mass``).
 
     Runs in float64 and restores the caller's default dtype afterwards (a leaked float64
     default would silently change every later torch computation in the process).
@@ -93,20 +97,21 @@ def compare_program(path: str | Path, templates: list[str], n_examples: int = 4,
     previous = torch.get_default_dtype()
     torch.set_default_dtype(torch.float64)
     try:
-        return _compare(path, templates, n_examples, timeout, seed)
+        return _compare(path, templates, n_examples, timeout, seed, list(faces))
     finally:
         torch.set_default_dtype(previous)
 
 
 def _compare(path: str | Path, templates: list[str], n_examples: int, timeout: float,
-             seed: int) -> CompareResult:
+             seed: int, faces: list[int]) -> CompareResult:
     res = CompareResult(str(path), list(templates), n_examples)
     t0 = time.perf_counter()
     prog = DeepProgram(path, templates, param="projected", cache_dir=False)
     table = _Table(prog.nets, seed)
     for name, decl in prog.nets.items():
         prog.bind(name, _emolog_net(table, name))
-    examples = [Example(i, template=t) for t in range(len(templates)) for i in range(n_examples)]
+    examples = [Example(i, template=t, faces=faces[i % len(faces)])
+                for t in range(len(templates)) for i in range(n_examples)]
     for ex in examples:
         prog.compiled(ex)
     res.emolog_compile_s = time.perf_counter() - t0
@@ -118,6 +123,8 @@ def _compare(path: str | Path, templates: list[str], n_examples: int, timeout: f
         res.notes.append("t(_) starts uniform in emolog (DeepProbLog draws random()); DeepProbLog "
                          "is given emolog's start values")
     weights = _loss_weights(prog, examples, seed)
+    classes = [e for e in examples if _free_variables(prog.templates[e.template]) == 1]
+    res.mass = check_answer_mass(prog, classes) if classes else []
     with torch.no_grad():   # the first pass: networks called, tensors laid out once
         prog(examples)
     t1 = time.perf_counter()
@@ -136,7 +143,7 @@ def _compare(path: str | Path, templates: list[str], n_examples: int, timeout: f
     ctx = mp.get_context("fork")
     parent, child = ctx.Pipe(duplex=False)
     proc = ctx.Process(target=_dp_worker, args=(child, str(path), templates, n_examples, seed,
-                                                t_start, sorted(prog.nets)))
+                                                t_start, sorted(prog.nets), faces))
     proc.start()
     child.close()
     got = parent.recv() if parent.poll(timeout) else None
@@ -165,6 +172,11 @@ def _compare(path: str | Path, templates: list[str], n_examples: int, timeout: f
         gd = max(gd, abs(x - y))
     res.max_dgrad = gd
     return res
+
+
+def _free_variables(template) -> int:
+    """Variables of a template other than the image ``I`` and its face list ``Faces``."""
+    return len({str(v) for v in template.variables()} - {"I", "Faces"})
 
 
 def _loss_weights(prog: DeepProgram, examples: list[Example], seed: int) -> torch.Tensor:
@@ -205,7 +217,7 @@ class _DpNet(torch.nn.Module):
 
 
 def _dp_worker(conn, path: str, templates: list[str], n: int, seed: int,
-               t_start: list[float], nets: list[str]) -> None:
+               t_start: list[float], nets: list[str], faces: list[int]) -> None:
     try:
         torch.set_default_dtype(torch.float64)
         from deepproblog.engines import ExactEngine
@@ -226,8 +238,8 @@ def _dp_worker(conn, path: str, templates: list[str], n: int, seed: int,
         model.set_engine(ExactEngine(model), cache=True)
         model.optimizer = SGD(model, param_lr=0.0)
         model.parameters = list(t_start)
-        queries = [(t, i, prog._fill(Example(i, template=t))[1]) for t in range(len(templates))
-                   for i in range(n)]
+        queries = [(t, i, prog._fill(Example(i, template=t, faces=faces[i % len(faces)]))[1])
+                   for t in range(len(templates)) for i in range(n)]
 
         def answer_all():
             answers, loss = {}, 0.0

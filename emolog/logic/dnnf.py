@@ -98,12 +98,15 @@ def compile_structure(dag: LogicDAG, roots: list, max_nodes: int | None = MAX_NO
     return box[0]
 
 
-def find_world(dag: LogicDAG, candidates: list[list]) -> tuple[int, dict[int, bool], set[int]] | None:
+def find_world(dag: LogicDAG, candidates: list[list], weight=None
+               ) -> tuple[int, dict[int, bool], set[int]] | None:
     """The first candidate (a conjunction of signed DAG keys) that holds in some world:
     (its index, the truth of every probabilistic atom in that world, the atoms whose choice
-    mattered), or None when none can hold. A choice the candidate does not depend on gets
-    its first value (false for an atom). A search for one model, not a compilation: an OR
-    takes the first child that has one.
+    mattered), or None when none can hold. ``weight(key)``, if given, is an atom's probability:
+    only worlds of positive probability count (a head of weight 0, a disjunction's "none"
+    when its heads sum to 1, an atom that is certain, are excluded). A choice the candidate
+    does not depend on gets its first value (false for an atom). A search for one model, not
+    a compilation: an OR takes the first child that has one.
     """
     box: list = []
 
@@ -111,8 +114,10 @@ def find_world(dag: LogicDAG, candidates: list[list]) -> tuple[int, dict[int, bo
         try:
             c = _Compiler(dag, None)
             memo: dict = {}
-            for n, keys in enumerate(candidates):
-                found = c.model(c.f.conj([c.f.signed(k) for k in keys]), memo)
+            formulas = [c.f.conj([c.f.signed(k) for k in keys]) for keys in candidates]
+            allowed = c.f.possible(weight) if weight is not None else []   # after reading: every variable
+            for n, f in enumerate(formulas):
+                found = c.model(c.f.conj([f] + allowed), memo)
                 if found is not None:
                     box.append((n, *c.world(found)))
                     return

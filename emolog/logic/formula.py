@@ -143,6 +143,20 @@ class ChoiceFormula:
             v = self.value_of[key] = (var, 1)
         return v
 
+    def possible(self, weight) -> list[int]:
+        """One literal per variable read so far: the values of positive probability under
+        ``weight(atom key) -> probability`` (a disjunction's "none" has 1 - the heads' sum)."""
+        out = []
+        for var, heads in enumerate(self.heads):
+            w = [weight(h) for h in heads]
+            if var >= self.n_groups:   # a binary atom: value 1 is the atom, 0 its negation
+                mask = (2 if w[0] > 0 else 0) | (1 if w[0] < 1 else 0)
+            else:
+                mask = sum(1 << i for i, x in enumerate(w) if x > 0)
+                mask |= (1 << len(heads)) if 1 - sum(w) > 1e-9 else 0
+            out.append(self.lit(var, mask))
+        return out
+
     def _pos_of(self, key: int) -> int:
         if key not in self._pos:
             n = self.dag.get_node(key)

@@ -35,7 +35,7 @@ class MassFinding:
     """One structure whose answers over the labels do not sum to 1 on some examples."""
 
     structure: str                                 # the filled template, I for the image
-    masses: list[tuple[int, float]]                # (example id, sum of the label answers)
+    masses: list[tuple[int | None, float]]         # (example id or None, sum of the label answers)
     kind: str = ""                                 # "overlap": two labels at once; "none": no label
     world: list[str] = field(default_factory=list)      # the choices that matter in the witness
     labels: list[str] = field(default_factory=list)     # the answers that hold together
@@ -45,8 +45,10 @@ class MassFinding:
         lo = min(m for _, m in self.masses)
         hi = max(m for _, m in self.masses)
         ids = [i for i, _ in self.masses]
-        head = (f"{self.structure}: the answers over the labels sum to {lo:.6g}..{hi:.6g}, not 1, "
-                f"for {len(ids)} example(s) (ids {ids[:10]}{' ...' if len(ids) > 10 else ''})")
+        total = f"{lo:.6g}" if lo == hi else f"{lo:.6g}..{hi:.6g}"
+        head = f"{self.structure}: the answers over the labels sum to {total}, not 1"
+        if ids != [None]:   # a plain program's query has no examples
+            head += f", for {len(ids)} example(s) (ids {ids[:10]}{' ...' if len(ids) > 10 else ''})"
         if self.kind == "overlap":
             why = f"two labels hold at once ({', '.join(self.labels)})"
         elif self.kind == "none":
@@ -83,7 +85,30 @@ def check_answer_mass(prog, examples: Sequence, labels: Sequence[str] | None = N
         off = [(i, m) for i, m in masses if abs(m - 1) > tol]
         if off:
             ex = next(e for e in examples if e.id == off[0][0] and prog.structure_key(e) == key)
-            findings.append(_explain(prog, ex, MassFinding(key, off), labels))
+            findings.append(_explain(prog, prog._fill(ex)[1], MassFinding(key, off), labels,
+                                     prog.atom_probabilities(ex)))
+    return findings
+
+
+def check_program_mass(prog, answers: Sequence[tuple[Term, float]], tol: float = TOLERANCE
+                       ) -> list[MassFinding]:
+    """For a plain ProbLog program answering its own query/1 (``answers``, as ``evaluate``
+    lists them): a finding per non-ground query whose ground answers do not sum to 1."""
+    from problog.engine_unify import unify_value
+
+    findings = []
+    for q in prog.translated.queries:
+        if q.is_ground():
+            continue
+        total = 0.0
+        for atom, p in answers:
+            try:
+                unify_value(q, atom, {})
+            except Exception:   # noqa: BLE001 - problog's UnifyError: not an answer of q
+                continue
+            total += float(p)
+        if abs(total - 1) > tol:
+            findings.append(_explain(prog, q, MassFinding(str(q), [(None, total)]), None, {}))
     return findings
 
 
@@ -100,11 +125,10 @@ def _last_arg(name: str) -> str:
     return name[cut + 1:-1].strip().strip("'") if cut is not None else name.strip("'")
 
 
-def _explain(prog, ex, finding: MassFinding, labels) -> MassFinding:
-    """Fill in a witness world and the rules that fire together in it."""
-    _, term = prog._fill(ex)
-    if term is None:   # the program's own query/1: nothing to instrument per structure
-        return finding
+def _explain(prog, term: Term, finding: MassFinding, labels, probs: dict[str, float]) -> MassFinding:
+    """Fill in a witness world for ``term``'s answers and the rules that fire together in it,
+    among the worlds of positive probability (``probs``: DeepProgram.atom_probabilities of
+    the example; numbers in the program weigh themselves)."""
     try:
         db, engine, marked = _instrumented(prog)
         dag = LogicDAG.create_from(db, engine=engine, database=db, queries=[term], keep_named=True)
@@ -114,10 +138,10 @@ def _explain(prog, ex, finding: MassFinding, labels) -> MassFinding:
     ev = [dag.negate(k) if v < 0 else k for _, k, v in dag.evidence_all() if v]
     if finding.masses[0][1] > 1:   # two labels at once: the first pair that can hold together
         pairs = [(a, b) for i, a in enumerate(answers) for b in answers[i + 1:]]
-        found = find_world(dag, [[a[1], b[1]] + ev for a, b in pairs])
+        found = find_world(dag, [[a[1], b[1]] + ev for a, b in pairs], _weights(dag, probs))
         holding = [pairs[found[0]][0][0], pairs[found[0]][1][0]] if found else []
     else:                          # no label at all
-        found = find_world(dag, [[dag.negate(k) for _, k in answers] + ev])
+        found = find_world(dag, [[dag.negate(k) for _, k in answers] + ev], _weights(dag, probs))
         holding = []
     if found is None:
         return finding
@@ -125,10 +149,25 @@ def _explain(prog, ex, finding: MassFinding, labels) -> MassFinding:
     finding.kind = "overlap" if holding else "none"
     finding.labels = [_last_arg(str(n)) for n in holding]
     names = [_atom(dag.get_node(k).name) for k in chosen if truth.get(k)]
-    fired = [n for n in names if n.functor == FIRED]
     finding.world = sorted(_shown(n) for n in names if n.functor != FIRED)
+    fired = _fired(dag, truth)
     finding.rules = _overlapping_rules(fired, marked, prog)
     return finding
+
+
+def _weights(dag, probs: dict[str, float]):
+    """weight(atom key): the example's probability of an atom (a number in the program is
+    its own); the instrumentation's marks are certain: a rule's mark holds when its body does."""
+    from .ground import number
+
+    def weight(key: int) -> float:
+        node = dag.get_node(key)
+        if _atom(node.name).functor == FIRED:
+            return 1.0
+        p = node.probability
+        text = str(p)
+        return probs[text] if text in probs else number(p, "<answer-mass check>")
+    return weight
 
 
 def _instrumented(prog) -> tuple:
@@ -180,6 +219,38 @@ def _overlapping_rules(fired: list[Term], marked, prog) -> list[str]:
         if best:
             _, k1, h1, k2, h2 = best
             out += [f"{_where(prog, marked[k1][1])}: {_shown(h1)}", f"{_where(prog, marked[k2][1])}: {_shown(h2)}"]
+    return out
+
+
+def _fired(dag, truth: dict[int, bool]) -> list[Term]:
+    """The marks ``emolog_fired(K, Head)`` whose rule's body holds in the world: a mark is the
+    last conjunct its rule adds, so it fires where the rest of its conjunction holds (a rule
+    whose body is deterministic leaves its mark alone, under an OR of the alternatives)."""
+    memo: dict[int, bool] = {}
+
+    def holds(key) -> bool:
+        if key is None or key == 0:
+            return key == 0
+        if key < 0:
+            return not holds(-key)
+        if key not in memo:
+            n = dag.get_node(key)
+            kind = type(n).__name__
+            memo[key] = truth.get(key, False) if kind == "atom" else \
+                (all if kind == "conj" else any)(holds(c) for c in n.children)
+        return memo[key]
+
+    out = []
+    for key in range(1, len(dag) + 1):
+        n = dag.get_node(key)
+        kind = type(n).__name__
+        if kind == "atom":
+            continue
+        marks = [c for c in n.children if c and c > 0 and type(dag.get_node(c)).__name__ == "atom"
+                 and _atom(dag.get_node(c).name).functor == FIRED]
+        # under an OR a mark stands alone: its rule's body was deterministic and holds
+        if marks and (kind == "disj" or all(holds(c) for c in n.children if c not in marks)):
+            out += [_atom(dag.get_node(c).name) for c in marks]
     return out
 
 
