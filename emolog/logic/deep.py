@@ -398,21 +398,6 @@ class DeepProgram(torch.nn.Module):
             p = p.index_copy(0, rows, out.to(dtype)[idx][:, cols].t())
         return p
 
-    def atom_probabilities(self, ex: Example) -> dict[str, float]:
-        """Each probabilistic atom's probability for one example (float64), keyed by its
-        probability term as ProbLog writes it: ``nn(net,[tensor(scene(emolog_I))],3)``,
-        ``nn(net,[...])``, ``t(2)`` (the answer-mass check's witness avoids impossible choices)."""
-        c = self.compiled(ex)
-        ids = torch.tensor([ex.id])
-        outputs = call_networks({u: ids for u, _, _ in c.plan[5]}, self._input_terms, self._bindings,
-                                self._sources, self.nets, self.path)
-        tp = self.tparams.probs().detach().double() if len(self.tparams) else None
-        with torch.no_grad():
-            p = self._table(c, ids, outputs, tp, torch.float64)[:, 0].tolist()
-        names = {"nn": lambda s: f"nn({s[1][0]},{s[1][1]},{s[2]})", "f": lambda s: f"nn({s[1][0]},{s[1][1]})",
-                 "t": lambda s: f"t({s[1]})", "c": lambda s: repr(s[1])}
-        return {names[spec[0]](spec): v for spec, v in zip(c.specs, p)}
-
     def compile_stats(self) -> dict[str, dict]:
         """Per compiled structure: ground/compile seconds, SDD size, circuit nodes, peak RSS."""
         return {k: c.stats for k, c in self._mem.items()}

@@ -86,7 +86,7 @@ def check_answer_mass(prog, examples: Sequence, labels: Sequence[str] | None = N
         if off:
             ex = next(e for e in examples if e.id == off[0][0] and prog.structure_key(e) == key)
             findings.append(_explain(prog, prog._fill(ex)[1], MassFinding(key, off), labels,
-                                     prog.atom_probabilities(ex)))
+                                     atom_probabilities(prog, ex)))
     return findings
 
 
@@ -110,6 +110,24 @@ def check_program_mass(prog, answers: Sequence[tuple[Term, float]], tol: float =
         if abs(total - 1) > tol:
             findings.append(_explain(prog, q, MassFinding(str(q), [(None, total)]), None, {}))
     return findings
+
+
+def atom_probabilities(prog, ex) -> dict[str, float]:
+    """Each probabilistic atom's probability for one example (float64), keyed by its
+    probability term as ProbLog writes it: ``nn(net,[tensor(scene(emolog_I))],3)``,
+    ``nn(net,[...])``, ``t(2)`` (the witness avoids the example's impossible choices)."""
+    from .bindings import call_networks
+
+    c = prog.compiled(ex)
+    ids = torch.tensor([ex.id])
+    outputs = call_networks({u: ids for u, _, _ in c.plan[5]}, prog._input_terms, prog._bindings,
+                            prog._sources, prog.nets, prog.path)
+    tp = prog.tparams.probs().detach().double() if len(prog.tparams) else None
+    with torch.no_grad():
+        p = prog._table(c, ids, outputs, tp, torch.float64)[:, 0].tolist()
+    names = {"nn": lambda s: f"nn({s[1][0]},{s[1][1]},{s[2]})", "f": lambda s: f"nn({s[1][0]},{s[1][1]})",
+             "t": lambda s: f"t({s[1]})", "c": lambda s: repr(s[1])}
+    return {names[spec[0]](spec): v for spec, v in zip(c.specs, p)}
 
 
 def _last_arg(name: str) -> str:
