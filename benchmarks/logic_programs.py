@@ -1,6 +1,7 @@
 """DeepProbLog-style programs beyond the seed: emolog's general engine vs DeepProbLog 2.1.
 
-    .venv/bin/python benchmarks/logic_programs.py [faces] [scene] [mnist]   (all three by default)
+    .venv/bin/python benchmarks/logic_programs.py [faces] [scene] [mnist] [va365] [faces5] [faces3]
+                                                   (all six by default)
 
 * **faces** (benchmarks/programs/face_list.pl): images with 0-3 faces (largest first), the
   final emotion from the first "used" face else the scene; one circuit per face count. Training
@@ -13,6 +14,11 @@
   0.6 * W``) and an arithmetic comparison (``D is abs(V1 - V2), D > 1``). Compile time and peak
   memory for k = 10, 50, 365, and scoring throughput (images/s) at k = 365. DeepProbLog is not
   run here (its ExactEngine runs out of memory on this shape, issue 15).
+* **va365**, **faces5**, **faces3** (benchmarks/research_shapes.py, written to
+  benchmarks/programs/<part>.pl): the research programs' big shapes. Per shape: compile
+  seconds and peak RSS of emolog (every structure), training throughput (examples/s, forward
+  + backward), and DeepProbLog's training time per example in a forked process with a time
+  limit (``--dpl-timeout``): the ratio where it finishes, "did not finish" where it does not.
 * **mnist**: DeepProbLog's own ``MNIST/models/addition.pl``, ``multi_addition`` of two 2-digit
   numbers with every sum 0..198: compile (first example) and answer time per example, both
   engines, and peak memory.
@@ -223,8 +229,8 @@ def emolog_scene(ks: list[int], n_score: int, seed: int = 0) -> list[dict]:
         for t in range(len(templates)):
             prog.compiled(Example(0, t))
         compile_s = time.process_time() - t0
-        sizes = {key: s.get("sdd_size") for key, s in prog.compile_stats().items()}
-        rows.append({"k": k, "compile_s": compile_s, "peak_mb": peak_rss_mb(), "sdd_size": sizes})
+        sizes = {key: s.get("nodes") for key, s in prog.compile_stats().items()}
+        rows.append({"k": k, "compile_s": compile_s, "peak_mb": peak_rss_mb(), "nodes": sizes})
     gen = torch.Generator().manual_seed(seed)
     prog.bind("scene_net", distributions(gen, n_score, ks[-1]))
     prog.bind("face_net", distributions(gen, n_score, 7))
@@ -279,7 +285,7 @@ def run_scene(args) -> None:
     rows = emolog_scene(sorted(args.ks), args.score_images, args.seed)
     for r in rows:
         print(f"scene k={r['k']}: compile {r['compile_s']:.2f} s, peak RSS {r['peak_mb']:.0f} MB, "
-              f"SDD sizes {list(r['sdd_size'].values())}")
+              f"circuit nodes {list(r['nodes'].values())}")
     last = rows[-1]
     print(f"scene k={last['k']}: scoring {last['images_per_s']:,.0f} images/s on one thread "
           f"({args.score_images} images, 7 emotions + conflict each; max |sum_E P(E) - 1| "
@@ -298,7 +304,57 @@ def run_mnist(args) -> None:
           f"{d['answer_s'] / e['answer_s']:.0f}x, max |dp| {max_dp:.1e}")
 
 
-PARTS = {"faces": run_faces, "scene": run_scene, "mnist": run_mnist}
+def run_shape(shape: str, args) -> None:
+    """One research shape: emolog here, DeepProbLog in a forked child with a time limit."""
+    import research_shapes as rs
+
+    path = PROGRAMS / f"{shape}.pl"
+    text = rs.PROGRAMS[shape]()
+    if not path.is_file() or path.read_text() != text:
+        path.write_text(text)   # the generator is the source of truth: written, then read back
+    d = rs.data(shape, args.shape_images, args.seed)
+    e = rs.emolog_train(shape, path, d, args.batch)
+    peak = peak_rss_mb()
+    print(f"{shape}: emolog compile {e['compile_s']:.2f} s (every structure; circuit nodes "
+          f"{sorted(e['nodes'].values())}), peak RSS {peak:.0f} MB, training {1 / e['train_s']:,.0f} "
+          f"examples/s ({args.shape_images} examples, batch {args.batch})")
+    small = {k: v[:args.dpl_images] for k, v in d.items()}
+    dpl = _child_result(lambda: rs.dpl_train(shape, path, small), args.dpl_timeout, args.dpl_memory_gb)
+    if "error" in dpl:
+        print(f"{shape}: DeepProbLog {dpl['error']}: no ratio (goal: >= 1,000 examples/s)")
+        return
+    print(f"{shape}: DeepProbLog compile {dpl['compile_s']:.1f} s, training {dpl['train_s'] * 1e3:.2f} "
+          f"ms/example ({args.dpl_images} examples, batch 16, circuits cached)")
+    print(f"{shape}: training throughput ratio {dpl['train_s'] / e['train_s']:,.0f}x")
+
+
+def _child_result(fn, timeout: float, memory_gb: float) -> dict:
+    """fn() in a forked child with a time and a memory limit (its heap, RLIMIT_DATA: a
+    DeepProbLog that grows without bound gets a MemoryError, not the machine's OOM killer):
+    its dict, or {"error": why}."""
+    import multiprocessing as mp
+
+    ctx = mp.get_context("fork")
+    parent, child = ctx.Pipe(duplex=False)
+
+    def work():
+        try:
+            limit = int(memory_gb * (1 << 30))
+            resource.setrlimit(resource.RLIMIT_DATA, (limit, limit))
+            child.send(fn())
+        except BaseException as e:  # noqa: BLE001 - reported as the part's result
+            child.send({"error": f"failed: {type(e).__name__}: {str(e).splitlines()[0][:200] if str(e) else ''}"})
+
+    proc = ctx.Process(target=work)
+    proc.start()
+    got = parent.recv() if parent.poll(timeout) else {"error": f"did not finish within {timeout:g} s"}
+    proc.kill()
+    proc.join()
+    return got
+
+
+PARTS = {"faces": run_faces, "scene": run_scene, "mnist": run_mnist,
+         **{s: (lambda args, s=s: run_shape(s, args)) for s in ("va365", "faces5", "faces3")}}
 
 
 def _in_child(fn) -> None:
@@ -323,21 +379,24 @@ def _in_child(fn) -> None:
 
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("parts", nargs="*", choices=[[], "faces", "scene", "mnist"], help="default: all three")
+    ap.add_argument("parts", nargs="*", choices=[[], *PARTS], help="default: all six")
     ap.add_argument("--faces-images", type=int, default=5000, help="emolog training images (faces)")
     ap.add_argument("--batch", type=int, default=1000, help="emolog training batch (faces)")
     ap.add_argument("--dpl-images", type=int, default=200, help="DeepProbLog training images (faces)")
     ap.add_argument("--score-images", type=int, default=10000, help="images scored at the largest k (scene)")
     ap.add_argument("--ks", type=int, nargs="+", default=[10, 50, 365], help="scene disjunction sizes")
     ap.add_argument("--mnist-examples", type=int, default=5, help="multi-digit examples per engine")
+    ap.add_argument("--shape-images", type=int, default=2000, help="emolog training examples (research shapes)")
+    ap.add_argument("--dpl-timeout", type=float, default=300, help="seconds DeepProbLog may take per shape")
+    ap.add_argument("--dpl-memory-gb", type=float, default=6, help="heap DeepProbLog may take per shape (GB)")
     ap.add_argument("--seed", type=int, default=0)
     args = ap.parse_args()
-    args.parts = args.parts or ["faces", "scene", "mnist"]
+    args.parts = args.parts or list(PARTS)
     torch.set_num_threads(1)
     torch.set_default_dtype(torch.float64)
     print(f"clock: CPU time of this process, torch threads {torch.get_num_threads()}, float64")
 
-    for part in ("faces", "mnist", "scene"):
+    for part in ("faces", "mnist", "scene", "va365", "faces5", "faces3"):
         if part in args.parts:
             _in_child(lambda: PARTS[part](args))
     return 0

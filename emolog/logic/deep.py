@@ -27,7 +27,7 @@ import tempfile
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable, Sequence
+from typing import Callable, NamedTuple, Sequence
 
 import torch
 from problog.engine import DefaultEngine
@@ -80,8 +80,23 @@ class _Compiled:
     structure: object
     has_evidence: bool
     evaluator: CircuitEvaluator = field(default=None, repr=False)
-    plan: tuple = field(default=None, repr=False)
+    plan: "_Plan" = field(default=None, repr=False)
     stats: dict = field(default_factory=dict)
+
+
+class _Plan(NamedTuple):
+    """How a structure's probability table is filled (``DeepProgram._plan``)."""
+
+    n: int                      # atom rows
+    const_rows: torch.Tensor
+    consts: torch.Tensor
+    t_rows: torch.Tensor
+    t_idx: torch.Tensor
+    inputs: list                # (input u, rows, columns) of every network input
+    per_id: list                # those whose input holds the example id
+    free_us: list[int]          # the others (values the program computed): one row each
+    free_rows: torch.Tensor
+    free_idx: torch.Tensor      # into the free inputs' outputs, concatenated and flattened
 
 
 class DeepProgram(torch.nn.Module):
@@ -336,7 +351,7 @@ class DeepProgram(torch.nn.Module):
         """[(structure, positions, values [n, answers])] for examples grouped by structure."""
         calls: dict[int, list[torch.Tensor]] = {}
         for c, _, ids, _ in groups.values():
-            for u, _, _ in c.plan[5]:
+            for u, _, _ in c.plan.inputs:
                 calls.setdefault(u, []).append(torch.tensor(ids))
         outputs = call_networks({u: torch.cat(v) for u, v in calls.items()}, self._input_terms,
                                 self._bindings, self._sources, self.nets, self.path)
@@ -351,7 +366,8 @@ class DeepProgram(torch.nn.Module):
             # scene circuit (~10k nodes) ran 29k images/s at 128 per call and 2.9k at 8192;
             # small circuits take the whole batch at once.
             step = max(128, CHUNK_VALUES // (len(c.structure.nodes) + c.structure.n_vars + 1))
-            chunks = [c.evaluator(self._table(c, ids_t[k:k + step], outputs, tp, dtype))
+            free = self._free_values(c, outputs, dtype)
+            chunks = [c.evaluator(self._table(c, ids_t[k:k + step], outputs, tp, dtype, free))
                       for k in range(0, len(ids), step)]
             vals = chunks[0] if len(chunks) == 1 else torch.cat(chunks, 0)
             if c.has_evidence:
@@ -365,8 +381,9 @@ class DeepProgram(torch.nn.Module):
             parts.append((c, pos, vals))
         return parts
 
-    def _plan(self, c: _Compiled) -> tuple:
-        """Row layout of P: constant rows, t() rows, and per network input its rows/columns."""
+    def _plan(self, c: _Compiled) -> "_Plan":
+        """Row layout of P: constant rows, t() rows, and per network input its rows/columns;
+        the inputs without the example id (values the program computed) gathered as one."""
         const_rows, consts, t_rows, t_idx, by_input = [], [], [], [], {}
         for row, spec in enumerate(c.specs):
             if spec[0] == "c":
@@ -380,23 +397,47 @@ class DeepProgram(torch.nn.Module):
                 rows.append(row)
                 cols.append(spec[2] if spec[0] == "nn" else 0)
         lt = lambda x: torch.tensor(x, dtype=torch.long)  # noqa: E731
-        return (len(c.specs), lt(const_rows), torch.tensor(consts, dtype=torch.float64), lt(t_rows),
-                lt(t_idx), [(u, lt(r), lt(cl)) for u, (r, cl) in by_input.items()])
+        inputs = [(u, lt(r), lt(cl)) for u, (r, cl) in by_input.items()]
+        per_id = [x for x in inputs if str(PLACEHOLDER) in str(self._input_terms[x[0]][1])]
+        free = [(u, r, cl) for u, (r, cl) in by_input.items() if all(u != x[0] for x in per_id)]
+        # a free input's output is one row of its network's width: flat offsets into their concatenation
+        widths = [len(self.nets[self._input_terms[u][0]].domain or [0]) for u, _, _ in free]
+        offset = [sum(widths[:k]) for k in range(len(free))]
+        return _Plan(len(c.specs), lt(const_rows), torch.tensor(consts, dtype=torch.float64), lt(t_rows),
+                     lt(t_idx), inputs, per_id, [u for u, _, _ in free], lt([x for _, r, _ in free for x in r]),
+                     lt([o + x for (_, _, cl), o in zip(free, offset) for x in cl]))
 
-    def _table(self, c: _Compiled, ids: torch.Tensor, outputs, tp, dtype) -> torch.Tensor:
-        """P [n_atoms, B]: each probabilistic atom's probability per example."""
-        n, const_rows, consts, t_rows, t_idx, inputs = c.plan
+    def _free_values(self, c: _Compiled, outputs, dtype) -> torch.Tensor | None:
+        """[rows]: the probabilities of every id-free input's atoms, one gather for them all."""
+        if not c.plan.free_us:
+            return None
+        flat = torch.cat([outputs[u][1].reshape(-1) for u in c.plan.free_us]).to(dtype)
+        return flat.index_select(0, c.plan.free_idx)
+
+    def _table(self, c: _Compiled, ids: torch.Tensor, outputs, tp, dtype, free: torch.Tensor | None
+               ) -> torch.Tensor:
+        """P [n_atoms, B]: each probabilistic atom's probability per example, written with one
+        ``index_copy`` (a program with thousands of network inputs, e.g. one per computed
+        value, would otherwise copy the whole table once per input)."""
+        pl = c.plan
         b = len(ids)
-        p = torch.zeros(n, b, dtype=dtype)
-        if len(const_rows):
-            p = p.index_copy(0, const_rows, consts.to(dtype).unsqueeze(1).expand(-1, b))
-        if len(t_rows):
-            p = p.index_copy(0, t_rows, tp[t_idx].unsqueeze(1).expand(-1, b))
-        for u, rows, cols in inputs:
+        rows, vals = [], []
+        if len(pl.const_rows):
+            rows.append(pl.const_rows)
+            vals.append(pl.consts.to(dtype).unsqueeze(1).expand(-1, b))
+        if len(pl.t_rows):
+            rows.append(pl.t_rows)
+            vals.append(tp[pl.t_idx].unsqueeze(1).expand(-1, b))
+        if free is not None:
+            rows.append(pl.free_rows)
+            vals.append(free.unsqueeze(1).expand(-1, b))
+        for u, r, cols in pl.per_id:
             uniq, out = outputs[u]
-            idx = torch.searchsorted(uniq, ids) if uniq is not None else torch.zeros(b, dtype=torch.long)
-            p = p.index_copy(0, rows, out.to(dtype)[idx][:, cols].t())
-        return p
+            rows.append(r)
+            vals.append(out.to(dtype)[torch.searchsorted(uniq, ids)][:, cols].t())
+        if not rows:
+            return torch.zeros(pl.n, b, dtype=dtype)
+        return torch.zeros(pl.n, b, dtype=dtype).index_copy(0, torch.cat(rows), torch.cat(vals))
 
     def compile_stats(self) -> dict[str, dict]:
         """Per compiled structure: ground/compile seconds, SDD size, circuit nodes, peak RSS."""

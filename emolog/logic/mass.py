@@ -120,11 +120,12 @@ def atom_probabilities(prog, ex) -> dict[str, float]:
 
     c = prog.compiled(ex)
     ids = torch.tensor([ex.id])
-    outputs = call_networks({u: ids for u, _, _ in c.plan[5]}, prog._input_terms, prog._bindings,
+    outputs = call_networks({u: ids for u, _, _ in c.plan.inputs}, prog._input_terms, prog._bindings,
                             prog._sources, prog.nets, prog.path)
     tp = prog.tparams.probs().detach().double() if len(prog.tparams) else None
     with torch.no_grad():
-        p = prog._table(c, ids, outputs, tp, torch.float64)[:, 0].tolist()
+        free = prog._free_values(c, outputs, torch.float64)
+        p = prog._table(c, ids, outputs, tp, torch.float64, free)[:, 0].tolist()
     names = {"nn": lambda s: f"nn({s[1][0]},{s[1][1]},{s[2]})", "f": lambda s: f"nn({s[1][0]},{s[1][1]})",
              "t": lambda s: f"t({s[1]})", "c": lambda s: repr(s[1])}
     return {names[spec[0]](spec): v for spec, v in zip(c.specs, p)}
