@@ -220,3 +220,21 @@ def test_emolog_logic_warns_or_refuses_with_classes_and_strict(tmp_path, capsys)
     assert out == "" and "error: final(Y)" in err and "Traceback" not in err
     assert main(["logic", str(path)]) == 0   # a drop-in for problog: no check unless asked
     assert capsys.readouterr().err == ""
+
+
+def test_answers_far_below_float32s_range_stay_exact_from_float32_networks():
+    """Twelve faces that must all be happy, each with probability 1e-4: the answer is 1e-48,
+    which float32 (smallest normal 1.2e-38) cannot hold; the circuit computes in float64."""
+    prog = DeepProgram("nn(face_net, [X], E, [happy, sad]) :: face_expr(X, E).\n"
+                       "all_happy([]).\nall_happy([F|Fs]) :- face_expr(F, happy), all_happy(Fs).\n",
+                       ["all_happy(Faces)"], cache_dir=False)
+    faces = torch.tensor([[[0.0, 0.0]] + [[1e-4, 1 - 1e-4]] * 12], dtype=torch.float32, requires_grad=True)
+    prog.bind("face_net", faces)
+    naive = torch.prod(faces[0, 1:, 0])
+    assert naive.item() == 0.0   # what a float32 circuit would give
+    p = prog.prob([Example(0, faces=12)])
+    expected = math.prod([float(torch.tensor(1e-4, dtype=torch.float32))] * 12)
+    assert p.dtype == torch.float64 and p.item() == pytest.approx(expected, rel=1e-12)
+    (-torch.log(p)).sum().backward()   # d(-log p)/d p_k = -1 / p_k for each face: finite, float32
+    assert faces.grad.dtype == torch.float32
+    assert faces.grad[0, 1:, 0].tolist() == pytest.approx([-1e4] * 12, rel=1e-6)

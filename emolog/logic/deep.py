@@ -46,6 +46,7 @@ from .translate import DET, translate
 
 CACHE_VERSION = "2"   # 2: structures compiled by dnnf.py (per-value leaves, no chains)
 CHUNK_VALUES = 2_500_000
+CIRCUIT_DTYPE = torch.float64   # answers are float64 (see _evaluate)
 _ROUTE_KEY = operator.attrgetter("template", "faces", "bind")
 _ID = operator.attrgetter("id")
 
@@ -355,9 +356,10 @@ class DeepProgram(torch.nn.Module):
                 calls.setdefault(u, []).append(torch.tensor(ids))
         outputs = call_networks({u: torch.cat(v) for u, v in calls.items()}, self._input_terms,
                                 self._bindings, self._sources, self.nets, self.path)
-        # The networks' dtype (float32 nets train in float32); float64 without networks.
-        dtypes = {o.dtype for _, o in outputs.values() if o.is_floating_point()}
-        dtype = torch.float64 if not dtypes or torch.float64 in dtypes else dtypes.pop()
+        # Circuits run in float64 whatever the networks' dtype: a product of many small
+        # probabilities (a long face list, a 365-way table) underflows float32 below 1e-38,
+        # and P(q and e) / P(e) would then be 0 / 0; float32 networks get float32 gradients.
+        dtype = CIRCUIT_DTYPE
         tp = self.tparams.probs().to(dtype) if len(self.tparams) else None
         parts = []
         for c, pos, ids, _ in groups.values():
@@ -374,8 +376,9 @@ class DeepProgram(torch.nn.Module):
                 z = vals[:, -1:]
                 if (z <= 0).any():
                     bad = ids_t[(z[:, 0] <= 0).cpu()].tolist()
-                    raise ProgramError(f"{self.path}: Error: the evidence has probability 0 for "
-                                       f"{c.key} in example id(s) {bad[:20]}{'...' * (len(bad) > 20)}",
+                    raise ProgramError(f"{self.path}: Error: the evidence has probability 0 (or below "
+                                       f"float64's 1e-308) for {c.key} in example id(s) "
+                                       f"{bad[:20]}{'...' * (len(bad) > 20)}",
                                        path=self.path, message="evidence impossible")
                 vals = vals[:, :-1] / z
             parts.append((c, pos, vals))
