@@ -42,6 +42,8 @@ from pathlib import Path
 
 import torch
 
+from research_shapes import Given, Source
+
 PROGRAMS = Path(__file__).parent / "programs"
 EMOTIONS = ["angry", "disgust", "fear", "happy", "sad", "surprise", "neutral"]
 VALENCE = {"angry": -0.6, "disgust": -0.7, "fear": -0.8, "happy": 0.9, "sad": -0.9, "surprise": 0.3, "neutral": 0.0}
@@ -58,32 +60,15 @@ def distributions(gen: torch.Generator, *shape: int) -> torch.Tensor:
 
 # ---------------------------------------------------------------- DeepProbLog plumbing
 
-class _Source:
-    """A DeepProbLog tensor source: ``tensor(name(i, j))`` -> rows[i, j]."""
-
-    def __init__(self, rows: torch.Tensor):
-        self.rows = rows
-
-    def __getitem__(self, args) -> torch.Tensor:
-        return self.rows[tuple(int(a) for a in args)]
-
-
-class _Given(torch.nn.Module):
-    """A 'network' whose output is its input: the given distribution, so gradients reach it."""
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return x
-
-
 def dpl_model(program: Path, nets: list[str], sources: dict[str, torch.Tensor]):
     from deepproblog.engines import ExactEngine
     from deepproblog.model import Model
     from deepproblog.network import Network
 
-    model = Model(str(program), [Network(_Given(), n, batching=True) for n in nets])
+    model = Model(str(program), [Network(Given(), n, batching=True) for n in nets])
     model.set_engine(ExactEngine(model), cache=True)
     for name, rows in sources.items():
-        model.add_tensor_source(name, _Source(rows))
+        model.add_tensor_source(name, Source(rows))
     return model
 
 

@@ -94,6 +94,23 @@ def faces3() -> str:
     return "\n".join(lines) + "\n"
 
 
+class Source:
+    """A DeepProbLog tensor source: ``tensor(name(i, j))`` -> rows[i, j]."""
+
+    def __init__(self, rows: torch.Tensor):
+        self.rows = rows
+
+    def __getitem__(self, args) -> torch.Tensor:
+        return self.rows[tuple(int(a) for a in args)]
+
+
+class Given(torch.nn.Module):
+    """A 'network' whose output is its input: the given distribution, so gradients reach it."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return x
+
+
 PROGRAMS = {"va365": va365, "faces5": faces5, "faces3": faces3}
 
 
@@ -159,21 +176,19 @@ def dpl_train(shape: str, path, d: dict, batch: int = 16) -> dict:
     from deepproblog.query import Query
     from problog.logic import Constant, Term, list2term
 
-    from logic_programs import _Given, _Source
-
     n = len(d["labels"])
     scene, faces = d["scene"].clone().requires_grad_(True), d["faces"].clone().requires_grad_(True)
-    nets = [Network(_Given(), "face_net", batching=True)]
+    nets = [Network(Given(), "face_net", batching=True)]
     if shape != "faces3":
-        nets.append(Network(_Given(), "scene_net" if shape == "va365" else "cluster_net", batching=True))
+        nets.append(Network(Given(), "scene_net" if shape == "va365" else "cluster_net", batching=True))
     if shape == "va365":
         torch.manual_seed(0)
         nets.append(Network(VaNet().double(), "va_to_emotion", batching=False))
     t0 = time.process_time()
     model = Model(str(path), nets)
     model.set_engine(ExactEngine(model), cache=True)
-    model.add_tensor_source("scene", _Source(scene))
-    model.add_tensor_source("face", _Source(faces))
+    model.add_tensor_source("scene", Source(scene))
+    model.add_tensor_source("face", Source(faces))
     queries = []
     for i in range(n):
         fs = [Term(f"f{j}") for j in range(1, d["counts"][i] + 1)]
