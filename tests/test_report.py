@@ -11,6 +11,7 @@ import pytest
 from PIL import Image
 from sklearn.metrics import f1_score
 
+from emolog.data.artefacts import ArtefactError
 from emolog.labels import BASIC7
 from emolog.report.build import build_report
 from emolog.report.inputs import ReportInputError, load
@@ -92,12 +93,16 @@ def test_every_section_says_when_its_input_is_absent_or_broken(tmp_path):
     run.mkdir()
     (run / "config.json").write_text(json.dumps({"regime": "logic-only", "seed": 3}))
     (run / "predictions.csv").write_text("image_id,label\nabc,happy\n")  # lacks column pred
-    html = build_report(run)
-    assert_no_section_failed(html)
+    # an input that is there but unusable: refused, naming it, unless --allow-partial
+    with pytest.raises(ArtefactError, match=r"predictions.csv: lacks column\(s\) \['pred'\].*nothing written"):
+        build_report(run)
+    assert not (run / "report.html").exists()
+    html = build_report(run, allow_partial=True)
     md = html.with_name("report.md").read_text()
-    assert md.splitlines()[0].startswith("About: unknown kind of data")
+    assert md.splitlines()[0].startswith("PARTIAL REPORT (--allow-partial): 1 unusable input(s): ")
+    assert md.splitlines()[2].startswith("About: unknown kind of data")
     for line in ("results.json is absent", "history.csv is absent", "changes.json is absent",
-                 "predictions.csv in", "unreadable: lacks columns ['pred']"):
+                 "predictions.csv in", "is unusable: ", "lacks column(s) ['pred']"):
         assert line in md, line
     # a single run has no experiment sections to leave empty
     assert "## Memorisation curve" not in md and "## Comparison of regimes" not in md

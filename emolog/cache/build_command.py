@@ -8,7 +8,6 @@ slice RANK, then ``emolog.cache.distributed.run_ranks`` merges and verifies on r
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import sys
 from pathlib import Path
@@ -32,6 +31,8 @@ def build(args: argparse.Namespace) -> int:
     import torch
 
     from emolog.cache.build import build_cache, index_rejects, slice_from_env
+    from emolog.cache.merge import part_dir
+    from emolog.data.lock import output_lock
     from emolog.data.split import parse_shard
     from emolog.cache.verify import verify_cache
     from emolog.data.index import ImageIndex
@@ -61,9 +62,11 @@ def build(args: argparse.Namespace) -> int:
         p = perception(args, device)
 
         def build_part() -> Outcome:
-            rep = build_cache(p, index, ids, root, args.out, shard=shard, batch_size=args.batch_size,
-                              workers=args.workers, rows_per_file=args.rows_per_file,
-                              prior_rejects=prior, progress=not args.quiet)
+            # one writer per part directory (two parts of one --out may be built at once)
+            with output_lock(part_dir(args.out, *shard), "emolog cache build"):
+                rep = build_cache(p, index, ids, root, args.out, shard=shard, batch_size=args.batch_size,
+                                  workers=args.workers, rows_per_file=args.rows_per_file,
+                                  prior_rejects=prior, progress=not args.quiet)
             print(rep.summary(), flush=True)
             return Outcome(0, rep.summary(), changed=rep.n_written + rep.n_rejected > 0)
 
@@ -133,14 +136,14 @@ def merge(args: argparse.Namespace) -> int:
 def index_paths(args: argparse.Namespace) -> tuple[Path | None, Path | None, Path | None]:
     """(index.csv, rejects.csv or None, split.json) from --index / --split; MissingError when
     the index named is not there."""
+    from emolog.data.index import rejects_path
     index_csv = rejects = None
     if args.index is not None:
         index_csv = args.index / "index.csv" if args.index.is_dir() else args.index
         if not index_csv.is_file():
             raise MissingError(f"--index {args.index}: no such index (expected index.csv or the "
                                "directory `emolog index --out` wrote)")
-        rejects = index_csv.parent / "rejects.csv"
-        rejects = rejects if rejects.is_file() else None
+        rejects = rejects_path(index_csv.parent)
     split = args.split
     if split is None and index_csv is not None:
         split = index_csv.parent / "split.json"
@@ -151,10 +154,10 @@ def data_root(args: argparse.Namespace, index_csv: Path) -> Path:
     """The absolute data root: ``--root`` (relative to the current directory), else the root
     recorded in index_summary.json next to the index (a relative one, from an older emolog
     index, also relative to the current directory)."""
+    from emolog.data.index import recorded_root
     root = args.root
     if root is None:
-        summary = index_csv.parent / "index_summary.json"
-        recorded = json.loads(summary.read_text()).get("root") if summary.is_file() else None
+        recorded = recorded_root(index_csv.parent)
         if not recorded:
             raise UsageError(f"{index_csv.parent} records no data root (no index_summary.json with "
                              "a root): pass --root IMAGES")

@@ -15,12 +15,14 @@ from typing import Sequence
 import numpy as np
 import pandas as pd
 
+from emolog.data.artefacts import read_csv
 from emolog.data.atomic import atomic_write_text
 from emolog.errors import InputError
-from emolog.training.metrics import accuracy, macro_f1, nll
 
 METRICS: tuple[str, ...] = ("accuracy", "macro_f1", "weighted_f1", "average_precision", "uar", "nll", "ece")
-BOOTSTRAP_METRICS = {"macro_f1": macro_f1, "accuracy": accuracy, "nll": nll}
+# functions of emolog.training.metrics (by name: scikit-learn is imported when a table is made,
+# not by `emolog experiment --help`)
+BOOTSTRAP_METRICS: tuple[str, ...] = ("macro_f1", "accuracy", "nll")
 HEADS = {"accuracy": "Accuracy", "macro_f1": "Macro-F1", "weighted_f1": "Weighted-F1",
          "average_precision": "AP", "uar": "UAR", "nll": "NLL", "ece": "ECE"}
 
@@ -32,12 +34,14 @@ class ExperimentError(InputError, ValueError):
 def read_predictions(path: Path) -> tuple[list[str], np.ndarray, np.ndarray]:
     """(image ids sorted, labels [N] class indices, probs [N, C]) from a predictions CSV; the
     classes are its ``p_<class>`` columns, in file order (any label set)."""
-    df = pd.read_csv(path, dtype={"image_id": str}, keep_default_na=False).sort_values("image_id")
+    df = read_csv(path, ("image_id", "label"), dtype={"image_id": str}, keep_default_na=False).sort_values("image_id")
     classes = [c[2:] for c in df.columns if c.startswith("p_")]
-    missing = [c for c in ["image_id", "label"] if c not in df.columns] + ([] if classes else ["p_<class>"])
-    if missing:
-        raise ExperimentError(f"{path}: lacks columns {missing}")
-    probs = df[[f"p_{c}" for c in classes]].to_numpy(np.float64)
+    if not classes:
+        raise ExperimentError(f"{path}: lacks columns ['p_<class>']")
+    try:
+        probs = df[[f"p_{c}" for c in classes]].to_numpy(np.float64)
+    except ValueError:
+        raise ExperimentError(f"{path}: p_<class> columns that are not numbers") from None
     probs /= probs.sum(1, keepdims=True)  # undo the CSV's 6-digit rounding
     labels = df["label"].map({c: i for i, c in enumerate(classes)})
     if labels.isna().any():
