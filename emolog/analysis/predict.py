@@ -103,7 +103,8 @@ def _items_from_index(args: argparse.Namespace) -> Plan:
     if root is None:
         recorded = recorded_root(d)
         root = Path(recorded) if recorded else None
-    plan = Plan(cache_dir=d / "cache" if (d / "cache" / "manifest.json").is_file() else None)
+    # a cache directory without its manifest is a damaged cache (refused), not no cache
+    plan = Plan(cache_dir=d / "cache" if (d / "cache").is_dir() else None)
     plan.items = [Item(i, rel, None if root is None else Path(root) / rel, lab)
                   for i, rel, lab in zip(df["image_id"], df["rel_path"], df["label"])]
     rejects = rejects_path(d)

@@ -10,7 +10,9 @@ from __future__ import annotations
 import argparse
 import os
 import sys
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Sequence
 
 from emolog.cache.distributed import DEFAULT_TIMEOUT_S, Outcome, merge_fresh, run_ranks
 from emolog.data.split import SPLIT_NAMES
@@ -30,13 +32,11 @@ def perception(args: argparse.Namespace, device: str | None):
 def build(args: argparse.Namespace) -> int:
     import torch
 
-    from emolog.cache.build import build_cache, index_rejects, slice_from_env
+    from emolog.cache.build import index_rejects, slice_from_env
     from emolog.cache.merge import part_dir
+    from emolog.data.index import ImageIndex
     from emolog.data.lock import output_lock
     from emolog.data.split import parse_shard
-    from emolog.cache.verify import verify_cache
-    from emolog.data.index import ImageIndex
-    from emolog.runtime import torch_threads
     index_csv, rejects_csv, split_path = index_paths(args)
     root = data_root(args, index_csv)
     index = ImageIndex.load(index_csv)
@@ -57,16 +57,39 @@ def build(args: argparse.Namespace) -> int:
     if device is not None and str(device).startswith("cuda"):
         torch.cuda.set_device(torch.device(device))
     prior = index_rejects(rejects_csv) if rejects_csv else ()
+    # one writer per part directory (two parts of one --out may be built at once), taken
+    # before the networks load: a second writer is refused at once
+    with output_lock(part_dir(args.out, *shard), "emolog cache build"):
+        return _build(args, _Job(device, prior, index, ids, root, shard, world, rank))
 
+
+@dataclass
+class _Job:
+    """What ``build`` worked out from the command line for this process's slice."""
+
+    device: str | None
+    prior: Sequence[dict]
+    index: object
+    ids: list[str]
+    root: Path
+    shard: tuple[int, int]
+    world: int
+    rank: int
+
+
+def _build(args: argparse.Namespace, job: _Job) -> int:
+    from emolog.cache.build import build_cache
+    from emolog.cache.verify import verify_cache
+    from emolog.runtime import torch_threads
+    device, prior, index, ids, root, shard, world, rank = (job.device, job.prior, job.index, job.ids, job.root,
+                                                           job.shard, job.world, job.rank)
     with torch_threads(args.threads or None):  # restored after: in-process callers must not inherit it
         p = perception(args, device)
 
         def build_part() -> Outcome:
-            # one writer per part directory (two parts of one --out may be built at once)
-            with output_lock(part_dir(args.out, *shard), "emolog cache build"):
-                rep = build_cache(p, index, ids, root, args.out, shard=shard, batch_size=args.batch_size,
-                                  workers=args.workers, rows_per_file=args.rows_per_file,
-                                  prior_rejects=prior, progress=not args.quiet)
+            rep = build_cache(p, index, ids, root, args.out, shard=shard, batch_size=args.batch_size,
+                              workers=args.workers, rows_per_file=args.rows_per_file,
+                              prior_rejects=prior, progress=not args.quiet)
             print(rep.summary(), flush=True)
             return Outcome(0, rep.summary(), changed=rep.n_written + rep.n_rejected > 0)
 

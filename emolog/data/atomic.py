@@ -6,10 +6,12 @@ over ``NAME``. A process killed at any moment leaves either the old file or the 
 plus at most a ``.part`` file that readers ignore and writers clean up. A failed write (disk
 full, I/O error) removes its temporary file and raises ``OSError`` naming ``NAME``.
 
-``EMOLOG_KILL_AT_WRITE=N[:PHASE]`` makes the process SIGKILL itself at its N-th atomic write
-(PHASE ``before``: nothing of it on disk; ``written``: the temporary file complete, not yet
-renamed; ``after``: renamed, the default). It exists for the kill-anywhere tests
-(tests/faults/, docs/reliability.md): every state a kill can leave on disk is one of these.
+``EMOLOG_KILL_AT_WRITE=N[:PHASE[:SIGNAL]]`` makes the process SIGKILL itself (or send itself
+SIGNAL, e.g. SIGSTOP) at its N-th atomic write (PHASE ``before``: nothing of it on disk;
+``written``: the temporary file complete, not yet renamed; ``after``: renamed, the default).
+It exists for the kill-anywhere and two-writer tests (tests/faults/, docs/reliability.md):
+every state a kill can leave on disk is one of these. Unset, it costs one environment lookup
+per write.
 """
 
 from __future__ import annotations
@@ -33,9 +35,9 @@ def _kill_point(phase: str) -> None:
     """SIGKILL this process if ``KILL_ENV`` names this write and phase."""
     spec = os.environ.get(KILL_ENV)
     if spec:
-        n, _, at = spec.partition(":")
+        n, at, sig = (spec.split(":") + ["", ""])[:3]
         if int(n) == _count and (at or "after") == phase:
-            os.kill(os.getpid(), signal.SIGKILL)
+            os.kill(os.getpid(), getattr(signal, sig or "SIGKILL"))
 
 
 def atomic_write_bytes(path: str | Path, data: bytes) -> None:

@@ -114,8 +114,16 @@ class ImageIndex:
 
 
 def load_rejects(path: str | Path) -> pd.DataFrame:
-    """``rejects.csv`` (``rel_path, reason``, strings), refused in one line when damaged."""
-    return read_csv(path, REJECT_COLUMNS, "a rejects.csv", dtype=str, keep_default_na=False, na_filter=False)
+    """``rejects.csv`` (``rel_path, reason``, strings), refused in one line when damaged (also
+    when it holds another number of rows than the index_summary.json beside it records)."""
+    path = Path(path)
+    df = read_csv(path, REJECT_COLUMNS, "a rejects.csv", dtype=str, keep_default_na=False, na_filter=False)
+    summary = path.with_name("index_summary.json")
+    recorded = read_json(summary).get("n_rejected") if summary.is_file() else None
+    if isinstance(recorded, int) and recorded != len(df):
+        raise ArtefactError(f"{path}: holds {len(df)} rejected rows, {summary} records {recorded}: "
+                            "truncated or edited?")
+    return df
 
 
 def recorded_root(directory: str | Path) -> str | None:

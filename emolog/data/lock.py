@@ -66,6 +66,13 @@ def _acquire(path: Path) -> int:
         os.close(fd)
 
 
+def remove_partials(directory: str | Path, name: str = "*") -> None:
+    """Remove the temporary files atomic writes of ``name`` left in ``directory`` (a killed
+    writer's; call it only while holding the lock that covers them)."""
+    for tmp in Path(directory).glob(f".{name}.*.part"):
+        tmp.unlink(missing_ok=True)
+
+
 @contextmanager
 def output_lock(directory: str | Path, command: str, name: str | None = None) -> Iterator[None]:
     """Hold the lock of ``directory`` (created if needed) while the block runs; ``command``
@@ -77,6 +84,8 @@ def output_lock(directory: str | Path, command: str, name: str | None = None) ->
         if os.fstat(fd).st_size:
             print(f"emolog: note: {path.parent}: took over the lock left by {_holder(fd)}, which no longer "
                   "runs (killed?)", file=sys.stderr)
+        if name is None:   # the whole directory is ours: a dead writer's temporary files go
+            remove_partials(path.parent)
         record = {"pid": os.getpid(), "host": socket.gethostname(), "command": command,
                   "since": time.strftime("%Y-%m-%d %H:%M:%S")}
         os.ftruncate(fd, 0)

@@ -27,18 +27,17 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Sequence
 
-import numpy as np
 import pandas as pd
 
 from emolog.data.artefacts import FORMATS, ArtefactError, ArtefactMissing, ChecksumError, read_json, record
 from emolog.data.atomic import atomic_write_text
-from emolog.data.lock import output_lock
+from emolog.data.lock import output_lock, remove_partials
 from emolog.data.split import load_split, parse_shard
 from emolog.labels import BASIC7
 from emolog.training import distribute
 from emolog.training.config import BASELINES, REGIMES, ConfigError, RunConfig, parse_override
-from emolog.training.tables import BOOTSTRAP_METRICS, METRICS, ExperimentError, comparison_table, comparison_tex, \
-    format_table, read_predictions, write_predictions  # noqa: F401
+from emolog.training.tables import METRICS, ExperimentError, bootstrap_table, comparison_table, comparison_tex, \
+    format_table, read_predictions, usable_baseline, write_predictions  # noqa: F401
 
 MEMORISATION_REGIMES: tuple[str, ...] = ("logic-only", "joint")
 REFERENCE = "logic-only"
@@ -133,7 +132,7 @@ def execute_baselines(data: str, names: Sequence[str], seeds: Sequence[int], bas
     seeded = {"scene-only", "uniform-average", "fusion-mlp"}
     test_ids = sorted(load_split(Path(data) / "split.json")["test"])
     for seed in seeds:
-        todo = [n for n in names if not _usable_baseline(out / "baselines" / f"{n}-s{seed}.csv", test_ids, classes)
+        todo = [n for n in names if not usable_baseline(out / "baselines" / f"{n}-s{seed}.csv", test_ids, classes)
                 and (n in seeded or seed == seeds[0])]
         if todo:
             with torch_threads(base.get("threads", RunConfig.threads)):
@@ -145,48 +144,6 @@ def execute_baselines(data: str, names: Sequence[str], seeds: Sequence[int], bas
             if n in seeded or seed == seeds[0]:
                 paths[(n, seed)] = out / "baselines" / f"{n}-s{seed}.csv"
     return paths
-
-
-def _usable_baseline(path: Path, test_ids: list[str], classes: Sequence[str]) -> bool:
-    """Whether a baseline's prediction file is there and whole (the split's test images, the
-    classes, finite probabilities); a damaged one is recomputed, saying so."""
-    if not path.exists():
-        return False
-    try:
-        ids, _, probs = read_predictions(path)
-        if ids != test_ids or probs.shape[1] != len(classes) or not np.isfinite(probs).all():
-            raise ExperimentError(f"{path}: holds other test images or classes, or non-finite probabilities")
-    except (ExperimentError, ArtefactError) as e:
-        print(f"{e}; recomputing it", file=sys.stderr)
-        return False
-    return True
-
-
-def bootstrap_table(systems: dict[str, list[Path]], reference: str, n_boot: int, seed: int) -> pd.DataFrame:
-    """Paired bootstrap CI of each system's seed-averaged metric minus the reference's."""
-    from emolog.training import metrics
-    from emolog.training.metrics import paired_bootstrap_seeds
-    def load(paths: list[Path]) -> tuple[list[str], np.ndarray, list[np.ndarray]]:
-        loaded = [read_predictions(p) for p in paths]
-        ids, labels = loaded[0][0], loaded[0][1]
-        for p, (i, y, _) in zip(paths, loaded):
-            if i != ids or not np.array_equal(y, labels):
-                raise ExperimentError(f"{p}: test images or labels differ from {paths[0]}")
-        return ids, labels, [probs for _, _, probs in loaded]
-
-    ref_ids, labels, ref = load(systems[reference])
-    rows = []
-    for system, paths in systems.items():
-        if system == reference:
-            continue
-        ids, y, probs = load(paths)
-        if ids != ref_ids or not np.array_equal(y, labels):
-            raise ExperimentError(f"{system}: its test images differ from {reference}'s; cannot pair them")
-        for mname in BOOTSTRAP_METRICS:
-            r = paired_bootstrap_seeds(getattr(metrics, mname), probs, ref, labels, n_boot=n_boot, seed=seed)
-            rows.append({"system": system, "reference": reference, "metric": mname, **r,
-                         "n_seeds": len(paths), "n_images": len(labels)})
-    return pd.DataFrame(rows, columns=["system", "reference", "metric", "diff", "lo", "hi", "n_seeds", "n_images"])
 
 
 def _write_csv(df: pd.DataFrame, path: Path) -> None:
@@ -258,6 +215,10 @@ def run_experiment(data: str, out: str | Path, regimes: Sequence[str], seeds: Se
     with output_lock(out, "emolog experiment", name=lock):
         if shard is None:
             (out / "experiment.json").unlink(missing_ok=True)
+        # a killed writer's temporary files, of the files this lock covers (runs/: each run's own lock)
+        remove_partials(out / distribute.SHARDS, "*" if shard is None else distribute.record_path(out, shard).name)
+        if shard is None or shard[0] == 0:
+            remove_partials(out / "baselines")
         (out / "runs").mkdir(parents=True, exist_ok=True)
         t0 = time.perf_counter()
 
