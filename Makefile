@@ -41,7 +41,7 @@ test: $(STAMP) chromium
 # Every headline figure of docs/benchmarks.md, each printed with its clock, in one run. The
 # cuda_* scripts need a GPU (`make bench-cuda` on a machine with one); the defaults' check on
 # fresh simulated data is `make validate-defaults` (about 5 minutes, not a speed figure).
-BENCHES := logic_vs_deepproblog train logic_programs cache perception
+BENCHES := logic_vs_deepproblog train logic_programs cache perception cli_startup
 bench: $(STAMP)
 	@echo "make bench: $$(date -u '+%Y-%m-%d %H:%M UTC'), $$(nproc --all) cores, $$(uname -m), torch threads 1"
 	for b in $(BENCHES); do echo "== benchmarks/$$b.py"; OMP_NUM_THREADS=1 $(PY) benchmarks/$$b.py || exit 1; done

@@ -39,7 +39,8 @@ COMMANDS: dict[str, tuple[str, str]] = {
 }
 
 EPILOG = ("exit codes: 0 ok, 1 error, 2 usage, 3 bad input data/config, 4 missing file/weights, "
-          "5 verification failed, 130 interrupted. --debug (anywhere) shows tracebacks.")
+          "5 verification failed, 6 output directory locked by another process, 130 interrupted. "
+          "--debug (anywhere) shows tracebacks.")
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -13,7 +13,9 @@ Exit codes (documented in README.md, "Exit codes"):
  2    usage: a bad command line (argparse's own convention)
  3    bad input data or configuration (a CSV row, a label, a config key)
  4    a file, directory or weights file is missing or unreadable
- 5    verification failed (``cache verify``: the cache does not match)
+ 5    verification failed: a stored artefact does not match its record (a cache shard
+      or a run's file whose sha256 differs, a cache that fails ``cache verify``)
+ 6    the output directory is locked: another emolog process is writing it
 130   interrupted (Ctrl-C); what was written before stays valid
 ====  ===================================================================
 """
@@ -25,6 +27,7 @@ EXIT_USAGE = 2
 EXIT_INPUT = 3
 EXIT_MISSING = 4
 EXIT_VERIFY = 5
+EXIT_LOCKED = 6
 EXIT_INTERRUPTED = 130
 
 
@@ -61,3 +64,10 @@ class VerificationError(EmologError):
 
     exit_code = EXIT_VERIFY
     kind = "verification"
+
+
+class LockedError(EmologError):
+    """Another live process holds the output directory's lock (``emolog.data.lock``)."""
+
+    exit_code = EXIT_LOCKED
+    kind = "locked"

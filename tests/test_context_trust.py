@@ -10,8 +10,10 @@ import pytest
 
 from emolog.analysis.trust import (DEC_CLASSES, TrustError, add_arguments, agreement_stats, decision_class,
                                    join_trust, run, trust_agreement)
+from emolog.analysis.trust import main as trust_main
 from emolog.data.findingemo import annotation_records, load_annotations
 from emolog.data.index import ImageIndex, build_index
+from emolog.errors import EXIT_MISSING
 from emolog.labels import get_mapping
 
 
@@ -104,4 +106,4 @@ def test_command_writes_the_table(real_index, tmp_path) -> None:
                                   "--out", str(tmp_path / "trust.csv")])) == 0
     out = pd.read_csv(tmp_path / "trust.csv")
     assert out.iloc[0]["group"] == "all" and out.iloc[0]["n"] == 40
-    assert run(parser.parse_args(["--run", str(tmp_path / "nope"), "--index", str(tmp_path / "index.csv")])) == 2
+    assert trust_main(["--run", str(tmp_path / "nope"), "--index", str(tmp_path / "index.csv")]) == EXIT_MISSING

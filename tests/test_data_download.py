@@ -164,10 +164,10 @@ def test_archive_fallback_is_off_by_default_and_tried_last(server, tmp_path):
 
 
 def test_a_drip_fed_body_is_cut_off_at_the_time_limit(server):
-    start = time.monotonic()
-    with pytest.raises(FetchError, match="too slow"):
+    # "too slow" is raised only while the body is still arriving: the whole body takes about
+    # 1.5 s, so the fetch gave up before it (how promptly is a matter of load, not asserted)
+    with pytest.raises(FetchError, match="too slow: not complete after 0.3 s"):
         fetch(f"{server}/slow.jpg", _settings(server, timeout=0.3))
-    assert time.monotonic() - start < 0.8  # the whole body would take about 1.5 s
 
 
 def test_findingemo_url_table_and_cli_without_network(tmp_path, capsys):

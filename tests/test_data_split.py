@@ -5,6 +5,7 @@ import random
 
 import pytest
 
+from emolog.data.artefacts import ArtefactMissing
 from emolog.data.paths import image_id
 from emolog.data.split import SplitError, load_split, make_split, seeded_order, write_split
 
@@ -92,7 +93,7 @@ def test_write_and_load_round_trip_and_validation(tmp_path):
     p.write_text(json.dumps(bad))
     with pytest.raises(SplitError, match="in both"):
         load_split(p)
-    with pytest.raises(SplitError, match="not found"):
+    with pytest.raises(ArtefactMissing, match="none.json: missing"):
         load_split(tmp_path / "none.json")
 
 

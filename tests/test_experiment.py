@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
-import argparse
 import json
 
 import numpy as np
 import pandas as pd
 import pytest
 
+from emolog.cli import main
+from emolog.errors import EXIT_INPUT
 from emolog.simulate import SimConfig, simulate, write_simulation
 from emolog.training import experiment
 from emolog.training.experiment import RunSpec, parse_sweep, read_predictions
@@ -19,9 +20,8 @@ ARGS = ["--regimes", "logic-only,joint", "--seeds", "0,1", "--memorisation", "10
 
 
 def _cli(*argv: str) -> int:
-    parser = argparse.ArgumentParser()
-    experiment.add_arguments(parser)
-    return experiment.run(parser.parse_args(list(argv)))
+    """`emolog experiment ARGV` through the command line's error handler (its exit codes)."""
+    return main(["experiment", *argv])
 
 
 @pytest.fixture(scope="module")
@@ -101,14 +101,14 @@ def test_resume_does_not_rerun(exp, capsys):
 def test_bad_requests_are_refused(exp, capsys):
     E = exp / "E"
     assert _cli("--data", str(exp / "D"), "--out", str(exp / "F"), "--regimes", "logic-only",
-                "--set", "bogus=1") == 2
+                "--set", "bogus=1") == EXIT_INPUT
     assert "bogus" in capsys.readouterr().err
-    assert _cli("--data", str(exp / "D"), "--out", str(exp / "F"), "--regimes", "nonsense") == 2
-    assert _cli("--data", str(exp / "D"), "--out", str(exp / "F"), "--memorisation", "100000") == 2
+    assert _cli("--data", str(exp / "D"), "--out", str(exp / "F"), "--regimes", "nonsense") == EXIT_INPUT
+    assert _cli("--data", str(exp / "D"), "--out", str(exp / "F"), "--memorisation", "100000") == EXIT_INPUT
     assert "training images" in capsys.readouterr().err
     # another base config into the same experiment directory would mix runs
     assert _cli("--data", str(exp / "D"), "--out", str(E), "--regimes", "logic-only", "--seeds", "0",
-                "--set", "epochs=3") == 2
+                "--set", "epochs=3") == EXIT_INPUT
     assert "another overrides" in capsys.readouterr().err
 
 

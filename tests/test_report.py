@@ -11,6 +11,7 @@ import pytest
 from PIL import Image
 from sklearn.metrics import f1_score
 
+from emolog.data.artefacts import ArtefactError
 from emolog.labels import BASIC7
 from emolog.report.build import build_report
 from emolog.report.inputs import ReportInputError, load
@@ -92,12 +93,16 @@ def test_every_section_says_when_its_input_is_absent_or_broken(tmp_path):
     run.mkdir()
     (run / "config.json").write_text(json.dumps({"regime": "logic-only", "seed": 3}))
     (run / "predictions.csv").write_text("image_id,label\nabc,happy\n")  # lacks column pred
-    html = build_report(run)
-    assert_no_section_failed(html)
+    # an input that is there but unusable: refused, naming it, unless --allow-partial
+    with pytest.raises(ArtefactError, match=r"predictions.csv: lacks column\(s\) \['pred'\].*nothing written"):
+        build_report(run)
+    assert not (run / "report.html").exists()
+    html = build_report(run, allow_partial=True)
     md = html.with_name("report.md").read_text()
-    assert md.splitlines()[0].startswith("About: unknown kind of data")
+    assert md.splitlines()[0].startswith("PARTIAL REPORT (--allow-partial): 1 unusable input(s): ")
+    assert md.splitlines()[2].startswith("About: unknown kind of data")
     for line in ("results.json is absent", "history.csv is absent", "changes.json is absent",
-                 "predictions.csv in", "unreadable: lacks columns ['pred']"):
+                 "predictions.csv in", "is unusable: ", "lacks column(s) ['pred']"):
         assert line in md, line
     # a single run has no experiment sections to leave empty
     assert "## Memorisation curve" not in md and "## Comparison of regimes" not in md
@@ -254,3 +259,28 @@ def test_an_emo8_run_shows_eight_classes_and_the_quoted_reference(tmp_path):
     assert [row.split(" | ")[0].strip("| ") for row in per_class.splitlines()[2:]] == list(EMO8)
     assert "quoted from the original thesis code's results files" in md and "weighted F1 0.356" in md
     assert f"| weighted_f1 | {m['weighted_f1']:.3f} |" in md
+
+
+def test_an_unreadable_input_fails_the_report_unless_allow_partial(tmp_path, capsys):
+    """A run holding only a truncated results.json, and a finished run whose history.csv is
+    garbage, used to render with exit 0 (the problem only a note inside the page)."""
+    from emolog.cli import main
+    from emolog.errors import EXIT_INPUT
+
+    cut = tmp_path / "cut"
+    cut.mkdir()
+    (cut / "results.json").write_text('{"trunc')
+    assert main(["report", str(cut)]) == EXIT_INPUT
+    err = capsys.readouterr().err
+    assert err.startswith(f"emolog: error: {cut / 'results.json'}: not valid JSON") and err.count("\n") == 1
+    assert not (cut / "report.html").exists()
+    assert main(["report", str(cut), "--allow-partial"]) == 0
+    first = capsys.readouterr().out.splitlines()[0]
+    assert first.startswith("PARTIAL REPORT (--allow-partial): 1 unusable input(s): ") and "results.json" in first
+
+    garbage = tmp_path / "garbage"
+    garbage.mkdir()
+    (garbage / "results.json").write_text(json.dumps({"regime": "logic-only", "seed": 0}))
+    (garbage / "history.csv").write_bytes(bytes(range(256)))
+    assert main(["report", str(garbage)]) == EXIT_INPUT
+    assert "history.csv: not UTF-8 text" in capsys.readouterr().err

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import argparse
 import json
 
 import numpy as np
@@ -11,21 +10,22 @@ import pytest
 import torch
 
 from emolog.cache.store import load_cache
+from emolog.cli import main
+from emolog.errors import EXIT_INPUT
 from emolog.data.findingemo import label_distribution
 from emolog.data.index import ImageIndex
 from emolog.data.paths import image_id
 from emolog.data.split import load_split
 from emolog.labels import BASIC7
 from emolog.simulate import (SMALL_FACE_AREA, SOURCES, TRUE_WEIGHTS, SimConfig, SimulationError, write_simulation,
-                             add_arguments, run, simulate, source_weights, true_scene_posterior)
+                             simulate, source_weights, true_scene_posterior)
 
 N_BIG = 20_000  # in memory only: ~1 s
 
 
 def _cli(*argv: str) -> int:
-    parser = argparse.ArgumentParser()
-    add_arguments(parser)
-    return run(parser.parse_args(list(argv)))
+    """`emolog simulate ARGV` through the command line's error handler (its exit codes)."""
+    return main(["simulate", *argv])
 
 
 @pytest.fixture(scope="module")
@@ -81,7 +81,7 @@ def test_data_directory_is_valid(data_dir):
 
 
 def test_existing_directory_is_refused_without_force(data_dir, capsys):
-    assert _cli("--out", str(data_dir), "--n", "50") == 2
+    assert _cli("--out", str(data_dir), "--n", "50") == EXIT_INPUT
     assert "already holds" in capsys.readouterr().err
 
 

@@ -11,6 +11,7 @@ import torch
 
 from emolog.cache.store import CacheError
 from emolog.cli import main
+from emolog.errors import EXIT_VERIFY
 from emolog.labels import BASIC7
 from emolog.simulate import SimConfig, simulate, write_simulation
 from emolog.training.config import ConfigError, RunConfig, parse_override
@@ -143,7 +144,7 @@ def test_unverified_cache_is_refused_with_ids(tmp_path, capsys):
     d = make_data(tmp_path / "D", n=120, mutate=break_one_row)
     rc = main(["train", "--data", str(d), "--out", str(tmp_path / "run"), "--quiet"])
     err = capsys.readouterr().err
-    assert rc == 3
+    assert rc == EXIT_VERIFY   # the cache fails verification
     assert bad["id"] in err and "does not sum to 1" in err
     assert not (tmp_path / "run" / "results.json").exists()
     with pytest.raises(CacheError, match=bad["id"]):

@@ -17,7 +17,6 @@ written atomically, after every image is done.
 from __future__ import annotations
 
 import argparse
-import json
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -86,13 +85,13 @@ class Plan:
 
 
 def _items_from_index(args: argparse.Namespace) -> Plan:
-    from emolog.data.index import ImageIndex
+    from emolog.data.index import ImageIndex, load_rejects, recorded_root, rejects_path
     from emolog.data.split import SPLIT_NAMES, load_split
 
     d = args.index if args.index.is_dir() else args.index.parent
     index_csv = d / "index.csv"
     if not index_csv.is_file():
-        raise MissingError(f"--index {args.index}: no index.csv (write one with `emolog index`)")
+        raise MissingError(f"{index_csv}: missing (--index {args.index}; write one with `emolog index`)")
     df = ImageIndex.load(index_csv).df
     if args.splits:
         names = [n.strip() for n in args.splits.split(",")]
@@ -101,18 +100,18 @@ def _items_from_index(args: argparse.Namespace) -> Plan:
         split = load_split(d / "split.json", known_ids=df["image_id"].tolist())
         df = df.set_index("image_id").loc[[i for n in names for i in split[n]]].reset_index()
     root = args.root
-    summary = d / "index_summary.json"
-    if root is None and summary.is_file():
-        recorded = json.loads(summary.read_text()).get("root")
+    if root is None:
+        recorded = recorded_root(d)
         root = Path(recorded) if recorded else None
-    plan = Plan(cache_dir=d / "cache" if (d / "cache" / "manifest.json").is_file() else None)
+    # a cache directory without its manifest is a damaged cache (refused), not no cache
+    plan = Plan(cache_dir=d / "cache" if (d / "cache").is_dir() else None)
     plan.items = [Item(i, rel, None if root is None else Path(root) / rel, lab)
                   for i, rel, lab in zip(df["image_id"], df["rel_path"], df["label"])]
-    rejects = d / "rejects.csv"
-    if rejects.is_file() and not args.splits:
+    rejects = rejects_path(d)
+    if rejects is not None and not args.splits:
         # the index's rejected images stay listed; a rejected duplicate or typo *row* of an
         # image whose good row was indexed is predicted, not a reject
-        old = pd.read_csv(rejects, dtype=str, keep_default_na=False)
+        old = load_rejects(rejects)
         indexed = set(df["rel_path"])
         plan.rejects += [(r, why) for r, why in zip(old["rel_path"], old["reason"]) if r not in indexed]
     return plan
@@ -129,10 +128,10 @@ def _items_from_paths(paths: list[str]) -> Plan:
 
 def _usable_cache(cache_dir: Path | None, recorded: dict | None, args: argparse.Namespace) -> bool:
     """The cache is read only when it holds the run's own perception and none was overridden."""
+    from emolog.cache.store import read_manifest
     if cache_dir is None or any(getattr(args, k) is not None for k in PERCEPTION_OPTIONS):
         return False
-    manifest = json.loads((cache_dir / "manifest.json").read_text())
-    return bool(recorded) and manifest.get("fingerprint_hash") == recorded.get("fingerprint_hash")
+    return bool(recorded) and read_manifest(cache_dir)["fingerprint_hash"] == recorded.get("fingerprint_hash")
 
 
 def run(args: argparse.Namespace) -> int:
@@ -176,8 +175,11 @@ def _predict_cached(trained: Run, plan: Plan, needs_prelast: bool, device: str, 
     """Predict the items the cache holds; returns the others (to be perceived). Ids the cache
     recorded as rejects are rejects here too, with the cache's reason."""
     from emolog.cache.store import load_cache, read_manifest
+    from emolog.cache.verify import require_verified
 
     manifest = read_manifest(plan.cache_dir)
+    # the rows read must be the rows the cache recorded (every shard's sha256, layout, sane values)
+    require_verified(plan.cache_dir, [])
     cache = load_cache(plan.cache_dir, prelast=needs_prelast)
     stored = set(cache.ids)
     rejected = {r["image_id"]: r.get("reason", "rejected by the cache") for r in manifest.get("rejects", [])}

@@ -27,7 +27,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from emolog.errors import InputError
+from emolog.data.artefacts import read_csv
+from emolog.errors import EmologError, InputError
 from emolog.data.atomic import atomic_write_text
 
 FACE, CONTEXT = "FacialExpression", "Context"
@@ -139,16 +140,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from emolog.data.index import ImageIndex
+    # a missing or damaged file and a TrustError go to the command line's handler (exit 4 / 3)
     pred_path = args.run / "predictions.csv"
-    if not pred_path.is_file():
-        print(f"error: {pred_path} not found", file=sys.stderr)
-        return 2
-    try:
-        table, counts = trust_agreement(pd.read_csv(pred_path, dtype={"image_id": str}),
-                                        ImageIndex.load(args.index).df)
-    except TrustError as e:
-        print(f"error: {e}", file=sys.stderr)
-        return 2
+    table, counts = trust_agreement(read_csv(pred_path, ("image_id",), dtype={"image_id": str}),
+                                    ImageIndex.load(args.index).df)
     print(f"{counts['n_joined']} of {counts['n_predictions']} test images joined; "
           f"{len(counts['no_annotation'])} without dec_factors, {len(counts['not_in_index'])} not in the index")
     print(table.to_string(index=False, float_format=lambda v: f"{v:.3f}"))
@@ -160,7 +155,17 @@ def run(args: argparse.Namespace) -> int:
     return 0
 
 
-if __name__ == "__main__":
+def main(argv: list[str] | None = None) -> int:
+    """``python -m emolog.analysis.trust``: errors as one line and their exit code, as
+    ``emolog.cli`` reports them."""
     p = argparse.ArgumentParser(prog="python -m emolog.analysis.trust", description=__doc__.splitlines()[0])
     add_arguments(p)
-    sys.exit(run(p.parse_args()))
+    try:
+        return run(p.parse_args(argv))
+    except EmologError as e:
+        print(f"emolog: error: {e}", file=sys.stderr)
+        return e.exit_code
+
+
+if __name__ == "__main__":
+    sys.exit(main())

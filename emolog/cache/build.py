@@ -38,7 +38,7 @@ from tqdm import tqdm
 from emolog.cache.merge import part_dir
 from emolog.cache.store import CacheError, CacheWriter
 from emolog.data.images import DEFAULT_MAX_PIXELS, ImageRejected, decode_image, read_image_bytes, sha256_bytes
-from emolog.data.index import ImageIndex
+from emolog.data.index import ImageIndex, load_rejects
 from emolog.data.paths import PathRejected, image_id, resolve_under
 from emolog.errors import MissingError
 from emolog.perception.common import PerceptionError
@@ -167,10 +167,9 @@ def index_rejects(rejects_csv: str | Path) -> list[dict[str, str]]:
 
     A path that is itself malformed has no image id; it is recorded with ``image_id`` "".
     """
-    import pandas as pd
-    df = pd.read_csv(rejects_csv, dtype=str, keep_default_na=False, na_filter=False)
+    df = load_rejects(rejects_csv)
     out = []
-    for rel, reason in zip(df.get("rel_path", []), df.get("reason", [])):
+    for rel, reason in zip(df["rel_path"], df["reason"]):
         try:
             iid = image_id(rel)
         except PathRejected:

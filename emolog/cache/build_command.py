@@ -8,10 +8,11 @@ slice RANK, then ``emolog.cache.distributed.run_ranks`` merges and verifies on r
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import sys
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Sequence
 
 from emolog.cache.distributed import DEFAULT_TIMEOUT_S, Outcome, merge_fresh, run_ranks
 from emolog.data.split import SPLIT_NAMES
@@ -32,11 +33,11 @@ def perception(args: argparse.Namespace, device: str | None):
 def build(args: argparse.Namespace) -> int:
     import torch
 
-    from emolog.cache.build import build_cache, index_rejects, slice_from_env
-    from emolog.data.split import parse_shard
-    from emolog.cache.verify import verify_cache
+    from emolog.cache.build import index_rejects, slice_from_env
+    from emolog.cache.merge import part_dir
     from emolog.data.index import ImageIndex
-    from emolog.runtime import torch_threads
+    from emolog.data.lock import output_lock
+    from emolog.data.split import parse_shard
     index_csv, rejects_csv, split_path = index_paths(args)
     root = data_root(args, index_csv)
     index = ImageIndex.load(index_csv)
@@ -57,7 +58,32 @@ def build(args: argparse.Namespace) -> int:
     if device is not None and str(device).startswith("cuda"):
         torch.cuda.set_device(torch.device(device))
     prior = index_rejects(rejects_csv) if rejects_csv else ()
+    # one writer per part directory (two parts of one --out may be built at once), taken
+    # before the networks load: a second writer is refused at once
+    with output_lock(part_dir(args.out, *shard), "emolog cache build"):
+        return _build(args, _Job(device, prior, index, ids, root, shard, world, rank))
 
+
+@dataclass
+class _Job:
+    """What ``build`` worked out from the command line for this process's slice."""
+
+    device: str | None
+    prior: Sequence[dict]
+    index: object
+    ids: list[str]
+    root: Path
+    shard: tuple[int, int]
+    world: int
+    rank: int
+
+
+def _build(args: argparse.Namespace, job: _Job) -> int:
+    from emolog.cache.build import build_cache
+    from emolog.cache.verify import verify_cache
+    from emolog.runtime import torch_threads
+    device, prior, index, ids, root, shard, world, rank = (job.device, job.prior, job.index, job.ids, job.root,
+                                                           job.shard, job.world, job.rank)
     with torch_threads(args.threads or None):  # restored after: in-process callers must not inherit it
         p = perception(args, device)
 
@@ -134,14 +160,14 @@ def merge(args: argparse.Namespace) -> int:
 def index_paths(args: argparse.Namespace) -> tuple[Path | None, Path | None, Path | None]:
     """(index.csv, rejects.csv or None, split.json) from --index / --split; MissingError when
     the index named is not there."""
+    from emolog.data.index import rejects_path
     index_csv = rejects = None
     if args.index is not None:
         index_csv = args.index / "index.csv" if args.index.is_dir() else args.index
         if not index_csv.is_file():
             raise MissingError(f"--index {args.index}: no such index (expected index.csv or the "
                                "directory `emolog index --out` wrote)")
-        rejects = index_csv.parent / "rejects.csv"
-        rejects = rejects if rejects.is_file() else None
+        rejects = rejects_path(index_csv.parent)
     split = args.split
     if split is None and index_csv is not None:
         split = index_csv.parent / "split.json"
@@ -152,10 +178,10 @@ def data_root(args: argparse.Namespace, index_csv: Path) -> Path:
     """The absolute data root: ``--root`` (relative to the current directory), else the root
     recorded in index_summary.json next to the index (a relative one, from an older emolog
     index, also relative to the current directory)."""
+    from emolog.data.index import recorded_root
     root = args.root
     if root is None:
-        summary = index_csv.parent / "index_summary.json"
-        recorded = json.loads(summary.read_text()).get("root") if summary.is_file() else None
+        recorded = recorded_root(index_csv.parent)
         if not recorded:
             raise UsageError(f"{index_csv.parent} records no data root (no index_summary.json with "
                              "a root): pass --root IMAGES")

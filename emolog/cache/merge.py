@@ -17,7 +17,8 @@ from pathlib import Path
 
 from emolog.cache.store import FORMAT, MANIFEST, CacheError, _shard_ids, read_manifest
 from emolog.data.atomic import atomic_write_text
-from emolog.perception.common import sha256_file
+from emolog.data.artefacts import sha256_file
+from emolog.data.lock import output_lock
 
 PART_RE = re.compile(r"^part-(\d+)-of-(\d+)$")
 
@@ -67,6 +68,11 @@ def merge_parts(out_dir: str | Path, replace: bool = False) -> Path:
     With ``replace``, an earlier merge there is replaced (its manifest goes first, so an
     interruption leaves no merged cache rather than a stale one)."""
     out_dir = Path(out_dir)
+    with output_lock(out_dir, "emolog cache merge"):
+        return _merge_parts(out_dir, replace)
+
+
+def _merge_parts(out_dir: Path, replace: bool) -> Path:
     if (out_dir / MANIFEST).exists():
         if not replace:
             raise CacheError(f"{out_dir} already holds a merged cache ({MANIFEST} exists); "

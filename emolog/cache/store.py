@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any, Callable, Iterable, Mapping
@@ -22,14 +21,14 @@ from typing import Any, Callable, Iterable, Mapping
 import numpy as np
 import torch
 from safetensors import safe_open
-from safetensors.torch import save_file
+from safetensors.torch import save as safetensors_bytes
 
-from emolog.errors import EXIT_INPUT, EmologError, InputError
-from emolog.data.atomic import atomic_write_text
+from emolog.data.artefacts import FORMATS, ArtefactError, ArtefactMissing, read_json, sha256_file
+from emolog.data.atomic import atomic_write_bytes, atomic_write_text
+from emolog.errors import EXIT_INPUT, InputError, MissingError, VerificationError
 from emolog.labels import BASIC7
-from emolog.perception.common import sha256_file
 
-FORMAT = "emolog-cache/1"
+FORMAT = FORMATS["cache"]
 MANIFEST = "manifest.json"
 
 # name -> (shape after the leading row axis, with "D"/"K"/"C" symbolic, dtype)
@@ -51,8 +50,13 @@ OPTIONAL_SPEC: dict[str, torch.dtype] = {"scene_prelast": torch.float16, "face_f
 BUILD_FLAGS: dict[str, str] = {"scene_prelast": "--prelast", "face_features": "--face-features"}
 
 
-class CacheError(EmologError, RuntimeError):
-    """The cache is missing, incomplete, inconsistent or from another configuration."""
+class CacheError(VerificationError, RuntimeError):
+    """The cache is incomplete, inconsistent, damaged or from another configuration: it fails
+    verification (exit 5)."""
+
+
+class CacheMissingError(MissingError, CacheError):
+    """There is no cache where one is needed (exit 4)."""
 
 
 class CacheFieldError(CacheError, InputError):
@@ -69,15 +73,14 @@ def fingerprint_hash(fingerprint: Mapping[str, Any]) -> str:
 
 def read_manifest(cache_dir: str | Path) -> dict:
     path = Path(cache_dir) / MANIFEST
-    if not path.exists():
-        raise CacheError(f"{cache_dir}: no {MANIFEST}; this is not an emolog cache "
-                         "(build one with `emolog cache build` or `emolog simulate`)")
     try:
-        manifest = json.loads(path.read_text())
-    except json.JSONDecodeError as e:
-        raise CacheError(f"{path}: corrupt manifest ({e})") from e
-    if manifest.get("format") != FORMAT:
-        raise CacheError(f"{path}: format {manifest.get('format')!r}, expected {FORMAT!r}")
+        manifest = read_json(path, "cache", {"format": str, "fingerprint_hash": str, "K": int, "scene_dim": int,
+                                             "shards": list, "rejects": list})
+    except ArtefactMissing:
+        raise CacheMissingError(f"{cache_dir}: no {MANIFEST}; this is not an emolog cache "
+                                "(build one with `emolog cache build` or `emolog simulate`)") from None
+    except ArtefactError as e:
+        raise CacheError(str(e)) from None
     return manifest
 
 
@@ -154,7 +157,7 @@ class CacheWriter:
     # -- resume ---------------------------------------------------------------------------
     def _recover(self) -> None:
         """Drop temp files of a killed run; adopt complete shards the manifest missed."""
-        # shard temp files (*.tmp) and the manifest's (.manifest.json.*.part, data.atomic)
+        # temporary files of atomic writes (.NAME.*.part, data.atomic) and an older emolog's *.tmp
         for tmp in [*self.dir.glob("*.tmp"), *self.dir.glob(".*.part")]:
             tmp.unlink()
         known = {s["file"] for s in self.manifest["shards"]}
@@ -208,12 +211,7 @@ class CacheWriter:
         index = max([int(s["file"].split("-")[1].split(".")[0]) for s in self.manifest["shards"]] + [-1]) + 1
         name = f"shard-{index:05d}.safetensors"
         path = self.dir / name
-        tmp = self.dir / (name + ".tmp")
-        save_file(ts, str(tmp), metadata={"ids": json.dumps(list(ids))})
-        with open(tmp, "rb+") as f:
-            os.fsync(f.fileno())
-        os.chmod(tmp, 0o644)  # the writer creates it owner-only; a cache is shared read-only data
-        os.replace(tmp, path)
+        atomic_write_bytes(path, safetensors_bytes(ts, metadata={"ids": json.dumps(list(ids))}))
         self._done.update(ids)  # before the manifest: an interrupted caller must not rewrite them
         self.manifest["shards"].append({"file": name, "n": len(ids), "sha256": sha256_file(path)})
         self._save_manifest()

@@ -30,7 +30,8 @@ import torch
 from safetensors import safe_open
 
 from emolog.cache.store import MANIFEST, OPTIONAL_SPEC, TENSOR_SPEC, CacheError, fingerprint_hash, \
-    read_manifest, sha256_file
+    read_manifest
+from emolog.data.artefacts import sha256_file
 from emolog.labels import BASIC7
 
 # A distribution stored as float32 sums to 1 within a few ulps per term; 1e-3 also accepts

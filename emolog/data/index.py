@@ -20,6 +20,7 @@ import pandas as pd
 from tqdm import tqdm
 
 from emolog.errors import InputError
+from emolog.data.artefacts import ArtefactError, ArtefactMissing, read_csv, read_json
 from emolog.data.atomic import atomic_write_text
 from emolog.data.images import DEFAULT_MAX_PIXELS, ImageRejected, decode_image, read_image_bytes, \
     reason_category, sha256_bytes
@@ -102,16 +103,50 @@ class ImageIndex:
     def load(cls, path: str | Path) -> "ImageIndex":
         """Read an ``index.csv``; ids stay strings (an all-digit hex id must not become an int)."""
         path = Path(path)
-        if not path.is_file():
-            raise FileNotFoundError(f"index file not found: {path}")
-        df = pd.read_csv(path, dtype=str, keep_default_na=False, na_filter=False)
-        for c in _FLOAT_COLUMNS + _INT_COLUMNS:
-            if c in df.columns:
-                df[c] = pd.to_numeric(df[c].replace("", None), errors="raise")
+        # missing, empty, cut or garbled: one line naming the file (artefacts.read_csv)
+        df = read_csv(path, INDEX_COLUMNS, "an index.csv", dtype=str, keep_default_na=False, na_filter=False)
         try:
+            for c in _FLOAT_COLUMNS + _INT_COLUMNS:
+                df[c] = pd.to_numeric(df[c].replace("", None), errors="raise")
             return cls(df)
-        except ValueError as e:
-            raise ValueError(f"{path}: {e}") from None
+        except (ValueError, TypeError) as e:
+            raise ArtefactError(f"{path}: {e}") from None
+
+
+def load_rejects(path: str | Path) -> pd.DataFrame:
+    """``rejects.csv`` (``rel_path, reason``, strings), refused in one line when damaged (also
+    when it holds another number of rows than the index_summary.json beside it records)."""
+    path = Path(path)
+    df = read_csv(path, REJECT_COLUMNS, "a rejects.csv", dtype=str, keep_default_na=False, na_filter=False)
+    summary = path.with_name("index_summary.json")
+    recorded = read_json(summary).get("n_rejected") if summary.is_file() else None
+    if isinstance(recorded, int) and recorded != len(df):
+        raise ArtefactError(f"{path}: holds {len(df)} rejected rows, {summary} records {recorded}: "
+                            "truncated or edited?")
+    return df
+
+
+def recorded_root(directory: str | Path) -> str | None:
+    """The data root ``emolog index`` recorded in ``directory/index_summary.json`` (None when
+    there is no summary or it records none); a damaged summary is refused, naming it."""
+    path = Path(directory) / "index_summary.json"
+    if not path.is_file():
+        return None
+    root = read_json(path, required={"root": (str, type(None))})["root"]
+    return root or None
+
+
+def rejects_path(directory: str | Path) -> Path | None:
+    """``directory/rejects.csv``; None for a data directory that has none (simulated data),
+    ArtefactMissing when ``emolog index`` wrote the directory (its index_summary.json) and
+    the rejects.csv it wrote beside it is gone."""
+    d = Path(directory)
+    if (d / "rejects.csv").is_file():
+        return d / "rejects.csv"
+    if (d / "index_summary.json").is_file():
+        raise ArtefactMissing(f"{d / 'rejects.csv'}: missing, though {d / 'index_summary.json'} records the "
+                              "index that wrote it (its rejected images would go unlisted)")
+    return None
 
 
 @dataclass

@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Sequence
 
 from emolog.errors import InputError, UsageError
+from emolog.data.artefacts import read_json
 from emolog.data.atomic import atomic_write_text
 
 DEFAULT_FRACTIONS: tuple[float, float, float] = (0.7, 0.1, 0.2)
@@ -108,17 +109,9 @@ def load_split(path: str | Path, known_ids: Sequence[str] | None = None) -> dict
     id must be known; a ``SplitError`` names the ones that are not. Overlapping sets are an error.
     """
     path = Path(path)
-    try:
-        data = json.loads(path.read_text())
-    except FileNotFoundError:
-        raise SplitError(f"split file not found: {path}") from None
-    except json.JSONDecodeError as e:
-        raise SplitError(f"{path}: not valid JSON ({e})") from None
-    out: dict[str, list[str]] = {}
-    for name in SPLIT_NAMES:
-        if not isinstance(data.get(name), list):
-            raise SplitError(f"{path}: missing list {name!r}")
-        out[name] = [str(i) for i in data[name]]
+    # missing (exit 4), empty, cut, garbled or without the three lists (exit 3): named
+    data = read_json(path, required={name: list for name in SPLIT_NAMES}, what="a split.json")
+    out: dict[str, list[str]] = {name: [str(i) for i in data[name]] for name in SPLIT_NAMES}
     seen: dict[str, str] = {}
     for name in SPLIT_NAMES:
         for i in out[name]:

@@ -2,8 +2,10 @@
 HTML page (figures embedded as base64 PNG) plus a Markdown summary (report.md next to it).
 
 A section whose code fails makes the command fail (exit 1, nothing written), so a broken
-figure never hides as a note in an otherwise green report; ``--allow-partial`` writes the
-other sections anyway, says so on the report's first line, and exits 0.
+figure never hides as a note in an otherwise green report; so does an input that is present
+but unusable (truncated, garbled, from a newer emolog, or not the file its run recorded:
+exit 3, 5 or 4 as for any damaged file, naming it). ``--allow-partial`` writes the other
+sections anyway, says so on the report's first line, and exits 0.
 """
 
 from __future__ import annotations
@@ -43,10 +45,14 @@ def _env() -> jinja2.Environment:
     return env
 
 
-def partial_line(failures: list) -> str:
-    """The first line of a report written with failed sections."""
-    return (f"PARTIAL REPORT (--allow-partial): {len(failures)} section(s) failed: "
-            + "; ".join(map(str, failures)))
+def partial_line(failures: list, broken: list[tuple[str, Exception]] = ()) -> str:
+    """The first line of a report written with failed sections or unusable inputs."""
+    parts = []
+    if broken:
+        parts.append(f"{len(broken)} unusable input(s): " + "; ".join(str(e) for _, e in broken))
+    if failures:
+        parts.append(f"{len(failures)} section(s) failed: " + "; ".join(map(str, failures)))
+    return "PARTIAL REPORT (--allow-partial): " + "; ".join(parts)
 
 
 def build_report(src: str | Path, out: str | Path | None = None, images: str | Path | None = None,
@@ -64,11 +70,18 @@ def build_report(src: str | Path, out: str | Path | None = None, images: str | P
     from emolog import __version__
     from emolog.data.atomic import atomic_write_text
     from emolog.report.experiment_page import experiment_report
-    from emolog.report.inputs import ExperimentInputs, load
+    from emolog.report.inputs import ExperimentInputs, broken_inputs, load
     from emolog.report.run_page import run_report
 
     src = Path(src)
     inp = load(src)
+    broken = broken_inputs(inp)
+    if broken and not allow_partial:   # before any figure is drawn: a damaged input is refused at once
+        where, first = broken[0]
+        more = f" (and {len(broken) - 1} more unusable input(s))" if len(broken) > 1 else ""
+        first.args = (f"{first}{more}; nothing written (--allow-partial renders the rest and says so on "
+                      "the report's first line)",)
+        raise first
     # a warning repeated per run or per figure (pandas, matplotlib, numpy) is printed once
     with warnings.catch_warnings():
         warnings.simplefilter("once")
@@ -76,7 +89,8 @@ def build_report(src: str | Path, out: str | Path | None = None, images: str | P
     failed = ctx.pop("failed")
     if failed and not allow_partial:
         raise ReportSectionError(failed) from failed[0].error
-    ctx.update(version=__version__, source=str(src), partial=partial_line(failed) if failed else None)
+    ctx.update(version=__version__, source=str(src),
+               partial=partial_line(failed, broken) if failed or broken else None)
     out = Path(out) if out else src / "report.html"
     env = _env()
     atomic_write_text(out, env.get_template("report.html.j2").render(**ctx))

@@ -3,7 +3,6 @@ distribution, and the source posteriors. Real data only: simulated images do not
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import numpy as np
@@ -13,7 +12,7 @@ import torch
 from emolog.cache.store import load_cache
 from emolog.errors import EmologError
 from emolog.data.images import load_image
-from emolog.data.index import ImageIndex
+from emolog.data.index import ImageIndex, recorded_root
 from emolog.data.paths import resolve_under
 from emolog.report import plots
 from emolog.report.inputs import RunInputs, resolve
@@ -45,8 +44,7 @@ def image_root(run: RunInputs, index_path: Path, fingerprint: dict, override: st
     index, else the data directory holding index.csv."""
     if override:
         return Path(override)
-    summary = index_path.parent / "index_summary.json"
-    recorded = json.loads(summary.read_text()) if summary.is_file() else {}
+    recorded = {"root": recorded_root(index_path.parent)}
     for where in (run.data, fingerprint, recorded):
         for key in ("root", "image_root", "data_root", "images"):
             if isinstance(where.get(key), str) and where[key]:

@@ -1,22 +1,32 @@
 """Read a run or experiment directory (docs/architecture.md section 4) for the report.
 
-Every file is optional: a missing file becomes an ``absent`` note, an unreadable one a
-``problem`` note naming the file and what is wrong with it. Nothing is ever replaced by a
-default value, so the report can say, per section, exactly which input it lacked.
+A file that is missing becomes an ``absent`` note (a run without results.json is an
+unfinished run; an experiment may lack a table). A file that is present but unreadable, that
+differs from the sha256 its run's results.json (or experiment.json) records, or that the
+record lists but is gone, is *broken*: ``Inputs.broken`` keeps its error, and ``build_report``
+refuses to render unless ``--allow-partial`` (the page's first line then names it). Nothing
+is ever replaced by a default value, so the report can say, per section, exactly which input
+it lacked.
 """
 
 from __future__ import annotations
 
-import json
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import pandas as pd
-
+from emolog.data.artefacts import ArtefactError, ArtefactMissing, ChecksumError, check_fields, check_record, \
+    read_csv, read_json
 from emolog.errors import InputError
 from emolog.labels import BASIC7, SOURCES
+
+# the fields a tagged (this emolog's) results.json / experiment.json always has
+RECORD_FIELDS: dict[str, dict[str, Any]] = {
+    "run": {"regime": str, "seed": int, "metrics": dict, "metrics_before": dict, "classes": list,
+            "files": dict},
+    "experiment": {"config": dict, "runs": list, "classes": list, "files": dict},
+}
 
 # run folders of an experiment: runs/<regime>-s<seed>[-<sweep>] (regimes contain hyphens)
 _RUN_NAME = re.compile(r"^(?P<regime>.+?)-s(?P<seed>\d+)(?:-(?P<sweep>.+))?$")
@@ -33,6 +43,7 @@ class Inputs:
     dir: Path
     files: dict[str, Any] = field(default_factory=dict)
     absent: dict[str, str] = field(default_factory=dict)  # file name -> one-line note
+    broken: dict[str, Exception] = field(default_factory=dict)  # file name -> why it cannot be used
 
     def get(self, name: str) -> Any:
         return self.files.get(name)
@@ -140,49 +151,51 @@ def resolve(path: str | Path, run_dir: Path) -> Path:
     return path
 
 
-def _read_json(path: Path) -> dict:
-    with open(path, encoding="utf-8") as f:
-        obj = json.load(f)
-    if not isinstance(obj, dict):
-        raise ValueError("top level is not a JSON object")
-    return obj
-
-
-def _read_csv(path: Path, required: tuple[str, ...] = ()) -> pd.DataFrame:
-    # ids are hex strings: keep them strings (an all-digit id must not become a number)
-    df = pd.read_csv(path, dtype={"image_id": str})
-    missing = [c for c in required if c not in df.columns]
-    if missing:
-        raise ValueError(f"lacks columns {missing}")
-    return df
-
-
-# file name -> (reader, required columns, what writes it: said when the file is absent)
-_RUN_FILES: dict[str, tuple[str, tuple[str, ...]]] = {
-    "config.json": ("json", ()),
-    "results.json": ("json", ()),
+# file name -> (reader, required columns or fields). The first file of each table is the one
+# written last, which records the others' sha256 ("files") when this emolog wrote it.
+_RUN_FILES: dict[str, tuple[str, Any]] = {
+    "results.json": ("json", "run"),
+    "config.json": ("json", {"regime": str}),
     "history.csv": ("csv", ("epoch",)),
     "predictions.csv": ("csv", ("image_id", "label", "pred")),
-    "changes.json": ("json", ()),
+    "changes.json": ("json", {"layers": list, "flips": dict}),
 }
-_EXPERIMENT_FILES: dict[str, tuple[str, tuple[str, ...]]] = {
-    "experiment.json": ("json", ()),
+_EXPERIMENT_FILES: dict[str, tuple[str, Any]] = {
+    "experiment.json": ("json", "experiment"),
     "comparison.csv": ("csv", ()),
     "bootstrap.csv": ("csv", ()),
     "memorisation.csv": ("csv", ("regime", "n_train", "val_accuracy")),
 }
 
 
-def _read_into(inp: Inputs, spec: dict[str, tuple[str, tuple[str, ...]]]) -> None:
+def _read_one(path: Path, kind: str, required: Any, record: dict | None, record_path: Path) -> Any:
+    if record is not None:
+        check_record(path, record, record_path)
+    if kind == "csv":
+        # ids are hex strings: keep them strings (an all-digit id must not become a number)
+        return read_csv(path, required, dtype={"image_id": str})
+    if isinstance(required, str):   # the file written last: its format, and its fields once tagged
+        obj = read_json(path, required)
+        if obj.get("format"):
+            check_fields(obj, RECORD_FIELDS[required], path)
+        return obj
+    return read_json(path, required=required)
+
+
+def _read_into(inp: Inputs, spec: dict[str, tuple[str, Any]]) -> None:
+    last = next(iter(spec))
+    record_path = inp.dir / last
     for name, (kind, required) in spec.items():
         path = inp.dir / name
-        if not path.is_file():
+        record = (inp.files.get(last) or {}).get("files") if name != last else None
+        if not path.is_file() and not (record and name in record):
             inp.absent[name] = f"{name} is absent in {inp.dir}"
             continue
         try:
-            inp.files[name] = _read_json(path) if kind == "json" else _read_csv(path, required)
-        except (OSError, ValueError) as e:  # unreadable, bad JSON/CSV (pandas' errors are ValueErrors): noted with the file named
-            inp.absent[name] = f"{name} in {inp.dir} is unreadable: {e}"
+            inp.files[name] = _read_one(path, kind, required, record, record_path)
+        except (ArtefactError, ArtefactMissing, ChecksumError) as e:   # the message names the file
+            inp.absent[name] = f"{name} in {inp.dir} is unusable: {e}"
+            inp.broken[name] = e
 
 
 def load_run(run_dir: str | Path, name: str | None = None) -> RunInputs:
@@ -198,18 +211,39 @@ def load_experiment(exp_dir: str | Path) -> ExperimentInputs:
     """Read an experiment directory and each run listed in experiment.json (or under runs/)."""
     exp_dir = Path(exp_dir)
     inp = ExperimentInputs(dir=exp_dir)
-    _read_into(inp, _EXPERIMENT_FILES)
+    if (exp_dir / "experiment.json").is_file():
+        _read_into(inp, _EXPERIMENT_FILES)
+    else:   # an unfinished experiment: tables on disk may be an earlier run's, and nothing vouches for them
+        for name in _EXPERIMENT_FILES:
+            inp.absent[name] = (f"{name} is absent in {exp_dir}" if name == "experiment.json" else
+                                f"{name} is not read: experiment.json is absent in {exp_dir} (an unfinished "
+                                "experiment), and only it vouches for the tables")
     exp = inp.get("experiment.json") or {}
     if exp.get("runs"):
         run_dirs = [exp_dir / r for r in exp["runs"]]
     else:
         run_dirs = sorted(p for p in (exp_dir / "runs").glob("*") if p.is_dir())
+    record = exp.get("files")
     for rd in run_dirs:
-        if not rd.is_dir():
+        if not rd.is_dir() and not (record and f"{rd.relative_to(exp_dir)}/results.json" in record):
             inp.absent[f"run {rd.name}"] = f"run directory {rd} listed in experiment.json is absent"
             continue
-        inp.runs.append(load_run(rd, name=str(rd.relative_to(exp_dir))))
+        run = load_run(rd, name=str(rd.relative_to(exp_dir)))
+        try:   # the run as the experiment's tables saw it
+            check_record(rd / "results.json", record, exp_dir / "experiment.json", key=f"{run.name}/results.json")
+        except (ArtefactMissing, ChecksumError) as e:
+            run.absent["results.json"] = f"results.json in {rd} is unusable: {e}"
+            run.broken["results.json"] = e
+        inp.runs.append(run)
     return inp
+
+
+def broken_inputs(inp: Inputs) -> list[tuple[str, Exception]]:
+    """(where, error) of every input that is present but unusable, the runs' included."""
+    out = [(str(inp.dir / name), e) for name, e in inp.broken.items()]
+    for run in getattr(inp, "runs", []):
+        out += [(str(run.dir / name), e) for name, e in run.broken.items()]
+    return out
 
 
 def is_experiment(path: str | Path) -> bool:

@@ -10,7 +10,6 @@ the exact value in ``data-value``.
 
 from __future__ import annotations
 
-import json
 import math
 import re
 from dataclasses import dataclass, field
@@ -20,6 +19,7 @@ from typing import Any, Callable
 import numpy as np
 import pandas as pd
 
+from emolog.cache.store import read_manifest
 from emolog.report.inputs import RunInputs, resolve
 from emolog.report.stats import class_indices
 
@@ -149,7 +149,7 @@ def cache_fingerprint(data: dict, config: dict | None, run_dir: Path) -> str | N
         return str(prov["cache_fingerprint_hash"])
     manifest = resolve(data.get("cache") or "", run_dir) / "manifest.json"
     if data.get("cache") and manifest.is_file():
-        return str(json.loads(manifest.read_text()).get("fingerprint_hash"))
+        return str(read_manifest(manifest.parent)["fingerprint_hash"])
     return None
 
 

@@ -8,6 +8,7 @@ from pathlib import Path
 import pandas as pd
 
 from emolog.analysis.trust import TrustError, trust_agreement
+from emolog.data.index import ImageIndex
 from emolog.report import plots
 from emolog.report.inputs import RunInputs, resolve
 from emolog.report.page import Figure, Preds, Section, Table, df_table
@@ -23,7 +24,7 @@ def annotator_agreement(pr: Preds, index_path: str | None, run_dir: Path, name: 
     path = resolve(index_path, run_dir)
     if not path.is_file():
         return None, f"the run's index {path} is not here: no dec_factors to compare with"
-    index = pd.read_csv(path, dtype={"image_id": str, "dec_factors": str})
+    index = ImageIndex.load(path).df
     if "dec_factors" not in index.columns or not index["dec_factors"].fillna("").str.strip().any():
         return None, (f"{path.name} has no dec_factors (simulated data has none): the comparison of "
                       "per-image trust with FindingEmo's annotators needs an index made by "

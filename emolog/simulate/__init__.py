@@ -17,7 +17,6 @@ from __future__ import annotations
 import argparse
 import json
 import shutil
-import sys
 import time
 from dataclasses import asdict
 from pathlib import Path
@@ -245,15 +244,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     t0 = time.perf_counter()
-    try:
-        config = SimConfig(n=args.n, seed=args.seed, variant=args.variant, scene_dim=args.scene_dim,
-                           snr=args.snr, shuffle_labels=args.shuffle_labels,
-                           face_calibration=args.face_calibration, labels=args.labels)
-        sim = simulate(config)
-        out = write_simulation(sim, args.out, force=args.force)
-    except SimulationError as e:
-        print(f"emolog simulate: {e}", file=sys.stderr)
-        return 2
+    # a SimulationError goes to the command line's handler (one line, exit 3: bad input)
+    config = SimConfig(n=args.n, seed=args.seed, variant=args.variant, scene_dim=args.scene_dim,
+                       snr=args.snr, shuffle_labels=args.shuffle_labels,
+                       face_calibration=args.face_calibration, labels=args.labels)
+    sim = simulate(config)
+    out = write_simulation(sim, args.out, force=args.force)
     src = sim.truth_df["source"].value_counts(normalize=True)
     print(f"wrote {len(sim.ids)} simulated images ({config.variant}"
           f"{', labels shuffled' if config.shuffle_labels else ''}) to {out} in {time.perf_counter() - t0:.1f} s")

@@ -2,16 +2,16 @@
 
     emolog train --data D --regime logic-only --out RUN [--config cfg.json] [--set key=value ...] [--resume]
 
-Exit codes: 0 done, 2 bad config / data directory, 3 cache failed verification, 4 training
-stopped (non-finite loss, resume mismatch).
+Exit codes (one per kind of error, README "Errors and exit codes"): 0 done, 3 bad config or
+data directory, 4 a file missing, 5 the cache fails verification (or a run file its record),
+6 another process is writing RUN, 1 training stopped (non-finite loss, resume mismatch).
 """
 
 from __future__ import annotations
 
 import argparse
-import sys
 
-from emolog.training.config import REGIMES, SOURCES, ConfigError, RunConfig
+from emolog.training.config import REGIMES, SOURCES, RunConfig
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -34,8 +34,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from emolog.cache.store import CacheError   # here, not above: `train --help` imports no torch
-    from emolog.training.train import TrainingError, train_run
+    from emolog.training.train import train_run   # here, not above: `train --help` imports no torch
     base = {}
     if args.data:
         base["data"] = args.data
@@ -44,18 +43,10 @@ def run(args: argparse.Namespace) -> int:
     for key in ("spec", "backbone_weights", "recogniser_weights"):
         if getattr(args, key, None):
             base[key] = getattr(args, key)
-    try:
-        cfg = RunConfig.load(args.config, args.overrides, **base)
-        results = train_run(cfg, args.out, resume=args.resume, progress=not args.quiet)
-    except ConfigError as e:
-        print(f"emolog train: {e}", file=sys.stderr)
-        return 2
-    except CacheError as e:
-        print(f"emolog train: the cache failed verification; not training.\n{e}", file=sys.stderr)
-        return 3
-    except TrainingError as e:
-        print(f"emolog train: {e}", file=sys.stderr)
-        return 4
+    # errors (ConfigError, CacheError, TrainingError, ...) go to the command line's handler:
+    # one line and the exit code of their kind
+    cfg = RunConfig.load(args.config, args.overrides, **base)
+    results = train_run(cfg, args.out, resume=args.resume, progress=not args.quiet)
     print(summary(results))
     return 0
 

@@ -7,18 +7,23 @@ loaded, so training never runs on missing, corrupt or misaligned rows.
 from __future__ import annotations
 
 import hashlib
-import json
 from dataclasses import dataclass
 from pathlib import Path
 
 import torch
 
-from emolog.cache.store import FeatureCache, load_cache
+from emolog.cache.store import FeatureCache, load_cache, read_manifest
 from emolog.cache.verify import require_verified
+from emolog.data.artefacts import read_json
 from emolog.data.index import ImageIndex
 from emolog.data.split import load_split
+from emolog.errors import MissingError
 from emolog.labels import BASIC7
 from emolog.training.config import ConfigError, RunConfig
+
+
+class DataMissingError(MissingError, ConfigError):
+    """The data directory lacks its index, split or cache (exit 4)."""
 
 
 @dataclass
@@ -70,8 +75,9 @@ def load_data(cfg: RunConfig, device: torch.device, prelast: bool, classes: tupl
     paths = {"index": root / "index.csv", "split": root / "split.json", "cache": root / "cache"}
     for what, p in paths.items():
         if not p.exists():
-            raise ConfigError(f"config key 'data': {root} has no {p.name} ({what}); a data directory "
-                              "comes from `emolog simulate --out D` or `emolog index` + `emolog cache`")
+            raise DataMissingError(f"config key 'data': {root} has no {p.name} ({what}); a data directory "
+                                   "comes from `emolog simulate --out D` or `emolog index` + `emolog cache`")
+    read_manifest(paths["cache"])   # no cache at all is a missing file (exit 4), not a failed verification
     index = ImageIndex.load(paths["index"])
     split = load_split(paths["split"], known_ids=index.ids)
     if cfg.n_train is not None and cfg.n_train > len(split["train"]):
@@ -94,7 +100,8 @@ def load_data(cfg: RunConfig, device: torch.device, prelast: bool, classes: tupl
         raise ConfigError(f"config key 'data': {root}/split.json needs non-empty train, val and test "
                           f"(sizes {[len(out[n]) for n in ('train', 'val', 'test')]})")
     manifest = cache.manifest
-    simulated = (root / "truth.json").exists()
+    # a simulated cache (its fingerprint names the simulator) needs its truth.json
+    simulated = "simulator" in (manifest.get("fingerprint") or {}) or (root / "truth.json").exists()
     info = {"kind": "simulated" if simulated else "real",
             "dataset": _dataset_name(manifest, root, simulated),
             "cache": str(paths["cache"]), "index": str(paths["index"]), "split": str(paths["split"])}
@@ -112,7 +119,7 @@ def _labels(index: ImageIndex, ids: list[str], classes: tuple[str, ...]) -> list
 
 def _dataset_name(manifest: dict, root: Path, simulated: bool) -> str:
     if simulated:
-        truth = json.loads((root / "truth.json").read_text())
+        truth = read_json(root / "truth.json", what="the simulator's truth")
         return f"simulated-{truth.get('variant', 'standard')}"
     return str(manifest.get("fingerprint", {}).get("dataset", root.name))
 

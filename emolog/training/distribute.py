@@ -25,14 +25,19 @@ from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 from typing import Any, Callable, Sequence
 
+from emolog.data.artefacts import FORMATS, ArtefactMissing, check_record, read_json
 from emolog.data.atomic import atomic_write_text
-from emolog.errors import InputError
+from emolog.errors import InputError, MissingError
 
 SHARDS = "shards"
 
 
 class ShardError(InputError, ValueError):
-    """Shard records that are absent, or disagree about the experiment."""
+    """Shard records that disagree about the experiment."""
+
+
+class ShardMissingError(MissingError, ShardError):
+    """A shard's record is absent: the shard has not finished (exit 4)."""
 
 
 def assign(names: Sequence[str], shard: tuple[int, int]) -> set[str]:
@@ -60,8 +65,8 @@ def run_specs(specs: Sequence[Any], execute: Callable[..., dict], base: dict, ru
     if not train:
         for s in specs:
             path = runs_dir / s.name / "results.json"
-            if path.exists():
-                results[s.name] = json.loads(path.read_text())
+            if path.exists():   # a damaged run is refused, naming the file: its shard recomputes it
+                results[s.name] = read_finished_run(runs_dir / s.name)
             else:
                 failed.append({"run": s.name, "error": (known_failures or {}).get(
                     s.name, "no results.json: not run (a shard did not finish?)")})
@@ -92,6 +97,15 @@ def run_specs(specs: Sequence[Any], execute: Callable[..., dict], base: dict, ru
     return {s.name: results[s.name] for s in specs if s.name in results}, failed
 
 
+def read_finished_run(run_dir: Path) -> dict:
+    """A finished run's results.json, refused (naming the file) when it or the file the tables
+    read (its predictions.csv) is damaged."""
+    from emolog.training.run import RESULTS_FIELDS
+    results = read_json(run_dir / "results.json", "run", RESULTS_FIELDS)
+    check_record(run_dir / "predictions.csv", results.get("files"), run_dir / "results.json")
+    return results
+
+
 def record_path(out: Path, shard: tuple[int, int]) -> Path:
     return Path(out) / SHARDS / f"shard-{shard[0]}-of-{shard[1]}.json"
 
@@ -101,7 +115,8 @@ def write_record(out: Path, shard: tuple[int, int], config: dict, runs: Sequence
     """Mark shard ``(i, N)`` finished (written last, atomically)."""
     path = record_path(out, shard)
     path.parent.mkdir(parents=True, exist_ok=True)
-    atomic_write_text(path, json.dumps({"shard": list(shard), "config": config, "runs": list(runs),
+    atomic_write_text(path, json.dumps({"format": FORMATS["shard-record"], "shard": list(shard), "config": config,
+                                        "runs": list(runs),
                                         "failed": failed, "baselines": baselines,
                                         "wall_time_s": seconds}, indent=1))
     return path
@@ -112,8 +127,9 @@ def read_records(out: Path) -> tuple[dict, list[dict]]:
     disagreeing configs."""
     files = sorted((Path(out) / SHARDS).glob("shard-*-of-*.json"))
     if not files:
-        raise ShardError(f"{out}: no {SHARDS}/shard-i-of-N.json; run `emolog experiment --shard i/N` first")
-    records = [json.loads(f.read_text()) for f in files]
+        raise ShardMissingError(f"{out}: no {SHARDS}/shard-i-of-N.json; run `emolog experiment --shard i/N` first")
+    records = [read_json(f, "shard-record", {"shard": list, "config": dict, "runs": list, "failed": list})
+               for f in files]
     counts = {r["shard"][1] for r in records}
     if len(counts) > 1:
         raise ShardError(f"{out}/{SHARDS}: records of different splittings N={sorted(counts)}; remove the stale ones")
@@ -121,8 +137,9 @@ def read_records(out: Path) -> tuple[dict, list[dict]]:
     have = {r["shard"][0] for r in records}
     absent = [i for i in range(n) if i not in have]
     if absent:
-        raise ShardError(f"{out}: shards {', '.join(f'{i}/{n}' for i in absent)} have not finished "
-                         "(no shard record); run them, then merge")
+        raise ShardMissingError(f"{out}: shards {', '.join(f'{i}/{n}' for i in absent)} have not finished "
+                                f"(missing: {', '.join(record_path(out, (i, n)).name for i in absent)}); "
+                                "run them, then merge")
     first = records[0]["config"]
     for r in records[1:]:
         if r["config"] != first:
@@ -137,6 +154,12 @@ def merge(out: str | Path, run_experiment: Callable[..., dict], progress: bool =
     ``emolog.training.experiment``, which imports this module) writes them."""
     out = Path(out)
     config, records = read_records(out)
+    for r in records:   # a run a shard finished must still be there: its absence is damage, not a failure
+        for name in r["runs"]:
+            if not (out / "runs" / name / "results.json").is_file():
+                raise ArtefactMissing(f"{out / 'runs' / name / 'results.json'}: missing, though "
+                                      f"{record_path(out, tuple(r['shard']))} records the run as finished; "
+                                      f"rerun shard {r['shard'][0]}/{r['shard'][1]} to recompute it")
     failures = {f["run"]: f"shard {r['shard'][0]}/{r['shard'][1]}: {f['error']}"
                 for r in records for f in r["failed"]}
     t0 = time.perf_counter()

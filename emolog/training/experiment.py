@@ -27,21 +27,22 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Sequence
 
-import numpy as np
 import pandas as pd
 
+from emolog.data.artefacts import FORMATS, ArtefactError, ArtefactMissing, ChecksumError, read_json, record
 from emolog.data.atomic import atomic_write_text
+from emolog.data.lock import output_lock, remove_partials
 from emolog.data.split import load_split, parse_shard
 from emolog.labels import BASIC7
 from emolog.training import distribute
 from emolog.training.config import BASELINES, REGIMES, ConfigError, RunConfig, parse_override
-from emolog.training.metrics import evaluate, paired_bootstrap_seeds
-from emolog.training.tables import BOOTSTRAP_METRICS, METRICS, ExperimentError, comparison_table, comparison_tex, \
-    format_table, read_predictions, write_predictions  # noqa: F401
+from emolog.training.tables import METRICS, ExperimentError, bootstrap_table, comparison_table, comparison_tex, \
+    format_table, read_predictions, usable_baseline, write_predictions  # noqa: F401
 
 MEMORISATION_REGIMES: tuple[str, ...] = ("logic-only", "joint")
 REFERENCE = "logic-only"
 MEMO_COLUMNS = ["regime", "n_train", "seed", "val_accuracy", "train_accuracy"]   # with no run yet
+TABLES = ("comparison.csv", "comparison.tex", "bootstrap.csv", "memorisation.csv")   # recorded in experiment.json
 
 
 @dataclass(frozen=True)
@@ -109,10 +110,14 @@ def run_config(spec: RunSpec, base: dict[str, Any]) -> RunConfig:
 
 
 def execute_run(spec: RunSpec, base: dict[str, Any], run_dir: Path, progress: bool) -> dict:
-    """results.json of one run: read when it exists, else trained (resumed from a checkpoint)."""
+    """results.json of one run: read when it exists and vouches for the run's files, else
+    trained (resumed from a checkpoint; a damaged finished run is recomputed, saying so)."""
     from emolog.training.train import CHECKPOINT, train_run
     if (run_dir / "results.json").exists():
-        return json.loads((run_dir / "results.json").read_text())
+        try:
+            return distribute.read_finished_run(run_dir)
+        except (ArtefactError, ArtefactMissing, ChecksumError) as e:
+            print(f"{e}; recomputing the run {run_dir}", file=sys.stderr)
     return train_run(run_config(spec, base), run_dir, resume=(run_dir / CHECKPOINT).exists(), progress=progress)
 
 
@@ -125,8 +130,9 @@ def execute_baselines(data: str, names: Sequence[str], seeds: Sequence[int], bas
     paths: dict[tuple[str, int], Path] = {}
     (out / "baselines").mkdir(parents=True, exist_ok=True)
     seeded = {"scene-only", "uniform-average", "fusion-mlp"}
+    test_ids = sorted(load_split(Path(data) / "split.json")["test"])
     for seed in seeds:
-        todo = [n for n in names if not (out / "baselines" / f"{n}-s{seed}.csv").exists()
+        todo = [n for n in names if not usable_baseline(out / "baselines" / f"{n}-s{seed}.csv", test_ids, classes)
                 and (n in seeded or seed == seeds[0])]
         if todo:
             with torch_threads(base.get("threads", RunConfig.threads)):
@@ -140,31 +146,6 @@ def execute_baselines(data: str, names: Sequence[str], seeds: Sequence[int], bas
     return paths
 
 
-def bootstrap_table(systems: dict[str, list[Path]], reference: str, n_boot: int, seed: int) -> pd.DataFrame:
-    """Paired bootstrap CI of each system's seed-averaged metric minus the reference's."""
-    def load(paths: list[Path]) -> tuple[list[str], np.ndarray, list[np.ndarray]]:
-        loaded = [read_predictions(p) for p in paths]
-        ids, labels = loaded[0][0], loaded[0][1]
-        for p, (i, y, _) in zip(paths, loaded):
-            if i != ids or not np.array_equal(y, labels):
-                raise ExperimentError(f"{p}: test images or labels differ from {paths[0]}")
-        return ids, labels, [probs for _, _, probs in loaded]
-
-    ref_ids, labels, ref = load(systems[reference])
-    rows = []
-    for system, paths in systems.items():
-        if system == reference:
-            continue
-        ids, y, probs = load(paths)
-        if ids != ref_ids or not np.array_equal(y, labels):
-            raise ExperimentError(f"{system}: its test images differ from {reference}'s; cannot pair them")
-        for mname, fn in BOOTSTRAP_METRICS.items():
-            r = paired_bootstrap_seeds(fn, probs, ref, labels, n_boot=n_boot, seed=seed)
-            rows.append({"system": system, "reference": reference, "metric": mname, **r,
-                         "n_seeds": len(paths), "n_images": len(labels)})
-    return pd.DataFrame(rows, columns=["system", "reference", "metric", "diff", "lo", "hi", "n_seeds", "n_images"])
-
-
 def _write_csv(df: pd.DataFrame, path: Path) -> None:
     buf = io.StringIO()
     df.to_csv(buf, index=False, float_format="%.6g")
@@ -176,7 +157,7 @@ def _check_same_experiment(out: Path, config: dict) -> None:
     path = out / "experiment.json"
     if not path.exists():
         return
-    old = json.loads(path.read_text()).get("config", {})
+    old = read_json(path, "experiment", {"config": dict})["config"]   # damaged: refused, naming it
     for key in ("data", "overrides"):
         if old.get(key) != config[key]:
             raise ExperimentError(f"{out} holds an experiment with another {key} ({old.get(key)!r} != "
@@ -198,6 +179,7 @@ def run_experiment(data: str, out: str | Path, regimes: Sequence[str], seeds: Se
     trains nothing and builds the tables from the runs on disk (``emolog experiment merge``).
     """
     from emolog.cache.store import CacheError
+    from emolog.training.metrics import evaluate
     out = Path(out)
     bad = [r for r in regimes if r not in REGIMES]
     if bad:
@@ -223,77 +205,95 @@ def run_experiment(data: str, out: str | Path, regimes: Sequence[str], seeds: Se
     config = {"data": str(data), "regimes": list(regimes), "seeds": list(seeds), "sweeps": list(sweeps),
               "memorisation": list(memorisation), "overrides": list(overrides), "baselines": list(baselines),
               "baseline_epochs": baseline_epochs, "n_boot": n_boot}
-    _check_same_experiment(out, config)
-    (out / "runs").mkdir(parents=True, exist_ok=True)
-    t0 = time.perf_counter()
+    if train:
+        _check_same_experiment(out, config)
+    elif (out / "experiment.json").exists():   # merge rewrites it from the shard records
+        print(f"{out / 'experiment.json'}: rewritten from the shard records and runs", file=sys.stderr)
+    # one writer per experiment directory (per shard: the N shards of one experiment run at once);
+    # experiment.json, the mark of a finished experiment, goes first and is written last
+    lock = None if shard is None else f"shard-{shard[0]}-of-{shard[1]}"
+    with output_lock(out, "emolog experiment", name=lock):
+        if shard is None:
+            (out / "experiment.json").unlink(missing_ok=True)
+        # a killed writer's temporary files, of the files this lock covers (runs/: each run's own lock)
+        remove_partials(out / distribute.SHARDS, "*" if shard is None else distribute.record_path(out, shard).name)
+        if shard is None or shard[0] == 0:
+            remove_partials(out / "baselines")
+        (out / "runs").mkdir(parents=True, exist_ok=True)
+        t0 = time.perf_counter()
 
-    mine = specs if shard is None else [s for s in specs if s.name in distribute.assign([x.name for x in specs], shard)]
-    results, failed = distribute.run_specs(mine, execute_run, base, out / "runs", jobs=jobs, train=train,
-                                           errors=(ConfigError, CacheError, RuntimeError, ValueError),
-                                           known_failures=known_failures, progress=progress)
-    classes, skipped = _label_set(base, baselines)   # baselines that need basic-7 face probabilities: not for Emo8
-    todo = [b for b in baselines if b not in skipped]
-    do_baselines = bool(todo) and (shard is None or shard[0] == 0)
-    baseline_files = execute_baselines(str(data), todo, list(seeds), base, out, baseline_epochs, classes) if do_baselines else {}
-    if shard is not None:
-        distribute.write_record(out, shard, config, list(results), failed, do_baselines, time.perf_counter() - t0)
-        return {"shard": shard, "runs": [f"runs/{n}" for n in results], "failed": failed,
-                "baselines": sorted(str(p.relative_to(out)) for p in baseline_files.values()),
-                "sanity_warnings": {n: r["sanity_warning"] for n, r in results.items() if r.get("sanity_warning")},
-                "table": pd.DataFrame()}
+        mine = specs if shard is None else \
+            [s for s in specs if s.name in distribute.assign([x.name for x in specs], shard)]
+        results, failed = distribute.run_specs(mine, execute_run, base, out / "runs", jobs=jobs, train=train,
+                                               errors=(ConfigError, CacheError, RuntimeError, ValueError),
+                                               known_failures=known_failures, progress=progress)
+        classes, skipped = _label_set(base, baselines)   # baselines that need basic-7 face probabilities: not for Emo8
+        todo = [b for b in baselines if b not in skipped]
+        do_baselines = bool(todo) and (shard is None or shard[0] == 0)
+        baseline_files = execute_baselines(str(data), todo, list(seeds), base, out, baseline_epochs, classes) \
+            if do_baselines else {}
+        if shard is not None:
+            distribute.write_record(out, shard, config, list(results), failed, do_baselines, time.perf_counter() - t0)
+            return {"shard": shard, "runs": [f"runs/{n}" for n in results], "failed": failed,
+                    "baselines": sorted(str(p.relative_to(out)) for p in baseline_files.values()),
+                    "sanity_warnings": {n: r["sanity_warning"] for n, r in results.items() if r.get("sanity_warning")},
+                    "table": pd.DataFrame()}
 
-    rows: list[dict] = []
-    pred_files: dict[str, list[Path]] = {}
-    for spec in main:
-        if spec.name not in results:
-            continue
-        r = results[spec.name]
-        m = r["metrics"]["test"]
-        rows.append({"system": spec.system, "kind": "regime", "regime": spec.regime,
-                     "sweep": "" if spec.sweep is None else f"{spec.sweep[0]}={_fmt_value(spec.sweep[1])}",
-                     "seed": spec.seed, **{k: m[k] for k in METRICS},
-                     **{f"w_{s}": w for s, w in (r.get("source_weights") or {}).items()}})
-        pred_files.setdefault(spec.system, []).append(out / "runs" / spec.name / "predictions.csv")
-    for (name, seed), path in baseline_files.items():
-        _, y, probs = read_predictions(path)
-        m = evaluate(probs, y, classes)
-        system = f"baseline: {name}"
-        rows.append({"system": system, "kind": "baseline", "regime": name, "sweep": "", "seed": seed,
-                     **{k: m[k] for k in METRICS}})
-        pred_files.setdefault(system, []).append(path)
+        rows: list[dict] = []
+        pred_files: dict[str, list[Path]] = {}
+        for spec in main:
+            if spec.name not in results:
+                continue
+            r = results[spec.name]
+            m = r["metrics"]["test"]
+            rows.append({"system": spec.system, "kind": "regime", "regime": spec.regime,
+                         "sweep": "" if spec.sweep is None else f"{spec.sweep[0]}={_fmt_value(spec.sweep[1])}",
+                         "seed": spec.seed, **{k: m[k] for k in METRICS},
+                         **{f"w_{s}": w for s, w in (r.get("source_weights") or {}).items()}})
+            pred_files.setdefault(spec.system, []).append(out / "runs" / spec.name / "predictions.csv")
+        for (name, seed), path in baseline_files.items():
+            _, y, probs = read_predictions(path)
+            m = evaluate(probs, y, classes)
+            system = f"baseline: {name}"
+            rows.append({"system": system, "kind": "baseline", "regime": name, "sweep": "", "seed": seed,
+                         **{k: m[k] for k in METRICS}})
+            pred_files.setdefault(system, []).append(path)
 
-    table = comparison_table(rows) if rows else pd.DataFrame()
-    _write_csv(table, out / "comparison.csv")
-    atomic_write_text(out / "comparison.tex", comparison_tex(table) if rows else "")
-    reference = REFERENCE if REFERENCE in pred_files else (next(iter(pred_files)) if pred_files else None)
-    boot = bootstrap_table(pred_files, reference, n_boot, seed=0) if reference else pd.DataFrame()
-    _write_csv(boot, out / "bootstrap.csv")
-    memo = []
-    for spec in memo_specs:
-        if spec.name not in results:
-            continue
-        r = results[spec.name]
-        # the program's parameters: its source weights where it chooses a source, else every t() by name
-        params = {f"w_{k}": w for k, w in r["source_weights"].items()} if r.get("source_weights") \
-            else dict(r.get("t_values") or {})
-        memo.append({"regime": spec.regime, "n_train": spec.sweep[1], "seed": spec.seed, **params,
-                     "val_accuracy": r["metrics"]["val"]["accuracy"], "train_accuracy": r.get("train_accuracy")})
-    columns = list(dict.fromkeys(k for row in memo for k in row)) or MEMO_COLUMNS
-    _write_csv(pd.DataFrame(memo, columns=columns).sort_values(["regime", "n_train", "seed"]),
-               out / "memorisation.csv")
+        table = comparison_table(rows) if rows else pd.DataFrame()
+        _write_csv(table, out / "comparison.csv")
+        atomic_write_text(out / "comparison.tex", comparison_tex(table) if rows else "")
+        reference = REFERENCE if REFERENCE in pred_files else (next(iter(pred_files)) if pred_files else None)
+        boot = bootstrap_table(pred_files, reference, n_boot, seed=0) if reference else pd.DataFrame()
+        _write_csv(boot, out / "bootstrap.csv")
+        memo = []
+        for spec in memo_specs:
+            if spec.name not in results:
+                continue
+            r = results[spec.name]
+            # the program's parameters: its source weights where it chooses a source, else every t() by name
+            params = {f"w_{k}": w for k, w in r["source_weights"].items()} if r.get("source_weights") \
+                else dict(r.get("t_values") or {})
+            memo.append({"regime": spec.regime, "n_train": spec.sweep[1], "seed": spec.seed, **params,
+                         "val_accuracy": r["metrics"]["val"]["accuracy"], "train_accuracy": r.get("train_accuracy")})
+        columns = list(dict.fromkeys(k for row in memo for k in row)) or MEMO_COLUMNS
+        _write_csv(pd.DataFrame(memo, columns=columns).sort_values(["regime", "n_train", "seed"]),
+                   out / "memorisation.csv")
 
-    first = next(iter(results.values()), {})
-    experiment = {
-        "config": config, "runs": [f"runs/{s.name}" for s in specs if s.name in results],
-        "baselines": sorted(str(p.relative_to(out)) for p in baseline_files.values()),
-        "data": first.get("data", {"data_dir": str(data)}), "true_source_weights": first.get("true_source_weights"),
-        "reference": reference, "failed": failed, "classes": list(classes), "baselines_skipped": skipped,
-        "sanity_warnings": {n: r["sanity_warning"] for n, r in results.items() if r.get("sanity_warning")},
-        "wall_time_s": time.perf_counter() - t0,
-    }
-    atomic_write_text(out / "experiment.json", json.dumps(experiment, indent=1))
-    experiment["table"] = table
-    return experiment
+        first = next(iter(results.values()), {})
+        experiment = {
+            "config": config, "runs": [f"runs/{s.name}" for s in specs if s.name in results],
+            "baselines": sorted(str(p.relative_to(out)) for p in baseline_files.values()),
+            "data": first.get("data", {"data_dir": str(data)}), "true_source_weights": first.get("true_source_weights"),
+            "reference": reference, "failed": failed, "classes": list(classes), "baselines_skipped": skipped,
+            "sanity_warnings": {n: r["sanity_warning"] for n, r in results.items() if r.get("sanity_warning")},
+            "wall_time_s": time.perf_counter() - t0, "format": FORMATS["experiment"],
+            # written last: it marks the experiment finished and vouches for its tables by sha256
+            "files": record(out, [*TABLES, *(str(p.relative_to(out)) for p in baseline_files.values()),
+                                  *(f"runs/{n}/results.json" for n in results)]),
+        }
+        atomic_write_text(out / "experiment.json", json.dumps(experiment, indent=1))
+        experiment["table"] = table
+        return experiment
 
 
 def _label_set(base: dict[str, Any], baselines: Sequence[str]) -> tuple[tuple[str, ...], dict[str, str]]:
@@ -342,7 +342,6 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from emolog.cache.store import CacheError   # here: `experiment --help` imports no torch
     from emolog.errors import UsageError
     if args.action not in (None, "merge"):
         raise UsageError(f"unexpected argument {args.action!r} (the only action is `merge OUT`)")
@@ -350,26 +349,20 @@ def run(args: argparse.Namespace) -> int:
         raise UsageError("usage: emolog experiment --data D --out EXP [options] | emolog experiment merge EXP")
     if args.jobs < 1:
         raise UsageError(f"--jobs {args.jobs}: need at least 1")
-    try:
-        if args.action == "merge":
-            if (args.target or args.out) is None:
-                raise UsageError("usage: emolog experiment merge EXP (the --out of the shards)")
-            args.out = args.target or args.out
-            exp = distribute.merge(args.out, run_experiment, progress=not args.quiet)
-        else:
-            exp = run_experiment(
-                args.data, args.out, [r for r in args.regimes.split(",") if r], _ints(args.seeds, "--seeds"),
-                sweeps=args.sweep, memorisation=_ints(args.memorisation, "--memorisation"),
-                overrides=args.overrides,
-                baselines=() if args.baselines == "none" else [b for b in args.baselines.split(",") if b],
-                baseline_epochs=args.baseline_epochs, n_boot=args.n_boot, progress=not args.quiet,
-                shard=parse_shard(args.shard) if args.shard else None, jobs=args.jobs)
-    except (ExperimentError, ConfigError) as e:
-        print(f"emolog experiment: {e}", file=sys.stderr)
-        return 2
-    except CacheError as e:
-        print(f"emolog experiment: the cache failed verification.\n{e}", file=sys.stderr)
-        return 3
+    # errors go to the command line's handler: one line and the exit code of their kind
+    if args.action == "merge":
+        if (args.target or args.out) is None:
+            raise UsageError("usage: emolog experiment merge EXP (the --out of the shards)")
+        args.out = args.target or args.out
+        exp = distribute.merge(args.out, run_experiment, progress=not args.quiet)
+    else:
+        exp = run_experiment(
+            args.data, args.out, [r for r in args.regimes.split(",") if r], _ints(args.seeds, "--seeds"),
+            sweeps=args.sweep, memorisation=_ints(args.memorisation, "--memorisation"),
+            overrides=args.overrides,
+            baselines=() if args.baselines == "none" else [b for b in args.baselines.split(",") if b],
+            baseline_epochs=args.baseline_epochs, n_boot=args.n_boot, progress=not args.quiet,
+            shard=parse_shard(args.shard) if args.shard else None, jobs=args.jobs)
     if len(exp["table"]):
         print(format_table(exp["table"]))
     if exp["sanity_warnings"]:  # one line, not one per run: the runs of a sweep share the warning

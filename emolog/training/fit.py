@@ -24,6 +24,7 @@ from typing import Any
 import torch
 from torch import nn
 
+from emolog.data.artefacts import FORMATS, ArtefactError, check_fields, check_format, load_torch
 from emolog.data.atomic import atomic_write_bytes
 from emolog.labels import SOURCES
 from emolog.training import changes, em
@@ -266,7 +267,7 @@ def fit(model: Model, groups: list[Group], splits: dict[str, SplitData], cfg: Ru
 def _save_checkpoint(path: Path, cfg: RunConfig, state: dict, stopper: EarlyStopping, history: list[dict],
                      before: dict, groups: list[Group], best_states: dict, optims: dict,
                      tracker: changes.GradTracker) -> None:
-    blob = {"config": cfg.to_dict(), "state": state, "stopper": stopper.state_dict(), "history": history,
+    blob = {"format": FORMATS["checkpoint"], "config": cfg.to_dict(), "state": state, "stopper": stopper.state_dict(), "history": history,
             "before": {k: v.cpu() for k, v in before.items()}, "nets": _states(groups), "best_states": best_states,
             "optims": {k: o.state_dict() for k, o in optims.items()}, "tracker": tracker.state_dict()}
     buf = io.BytesIO()
@@ -274,15 +275,34 @@ def _save_checkpoint(path: Path, cfg: RunConfig, state: dict, stopper: EarlyStop
     atomic_write_bytes(path, buf.getvalue())
 
 
-def _load_checkpoint(path: Path, cfg: RunConfig, groups: list[Group], optims: dict, tracker: changes.GradTracker,
-                     stopper: EarlyStopping, device: torch.device) -> tuple[dict, list, dict, dict]:
-    blob = torch.load(path, map_location=device, weights_only=True)  # plain data + tensors only
+# what a checkpoint holds (checked before a resume changes anything)
+CHECKPOINT_FIELDS = {"config": dict, "state": dict, "stopper": dict, "history": list, "before": dict, "nets": dict,
+                     "best_states": dict, "optims": dict, "tracker": dict}
+
+
+def read_checkpoint(path: Path, cfg: RunConfig) -> dict:
+    """The checkpoint at ``path``, refused (naming it) when it is damaged, from a newer emolog
+    or of another config: ArtefactError, or TrainingError naming the keys that differ."""
+    blob = load_torch(path, "a checkpoint")  # plain data + tensors only
+    if not isinstance(blob, dict):
+        raise ArtefactError(f"{path}: holds a {type(blob).__name__}, not an emolog checkpoint")
+    check_format(blob, "checkpoint", path)
+    check_fields(blob, CHECKPOINT_FIELDS, path)
     saved = {k: v for k, v in blob["config"].items() if k not in RESUMABLE_KEYS}
     now = {k: v for k, v in cfg.to_dict().items() if k not in RESUMABLE_KEYS}
     diff = sorted(k for k in set(saved) | set(now) if saved.get(k) != now.get(k))
     if diff:
         raise TrainingError(f"cannot resume {path}: the config differs in {diff} "
                             f"(only {', '.join(RESUMABLE_KEYS)} may change on resume)")
+    return blob
+
+
+def _load_checkpoint(path: Path, cfg: RunConfig, groups: list[Group], optims: dict, tracker: changes.GradTracker,
+                     stopper: EarlyStopping, device: torch.device) -> tuple[dict, list, dict, dict]:
+    blob = read_checkpoint(path, cfg)
+    absent = sorted({g.name for g in groups} - set(blob["nets"]) | set(optims) - set(blob["optims"]))
+    if absent:
+        raise ArtefactError(f"{path}: holds no state for {absent}: written by another model")
     _restore(groups, blob["nets"])
     for k, o in optims.items():
         o.load_state_dict(blob["optims"][k])
@@ -291,4 +311,5 @@ def _load_checkpoint(path: Path, cfg: RunConfig, groups: list[Group], optims: di
     return blob["state"], blob["history"], {k: v.to(device) for k, v in blob["before"].items()}, blob["best_states"]
 
 
-__all__ = ["CHECKPOINT", "FitResult", "Group", "fit", "gradient_epoch", "history_row", "make_optimizers"]
+__all__ = ["CHECKPOINT", "FitResult", "Group", "fit", "gradient_epoch", "history_row", "make_optimizers",
+           "read_checkpoint"]

@@ -24,6 +24,7 @@ import pandas as pd
 import torch
 from torch import nn
 
+from emolog.data.artefacts import ArtefactError, check_fields, load_torch
 from emolog.labels import SOURCES
 from emolog.training.config import ConfigError, RunConfig
 from emolog.training.data import SplitData
@@ -284,12 +285,18 @@ def load_gate(run_dir: str | Path) -> GateNet | None:
     path = Path(run_dir) / "gate_net.pt"
     if not path.is_file():
         return None
-    blob = torch.load(path, map_location="cpu", weights_only=True)
+    blob = load_torch(path, "a gate net")
+    if not isinstance(blob, dict):
+        raise ArtefactError(f"{path}: holds a {type(blob).__name__}, not a gate net")
+    check_fields(blob, {"state": dict, "n_features": int, "hidden": int, "scene_dim": int}, path)
     if blob.get("features") != list(EVIDENCE_FEATURES):
-        raise ValueError(f"{path}: gate trained on features {blob.get('features')}, this emolog computes "
-                         f"{list(EVIDENCE_FEATURES)}")
+        raise ArtefactError(f"{path}: gate trained on features {blob.get('features')}, this emolog computes "
+                            f"{list(EVIDENCE_FEATURES)}")
     gate = GateNet(blob["n_features"], blob["hidden"], blob["scene_dim"])
-    gate.load_state_dict(blob["state"])
+    try:
+        gate.load_state_dict(blob["state"])
+    except RuntimeError as e:
+        raise ArtefactError(f"{path}: does not fit a gate net ({str(e).splitlines()[0][:160]})") from None
     return gate.eval()
 
 

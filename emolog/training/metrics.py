@@ -84,12 +84,18 @@ def weighted_f1(probs: np.ndarray, labels: np.ndarray) -> float:
 
 
 def per_class_f1(labels: np.ndarray, pred: np.ndarray, n_classes: int) -> np.ndarray:
-    """F1 per class [C] from true and predicted indices [N] (scikit-learn's ``f1_score``).
+    """F1 per class [C] from true and predicted indices [N]: scikit-learn's ``f1_score``
+    (``2 tp / (n_true + n_pred)``), counted with ``bincount`` because bootstraps call it
+    thousands of times (scikit-learn's input checks cost 100x the counting).
 
     NaN for a class that is neither present nor predicted: its F1 is undefined, and counting
     it as 0 (or 1) would drag bootstrap intervals to a bound that no data supports.
     """
-    return f1_score(labels, pred, labels=list(range(n_classes)), average=None, zero_division=np.nan)
+    labels, pred = np.asarray(labels, dtype=np.int64), np.asarray(pred, dtype=np.int64)
+    tp = np.bincount(labels[labels == pred], minlength=n_classes)[:n_classes]
+    total = (np.bincount(labels, minlength=n_classes) + np.bincount(pred, minlength=n_classes))[:n_classes]
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return np.where(total > 0, 2.0 * tp / total, np.nan)
 
 
 def per_class_average_precision(probs: np.ndarray, labels: np.ndarray) -> np.ndarray:

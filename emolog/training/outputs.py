@@ -20,6 +20,7 @@ import pandas as pd
 import torch
 from torch import nn
 
+from emolog.data.artefacts import read_json
 from emolog.data.atomic import atomic_write_bytes, atomic_write_text
 from emolog.labels import SOURCES
 from emolog.training import changes
@@ -31,6 +32,16 @@ from emolog.training.regimes import Regime
 
 # t(0.5)::  t(_)::  t(_, a, b)::  -- the probability argument of a learnable annotation
 T_ANNOTATION = re.compile(r"\bt\(\s*([^(),]*?)\s*([,)])")
+
+
+# every file of a run directory but results.json (which records their sha256) and checkpoint.pt
+RUN_FILES = ("config.json", "history.csv", "predictions.csv", "changes.json", "scene_net.pt", "logic.pt",
+             "program.pl", "gate_net.pt", "backbone_last_block.pt")
+
+
+def run_files(out: Path) -> list[str]:
+    """The files of ``RUN_FILES`` (and the spec's heads, ``head_<net>.pt``) present in ``out``."""
+    return [n for n in RUN_FILES if (out / n).is_file()] + sorted(p.name for p in out.glob("head_*.pt"))
 
 
 def save_state(path: Path, obj: Any) -> None:
@@ -152,7 +163,7 @@ def true_t_values(root: Path, learned: dict[str, float]) -> dict[str, float] | N
     p = root / "truth.json"
     if not p.exists():
         return None
-    truth = json.loads(p.read_text()).get("t_values") or {}
+    truth = read_json(p).get("t_values") or {}
     out = {k: float(truth[k]) for k in learned if k in truth}
     return out or None
 
@@ -162,7 +173,7 @@ def true_weights(root: Path) -> dict[str, float] | None:
     p = root / "truth.json"
     if not p.exists():
         return None
-    w = json.loads(p.read_text()).get("source_weights")
+    w = read_json(p, required={"source_weights": (dict, list)})["source_weights"]
     if isinstance(w, dict):
         return {s: float(w[s]) for s in SOURCES}
     if isinstance(w, list):

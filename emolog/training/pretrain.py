@@ -9,6 +9,7 @@ import copy
 import hashlib
 import io
 import json
+import sys
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -17,6 +18,7 @@ import torch
 from torch import nn
 from tqdm.auto import tqdm
 
+from emolog.data.artefacts import ArtefactError, load_torch
 from emolog.data.atomic import atomic_write_bytes
 from emolog.labels import BASIC7
 from emolog.perception.scene2emotion import Scene2EmotionNet
@@ -80,10 +82,14 @@ def pretrained_scene_net(cfg: RunConfig, splits: dict[str, SplitData], manifest:
     path = folder / f"scene_net-{key}.pt"
     net = new_scene_net(cfg, splits["train"].scene.shape[1], n_classes=n_out).to(device)
     if path.exists():
-        blob = torch.load(path, map_location=device, weights_only=True)
-        net.load_state_dict(blob["state"])
-        oof = blob["oof"] if blob["oof"].numel() else None
-        return Pretrained(net.eval(), oof, {**json.loads(blob["info"]), "cached": True, "path": str(path)})
+        try:
+            blob = load_torch(path, "a pretrained scene net")
+            net.load_state_dict(blob["state"])
+            oof = blob["oof"].to(device) if blob["oof"].numel() else None
+            return Pretrained(net.eval(), oof, {**json.loads(blob["info"]), "cached": True, "path": str(path)})
+        except (ArtefactError, KeyError, TypeError, AttributeError, RuntimeError, ValueError) as e:
+            # a derived file: recomputed below (and rewritten) rather than trusted or fatal
+            print(f"{path}: unusable ({str(e).splitlines()[0][:200]}); recomputing it", file=sys.stderr)
 
     tr, va = splits["train"], splits["val"]
     r_tr = torch.ones(len(tr), device=device)

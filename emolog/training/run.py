@@ -8,13 +8,13 @@ predictions (and hence its test metrics) bit for bit on the same device.
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from emolog.data.artefacts import ArtefactError, check_record, load_torch, read_csv, read_json
 from emolog.errors import MissingError
 from emolog.labels import BASIC7, SOURCES
 
@@ -120,25 +120,38 @@ class Run:
     @property
     def history(self) -> pd.DataFrame:
         """history.csv: one row per epoch (0 = before training), the columns docs/training.md lists."""
-        import pandas as pd
-        return pd.read_csv(self._file("history.csv"))
+        return read_csv(self._file("history.csv"), ("epoch", "train_loss", "val_loss"))
 
     @property
     def layers(self) -> list[dict]:
         """What training changed, per parameter tensor of every net (changes.json ``layers``:
         net, name, readable ``label`` of a t() block, rel/abs change, cosine to init, mean
         gradient norm, trainable)."""
-        return json.loads(self._file("changes.json").read_text())["layers"]
+        return read_json(self._file("changes.json"), required={"layers": list})["layers"]
 
     @property
     def flips(self) -> dict:
         """Test predictions changed by training, per true class (changes.json ``flips``)."""
-        return json.loads(self._file("changes.json").read_text())["flips"]
+        return read_json(self._file("changes.json"), required={"flips": dict})["flips"]
 
     def _file(self, name: str) -> Path:
+        """``dir/name``, checked against the sha256 results.json records for it."""
         if not (self.dir / name).is_file():
             raise RunError(f"{self.dir} has no {name}: not a finished run (or an emolog older than this file)")
+        check_record(self.dir / name, self.results.get("files"), self.dir / "results.json")
         return self.dir / name
+
+    def _state(self, name: str) -> Any:
+        """A state dict the run saved (``name``, e.g. logic.pt), checked and loaded on the CPU."""
+        return load_torch(self._file(name), "a state dict of the run")
+
+    def _config(self) -> Any:
+        """config.json as the RunConfig it was (a bad key or value named with the file)."""
+        from emolog.training.config import ConfigError, RunConfig
+        try:
+            return RunConfig.from_dict({k: v for k, v in self.config.items() if k != "perception"})
+        except ConfigError as e:
+            raise ArtefactError(f"{self.dir / 'config.json'}: {e}") from None
 
     def model(self, device: str = "cpu") -> Any:
         """The trained ``emolog.training.model.Model`` (eval mode) on ``device``."""
@@ -185,64 +198,85 @@ class Run:
             out.source_probs = pred["w"].cpu().double().numpy()
         return out
 
-
     def _head_inputs(self, s: Any) -> dict:
-        from emolog.training.config import RunConfig
         from emolog.training.model import head_features
         from emolog.training.perception import scene_classifier
         tables = {n: tb for n, tb in (self.results.get("spec") or {}).get("nets", {}).items() if tb.get("bind") == "head"}
         classifier = None
         if any("scene_classes" in tb["inputs"] for tb in tables.values()):
-            cfg = RunConfig.from_dict({k: v for k, v in self.config.items() if k != "perception"})
-            classifier, _ = scene_classifier(cfg, self.perception or {})
+            classifier, _ = scene_classifier(self._config(), self.perception or {})
         return {n: head_features(s, tb["inputs"], classifier) for n, tb in tables.items()}
 
 
+# results.json's fields every reader relies on, with their types
+RESULTS_FIELDS = {"regime": str, "seed": int, "program": str, "semantics": str, "metrics": dict,
+                  "metrics_before": dict, "epochs_run": int, "train_time_s": (int, float)}
+
+
 def load_run(run_dir: str | Path) -> Run:
-    """The finished run in ``run_dir`` (needs config.json and results.json)."""
+    """The finished run in ``run_dir`` (needs config.json and results.json; every file read
+    later is checked against the sha256 results.json records for it)."""
     d = Path(run_dir)
     for name in ("config.json", "results.json"):
         if not (d / name).is_file():
             raise RunError(f"{d} is not a finished run: it has no {name}"
                            + (" (the run was interrupted: `emolog train --resume`)" if (d / "checkpoint.pt").exists()
                               else ""))
-    return Run(d, json.loads((d / "config.json").read_text()), json.loads((d / "results.json").read_text()))
+    results = read_json(d / "results.json", "run", RESULTS_FIELDS)
+    check_record(d / "config.json", results.get("files"), d / "results.json")
+    run = Run(d, read_json(d / "config.json", required={"regime": str}), results)
+    run._config()
+    return run
 
 
 def _build_model(run: Run, device: str) -> Any:
     import torch
     from emolog.perception.scene2emotion import Scene2EmotionNet
-    from emolog.training.config import RunConfig
     from emolog.training.gate import load_gate, program_kind
     from emolog.training.model import HeadMLP, Model
     from emolog.training.perception import build_last_block
     d = run.dir
-    cfg = RunConfig.from_dict({k: v for k, v in run.config.items() if k != "perception"})
+    cfg = run._config()
     if not (d / "logic.pt").is_file():
         raise RunError(f"{d} has no logic.pt: it was trained by an emolog older than load_run; retrain it")
     from emolog.training.spec import build_logic_module
     lm = build_logic_module(run.results.get("program_source") or cfg.program, run.results["semantics"],
                             cfg.logic_param, run.results.get("spec"))
-    lm.tparams.load_state_dict(torch.load(d / "logic.pt", map_location="cpu", weights_only=True))
-    state = torch.load(d / "scene_net.pt", map_location="cpu", weights_only=True)
-    scene_net = Scene2EmotionNet(in_dim=state["fc1.weight"].shape[1], hidden=state["fc1.weight"].shape[0],
-                                 n_classes=state["fc2.weight"].shape[0] if "fc2.weight" in state else len(BASIC7),
-                                 dropout=cfg.net_dropout)
-    scene_net.load_state_dict(state)
+    _load_into(lm.tparams, run, "logic.pt")
+    state = run._state("scene_net.pt")
+    try:
+        scene_net = Scene2EmotionNet(in_dim=state["fc1.weight"].shape[1], hidden=state["fc1.weight"].shape[0],
+                                     n_classes=state["fc2.weight"].shape[0] if "fc2.weight" in state else len(BASIC7),
+                                     dropout=cfg.net_dropout)
+    except (KeyError, TypeError, AttributeError, IndexError):
+        raise ArtefactError(f"{d / 'scene_net.pt'}: not a scene net's state dict (no fc1.weight matrix)") from None
+    _load_into(scene_net, run, "scene_net.pt", state)
     last_block = None
     if (d / "backbone_last_block.pt").is_file():
         last_block = build_last_block(cfg, run.perception or {})
-        last_block.load_state_dict(torch.load(d / "backbone_last_block.pt", map_location="cpu", weights_only=True))
+        _load_into(last_block, run, "backbone_last_block.pt")
     heads = {}
     for name, tb in ((run.results.get("spec") or {}).get("nets") or {}).items():
         if tb.get("bind") == "head":
-            state = torch.load(d / f"head_{name}.pt", map_location="cpu", weights_only=True)
+            state = run._state(f"head_{name}.pt")
             first = next(k for k in state if k.endswith("weight"))
             heads[name] = HeadMLP(state[first].shape[1], tb.get("hidden", [64]), lm.input_sizes[name],
                                   tb.get("dropout", cfg.net_dropout))
-            heads[name].load_state_dict(state)
+            _load_into(heads[name], run, f"head_{name}.pt", state)
     grey = run.results.get("grey_face_logits")
     grey_t = torch.tensor(grey["values"], dtype=torch.float32, device=device) if grey else None
+    if (d / "gate_net.pt").is_file():
+        run._file("gate_net.pt")   # its sha256 checked before load_gate reads it
     model = Model(lm, scene_net, last_block, run.results["semantics"], grey_t, load_gate(d), program_kind(lm),
                   tuple(run.classes), heads)
     return model.to(device).eval()
+
+
+def _load_into(module: Any, run: Run, name: str, state: Any = None) -> None:
+    """``module.load_state_dict`` of the run's ``name``; a state of another shape is named."""
+    state = run._state(name) if state is None else state
+    try:
+        module.load_state_dict(state)
+    except (RuntimeError, KeyError, TypeError, AttributeError) as e:
+        raise ArtefactError(f"{run.dir / name}: does not fit the run's model "
+                            f"({str(e).strip().splitlines()[0][:160]})") from None

@@ -38,6 +38,7 @@ import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from emolog.data.artefacts import ArtefactMissing, read_bytes
 from emolog.labels import BASIC7, LABEL_SETS
 from emolog.training.config import ConfigError
 
@@ -91,7 +92,7 @@ def resolve_spec(name_or_path: str) -> Path:
         raise ConfigError(f"config key 'spec': {p} is a directory, not a spec file{shipped}")
     if p.suffix == ".toml" or p.exists():
         if not p.is_file():
-            raise ConfigError(f"config key 'spec': {p} does not exist")
+            raise ArtefactMissing(f"config key 'spec': {p} does not exist")
         return p
     shipped = SPEC_DIR / f"{name_or_path}.toml"
     if not shipped.is_file():
@@ -108,7 +109,9 @@ def load_spec(spec: str | dict) -> Spec:
         return _parse(dict(spec), "spec (a Python dict)", Path.cwd(), None, "python")
     path = resolve_spec(spec)
     try:
-        d = tomllib.loads(path.read_text())
+        d = tomllib.loads(read_bytes(path, "a model spec (TOML)").decode("utf-8"))
+    except UnicodeDecodeError:
+        raise ConfigError(f"{path}: not UTF-8 text, so not a TOML spec") from None
     except tomllib.TOMLDecodeError as e:
         raise ConfigError(f"{path}: not valid TOML ({e})") from None
     return _parse(d, str(path), path.parent, path, path.stem)

@@ -9,18 +9,21 @@ appear only for runs whose program has a source choice).
 
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 from typing import Sequence
 
 import numpy as np
 import pandas as pd
 
+from emolog.data.artefacts import ArtefactError, read_csv
 from emolog.data.atomic import atomic_write_text
 from emolog.errors import InputError
-from emolog.training.metrics import accuracy, macro_f1, nll
 
 METRICS: tuple[str, ...] = ("accuracy", "macro_f1", "weighted_f1", "average_precision", "uar", "nll", "ece")
-BOOTSTRAP_METRICS = {"macro_f1": macro_f1, "accuracy": accuracy, "nll": nll}
+# functions of emolog.training.metrics (by name: scikit-learn is imported when a table is made,
+# not by `emolog experiment --help`)
+BOOTSTRAP_METRICS: tuple[str, ...] = ("macro_f1", "accuracy", "nll")
 HEADS = {"accuracy": "Accuracy", "macro_f1": "Macro-F1", "weighted_f1": "Weighted-F1",
          "average_precision": "AP", "uar": "UAR", "nll": "NLL", "ece": "ECE"}
 
@@ -32,17 +35,61 @@ class ExperimentError(InputError, ValueError):
 def read_predictions(path: Path) -> tuple[list[str], np.ndarray, np.ndarray]:
     """(image ids sorted, labels [N] class indices, probs [N, C]) from a predictions CSV; the
     classes are its ``p_<class>`` columns, in file order (any label set)."""
-    df = pd.read_csv(path, dtype={"image_id": str}, keep_default_na=False).sort_values("image_id")
+    df = read_csv(path, ("image_id", "label"), dtype={"image_id": str}, keep_default_na=False).sort_values("image_id")
     classes = [c[2:] for c in df.columns if c.startswith("p_")]
-    missing = [c for c in ["image_id", "label"] if c not in df.columns] + ([] if classes else ["p_<class>"])
-    if missing:
-        raise ExperimentError(f"{path}: lacks columns {missing}")
-    probs = df[[f"p_{c}" for c in classes]].to_numpy(np.float64)
+    if not classes:
+        raise ExperimentError(f"{path}: lacks columns ['p_<class>']")
+    try:
+        probs = df[[f"p_{c}" for c in classes]].to_numpy(np.float64)
+    except ValueError:
+        raise ExperimentError(f"{path}: p_<class> columns that are not numbers") from None
     probs /= probs.sum(1, keepdims=True)  # undo the CSV's 6-digit rounding
     labels = df["label"].map({c: i for i, c in enumerate(classes)})
     if labels.isna().any():
         raise ExperimentError(f"{path}: unknown labels {sorted(set(df['label'][labels.isna()]))}")
     return df["image_id"].tolist(), labels.to_numpy(np.int64), probs
+
+
+def usable_baseline(path: Path, test_ids: list[str], classes: Sequence[str]) -> bool:
+    """Whether a baseline's prediction file is there and whole (the split's test images, the
+    classes, finite probabilities); a damaged one is recomputed, saying so."""
+    if not path.exists():
+        return False
+    try:
+        ids, _, probs = read_predictions(path)
+        if ids != test_ids or probs.shape[1] != len(classes) or not np.isfinite(probs).all():
+            raise ExperimentError(f"{path}: holds other test images or classes, or non-finite probabilities")
+    except (ExperimentError, ArtefactError) as e:
+        print(f"{e}; recomputing it", file=sys.stderr)
+        return False
+    return True
+
+
+def bootstrap_table(systems: dict[str, list[Path]], reference: str, n_boot: int, seed: int) -> pd.DataFrame:
+    """Paired bootstrap CI of each system's seed-averaged metric minus the reference's."""
+    from emolog.training import metrics
+    from emolog.training.metrics import paired_bootstrap_seeds
+    def load(paths: list[Path]) -> tuple[list[str], np.ndarray, list[np.ndarray]]:
+        loaded = [read_predictions(p) for p in paths]
+        ids, labels = loaded[0][0], loaded[0][1]
+        for p, (i, y, _) in zip(paths, loaded):
+            if i != ids or not np.array_equal(y, labels):
+                raise ExperimentError(f"{p}: test images or labels differ from {paths[0]}")
+        return ids, labels, [probs for _, _, probs in loaded]
+
+    ref_ids, labels, ref = load(systems[reference])
+    rows = []
+    for system, paths in systems.items():
+        if system == reference:
+            continue
+        ids, y, probs = load(paths)
+        if ids != ref_ids or not np.array_equal(y, labels):
+            raise ExperimentError(f"{system}: its test images differ from {reference}'s; cannot pair them")
+        for mname in BOOTSTRAP_METRICS:
+            r = paired_bootstrap_seeds(getattr(metrics, mname), probs, ref, labels, n_boot=n_boot, seed=seed)
+            rows.append({"system": system, "reference": reference, "metric": mname, **r,
+                         "n_seeds": len(paths), "n_images": len(labels)})
+    return pd.DataFrame(rows, columns=["system", "reference", "metric", "diff", "lo", "hi", "n_seeds", "n_images"])
 
 
 def write_predictions(path: Path, ids: list[str], labels: np.ndarray, probs: np.ndarray,

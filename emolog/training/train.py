@@ -15,6 +15,7 @@ gate_net.pt / backbone_last_block.pt when present, and checkpoint.pt.
 from __future__ import annotations
 
 import json
+import sys
 import time
 from pathlib import Path
 
@@ -22,16 +23,18 @@ import torch
 from torch import nn
 
 from emolog import runtime
+from emolog.data.artefacts import FORMATS, record
 from emolog.data.atomic import atomic_write_text
+from emolog.data.lock import output_lock
 from emolog.labels import BASIC7
 from emolog.training import em
 from emolog.training.config import ConfigError, RunConfig
 from emolog.training.data import SplitData, load_data
-from emolog.training.fit import CHECKPOINT, Group, fit
+from emolog.training.fit import CHECKPOINT, Group, fit, read_checkpoint
 from emolog.training.gate import build_gate, program_kind, shared_pretrained, split_static_evidence
 from emolog.training.losses import Loss, TrainingError, epoch_order, new_scene_net
 from emolog.training.model import HeadMLP, Model, head_features
-from emolog.training.outputs import provenance, write_run
+from emolog.training.outputs import provenance, run_files, write_run
 from emolog.training.perception import build_last_block, grey_face_logits, perception_record, scene_classifier
 from emolog.training.pretrain import pretrained_scene_net
 from emolog.training.regimes import Regime, get_regime
@@ -69,7 +72,7 @@ def train_run(config: RunConfig | dict, out_dir: str | Path, resume: bool = Fals
     """
     cfg = config if isinstance(config, RunConfig) else RunConfig.from_dict(config)
     cfg.validate()
-    with runtime.torch_threads(cfg.threads):
+    with output_lock(out_dir, "emolog train"), runtime.torch_threads(cfg.threads):
         return _train_run(cfg, Path(out_dir), resume, progress)
 
 
@@ -142,10 +145,13 @@ def _train_run(cfg: RunConfig, out: Path, resume: bool, progress: bool) -> dict:
     if regime.learner == "em" and semantics not in ("condition", "fail"):
         raise ConfigError(f"config key 'semantics': problog-em is defined for 'condition' or 'fail', "
                           f"not {semantics!r}")
-    out.mkdir(parents=True, exist_ok=True)
     if (out / CHECKPOINT).exists() and not resume:
         raise TrainingError(f"{out} already holds a run ({CHECKPOINT}); pass resume=True (--resume) "
                             "to continue it, or choose another output directory")
+    if resume:
+        if (out / CHECKPOINT).exists():
+            read_checkpoint(out / CHECKPOINT, cfg)   # a damaged or foreign checkpoint: refused before any change
+        announce_resume(out)
     device = resolve_device(cfg.device)
     t0 = time.perf_counter()
     lm, spec = build_logic(cfg, semantics)
@@ -210,6 +216,17 @@ def _train_run(cfg: RunConfig, out: Path, resume: bool, progress: bool) -> dict:
                              t_probs=lm.t_probs() if kind == "rules" else None)
     results = write_run(out, cfg, regime, semantics, model, groups, splits, fitted, data_info, perception, extra)
     results["wall_time_s"] = time.perf_counter() - t0
+    # written last: it marks the run finished and vouches for every other file by sha256
+    results.update(format=FORMATS["run"], files=record(out, run_files(out)))
     atomic_write_text(out / "results.json", json.dumps(results, indent=1))
     return results
+
+
+def announce_resume(out: Path) -> None:
+    """Before a resumed run writes anything: results.json (the mark of a finished run) goes
+    first, so that until the run finishes again no reader takes a mix of old and new files
+    for a finished run; say what the run resumes from."""
+    (out / "results.json").unlink(missing_ok=True)
+    start = f"from {out / CHECKPOINT}" if (out / CHECKPOINT).is_file() else f"from the start (no {CHECKPOINT})"
+    print(f"resuming {out} {start}; its other files are recomputed", file=sys.stderr)
 
