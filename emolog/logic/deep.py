@@ -12,9 +12,10 @@ structure's examples together, results in the caller's order.
 
 Networks are bound with ``bind(name, x)``: a Tensor (the output for ``tensor(S(I, a...))`` is
 ``x[I, a...]``), a ``torch.nn.Module`` (called on the inputs, looked up in the tensor sources
-given to ``add_tensor_source``; numbers become float tensors), or any other callable, which
-gets the ground input lists (problog Terms) and returns Tensor[N, domain]. Each network is
-called once per batch on the distinct ground inputs.
+given to ``add_tensor_source``; numbers become float tensors), a ``bindings.BatchFeed``, or any
+other callable, which gets the ground input lists (problog Terms) and returns Tensor[N, domain].
+Each network is called once per batch, on all its distinct ground inputs stacked
+(``bindings.call_networks``). Python predicates for grounding: ``register_foreign``.
 """
 
 from __future__ import annotations
@@ -155,6 +156,24 @@ class DeepProgram(torch.nn.Module):
     def add_tensor_source(self, name: str, source) -> None:
         """``tensor(name(I, a...))`` is ``source[I, a...]`` (a Tensor or a mapping of tuples)."""
         self._sources[name] = source
+
+    def register_foreign(self, func: Callable, name: str, arity_in: int, arity_out: int,
+                         version: str = "") -> None:
+        """A Python predicate ``name/(arity_in + arity_out)`` for grounding, as DeepProbLog's
+        ``Model.register_foreign``: ``func`` gets the ``arity_in`` ground inputs (problog Terms:
+        numbers are Constants) and returns the output Term (a tuple of them for several).
+
+        ``version`` (e.g. the function's source text) enters the program's hash: structures
+        compiled with another version of the function are never read from the disk cache.
+        """
+        if self._mem:
+            raise ProgramError(f"{self.path}: Error: register_foreign({name!r}) after structures were "
+                               "compiled; register every foreign predicate first", path=self.path,
+                               message="foreign predicate registered too late")
+        problog_export.database = self.db
+        problog_export(*(["+term"] * arity_in + ["-term"] * arity_out))(func, funcname=name, modname=None)
+        self.hash = hashlib.sha256(f"{self.hash}\nforeign {name}/{arity_in}/{arity_out}\n{version}"
+                                   .encode()).hexdigest()
 
     # ---- structures ----------------------------------------------------------------
     def structure_key(self, ex: Example) -> str:
