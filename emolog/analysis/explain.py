@@ -143,7 +143,7 @@ def _fused(run: Run, cache: FeatureCache) -> dict:
     pred = run.predict(cache)
     out = {"prediction": dict(zip(pred.classes, (float(v) for v in pred.probs[0])))}
     if pred.scene_probs is not None:  # as the model computes it (joint-unfreeze: after its trained last block)
-        out["scene_net"] = dict(zip(pred.classes, (float(v) for v in pred.scene_probs[0])))
+        out["scene_net"] = dict(zip(pred.scene_classes, (float(v) for v in pred.scene_probs[0])))
     if pred.sources is not None and pred.source_posterior is not None:
         out["source_posterior"] = dict(zip(pred.sources, (float(v) for v in pred.source_posterior[0])))
     return out

@@ -36,7 +36,7 @@ from problog.errors import ProbLogError
 from problog.extern import problog_export
 from problog.logic import Clause, Constant, Term
 
-from .bindings import PLACEHOLDER, TensorBatch, call_networks
+from .bindings import PLACEHOLDER, BatchFeed, TensorBatch, call_networks
 from .circuit import CircuitEvaluator, compile_structure, peak_rss_mb
 from .ground import ground, load_model, number, program_error
 from .params import TParams
@@ -89,9 +89,11 @@ class DeepProgram(torch.nn.Module):
 
     def __init__(self, source: str | Path, queries: Sequence[str | Term] | None = None, *,
                  base_dir: str | Path | None = None, param: str = "projected",
-                 cache_dir: str | Path | None | bool = None):
+                 cache_dir: str | Path | None | bool = None, path: str | Path | None = None):
         super().__init__()
         model, self.path, text = load_model(source, base_dir)
+        if path is not None and self.path == "<string>":   # program text read from this file
+            self.path = str(path)
         self._lineno = getattr(model, "lineno", None)
         try:
             statements = list(model)
@@ -141,9 +143,9 @@ class DeepProgram(torch.nn.Module):
         if net not in self.nets:
             raise ProgramError(f"{self.path}: Error: no neural predicate {net!r} (declared: "
                                f"{sorted(self.nets)})", path=self.path, message=f"no network {net}")
-        if not isinstance(x, torch.Tensor) and not callable(x):
+        if not isinstance(x, (torch.Tensor, BatchFeed)) and not callable(x):
             raise ProgramError(f"{self.path}: Error: bind({net!r}, ...) got a {type(x).__name__}; "
-                               "give a tensor, a torch module or a callable", path=self.path,
+                               "give a tensor, a torch module, a BatchFeed or a callable", path=self.path,
                                message=f"bad binding for {net}")
         # TensorBatch.build only asks whether a network is tensor-bound (each call reads the
         # tensor itself), so a loop rebinding a batch's tensors keeps its merged circuits.

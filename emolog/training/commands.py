@@ -2,8 +2,8 @@
 
     emolog train --data D --regime logic-only --out RUN [--config cfg.json] [--set key=value ...] [--resume]
 
-Exit codes: 0 done, 2 bad config / data directory, 3 cache failed verification, 4 training
-stopped (non-finite loss, resume mismatch).
+Exit codes: 0 done, 2 bad config / data directory, 3 a spec or binding mistake or a cache that
+failed verification, 4 training stopped (non-finite loss, resume mismatch).
 """
 
 from __future__ import annotations
@@ -47,9 +47,10 @@ def run(args: argparse.Namespace) -> int:
     try:
         cfg = RunConfig.load(args.config, args.overrides, **base)
         results = train_run(cfg, args.out, resume=args.resume, progress=not args.quiet)
-    except ConfigError as e:
+    except ConfigError as e:   # a spec mistake is bad input (3); a config key, a usage error (2)
+        from emolog.training.bindings.schema import SpecError
         print(f"emolog train: {e}", file=sys.stderr)
-        return 2
+        return 3 if isinstance(e, SpecError) else 2
     except CacheError as e:
         print(f"emolog train: the cache failed verification; not training.\n{e}", file=sys.stderr)
         return 3
@@ -91,4 +92,5 @@ def summary(results: dict) -> str:
                      "uniform): " + "; ".join(f"{k} {v[:10]}" for k, v in bad.items() if k != "n"))
     if r.sanity_warning:
         lines.append(r.sanity_warning)
+    lines += [f"note: {n}" for n in results.get("notes") or []]
     return "\n".join(lines)

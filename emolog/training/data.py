@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import torch
@@ -28,7 +28,9 @@ class SplitData:
     scene [N, D] float32, face_probs / face_logits [N, K, 7], face_mask [N, K] bool,
     face_area [N, K] (fraction of the image), face_boxes [N, K, 4], face_conf [N, K],
     image_size [N, 2], n_faces [N], labels [N] long (index into the run's classes; -1 when
-    unknown, e.g. images to predict), prelast [N, C, H, W] float16 or None.
+    unknown, e.g. images to predict), prelast [N, C, H, W] float16 or None, face_features
+    [N, K, F] or None (a cache built with --face-features); ``derived`` holds fields computed
+    from these once per split (``scene_classes`` [N, C]: the backbone's own classes).
     """
 
     ids: list[str]
@@ -43,6 +45,8 @@ class SplitData:
     image_size: torch.Tensor
     n_faces: torch.Tensor
     prelast: torch.Tensor | None
+    face_features: torch.Tensor | None = None
+    derived: dict[str, torch.Tensor] = field(default_factory=dict)
 
     def __len__(self) -> int:
         return len(self.ids)
@@ -56,7 +60,9 @@ def split_from_cache(cache: FeatureCache, rows: slice, ids: list[str], labels: t
     return SplitData(ids=ids, labels=labels.to(device), scene=t(cache.scene), face_probs=t(cache.face_probs),
                      face_logits=t(cache.face_logits), face_mask=t(cache.face_mask), face_area=t(cache.face_area),
                      face_boxes=t(cache.face_boxes), face_conf=t(cache.face_conf), image_size=t(cache.image_size),
-                     n_faces=t(cache.n_faces), prelast=t(cache.scene_prelast) if prelast else None)
+                     n_faces=t(cache.n_faces), prelast=t(cache.scene_prelast) if prelast else None,
+                     face_features=t(cache.face_features) if getattr(cache, "face_features", None) is not None
+                     else None)
 
 
 def load_data(cfg: RunConfig, device: torch.device, prelast: bool, classes: tuple[str, ...] = BASIC7

@@ -76,7 +76,8 @@ def pretrained_scene_net(cfg: RunConfig, splits: dict[str, SplitData], manifest:
                "scene_dim": splits["train"].scene.shape[1], "version": 4}
     key = hashlib.sha256(json.dumps(key_src, sort_keys=True).encode()).hexdigest()[:16]
     folder = Path(cfg.pretrain_cache) if cfg.pretrain_cache else Path(cfg.data) / "pretrained"
-    n_out = lm.input_sizes["scene_net"]   # the scene net's domain in the program
+    from emolog.training.bindings.program import scene_domain
+    n_out = len(scene_domain(lm))   # the scene head's domain in the program
     path = folder / f"scene_net-{key}.pt"
     net = new_scene_net(cfg, splits["train"].scene.shape[1], n_classes=n_out).to(device)
     if path.exists():
