@@ -52,7 +52,7 @@ def prepare_spec(cfg: RunConfig, splits: dict[str, SplitData], perception: dict,
     tr = splits["train"]
     reads = {src for b in spec.nets.values() for src in (b.bind, *b.inputs)}
     names: list[str] = []
-    if "cache.scene_classes" in reads:
+    if "cache.scene_classes" in reads and not perception.get("simulated"):
         classifier, names = scene_classifier(cfg, perception)
         for s in splits.values():
             add_scene_classes(s, classifier)
@@ -197,6 +197,7 @@ def _train_run(cfg: RunConfig, out: Path, resume: bool, progress: bool) -> dict:
     else:
         from emolog.logic import compile_program
         lm = compile_program(cfg.program, semantics=semantics, param=cfg.logic_param)
+        _check_em(cfg, regime, lm, program_kind(lm) == "gate", cfg.program)
     splits, manifest, data_info = load_data(cfg, device, prelast=regime.trains_backbone, classes=classes)
     perception = perception_record(manifest)
     ctx = prepare_spec(cfg, splits, perception, spec, prog) if spec else BuildContext()
@@ -204,7 +205,6 @@ def _train_run(cfg: RunConfig, out: Path, resume: bool, progress: bool) -> dict:
         lm = build_logic(spec, prog, semantics, cfg.logic_param, ctx)
     lm = lm.to(device)
     kind = program_kind(lm)
-    _check_em(cfg, regime, lm, kind == "gate", Path(lm.program.path).name if spec else cfg.program)
     atomic_write_text(out / "config.json", json.dumps(
         {**cfg.to_dict(), "perception": perception, "provenance": provenance(manifest, data_info)}, indent=1))
 
