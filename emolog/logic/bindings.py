@@ -268,7 +268,8 @@ class TensorBatch:
         new_row = [start[kind] + k for rows in where for kind, k in rows]
         merged, _, root0 = merge_structures([c.structure for c in comps], [len(c.specs) for c in comps])
         merged.singles = [(v, new_row[r]) for v, r in merged.singles]
-        merged.groups = [[(v, new_row[r]) for v, r in g] for g in merged.groups]
+        merged.nones = [(v, [new_row[r] for r in rs]) for v, rs in merged.nones]
+        merged.groups = [[new_row[r] for r in g] for g in merged.groups]
         lt = lambda x: torch.tensor(x, dtype=torch.long)  # noqa: E731
         blocks = []
         for net, (_, part, fixed, col) in nets.items():

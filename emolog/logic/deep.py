@@ -37,14 +37,15 @@ from problog.extern import problog_export
 from problog.logic import Clause, Constant, Term
 
 from .bindings import PLACEHOLDER, BatchFeed, TensorBatch, call_networks
-from .circuit import CircuitEvaluator, compile_structure, peak_rss_mb
+from .circuit import CircuitEvaluator, peak_rss_mb
+from .dnnf import MAX_NODES, CompileBudgetError, compile_structure
 from .ground import ground, load_model, number, program_error
 from .params import TParams
 from .program import ProgramError
 from .templates import fill_template, parse_template
 from .translate import DET, translate
 
-CACHE_VERSION = "1"
+CACHE_VERSION = "2"   # 2: structures compiled by dnnf.py (per-value leaves, no chains)
 CHUNK_VALUES = 2_500_000
 _ROUTE_KEY = operator.attrgetter("template", "faces", "bind")
 _ID = operator.attrgetter("id")
@@ -89,8 +90,12 @@ class DeepProgram(torch.nn.Module):
 
     def __init__(self, source: str | Path, queries: Sequence[str | Term] | None = None, *,
                  base_dir: str | Path | None = None, param: str = "projected",
-                 cache_dir: str | Path | None | bool = None, path: str | Path | None = None):
+                 cache_dir: str | Path | None | bool = None, max_nodes: int | None = None,
+                 path: str | Path | None = None):
         super().__init__()
+        # formula + circuit nodes one structure may take before it is refused as beyond exact
+        # compilation (``dnnf.MAX_NODES``, about 1 GB; EMOLOG_MAX_NODES overrides)
+        self.max_nodes = max_nodes or int(os.environ.get("EMOLOG_MAX_NODES", MAX_NODES))
         model, self.path, text = load_model(source, base_dir)
         if path is not None and self.path == "<string>":   # program text read from this file
             self.path = str(path)
@@ -103,6 +108,7 @@ class DeepProgram(torch.nn.Module):
         # The translated copy keeps the source's line table, so ProbLog's errors keep L:C.
         tr.program.line_info, tr.program.source_files = model.line_info, model.source_files
         tr.program.source_root = model.source_root
+        self.translated = tr   # the program as ProbLog grounds it (clauses keep their locations)
         self.nets = tr.nets
         self.notes = tr.notes
         self.params_program = tr.params
@@ -231,7 +237,13 @@ class DeepProgram(torch.nn.Module):
                                    f"{name}", path=self.path, message="non-ground answer")
         ev = [dag.negate(k) if v < 0 else k for _, k, v in dag.evidence_all() if v]
         roots = [[k] + ev for _, k in answers] + ([ev] if ev else [])
-        s = compile_structure(dag, roots)
+        try:
+            s = compile_structure(dag, roots, self.max_nodes)
+        except CompileBudgetError as e:
+            raise ProgramError(f"{self.path}: Error: structure {key} is beyond exact compilation here: {e} "
+                               f"(ground in {t1 - t0:.1f} s, peak RSS {peak_rss_mb():.0f} MB); raise "
+                               "max_nodes (EMOLOG_MAX_NODES) if the machine has the memory",
+                               path=self.path, message="beyond exact compilation") from None
         specs = [self._spec(p) for p in s.atoms]
         s.atoms = []   # the specs replace the terms (and keep pickles small)
         names = [str(n).replace(str(PLACEHOLDER), "I") for n, _ in answers]

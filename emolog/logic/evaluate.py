@@ -1,7 +1,7 @@
 """``evaluate``: a plain ProbLog program's own queries and evidence, answered as ``problog`` does.
 
 ProbLog parses and grounds (``ground.py``); emolog compiles the ground formula into one
-circuit (``circuit.py``, annotated disjunctions as choice chains) and evaluates it in float64:
+circuit (``dnnf.py``, annotated disjunctions as one choice variable each) and evaluates it in float64:
 P(q | e) = WMC(q and e) / WMC(e).
 """
 
@@ -13,7 +13,8 @@ from pathlib import Path
 import torch
 from problog.logic import Term
 
-from .circuit import CircuitEvaluator, compile_structure, peak_rss_mb
+from .circuit import CircuitEvaluator, peak_rss_mb
+from .dnnf import compile_structure
 from .ground import ground, load_model, number
 from .program import ProgramError
 
@@ -62,7 +63,7 @@ def evaluate(source: str | Path, *, base_dir: str | Path | None = None,
     for g in s.groups:
         # ProbLog raises this only when the extra atom ends up in the formula and otherwise
         # answers with "probabilities" of a distribution summing to more than 1; emolog refuses.
-        if sum(probs[r] for _, r in g) > 1 + 1e-9:
+        if sum(probs[r] for r in g) > 1 + 1e-9:
             raise _invalid(path, "Sum of annotated disjunction weigths exceeds acceptable value")
     circuit = CircuitEvaluator(s)
     p = torch.tensor(probs, dtype=torch.float64).reshape(len(probs), 1)

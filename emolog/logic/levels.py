@@ -1,9 +1,8 @@
 """Evaluate a flattened circuit level by level, reading every node's children where they are.
 
 KLay's layered modules pass each layer only the previous layer, so a node used many layers
-later is copied through every layer in between. Circuits over choice chains (``circuit.py``)
-are deep (a 365-way disjunction is a 365-long chain), and there that copying dominated: KLay
-scored 130 images/s on the 365-way scene program. Here level L (nodes whose children are all
+later is copied through every layer in between (on a 365-way scene program whose circuit was
+a 365-long chain, that copying dominated: KLay scored 130 images/s). Here level L (nodes whose children are all
 on earlier levels) gathers its children straight from the levels that hold them, one
 ``index_select`` per source level, then multiplies (an SDD conjunction has exactly two
 children) or sums (``index_add``). Data moved = edges x batch; ops per level = sources + 4.
@@ -167,35 +166,3 @@ class _Fused(torch.autograd.Function):
             g.index_add_(0, ib, gs * v.index_select(0, ia))
         gw = grad.new_zeros(ctx.w_rows, v.shape[1]).index_add_(0, m.leaf_rows, g[:len(m.leaf_rows)])
         return gw, None
-
-
-class ChainWeights(torch.autograd.Function):
-    """Stick-breaking chain weights of disjunctions ``ph [G, n, B]`` -> (q, 1 - q) as in
-    ``circuit.CircuitEvaluator.literal_weights`` (R_i = p_i + ... + p_n + p_none, q_i = p_i / R_i,
-    1 - q_i = R_{i+1} / R_i; q = 0, 1 - q = 1 and no gradient where R_i <= 0), with its
-    backward written out (a dozen ops instead of autograd's graph of the forward)."""
-
-    @staticmethod
-    def forward(ctx, ph: torch.Tensor):
-        none = 1 - ph.sum(1, keepdim=True)               # ProbLog's extra atom: 1 - sum p
-        suffix = torch.flip(torch.cumsum(torch.flip(ph, [1]), 1), [1]) + none   # R_i
-        nxt = torch.cat([suffix[:, 1:], none], 1)        # R_{i+1}
-        ok = suffix > 0
-        if bool(ok.all()):   # the usual case: no masking
-            ctx.save_for_backward(ph, suffix, nxt, None)
-            return ph / suffix, nxt / suffix
-        safe = torch.where(ok, suffix, torch.ones_like(suffix))
-        q = torch.where(ok, ph / safe, torch.zeros_like(ph))
-        nq = torch.where(ok, nxt / safe, torch.ones_like(ph))
-        ctx.save_for_backward(ph, safe, nxt, ok)
-        return q, nq
-
-    @staticmethod
-    def backward(ctx, gq: torch.Tensor, gnq: torch.Tensor):
-        ph, safe, nxt, ok = ctx.saved_tensors
-        inv = 1 / safe if ok is None else torch.where(ok, 1 / safe, torch.zeros_like(safe))
-        gq, gnum = gq * inv, gnq * inv                   # d/dp_i of q_i; d/dR_{i+1} of 1 - q_i
-        g_r = -(gq * ph + gnum * nxt) * inv              # d/dR_i (R_i as the denominator)
-        g_r[:, 1:] += gnum[:, :-1]
-        g_none = gnum[:, -1:] + g_r.sum(1, keepdim=True)  # R_i = suffix_i + none
-        return gq + torch.cumsum(g_r, 1) - g_none         # suffix_i holds p_k for k >= i
