@@ -28,7 +28,8 @@ DETECTOR_NAMES: tuple[str, ...] = ("haar", "mtcnn")
 RECOGNISER_NAMES: tuple[str, ...] = ("fer2013-minixception", "vit-face-expression")
 DEFAULTS: dict[str, Any] = {"backbone": "efficientnet-lite0-imagenet", "detector": "mtcnn",
                             "recogniser": "fer2013-minixception", "K": 3, "min_face_size": 20,
-                            "face_threshold": 0.9, "detect_max_side": None, "face_margin": 0.1}
+                            "face_threshold": 0.9, "detect_max_side": None, "face_margin": 0.1,
+                            "face_features": False}
 _PATH_KEYS = ("weights", "weights_path", "path")
 
 
@@ -108,6 +109,8 @@ def settings_from(recorded: dict | None) -> dict[str, Any]:
         "face_threshold": det.get("threshold"), "recogniser": rec.get("name"),
         "recogniser_weights": _path_of(rec), "face_margin": rec.get("face_margin"),
         "K": recorded.get("K"), "prelast": recorded.get("prelast", bb.get("prelast")),
+        # a run trained on face features predicts photos with the same embedding beside the logits
+        "face_features": bool(rec.get("face_features")),
     }.items() if v is not None})
     if "max_side" in det:  # None is a recorded value here: "never downscale"
         s["detect_max_side"] = det["max_side"]
@@ -145,7 +148,8 @@ def build_perception(settings: dict[str, Any], recorded: dict | None = None) -> 
                       places365_names=settings.get("places365_names"),
                       recogniser_weights=settings.get("recogniser_weights"),
                       min_face_size=int(settings["min_face_size"]), face_threshold=float(settings["face_threshold"]),
-                      detect_max_side=settings["detect_max_side"], face_margin=float(settings["face_margin"]))
+                      detect_max_side=settings["detect_max_side"], face_margin=float(settings["face_margin"]),
+                      face_features=bool(settings.get("face_features")))
 
 
 def differences(recorded: dict | None, fingerprint: dict) -> list[str]:
@@ -181,5 +185,6 @@ def perceived_cache(perception: Perception, perceived: dict, ids: list[str]) -> 
 
     from emolog.cache.store import FeatureCache
     return FeatureCache(ids=list(ids), manifest={"fingerprint": perception.fingerprint(), "K": perception.K,
-                                                 "scene_dim": perception.scene_dim},
+                                                 "scene_dim": perception.scene_dim,
+                                                 "face_feature_dim": perception.face_feature_dim},
                         **{k: torch.from_numpy(v) for k, v in perceived.items()})

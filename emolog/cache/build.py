@@ -187,7 +187,8 @@ def build_cache(perception, index: ImageIndex, ids: Iterable[str], root: str | P
 
     Args:
         perception: an ``emolog.perception.pipeline.Perception`` (anything with ``K``,
-            ``scene_dim``, ``fingerprint()`` and ``perceive_batch(images)``).
+            ``scene_dim``, ``fingerprint()`` and ``perceive_batch(images)``; with a
+            ``face_feature_dim`` other than None its rows hold ``face_features``).
         index: the image index; gives each id's ``rel_path`` and ``content_hash``.
         ids: image ids to cache (e.g. the union of the split's lists); all must be in ``index``.
         root: the data root that ``rel_path`` is relative to.
@@ -214,7 +215,8 @@ def build_cache(perception, index: ImageIndex, ids: Iterable[str], root: str | P
     if unknown:
         raise CacheError(f"{len(unknown)} ids to cache are not in the index, e.g. {unknown[:5]}")
     cache_dir = part_dir(out_dir, i, n)
-    writer = CacheWriter(cache_dir, perception.fingerprint(), K=perception.K, scene_dim=perception.scene_dim)
+    writer = CacheWriter(cache_dir, perception.fingerprint(), K=perception.K, scene_dim=perception.scene_dim,
+                         face_feature_dim=getattr(perception, "face_feature_dim", None))
     old = writer.manifest.get("info", {}).get("part")
     if old is not None and (old["index"], old["count"]) != (i, n):
         raise CacheError(f"{cache_dir} holds slice {old['index']}/{old['count']}, not {i}/{n}")

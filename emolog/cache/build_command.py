@@ -25,7 +25,8 @@ def perception(args: argparse.Namespace, device: str | None):
     return Perception(**kw, K=args.K, device=device, prelast=args.prelast,
                       backbone_weights=args.backbone_weights, places365_names=args.places365_names,
                       recogniser_weights=args.recogniser_weights, min_face_size=args.min_face_size,
-                      face_threshold=args.face_threshold, detect_max_side=args.detect_max_side)
+                      face_threshold=args.face_threshold, detect_max_side=args.detect_max_side,
+                      face_features=args.face_features)
 
 
 def build(args: argparse.Namespace) -> int:

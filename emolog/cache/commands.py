@@ -102,6 +102,10 @@ def _perception_args(p: argparse.ArgumentParser) -> None:
     g.add_argument("-K", "--max-faces", dest="K", type=int, default=3, help="face slots per image (default 3)")
     g.add_argument("--prelast", action="store_true",
                    help="also store the activations before the backbone's last block (float16; for unfreezing it)")
+    g.add_argument("--face-features", action="store_true",
+                   help="also store each face's recogniser embedding, face_features (float32, K x F x 4 bytes per "
+                        "image: F = 128 for fer2013-minixception, 768 for trpakov's ViT); for specs that feed "
+                        "cache.face_features")
     g.add_argument("--detect-max-side", type=int, default=None,
                    help="downscale images to this long side (px) before face detection (default: never)")
     g.add_argument("--min-face-size", type=int, default=20, help="smallest face in px (default 20)")

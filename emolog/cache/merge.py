@@ -2,8 +2,8 @@
 
 Each part is a complete cache of its own (built with ``--shard i/N`` or one torchrun rank).
 Merging refuses, naming the culprit, when a part is absent or unfinished, when fingerprints
-(or K, scene_dim) differ, when an id is stored twice, or when a shard's bytes no longer match
-its part's manifest. Shard files are hard-linked into ``OUT`` (copied across file systems);
+(or K, scene_dim, face_feature_dim) differ, when an id is stored twice, or when a shard's bytes
+no longer match its part's manifest. Shard files are hard-linked into ``OUT`` (copied across file systems);
 the manifest is written last and atomically, so an interrupted merge simply runs again.
 """
 
@@ -78,9 +78,9 @@ def merge_parts(out_dir: str | Path, replace: bool = False) -> Path:
     manifests = [read_manifest(p) for p in parts]
     first = manifests[0]
     for p, m in zip(parts, manifests):
-        for key in ("fingerprint_hash", "K", "scene_dim", "classes"):
-            if m[key] != first[key]:
-                raise CacheError(f"{p.name}: {key} {m[key]!r} differs from {parts[0].name}'s {first[key]!r}; "
+        for key in ("fingerprint_hash", "K", "scene_dim", "classes", "face_feature_dim"):
+            if m.get(key) != first.get(key):
+                raise CacheError(f"{p.name}: {key} {m.get(key)!r} differs from {parts[0].name}'s {first.get(key)!r}; "
                                  "parts built with different configurations cannot be merged")
         done, why = part_complete(m)
         if not done:
@@ -110,7 +110,8 @@ def merge_parts(out_dir: str | Path, replace: bool = False) -> Path:
                 rejects.append(r)
     manifest = {"format": FORMAT, "fingerprint": first["fingerprint"],
                 "fingerprint_hash": first["fingerprint_hash"], "K": first["K"],
-                "scene_dim": first["scene_dim"], "classes": first["classes"],
+                "scene_dim": first["scene_dim"], "face_feature_dim": first.get("face_feature_dim"),
+                "classes": first["classes"],
                 "shards": shards, "rejects": rejects,
                 "info": {"merged_from": [p.name for p in parts], "n_parts": n}}
     atomic_write_text(out_dir / MANIFEST, json.dumps(manifest, indent=1))

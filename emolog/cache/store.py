@@ -24,7 +24,7 @@ import torch
 from safetensors import safe_open
 from safetensors.torch import save_file
 
-from emolog.errors import EmologError
+from emolog.errors import EXIT_INPUT, EmologError, InputError
 from emolog.data.atomic import atomic_write_text
 from emolog.labels import BASIC7
 from emolog.perception.common import sha256_file
@@ -44,11 +44,21 @@ TENSOR_SPEC: dict[str, tuple[tuple[str | int, ...], torch.dtype]] = {
     "n_faces": ((), torch.int64),
     "image_size": ((2,), torch.int64),
 }
-OPTIONAL_SPEC: dict[str, torch.dtype] = {"scene_prelast": torch.float16}
+# Optional tensors: scene_prelast [n, C, H, W]; face_features [n, K, F], F = the manifest's
+# face_feature_dim (each face's recogniser embedding; 0 where no face).
+OPTIONAL_SPEC: dict[str, torch.dtype] = {"scene_prelast": torch.float16, "face_features": torch.float32}
+# The `emolog cache build` flag that adds each optional tensor (named by CacheFieldError).
+BUILD_FLAGS: dict[str, str] = {"scene_prelast": "--prelast", "face_features": "--face-features"}
 
 
 class CacheError(EmologError, RuntimeError):
     """The cache is missing, incomplete, inconsistent or from another configuration."""
+
+
+class CacheFieldError(CacheError, InputError):
+    """The cache lacks an optional tensor that what is asked of it needs (exit 3)."""
+
+    exit_code = EXIT_INPUT
 
 
 def fingerprint_hash(fingerprint: Mapping[str, Any]) -> str:
@@ -77,8 +87,10 @@ def _to_tensor(name: str, value: Any) -> torch.Tensor:
     return t.detach().to("cpu", dtype).contiguous()
 
 
-def check_shapes(n: int, tensors: Mapping[str, torch.Tensor], K: int, scene_dim: int) -> None:
-    """Raise CacheError unless ``tensors`` has every required tensor with the right shape."""
+def check_shapes(n: int, tensors: Mapping[str, torch.Tensor], K: int, scene_dim: int,
+                 face_feature_dim: int | None = None) -> None:
+    """Raise CacheError unless ``tensors`` has every required tensor with the right shape, and
+    ``face_features`` [n, K, face_feature_dim] exactly when ``face_feature_dim`` is given."""
     sym = {"D": scene_dim, "K": K}
     missing = sorted(set(TENSOR_SPEC) - set(tensors))
     if missing:
@@ -92,6 +104,13 @@ def check_shapes(n: int, tensors: Mapping[str, torch.Tensor], K: int, scene_dim:
             raise CacheError(f"tensor {name!r} has shape {tuple(tensors[name].shape)}, expected {want}")
     if "scene_prelast" in tensors and (tensors["scene_prelast"].ndim != 4 or len(tensors["scene_prelast"]) != n):
         raise CacheError(f"scene_prelast must be [n, C, H, W], got {tuple(tensors['scene_prelast'].shape)}")
+    if face_feature_dim is None and "face_features" in tensors:
+        raise CacheError("face_features given, but the cache records none (open its writer with face_feature_dim)")
+    if face_feature_dim is not None:
+        want = (n, K, face_feature_dim)
+        got = tuple(tensors["face_features"].shape) if "face_features" in tensors else None
+        if got != want:
+            raise CacheError(f"tensor 'face_features' has shape {got}, expected {want}")
 
 
 class CacheWriter:
@@ -103,10 +122,11 @@ class CacheWriter:
             thresholds, K, version, or a simulator's config and seed).
         K: face slots per image.
         scene_dim: length D of the scene feature vector.
+        face_feature_dim: F when every shard holds ``face_features`` [n, K, F], else None.
     """
 
     def __init__(self, cache_dir: str | Path, fingerprint: Mapping[str, Any], K: int, scene_dim: int,
-                 classes: tuple[str, ...] = BASIC7) -> None:
+                 classes: tuple[str, ...] = BASIC7, face_feature_dim: int | None = None) -> None:
         self.dir = Path(cache_dir)
         self.dir.mkdir(parents=True, exist_ok=True)
         fp_hash = fingerprint_hash(fingerprint)
@@ -117,9 +137,16 @@ class CacheWriter:
                     f"{self.dir} holds a cache built with another configuration "
                     f"(fingerprint {self.manifest['fingerprint_hash']} != {fp_hash}); "
                     "use a new directory rather than mixing the two")
+            have = self.manifest.get("face_feature_dim")
+            if have != face_feature_dim:
+                def what(F: int | None) -> str:
+                    return "no face_features" if F is None else f"face_features of dim {F}"
+                raise CacheError(f"{self.dir} holds a cache with {what(have)}, this build writes "
+                                 f"{what(face_feature_dim)}; use a new directory rather than mixing the two")
         else:
             self.manifest = {"format": FORMAT, "fingerprint": dict(fingerprint),
                              "fingerprint_hash": fp_hash, "K": K, "scene_dim": scene_dim,
+                             "face_feature_dim": face_feature_dim,
                              "classes": list(classes), "shards": [], "rejects": []}
             self._save_manifest()
         self._recover()
@@ -176,7 +203,8 @@ class CacheWriter:
         if clash:
             raise CacheError(f"ids already in the cache: {sorted(clash)[:5]}{'...' if len(clash) > 5 else ''}")
         ts = {k: _to_tensor(k, v) for k, v in tensors.items()}
-        check_shapes(len(ids), ts, self.manifest["K"], self.manifest["scene_dim"])
+        check_shapes(len(ids), ts, self.manifest["K"], self.manifest["scene_dim"],
+                     self.manifest.get("face_feature_dim"))
         index = max([int(s["file"].split("-")[1].split(".")[0]) for s in self.manifest["shards"]] + [-1]) + 1
         name = f"shard-{index:05d}.safetensors"
         path = self.dir / name
@@ -236,7 +264,9 @@ def _shard_ids(path: Path) -> list[str]:
 
 @dataclass
 class FeatureCache:
-    """Cached per-image tensors, rows aligned with ``ids`` (see TENSOR_SPEC for shapes)."""
+    """Cached per-image tensors, rows aligned with ``ids`` (see TENSOR_SPEC for shapes);
+    the optional ones (``scene_prelast``, ``face_features``) are None when absent.
+    ``cache_dir`` is where it was loaded from (None for rows perceived in memory)."""
 
     ids: list[str]
     scene: torch.Tensor
@@ -249,7 +279,9 @@ class FeatureCache:
     n_faces: torch.Tensor
     image_size: torch.Tensor
     scene_prelast: torch.Tensor | None = None
+    face_features: torch.Tensor | None = None
     manifest: dict = field(default_factory=dict)
+    cache_dir: Path | None = None
 
     @property
     def fingerprint(self) -> dict:
@@ -260,7 +292,25 @@ class FeatureCache:
 
     def tensors(self) -> dict[str, torch.Tensor]:
         return {f.name: getattr(self, f.name) for f in fields(self)
-                if f.name not in ("ids", "manifest") and getattr(self, f.name) is not None}
+                if f.name not in ("ids", "manifest", "cache_dir") and getattr(self, f.name) is not None}
+
+    def require(self, name: str, why: str = "") -> torch.Tensor:
+        """The cache tensor ``name`` (any of TENSOR_SPEC and OPTIONAL_SPEC). For an optional one
+        the cache lacks, raises CacheFieldError (exit 3) naming this cache, ``why`` it is needed
+        (e.g. which network of which spec reads it) and the ``emolog cache build`` flag that adds it."""
+        if name not in TENSOR_SPEC and name not in OPTIONAL_SPEC:
+            raise ValueError(f"require({name!r}): not a cache tensor; choose from "
+                             f"{sorted([*TENSOR_SPEC, *OPTIONAL_SPEC])}")
+        value = getattr(self, name)
+        if value is not None:
+            return value
+        where = f"the cache at {self.cache_dir}" if self.cache_dir is not None else "the cache (perceived in memory)"
+        # scene_prelast is read only when asked for: a cache that has it may have been loaded without
+        how = " (or it was loaded without load_cache(..., prelast=True))" if name == "scene_prelast" else ""
+        raise CacheFieldError(
+            f"{where} has no {name}{f' ({why})' if why else ''}: it was built without them{how}; rebuild it with "
+            f"`emolog cache build --index D --out NEW_CACHE {BUILD_FLAGS[name]}` and the perception options it "
+            "was built with (into a new directory: a cache holds one configuration)")
 
     def select(self, ids: list[str]) -> "FeatureCache":
         """The rows of ``ids``, in that order; CacheError names any id not cached."""
@@ -270,12 +320,13 @@ class FeatureCache:
             raise CacheError(f"{len(missing)} ids are not in the cache, e.g. {missing[:5]}; "
                              "rebuild or extend the cache rather than training without them")
         rows = torch.tensor([pos[i] for i in ids], dtype=torch.long)
-        return FeatureCache(ids=list(ids), manifest=self.manifest,
+        return FeatureCache(ids=list(ids), manifest=self.manifest, cache_dir=self.cache_dir,
                             **{k: v.index_select(0, rows) for k, v in self.tensors().items()})
 
 
 def load_cache(cache_dir: str | Path, ids: list[str] | None = None, prelast: bool = False) -> FeatureCache:
-    """Load the cache (all rows, or exactly ``ids`` in that order).
+    """Load the cache (all rows, or exactly ``ids`` in that order). ``face_features`` is read
+    whenever the cache has it (None when not); ``scene_prelast`` only with ``prelast``.
 
     Raises CacheError for a missing shard, an id stored twice or any requested id that is
     absent: training never runs on rows that are not there.
@@ -302,13 +353,15 @@ def load_cache(cache_dir: str | Path, ids: list[str] | None = None, prelast: boo
     if len(set(all_ids)) != len(all_ids):
         dup = sorted({i for i in all_ids if all_ids.count(i) > 1})
         raise CacheError(f"ids stored more than once: {dup[:5]}")
-    K, D = manifest["K"], manifest["scene_dim"]
+    K, D, F = manifest["K"], manifest["scene_dim"], manifest.get("face_feature_dim")
     tensors = {k: torch.cat(v) for k, v in parts.items()}
     if not all_ids:
         tensors = {k: torch.zeros((0, *[{"D": D, "K": K}.get(s, s) for s in shape]), dtype=dt)
                    for k, (shape, dt) in TENSOR_SPEC.items()}
+        if F is not None:
+            tensors["face_features"] = torch.zeros((0, K, F))
     if prelast and "scene_prelast" not in tensors:
         raise CacheError(f"{cache_dir}: built without scene_prelast (rebuild with --prelast)")
-    check_shapes(len(all_ids), tensors, K, D)
-    cache = FeatureCache(ids=all_ids, manifest=manifest, **tensors)
+    check_shapes(len(all_ids), tensors, K, D, F)
+    cache = FeatureCache(ids=all_ids, manifest=manifest, cache_dir=cache_dir, **tensors)
     return cache if ids is None else cache.select(list(ids))

@@ -12,7 +12,10 @@ what is wrong; ``require_verified`` raises ``CacheError`` with that list. Checks
 * per row: all values finite; the scene vector neither all zero nor constant; where
   ``face_mask`` is True the face distribution sums to 1, the box lies inside the image and
   has a positive area; where it is False every face value is 0; ``face_mask`` has exactly
-  ``min(n_faces, K)`` leading Trues; the image size is positive.
+  ``min(n_faces, K)`` leading Trues; the image size is positive;
+* ``face_features`` [n, K, F] is in every shard exactly when the manifest records
+  ``face_feature_dim`` F (a cache built before the field existed has neither); where present
+  it is 0 in empty slots and not constant for a detected face.
 """
 
 from __future__ import annotations
@@ -100,11 +103,12 @@ def verify_cache(cache_dir: str | Path, ids: Iterable[str],
         return report
     _check_manifest(manifest, expected_fingerprint, report)
     K, D = int(manifest.get("K", 0)), int(manifest.get("scene_dim", 0))
+    F = manifest.get("face_feature_dim")
 
     where: dict[str, list[str]] = defaultdict(list)  # id -> shard files holding it
     bad_ids: set[str] = set()  # ids with a row-level problem or in a damaged shard
     for s in manifest.get("shards", []):
-        ids_in, bad = _check_shard(cache_dir, s, K, D, report)
+        ids_in, bad = _check_shard(cache_dir, s, (K, D, F), report)
         for i in ids_in:
             where[i].append(s["file"])
         bad_ids |= bad
@@ -161,10 +165,23 @@ def _check_manifest(manifest: dict, expected: Mapping[str, Any] | None, report: 
                                           "(manifest edited by hand?)"))
     if isinstance(fp, dict) and "K" in fp and fp["K"] != manifest.get("K"):
         report.problems.append((MANIFEST, f"K {manifest.get('K')} differs from the fingerprint's K {fp['K']}"))
+    F, recorded = manifest.get("face_feature_dim"), _recorded_face_feature_dim(fp)
+    if F is not None and (not isinstance(F, int) or F < 1):
+        report.problems.append((MANIFEST, f"face_feature_dim {F!r} is not a positive integer"))
+    elif recorded is not None and recorded != F:
+        report.problems.append((MANIFEST, f"face_feature_dim {F!r} differs from the fingerprint's "
+                                          f"recogniser.face_features.dim {recorded}"))
     if expected is not None and fingerprint_hash(expected) != fingerprint_hash(fp):
         diff = fingerprint_diff(fp, expected)
         report.problems.append((MANIFEST, "fingerprint differs from the current configuration "
                                           f"({'; '.join(diff[:10])}): build a new cache for it"))
+
+
+def _recorded_face_feature_dim(fp: Any) -> int | None:
+    """The embedding length a perception fingerprint records (``recogniser.face_features.dim``)."""
+    rec = fp.get("recogniser") if isinstance(fp, Mapping) else None
+    feats = rec.get("face_features") if isinstance(rec, Mapping) else None
+    return feats.get("dim") if isinstance(feats, Mapping) else None
 
 
 def fingerprint_diff(cached: Mapping[str, Any], current: Mapping[str, Any]) -> list[str]:
@@ -186,9 +203,10 @@ def _flatten(d: Any, prefix: str = "") -> dict[str, Any]:
 # ----------------------------------------------------------------------------- shards
 
 
-def _check_shard(cache_dir: Path, entry: dict, K: int, D: int,
+def _check_shard(cache_dir: Path, entry: dict, dims: tuple[int, int, int | None],
                  report: VerifyReport) -> tuple[list[str], set[str]]:
-    """(ids the shard holds, ids with a problem); appends problems to ``report``."""
+    """(ids the shard holds, ids with a problem); appends problems to ``report``.
+    ``dims`` = (K, D, F), F None when the cache has no face_features."""
     name = entry.get("file", "?")
     path = cache_dir / name
     if not path.is_file():
@@ -211,21 +229,22 @@ def _check_shard(cache_dir: Path, entry: dict, K: int, D: int,
         return ids, set(ids)
     if len(ids) != entry.get("n"):
         report.problems.append((name, f"holds {len(ids)} ids, the manifest says {entry.get('n')}"))
-    if not _check_layout(name, len(ids), tensors, K, D, report):
+    if not _check_layout(name, len(ids), tensors, dims, report):
         for i in ids:
             report.problems.append((i, f"in malformed shard {name}"))
         return ids, set(ids)
     bad: dict[int, list[str]] = defaultdict(list)
-    for row, reason in _row_problems(tensors, K):
+    for row, reason in _row_problems(tensors, dims[0]):
         bad[row].append(reason)
     for row in sorted(bad):
         report.problems.append((ids[row], "; ".join(bad[row])))
     return ids, {ids[r] for r in bad}
 
 
-def _check_layout(name: str, n: int, tensors: dict[str, torch.Tensor], K: int, D: int,
+def _check_layout(name: str, n: int, tensors: dict[str, torch.Tensor], dims: tuple[int, int, int | None],
                   report: VerifyReport) -> bool:
     ok = True
+    K, D, F = dims
     sym = {"D": D, "K": K}
     for key, (shape, dtype) in TENSOR_SPEC.items():
         if key not in tensors:
@@ -237,11 +256,23 @@ def _check_layout(name: str, n: int, tensors: dict[str, torch.Tensor], K: int, D
         if tuple(t.shape) != want or t.dtype != dtype:
             report.problems.append((name, f"tensor {key!r} is {t.dtype} {tuple(t.shape)}, expected {dtype} {want}"))
             ok = False
-    for key, dtype in OPTIONAL_SPEC.items():
-        t = tensors.get(key)
-        if t is not None and (t.dtype != dtype or t.ndim != 4 or len(t) != n):
-            report.problems.append((name, f"tensor {key!r} is {t.dtype} {tuple(t.shape)}, expected {dtype} [n, C, H, W]"))
-            ok = False
+    prelast = tensors.get("scene_prelast")
+    dtype = OPTIONAL_SPEC["scene_prelast"]
+    if prelast is not None and (prelast.dtype != dtype or prelast.ndim != 4 or len(prelast) != n):
+        report.problems.append((name, f"tensor 'scene_prelast' is {prelast.dtype} {tuple(prelast.shape)}, "
+                                      f"expected {dtype} [n, C, H, W]"))
+        ok = False
+    feats, dtype = tensors.get("face_features"), OPTIONAL_SPEC["face_features"]
+    if F is None and feats is not None:
+        report.problems.append((name, "holds tensor 'face_features' but the manifest records no face_feature_dim"))
+        ok = False
+    elif F is not None and feats is None:
+        report.problems.append((name, f"lacks tensor 'face_features' (the manifest records face_feature_dim {F})"))
+        ok = False
+    elif feats is not None and (feats.dtype != dtype or tuple(feats.shape) != (n, K, F)):
+        report.problems.append((name, f"tensor 'face_features' is {feats.dtype} {tuple(feats.shape)}, "
+                                      f"expected {dtype} {(n, K, F)}"))
+        ok = False
     unknown = sorted(set(tensors) - set(TENSOR_SPEC) - set(OPTIONAL_SPEC))
     if unknown:
         report.problems.append((name, f"unknown tensors {unknown}"))
@@ -276,6 +307,10 @@ def _row_problems(t: dict[str, torch.Tensor], K: int) -> list[tuple[int, str]]:
         x = t[key].reshape(len(mask), K, -1)
         empty_nonzero |= ~mask & (x != 0).any(2)
     flag(empty_nonzero.any(1), "empty face slot holds non-zero values")
+    if "face_features" in t:
+        feats = t["face_features"].double()
+        flag((~mask & (feats != 0).any(2)).any(1), "empty face slot holds non-zero face_features")
+        flag((mask & (feats.amax(2) == feats.amin(2))).any(1), "face_features constant for a detected face")
 
     size = t["image_size"]
     flag((size <= 0).any(1), "image size not positive")

@@ -12,6 +12,15 @@ fer2013-minixception        angry, disgust, fear, happy, sad, surprise, neutral 
 vit-face-expression         read from the model's ``id2label`` (trpakov's: angry,   HF folder or HF cache, never downloaded
                             disgust, fear, happy, neutral, sad, surprise)
 =========================== ======================================================= ===============================
+
+Each recogniser also returns, from the same forward pass, every face's embedding: the vector
+its classifier reads (``feature_dim`` F values; the cache's optional ``face_features``):
+
+* fer2013-minixception: F = 128, the last residual block's output averaged over its 4x4
+  positions (the input of the classifier conv; see ``emolog.perception.minixception``);
+* vit-face-expression: F = the model's ``hidden_size`` (768 for trpakov's ViT-Base), the
+  [CLS] token of the last hidden state after the final layernorm, i.e. the input of
+  ``model.classifier``.
 """
 
 from __future__ import annotations
@@ -43,6 +52,9 @@ _SYNONYMS: dict[str, str] = {
 }
 
 VIT_REPO = "trpakov/vit-face-expression"
+# What each recogniser's embedding is (recorded in the cache fingerprint with face_features).
+MINIXCEPTION_FEATURES = "global average of add_4 (last residual block), the input of the classifier conv2d_7"
+VIT_FEATURES = "input of model.classifier: [CLS] token of the last hidden state after the final layernorm"
 
 
 def canonical_permutation(own_classes: tuple[str, ...] | list[str], model: str = "model") -> list[int]:
@@ -62,16 +74,20 @@ def canonical_permutation(own_classes: tuple[str, ...] | list[str], model: str =
 
 
 class ExpressionRecogniser:
-    """A frozen face-expression model. ``logits(crops)`` -> [n, 7] in BASIC7 order.
+    """A frozen face-expression model. ``logits(crops)`` -> [n, 7] in BASIC7 order;
+    ``logits_and_features(crops)`` also gives each face's embedding [n, F] from the same pass.
 
     Attributes: ``name``, ``own_classes`` (the model's order), ``perm`` (own -> canonical),
-    ``weights_path`` (file hashed for the fingerprint), ``preprocessing`` (JSON-able).
+    ``weights_path`` (file hashed for the fingerprint), ``preprocessing`` (JSON-able),
+    ``feature_dim`` (F) and ``feature_layer`` (which activation the embedding is, JSON-able).
+    ``forward(x)`` returns (own-order logits [n, n_own], features [n, F]).
     """
 
     def __init__(self, name: str, net: torch.nn.Module, own_classes: tuple[str, ...],
                  preprocess: Callable[[list[Image.Image]], torch.Tensor],
                  preprocessing: dict, weights_path: Path,
-                 forward: Callable[[torch.Tensor], torch.Tensor] | None = None) -> None:
+                 forward: Callable[[torch.Tensor], tuple[torch.Tensor, torch.Tensor]],
+                 feature_dim: int, feature_layer: str) -> None:
         self.name = name
         self.net = net.eval()
         for p in self.net.parameters():
@@ -79,9 +95,10 @@ class ExpressionRecogniser:
         self.own_classes = tuple(own_classes)
         self.perm = canonical_permutation(self.own_classes, name)
         self._preprocess = preprocess
-        self._forward = forward or self.net
+        self._forward = forward
         self.preprocessing = preprocessing
         self.weights_path = weights_path
+        self.feature_dim, self.feature_layer = int(feature_dim), feature_layer
         self.device = torch.device("cpu")
 
     @property
@@ -94,17 +111,28 @@ class ExpressionRecogniser:
         return self
 
     @torch.no_grad()
-    def own_logits(self, crops: list[Image.Image]) -> torch.Tensor:
-        """Face crops (PIL, any size) -> logits [n, n_own] in the model's own order (CPU)."""
+    def own_outputs(self, crops: list[Image.Image]) -> tuple[torch.Tensor, torch.Tensor]:
+        """Face crops (PIL, any size) -> (logits [n, n_own] in the model's own order,
+        features [n, F]), both float32 on the CPU, from one forward pass."""
         if not crops:
-            return torch.zeros(0, len(self.own_classes))
+            return torch.zeros(0, len(self.own_classes)), torch.zeros(0, self.feature_dim)
         x = self._preprocess(crops).to(self.device)
-        return self._forward(x).float().cpu()
+        logits, features = self._forward(x)
+        return logits.float().cpu(), features.float().cpu()
+
+    def own_logits(self, crops: list[Image.Image]) -> torch.Tensor:
+        """Face crops -> logits [n, n_own] in the model's own order (CPU)."""
+        return self.own_outputs(crops)[0]
 
     def logits(self, crops: list[Image.Image]) -> torch.Tensor:
         """Face crops -> logits [n, 7] in BASIC7 order (CPU, float32). Softmax per row gives
         each face's own distribution."""
         return self.own_logits(crops)[:, self.perm]
+
+    def logits_and_features(self, crops: list[Image.Image]) -> tuple[torch.Tensor, torch.Tensor]:
+        """Face crops -> (logits [n, 7] in BASIC7 order, embeddings [n, F]), one forward pass."""
+        logits, features = self.own_outputs(crops)
+        return logits[:, self.perm], features
 
 
 # ----------------------------------------------------------------------------- mini-Xception
@@ -136,7 +164,8 @@ def build_minixception(weights: str | os.PathLike | None = None) -> ExpressionRe
     net = minixception.load_minixception_h5(path)
     spec = {"input": "grey 64x64 (cv2 INTER_AREA) scaled to [-1, 1]"}
     return ExpressionRecogniser("fer2013-minixception", net, minixception.OWN_CLASSES,
-                                _minixception_preprocess, spec, path)
+                                _minixception_preprocess, spec, path, net.classify,
+                                minixception.FEATURE_DIM, MINIXCEPTION_FEATURES)
 
 
 # ----------------------------------------------------------------------------- ViT (HF)
@@ -190,13 +219,24 @@ def build_vit(weights: str | os.PathLike | None = None) -> ExpressionRecogniser:
     def preprocess(crops: list[Image.Image]) -> torch.Tensor:
         return processor(images=[c.convert("RGB") for c in crops], return_tensors="pt")["pixel_values"]
 
-    def forward(x: torch.Tensor) -> torch.Tensor:
-        return model(pixel_values=x).logits
+    classifier = getattr(model, "classifier", None)
+    if not isinstance(classifier, torch.nn.Linear):
+        raise WeightsError(f"vit-face-expression: {str(folder)!r} holds a {type(model).__name__} without a "
+                           f"linear `classifier` (the layer whose input is the face embedding); expected {expected}.")
+    # The embedding is exactly what the classifier reads (for ViTForImageClassification: the
+    # [CLS] token after the final layernorm); a pre-hook captures it in the logits' own pass.
+    read: list[torch.Tensor] = []
+    classifier.register_forward_pre_hook(lambda _module, args: read.append(args[0]))
+
+    def forward(x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        read.clear()
+        logits = model(pixel_values=x).logits
+        return logits, read.pop()
 
     spec = {"processor": processor.to_dict()}
     spec["processor"].pop("_processor_class", None)
     return ExpressionRecogniser("vit-face-expression", model, own, preprocess, spec,
-                                files[0], forward)
+                                files[0], forward, classifier.in_features, VIT_FEATURES)
 
 
 # ----------------------------------------------------------------------------- registry

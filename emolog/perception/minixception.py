@@ -8,6 +8,12 @@ max-pools); separable convs = depthwise 3x3 (no bias) + pointwise 1x1 (no bias);
 Output: logits [B, 7] in the model's own order (angry, disgust, fear, happy, sad, surprise,
 neutral): the network ends in conv -> global average pool -> softmax, so the values before
 the softmax are the logits.
+
+Embedding (``MiniXception.classify``): the Keras graph ends ``add_4`` [4, 4, 128] ->
+``conv2d_7`` (3x3, 7 filters: the classifier) -> ``global_average_pooling2d_1`` ->
+``predictions`` (softmax). The pooled layer just before the softmax is already the 7 logits,
+so the face's feature vector is what the classifier reads, ``add_4`` (the last residual
+block's output), pooled the same way, globally over its 4x4 positions: FEATURE_DIM = 128 values.
 """
 
 from __future__ import annotations
@@ -25,6 +31,7 @@ from emolog.perception.common import WeightsError
 
 OWN_CLASSES = ("angry", "disgust", "fear", "happy", "sad", "surprise", "neutral")
 INPUT_SIZE = 64
+FEATURE_DIM = 128  # channels of the last residual block, the classifier conv's input
 _BN_EPS = 1e-3
 
 
@@ -81,14 +88,19 @@ class MiniXception(nn.Module):
         self.bn2 = nn.BatchNorm2d(8, eps=_BN_EPS)
         self.blocks = nn.ModuleList([_ResidualModule(8, 16), _ResidualModule(16, 32),
                                      _ResidualModule(32, 64), _ResidualModule(64, 128)])
-        self.head = nn.Conv2d(128, n_classes, 3, padding=1, bias=True)
+        self.head = nn.Conv2d(FEATURE_DIM, n_classes, 3, padding=1, bias=True)
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
+    def classify(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """One pass: (logits [B, 7], features [B, FEATURE_DIM]), the features being the
+        classifier's input averaged over its 4x4 positions (see the module docstring)."""
         x = F.relu(self.bn1(self.conv1(x)))
         x = F.relu(self.bn2(self.conv2(x)))
         for block in self.blocks:
             x = block(x)
-        return self.head(x).mean(dim=(2, 3))
+        return self.head(x).mean(dim=(2, 3)), x.mean(dim=(2, 3))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.classify(x)[0]
 
 
 # Keras layer names -> our modules, from the h5 file's model_config (inbound nodes):

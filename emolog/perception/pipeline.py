@@ -16,6 +16,8 @@ face_mask       [n, K]         bool     slot holds a real face
 n_faces         [n]            int64    faces detected (may exceed K)
 image_size      [n, 2]         int64    width, height
 scene_prelast   [n, C, H, W]   float16  only with prelast=True
+face_features   [n, K, F]      float32  only with face_features=True: each face's recogniser
+                                        embedding (F = recogniser.feature_dim); 0 where no face
 =============== ============== ======== ==============================================
 
 Each face gets its own softmax (the original pushed all 21 scores through one softmax), and
@@ -102,7 +104,9 @@ class Perception:
     Weights paths and thresholds: ``backbone_weights`` (file), ``places365_names`` (file,
     resnet18-places365 only), ``recogniser_weights`` (file or HF folder), ``min_face_size``
     (px), ``face_threshold`` (MTCNN probability), ``detect_max_side`` (downscale long side
-    before detection, None = never), ``face_margin`` (crop margin, fraction of box side).
+    before detection, None = never), ``face_margin`` (crop margin, fraction of box side),
+    ``face_features`` (also return each face's recogniser embedding; ``face_feature_dim`` is
+    its length F, None when off).
     """
 
     def __init__(self, backbone: str = DEFAULT_BACKBONE, detector: str = DEFAULT_DETECTOR,
@@ -112,7 +116,8 @@ class Perception:
                  places365_names: str | os.PathLike | None = None,
                  recogniser_weights: str | os.PathLike | None = None,
                  min_face_size: int = 20, face_threshold: float = 0.9,
-                 detect_max_side: int | None = None, face_margin: float = 0.1) -> None:
+                 detect_max_side: int | None = None, face_margin: float = 0.1,
+                 face_features: bool = False) -> None:
         if K < 1:
             raise ValueError(f"K must be >= 1, got {K}")
         self.K, self.prelast, self.face_margin = K, prelast, face_margin
@@ -123,10 +128,11 @@ class Perception:
                                        threshold=face_threshold, max_side=detect_max_side)
         from emolog.perception.expression import DEFAULT_RECOGNISER, build_recogniser
         self.recogniser = build_recogniser(recogniser or DEFAULT_RECOGNISER, recogniser_weights, self.device)
+        self.face_feature_dim = self.recogniser.feature_dim if face_features else None
 
     @classmethod
     def from_parts(cls, backbone, detector, recogniser, K: int = 3, prelast: bool = False,
-                   face_margin: float = 0.1) -> "Perception":
+                   face_margin: float = 0.1, face_features: bool = False) -> "Perception":
         """A pipeline from built components (a ``SceneBackbone``, a detector with
         ``detect``/``config``, an ``ExpressionRecogniser``), all on the backbone's device:
         for networks outside the registries, e.g. the GPU throughput benchmark's."""
@@ -136,6 +142,7 @@ class Perception:
         self.K, self.prelast, self.face_margin = K, prelast, face_margin
         self.device = next(backbone.parameters()).device
         self.backbone, self.detector, self.recogniser = backbone, detector, recogniser
+        self.face_feature_dim = recogniser.feature_dim if face_features else None
         return self
 
     @property
@@ -159,6 +166,10 @@ class Perception:
             "K": self.K,
             "emolog_version": emolog.__version__,
         }
+        if self.face_feature_dim is not None:
+            # Only when on: a cache built without the field keeps the fingerprint it always had.
+            fp["recogniser"]["face_features"] = {"dim": self.face_feature_dim,
+                                                 "layer": self.recogniser.feature_layer}
         return json.loads(json.dumps(fp, default=str))  # plain JSON types only
 
     def grey_face_logits(self) -> np.ndarray:
@@ -192,7 +203,7 @@ class Perception:
         """``perceive_batch`` for images already prepared by ``preparer()``: one backbone
         pass over the whole batch, one recogniser pass over every face of the batch."""
         n, K = len(items), self.K
-        out = _empty(n, K, self.scene_dim)
+        out = _empty(n, K, self.scene_dim, self.face_feature_dim)
         if n == 0:
             if self.prelast:
                 out["scene_prelast"] = np.zeros((0, *self.backbone.prelast_shape), np.float16)
@@ -214,15 +225,28 @@ class Perception:
                 crops.append(crop_face(im, f.box, self.face_margin))
                 slots.append((i, k))
         if crops:
-            logits = self.recogniser.logits(crops)
-            probs = torch.softmax(logits, dim=1)  # one distribution per face
-            for (i, k), lg, pr in zip(slots, logits.numpy(), probs.numpy()):
-                out["face_logits"][i, k] = lg
-                out["face_probs"][i, k] = pr
+            self._read_expressions(out, crops, slots)
         return out
 
+    def _read_expressions(self, out: dict[str, np.ndarray], crops: list[Image.Image],
+                          slots: list[tuple[int, int]]) -> None:
+        """Each face's logits and own softmax into its (image, slot); with face features, also
+        its embedding, from the same recogniser pass."""
+        if self.face_feature_dim is None:
+            logits = self.recogniser.logits(crops)
+        else:
+            logits, features = self.recogniser.logits_and_features(crops)
+            for (i, k), ft in zip(slots, features.numpy()):
+                out["face_features"][i, k] = ft
+        probs = torch.softmax(logits, dim=1)  # one distribution per face
+        for (i, k), lg, pr in zip(slots, logits.numpy(), probs.numpy()):
+            out["face_logits"][i, k] = lg
+            out["face_probs"][i, k] = pr
 
-def _empty(n: int, K: int, D: int) -> dict[str, np.ndarray]:
+
+def _empty(n: int, K: int, D: int, F: int | None) -> dict[str, np.ndarray]:
+    """Zero tensors of a batch; ``face_features`` [n, K, F] only when F is given."""
+    features = {} if F is None else {"face_features": np.zeros((n, K, F), np.float32)}
     return {
         "scene": np.zeros((n, D), np.float32),
         "face_probs": np.zeros((n, K, 7), np.float32),
@@ -233,6 +257,7 @@ def _empty(n: int, K: int, D: int) -> dict[str, np.ndarray]:
         "face_mask": np.zeros((n, K), bool),
         "n_faces": np.zeros(n, np.int64),
         "image_size": np.zeros((n, 2), np.int64),
+        **features,
     }
 
 

@@ -29,8 +29,9 @@ class SplitData:
     face_area [N, K] (fraction of the image), face_boxes [N, K, 4], face_conf [N, K],
     image_size [N, 2], n_faces [N], labels [N] long (index into the run's classes; -1 when
     unknown, e.g. images to predict), prelast [N, C, H, W] float16 or None, face_features
-    [N, K, F] or None (a cache built with --face-features); ``derived`` holds fields computed
-    from these once per split (``scene_classes`` [N, C]: the backbone's own classes).
+    [N, K, F] float32 or None (None when the cache was built without ``--face-features``);
+    ``derived`` holds fields computed from these once per split (``scene_classes`` [N, C]: the
+    backbone's own classes).
     """
 
     ids: list[str]
@@ -61,8 +62,7 @@ def split_from_cache(cache: FeatureCache, rows: slice, ids: list[str], labels: t
                      face_logits=t(cache.face_logits), face_mask=t(cache.face_mask), face_area=t(cache.face_area),
                      face_boxes=t(cache.face_boxes), face_conf=t(cache.face_conf), image_size=t(cache.image_size),
                      n_faces=t(cache.n_faces), prelast=t(cache.scene_prelast) if prelast else None,
-                     face_features=t(cache.face_features) if getattr(cache, "face_features", None) is not None
-                     else None)
+                     face_features=None if cache.face_features is None else t(cache.face_features))
 
 
 def load_data(cfg: RunConfig, device: torch.device, prelast: bool, classes: tuple[str, ...] = BASIC7

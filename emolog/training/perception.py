@@ -2,7 +2,8 @@
 
 ``perception_record(manifest)`` is the ``perception`` key of a run's config.json and
 results.json: the cache's perception fingerprint (backbone name, weights sha256, prelast;
-recogniser; detector settings; K) plus where the weights files were when the cache was built
+recogniser, with its ``face_features`` record when the cache stores them; detector settings;
+K) plus where the weights files were when the cache was built
 (``manifest.info.weights_paths``), so ``train``, ``explain``, ``predict`` and resume never
 guess. A simulated cache records ``{"simulated": true, ...}`` (no networks: nothing to rebuild).
 
@@ -38,7 +39,9 @@ def perception_record(manifest: dict) -> dict:
                          "preprocessing": bb.get("preprocessing")},
             "recogniser": {"name": rg.get("name"), "weights_path": paths.get("recogniser"),
                            "weights_sha256": rg.get("weights_sha256"), "own_classes": rg.get("own_classes"),
-                           "face_margin": rg.get("face_margin")},
+                           "face_margin": rg.get("face_margin"),
+                           # only when the cache stores them: other runs' records stay as they were
+                           **({"face_features": rg["face_features"]} if rg.get("face_features") else {})},
             "detector": fp.get("detector"), "prelast": bool(bb.get("prelast", False)),
             "emolog_version": fp.get("emolog_version")}
 
