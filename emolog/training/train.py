@@ -139,8 +139,10 @@ def build_heads(cfg: RunConfig, spec: Spec | None, lm: nn.Module, splits: dict[s
                 device: torch.device) -> dict[str, nn.Module]:
     """The trainable heads (``HeadMLP``, seeded) of a program compiled in the seed's shape, each
     over whole-image features (a program through DeepProgram builds its own at its first batch)."""
-    if spec is None or getattr(lm, "general", False):
+    if spec is None:
         return {}
+    if getattr(lm, "general", False):   # built at the first batches (_first_batches)
+        return lm.heads()
     from emolog.training.bindings.fields import row_values
     heads: dict[str, nn.Module] = {}
     tr = splits["train"]
@@ -153,17 +155,23 @@ def build_heads(cfg: RunConfig, spec: Spec | None, lm: nn.Module, splits: dict[s
     return heads
 
 
-def first_batches(model: Model, tr: SplitData, per_count: int = 2) -> None:
-    """Evaluate a few training images of each face count before training, so that a program
-    compiled through DeepProgram builds its heads (their input width is what the program's
-    inputs hold) and its answers are checked against the labels: a mistake is refused now."""
+def _first_batches(cfg: RunConfig, spec: Spec, lm: nn.Module, splits: dict[str, SplitData], semantics: str,
+                   device: torch.device, per_count: int = 2) -> list[str]:
+    """A program compiled through DeepProgram evaluates a few training images of each face count
+    before any training or pretraining: its structures compile, its heads are built (their
+    input width is what the program's inputs hold) and its answers are checked against the
+    labels, so a mistake is refused now. Returns the check's notes."""
+    tr = splits["train"]
+    scene = new_scene_net(cfg, tr.scene.shape[1], n_classes=len(scene_domain(lm) or BASIC7)).to(device)
+    probe = Model(lm, scene, None, semantics, None, kind="none", classes=spec.classes)
     counts = tr.face_mask.sum(1)
     idx = torch.cat([(counts == c).nonzero()[:per_count, 0] for c in torch.unique(counts)])
-    was = model.training
-    model.eval()
+    probe.eval()
     with torch.no_grad():
-        model(tr, idx)
-    model.train(was)
+        probe(tr, idx)
+    notes = lm.check_labels(explicit=spec.label_values is not None)
+    # answer-mass check: see coordinator
+    return notes
 
 
 def _train_run(cfg: RunConfig, out: Path, resume: bool, progress: bool) -> dict:
@@ -205,6 +213,7 @@ def _train_run(cfg: RunConfig, out: Path, resume: bool, progress: bool) -> dict:
         lm = build_logic(spec, prog, semantics, cfg.logic_param, ctx)
     lm = lm.to(device)
     kind = program_kind(lm)
+    notes = _first_batches(cfg, spec, lm, splits, semantics, device) if getattr(lm, "general", False) else []
     atomic_write_text(out / "config.json", json.dumps(
         {**cfg.to_dict(), "perception": perception, "provenance": provenance(manifest, data_info)}, indent=1))
 
@@ -213,7 +222,7 @@ def _train_run(cfg: RunConfig, out: Path, resume: bool, progress: bool) -> dict:
                                                classes)
     last_block = build_last_block(cfg, perception).to(device) if regime.trains_backbone else None
     extra: dict = {"pretrain": pretrain_info, "spec": spec.record() if spec else None,
-                   "program_source": spec.program if spec else cfg.program, "notes": list(spec.notes) if spec else []}
+                   "program_source": spec.program if spec else cfg.program, "notes": (list(spec.notes) if spec else []) + notes}
     if spec is not None:
         extra["spec"]["class_maps"] = {n: m[2] for n, m in ctx.maps.items()}
     grey = None
@@ -233,12 +242,6 @@ def _train_run(cfg: RunConfig, out: Path, resume: bool, progress: bool) -> dict:
                   {n: b.inputs for n, b in spec.nets.items() if n in heads} if spec else None)
     if gate is not None:
         model.static = {id(s): split_static_evidence(s) for s in splits.values()}
-    if model.general:
-        first_batches(model, splits["train"])
-        lm.check_labels(explicit=spec.label_values is not None)
-        # answer-mass check: see coordinator
-        model.heads.update(lm.heads())
-        model.to(device)
 
     names = own_names(spec)
     groups = [Group("logic", lm, regime.trains_logic),

@@ -307,20 +307,23 @@ class ProgramLogic(nn.Module):
     def source_weights(self) -> dict[str, float]:
         return {}
 
-    def check_labels(self, explicit: bool) -> None:
-        """After the first batches: every label's value is one of the answers the program gave,
-        and (without a label table) every answer is a label; else refused, both sides listed."""
-        wanted = set(self._col)
-        missing, extra = sorted(wanted - self.values_seen), sorted(self.values_seen - wanted)
-        if not missing and (explicit or not extra):
-            return
+    def check_labels(self, explicit: bool) -> list[str]:
+        """After the first batches, the answers the program gave against the labels: refused
+        (both sides listed, and the table that would fix it) when no label is answered, or
+        when, without a label table, the program answers values that are no label (another
+        spelling); returns a note naming labels the program never answered (probability 0)."""
+        wanted = {v: c for c, v in zip(self.classes, self._col)}
         seen = sorted(self.values_seen)
-        if all(v.lstrip("-").isdigit() for v in seen) and sorted(map(int, seen)) == list(range(len(self.classes))):
+        missing = [wanted[v] for v in sorted(wanted) if v not in self.values_seen]
+        extra = [v for v in seen if v not in wanted]
+        if len(missing) < len(wanted) and (explicit or not extra):
+            return [f"{self.where}: the program answered none of the labels {missing} on its first batches: their "
+                    "probability is 0 there"] if missing else []
+        shown = [v.strip("'") for v in seen]
+        if all(v.lstrip("-").isdigit() for v in shown) and sorted(map(int, shown)) == list(range(len(self.classes))):
             fix = 'label_values = "position" (the i-th label is the value i)'
         else:
-            fix = f"[label_values] {suggest_table(self.classes, seen)}"
-        raise SpecError(f"{self.where}: the query's answers give the values {short(seen)}, but the labels "
-                        f"{short(list(self.classes))} ask for {short(sorted(wanted))} (not answered: {short(missing)}"
-                        + (f"; answered but no label: {short(extra)}" if extra and not explicit else "")
-                        + f"); map the labels to the program's values with {fix}")
-
+            fix = f"[label_values] {suggest_table(self.classes, shown)}"
+        raise SpecError(f"{self.where}: the query's answers are {short(shown)}, the labels {short(list(self.classes))} "
+                        f"(answered by no label: {short([v.strip(chr(39)) for v in extra])}; labels never answered: "
+                        f"{short(missing)}); map the labels to the program's values with {fix}")

@@ -298,11 +298,12 @@ def check_data(where: str, bindings: dict[str, NetBinding], nets: dict, k: int, 
         for src in (b.bind, *b.inputs):
             fld = src[len("cache."):] if src.startswith("cache.") else None
             if fld and not has(fld):
-                flag = {"face_features": "--face-features", "scene_classes": "a real scene backbone"}.get(fld)
+                from emolog.cache.store import BUILD_FLAGS
                 raise SpecError(f"{w} reads {src}, which this cache does not hold"
-                                + (f": rebuild it with `emolog cache build ... {flag}`" if fld == "face_features"
-                                   else f" ({flag}: a simulated cache has no classifier; read cache.scene instead)"
-                                   if flag else ""))
+                                + (f": it was built without them; rebuild it with `emolog cache build --index D "
+                                   f"--out NEW_CACHE {BUILD_FLAGS[fld]}`" if fld in BUILD_FLAGS
+                                   else ": it needs the scene backbone's classifier, and a simulated cache has none; "
+                                   "read cache.scene instead"))
         if b.slots and max(b.slots.values()) > k:
             raise SpecError(f"{w} slots {b.slots} reach past the cache's {k} face slots")
         fld = field_of(b.bind)
