@@ -105,12 +105,13 @@ class RowFeed(_Feed):
     def call_batch(self, requests: list[tuple[Term, torch.Tensor | None]]) -> torch.Tensor:
         x = self.source(self.b.bind)
         out = torch.cat([self.read(x, self.level, t, ids) for t, ids in requests])
-        out = apply_map(out, self.cmap, self.renorm)
-        if out.shape[1] != self.width:
+        if out.shape[1] != (self.width if self.cmap is None else self.cmap.shape[0]):
+            whole = self.level == "face" and any(self._addr[str(t)] is None for t, _ in requests)
             raise self.fail(f"is fed {out.shape[1]} values per input by {self.b.bind} (read "
-                            f"{'per face' if self.level == 'face' else 'per image'}), but its "
-                            f"{'domain has' if self.ad else 'fact takes'} {self.width}")
-        return out
+                            + (f"for the whole image: its {x.shape[1]} face slots side by side; pass a face, "
+                               "tensor(face(I, k)) or a slot atom, to read one" if whole else "per input")
+                            + f"), but its {'domain has' if self.ad else 'fact takes'} {self.width}")
+        return apply_map(out, self.cmap, self.renorm)
 
 
 class _InputsFeed(_Feed):

@@ -170,9 +170,22 @@ def _seed_module(spec, prog, semantics: str, param: str):
         lm = compile_program(text, semantics=semantics, param=param, path=path)
     except ProgramError:
         return None
-    if not isinstance(lm, LogicModule):
+    if not isinstance(lm, LogicModule) or not _reads_as_seed(lm):
         return None
     return lm
+
+
+PER_FACE = ("face_net", "available", "large", "confident")
+
+
+def _reads_as_seed(lm) -> bool:
+    """Every network input as this compilation feeds it: per face slot (``face_net(face2)``) for
+    the recogniser, availability and evidence networks, per image for the others."""
+    for key in [*lm.input_sizes, *lm.fact_keys]:
+        per_face = re.fullmatch(r"(\w+)\(face\d+\)", key)
+        if (key.split("(")[0] in PER_FACE) != bool(per_face):
+            return False
+    return True
 
 
 class ProgramLogic(nn.Module):

@@ -102,13 +102,15 @@ def function_name(fn: Any) -> str:
 
 
 def resolve_function(ref: Any, base: Path, where: str) -> Callable:
-    """A callable from ``module:name`` (a module importable as is, or ``<base>/module.py``)."""
+    """A callable from ``module:name``: a module beside the spec (``<base>/module.py``), a .py
+    file relative to it (``../tools.py:name``) or a module importable as is."""
     if callable(ref):
         return ref
     if not isinstance(ref, str) or ref.count(":") != 1:
-        raise SpecError(f"{where} function must be \"module:name\" (e.g. \"va_tools:nearest_emotion\"), got {ref!r}")
+        raise SpecError(f"{where} function must be \"module:name\" or \"file.py:name\" (e.g. "
+                        f"\"va_tools:nearest_emotion\"), got {ref!r}")
     mod_name, attr = ref.split(":")
-    local = base / (mod_name.replace(".", "/") + ".py")
+    local = base / (mod_name if mod_name.endswith(".py") else mod_name.replace(".", "/") + ".py")
     try:
         if local.is_file():
             key = f"emolog_spec_{abs(hash(str(local)))}_{local.stem}"
@@ -125,8 +127,8 @@ def resolve_function(ref: Any, base: Path, where: str) -> Callable:
             fn = getattr(fn, part)
     except Exception as e:   # any import failure of user code: said in one line
         raise SpecError(f"{where} function {ref!r} cannot be imported ({type(e).__name__}: "
-                        f"{str(e).splitlines()[0] if str(e) else ''}); give module:name of a module on the "
-                        f"Python path or a file {mod_name}.py beside the spec") from None
+                        f"{str(e).splitlines()[0] if str(e) else ''}); give module:name of a module beside the "
+                        "spec or on the Python path, or file.py:name relative to the spec") from None
     if not callable(fn):
         raise SpecError(f"{where} function {ref!r} is not callable")
     return fn

@@ -31,3 +31,9 @@ def soft_centroid(va: torch.Tensor) -> torch.Tensor:
 def broken(v: Term, a: Term) -> Term:
     """A foreign predicate that fails on its input (the bad-spec corpus)."""
     raise ZeroDivisionError("no centroid for this pair")
+
+
+def raw_distance(va: torch.Tensor) -> torch.Tensor:
+    """Squared distances to the centroids, not probabilities (the bad-spec corpus)."""
+    c = torch.tensor(list(CENTROIDS.values()), dtype=va.dtype)
+    return ((va[:, None, :] - c[None]) ** 2).sum(-1)
