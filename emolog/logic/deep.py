@@ -67,10 +67,13 @@ class Example:
 
 @dataclass
 class Answers:
-    """``probs[b, a]`` = P(answer a | evidence) for example b; answers print ``I`` for the id."""
+    """``probs[b, a]`` = P(answer a | evidence) for example b; answers print ``I`` for the id.
+    With ``forward(..., joint=True)``: P(answer a and evidence), and ``evidence[b]`` =
+    P(evidence) (1 where a structure has none)."""
 
     names: list[str]
     probs: torch.Tensor
+    evidence: torch.Tensor | None = None
 
 
 @dataclass
@@ -274,23 +277,30 @@ class DeepProgram(torch.nn.Module):
         return self._inputs[(net, key)]
 
     # ---- evaluation -----------------------------------------------------------------
-    def forward(self, examples: Sequence[Example]) -> Answers:
-        """Every answer of every example (0 where an example's structure lacks it)."""
+    def forward(self, examples: Sequence[Example], joint: bool = False) -> Answers:
+        """Every answer of every example (0 where an example's structure lacks it). ``joint``:
+        unconditioned, P(answer and evidence) with P(evidence) in ``Answers.evidence`` (EM's
+        counts and the multilinear forms of training need them apart)."""
         groups: dict[str, tuple] = {}
         for i, ex in enumerate(examples):
             c = self.compiled(ex)
             g = groups.setdefault(c.key, (c, [], [], None))
             g[1].append(i)
             g[2].append(ex.id)
-        parts = self._evaluate(groups)
+        parts = self._evaluate(groups, joint)
         names = sorted({n for c, _, _ in parts for n in c.names})
         col = {n: i for i, n in enumerate(names)}
-        dtype = parts[0][2].dtype if parts else torch.float64
+        first = parts[0][2] if parts else None
+        dtype = (first[0] if isinstance(first, tuple) else first).dtype if parts else torch.float64
         out = torch.zeros(len(examples), len(names), dtype=dtype)
+        z = torch.ones(len(examples), dtype=dtype) if joint else None
         for c, pos, vals in parts:
+            if joint:
+                vals, ev = vals if c.has_evidence else (vals, None)
+                z = z if ev is None else z.index_put((torch.tensor(pos),), ev.to(dtype))
             cols = torch.tensor([col[n] for n in c.names], dtype=torch.long)
             out = out.index_put((torch.tensor(pos).unsqueeze(1), cols.unsqueeze(0)), vals)
-        return Answers(names, out)
+        return Answers(names, out, z)
 
     def prob(self, examples: Sequence[Example]) -> torch.Tensor:
         """Tensor[B]: P(query | evidence) of each fully bound example (0 if not derivable).
@@ -354,8 +364,9 @@ class DeepProgram(torch.nn.Module):
         c, col = self._fill_memo[memo_key]
         return self._mem[c.key], col
 
-    def _evaluate(self, groups: dict[str, tuple]) -> list[tuple]:
-        """[(structure, positions, values [n, answers])] for examples grouped by structure."""
+    def _evaluate(self, groups: dict[str, tuple], joint: bool = False) -> list[tuple]:
+        """[(structure, positions, values [n, answers])] for examples grouped by structure;
+        ``joint``: a structure with evidence gives (P(answer and evidence), P(evidence) [n])."""
         calls: dict[int, list[torch.Tensor]] = {}
         for c, _, ids, _ in groups.values():
             for u, _, _ in c.plan[5]:
@@ -376,7 +387,9 @@ class DeepProgram(torch.nn.Module):
             chunks = [c.evaluator(self._table(c, ids_t[k:k + step], outputs, tp, dtype))
                       for k in range(0, len(ids), step)]
             vals = chunks[0] if len(chunks) == 1 else torch.cat(chunks, 0)
-            if c.has_evidence:
+            if c.has_evidence and joint:
+                vals = (vals[:, :-1], vals[:, -1])
+            elif c.has_evidence:
                 z = vals[:, -1:]
                 if (z <= 0).any():
                     bad = ids_t[(z[:, 0] <= 0).cpu()].tolist()

@@ -90,8 +90,6 @@ def build_linear(model: torch.nn.Module, s: SplitData, live_t: bool, live_scene:
     lm = model.lm
     if len(model.heads):   # a head's output is a live input this precomputation does not cover
         return None
-    if getattr(lm, "has_evidence", False):   # its outputs are conditioned already: not multilinear
-        return None
     live_gate = model.kind == "gate"
     t_blocks = [(torch.tensor(b, dtype=torch.long), g) for b, g in zip(lm.tparams.blocks, lm.tparams.is_group)] \
         if live_t else []

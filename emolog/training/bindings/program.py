@@ -209,8 +209,6 @@ class ProgramLogic(nn.Module):
         self.query_names = [f"{spec.functor}({as_term(c, 'a label', 'the label set')})" for c in spec.classes]
         self._col = {str(as_term(spec.value_of(c), "a label value", spec.where)): j for j, c in enumerate(spec.classes)}
         self.uses_faces = "Faces" in spec.template
-        # P(class | evidence) is a ratio, not multilinear in the inputs (training.linear)
-        self.has_evidence = bool(re.search(r"^\s*evidence\s*\(", prog.source_text, re.MULTILINE))
         self.input_sizes = {n: len(d.domain) for n, d in prog.nets.items() if d.kind == "ad"}
         self.scene_head = next((n for n, b in spec.nets.items() if b.bind == "scene_head"), None)
         self.batch = Batch()
@@ -261,18 +259,23 @@ class ProgramLogic(nn.Module):
         return [self._example(b, 0, k) for b, k in enumerate(n)]
 
     def forward(self, inputs: dict, facts: dict | None = None) -> torch.Tensor:
+        return self._classes(self._answers(inputs, joint=False))
+
+    def _answers(self, inputs: dict, joint: bool):
         from emolog.logic import ProgramError
         from emolog.logic.module import LogicInputError
         self.batch.set(inputs)
-        exs = self._examples(inputs)
         try:
-            ans = self.prog(exs)
+            return self.prog(self._examples(inputs), joint=joint)
         except ProgramError as e:
             if e.message == "evidence impossible":   # an image the program cannot score
                 raise LogicInputError(f"the evidence has probability 0 for some images ({e})") from None
             raise
+
+    def _classes(self, ans) -> torch.Tensor:
+        """[B, classes] from every answer: a label's value's answer, in the class order."""
         src, dst = self._columns(ans.names)
-        out = torch.zeros(len(exs), len(self.classes), dtype=ans.probs.dtype, device=ans.probs.device)
+        out = torch.zeros(ans.probs.shape[0], len(self.classes), dtype=ans.probs.dtype, device=ans.probs.device)
         # answers of different structures (face counts) name one class: each example has its own
         return out.index_add(1, dst, ans.probs[:, src]) if len(src) else out
 
@@ -293,9 +296,9 @@ class ProgramLogic(nn.Module):
         return self._value[name]
 
     def raw_outputs(self, inputs: dict, facts: dict | None = None) -> torch.Tensor:
-        """[B, classes + 1]: P(class | evidence) and 1 (the evidence is conditioned on already)."""
-        out = self(inputs, facts)
-        return torch.cat([out, torch.ones_like(out[:, :1])], 1)
+        """[B, classes + 1]: P(class and evidence) and P(evidence) (1 without evidence)."""
+        ans = self._answers(inputs, joint=True)
+        return torch.cat([self._classes(ans), ans.evidence.to(ans.probs).unsqueeze(1)], 1)
 
     def groundings(self, inputs: dict) -> torch.Tensor:
         """[B, P]: how many ground facts of each t() the example's circuit holds (a t() shared
