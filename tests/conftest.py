@@ -103,9 +103,10 @@ def research_data(tmp_path_factory):
         write_split(make_split(res.index.ids, res.index.df["label"].tolist(), seed=42, fractions=(0.5, 0.25, 0.25)),
                     d / "split.json")
         out[name] = d
+    weights = base / "weights"
     perception = Perception(backbone="resnet18-places365",
-                            backbone_weights=write_places365_checkpoint(base / "weights" / "resnet18_places365.pth.tar"),
-                            recogniser="vit-face-expression", recogniser_weights=write_vit_folder(base / "weights" / "vit"),
+                            backbone_weights=write_places365_checkpoint(weights / "resnet18_places365.pth.tar"),
+                            recogniser="vit-face-expression", recogniser_weights=write_vit_folder(weights / "vit"),
                             device="cpu", K=5, face_features=True)
     threads = torch.get_num_threads()
     torch.set_num_threads(1)   # small forward passes on a shared CPU: one thread is faster

@@ -24,7 +24,7 @@ from emolog.training.bindings.program import ProgramLogic, build_logic, open_pro
 from emolog.training.bindings.schema import SpecError
 from emolog.training.config import RunConfig
 from emolog.training.data import load_data
-from emolog.training.gate import program_kind, split_static_evidence
+from emolog.training.gate import program_kind
 from emolog.training.losses import new_scene_net
 from emolog.training.model import Model
 from emolog.training.perception import perception_record
@@ -106,8 +106,8 @@ def test_both_compilations_train_to_the_same_result(sim, tmp_path, monkeypatch, 
 
 def test_class_maps_rename_merge_drop_and_renormalise():
     feed = ["angry", "disgust", "fear", "happy", "sad", "surprise", "neutral"]
-    m, renorm, table = class_map_matrix(feed, ["positive", "negative"],
-                                        {"positive": ["happy", "surprise"], "negative": ["angry", "sad"]}, "s: [nets.x]")
+    merge = {"positive": ["happy", "surprise"], "negative": ["angry", "sad"]}
+    m, renorm, table = class_map_matrix(feed, ["positive", "negative"], merge, "s: [nets.x]")
     x = torch.tensor([[0.1, 0.1, 0.1, 0.3, 0.2, 0.1, 0.1], [0.0] * 7], dtype=torch.float64)
     y = apply_map(x, m, renorm)
     assert renorm and table["positive"] == ["happy", "surprise"]

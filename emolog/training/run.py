@@ -244,8 +244,9 @@ def _build_model(run: Run, device: str) -> Any:
         last_block.load_state_dict(torch.load(d / "backbone_last_block.pt", map_location="cpu", weights_only=True))
     grey = run.results.get("grey_face_logits")
     grey_t = torch.tensor(grey["values"], dtype=torch.float32, device=device) if grey else None
+    head_inputs = {n: b.inputs for n, b in spec.nets.items() if n in heads} if spec else None
     model = Model(lm, scene_net, last_block, run.results["semantics"], grey_t, load_gate(d), program_kind(lm),
-                  tuple(run.classes), heads, {n: b.inputs for n, b in spec.nets.items() if n in heads} if spec else None)
+                  tuple(run.classes), heads, head_inputs)
     return model.to(device).eval()
 
 

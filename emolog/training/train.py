@@ -222,7 +222,8 @@ def _train_run(cfg: RunConfig, out: Path, resume: bool, progress: bool) -> dict:
                                                classes)
     last_block = build_last_block(cfg, perception).to(device) if regime.trains_backbone else None
     extra: dict = {"pretrain": pretrain_info, "spec": spec.record() if spec else None,
-                   "program_source": spec.program if spec else cfg.program, "notes": (list(spec.notes) if spec else []) + notes}
+                   "program_source": spec.program if spec else cfg.program,
+                   "notes": (list(spec.notes) if spec else []) + notes}
     if spec is not None:
         extra["spec"]["class_maps"] = {n: m[2] for n, m in ctx.maps.items()}
     grey = None

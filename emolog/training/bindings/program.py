@@ -24,7 +24,7 @@ from torch import nn
 
 from emolog.labels import BASIC7
 from emolog.training.bindings.feeds import Batch, FunctionFeed, HeadFeed, HeadMLP, RowFeed
-from emolog.training.bindings.fields import MASK, field_of
+from emolog.training.bindings.fields import MASK
 from emolog.training.bindings.maps import short, suggest_table
 from emolog.training.bindings.schema import SpecError, check_nets, function_version, resolve_function
 
