@@ -138,3 +138,20 @@ def test_a_network_over_computed_values_is_called_once_per_batch(research_data):
     assert out.shape == (n, 8) and torch.allclose(out.sum(1), torch.ones(n, dtype=out.dtype))
     # 7 expressions x 4 moods combined, and the 4 moods' own pairs: 32 distinct pairs in one call
     assert calls == [32]
+
+
+def test_the_readme_program_trains_from_its_spec(research_data, tmp_path):
+    """README, "A DeepProbLog file, trained on FindingEmo": its program and its spec as printed."""
+    readme = (Path(__file__).parent.parent / "README.md").read_text()
+    section = readme[readme.index("### A DeepProbLog file, trained on FindingEmo"):]
+    program = section.split("```prolog\n", 1)[1].split("```", 1)[0]
+    spec = section.split("```toml\n", 1)[1].split("```", 1)[0]
+    assert len(spec.strip().splitlines()) <= 10
+    (tmp_path / "va.pl").write_text(program)
+    (tmp_path / "va.toml").write_text(spec)
+    res = train_run({**RUN, "spec": str(tmp_path / "va.toml"), "data": str(research_data["emo8"])}, tmp_path / "run",
+                    progress=False)
+    assert res["spec"]["nets"]["va_to_emotion"] == {"bind": "head", "inputs": ["args"], "hidden": [64]}
+    assert main(["predict", str(tmp_path / "run"), "--index", str(research_data["emo8"]), "--splits", "test",
+                 "--out", str(tmp_path / "p"), "--quiet"]) == 0
+    assert len(pd.read_csv(tmp_path / "p" / "predictions.csv")) == res["metrics"]["test"]["n"]

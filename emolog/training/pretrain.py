@@ -126,7 +126,7 @@ def pretrained_scene_net(cfg: RunConfig, splits: dict[str, SplitData], manifest:
 
 def query_columns(lm: nn.Module, classes: tuple[str, ...]) -> list[int]:
     """The output columns of ``<f>(X, c)`` for each class c of ``classes``: f is the spec's query
-    predicate (``lm.output_functor``, set by ``spec.build_logic_module``), else ``emotion``."""
+    predicate (``lm.output_functor``, set by ``bindings.program.build_logic``), else ``emotion``."""
     from emolog.logic.templates import as_term
     functor = getattr(lm, "output_functor", "emotion")   # a label such as Joy is the atom 'Joy'
     return [lm.query_names.index(f"{functor}({as_term(c, 'a label', 'the label set')})") for c in classes]

@@ -39,7 +39,6 @@ from emolog.training.config import ConfigError
 
 SPEC_DIR = Path(__file__).resolve().parent / "specs"
 KEYS = {"name", "program", "query", "image", "labels", "label_values", "nets", "foreign", "description", "engine"}
-RECORD_KEYS = KEYS | {"path", "classes", "notes", "renames"}
 
 __all__ = ["SPEC_DIR", "Spec", "SpecError", "load_spec", "query_functor", "resolve_spec"]
 
