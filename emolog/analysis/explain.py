@@ -133,7 +133,10 @@ def explain_image(p: Perception, image: Image.Image, run_info: dict | None = Non
             report["source_weights"] = gated
             report["source_weights_kind"] = "per image (gate)"
         if "run" in run_info:
-            report.update(_fused(run_info["run"], perceived_cache(p, t, ["image"])))
+            fused = _fused(run_info["run"], perceived_cache(p, t, ["image"]))
+            if "scene_net" not in fused:   # the run's program has no scene network
+                report.pop("scene_net", None)
+            report.update(fused)
     return report
 
 

@@ -172,6 +172,9 @@ class Run:
             cache = load_cache(cache, ids=ids, prelast=joint_unfreeze)
         elif ids is not None:
             cache = cache.select(list(ids))
+        for n, tb in ((self.results.get("spec") or {}).get("nets") or {}).items():
+            if "cache.face_features" in (tb.get("bind"), *tb.get("inputs", [])):
+                cache.require("face_features", f"network {n} of {self.dir}'s spec reads it")
         if joint_unfreeze and cache.scene_prelast is None:
             raise RunError(f"{self.dir} trained the backbone's last block: predicting needs the cache's "
                            "pre-last activations (load it with prelast=True, or pass the cache directory)")
