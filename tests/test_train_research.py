@@ -155,3 +155,21 @@ def test_the_readme_program_trains_from_its_spec(research_data, tmp_path):
     assert main(["predict", str(tmp_path / "run"), "--index", str(research_data["emo8"]), "--splits", "test",
                  "--out", str(tmp_path / "p"), "--quiet"]) == 0
     assert len(pd.read_csv(tmp_path / "p" / "predictions.csv")) == res["metrics"]["test"]["n"]
+
+
+@pytest.mark.parametrize("name", ["scene365", "face_features"])
+def test_predict_on_the_photos_equals_the_cache(research_data, tmp_path, name):
+    """`emolog predict RUN photos...` perceives the photos again with the run's recorded networks
+    (the Places365 classifier's 365 classes; each face's embedding, K = 5) and predicts what the
+    cache gives."""
+    d = research_data["emo8"]
+    out = tmp_path / "run"
+    train_run({**RUN, "epochs": 1, "spec": str(CORPUS / f"{name}.toml"), "data": str(d)}, out, progress=False)
+    test_ids = load_split(d / "split.json")["test"]
+    rel = ImageIndex.load(d / "index.csv").df.set_index("image_id")["rel_path"]
+    photos = [str(d.parent / "images" / rel[i]) for i in test_ids]
+    assert main(["predict", str(out), *photos, "--out", str(tmp_path / "p"), "--quiet"]) == 0
+    again = pd.read_csv(tmp_path / "p" / "predictions.csv")
+    pred = emolog.load_run(out).predict(d / "cache", ids=test_ids)
+    assert (again["features"] == "perceived").all()
+    np.testing.assert_allclose(again[[f"p_{c}" for c in pred.classes]].to_numpy(), pred.probs, atol=1e-4)

@@ -333,7 +333,7 @@ class ProgramLogic(nn.Module):
         missing = [wanted[v] for v in sorted(wanted) if v not in self.values_seen]
         extra = [v for v in seen if v not in wanted]
         if len(missing) < len(wanted) and (explicit or not extra):
-            return [f"{self.where}: the program answered none of the labels {missing} on its first batches: their "
+            return [f"{self.where}: no answer of the program on its first batches is the label(s) {missing}: their "
                     "probability is 0 there"] if missing else []
         shown = [v.strip("'") for v in seen]
         if all(v.lstrip("-").isdigit() for v in shown) and sorted(map(int, shown)) == list(range(len(self.classes))):
