@@ -212,7 +212,9 @@ class ProgramLogic(nn.Module):
         self.input_sizes = {n: len(d.domain) for n, d in prog.nets.items() if d.kind == "ad"}
         self.scene_head = next((n for n, b in spec.nets.items() if b.bind == "scene_head"), None)
         self.batch = Batch()
-        self.feeds = {n: self._feed(b, prog.nets[n], ctx, i) for i, (n, b) in enumerate(sorted(spec.nets.items()))}
+        # heads seeded by their rank among the spec's heads, as the seed-shaped compilation seeds them
+        rank = {n: i for i, n in enumerate(sorted(n for n, b in spec.nets.items() if b.bind == "head"))}
+        self.feeds = {n: self._feed(b, prog.nets[n], ctx, rank.get(n, 0)) for n, b in spec.nets.items()}
         for n, f in self.feeds.items():
             prog.bind(n, f)
         self.row_sources = sorted({MASK} | {s for b in spec.nets.values() for s in (b.bind, *b.inputs)
