@@ -6,8 +6,6 @@ written in as facts.
 
 from __future__ import annotations
 
-from types import SimpleNamespace
-
 import pytest
 import torch
 from problog import get_evaluatable
@@ -15,7 +13,7 @@ from problog.program import PrologString
 
 from emolog.logic import DeepProgram, Example, ProgramError
 from emolog.training.config import ConfigError
-from emolog.training.spec import check_program, load_spec, resolve_spec
+from emolog.training.spec import load_spec, resolve_spec
 
 
 def problog(text: str) -> dict[str, float]:
@@ -221,28 +219,26 @@ def test_label_file_comments_and_duplicates(tmp_path):
         load_spec(str(_spec(tmp_path, "  # only a comment\n")))
 
 
-def _lm(nets: dict[str, int], facts=()):
-    return SimpleNamespace(query_names=["emotion(happy)", "emotion(sad)"], input_sizes=nets,
-                           fact_keys={f: None for f in facts}, program=SimpleNamespace(path="p.pl"))
-
-
-def test_check_program_nets_tables(tmp_path):
-    lm = _lm({"scene_net": 2})
+def test_spec_nets_tables(tmp_path):
+    """Each [nets.<name>] table is checked when the spec is read (keys, feeds) and against the
+    program's declared networks before anything is compiled."""
+    from emolog.logic.translate import Net
+    from emolog.training.bindings.schema import check_nets
+    nets = {"scene_net": Net("scene_net", "ad", ["happy", "sad"], 1)}
     ok = '[nets.scene_net]\nbind = "scene_head"\n'
-    check_program(load_spec(str(_spec(tmp_path, "happy\nsad\n", ok))), lm)
+    check_nets("s.toml", load_spec(str(_spec(tmp_path, "happy\nsad\n", ok))).nets, nets, "p.pl")
     spec = load_spec(str(_spec(tmp_path, "happy\nsad\n", ok + '[nets.mystery]\nbind = "gate"\n')))
-    with pytest.raises(ConfigError, match=r"\[nets.mystery\] binds a neural predicate p.pl does not declare"):
-        check_program(spec, lm)
-    spec = load_spec(str(_spec(tmp_path, "happy\nsad\n", ok + 'hidden = [3]\n')))
+    with pytest.raises(ConfigError, match=r"\[nets.mystery\] binds a network p.pl does not declare"):
+        check_nets("s.toml", spec.nets, nets, "p.pl")
     with pytest.raises(ConfigError, match=r"\[nets.scene_net\] unknown key\(s\) \['hidden'\]"):
-        check_program(spec, lm)
-    spec = load_spec(str(_spec(tmp_path, "happy\nsad\n", '[nets.scene_net]\nbind = "cache.scenery"\n')))
-    with pytest.raises(ConfigError, match=r"bind = 'cache.scenery': this emolog can feed a network with \[.*'scene_head'.*'head'\]$"):
-        check_program(spec, lm)
+        load_spec(str(_spec(tmp_path, "happy\nsad\n", ok + 'hidden = [3]\n')))
+    with pytest.raises(ConfigError, match=r"bind = 'cache.scenery' is no feed emolog knows; choose one of "
+                                          r"\[.*'cache.face_probs'.*'head'"):
+        load_spec(str(_spec(tmp_path, "happy\nsad\n", '[nets.scene_net]\nbind = "cache.scenery"\n')))
 
 
-def test_deep_spec_needs_a_binding_for_every_network(tmp_path, monkeypatch):
-    from emolog.training.spec import build_logic_module
+def test_a_spec_needs_a_binding_for_every_network(tmp_path, monkeypatch):
+    from emolog.training.bindings.program import open_program
     monkeypatch.setenv("EMOLOG_LOGIC_CACHE", str(tmp_path / "cache"))
     (tmp_path / "p.pl").write_text(
         "nn(scene_net, [S], E, [happy, sad]) :: scene_emotion(S, E).\n"
@@ -251,11 +247,9 @@ def test_deep_spec_needs_a_binding_for_every_network(tmp_path, monkeypatch):
     (tmp_path / "labels.txt").write_text("happy\nsad\n")
     (tmp_path / "s.toml").write_text(
         'program = "p.pl"\nquery = "emotion(Faces, tensor(scene(I)), E)"\nlabels = "labels.txt"\n'
-        'engine = "deep"\n[nets.scene_net]\nbind = "scene_head"\n')
-    spec = load_spec(str(tmp_path / "s.toml"))
-    lm = build_logic_module(spec.program, "condition", "projected", spec.to_dict())
-    with pytest.raises(ConfigError, match=r"neural predicate\(s\) \['available'\] .* no \[nets.<name>\]"):
-        check_program(spec, lm)
+        '[nets.scene_net]\nbind = "scene_head"\n')
+    with pytest.raises(ConfigError, match=r"neural predicate\(s\) \['available'\] of .*p.pl have no binding"):
+        open_program(load_spec(str(tmp_path / "s.toml")), "projected")
     (tmp_path / "s.toml").write_text((tmp_path / "s.toml").read_text()
                                      + '[nets.available]\nbind = "cache.face_mask"\n')
-    check_program(load_spec(str(tmp_path / "s.toml")), lm)
+    assert sorted(open_program(load_spec(str(tmp_path / "s.toml")), "projected").nets) == ["available", "scene_net"]

@@ -59,7 +59,7 @@ def test_emo8_run_report_has_8_row_tables_and_names_each_t(emo8, tmp_path):
 
 
 def test_program_without_source_choice_has_no_source_sections(emo8, tmp_path):
-    spec = (SPEC_DIR / "places_mlp.toml").read_text().replace('"scene_classes"', '"scene_features"')
+    spec = (SPEC_DIR / "places_mlp.toml").read_text().replace('"cache.scene_classes"', '"cache.scene"')
     (tmp_path / "mlp.toml").write_text(spec.replace('hidden = [64]', 'hidden = [8]'))
     (tmp_path / "places_mlp.pl").write_text((SPEC_DIR / "places_mlp.pl").read_text())
     res = train_run({**FAST, "regime": "joint", "spec": str(tmp_path / "mlp.toml"), "data": str(emo8)},

@@ -131,16 +131,16 @@ def test_em_on_the_face_list_reaches_the_likelihood_maximum():
     EM's fixed point the log-likelihood's gradient in the probabilities is 0."""
     import torch
 
+    from emolog.training.bindings.program import BuildContext, ProgramLogic, open_program
     from emolog.training.em import lfi_step
-    from emolog.training.spec import build_logic_module, load_spec
     s = load_spec("face_list")
-    lm = build_logic_module(s.program, "condition", "projected", s.to_dict())
+    lm = ProgramLogic(s, open_program(s, "projected"), BuildContext(k=3))
     g = torch.Generator().manual_seed(0)
     n = 400
     scene = torch.softmax(2 * torch.randn(n, 7, generator=g), 1).double()
     faces = torch.softmax(2 * torch.randn(n, 3, 7, generator=g), 2).double()
     mask = torch.rand(n, 3, generator=g) < 0.6
-    inputs, facts = lm.seed_inputs(scene, faces, mask)
+    inputs, facts = {"scene_head": scene, "cache.face_probs": faces, "cache.face_mask": mask[..., None].double()}, {}
     with torch.no_grad():   # labels drawn from the program itself at trust 0.3, reliable 0.7
         lm.tparams.set_probs(torch.tensor([0.3, 0.7], dtype=torch.float64))
         labels = torch.multinomial(lm(inputs, facts).float(), 1, generator=g).squeeze(1)
@@ -179,7 +179,7 @@ def test_em_on_the_face_list_reaches_the_likelihood_maximum():
 
 def test_a_regime_that_trains_no_network_refuses_a_spec_with_a_head(data, tmp_path):
     """logic-only would leave places_mlp's MLP at its random start: refused before any work."""
-    spec = (SPEC_DIR / "places_mlp.toml").read_text().replace('"scene_classes"', '"scene_features"')
+    spec = (SPEC_DIR / "places_mlp.toml").read_text().replace('"cache.scene_classes"', '"cache.scene"')
     (tmp_path / "mlp.toml").write_text(spec)
     (tmp_path / "places_mlp.pl").write_text((SPEC_DIR / "places_mlp.pl").read_text())
     for regime, match in (("logic-only", r"\['fusion_net'\].*random start.*nets-only or joint"),
@@ -279,8 +279,8 @@ def test_a_program_without_queries_takes_them_from_the_spec(data, tmp_path):
 @pytest.mark.parametrize("spec", ["seed", "face_list"])
 def test_a_program_names_its_networks_as_it_likes(data, tmp_path, spec):
     """nn(scenery, ...), nn(expr, ...), nn(present, ...) bound to scene_head / cache.face_probs
-    / cache.face_mask train exactly as the shipped names do (a compiled and a DeepProbLog
-    program); two networks bound to one feed are refused, as is a face domain in another order."""
+    / cache.face_mask train exactly as the shipped names do (a program in the seed's shape and
+    a DeepProbLog one) and keep their names; a face domain in another order is mapped by name."""
     s = load_spec(spec)
     text = (SPEC_DIR / f"{spec}.pl").read_text() if spec == "face_list" else \
         (SPEC_DIR.parent.parent / "logic" / "programs" / "seed.pl").read_text()
@@ -297,15 +297,18 @@ def test_a_program_names_its_networks_as_it_likes(data, tmp_path, spec):
     res = train_run({**cfg, "spec": str(tmp_path / "mine.toml")}, tmp_path / "mine", progress=False)
     ref = train_run({**cfg, "spec": spec}, tmp_path / "ref", progress=False)
     assert res["t_values"] == pytest.approx(ref["t_values"], abs=1e-6) and res["metrics"]["test"] == ref["metrics"]["test"]
-    assert res["spec"]["renames"] == {k: v for v, k in names.items() if v in s.nets}
-    (tmp_path / "two.toml").write_text(toml.replace('[nets.scenery]\nbind = "scene_head"',
-                                                    '[nets.scenery]\nbind = "cache.face_probs"'))
-    with pytest.raises(ConfigError, match=r"\['expr', 'scenery'\] would all be emolog's 'face_net'"):
-        load_spec(str(tmp_path / "two.toml"))
+    # the program's own names everywhere: the spec record, the layer table, the history
+    assert set(res["spec"]["nets"]) == {names.get(n, n) for n in s.nets}
+    layers = {la["net"] for la in json.loads((tmp_path / "mine" / "changes.json").read_text())["layers"]}
+    assert "scenery" in layers and "scene_net" not in layers
+    assert "grad_norm_scenery" in pd.read_csv(tmp_path / "mine" / "history.csv").columns
+    # the face network declared over the recogniser's classes in another order: mapped by name
     (tmp_path / "mine.pl").write_text(text.replace("[angry, disgust, fear, happy, sad, surprise, neutral]) :: face",
                                                    "[disgust, angry, fear, happy, sad, surprise, neutral]) :: face"))
-    with pytest.raises(ConfigError, match="recogniser's distribution"):
-        train_run({**cfg, "spec": str(tmp_path / "mine.toml")}, tmp_path / "bad", progress=False)
+    moved = train_run({**cfg, "spec": str(tmp_path / "mine.toml")}, tmp_path / "moved", progress=False)
+    assert moved["t_values"] == pytest.approx(ref["t_values"], abs=1e-6)
+    assert moved["metrics"]["test"]["accuracy"] == ref["metrics"]["test"]["accuracy"]
+    assert moved["spec"]["class_maps"]["expr"]["disgust"] == ["disgust"]
 
 
 def test_a_label_file_with_capitalised_labels(data, tmp_path):

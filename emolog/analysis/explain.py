@@ -133,7 +133,10 @@ def explain_image(p: Perception, image: Image.Image, run_info: dict | None = Non
             report["source_weights"] = gated
             report["source_weights_kind"] = "per image (gate)"
         if "run" in run_info:
-            report.update(_fused(run_info["run"], perceived_cache(p, t, ["image"])))
+            fused = _fused(run_info["run"], perceived_cache(p, t, ["image"]))
+            if "scene_net" not in fused:   # the run's program has no scene network
+                report.pop("scene_net", None)
+            report.update(fused)
     return report
 
 
@@ -143,7 +146,7 @@ def _fused(run: Run, cache: FeatureCache) -> dict:
     pred = run.predict(cache)
     out = {"prediction": dict(zip(pred.classes, (float(v) for v in pred.probs[0])))}
     if pred.scene_probs is not None:  # as the model computes it (joint-unfreeze: after its trained last block)
-        out["scene_net"] = dict(zip(pred.classes, (float(v) for v in pred.scene_probs[0])))
+        out["scene_net"] = dict(zip(pred.scene_classes, (float(v) for v in pred.scene_probs[0])))
     if pred.sources is not None and pred.source_posterior is not None:
         out["source_posterior"] = dict(zip(pred.sources, (float(v) for v in pred.source_posterior[0])))
     return out

@@ -235,8 +235,8 @@ def _table(batches: list[Batch], classes: list[str], order: list[Item]) -> pd.Da
                                    "pred": [classes[i] for i in pred.probs.argmax(1)],
                                    "features": b.source}
         cols.update({f"p_{k}": pred.probs[:, j] for j, k in enumerate(classes)})
-        if pred.scene_probs is not None:
-            cols.update({f"scene_{k}": pred.scene_probs[:, j] for j, k in enumerate(classes)})
+        if pred.scene_probs is not None:   # over the scene head's own domain (not always the classes)
+            cols.update({f"scene_{k}": pred.scene_probs[:, j] for j, k in enumerate(pred.scene_classes)})
         mask, probs, boxes = (c.face_mask.numpy().astype(bool), c.face_probs.numpy(), c.face_boxes.numpy())
         cols["n_faces"] = c.n_faces.numpy()
         for k in range(mask.shape[1]):

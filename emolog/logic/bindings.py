@@ -3,13 +3,19 @@
 A binding is a Tensor (the output for the input ``[tensor(S(I, k...))]`` is ``x[I, k...]``),
 a ``torch.nn.Module`` (called on the inputs, resolved through the program's tensor sources;
 numbers become float tensors; ``tensor(nn(det, Args))`` is the deterministic network ``det``
-applied first) or any callable (gets the ground input lists as problog Terms).
+applied first), an object with ``call_batch`` (a ``BatchFeed``: emolog's own feeds, given every
+distinct input of the batch at once) or any other callable (gets the ground input lists as
+problog Terms). Every network is called once per batch: all its distinct ground inputs
+(each distinct input term once, for each distinct example id where the term holds ``I``) go
+in one call, stacked, whatever the number of distinct terms (a network over numbers the
+program computes sees thousands of terms, one row each).
 """
 
 from __future__ import annotations
 
 import array
 import math
+from typing import Protocol, runtime_checkable
 
 import torch
 from problog.logic import Constant, Term, Var, term2list
@@ -19,24 +25,81 @@ from .program import ProgramError
 PLACEHOLDER = Term("emolog_I")   # the example id while grounding a structure
 
 
-def call_network(net: str, term: Term, ids: torch.Tensor, bindings: dict, sources: dict,
-                 nets: dict, path: str) -> tuple[torch.Tensor | None, torch.Tensor]:
-    """(sorted distinct ids, or None for an id-free input; output [n, D])."""
-    if net not in bindings:
-        raise ProgramError(f"{path}: Error: network {net!r} is not bound (bind(name, "
-                           "tensor | module | callable))", path=path, message="unbound network")
-    has_id = str(PLACEHOLDER) in str(term)
-    uniq = torch.unique(ids) if has_id else None
-    x = bindings[net]
-    id_list = uniq.tolist() if has_id else [None]
-    if isinstance(x, torch.Tensor):
-        out = x[_checked(_tensor_index(term, uniq, path, net), x, term, path, net)]
-    elif isinstance(x, torch.nn.Module):
-        out = x(*[_resolve(a, id_list, bindings, sources, path) for a in term2list(term, False)])
-    else:
-        out = x([term2list(_with_id(term, i), False) for i in id_list])
-        out = torch.stack(list(out)) if not isinstance(out, torch.Tensor) else out
-    return uniq, _checked_output(out, len(id_list), net, nets[net], path)
+@runtime_checkable
+class BatchFeed(Protocol):
+    """A binding that takes a whole batch: ``call_batch(requests)`` gets one ``(input term,
+    example ids)`` pair per distinct input term of the network (ids: the sorted distinct ids
+    of the examples that read it, or None when the term holds no ``I``) and returns the
+    outputs stacked in request order, Tensor[sum of len(ids) (1 for None), width]."""
+
+    def call_batch(self, requests: list[tuple[Term, torch.Tensor | None]]) -> torch.Tensor: ...
+
+
+def holds_id(term: Term) -> bool:
+    """Whether a ground input term mentions the example id (the placeholder ``I``)."""
+    return str(PLACEHOLDER) in str(term)
+
+
+def call_networks(calls: dict[int, torch.Tensor], input_terms: list, bindings: dict, sources: dict,
+                  nets: dict, path: str) -> dict[int, tuple]:
+    """{u: (sorted distinct ids or None, output [n, width])} for every input u (ids per u):
+    one call per network for all its inputs (a tensor-bound network: one indexing op, whose
+    backward then writes the bound tensor's gradient once)."""
+    by_net: dict[str, list] = {}
+    for u, ids in calls.items():
+        net, term = input_terms[u]
+        by_net.setdefault(net, []).append((u, term, torch.unique(ids) if holds_id(term) else None))
+    outputs: dict[int, tuple] = {}
+    for net, reqs in by_net.items():
+        if net not in bindings:
+            raise ProgramError(f"{path}: Error: network {net!r} is not bound (bind(name, "
+                               "tensor | module | callable))", path=path, message="unbound network")
+        x = bindings[net]
+        if isinstance(x, torch.Tensor):
+            outputs.update(_tensor_outputs(net, reqs, x, nets, path))
+            continue
+        n = [1 if uniq is None else len(uniq) for _, _, uniq in reqs]
+        out = _checked_output(_call(x, reqs, bindings, sources, path), sum(n), net, nets[net], path)
+        for (u, _, uniq), o in zip(reqs, out.split(n)):
+            outputs[u] = (uniq, o)
+    return outputs
+
+
+def _call(x, reqs: list[tuple], bindings: dict, sources: dict, path: str) -> torch.Tensor:
+    """One call of a module, a BatchFeed or a callable on every request, outputs stacked."""
+    if isinstance(x, BatchFeed):
+        return x.call_batch([(term, uniq) for _, term, uniq in reqs])
+    ids = [[None] if uniq is None else uniq.tolist() for _, _, uniq in reqs]
+    if isinstance(x, torch.nn.Module):
+        args = [[_resolve(a, i, bindings, sources, path) for a in term2list(term, False)]
+                for (_, term, _), i in zip(reqs, ids)]
+        same = len({len(a) for a in args}) == 1 and all(
+            len({tuple(a[k].shape[1:]) for a in args}) == 1 for k in range(len(args[0])))
+        if same:   # the usual case: one call on every input stacked
+            return x(*[torch.cat([a[k] for a in args]) for k in range(len(args[0]))])
+        return torch.cat([x(*a).reshape(len(i), -1) for a, i in zip(args, ids)])
+    out = x([term2list(_with_id(term, j), False) for (_, term, _), i in zip(reqs, ids) for j in i])
+    return torch.stack(list(out)) if not isinstance(out, torch.Tensor) else out
+
+
+def _tensor_outputs(net: str, reqs: list[tuple], x: torch.Tensor, nets: dict, path: str) -> dict[int, tuple]:
+    """The inputs of one tensor-bound network read with one indexing op per index shape."""
+    outputs, fused = {}, {}
+    for u, term, uniq in reqs:
+        if uniq is None:   # a constant index, e.g. tensor(m(0, 1))
+            idx = _checked(_tensor_index(term, None, path, net), x, term, path, net)
+            outputs[u] = (None, _checked_output(x[idx], 1, net, nets[net], path))
+            continue
+        idx = _checked(_tensor_index(term, uniq, path, net), x, term, path, net)
+        fused.setdefault(len(idx), []).append((u, uniq, idx))
+    for items in fused.values():
+        n = [len(uniq) for _, uniq, _ in items]
+        idx = tuple(torch.cat([i[d] if isinstance(i[d], torch.Tensor) else torch.full((k,), i[d])
+                               for (_, _, i), k in zip(items, n)]) for d in range(len(items[0][2])))
+        out = _checked_output(x[idx], sum(n), net, nets[net], path)
+        for (u, uniq, _), o in zip(items, out.split(n)):
+            outputs[u] = (uniq, o)
+    return outputs
 
 
 def _checked_output(out: torch.Tensor, n: int, net: str, decl, path: str) -> torch.Tensor:
@@ -148,30 +211,6 @@ def _tensor_index(term: Term, uniq, path: str, net: str):
     raise ProgramError(f"{path}: Error: network {net!r} is bound to a tensor, so its input must "
                        f"be [tensor(S(I, k...))] with integer k; got {term}", path=path,
                        message="tensor binding needs tensor(S(I, ...)) inputs")
-
-
-def call_networks(calls: dict[int, torch.Tensor], input_terms: list, bindings: dict, sources: dict,
-                  nets: dict, path: str) -> dict[int, tuple]:
-    """``call_network`` for every input u (ids per u), the inputs of one tensor-bound network
-    read with one indexing op (its backward then writes the bound tensor's gradient once)."""
-    outputs, fused = {}, {}
-    for u, ids in calls.items():
-        net, term = input_terms[u]
-        x = bindings.get(net)
-        if not isinstance(x, torch.Tensor) or str(PLACEHOLDER) not in str(term):
-            outputs[u] = call_network(net, term, ids, bindings, sources, nets, path)
-            continue
-        uniq = torch.unique(ids)
-        idx = _checked(_tensor_index(term, uniq, path, net), x, term, path, net)
-        fused.setdefault((net, len(idx)), []).append((u, uniq, idx))
-    for (net, _), items in fused.items():
-        n = [len(uniq) for _, uniq, _ in items]
-        idx = tuple(torch.cat([i[d] if isinstance(i[d], torch.Tensor) else torch.full((k,), i[d])
-                               for (_, _, i), k in zip(items, n)]) for d in range(len(items[0][2])))
-        out = _checked_output(bindings[net][idx], sum(n), net, nets[net], path)
-        for (u, uniq, _), o in zip(items, out.split(n)):
-            outputs[u] = (uniq, o)
-    return outputs
 
 
 class TensorBatch:

@@ -2,6 +2,7 @@
 
     emolog logic FILE.pl [--timing]
     emolog logic compare FILE.pl --query TEMPLATE [--query TEMPLATE ...] [--examples N] [--timeout S]
+                         [--faces N,N...] [--foreign NAME=MODULE:FUNCTION/IN/OUT]
 
 ``emolog logic FILE.pl`` is a drop-in for ``problog FILE.pl`` (ProbLog 2.3.0): the same stdout
 byte for byte (atoms sorted, ``atom:<TAB>p`` with ``%.8g``, keys right-aligned), the same exit
@@ -74,10 +75,35 @@ def _compare_parser() -> argparse.ArgumentParser:
                         help="seconds DeepProbLog may take before it is reported as exceeded (default 120)")
     parser.add_argument("--seed", type=int, default=0, help="seed of the random network outputs (default 0)")
     parser.add_argument("--faces", default="0", metavar="N[,N...]",
-                        help="face counts of the examples (Faces = [tensor(face(I,1)), ...]), cycled over "
-                             "the examples (default 0)")
+                        help="face counts to fill a template's Faces with: each example is run with each "
+                             "(default 0: Faces = [])")
+    parser.add_argument("--foreign", action="append", default=[], metavar="NAME=MODULE:FUNCTION/IN/OUT",
+                        help="a Python predicate NAME/(IN+OUT) the program calls, registered with both engines "
+                             "(DeepProbLog's register_foreign); MODULE is importable or a .py beside FILE.pl")
     _add_strict(parser)
     return parser
+
+
+def _foreign(specs: list[str], base: Path) -> list[tuple]:
+    """``NAME=MODULE:FUNCTION/IN/OUT`` -> (name, function, in, out); raises ValueError."""
+    import importlib
+    out = []
+    for spec in specs:
+        try:
+            name, rest = spec.split("=", 1)
+            ref, ai, ao = rest.rsplit("/", 2)
+            mod, fn = ref.split(":", 1)
+        except ValueError:
+            raise ValueError(f"--foreign {spec!r}: write NAME=MODULE:FUNCTION/IN/OUT") from None
+        sys.path.insert(0, str(base))
+        try:
+            func = getattr(importlib.import_module(mod), fn)
+        except (ImportError, AttributeError) as e:
+            raise ValueError(f"--foreign {spec!r}: {e}") from None
+        finally:
+            sys.path.remove(str(base))
+        out.append((name, func, int(ai), int(ao)))
+    return out
 
 
 def run(args: argparse.Namespace) -> int:
@@ -172,12 +198,14 @@ def _run_compare(args: argparse.Namespace) -> int:
         return 4
     try:
         faces = [int(x) for x in args.faces.split(",")]
-    except ValueError:
-        print(f"emolog logic compare: error: --faces {args.faces!r}: give face counts such as 0,1,3",
+        foreign = _foreign(args.foreign, path.parent)
+    except ValueError as e:
+        print(f"emolog logic compare: error: {str(e).replace('invalid literal for int() with base 10', '--faces')}",
               file=sys.stderr)
         return 2
-    r = compare_program(path, args.templates, args.examples, args.timeout, args.seed, faces=faces)
-    print(f"{path}: {len(args.templates)} template(s) x {args.examples} example(s), seed {args.seed}")
+    r = compare_program(path, args.templates, args.examples, args.timeout, args.seed, faces, foreign)
+    print(f"{path}: {len(args.templates)} template(s) x {args.examples} example(s) x face counts {faces}, "
+          f"seed {args.seed}")
     for i, template in enumerate(args.templates):
         print(f"  template {i}: {template}")
     answers = list(r.answers.items())

@@ -24,6 +24,7 @@ import time
 import traceback
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Callable, Sequence
 
 import torch
 from problog.logic import Constant, list2term
@@ -86,10 +87,11 @@ class _Table:
 
 
 def compare_program(path: str | Path, templates: list[str], n_examples: int = 4,
-                    timeout: float = 120, seed: int = 0, faces: list[int] = (0,)) -> CompareResult:
-    """See the module docstring. Examples: ids 0..n_examples-1 for every template, example i
-    with ``faces[i % len(faces)]`` faces. A template with one free variable is a class query:
-    ``mass`` lists the structures whose answers do not sum to 1 (``mass.check_answer_mass``).
+                    timeout: float = 120, seed: int = 0, faces: Sequence[int] = (0,),
+                    foreign: Sequence[tuple[str, Callable, int, int]] = ()) -> CompareResult:
+    """See the module docstring. Examples: ids 0..n_examples-1 for every template and every
+    face count in ``faces`` (``Faces`` = that many face terms); ``foreign``: Python predicates
+    (name, function, arity in, arity out) registered with both engines (``register_foreign``).
 
     Runs in float64 and restores the caller's default dtype afterwards (a leaked float64
     default would silently change every later torch computation in the process).
@@ -97,21 +99,28 @@ def compare_program(path: str | Path, templates: list[str], n_examples: int = 4,
     previous = torch.get_default_dtype()
     torch.set_default_dtype(torch.float64)
     try:
-        return _compare(path, templates, n_examples, timeout, seed, list(faces))
+        return _compare(path, templates, n_examples, timeout, seed, tuple(faces), tuple(foreign))
     finally:
         torch.set_default_dtype(previous)
 
 
+def _examples(templates: list[str], n: int, faces: tuple[int, ...]) -> list[Example]:
+    # ids differ per face count: DeepProbLog's answers are keyed by the id
+    return [Example(i + n * j, template=t, faces=f) for t in range(len(templates)) for j, f in enumerate(faces)
+            for i in range(n)]
+
+
 def _compare(path: str | Path, templates: list[str], n_examples: int, timeout: float,
-             seed: int, faces: list[int]) -> CompareResult:
+             seed: int, faces: tuple[int, ...], foreign: tuple) -> CompareResult:
     res = CompareResult(str(path), list(templates), n_examples)
     t0 = time.perf_counter()
     prog = DeepProgram(path, templates, param="projected", cache_dir=False)
+    for name, fn, ai, ao in foreign:
+        prog.register_foreign(fn, name, ai, ao)
     table = _Table(prog.nets, seed)
     for name, decl in prog.nets.items():
         prog.bind(name, _emolog_net(table, name))
-    examples = [Example(i, template=t, faces=faces[i % len(faces)])
-                for t in range(len(templates)) for i in range(n_examples)]
+    examples = _examples(templates, n_examples, faces)
     for ex in examples:
         prog.compiled(ex)
     res.emolog_compile_s = time.perf_counter() - t0
@@ -142,8 +151,8 @@ def _compare(path: str | Path, templates: list[str], n_examples: int, timeout: f
 
     ctx = mp.get_context("fork")
     parent, child = ctx.Pipe(duplex=False)
-    proc = ctx.Process(target=_dp_worker, args=(child, str(path), templates, n_examples, seed,
-                                                t_start, sorted(prog.nets), faces))
+    proc = ctx.Process(target=_dp_worker, args=(child, str(path), templates, examples, seed,
+                                                t_start, sorted(prog.nets), foreign))
     proc.start()
     child.close()
     got = parent.recv() if parent.poll(timeout) else None
@@ -216,8 +225,8 @@ class _DpNet(torch.nn.Module):
         return row
 
 
-def _dp_worker(conn, path: str, templates: list[str], n: int, seed: int,
-               t_start: list[float], nets: list[str], faces: list[int]) -> None:
+def _dp_worker(conn, path: str, templates: list[str], examples: list[Example], seed: int,
+               t_start: list[float], nets: list[str], foreign: tuple) -> None:
     try:
         torch.set_default_dtype(torch.float64)
         from deepproblog.engines import ExactEngine
@@ -236,10 +245,11 @@ def _dp_worker(conn, path: str, templates: list[str], n: int, seed: int,
         t0 = time.perf_counter()
         model = Model(path, networks)
         model.set_engine(ExactEngine(model), cache=True)
+        for name, fn, ai, ao in foreign:
+            model.register_foreign(fn, name, ai, ao)
         model.optimizer = SGD(model, param_lr=0.0)
         model.parameters = list(t_start)
-        queries = [(t, i, prog._fill(Example(i, template=t, faces=faces[i % len(faces)]))[1])
-                   for t in range(len(templates)) for i in range(n)]
+        queries = [(ex.template, ex.id, prog._fill(ex)[1]) for ex in examples]
 
         def answer_all():
             answers, loss = {}, 0.0

@@ -12,9 +12,10 @@ structure's examples together, results in the caller's order.
 
 Networks are bound with ``bind(name, x)``: a Tensor (the output for ``tensor(S(I, a...))`` is
 ``x[I, a...]``), a ``torch.nn.Module`` (called on the inputs, looked up in the tensor sources
-given to ``add_tensor_source``; numbers become float tensors), or any other callable, which
-gets the ground input lists (problog Terms) and returns Tensor[N, domain]. Each network is
-called once per batch on the distinct ground inputs.
+given to ``add_tensor_source``; numbers become float tensors), a ``bindings.BatchFeed``, or any
+other callable, which gets the ground input lists (problog Terms) and returns Tensor[N, domain].
+Each network is called once per batch, on all its distinct ground inputs stacked
+(``bindings.call_networks``). Python predicates for grounding: ``register_foreign``.
 """
 
 from __future__ import annotations
@@ -35,7 +36,7 @@ from problog.errors import ProbLogError
 from problog.extern import problog_export
 from problog.logic import Clause, Constant, Term
 
-from .bindings import PLACEHOLDER, TensorBatch, call_networks
+from .bindings import PLACEHOLDER, BatchFeed, TensorBatch, call_networks
 from .circuit import CircuitEvaluator, peak_rss_mb
 from .dnnf import MAX_NODES, CompileBudgetError, compile_structure
 from .ground import ground, load_model, number, program_error
@@ -67,10 +68,13 @@ class Example:
 
 @dataclass
 class Answers:
-    """``probs[b, a]`` = P(answer a | evidence) for example b; answers print ``I`` for the id."""
+    """``probs[b, a]`` = P(answer a | evidence) for example b; answers print ``I`` for the id.
+    With ``forward(..., joint=True)``: P(answer a and evidence), and ``evidence[b]`` =
+    P(evidence) (1 where a structure has none)."""
 
     names: list[str]
     probs: torch.Tensor
+    evidence: torch.Tensor | None = None
 
 
 @dataclass
@@ -105,12 +109,15 @@ class DeepProgram(torch.nn.Module):
 
     def __init__(self, source: str | Path, queries: Sequence[str | Term] | None = None, *,
                  base_dir: str | Path | None = None, param: str = "projected",
-                 cache_dir: str | Path | None | bool = None, max_nodes: int | None = None):
+                 cache_dir: str | Path | None | bool = None, max_nodes: int | None = None,
+                 path: str | Path | None = None):
         super().__init__()
         # formula + circuit nodes one structure may take before it is refused as beyond exact
         # compilation (``dnnf.MAX_NODES``, about 1 GB; EMOLOG_MAX_NODES overrides)
         self.max_nodes = max_nodes or int(os.environ.get("EMOLOG_MAX_NODES", MAX_NODES))
         model, self.path, text = load_model(source, base_dir)
+        if path is not None and self.path == "<string>":   # program text read from this file
+            self.path = str(path)
         self._lineno = getattr(model, "lineno", None)
         try:
             statements = list(model)
@@ -161,9 +168,9 @@ class DeepProgram(torch.nn.Module):
         if net not in self.nets:
             raise ProgramError(f"{self.path}: Error: no neural predicate {net!r} (declared: "
                                f"{sorted(self.nets)})", path=self.path, message=f"no network {net}")
-        if not isinstance(x, torch.Tensor) and not callable(x):
+        if not isinstance(x, (torch.Tensor, BatchFeed)) and not callable(x):
             raise ProgramError(f"{self.path}: Error: bind({net!r}, ...) got a {type(x).__name__}; "
-                               "give a tensor, a torch module or a callable", path=self.path,
+                               "give a tensor, a torch module, a BatchFeed or a callable", path=self.path,
                                message=f"bad binding for {net}")
         # TensorBatch.build only asks whether a network is tensor-bound (each call reads the
         # tensor itself), so a loop rebinding a batch's tensors keeps its merged circuits.
@@ -176,6 +183,24 @@ class DeepProgram(torch.nn.Module):
     def add_tensor_source(self, name: str, source) -> None:
         """``tensor(name(I, a...))`` is ``source[I, a...]`` (a Tensor or a mapping of tuples)."""
         self._sources[name] = source
+
+    def register_foreign(self, func: Callable, name: str, arity_in: int, arity_out: int,
+                         version: str = "") -> None:
+        """A Python predicate ``name/(arity_in + arity_out)`` for grounding, as DeepProbLog's
+        ``Model.register_foreign``: ``func`` gets the ``arity_in`` ground inputs (problog Terms:
+        numbers are Constants) and returns the output Term (a tuple of them for several).
+
+        ``version`` (e.g. the function's source text) enters the program's hash: structures
+        compiled with another version of the function are never read from the disk cache.
+        """
+        if self._mem:
+            raise ProgramError(f"{self.path}: Error: register_foreign({name!r}) after structures were "
+                               "compiled; register every foreign predicate first", path=self.path,
+                               message="foreign predicate registered too late")
+        problog_export.database = self.db
+        problog_export(*(["+term"] * arity_in + ["-term"] * arity_out))(func, funcname=name, modname=None)
+        self.hash = hashlib.sha256(f"{self.hash}\nforeign {name}/{arity_in}/{arity_out}\n{version}"
+                                   .encode()).hexdigest()
 
     # ---- structures ----------------------------------------------------------------
     def structure_key(self, ex: Example) -> str:
@@ -268,23 +293,30 @@ class DeepProgram(torch.nn.Module):
         return self._inputs[(net, key)]
 
     # ---- evaluation -----------------------------------------------------------------
-    def forward(self, examples: Sequence[Example]) -> Answers:
-        """Every answer of every example (0 where an example's structure lacks it)."""
+    def forward(self, examples: Sequence[Example], joint: bool = False) -> Answers:
+        """Every answer of every example (0 where an example's structure lacks it). ``joint``:
+        unconditioned, P(answer and evidence) with P(evidence) in ``Answers.evidence`` (EM's
+        counts and the multilinear forms of training need them apart)."""
         groups: dict[str, tuple] = {}
         for i, ex in enumerate(examples):
             c = self.compiled(ex)
             g = groups.setdefault(c.key, (c, [], [], None))
             g[1].append(i)
             g[2].append(ex.id)
-        parts = self._evaluate(groups)
+        parts = self._evaluate(groups, joint)
         names = sorted({n for c, _, _ in parts for n in c.names})
         col = {n: i for i, n in enumerate(names)}
-        dtype = parts[0][2].dtype if parts else torch.float64
+        first = parts[0][2] if parts else None
+        dtype = (first[0] if isinstance(first, tuple) else first).dtype if parts else torch.float64
         out = torch.zeros(len(examples), len(names), dtype=dtype)
+        z = torch.ones(len(examples), dtype=dtype) if joint else None
         for c, pos, vals in parts:
+            if joint:
+                vals, ev = vals if c.has_evidence else (vals, None)
+                z = z if ev is None else z.index_put((torch.tensor(pos),), ev.to(dtype))
             cols = torch.tensor([col[n] for n in c.names], dtype=torch.long)
             out = out.index_put((torch.tensor(pos).unsqueeze(1), cols.unsqueeze(0)), vals)
-        return Answers(names, out)
+        return Answers(names, out, z)
 
     def prob(self, examples: Sequence[Example]) -> torch.Tensor:
         """Tensor[B]: P(query | evidence) of each fully bound example (0 if not derivable).
@@ -348,8 +380,9 @@ class DeepProgram(torch.nn.Module):
         c, col = self._fill_memo[memo_key]
         return self._mem[c.key], col
 
-    def _evaluate(self, groups: dict[str, tuple]) -> list[tuple]:
-        """[(structure, positions, values [n, answers])] for examples grouped by structure."""
+    def _evaluate(self, groups: dict[str, tuple], joint: bool = False) -> list[tuple]:
+        """[(structure, positions, values [n, answers])] for examples grouped by structure;
+        ``joint``: a structure with evidence gives (P(answer and evidence), P(evidence) [n])."""
         calls: dict[int, list[torch.Tensor]] = {}
         for c, _, ids, _ in groups.values():
             for u, _, _ in c.plan.inputs:
@@ -372,7 +405,9 @@ class DeepProgram(torch.nn.Module):
             chunks = [c.evaluator(self._table(c, ids_t[k:k + step], outputs, tp, dtype, free))
                       for k in range(0, len(ids), step)]
             vals = chunks[0] if len(chunks) == 1 else torch.cat(chunks, 0)
-            if c.has_evidence:
+            if c.has_evidence and joint:
+                vals = (vals[:, :-1], vals[:, -1])
+            elif c.has_evidence:
                 z = vals[:, -1:]
                 if (z <= 0).any():
                     bad = ids_t[(z[:, 0] <= 0).cpu()].tolist()

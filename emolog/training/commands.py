@@ -82,4 +82,5 @@ def summary(results: dict) -> str:
                      "uniform): " + "; ".join(f"{k} {v[:10]}" for k, v in bad.items() if k != "n"))
     if r.sanity_warning:
         lines.append(r.sanity_warning)
+    lines += [f"note: {n}" for n in results.get("notes") or []]
     return "\n".join(lines)

@@ -7,7 +7,7 @@ loaded, so training never runs on missing, corrupt or misaligned rows.
 from __future__ import annotations
 
 import hashlib
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import torch
@@ -34,7 +34,9 @@ class SplitData:
     face_area [N, K] (fraction of the image), face_boxes [N, K, 4], face_conf [N, K],
     image_size [N, 2], n_faces [N], labels [N] long (index into the run's classes; -1 when
     unknown, e.g. images to predict), prelast [N, C, H, W] float16 or None, face_features
-    [N, K, F] float32 or None (None when the cache was built without ``--face-features``).
+    [N, K, F] float32 or None (None when the cache was built without ``--face-features``);
+    ``derived`` holds fields computed from these once per split (``scene_classes`` [N, C]: the
+    backbone's own classes).
     """
 
     ids: list[str]
@@ -50,6 +52,7 @@ class SplitData:
     n_faces: torch.Tensor
     prelast: torch.Tensor | None
     face_features: torch.Tensor | None = None
+    derived: dict[str, torch.Tensor] = field(default_factory=dict)
 
     def __len__(self) -> int:
         return len(self.ids)

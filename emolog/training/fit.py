@@ -43,12 +43,19 @@ RESUMABLE_KEYS = ("epochs", "em_iterations", "device", "threads", "backbone_weig
 
 @dataclass
 class Group:
-    """A named parameter group: a net (``logic``, ``scene_net``, ``gate_net``,
-    ``backbone_last_block``, ...) and whether this regime trains it."""
+    """A named parameter group: a net (``logic``, the scene head, the gate, a head,
+    ``backbone_last_block``) and whether this regime trains it. ``name`` is the program's own
+    name for the network (layer tables, history, checkpoints); ``role`` what it is to emolog
+    (``scene_net``, ``gate_net``; the name when empty)."""
 
     name: str
     net: nn.Module
     trainable: bool
+    role: str = ""
+
+    @property
+    def kind(self) -> str:
+        return self.role or self.name
 
 
 @dataclass
@@ -121,11 +128,11 @@ def make_optimizers(cfg: RunConfig, groups: list[Group]) -> dict[str, Any]:
         params = [p for p in g.net.parameters()]
         if not g.trainable or not params:
             continue
-        if g.name == "logic" and cfg.logic_param == "projected":
+        if g.kind == "logic" and cfg.logic_param == "projected":
             out[g.name] = FlooredProjectedSGD(g.net.tparams, lr=cfg.logic_lr)
-        elif g.name in ("logic", "gate_net"):
+        elif g.kind in ("logic", "gate_net"):
             out[g.name] = make_optimizer(cfg.logic_optimizer, params, cfg.logic_lr, cfg.logic_weight_decay)
-        elif g.name == "backbone_last_block":
+        elif g.kind == "backbone_last_block":
             out[g.name] = make_optimizer(cfg.backbone_optimizer, params, cfg.backbone_lr, cfg.backbone_weight_decay)
         else:
             out[g.name] = make_optimizer(cfg.net_optimizer, params, cfg.net_lr, cfg.net_weight_decay)
@@ -236,7 +243,7 @@ def fit(model: Model, groups: list[Group], splits: dict[str, SplitData], cfg: Ru
 
     t_start = time.perf_counter() - state["elapsed"]
     if regime.learner == "gradient":   # counted in the training time: it is part of training
-        trains = {g.name: g.trainable for g in groups}
+        trains = {g.kind: g.trainable for g in groups}
         lin = build_linear(model, tr, live_t=trains["logic"], live_scene=trains["scene_net"] or
                            trains.get("backbone_last_block", False))
         if lin is not None:

@@ -26,13 +26,12 @@ from torch import nn
 
 from emolog.data.artefacts import ArtefactError, check_fields, load_torch
 from emolog.labels import SOURCES
+from emolog.training.bindings.fields import CONFIDENT_PROB, LARGE_FACE_AREA
 from emolog.training.config import ConfigError, RunConfig
 from emolog.training.data import SplitData
 from emolog.training.pretrain import Pretrained, pretrained_scene_net
 
 K = 3
-LARGE_FACE_AREA = 0.02   # box area / image area; the simulator's small/large boundary
-CONFIDENT_PROB = 0.5     # recogniser top probability for the rules' confident(F)
 AREA_FLOOR = 1e-4        # log10 of smaller areas would only add noise
 SLOT_FEATURES = ("present", "log_area", "dx", "dy", "centrality", "det_conf", "entropy", "max_prob")
 EVIDENCE_FEATURES: tuple[str, ...] = tuple(
@@ -155,7 +154,10 @@ def program_kind(lm: nn.Module) -> str:
     queries ``source(X, S)`` itself, "global" for a ``t(_)::source(S)`` disjunction over the
     seed's sources (seed.pl), "none" without a source choice. The source reports (weights,
     posteriors, explanations) are over scene, face1..3: a disjunction over other sources is
-    trained like any other t() ("none"), its values reported by name."""
+    trained like any other t() ("none"), its values reported by name. A program compiled
+    through DeepProgram (``bindings.program.ProgramLogic``) has no source views: "none"."""
+    if getattr(lm, "general", False):
+        return "none"
     if "gate_net" in lm.input_sizes:
         if lm.input_sizes["gate_net"] != len(SOURCES):
             raise ConfigError(f"{lm.program.path}: gate_net must range over {list(SOURCES)}")

@@ -22,6 +22,8 @@ import torch
 from torch import nn
 
 from emolog.labels import BASIC7, SOURCES
+from emolog.training.bindings.feeds import HeadMLP
+from emolog.training.bindings.fields import row_values
 from emolog.training.config import ConfigError
 from emolog.training.data import SplitData
 from emolog.training.gate import GateNet, evidence_features, program_kind, rule_facts
@@ -32,33 +34,22 @@ from emolog.training.pretrain import query_columns
 EVAL_CHUNK = 2048  # rows per forward pass when evaluating a whole split
 KINDS = ("global", "gate", "rules", "none")
 
-__all__ = ["EVAL_CHUNK", "KINDS", "Model", "predict_split", "program_kind"]
-
-
-class HeadMLP(nn.Module):
-    """A trainable head: features [B, in_dim] -> hidden layers (ReLU, dropout) -> logits [B, out]."""
-
-    def __init__(self, in_dim: int, hidden: list[int], out: int, dropout: float = 0.5) -> None:
-        super().__init__()
-        layers: list[nn.Module] = []
-        for h in hidden:
-            layers += [nn.Linear(in_dim, h), nn.ReLU(), nn.Dropout(dropout)]
-            in_dim = h
-        self.net = nn.Sequential(*layers, nn.Linear(in_dim, out))
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.net(x)
+__all__ = ["EVAL_CHUNK", "HeadMLP", "KINDS", "Model", "predict_split", "program_kind"]
 
 
 class Model(nn.Module):
     """The logic program ``lm`` with its scene net, optional last block and optional gate.
 
     ``static`` maps ``id(split)`` to that split's static evidence [N, N_STATIC] (gate kind).
+    ``heads`` are the spec's trainable heads by network name; ``head_inputs`` the feeds each
+    reads (whole-image features, for a program compiled in the seed's shape; a program
+    compiled through ``DeepProgram`` calls its heads itself, through its feeds).
     """
 
     def __init__(self, lm: nn.Module, scene_net: nn.Module, last_block: nn.Module | None, semantics: str,
                  grey_logits: torch.Tensor | None, gate: GateNet | None = None, kind: str = "global",
-                 classes: tuple[str, ...] = BASIC7, heads: dict[str, nn.Module] | None = None) -> None:
+                 classes: tuple[str, ...] = BASIC7, heads: dict[str, nn.Module] | None = None,
+                 head_inputs: dict[str, tuple[str, ...]] | None = None) -> None:
         super().__init__()
         if kind not in KINDS:
             raise ValueError(f"kind must be one of {KINDS}, got {kind!r}")
@@ -68,7 +59,7 @@ class Model(nn.Module):
         self.static: dict[int, torch.Tensor] = {}
         self.linear: dict[int, Any] = {}      # id(split) -> emolog.training.linear.LinearProgram
         self.heads = nn.ModuleDict(heads or {})
-        self.head_inputs: dict[int, dict[str, torch.Tensor]] = {}   # id(split) -> head -> features [N, F]
+        self.head_inputs = dict(head_inputs or {})
         try:
             self._cols = query_columns(lm, classes)
         except ValueError:
@@ -82,6 +73,22 @@ class Model(nn.Module):
     @property
     def has_sources(self) -> bool:
         return self.kind != "none"
+
+    @property
+    def general(self) -> bool:
+        """The program is compiled through DeepProgram (``bindings.program.ProgramLogic``)."""
+        return bool(getattr(self.lm, "general", False))
+
+    @property
+    def renormalises(self) -> bool:
+        """Whether evaluation renormalises the output over the classes: under "fail" /
+        "original" (mass lost by definition) and for a program through DeepProgram, whose
+        answers over the labels may sum to less than 1 (answers that are no label)."""
+        return self.semantics != "condition" or self.general
+
+    @property
+    def has_scene_head(self) -> bool:
+        return self.lm.scene_head is not None if self.general else "scene_net" in self.lm.input_sizes
 
     # ---- the scene -------------------------------------------------------------------
     def freeze_scene(self, splits: dict[str, SplitData], train_probs: torch.Tensor | None = None) -> None:
@@ -149,6 +156,8 @@ class Model(nn.Module):
                    gate: torch.Tensor | None = None) -> tuple[dict, dict]:
         """(neural inputs, per-image facts) of the program for rows ``idx``; ``scene`` [B, 7] /
         ``gate`` [B, 4] replace the networks' outputs when given."""
+        if self.general:
+            return self._feed_rows(s, idx, check, scene), {}
         if "scene_net" in self.lm.input_sizes:
             if scene is None:
                 scene = self.scene_probs(s, idx, check)
@@ -159,10 +168,21 @@ class Model(nn.Module):
         else:   # a program fed by heads only (e.g. an MLP over scene classes and faces)
             inputs, facts = {}, {}
         for name, head in self.heads.items():
-            inputs[name] = torch.softmax(head(self.head_inputs[id(s)][name][idx]), 1)
+            x = torch.cat([row_values(s, src, idx).flatten(1) for src in self.head_inputs[name]], 1)
+            inputs[name] = torch.softmax(head(x), 1)
         if self.kind == "rules":
             facts.update(rule_facts(s.face_mask[idx], s.face_area[idx], s.face_probs[idx]))
         return inputs, facts
+
+    def _feed_rows(self, s: SplitData, idx: torch.Tensor, check: bool, scene: torch.Tensor | None) -> dict:
+        """The batch's rows of every feed a DeepProgram-compiled program reads."""
+        rows = {}
+        for src in self.lm.row_sources:
+            if src == "scene_head":
+                rows[src] = scene if scene is not None else self.scene_probs(s, idx, check)
+            else:
+                rows[src] = row_values(s, src, idx)
+        return rows
 
     # ---- outputs ---------------------------------------------------------------------
     def forward(self, s: SplitData, idx: torch.Tensor, check: bool = True) -> torch.Tensor:
@@ -208,18 +228,6 @@ class Model(nn.Module):
             # 4-64 scene images are too small and too correlated to re-estimate them.
             self.last_block.eval()
         return self
-
-
-@torch.no_grad()
-def head_features(s: SplitData, inputs: list[str], classifier: nn.Module | None) -> torch.Tensor:
-    """A head's input [N, F] for split ``s``: the named cached features side by side
-    (``emolog.training.spec.HEAD_INPUTS``); ``classifier`` maps scene features to the
-    backbone's class logits (for ``scene_classes``)."""
-    parts = {"scene_features": lambda: s.scene.float(),
-             "scene_classes": lambda: torch.softmax(classifier.to(s.scene.device)(s.scene.float()), 1),
-             "face_probs": lambda: s.face_probs.flatten(1).float(),
-             "face_mask": lambda: s.face_mask.float()}
-    return torch.cat([parts[name]() for name in inputs], 1)
 
 
 def _scorable(model: Model, s: SplitData, idx: torch.Tensor, bad: list[int]) -> torch.Tensor:
@@ -272,7 +280,7 @@ def predict_split(model: Model, s: SplitData, sources: bool = True,
             if len(ok):
                 p[ok - i] = model(s, ok)
             bad_rows = torch.tensor(bad[n_bad:], dtype=torch.long, device=idx.device) - i
-        if model.semantics != "condition":
+        if model.renormalises:
             zero = ~(p.sum(1) > 0)      # "fail"/"original": P(evidence) = 0 leaves all zeros
             if zero.any():
                 rows = zero.nonzero()[:, 0]

@@ -146,18 +146,18 @@ def grey_face_logits(cfg: RunConfig, manifest: dict, record: dict) -> tuple[torc
 
 def scene_classifier(cfg: RunConfig, record: dict) -> tuple[nn.Module, list[str]]:
     """The cache backbone's own classifier head (e.g. Places365's 365 classes) on the cached
-    scene features, frozen, and its class names; for a head binding with ``scene_classes``."""
+    scene features, frozen, and its class names; for a binding that reads cache.scene_classes."""
     from emolog.errors import EmologError
     from emolog.perception.scene import build_backbone
     name = (record.get("backbone") or {}).get("name")
     if record.get("simulated") or not name:
-        raise ConfigError("a head reading 'scene_classes' needs the scene backbone's classifier, but the cache "
-                          "names no backbone (a simulated cache has none): use 'scene_features' instead")
+        raise ConfigError("cache.scene_classes needs the scene backbone's classifier, but the cache names no "
+                          "backbone (a simulated cache has none): read cache.scene instead")
     path, _ = _weights("backbone", cfg.backbone_weights, record, "--backbone-weights")
     try:
         backbone = build_backbone(name, path, device="cpu")
     except EmologError as e:
-        raise ConfigError(f"'scene_classes' reads the classifier of {name} from its weights file, but {e} "
+        raise ConfigError(f"cache.scene_classes reads the classifier of {name} from its weights file, but {e} "
                           "; pass it with --backbone-weights PATH (config key backbone_weights)") from None
     _check_sha(backbone, "backbone", record, name, "--backbone-weights", record["backbone"].get("weights_path"))
     for p in backbone.classifier.parameters():

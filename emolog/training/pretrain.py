@@ -78,7 +78,8 @@ def pretrained_scene_net(cfg: RunConfig, splits: dict[str, SplitData], manifest:
                "scene_dim": splits["train"].scene.shape[1], "version": 4}
     key = hashlib.sha256(json.dumps(key_src, sort_keys=True).encode()).hexdigest()[:16]
     folder = Path(cfg.pretrain_cache) if cfg.pretrain_cache else Path(cfg.data) / "pretrained"
-    n_out = lm.input_sizes["scene_net"]   # the scene net's domain in the program
+    from emolog.training.bindings.program import scene_domain
+    n_out = len(scene_domain(lm))   # the scene head's domain in the program
     path = folder / f"scene_net-{key}.pt"
     net = new_scene_net(cfg, splits["train"].scene.shape[1], n_classes=n_out).to(device)
     if path.exists():
@@ -131,7 +132,7 @@ def pretrained_scene_net(cfg: RunConfig, splits: dict[str, SplitData], manifest:
 
 def query_columns(lm: nn.Module, classes: tuple[str, ...]) -> list[int]:
     """The output columns of ``<f>(X, c)`` for each class c of ``classes``: f is the spec's query
-    predicate (``lm.output_functor``, set by ``spec.build_logic_module``), else ``emotion``."""
+    predicate (``lm.output_functor``, set by ``bindings.program.build_logic``), else ``emotion``."""
     from emolog.logic.templates import as_term
     functor = getattr(lm, "output_functor", "emotion")   # a label such as Joy is the atom 'Joy'
     return [lm.query_names.index(f"{functor}({as_term(c, 'a label', 'the label set')})") for c in classes]

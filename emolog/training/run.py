@@ -34,7 +34,8 @@ class Predictions:
     source names when the program chooses a source (else None); ``source_posterior`` [N, S]
     P(source | predicted class, evidence): which source explains the prediction;
     ``source_probs`` [N, S] the per-image source distribution before any class is assumed;
-    ``scene_probs`` [N, 7] the scene net's own distribution (the scene source as the program saw it).
+    ``scene_probs`` [N, S] the scene head's own distribution (the scene source as the program saw
+    it) over ``scene_classes`` (its network's domain); None when the program has no scene head.
     """
 
     ids: list[str]
@@ -44,6 +45,7 @@ class Predictions:
     source_posterior: np.ndarray | None = None
     source_probs: np.ndarray | None = None
     scene_probs: np.ndarray | None = None
+    scene_classes: list[str] | None = None
 
     @property
     def pred(self) -> list[str]:
@@ -157,6 +159,13 @@ class Run:
         """The trained ``emolog.training.model.Model`` (eval mode) on ``device``."""
         return _build_model(self, device)
 
+    def _scene_classifier(self) -> tuple[Any, list[str]]:
+        """The cache backbone's classifier and its class names (built once per Run)."""
+        if not hasattr(self, "_classifier"):
+            from emolog.training.perception import scene_classifier
+            self._classifier = scene_classifier(self._config(), self.perception or {})
+        return self._classifier
+
     def predict(self, cache: Any, ids: list[str] | None = None, device: str = "cpu") -> Predictions:
         """Predictions for ``ids`` (default: every image of the cache) of a ``FeatureCache`` or a
         cache directory. Raises CacheError naming ids the cache lacks."""
@@ -172,6 +181,9 @@ class Run:
             cache = load_cache(cache, ids=ids, prelast=joint_unfreeze)
         elif ids is not None:
             cache = cache.select(list(ids))
+        for n, tb in ((self.results.get("spec") or {}).get("nets") or {}).items():
+            if "cache.face_features" in (tb.get("bind"), *tb.get("inputs", [])):
+                cache.require("face_features", f"network {n} of {self.dir}'s spec reads it")
         if joint_unfreeze and cache.scene_prelast is None:
             raise RunError(f"{self.dir} trained the backbone's last block: predicting needs the cache's "
                            "pre-last activations (load it with prelast=True, or pass the cache directory)")
@@ -182,15 +194,20 @@ class Run:
         if model.gate is not None:
             from emolog.training.gate import split_static_evidence
             model.static = {id(s): split_static_evidence(s)}
-        if len(model.heads):
-            model.head_inputs = {id(s): self._head_inputs(s)}
+        if _reads_scene_classes(self.results.get("spec")):
+            from emolog.training.bindings.fields import add_scene_classes
+            add_scene_classes(s, self._scene_classifier()[0])
         probs = predict_split(model, s, sources=False)["probs"]
         out = Predictions(ids, probs.cpu().double().numpy(), self.classes)
+        from emolog.training.bindings.program import scene_domain
         from emolog.training.model import EVAL_CHUNK
-        with torch.no_grad():  # chunked like predict_split: joint-unfreeze runs the last block here
-            out.scene_probs = torch.cat([model.scene_probs(s, torch.arange(i, min(i + EVAL_CHUNK, len(ids)), device=dev),
-                                                           check=False) for i in range(0, len(ids), EVAL_CHUNK)]
-                                        or [torch.zeros(0, model.scene_net.n_classes)]).cpu().double().numpy()
+        out.scene_classes = scene_domain(model.lm)
+        if out.scene_classes is not None:
+            with torch.no_grad():  # chunked like predict_split: joint-unfreeze runs the last block here
+                out.scene_probs = torch.cat([
+                    model.scene_probs(s, torch.arange(i, min(i + EVAL_CHUNK, len(ids)), device=dev), check=False)
+                    for i in range(0, len(ids), EVAL_CHUNK)] or [torch.zeros(0, model.scene_net.n_classes)]
+                ).cpu().double().numpy()
         if model.has_sources:
             pred = predict_split(model, s, labels=probs.argmax(1))
             out.sources = list(SOURCES)
@@ -198,14 +215,10 @@ class Run:
             out.source_probs = pred["w"].cpu().double().numpy()
         return out
 
-    def _head_inputs(self, s: Any) -> dict:
-        from emolog.training.model import head_features
-        from emolog.training.perception import scene_classifier
-        tables = {n: tb for n, tb in (self.results.get("spec") or {}).get("nets", {}).items() if tb.get("bind") == "head"}
-        classifier = None
-        if any("scene_classes" in tb["inputs"] for tb in tables.values()):
-            classifier, _ = scene_classifier(self._config(), self.perception or {})
-        return {n: head_features(s, tb["inputs"], classifier) for n, tb in tables.items()}
+
+def _reads_scene_classes(spec: dict | None) -> bool:
+    return any("cache.scene_classes" in (tb.get("bind"), *tb.get("inputs", []))
+               for tb in ((spec or {}).get("nets") or {}).values())
 
 
 # results.json's fields every reader relies on, with their types
@@ -233,15 +246,13 @@ def _build_model(run: Run, device: str) -> Any:
     import torch
     from emolog.perception.scene2emotion import Scene2EmotionNet
     from emolog.training.gate import load_gate, program_kind
-    from emolog.training.model import HeadMLP, Model
-    from emolog.training.perception import build_last_block
+    from emolog.training.model import Model
     d = run.dir
     cfg = run._config()
     if not (d / "logic.pt").is_file():
         raise RunError(f"{d} has no logic.pt: it was trained by an emolog older than load_run; retrain it")
-    from emolog.training.spec import build_logic_module
-    lm = build_logic_module(run.results.get("program_source") or cfg.program, run.results["semantics"],
-                            cfg.logic_param, run.results.get("spec"))
+    record = run.results.get("spec")
+    lm, spec, heads = _logic(run, cfg, record)
     _load_into(lm.tparams, run, "logic.pt")
     state = run._state("scene_net.pt")
     try:
@@ -253,22 +264,16 @@ def _build_model(run: Run, device: str) -> Any:
     _load_into(scene_net, run, "scene_net.pt", state)
     last_block = None
     if (d / "backbone_last_block.pt").is_file():
+        from emolog.training.perception import build_last_block
         last_block = build_last_block(cfg, run.perception or {})
         _load_into(last_block, run, "backbone_last_block.pt")
-    heads = {}
-    for name, tb in ((run.results.get("spec") or {}).get("nets") or {}).items():
-        if tb.get("bind") == "head":
-            state = run._state(f"head_{name}.pt")
-            first = next(k for k in state if k.endswith("weight"))
-            heads[name] = HeadMLP(state[first].shape[1], tb.get("hidden", [64]), lm.input_sizes[name],
-                                  tb.get("dropout", cfg.net_dropout))
-            _load_into(heads[name], run, f"head_{name}.pt", state)
     grey = run.results.get("grey_face_logits")
     grey_t = torch.tensor(grey["values"], dtype=torch.float32, device=device) if grey else None
     if (d / "gate_net.pt").is_file():
         run._file("gate_net.pt")   # its sha256 checked before load_gate reads it
+    head_inputs = {n: b.inputs for n, b in spec.nets.items() if n in heads} if spec else None
     model = Model(lm, scene_net, last_block, run.results["semantics"], grey_t, load_gate(d), program_kind(lm),
-                  tuple(run.classes), heads)
+                  tuple(run.classes), heads, head_inputs)
     return model.to(device).eval()
 
 
@@ -280,3 +285,38 @@ def _load_into(module: Any, run: Run, name: str, state: Any = None) -> None:
     except (RuntimeError, KeyError, TypeError, AttributeError) as e:
         raise ArtefactError(f"{run.dir / name}: does not fit the run's model "
                             f"({str(e).strip().splitlines()[0][:160]})") from None
+
+
+def _heads(run: Run, cfg: Any, spec: Any, nets: dict) -> dict:
+    """The run's trained heads (``head_<name>.pt``), by network name (``nets``: the program's
+    declared networks)."""
+    from emolog.training.model import HeadMLP
+    heads = {}
+    for name, b in (spec.nets.items() if spec else ()):
+        if b.bind == "head":
+            state = run._state(f"head_{name}.pt")
+            first = next(k for k in state if k.endswith("weight"))
+            width = len(nets[name].domain) if nets[name].kind == "ad" else 1
+            heads[name] = HeadMLP(state[first].shape[1], b.hidden, width,
+                                  b.dropout if b.dropout is not None else cfg.net_dropout)
+            _load_into(heads[name], run, f"head_{name}.pt", state)
+    return heads
+
+
+def _logic(run: Run, cfg: Any, record: dict | None) -> tuple[Any, Any, dict]:
+    """(the run's compiled program, its spec or None, its heads by name), built as the run
+    built them."""
+    if not record:
+        from emolog.logic import compile_program
+        return compile_program(run.results.get("program_source") or cfg.program, semantics=run.results["semantics"],
+                               param=cfg.logic_param), None, {}
+    from emolog.training.bindings.program import BuildContext, build_logic, open_program
+    from emolog.training.bindings.schema import check_data
+    from emolog.training.spec import Spec
+    spec = Spec.from_record(record)
+    prog = open_program(spec, cfg.logic_param)
+    names = run._scene_classifier()[1] if _reads_scene_classes(record) else []
+    k = int((run.perception or {}).get("K") or 3)
+    maps = check_data(spec.where, spec.nets, prog.nets, k, lambda f: True, lambda: names)
+    ctx = BuildContext(k, cfg.seed, cfg.net_dropout, maps, _heads(run, cfg, spec, prog.nets))
+    return build_logic(spec, prog, run.results["semantics"], cfg.logic_param, ctx), spec, ctx.heads

@@ -1,86 +1,97 @@
-"""Model specs: a program, its query, its label set and what feeds each neural predicate (TOML,
-or the same keys as a Python dict: ``train_run({"spec": {"program": ..., ...}, ...})``).
+"""Model specs: a program, its query template, its label set and what feeds each neural predicate
+(TOML, or the same keys as a Python dict: ``train_run({"spec": {"program": ..., ...}, ...})``).
+docs/model.md, section 5b, is the reference; in short::
 
-A spec file (``emolog/training/specs/<name>.toml`` or any path) reads::
+    program = "va.pl"                 # a .pl file (relative to this spec) or a shipped program name
+    query = "emotion(Faces, tensor(scene(I)), E)"   # DeepProbLog query template: the label is
+                                      # the last argument, Faces the image's face list, the one
+                                      # other variable the image (or say which: image = "X")
+    labels = "emo8"                   # basic7 | emo8 | plutchik24 | a file with one label a line
+    label_values = "position"         # optional: the program's value for each label (a table, a file)
 
-    program = "seed"              # a shipped program name, or a .pl path relative to this file
-    query = "emotion(X, E)"       # X: the image, E: ranges over the label set
-    labels = "basic7"             # basic7 | emo8 | plutchik24 | a file with one label a line
+    [nets.expr]                       # one table per neural predicate, by the program's own name
+    bind = "cache.face_probs"         # cache.<field> | head | function | scene_head | gate | evidence.*
+    [nets.expr.class_map]             # optional: domain value = feed class(es)
+    joy = "happy"
 
-    [nets.scene_net]              # one table per neural predicate of the program
-    bind = "scene_head"           # Scene2EmotionNet over the cached scene features
-    [nets.face_net]
-    bind = "cache.face_probs"     # the recogniser's cached distribution of each face slot
-    [nets.available]
-    bind = "cache.face_mask"
+    [foreign.nearest]                 # a Python predicate the program calls (register_foreign)
+    function = "va_tools:nearest"
+    arity_in = 2
+    arity_out = 1
 
-Bindings this emolog trains: ``scene_head`` (scene_net: a trainable or pretrained-then-frozen
-Scene2EmotionNet over the cached scene features, sizes from the config's ``net_hidden`` /
-``net_dropout``, output size the predicate's domain), ``cache.face_probs`` (face_net),
-``cache.face_mask`` (available), ``gate`` (gate_net: ``GateNet`` over per-image evidence, the
-config's ``extra.gate``), ``evidence.large_face`` / ``evidence.confident_face`` (the
-discretised per-face facts of context_rules.pl), and for any predicate ``head``: a trainable
-MLP with ``inputs`` (a list of ``scene_features`` = the cached scene vector,
-``scene_classes`` = the scene backbone's own class distribution, e.g. Places365's 365, from its
-classifier head on the cached features, ``face_probs`` = the K x 7 recogniser distributions,
-``face_mask``), ``hidden`` (a list of layer sizes) and ``dropout``; it trains with the net
-settings (``net_lr``, ...) in every regime that trains networks. The label set is matched to the query's
-output domain by name: a difference is refused listing both sides.
-
-``engine = "deep"`` makes ``query`` a DeepProbLog template over the image id ``I`` and its face
-list ``Faces`` (specs/face_list.toml, ``emolog.training.deep_logic``): one circuit per face count.
+Everything in it is checked here and in ``bindings.schema`` before anything is compiled
+(``SpecError``: exit 3, one line naming the spec file and the network).
 """
 
 from __future__ import annotations
 
-import re
 import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from emolog.data.artefacts import ArtefactMissing, read_bytes
-from emolog.labels import BASIC7, LABEL_SETS
+from emolog.labels import LABEL_SETS
+from emolog.training.bindings.maps import label_values as parse_label_values
+from emolog.training.bindings.schema import (
+    Foreign, NetBinding, SpecError, parse_foreign, parse_nets,
+)
 from emolog.training.config import ConfigError
 
 SPEC_DIR = Path(__file__).resolve().parent / "specs"
-# neural predicate -> the bindings this emolog can feed it
-BINDINGS: dict[str, tuple[str, ...]] = {"scene_net": ("scene_head",), "face_net": ("cache.face_probs",),
-                                        "available": ("cache.face_mask",), "gate_net": ("gate",),
-                                        "large": ("evidence.large_face",), "confident": ("evidence.confident_face",)}
-# each binding feeds the network of this name inside emolog; a program's own name for it is
-# renamed to this one when it is compiled (``renames``), so any name works in a program
-CANONICAL: dict[str, str] = {b: net for net, binds in BINDINGS.items() for b in binds}
-KEYS = {"name", "program", "query", "labels", "nets", "description", "engine"}
-ENGINES = ("circuit", "deep")
-# a trainable head (an MLP) may feed any neural predicate, from these cached features
-HEAD_INPUTS = ("scene_features", "scene_classes", "face_probs", "face_mask")
+KEYS = {"name", "program", "query", "image", "labels", "label_values", "nets", "foreign", "description", "engine"}
+
+__all__ = ["SPEC_DIR", "Spec", "SpecError", "load_spec", "query_functor", "resolve_spec"]
 
 
 @dataclass
 class Spec:
-    """A parsed, validated spec (``load_spec``)."""
+    """A parsed, checked spec (``load_spec``)."""
 
     name: str
     path: Path | None
-    program: str                       # shipped name or absolute .pl path
-    query: str
+    base: Path                          # relative paths in the spec (program, labels, modules)
+    program: str                        # a shipped program name or an absolute .pl path
+    query: str                          # the template as written
+    template: str                       # the template with the image variable named I
+    image: str | None                   # the image variable as written (None: the template has none)
     classes: tuple[str, ...]
     label_set: str
-    nets: dict[str, dict] = field(default_factory=dict)
+    label_values: dict[str, Any] | None = None
+    nets: dict[str, NetBinding] = field(default_factory=dict)
+    foreign: dict[str, Foreign] = field(default_factory=dict)
     description: str = ""
-    engine: str = "circuit"            # "deep": a DeepProbLog query template (emolog.training.deep_logic)
+    notes: list[str] = field(default_factory=list)
 
     @property
-    def renames(self) -> dict[str, str]:
-        """{the program's network name: emolog's} for bindings whose network is named otherwise
-        (``nn(expr, ...)`` bound to ``cache.face_probs`` is emolog's ``face_net``)."""
-        return {n: CANONICAL[t["bind"]] for n, t in self.nets.items()
-                if t["bind"] in CANONICAL and CANONICAL[t["bind"]] != n}
+    def where(self) -> str:
+        """How errors name this spec: its file, or that it was written in Python."""
+        return str(self.path) if self.path else "spec (a Python dict)"
 
-    def to_dict(self) -> dict:
+    @property
+    def functor(self) -> str:
+        return query_functor(self.query)
+
+    def value_of(self, label: str) -> Any:
+        """The program's output value for a label (the label itself without a label table)."""
+        return label if self.label_values is None else self.label_values[label]
+
+    def record(self) -> dict:
+        """JSON-able, read back by ``Spec.from_record`` (config.json, results.json, load_run)."""
         return {"name": self.name, "path": str(self.path) if self.path else None, "program": self.program,
-                "query": self.query, "labels": self.label_set, "classes": list(self.classes),
-                "nets": self.nets, "engine": self.engine, "renames": self.renames}
+                "query": self.query, "image": self.image, "labels": self.label_set, "classes": list(self.classes),
+                "label_values": self.label_values, "nets": {n: b.record() for n, b in self.nets.items()},
+                "foreign": {n: f.record() for n, f in self.foreign.items()}, "description": self.description,
+                "notes": list(self.notes), "base": str(self.base)}
+
+    @staticmethod
+    def from_record(d: dict) -> "Spec":
+        """A recorded spec (``record``; a run of an earlier emolog: its keys) read back."""
+        base = Path(d.get("base") or (Path(d["path"]).parent if d.get("path") else Path.cwd()))
+        keys = {k: v for k, v in d.items() if k in KEYS and k != "labels"}
+        keys["labels"] = "<recorded>"
+        return _parse(keys, d.get("path") or "spec (a Python dict)", base, Path(d["path"]) if d.get("path") else None,
+                      d.get("name", "spec"), tuple(d["classes"]), d.get("labels", "<recorded>"))
 
 
 def resolve_spec(name_or_path: str) -> Path:
@@ -102,10 +113,11 @@ def resolve_spec(name_or_path: str) -> Path:
 
 
 def load_spec(spec: str | dict) -> Spec:
-    """Read and check a spec (not the program against it: ``check_program``): a shipped name,
-    a .toml path, or a dict with the file's keys (a spec written in Python; relative paths in
-    it are relative to the current directory)."""
+    """Read and check a spec: a shipped name, a .toml path, or a dict with the file's keys (a
+    spec written in Python; relative paths in it are relative to the current directory)."""
     if isinstance(spec, dict):
+        if "classes" in spec:   # a run's record (config.json)
+            return Spec.from_record(spec)
         return _parse(dict(spec), "spec (a Python dict)", Path.cwd(), None, "python")
     path = resolve_spec(spec)
     try:
@@ -113,161 +125,92 @@ def load_spec(spec: str | dict) -> Spec:
     except UnicodeDecodeError:
         raise ConfigError(f"{path}: not UTF-8 text, so not a TOML spec") from None
     except tomllib.TOMLDecodeError as e:
-        raise ConfigError(f"{path}: not valid TOML ({e})") from None
+        raise SpecError(f"{path}: not valid TOML ({e})") from None
     return _parse(d, str(path), path.parent, path, path.stem)
 
 
-def _parse(d: dict, where: str, base: Path, path: Path | None, default_name: str) -> Spec:
+def _parse(d: dict, where: str, base: Path, path: Path | None, default_name: str,
+           classes: tuple[str, ...] | None = None, label_set: str | None = None) -> Spec:
     """A spec's keys checked; ``where`` names it in errors, ``base`` resolves relative paths."""
     unknown = sorted(set(d) - KEYS)
     if unknown:
-        raise ConfigError(f"{where}: unknown key(s) {unknown}; known: {sorted(KEYS)}")
+        raise SpecError(f"{where}: unknown key(s) {unknown}; known: {sorted(KEYS)}")
     for key in ("program", "query", "labels"):
         if not isinstance(d.get(key), str) or not d[key]:
-            raise ConfigError(f"{where}: key {key!r} is required (a string)")
+            raise SpecError(f"{where}: key {key!r} is required (a string)")
+    notes = []
+    if "engine" in d:   # emolog now chooses how to compile every program itself
+        notes.append(f"{where}: the key engine = {d['engine']!r} is no longer needed and was ignored (emolog "
+                     "compiles every program itself); remove it")
     program = d["program"]
     if program.endswith(".pl"):
         program = str((base / program).resolve())
-    labels = d["labels"]
+        if not Path(program).is_file():
+            raise SpecError(f"{where}: program {d['program']!r}: no such file {program}")
+    if classes is None:
+        classes, label_set = _classes(d["labels"], base, where), d["labels"]
+    template, image = _template(d["query"], d.get("image"), where)
+    try:
+        values = parse_label_values(d.get("label_values"), classes, base, f"{where}:")
+    except ValueError as e:
+        raise SpecError(str(e)) from None
+    nets = parse_nets(d.get("nets", {}), where, base)
+    foreign = parse_foreign(d.get("foreign", {}), where, base)
+    return Spec(d.get("name", default_name), path, base, program, d["query"], template, image, tuple(classes),
+                label_set, values, nets, foreign, d.get("description", ""), notes)
+
+
+def _classes(labels: str, base: Path, where: str) -> tuple[str, ...]:
     if labels in LABEL_SETS:
-        classes = LABEL_SETS[labels]
+        return LABEL_SETS[labels]
+    lp = base / labels
+    if not lp.is_file():
+        raise SpecError(f"{where}: labels {labels!r} is neither one of {sorted(LABEL_SETS)} nor a file")
+    lines = [x.strip() for x in lp.read_text().splitlines()]
+    classes = tuple(x for x in lines if x and not x.startswith("#"))
+    dup = sorted({x for x in classes if classes.count(x) > 1})
+    if dup or not classes:
+        raise SpecError(f"{lp}: a label file needs distinct labels, one a line "
+                        f"({f'repeated: {dup}' if dup else 'it has none'})")
+    return classes
+
+
+def _template(query: str, image: Any, where: str) -> tuple[str, str | None]:
+    """(the template with the image variable renamed I, the image variable as written).
+
+    The label is the template's last argument (a variable), ``Faces`` the face list, and the
+    image the one other variable (``image = "X"`` names it when there are several)."""
+    from problog.logic import Var
+
+    from emolog.logic import ProgramError
+    from emolog.logic.templates import parse_template
+    try:
+        t = parse_template(query, where)
+    except ProgramError as e:
+        raise SpecError(f"{where}: query {query!r} does not parse ({e.message})") from None
+    if not t.args or not isinstance(t.args[-1], Var):
+        raise SpecError(f"{where}: query {query!r}: its last argument must be a variable, the label "
+                        f"(e.g. {t.functor}(..., E))")
+    label = str(t.args[-1])
+    others = sorted({str(v) for v in t.variables()} - {label, "Faces"})
+    if image is not None:
+        if image not in others:
+            raise SpecError(f"{where}: image = {image!r} is not a variable of the query {query!r} "
+                            f"(its variables besides the label and Faces: {others})")
+    elif len(others) > 1:
+        raise SpecError(f"{where}: the query {query!r} has the variables {others} besides the label {label} and "
+                        f"Faces; say which is the image, e.g. image = {others[0]!r}")
     else:
-        lp = (base / labels)
-        if not lp.is_file():
-            raise ConfigError(f"{where}: labels {labels!r} is neither one of {sorted(LABEL_SETS)} nor a file")
-        lines = [x.strip() for x in lp.read_text().splitlines()]
-        classes = tuple(x for x in lines if x and not x.startswith("#"))
-        dup = sorted({x for x in classes if classes.count(x) > 1})
-        if dup or not classes:
-            raise ConfigError(f"{lp}: a label file needs distinct labels, one a line "
-                              f"({f'repeated: {dup}' if dup else 'it has none'})")
-    nets = d.get("nets", {})
-    if not isinstance(nets, dict) or not all(isinstance(v, dict) and isinstance(v.get("bind"), str)
-                                             for v in nets.values()):
-        raise ConfigError(f"{where}: [nets.<predicate>] tables each need a 'bind' string")
-    fed: dict[str, list[str]] = {}
-    for n, t in nets.items():
-        if t["bind"] in CANONICAL:
-            fed.setdefault(CANONICAL[t["bind"]], []).append(n)
-    for canon, names in fed.items():
-        clash = names + ([canon] if canon in nets and canon not in names else [])
-        if len(clash) > 1:
-            raise ConfigError(f"{where}: {sorted(clash)} would all be emolog's {canon!r} (one network per "
-                              f"binding {[b for b, c in CANONICAL.items() if c == canon]}); bind only one of them so")
-    engine = d.get("engine", "circuit")
-    if engine not in ENGINES:
-        raise ConfigError(f"{where}: engine {engine!r} is not one of {list(ENGINES)}")
-    return Spec(d.get("name", default_name), path, program, d["query"], classes, labels, nets,
-                d.get("description", ""), engine)
-
-
-def build_logic_module(program: str, semantics: str, param: str, spec: dict | None = None):
-    """The compiled program of a run: a ``DeepLogic`` for a spec with ``engine = "deep"``
-    (its ``query`` is the template), else ``emolog.logic.compile_program``'s module. With a
-    spec, ``lm.output_functor`` is its query's predicate (the classes' answers are
-    ``<functor>(<class>)``; without one, ``emotion``)."""
-    if spec and spec.get("engine") == "deep":
-        if semantics != "condition":
-            raise ConfigError(f"spec {spec.get('name')}: a DeepProbLog program conditions on its evidence; "
-                              f"semantics {semantics!r} does not apply (regime original forces 'original')")
-        from emolog.training.deep_logic import build_deep
-        lm = build_deep(program, spec["query"], param, spec.get("renames") or {})
-    else:
-        from emolog.logic import compile_program
-        from emolog.logic.program import resolve_program
-        text, path = resolve_program(program)
-        new = text
-        for own, canon in ((spec or {}).get("renames") or {}).items():   # nn(own, ...) -> nn(canon, ...)
-            new = re.sub(rf"\bnn\(\s*{re.escape(own)}\s*,", f"nn({canon},", new)
-        new += spec_queries(text, spec["query"], spec["classes"]) if spec else ""
-        lm = compile_program(new, semantics=semantics, param=param, path=path) if new != text \
-            else compile_program(program, semantics=semantics, param=param)
-    if spec:
-        lm.output_functor = query_functor(spec["query"])
-    return lm
-
-
-def spec_queries(text: str, query: str, classes: list[str] | tuple[str, ...]) -> str:
-    """``query(<query with its last argument = c>).`` for each class c, to append to a program
-    that declares no query/1 of its own (a DeepProbLog-style file, whose queries come from the
-    data); "" when it has some."""
-    if re.search(r"^\s*query\s*\(", text, re.MULTILINE):
-        return ""
-    from emolog.logic.templates import as_term, parse_template
-    t = parse_template(query, "<spec query>")
-    if not t.args:
-        raise ConfigError(f"spec query {query!r}: needs an argument for the label, e.g. emotion(X, E)")
-    lines = [f"query({t.with_args(*t.args[:-1], as_term(c, 'the label', query))})." for c in classes]
-    return "\n% queries from the spec: one per label\n" + "\n".join(lines) + "\n"
+        image = others[0] if others else None
+    if image is not None and image != "I":
+        if "I" in others:
+            raise SpecError(f"{where}: the query {query!r} uses I for something other than the image {image}; "
+                            "rename it")
+        t = t.apply_term({Var(image): Var("I")})
+    return str(t), image
 
 
 def query_functor(query: str) -> str:
     """The answer predicate of a spec's query: ``emotion`` for ``emotion(X, E)``."""
     return query.split("(", 1)[0].strip()
 
-
-def check_program(spec: Spec, lm) -> None:
-    """The compiled program ``lm`` fits the spec: the query's domain equals the label set (by
-    name) and every neural predicate has a binding this emolog can feed."""
-    functor = query_functor(spec.query)
-    # an atom that needs quotes (a label such as Joy) is written 'Joy' in the query names
-    domain = [q[len(functor) + 1:-1].strip("'") for q in lm.query_names if q.startswith(functor + "(")]
-    if set(domain) != set(spec.classes):
-        raise ConfigError(f"{spec.path}: the query {spec.query} ranges over {sorted(domain)} but the label set "
-                          f"{spec.label_set!r} is {sorted(spec.classes)} (only in the program: "
-                          f"{sorted(set(domain) - set(spec.classes))}; only in the labels: "
-                          f"{sorted(set(spec.classes) - set(domain))})")
-    own = {canon: name for name, canon in spec.renames.items()}   # back to the program's names
-    declared = sorted({own.get(k.split("(")[0], k.split("(")[0]) for k in list(lm.input_sizes) + list(lm.fact_keys)})
-    if spec.engine == "deep":   # input_sizes lists only nn/4; its nn/2 and nn/3 need bindings too
-        declared = sorted(lm.prog.nets)
-    missing = [n for n in declared if n not in spec.nets]
-    if missing:
-        raise ConfigError(f"{spec.path}: neural predicate(s) {missing} of {lm.program.path} have no "
-                          f"[nets.<name>] binding")
-    for name, table in spec.nets.items():
-        if name not in declared:
-            raise ConfigError(f"{spec.path}: [nets.{name}] binds a neural predicate {lm.program.path} does not "
-                              f"declare (it has {declared})")
-        if table["bind"] == "head":
-            _check_head(spec, name, table, lm)
-            continue
-        if table["bind"] not in CANONICAL:
-            raise ConfigError(f"{spec.path}: [nets.{name}] bind = {table['bind']!r}: this emolog can feed a "
-                              f"network with {[*CANONICAL, 'head']}")
-        face_domain = net_domain(lm, "face_net") if table["bind"] == "cache.face_probs" else None
-        if face_domain not in (None, list(BASIC7)):
-            raise ConfigError(f"{spec.path}: [nets.{name}] reads the recogniser's distribution, which is over "
-                              f"{list(BASIC7)} in this order; the program declares {face_domain}")
-        unknown = sorted(set(table) - {"bind"})
-        if unknown:
-            raise ConfigError(f"{spec.path}: [nets.{name}] unknown key(s) {unknown}; a bind = "
-                              f"{table['bind']!r} table takes only 'bind'")
-
-
-def net_domain(lm, canon: str) -> list[str] | None:
-    """The declared domain of emolog's network ``canon`` in the compiled program."""
-    if hasattr(lm, "prog"):   # a DeepProbLog spec: the program's own names
-        decl = lm.prog.nets.get(getattr(lm, "net_names", {}).get(canon, canon))
-    else:
-        decl = lm.program.neural.get(canon)
-    return [str(d).strip("'") for d in decl.domain] if decl is not None and decl.domain else None
-
-
-def _check_head(spec: Spec, name: str, table: dict, lm) -> None:
-    unknown = sorted(set(table) - {"bind", "inputs", "hidden", "dropout"})
-    inputs, hidden = table.get("inputs"), table.get("hidden", [64])
-    if unknown:
-        raise ConfigError(f"{spec.path}: [nets.{name}] unknown key(s) {unknown}; a head takes inputs, hidden, dropout")
-    if not (isinstance(inputs, list) and inputs and set(inputs) <= set(HEAD_INPUTS)):
-        raise ConfigError(f"{spec.path}: [nets.{name}] inputs must be a list of {list(HEAD_INPUTS)}, got {inputs!r}")
-    if not (isinstance(hidden, list) and all(isinstance(h, int) and h > 0 for h in hidden)):
-        raise ConfigError(f"{spec.path}: [nets.{name}] hidden must be a list of layer sizes, got {hidden!r}")
-    if name not in lm.input_sizes:
-        raise ConfigError(f"{spec.path}: [nets.{name}] is a head, but {name!r} is no neural predicate with a "
-                          f"domain in {lm.program.path} (it has {sorted(lm.input_sizes)})")
-
-
-def heads_of(spec: Spec | None) -> dict[str, dict]:
-    """The spec's ``head`` bindings {predicate: table}."""
-    return {} if spec is None else {n: t for n, t in spec.nets.items() if t["bind"] == "head"}

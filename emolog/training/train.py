@@ -17,6 +17,7 @@ from __future__ import annotations
 import json
 import sys
 import time
+from dataclasses import replace
 from pathlib import Path
 
 import torch
@@ -28,30 +29,40 @@ from emolog.data.atomic import atomic_write_text
 from emolog.data.lock import output_lock
 from emolog.labels import BASIC7
 from emolog.training import em
+from emolog.training.bindings.program import BuildContext, build_logic, open_program, own_names, scene_domain
+from emolog.training.bindings.fields import add_scene_classes
+from emolog.training.bindings.schema import check_data
 from emolog.training.config import ConfigError, RunConfig
 from emolog.training.data import SplitData, load_data
 from emolog.training.fit import CHECKPOINT, Group, fit, read_checkpoint
 from emolog.training.gate import build_gate, program_kind, shared_pretrained, split_static_evidence
 from emolog.training.losses import Loss, TrainingError, epoch_order, new_scene_net
-from emolog.training.model import HeadMLP, Model, head_features
+from emolog.training.model import HeadMLP, Model
 from emolog.training.outputs import provenance, run_files, write_run
 from emolog.training.perception import build_last_block, grey_face_logits, perception_record, scene_classifier
 from emolog.training.pretrain import pretrained_scene_net
 from emolog.training.regimes import Regime, get_regime
-from emolog.training.spec import Spec, build_logic_module, check_program, heads_of, load_spec, net_domain
+from emolog.training.spec import Spec, load_spec
 
 __all__ = ["CHECKPOINT", "Loss", "TrainingError", "epoch_order", "train_run"]
 
 
-def build_logic(cfg: RunConfig, semantics: str) -> tuple[nn.Module, Spec | None]:
-    """Compile the configured program (the spec's, when one is given) with the configured
-    parameterisation; returns (logic module, spec or None), the program checked against the spec."""
-    spec = load_spec(cfg.spec) if cfg.spec else None
-    lm = build_logic_module(spec.program if spec else cfg.program, semantics, cfg.logic_param,
-                            spec.to_dict() if spec else None)
-    if spec is not None:
-        check_program(spec, lm)
-    return lm, spec
+def prepare_spec(cfg: RunConfig, splits: dict[str, SplitData], perception: dict, spec: Spec, prog
+                 ) -> BuildContext:
+    """The spec's bindings checked against the data (fields the cache holds, face slots, the
+    scene backbone's classes), the scene classes computed per split where a binding reads
+    them; returns what building the program's feeds needs."""
+    tr = splits["train"]
+    reads = {src for b in spec.nets.values() for src in (b.bind, *b.inputs)}
+    names: list[str] = []
+    if "cache.scene_classes" in reads and not perception.get("simulated"):
+        classifier, names = scene_classifier(cfg, perception)
+        for s in splits.values():
+            add_scene_classes(s, classifier)
+    has = {"face_features": tr.face_features is not None, "scene_classes": bool(names)}
+    maps = check_data(spec.where, spec.nets, prog.nets, tr.face_mask.shape[1], lambda f: has.get(f, True),
+                      lambda: names)
+    return BuildContext(tr.face_mask.shape[1], cfg.seed, cfg.net_dropout, maps)
 
 
 def resolve_device(name: str) -> torch.device:
@@ -76,6 +87,13 @@ def train_run(config: RunConfig | dict, out_dir: str | Path, resume: bool = Fals
         return _train_run(cfg, Path(out_dir), resume, progress)
 
 
+def _check_em(cfg: RunConfig, regime: Regime, lm: nn.Module, gated: bool, name: str) -> None:
+    """problog-em learns the program's t(): refused for a program with none (or a gate net)."""
+    if regime.learner == "em" and (gated or not len(lm.tparams)):
+        raise ConfigError(f"config key 'regime': {cfg.regime!r} learns the program's t() by EM; {name!r} has "
+                          f"{'a gate net (no t())' if gated else 'no t()'}: use a gradient regime")
+
+
 def _start_weights(cfg: RunConfig, regime: Regime, lm: nn.Module, kind: str) -> None:
     """Global source weights at the start: ``init_weights`` (trained) / ``fixed_weights`` (held,
     default uniform) of a global program; refused for a program without global weights."""
@@ -97,13 +115,14 @@ def _scene_net(cfg: RunConfig, regime: Regime, splits: dict[str, SplitData], man
                kind: str, semantics: str, device: torch.device, progress: bool, classes: tuple[str, ...]
                ) -> tuple[nn.Module, dict | None, torch.Tensor | None]:
     """(scene net, pretraining info, out-of-fold training probabilities or None)."""
-    domain = net_domain(lm, "scene_net")
+    domain = scene_domain(lm)
     if (regime.scene_init if cfg.scene_init == "auto" else cfg.scene_init) != "pretrained" or domain is None:
         # (a program without a scene net keeps this untrained one out of every parameter group)
         return new_scene_net(cfg, splits["train"].scene.shape[1], n_classes=len(domain or BASIC7)).to(device), \
             None, None
     if domain != list(classes):   # pretraining fits the scene net's outputs to the labels
-        raise ConfigError(f"{lm.program.path}: scene_net ranges over {domain}, the labels over {list(classes)}: "
+        raise ConfigError(f"{lm.program.path}: the scene head's network ranges over {domain}, the labels over "
+                          f"{list(classes)}: "
                           "a pretrained scene net is fitted to the labels, so it needs the same classes in the "
                           "same order; set scene_init=random (the net then trains from scratch, e.g. joint)")
     if kind == "global":
@@ -119,24 +138,43 @@ def _scene_net(cfg: RunConfig, regime: Regime, splits: dict[str, SplitData], man
     return pre.net, pre.info, pre.oof
 
 
-def build_heads(cfg: RunConfig, spec: Spec | None, lm: nn.Module, splits: dict[str, SplitData], perception: dict,
-                device: torch.device) -> tuple[dict[str, nn.Module], dict[int, dict[str, torch.Tensor]]]:
-    """The spec's trainable heads (``HeadMLP``, seeded) and their inputs per split."""
-    tables = heads_of(spec)
-    if not tables:
-        return {}, {}
-    classifier = None
-    if any("scene_classes" in tb["inputs"] for tb in tables.values()):
-        classifier, _ = scene_classifier(cfg, perception)
+def build_heads(cfg: RunConfig, spec: Spec | None, lm: nn.Module, splits: dict[str, SplitData],
+                device: torch.device) -> dict[str, nn.Module]:
+    """The trainable heads (``HeadMLP``, seeded) of a program compiled in the seed's shape, each
+    over whole-image features (a program through DeepProgram builds its own at its first batch)."""
+    if spec is None:
+        return {}
+    if getattr(lm, "general", False):   # built at the first batches (_first_batches)
+        return lm.heads()
+    from emolog.training.bindings.fields import row_values
     heads: dict[str, nn.Module] = {}
-    inputs: dict[int, dict[str, torch.Tensor]] = {id(s): {} for s in splits.values()}
-    for k, (name, tb) in enumerate(sorted(tables.items())):
-        for s in splits.values():
-            inputs[id(s)][name] = head_features(s, tb["inputs"], classifier)
+    tr = splits["train"]
+    for k, (name, b) in enumerate(sorted((n, b) for n, b in spec.nets.items() if b.bind == "head")):
+        width = sum(row_values(tr, src, torch.arange(1, device=tr.labels.device)).flatten(1).shape[1]
+                    for src in b.inputs)
         torch.manual_seed(cfg.seed * 1009 + 500 + k)
-        heads[name] = HeadMLP(inputs[id(splits["train"])][name].shape[1], tb.get("hidden", [64]),
-                              lm.input_sizes[name], tb.get("dropout", cfg.net_dropout)).to(device)
-    return heads, inputs
+        heads[name] = HeadMLP(width, b.hidden, lm.input_sizes[name],
+                              b.dropout if b.dropout is not None else cfg.net_dropout).to(device)
+    return heads
+
+
+def _first_batches(cfg: RunConfig, spec: Spec, lm: nn.Module, splits: dict[str, SplitData], semantics: str,
+                   device: torch.device, per_count: int = 2) -> list[str]:
+    """A program compiled through DeepProgram evaluates a few training images of each face count
+    before any training or pretraining: its structures compile, its heads are built (their
+    input width is what the program's inputs hold) and its answers are checked against the
+    labels, so a mistake is refused now. Returns the check's notes."""
+    tr = splits["train"]
+    scene = new_scene_net(cfg, tr.scene.shape[1], n_classes=len(scene_domain(lm) or BASIC7)).to(device)
+    probe = Model(lm, scene, None, semantics, None, kind="none", classes=spec.classes)
+    counts = tr.face_mask.sum(1)
+    idx = torch.cat([(counts == c).nonzero()[:per_count, 0] for c in torch.unique(counts)])
+    probe.eval()
+    with torch.no_grad():
+        probe(tr, idx)
+    notes = lm.check_labels(explicit=spec.label_values is not None)
+    # answer-mass check: see coordinator
+    return notes
 
 
 def _train_run(cfg: RunConfig, out: Path, resume: bool, progress: bool) -> dict:
@@ -154,23 +192,34 @@ def _train_run(cfg: RunConfig, out: Path, resume: bool, progress: bool) -> dict:
         announce_resume(out)
     device = resolve_device(cfg.device)
     t0 = time.perf_counter()
-    lm, spec = build_logic(cfg, semantics)
-    lm = lm.to(device)
+    spec = load_spec(cfg.spec) if cfg.spec else None
+    if spec is not None and isinstance(cfg.spec, dict):   # recorded as JSON (config.json, checkpoints)
+        cfg = replace(cfg, spec=spec.record())
+    # the program parsed and its networks checked against the spec: before any data or compiling
+    prog = open_program(spec, cfg.logic_param) if spec else None
     classes = spec.classes if spec else BASIC7
-    kind = program_kind(lm)
-    if regime.learner == "em":
-        if kind == "gate" or not len(lm.tparams):
-            raise ConfigError(f"config key 'regime': {cfg.regime!r} learns the program's t() by EM; "
-                              f"{Path(lm.program.path).name if spec else cfg.program!r} has "
-                              f"{'a gate net (no t())' if kind == 'gate' else 'no t()'}: "
-                              "use a gradient regime")
-    untrained = sorted(heads_of(spec)) if not regime.trains_scene_net else []
+    if prog is not None:
+        _check_em(cfg, regime, prog, any(b.bind == "gate" for b in spec.nets.values()), Path(prog.path).name)
+    untrained = sorted(n for n, b in spec.nets.items() if b.bind == "head") \
+        if spec and not regime.trains_scene_net else []
     if untrained:   # a head nobody trains is its random start: its "predictions" would mean nothing
         raise ConfigError(f"config key 'regime': {cfg.regime!r} trains no network, but spec {spec.name!r} feeds "
                           f"{untrained} from trainable head(s), which would stay at their random start; "
                           "use nets-only or joint")
+    if spec is not None:   # a program in the seed's shape compiles now (in seconds), the others later
+        lm = build_logic(spec, prog, semantics, cfg.logic_param, None)
+    else:
+        from emolog.logic import compile_program
+        lm = compile_program(cfg.program, semantics=semantics, param=cfg.logic_param)
+        _check_em(cfg, regime, lm, program_kind(lm) == "gate", cfg.program)
     splits, manifest, data_info = load_data(cfg, device, prelast=regime.trains_backbone, classes=classes)
     perception = perception_record(manifest)
+    ctx = prepare_spec(cfg, splits, perception, spec, prog) if spec else BuildContext()
+    if lm is None:
+        lm = build_logic(spec, prog, semantics, cfg.logic_param, ctx)
+    lm = lm.to(device)
+    kind = program_kind(lm)
+    notes = _first_batches(cfg, spec, lm, splits, semantics, device) if getattr(lm, "general", False) else []
     atomic_write_text(out / "config.json", json.dumps(
         {**cfg.to_dict(), "perception": perception, "provenance": provenance(manifest, data_info)}, indent=1))
 
@@ -178,8 +227,11 @@ def _train_run(cfg: RunConfig, out: Path, resume: bool, progress: bool) -> dict:
     scene_net, pretrain_info, oof = _scene_net(cfg, regime, splits, manifest, lm, kind, semantics, device, progress,
                                                classes)
     last_block = build_last_block(cfg, perception).to(device) if regime.trains_backbone else None
-    extra: dict = {"pretrain": pretrain_info, "spec": spec.to_dict() if spec else None,
-                   "program_source": spec.program if spec else cfg.program}
+    extra: dict = {"pretrain": pretrain_info, "spec": spec.record() if spec else None,
+                   "program_source": spec.program if spec else cfg.program,
+                   "notes": (list(spec.notes) if spec else []) + notes}
+    if spec is not None:
+        extra["spec"]["class_maps"] = {n: m[2] for n, m in ctx.maps.items()}
     grey = None
     if semantics == "original":
         grey, source = grey_face_logits(cfg, manifest, perception)
@@ -192,17 +244,19 @@ def _train_run(cfg: RunConfig, out: Path, resume: bool, progress: bool) -> dict:
     elif kind == "rules":
         from emolog.training.gate import gate_settings
         extra["gate"] = {"kind": kind, **gate_settings(cfg), "features": None, "t_probs": None}
-    heads, head_inputs = build_heads(cfg, spec, lm, splits, perception, device)
-    model = Model(lm, scene_net, last_block, semantics, grey, gate, kind, classes, heads)
-    model.head_inputs = head_inputs
+    heads = build_heads(cfg, spec, lm, splits, device)
+    model = Model(lm, scene_net, last_block, semantics, grey, gate, kind, classes, heads,
+                  {n: b.inputs for n, b in spec.nets.items() if n in heads} if spec else None)
     if gate is not None:
         model.static = {id(s): split_static_evidence(s) for s in splits.values()}
 
+    names = own_names(spec)
     groups = [Group("logic", lm, regime.trains_logic),
-              Group("scene_net", scene_net, regime.trains_scene_net and "scene_net" in lm.input_sizes)]
-    groups += [Group(name, head, regime.trains_scene_net) for name, head in heads.items()]
+              Group(names.get("scene_net", "scene_net"), scene_net, regime.trains_scene_net and model.has_scene_head,
+                    role="scene_net")]
+    groups += [Group(name, head, regime.trains_scene_net) for name, head in model.heads.items()]
     if gate is not None:
-        groups.append(Group("gate_net", gate, regime.trains_logic))
+        groups.append(Group(names.get("gate_net", "gate_net"), gate, regime.trains_logic, role="gate_net"))
     if last_block is not None:
         groups.append(Group("backbone_last_block", last_block, True))
     if not regime.trains_scene_net:
