@@ -94,6 +94,10 @@ def test_research_program_trains_predicts_and_answers_as_deepproblog(research_da
     heads = {n for n, b in spec.nets.items() if b.bind in ("head", "scene_head")}
     assert heads <= trained and not {"face_net", "available"} & {la["net"] for la in layers}
     assert set(res["spec"]["nets"]) == set(spec.nets)
+    # the answer-mass check speaks (a warning, a note naming the rules) only where the answers do
+    # not sum to 1
+    mass = [n for n in res.get("notes") or [] if n.startswith("answer mass:")]
+    assert bool(mass) == (name == "float_boundary"), mass
     # the run read back reproduces its own test metrics
     run = emolog.load_run(out)
     test_ids = load_split(d / "split.json")["test"]
@@ -112,6 +116,20 @@ def test_research_program_trains_predicts_and_answers_as_deepproblog(research_da
         r = compare_program(CORPUS / f"{name}.pl", [spec.template], n_examples=1, faces=COMPARED[name],
                             foreign=foreign, timeout=60)
         assert r.dp_failed is None and r.max_dp <= 1e-9 and r.max_dgrad <= 1e-9, (r.dp_failed, r.max_dp, r.max_dgrad)
+
+
+def test_answers_that_do_not_sum_to_one_are_refused_with_strict(research_data, tmp_path, capsys):
+    """float_boundary's two rules fire together at a float boundary: by default a warning naming
+    them (file:line), with --strict exit 3 and no run written."""
+    d, spec = research_data["emo8"], CORPUS / "float_boundary.toml"
+    args = ["train", "--data", str(d), "--spec", str(spec), "--regime", "joint", "--set", "epochs=1", "--quiet"]
+    assert main([*args, "--out", str(tmp_path / "warned")]) == 0
+    err = capsys.readouterr().err
+    assert "warning: emotion(" in err and "two labels hold at once" in err and "float_boundary.pl:" in err
+    assert main([*args, "--strict", "--out", str(tmp_path / "strict")]) == 3
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "float_boundary.toml" in err and "Traceback" not in err
+    assert not (tmp_path / "strict" / "results.json").exists()
 
 
 def test_a_network_over_computed_values_is_called_once_per_batch(research_data):

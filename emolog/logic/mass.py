@@ -26,7 +26,8 @@ from .bindings import PLACEHOLDER
 from .dnnf import find_world
 from .program import ProgramError
 
-FIRED = "emolog_fired"   # fired(K, Head): clause K's body holds for Head (instrumented copy)
+FIRED = "emolog_fired"   # fired(K, [Values]): rule K's body holds, its variables' values (instrumented copy)
+BOUND = "emolog_bound"   # bound(X, V): V is X when X is ground, else the atom '_'
 TOLERANCE = 1e-6
 
 
@@ -68,7 +69,8 @@ def answer_masses(prog, examples: Sequence, labels: Sequence[str] | None = None
         return []
     with torch.no_grad():
         ans = prog(list(examples))
-    keep = torch.tensor([labels is None or _last_arg(n) in set(labels) for n in ans.names], dtype=torch.bool)
+    wanted = None if labels is None else {str(v).strip("'") for v in labels}
+    keep = torch.tensor([wanted is None or _last_arg(n) in wanted for n in ans.names], dtype=torch.bool)
     mass = (ans.probs[:, keep].sum(1) if len(ans.names) else torch.zeros(len(examples))).tolist()
     out: dict[str, list[tuple[int, float]]] = {}
     for ex, m in zip(examples, mass):
@@ -153,7 +155,8 @@ def _explain(prog, term: Term, finding: MassFinding, labels, probs: dict[str, fl
         dag = LogicDAG.create_from(db, engine=engine, database=db, queries=[term], keep_named=True)
     except Exception:   # noqa: BLE001 - an explanation must never turn a warning into a crash
         return finding
-    answers = [(n, k) for n, k, _ in dag.labeled() if labels is None or _last_arg(str(n)) in set(labels)]
+    wanted = None if labels is None else {str(v).strip("'") for v in labels}
+    answers = [(n, k) for n, k, _ in dag.labeled() if wanted is None or _last_arg(str(n)) in wanted]
     ev = [dag.negate(k) if v < 0 else k for _, k, v in dag.evidence_all() if v]
     if finding.masses[0][1] > 1:   # two labels at once: the first pair that can hold together
         pairs = [(a, b) for i, a in enumerate(answers) for b in answers[i + 1:]]
@@ -190,12 +193,15 @@ def _weights(dag, probs: dict[str, float]):
 
 
 def _instrumented(prog) -> tuple:
-    """(database, engine, marked clauses): the program with every rule of a predicate defined
-    by two or more rules extended by ``emolog_fired(K, Head)``, a probabilistic fact (0.5, so
-    it stays in the ground formula) that holds when rule K fires for Head."""
+    """(database, engine, marked rules): the program with every rule of a predicate defined by
+    two or more rules extended by ``emolog_fired(K, [V...])``, a probabilistic fact (0.5, so it
+    stays in the ground formula) over the rule's variables, which holds when rule K fires. A
+    variable still unbound when the body holds (``_`` in ``[F|_]``) is passed as the atom '_'
+    (``emolog_bound/2``): a probabilistic fact takes ground arguments only. A marked rule is
+    (clause, location, its variables' names)."""
     from problog.engine import DefaultEngine
     from problog.extern import problog_export
-    from problog.logic import And
+    from problog.logic import And, Not, list2term
     from problog.program import SimpleProgram
 
     from .deep import _det
@@ -208,25 +214,38 @@ def _instrumented(prog) -> tuple:
     out, marked = SimpleProgram(), []
     for st in prog.translated.program:
         if isinstance(st, Clause) and isinstance(st.head, Term) and count.get(st.head.signature, 0) > 1:
-            st = Clause(st.head, And(st.body, Term(FIRED, Constant(len(marked)), st.head)))
-            marked.append(st)
+            names = sorted({str(v) for v in st.head.variables() | st.body.variables()})
+            bound = [Var(f"EmologB{i}") for i in range(len(names))]
+            mark = Term(FIRED, Constant(len(marked)), list2term(bound))
+            body = st.body
+            for n, b in zip(names, bound):
+                body = And(body, Term(BOUND, Var(n), b))
+            marked.append((st, getattr(st, "location", None), names))
+            st = Clause(st.head, And(body, mark))
         out.add_clause(st)
     out.add_clause(Term(FIRED, Var("K"), Var("H"), p=Constant(0.5)))
+    out.add_clause(Clause(Term(BOUND, Var("X"), Var("X")), Term("ground", Var("X"))))
+    out.add_clause(Clause(Term(BOUND, Var("X"), Term("'_'")), Not("\\+", Term("ground", Var("X")))))
     engine = DefaultEngine()
     db = engine.prepare(out)
     for name, net in prog.nets.items():
         if net.kind == "det":
             problog_export.database = db
             problog_export("+term", "-term")(_det(name), funcname=DET.format(name), modname=None)
-    return db, engine, [(c, getattr(c, "location", None)) for c in rules if count[c.head.signature] > 1]
+    return db, engine, marked
 
 
 def _overlapping_rules(fired: list[Term], marked, prog) -> list[str]:
     """Two rules of one predicate that fire in the witness for heads agreeing on their leading
     arguments (the call) and differing after: "file:line: head" for each."""
+    from problog.logic import term2list
+
     by_pred: dict[tuple, list[tuple[int, Term]]] = {}
     for f in fired:
-        by_pred.setdefault(f.args[1].signature, []).append((int(f.args[0]), f.args[1]))
+        k = int(f.args[0])
+        clause, _, names = marked[k]
+        head = clause.head.apply_term(dict(zip(map(Var, names), term2list(f.args[1], False))))
+        by_pred.setdefault(head.signature, []).append((k, head))
     out: list[str] = []
     for items in by_pred.values():
         best = None
@@ -294,7 +313,7 @@ def _where(prog, location) -> str:
 
 
 def _shown(t) -> str:
-    return str(t).replace(str(PLACEHOLDER), "I")
+    return str(t).replace(str(PLACEHOLDER), "I").replace("'_'", "_")
 
 
 def strict_error(findings: list[MassFinding], where: str) -> ProgramError:

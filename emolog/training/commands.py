@@ -30,6 +30,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--recogniser-weights", metavar="PATH",
                         help="the expression recogniser's weights file or folder, when it moved since the "
                              "cache was built (regime original reads a grey face; config key recogniser_weights)")
+    parser.add_argument("--strict", action="store_true",
+                        help="refuse a class program whose answers do not sum to 1 on its first batches "
+                             "(the answer-mass check; default: a warning)")
     parser.add_argument("--quiet", action="store_true", help="no progress bars")
 
 
@@ -43,6 +46,8 @@ def run(args: argparse.Namespace) -> int:
     for key in ("spec", "backbone_weights", "recogniser_weights"):
         if getattr(args, key, None):
             base[key] = getattr(args, key)
+    if args.strict:
+        base["strict"] = True
     # errors (ConfigError, CacheError, TrainingError, ...) go to the command line's handler:
     # one line and the exit code of their kind
     cfg = RunConfig.load(args.config, args.overrides, **base)

@@ -86,6 +86,9 @@ class RunConfig:
     # early stopping on validation NLL: stop after `patience` epochs without improvement and
     # restore the best epoch's parameters; None = run all epochs (and keep the last)
     patience: int | None = 3
+    # a class program's answers that do not sum to 1 on the first batches (the answer-mass
+    # check, docs/logic.md): False = a warning (and a note in results.json), True = refused
+    strict: bool = False
     fixed_weights: dict[str, float] | None = None  # nets-only: t() held at these; None = uniform
     # scene-only pretraining of Scene2EmotionNet (logic-only, problog-em): cached on disk
     scene_init: str = "auto"            # auto (per regime) | pretrained | random
@@ -177,6 +180,7 @@ class RunConfig:
         need(_is_int(self.net_hidden) and self.net_hidden >= 1, "net_hidden", "must be an integer >= 1")
         need(_is_num(self.net_dropout) and 0 <= self.net_dropout < 1, "net_dropout", "must be in [0, 1)")
         need(self.imbalance in IMBALANCE, "imbalance", f"must be one of {list(IMBALANCE)}")
+        need(isinstance(self.strict, bool), "strict", "true or false")
         need(self.patience is None or (_is_int(self.patience) and self.patience >= 1), "patience",
              "must be null or an integer >= 1")
         need(_is_int(self.pretrain_folds) and self.pretrain_folds >= 1, "pretrain_folds",

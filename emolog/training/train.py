@@ -31,7 +31,7 @@ from emolog.labels import BASIC7
 from emolog.training import em
 from emolog.training.bindings.program import BuildContext, build_logic, open_program, own_names, scene_domain
 from emolog.training.bindings.fields import add_scene_classes
-from emolog.training.bindings.schema import check_data
+from emolog.training.bindings.schema import SpecError, check_data
 from emolog.training.config import ConfigError, RunConfig
 from emolog.training.data import SplitData, load_data
 from emolog.training.fit import CHECKPOINT, Group, fit, read_checkpoint
@@ -173,8 +173,21 @@ def _first_batches(cfg: RunConfig, spec: Spec, lm: nn.Module, splits: dict[str, 
     with torch.no_grad():
         probe(tr, idx)
     notes = lm.check_labels(explicit=spec.label_values is not None)
-    # answer-mass check: see coordinator
-    return notes
+    return notes + _answer_mass(cfg, spec, lm)
+
+
+def _answer_mass(cfg: RunConfig, spec: Spec, lm: nn.Module) -> list[str]:
+    """The answer-mass check on the first batches (docs/logic.md): a finding per structure whose
+    answers over the labels do not sum to 1, printed as a warning and returned as notes, or
+    refused with ``strict``."""
+    from emolog.logic.mass import check_answer_mass
+    findings = check_answer_mass(lm.prog, lm._examples(lm.batch.rows), labels=list(lm._col))
+    if findings and cfg.strict:
+        raise SpecError(f"{spec.where}: " + " | ".join(f.message() for f in findings) +
+                        " (config key 'strict'; without it this is a warning)")
+    for f in findings:
+        print(f"emolog train: warning: {f.message()}", file=sys.stderr)
+    return [f"answer mass: {f.message()}" for f in findings]
 
 
 def _train_run(cfg: RunConfig, out: Path, resume: bool, progress: bool) -> dict:
