@@ -20,6 +20,14 @@ TRUE, FALSE = 0, 1
 LIT, AND, OR, CONST = 0, 1, 2, 3
 
 
+def _bits(mask: int):
+    """The values (bit positions) of a mask, lowest first."""
+    while mask:
+        low = mask & -mask
+        yield low.bit_length() - 1
+        mask ^= low
+
+
 def negated(key):
     """The signed DAG key of a key's negation (ProbLog: 0 is true, None is false)."""
     if key is None:
@@ -60,7 +68,7 @@ class ChoiceFormula:
         self.n_groups = len(self.heads)   # variables below this are disjunctions
         self._pos: dict[int, int] = {}
         self._neg: dict[int, int] = {}
-        self._index: dict[tuple[int, int], tuple] = {}
+        self._index: dict[tuple, tuple] = {}   # (node, var[, AND]) -> what conditioning reads
 
     # ---- building nodes -------------------------------------------------------------
     def _new(self, kind: int, arg, support: int) -> int:
@@ -203,19 +211,53 @@ class ChoiceFormula:
         if kind == LIT:
             r = TRUE if self.arg[i][1] >> value & 1 else FALSE
         elif kind == AND:
-            kids = []
-            for c in self.arg[i]:
-                k = self._cond(c, var, value, memo)
-                if k == FALSE:
-                    r = FALSE
-                    break
-                kids.append(k)
-            else:
-                r = self.conj(kids)
+            r = self._cond_and(i, var, value, memo)
         else:
             r = self.disj([self._cond(c, var, value, memo) for c in self._candidates(i, var, value)])
         memo[i] = r
         return r
+
+    def _cond_and(self, i: int, var: int, value: int, memo: dict) -> int:
+        """AND ``i`` with ``var = value``, from an index per (i, var): its own literal on var,
+        the children that do not mention var (kept), and per value the children an OR literal
+        on var does not make true (conditioned); the others are true and dropped. Why: a
+        negated wide disjunction (``\\+ context_dom`` over 365 scenes) is an AND of 365 ORs
+        ``scene != s or not dom_s``, of which one value of the scene leaves one to condition."""
+        idx = self._index.get((i, var, AND))
+        if idx is None:
+            lit, kept, by_value, always = None, [], {}, []
+            for c in self.arg[i]:
+                if not self.support[c] >> var & 1:
+                    kept.append(c)
+                elif self.kind[c] == LIT:
+                    lit = self.arg[c][1]
+                else:
+                    true_on = self._or_literal(c, var)
+                    if true_on:
+                        for v in _bits(self.full[var] & ~true_on):
+                            by_value.setdefault(v, []).append(c)
+                    else:
+                        always.append(c)
+            idx = self._index[(i, var, AND)] = (lit, kept, by_value, always)
+        lit, kept, by_value, always = idx
+        if lit is not None and not lit >> value & 1:
+            return FALSE
+        kids = list(kept)
+        for c in by_value.get(value, []) + always:
+            k = self._cond(c, var, value, memo)
+            if k == FALSE:
+                return FALSE
+            kids.append(k)
+        return self.conj(kids)
+
+    def _or_literal(self, c: int, var: int) -> int:
+        """The values of ``var`` that make OR node ``c`` true by its own literal on var (0: none)."""
+        if self.kind[c] != OR:
+            return 0
+        for g in self.arg[c]:
+            if self.kind[g] == LIT and self.arg[g][0] == var:
+                return self.arg[g][1]
+        return 0
 
     def _candidates(self, i: int, var: int, value: int) -> list[int]:
         """The children of OR ``i`` that can hold when ``var = value``: an index per (i, var)
@@ -230,10 +272,8 @@ class ChoiceFormula:
                 if mask is None:
                     anywhere.append(c)
                     continue
-                while mask:
-                    low = mask & -mask
-                    by_value.setdefault(low.bit_length() - 1, []).append(c)
-                    mask ^= low
+                for v in _bits(mask):
+                    by_value.setdefault(v, []).append(c)
             idx = self._index[(i, var)] = (by_value, anywhere)
         by_value, anywhere = idx
         return by_value.get(value, []) + anywhere
