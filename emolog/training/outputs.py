@@ -79,8 +79,19 @@ def write_run(out: Path, cfg: RunConfig, regime: Regime, semantics: str, model: 
     p_after = after["probs"].cpu().double().numpy()
     p_before = fitted.before["probs"].cpu().double().numpy()
     val = predict_split(model, va, sources=False)
-    metrics = {"val": evaluate(val["probs"].cpu().double().numpy(), va.labels.cpu().numpy(), classes),
+    p_val = val["probs"].cpu().double().numpy()
+    metrics = {"val": evaluate(p_val, va.labels.cpu().numpy(), classes),
                "test": evaluate(p_after, y, classes)}
+    metrics_before = {"test": evaluate(p_before, y, classes)}
+    target, va_cols = model.target, None
+    if target is not None:   # valence/arousal: the expected values' errors and correlations (CIs on test)
+        from emolog.training.target import va_metrics
+        metrics["val"]["va"] = va_metrics(target, p_val, va.values.cpu().numpy(), n_boot=0)
+        metrics["test"]["va"] = va_metrics(target, p_after, te.values.cpu().numpy())
+        metrics_before["test"]["va"] = va_metrics(target, p_before, te.values.cpu().numpy(), n_boot=0)
+        pred_va = target.expected(p_after)
+        va_cols = {**{v: te.values[:, j].cpu().numpy() for j, v in enumerate(target.variables)},
+                   **{f"pred_{v}": pred_va[:, j] for j, v in enumerate(target.variables)}}
     train_pred = predict_split(model, tr, sources=False)
     unscorable = {name: [s.ids[i] for i in pred["unscorable"].tolist()]
                   for name, s, pred in (("train", tr, train_pred), ("val", va, val), ("test", te, after))
@@ -98,7 +109,7 @@ def write_run(out: Path, cfg: RunConfig, regime: Regime, semantics: str, model: 
     else:
         weights, w_cols = None, None
     write_predictions(out / "predictions.csv", te, classes, p_after, p_before,
-                      after["post"].cpu().numpy() if "post" in after else None, w_cols)
+                      after["post"].cpu().numpy() if "post" in after else None, w_cols, va_cols)
     nets = {gr.name: gr.net for gr in groups}
     trainable = {gr.name: gr.trainable for gr in groups}
     change = {"layers": changes.layer_changes(nets, fitted.init, trainable, fitted.tracker),
@@ -126,9 +137,10 @@ def write_run(out: Path, cfg: RunConfig, regime: Regime, semantics: str, model: 
         "regime": cfg.regime, "seed": cfg.seed, "program": extra.get("program_source") or cfg.program,
         "semantics": semantics,
         "classes": list(classes), "kind": model.kind,
-        "metrics": metrics, "metrics_before": {"test": evaluate(p_before, y, classes)},
-        "source_weights": weights, "true_source_weights": true_weights(Path(cfg.data)),
-        "t_values": t_values(model.lm), "true_t_values": true_t_values(Path(cfg.data), t_values(model.lm)),
+        "metrics": metrics, "metrics_before": metrics_before,
+        "source_weights": weights, "true_source_weights": true_weights(Path(cfg.data), target is not None),
+        "t_values": t_values(model.lm),
+        "true_t_values": true_t_values(Path(cfg.data), t_values(model.lm), target is not None),
         "program_file": "program.pl" if text is not None else None,
         "train_time_s": fitted.train_time_s, "epochs_run": fitted.epochs_run,
         "best_epoch": fitted.stopper.best_epoch if cfg.patience is not None else fitted.epochs_run,
@@ -146,23 +158,28 @@ def write_run(out: Path, cfg: RunConfig, regime: Regime, semantics: str, model: 
     return res
 
 
-def true_t_values(root: Path, learned: dict[str, float]) -> dict[str, float] | None:
-    """The simulator's true value of each learned t() (``truth.json`` t_values, matched by
-    name); None on real data or when no name matches."""
+def _truth(root: Path, va: bool) -> dict | None:
+    """truth.json of simulated data (its ``va`` entry for a valence/arousal target), else None."""
     p = root / "truth.json"
     if not p.exists():
         return None
-    truth = json.loads(p.read_text()).get("t_values") or {}
+    truth = json.loads(p.read_text())
+    return truth.get("va") if va else truth
+
+
+def true_t_values(root: Path, learned: dict[str, float], va: bool = False) -> dict[str, float] | None:
+    """The simulator's true value of each learned t() (``truth.json`` t_values, matched by
+    name; those of its ``va`` entry for a valence/arousal target); None on real data or when
+    no name matches."""
+    truth = (_truth(root, va) or {}).get("t_values") or {}
     out = {k: float(truth[k]) for k in learned if k in truth}
     return out or None
 
 
-def true_weights(root: Path) -> dict[str, float] | None:
-    """The simulator's true source weights (``truth.json``), None on real data."""
-    p = root / "truth.json"
-    if not p.exists():
-        return None
-    w = json.loads(p.read_text()).get("source_weights")
+def true_weights(root: Path, va: bool = False) -> dict[str, float] | None:
+    """The simulator's true source weights (``truth.json``; of its ``va`` entry for a
+    valence/arousal target), None on real data."""
+    w = (_truth(root, va) or {}).get("source_weights")
     if isinstance(w, dict):
         return {s: float(w[s]) for s in SOURCES}
     if isinstance(w, list):
@@ -171,8 +188,10 @@ def true_weights(root: Path) -> dict[str, float] | None:
 
 
 def write_predictions(path: Path, te: SplitData, classes: tuple[str, ...], p_after: np.ndarray,
-                      p_before: np.ndarray, post: np.ndarray | None, weights: dict[str, Any] | None) -> None:
-    """predictions.csv: one row per test image (docs/architecture.md section 4)."""
+                      p_before: np.ndarray, post: np.ndarray | None, weights: dict[str, Any] | None,
+                      va_cols: dict[str, np.ndarray] | None = None) -> None:
+    """predictions.csv: one row per test image (docs/architecture.md section 4); ``va_cols``: a
+    valence/arousal target's true values and expected values (``<variable>``, ``pred_<variable>``)."""
     y = te.labels.cpu().numpy()
     area = (te.face_area * te.face_mask.float()).amax(dim=1) if te.face_area.shape[1] else torch.zeros(len(te))
     df = pd.DataFrame({"image_id": te.ids, "label": [classes[i] for i in y],
@@ -188,6 +207,8 @@ def write_predictions(path: Path, te: SplitData, classes: tuple[str, ...], p_aft
         for s in SOURCES:
             df[f"w_{s}"] = weights[s]
     df["max_face_area"] = area.cpu().numpy()
+    for k, v in (va_cols or {}).items():
+        df[k] = v
     atomic_write_text(path, df.to_csv(index=False, float_format="%.6g"))
 
 

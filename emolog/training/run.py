@@ -34,7 +34,9 @@ class Predictions:
     source names when the program chooses a source (else None); ``source_posterior`` [N, S]
     P(source | predicted class, evidence): which source explains the prediction;
     ``source_probs`` [N, S] the per-image source distribution before any class is assumed;
-    ``scene_probs`` [N, 7] the scene net's own distribution (the scene source as the program saw it).
+    ``scene_probs`` [N, 7] the scene net's own distribution (the scene source as the program saw it);
+    ``values`` [N, V] a valence/arousal run's prediction (the expected value of each of
+    ``variables``), else None.
     """
 
     ids: list[str]
@@ -44,6 +46,8 @@ class Predictions:
     source_posterior: np.ndarray | None = None
     source_probs: np.ndarray | None = None
     scene_probs: np.ndarray | None = None
+    values: np.ndarray | None = None
+    variables: list[str] | None = None
 
     @property
     def pred(self) -> list[str]:
@@ -114,6 +118,12 @@ class Run:
         return self.config.get("perception")
 
     @property
+    def target(self) -> Any:
+        """A valence/arousal run's ``emolog.training.target.Target`` (its bins' values fitted), else None."""
+        from emolog.training.target import Target
+        return Target.from_dict(self.results["target"]) if self.results.get("target") else None
+
+    @property
     def t_values(self) -> dict[str, float]:
         return dict(self.results.get("t_values") or {})
 
@@ -173,6 +183,8 @@ class Run:
             model.head_inputs = {id(s): self._head_inputs(s)}
         probs = predict_split(model, s, sources=False)["probs"]
         out = Predictions(ids, probs.cpu().double().numpy(), self.classes)
+        if model.target is not None:
+            out.values, out.variables = model.target.expected(out.probs), list(model.target.variables)
         from emolog.training.model import EVAL_CHUNK
         with torch.no_grad():  # chunked like predict_split: joint-unfreeze runs the last block here
             out.scene_probs = torch.cat([model.scene_probs(s, torch.arange(i, min(i + EVAL_CHUNK, len(ids)), device=dev),
@@ -245,4 +257,5 @@ def _build_model(run: Run, device: str) -> Any:
     grey_t = torch.tensor(grey["values"], dtype=torch.float32, device=device) if grey else None
     model = Model(lm, scene_net, last_block, run.results["semantics"], grey_t, load_gate(d), program_kind(lm),
                   tuple(run.classes), heads)
+    model.target = run.target
     return model.to(device).eval()

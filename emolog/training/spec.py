@@ -40,6 +40,7 @@ from pathlib import Path
 
 from emolog.labels import BASIC7, LABEL_SETS
 from emolog.training.config import ConfigError
+from emolog.training.target import Target, parse_target
 
 SPEC_DIR = Path(__file__).resolve().parent / "specs"
 # neural predicate -> the bindings this emolog can feed it
@@ -49,7 +50,7 @@ BINDINGS: dict[str, tuple[str, ...]] = {"scene_net": ("scene_head",), "face_net"
 # each binding feeds the network of this name inside emolog; a program's own name for it is
 # renamed to this one when it is compiled (``renames``), so any name works in a program
 CANONICAL: dict[str, str] = {b: net for net, binds in BINDINGS.items() for b in binds}
-KEYS = {"name", "program", "query", "labels", "nets", "description", "engine"}
+KEYS = {"name", "program", "query", "labels", "nets", "description", "engine", "target"}
 ENGINES = ("circuit", "deep")
 # a trainable head (an MLP) may feed any neural predicate, from these cached features
 HEAD_INPUTS = ("scene_features", "scene_classes", "face_probs", "face_mask")
@@ -68,6 +69,7 @@ class Spec:
     nets: dict[str, dict] = field(default_factory=dict)
     description: str = ""
     engine: str = "circuit"            # "deep": a DeepProbLog query template (emolog.training.deep_logic)
+    target: Target | None = None       # valence/arousal bins as the classes (emolog.training.target)
 
     @property
     def renames(self) -> dict[str, str]:
@@ -79,7 +81,8 @@ class Spec:
     def to_dict(self) -> dict:
         return {"name": self.name, "path": str(self.path) if self.path else None, "program": self.program,
                 "query": self.query, "labels": self.label_set, "classes": list(self.classes),
-                "nets": self.nets, "engine": self.engine, "renames": self.renames}
+                "nets": self.nets, "engine": self.engine, "renames": self.renames,
+                "target": self.target.to_dict() if self.target else None}
 
 
 def resolve_spec(name_or_path: str) -> Path:
@@ -119,14 +122,19 @@ def _parse(d: dict, where: str, base: Path, path: Path | None, default_name: str
     unknown = sorted(set(d) - KEYS)
     if unknown:
         raise ConfigError(f"{where}: unknown key(s) {unknown}; known: {sorted(KEYS)}")
-    for key in ("program", "query", "labels"):
+    target = parse_target(d["target"], where) if "target" in d else None
+    if target is not None and "labels" in d:
+        raise ConfigError(f"{where}: a spec with a [target] takes its classes from the target's bins; drop 'labels'")
+    for key in ("program", "query") + (() if target else ("labels",)):
         if not isinstance(d.get(key), str) or not d[key]:
             raise ConfigError(f"{where}: key {key!r} is required (a string)")
     program = d["program"]
     if program.endswith(".pl"):
         program = str((base / program).resolve())
-    labels = d["labels"]
-    if labels in LABEL_SETS:
+    labels = "target" if target else d["labels"]
+    if target is not None:
+        classes = target.classes
+    elif labels in LABEL_SETS:
         classes = LABEL_SETS[labels]
     else:
         lp = (base / labels)
@@ -155,7 +163,7 @@ def _parse(d: dict, where: str, base: Path, path: Path | None, default_name: str
     if engine not in ENGINES:
         raise ConfigError(f"{where}: engine {engine!r} is not one of {list(ENGINES)}")
     return Spec(d.get("name", default_name), path, program, d["query"], classes, labels, nets,
-                d.get("description", ""), engine)
+                d.get("description", ""), engine, target)
 
 
 def build_logic_module(program: str, semantics: str, param: str, spec: dict | None = None):

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import json
 import time
+from dataclasses import replace
 from pathlib import Path
 
 import torch
@@ -23,6 +24,7 @@ from torch import nn
 
 from emolog import runtime
 from emolog.data.atomic import atomic_write_text
+from emolog.data.index import ImageIndex
 from emolog.labels import BASIC7
 from emolog.training import em
 from emolog.training.config import ConfigError, RunConfig
@@ -116,6 +118,28 @@ def _scene_net(cfg: RunConfig, regime: Regime, splits: dict[str, SplitData], man
     return pre.net, pre.info, pre.oof
 
 
+def _emotion_scene_net(cfg: RunConfig, regime: Regime, splits: dict[str, SplitData], manifest: dict, semantics: str,
+                       device: torch.device, progress: bool) -> tuple[nn.Module, dict | None, torch.Tensor | None]:
+    """The scene net of a valence/arousal program that reads the scene's basic-7 emotion
+    (va_valence.pl): pretrained, it is the seed program's net of this config, fitted to the
+    index's basic-7 labels of the same images (so emotion and valence runs share one frozen
+    scene net); trained from scratch (joint), it learns through the program."""
+    if (regime.scene_init if cfg.scene_init == "auto" else cfg.scene_init) != "pretrained":
+        return new_scene_net(cfg, splits["train"].scene.shape[1]).to(device), None, None
+    index = ImageIndex.load(Path(cfg.data) / "index.csv")
+    emotions = {}
+    for name, s in splits.items():
+        labels = index.label_of(s.ids)
+        bad = sorted(set(labels) - set(BASIC7))
+        if bad:
+            raise ConfigError(f"{cfg.data}/index.csv: a valence/arousal program whose scene net reads the scene's "
+                              f"basic-7 emotion pretrains it on the index's basic-7 labels, but the index has {bad}; "
+                              "set scene_init=random (joint) or bind a scene net over the target's bins")
+        emotions[name] = replace(s, labels=torch.tensor([BASIC7.index(x) for x in labels], device=device))
+    pre = shared_pretrained(cfg, emotions, manifest, device, semantics, progress)
+    return pre.net, pre.info, pre.oof
+
+
 def build_heads(cfg: RunConfig, spec: Spec | None, lm: nn.Module, splits: dict[str, SplitData], perception: dict,
                 device: torch.device) -> tuple[dict[str, nn.Module], dict[int, dict[str, torch.Tensor]]]:
     """The spec's trainable heads (``HeadMLP``, seeded) and their inputs per split."""
@@ -163,17 +187,24 @@ def _train_run(cfg: RunConfig, out: Path, resume: bool, progress: bool) -> dict:
         raise ConfigError(f"config key 'regime': {cfg.regime!r} trains no network, but spec {spec.name!r} feeds "
                           f"{untrained} from trainable head(s), which would stay at their random start; "
                           "use nets-only or joint")
-    splits, manifest, data_info = load_data(cfg, device, prelast=regime.trains_backbone, classes=classes)
+    splits, manifest, data_info = load_data(cfg, device, prelast=regime.trains_backbone, classes=classes,
+                                            target=spec.target if spec else None)
+    # a valence/arousal target's bin values are the training split's means (emolog.training.target)
+    target = spec.target.fitted(splits["train"].values.cpu().numpy()) if spec and spec.target else None
     perception = perception_record(manifest)
     atomic_write_text(out / "config.json", json.dumps(
         {**cfg.to_dict(), "perception": perception, "provenance": provenance(manifest, data_info)}, indent=1))
 
     _start_weights(cfg, regime, lm, kind)
-    scene_net, pretrain_info, oof = _scene_net(cfg, regime, splits, manifest, lm, kind, semantics, device, progress,
-                                               classes)
+    if target is not None and net_domain(lm, "scene_net") == list(BASIC7):
+        scene_net, pretrain_info, oof = _emotion_scene_net(cfg, regime, splits, manifest, semantics, device, progress)
+    else:
+        scene_net, pretrain_info, oof = _scene_net(cfg, regime, splits, manifest, lm, kind, semantics, device,
+                                                   progress, classes)
     last_block = build_last_block(cfg, perception).to(device) if regime.trains_backbone else None
     extra: dict = {"pretrain": pretrain_info, "spec": spec.to_dict() if spec else None,
-                   "program_source": spec.program if spec else cfg.program}
+                   "program_source": spec.program if spec else cfg.program,
+                   "target": target.to_dict() if target else None}
     grey = None
     if semantics == "original":
         grey, source = grey_face_logits(cfg, manifest, perception)
@@ -189,6 +220,7 @@ def _train_run(cfg: RunConfig, out: Path, resume: bool, progress: bool) -> dict:
     heads, head_inputs = build_heads(cfg, spec, lm, splits, perception, device)
     model = Model(lm, scene_net, last_block, semantics, grey, gate, kind, classes, heads)
     model.head_inputs = head_inputs
+    model.target = target
     if gate is not None:
         model.static = {id(s): split_static_evidence(s) for s in splits.values()}
 
