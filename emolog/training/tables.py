@@ -17,7 +17,9 @@ import pandas as pd
 
 from emolog.data.atomic import atomic_write_text
 from emolog.errors import InputError
+from emolog.labels import VA_RANGES
 from emolog.training.metrics import accuracy, macro_f1, nll
+from emolog.training.target import VA_METRICS
 
 METRICS: tuple[str, ...] = ("accuracy", "macro_f1", "weighted_f1", "average_precision", "uar", "nll", "ece")
 BOOTSTRAP_METRICS = {"macro_f1": macro_f1, "accuracy": accuracy, "nll": nll}
@@ -54,6 +56,11 @@ def write_predictions(path: Path, ids: list[str], labels: np.ndarray, probs: np.
     atomic_write_text(path, df.to_csv(index=False, float_format="%.8g"))
 
 
+def va_metric_columns(columns: Sequence[str]) -> list[str]:
+    """The ``<variable>_<metric>`` columns of a valence/arousal experiment (``target.va_columns``)."""
+    return [f"{v}_{m}" for v in VA_RANGES for m in VA_METRICS if f"{v}_{m}" in columns or f"{v}_{m}_mean" in columns]
+
+
 def _mean_std(values: list[float]) -> tuple[float, float]:
     a = np.asarray(values, dtype=np.float64)
     return float(a.mean()), (float(a.std(ddof=1)) if len(a) > 1 else float("nan"))
@@ -69,7 +76,7 @@ def comparison_table(rows: list[dict]) -> pd.DataFrame:
     for system, g in df.groupby("system", sort=False):
         r = {"system": system, "kind": g["kind"].iat[0], "regime": g["regime"].iat[0],
              "sweep": g["sweep"].iat[0], "n_seeds": len(g)}
-        for m in METRICS + weights:
+        for m in METRICS + tuple(va_metric_columns(df.columns)) + weights:
             vals = g[m].dropna().tolist() if m in g else []
             r[f"{m}_mean"], r[f"{m}_std"] = _mean_std(vals) if vals else (float("nan"), float("nan"))
         out.append(r)
@@ -93,9 +100,10 @@ def weight_columns(table: pd.DataFrame) -> list[str]:
 
 def comparison_tex(table: pd.DataFrame) -> str:
     """A LaTeX tabular (booktabs) of the comparison table: mean ± std over seeds."""
-    weights = weight_columns(table)
-    cols = [*METRICS, *weights]
-    heads = [HEADS[m] for m in METRICS] + [f"$w_\\mathrm{{{w[2:]}}}$" for w in weights]
+    weights, va = weight_columns(table), va_metric_columns(table.columns)
+    cols = [*METRICS, *va, *weights]
+    heads = [HEADS[m] for m in METRICS] + [c.replace("_", " ") for c in va] \
+        + [f"$w_\\mathrm{{{w[2:]}}}$" for w in weights]
     lines = ["\\begin{tabular}{l" + "r" * len(cols) + "}", "\\toprule",
              "System & " + " & ".join(heads) + " \\\\", "\\midrule"]
     for _, r in table.iterrows():
@@ -107,7 +115,7 @@ def comparison_tex(table: pd.DataFrame) -> str:
 
 def format_table(table: pd.DataFrame) -> str:
     """The comparison table as plain text (what the command prints)."""
-    cols = [*METRICS, *weight_columns(table)]
+    cols = [*METRICS, *va_metric_columns(table.columns), *weight_columns(table)]
     width = max(len(str(s)) for s in table["system"]) + 2
     widths = [max(14, len(c) + 2) for c in cols]
     lines = [f"{'system':<{width}}{'n':>3}" + "".join(f"{c:>{w}}" for c, w in zip(cols, widths))]
