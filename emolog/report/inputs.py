@@ -15,6 +15,7 @@ from typing import Any
 
 import pandas as pd
 
+from emolog.data.paths import resolve_recorded as resolve  # a path recorded in a run
 from emolog.errors import InputError
 from emolog.labels import BASIC7, SOURCES
 
@@ -126,18 +127,6 @@ class ExperimentInputs(Inputs):
         if exp.get("data"):
             return exp["data"]
         return next((r.data for r in self.runs if r.data), {})
-
-
-def resolve(path: str | Path, run_dir: Path) -> Path:
-    """A path recorded in a run: absolute as is; a relative one was relative to the working
-    directory of the command that wrote it, so try here first, then the run's parent folders."""
-    path = Path(path)
-    if path.is_absolute() or path.exists():
-        return path
-    for base in [run_dir, *list(run_dir.resolve().parents)[:3]]:
-        if (base / path).exists():
-            return base / path
-    return path
 
 
 def _read_json(path: Path) -> dict:
