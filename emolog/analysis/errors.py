@@ -32,6 +32,7 @@ from emolog.data.paths import resolve_recorded
 from emolog.errors import InputError
 from emolog.labels import BASIC7, SOURCES
 from emolog.training.metrics import bootstrap_ci
+from emolog.training.target import corr, rank
 
 META: tuple[str, ...] = ("n_faces", "face1_area", "face1_centrality", "face1_conf", "face1_max_prob", "face1_entropy",
                          "scene_entropy", "scene_top")
@@ -235,12 +236,7 @@ def wrong_in_k(errs: list[RunErrors]) -> pd.DataFrame:
 
 
 def _spearman(x: np.ndarray, y: np.ndarray) -> float:
-    from scipy.stats import rankdata
-    return _pearson(rankdata(x), rankdata(y))
-
-
-def _pearson(x: np.ndarray, y: np.ndarray) -> float:
-    return float(np.corrcoef(x, y)[0, 1]) if len(x) > 2 and x.std() > 0 and y.std() > 0 else float("nan")
+    return corr(rank(x), rank(y))
 
 
 def thresholds(x: np.ndarray, y: np.ndarray) -> tuple[float, float]:
@@ -270,7 +266,7 @@ def disagreement_stats(e: RunErrors, what: str, n_boot: int = 1000, seed: int = 
     if len(x) < 10:
         return {**out, "note": "fewer than 10 test images with a face"}
     slope, intercept = np.polyfit(x, y, 1)
-    ci = bootstrap_ci(lambda i: np.array([_pearson(x[i], y[i]), _spearman(x[i], y[i])]), len(x), n_boot=n_boot,
+    ci = bootstrap_ci(lambda i: np.array([corr(x[i], y[i]), _spearman(x[i], y[i])]), len(x), n_boot=n_boot,
                       seed=seed)
     t1, t2 = thresholds(x, y)
     groups = {"small": x < t1, "medium": (x >= t1) & (x < t2), "big": x >= t2}

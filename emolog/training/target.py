@@ -223,15 +223,26 @@ def val_loss(target: Target | None, probs: torch.Tensor, s, nll_fn) -> float:
 # ----------------------------------------------------------------------------- metrics
 
 
-def _rank(x: np.ndarray) -> np.ndarray:
-    from scipy.stats import rankdata
-    return rankdata(x)
+def rank(x: np.ndarray) -> np.ndarray:
+    """Ranks 1..N of ``x`` with ties averaged (scipy's ``rankdata``, in plain numpy: it runs
+    once per bootstrap replicate)."""
+    order = np.argsort(x, kind="mergesort")
+    xs = x[order]
+    first = np.r_[True, xs[1:] != xs[:-1]]
+    starts = np.flatnonzero(np.r_[first, True])
+    avg = (starts[:-1] + starts[1:] + 1) / 2           # mean 1-based rank of each run of ties
+    out = np.empty(len(x))
+    out[order] = avg[np.cumsum(first) - 1]
+    return out
 
 
-def _corr(a: np.ndarray, b: np.ndarray) -> float:
-    if a.std() == 0 or b.std() == 0:
+def corr(a: np.ndarray, b: np.ndarray) -> float:
+    """Pearson's correlation; NaN when either side is constant (or has fewer than 3 values)."""
+    if len(a) < 3:
         return float("nan")
-    return float(np.corrcoef(a, b)[0, 1])
+    a, b = a - a.mean(), b - b.mean()
+    den = np.sqrt((a * a).sum() * (b * b).sum())
+    return float((a * b).sum() / den) if den > 0 else float("nan")
 
 
 def regression_scores(pred: np.ndarray, true: np.ndarray) -> dict[str, float]:
@@ -241,7 +252,7 @@ def regression_scores(pred: np.ndarray, true: np.ndarray) -> dict[str, float]:
     cov = float(np.mean((pred - pred.mean()) * (true - true.mean())))
     denom = pred.var() + true.var() + (pred.mean() - true.mean()) ** 2
     return {"mae": float(np.abs(d).mean()), "rmse": float(np.sqrt((d ** 2).mean())),
-            "spearman": _corr(_rank(pred), _rank(true)), "pearson": _corr(pred, true),
+            "spearman": corr(rank(pred), rank(true)), "pearson": corr(pred, true),
             "ccc": float(2 * cov / denom) if denom > 0 else float("nan")}
 
 
@@ -252,8 +263,10 @@ def regression_metrics(pred: np.ndarray, true: np.ndarray, n_boot: int = 1000, s
     pred, true = np.asarray(pred, dtype=np.float64), np.asarray(true, dtype=np.float64)
     out: dict = regression_scores(pred, true)
     if n_boot:
-        ci = bootstrap_ci(lambda idx: np.array([regression_scores(pred[idx], true[idx])[k] for k in VA_METRICS]),
-                          len(true), n_boot=n_boot, seed=seed)
+        def scores(idx: np.ndarray) -> np.ndarray:
+            s = regression_scores(pred[idx], true[idx])
+            return np.array([s[k] for k in VA_METRICS])
+        ci = bootstrap_ci(scores, len(true), n_boot=n_boot, seed=seed)
         for k, name in enumerate(VA_METRICS):
             out[f"{name}_lo"], out[f"{name}_hi"] = float(ci["lo"][k]), float(ci["hi"][k])
     out["n"] = int(len(true))
