@@ -223,6 +223,12 @@ def test_a_va_run_records_its_regression_and_reloads(small, runs):
     assert max(abs(emr["source_weights"][s] - TRUE[s]) for s in SOURCES) <= 0.1
 
 
+def test_a_regime_with_nothing_to_train_is_refused(small, tmp_path):
+    with pytest.raises(ConfigError, match="'va_computed.pl' has none: nothing would train; use nets-only or joint"):
+        train_run({"regime": "logic-only", "data": str(small), "spec": "va_computed"}, tmp_path / "r", progress=False)
+    assert not (tmp_path / "r" / "config.json").exists()
+
+
 def test_a_head_for_both_variables_trains_by_squared_error(small, tmp_path):
     res = train_run({"regime": "nets-only", "data": str(small), "spec": "va_head", "epochs": 3, "patience": None},
                     tmp_path / "head", progress=False)

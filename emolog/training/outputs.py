@@ -28,6 +28,7 @@ from emolog.training.data import SplitData
 from emolog.training.fit import FitResult, Group
 from emolog.training.model import Model, predict_split
 from emolog.training.regimes import Regime
+from emolog.training.target import va_metrics, va_sanity
 
 # t(0.5)::  t(_)::  t(_, a, b)::  -- the probability argument of a learnable annotation
 T_ANNOTATION = re.compile(r"\bt\(\s*([^(),]*?)\s*([,)])")
@@ -85,7 +86,6 @@ def write_run(out: Path, cfg: RunConfig, regime: Regime, semantics: str, model: 
     metrics_before = {"test": evaluate(p_before, y, classes)}
     target, va_cols = model.target, None
     if target is not None:   # valence/arousal: the expected values' errors and correlations (CIs on test)
-        from emolog.training.target import va_metrics
         metrics["val"]["va"] = va_metrics(target, p_val, va.values.cpu().numpy(), n_boot=0)
         metrics["test"]["va"] = va_metrics(target, p_after, te.values.cpu().numpy())
         metrics_before["test"]["va"] = va_metrics(target, p_before, te.values.cpu().numpy(), n_boot=0)
@@ -145,7 +145,9 @@ def write_run(out: Path, cfg: RunConfig, regime: Regime, semantics: str, model: 
         "train_time_s": fitted.train_time_s, "epochs_run": fitted.epochs_run,
         "best_epoch": fitted.stopper.best_epoch if cfg.patience is not None else fitted.epochs_run,
         "stopped_early": fitted.stopped_early, "n_train": len(tr), "train_accuracy": train_acc,
-        "sanity_warning": sanity_check(metrics["test"]["accuracy"], len(y), float((y == majority).mean())),
+        "sanity_warning": sanity_check(metrics["test"]["accuracy"], len(y), float((y == majority).mean()))
+        if target is None else va_sanity(metrics["test"]["va"], tr.values.cpu().numpy(), te.values.cpu().numpy(),
+                                         target.variables),
         "data": data_info, "perception": perception,
         # images the final model cannot score (evidence of probability 0): uniform prediction
         "unscorable": {"n": sum(map(len, unscorable.values())), **unscorable},

@@ -281,6 +281,23 @@ def va_metrics(target: Target, probs: np.ndarray, values: np.ndarray, n_boot: in
             enumerate(target.variables)}
 
 
+def va_sanity(metrics: dict, train_values: np.ndarray, test_values: np.ndarray, variables: Sequence[str]) -> str | None:
+    """The majority-class warning of a valence/arousal run: a variable whose test MAE is not
+    clearly (its 95% interval) below that of predicting the training mean."""
+    bad = []
+    for j, v in enumerate(variables):
+        base = float(np.abs(test_values[:, j] - train_values[:, j].mean()).mean())
+        m = metrics[v]
+        if m.get("mae_hi", m["mae"]) >= base:
+            bad.append(f"{v} MAE {m['mae']:.3f} [{m.get('mae_lo', m['mae']):.3f}, {m.get('mae_hi', m['mae']):.3f}] "
+                       f"vs {base:.3f} for the training mean")
+    if not bad:
+        return None
+    return ("WARNING: no better than predicting the training mean (" + "; ".join(bad) + "): check that the "
+            "index's values belong to their images; with very few training images the model may also simply "
+            "have learned nothing yet")
+
+
 # ----------------------------------------------------------------------------- experiments
 
 

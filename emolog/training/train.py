@@ -187,6 +187,9 @@ def _train_run(cfg: RunConfig, out: Path, resume: bool, progress: bool) -> dict:
         raise ConfigError(f"config key 'regime': {cfg.regime!r} trains no network, but spec {spec.name!r} feeds "
                           f"{untrained} from trainable head(s), which would stay at their random start; "
                           "use nets-only or joint")
+    if not len(lm.tparams) and kind != "gate" and not regime.trains_scene_net:
+        raise ConfigError(f"config key 'regime': {cfg.regime!r} trains only the program's t() and "
+                          f"{Path(lm.program.path).name!r} has none: nothing would train; use nets-only or joint")
     splits, manifest, data_info = load_data(cfg, device, prelast=regime.trains_backbone, classes=classes,
                                             target=spec.target if spec else None)
     # a valence/arousal target's bin values are the training split's means (emolog.training.target)

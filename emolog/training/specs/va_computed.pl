@@ -3,7 +3,7 @@
 % FindingEmo's scale (rounded from the circumplex places of emolog.simulate.va), averaged with the face
 % counted twice, V is (S + 2 * F) / 3; an image without a face takes the scene's. Comparisons put the
 % number into the target's bins, one per integer (va_computed.toml). No t(): the networks learn
-% through the arithmetic (nets-only, joint); logic-only evaluates the pretrained scene net through it.
+% through the arithmetic (nets-only, joint).
 
 nn(scene_net, [X], E, [angry, disgust, fear, happy, sad, surprise, neutral]) :: scene_emotion(X, E).
 nn(face_net, [X, F], E, [angry, disgust, fear, happy, sad, surprise, neutral]) :: face_emotion(X, F, E).
