@@ -259,4 +259,4 @@ def test_an_experiment_on_valence_compares_regimes_and_baselines_by_mae(small, r
     assert set(boot.loc[boot["metric"] == "valence_mae", "system"]) == {"baseline: majority", "baseline: tree"}
     assert main(["report", str(exp)]) == 0
     html = (exp / "report.html").read_text()
-    assert 'id="va"' in html and "logic-only-s0-valence-mae" in html
+    assert 'id="va"' in html and "logic-only-s0-valence-mae" in html and 'alt="predicted valence' in html

@@ -109,30 +109,14 @@ def gallery(errs: list, out: Path, n: int, images: str | Path | None) -> tuple[p
     return pd.DataFrame(rows), cards
 
 
-def analyse(paths: list[str | Path], out: str | Path, images: str | Path | None = None, n_worst: int = WORST,
-            n_boot: int = 1000) -> dict:
-    """Analyse the runs (``expand``) into ``out``; returns analysis.json's dict."""
+def statistics(errs: list, n_boot: int) -> tuple[dict[str, pd.DataFrame], dict[str, bytes]]:
+    """The tables (disagreement, meta, confusion, confused pairs) and figures of the runs."""
     from emolog.analysis import error_plots as plots
-    from emolog.analysis.errors import confused_pairs, confusion, disagreement_stats, meta_ranking, overlap_table, \
-        run_errors, wrong_in_k
-    out = Path(out)
-    out.mkdir(parents=True, exist_ok=True)
-    runs = expand(paths)
-    names = [r.name for r in runs]
-    if len(set(names)) < len(names):   # two runs of one name (two experiments): their parent's name too
-        names = [f"{r.parent.parent.name}/{r.name}" for r in runs]
-    errs = [run_errors(r, n) for r, n in zip(runs, names)]
+    from emolog.analysis.errors import confused_pairs, confusion, disagreement_stats, meta_ranking
     figures: dict[str, bytes] = {}
-    _csv(pd.concat([e.table.assign(run=e.name) for e in errs], ignore_index=True), out / "errors.csv")
-    summary: dict = {"runs": [str(r) for r in runs], "names": names, "files": ["errors.csv"]}
-    if len(errs) > 1:
-        ov, k = overlap_table(errs), wrong_in_k(errs)
-        _csv(ov, out / "overlap.csv")
-        _csv(k, out / "wrong_in_k.csv")
-        figures["overlap.png"] = plots.overlap(ov, k, [e.name for e in errs])
-        summary["files"] += ["overlap.csv", "wrong_in_k.csv"]
     dis, meta, conf, pairs = [], [], [], []
     for e in errs:
+        tag = e.name.replace("/", "_")
         for what in e.targets:
             st = disagreement_stats(e, what, n_boot=n_boot)
             if st is None:
@@ -141,33 +125,55 @@ def analyse(paths: list[str | Path], out: str | Path, images: str | Path | None 
             if "slope" in st:
                 d = e.table[[st["x"], st["y"]]].dropna()
                 unit = "Jensen-Shannon divergence, nats" if what == "class" else "absolute difference"
-                figures[f"disagreement-{e.name.replace('/', '_')}-{what}.png"] = plots.scatter(
+                ylabel = "scene's loss (-ln P(label))" if what == "class" else f"scene's |error| on {what}"
+                figures[f"disagreement-{tag}-{what}.png"] = plots.scatter(
                     d[st["x"]].to_numpy(float), d[st["y"]].to_numpy(float), st,
-                    f"face 1 vs scene disagreement ({unit})",
-                    "scene's loss (-ln P(label))" if what == "class" else f"scene's |error| on {what}",
-                    f"{e.name}: {what}")
+                    f"face 1 vs scene disagreement ({unit})", ylabel, f"{e.name}: {what}")
             meta.append(meta_ranking(e, what, n_boot=n_boot))
         cm = confusion(e)
         conf += [{"run": e.name, "true": a, "pred": b, "count": int(cm[i, j])}
                  for i, a in enumerate(e.classes) for j, b in enumerate(e.classes)]
         pairs.append(confused_pairs(e))
-        figures[f"confusion-{e.name.replace('/', '_')}.png"] = plots.confusion(cm, e.classes, e.name)
-        for j, v in enumerate(e.variables):
-            figures[f"predicted-{e.name.replace('/', '_')}-{v}.png"] = plots.predicted_vs_true(
+        figures[f"confusion-{tag}.png"] = plots.confusion(cm, e.classes, e.name)
+        for v in e.variables:
+            figures[f"predicted-{tag}-{v}.png"] = plots.predicted_vs_true(
                 e.table[v].to_numpy(float), e.table[f"pred_{v}"].to_numpy(float), v, e.name)
-    tables = {"disagreement.csv": pd.DataFrame(dis), "meta.csv": pd.concat(meta, ignore_index=True) if meta else
-              pd.DataFrame(), "confusion.csv": pd.DataFrame(conf), "confused_pairs.csv": pd.concat(pairs, ignore_index=True)}
+    tables = {"disagreement.csv": pd.DataFrame(dis),
+              "meta.csv": pd.concat(meta, ignore_index=True) if meta else pd.DataFrame(),
+              "confusion.csv": pd.DataFrame(conf), "confused_pairs.csv": pd.concat(pairs, ignore_index=True)}
+    return tables, figures
+
+
+def analyse(paths: list[str | Path], out: str | Path, images: str | Path | None = None, n_worst: int = WORST,
+            n_boot: int = 1000) -> dict:
+    """Analyse the runs (``expand``) into ``out``; returns analysis.json's dict."""
+    from emolog.analysis import error_plots as plots
+    from emolog.analysis.errors import overlap_table, run_errors, wrong_in_k
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    runs = expand(paths)
+    names = [r.name for r in runs]
+    if len(set(names)) < len(names):   # two runs of one name (two experiments): their parent's name too
+        names = [f"{r.parent.parent.name}/{r.name}" for r in runs]
+    errs = [run_errors(r, n) for r, n in zip(runs, names)]
+    _csv(pd.concat([e.table.assign(run=e.name) for e in errs], ignore_index=True), out / "errors.csv")
+    summary: dict = {"runs": [str(r) for r in runs], "names": names, "files": ["errors.csv"]}
+    tables, figures = statistics(errs, n_boot)
+    if len(errs) > 1:
+        ov, k = overlap_table(errs), wrong_in_k(errs)
+        tables.update({"overlap.csv": ov, "wrong_in_k.csv": k})
+        figures["overlap.png"] = plots.overlap(ov, k, [e.name for e in errs])
     for name, df in tables.items():
         _csv(df, out / name)
     gal, cards = gallery(errs, out, n_worst, images)
     _csv(gal, out / "gallery.csv")
     for name, png in figures.items():
         atomic_write_bytes(out / name, png)
-    summary["files"] += [*tables, "gallery.csv", *figures, *sorted(str(p.relative_to(out)) for p in
-                                                                   (out / "gallery").glob("*.png"))]
-    summary["disagreement"] = dis
     atomic_write_text(out / "analysis.html", page(errs, tables, figures, cards, len(errs) > 1))
-    summary["files"].append("analysis.html")
+    summary["files"] += [*tables, "gallery.csv", *figures, "analysis.html",
+                         *sorted(str(p.relative_to(out)) for p in (out / "gallery").glob("*.png"))]
+    summary["disagreement"] = [{k: v for k, v in r.items() if not (isinstance(v, float) and np.isnan(v))}
+                               for r in tables["disagreement.csv"].to_dict("records")]
     atomic_write_text(out / "analysis.json", json.dumps(summary, indent=1, default=str))
     return summary
 
@@ -212,16 +218,18 @@ def page(errs: list, tables: dict[str, pd.DataFrame], figures: dict[str, bytes],
              "against how much face 1 and the scene disagree. A rising line (r &gt; 0, interval above 0) means the "
              "faces matter where they disagree; no trend means they do not. t1, t2: suggested thresholds between "
              "small, medium and big disagreement (where the scene's mean error changes most).</p>",
-             _table(dis[cols]) if len(dis) else "<p>No run has both a scene and a face source.</p>", figs("disagreement-"),
+             _table(dis[cols]) if len(dis) else "<p>No run has both a scene and a face source.</p>",
+             figs("disagreement-"),
              "<h2>Errors against meta-information</h2><p>Ranked by mutual information; Spearman's rho with a "
              "95% bootstrap interval.</p>", _table(tables["meta.csv"]),
              "<h2>Confusion</h2>", _table(tables["confused_pairs.csv"]), figs("confusion-"), figs("predicted-")]
     if several:
         parts += ["<h2>Do the runs err on the same images?</h2>", figs("overlap")]
     parts += ["<h2>Worst errors</h2><div class=\"gallery\">", *map(_card, cards), "</div>"]
-    style = ("body{font-family:sans-serif;max-width:1280px;margin:auto;padding:1em}table{border-collapse:collapse;"
-             "font-size:13px;margin:.5em 0}td,th{padding:2px 6px;border-bottom:1px solid #ddd}img.fig{max-width:620px;"
-             "margin:4px}.gallery{display:flex;flex-wrap:wrap;gap:12px}.card{width:380px;margin:0;border:1px solid #ccc;"
+    style = ("body{font-family:sans-serif;max-width:1280px;margin:auto;padding:1em}"
+             "table{border-collapse:collapse;font-size:13px;margin:.5em 0}"
+             "td,th{padding:2px 6px;border-bottom:1px solid #ddd}img.fig{max-width:620px;margin:4px}"
+             ".gallery{display:flex;flex-wrap:wrap;gap:12px}.card{width:380px;margin:0;border:1px solid #ccc;"
              "padding:6px}.thumb{max-width:100%}.nophoto{height:80px;background:#eee;color:#555;padding:8px}"
              "figcaption{font-size:12px}.small{font-size:11px}")
     return (f"<!DOCTYPE html><html><head><meta charset=\"utf-8\"><title>emolog analyse</title><style>{style}</style>"

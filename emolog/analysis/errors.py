@@ -30,7 +30,7 @@ import pandas as pd
 
 from emolog.data.paths import resolve_recorded
 from emolog.errors import InputError
-from emolog.labels import BASIC7, SOURCES
+from emolog.labels import BASIC7
 from emolog.training.metrics import bootstrap_ci
 from emolog.training.target import corr, rank
 

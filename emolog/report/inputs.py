@@ -15,7 +15,7 @@ from typing import Any
 
 import pandas as pd
 
-from emolog.data.paths import resolve_recorded as resolve  # a path recorded in a run
+from emolog.data.paths import resolve_recorded as resolve  # noqa: F401 - re-exported: a path recorded in a run
 from emolog.errors import InputError
 from emolog.labels import BASIC7, SOURCES
 
