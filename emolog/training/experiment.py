@@ -35,7 +35,6 @@ from emolog.data.split import load_split, parse_shard
 from emolog.labels import BASIC7
 from emolog.training import distribute
 from emolog.training.config import BASELINES, REGIMES, ConfigError, RunConfig, parse_override
-from emolog.training.metrics import evaluate, paired_bootstrap_seeds
 from emolog.training.target import baseline_va_columns, experiment_target, va_bootstrap_rows, va_columns
 from emolog.training.tables import BOOTSTRAP_METRICS, METRICS, ExperimentError, comparison_table, comparison_tex, \
     format_table, read_predictions, write_predictions  # noqa: F401
@@ -146,6 +145,8 @@ def bootstrap_table(systems: dict[str, list[Path]], reference: str, n_boot: int,
                     va: tuple[Any, dict] = (None, {})) -> pd.DataFrame:
     """Paired bootstrap CI of each system's seed-averaged metric minus the reference's; with a
     fitted valence/arousal target and its test values by id (``va``), of each variable's MAE too."""
+    from emolog.training import metrics
+    from emolog.training.metrics import paired_bootstrap_seeds
     def load(paths: list[Path]) -> tuple[list[str], np.ndarray, list[np.ndarray]]:
         loaded = [read_predictions(p) for p in paths]
         ids, labels = loaded[0][0], loaded[0][1]
@@ -162,8 +163,8 @@ def bootstrap_table(systems: dict[str, list[Path]], reference: str, n_boot: int,
         ids, y, probs = load(paths)
         if ids != ref_ids or not np.array_equal(y, labels):
             raise ExperimentError(f"{system}: its test images differ from {reference}'s; cannot pair them")
-        for mname, fn in BOOTSTRAP_METRICS.items():
-            r = paired_bootstrap_seeds(fn, probs, ref, labels, n_boot=n_boot, seed=seed)
+        for mname in BOOTSTRAP_METRICS:
+            r = paired_bootstrap_seeds(getattr(metrics, mname), probs, ref, labels, n_boot=n_boot, seed=seed)
             rows.append({"system": system, "reference": reference, "metric": mname, **r,
                          "n_seeds": len(paths), "n_images": len(labels)})
     if va[0] is not None:
@@ -262,6 +263,7 @@ def run_experiment(data: str, out: str | Path, regimes: Sequence[str], seeds: Se
                      "seed": spec.seed, **{k: m[k] for k in METRICS}, **va_columns(r),
                      **{f"w_{s}": w for s, w in (r.get("source_weights") or {}).items()}})
         pred_files.setdefault(spec.system, []).append(out / "runs" / spec.name / "predictions.csv")
+    from emolog.training.metrics import evaluate
     fitted, values = experiment_target(data, target, base.get("n_train")) if target else (None, {})
     for (name, seed), path in baseline_files.items():
         ids, y, probs = read_predictions(path)
