@@ -32,6 +32,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "train": ("emolog.training.commands", "train one regime on a cache"),
     "experiment": ("emolog.training.experiment", "regimes x seeds x sweeps, with a comparison table"),
     "predict": ("emolog.analysis.predict", "a trained run's predictions for images or an index -> predictions.csv"),
+    "analyse": ("emolog.analysis.analyse", "which images runs get wrong, and why (sources, meta-information, photos)"),
     "context": ("emolog.analysis.context_experiment", "the context-trust experiment: gated vs global source choice"),
     "gate-sweep": ("emolog.analysis.gate_start_sweep", "how a gate should start and learn: the sweep behind gate.init"),
     "report": ("emolog.report.build", "render a run or experiment as one HTML page"),

@@ -6,7 +6,9 @@ It is honest about what is real and what is simulated:
    classes; a PNG per photo.
 2. **The research-question experiment on simulated FindingEmo data** with known truth
    (logic-only, ProbLog-EM, nets-only, joint): learned vs true source weights.
-3. **The HTML report** of that experiment; its first line says the data are simulated.
+3. **Valence and arousal** on the same images (FindingEmo's second task): the shipped
+   va_valence / va_arousal programs, logic-only, printed beside the emotion result.
+4. **The HTML report** of that experiment; its first line says the data are simulated.
 
 Every step goes through the same public commands a user would type. Run again on the same
 ``--out``, it reuses what the first run computed (the simulated data when its settings match,
@@ -28,6 +30,7 @@ from emolog import cli
 from emolog.labels import SOURCES
 
 DEMO_REGIMES = "logic-only,problog-em,nets-only,joint"
+VA_VARIABLES = ("valence", "arousal")
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -66,12 +69,13 @@ def simulate_step(out: Path, n: int, seed: int, timings: dict[str, float]) -> tu
     if _same_simulation(sim, n, seed):
         print(f"\n=== simulate: reusing {sim} (simulated by an earlier demo with the same settings)")
     else:
-        # other settings (or an interrupted earlier demo): the old data and the experiment
-        # trained on it are both stale; both folders belong to the demo
+        # other settings (or an interrupted earlier demo): the old data and the runs trained on
+        # it are all stale; these folders belong to the demo
         force = ["--force"] if sim.exists() else []
-        if exp.exists():
-            print(f"\n=== removing {exp}: it was trained on other simulated data")
-            shutil.rmtree(exp)
+        for stale in (exp, out / "va"):
+            if stale.exists():
+                print(f"\n=== removing {stale}: it was trained on other simulated data")
+                shutil.rmtree(stale)
         _step("simulate FindingEmo-like data with known truth",
               ["simulate", "--out", str(sim), "--n", str(n), "--seed", str(seed), *force], timings)
     if (exp / "experiment.json").exists():
@@ -92,6 +96,39 @@ def _same_simulation(sim: Path, n: int, seed: int) -> bool:
     except json.JSONDecodeError:
         return False
     return recorded == json.loads(json.dumps(asdict(SimConfig(n=n, seed=seed))))
+
+
+def va_step(sim: Path, out: Path, timings: dict[str, float]) -> dict[str, dict]:
+    """Valence and arousal, logic-only, on the simulated images (an earlier demo's finished
+    runs are read; an interrupted one resumes); returns each run's results."""
+    results = {}
+    for var in VA_VARIABLES:
+        run = out / "va" / var
+        if (run / "results.json").exists():
+            print(f"\n=== valence/arousal: reusing {run}")
+        else:
+            _step(f"valence/arousal: {var}", ["train", "--data", str(sim), "--spec", f"va_{var}", "--regime",
+                                             "logic-only", "--out", str(run), "--quiet",
+                                             *(["--resume"] if (run / "checkpoint.pt").exists() else [])], timings)
+        results[var] = json.loads((run / "results.json").read_text())
+    return results
+
+
+def print_va(results: dict[str, dict], emotion: pd.Series, truth: dict[str, float]) -> None:
+    """The valence/arousal results beside the emotion one: logic-only, seed 0 for valence and
+    arousal, the experiment's mean over seeds for the emotion (``emotion``: its comparison row);
+    ``truth``: the true source weights of valence and arousal."""
+    print("\n=== valence and arousal beside the emotion label (logic-only; a valence/arousal prediction is "
+          "the expected value over 7 bins)")
+    print(f"{'target':<9}{'test':>34}{'Spearman [95% CI]':>25}" + "".join(f"{s:>9}" for s in SOURCES))
+    print(f"{'truth':<9}{'':>34}{'':>25}" + "".join(f"{truth[s]:>9.3f}" for s in SOURCES))
+    print(f"{'emotion':<9}{'accuracy ' + _pm(emotion, 'accuracy'):>34}{'':>25}"
+          + "".join(f"{emotion[f'w_{s}_mean']:>9.3f}" for s in SOURCES))
+    for var, res in results.items():
+        m, w = res["metrics"]["test"]["va"][var], res["source_weights"]
+        mae = f"MAE {m['mae']:.3f} [{m['mae_lo']:.3f}, {m['mae_hi']:.3f}]"
+        rho = f"{m['spearman']:.3f} [{m['spearman_lo']:.3f}, {m['spearman_hi']:.3f}]"
+        print(f"{var:<9}{mae:>34}{rho:>25}" + "".join(f"{w[s]:>9.3f}" for s in SOURCES))
 
 
 def _step(title: str, argv: list[str], timings: dict[str, float]) -> None:
@@ -117,6 +154,7 @@ def run(args: argparse.Namespace) -> int:
     _step("experiment: " + args.regimes,
           ["experiment", "--data", str(sim), "--regimes", args.regimes, "--seeds", args.seeds,
            *memorisation, "--out", str(exp)], timings)
+    va = va_step(sim, out, timings)
     _step("report", ["report", str(exp), "--out", str(out / "report.html")], timings)
 
     print("\n=== learned vs true source weights, mean ± std over seeds (simulated data: the truth is known)")
@@ -128,6 +166,10 @@ def run(args: argparse.Namespace) -> int:
     for _, row in table.iterrows():
         cols = [f"w_{s}" for s in SOURCES] + ["accuracy", "macro_f1"]
         print(f"{row['regime']:<12}" + "".join(f"{_pm(row, c):>15}" for c in cols))
+
+    emotion = table[table["regime"] == "logic-only"]
+    print_va(va, (emotion if len(emotion) else table).iloc[0],
+             json.loads((sim / "truth.json").read_text())["va"]["source_weights"])
 
     print("\n=== timings")
     for title, secs in timings.items():

@@ -316,3 +316,43 @@ def test_a_face_list_program_trains_on_the_real_cache_and_predicts_its_metrics(p
     again = pd.read_csv(out / "predictions.csv")
     cols = [f"p_{c}" for c in trained.classes]
     np.testing.assert_allclose(again[cols].to_numpy(), pred.probs, atol=1e-5)
+
+
+# ----------------------------------------------------------------------------- analyse: the worst errors as photos
+
+def _thumbnails(html: Path) -> list[np.ndarray]:
+    """Each gallery thumbnail of ``html`` as the browser drew it (an element screenshot, RGB)."""
+    import io
+    import tempfile
+    from selenium import webdriver
+    from selenium.webdriver.chrome.service import Service
+    from selenium.webdriver.common.by import By
+    from emolog.report.browser import FLAGS, find_chromedriver, find_chromium
+    with tempfile.TemporaryDirectory() as profile:
+        opts = webdriver.ChromeOptions()
+        opts.binary_location = find_chromium()
+        for flag in (*FLAGS, f"--user-data-dir={profile}", "--window-size=1280,900"):
+            opts.add_argument(flag)
+        driver = webdriver.Chrome(service=Service(executable_path=find_chromedriver()), options=opts)
+        try:
+            driver.get(html.resolve().as_uri())
+            shots = [e.screenshot_as_png for e in driver.find_elements(By.CSS_SELECTOR, "img.thumb")]
+        finally:
+            driver.quit()
+    return [np.asarray(Image.open(io.BytesIO(s)).convert("RGB")) for s in shots]
+
+
+def test_analyse_shows_the_worst_errors_as_the_real_photos_with_their_faces(indexed, cached, logic_run, tmp_path):
+    out = tmp_path / "analysis"
+    assert main(["analyse", str(logic_run), "--out", str(out), "--n-boot", "50"]) == 0
+    gal = pd.read_csv(out / "gallery.csv", keep_default_na=False, dtype={"image_id": str})
+    test_ids = load_split(indexed / "split.json")["test"]
+    assert sorted(gal["image_id"]) == sorted(test_ids) and (gal["thumbnail"] != "").all()   # 4 test photos
+    thumbs = _thumbnails(out / "analysis.html")
+    assert len(thumbs) == len(test_ids)
+    c = load_cache(cached, ids=gal["image_id"].tolist())
+    for k, img in enumerate(thumbs):
+        assert img.shape[0] > 100 and img.shape[1] > 100 and img.std() > 10, k   # a photo, not a blank box
+        # every photo with a detected face shows its box, drawn in the box colour
+        yellow = (np.abs(img.astype(int) - (246, 224, 94)).sum(-1) < 40).sum()
+        assert (yellow > 50) == bool(c.face_mask[k, 0]), (k, yellow)

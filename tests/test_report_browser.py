@@ -69,7 +69,9 @@ def test_report_of_a_real_run_renders_in_chromium(sim_run):
         assert _value(check, f"pc-{slug(c)}-average_precision") == pytest.approx(v["average_precision"], rel=1e-12)
 
     # every run section is there (no empty experiment sections); those without input say so
-    assert check.sections == ["summary", "weights", "confusion", "f1", "changes", "flips", "trust", "gallery"]
+    assert check.sections == ["summary", "weights", "confusion", "f1", "changes", "flips", "trust", "gallery",
+                              "analysis"]
+    assert any("no error analysis in" in n for n in check.notes)   # `emolog analyse` has not run
     assert any("Data is simulated" in n for n in check.notes)
     assert not any(n.startswith("section failed") for n in check.notes)
     # the logic parameter by its t() atoms, not its tensor path

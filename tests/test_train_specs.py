@@ -25,7 +25,10 @@ REGIMES = {"seed": ("logic-only", "problog-em", "nets-only", "joint", "original"
            "context_rules": ("logic-only", "problog-em", "nets-only", "joint"),
            "emo8_buckets": ("logic-only", "problog-em", "nets-only", "joint"),
            # a DeepProbLog face list: one circuit per face count, EM over the per-face shared t()
-           "face_list": ("logic-only", "problog-em", "nets-only", "joint")}
+           "face_list": ("logic-only", "problog-em", "nets-only", "joint"),
+           # valence/arousal targets (docs/model.md section 5c); va_computed has no t() to learn
+           "va_valence": ("logic-only", "problog-em", "joint"), "va_arousal": ("logic-only",),
+           "va_head": ("nets-only",), "va_computed": ("nets-only", "joint")}
 # joint-unfreeze needs a real cache's pre-last activations (tests/test_end_to_end.py,
 # tests/test_train_unfreeze.py); original reads grey faces of the seed program only
 

@@ -53,3 +53,15 @@ def image_id(rel_path: str) -> str:
 def resolve_under(root: str | Path, rel_path: str) -> Path:
     """``root / rel_path`` for a path that stays under ``root`` (else ``PathRejected``)."""
     return Path(root) / normalize_rel_path(rel_path)
+
+
+def resolve_recorded(path: str | Path, run_dir: Path) -> Path:
+    """A path recorded in a run: absolute as is; a relative one was relative to the working
+    directory of the command that wrote it, so try here first, then the run's parent folders."""
+    path = Path(path)
+    if path.is_absolute() or path.exists():
+        return path
+    for base in [run_dir, *list(run_dir.resolve().parents)[:3]]:
+        if (base / path).exists():
+            return base / path
+    return path

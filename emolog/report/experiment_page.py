@@ -11,7 +11,8 @@ from __future__ import annotations
 import numpy as np
 
 from emolog.report import plots
-from emolog.report.experiment_sections import comparison_section, gallery_section, memorisation_section
+from emolog.report.experiment_sections import analysis_section, comparison_section, gallery_section, \
+    memorisation_section, va_section
 from emolog.report.inputs import ExperimentInputs, RunInputs
 from emolog.report.page import Cell, Figure, Preds, Section, Table, about_line, build_sections, \
     cache_fingerprint, num, read_preds, slug
@@ -177,6 +178,8 @@ def experiment_report(exp: ExperimentInputs, images: str | None = None) -> dict:
         *([("weights", "Source weights", lambda: weights_section(runs, groups, base))] if has_sources else []),
         *([("parameters", "Logic parameters", lambda: parameters_section(groups))]
           if any(r.t_values for r in runs) else []),
+        *([("va", "Valence and arousal", lambda: va_section([rs[0] for rs in base.values()]))]
+          if any((r.results or {}).get("target") for r in runs) else []),
         ("f1", "Per-class F1 with confidence intervals", f1),
         ("confusion", "Confusion matrices", lambda: confusion_section(base, classes)),
         ("changes", "Which parameters really train", lambda: changes_section(base)),
@@ -186,6 +189,7 @@ def experiment_report(exp: ExperimentInputs, images: str | None = None) -> dict:
         *([("trust", "Trust: faces vs scene", lambda: trust_section(first, [], {rs[0].name: rs[0] for rs in base.values()}))]
           if has_sources else []),
         ("gallery", "Example images", gallery),
+        ("analysis", "Which images the runs get wrong, and why", lambda: analysis_section(exp)),
     ])
     n_test = next((((r.results or {}).get("metrics") or {}).get("test", {}).get("n") for r in runs if r.results), None)
     cfg = runs[0].config if runs else None

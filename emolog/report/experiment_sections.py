@@ -118,3 +118,79 @@ def gallery_section(run: RunInputs | None, pr: Preds | None, classes: list[str],
     sec.notes.extend(notes)
     sec.figures.extend(Figure(it["uri"], f"example {it['image_id']}", caption=it["caption"]) for it in items)
     return sec
+
+
+VA_SHOWN = ("mae", "rmse", "spearman", "pearson", "ccc")
+
+
+def va_section(runs: list[RunInputs]) -> Section:
+    """Valence/arousal runs: each run's test regression metrics with their 95% bootstrap
+    intervals (results.json ``metrics.test.va``) and its predictions against the annotated values."""
+    from emolog.analysis.error_plots import predicted_vs_true
+    sec = Section("va", "Valence and arousal",
+                  "The prediction is the expected value of the program's distribution over the target's "
+                  "bins. Mean absolute error and root mean squared error (lower is better), Spearman's "
+                  "rank correlation and Pearson's correlation with the annotated values, and Lin's "
+                  "concordance correlation (CCC: agreement, not only correlation), each with a 95% "
+                  "bootstrap interval over the test images; per annotated value, the spread of the "
+                  "predictions. The confusion matrices are those of the bins.")
+    rows = []
+    for r in runs:
+        va = ((r.results or {}).get("metrics") or {}).get("test", {}).get("va") or {}
+        pr = r.get("predictions.csv")
+        for var, m in va.items():
+            rows.append([Cell(r.name), Cell(var)] + [
+                Cell(f"{fmt(m[k])} [{fmt(m.get(k + '_lo'))}, {fmt(m.get(k + '_hi'))}]", m[k],
+                     f"va-{slug(r.name)}-{var}-{k}", numeric=True) for k in VA_SHOWN])
+            if pr is not None and {var, f"pred_{var}"} <= set(pr.columns):
+                png = predicted_vs_true(pr[var].to_numpy(float), pr[f"pred_{var}"].to_numpy(float), var, r.name)
+                sec.figures.append(Figure(_uri(png), f"predicted {var} {r.name}"))
+    if not rows:
+        sec.notes.append("no run records valence/arousal metrics (results.json metrics.test.va)")
+    sec.tables.append(Table(["run", "variable", *[f"{k} [95% CI]" for k in VA_SHOWN]], rows, "test set"))
+    return sec
+
+
+def _uri(png: bytes) -> str:
+    import base64
+    return "data:image/png;base64," + base64.b64encode(png).decode("ascii")
+
+
+def analysis_section(inp: ExperimentInputs | RunInputs) -> Section:
+    """What ``emolog analyse DIR --out DIR/analysis`` found, when that folder exists: the
+    error-vs-disagreement statistics and scatters, the runs' overlap, the most confused pairs,
+    the meta-information ranking and the worst errors with their photos."""
+    from emolog.analysis.analyse import ANALYSIS_DIR
+    sec = Section("analysis", "Which images it gets wrong, and why",
+                  "From emolog analyse (docs/analysis.md). Per image with a face, the scene's own error "
+                  "against how much face 1 and the scene disagree: a rising line (r > 0, interval above 0) "
+                  "means the faces matter where they disagree; t1 and t2 are suggested thresholds between "
+                  "small, medium and big disagreement. Then whether the runs err on the same images, the "
+                  "most confused pairs of classes, the meta-information that goes with large errors "
+                  "(ranked by mutual information) and the worst errors.")
+    adir = inp.dir / ANALYSIS_DIR
+    if not (adir / "analysis.json").is_file():
+        sec.notes.append(f"no error analysis in {adir}: `emolog analyse {inp.dir} --out {adir}` writes it")
+        return sec
+    cols = {"disagreement.csv": ["run", "target", "n", "slope", "pearson", "pearson_lo", "pearson_hi", "t1", "t2",
+                                 "scene_error_small", "scene_error_medium", "scene_error_big"],
+            "confused_pairs.csv": ["run", "class_a", "class_b", "confusions", "a_as_b", "b_as_a"],
+            "meta.csv": ["run", "target", "rank", "variable", "mutual_information", "spearman", "spearman_lo",
+                         "spearman_hi"], "overlap.csv": None}
+    for name, keep in cols.items():
+        if (adir / name).is_file():
+            df = pd.read_csv(adir / name)
+            if name == "meta.csv":
+                df = df[df["rank"] <= 4]
+            sec.tables.append(df_table(df[[c for c in (keep or df.columns) if c in df.columns]], f"analysis/{name}"))
+    for png in sorted(adir.glob("disagreement-*.png")) + sorted(adir.glob("overlap.png")):
+        sec.figures.append(Figure(_uri(png.read_bytes()), png.stem))
+    gal = pd.read_csv(adir / "gallery.csv", keep_default_na=False) if (adir / "gallery.csv").is_file() else None
+    shown = gal[gal["thumbnail"] != ""] if gal is not None else []
+    for _, g in (shown.iterrows() if len(shown) else []):
+        sec.figures.append(Figure(_uri((adir / g["thumbnail"]).read_bytes()), f"worst {g['run']} {g['image_id']}",
+                                  caption=f"#{g['rank']} {g['run']}: true {g['label']}, predicted {g['pred']}"))
+    if gal is not None and not len(shown):
+        sec.notes.append("the worst errors have no photo to show (" + (gal["note"].iat[0] if len(gal) else "none")
+                         + "); analysis/gallery.csv lists them")
+    return sec

@@ -15,7 +15,8 @@ from emolog.data.images import load_image
 from emolog.data.index import ImageIndex, recorded_root
 from emolog.data.paths import resolve_under
 from emolog.report import plots
-from emolog.report.inputs import RunInputs, resolve
+from emolog.data.paths import resolve_recorded as resolve
+from emolog.report.inputs import RunInputs
 
 THUMB_PX = 480  # longest side of the photo before plotting: keeps the page a few MB at most
 

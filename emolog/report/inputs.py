@@ -139,18 +139,6 @@ class ExperimentInputs(Inputs):
         return next((r.data for r in self.runs if r.data), {})
 
 
-def resolve(path: str | Path, run_dir: Path) -> Path:
-    """A path recorded in a run: absolute as is; a relative one was relative to the working
-    directory of the command that wrote it, so try here first, then the run's parent folders."""
-    path = Path(path)
-    if path.is_absolute() or path.exists():
-        return path
-    for base in [run_dir, *list(run_dir.resolve().parents)[:3]]:
-        if (base / path).exists():
-            return base / path
-    return path
-
-
 # file name -> (reader, required columns or fields). The first file of each table is the one
 # written last, which records the others' sha256 ("files") when this emolog wrote it.
 _RUN_FILES: dict[str, tuple[str, Any]] = {

@@ -20,7 +20,8 @@ import numpy as np
 import pandas as pd
 
 from emolog.cache.store import read_manifest
-from emolog.report.inputs import RunInputs, resolve
+from emolog.data.paths import resolve_recorded as resolve
+from emolog.report.inputs import RunInputs
 from emolog.report.stats import class_indices
 
 

@@ -8,7 +8,7 @@ curves instead of the weights section and no trust section.
 
 from __future__ import annotations
 
-from emolog.report.experiment_sections import gallery_section
+from emolog.report.experiment_sections import analysis_section, gallery_section, va_section
 from emolog.report.inputs import RunInputs
 from emolog.report.page import about_line, build_sections, cache_fingerprint, read_preds
 from emolog.report.sections import changes_section, confusion_section, curves_section, f1_section, \
@@ -34,6 +34,7 @@ def run_report(run: RunInputs, images: str | None = None) -> dict:
         ("summary", "Results", lambda: summary_section(run)),
         ("weights", "Source weights and training curves", lambda: weights_section(run)) if has_sources
         else ("curves", "Training curves", lambda: curves_section(run)),
+        *([("va", "Valence and arousal", lambda: va_section([run]))] if (run.results or {}).get("target") else []),
         ("confusion", "Confusion matrices", lambda: confusion_section(run)),
         ("f1", "Per-class F1 with confidence intervals", f1),
         ("changes", "Which parameters really train", lambda: changes_section(run)),
@@ -41,6 +42,7 @@ def run_report(run: RunInputs, images: str | None = None) -> dict:
         *([("trust", "Trust: faces vs scene", lambda: trust_section(preds, [why] if why else [], {run.name: run}))]
           if has_sources else []),
         ("gallery", "Example images", lambda: gallery_section(run, pr, classes, images)),
+        ("analysis", "Which images it gets wrong, and why", lambda: analysis_section(run)),
     ])
     n_test = ((run.results or {}).get("metrics") or {}).get("test", {}).get("n")
     title = f"emolog run {run.name}: {run.regime}, seed {run.seed}"

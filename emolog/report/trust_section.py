@@ -10,7 +10,8 @@ import pandas as pd
 from emolog.analysis.trust import TrustError, trust_agreement
 from emolog.data.index import ImageIndex
 from emolog.report import plots
-from emolog.report.inputs import RunInputs, resolve
+from emolog.data.paths import resolve_recorded as resolve
+from emolog.report.inputs import RunInputs
 from emolog.report.page import Figure, Preds, Section, Table, df_table
 from emolog.report.stats import trust_by_face_count, trust_by_face_size
 

@@ -32,14 +32,17 @@ from emolog.labels import BASIC7, EMO8, SOURCES
 
 from emolog.simulate.model import *  # noqa: F401,F403  (the generative model's names, re-exported)
 from emolog.simulate.model import _faces, _softmax
+from emolog.simulate.va import VA_SOURCES, draw_va, va_truth
 
 
 def simulate(config: SimConfig) -> Simulation:
     """Draw one data set. Deterministic in ``config`` (independent streams per component)."""
     n, prior = config.n, label_prior(config.labels)
-    # spawn(9): the first 8 children are those of spawn(8), so basic-7 data sets are unchanged
-    streams = [np.random.default_rng(s) for s in np.random.SeedSequence(config.seed).spawn(9)]
-    rng_faces, rng_emo, rng_choice, rng_rec, rng_scene, rng_means, rng_misspec, rng_shuffle, rng_emo8 = streams
+    # spawn(10): the first 8 children are those of spawn(8) and the first 9 those of spawn(9), so
+    # basic-7 and Emo8 data sets are unchanged by the later streams
+    streams = [np.random.default_rng(s) for s in np.random.SeedSequence(config.seed).spawn(10)]
+    rng_faces, rng_emo, rng_choice, rng_rec, rng_scene, rng_means, rng_misspec, rng_shuffle, rng_emo8, rng_va \
+        = streams
 
     faces = _faces(rng_faces, n)
     mask, area = faces["face_mask"], faces["face_area"]
@@ -61,6 +64,7 @@ def simulate(config: SimConfig) -> Simulation:
         label_gen = np.where(none, rng_misspec.choice(7, size=n, p=prior), label_gen)
         chosen = np.where(none, -1, chosen)
     expression = label_gen
+    va = draw_va(rng_va, e_scene if config.va_source == "scene" else expression)
     if config.labels == "emo8":
         label_gen = emo8_labels(rng_emo8, label_gen)
     labels = rng_shuffle.permutation(label_gen) if config.shuffle_labels else label_gen.copy()
@@ -107,6 +111,7 @@ def simulate(config: SimConfig) -> Simulation:
         "e_scene": np.asarray(BASIC7)[e_scene],
         **{f"e_face{k + 1}": emo[e_face[:, k] + 1] for k in range(K)},
         "n_faces": faces["n_faces"],
+        "valence": va["valence"], "arousal": va["arousal"],
     })
     truth = _truth_dict(config, prior, scene_means, e_face, probs, mask, area)
     if config.labels == "emo8":
@@ -114,6 +119,7 @@ def simulate(config: SimConfig) -> Simulation:
             "expression_bucket": EXPRESSION_BUCKET, "bucket_emotion": BUCKET_EMO8,
             "rule": "label ~ bucket_emotion[expression_bucket[chosen source's expression]]"})
     truth["t_values"] = true_t_values(config.labels)
+    truth["va"] = va_truth(config.va_source, TRUE_WEIGHTS)
     return Simulation(config, ids, rel_paths, labels, tensors, truth, truth_df)
 
 
@@ -178,6 +184,7 @@ def _truth_dict(config: SimConfig, prior: np.ndarray, scene_means: np.ndarray, e
 def fingerprint(config: SimConfig) -> dict:
     """The cache fingerprint: the simulator marker, its version and the full config (incl. seed)."""
     fp = {"simulator": SIMULATOR_VERSION, **asdict(config)}
+    del fp["va_source"]   # valence and arousal are in index.csv, not in the cache
     if config.labels == "basic7":   # the default leaves the fingerprints of earlier data sets as they were
         del fp["labels"]
     else:   # Emo8's generative truth was redesigned (identifiable buckets): data of the first design differ
@@ -212,7 +219,8 @@ def write_simulation(sim: Simulation, out_dir: str | Path, force: bool = False) 
     labels = np.asarray(sim.truth["classes"])[sim.labels]
     size = sim.tensors["image_size"]
     df = pd.DataFrame({"image_id": sim.ids, "rel_path": sim.rel_paths, "label": labels, "label_raw": labels,
-                       "valence": np.nan, "arousal": np.nan, "ambiguity": np.nan, "dec_factors": "",
+                       "valence": sim.truth_df["valence"], "arousal": sim.truth_df["arousal"],
+                       "ambiguity": np.nan, "dec_factors": "",
                        "content_hash": "", "width": size[:, 0], "height": size[:, 1]})
     ImageIndex(df[list(INDEX_COLUMNS)]).save(out / "index.csv")
     write_split(make_split(sim.ids, labels.tolist(), seed=sim.config.seed), out / "split.json")
@@ -239,6 +247,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--labels", choices=LABEL_SETS, default="basic7",
                         help="label set: basic-7, or Emo8 drawn through valence/arousal buckets "
                              "(docs/simulation.md, 'Emo8 labels')")
+    parser.add_argument("--va-source", choices=VA_SOURCES, default="label",
+                        help="valence and arousal from the emotion that decided the label, or from the "
+                             "scene's own emotion (faces are then noise for them; docs/simulation.md)")
     parser.add_argument("--force", action="store_true", help="replace an existing simulated data set")
 
 
@@ -247,7 +258,7 @@ def run(args: argparse.Namespace) -> int:
     # a SimulationError goes to the command line's handler (one line, exit 3: bad input)
     config = SimConfig(n=args.n, seed=args.seed, variant=args.variant, scene_dim=args.scene_dim,
                        snr=args.snr, shuffle_labels=args.shuffle_labels,
-                       face_calibration=args.face_calibration, labels=args.labels)
+                       face_calibration=args.face_calibration, labels=args.labels, va_source=args.va_source)
     sim = simulate(config)
     out = write_simulation(sim, args.out, force=args.force)
     src = sim.truth_df["source"].value_counts(normalize=True)

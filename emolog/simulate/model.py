@@ -13,6 +13,7 @@ import pandas as pd
 from emolog.errors import InputError
 from emolog.data.findingemo import label_distribution
 from emolog.labels import BASIC7, EMO8, SOURCES
+from emolog.simulate.va import VA_SOURCES
 
 __all__ = ['BUCKETS', 'BUCKET_EMO8', 'EMO8_EXPRESSION_PRIOR', 'FACE_MU_EMO8', 'CONFUSION_PAIRS', 'DEFAULT_SNR', 'CONFUSION_RHO', 'EXPRESSION_BUCKET', 'FACE_AREA_CLIP', 'FACE_ASPECT', 'FACE_CALIBRATIONS', 'FACE_LOG10_AREA', 'FACE_MU', 'FACE_MU_LARGE', 'FACE_MU_SMALL', 'IMAGE_SIZES', 'IMAGE_SIZE_PROBS', 'K', 'LABEL_SETS', 'MAX_IMAGES', 'MISSPECIFIED_FRACTION', 'N_FACES_PROBS', 'OVERCONFIDENCE_FACTOR', 'SCENE_BOOST_NO_LARGE_FACE', 'SCENE_MEAN_SCALE', 'SHARD_SIZE', 'SIMULATOR_VERSION', 'EMO8_TRUTH_VERSION', 'SMALL_FACE_AREA', 'SMALL_FACE_WEIGHT', 'SimConfig', 'Simulation', 'SimulationError', 'TRUE_WEIGHTS', 'VARIANTS', 'emo8_labels', 'gaussian_log_posterior', 'label_prior', 'recogniser_means', 'source_weights', 'true_scene_posterior', 'true_t_values']
 
@@ -105,6 +106,7 @@ class SimConfig:
     shuffle_labels: bool = False
     face_calibration: str = "calibrated"
     labels: str = "basic7"              # basic7 | emo8 (through EXPRESSION_BUCKET and BUCKET_EMO8)
+    va_source: str = "label"            # valence/arousal from the label's emotion, or the scene's (simulate.va)
 
     def __post_init__(self) -> None:
         if not 1 <= self.n <= MAX_IMAGES:
@@ -119,6 +121,8 @@ class SimConfig:
             object.__setattr__(self, "snr", DEFAULT_SNR[self.labels])
         if not self.snr > 0:
             raise SimulationError(f"--snr must be positive, got {self.snr}")
+        if self.va_source not in VA_SOURCES:
+            raise SimulationError(f"--va-source must be one of {list(VA_SOURCES)}, got {self.va_source!r}")
         if self.face_calibration not in FACE_CALIBRATIONS:
             raise SimulationError(f"--face-calibration must be one of {list(FACE_CALIBRATIONS)}, "
                                   f"got {self.face_calibration!r}")

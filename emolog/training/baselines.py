@@ -7,7 +7,17 @@
 * ``uniform-average``: the plain mean of the available sources' distributions (scene-only
   net + every real face), i.e. the logic program with equal, untrained weights;
 * ``fusion-mlp``: the user's "MoE" idea as a plain neural fusion: an MLP on
-  [scene features, 3 x 7 face probabilities, 3-slot mask] -> C classes.
+  [scene features, 3 x 7 face probabilities, 3-slot mask] -> C classes;
+* ``fusion-mlp-meta``: the same MLP with the meta-information appended (``meta_features``:
+  face count, and per face slot its area, centrality, detector confidence, the recogniser's top
+  probability and entropy): the pair answers "does extra information help?";
+* ``face-only``: an MLP on the faces alone [3 x 7 face probabilities, 3-slot mask] (for any
+  label set, e.g. a valence/arousal target's bins);
+* ``tree``: a scikit-learn decision tree over the two sources' outputs (the scene-only net's
+  distribution, face 1's recogniser distribution, the face count), fitted on the validation
+  split, which the scene-only net did not train on (its training-set outputs are memorised);
+  a leaf's class frequencies are its distribution. For a valence/arousal target it is a
+  regression tree (squared error on the values), its leaves' bin frequencies the distribution.
 
 Generic over the label set: ``run_baselines(classes=...)`` returns probabilities [N, C] in
 ``classes`` order (``emolog.labels.BASIC7`` by default). ``largest-face`` and
@@ -18,6 +28,7 @@ only when the classes are basic-7 (``inapplicable`` says why not otherwise).
 from __future__ import annotations
 
 import copy
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -35,6 +46,7 @@ from emolog.perception.scene2emotion import Scene2EmotionNet
 from emolog.runtime import resolve_device
 from emolog.training.config import BASELINES
 from emolog.training.stopping import EarlyStopping
+from emolog.training.target import Target, index_values
 
 FACE_SPACE = ("largest-face", "uniform-average")   # predict in the recogniser's basic-7 classes
 
@@ -90,9 +102,50 @@ class FusionNet(nn.Module):
         return self.net(x)
 
 
-def fusion_inputs(cache: FeatureCache) -> torch.Tensor:
-    """The fusion net's input [N, D + K*7 + K] from a cache (absent faces are zeros, masked)."""
-    return torch.cat([cache.scene, cache.face_probs.flatten(1), cache.face_mask.float()], dim=1)
+def fusion_inputs(cache: FeatureCache, scene: bool = True, meta: bool = False) -> torch.Tensor:
+    """The fusion net's input [N, D + K*7 + K (+ meta)] from a cache (absent faces are zeros,
+    masked); ``scene=False``: the faces alone; ``meta``: ``meta_features`` appended."""
+    parts = ([cache.scene] if scene else []) + [cache.face_probs.flatten(1), cache.face_mask.float()]
+    if meta:
+        parts.append(torch.as_tensor(np.stack(list(meta_features(cache).values()), 1), dtype=torch.float32))
+    return torch.cat(parts, dim=1)
+
+
+def meta_features(cache: FeatureCache) -> dict[str, np.ndarray]:
+    """Per-image meta-information from the cache, each [N]: ``n_faces`` (detected, log1p), and
+    per face slot k (0 where absent) ``face<k>_area`` (box / image), ``face<k>_centrality`` (1 at
+    the image centre, 0 in a corner), ``face<k>_conf`` (detector), ``face<k>_max_prob`` and
+    ``face<k>_entropy`` (the recogniser's top probability and entropy in nats)."""
+    mask = cache.face_mask.numpy().astype(np.float64)
+    boxes, size = cache.face_boxes.double().numpy(), cache.image_size.double().numpy()
+    cx = (boxes[..., 0] + boxes[..., 2]) / 2 / size[:, :1]
+    cy = (boxes[..., 1] + boxes[..., 3]) / 2 / size[:, 1:]
+    centrality = (1 - np.sqrt(((cx - 0.5) ** 2 + (cy - 0.5) ** 2) / 0.5)) * mask
+    p = cache.face_probs.double().numpy()
+    entropy = -(p * np.log(np.clip(p, 1e-12, 1))).sum(-1) * mask
+    out = {"n_faces": np.log1p(cache.n_faces.double().numpy())}
+    for k in range(mask.shape[1]):
+        out.update({f"face{k + 1}_area": cache.face_area[:, k].double().numpy() * mask[:, k],
+                    f"face{k + 1}_centrality": centrality[:, k], f"face{k + 1}_conf": cache.face_conf[:, k].double().numpy(),
+                    f"face{k + 1}_max_prob": p[:, k].max(-1) * mask[:, k], f"face{k + 1}_entropy": entropy[:, k]})
+    return out
+
+
+def tree_probs(x_fit: np.ndarray, y_fit: np.ndarray, x_eval: np.ndarray, n_classes: int, seed: int,
+               values: np.ndarray | None = None) -> np.ndarray:
+    """[N_eval, C]: the class frequencies of each evaluated row's leaf in a decision tree fitted
+    on (``x_fit``, ``y_fit``) (depth <= 4, leaves of >= 2% of the rows; one pseudo-image per
+    leaf spread by the class frequencies, so no class gets probability 0); with ``values``
+    [N_fit, V] (a valence/arousal target) the tree is a regression tree on them."""
+    from sklearn.tree import DecisionTreeClassifier, DecisionTreeRegressor
+    kw = {"max_depth": 4, "min_samples_leaf": max(5, len(y_fit) // 50), "random_state": seed}
+    tree = (DecisionTreeRegressor(**kw).fit(x_fit, values) if values is not None
+            else DecisionTreeClassifier(**kw).fit(x_fit, y_fit))
+    leaf_fit, leaf_eval = tree.apply(x_fit), tree.apply(x_eval)
+    # one pseudo-image spread by the fitted rows' class frequencies: no class gets probability 0
+    counts = np.tile(np.bincount(y_fit, minlength=n_classes) / len(y_fit), (leaf_fit.max() + 1, 1))
+    np.add.at(counts, (leaf_fit, y_fit), 1.0)
+    return counts[leaf_eval] / counts[leaf_eval].sum(1, keepdims=True)
 
 
 def fit_classifier(model: nn.Module, x_train: torch.Tensor, y_train: np.ndarray,
@@ -158,12 +211,14 @@ def split_labels(data_dir: str | Path, ids: list[str], classes: tuple[str, ...] 
 
 def run_baselines(data_dir: str | Path, eval_split: str = "test", names: tuple[str, ...] = BASELINES,
                   seed: int = 0, epochs: int = 30, n_train: int | None = None,
-                  device: torch.device | None = None, classes: tuple[str, ...] = BASIC7) -> BaselineResults:
+                  device: torch.device | None = None, classes: tuple[str, ...] = BASIC7,
+                  target: Target | None = None) -> BaselineResults:
     """Fit the baselines on the train split of a data directory; probabilities on ``eval_split``.
 
     The nets pick their best epoch on the val split. ``n_train`` uses the first n training
-    ids (the split's seeded order), like a run with that ``n_train``. Raises ValueError for a
-    baseline that cannot predict ``classes`` (``inapplicable``).
+    ids (the split's seeded order), like a run with that ``n_train``. With a valence/arousal
+    ``target`` the labels are its bins of the index's values (``classes`` = its classes). Raises
+    ValueError for a baseline that cannot predict ``classes`` (``inapplicable``).
     """
     unknown = [n for n in names if n not in BASELINES]
     if unknown:
@@ -176,32 +231,44 @@ def run_baselines(data_dir: str | Path, eval_split: str = "test", names: tuple[s
     split = load_split(data_dir / "split.json")
     train_ids = split["train"][:n_train] if n_train else split["train"]
     eval_ids = split[eval_split]
-    y_train, y_val, y_eval = (split_labels(data_dir, ids, classes) for ids in (train_ids, split["val"], eval_ids))
+    index = ImageIndex.load(data_dir / "index.csv") if target is not None else None
+    vals = {k: index_values(index, ids, target) for k, ids in (("train", train_ids), ("val", split["val"]),
+                                                                ("eval", eval_ids))} if target is not None else {}
+    y_train, y_val, y_eval = (target.class_of(vals[k]) for k in ("train", "val", "eval")) if target is not None \
+        else (split_labels(data_dir, ids, classes) for ids in (train_ids, split["val"], eval_ids))
     cache = load_cache(data_dir / "cache")
     tr, va, ev = cache.select(train_ids), cache.select(split["val"]), cache.select(eval_ids)
     prior = class_prior(y_train, len(classes))
     out = BaselineResults(ids=list(eval_ids), labels=y_eval, classes=classes)
-    scene_eval = None
-    if {"scene-only", "uniform-average"} & set(names):
+    scene: dict[str, np.ndarray] = {}
+    if {"scene-only", "uniform-average", "tree"} & set(names):
         torch.manual_seed(seed)
         net = fit_classifier(Scene2EmotionNet(in_dim=tr.scene.shape[1], n_classes=len(classes)), tr.scene, y_train,
                              va.scene, y_val,
                              epochs=epochs, seed=seed, device=device, desc="scene-only")
-        scene_eval = predict_probs(net, ev.scene)
+        scene = {"val": predict_probs(net, va.scene), "eval": predict_probs(net, ev.scene)}
+
+    def mlp(x: Callable[[FeatureCache], torch.Tensor], desc: str) -> np.ndarray:
+        torch.manual_seed(seed)
+        net = FusionNet(x(tr).shape[1], K=0, n_classes=len(classes), face_classes=0)   # in_dim = the features'
+        return predict_probs(fit_classifier(net, x(tr), y_train, x(va), y_val, epochs=epochs, seed=seed,
+                                            device=device, desc=desc), x(ev))
+
     for name in names:
         if name == "majority":
             out.probs[name] = majority_probs(y_train, len(eval_ids), len(classes))
         elif name == "scene-only":
-            out.probs[name] = scene_eval
+            out.probs[name] = scene["eval"]
         elif name == "largest-face":
             out.probs[name] = largest_face_probs(ev.face_probs.numpy(), ev.face_mask.numpy(), prior)
         elif name == "uniform-average":
-            out.probs[name] = uniform_average_probs(scene_eval, ev.face_probs.numpy(), ev.face_mask.numpy())
-        elif name == "fusion-mlp":
-            torch.manual_seed(seed)
-            net = fit_classifier(FusionNet(tr.scene.shape[1], K=tr.face_mask.shape[1], n_classes=len(classes),
-                                           face_classes=tr.face_probs.shape[2]), fusion_inputs(tr),
-                                 y_train, fusion_inputs(va), y_val, epochs=epochs, seed=seed, device=device,
-                                 desc="fusion-mlp")
-            out.probs[name] = predict_probs(net, fusion_inputs(ev))
+            out.probs[name] = uniform_average_probs(scene["eval"], ev.face_probs.numpy(), ev.face_mask.numpy())
+        elif name in ("fusion-mlp", "fusion-mlp-meta", "face-only"):
+            out.probs[name] = mlp(lambda c: fusion_inputs(c, scene=name != "face-only", meta=name == "fusion-mlp-meta"),
+                                  name)
+        elif name == "tree":
+            def sources(c: FeatureCache, part: str) -> np.ndarray:
+                return np.concatenate([scene[part], c.face_probs[:, 0].numpy(), c.n_faces.numpy()[:, None]], 1)
+            out.probs[name] = tree_probs(sources(va, "val"), y_val, sources(ev, "eval"), len(classes), seed,
+                                         vals.get("val"))
     return out

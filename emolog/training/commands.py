@@ -68,6 +68,10 @@ def summary(results: dict) -> str:
     rows = [("test before", r.metrics_before["test"]), ("val", r.metrics["val"]), ("test", r.metrics["test"])]
     for name, m in rows:
         lines.append(f"{name:14s}{m['accuracy']:9.3f}{m['macro_f1']:9.3f}{m['uar']:7.3f}{m['nll']:7.3f}{m['ece']:7.3f}")
+    for var, m in (r.metrics["test"].get("va") or {}).items():   # a valence/arousal target: its regression
+        lines.append(f"test {var}: MAE {m['mae']:.3f} [{m['mae_lo']:.3f}, {m['mae_hi']:.3f}]  RMSE {m['rmse']:.3f}  "
+                     f"Spearman {m['spearman']:.3f} [{m['spearman_lo']:.3f}, {m['spearman_hi']:.3f}]  "
+                     f"Pearson {m['pearson']:.3f}  CCC {m['ccc']:.3f}   (accuracy etc. above: of its bins)")
     w, tw = r.source_weights, r.true_source_weights
     if w:
         lines.append("source weights  " + "  ".join(f"{s} {w[s]:.3f}" for s in SOURCES))

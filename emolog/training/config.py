@@ -24,7 +24,8 @@ OPTIMIZERS: tuple[str, ...] = ("sgd", "adam")
 LOGIC_PARAMS: tuple[str, ...] = ("softmax", "projected")
 IMBALANCE: tuple[str, ...] = ("none", "class-weighted", "balanced-sampling", "logit-adjust")
 # emolog.training.baselines, by name (here: the experiment command lists them without importing torch)
-BASELINES: tuple[str, ...] = ("majority", "scene-only", "largest-face", "uniform-average", "fusion-mlp")
+BASELINES: tuple[str, ...] = ("majority", "scene-only", "largest-face", "uniform-average", "fusion-mlp",
+                              "fusion-mlp-meta", "face-only", "tree")
 
 
 class ConfigError(InputError, ValueError):

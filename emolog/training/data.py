@@ -20,6 +20,7 @@ from emolog.data.split import load_split
 from emolog.errors import MissingError
 from emolog.labels import BASIC7
 from emolog.training.config import ConfigError, RunConfig
+from emolog.training.target import Target, index_values
 
 
 class DataMissingError(MissingError, ConfigError):
@@ -35,8 +36,9 @@ class SplitData:
     image_size [N, 2], n_faces [N], labels [N] long (index into the run's classes; -1 when
     unknown, e.g. images to predict), prelast [N, C, H, W] float16 or None, face_features
     [N, K, F] float32 or None (None when the cache was built without ``--face-features``);
-    ``derived`` holds fields computed from these once per split (``scene_classes`` [N, C]: the
-    backbone's own classes).
+    values [N, V] float64: a valence/arousal target's continuous values
+    (``emolog.training.target``), else None; ``derived`` holds fields computed from these once
+    per split (``scene_classes`` [N, C]: the backbone's own classes).
     """
 
     ids: list[str]
@@ -52,6 +54,7 @@ class SplitData:
     n_faces: torch.Tensor
     prelast: torch.Tensor | None
     face_features: torch.Tensor | None = None
+    values: torch.Tensor | None = None
     derived: dict[str, torch.Tensor] = field(default_factory=dict)
 
     def __len__(self) -> int:
@@ -70,10 +73,11 @@ def split_from_cache(cache: FeatureCache, rows: slice, ids: list[str], labels: t
                      face_features=None if cache.face_features is None else t(cache.face_features))
 
 
-def load_data(cfg: RunConfig, device: torch.device, prelast: bool, classes: tuple[str, ...] = BASIC7
-              ) -> tuple[dict[str, SplitData], dict, dict]:
+def load_data(cfg: RunConfig, device: torch.device, prelast: bool, classes: tuple[str, ...] = BASIC7,
+              target: Target | None = None) -> tuple[dict[str, SplitData], dict, dict]:
     """Read the data directory: index, split, verified cache. Returns (splits, manifest, data_info);
-    labels are indices into ``classes`` (the run's label set)."""
+    labels are indices into ``classes`` (the run's label set), or with a valence/arousal
+    ``target`` the class of each image's index values (kept as ``SplitData.values``)."""
     root = Path(cfg.data)
     paths = {"index": root / "index.csv", "split": root / "split.json", "cache": root / "cache"}
     for what, p in paths.items():
@@ -88,6 +92,8 @@ def load_data(cfg: RunConfig, device: torch.device, prelast: bool, classes: tupl
                           f"{len(split['train'])} training images")
     split["train"] = split["train"][:cfg.n_train] if cfg.n_train is not None else split["train"]
     all_ids = split["train"] + split["val"] + split["test"]
+    if target is not None:   # before the cache is read: a missing value is named at once
+        values = index_values(index, all_ids, target)
     # Refuse to train on a cache that is incomplete, corrupt or misaligned: every id and why.
     require_verified(paths["cache"], all_ids)
     cache = load_cache(paths["cache"], ids=all_ids, prelast=prelast)
@@ -97,8 +103,14 @@ def load_data(cfg: RunConfig, device: torch.device, prelast: bool, classes: tupl
         ids = split[name]
         rows = slice(start, start + len(ids))
         start += len(ids)
-        labels = torch.tensor([classes.index(lab) for lab in _labels(index, ids, classes)], dtype=torch.long)
-        out[name] = split_from_cache(cache, rows, ids, labels, device, prelast)
+        if target is None:
+            labels = torch.tensor([classes.index(lab) for lab in _labels(index, ids, classes)], dtype=torch.long)
+            out[name] = split_from_cache(cache, rows, ids, labels, device, prelast)
+        else:
+            v = values[rows]
+            out[name] = split_from_cache(cache, rows, ids, torch.as_tensor(target.class_of(v), dtype=torch.long),
+                                         device, prelast)
+            out[name].values = torch.tensor(v, device=device)
     if len(out["train"]) == 0 or len(out["val"]) == 0 or len(out["test"]) == 0:
         raise ConfigError(f"config key 'data': {root}/split.json needs non-empty train, val and test "
                           f"(sizes {[len(out[n]) for n in ('train', 'val', 'test')]})")

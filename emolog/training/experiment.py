@@ -27,6 +27,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Sequence
 
+import numpy as np
 import pandas as pd
 
 from emolog.data.artefacts import FORMATS, ArtefactError, ArtefactMissing, ChecksumError, read_json, record
@@ -36,6 +37,7 @@ from emolog.data.split import load_split, parse_shard
 from emolog.labels import BASIC7
 from emolog.training import distribute
 from emolog.training.config import BASELINES, REGIMES, ConfigError, RunConfig, parse_override
+from emolog.training.target import baseline_va_columns, experiment_target, va_columns
 from emolog.training.tables import METRICS, ExperimentError, bootstrap_table, comparison_table, comparison_tex, \
     format_table, read_predictions, usable_baseline, write_predictions  # noqa: F401
 
@@ -122,14 +124,15 @@ def execute_run(spec: RunSpec, base: dict[str, Any], run_dir: Path, progress: bo
 
 
 def execute_baselines(data: str, names: Sequence[str], seeds: Sequence[int], base: dict[str, Any],
-                      out: Path, epochs: int, classes: tuple[str, ...] = BASIC7) -> dict[tuple[str, int], Path]:
+                      out: Path, epochs: int, classes: tuple[str, ...] = BASIC7,
+                      target: Any = None) -> dict[tuple[str, int], Path]:
     """Test predictions of each baseline per seed (deterministic ones once, as seed 0's file)."""
     from emolog.runtime import resolve_device, torch_threads   # torch: imported when the work starts
     from emolog.training.baselines import run_baselines
     device = resolve_device(base.get("device", "auto"))
     paths: dict[tuple[str, int], Path] = {}
     (out / "baselines").mkdir(parents=True, exist_ok=True)
-    seeded = {"scene-only", "uniform-average", "fusion-mlp"}
+    seeded = {"scene-only", "uniform-average", "fusion-mlp", "fusion-mlp-meta", "face-only", "tree"}
     test_ids = sorted(load_split(Path(data) / "split.json")["test"])
     for seed in seeds:
         todo = [n for n in names if not usable_baseline(out / "baselines" / f"{n}-s{seed}.csv", test_ids, classes)
@@ -137,7 +140,7 @@ def execute_baselines(data: str, names: Sequence[str], seeds: Sequence[int], bas
         if todo:
             with torch_threads(base.get("threads", RunConfig.threads)):
                 r = run_baselines(data, names=tuple(todo), seed=seed, epochs=epochs,
-                                  n_train=base.get("n_train"), device=device, classes=classes)
+                                  n_train=base.get("n_train"), device=device, classes=classes, target=target)
             for n in todo:
                 write_predictions(out / "baselines" / f"{n}-s{seed}.csv", r.ids, r.labels, r.probs[n], classes)
         for n in names:
@@ -227,11 +230,11 @@ def run_experiment(data: str, out: str | Path, regimes: Sequence[str], seeds: Se
         results, failed = distribute.run_specs(mine, execute_run, base, out / "runs", jobs=jobs, train=train,
                                                errors=(ConfigError, CacheError, RuntimeError, ValueError),
                                                known_failures=known_failures, progress=progress)
-        classes, skipped = _label_set(base, baselines)   # baselines that need basic-7 face probabilities: not for Emo8
+        classes, skipped, target = _label_set(base, baselines)   # baselines needing basic-7 face probabilities: not for Emo8
         todo = [b for b in baselines if b not in skipped]
         do_baselines = bool(todo) and (shard is None or shard[0] == 0)
-        baseline_files = execute_baselines(str(data), todo, list(seeds), base, out, baseline_epochs, classes) \
-            if do_baselines else {}
+        baseline_files = execute_baselines(str(data), todo, list(seeds), base, out, baseline_epochs, classes,
+                                           target) if do_baselines else {}
         if shard is not None:
             distribute.write_record(out, shard, config, list(results), failed, do_baselines, time.perf_counter() - t0)
             return {"shard": shard, "runs": [f"runs/{n}" for n in results], "failed": failed,
@@ -248,22 +251,24 @@ def run_experiment(data: str, out: str | Path, regimes: Sequence[str], seeds: Se
             m = r["metrics"]["test"]
             rows.append({"system": spec.system, "kind": "regime", "regime": spec.regime,
                          "sweep": "" if spec.sweep is None else f"{spec.sweep[0]}={_fmt_value(spec.sweep[1])}",
-                         "seed": spec.seed, **{k: m[k] for k in METRICS},
+                         "seed": spec.seed, **{k: m[k] for k in METRICS}, **va_columns(r),
                          **{f"w_{s}": w for s, w in (r.get("source_weights") or {}).items()}})
             pred_files.setdefault(spec.system, []).append(out / "runs" / spec.name / "predictions.csv")
+        fitted, values = experiment_target(data, target, base.get("n_train")) if target else (None, {})
         for (name, seed), path in baseline_files.items():
-            _, y, probs = read_predictions(path)
+            ids, y, probs = read_predictions(path)
             m = evaluate(probs, y, classes)
             system = f"baseline: {name}"
             rows.append({"system": system, "kind": "baseline", "regime": name, "sweep": "", "seed": seed,
-                         **{k: m[k] for k in METRICS}})
+                         **{k: m[k] for k in METRICS},
+                         **(baseline_va_columns(fitted, probs, np.stack([values[i] for i in ids])) if target else {})})
             pred_files.setdefault(system, []).append(path)
 
         table = comparison_table(rows) if rows else pd.DataFrame()
         _write_csv(table, out / "comparison.csv")
         atomic_write_text(out / "comparison.tex", comparison_tex(table) if rows else "")
         reference = REFERENCE if REFERENCE in pred_files else (next(iter(pred_files)) if pred_files else None)
-        boot = bootstrap_table(pred_files, reference, n_boot, seed=0) if reference else pd.DataFrame()
+        boot = bootstrap_table(pred_files, reference, n_boot, seed=0, va=(fitted, values)) if reference else pd.DataFrame()
         _write_csv(boot, out / "bootstrap.csv")
         memo = []
         for spec in memo_specs:
@@ -296,13 +301,14 @@ def run_experiment(data: str, out: str | Path, regimes: Sequence[str], seeds: Se
         return experiment
 
 
-def _label_set(base: dict[str, Any], baselines: Sequence[str]) -> tuple[tuple[str, ...], dict[str, str]]:
-    """The runs' classes (the spec's label set; basic-7 without a spec) and the baselines that
-    do not apply to them, with why."""
+def _label_set(base: dict[str, Any], baselines: Sequence[str]) -> tuple[tuple[str, ...], dict[str, str], Any]:
+    """The runs' classes (the spec's label set; basic-7 without a spec), the baselines that do
+    not apply to them, with why, and the spec's valence/arousal target (or None)."""
     from emolog.training.baselines import inapplicable
     from emolog.training.spec import load_spec
-    classes = tuple(load_spec(base["spec"]).classes) if base.get("spec") else BASIC7
-    return classes, inapplicable(baselines, classes)
+    spec = load_spec(base["spec"]) if base.get("spec") else None
+    classes = tuple(spec.classes) if spec else BASIC7
+    return classes, inapplicable(baselines, classes), spec.target if spec else None
 
 
 def _ints(s: str, flag: str) -> list[int]:

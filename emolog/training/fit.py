@@ -35,6 +35,7 @@ from emolog.training.linear import build_linear
 from emolog.training.model import Model, predict_split
 from emolog.training.regimes import Regime
 from emolog.training.stopping import EarlyStopping
+from emolog.training.target import SquaredErrorLoss, val_loss
 
 CHECKPOINT = "checkpoint.pt"
 # may differ between a run and its resume (a weights file may move; it is checked by sha256)
@@ -145,7 +146,7 @@ def history_row(epoch: int, train_loss: float, model: Model, va: SplitData, grad
     from emolog.training.metrics import accuracy, macro_f1
     pred = predict_split(model, va, sources=model.kind not in ("global", "none"))
     probs, labels = pred["probs"].cpu().double().numpy(), va.labels.cpu().numpy()
-    row = {"epoch": epoch, "train_loss": train_loss, "val_loss": nll(pred["probs"], va.labels),
+    row = {"epoch": epoch, "train_loss": train_loss, "val_loss": val_loss(model.target, pred["probs"], va, nll),
            "val_accuracy": accuracy(probs, labels), "val_macro_f1": macro_f1(probs, labels)}
     g = model.global_weights()
     if g is not None:
@@ -170,7 +171,7 @@ def gradient_epoch(model: Model, tr: SplitData, loss_fn: Loss, optims: dict, tra
     # clearing .grad directly: the optimisers' zero_grad() walks their parameter groups each step
     params = [p for p in model.parameters() if p.requires_grad]
     losses: list[torch.Tensor] = []
-    labels = tr.labels
+    labels = loss_fn.targets(tr)   # the labels, or a valence/arousal target's values
     for idx in batches:
         loss = loss_fn(model(tr, idx, check=False), labels[idx])
         for p in params:
@@ -190,18 +191,31 @@ def gradient_epoch(model: Model, tr: SplitData, loss_fn: Loss, optims: dict, tra
     return float((losses.double() * sizes).sum() / len(order))
 
 
-def _em_epoch(model: Model, tr: SplitData, semantics: str) -> float:
+def _em_epoch(model: Model, tr: SplitData, semantics: str, coef: torch.Tensor | None) -> float:
+    """One EM iteration; ``coef``: the program's ``em.source_coefficients`` on ``tr`` (a
+    seed-like program: closed-form EM), else None (every t(), ``em.lfi_step``)."""
     model.eval()
     lm = model.lm
+    if coef is not None:
+        step = em.linear_em_step(coef, tr.labels, em.weights_tensor(lm), semantics)
+        em.set_source_weights(lm, step.weights)
+        return -step.log_likelihood
     with torch.no_grad():
         scene = model.scene_probs(tr, torch.arange(len(tr), device=tr.labels.device))
-    if em.seed_like(lm, model.classes) and model.kind == "global":
-        step = em.em_step(lm, em.weights_tensor(lm), scene, tr.face_probs, tr.face_mask, tr.labels, semantics)
-        em.set_source_weights(lm, step.weights)
-    else:
-        step = em.lfi_step(lm, lambda idx: model.program_io(tr, idx, scene=scene[idx]), tr.labels, model._cols,
-                           semantics)
+    step = em.lfi_step(lm, lambda idx: model.program_io(tr, idx, scene=scene[idx]), tr.labels, model._cols,
+                       semantics)
     return -step.log_likelihood  # NLL before this iteration's update
+
+
+def em_coefficients(model: Model, tr: SplitData) -> torch.Tensor | None:
+    """``em.source_coefficients`` of a seed-like program with a global source choice on ``tr``
+    (its networks are fixed under EM), else None."""
+    if not (em.seed_like(model.lm) and model.kind == "global"):
+        return None
+    with torch.no_grad():
+        scene = model.scene_probs(tr, torch.arange(len(tr), device=tr.labels.device))
+    return em.source_coefficients(model.lm, lambda idx: model.program_io(tr, idx, scene=scene[idx]),
+                                  len(tr), model._cols)
 
 
 def _states(groups: list[Group]) -> dict[str, dict]:
@@ -226,7 +240,8 @@ def fit(model: Model, groups: list[Group], splits: dict[str, SplitData], cfg: Ru
     tracker = changes.GradTracker(nets)
     optims = make_optimizers(cfg, groups) if regime.learner == "gradient" else {}
     stopper = EarlyStopping(cfg.patience)
-    loss_fn = Loss(cfg.imbalance, tr.labels, cfg.logit_adjust_tau, n_classes=len(model.classes))
+    loss_fn = Loss(cfg.imbalance, tr.labels, cfg.logit_adjust_tau, n_classes=len(model.classes)) \
+        if model.target is None or model.target.loss == "nll" else SquaredErrorLoss(model.target)
     state: dict[str, Any] = {"epoch": 0, "elapsed": 0.0}
     if resume and (out / CHECKPOINT).exists():
         state, history, before, best_states = _load_checkpoint(out / CHECKPOINT, cfg, groups, optims, tracker,
@@ -236,7 +251,7 @@ def fit(model: Model, groups: list[Group], splits: dict[str, SplitData], cfg: Ru
         # epoch 0's train_loss is each later epoch's loss at the starting parameters: the
         # program's unnormalised output under fail / original, the gradient's loss or EM's NLL
         raw = predict_split(model, tr, sources=False, normalise=False)["probs"]
-        start = float(loss_fn(raw, tr.labels)) if regime.learner == "gradient" else nll(raw, tr.labels)
+        start = float(loss_fn(raw, loss_fn.targets(tr))) if regime.learner == "gradient" else nll(raw, tr.labels)
         history = [history_row(0, start, model, va, {n: 0.0 for n in nets})]
         stopper.update(0, history[0]["val_loss"])
         best_states = _states(groups)
@@ -249,12 +264,13 @@ def fit(model: Model, groups: list[Group], splits: dict[str, SplitData], cfg: Ru
         if lin is not None:
             model.linear[id(tr)] = lin
     n_epochs = cfg.em_iterations if regime.learner == "em" else cfg.epochs
+    coef = em_coefficients(model, tr) if regime.learner == "em" else None
     bar = tqdm(range(state["epoch"] + 1, n_epochs + 1), desc="epochs", leave=False, disable=not progress)
     for epoch in bar:
         if stopper.stop:
             break
         if regime.learner == "em":
-            train_loss = _em_epoch(model, tr, semantics)
+            train_loss = _em_epoch(model, tr, semantics, coef)
         else:
             train_loss = gradient_epoch(model, tr, loss_fn, optims, tracker, cfg, epoch)
         row = history_row(epoch, train_loss, model, va, tracker.end_epoch())

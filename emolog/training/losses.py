@@ -35,6 +35,11 @@ class Loss:
         prior = (counts + 1e-3) / (counts + 1e-3).sum()
         self.log_prior = prior.log().float().to(train_labels.device)
 
+    @staticmethod
+    def targets(s: SplitData) -> torch.Tensor:
+        """What the loss compares each row's output with: the split's labels."""
+        return s.labels
+
     def __call__(self, probs: torch.Tensor, labels: torch.Tensor,
                  sample_weight: torch.Tensor | None = None) -> torch.Tensor:
         """probs [B, C], labels [B] long, optional per-image weights [B] -> scalar loss."""

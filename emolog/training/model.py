@@ -60,6 +60,7 @@ class Model(nn.Module):
         self.linear: dict[int, Any] = {}      # id(split) -> emolog.training.linear.LinearProgram
         self.heads = nn.ModuleDict(heads or {})
         self.head_inputs = dict(head_inputs or {})
+        self.target = None   # a valence/arousal target (emolog.training.target.Target), set by train / load_run
         try:
             self._cols = query_columns(lm, classes)
         except ValueError:

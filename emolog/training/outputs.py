@@ -20,7 +20,7 @@ import pandas as pd
 import torch
 from torch import nn
 
-from emolog.data.artefacts import read_json
+from emolog.data.artefacts import check_fields, read_json
 from emolog.data.atomic import atomic_write_bytes, atomic_write_text
 from emolog.labels import SOURCES
 from emolog.training import changes
@@ -29,6 +29,7 @@ from emolog.training.data import SplitData
 from emolog.training.fit import FitResult, Group
 from emolog.training.model import Model, predict_split
 from emolog.training.regimes import Regime
+from emolog.training.target import va_metrics, va_sanity
 
 # t(0.5)::  t(_)::  t(_, a, b)::  -- the probability argument of a learnable annotation
 T_ANNOTATION = re.compile(r"\bt\(\s*([^(),]*?)\s*([,)])")
@@ -90,8 +91,18 @@ def write_run(out: Path, cfg: RunConfig, regime: Regime, semantics: str, model: 
     p_after = after["probs"].cpu().double().numpy()
     p_before = fitted.before["probs"].cpu().double().numpy()
     val = predict_split(model, va, sources=False)
-    metrics = {"val": evaluate(val["probs"].cpu().double().numpy(), va.labels.cpu().numpy(), classes),
+    p_val = val["probs"].cpu().double().numpy()
+    metrics = {"val": evaluate(p_val, va.labels.cpu().numpy(), classes),
                "test": evaluate(p_after, y, classes)}
+    metrics_before = {"test": evaluate(p_before, y, classes)}
+    target, va_cols = model.target, None
+    if target is not None:   # valence/arousal: the expected values' errors and correlations (CIs on test)
+        metrics["val"]["va"] = va_metrics(target, p_val, va.values.cpu().numpy(), n_boot=0)
+        metrics["test"]["va"] = va_metrics(target, p_after, te.values.cpu().numpy())
+        metrics_before["test"]["va"] = va_metrics(target, p_before, te.values.cpu().numpy(), n_boot=0)
+        pred_va = target.expected(p_after)
+        va_cols = {**{v: te.values[:, j].cpu().numpy() for j, v in enumerate(target.variables)},
+                   **{f"pred_{v}": pred_va[:, j] for j, v in enumerate(target.variables)}}
     train_pred = predict_split(model, tr, sources=False)
     unscorable = {name: [s.ids[i] for i in pred["unscorable"].tolist()]
                   for name, s, pred in (("train", tr, train_pred), ("val", va, val), ("test", te, after))
@@ -109,7 +120,7 @@ def write_run(out: Path, cfg: RunConfig, regime: Regime, semantics: str, model: 
     else:
         weights, w_cols = None, None
     write_predictions(out / "predictions.csv", te, classes, p_after, p_before,
-                      after["post"].cpu().numpy() if "post" in after else None, w_cols)
+                      after["post"].cpu().numpy() if "post" in after else None, w_cols, va_cols)
     nets = {gr.name: gr.net for gr in groups}
     trainable = {gr.name: gr.trainable for gr in groups}
     change = {"layers": changes.layer_changes(nets, fitted.init, trainable, fitted.tracker),
@@ -137,14 +148,17 @@ def write_run(out: Path, cfg: RunConfig, regime: Regime, semantics: str, model: 
         "regime": cfg.regime, "seed": cfg.seed, "program": extra.get("program_source") or cfg.program,
         "semantics": semantics,
         "classes": list(classes), "kind": model.kind,
-        "metrics": metrics, "metrics_before": {"test": evaluate(p_before, y, classes)},
-        "source_weights": weights, "true_source_weights": true_weights(Path(cfg.data)),
-        "t_values": t_values(model.lm), "true_t_values": true_t_values(Path(cfg.data), t_values(model.lm)),
+        "metrics": metrics, "metrics_before": metrics_before,
+        "source_weights": weights, "true_source_weights": true_weights(Path(cfg.data), target is not None),
+        "t_values": t_values(model.lm),
+        "true_t_values": true_t_values(Path(cfg.data), t_values(model.lm), target is not None),
         "program_file": "program.pl" if text is not None else None,
         "train_time_s": fitted.train_time_s, "epochs_run": fitted.epochs_run,
         "best_epoch": fitted.stopper.best_epoch if cfg.patience is not None else fitted.epochs_run,
         "stopped_early": fitted.stopped_early, "n_train": len(tr), "train_accuracy": train_acc,
-        "sanity_warning": sanity_check(metrics["test"]["accuracy"], len(y), float((y == majority).mean())),
+        "sanity_warning": sanity_check(metrics["test"]["accuracy"], len(y), float((y == majority).mean()))
+        if target is None else va_sanity(metrics["test"]["va"], tr.values.cpu().numpy(), te.values.cpu().numpy(),
+                                         target.variables),
         "data": data_info, "perception": perception,
         # images the final model cannot score (evidence of probability 0): uniform prediction
         "unscorable": {"n": sum(map(len, unscorable.values())), **unscorable},
@@ -157,23 +171,32 @@ def write_run(out: Path, cfg: RunConfig, regime: Regime, semantics: str, model: 
     return res
 
 
-def true_t_values(root: Path, learned: dict[str, float]) -> dict[str, float] | None:
-    """The simulator's true value of each learned t() (``truth.json`` t_values, matched by
-    name); None on real data or when no name matches."""
+def _truth(root: Path, va: bool) -> dict | None:
+    """truth.json of simulated data (its ``va`` entry for a valence/arousal target), else None."""
     p = root / "truth.json"
     if not p.exists():
         return None
-    truth = read_json(p).get("t_values") or {}
+    truth = read_json(p)
+    return truth.get("va") if va else truth
+
+
+def true_t_values(root: Path, learned: dict[str, float], va: bool = False) -> dict[str, float] | None:
+    """The simulator's true value of each learned t() (``truth.json`` t_values, matched by
+    name; those of its ``va`` entry for a valence/arousal target); None on real data or when
+    no name matches."""
+    truth = (_truth(root, va) or {}).get("t_values") or {}
     out = {k: float(truth[k]) for k in learned if k in truth}
     return out or None
 
 
-def true_weights(root: Path) -> dict[str, float] | None:
-    """The simulator's true source weights (``truth.json``), None on real data."""
-    p = root / "truth.json"
-    if not p.exists():
+def true_weights(root: Path, va: bool = False) -> dict[str, float] | None:
+    """The simulator's true source weights (``truth.json``; of its ``va`` entry for a
+    valence/arousal target), None on real data; a truth.json without them is refused."""
+    truth = _truth(root, va)
+    if truth is None:
         return None
-    w = read_json(p, required={"source_weights": (dict, list)})["source_weights"]
+    check_fields(truth, {"source_weights": (dict, list)}, root / "truth.json")
+    w = truth["source_weights"]
     if isinstance(w, dict):
         return {s: float(w[s]) for s in SOURCES}
     if isinstance(w, list):
@@ -182,8 +205,10 @@ def true_weights(root: Path) -> dict[str, float] | None:
 
 
 def write_predictions(path: Path, te: SplitData, classes: tuple[str, ...], p_after: np.ndarray,
-                      p_before: np.ndarray, post: np.ndarray | None, weights: dict[str, Any] | None) -> None:
-    """predictions.csv: one row per test image (docs/architecture.md section 4)."""
+                      p_before: np.ndarray, post: np.ndarray | None, weights: dict[str, Any] | None,
+                      va_cols: dict[str, np.ndarray] | None = None) -> None:
+    """predictions.csv: one row per test image (docs/architecture.md section 4); ``va_cols``: a
+    valence/arousal target's true values and expected values (``<variable>``, ``pred_<variable>``)."""
     y = te.labels.cpu().numpy()
     area = (te.face_area * te.face_mask.float()).amax(dim=1) if te.face_area.shape[1] else torch.zeros(len(te))
     df = pd.DataFrame({"image_id": te.ids, "label": [classes[i] for i in y],
@@ -199,6 +224,8 @@ def write_predictions(path: Path, te: SplitData, classes: tuple[str, ...], p_aft
         for s in SOURCES:
             df[f"w_{s}"] = weights[s]
     df["max_face_area"] = area.cpu().numpy()
+    for k, v in (va_cols or {}).items():
+        df[k] = v
     atomic_write_text(path, df.to_csv(index=False, float_format="%.6g"))
 
 

@@ -143,10 +143,13 @@ def em_weights(lm: nn.Module, tr: SplitData, scene_probs: torch.Tensor, semantic
     """Every t() by EM to convergence (max change < ``tol``) from the program's start (uniform
     for ``t(_)``), with the scene's distribution ``scene_probs`` fixed; leaves them in ``lm``
     and returns the global source weights [S] (``lm.sources`` order)."""
-    if em.seed_like(lm, classes):
+    if em.seed_like(lm):
         w = torch.full((len(lm.sources),), 1 / len(lm.sources), dtype=torch.float64)
+        coef = em.source_coefficients(lm, lambda idx: lm.seed_inputs(scene_probs[idx], tr.face_probs[idx],
+                                                                     tr.face_mask[idx]), len(tr),
+                                      query_columns(lm, classes))
         for _ in range(max_iter):
-            new = em.em_step(lm, w, scene_probs, tr.face_probs, tr.face_mask, tr.labels, semantics).weights
+            new = em.linear_em_step(coef, tr.labels, w, semantics).weights
             done = float((new - w).abs().max()) < tol
             w = new
             if done:

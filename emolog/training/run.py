@@ -36,6 +36,8 @@ class Predictions:
     ``source_probs`` [N, S] the per-image source distribution before any class is assumed;
     ``scene_probs`` [N, S] the scene head's own distribution (the scene source as the program saw
     it) over ``scene_classes`` (its network's domain); None when the program has no scene head.
+    ``values`` [N, V] a valence/arousal run's prediction (the expected value of each of
+    ``variables``), else None.
     """
 
     ids: list[str]
@@ -46,6 +48,8 @@ class Predictions:
     source_probs: np.ndarray | None = None
     scene_probs: np.ndarray | None = None
     scene_classes: list[str] | None = None
+    values: np.ndarray | None = None
+    variables: list[str] | None = None
 
     @property
     def pred(self) -> list[str]:
@@ -114,6 +118,12 @@ class Run:
     @property
     def perception(self) -> dict | None:
         return self.config.get("perception")
+
+    @property
+    def target(self) -> Any:
+        """A valence/arousal run's ``emolog.training.target.Target`` (its bins' values fitted), else None."""
+        from emolog.training.target import Target
+        return Target.from_dict(self.results["target"]) if self.results.get("target") else None
 
     @property
     def t_values(self) -> dict[str, float]:
@@ -199,6 +209,8 @@ class Run:
             add_scene_classes(s, self._scene_classifier()[0])
         probs = predict_split(model, s, sources=False)["probs"]
         out = Predictions(ids, probs.cpu().double().numpy(), self.classes)
+        if model.target is not None:
+            out.values, out.variables = model.target.expected(out.probs), list(model.target.variables)
         from emolog.training.bindings.program import scene_domain
         from emolog.training.model import EVAL_CHUNK
         out.scene_classes = scene_domain(model.lm)
@@ -274,6 +286,7 @@ def _build_model(run: Run, device: str) -> Any:
     head_inputs = {n: b.inputs for n, b in spec.nets.items() if n in heads} if spec else None
     model = Model(lm, scene_net, last_block, run.results["semantics"], grey_t, load_gate(d), program_kind(lm),
                   tuple(run.classes), heads, head_inputs)
+    model.target = run.target
     return model.to(device).eval()
 
 

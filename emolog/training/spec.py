@@ -37,9 +37,11 @@ from emolog.training.bindings.schema import (
     Foreign, NetBinding, SpecError, parse_foreign, parse_nets,
 )
 from emolog.training.config import ConfigError
+from emolog.training.target import Target, parse_target
 
 SPEC_DIR = Path(__file__).resolve().parent / "specs"
-KEYS = {"name", "program", "query", "image", "labels", "label_values", "nets", "foreign", "description", "engine"}
+KEYS = {"name", "program", "query", "image", "labels", "label_values", "nets", "foreign", "description", "engine",
+        "target"}
 
 __all__ = ["SPEC_DIR", "Spec", "SpecError", "load_spec", "query_functor", "resolve_spec"]
 
@@ -62,6 +64,7 @@ class Spec:
     foreign: dict[str, Foreign] = field(default_factory=dict)
     description: str = ""
     notes: list[str] = field(default_factory=list)
+    target: Target | None = None        # valence/arousal bins as the classes (emolog.training.target)
 
     @property
     def where(self) -> str:
@@ -82,16 +85,18 @@ class Spec:
                 "query": self.query, "image": self.image, "labels": self.label_set, "classes": list(self.classes),
                 "label_values": self.label_values, "nets": {n: b.record() for n, b in self.nets.items()},
                 "foreign": {n: f.record() for n, f in self.foreign.items()}, "description": self.description,
-                "notes": list(self.notes), "base": str(self.base)}
+                "notes": list(self.notes), "base": str(self.base),
+                "target": self.target.to_dict() if self.target else None}
 
     @staticmethod
     def from_record(d: dict) -> "Spec":
         """A recorded spec (``record``; a run of an earlier emolog: its keys) read back."""
         base = Path(d.get("base") or (Path(d["path"]).parent if d.get("path") else Path.cwd()))
-        keys = {k: v for k, v in d.items() if k in KEYS and k != "labels"}
+        keys = {k: v for k, v in d.items() if k in KEYS and k not in ("labels", "target")}
         keys["labels"] = "<recorded>"
+        target = Target.from_dict(d["target"]) if d.get("target") else None
         return _parse(keys, d.get("path") or "spec (a Python dict)", base, Path(d["path"]) if d.get("path") else None,
-                      d.get("name", "spec"), tuple(d["classes"]), d.get("labels", "<recorded>"))
+                      d.get("name", "spec"), tuple(d["classes"]), d.get("labels", "<recorded>"), target)
 
 
 def resolve_spec(name_or_path: str) -> Path:
@@ -130,12 +135,17 @@ def load_spec(spec: str | dict) -> Spec:
 
 
 def _parse(d: dict, where: str, base: Path, path: Path | None, default_name: str,
-           classes: tuple[str, ...] | None = None, label_set: str | None = None) -> Spec:
+           classes: tuple[str, ...] | None = None, label_set: str | None = None,
+           target: Target | None = None) -> Spec:
     """A spec's keys checked; ``where`` names it in errors, ``base`` resolves relative paths."""
     unknown = sorted(set(d) - KEYS)
     if unknown:
         raise SpecError(f"{where}: unknown key(s) {unknown}; known: {sorted(KEYS)}")
-    for key in ("program", "query", "labels"):
+    if "target" in d:
+        if "labels" in d:
+            raise SpecError(f"{where}: a spec with a [target] takes its classes from the target's bins; drop 'labels'")
+        target = parse_target(d["target"], where)
+    for key in ("program", "query") + (() if target else ("labels",)):
         if not isinstance(d.get(key), str) or not d[key]:
             raise SpecError(f"{where}: key {key!r} is required (a string)")
     notes = []
@@ -148,7 +158,8 @@ def _parse(d: dict, where: str, base: Path, path: Path | None, default_name: str
         if not Path(program).is_file():
             raise SpecError(f"{where}: program {d['program']!r}: no such file {program}")
     if classes is None:
-        classes, label_set = _classes(d["labels"], base, where), d["labels"]
+        classes, label_set = (target.classes, "target") if target else (_classes(d["labels"], base, where),
+                                                                          d["labels"])
     template, image = _template(d["query"], d.get("image"), where)
     try:
         values = parse_label_values(d.get("label_values"), classes, base, f"{where}:")
@@ -157,7 +168,7 @@ def _parse(d: dict, where: str, base: Path, path: Path | None, default_name: str
     nets = parse_nets(d.get("nets", {}), where, base)
     foreign = parse_foreign(d.get("foreign", {}), where, base)
     return Spec(d.get("name", default_name), path, base, program, d["query"], template, image, tuple(classes),
-                label_set, values, nets, foreign, d.get("description", ""), notes)
+                label_set, values, nets, foreign, d.get("description", ""), notes, target)
 
 
 def _classes(labels: str, base: Path, where: str) -> tuple[str, ...]:

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import sys
 from pathlib import Path
-from typing import Sequence
+from typing import Any, Sequence
 
 import numpy as np
 import pandas as pd
@@ -19,10 +19,12 @@ import pandas as pd
 from emolog.data.artefacts import ArtefactError, read_csv
 from emolog.data.atomic import atomic_write_text
 from emolog.errors import InputError
+from emolog.labels import VA_RANGES
+from emolog.training.target import VA_METRICS
 
 METRICS: tuple[str, ...] = ("accuracy", "macro_f1", "weighted_f1", "average_precision", "uar", "nll", "ece")
-# functions of emolog.training.metrics (by name: scikit-learn is imported when a table is made,
-# not by `emolog experiment --help`)
+# bootstrap.csv's metrics, by their function's name in emolog.training.metrics (imported when the
+# table is built: scipy and scikit-learn stay out of `emolog experiment --help`)
 BOOTSTRAP_METRICS: tuple[str, ...] = ("macro_f1", "accuracy", "nll")
 HEADS = {"accuracy": "Accuracy", "macro_f1": "Macro-F1", "weighted_f1": "Weighted-F1",
          "average_precision": "AP", "uar": "UAR", "nll": "NLL", "ece": "ECE"}
@@ -65,8 +67,10 @@ def usable_baseline(path: Path, test_ids: list[str], classes: Sequence[str]) -> 
     return True
 
 
-def bootstrap_table(systems: dict[str, list[Path]], reference: str, n_boot: int, seed: int) -> pd.DataFrame:
-    """Paired bootstrap CI of each system's seed-averaged metric minus the reference's."""
+def bootstrap_table(systems: dict[str, list[Path]], reference: str, n_boot: int, seed: int,
+                    va: tuple[Any, dict] = (None, {})) -> pd.DataFrame:
+    """Paired bootstrap CI of each system's seed-averaged metric minus the reference's; with a
+    fitted valence/arousal target and its test values by id (``va``), of each variable's MAE too."""
     from emolog.training import metrics
     from emolog.training.metrics import paired_bootstrap_seeds
     def load(paths: list[Path]) -> tuple[list[str], np.ndarray, list[np.ndarray]]:
@@ -89,6 +93,10 @@ def bootstrap_table(systems: dict[str, list[Path]], reference: str, n_boot: int,
             r = paired_bootstrap_seeds(getattr(metrics, mname), probs, ref, labels, n_boot=n_boot, seed=seed)
             rows.append({"system": system, "reference": reference, "metric": mname, **r,
                          "n_seeds": len(paths), "n_images": len(labels)})
+    if va[0] is not None:
+        from emolog.training.target import va_bootstrap_rows
+        rows += va_bootstrap_rows(va[0], {k: load(p)[2] for k, p in systems.items()}, reference,
+                                  np.stack([va[1][i] for i in ref_ids]), n_boot, seed)
     return pd.DataFrame(rows, columns=["system", "reference", "metric", "diff", "lo", "hi", "n_seeds", "n_images"])
 
 
@@ -99,6 +107,11 @@ def write_predictions(path: Path, ids: list[str], labels: np.ndarray, probs: np.
     for k, c in enumerate(classes):
         df[f"p_{c}"] = probs[:, k]
     atomic_write_text(path, df.to_csv(index=False, float_format="%.8g"))
+
+
+def va_metric_columns(columns: Sequence[str]) -> list[str]:
+    """The ``<variable>_<metric>`` columns of a valence/arousal experiment (``target.va_columns``)."""
+    return [f"{v}_{m}" for v in VA_RANGES for m in VA_METRICS if f"{v}_{m}" in columns or f"{v}_{m}_mean" in columns]
 
 
 def _mean_std(values: list[float]) -> tuple[float, float]:
@@ -116,7 +129,7 @@ def comparison_table(rows: list[dict]) -> pd.DataFrame:
     for system, g in df.groupby("system", sort=False):
         r = {"system": system, "kind": g["kind"].iat[0], "regime": g["regime"].iat[0],
              "sweep": g["sweep"].iat[0], "n_seeds": len(g)}
-        for m in METRICS + weights:
+        for m in METRICS + tuple(va_metric_columns(df.columns)) + weights:
             vals = g[m].dropna().tolist() if m in g else []
             r[f"{m}_mean"], r[f"{m}_std"] = _mean_std(vals) if vals else (float("nan"), float("nan"))
         out.append(r)
@@ -140,9 +153,10 @@ def weight_columns(table: pd.DataFrame) -> list[str]:
 
 def comparison_tex(table: pd.DataFrame) -> str:
     """A LaTeX tabular (booktabs) of the comparison table: mean ± std over seeds."""
-    weights = weight_columns(table)
-    cols = [*METRICS, *weights]
-    heads = [HEADS[m] for m in METRICS] + [f"$w_\\mathrm{{{w[2:]}}}$" for w in weights]
+    weights, va = weight_columns(table), va_metric_columns(table.columns)
+    cols = [*METRICS, *va, *weights]
+    heads = [HEADS[m] for m in METRICS] + [c.replace("_", " ") for c in va] \
+        + [f"$w_\\mathrm{{{w[2:]}}}$" for w in weights]
     lines = ["\\begin{tabular}{l" + "r" * len(cols) + "}", "\\toprule",
              "System & " + " & ".join(heads) + " \\\\", "\\midrule"]
     for _, r in table.iterrows():
@@ -154,7 +168,7 @@ def comparison_tex(table: pd.DataFrame) -> str:
 
 def format_table(table: pd.DataFrame) -> str:
     """The comparison table as plain text (what the command prints)."""
-    cols = [*METRICS, *weight_columns(table)]
+    cols = [*METRICS, *va_metric_columns(table.columns), *weight_columns(table)]
     width = max(len(str(s)) for s in table["system"]) + 2
     widths = [max(14, len(c) + 2) for c in cols]
     lines = [f"{'system':<{width}}{'n':>3}" + "".join(f"{c:>{w}}" for c, w in zip(cols, widths))]

@@ -26,6 +26,7 @@ from torch import nn
 from emolog import runtime
 from emolog.data.artefacts import FORMATS, record
 from emolog.data.atomic import atomic_write_text
+from emolog.data.index import ImageIndex
 from emolog.data.lock import output_lock
 from emolog.labels import BASIC7
 from emolog.training import em
@@ -138,6 +139,28 @@ def _scene_net(cfg: RunConfig, regime: Regime, splits: dict[str, SplitData], man
     return pre.net, pre.info, pre.oof
 
 
+def _emotion_scene_net(cfg: RunConfig, regime: Regime, splits: dict[str, SplitData], manifest: dict, semantics: str,
+                       device: torch.device, progress: bool) -> tuple[nn.Module, dict | None, torch.Tensor | None]:
+    """The scene net of a valence/arousal program that reads the scene's basic-7 emotion
+    (va_valence.pl): pretrained, it is the seed program's net of this config, fitted to the
+    index's basic-7 labels of the same images (so emotion and valence runs share one frozen
+    scene net); trained from scratch (joint), it learns through the program."""
+    if (regime.scene_init if cfg.scene_init == "auto" else cfg.scene_init) != "pretrained":
+        return new_scene_net(cfg, splits["train"].scene.shape[1]).to(device), None, None
+    index = ImageIndex.load(Path(cfg.data) / "index.csv")
+    emotions = {}
+    for name, s in splits.items():
+        labels = index.label_of(s.ids)
+        bad = sorted(set(labels) - set(BASIC7))
+        if bad:
+            raise ConfigError(f"{cfg.data}/index.csv: a valence/arousal program whose scene net reads the scene's "
+                              f"basic-7 emotion pretrains it on the index's basic-7 labels, but the index has {bad}; "
+                              "set scene_init=random (joint) or bind a scene net over the target's bins")
+        emotions[name] = replace(s, labels=torch.tensor([BASIC7.index(x) for x in labels], device=device))
+    pre = shared_pretrained(cfg, emotions, manifest, device, semantics, progress)
+    return pre.net, pre.info, pre.oof
+
+
 def build_heads(cfg: RunConfig, spec: Spec | None, lm: nn.Module, splits: dict[str, SplitData],
                 device: torch.device) -> dict[str, nn.Module]:
     """The trainable heads (``HeadMLP``, seeded) of a program compiled in the seed's shape, each
@@ -225,24 +248,34 @@ def _train_run(cfg: RunConfig, out: Path, resume: bool, progress: bool) -> dict:
         from emolog.logic import compile_program
         lm = compile_program(cfg.program, semantics=semantics, param=cfg.logic_param)
         _check_em(cfg, regime, lm, program_kind(lm) == "gate", cfg.program)
-    splits, manifest, data_info = load_data(cfg, device, prelast=regime.trains_backbone, classes=classes)
+    splits, manifest, data_info = load_data(cfg, device, prelast=regime.trains_backbone, classes=classes,
+                                            target=spec.target if spec else None)
+    # a valence/arousal target's bin values are the training split's means (emolog.training.target)
+    target = spec.target.fitted(splits["train"].values.cpu().numpy()) if spec and spec.target else None
     perception = perception_record(manifest)
     ctx = prepare_spec(cfg, splits, perception, spec, prog) if spec else BuildContext()
     if lm is None:
         lm = build_logic(spec, prog, semantics, cfg.logic_param, ctx)
     lm = lm.to(device)
     kind = program_kind(lm)
+    if not len(lm.tparams) and kind != "gate" and not regime.trains_scene_net:
+        raise ConfigError(f"config key 'regime': {cfg.regime!r} trains only the program's t() and "
+                          f"{Path(lm.program.path).name!r} has none: nothing would train; use nets-only or joint")
     notes = _first_batches(cfg, spec, lm, splits, semantics, device) if getattr(lm, "general", False) else []
     atomic_write_text(out / "config.json", json.dumps(
         {**cfg.to_dict(), "perception": perception, "provenance": provenance(manifest, data_info)}, indent=1))
 
     _start_weights(cfg, regime, lm, kind)
-    scene_net, pretrain_info, oof = _scene_net(cfg, regime, splits, manifest, lm, kind, semantics, device, progress,
-                                               classes)
+    if target is not None and scene_domain(lm) == list(BASIC7):
+        scene_net, pretrain_info, oof = _emotion_scene_net(cfg, regime, splits, manifest, semantics, device, progress)
+    else:
+        scene_net, pretrain_info, oof = _scene_net(cfg, regime, splits, manifest, lm, kind, semantics, device,
+                                                   progress, classes)
     last_block = build_last_block(cfg, perception).to(device) if regime.trains_backbone else None
     extra: dict = {"pretrain": pretrain_info, "spec": spec.record() if spec else None,
                    "program_source": spec.program if spec else cfg.program,
-                   "notes": (list(spec.notes) if spec else []) + notes}
+                   "notes": (list(spec.notes) if spec else []) + notes,
+                   "target": target.to_dict() if target else None}
     if spec is not None:
         extra["spec"]["class_maps"] = {n: m[2] for n, m in ctx.maps.items()}
     grey = None
@@ -260,6 +293,7 @@ def _train_run(cfg: RunConfig, out: Path, resume: bool, progress: bool) -> dict:
     heads = build_heads(cfg, spec, lm, splits, device)
     model = Model(lm, scene_net, last_block, semantics, grey, gate, kind, classes, heads,
                   {n: b.inputs for n, b in spec.nets.items() if n in heads} if spec else None)
+    model.target = target
     if gate is not None:
         model.static = {id(s): split_static_evidence(s) for s in splits.values()}
 
