@@ -48,12 +48,11 @@ def many_parameters(files: list[Path]) -> list[str]:
 
 
 def complexities(files: list[Path]) -> list[tuple[int, str]]:
-    out = []
+    out = set()
     for f in files:
-        for block in cc_visit(f.read_text()):
-            items = [block] + list(getattr(block, "methods", []))
-            out += [(b.complexity, f"{f}:{b.lineno} {b.fullname}") for b in items
-                    if not hasattr(b, "methods") or b is not block]
+        for block in cc_visit(f.read_text()):   # functions, and classes holding their methods
+            for b in getattr(block, "methods", None) or ([] if hasattr(block, "methods") else [block]):
+                out.add((b.complexity, f"{f}:{b.lineno} {b.fullname}"))
     return sorted(out, reverse=True)
 
 
