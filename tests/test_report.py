@@ -204,7 +204,7 @@ def test_experiment_with_missing_runs_and_tables_still_renders_with_notes(tmp_pa
 
 
 def test_relative_data_paths_are_found_from_another_working_directory(tmp_path, monkeypatch):
-    from emolog.report.inputs import resolve
+    from emolog.data.paths import resolve_recorded as resolve
 
     (tmp_path / "work" / "sim" / "cache").mkdir(parents=True)
     run = tmp_path / "work" / "exp" / "runs" / "joint-s0"
