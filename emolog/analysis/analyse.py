@@ -33,6 +33,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from emolog.data.artefacts import ArtefactMissing, read_json
 from emolog.data.atomic import atomic_write_bytes, atomic_write_text
 from emolog.errors import UsageError
 
@@ -46,7 +47,7 @@ def expand(paths: list[str | Path]) -> list[Path]:
     for p in map(Path, paths):
         exp = p / "experiment.json"
         if exp.is_file():
-            cfg = json.loads(exp.read_text())
+            cfg = read_json(exp, "experiment")
             seed = (cfg.get("config") or {}).get("seeds", [0])[0]
             runs = [p / r for r in cfg.get("runs", []) if Path(r).name.endswith(f"-s{seed}")]
             if not runs:
@@ -55,7 +56,8 @@ def expand(paths: list[str | Path]) -> list[Path]:
         elif (p / "results.json").is_file():
             out.append(p)
         else:
-            raise UsageError(f"{p} is neither a finished run (results.json) nor an experiment (experiment.json)")
+            raise ArtefactMissing(f"{p} has no results.json and no experiment.json: it is not a finished run or "
+                                  "experiment (missing)")
     return out
 
 

@@ -135,28 +135,33 @@ def run_errors(run_dir: str | Path, name: str | None = None) -> RunErrors:
     and index it was trained on); ``name`` labels it (default: the folder's name)."""
     import emolog
     from emolog.cache.store import load_cache
+    from emolog.cache.verify import require_verified
+    from emolog.data.artefacts import read_csv
     from emolog.data.index import ImageIndex
     from emolog.training.baselines import meta_features
     run_dir = Path(run_dir)
     run = emolog.load_run(run_dir)
-    pred_path = run_dir / "predictions.csv"
-    if not pred_path.is_file():
-        raise AnalysisError(f"{run_dir} has no predictions.csv: not a finished run")
-    pred = pd.read_csv(pred_path, dtype={"image_id": str, "label": str, "pred": str}, keep_default_na=False)
     classes = list(run.classes)
+    # the run's own files checked against the sha256 results.json records, the cache verified,
+    # the index read: a damaged input is refused naming it, never analysed (docs/reliability.md)
+    pred = read_csv(run._file("predictions.csv"), ("image_id", "label", "pred", *[f"p_{c}" for c in classes]),
+                    "the run's test predictions",
+                    dtype={"image_id": str, "label": str, "pred": str}, keep_default_na=False)
     data = run.results.get("data") or {}
     cache_dir, index_path = (resolve_recorded(data.get(k) or "", run_dir) for k in ("cache", "index"))
-    if not data.get("cache") or not (cache_dir / "manifest.json").is_file():
-        raise AnalysisError(f"{run_dir}: the cache it was trained on ({data.get('cache')!r}) is not there; "
-                            "the analysis needs each test image's sources")
+    if not data.get("cache") or not data.get("index"):
+        raise AnalysisError(f"{run_dir / 'results.json'}: records no cache or index (data: {data}); the analysis "
+                            "needs each test image's sources and its photo")
     ids = pred["image_id"].tolist()
+    require_verified(cache_dir, ids)
     cache = load_cache(cache_dir, ids=ids, prelast=(run_dir / "backbone_last_block.pt").is_file())
+    index = ImageIndex.load(index_path)
     probs = pred[[f"p_{c}" for c in classes]].to_numpy(np.float64)
     probs /= probs.sum(1, keepdims=True)
     y = np.array([classes.index(lab) for lab in pred["label"]])
     rows = np.arange(len(y))
     t = pd.DataFrame({"image_id": ids, "label": pred["label"], "pred": pred["pred"]})
-    t["rel_path"] = ImageIndex.load(index_path).rel_path_of(ids) if index_path.is_file() else ""
+    t["rel_path"] = index.rel_path_of(ids)
     t["correct"] = t["label"] == t["pred"]
     t["p_label"] = probs[rows, y]
     t["loss"] = -np.log(np.maximum(t["p_label"], 1e-12))

@@ -36,7 +36,7 @@ HERE = Path(__file__).resolve().parent
 if str(HERE) not in sys.path:
     sys.path.insert(0, str(HERE))
 
-from world import TRAIN, experiment_digest, predictions_digest, run_api, run_cli, run_digest  # noqa: E402
+from world import TRAIN, analysis_digest, experiment_digest, predictions_digest, run_api, run_cli, run_digest  # noqa: E402,E501
 
 FAULTS = ("missing", "empty", "truncated", "random bytes", "wrong field", "future version")
 DOC = HERE.parents[1] / "docs" / "reliability.md"
@@ -130,11 +130,11 @@ class Artefact:
 REWRITTEN = {f"R/{n}" for n in ("config.json", "results.json", "history.csv", "predictions.csv", "changes.json",
                                  "logic.pt", "scene_net.pt", "program.pl")}
 DATA = ("cache verify", "train")
-RUN = ("resume", "load_run", "predict", "report")
+RUN = ("resume", "load_run", "predict", "report", "analyse")
 ARTEFACTS: tuple[Artefact, ...] = (
-    Artefact("D/cache/manifest.json", (*DATA, "predict"), _set("K", "three"), _json(_future)),
-    Artefact("D/cache/shard-00000.safetensors", (*DATA, "predict"), _rename_tensor),
-    Artefact("D/index.csv", (*DATA, "predict"), _rename_column("label", "labl")),
+    Artefact("D/cache/manifest.json", (*DATA, "predict", "analyse"), _set("K", "three"), _json(_future)),
+    Artefact("D/cache/shard-00000.safetensors", (*DATA, "predict", "analyse"), _rename_tensor),
+    Artefact("D/index.csv", (*DATA, "predict", "analyse"), _rename_column("label", "labl")),
     Artefact("D/split.json", (*DATA, "experiment merge"), _set("train", "all")),
     Artefact("D/rejects.csv", ("predict",), _rename_column("reason", "why")),
     Artefact("D/index_summary.json", ("predict",), _set("root", 42)),
@@ -144,11 +144,11 @@ ARTEFACTS: tuple[Artefact, ...] = (
     Artefact("R/config.json", RUN, _set("epochs", "twelve")),
     Artefact("R/results.json", RUN, _set("metrics", []), _json(_future)),
     Artefact("R/history.csv", ("resume", "load_run", "report"), _rename_column("epoch", "epk")),
-    Artefact("R/predictions.csv", ("resume", "report"), _rename_column("pred", "prediction")),
+    Artefact("R/predictions.csv", ("resume", "report", "analyse"), _rename_column("pred", "prediction")),
     Artefact("R/changes.json", ("resume", "load_run", "report"), _set("layers", {})),
     Artefact("R/checkpoint.pt", ("resume",), _torch(lambda b: b.pop("nets")), _torch(_future)),
-    Artefact("R/logic.pt", ("resume", "load_run", "predict"), _torch(_rename_first_key)),
-    Artefact("R/scene_net.pt", ("resume", "load_run", "predict"), _torch(_rename_first_key)),
+    Artefact("R/logic.pt", ("resume", "load_run", "predict", "analyse"), _torch(_rename_first_key)),
+    Artefact("R/scene_net.pt", ("resume", "load_run", "predict", "analyse"), _torch(_rename_first_key)),
     Artefact("R/program.pl", ("resume",), _text(r"t\([0-9.e-]+", "t(high")),
     Artefact("E/experiment.json", ("report", "experiment merge"), _set("runs", "all"), _json(_future)),
     Artefact("E/comparison.csv", ("report",), _rename_column("system", "row")),
@@ -211,6 +211,9 @@ def consume(name: str, art: Artefact) -> tuple:
         target = "E" if art.path.startswith("E/") else "R"
         got = run_cli(["report", target])
         return got, Path(target, "report.md").read_text() if got.code == 0 else None
+    if name == "analyse":
+        got = run_cli(["analyse", "R", "--out", "A"])
+        return got, analysis_digest(Path("A")) if got.code == 0 else None
     if name == "experiment merge":
         got = run_cli(["experiment", "merge", "E", "--quiet"])
         return got, experiment_digest(Path("E")) if got.code == 0 else None

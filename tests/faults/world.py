@@ -140,5 +140,10 @@ def experiment_digest(exp: Path) -> dict:
     return out
 
 
+def analysis_digest(out_dir: Path) -> dict:
+    """What ``emolog analyse`` computed: its tables (the figures are drawn from them)."""
+    return {p.name: p.read_text() for p in sorted(out_dir.glob("*.csv"))}
+
+
 def predictions_digest(out_dir: Path) -> str:
     return pd.read_csv(out_dir / "predictions.csv", dtype={"image_id": str}).to_csv(index=False)
