@@ -134,7 +134,7 @@ def run_errors(run_dir: str | Path, name: str | None = None) -> RunErrors:
     """The error table of the finished run in ``run_dir`` (its test predictions, the cache
     and index it was trained on); ``name`` labels it (default: the folder's name)."""
     import emolog
-    from emolog.cache.store import load_cache
+    from emolog.cache.store import load_cache, read_manifest
     from emolog.cache.verify import require_verified
     from emolog.data.artefacts import read_csv
     from emolog.data.index import ImageIndex
@@ -153,6 +153,7 @@ def run_errors(run_dir: str | Path, name: str | None = None) -> RunErrors:
         raise AnalysisError(f"{run_dir / 'results.json'}: records no cache or index (data: {data}); the analysis "
                             "needs each test image's sources and its photo")
     ids = pred["image_id"].tolist()
+    read_manifest(cache_dir)   # no cache there: "missing" (exit 4), as predict says
     require_verified(cache_dir, ids)
     cache = load_cache(cache_dir, ids=ids, prelast=(run_dir / "backbone_last_block.pt").is_file())
     index = ImageIndex.load(index_path)
