@@ -67,7 +67,7 @@ def call_networks(calls: dict[int, torch.Tensor], input_terms: list, bindings: d
 
 def _call(x, reqs: list[tuple], bindings: dict, sources: dict, path: str) -> torch.Tensor:
     """One call of a module, a BatchFeed or a callable on every request, outputs stacked."""
-    if isinstance(x, BatchFeed):
+    if hasattr(x, "call_batch"):   # a BatchFeed (not isinstance: a Protocol check walks its attributes each call)
         return x.call_batch([(term, uniq) for _, term, uniq in reqs])
     ids = [[None] if uniq is None else uniq.tolist() for _, _, uniq in reqs]
     if isinstance(x, torch.nn.Module):

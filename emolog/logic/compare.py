@@ -119,7 +119,7 @@ def _compare(path: str | Path, templates: list[str], n_examples: int, timeout: f
         prog.register_foreign(fn, name, ai, ao)
     table = _Table(prog.nets, seed)
     for name, decl in prog.nets.items():
-        prog.bind(name, _emolog_net(table, name))
+        prog.bind(name, _EmologNet(table, name))
     examples = _examples(templates, n_examples, faces)
     for ex in examples:
         prog.compiled(ex)
@@ -200,10 +200,21 @@ def _loss_weights(prog: DeepProgram, examples: list[Example], seed: int) -> torc
     return w
 
 
-def _emolog_net(table: _Table, net: str):
-    def call(inputs):
-        return torch.stack([table.get(net, str(list2term(items))) for items in inputs])
-    return call
+class _EmologNet:
+    """The random outputs as a ``bindings.BatchFeed``: each batch's distinct input terms with the
+    ids that read them, the id written into the term's text (the key both engines use), so that
+    emolog's time is the logic's and not this harness's term building."""
+
+    def __init__(self, table: _Table, net: str):
+        self.table, self.net = table, net
+
+    def call_batch(self, requests) -> torch.Tensor:
+        rows = []
+        for term, ids in requests:
+            text = str(term)
+            keys = [text] if ids is None else [text.replace(str(PLACEHOLDER), str(i)) for i in ids.tolist()]
+            rows += [self.table.get(self.net, k) for k in keys]
+        return torch.stack(rows)
 
 
 def _t_grad(prog: DeepProgram) -> list[float]:
