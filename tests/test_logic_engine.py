@@ -238,7 +238,7 @@ def test_t_update_equals_deepproblog_sgd(tmp_path):
     from problog.logic import Constant
 
     from emolog.logic import ProjectedSGD
-    from emolog.logic.compare import _DpNet, _emolog_net, _Table
+    from emolog.logic.compare import _DpNet, _EmologNet, _Table
     from emolog.logic.deep import PLACEHOLDER
 
     path = tmp_path / "bias.pl"
@@ -252,7 +252,7 @@ def test_t_update_equals_deepproblog_sgd(tmp_path):
     torch.set_default_dtype(torch.float64)
     try:
         prog = DeepProgram(path, [template], param="projected", cache_dir=False)
-        prog.bind("net1", _emolog_net(_Table(prog.nets, 3), "net1"))
+        prog.bind("net1", _EmologNet(_Table(prog.nets, 3), "net1"))
         examples = [Example.of(i, Z=z) for i, z in enumerate([0, 2, 3, 4])]
         (-torch.log(prog.prob(examples)).sum()).backward()
         ProjectedSGD(prog.tparams, lr=0.5).step()
