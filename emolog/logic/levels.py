@@ -60,39 +60,16 @@ class LevelCircuit(torch.nn.Module):
         """The plan of ``_Fused``: every node a sum of products of pairs (an AND used only by one
         OR is folded into it, a lone child is paired with a row of ones), levelled again, so
         that a level is 2 gathers, 1 product and 1 segment sum for ANDs and ORs together."""
-        uses = [0] * len(nodes)
-        for i in [c for _, a in nodes if not isinstance(a, int) for c in a] + list(roots):
-            uses[i] += 1
+        pairs, per_level = _product_pairs(nodes, _foldable_ands(nodes, roots))
         one = n_leaves                                      # row of ones after the leaves
-        by_or = {c for k, a in nodes if k == "O" for c in a}
-        fold = [k == "A" and uses[i] == 1 and i in by_or for i, (k, _) in enumerate(nodes)]
-        for i in roots:
-            fold[i] = False
-        level, pairs, per_level = [0] * len(nodes), {}, []
-        for i, (kind, arg) in enumerate(nodes):
-            if kind == "L" or fold[i]:
-                level[i] = 0 if kind == "L" else 1 + max(level[c] for c in arg)
-                continue
-            pr = [tuple(arg)] if kind == "A" else \
-                [tuple(nodes[c][1]) if fold[c] else (c, None) for c in arg]
-            pairs[i] = pr
-            level[i] = 1 + max(level[c] for p in pr for c in p if c is not None)
-            while len(per_level) < level[i]:
-                per_level.append([])
-            per_level[level[i] - 1].append(i)
         row = {i: pos[i] for i, (k, _) in enumerate(nodes) if k == "L"}
         lo, self.flat = n_leaves + 1, []
         for ids in per_level:
             row.update({i: lo + k for k, i in enumerate(ids)})
-            prs = [(p, k) for k, i in enumerate(ids) for p in pairs[i]]
-            lt = lambda x: torch.tensor(x, dtype=torch.long)  # noqa: E731
-            seg = [k for _, k in prs]
-            ia = lt([row[a] for (a, _), _ in prs])
-            ib = lt([one if b is None else row[b] for (_, b), _ in prs])
-            self.flat.append((ia, ib, None if seg == list(range(len(ids))) else lt(seg), lo, lo + len(ids)))
+            self.flat.append(_level_step(ids, pairs, row, one, lo))
             lo += len(ids)
         self.n_rows = lo
-        self.flat_roots = torch.tensor([row[r] for r in roots], dtype=torch.long)
+        self.flat_roots = _long([row[r] for r in roots])
 
     @staticmethod
     def _gather_plan(refs: list[int], level: list[int], pos: list[int]):
@@ -134,6 +111,51 @@ class LevelCircuit(torch.nn.Module):
 
     def _forward_small(self, w: torch.Tensor) -> torch.Tensor:
         return _Fused.apply(w, self)
+
+
+def _long(x: list[int]) -> torch.Tensor:
+    return torch.tensor(x, dtype=torch.long)
+
+
+def _foldable_ands(nodes: list[tuple], roots: list[int]) -> list[bool]:
+    """Per node: whether it is an AND that folds into its parent OR (used once, by an OR, and
+    not a root), so that the OR reads the AND's pair itself."""
+    uses = [0] * len(nodes)
+    for i in [c for _, a in nodes if not isinstance(a, int) for c in a] + list(roots):
+        uses[i] += 1
+    by_or = {c for k, a in nodes if k == "O" for c in a}
+    fold = [k == "A" and uses[i] == 1 and i in by_or for i, (k, _) in enumerate(nodes)]
+    for i in roots:
+        fold[i] = False
+    return fold
+
+
+def _product_pairs(nodes: list[tuple], fold: list[bool]) -> tuple[dict[int, list[tuple]], list[list[int]]]:
+    """({inner node: its (a, b) pairs, b None for the row of ones}, inner nodes per level), a
+    folded AND's level being its own (its parent's pairs read its children)."""
+    level, pairs, per_level = [0] * len(nodes), {}, []
+    for i, (kind, arg) in enumerate(nodes):
+        if kind == "L" or fold[i]:
+            level[i] = 0 if kind == "L" else 1 + max(level[c] for c in arg)
+            continue
+        pr = [tuple(arg)] if kind == "A" else \
+            [tuple(nodes[c][1]) if fold[c] else (c, None) for c in arg]
+        pairs[i] = pr
+        level[i] = 1 + max(level[c] for p in pr for c in p if c is not None)
+        while len(per_level) < level[i]:
+            per_level.append([])
+        per_level[level[i] - 1].append(i)
+    return pairs, per_level
+
+
+def _level_step(ids: list[int], pairs: dict[int, list[tuple]], row: dict[int, int], one: int, lo: int) -> tuple:
+    """One level of ``_Fused``: (rows of a, rows of b, segment of each pair or None when every
+    node has one pair, first row, end row)."""
+    prs = [(p, k) for k, i in enumerate(ids) for p in pairs[i]]
+    seg = [k for _, k in prs]
+    ia = _long([row[a] for (a, _), _ in prs])
+    ib = _long([one if b is None else row[b] for (_, b), _ in prs])
+    return ia, ib, None if seg == list(range(len(ids))) else _long(seg), lo, lo + len(ids)
 
 
 class _Fused(torch.autograd.Function):
