@@ -14,6 +14,7 @@ program computes sees thousands of terms, one row each).
 from __future__ import annotations
 
 import array
+import itertools
 import math
 from typing import Protocol, runtime_checkable
 
@@ -121,37 +122,52 @@ def _resolve(a: Term, ids: list, bindings: dict, sources: dict, path: str) -> to
     """One input argument for a batch of ids, as a stacked tensor."""
     if isinstance(a, Constant):
         return torch.full((len(ids),), float(a.value))
-    shown = str(a).replace(str(PLACEHOLDER), "I")
     if a.functor == "tensor" and a.arity == 1 and a.args[0].functor == "nn":
-        inner_net, inner = str(a.args[0].args[0]), a.args[0].args[1]
-        fn = bindings.get(inner_net)
-        if not callable(fn):   # unbound, or a tensor: a deterministic network computes
-            raise ProgramError(f"{path}: Error: the deterministic network {inner_net!r} in "
-                               f"{shown} is {'not bound' if fn is None else 'bound to a tensor'}; "
-                               "bind it to a torch module or a callable", path=path,
-                               message=f"deterministic network {inner_net} not callable")
-        return fn(*[_resolve(x, ids, bindings, sources, path) for x in term2list(inner, False)])
+        return _resolve_deterministic(a, ids, bindings, sources, path)
     if a.functor == "tensor" and a.arity == 1:
-        src = sources.get(str(a.args[0].functor))
-        if src is None:
-            raise ProgramError(f"{path}: Error: no tensor source {a.args[0].functor!r} "
-                               "(add_tensor_source)", path=path, message="no tensor source")
-        keys = [tuple(_source_index(v, i, shown, path) for v in a.args[0].args) for i in ids]
-        if isinstance(src, torch.Tensor):
-            for k in keys:
-                if len(k) > src.dim() or any(not 0 <= j < n for j, n in zip(k, src.shape)):
-                    raise ProgramError(f"{path}: Error: {shown} reads {k} of its tensor source "
-                                       f"of shape {tuple(src.shape)}: out of range", path=path,
-                                       message="tensor source index out of range")
-            return src[tuple(torch.tensor(col) for col in zip(*keys))]
-        try:
-            return torch.stack([src[k] for k in keys])
-        except KeyError as e:
-            raise ProgramError(f"{path}: Error: {shown}: the tensor source "
-                               f"{a.args[0].functor!r} has no key {e.args[0]}", path=path,
-                               message="tensor source key missing") from None
+        return _resolve_source(a, ids, sources, path)
     raise ProgramError(f"{path}: Error: cannot pass {a} to a torch module (give a callable "
                        "binding instead)", path=path, message="unsupported input")
+
+
+def _shown(a: Term) -> str:
+    """A term as the user wrote it: the example id as ``I``."""
+    return str(a).replace(str(PLACEHOLDER), "I")
+
+
+def _resolve_deterministic(a: Term, ids: list, bindings: dict, sources: dict, path: str) -> torch.Tensor:
+    """``tensor(nn(det, Args))``: the deterministic network ``det`` on its resolved arguments."""
+    inner_net, inner = str(a.args[0].args[0]), a.args[0].args[1]
+    fn = bindings.get(inner_net)
+    if not callable(fn):   # unbound, or a tensor: a deterministic network computes
+        raise ProgramError(f"{path}: Error: the deterministic network {inner_net!r} in "
+                           f"{_shown(a)} is {'not bound' if fn is None else 'bound to a tensor'}; "
+                           "bind it to a torch module or a callable", path=path,
+                           message=f"deterministic network {inner_net} not callable")
+    return fn(*[_resolve(x, ids, bindings, sources, path) for x in term2list(inner, False)])
+
+
+def _resolve_source(a: Term, ids: list, sources: dict, path: str) -> torch.Tensor:
+    """``tensor(S(...))``: the tensor source S (a Tensor or a mapping of tuples) read per id."""
+    shown, name = _shown(a), a.args[0].functor
+    src = sources.get(str(name))
+    if src is None:
+        raise ProgramError(f"{path}: Error: no tensor source {name!r} "
+                           "(add_tensor_source)", path=path, message="no tensor source")
+    keys = [tuple(_source_index(v, i, shown, path) for v in a.args[0].args) for i in ids]
+    if isinstance(src, torch.Tensor):
+        for k in keys:
+            if len(k) > src.dim() or any(not 0 <= j < n for j, n in zip(k, src.shape)):
+                raise ProgramError(f"{path}: Error: {shown} reads {k} of its tensor source "
+                                   f"of shape {tuple(src.shape)}: out of range", path=path,
+                                   message="tensor source index out of range")
+        return src[tuple(torch.tensor(col) for col in zip(*keys))]
+    try:
+        return torch.stack([src[k] for k in keys])
+    except KeyError as e:
+        raise ProgramError(f"{path}: Error: {shown}: the tensor source "
+                           f"{name!r} has no key {e.args[0]}", path=path,
+                           message="tensor source key missing") from None
 
 
 def _source_index(v: Term, i, shown: str, path: str) -> int:
@@ -230,60 +246,23 @@ class TensorBatch:
     def build(comps: list, bindings: dict, nets_decl: dict, path: str):
         from .circuit import CircuitEvaluator, merge_structures
 
-        consts, t_idx, nets = [], [], {}     # net -> (rows, part, fixed index per dim, column)
-        where = []                           # per part, per row: ("c" | "t" | net, k)
-        for s, c in enumerate(comps):
-            if c.has_evidence:
-                return None
-            rows = []
-            for spec in c.specs:
-                if spec[0] == "c":
-                    rows.append(("c", len(consts)))
-                    consts.append(spec[1])
-                elif spec[0] == "t":
-                    rows.append(("t", len(t_idx)))
-                    t_idx.append(spec[1])
-                else:
-                    net, _, term = spec[1]
-                    if not isinstance(bindings.get(net), torch.Tensor) or \
-                            str(PLACEHOLDER) not in str(term):
-                        return None
-                    try:
-                        idx = _tensor_index(term, PLACEHOLDER, path, net)
-                    except ProgramError:
-                        return None
-                    fixed = tuple(None if a is PLACEHOLDER else a for a in idx)
-                    e = nets.setdefault(net, ([], [], [], []))
-                    if e[2] and len(e[2][0]) != len(fixed):
-                        return None
-                    rows.append((("net", net), len(e[0])))
-                    e[0].append(len(e[0]))
-                    e[1].append(s)
-                    e[2].append(fixed)
-                    e[3].append(spec[2] if spec[0] == "nn" else 0)
-            where.append(rows)
-        order = ["c", "t", *[("net", n) for n in nets]]   # a network may be named c or t
-        start = dict(zip(order, torch.tensor([0, len(consts), len(t_idx)] + [len(nets[n][0]) for n in nets])
-                         .cumsum(0).tolist()))
-        new_row = [start[kind] + k for rows in where for kind, k in rows]
+        if any(c.has_evidence for c in comps):
+            return None
+        rows = _Rows(bindings, path)
+        try:
+            where = [rows.add(s, spec) for s, c in enumerate(comps) for spec in c.specs]
+            blocks = [rows.block(net, nets_decl[net]) for net in rows.nets]
+        except _NotBatchable:
+            return None
+        new_row = rows.renumber(where)
         merged, _, root0 = merge_structures([c.structure for c in comps], [len(c.specs) for c in comps])
         merged.singles = [(v, new_row[r]) for v, r in merged.singles]
         merged.nones = [(v, [new_row[r] for r in rs]) for v, rs in merged.nones]
         merged.groups = [[new_row[r] for r in g] for g in merged.groups]
-        lt = lambda x: torch.tensor(x, dtype=torch.long)  # noqa: E731
-        blocks = []
-        for net, (_, part, fixed, col) in nets.items():
-            if len({tuple(a is None for a in f) for f in fixed}) > 1:
-                return None   # the id in different positions for one network
-            dims = [lt([f[d] for f in fixed]).unsqueeze(1) if fixed[0][d] is not None else None
-                    for d in range(len(fixed[0]))]
-            dom = len(nets_decl[net].domain) if nets_decl[net].kind == "ad" else 1
-            top = [None if d is None else int(d.max()) for d in dims], max(col)   # checked per call
-            blocks.append((net, lt(part), dims, lt(col).unsqueeze(1), dom, top))
         size = len(merged.nodes) + merged.n_vars + 1
         return TensorBatch([c.key for c in comps], CircuitEvaluator(merged), blocks,
-                           torch.tensor(consts, dtype=torch.float64),
-                           lt(t_idx), lt(root0), len(merged.roots), size)
+                           torch.tensor(rows.consts, dtype=torch.float64),
+                           _long(rows.t_idx), _long(root0), len(merged.roots), size)
 
     def __call__(self, ids: list[int], rid: list[int], routes: list[tuple], bindings: dict, tparams,
                  chunk: int):
@@ -324,3 +303,70 @@ class TensorBatch:
         pos[order] = torch.arange(len(order)) - start[part[order]]
         out = vals.reshape(-1).index_select(0, pos * self.n_roots + self.root0[part] + col.clamp(min=0))
         return torch.where(col >= 0, out, torch.zeros_like(out))
+
+
+def _long(x: list[int]) -> torch.Tensor:
+    return torch.tensor(x, dtype=torch.long)
+
+
+class _NotBatchable(Exception):
+    """TensorBatch does not apply to these structures: the general path runs."""
+
+
+class _Rows:
+    """The rows of a merged batch's probability table, in blocks: every constant ("c"), every
+    t() ("t"), then per tensor-bound network ``("net", name)`` its atoms (a network may be
+    named c or t). Adding an atom the batch path cannot read raises _NotBatchable."""
+
+    def __init__(self, bindings: dict, path: str):
+        self.bindings, self.path = bindings, path
+        self.consts: list[float] = []
+        self.t_idx: list[int] = []
+        self.nets: dict[str, tuple[list, list, list]] = {}   # net -> (part, fixed index per dim, column)
+
+    def add(self, part: int, spec: tuple) -> tuple:
+        """(block, k): the block of one atom row of structure ``part`` and its row in the block."""
+        if spec[0] == "c":
+            self.consts.append(spec[1])
+            return "c", len(self.consts) - 1
+        if spec[0] == "t":
+            self.t_idx.append(spec[1])
+            return "t", len(self.t_idx) - 1
+        net, _, term = spec[1]
+        fixed = self._fixed_index(net, term)
+        parts, fixes, cols = self.nets.setdefault(net, ([], [], []))
+        if fixes and len(fixes[0]) != len(fixed):
+            raise _NotBatchable
+        parts.append(part)
+        fixes.append(fixed)
+        cols.append(spec[2] if spec[0] == "nn" else 0)
+        return ("net", net), len(parts) - 1
+
+    def _fixed_index(self, net: str, term: Term) -> tuple:
+        """An input's index into its network's bound tensor, None where the example id goes."""
+        if not isinstance(self.bindings.get(net), torch.Tensor) or str(PLACEHOLDER) not in str(term):
+            raise _NotBatchable
+        try:
+            idx = _tensor_index(term, PLACEHOLDER, self.path, net)
+        except ProgramError:
+            raise _NotBatchable from None
+        return tuple(None if a is PLACEHOLDER else a for a in idx)
+
+    def block(self, net: str, decl) -> tuple:
+        """(net, part per atom, fixed index per dim [atoms, 1] or None for the id, column
+        [atoms, 1], domain size, (largest fixed index per dim, largest column)): the largest
+        indices are checked against the tensor at each call."""
+        part, fixed, col = self.nets[net]
+        if len({tuple(a is None for a in f) for f in fixed}) > 1:
+            raise _NotBatchable   # the id in different positions for one network
+        dims = [_long([f[d] for f in fixed]).unsqueeze(1) if fixed[0][d] is not None else None
+                for d in range(len(fixed[0]))]
+        dom = len(decl.domain) if decl.kind == "ad" else 1
+        top = [None if d is None else int(d.max()) for d in dims], max(col)
+        return net, _long(part), dims, _long(col).unsqueeze(1), dom, top
+
+    def renumber(self, where: list[tuple]) -> list[int]:
+        """Each atom's row in the merged table, from its (block, k)."""
+        sizes = [len(self.consts), len(self.t_idx)] + [len(part) for part, _, _ in self.nets.values()]
+        start = dict(zip(["c", "t", *[("net", n) for n in self.nets]], itertools.accumulate([0] + sizes)))
+        return [start[block] + k for block, k in where]
