@@ -76,6 +76,32 @@ class Compiled:
 
 def compile_circuits(prog: Program) -> Compiled:
     """Ground, compile and convert ``prog``; see the module docstring for the steps."""
+    lf, query_terms, ev_terms, source_template = _ground(prog)
+    grounded = {name: key for name, key in lf.queries()}
+    query_atoms = _query_atoms(grounded, query_terms, prog)
+    source_atoms = [a for a in grounded if source_template is not None and _matches(a, source_template)]
+
+    dag = LogicDAG.create_from(lf, keep_named=True)
+    sdd = _GroupedSdd(dag, prog)
+    names = dict(dag.queries())
+    ev = sdd.constraint
+    for e, v in ev_terms:
+        node = sdd.node(names[e])
+        ev = ev.conjoin(node if v else node.negate())
+    main_roots = [ev.conjoin(sdd.node(names[a])) for a in query_atoms] + [ev]
+    post_roots = [r.conjoin(sdd.node(names[s])) for r in main_roots[:-1] for s in source_atoms]
+    builder = _KlayBuilder(sdd)
+    main = builder.circuit(main_roots)
+    posterior = builder.circuit(post_roots) if post_roots else None
+    nn_keys, fact_keys = _input_keys(sdd.var_weights, prog)
+    return Compiled(query_atoms=query_atoms, query_names=[atom_name(a) for a in query_atoms],
+                    sources=[str(s.args[-1]) for s in source_atoms], var_weights=sdd.var_weights,
+                    groups=sdd.groups, main=main, posterior=posterior, nn_keys=nn_keys, fact_keys=fact_keys)
+
+
+def _ground(prog: Program) -> tuple[LogicFormula, list[Term], list[tuple[Term, bool]], Term | None]:
+    """(formula, query terms, evidence (term, value), source template): step 1, every query
+    template, evidence atom and ``source`` atom grounded into one formula."""
     engine = DefaultEngine()
     try:
         db = engine.prepare(prog.simple_program())
@@ -93,8 +119,12 @@ def compile_circuits(prog: Program) -> Compiled:
                                f"{getattr(e, 'message', e)}") from None
         except RecursionError:
             raise ProgramError(f"{prog.path}: grounding {t} does not terminate") from None
+    return lf, query_terms, ev_terms, source_template
 
-    grounded = {name: key for name, key in lf.queries()}
+
+def _query_atoms(grounded: dict, query_terms: list[Term], prog: Program) -> list[Term]:
+    """The ground atoms of every query template, in template order, each once; a template no
+    rule derives, or one that grounds to a non-ground atom, is refused."""
     query_atoms: list[Term] = []
     for t in query_terms:
         found = [a for a in grounded if _matches(a, t)]
@@ -105,22 +135,11 @@ def compile_circuits(prog: Program) -> Compiled:
                 raise ProgramError(f"{prog.path}: query {t} grounds to the non-ground {a}")
             if a not in query_atoms:
                 query_atoms.append(a)
-    source_atoms = [a for a in grounded if source_template is not None and _matches(a, source_template)]
+    return query_atoms
 
-    dag = LogicDAG.create_from(lf, keep_named=True)
-    sdd = _GroupedSdd(dag, prog)
-    names = dict(dag.queries())
-    ev = sdd.constraint
-    for e, v in ev_terms:
-        node = sdd.node(names[e])
-        ev = ev.conjoin(node if v else node.negate())
-    main_roots = [ev.conjoin(sdd.node(names[a])) for a in query_atoms] + [ev]
-    post_roots = [r.conjoin(sdd.node(names[s])) for r in main_roots[:-1] for s in source_atoms]
-    builder = _KlayBuilder(sdd)
-    main = builder.circuit(main_roots)
-    posterior = builder.circuit(post_roots) if post_roots else None
-    var_weights, groups = sdd.var_weights, sdd.groups
 
+def _input_keys(var_weights: list[VarWeight], prog: Program) -> tuple[dict[str, int], list[str]]:
+    """({neural key: domain size}, per-image fact keys), both sorted."""
     nn_keys: dict[str, int] = {}
     fact_keys: list[str] = []
     for w in var_weights:
@@ -128,10 +147,7 @@ def compile_circuits(prog: Program) -> Compiled:
             nn_keys[w.key] = len(prog.neural[w.key.split("(")[0]].domain or [])
         elif w.kind == "fact" and w.key not in fact_keys:
             fact_keys.append(w.key)
-    return Compiled(query_atoms=query_atoms, query_names=[atom_name(a) for a in query_atoms],
-                    sources=[str(s.args[-1]) for s in source_atoms], var_weights=var_weights,
-                    groups=groups, main=main, posterior=posterior,
-                    nn_keys=dict(sorted(nn_keys.items())), fact_keys=sorted(fact_keys))
+    return dict(sorted(nn_keys.items())), sorted(fact_keys)
 
 
 def _bind(atom: Term, prog: Program, what: str) -> Term:
@@ -175,18 +191,8 @@ class _GroupedSdd:
     def __init__(self, dag: LogicDAG, prog: Program):
         self.dag = dag
         atoms = [k for k in range(1, len(dag) + 1) if type(dag.get_node(k)).__name__ == "atom"]
-        segments: list[list[int]] = []
-        in_group: set[int] = set()
-        for c in dag.constraints():
-            if not isinstance(c, ConstraintAD):
-                raise ProgramError(f"{prog.path}: unsupported ProbLog constraint {c}")
-            if not c.is_nontrivial():
-                continue
-            if c.extra_node is None:
-                raise ProgramError(f"{prog.path}: annotated disjunction {c} has no extra atom")
-            members = sorted(c.nodes) + [c.extra_node]
-            segments.append(members)
-            in_group.update(members)
+        segments = _ad_segments(dag, prog)
+        in_group = {a for seg in segments for a in seg}
         singles = [a for a in atoms if a not in in_group]
         if not atoms:
             raise ProgramError(f"{prog.path}: every query and evidence atom is deterministic "
@@ -206,13 +212,7 @@ class _GroupedSdd:
         self.constraint = self.mgr.true()
         for gi, seg in enumerate(segments):
             vs = [self.var_of[a] for a in seg]
-            c_g = self.mgr.false()
-            for v in vs:   # exactly one of heads + extra
-                term = self.mgr.literal(v)
-                for w in vs:
-                    if w != v:
-                        term = term.conjoin(self.mgr.literal(-w))
-                c_g = c_g.disjoin(term)
+            c_g = self._exactly_one(vs)
             c_g.ref()
             self.group_nodes[c_g.id] = gi
             self.group_vars.append(frozenset(vs))
@@ -220,6 +220,17 @@ class _GroupedSdd:
             self.constraint = self.constraint.conjoin(c_g)
         self.constraint.ref()
         self.var_weights = self._weights(order, segments, prog)
+
+    def _exactly_one(self, vs: list[int]):
+        """C_g: exactly one of a disjunction's variables (heads + extra) holds."""
+        c_g = self.mgr.false()
+        for v in vs:
+            term = self.mgr.literal(v)
+            for w in vs:
+                if w != v:
+                    term = term.conjoin(self.mgr.literal(-w))
+            c_g = c_g.disjoin(term)
+        return c_g
 
     def node(self, key):
         """SDD of a DAG node (negative key = negation; 0 = true; None = false)."""
@@ -250,33 +261,44 @@ class _GroupedSdd:
     def _weights(self, order: list[int], segments: list[list[int]], prog: Program) -> list[VarWeight]:
         extra = {seg[-1]: gi for gi, seg in enumerate(segments)}
         heads = {a for seg in segments for a in seg[:-1]}
-        out: list[VarWeight] = []
-        for a in order:
-            if a in extra:
-                out.append(VarWeight("extra", group=extra[a]))
-                continue
-            p = self.dag.get_node(a).probability
-            ad = a in heads
-            if isinstance(p, Term) and p.functor == "nn":
-                _check_image_input(p, prog)
-            if isinstance(p, Term) and p.functor == "nn" and p.arity == 3:
-                out.append(VarWeight("nn", key=input_key(str(p.args[0]), p.args[1]),
-                                     index=int(p.args[2]), ad=ad))
-            elif isinstance(p, Term) and p.functor == "nn" and p.arity == 2:
-                out.append(VarWeight("fact", key=input_key(str(p.args[0]), p.args[1]), ad=ad))
-            elif isinstance(p, Term) and p.functor == "t":
-                out.append(VarWeight("t", index=int(p.args[0]), ad=ad))
-            elif p is True or p is None:
-                out.append(VarWeight("neutral"))
-            else:
-                try:
-                    value = float(p.compute_value() if isinstance(p, Term) else p)
-                except Exception:
-                    raise ProgramError(f"{prog.path}: probability {p} of "
-                                       f"{self.dag.get_node(a).name} is not a number, nn(...) "
-                                       "or t(...)") from None
-                out.append(VarWeight("const", value=value, ad=ad))
-        return out
+        return [VarWeight("extra", group=extra[a]) if a in extra else
+                _var_weight(self.dag.get_node(a), a in heads, prog) for a in order]
+
+
+def _var_weight(node, ad: bool, prog: Program) -> VarWeight:
+    """The weight source of a ground atom other than a disjunction's extra one: its
+    probability term read as nn(net, Input, j), nn(net, Input), t(i), a number or none."""
+    p = node.probability
+    if isinstance(p, Term) and p.functor == "nn":
+        _check_image_input(p, prog)
+    if isinstance(p, Term) and p.functor == "nn" and p.arity == 3:
+        return VarWeight("nn", key=input_key(str(p.args[0]), p.args[1]), index=int(p.args[2]), ad=ad)
+    if isinstance(p, Term) and p.functor == "nn" and p.arity == 2:
+        return VarWeight("fact", key=input_key(str(p.args[0]), p.args[1]), ad=ad)
+    if isinstance(p, Term) and p.functor == "t":
+        return VarWeight("t", index=int(p.args[0]), ad=ad)
+    if p is True or p is None:
+        return VarWeight("neutral")
+    try:
+        value = float(p.compute_value() if isinstance(p, Term) else p)
+    except Exception:
+        raise ProgramError(f"{prog.path}: probability {p} of {node.name} is not a number, nn(...) "
+                           "or t(...)") from None
+    return VarWeight("const", value=value, ad=ad)
+
+
+def _ad_segments(dag: LogicDAG, prog: Program) -> list[list[int]]:
+    """Per non-trivial annotated disjunction: its heads' atoms, sorted, then its extra atom."""
+    segments: list[list[int]] = []
+    for c in dag.constraints():
+        if not isinstance(c, ConstraintAD):
+            raise ProgramError(f"{prog.path}: unsupported ProbLog constraint {c}")
+        if not c.is_nontrivial():
+            continue
+        if c.extra_node is None:
+            raise ProgramError(f"{prog.path}: annotated disjunction {c} has no extra atom")
+        segments.append(sorted(c.nodes) + [c.extra_node])
+    return segments
 
 
 def _check_image_input(p: Term, prog: Program) -> None:
@@ -295,36 +317,25 @@ def _check_image_input(p: Term, prog: Program) -> None:
 
 def _vtree(segments: list[list[int]]) -> Vtree:
     """A vtree whose subtrees are the given variable segments (balanced inside and across)."""
-    lines: list[str] = []
-    counter = [0]
+    lines: list[str] = []   # in post-order: a node's id is its line's index
 
-    def build(items):   # items: list of vars or of subtree builders; returns node id
+    def add(line: str) -> int:
+        lines.append(line.format(len(lines)))
+        return len(lines) - 1
+
+    def build(items: list, leaf) -> int:   # a balanced tree over items; leaf(item) -> node id
         if len(items) == 1:
-            return items[0]()
+            return leaf(items[0])
         mid = len(items) // 2
-        left = build(items[:mid])
-        right = build(items[mid:])
-        nid = counter[0]
-        counter[0] += 1
-        lines.append(f"I {nid} {left} {right}")
-        return nid
+        left = build(items[:mid], leaf)
+        right = build(items[mid:], leaf)
+        return add(f"I {{}} {left} {right}")
 
-    def leaf(v):
-        def make():
-            nid = counter[0]
-            counter[0] += 1
-            lines.append(f"L {nid} {v}")
-            return nid
-        return make
-
-    def segment(vs):
-        return lambda: build([leaf(v) for v in vs])
-
-    build([segment(vs) for vs in segments])
+    build(segments, lambda vs: build(vs, lambda v: add(f"L {{}} {v}")))
     with tempfile.TemporaryDirectory() as d:
         path = os.path.join(d, "grouped.vtree")
         with open(path, "w") as f:
-            f.write(f"vtree {counter[0]}\n" + "\n".join(lines) + "\n")
+            f.write(f"vtree {len(lines)}\n" + "\n".join(lines) + "\n")
         return Vtree.from_file(path.encode())
 
 
