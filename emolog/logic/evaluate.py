@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import time
 from pathlib import Path
+from typing import NoReturn
 
 import torch
 from problog.logic import Term
@@ -36,20 +37,47 @@ def evaluate(source: str | Path, *, base_dir: str | Path | None = None,
     t1 = time.perf_counter()
     labeled = [(name, key) for name, key, _ in dag.labeled()]
     ev = [dag.negate(key) if value < 0 else key for _, key, value in dag.evidence_all() if value]
-    # The answers problog lists are those left after propagating the evidence; a non-ground
-    # query left without answers is listed as itself (variables renamed), deterministically.
     fixed: dict[str, float] = {}
     if ev:
-        prop = ground(load_model(source, base_dir)[0], path, propagate_evidence=True)
-        ours = {str(name) for name, _ in labeled}
-        listed = set()
-        for name, key, _ in prop.labeled():
-            listed.add(str(name))
-            if str(name) not in ours:
-                fixed[str(name)] = 1.0 if key == 0 else 0.0
-        labeled = [(name, key) for name, key in labeled if str(name) in listed]
+        labeled, fixed = _listed_after_evidence(source, base_dir, path, labeled)
     roots = [[key] + ev for _, key in labeled] + ([ev] if ev else [])
     s = compile_structure(dag, roots)
+    probs = _probabilities(s, path)
+    p = torch.tensor(probs, dtype=torch.float64).reshape(len(probs), 1)
+    with torch.no_grad():
+        values = CircuitEvaluator(s)(p)[0].tolist()
+    z = values[-1] if ev else 1.0
+    if ev and z <= 0:
+        _inconsistent(source, base_dir, path, len(dag))
+    answers = {str(name): values[i] / z for i, (name, _) in enumerate(labeled)}
+    answers.update(fixed)
+    out = sorted(answers.items(), key=lambda kv: kv[0])
+    if stats is not None:
+        stats.update(ground_s=t1 - t0, total_s=time.perf_counter() - t0,
+                     peak_rss_mb=peak_rss_mb(), **s.stats)
+    return out
+
+
+def _listed_after_evidence(source: str | Path, base_dir, path: str, labeled: list[tuple]
+                           ) -> tuple[list[tuple], dict[str, float]]:
+    """(the queries answered by the circuit, {answer: 0 or 1} for those the evidence decides).
+
+    The answers problog lists are those left after propagating the evidence; a non-ground
+    query left without answers is listed as itself (variables renamed), deterministically.
+    """
+    prop = ground(load_model(source, base_dir)[0], path, propagate_evidence=True)
+    ours = {str(name) for name, _ in labeled}
+    listed, fixed = set(), {}
+    for name, key, _ in prop.labeled():
+        listed.add(str(name))
+        if str(name) not in ours:
+            fixed[str(name)] = 1.0 if key == 0 else 0.0
+    return [(name, key) for name, key in labeled if str(name) in listed], fixed
+
+
+def _probabilities(s, path: str) -> list[float]:
+    """Each atom's probability, checked as ProbLog checks it (numbers in [0, 1], annotated
+    disjunctions summing to at most 1); ``nn``/``t`` annotations are refused."""
     probs = []
     for p in s.atoms:
         if isinstance(p, Term) and p.functor in ("nn", "t") and p.arity >= 1:
@@ -65,24 +93,17 @@ def evaluate(source: str | Path, *, base_dir: str | Path | None = None,
         # answers with "probabilities" of a distribution summing to more than 1; emolog refuses.
         if sum(probs[r] for r in g) > 1 + 1e-9:
             raise _invalid(path, "Sum of annotated disjunction weigths exceeds acceptable value")
-    circuit = CircuitEvaluator(s)
-    p = torch.tensor(probs, dtype=torch.float64).reshape(len(probs), 1)
-    with torch.no_grad():
-        values = circuit(p)[0].tolist()
-    z = values[-1] if ev else 1.0
-    if ev and z <= 0:
-        if len(dag) <= SMALL_FOR_PROBLOG:   # ProbLog's own wording names the atom
-            _problog_error(source, base_dir, path)
-        msg = "Inconsistent evidence detected during compilation"
-        raise ProgramError(f"{path}: Error: {msg}", path=path, message=msg,
-                           problog_text=f"InconsistentEvidenceError: {msg}.")
-    answers = {str(name): values[i] / z for i, (name, _) in enumerate(labeled)}
-    answers.update(fixed)
-    out = sorted(answers.items(), key=lambda kv: kv[0])
-    if stats is not None:
-        stats.update(ground_s=t1 - t0, total_s=time.perf_counter() - t0,
-                     peak_rss_mb=peak_rss_mb(), **s.stats)
-    return out
+    return probs
+
+
+def _inconsistent(source: str | Path, base_dir, path: str, n_nodes: int) -> NoReturn:
+    """Raise the error for evidence of probability 0: ProbLog's own, naming the atom, where
+    the program is small enough to run ProbLog's pipeline (SMALL_FOR_PROBLOG nodes)."""
+    if n_nodes <= SMALL_FOR_PROBLOG:
+        _problog_error(source, base_dir, path)
+    msg = "Inconsistent evidence detected during compilation"
+    raise ProgramError(f"{path}: Error: {msg}", path=path, message=msg,
+                       problog_text=f"InconsistentEvidenceError: {msg}.")
 
 
 def _invalid(path: str, msg: str) -> ProgramError:
