@@ -110,27 +110,48 @@ def _examples(templates: list[str], n: int, faces: tuple[int, ...]) -> list[Exam
             for i in range(n)]
 
 
+@dataclass
+class _Ours:
+    """emolog's side of a comparison: its examples, the start of its t() values, and the
+    gradients of its timed pass (network outputs by input, t() by index)."""
+
+    examples: list[Example]
+    nets: list[str]
+    t_start: list[float]
+    grads: dict[str, list[float]]
+    tgrad: list[float]
+
+
 def _compare(path: str | Path, templates: list[str], n_examples: int, timeout: float,
              seed: int, faces: tuple[int, ...], foreign: tuple) -> CompareResult:
     res = CompareResult(str(path), list(templates), n_examples)
+    ours = _emolog_pass(res, path, seed, faces, foreign)
+    got = _deepproblog_pass(path, templates, ours, seed, foreign, timeout)
+    if got is None:
+        res.dp_failed = f"DeepProbLog did not finish within {timeout:g} s"
+    elif "error" in got:
+        res.dp_failed = f"DeepProbLog failed: {got['error']}"
+    else:
+        _differences(res, ours, got)
+    return res
+
+
+def _emolog_pass(res: CompareResult, path: str | Path, seed: int, faces: tuple[int, ...],
+                 foreign: tuple) -> _Ours:
+    """Compile every example's structure, then answer them all on the clock with the loss's
+    backward pass; fills ``res``'s emolog figures, notes, answer-mass findings and answers."""
     t0 = time.perf_counter()
-    prog = DeepProgram(path, templates, param="projected", cache_dir=False)
+    prog = DeepProgram(path, res.templates, param="projected", cache_dir=False)
     for name, fn, ai, ao in foreign:
         prog.register_foreign(fn, name, ai, ao)
     table = _Table(prog.nets, seed)
-    for name, decl in prog.nets.items():
+    for name in prog.nets:
         prog.bind(name, _EmologNet(table, name))
-    examples = _examples(templates, n_examples, faces)
+    examples = _examples(res.templates, res.n_examples, faces)
     for ex in examples:
         prog.compiled(ex)
     res.emolog_compile_s = time.perf_counter() - t0
-    res.notes.extend(prog.notes)
-    if any(c.has_evidence for c in prog._mem.values()):
-        res.notes.append("the program declares evidence: emolog conditions on it, DeepProbLog "
-                         "ignores evidence/1,2 in the program")
-    if any(p.init is None for p in prog.params_program.params):
-        res.notes.append("t(_) starts uniform in emolog (DeepProbLog draws random()); DeepProbLog "
-                         "is given emolog's start values")
+    res.notes.extend(prog.notes + _engine_notes(prog))
     weights = _loss_weights(prog, examples, seed)
     classes = [e for e in examples if _free_variables(prog.templates[e.template]) == 1]
     res.mass = check_answer_mass(prog, classes) if classes else []
@@ -142,17 +163,32 @@ def _compare(path: str | Path, templates: list[str], n_examples: int, timeout: f
     if loss.requires_grad:
         loss.backward()
     res.emolog_s = (time.perf_counter() - t1) / len(examples)
-    ours = {_key(e, n): float(ans.probs[b, a].detach()) for b, e in enumerate(examples)
-            for a, n in enumerate(ans.names) if n in prog.compiled(e).names}
-    res.answers = ours
-    ours_grad = table.grads()
-    tgrad = [float(x) for x in _t_grad(prog)]
-    t_start = prog.tparams.probs().detach().tolist()
+    res.answers = {_key(e, n): float(ans.probs[b, a].detach()) for b, e in enumerate(examples)
+                   for a, n in enumerate(ans.names) if n in prog.compiled(e).names}
+    return _Ours(examples, sorted(prog.nets), prog.tparams.probs().detach().tolist(), table.grads(),
+                 [float(x) for x in _t_grad(prog)])
 
+
+def _engine_notes(prog: DeepProgram) -> list[str]:
+    """Where the two engines are given the program differently, said with the result."""
+    notes = []
+    if any(c.has_evidence for c in prog._mem.values()):
+        notes.append("the program declares evidence: emolog conditions on it, DeepProbLog "
+                     "ignores evidence/1,2 in the program")
+    if any(p.init is None for p in prog.params_program.params):
+        notes.append("t(_) starts uniform in emolog (DeepProbLog draws random()); DeepProbLog "
+                     "is given emolog's start values")
+    return notes
+
+
+def _deepproblog_pass(path: str | Path, templates: list[str], ours: _Ours, seed: int, foreign: tuple,
+                      timeout: float) -> dict | None:
+    """DeepProbLog's answers, gradients and seconds from a forked worker (``_dp_worker``), or
+    None when it gives nothing within ``timeout`` seconds."""
     ctx = mp.get_context("fork")
     parent, child = ctx.Pipe(duplex=False)
-    proc = ctx.Process(target=_dp_worker, args=(child, str(path), templates, examples, seed,
-                                                t_start, sorted(prog.nets), foreign))
+    proc = ctx.Process(target=_dp_worker, args=(child, str(path), templates, ours.examples, seed,
+                                                ours.t_start, ours.nets, foreign))
     proc.start()
     child.close()
     got = parent.recv() if parent.poll(timeout) else None
@@ -160,27 +196,25 @@ def _compare(path: str | Path, templates: list[str], n_examples: int, timeout: f
     if proc.is_alive():
         proc.kill()
         proc.join()
-    if got is None:
-        res.dp_failed = f"DeepProbLog did not finish within {timeout:g} s"
-        return res
-    if "error" in got:
-        res.dp_failed = f"DeepProbLog failed: {got['error']}"
-        return res
+    return got
+
+
+def _differences(res: CompareResult, ours: _Ours, got: dict) -> None:
+    """DeepProbLog's time, the speed ratio, and the largest answer and gradient differences."""
     theirs, their_grad, their_t = got["answers"], got["grads"], got["tgrad"]
-    res.dp_s, res.dp_compile_s = got["seconds"] / len(examples), got["compile_s"]
+    res.dp_s, res.dp_compile_s = got["seconds"] / len(ours.examples), got["compile_s"]
     res.ratio = res.dp_s / res.emolog_s if res.emolog_s > 0 else None
-    keys = set(ours) | set(theirs)
-    res.max_dp = max((abs(ours.get(k, 0.0) - theirs.get(k, 0.0)) for k in keys), default=0.0)
+    keys = set(res.answers) | set(theirs)
+    res.max_dp = max((abs(res.answers.get(k, 0.0) - theirs.get(k, 0.0)) for k in keys), default=0.0)
     gd = 0.0
-    for k in set(ours_grad) | set(their_grad):
-        a, b = ours_grad.get(k), their_grad.get(k)
+    for k in set(ours.grads) | set(their_grad):
+        a, b = ours.grads.get(k), their_grad.get(k)
         a = a if a is not None else [0.0] * len(b)
         b = b if b is not None else [0.0] * len(a)
         gd = max([gd] + [abs(x - y) for x, y in zip(a, b)])
-    for x, y in zip(tgrad, their_t):
+    for x, y in zip(ours.tgrad, their_t):
         gd = max(gd, abs(x - y))
     res.max_dgrad = gd
-    return res
 
 
 def _free_variables(template) -> int:
