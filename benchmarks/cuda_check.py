@@ -34,7 +34,7 @@ from perception import photos  # noqa: E402  (the perception benchmark's 8 photo
 from emolog.logic import compile_program  # noqa: E402
 from emolog.perception.pipeline import Perception  # noqa: E402
 from emolog.simulate import SimConfig, simulate, write_simulation  # noqa: E402
-from emolog.training.train import train_run  # noqa: E402
+from emolog.runs.train import train_run  # noqa: E402
 
 DEVICES = {"cpu": "cpu", "cuda": "cuda"}   # result key -> torch device
 

@@ -27,8 +27,8 @@ from pathlib import Path
 import torch
 
 from emolog.simulate import SimConfig, simulate, write_simulation
-from emolog.training.config import SOURCES, RunConfig
-from emolog.training.train import train_run
+from emolog.config.run import SOURCES, RunConfig
+from emolog.runs.train import train_run
 
 # (setting, values tried): the default is always among them
 SWEEP: dict[str, tuple] = {

@@ -40,8 +40,8 @@ from pathlib import Path
 import torch
 
 from emolog.simulate import SimConfig, simulate, write_simulation
-from emolog.training.config import SOURCES, RunConfig
-from emolog.training.train import train_run
+from emolog.config.run import SOURCES, RunConfig
+from emolog.runs.train import train_run
 
 
 N_SIM = 7200      # 70% training split: 5040 images

@@ -26,8 +26,8 @@ from emolog.cache.store import load_cache
 from emolog.data.split import load_split
 from emolog.simulate import SimConfig, simulate, true_scene_posterior, write_simulation
 from emolog.simulate.va import oracle_va
-from emolog.training.target import regression_metrics
-from emolog.training.train import train_run
+from emolog.model.target import regression_metrics
+from emolog.runs.train import train_run
 
 LEARNERS = {
     "problog-em": {"regime": "problog-em", "em_iterations": 300, "patience": None},

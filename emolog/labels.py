@@ -21,7 +21,7 @@ BASIC7: tuple[str, ...] = ("angry", "disgust", "fear", "happy", "sad", "surprise
 SOURCES: tuple[str, ...] = ("scene", "face1", "face2", "face3")
 
 # FindingEmo's valence and arousal scales (integer annotations, findingemo-light): the ranges a
-# valence/arousal target's equal-width bins cover (emolog.training.target) and the simulator draws in.
+# valence/arousal target's equal-width bins cover (emolog.model.target) and the simulator draws in.
 VA_RANGES: dict[str, tuple[float, float]] = {"valence": (-3.0, 3.0), "arousal": (0.0, 6.0)}
 
 # Plutchik's 8 primary emotions (the "Emo8" families of FindingEmo).

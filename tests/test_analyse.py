@@ -16,7 +16,7 @@ import pytest
 from emolog.analysis.errors import disagreement_stats, js_divergence, run_errors
 from emolog.cli import main
 from emolog.simulate import SimConfig, simulate, write_simulation
-from emolog.training.train import train_run
+from emolog.runs.train import train_run
 
 CHEAP = {"pretrain_folds": 2, "pretrain_refit": 1, "pretrain_epochs": 8}
 RUNS = ("logic-only-s0", "nets-only-s0")

@@ -1,5 +1,6 @@
 """The package's imports go one way, along the data flow (docs/architecture.md):
-errors (imported by all), labels/runtime -> data -> perception -> cache -> logic -> simulate -> training -> analysis -> report -> cli -> demo (it runs the CLI).
+errors (imported by all), labels/runtime -> data -> perception -> cache -> logic -> simulate -> metrics -> config
+-> model -> learn -> runs -> experiments -> analysis -> report -> cli -> demo (it runs the CLI).
 Inside each package, modules import each other without cycles.
 """
 
@@ -10,8 +11,9 @@ from pathlib import Path
 
 import emolog
 
-LEVEL = {"__init__": 0, "__main__": 10, "errors": 0, "labels": 0, "runtime": 0, "data": 1, "perception": 2, "cache": 3, "logic": 4,
-         "simulate": 5, "training": 6, "analysis": 7, "report": 8, "cli": 9, "demo": 10}
+LEVEL = {"__init__": 0, "errors": 0, "labels": 0, "runtime": 0, "data": 1, "perception": 2, "cache": 3, "logic": 4,
+         "simulate": 5, "metrics": 6, "config": 7, "model": 8, "learn": 9, "runs": 10, "experiments": 11,
+         "analysis": 12, "report": 13, "cli": 14, "demo": 15, "__main__": 15}
 ROOT = Path(emolog.__file__).parent
 
 

@@ -8,9 +8,9 @@ import torch
 
 from emolog.labels import BASIC7
 from emolog.simulate import SimConfig, simulate, write_simulation
-from emolog.training.baselines import (BASELINES, FusionNet, largest_face_probs, majority_probs, run_baselines,
+from emolog.experiments.baselines import (BASELINES, FusionNet, largest_face_probs, majority_probs, run_baselines,
                                        uniform_average_probs)
-from emolog.training.metrics import evaluate, sanity_check
+from emolog.metrics.classification import evaluate, sanity_check
 
 DEV = torch.device("cpu")
 

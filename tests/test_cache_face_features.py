@@ -35,8 +35,8 @@ from emolog.perception import minixception
 from emolog.perception.expression import build_recogniser
 from emolog.perception.faces import build_detector, crop_face
 from emolog.perception.pipeline import Perception
-from emolog.training.run import load_run
-from emolog.training.train import train_run
+from emolog.runs.reader import load_run
+from emolog.runs.train import train_run
 from test_cache_store import rewrite_shard
 from test_perception_expression import TRPAKOV_ORDER, _save_tiny_vit
 from test_train_unfreeze import write_indexed_photos

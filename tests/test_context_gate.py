@@ -15,11 +15,11 @@ from emolog.analysis.trust import trust_agreement
 from emolog.cache.store import load_cache
 from emolog.logic import compile_program
 from emolog.perception.scene2emotion import Scene2EmotionNet
-from emolog.training.config import SOURCES, ConfigError
-from emolog.training.gate import (EVIDENCE_FEATURES, N_STATIC, GateNet, evidence_features, explain_sources,
+from emolog.config.run import SOURCES, ConfigError
+from emolog.model.gate import (EVIDENCE_FEATURES, N_STATIC, GateNet, evidence_features, explain_sources,
                                   gate_settings, load_gate, program_kind, rule_facts, source_correlation,
                                   static_evidence)
-from emolog.training.train import train_run
+from emolog.runs.train import train_run
 
 
 def _one_hot(k: int, n: int = 7) -> torch.Tensor:
@@ -104,7 +104,7 @@ def test_gate_starts_at_init_masks_absent_faces_and_learns() -> None:
 
 
 def test_gate_settings_and_regimes_refused_by_name(tmp_path) -> None:
-    from emolog.training.config import RunConfig
+    from emolog.config.run import RunConfig
     with pytest.raises(ConfigError, match="unknown key.*'depth'"):
         gate_settings(RunConfig.from_dict({"data": "x", "extra": {"gate": {"depth": 3}}}))
     with pytest.raises(ConfigError, match="extra.gate.init"):
@@ -273,10 +273,10 @@ def test_gate_trains_in_gradient_regimes(tiny_data, tmp_path, regime, gate_train
 def test_gate_starts_as_the_fitted_global_program(tiny_data, tmp_path) -> None:
     """Default start (extra.gate.init: global): the gate's epoch 0 *is* the global disjunction
     with EM-fitted weights, so early stopping can only keep a gate that beats it on validation."""
-    from emolog.training import em
-    from emolog.training.config import RunConfig
-    from emolog.training.data import load_data
-    from emolog.training.train import train_run
+    from emolog.learn import em
+    from emolog.config.run import RunConfig
+    from emolog.model.data import load_data
+    from emolog.runs.train import train_run
     cfg = {"regime": "logic-only", "program": "gated", "data": str(tiny_data), "epochs": 1, "patience": None,
            "logic_param": "softmax", "logic_optimizer": "adam", "logic_lr": 0.01}
     res = train_run(cfg, tmp_path / "global-start", progress=False)

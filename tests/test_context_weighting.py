@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import torch
 
-from emolog.training.face_weighting import (FACE_WEIGHTINGS, centrality, confidence_weighted_probs,
+from emolog.experiments.face_weighting import (FACE_WEIGHTINGS, centrality, confidence_weighted_probs,
                                             face_weighting_probs, fit_learned_weighting,
                                             recogniser_confidence, size_weighted_probs)
 

@@ -10,7 +10,7 @@ from problog.program import PrologString
 
 from emolog.labels import BASIC7
 from emolog.logic import compile_program
-from emolog.training import em
+from emolog.learn import em
 
 SOURCES = ("scene", "face1", "face2", "face3")
 TRUE_W = np.array([0.53, 0.18, 0.17, 0.12])

@@ -290,7 +290,7 @@ def test_a_face_list_program_trains_on_the_real_cache_and_predicts_its_metrics(p
     here, one circuit per count), trained jointly with the scene net from the CLI, read back by
     load_run and applied to the real photos themselves."""
     import emolog
-    from emolog.training.metrics import evaluate
+    from emolog.metrics.classification import evaluate
     data = cached.parent
     run = data.parent / "run-face-list"
     assert main(["train", "--data", str(data), "--spec", "face_list", "--regime", "joint", "--out", str(run),

@@ -11,9 +11,9 @@ import pytest
 from emolog.cli import main
 from emolog.errors import EXIT_INPUT
 from emolog.simulate import SimConfig, simulate, write_simulation
-from emolog.training import experiment
-from emolog.training.experiment import RunSpec, parse_sweep, read_predictions
-from emolog.training.metrics import macro_f1
+from emolog.experiments import experiment
+from emolog.experiments.experiment import RunSpec, parse_sweep, read_predictions
+from emolog.metrics.classification import macro_f1
 
 ARGS = ["--regimes", "logic-only,joint", "--seeds", "0,1", "--memorisation", "100,200",
         "--set", "epochs=2", "--set", "device=cpu", "--baseline-epochs", "3", "--n-boot", "100", "--quiet"]

@@ -7,7 +7,7 @@ import pytest
 from sklearn.metrics import accuracy_score, average_precision_score, balanced_accuracy_score, f1_score, log_loss
 
 from emolog.labels import EMO8
-from emolog.training.metrics import (ECE_BINS, MAJORITY_WARNING, accuracy, bootstrap_ci, ece, evaluate,
+from emolog.metrics.classification import (ECE_BINS, MAJORITY_WARNING, accuracy, bootstrap_ci, ece, evaluate,
                                      interval_covers, macro_f1, nll, paired_bootstrap, paired_bootstrap_seeds,
                                      sanity_check)
 

@@ -12,8 +12,8 @@ from problog import get_evaluatable
 from problog.program import PrologString
 
 from emolog.logic import DeepProgram, Example, ProgramError
-from emolog.training.config import ConfigError
-from emolog.training.spec import load_spec, resolve_spec
+from emolog.config.run import ConfigError
+from emolog.model.spec import load_spec, resolve_spec
 
 
 def problog(text: str) -> dict[str, float]:
@@ -223,7 +223,7 @@ def test_spec_nets_tables(tmp_path):
     """Each [nets.<name>] table is checked when the spec is read (keys, feeds) and against the
     program's declared networks before anything is compiled."""
     from emolog.logic.translate import Net
-    from emolog.training.bindings.schema import check_nets
+    from emolog.model.bindings.schema import check_nets
     nets = {"scene_net": Net("scene_net", "ad", ["happy", "sad"], 1)}
     ok = '[nets.scene_net]\nbind = "scene_head"\n'
     check_nets("s.toml", load_spec(str(_spec(tmp_path, "happy\nsad\n", ok))).nets, nets, "p.pl")
@@ -238,7 +238,7 @@ def test_spec_nets_tables(tmp_path):
 
 
 def test_a_spec_needs_a_binding_for_every_network(tmp_path, monkeypatch):
-    from emolog.training.bindings.program import open_program
+    from emolog.model.bindings.program import open_program
     monkeypatch.setenv("EMOLOG_LOGIC_CACHE", str(tmp_path / "cache"))
     (tmp_path / "p.pl").write_text(
         "nn(scene_net, [S], E, [happy, sad]) :: scene_emotion(S, E).\n"

@@ -16,7 +16,7 @@ from emolog.labels import BASIC7
 from emolog.report.build import build_report
 from emolog.report.inputs import ReportInputError, load
 from emolog.report.stats import bootstrap_per_class_f1, class_indices, trust_by_face_count, trust_by_face_size
-from emolog.training.metrics import per_class_f1
+from emolog.metrics.classification import per_class_f1
 
 
 def assert_no_section_failed(html: Path) -> None:
@@ -245,7 +245,7 @@ def test_a_failing_section_fails_emolog_report_unless_allow_partial(tmp_path, mo
 
 def test_an_emo8_run_shows_eight_classes_and_the_quoted_reference(tmp_path):
     from emolog.labels import EMO8
-    from emolog.training.metrics import evaluate
+    from emolog.metrics.classification import evaluate
 
     rng = np.random.default_rng(0)
     m = evaluate(rng.dirichlet(np.ones(8), size=200), rng.integers(0, 8, 200), EMO8)

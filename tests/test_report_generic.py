@@ -15,9 +15,9 @@ import pytest
 from emolog.labels import EMO8
 from emolog.report.build import build_report
 from emolog.simulate import SimConfig, simulate, write_simulation
-from emolog.training.experiment import run_experiment
-from emolog.training.spec import SPEC_DIR
-from emolog.training.train import train_run
+from emolog.experiments.experiment import run_experiment
+from emolog.model.spec import SPEC_DIR
+from emolog.runs.train import train_run
 
 FAST = {"epochs": 2, "em_iterations": 2, "patience": None, "pretrain_epochs": 2, "pretrain_refit": 1,
         "pretrain_folds": 2, "net_hidden": 8}

@@ -9,8 +9,8 @@ import json
 import pytest
 
 from emolog.simulate import SimConfig, simulate, write_simulation
-from emolog.training import experiment
-from emolog.training.distribute import ShardError, assign
+from emolog.experiments import experiment
+from emolog.experiments.distribute import ShardError, assign
 
 ARGS = ["--regimes", "logic-only", "--seeds", "0,1", "--memorisation", "60",
         "--set", "epochs=1", "--set", "device=cpu", "--baselines", "scene-only,uniform-average",

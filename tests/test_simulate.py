@@ -208,8 +208,8 @@ def test_shuffled_labels_are_detected_by_training(tmp_path):
     """A deliberately broken data set: training itself reports accuracy at the majority level
     with the loud warning, while the same images with aligned labels train clearly above it.
     (snr 2: a clear scene signal, so that 400 test images separate the two cases.)"""
-    from emolog.training.metrics import MAJORITY_WARNING
-    from emolog.training.train import train_run
+    from emolog.metrics.classification import MAJORITY_WARNING
+    from emolog.runs.train import train_run
     out = {}
     for shuffle in (False, True):
         d = tmp_path / f"D{int(shuffle)}"

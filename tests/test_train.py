@@ -14,8 +14,8 @@ from emolog.cli import main
 from emolog.errors import EXIT_VERIFY
 from emolog.labels import BASIC7
 from emolog.simulate import SimConfig, simulate, write_simulation
-from emolog.training.config import ConfigError, RunConfig, parse_override
-from emolog.training.train import Loss, TrainingError, epoch_order, train_run
+from emolog.config.run import ConfigError, RunConfig, parse_override
+from emolog.runs.train import Loss, TrainingError, epoch_order, train_run
 
 SOURCES = ("scene", "face1", "face2", "face3")
 

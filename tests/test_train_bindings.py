@@ -17,19 +17,19 @@ from problog.logic import Constant, Term
 import emolog
 from emolog.logic.bindings import PLACEHOLDER
 from emolog.simulate import SimConfig, simulate, write_simulation
-from emolog.training.bindings import program as program_mod
-from emolog.training.bindings.fields import address
-from emolog.training.bindings.maps import apply_map, class_map_matrix, label_values
-from emolog.training.bindings.program import ProgramLogic, build_logic, open_program
-from emolog.training.bindings.schema import SpecError
-from emolog.training.config import RunConfig
-from emolog.training.data import load_data
-from emolog.training.gate import program_kind
-from emolog.training.losses import new_scene_net
-from emolog.training.model import Model
-from emolog.training.perception import perception_record
-from emolog.training.spec import SPEC_DIR, load_spec
-from emolog.training.train import build_heads, prepare_spec, train_run
+from emolog.model.bindings import program as program_mod
+from emolog.model.bindings.fields import address
+from emolog.model.bindings.maps import apply_map, class_map_matrix, label_values
+from emolog.model.bindings.program import ProgramLogic, build_logic, open_program
+from emolog.model.bindings.schema import SpecError
+from emolog.config.run import RunConfig
+from emolog.model.data import load_data
+from emolog.model.gate import program_kind
+from emolog.learn.losses import new_scene_net
+from emolog.model.model import Model
+from emolog.model.perception import perception_record
+from emolog.model.spec import SPEC_DIR, load_spec
+from emolog.runs.train import build_heads, prepare_spec, train_run
 
 FAST = {"epochs": 2, "patience": None, "pretrain_epochs": 2, "pretrain_refit": 1, "pretrain_folds": 2,
         "net_hidden": 8}

@@ -1,4 +1,4 @@
-"""The training fast path equals the circuit: same outputs, same gradients (emolog.training.linear)."""
+"""The training fast path equals the circuit: same outputs, same gradients (emolog.model.linear)."""
 
 from __future__ import annotations
 
@@ -7,13 +7,13 @@ import torch
 
 from emolog.logic import compile_program
 from emolog.simulate import SimConfig, simulate, write_simulation
-from emolog.training import em
-from emolog.training.config import RunConfig
-from emolog.training.data import load_data
-from emolog.training.gate import GateNet, program_kind, split_static_evidence
-from emolog.training.linear import build_linear
-from emolog.training.losses import new_scene_net
-from emolog.training.model import Model
+from emolog.learn import em
+from emolog.config.run import RunConfig
+from emolog.model.data import load_data
+from emolog.model.gate import GateNet, program_kind, split_static_evidence
+from emolog.model.linear import build_linear
+from emolog.learn.losses import new_scene_net
+from emolog.model.model import Model
 
 
 @pytest.fixture(scope="module")

@@ -1,4 +1,4 @@
-"""Optimisers and losses shared by training and pretraining (emolog.training.losses)."""
+"""Optimisers and losses shared by training and pretraining (emolog.learn.losses)."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ import io
 import torch
 from torch import nn
 
-from emolog.training.losses import LeanAdam, make_optimizer
+from emolog.learn.losses import LeanAdam, make_optimizer
 
 
 def _pair(seed: int = 0) -> tuple[nn.Module, nn.Module]:

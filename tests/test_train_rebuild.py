@@ -24,8 +24,8 @@ from emolog.data.readers import RECORD_COLUMNS
 from emolog.data.split import make_split, write_split
 from emolog.labels import get_mapping
 from emolog.perception.pipeline import Perception
-from emolog.training.config import ConfigError
-from emolog.training.train import train_run
+from emolog.config.run import ConfigError
+from emolog.runs.train import train_run
 from test_perception_expression import TRPAKOV_ORDER, _save_tiny_vit
 from test_train_unfreeze import _photos, write_indexed_photos
 
@@ -130,8 +130,8 @@ def test_places_mlp_spec_trains_an_mlp_over_places365_classes(places_vit, tmp_pa
     layers = json.loads((tmp_path / "run" / "changes.json").read_text())["layers"]
     head = [r for r in layers if r["net"] == "fusion_net"]
     assert head[0]["n_params"] == 64 * (365 + 3 * 7 + 3) and all(r["abs_change"] > 0 for r in head)
-    from emolog.training.run import load_run
-    from emolog.training.metrics import evaluate
+    from emolog.runs.reader import load_run
+    from emolog.metrics.classification import evaluate
     import numpy as np
     run = load_run(tmp_path / "run")
     test_ids = json.loads((d8 / "split.json").read_text())["test"]

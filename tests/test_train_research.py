@@ -50,10 +50,10 @@ from emolog.cli import main
 from emolog.data.index import ImageIndex
 from emolog.data.split import load_split
 from emolog.logic.compare import compare_program
-from emolog.training.bindings.schema import resolve_function
-from emolog.training.metrics import evaluate
-from emolog.training.spec import load_spec
-from emolog.training.train import train_run
+from emolog.model.bindings.schema import resolve_function
+from emolog.metrics.classification import evaluate
+from emolog.model.spec import load_spec
+from emolog.runs.train import train_run
 
 CORPUS = Path(__file__).parent / "programs" / "research"
 PROGRAMS = sorted(p.stem for p in CORPUS.glob("*.toml"))
@@ -137,8 +137,8 @@ def test_a_network_over_computed_values_is_called_once_per_batch(research_data):
     every distinct pair of the batch stacked, each pair once, whatever the number of images."""
     import torch
 
-    from emolog.training.bindings.feeds import HeadFeed
-    from emolog.training.bindings.program import BuildContext, ProgramLogic, open_program
+    from emolog.model.bindings.feeds import HeadFeed
+    from emolog.model.bindings.program import BuildContext, ProgramLogic, open_program
     spec = load_spec(str(CORPUS / "va_network.toml"))
     lm = ProgramLogic(spec, open_program(spec, "projected"), BuildContext(k=5))
     feed = lm.feeds["va_to_emotion"]

@@ -12,9 +12,9 @@ import emolog
 from emolog.cache.store import CacheError, load_cache
 from emolog.data.split import load_split
 from emolog.simulate import SimConfig, simulate, write_simulation
-from emolog.training.metrics import evaluate
-from emolog.training.run import RunError
-from emolog.training.train import train_run
+from emolog.metrics.classification import evaluate
+from emolog.runs.reader import RunError
+from emolog.runs.train import train_run
 
 
 @pytest.fixture(scope="module")

@@ -14,9 +14,9 @@ import pandas as pd
 import pytest
 
 from emolog.simulate import SimConfig, simulate, write_simulation
-from emolog.training.config import ConfigError
-from emolog.training.fit import T_FLOOR
-from emolog.training.train import train_run
+from emolog.config.run import ConfigError
+from emolog.learn.fit import T_FLOOR
+from emolog.runs.train import train_run
 
 # lr 0.3 at 5 images drove w_scene (and w_face2) to exactly 0 before the floor
 SMALL = {"regime": "logic-only", "n_train": 5, "logic_lr": 0.3, "patience": None, "pretrain_epochs": 3}

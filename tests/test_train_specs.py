@@ -13,9 +13,9 @@ import emolog
 from emolog.cli import main
 from emolog.labels import EMO8
 from emolog.simulate import SimConfig, simulate, write_simulation
-from emolog.training.config import ConfigError
-from emolog.training.spec import SPEC_DIR, load_spec
-from emolog.training.train import train_run
+from emolog.config.run import ConfigError
+from emolog.model.spec import SPEC_DIR, load_spec
+from emolog.runs.train import train_run
 
 FAST = {"epochs": 2, "em_iterations": 2, "patience": None, "pretrain_epochs": 2, "pretrain_refit": 1,
         "pretrain_folds": 2, "net_hidden": 8}
@@ -116,7 +116,7 @@ def test_face_list_run_predicts_its_test_metrics(data, tmp_path):
     import numpy as np
 
     from emolog.data.split import load_split
-    from emolog.training.metrics import evaluate
+    from emolog.metrics.classification import evaluate
     res = train_run({**FAST, "regime": "problog-em", "spec": "face_list", "data": str(data["basic7"])},
                     tmp_path / "run", progress=False)
     assert res["kind"] == "none" and set(res["t_values"]) == {"t(trust_face(F))", "t(scene_reliable)"}
@@ -134,8 +134,8 @@ def test_em_on_the_face_list_reaches_the_likelihood_maximum():
     EM's fixed point the log-likelihood's gradient in the probabilities is 0."""
     import torch
 
-    from emolog.training.bindings.program import BuildContext, ProgramLogic, open_program
-    from emolog.training.em import lfi_step
+    from emolog.model.bindings.program import BuildContext, ProgramLogic, open_program
+    from emolog.learn.em import lfi_step
     s = load_spec("face_list")
     lm = ProgramLogic(s, open_program(s, "projected"), BuildContext(k=3))
     g = torch.Generator().manual_seed(0)

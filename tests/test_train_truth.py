@@ -11,7 +11,7 @@ from __future__ import annotations
 import pytest
 
 from emolog.simulate import SimConfig, simulate, write_simulation
-from emolog.training.train import train_run
+from emolog.runs.train import train_run
 
 SOURCES = ("scene", "face1", "face2", "face3")
 

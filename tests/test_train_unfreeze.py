@@ -24,7 +24,7 @@ from emolog.data.readers import RECORD_COLUMNS
 from emolog.data.split import make_split, write_split
 from emolog.labels import get_mapping
 from emolog.perception.pipeline import Perception
-from emolog.training.train import train_run
+from emolog.runs.train import train_run
 
 
 def _photos() -> dict[str, tuple[Image.Image, str]]:

@@ -25,13 +25,13 @@ from emolog.data.split import load_split
 from emolog.labels import BASIC7, SOURCES
 from emolog.simulate import SimConfig, simulate, true_scene_posterior, write_simulation
 from emolog.simulate.va import VA_BINS, oracle_va, va_table
-from emolog.training import em
-from emolog.training.config import ConfigError
-from emolog.training.pretrain import query_columns
-from emolog.training.bindings.program import build_logic, open_program
-from emolog.training.spec import SPEC_DIR, load_spec
-from emolog.training.target import parse_target, rank, regression_scores
-from emolog.training.train import train_run
+from emolog.learn import em
+from emolog.config.run import ConfigError
+from emolog.learn.pretrain import query_columns
+from emolog.model.bindings.program import build_logic, open_program
+from emolog.model.spec import SPEC_DIR, load_spec
+from emolog.model.target import parse_target, rank, regression_scores
+from emolog.runs.train import train_run
 
 TRUE = dict(zip(SOURCES, (0.53, 0.18, 0.17, 0.12)))
 CHEAP = {"pretrain_folds": 2, "pretrain_refit": 1, "pretrain_epochs": 8, "epochs": 4}   # a fast pretraining

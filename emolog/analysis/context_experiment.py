@@ -40,7 +40,7 @@ import pandas as pd
 from emolog.data.atomic import atomic_write_text
 from emolog.errors import EmologError, InputError, UsageError
 from emolog.labels import BASIC7
-from emolog.training.config import SOURCES
+from emolog.config.run import SOURCES
 
 ARMS: tuple[str, ...] = ("global", "gated", "rules")
 PROGRAMS = {"global": "seed", "gated": "gated", "rules": "context_rules"}
@@ -107,7 +107,7 @@ def arm_config(program: str, data: Path, seed: int, epochs: int = 12, logic: dic
 def run_arms(data: Path, runs: Path, seed: int, epochs: int, logic: dict, progress: bool) -> dict[str, pd.DataFrame]:
     """Train global, gated and rules on ``data``; returns each arm's predictions.csv table.
     (``train_run`` trains every program in the same fit loop.)"""
-    from emolog.training.train import train_run
+    from emolog.runs.train import train_run
     out = {}
     for arm in ARMS:
         rd = runs / arm
@@ -123,10 +123,10 @@ def reference_probs(data: Path, seed: int, logic: dict) -> dict[str, np.ndarray]
     import torch
 
     from emolog.cache.store import load_cache
-    from emolog.training import train as T
-    from emolog.training.config import RunConfig
-    from emolog.training.face_weighting import face_weighting_probs
-    from emolog.training.gate import shared_pretrained
+    from emolog.runs import train as T
+    from emolog.config.run import RunConfig
+    from emolog.experiments.face_weighting import face_weighting_probs
+    from emolog.learn.pretrain import shared_pretrained
     cfg = RunConfig.from_dict({"regime": "logic-only", "data": str(data), "seed": seed, **logic})
     device = torch.device("cpu")
     splits, manifest, _ = T.load_data(cfg, device, prelast=False)
@@ -177,8 +177,8 @@ def run_experiment(out: str | Path, n: int = 5000, seeds: tuple[int, ...] = (0, 
     """
     if folds < 1:
         raise ValueError(f"--folds must be >= 1, got {folds}")
-    from emolog.training.gate import source_correlation
-    from emolog.training.metrics import accuracy, macro_f1, nll, paired_bootstrap
+    from emolog.model.gate import source_correlation
+    from emolog.metrics.classification import accuracy, macro_f1, nll, paired_bootstrap
     out = Path(out)
     logic = dict(DEFAULT_LOGIC if logic is None else logic)
     t0 = time.perf_counter()

@@ -31,8 +31,8 @@ import pandas as pd
 from emolog.data.paths import resolve_recorded
 from emolog.errors import InputError
 from emolog.labels import BASIC7
-from emolog.training.metrics import bootstrap_ci
-from emolog.training.target import corr, rank
+from emolog.metrics.classification import bootstrap_ci
+from emolog.model.target import corr, rank
 
 META: tuple[str, ...] = ("n_faces", "face1_area", "face1_centrality", "face1_conf", "face1_max_prob", "face1_entropy",
                          "scene_entropy", "scene_top")
@@ -107,8 +107,8 @@ def source_distributions(run, cache) -> dict[str, np.ndarray]:
     """Each source's distribution over the run's classes on the cache's images [N, C] (NaN
     rows where the image lacks the source); see the module docstring."""
     import torch
-    from emolog.training import em
-    from emolog.training.data import split_from_cache
+    from emolog.learn import em
+    from emolog.model.data import split_from_cache
     model = run.model()
     n, classes = len(cache.ids), list(run.classes)
     if model.kind == "global" and em.seed_like(model.lm) and not len(model.heads):
@@ -138,7 +138,7 @@ def run_errors(run_dir: str | Path, name: str | None = None) -> RunErrors:
     from emolog.cache.verify import require_verified
     from emolog.data.artefacts import read_csv
     from emolog.data.index import ImageIndex
-    from emolog.training.baselines import meta_features
+    from emolog.experiments.baselines import meta_features
     run_dir = Path(run_dir)
     run = emolog.load_run(run_dir)
     classes = list(run.classes)

@@ -31,7 +31,7 @@ from emolog.labels import BASIC7
 if TYPE_CHECKING:  # torch-heavy: for annotations only
     from emolog.cache.store import FeatureCache
     from emolog.perception.pipeline import Perception
-    from emolog.training.run import Run
+    from emolog.runs.reader import Run
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -95,7 +95,7 @@ def _load_run(run_dir: Path) -> dict:
         if isinstance(res.get("source_weights"), dict):
             info["source_weights"] = {str(k): float(v) for k, v in res["source_weights"].items()}
     if (run_dir / "config.json").is_file():  # a complete run: the model itself
-        from emolog.training.run import load_run
+        from emolog.runs.reader import load_run
         info["run"] = load_run(run_dir)
     return info
 
@@ -105,7 +105,7 @@ def explain_image(p: Perception, image: Image.Image, run_info: dict | None = Non
     top-5 classes; with a run the scene-net distribution, source weights and fused prediction."""
     import torch
 
-    from emolog.training.gate import explain_sources
+    from emolog.model.gate import explain_sources
 
     t = p.perceive_batch([image])
     faces = [{"box": t["face_boxes"][0, k].tolist(), "confidence": float(t["face_conf"][0, k]),

@@ -38,7 +38,7 @@ SETTINGS: dict[str, dict] = {
 
 def sweep(out: Path, n: int, seeds: tuple[int, ...], snr: float, face_calibration: str) -> pd.DataFrame:
     """One row per (variant, seed, setting): validation and test NLL minus the global run's."""
-    from emolog.training.train import train_run
+    from emolog.runs.train import train_run
     rows = []
     for variant in ("context", "standard"):
         for seed in seeds:

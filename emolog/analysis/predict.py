@@ -35,7 +35,7 @@ from emolog.labels import BASIC7
 if TYPE_CHECKING:  # torch-heavy: for annotations only
     from emolog.cache.store import FeatureCache
     from emolog.perception.pipeline import Perception
-    from emolog.training.run import Predictions, Run
+    from emolog.runs.reader import Predictions, Run
 
 PERCEPTION_OPTIONS = ("backbone", "backbone_weights", "places365_names", "detector", "recogniser",
                       "recogniser_weights", "K", "detect_max_side", "min_face_size", "face_threshold")
@@ -135,7 +135,7 @@ def _usable_cache(cache_dir: Path | None, recorded: dict | None, args: argparse.
 
 
 def run(args: argparse.Namespace) -> int:
-    from emolog.training.run import load_run
+    from emolog.runs.reader import load_run
 
     if bool(args.images) == bool(args.index):
         raise UsageError("give either image files or --index D (not both, not neither)")

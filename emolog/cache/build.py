@@ -223,7 +223,7 @@ def build_cache(perception, index: ImageIndex, ids: Iterable[str], root: str | P
                           "ids_sha256": ids_digest(slice_ids)})
     # Where the weights were read from: not part of the fingerprint (a moved file is the same
     # model), but a training run records it so that joint-unfreeze, explain and predict can
-    # rebuild the networks without guessing (emolog.training.perception).
+    # rebuild the networks without guessing (emolog.model.perception).
     writer.set_info(weights_paths={part: str(path) for part in ("backbone", "recogniser")
                                    if (path := getattr(getattr(perception, part, None), "weights_path", None))})
     # rejects.csv lists rejected *rows*: a duplicate or typo row of an image whose good row was

@@ -9,7 +9,7 @@ import pandas as pd
 from emolog.report import plots
 from emolog.report.inputs import ExperimentInputs, RunInputs
 from emolog.report.page import Cell, Figure, Preds, Section, Table, df_table, fmt, num, slug
-from emolog.training.metrics import interval_covers
+from emolog.metrics.classification import interval_covers
 
 
 def memorisation_section(df: pd.DataFrame | None, note: str) -> Section:

@@ -12,7 +12,7 @@ from emolog.report import plots
 from emolog.report.inputs import RunInputs
 from emolog.report.page import Cell, Figure, Preds, Section, Table, fmt, num, read_preds, slug
 from emolog.report.stats import bootstrap_per_class_f1
-from emolog.training.metrics import interval_covers
+from emolog.metrics.classification import interval_covers
 
 __all__ = ["METRICS", "read_preds", "slug", "summary_section", "weights_section", "confusion_section",
            "f1_section", "changes_section", "flips_section", "chosen_epoch", "t_table"]

@@ -12,7 +12,7 @@ from typing import Sequence
 import numpy as np
 import pandas as pd
 
-from emolog.training.metrics import bootstrap_ci, per_class_f1
+from emolog.metrics.classification import bootstrap_ci, per_class_f1
 
 # max_face_area = largest face box area / image area; edges chosen so that a "small" face
 # (< 1% of the image, a crowd in the distance) and a portrait (> 10%) land in different bins.

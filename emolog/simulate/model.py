@@ -66,7 +66,7 @@ SCENE_MEAN_SCALE = 2.0
 DEFAULT_SNR: dict[str, float] = {"basic7": 1.0, "emo8": 4.0}
 SHARD_SIZE = 2048
 # labels="emo8": the chosen source's basic-7 expression goes to a valence/arousal bucket by
-# this fixed table (the table of emolog/training/specs/emo8_buckets.pl), and the Emo8 label is drawn
+# this fixed table (the table of emolog/model/specs/emo8_buckets.pl), and the Emo8 label is drawn
 # from that bucket's distribution BUCKET_EMO8 (the truth a bucket program must recover).
 # Identifiability (docs/simulation.md, "Emo8 truth recovery"): each bucket chooses between two
 # Emo8 emotions of its own (0.8 / 0.2; every Emo8 emotion belongs to one bucket, so a label names

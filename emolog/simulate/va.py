@@ -36,7 +36,7 @@ EMOTION_VA: dict[str, tuple[float, float]] = {
     "angry": (-2.0, 5.0), "disgust": (-2.0, 3.5), "fear": (-2.0, 4.5), "happy": (2.0, 4.0),
     "sad": (-2.0, 1.5), "surprise": (0.5, 5.0), "neutral": (0.0, 2.0)}
 VA_SD = 0.7   # per emotion, on the integer scale: the annotators' spread
-# The bin names of the shipped valence / arousal programs (emolog/training/specs/va_*.pl), one per
+# The bin names of the shipped valence / arousal programs (emolog/model/specs/va_*.pl), one per
 # integer value, low to high
 VA_BINS: dict[str, tuple[str, ...]] = {
     "valence": ("vm3", "vm2", "vm1", "v0", "vp1", "vp2", "vp3"),

@@ -15,8 +15,8 @@ import multiprocessing
 import os
 from typing import Any, Callable, Iterable
 
-PRELOAD = ["torch", "sklearn.metrics", "scipy.stats", "matplotlib.pyplot", "emolog.cli", "emolog.training.train",
-           "emolog.training.experiment", "emolog.training.metrics", "emolog.report.build", "emolog.report.run_page",
+PRELOAD = ["torch", "sklearn.metrics", "scipy.stats", "matplotlib.pyplot", "emolog.cli", "emolog.runs.train",
+           "emolog.experiments.experiment", "emolog.metrics.classification", "emolog.report.build", "emolog.report.run_page",
            "emolog.report.experiment_page", "emolog.analysis.predict", "emolog.cache.verify", "world", "table"]
 _CTX = None
 

@@ -18,7 +18,7 @@ import pandas as pd
 from emolog.data.artefacts import record
 from emolog.data.index import ImageIndex
 from emolog.report.browser import check_page
-from emolog.training.outputs import run_files
+from emolog.runs.writer import run_files
 from world import TRAIN, run_cli
 
 PATH = "\"'</table><img src=x onerror=\"console.error('PWNED-path')\">.jpg"

@@ -30,7 +30,7 @@ from emolog.simulate import SimConfig, simulate, write_simulation
 TRAIN = ["--set", "epochs=2", "--set", "pretrain_epochs=2", "--set", "batch_size=64", "--quiet"]
 EXPERIMENT = ["--regimes", "logic-only,nets-only", "--seeds", "0", "--baselines", "majority", "--n-boot", "20",
               *TRAIN]
-SPEC = Path(__file__).resolve().parents[2] / "emolog" / "training" / "specs" / "seed.toml"
+SPEC = Path(__file__).resolve().parents[2] / "emolog" / "model" / "specs" / "seed.toml"
 # results keys that measure time or where a file came from, not what was computed
 VOLATILE = {"train_time_s", "wall_time_s", "merge_time_s", "shards", "files", "pretrain"}
 

@@ -2,9 +2,9 @@
 % X is the image; face slots are face1..face3, largest face first.
 % Inputs per image: scene_net [B,7], face_net(face1..3) [B,7], and per-image facts in [0, 1]:
 %   available(face1..3)  the slot holds a real face
-%   large(face1..3)      the face's box covers >= 2% of the image (emolog.training.gate.LARGE_FACE_AREA)
+%   large(face1..3)      the face's box covers >= 2% of the image (emolog.model.gate.LARGE_FACE_AREA)
 %   confident(face1..3)  the recogniser's top probability is >= 0.5 (gate.CONFIDENT_PROB)
-% (emolog.training.gate.rule_facts computes them from the cache.)
+% (emolog.model.gate.rule_facts computes them from the cache.)
 
 nn(scene_net, [X], E, [angry, disgust, fear, happy, sad, surprise, neutral]) :: scene_emotion(X, E).
 nn(face_net, [X, F], E, [angry, disgust, fear, happy, sad, surprise, neutral]) :: face_emotion(X, F, E).

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import argparse
 
-from emolog.training.config import REGIMES, SOURCES, RunConfig
+from emolog.config.run import REGIMES, SOURCES, RunConfig
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -37,7 +37,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from emolog.training.train import train_run   # here, not above: `train --help` imports no torch
+    from emolog.runs.train import train_run   # here, not above: `train --help` imports no torch
     base = {}
     if args.data:
         base["data"] = args.data
@@ -58,7 +58,7 @@ def run(args: argparse.Namespace) -> int:
 
 def summary(results: dict) -> str:
     """A short plain-text summary of a results dict (what a researcher copies into notes)."""
-    from emolog.training.run import Results
+    from emolog.runs.reader import Results
     r = Results.from_dict(results)
     lines = [f"regime {r.regime} (program {r.program}, semantics {r.semantics}, seed {r.seed}): "
              f"{r.epochs_run} epochs{' (early stop, best epoch ' + str(r.best_epoch) + ')' if r.stopped_early else ''}, "

@@ -23,7 +23,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from emolog.training.stopping import EarlyStopping
+from emolog.learn.stopping import EarlyStopping
 
 FACE_WEIGHTINGS: tuple[str, ...] = ("size-weighted", "confidence-weighted", "learned-weighting")
 AREA_FLOOR = 1e-4

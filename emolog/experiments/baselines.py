@@ -44,9 +44,9 @@ from emolog.data.split import load_split
 from emolog.labels import BASIC7, class_index
 from emolog.perception.scene2emotion import Scene2EmotionNet
 from emolog.runtime import resolve_device
-from emolog.training.config import BASELINES
-from emolog.training.stopping import EarlyStopping
-from emolog.training.target import Target, index_values
+from emolog.config.run import BASELINES
+from emolog.learn.stopping import EarlyStopping
+from emolog.model.target import Target, index_values
 
 FACE_SPACE = ("largest-face", "uniform-average")   # predict in the recogniser's basic-7 classes
 

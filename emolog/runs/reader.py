@@ -121,8 +121,8 @@ class Run:
 
     @property
     def target(self) -> Any:
-        """A valence/arousal run's ``emolog.training.target.Target`` (its bins' values fitted), else None."""
-        from emolog.training.target import Target
+        """A valence/arousal run's ``emolog.model.target.Target`` (its bins' values fitted), else None."""
+        from emolog.model.target import Target
         return Target.from_dict(self.results["target"]) if self.results.get("target") else None
 
     @property
@@ -159,20 +159,20 @@ class Run:
 
     def _config(self) -> Any:
         """config.json as the RunConfig it was (a bad key or value named with the file)."""
-        from emolog.training.config import ConfigError, RunConfig
+        from emolog.config.run import ConfigError, RunConfig
         try:
             return RunConfig.from_dict({k: v for k, v in self.config.items() if k != "perception"})
         except ConfigError as e:
             raise ArtefactError(f"{self.dir / 'config.json'}: {e}") from None
 
     def model(self, device: str = "cpu") -> Any:
-        """The trained ``emolog.training.model.Model`` (eval mode) on ``device``."""
+        """The trained ``emolog.model.model.Model`` (eval mode) on ``device``."""
         return _build_model(self, device)
 
     def _scene_classifier(self) -> tuple[Any, list[str]]:
         """The cache backbone's classifier and its class names (built once per Run)."""
         if not hasattr(self, "_classifier"):
-            from emolog.training.perception import scene_classifier
+            from emolog.model.perception import scene_classifier
             self._classifier = scene_classifier(self._config(), self.perception or {})
         return self._classifier
 
@@ -181,8 +181,8 @@ class Run:
         cache directory. Raises CacheError naming ids the cache lacks."""
         import torch
         from emolog.cache.store import FeatureCache, load_cache
-        from emolog.training.data import split_from_cache
-        from emolog.training.model import predict_split
+        from emolog.model.data import split_from_cache
+        from emolog.model.model import predict_split
         if ids is not None and not len(ids):
             raise RunError(f"predict({self.dir}): the list of image ids is empty")
         model = self.model(device)
@@ -202,17 +202,17 @@ class Run:
         s = split_from_cache(cache, slice(0, len(ids)), ids, torch.full((len(ids),), -1, dtype=torch.long), dev,
                              joint_unfreeze)
         if model.gate is not None:
-            from emolog.training.gate import split_static_evidence
+            from emolog.model.gate import split_static_evidence
             model.static = {id(s): split_static_evidence(s)}
         if _reads_scene_classes(self.results.get("spec")):
-            from emolog.training.bindings.fields import add_scene_classes
+            from emolog.model.bindings.fields import add_scene_classes
             add_scene_classes(s, self._scene_classifier()[0])
         probs = predict_split(model, s, sources=False)["probs"]
         out = Predictions(ids, probs.cpu().double().numpy(), self.classes)
         if model.target is not None:
             out.values, out.variables = model.target.expected(out.probs), list(model.target.variables)
-        from emolog.training.bindings.program import scene_domain
-        from emolog.training.model import EVAL_CHUNK
+        from emolog.model.bindings.program import scene_domain
+        from emolog.model.model import EVAL_CHUNK
         out.scene_classes = scene_domain(model.lm)
         if out.scene_classes is not None:
             with torch.no_grad():  # chunked like predict_split: joint-unfreeze runs the last block here
@@ -257,8 +257,8 @@ def load_run(run_dir: str | Path) -> Run:
 def _build_model(run: Run, device: str) -> Any:
     import torch
     from emolog.perception.scene2emotion import Scene2EmotionNet
-    from emolog.training.gate import load_gate, program_kind
-    from emolog.training.model import Model
+    from emolog.model.gate import load_gate, program_kind
+    from emolog.model.model import Model
     d = run.dir
     cfg = run._config()
     if not (d / "logic.pt").is_file():
@@ -276,7 +276,7 @@ def _build_model(run: Run, device: str) -> Any:
     _load_into(scene_net, run, "scene_net.pt", state)
     last_block = None
     if (d / "backbone_last_block.pt").is_file():
-        from emolog.training.perception import build_last_block
+        from emolog.model.perception import build_last_block
         last_block = build_last_block(cfg, run.perception or {})
         _load_into(last_block, run, "backbone_last_block.pt")
     grey = run.results.get("grey_face_logits")
@@ -303,7 +303,7 @@ def _load_into(module: Any, run: Run, name: str, state: Any = None) -> None:
 def _heads(run: Run, cfg: Any, spec: Any, nets: dict) -> dict:
     """The run's trained heads (``head_<name>.pt``), by network name (``nets``: the program's
     declared networks)."""
-    from emolog.training.model import HeadMLP
+    from emolog.model.model import HeadMLP
     heads = {}
     for name, b in (spec.nets.items() if spec else ()):
         if b.bind == "head":
@@ -323,9 +323,9 @@ def _logic(run: Run, cfg: Any, record: dict | None) -> tuple[Any, Any, dict]:
         from emolog.logic import compile_program
         return compile_program(run.results.get("program_source") or cfg.program, semantics=run.results["semantics"],
                                param=cfg.logic_param), None, {}
-    from emolog.training.bindings.program import BuildContext, build_logic, open_program
-    from emolog.training.bindings.schema import check_data
-    from emolog.training.spec import Spec
+    from emolog.model.bindings.program import BuildContext, build_logic, open_program
+    from emolog.model.bindings.schema import check_data
+    from emolog.model.spec import Spec
     spec = Spec.from_record(record)
     prog = open_program(spec, cfg.logic_param)
     names = run._scene_classifier()[1] if _reads_scene_classes(record) else []

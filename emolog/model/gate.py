@@ -7,7 +7,7 @@ Two programs make the choice of source (scene, face1..3) depend on the image:
 * ``context_rules`` (``programs/context_rules.pl``): readable rules over discretised per-image
   facts (``large_face``, ``confident``, from ``rule_facts``) with trainable ``t()`` weights.
 
-Both train through ``train_run`` like any program (``emolog.training.model`` picks the kind);
+Both train through ``train_run`` like any program (``emolog.model.model`` picks the kind);
 in the logic parameter group the gate / rule weights use ``logic_optimizer``, ``logic_lr``,
 ``logic_weight_decay`` (EM does not apply to a gate net). Gate settings live in
 ``config.extra["gate"]`` (``GATE_DEFAULTS``), so config.json round-trips through ``RunConfig``.
@@ -26,10 +26,9 @@ from torch import nn
 
 from emolog.data.artefacts import ArtefactError, check_fields, load_torch
 from emolog.labels import SOURCES
-from emolog.training.bindings.fields import CONFIDENT_PROB, LARGE_FACE_AREA
-from emolog.training.config import ConfigError, RunConfig
-from emolog.training.data import SplitData
-from emolog.training.pretrain import Pretrained, pretrained_scene_net
+from emolog.model.bindings.fields import CONFIDENT_PROB, LARGE_FACE_AREA
+from emolog.config.run import ConfigError, RunConfig
+from emolog.model.data import SplitData
 
 K = 3
 AREA_FLOOR = 1e-4        # log10 of smaller areas would only add noise
@@ -188,58 +187,6 @@ def gate_settings(cfg: RunConfig) -> dict[str, Any]:
         raise ConfigError(f"config key 'extra.gate.scene_features' must be true or false, "
                           f"got {out['scene_features']!r}")
     return out
-
-
-def global_start(tr: SplitData, scene_probs: torch.Tensor, semantics: str, param: str,
-                 device: torch.device) -> dict[str, float]:
-    """The global disjunction's source weights fitted by EM (to convergence) on the training
-    split, with the frozen scene net's out-of-fold probabilities ``scene_probs`` [N, 7]: the
-    gate's start (``extra.gate.init: global``, the default).
-
-    Why: with zero head weights and these biases the gate *is* the fitted global program, so
-    validation NLL at epoch 0 is the global model's and early stopping keeps a per-image gate
-    only where it beats one global weight on held-out images. Started at uniform instead, a
-    gate can stop at an epoch that is level with global on 500 validation images yet worse
-    on the test set (measured, docs/context-trust.md)."""
-    from emolog.logic import compile_program
-    from emolog.training.pretrain import em_weights
-    lm = compile_program("seed", semantics=semantics, param=param).to(device)
-    w = em_weights(lm, tr, scene_probs, semantics)
-    return {s: float(v) for s, v in zip(lm.sources, w.tolist())}
-
-
-def shared_pretrained(cfg: RunConfig, splits: dict[str, SplitData], manifest: dict, device: torch.device,
-                      semantics: str, progress: bool = True) -> Pretrained:
-    """train_run's pretrained scene net (and out-of-fold training probabilities) for the global
-    program seed.pl under this config: its pretraining fits the scene net as an expert of a
-    program with global source weights, which a gate does not have; and keyed on seed.pl, it is
-    the very net a global run of the same config uses, so gated and global runs compare on one
-    frozen scene net (the disk cache makes the second call free)."""
-    from emolog.logic import compile_program
-    base = RunConfig.from_dict({**cfg.to_dict(), "program": "seed"})
-    lm = compile_program("seed", semantics=semantics, param=cfg.logic_param).to(device)
-    return pretrained_scene_net(base, splits, manifest, device, lm, semantics, progress)
-
-
-def build_gate(cfg: RunConfig, trains_logic: bool, tr: SplitData, oof: torch.Tensor | None, semantics: str,
-               device: torch.device) -> tuple[GateNet, dict[str, Any]]:
-    """The GateNet of a gated run and its settings (``gate_settings`` + how it started).
-
-    The start: the config's weights (``fixed_weights`` when the logic is fixed, else
-    ``init_weights``), else with ``init: global`` the global program fitted by EM on the
-    frozen scene net's out-of-fold probabilities (``global_start``); a scene net trained from
-    scratch (joint) has none yet, so such runs start uniform, as a global run does."""
-    settings = gate_settings(cfg)
-    start = cfg.fixed_weights if not trains_logic else cfg.init_weights
-    how = "config" if start is not None else "uniform"
-    if start is None and trains_logic and settings["init"] == "global" and oof is not None:
-        start = global_start(tr, oof, semantics, cfg.logic_param, device)
-        how = "global (EM, out-of-fold scene probabilities)"
-    settings = {**settings, "start": how, "start_weights": start}
-    torch.manual_seed(cfg.seed)
-    gate = GateNet(hidden=settings["hidden"], scene_dim=tr.scene.shape[1] if settings["scene_features"] else 0,
-                   init=start).to(device)
-    return gate, settings
 
 
 def split_static_evidence(s: SplitData) -> torch.Tensor:

@@ -31,9 +31,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable
 
-from emolog.training.bindings.fields import EVIDENCE, FIELDS, OLD_HEAD_INPUTS, field_of
-from emolog.training.bindings.maps import class_map_matrix
-from emolog.training.config import ConfigError
+from emolog.model.bindings.fields import EVIDENCE, FIELDS, OLD_HEAD_INPUTS, field_of
+from emolog.model.bindings.maps import class_map_matrix
+from emolog.config.run import ConfigError
 
 KINDS = ("head", "function", "scene_head", "gate")
 KEYS = {"bind", "class_map", "slots", "inputs", "hidden", "dropout", "domains", "function"}

@@ -35,10 +35,10 @@ from emolog.data.atomic import atomic_write_text
 from emolog.data.lock import output_lock, remove_partials
 from emolog.data.split import load_split, parse_shard
 from emolog.labels import BASIC7
-from emolog.training import distribute
-from emolog.training.config import BASELINES, REGIMES, ConfigError, RunConfig, parse_override
-from emolog.training.target import baseline_va_columns, experiment_target, va_columns
-from emolog.training.tables import METRICS, ExperimentError, bootstrap_table, comparison_table, comparison_tex, \
+from emolog.experiments import distribute
+from emolog.config.run import BASELINES, REGIMES, ConfigError, RunConfig, parse_override
+from emolog.model.target import baseline_va_columns, experiment_target, va_columns
+from emolog.experiments.tables import METRICS, ExperimentError, bootstrap_table, comparison_table, comparison_tex, \
     format_table, read_predictions, usable_baseline, write_predictions  # noqa: F401
 
 MEMORISATION_REGIMES: tuple[str, ...] = ("logic-only", "joint")
@@ -114,7 +114,7 @@ def run_config(spec: RunSpec, base: dict[str, Any]) -> RunConfig:
 def execute_run(spec: RunSpec, base: dict[str, Any], run_dir: Path, progress: bool) -> dict:
     """results.json of one run: read when it exists and vouches for the run's files, else
     trained (resumed from a checkpoint; a damaged finished run is recomputed, saying so)."""
-    from emolog.training.train import CHECKPOINT, train_run
+    from emolog.runs.train import CHECKPOINT, train_run
     if (run_dir / "results.json").exists():
         try:
             return distribute.read_finished_run(run_dir)
@@ -128,7 +128,7 @@ def execute_baselines(data: str, names: Sequence[str], seeds: Sequence[int], bas
                       target: Any = None) -> dict[tuple[str, int], Path]:
     """Test predictions of each baseline per seed (deterministic ones once, as seed 0's file)."""
     from emolog.runtime import resolve_device, torch_threads   # torch: imported when the work starts
-    from emolog.training.baselines import run_baselines
+    from emolog.experiments.baselines import run_baselines
     device = resolve_device(base.get("device", "auto"))
     paths: dict[tuple[str, int], Path] = {}
     (out / "baselines").mkdir(parents=True, exist_ok=True)
@@ -176,13 +176,13 @@ def run_experiment(data: str, out: str | Path, regimes: Sequence[str], seeds: Se
     """Run (or resume) the experiment and write its directory; returns experiment.json's dict.
 
     A run that fails is recorded in ``experiment.json["failed"]`` (with its error) and left
-    out of the tables; every other run is kept. Scale-out (``emolog.training.distribute``):
+    out of the tables; every other run is kept. Scale-out (``emolog.experiments.distribute``):
     ``jobs`` runs at once in processes; ``shard=(i, N)`` runs only that shard's runs (shard 0
     also the baselines) and writes a shard record instead of the tables; ``train=False``
     trains nothing and builds the tables from the runs on disk (``emolog experiment merge``).
     """
     from emolog.cache.store import CacheError
-    from emolog.training.metrics import evaluate
+    from emolog.metrics.classification import evaluate
     out = Path(out)
     bad = [r for r in regimes if r not in REGIMES]
     if bad:
@@ -304,8 +304,8 @@ def run_experiment(data: str, out: str | Path, regimes: Sequence[str], seeds: Se
 def _label_set(base: dict[str, Any], baselines: Sequence[str]) -> tuple[tuple[str, ...], dict[str, str], Any]:
     """The runs' classes (the spec's label set; basic-7 without a spec), the baselines that do
     not apply to them, with why, and the spec's valence/arousal target (or None)."""
-    from emolog.training.baselines import inapplicable
-    from emolog.training.spec import load_spec
+    from emolog.experiments.baselines import inapplicable
+    from emolog.model.spec import load_spec
     spec = load_spec(base["spec"]) if base.get("spec") else None
     classes = tuple(spec.classes) if spec else BASIC7
     return classes, inapplicable(baselines, classes), spec.target if spec else None

@@ -36,7 +36,7 @@ from typing import TYPE_CHECKING, Sequence
 import numpy as np
 
 from emolog.labels import VA_RANGES
-from emolog.training.config import ConfigError
+from emolog.config.run import ConfigError
 
 if TYPE_CHECKING:   # torch, scipy and scikit-learn (metrics) are imported where used: `--help` stays instant
     import torch
@@ -257,10 +257,10 @@ def regression_scores(pred: np.ndarray, true: np.ndarray) -> dict[str, float]:
 
 def regression_metrics(pred: np.ndarray, true: np.ndarray, n_boot: int = 1000, seed: int = 0) -> dict:
     """``regression_scores`` with a 95% bootstrap interval over the images for each
-    (``emolog.training.metrics.bootstrap_ci``; ``n_boot=0``: no intervals):
+    (``emolog.metrics.classification.bootstrap_ci``; ``n_boot=0``: no intervals):
     ``{"mae", "mae_lo", "mae_hi", ..., "n"}``."""
     pred, true = np.asarray(pred, dtype=np.float64), np.asarray(true, dtype=np.float64)
-    from emolog.training.metrics import bootstrap_ci
+    from emolog.metrics.classification import bootstrap_ci
     out: dict = regression_scores(pred, true)
     if n_boot:
         def scores(idx: np.ndarray) -> np.ndarray:
@@ -331,7 +331,7 @@ def va_bootstrap_rows(target: Target, systems: dict[str, list[np.ndarray]], refe
     seed-averaged MAE minus the reference's with a 95% interval, seeds and test images
     resampled (``bootstrap_ci``, as ``paired_bootstrap_seeds`` does for the class metrics).
     ``systems``: per system, its seeds' test probabilities [N, C], rows aligned with ``values``."""
-    from emolog.training.metrics import bootstrap_ci
+    from emolog.metrics.classification import bootstrap_ci
     err = {name: [np.abs(target.expected(p) - values) for p in ps] for name, ps in systems.items()}
     rows = []
     for name in systems:

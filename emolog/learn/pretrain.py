@@ -22,11 +22,13 @@ from emolog.data.artefacts import ArtefactError, load_torch
 from emolog.data.atomic import atomic_write_bytes
 from emolog.labels import BASIC7
 from emolog.perception.scene2emotion import Scene2EmotionNet
-from emolog.training import em
-from emolog.training.config import RunConfig
-from emolog.training.data import SplitData, all_rows, ids_hash
-from emolog.training.losses import Loss, check_finite, epoch_order, make_optimizer, new_scene_net, nll
-from emolog.training.stopping import EarlyStopping
+from emolog.learn import em
+from emolog.config.run import RunConfig
+from emolog.model.data import SplitData, all_rows, ids_hash
+from emolog.model.gate import GateNet, gate_settings
+from emolog.model.model import query_columns
+from emolog.learn.losses import Loss, check_finite, epoch_order, make_optimizer, new_scene_net, nll
+from emolog.learn.stopping import EarlyStopping
 
 
 @dataclass
@@ -78,7 +80,7 @@ def pretrained_scene_net(cfg: RunConfig, splits: dict[str, SplitData], manifest:
                "scene_dim": splits["train"].scene.shape[1], "version": 4}
     key = hashlib.sha256(json.dumps(key_src, sort_keys=True).encode()).hexdigest()[:16]
     folder = Path(cfg.pretrain_cache) if cfg.pretrain_cache else Path(cfg.data) / "pretrained"
-    from emolog.training.bindings.program import scene_domain
+    from emolog.model.bindings.program import scene_domain
     n_out = len(scene_domain(lm))   # the scene head's domain in the program
     path = folder / f"scene_net-{key}.pt"
     net = new_scene_net(cfg, splits["train"].scene.shape[1], n_classes=n_out).to(device)
@@ -128,14 +130,6 @@ def pretrained_scene_net(cfg: RunConfig, splits: dict[str, SplitData], manifest:
                 "oof": oof.cpu() if oof is not None else torch.zeros(0), "info": json.dumps(info)}, buf)
     atomic_write_bytes(path, buf.getvalue())
     return Pretrained(net, oof, {**info, "cached": False, "path": str(path)})
-
-
-def query_columns(lm: nn.Module, classes: tuple[str, ...]) -> list[int]:
-    """The output columns of ``<f>(X, c)`` for each class c of ``classes``: f is the spec's query
-    predicate (``lm.output_functor``, set by ``bindings.program.build_logic``), else ``emotion``."""
-    from emolog.logic.templates import as_term
-    functor = getattr(lm, "output_functor", "emotion")   # a label such as Joy is the atom 'Joy'
-    return [lm.query_names.index(f"{functor}({as_term(c, 'a label', 'the label set')})") for c in classes]
 
 
 def em_weights(lm: nn.Module, tr: SplitData, scene_probs: torch.Tensor, semantics: str,
@@ -212,3 +206,54 @@ def _fit_scene_only(cfg: RunConfig, net: Scene2EmotionNet, tr: SplitData, rows: 
     with torch.no_grad():
         acc = float((net(va.scene).argmax(1) == va.labels).float().mean())
     return {"val_nll": stopper.best, "val_accuracy": acc, "epochs_run": epochs}
+
+
+def global_start(tr: SplitData, scene_probs: torch.Tensor, semantics: str, param: str,
+                 device: torch.device) -> dict[str, float]:
+    """The global disjunction's source weights fitted by EM (to convergence) on the training
+    split, with the frozen scene net's out-of-fold probabilities ``scene_probs`` [N, 7]: the
+    gate's start (``extra.gate.init: global``, the default).
+
+    Why: with zero head weights and these biases the gate *is* the fitted global program, so
+    validation NLL at epoch 0 is the global model's and early stopping keeps a per-image gate
+    only where it beats one global weight on held-out images. Started at uniform instead, a
+    gate can stop at an epoch that is level with global on 500 validation images yet worse
+    on the test set (measured, docs/context-trust.md)."""
+    from emolog.logic import compile_program
+    lm = compile_program("seed", semantics=semantics, param=param).to(device)
+    w = em_weights(lm, tr, scene_probs, semantics)
+    return {s: float(v) for s, v in zip(lm.sources, w.tolist())}
+
+
+def shared_pretrained(cfg: RunConfig, splits: dict[str, SplitData], manifest: dict, device: torch.device,
+                      semantics: str, progress: bool = True) -> Pretrained:
+    """train_run's pretrained scene net (and out-of-fold training probabilities) for the global
+    program seed.pl under this config: its pretraining fits the scene net as an expert of a
+    program with global source weights, which a gate does not have; and keyed on seed.pl, it is
+    the very net a global run of the same config uses, so gated and global runs compare on one
+    frozen scene net (the disk cache makes the second call free)."""
+    from emolog.logic import compile_program
+    base = RunConfig.from_dict({**cfg.to_dict(), "program": "seed"})
+    lm = compile_program("seed", semantics=semantics, param=cfg.logic_param).to(device)
+    return pretrained_scene_net(base, splits, manifest, device, lm, semantics, progress)
+
+
+def build_gate(cfg: RunConfig, trains_logic: bool, tr: SplitData, oof: torch.Tensor | None, semantics: str,
+               device: torch.device) -> tuple[GateNet, dict[str, Any]]:
+    """The GateNet of a gated run and its settings (``gate_settings`` + how it started).
+
+    The start: the config's weights (``fixed_weights`` when the logic is fixed, else
+    ``init_weights``), else with ``init: global`` the global program fitted by EM on the
+    frozen scene net's out-of-fold probabilities (``global_start``); a scene net trained from
+    scratch (joint) has none yet, so such runs start uniform, as a global run does."""
+    settings = gate_settings(cfg)
+    start = cfg.fixed_weights if not trains_logic else cfg.init_weights
+    how = "config" if start is not None else "uniform"
+    if start is None and trains_logic and settings["init"] == "global" and oof is not None:
+        start = global_start(tr, oof, semantics, cfg.logic_param, device)
+        how = "global (EM, out-of-fold scene probabilities)"
+    settings = {**settings, "start": how, "start_weights": start}
+    torch.manual_seed(cfg.seed)
+    gate = GateNet(hidden=settings["hidden"], scene_dim=tr.scene.shape[1] if settings["scene_features"] else 0,
+                   init=start).to(device)
+    return gate, settings

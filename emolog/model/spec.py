@@ -32,12 +32,12 @@ from typing import Any
 
 from emolog.data.artefacts import ArtefactMissing, read_bytes
 from emolog.labels import LABEL_SETS
-from emolog.training.bindings.maps import label_values as parse_label_values
-from emolog.training.bindings.schema import (
+from emolog.model.bindings.maps import label_values as parse_label_values
+from emolog.model.bindings.schema import (
     Foreign, NetBinding, SpecError, parse_foreign, parse_nets,
 )
-from emolog.training.config import ConfigError
-from emolog.training.target import Target, parse_target
+from emolog.config.run import ConfigError
+from emolog.model.target import Target, parse_target
 
 SPEC_DIR = Path(__file__).resolve().parent / "specs"
 KEYS = {"name", "program", "query", "image", "labels", "label_values", "nets", "foreign", "description", "engine",
@@ -64,7 +64,7 @@ class Spec:
     foreign: dict[str, Foreign] = field(default_factory=dict)
     description: str = ""
     notes: list[str] = field(default_factory=list)
-    target: Target | None = None        # valence/arousal bins as the classes (emolog.training.target)
+    target: Target | None = None        # valence/arousal bins as the classes (emolog.model.target)
 
     @property
     def where(self) -> str:

@@ -113,7 +113,7 @@ def source_coefficients(lm, io: Callable[[torch.Tensor], tuple[dict, dict]], n: 
     circuit (a valence program's expression tables) affordable. ``io(idx)`` gives the
     program's (inputs, facts) for rows ``idx``."""
     from emolog.logic import TParams
-    from emolog.training.linear import raw_outputs
+    from emolog.model.linear import raw_outputs
     saved = lm.tparams
     cols = list(cols) + [-1]
     out = []
@@ -179,7 +179,7 @@ def lfi_step(lm: torch.nn.Module, io: Callable[[torch.Tensor], tuple[dict, dict]
     columns of ``lm``'s output).
     """
     from emolog.logic import TParams
-    from emolog.training.linear import raw_outputs
+    from emolog.model.linear import raw_outputs
     if semantics not in ("condition", "fail"):
         raise ValueError(f"EM is defined for semantics 'condition' or 'fail', not {semantics!r}")
     saved = lm.tparams

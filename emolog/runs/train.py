@@ -1,11 +1,11 @@
 """One training run: ``train_run(config, out_dir) -> results`` (docs/architecture.md sections 4-5).
 
 Every program and every regime goes through the same steps: read the data directory, build
-the model (``emolog.training.model``: the program, its scene net, a gate when the program's
+the model (``emolog.model.model``: the program, its scene net, a gate when the program's
 source is a neural predicate, the backbone's last block for joint-unfreeze), mark the named
-parameter groups the regime trains, run the one fit loop (``emolog.training.fit``: early
+parameter groups the regime trains, run the one fit loop (``emolog.learn.fit``: early
 stopping, checkpoints, resume, the NaN stop) and write the run directory
-(``emolog.training.outputs``). ``emolog.training.run.load_run`` reads it back as a model.
+(``emolog.runs.writer``). ``emolog.runs.reader.load_run`` reads it back as a model.
 
 The run directory receives config.json, results.json, history.csv, predictions.csv,
 changes.json, scene_net.pt, logic.pt, program.pl (the program with its learned t() values),
@@ -29,21 +29,21 @@ from emolog.data.atomic import atomic_write_text
 from emolog.data.index import ImageIndex
 from emolog.data.lock import output_lock
 from emolog.labels import BASIC7
-from emolog.training import em
-from emolog.training.bindings.program import BuildContext, build_logic, open_program, own_names, scene_domain
-from emolog.training.bindings.fields import add_scene_classes
-from emolog.training.bindings.schema import SpecError, check_data
-from emolog.training.config import ConfigError, RunConfig
-from emolog.training.data import SplitData, load_data
-from emolog.training.fit import CHECKPOINT, Group, fit, read_checkpoint
-from emolog.training.gate import build_gate, program_kind, shared_pretrained, split_static_evidence
-from emolog.training.losses import Loss, TrainingError, epoch_order, new_scene_net
-from emolog.training.model import HeadMLP, Model
-from emolog.training.outputs import provenance, run_files, write_run
-from emolog.training.perception import build_last_block, grey_face_logits, perception_record, scene_classifier
-from emolog.training.pretrain import pretrained_scene_net
-from emolog.training.regimes import Regime, get_regime
-from emolog.training.spec import Spec, load_spec
+from emolog.learn import em
+from emolog.model.bindings.program import BuildContext, build_logic, open_program, own_names, scene_domain
+from emolog.model.bindings.fields import add_scene_classes
+from emolog.model.bindings.schema import SpecError, check_data
+from emolog.config.run import ConfigError, RunConfig
+from emolog.model.data import SplitData, load_data
+from emolog.learn.fit import CHECKPOINT, Group, fit, read_checkpoint
+from emolog.model.gate import program_kind, split_static_evidence
+from emolog.learn.losses import Loss, TrainingError, epoch_order, new_scene_net
+from emolog.model.model import HeadMLP, Model
+from emolog.runs.writer import provenance, run_files, write_run
+from emolog.model.perception import build_last_block, grey_face_logits, perception_record, scene_classifier
+from emolog.learn.pretrain import build_gate, pretrained_scene_net, shared_pretrained
+from emolog.config.regimes import Regime, get_regime
+from emolog.model.spec import Spec, load_spec
 
 __all__ = ["CHECKPOINT", "Loss", "TrainingError", "epoch_order", "train_run"]
 
@@ -169,7 +169,7 @@ def build_heads(cfg: RunConfig, spec: Spec | None, lm: nn.Module, splits: dict[s
         return {}
     if getattr(lm, "general", False):   # built at the first batches (_first_batches)
         return lm.heads()
-    from emolog.training.bindings.fields import row_values
+    from emolog.model.bindings.fields import row_values
     heads: dict[str, nn.Module] = {}
     tr = splits["train"]
     for k, (name, b) in enumerate(sorted((n, b) for n, b in spec.nets.items() if b.bind == "head")):
@@ -250,7 +250,7 @@ def _train_run(cfg: RunConfig, out: Path, resume: bool, progress: bool) -> dict:
         _check_em(cfg, regime, lm, program_kind(lm) == "gate", cfg.program)
     splits, manifest, data_info = load_data(cfg, device, prelast=regime.trains_backbone, classes=classes,
                                             target=spec.target if spec else None)
-    # a valence/arousal target's bin values are the training split's means (emolog.training.target)
+    # a valence/arousal target's bin values are the training split's means (emolog.model.target)
     target = spec.target.fitted(splits["train"].values.cpu().numpy()) if spec and spec.target else None
     perception = perception_record(manifest)
     ctx = prepare_spec(cfg, splits, perception, spec, prog) if spec else BuildContext()
@@ -288,7 +288,7 @@ def _train_run(cfg: RunConfig, out: Path, resume: bool, progress: bool) -> dict:
         gate, settings = build_gate(cfg, regime.trains_logic, splits["train"], oof, semantics, device)
         extra["gate"] = {"kind": kind, **settings, "t_probs": None}
     elif kind == "rules":
-        from emolog.training.gate import gate_settings
+        from emolog.model.gate import gate_settings
         extra["gate"] = {"kind": kind, **gate_settings(cfg), "features": None, "t_probs": None}
     heads = build_heads(cfg, spec, lm, splits, device)
     model = Model(lm, scene_net, last_block, semantics, grey, gate, kind, classes, heads,
@@ -312,7 +312,7 @@ def _train_run(cfg: RunConfig, out: Path, resume: bool, progress: bool) -> dict:
         model.freeze_scene(splits, oof)
     fitted = fit(model, groups, splits, cfg, regime, semantics, out, resume, progress)
     if "gate" in extra:
-        from emolog.training.gate import EVIDENCE_FEATURES
+        from emolog.model.gate import EVIDENCE_FEATURES
         extra["gate"].update(features=list(EVIDENCE_FEATURES) if kind == "gate" else None,
                              t_probs=lm.t_probs() if kind == "rules" else None)
     results = write_run(out, cfg, regime, semantics, model, groups, splits, fitted, data_info, perception, extra)

@@ -5,15 +5,11 @@ from __future__ import annotations
 import torch
 from torch.optim.adam import adam as adam_update
 
-from emolog.errors import EmologError
 from emolog.labels import BASIC7
 from emolog.perception.scene2emotion import Scene2EmotionNet
-from emolog.training.config import RunConfig
-from emolog.training.data import SplitData
-
-
-class TrainingError(EmologError, RuntimeError):
-    """Training cannot continue (non-finite loss, inconsistent resume, ...); the message says why."""
+from emolog.config.run import RunConfig
+from emolog.model.data import SplitData
+from emolog.model.model import TrainingError
 
 
 class Loss:

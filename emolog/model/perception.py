@@ -20,8 +20,8 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from emolog.training.config import ConfigError, RunConfig
-from emolog.training.losses import TrainingError
+from emolog.config.run import ConfigError, RunConfig
+from emolog.model.model import TrainingError
 
 
 def perception_record(manifest: dict) -> dict:

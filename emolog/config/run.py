@@ -23,7 +23,7 @@ SEMANTICS: tuple[str, ...] = ("condition", "fail", "original")
 OPTIMIZERS: tuple[str, ...] = ("sgd", "adam")
 LOGIC_PARAMS: tuple[str, ...] = ("softmax", "projected")
 IMBALANCE: tuple[str, ...] = ("none", "class-weighted", "balanced-sampling", "logit-adjust")
-# emolog.training.baselines, by name (here: the experiment command lists them without importing torch)
+# emolog.experiments.baselines, by name (here: the experiment command lists them without importing torch)
 BASELINES: tuple[str, ...] = ("majority", "scene-only", "largest-face", "uniform-average", "fusion-mlp",
                               "fusion-mlp-meta", "face-only", "tree")
 
@@ -43,7 +43,7 @@ class RunConfig:
     regime: str = "logic-only"
     data: str = ""                      # data directory D (index.csv, split.json, cache/)
     program: str = "seed"               # emolog/logic/programs/<name>.pl or a path
-    # a model spec (emolog/training/specs/<name>.toml or a path): program, query, label set and
+    # a model spec (emolog/model/specs/<name>.toml or a path): program, query, label set and
     # bindings in one file (docs/model.md); when given it names the program
     spec: str | dict | None = None      # or the spec file's keys as a dict (a spec in Python)
     semantics: str = "condition"        # condition | fail | original (regime original forces it)

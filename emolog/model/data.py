@@ -19,8 +19,8 @@ from emolog.data.index import ImageIndex
 from emolog.data.split import load_split
 from emolog.errors import MissingError
 from emolog.labels import BASIC7
-from emolog.training.config import ConfigError, RunConfig
-from emolog.training.target import Target, index_values
+from emolog.config.run import ConfigError, RunConfig
+from emolog.model.target import Target, index_values
 
 
 class DataMissingError(MissingError, ConfigError):
@@ -37,7 +37,7 @@ class SplitData:
     unknown, e.g. images to predict), prelast [N, C, H, W] float16 or None, face_features
     [N, K, F] float32 or None (None when the cache was built without ``--face-features``);
     values [N, V] float64: a valence/arousal target's continuous values
-    (``emolog.training.target``), else None; ``derived`` holds fields computed from these once
+    (``emolog.model.target``), else None; ``derived`` holds fields computed from these once
     per split (``scene_classes`` [N, C]: the backbone's own classes).
     """
 

@@ -3,7 +3,7 @@
 ``fit`` trains the parameter groups of ``Group``s marked trainable (each with its own
 optimiser) by gradient steps on index batches, or the program's ``t()`` by EM (problog-em),
 evaluates validation NLL after every epoch, keeps the best epoch by the rule of
-``emolog.training.stopping``, and writes an atomic checkpoint after every epoch so that
+``emolog.learn.stopping``, and writes an atomic checkpoint after every epoch so that
 ``resume=True`` continues and equals an uninterrupted run (batches and dropout masks are
 seeded per epoch). A non-finite loss stops the run naming the batch's image ids.
 
@@ -27,15 +27,16 @@ from torch import nn
 from emolog.data.artefacts import FORMATS, ArtefactError, check_fields, check_format, load_torch
 from emolog.data.atomic import atomic_write_bytes
 from emolog.labels import SOURCES
-from emolog.training import changes, em
-from emolog.training.config import RunConfig
-from emolog.training.data import SplitData
-from emolog.training.losses import Loss, TrainingError, check_finite, epoch_order, make_optimizer, nll
-from emolog.training.linear import build_linear
-from emolog.training.model import Model, predict_split
-from emolog.training.regimes import Regime
-from emolog.training.stopping import EarlyStopping
-from emolog.training.target import SquaredErrorLoss, val_loss
+from emolog.learn import changes
+from emolog.learn import em
+from emolog.config.run import RunConfig
+from emolog.model.data import SplitData
+from emolog.learn.losses import Loss, TrainingError, check_finite, epoch_order, make_optimizer, nll
+from emolog.model.linear import build_linear
+from emolog.model.model import Model, predict_split
+from emolog.config.regimes import Regime
+from emolog.learn.stopping import EarlyStopping
+from emolog.model.target import SquaredErrorLoss, val_loss
 
 CHECKPOINT = "checkpoint.pt"
 # may differ between a run and its resume (a weights file may move; it is checked by sha256)
@@ -143,7 +144,7 @@ def make_optimizers(cfg: RunConfig, groups: list[Group]) -> dict[str, Any]:
 def history_row(epoch: int, train_loss: float, model: Model, va: SplitData, grad_norms: dict[str, float]) -> dict:
     """One history.csv row: losses, validation accuracy / macro-F1, source weights (global, or
     the validation mean of the per-image ones), mean gradient norm per group."""
-    from emolog.training.metrics import accuracy, macro_f1
+    from emolog.metrics.classification import accuracy, macro_f1
     pred = predict_split(model, va, sources=model.kind not in ("global", "none"))
     probs, labels = pred["probs"].cpu().double().numpy(), va.labels.cpu().numpy()
     row = {"epoch": epoch, "train_loss": train_loss, "val_loss": val_loss(model.target, pred["probs"], va, nll),

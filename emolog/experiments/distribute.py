@@ -100,7 +100,7 @@ def run_specs(specs: Sequence[Any], execute: Callable[..., dict], base: dict, ru
 def read_finished_run(run_dir: Path) -> dict:
     """A finished run's results.json, refused (naming the file) when it or the file the tables
     read (its predictions.csv) is damaged."""
-    from emolog.training.run import RESULTS_FIELDS
+    from emolog.runs.reader import RESULTS_FIELDS
     results = read_json(run_dir / "results.json", "run", RESULTS_FIELDS)
     check_record(run_dir / "predictions.csv", results.get("files"), run_dir / "results.json")
     return results
@@ -151,7 +151,7 @@ def read_records(out: Path) -> tuple[dict, list[dict]]:
 def merge(out: str | Path, run_experiment: Callable[..., dict], progress: bool = True) -> dict:
     """Join the shards' runs into the comparison, bootstrap, memorisation tables and
     experiment.json of ``out``, as one unsharded ``run_experiment`` (passed in by
-    ``emolog.training.experiment``, which imports this module) writes them."""
+    ``emolog.experiments.experiment``, which imports this module) writes them."""
     out = Path(out)
     config, records = read_records(out)
     for r in records:   # a run a shard finished must still be there: its absence is damage, not a failure

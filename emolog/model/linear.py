@@ -26,7 +26,7 @@ import math
 
 import torch
 
-from emolog.training.data import SplitData
+from emolog.model.data import SplitData
 
 MAX_CORNERS = 512
 MAX_FLOATS = 50_000_000     # coefficient tensor entries (200 MB float32)

@@ -23,10 +23,10 @@ import torch
 from torch import nn
 
 from emolog.labels import BASIC7
-from emolog.training.bindings.feeds import Batch, FunctionFeed, HeadFeed, HeadMLP, RowFeed
-from emolog.training.bindings.fields import MASK
-from emolog.training.bindings.maps import short, suggest_table
-from emolog.training.bindings.schema import SpecError, check_nets, function_version, resolve_function
+from emolog.model.bindings.feeds import Batch, FunctionFeed, HeadFeed, HeadMLP, RowFeed
+from emolog.model.bindings.fields import MASK
+from emolog.model.bindings.maps import short, suggest_table
+from emolog.model.bindings.schema import SpecError, check_nets, function_version, resolve_function
 
 # the networks the seed-shaped compilation feeds, by binding -> its name there
 CANONICAL = {"scene_head": "scene_net", "cache.face_probs": "face_net", "cache.face_mask": "available",

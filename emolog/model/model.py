@@ -21,20 +21,31 @@ from typing import Any
 import torch
 from torch import nn
 
+from emolog.errors import EmologError
 from emolog.labels import BASIC7, SOURCES
-from emolog.training.bindings.feeds import HeadMLP
-from emolog.training.bindings.fields import row_values
-from emolog.training.config import ConfigError
-from emolog.training.data import SplitData
-from emolog.training.gate import GateNet, evidence_features, program_kind, rule_facts
-from emolog.training.linear import block_probs
-from emolog.training.losses import TrainingError
-from emolog.training.pretrain import query_columns
+from emolog.model.bindings.feeds import HeadMLP
+from emolog.model.bindings.fields import row_values
+from emolog.config.run import ConfigError
+from emolog.model.data import SplitData
+from emolog.model.gate import GateNet, evidence_features, program_kind, rule_facts
+from emolog.model.linear import block_probs
 
 EVAL_CHUNK = 2048  # rows per forward pass when evaluating a whole split
 KINDS = ("global", "gate", "rules", "none")
 
 __all__ = ["EVAL_CHUNK", "HeadMLP", "KINDS", "Model", "predict_split", "program_kind"]
+
+
+class TrainingError(EmologError, RuntimeError):
+    """Training cannot continue (non-finite loss, inconsistent resume, ...); the message says why."""
+
+
+def query_columns(lm: nn.Module, classes: tuple[str, ...]) -> list[int]:
+    """The output columns of ``<f>(X, c)`` for each class c of ``classes``: f is the spec's query
+    predicate (``lm.output_functor``, set by ``bindings.program.build_logic``), else ``emotion``."""
+    from emolog.logic.templates import as_term
+    functor = getattr(lm, "output_functor", "emotion")   # a label such as Joy is the atom 'Joy'
+    return [lm.query_names.index(f"{functor}({as_term(c, 'a label', 'the label set')})") for c in classes]
 
 
 class Model(nn.Module):
@@ -57,10 +68,10 @@ class Model(nn.Module):
         self.semantics, self.grey_logits, self.kind, self.classes = semantics, grey_logits, kind, classes
         self.frozen_scene: dict[int, torch.Tensor] = {}
         self.static: dict[int, torch.Tensor] = {}
-        self.linear: dict[int, Any] = {}      # id(split) -> emolog.training.linear.LinearProgram
+        self.linear: dict[int, Any] = {}      # id(split) -> emolog.model.linear.LinearProgram
         self.heads = nn.ModuleDict(heads or {})
         self.head_inputs = dict(head_inputs or {})
-        self.target = None   # a valence/arousal target (emolog.training.target.Target), set by train / load_run
+        self.target = None   # a valence/arousal target (emolog.model.target.Target), set by train / load_run
         try:
             self._cols = query_columns(lm, classes)
         except ValueError:
@@ -189,7 +200,7 @@ class Model(nn.Module):
     def forward(self, s: SplitData, idx: torch.Tensor, check: bool = True) -> torch.Tensor:
         """The program's output for each class [B, C] (P(class | evidence) under "condition").
 
-        In training mode a split with a ``LinearProgram`` (``emolog.training.linear``; the
+        In training mode a split with a ``LinearProgram`` (``emolog.model.linear``; the
         training split) is evaluated from its precomputed coefficients instead of the circuit:
         the same function of the trainable inputs, a few tensor operations per step."""
         lin = self.linear.get(id(s)) if self.training else None

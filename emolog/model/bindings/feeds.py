@@ -20,9 +20,9 @@ from problog.logic import Constant, Term, term2list
 from torch import nn
 
 from emolog.logic.bindings import PLACEHOLDER
-from emolog.training.bindings.fields import MASK, address, field_of, present_order, read
-from emolog.training.bindings.maps import apply_map
-from emolog.training.bindings.schema import NetBinding, SpecError
+from emolog.model.bindings.fields import MASK, address, field_of, present_order, read
+from emolog.model.bindings.maps import apply_map
+from emolog.model.bindings.schema import NetBinding, SpecError
 
 
 class HeadMLP(nn.Module):
@@ -56,7 +56,7 @@ class _Feed:
     """What every feed shares: the binding, the network's output width, the batch, errors."""
 
     def __init__(self, b: NetBinding, width: int, ad: bool, batch: Batch, where: str, k: int) -> None:
-        from emolog.training.bindings.fields import default_slots
+        from emolog.model.bindings.fields import default_slots
         self.b, self.width, self.ad, self.batch, self.where = b, width, ad, batch, where
         self.slots = b.slots or default_slots(k)
         self._addr: dict[str, tuple[str, int] | None] = {}

@@ -23,13 +23,13 @@ from torch import nn
 from emolog.data.artefacts import check_fields, read_json
 from emolog.data.atomic import atomic_write_bytes, atomic_write_text
 from emolog.labels import SOURCES
-from emolog.training import changes
-from emolog.training.config import RunConfig
-from emolog.training.data import SplitData
-from emolog.training.fit import FitResult, Group
-from emolog.training.model import Model, predict_split
-from emolog.training.regimes import Regime
-from emolog.training.target import va_metrics, va_sanity
+from emolog.learn import changes
+from emolog.config.run import RunConfig
+from emolog.model.data import SplitData
+from emolog.learn.fit import FitResult, Group
+from emolog.model.model import Model, predict_split
+from emolog.config.regimes import Regime
+from emolog.model.target import va_metrics, va_sanity
 
 # t(0.5)::  t(_)::  t(_, a, b)::  -- the probability argument of a learnable annotation
 T_ANNOTATION = re.compile(r"\bt\(\s*([^(),]*?)\s*([,)])")
@@ -83,7 +83,7 @@ def write_run(out: Path, cfg: RunConfig, regime: Regime, semantics: str, model: 
               extra: dict[str, Any]) -> dict:
     """Write history.csv, predictions.csv, changes.json, the nets' state dicts, logic.pt and
     program.pl; return the results dict (the caller writes results.json)."""
-    from emolog.training.metrics import evaluate, sanity_check
+    from emolog.metrics.classification import evaluate, sanity_check
     classes = model.classes
     te, va, tr = splits["test"], splits["val"], splits["train"]
     after = predict_split(model, te)
@@ -129,7 +129,7 @@ def write_run(out: Path, cfg: RunConfig, regime: Regime, semantics: str, model: 
     save_state(out / "scene_net.pt", model.scene_net.state_dict())
     save_state(out / "logic.pt", model.lm.tparams.state_dict())
     if model.gate is not None:
-        from emolog.training.gate import EVIDENCE_FEATURES
+        from emolog.model.gate import EVIDENCE_FEATURES
         gt = model.gate
         save_state(out / "gate_net.pt", {"state": gt.state_dict(), "n_features": gt.n_features, "hidden": gt.hidden,
                                          "scene_dim": gt.scene_dim, "features": list(EVIDENCE_FEATURES)})
@@ -165,7 +165,7 @@ def write_run(out: Path, cfg: RunConfig, regime: Regime, semantics: str, model: 
         **extra,
     }
     if model.kind not in ("global", "none"):
-        from emolog.training.gate import trust_truth
+        from emolog.model.gate import trust_truth
         res["source_weights_kind"] = "mean per-image source probability (test)"
         res["trust_vs_truth"] = trust_truth(Path(cfg.data), te.ids, after["w"].cpu().numpy())
     return res

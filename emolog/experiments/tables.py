@@ -1,7 +1,7 @@
 """The experiment's comparison table: mean ± std over seeds, as a DataFrame, LaTeX and text,
 and the prediction files it pools.
 
-Split from ``emolog.training.experiment`` (which re-exports these names): the table is a pure
+Split from ``emolog.experiments.experiment`` (which re-exports these names): the table is a pure
 function of the runs' metrics. Generic over the label set (the ``p_<class>`` columns of a
 predictions file name its classes) and the program (source-weight columns ``w_<source>``
 appear only for runs whose program has a source choice).
@@ -20,10 +20,10 @@ from emolog.data.artefacts import ArtefactError, read_csv
 from emolog.data.atomic import atomic_write_text
 from emolog.errors import InputError
 from emolog.labels import VA_RANGES
-from emolog.training.target import VA_METRICS
+from emolog.model.target import VA_METRICS
 
 METRICS: tuple[str, ...] = ("accuracy", "macro_f1", "weighted_f1", "average_precision", "uar", "nll", "ece")
-# bootstrap.csv's metrics, by their function's name in emolog.training.metrics (imported when the
+# bootstrap.csv's metrics, by their function's name in emolog.metrics.classification (imported when the
 # table is built: scipy and scikit-learn stay out of `emolog experiment --help`)
 BOOTSTRAP_METRICS: tuple[str, ...] = ("macro_f1", "accuracy", "nll")
 HEADS = {"accuracy": "Accuracy", "macro_f1": "Macro-F1", "weighted_f1": "Weighted-F1",
@@ -71,8 +71,8 @@ def bootstrap_table(systems: dict[str, list[Path]], reference: str, n_boot: int,
                     va: tuple[Any, dict] = (None, {})) -> pd.DataFrame:
     """Paired bootstrap CI of each system's seed-averaged metric minus the reference's; with a
     fitted valence/arousal target and its test values by id (``va``), of each variable's MAE too."""
-    from emolog.training import metrics
-    from emolog.training.metrics import paired_bootstrap_seeds
+    from emolog.metrics import classification as metrics
+    from emolog.metrics.classification import paired_bootstrap_seeds
     def load(paths: list[Path]) -> tuple[list[str], np.ndarray, list[np.ndarray]]:
         loaded = [read_predictions(p) for p in paths]
         ids, labels = loaded[0][0], loaded[0][1]
@@ -94,7 +94,7 @@ def bootstrap_table(systems: dict[str, list[Path]], reference: str, n_boot: int,
             rows.append({"system": system, "reference": reference, "metric": mname, **r,
                          "n_seeds": len(paths), "n_images": len(labels)})
     if va[0] is not None:
-        from emolog.training.target import va_bootstrap_rows
+        from emolog.model.target import va_bootstrap_rows
         rows += va_bootstrap_rows(va[0], {k: load(p)[2] for k, p in systems.items()}, reference,
                                   np.stack([va[1][i] for i in ref_ids]), n_boot, seed)
     return pd.DataFrame(rows, columns=["system", "reference", "metric", "diff", "lo", "hi", "n_seeds", "n_images"])

@@ -1,0 +1,1 @@
+"""What one run is: its configuration (``run``) and the training regimes (``regimes``)."""

@@ -1,0 +1,2 @@
+"""Many runs compared: ``emolog experiment`` (regimes x seeds x sweeps), its tables, the
+baselines and the scale-out over processes and shards."""

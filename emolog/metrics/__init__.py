@@ -1,0 +1,2 @@
+"""Scores of predictions against labels: classification metrics, calibration and the bootstrap
+intervals every table uses (``classification``)."""
