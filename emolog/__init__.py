@@ -1,18 +1,31 @@
 """emolog: neurosymbolic emotion recognition for photos of people in scenes.
 
-Data flows one way through the sub-packages:
-data -> perception -> cache -> logic -> training -> analysis/report -> cli.
+Data flows one way through the sub-packages (docs/architecture.md):
+data -> perception -> cache -> logic -> simulate -> metrics -> config -> model -> learn -> runs
+-> experiments -> analysis -> report -> cli.
+
+The public names are these three and those of ``emolog.logic``:
+
+- ``load_cache(cache_dir, ids=None) -> FeatureCache``: a feature cache's tensors, rows in the
+  order of ``ids`` (``scene_probs`` [N, 7], ``face_probs`` [N, K, 7], ``face_mask`` [N, K]).
+- ``train_run(config, out_dir) -> dict``: one training run written to ``out_dir``; the dict is
+  its ``results.json``.
+- ``load_run(run_dir) -> Run``: a finished run read back (classes, metrics, learned ``t()``
+  values by name, ``predict``).
 """
 
 __version__ = "0.1.0"
 
-__all__ = ["__version__", "load_run"]
+__all__ = ["__version__", "load_cache", "load_run", "train_run"]
+
+# Imported on first use so that ``import emolog`` stays free of torch.
+_WHERE = {"load_cache": "emolog.cache.store", "load_run": "emolog.runs.reader",
+          "train_run": "emolog.runs.train"}
 
 
 def __getattr__(name: str):
-    """``emolog.load_run`` (``emolog.runs.reader.load_run``), imported on first use so that
-    ``import emolog`` stays free of torch."""
-    if name == "load_run":
-        from emolog.runs.reader import load_run
-        return load_run
-    raise AttributeError(f"module 'emolog' has no attribute {name!r}")
+    """The public names, each from the module that defines it (PEP 562 lazy re-export)."""
+    if name not in _WHERE:
+        raise AttributeError(f"module 'emolog' has no attribute {name!r}")
+    import importlib
+    return getattr(importlib.import_module(_WHERE[name]), name)

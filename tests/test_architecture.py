@@ -13,7 +13,8 @@ import emolog
 
 LEVEL = {"__init__": 0, "errors": 0, "labels": 0, "runtime": 0, "data": 1, "perception": 2, "cache": 3, "logic": 4,
          "simulate": 5, "metrics": 6, "config": 7, "model": 8, "learn": 9, "runs": 10, "experiments": 11,
-         "analysis": 12, "report": 13, "cli": 14, "demo": 15, "__main__": 15}
+         "analysis": 12, "report": 13, "cli": 14, "demo": 15, "__main__": 15,
+         "training": 16}   # the old module paths, kept one release (emolog/training/__init__.py)
 ROOT = Path(emolog.__file__).parent
 
 
@@ -108,3 +109,43 @@ def test_no_import_cycles_between_modules():
         if m not in state:
             visit(m, [m])
     assert cycles == [], cycles
+
+
+def test_old_training_paths_import_the_moved_modules_with_a_deprecation_warning():
+    """Code and pickles written against ``emolog.training.<module>`` keep working for one release:
+    the old path is the very module at its new place, and the warning names that place."""
+    import importlib
+    import sys
+    import warnings
+
+    from emolog.training import MOVED
+
+    for old, new in MOVED.items():
+        sys.modules.pop(f"emolog.training.{old}", None)
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            mod = importlib.import_module(f"emolog.training.{old}")
+        assert mod is importlib.import_module(new), old
+        assert any(issubclass(w.category, DeprecationWarning) and new in str(w.message) for w in caught), old
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", DeprecationWarning)
+        from emolog.training.bindings.schema import NetBinding  # a submodule of a moved package
+        from emolog.model.bindings.schema import NetBinding as moved
+    assert NetBinding is moved
+
+
+def test_the_public_names_are_the_defining_modules_own_and_import_emolog_stays_light():
+    """``emolog.load_cache / train_run / load_run`` are the functions themselves (one definition
+    each), and ``import emolog`` alone loads neither torch nor any sub-package."""
+    import subprocess
+    import sys
+
+    from emolog.cache.store import load_cache
+    from emolog.runs.reader import load_run
+    from emolog.runs.train import train_run
+
+    assert (emolog.load_cache, emolog.load_run, emolog.train_run) == (load_cache, load_run, train_run)
+    assert sorted(emolog.__all__) == ["__version__", "load_cache", "load_run", "train_run"]
+    loaded = subprocess.run([sys.executable, "-c", "import emolog, sys; print(sorted(sys.modules))"],
+                            capture_output=True, text=True, check=True).stdout
+    assert "'torch'" not in loaded and "'emolog.cache'" not in loaded and "'emolog.runs'" not in loaded
