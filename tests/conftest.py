@@ -10,9 +10,6 @@ from __future__ import annotations
 import pytest
 import torch
 
-from helpers.networks import write_places_checkpoint, write_vit_folder
-from helpers.photos import LFW_FACES
-
 
 @pytest.fixture(autouse=True)
 def _default_dtype_is_restored():
@@ -48,6 +45,8 @@ def _research_photo(k: int):
     import numpy as np
     from PIL import Image
     from skimage import data as skd
+
+    from helpers.photos import LFW_FACES
     scene = (skd.coffee, skd.chelsea)[k % 2]()
     im = Image.fromarray(scene).convert("RGB")
     im = im.resize((640, round(im.height * 640 / im.width)), Image.BICUBIC)
@@ -73,6 +72,7 @@ def research_data(tmp_path_factory):
     from emolog.data.split import make_split, write_split
     from emolog.labels import get_mapping
     from emolog.perception.pipeline import Perception
+    from helpers.networks import write_places_checkpoint, write_vit_folder
     base = tmp_path_factory.mktemp("research")
     root = base / "images"
     recs = []
