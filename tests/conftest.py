@@ -19,39 +19,25 @@ def _default_dtype_is_restored():
     assert leaked == torch.float32, f"the test left torch's default dtype at {leaked}"
 
 
+# ----------------------------------------------------------------------------- offline perception
+
+@pytest.fixture(scope="module")
+def perception():
+    """The offline perception (EfficientNet-Lite0, MTCNN, mini-Xception) on the CPU, one thread
+    (tests/test_cache_build.py, tests/test_scale_batching.py)."""
+    from emolog.perception.pipeline import Perception
+    # One intra-op thread: on a shared, oversubscribed CPU OpenMP's spinning threads made these
+    # small forward passes ~8x slower (measured: 1.2 s vs 9.4 s for the six photos).
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield Perception(device="cpu")
+    torch.set_num_threads(threads)
+
+
 # ----------------------------------------------------------------------------- real-photo research data
 
 RESEARCH_LABELS = ("Joy", "Sadness", "Anger", "Fear")   # FindingEmo's spellings (Plutchik-24)
 RESEARCH_FACES = (0, 1, 2, 3, 4, 5, 0, 1, 2, 3, 4, 5, 1, 3, 5, 2)   # faces pasted into photo k
-# LFW faces MTCNN finds with p >= 0.998 at 96 px on a scene background (tests/test_end_to_end.py)
-RESEARCH_LFW = (0, 3, 12, 18, 24, 33, 39, 45, 60, 63, 66, 75, 93)
-
-
-def write_places365_checkpoint(path):
-    """A Places365-format ResNet18 checkpoint (``state_dict`` with ``module.`` keys), seeded."""
-    import torchvision
-    torch.manual_seed(0)
-    net = torchvision.models.resnet18(num_classes=365)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    torch.save({"state_dict": {f"module.{k}": v for k, v in net.state_dict().items()}}, path)
-    return path
-
-
-def write_vit_folder(folder):
-    """A tiny Hugging Face ViT face-expression folder in trpakov/vit-face-expression's format and
-    class order, with a seeded random classifier (so faces get different distributions)."""
-    from transformers import ViTConfig, ViTForImageClassification, ViTImageProcessor
-    labels = ("angry", "disgust", "fear", "happy", "neutral", "sad", "surprise")
-    torch.manual_seed(1)
-    config = ViTConfig(image_size=32, patch_size=16, hidden_size=32, num_hidden_layers=1, num_attention_heads=2,
-                       intermediate_size=37, num_labels=len(labels), id2label=dict(enumerate(labels)),
-                       label2id={lab: i for i, lab in enumerate(labels)})
-    model = ViTForImageClassification(config).eval()
-    with torch.no_grad():
-        model.classifier.weight.mul_(20.0)
-    model.save_pretrained(folder)
-    ViTImageProcessor(size={"height": 32, "width": 32}).save_pretrained(folder)
-    return folder
 
 
 def _research_photo(k: int):
@@ -59,12 +45,14 @@ def _research_photo(k: int):
     import numpy as np
     from PIL import Image
     from skimage import data as skd
+
+    from helpers.photos import LFW_FACES
     scene = (skd.coffee, skd.chelsea)[k % 2]()
     im = Image.fromarray(scene).convert("RGB")
     im = im.resize((640, round(im.height * 640 / im.width)), Image.BICUBIC)
     faces = skd.lfw_subset()
     for j in range(RESEARCH_FACES[k]):
-        face = faces[RESEARCH_LFW[(k + 5 * j) % len(RESEARCH_LFW)]]
+        face = faces[LFW_FACES[(k + 5 * j) % len(LFW_FACES)]]
         im.paste(Image.fromarray((face * 255).astype(np.uint8)).convert("RGB").resize((96, 96), Image.BICUBIC),
                  (12 + j * 124, im.height - 108))
     return im
@@ -84,6 +72,7 @@ def research_data(tmp_path_factory):
     from emolog.data.split import make_split, write_split
     from emolog.labels import get_mapping
     from emolog.perception.pipeline import Perception
+    from helpers.networks import write_places_checkpoint, write_vit_folder
     base = tmp_path_factory.mktemp("research")
     root = base / "images"
     recs = []
@@ -104,8 +93,10 @@ def research_data(tmp_path_factory):
                     d / "split.json")
         out[name] = d
     weights = base / "weights"
+    weights.mkdir()
+    write_places_checkpoint(weights / "resnet18_places365.pth.tar")
     perception = Perception(backbone="resnet18-places365",
-                            backbone_weights=write_places365_checkpoint(weights / "resnet18_places365.pth.tar"),
+                            backbone_weights=weights / "resnet18_places365.pth.tar",
                             recogniser="vit-face-expression", recogniser_weights=write_vit_folder(weights / "vit"),
                             device="cpu", K=5, face_features=True)
     threads = torch.get_num_threads()

@@ -13,79 +13,20 @@ import time
 from pathlib import Path
 
 import numpy as np
-import pandas as pd
 import pytest
-import torch
 from PIL import Image
-from skimage import data as skd
 
 from emolog import cli
 from emolog.cache.build import KILL_ENV, build_cache, index_rejects
 from emolog.cache.store import MANIFEST, CacheError, load_cache, read_manifest
 from emolog.cache.verify import verify_cache
-from emolog.data.index import ImageIndex, build_index
-from emolog.data.readers import RECORD_COLUMNS
-from emolog.data.split import load_split, make_split, write_split
+from emolog.data.index import ImageIndex
+from emolog.data.split import load_split
 from emolog.labels import get_mapping
-from emolog.perception.pipeline import Perception
+from helpers.cache import assert_same_cache
+from helpers.photos import write_data_dir
 
 REPO = Path(__file__).resolve().parents[1]
-TENSORS = ("scene", "face_probs", "face_logits", "face_boxes", "face_area", "face_conf",
-           "face_mask", "n_faces", "image_size")
-
-
-def _photos() -> dict[str, tuple[Image.Image, str]]:
-    """Small real photos, every one a different size, with 0, 1, 2 or 3 faces."""
-    astro = Image.fromarray(skd.astronaut())
-    face = astro.crop((140, 20, 300, 200))
-    pair = Image.new("RGB", (300, 150), (90, 120, 150))
-    pair.paste(face.resize((110, 125)), (10, 12))
-    pair.paste(face.resize((80, 90)).transpose(Image.FLIP_LEFT_RIGHT), (190, 30))
-    crowd = Image.fromarray(skd.coffee()).resize((280, 187))
-    for k, f in enumerate(skd.lfw_subset()[:3]):
-        crowd.paste(Image.fromarray((f * 255).astype(np.uint8)).convert("RGB").resize((60, 60)), (15 + 90 * k, 50))
-    # Keep them small: MTCNN's cost grows with the pixel count and the suite has ~60 s.
-    return {
-        "a/astronaut.jpg": (astro.resize((160, 160)), "Joy"),
-        "a/chelsea.jpg": (Image.fromarray(skd.chelsea()).resize((150, 100)), "Sadness"),
-        "b/crowd.jpg": (crowd, "Anger"),
-        "b/pair.jpg": (pair, "Fear"),
-        "b/camera.jpg": (Image.fromarray(skd.camera()).convert("RGB").resize((144, 144)), "Surprise"),
-        "c/rocket.jpg": (Image.fromarray(skd.rocket()).resize((120, 80)), "Trust"),
-    }
-
-
-@pytest.fixture(scope="module")
-def perception():
-    # One intra-op thread: on a shared, oversubscribed CPU OpenMP's spinning threads made these
-    # small forward passes ~8x slower (measured: 1.2 s vs 9.4 s for the six photos).
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield Perception(device="cpu")
-    torch.set_num_threads(threads)
-
-
-def write_data_dir(d: Path) -> dict[str, tuple[str, tuple[int, int]]]:
-    """Write a data directory as ``emolog index`` writes it into ``d`` (photos under
-    ``d/images``, index.csv, rejects.csv, split.json); rocket.jpg is damaged *after* indexing and
-    notes.jpg (not an image) is rejected by the index. Returns rel_path -> (label, size)."""
-    root = d / "images"
-    truth = {}
-    for rel, (im, lab) in _photos().items():
-        (root / rel).parent.mkdir(parents=True, exist_ok=True)
-        im.save(root / rel, quality=92)
-        truth[rel] = (lab, im.size)
-    (root / "c/notes.jpg").write_text("not an image")
-    recs = [{"path": rel, "label_raw": lab, "source": rel} for rel, (lab, _) in truth.items()]
-    recs.append({"path": "c/notes.jpg", "label_raw": "Joy", "source": "notes"})
-    recs = pd.DataFrame(recs).reindex(columns=RECORD_COLUMNS, fill_value="")
-    res = build_index(recs, get_mapping(), root=root, progress=False)
-    res.index.save(d / "index.csv")
-    res.rejects.to_csv(d / "rejects.csv", index=False)
-    write_split(make_split(res.index.ids, res.index.df["label"].tolist(), seed=42), d / "split.json")
-    raw = (root / "c/rocket.jpg").read_bytes()
-    (root / "c/rocket.jpg").write_bytes(raw[: len(raw) // 2])  # truncated after indexing
-    return truth
 
 
 @pytest.fixture(scope="module")
@@ -124,16 +65,6 @@ def _group_gone(pgid: int, within_s: float) -> bool:
         if time.monotonic() >= deadline:
             return False
         time.sleep(0.1)
-
-
-def assert_same_cache(a: Path, b: Path) -> None:
-    ca, cb = load_cache(a), load_cache(b)
-    assert sorted(ca.ids) == sorted(cb.ids) and len(set(cb.ids)) == len(cb.ids)
-    cb = cb.select(ca.ids)
-    for k in TENSORS:
-        x, y = getattr(ca, k), getattr(cb, k)
-        assert torch.allclose(x.double(), y.double(), atol=1e-4, rtol=1e-4), k
-    assert ca.fingerprint == cb.fingerprint
 
 
 def test_build_stores_every_good_image_and_rejects_the_rest(perception, dataset, reference) -> None:

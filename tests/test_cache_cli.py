@@ -19,7 +19,7 @@ from emolog.data.readers import RECORD_COLUMNS
 from emolog.data.split import load_split, make_split, write_split
 from emolog.labels import get_mapping
 from emolog.perception.pipeline import Perception
-from test_cache_build import _photos
+from helpers.photos import six_photos
 
 KEEP = ("a/astronaut.jpg", "b/pair.jpg", "a/chelsea.jpg", "c/rocket.jpg")
 
@@ -27,7 +27,7 @@ KEEP = ("a/astronaut.jpg", "b/pair.jpg", "a/chelsea.jpg", "c/rocket.jpg")
 @pytest.fixture
 def data(tmp_path) -> Path:
     root = tmp_path / "d" / "images"
-    photos = _photos()
+    photos = six_photos()
     recs = []
     for rel in KEEP:
         (root / rel).parent.mkdir(parents=True, exist_ok=True)

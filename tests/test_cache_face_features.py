@@ -37,9 +37,9 @@ from emolog.perception.faces import build_detector, crop_face
 from emolog.perception.pipeline import Perception
 from emolog.runs.reader import load_run
 from emolog.runs.train import train_run
-from test_cache_store import rewrite_shard
-from test_perception_expression import TRPAKOV_ORDER, _save_tiny_vit
-from test_train_unfreeze import write_indexed_photos
+from helpers.cache import rewrite_shard
+from helpers.networks import TRPAKOV_ORDER, save_tiny_vit
+from helpers.photos import write_indexed_photos
 
 K, F_MINI = 3, 128
 
@@ -80,7 +80,7 @@ def test_minixception_embedding_is_the_pooled_input_of_its_classifier(crops):
 
 
 def test_vit_embedding_is_the_cls_vector_after_the_last_layernorm(crops, tmp_path):
-    rec = build_recogniser("vit-face-expression", _save_tiny_vit(tmp_path / "vit", TRPAKOV_ORDER), device="cpu")
+    rec = build_recogniser("vit-face-expression", save_tiny_vit(tmp_path / "vit", TRPAKOV_ORDER), device="cpu")
     with torch.no_grad():  # the saved classifier is zero: give it weights so the logits mean something
         weight = rec.net.classifier.weight
         weight.copy_(torch.randn(weight.shape, generator=torch.Generator().manual_seed(1)))

@@ -12,8 +12,6 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from safetensors import safe_open
-from safetensors.torch import save_file
 
 from emolog.cache.build import select_ids, slice_from_env
 from emolog.data.split import parse_shard
@@ -21,6 +19,7 @@ from emolog.errors import UsageError
 from emolog.cache.merge import merge_parts, part_dir
 from emolog.cache.store import MANIFEST, CacheError, CacheWriter, load_cache, sha256_file
 from emolog.cache.verify import require_verified, verify_cache
+from helpers.cache import rewrite_shard
 
 K, D = 3, 16
 FP = {"backbone": {"name": "test", "weights_sha256": "ab" * 32}, "K": K, "emolog_version": "0.1.0"}
@@ -62,22 +61,6 @@ def make_cache(path: Path, ids: list[str], per_shard: int = 4, fp: dict = FP) ->
         w.write_shard(chunk, fake_rows(chunk, seed=s))
     w.close()
     return path
-
-
-def rewrite_shard(cache: Path, file: str, edit) -> None:
-    """Apply ``edit(ids, tensors) -> (ids, tensors)`` to a shard and re-record its sha256, so
-    that only the row-level checks can notice the change."""
-    path = cache / file
-    with safe_open(str(path), framework="pt") as f:
-        ids = json.loads(f.metadata()["ids"])
-        tensors = {k: f.get_tensor(k) for k in f.keys()}
-    ids, tensors = edit(ids, tensors)
-    save_file(tensors, str(path), metadata={"ids": json.dumps(ids)})
-    manifest = json.loads((cache / MANIFEST).read_text())
-    for s in manifest["shards"]:
-        if s["file"] == file:
-            s["sha256"], s["n"] = sha256_file(path), len(ids)
-    (cache / MANIFEST).write_text(json.dumps(manifest))
 
 
 IDS = [f"{i:016x}" for i in range(10)]

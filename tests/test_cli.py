@@ -139,8 +139,8 @@ def test_explain_takes_the_cache_detector_options(astronaut, capsys):
 
 
 def test_explain_with_a_vit_of_unknown_labels_is_one_line(astronaut, tmp_path, capsys):
-    from test_perception_expression import _save_tiny_vit
-    vit = _save_tiny_vit(tmp_path / "generic", tuple(f"LABEL_{i}" for i in range(7)))
+    from helpers.networks import save_tiny_vit
+    vit = save_tiny_vit(tmp_path / "generic", tuple(f"LABEL_{i}" for i in range(7)))
     capsys.readouterr()  # the ViT's own save progress bar
     code = cli.main(["explain", str(astronaut), "--device", "cpu", "--recogniser", "vit-face-expression",
                      "--recogniser-weights", str(vit)])

@@ -5,7 +5,7 @@ import json
 import pandas as pd
 import pytest
 
-from test_data_fixtures import BOMB_LIMIT, write_bad_files, write_good_images
+from helpers.data_files import BOMB_LIMIT, write_bad_files, write_good_images
 from emolog.cli import main
 from emolog.data.index import ImageIndex
 from emolog.data.paths import image_id

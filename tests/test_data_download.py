@@ -12,7 +12,7 @@ import pytest
 from PIL import Image
 from skimage import data as skdata
 
-from test_data_fixtures import small
+from helpers.data_files import small
 from emolog.cli import main
 from emolog.data.download import FetchError, FetchSettings, download_images, fetch, findingemo_url_table
 from emolog.data.images import load_image

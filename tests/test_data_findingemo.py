@@ -5,7 +5,7 @@ import json
 import pandas as pd
 from skimage import data as skdata
 
-from test_data_fixtures import small
+from helpers.data_files import small
 from emolog.cli import main
 from emolog.data.findingemo import image_urls, label_distribution, load_annotations, url_coverage
 from emolog.data.index import ImageIndex

@@ -7,7 +7,7 @@ import pytest
 from PIL import Image
 from skimage import data as skdata
 
-from test_data_fixtures import BOMB_LIMIT, BOMB_SIDE, exif_rotated_jpeg, small
+from helpers.data_files import BOMB_LIMIT, BOMB_SIDE, exif_rotated_jpeg, small
 from emolog.data.images import ImageRejected, decode_image, load_image, reason_category
 
 

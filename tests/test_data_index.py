@@ -8,7 +8,7 @@ import pytest
 from PIL import Image
 from skimage import data as skdata
 
-from test_data_fixtures import small
+from helpers.data_files import small
 from emolog.data.index import ImageIndex, UnknownIdError, build_index
 from emolog.data.paths import PathRejected, image_id, normalize_rel_path, resolve_under
 from emolog.data.readers import DataFormatError, read_csv_auto, read_folder_tree, read_generic_csv

@@ -122,7 +122,7 @@ def _worked_example() -> tuple[dict[str, float], dict[str, list[float]], dict[st
     dists = {s: [float(x) for x in vals.split(",")]
              for s, vals in re.findall(r"^\* (scene|face1|face2): ([0-9., ]+)$", sec, flags=re.M)}
     assert set(dists) == {"scene", "face1", "face2"}, f"could not parse the distributions: {dists}"
-    header = next(l for l in sec.splitlines() if l.startswith("| Quantity"))
+    header = next(line for line in sec.splitlines() if line.startswith("| Quantity"))
     assert [c.strip() for c in header.strip("|").split("|")][1:8] == list(BASIC7), \
         "worked-example columns are not in emolog.labels.BASIC7 order"
     rows: dict[str, list[float]] = {}

@@ -27,48 +27,19 @@ import pandas as pd
 import pytest
 import torch
 from PIL import Image
-from skimage import data as skd
 
 from emolog.cache.store import load_cache
 from emolog.cli import main
 from emolog.data.index import ImageIndex
 from emolog.data.paths import image_id
 from emolog.data.split import load_split
+from helpers.photos import OWN_FACES, SCENES, scene_photo
 
 CLASSES = ("happy", "sad", "neutral", "angry")  # folder names; 5 photos each
-SCENES = ("astronaut", "chelsea", "coffee", "camera")
-OWN_FACES = {"astronaut": 1, "camera": 1}  # faces already in the scene photo
-# LFW faces that MTCNN finds with p >= 0.998 at 96 and 128 px on a scene background: the test
-# checks the pipeline, not the detector's recall on low-resolution (25 px) faces.
-LFW_FACES = (0, 3, 12, 18, 24, 33, 39, 45, 60, 63, 66, 75, 93)
-LONG_SIDE = 480
 BROKEN = "neutral/broken.jpg"
 METRICS = ("accuracy", "macro_f1", "uar", "nll", "ece")
 
 pytestmark = pytest.mark.slow  # the whole real pipeline: ~15 s, still part of `make test`
-
-
-def _photo(k: int) -> tuple[Image.Image, list[tuple[int, int, int, int]]]:
-    """Photo number ``k`` (0-19) and the boxes (x1, y1, x2, y2, px) of the faces pasted into it.
-
-    Faces go along the bottom edge, clear of the astronaut's and the cameraman's own faces;
-    at most 3 faces per photo in all, so every face has a slot (K = 3).
-    """
-    scene = SCENES[k % len(SCENES)]
-    im = Image.fromarray(getattr(skd, scene)()).convert("RGB")
-    scale = LONG_SIDE / max(im.size)
-    im = im.resize((round(im.width * scale), round(im.height * scale)), Image.BICUBIC)
-    n = min((k // 4) % 4, 3 - OWN_FACES.get(scene, 0))
-    side = 112 - 8 * (k % 3)
-    faces = skd.lfw_subset()
-    boxes = []
-    for j in range(n):
-        x, y = 10 + j * (side + 30), im.height - side - 10
-        face = faces[LFW_FACES[(k + 5 * j) % len(LFW_FACES)]]
-        im.paste(Image.fromarray((face * 255).astype(np.uint8)).convert("RGB").resize((side, side), Image.BICUBIC),
-                 (x, y))
-        boxes.append((x, y, x + side, y + side))
-    return im, boxes
 
 
 @pytest.fixture(scope="module")
@@ -77,7 +48,7 @@ def photos(tmp_path_factory) -> tuple[Path, dict[str, list]]:
     root = tmp_path_factory.mktemp("e2e") / "images"
     pasted = {}
     for k in range(20):
-        im, boxes = _photo(k)
+        im, boxes = scene_photo(k)
         rel = f"{CLASSES[k // 5]}/{SCENES[k % len(SCENES)]}_{k:02d}.jpg"
         (root / rel).parent.mkdir(parents=True, exist_ok=True)
         im.save(root / rel, quality=90)

@@ -3,7 +3,6 @@ class orders proven with one-hot biases rather than assumed."""
 
 from __future__ import annotations
 
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -17,8 +16,8 @@ from emolog.perception.common import WeightsError
 from emolog.perception.expression import (RECOGNISERS, _fer_weights_path, build_recogniser,
                                           canonical_permutation)
 from emolog.perception.faces import build_detector, crop_face
+from helpers.networks import TRPAKOV_ORDER, save_tiny_vit
 
-TRPAKOV_ORDER = ("angry", "disgust", "fear", "happy", "neutral", "sad", "surprise")
 
 
 @pytest.fixture(scope="module")
@@ -72,29 +71,9 @@ def test_minixception_class_order_by_one_hot_bias():
             assert logits.max() == pytest.approx(10.0, abs=1e-4)
 
 
-def _save_tiny_vit(folder: Path, labels: tuple[str, ...], hot: int | None = None) -> Path:
-    """A randomly initialised tiny ViTForImageClassification (+ preprocessor config) with the
-    given label order; classifier weights zero and, if ``hot`` is given, a one-hot bias."""
-    from transformers import ViTConfig, ViTForImageClassification, ViTImageProcessor
-    torch.manual_seed(0)
-    config = ViTConfig(image_size=32, patch_size=16, hidden_size=32, num_hidden_layers=1,
-                       num_attention_heads=2, intermediate_size=37, num_labels=len(labels),
-                       id2label=dict(enumerate(labels)),
-                       label2id={lab: i for i, lab in enumerate(labels)})
-    model = ViTForImageClassification(config).eval()
-    with torch.no_grad():
-        model.classifier.weight.zero_()
-        model.classifier.bias.zero_()
-        if hot is not None:
-            model.classifier.bias[hot] = 10.0
-    model.save_pretrained(folder)
-    ViTImageProcessor(size={"height": 32, "width": 32}).save_pretrained(folder)
-    return folder
-
-
 def test_vit_class_order_by_one_hot_bias(tmp_path):
     # On disk: the one-hot sits on 'neutral', index 4 in trpakov's order, slot 6 in BASIC7.
-    folder = _save_tiny_vit(tmp_path / "vit", TRPAKOV_ORDER, hot=TRPAKOV_ORDER.index("neutral"))
+    folder = save_tiny_vit(tmp_path / "vit", TRPAKOV_ORDER, hot=TRPAKOV_ORDER.index("neutral"))
     rec = build_recogniser("vit-face-expression", folder, device="cpu")
     assert rec.own_classes == TRPAKOV_ORDER
     face = [Image.fromarray(skimage.data.astronaut()[60:175, 180:270])]
@@ -114,7 +93,7 @@ def test_every_registered_recogniser_is_covered_by_an_order_test():
 
 
 def test_unknown_label_order_is_refused(tmp_path):
-    generic = _save_tiny_vit(tmp_path / "generic", tuple(f"LABEL_{i}" for i in range(7)))
+    generic = save_tiny_vit(tmp_path / "generic", tuple(f"LABEL_{i}" for i in range(7)))
     with pytest.raises(ValueError, match="Refusing to guess") as e:
         build_recogniser("vit-face-expression", generic)
     assert "LABEL_0" in str(e.value)

@@ -14,6 +14,7 @@ from emolog.perception.common import WeightsError, sha256_file
 from emolog.perception.scene import (BACKBONES, PLACES365_URL, RESNET18_IMAGENET_URL,
                                      build_backbone)
 from emolog.perception.scene2emotion import Scene2EmotionNet
+from helpers.networks import write_places_checkpoint
 
 
 @pytest.fixture(scope="module")
@@ -59,17 +60,9 @@ def test_lite_last_block_has_parameters_and_splits_exactly(lite):
         torch.testing.assert_close(lite.last_block(pre), lite(x))
 
 
-def _write_places_checkpoint(path, seed=0):
-    torch.manual_seed(seed)
-    net = torchvision.models.resnet18(num_classes=365).eval()
-    state = {"module." + k: v for k, v in net.state_dict().items()}
-    torch.save({"epoch": 90, "arch": "resnet18", "state_dict": state, "best_prec1": 54.7}, path)
-    return net
-
-
 def test_places365_checkpoint_in_official_format(tmp_path):
     ckpt = tmp_path / "resnet18_places365.pth.tar"
-    ref = _write_places_checkpoint(ckpt)
+    ref = write_places_checkpoint(ckpt)
     names = tmp_path / "categories_places365.txt"
     names.write_text("".join(f"/{chr(97 + i % 26)}/place_{i} {i}\n" for i in range(365)))
     bb = build_backbone("resnet18-places365", ckpt, device="cpu", class_names=names)

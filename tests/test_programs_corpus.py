@@ -8,7 +8,6 @@ included.
 
 from __future__ import annotations
 
-import json
 import os
 import re
 import subprocess
@@ -19,36 +18,16 @@ import pytest
 
 import emolog.logic as logic
 from emolog.cli import main as emolog_main
+from helpers.corpus import CORPUS_DIR, assert_same_answers, problog_reference
 
-HERE = Path(__file__).parent
-CORPUS_DIR = HERE / "programs"
-RUNNER = CORPUS_DIR / "problog_runner.py"
 VENV_BIN = Path(sys.executable).parent
 PROGRAMS = sorted(CORPUS_DIR.glob("*.pl"))
 ERRORS = sorted((CORPUS_DIR / "errors").glob("*.pl"))
-TOL = 1e-9
-
-
-def problog_reference(paths: list[Path], cli: bool = True) -> dict[str, dict]:
-    """problog's answers for each path and, with ``cli``, its exact stdout and exit status
-    (see tests/programs/problog_runner.py)."""
-    env = dict(os.environ, OMP_NUM_THREADS="1")
-    flags = [] if cli else ["--answers-only"]
-    out = subprocess.run([sys.executable, str(RUNNER), *flags, *map(str, paths)], check=True,
-                         capture_output=True, text=True, env=env).stdout
-    return json.loads(out)
 
 
 @pytest.fixture(scope="module")
 def reference() -> dict[str, dict]:
     return problog_reference(PROGRAMS + ERRORS)
-
-
-def assert_same_answers(got: list[tuple[str, float]], want: dict[str, float], where: str) -> None:
-    atoms = [a for a, _ in got]
-    assert atoms == sorted(want), f"{where}: emolog answers {atoms}, problog {sorted(want)}"
-    for atom, p in got:
-        assert abs(p - want[atom]) <= TOL, f"{where}: P({atom}) = {p!r}, problog {want[atom]!r}"
 
 
 def test_corpus_size_and_constructs():

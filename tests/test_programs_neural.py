@@ -16,7 +16,7 @@ import torch
 from problog.logic import Term, Var, term2list
 from problog.program import PrologString
 
-from test_programs_corpus import CORPUS_DIR, TOL, problog_reference
+from helpers.corpus import CORPUS_DIR, TOL, problog_reference
 
 NEURAL_DIR = CORPUS_DIR / "neural"
 B = 4  # examples per template

@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 
 import emolog.logic as logic
-from test_programs_corpus import assert_same_answers, problog_reference
+from helpers.corpus import assert_same_answers, problog_reference
 
 N_PROGRAMS = 200
 VALUES = ["r", "g", "b"]

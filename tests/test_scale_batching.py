@@ -13,13 +13,14 @@ from emolog.cache.store import load_cache
 from emolog.data.index import build_index
 from emolog.data.readers import RECORD_COLUMNS
 from emolog.labels import get_mapping
-from test_cache_build import TENSORS, _photos, perception  # noqa: F401  (perception: the shared fixture)
+from helpers.cache import TENSORS
+from helpers.photos import six_photos
 
 
 def test_batched_build_in_workers_equals_each_image_alone(perception, tmp_path) -> None:
     root = tmp_path / "images"
     recs = []
-    for rel, (im, lab) in _photos().items():
+    for rel, (im, lab) in six_photos().items():
         (root / rel).parent.mkdir(parents=True, exist_ok=True)
         im.save(root / rel, quality=92)
         recs.append({"path": rel, "label_raw": lab, "source": rel})

@@ -17,7 +17,8 @@ from emolog import cli
 from emolog.cache.build import KILL_ENV, KILL_RANK_ENV
 from emolog.cache.store import load_cache, read_manifest
 from emolog.cache.verify import verify_cache
-from test_cache_build import assert_same_cache, write_data_dir
+from helpers.cache import assert_same_cache
+from helpers.photos import write_data_dir
 
 REPO = Path(__file__).resolve().parents[1]
 

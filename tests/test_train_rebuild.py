@@ -26,8 +26,8 @@ from emolog.labels import get_mapping
 from emolog.perception.pipeline import Perception
 from emolog.config.run import ConfigError
 from emolog.runs.train import train_run
-from test_perception_expression import TRPAKOV_ORDER, _save_tiny_vit
-from test_train_unfreeze import _photos, write_indexed_photos
+from helpers.networks import TRPAKOV_ORDER, save_tiny_vit
+from helpers.photos import eight_photos, write_indexed_photos
 
 
 @pytest.fixture(scope="module")
@@ -38,7 +38,7 @@ def places_vit(tmp_path_factory):
     ckpt = base / "weights" / "resnet18_places365.pth.tar"
     ckpt.parent.mkdir()
     torch.save({"state_dict": {f"module.{k}": v for k, v in net.state_dict().items()}}, ckpt)
-    vit = _save_tiny_vit(base / "weights" / "vit", TRPAKOV_ORDER)
+    vit = save_tiny_vit(base / "weights" / "vit", TRPAKOV_ORDER)
     d = base / "D"
     root = d / "images"
     res = write_indexed_photos(d)
@@ -118,7 +118,7 @@ def test_places_mlp_spec_trains_an_mlp_over_places365_classes(places_vit, tmp_pa
     d8 = tmp_path / "D8"
     d8.mkdir()
     (d8 / "cache").symlink_to(d / "cache")
-    recs = pd.DataFrame([{"path": rel, "label_raw": lab, "source": rel} for rel, (_, lab) in _photos().items()])
+    recs = pd.DataFrame([{"path": rel, "label_raw": lab, "source": rel} for rel, (_, lab) in eight_photos().items()])
     res = build_index(recs.reindex(columns=RECORD_COLUMNS, fill_value=""), get_mapping("plutchik24-emo8"),
                       root=d / "images", progress=False)
     res.index.save(d8 / "index.csv")

@@ -9,58 +9,15 @@ Eight images say nothing about accuracy: this checks that the slice really train
 from __future__ import annotations
 
 import json
-from pathlib import Path
 
-import numpy as np
 import pandas as pd
 import pytest
-import skimage.data as skd
 import torch
-from PIL import Image
 
 from emolog.cache.build import build_cache
-from emolog.data.index import build_index
-from emolog.data.readers import RECORD_COLUMNS
-from emolog.data.split import make_split, write_split
-from emolog.labels import get_mapping
 from emolog.perception.pipeline import Perception
 from emolog.runs.train import train_run
-
-
-def _photos() -> dict[str, tuple[Image.Image, str]]:
-    astro = Image.fromarray(skd.astronaut())
-    face = astro.crop((140, 20, 300, 200))
-    pair = Image.new("RGB", (300, 150), (90, 120, 150))
-    pair.paste(face.resize((110, 125)), (10, 12))
-    crowd = Image.fromarray(skd.coffee()).resize((280, 187))
-    for k, f in enumerate(skd.lfw_subset()[:3]):
-        crowd.paste(Image.fromarray((f * 255).astype(np.uint8)).convert("RGB").resize((60, 60)), (15 + 90 * k, 50))
-    grey = lambda a: Image.fromarray(a).convert("RGB")  # noqa: E731
-    return {  # 4 + 4 images so that a stratified 50/25/25 split fills train, val and test
-        "joy/astronaut.jpg": (astro.resize((160, 160)), "Joy"),
-        "joy/pair.jpg": (pair, "Joy"),
-        "joy/coffee.jpg": (Image.fromarray(skd.coffee()).resize((150, 100)), "Joy"),
-        "joy/rocket.jpg": (Image.fromarray(skd.rocket()).resize((120, 80)), "Joy"),
-        "sad/chelsea.jpg": (Image.fromarray(skd.chelsea()).resize((150, 100)), "Sadness"),
-        "sad/crowd.jpg": (crowd, "Sadness"),
-        "sad/camera.jpg": (grey(skd.camera()).resize((144, 144)), "Sadness"),
-        "sad/coins.jpg": (grey(skd.coins()).resize((150, 120)), "Sadness"),
-    }
-
-
-def write_indexed_photos(d: Path):
-    """The eight photos under ``d/images``, their index.csv and a stratified 50/25/25 split.json;
-    returns the index result (``.index``)."""
-    root = d / "images"
-    for rel, (im, _) in _photos().items():
-        (root / rel).parent.mkdir(parents=True, exist_ok=True)
-        im.save(root / rel, quality=92)
-    recs = pd.DataFrame([{"path": rel, "label_raw": lab, "source": rel} for rel, (_, lab) in _photos().items()])
-    res = build_index(recs.reindex(columns=RECORD_COLUMNS, fill_value=""), get_mapping(), root=root, progress=False)
-    res.index.save(d / "index.csv")
-    split = make_split(res.index.ids, res.index.df["label"].tolist(), seed=42, fractions=(0.5, 0.25, 0.25))
-    write_split(split, d / "split.json")
-    return res
+from helpers.photos import write_indexed_photos
 
 
 @pytest.fixture(scope="module")

@@ -31,9 +31,8 @@ import torch
 
 from emolog.cli import main
 from emolog.data.paths import image_id
-from test_end_to_end import _photo
-from test_perception_expression import TRPAKOV_ORDER, _save_tiny_vit
-from test_perception_scene import _write_places_checkpoint
+from helpers.networks import TRPAKOV_ORDER, save_tiny_vit, write_places_checkpoint
+from helpers.photos import scene_photo
 
 pytestmark = pytest.mark.slow
 
@@ -73,7 +72,7 @@ def world(tmp_path_factory) -> dict:
     root = base / "images"
     rows, photos = [], []
     for k in range(20):
-        im, _ = _photo(k)
+        im, _ = scene_photo(k)
         cls = ("happy", "sad", "neutral", "angry")[k // 5]
         rel = f"Run 1/{cls} photos/photo_{k:02d}.jpg"          # a space in the folder names
         (root / rel).parent.mkdir(parents=True, exist_ok=True)
@@ -90,10 +89,10 @@ def world(tmp_path_factory) -> dict:
     csv = base / "annotations.csv"
     pd.DataFrame(rows, columns=["image_path", "emotion"]).assign(valence=0, arousal=3).to_csv(csv, index=False)
     ckpt = base / "resnet18_places365.pth.tar"
-    _write_places_checkpoint(ckpt)
+    write_places_checkpoint(ckpt)
     names = base / "categories_places365.txt"
     names.write_text("".join(f"/{chr(97 + i % 26)}/place_{i} {i}\n" for i in range(365)))
-    vit = _save_tiny_vit(base / "vit-face-expression", TRPAKOV_ORDER)
+    vit = save_tiny_vit(base / "vit-face-expression", TRPAKOV_ORDER)
     return {"base": base, "root": root, "csv": csv, "photos": photos, "ckpt": ckpt, "names": names, "vit": vit,
             "files": photos + ["Run 2/truncated.jpg", "Run 2/typo.jpg", "Run 2/anticipation.jpg"]}
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import torch
 from torch import nn
@@ -13,6 +14,9 @@ from emolog.labels import BASIC7
 from .compile import Compiled, compile_circuits
 from .params import TParams
 from .program import Program, ProgramError, parse_program, resolve_program
+
+if TYPE_CHECKING:   # deep.py imports torch-heavy engine code: loaded only when a program needs it
+    from .deep import DeepProgram
 
 SEMANTICS = ("condition", "fail", "original")
 

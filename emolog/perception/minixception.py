@@ -142,12 +142,17 @@ def load_minixception_h5(path: str | Path) -> MiniXception:
                 _set(mod.running_mean, w(layer, "moving_mean"), layer)
                 _set(mod.running_var, w(layer, "moving_variance"), layer)
 
-            conv(net.conv1, "conv2d_1"); bn(net.bn1, 1)
-            conv(net.conv2, "conv2d_2"); bn(net.bn2, 2)
+            conv(net.conv1, "conv2d_1")
+            bn(net.bn1, 1)
+            conv(net.conv2, "conv2d_2")
+            bn(net.bn2, 2)
             for i, (block, (b_sc, b1, b2)) in enumerate(zip(net.blocks, _BLOCK_BN)):
-                conv(block.shortcut, f"conv2d_{i + 3}"); bn(block.shortcut_bn, b_sc)
-                sep(block.sep1, f"separable_conv2d_{2 * i + 1}"); bn(block.bn1, b1)
-                sep(block.sep2, f"separable_conv2d_{2 * i + 2}"); bn(block.bn2, b2)
+                conv(block.shortcut, f"conv2d_{i + 3}")
+                bn(block.shortcut_bn, b_sc)
+                sep(block.sep1, f"separable_conv2d_{2 * i + 1}")
+                bn(block.bn1, b1)
+                sep(block.sep2, f"separable_conv2d_{2 * i + 2}")
+                bn(block.bn2, b2)
             conv(net.head, "conv2d_7")
     except (OSError, KeyError, ValueError) as e:
         raise WeightsError(f"cannot load mini-Xception weights from {str(path)!r} "

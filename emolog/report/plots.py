@@ -157,17 +157,17 @@ def _short(name: str, limit: int = 60) -> str:
 def layer_bars(layers: Sequence[Mapping], title: str | None = None) -> str:
     """Per layer: relative parameter change and gradient norm (log scale when they span orders
     of magnitude), side by side; ``title`` above both (e.g. the regime)."""
-    names = [_short(layer_name(l)) for l in layers]
+    names = [_short(layer_name(layer)) for layer in layers]
     fig, (a, b) = plt.subplots(1, 2, figsize=(12.0, 0.8 + 0.32 * max(len(names), 3)), sharey=True)
     y = np.arange(len(names))
     # logic orange, network blue; layers the run kept frozen in grey
-    colours = ["#a0aec0" if l.get("trainable") is False else "#c05621" if l.get("net") == "logic" else "#2b6cb0"
-               for l in layers]
+    colours = ["#a0aec0" if layer.get("trainable") is False
+               else "#c05621" if layer.get("net") == "logic" else "#2b6cb0" for layer in layers]
     for ax, key, label, zero, undefined in (
             (a, "rel_change", "relative change ||w - w0|| / ||w0||", " 0 (did not move)", " undefined (initial weights are 0)"),
             (b, "grad_norm", "gradient norm (mean over training)", " 0 (no gradient)", " not recorded")):
         # None = undefined (a relative change of weights initialised to 0): said, not drawn as 0
-        vals = np.array([np.nan if l.get(key) is None else float(l[key]) for l in layers])
+        vals = np.array([np.nan if layer.get(key) is None else float(layer[key]) for layer in layers])
         ax.barh(y, np.where(vals > 0, vals, np.nan), color=colours)
         if not (vals > 0).any():
             ax.set_xlim(0, 1)  # nothing moved: an axis around 0 would suggest otherwise

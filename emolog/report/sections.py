@@ -208,18 +208,19 @@ def changes_section(run: RunInputs) -> Section:
         sec.figures.append(Figure(plots.layer_bars(layers), "per-layer change", wide=True))
         # optional keys beyond the contract: frozen layers still get gradients ("trainable"), and a
         # layer initialised to 0 has no relative change, only an absolute one ("abs_change")
-        trainable = any("trainable" in l for l in layers)
-        absolute = any("abs_change" in l for l in layers)
+        trainable = any("trainable" in layer for layer in layers)
+        absolute = any("abs_change" in layer for layer in layers)
         sec.tables.append(Table(["net", "layer", "parameters"] + (["trainable"] if trainable else [])
                                 + ["relative change"] + (["absolute change"] if absolute else [])
                                 + ["cosine to init", "gradient norm"],
-                                [[Cell(str(l.get("net"))), Cell(plots.layer_name(l).removeprefix(f"{l.get('net')}.")),
-                                  num(l.get("n_params"))]
-                                 + ([Cell(fmt(l.get("trainable")))] if trainable else [])
-                                 + [num(l.get("rel_change"), digits=4)]
-                                 + ([num(l.get("abs_change"), digits=4)] if absolute else [])
-                                 + [num(l.get("cosine_to_init"), digits=4), num(l.get("grad_norm"), digits=4)]
-                                 for l in layers]))
+                                [[Cell(str(layer.get("net"))),
+                                  Cell(plots.layer_name(layer).removeprefix(f"{layer.get('net')}.")),
+                                  num(layer.get("n_params"))]
+                                 + ([Cell(fmt(layer.get("trainable")))] if trainable else [])
+                                 + [num(layer.get("rel_change"), digits=4)]
+                                 + ([num(layer.get("abs_change"), digits=4)] if absolute else [])
+                                 + [num(layer.get("cosine_to_init"), digits=4), num(layer.get("grad_norm"), digits=4)]
+                                 for layer in layers]))
     if hist is not None and any(c.startswith("grad_norm_") for c in hist.columns):
         sec.figures.append(Figure(plots.grad_norm_history(hist), "gradient norm per epoch"))
     elif hist is None:

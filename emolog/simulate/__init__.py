@@ -30,9 +30,28 @@ from emolog.data.paths import image_id
 from emolog.data.split import make_split, write_split
 from emolog.labels import BASIC7, EMO8, SOURCES
 
-from emolog.simulate.model import *  # noqa: F401,F403  (the generative model's names, re-exported)
+from emolog.simulate.model import (BUCKETS, BUCKET_EMO8, CONFUSION_PAIRS, CONFUSION_RHO, DEFAULT_SNR,
+                                   EMO8_EXPRESSION_PRIOR, EMO8_TRUTH_VERSION, EXPRESSION_BUCKET, FACE_AREA_CLIP,
+                                   FACE_ASPECT, FACE_CALIBRATIONS, FACE_LOG10_AREA, FACE_MU, FACE_MU_EMO8,
+                                   FACE_MU_LARGE, FACE_MU_SMALL, IMAGE_SIZES, IMAGE_SIZE_PROBS, K, LABEL_SETS,
+                                   MAX_IMAGES, MISSPECIFIED_FRACTION, N_FACES_PROBS, OVERCONFIDENCE_FACTOR,
+                                   SCENE_BOOST_NO_LARGE_FACE, SCENE_MEAN_SCALE, SHARD_SIZE, SIMULATOR_VERSION,
+                                   SMALL_FACE_AREA, SMALL_FACE_WEIGHT, TRUE_WEIGHTS, VARIANTS, SimConfig, Simulation,
+                                   SimulationError, emo8_labels, gaussian_log_posterior, label_prior,
+                                   recogniser_means, source_weights, true_scene_posterior, true_t_values)
 from emolog.simulate.model import _faces, _softmax
 from emolog.simulate.va import VA_SOURCES, draw_va, va_truth
+
+# the commands' functions and the generative model's names (emolog.simulate.model), re-exported
+__all__ = ["simulate", "write_simulation", "fingerprint", "add_arguments", "run", "BUCKETS", "BUCKET_EMO8",
+           "CONFUSION_PAIRS", "CONFUSION_RHO", "DEFAULT_SNR", "EMO8_EXPRESSION_PRIOR", "EMO8_TRUTH_VERSION",
+           "EXPRESSION_BUCKET", "FACE_AREA_CLIP", "FACE_ASPECT", "FACE_CALIBRATIONS", "FACE_LOG10_AREA", "FACE_MU",
+           "FACE_MU_EMO8", "FACE_MU_LARGE", "FACE_MU_SMALL", "IMAGE_SIZES", "IMAGE_SIZE_PROBS", "K", "LABEL_SETS",
+           "MAX_IMAGES", "MISSPECIFIED_FRACTION", "N_FACES_PROBS", "OVERCONFIDENCE_FACTOR",
+           "SCENE_BOOST_NO_LARGE_FACE", "SCENE_MEAN_SCALE", "SHARD_SIZE", "SIMULATOR_VERSION", "SMALL_FACE_AREA",
+           "SMALL_FACE_WEIGHT", "TRUE_WEIGHTS", "VARIANTS", "SimConfig", "Simulation", "SimulationError",
+           "emo8_labels", "gaussian_log_posterior", "label_prior", "recogniser_means", "source_weights",
+           "true_scene_posterior", "true_t_values"]
 
 
 def simulate(config: SimConfig) -> Simulation:

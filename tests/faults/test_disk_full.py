@@ -24,7 +24,7 @@ from emolog.data import atomic
 from procs import pool_map
 from world import TRAIN, experiment_digest, run_api, run_cli, run_digest
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))   # tests/: the cache build's photos
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))   # tests/: helpers.photos, helpers.cache
 
 RUN = ["train", "--data", "D", "--out", "K", *TRAIN]
 EXPERIMENT = ["experiment", "--data", "D", "--out", "X", "--regimes", "logic-only", "--seeds", "0",
@@ -167,7 +167,8 @@ def test_cache_build_every_write_failing_then_resumed(tmp_path):
     from emolog.data.index import ImageIndex
     from emolog.data.split import load_split
     from emolog.perception.pipeline import Perception
-    from test_cache_build import TENSORS, write_data_dir
+    from helpers.cache import TENSORS
+    from helpers.photos import write_data_dir
 
     d = tmp_path / "data"
     write_data_dir(d)
