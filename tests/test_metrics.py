@@ -179,3 +179,18 @@ def test_sanity_check():
     assert msg is not None and MAJORITY_WARNING in msg
     assert sanity_check(0.40, 1000, 0.355) is None
     assert sanity_check(0.30, 1000, 0.355) is not None  # worse than majority: also loud
+
+
+def test_macro_f1_is_scikit_learns_on_resamples_with_absent_and_unpredicted_classes():
+    """The bootstrap's counted macro-F1 equals ``f1_score(average="macro")`` (classes present in
+    the labels or the predictions) on draws where some classes are absent, never predicted, or
+    predicted without being present."""
+    rng = np.random.default_rng(3)
+    for n in (1, 2, 5, 40, 300):
+        for _ in range(20):
+            probs = rng.dirichlet(np.full(7, 0.3), n)
+            labels = rng.choice([0, 2, 3, 6], n)          # classes 1, 4, 5 never true
+            want = f1_score(labels, probs.argmax(1), average="macro", zero_division=0)
+            assert macro_f1(probs, labels) == pytest.approx(want, abs=1e-15)
+    with pytest.raises(ValueError, match="at least one image"):
+        macro_f1(np.zeros((0, 7)), np.zeros(0, dtype=int))
