@@ -19,6 +19,7 @@ from emolog.config.run import SOURCES, ConfigError
 from emolog.model.gate import (EVIDENCE_FEATURES, N_STATIC, GateNet, evidence_features, explain_sources,
                                   gate_settings, load_gate, program_kind, rule_facts, source_correlation,
                                   static_evidence)
+from emolog.model.kinds import GATE, GLOBAL, NONE, RULES
 from emolog.runs.train import train_run
 
 
@@ -28,7 +29,7 @@ def _one_hot(k: int, n: int = 7) -> torch.Tensor:
 
 def test_context_rules_compiles_and_is_the_stick_breaking_choice() -> None:
     lm = compile_program("context_rules")
-    assert program_kind(lm) == "rules"
+    assert program_kind(lm) is RULES
     lm.tparams.set_probs(torch.tensor([0.6, 0.3, 0.2, 0.1], dtype=torch.float64))  # lc, lu, sc, su
     names = lm.tparams.names
     assert names[0].startswith("trust_large_confident")
@@ -111,7 +112,7 @@ def test_gate_settings_and_regimes_refused_by_name(tmp_path) -> None:
         gate_settings(RunConfig.from_dict({"data": "x", "extra": {"gate": {"init": "zeros"}}}))
     with pytest.raises(ConfigError, match="problog-em.*EM"):
         train_run({"regime": "problog-em", "program": "gated", "data": str(tmp_path)}, tmp_path / "run")
-    assert program_kind(_no_source_program(tmp_path)) == "none"
+    assert program_kind(_no_source_program(tmp_path)) is NONE
 
 
 def _no_source_program(tmp_path):
@@ -333,8 +334,7 @@ def test_cross_fitted_experiment_scores_every_image(tmp_path) -> None:
 
 def test_gated_run_resumes_like_an_uninterrupted_one(tiny_data, tmp_path) -> None:
     """A gated program trains in the same fit loop as seed.pl: checkpoints and resume included."""
-    assert [program_kind(compile_program(p)) for p in ("seed", "gated", "context_rules")] == \
-        ["global", "gate", "rules"]
+    assert [program_kind(compile_program(p)) for p in ("seed", "gated", "context_rules")] == [GLOBAL, GATE, RULES]
     cfg = {"regime": "joint", "program": "gated", "data": str(tiny_data), "epochs": 2, "patience": None,
            "logic_param": "softmax", "logic_optimizer": "adam", "logic_lr": 0.01}
     full = train_run(cfg, tmp_path / "full", progress=False)

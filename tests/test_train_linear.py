@@ -35,7 +35,7 @@ def test_linear_program_equals_the_circuit(split, program, semantics, param, liv
     torch.manual_seed(0)
     lm = compile_program(program, semantics=semantics, param=param)
     kind = program_kind(lm)
-    if kind == "global":
+    if kind.global_weights:
         em.set_source_weights(lm, {"scene": 0.4, "face1": 0.3, "face2": 0.2, "face3": 0.1})
     with torch.no_grad():   # move every t() away from its start so the corners really mix
         for v in lm.tparams.values:
@@ -45,7 +45,7 @@ def test_linear_program_equals_the_circuit(split, program, semantics, param, liv
             v.clamp_(0.01, 0.99) if param == "projected" and len(v) == 1 else None
     cfg = RunConfig.from_dict({"data": "x", "net_dropout": 0.0, "net_hidden": 8})
     net = new_scene_net(cfg, split.scene.shape[1])
-    gate = GateNet(hidden=4) if kind == "gate" else None
+    gate = GateNet(hidden=4) if kind.gate_net else None
     grey = torch.randn(7) if semantics == "original" else None
     model = Model(lm, net, None, semantics, grey, gate, kind)
     if gate is not None:

@@ -38,7 +38,7 @@ def test_load_run_predict_reproduces_the_test_metrics(data, tmp_path, regime, pr
     assert bool(logic) == bool(res["t_values"]) and all(la["label"].startswith("t(") for la in logic)
     assert run.flips["n"] == res["metrics"]["test"]["n"]
     typed = run.typed     # results.json as typed fields
-    assert (typed.regime, typed.kind, typed.epochs_run, typed.t_values) == \
+    assert (typed.regime, typed.kind.name, typed.epochs_run, typed.t_values) == \
         (regime, res["kind"], res["epochs_run"], res["t_values"])
     test_ids = load_split(data / "split.json")["test"]
     pred = run.predict(data / "cache", ids=test_ids)

@@ -145,7 +145,7 @@ def history_row(epoch: int, train_loss: float, model: Model, va: SplitData, grad
     """One history.csv row: losses, validation accuracy / macro-F1, source weights (global, or
     the validation mean of the per-image ones), mean gradient norm per group."""
     from emolog.metrics.classification import accuracy, macro_f1
-    pred = predict_split(model, va, sources=model.kind not in ("global", "none"))
+    pred = predict_split(model, va, sources=model.kind.per_image_sources)
     probs, labels = pred["probs"].cpu().double().numpy(), va.labels.cpu().numpy()
     row = {"epoch": epoch, "train_loss": train_loss, "val_loss": val_loss(model.target, pred["probs"], va, nll),
            "val_accuracy": accuracy(probs, labels), "val_macro_f1": macro_f1(probs, labels)}
@@ -211,7 +211,7 @@ def _em_epoch(model: Model, tr: SplitData, semantics: str, coef: torch.Tensor | 
 def em_coefficients(model: Model, tr: SplitData) -> torch.Tensor | None:
     """``em.source_coefficients`` of a seed-like program with a global source choice on ``tr``
     (its networks are fixed under EM), else None."""
-    if not (em.seed_like(model.lm) and model.kind == "global"):
+    if not (em.seed_like(model.lm) and model.kind.global_weights):
         return None
     with torch.no_grad():
         scene = model.scene_probs(tr, torch.arange(len(tr), device=tr.labels.device))

@@ -20,9 +20,9 @@ class Loss:
     while evaluation uses p itself; ``balanced-sampling`` changes the batches, not the loss.
     """
 
-    def __init__(self, kind: str, train_labels: torch.Tensor, tau: float, n_classes: int = len(BASIC7)) -> None:
+    def __init__(self, imbalance: str, train_labels: torch.Tensor, tau: float, n_classes: int = len(BASIC7)) -> None:
         counts = torch.bincount(train_labels, minlength=n_classes).double()
-        self.kind, self.tau = kind, tau
+        self.imbalance, self.tau = imbalance, tau
         present = counts > 0
         w = torch.zeros_like(counts)
         w[present] = counts.sum() / (present.sum() * counts[present])
@@ -39,13 +39,13 @@ class Loss:
     def __call__(self, probs: torch.Tensor, labels: torch.Tensor,
                  sample_weight: torch.Tensor | None = None) -> torch.Tensor:
         """probs [B, C], labels [B] long, optional per-image weights [B] -> scalar loss."""
-        if self.kind == "none" and sample_weight is None:   # the common case, in the fewest operations
+        if self.imbalance == "none" and sample_weight is None:   # the common case, in the fewest operations
             return -probs.gather(1, labels[:, None]).clamp_min(1e-12).log().mean()
         logp = probs.clamp_min(1e-12).log()
-        if self.kind == "logit-adjust":
+        if self.imbalance == "logit-adjust":
             logp = torch.log_softmax(logp + self.tau * self.log_prior, dim=1)
         nll = -logp.gather(1, labels[:, None]).squeeze(1)
-        w = self.class_weight[labels] if self.kind == "class-weighted" else torch.ones_like(nll)
+        w = self.class_weight[labels] if self.imbalance == "class-weighted" else torch.ones_like(nll)
         if sample_weight is not None:
             w = w * sample_weight
         return (w * nll).sum() / w.sum().clamp_min(1e-12)

@@ -29,6 +29,7 @@ from emolog.labels import SOURCES
 from emolog.model.bindings.fields import CONFIDENT_PROB, LARGE_FACE_AREA
 from emolog.config.run import ConfigError, RunConfig
 from emolog.model.data import SplitData
+from emolog.model.kinds import GATE, GLOBAL, NONE, RULES, ProgramKind
 
 K = 3
 AREA_FLOOR = 1e-4        # log10 of smaller areas would only add noise
@@ -148,24 +149,24 @@ class GateNet(nn.Module):
         return torch.softmax(logits, 1)
 
 
-def program_kind(lm: nn.Module) -> str:
-    """"gate" when the program's source is the neural predicate ``gate_net``, "rules" when it
-    queries ``source(X, S)`` itself, "global" for a ``t(_)::source(S)`` disjunction over the
-    seed's sources (seed.pl), "none" without a source choice. The source reports (weights,
+def program_kind(lm: nn.Module) -> ProgramKind:
+    """``GATE`` when the program's source is the neural predicate ``gate_net``, ``RULES`` when it
+    queries ``source(X, S)`` itself, ``GLOBAL`` for a ``t(_)::source(S)`` disjunction over the
+    seed's sources (seed.pl), ``NONE`` without a source choice. The source reports (weights,
     posteriors, explanations) are over scene, face1..3: a disjunction over other sources is
-    trained like any other t() ("none"), its values reported by name. A program compiled
-    through DeepProgram (``bindings.program.ProgramLogic``) has no source views: "none"."""
+    trained like any other t() (``NONE``), its values reported by name. A program compiled
+    through DeepProgram (``bindings.program.ProgramLogic``) has no source views: ``NONE``."""
     if getattr(lm, "general", False):
-        return "none"
+        return NONE
     if "gate_net" in lm.input_sizes:
         if lm.input_sizes["gate_net"] != len(SOURCES):
             raise ConfigError(f"{lm.program.path}: gate_net must range over {list(SOURCES)}")
-        return "gate"
+        return GATE
     if all(f"source({s})" in lm.query_names for s in SOURCES):
-        return "rules"
+        return RULES
     if any(p.head.functor == "source" and p.head.arity == 1 for p in lm.program.params):
-        return "global" if sorted(getattr(lm, "sources", None) or []) == sorted(SOURCES) else "none"
-    return "none"
+        return GLOBAL if sorted(getattr(lm, "sources", None) or []) == sorted(SOURCES) else NONE
+    return NONE
 
 
 # ----------------------------------------------------------------------------- training

@@ -90,7 +90,7 @@ def build_linear(model: torch.nn.Module, s: SplitData, live_t: bool, live_scene:
     lm = model.lm
     if len(model.heads):   # a head's output is a live input this precomputation does not cover
         return None
-    live_gate = model.kind == "gate"
+    live_gate = model.kind.gate_net
     t_blocks = [(torch.tensor(b, dtype=torch.long), g) for b, g in zip(lm.tparams.blocks, lm.tparams.is_group)] \
         if live_t else []
     sizes = [len(b) if g else 2 for b, g in t_blocks]

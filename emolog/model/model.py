@@ -1,13 +1,14 @@
 """The trained object: a logic program plus the networks that feed it (one class for every program).
 
 ``Model`` evaluates a compiled program on rows of a ``SplitData``. How the program chooses
-its source decides the ``kind`` (``program_kind``):
+its source decides the ``kind``, a ``ProgramKind`` chosen once (``program_kind``;
+``emolog.model.kinds``, whose flags the model reads):
 
-* ``global``: a ``t(_)::source(S)`` disjunction (seed.pl): one weight per source;
-* ``gate``: the source is the neural predicate ``gate_net`` (gated.pl), a ``GateNet`` over
+* ``GLOBAL``: a ``t(_)::source(S)`` disjunction (seed.pl): one weight per source;
+* ``GATE``: the source is the neural predicate ``gate_net`` (gated.pl), a ``GateNet`` over
   per-image evidence;
-* ``rules``: the program queries ``source(X, S)`` itself from per-image facts (context_rules.pl);
-* ``none``: the program has no source choice at all.
+* ``RULES``: the program queries ``source(X, S)`` itself from per-image facts (context_rules.pl);
+* ``NONE``: the program has no source choice at all.
 
 The scene net maps cached scene features [B, D] to 7 logits; ``last_block`` (joint-unfreeze)
 maps cached pre-last activations [B, C, H, W] to features [B, D]. A frozen scene net's
@@ -28,12 +29,12 @@ from emolog.model.bindings.fields import row_values
 from emolog.config.run import ConfigError
 from emolog.model.data import SplitData
 from emolog.model.gate import GateNet, evidence_features, program_kind, rule_facts
+from emolog.model.kinds import GLOBAL, KINDS, ProgramKind
 from emolog.model.linear import block_probs
 
 EVAL_CHUNK = 2048  # rows per forward pass when evaluating a whole split
-KINDS = ("global", "gate", "rules", "none")
 
-__all__ = ["EVAL_CHUNK", "HeadMLP", "KINDS", "Model", "predict_split", "program_kind"]
+__all__ = ["EVAL_CHUNK", "HeadMLP", "KINDS", "Model", "ProgramKind", "predict_split", "program_kind"]
 
 
 class TrainingError(EmologError, RuntimeError):
@@ -58,12 +59,12 @@ class Model(nn.Module):
     """
 
     def __init__(self, lm: nn.Module, scene_net: nn.Module, last_block: nn.Module | None, semantics: str,
-                 grey_logits: torch.Tensor | None, gate: GateNet | None = None, kind: str = "global",
+                 grey_logits: torch.Tensor | None, gate: GateNet | None = None, kind: ProgramKind = GLOBAL,
                  classes: tuple[str, ...] = BASIC7, heads: dict[str, nn.Module] | None = None,
                  head_inputs: dict[str, tuple[str, ...]] | None = None) -> None:
         super().__init__()
         if kind not in KINDS:
-            raise ValueError(f"kind must be one of {KINDS}, got {kind!r}")
+            raise ValueError(f"kind must be one of {[k.name for k in KINDS]}, got {kind!r}")
         self.lm, self.scene_net, self.last_block, self.gate = lm, scene_net, last_block, gate
         self.semantics, self.grey_logits, self.kind, self.classes = semantics, grey_logits, kind, classes
         self.frozen_scene: dict[int, torch.Tensor] = {}
@@ -78,13 +79,13 @@ class Model(nn.Module):
             raise ConfigError(f"{lm.program.path}: the queries {lm.query_names} do not cover the "
                               f"label set {list(classes)} (expected {getattr(lm, 'output_functor', 'emotion')}"
                               "(X, <label>) for each)") from None
-        self._src_cols = [lm.query_names.index(f"source({s})") for s in SOURCES] if kind == "rules" else []
-        self._src_order = [lm.sources.index(s) for s in SOURCES] if kind != "none" else []
+        self._src_cols = [lm.query_names.index(f"source({s})") for s in SOURCES] if kind.rules else []
+        self._src_order = [lm.sources.index(s) for s in SOURCES] if kind.has_sources else []
         self.register_buffer("_cols_t", torch.tensor(self._cols), persistent=False)
 
     @property
     def has_sources(self) -> bool:
-        return self.kind != "none"
+        return self.kind.has_sources
 
     @property
     def general(self) -> bool:
@@ -173,7 +174,7 @@ class Model(nn.Module):
         if "scene_net" in self.lm.input_sizes:
             if scene is None:
                 scene = self.scene_probs(s, idx, check)
-            if gate is None and self.kind == "gate":
+            if gate is None and self.kind.gate_net:
                 gate = self.gate_probs(s, idx, scene)
             inputs, facts = self.lm.seed_inputs(scene, s.face_probs[idx], s.face_mask[idx], gate_probs=gate,
                                                 **self._original_kw(s, idx))
@@ -182,7 +183,7 @@ class Model(nn.Module):
         for name, head in self.heads.items():
             x = torch.cat([row_values(s, src, idx).flatten(1) for src in self.head_inputs[name]], 1)
             inputs[name] = torch.softmax(head(x), 1)
-        if self.kind == "rules":
+        if self.kind.rules:
             facts.update(rule_facts(s.face_mask[idx], s.face_area[idx], s.face_probs[idx]))
         return inputs, facts
 
@@ -220,9 +221,9 @@ class Model(nn.Module):
 
     def source_probs(self, s: SplitData, idx: torch.Tensor) -> torch.Tensor:
         """Per-image source distribution [B, 4] (SOURCES order) before seeing the label."""
-        if self.kind == "gate":
+        if self.kind.gate_net:
             return self.gate_probs(s, idx, self.scene_probs(s, idx))
-        if self.kind == "global":  # the global weights, conditioned on the sources present
+        if self.kind.global_weights:  # the global weights, conditioned on the sources present
             g = self.lm.source_weights()
             w = torch.tensor([g[x] for x in SOURCES], device=idx.device) * self.available(s, idx)
             return w / w.sum(1, keepdim=True)
@@ -230,8 +231,8 @@ class Model(nn.Module):
         return self.lm(inputs, facts)[:, self._src_cols]
 
     def global_weights(self) -> dict[str, float] | None:
-        """The program's global source weights (kind "global"), else None."""
-        return {s: float(v) for s, v in self.lm.source_weights().items()} if self.kind == "global" else None
+        """The program's global source weights (kind ``GLOBAL``), else None."""
+        return {s: float(v) for s, v in self.lm.source_weights().items()} if self.kind.global_weights else None
 
     def train(self, mode: bool = True) -> "Model":
         super().train(mode)

@@ -20,6 +20,7 @@ from emolog.data.artefacts import ArtefactError, ArtefactMissing, ChecksumError,
     read_csv, read_json
 from emolog.errors import InputError
 from emolog.labels import BASIC7, SOURCES
+from emolog.model.kinds import kind_named
 
 # the fields a tagged (this emolog's) results.json / experiment.json always has
 RECORD_FIELDS: dict[str, dict[str, Any]] = {
@@ -87,7 +88,7 @@ class RunInputs(Inputs):
         res = self.results
         if res is None:   # unknown: the seed program's, so the sections say what is missing
             return list(SOURCES)
-        if res.get("kind") == "none":
+        if "kind" in res and not kind_named(res["kind"], str(self.dir / "results.json")).has_sources:
             return []
         return list(res.get("source_weights") or {})
 
@@ -166,6 +167,8 @@ def _read_one(path: Path, kind: str, required: Any, record: dict | None, record_
         obj = read_json(path, required)
         if obj.get("format"):
             check_fields(obj, RECORD_FIELDS[required], path)
+        if required == "run" and "kind" in obj:   # refused here, so that the views read a known kind
+            kind_named(obj["kind"], str(path))
         return obj
     return read_json(path, required=required)
 

@@ -17,6 +17,7 @@ import numpy as np
 from emolog.data.artefacts import ArtefactError, check_record, load_torch, read_csv, read_json
 from emolog.errors import MissingError
 from emolog.labels import BASIC7, SOURCES
+from emolog.model.kinds import ProgramKind, kind_named
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -65,7 +66,7 @@ class Results:
     program: str
     semantics: str
     classes: list[str]
-    kind: str
+    kind: ProgramKind                     # results.json "kind", through ``kind_named``
     metrics: dict                         # {"val": M, "test": M}
     metrics_before: dict                  # {"test": M}
     source_weights: dict[str, float] | None
@@ -81,11 +82,12 @@ class Results:
     sanity_warning: str | None
 
     @classmethod
-    def from_dict(cls, d: dict) -> "Results":
-        """From a results.json dict (runs of an older emolog lack some keys: their defaults)."""
+    def from_dict(cls, d: dict, where: str = "results.json") -> "Results":
+        """From a results.json dict read from ``where`` (runs of an older emolog lack some keys:
+        their defaults); an unknown program kind is refused (``ArtefactError``)."""
         return cls(regime=d["regime"], seed=int(d["seed"]), program=d["program"], semantics=d["semantics"],
-                   classes=list(d.get("classes") or BASIC7), kind=d.get("kind", "global"), metrics=d["metrics"],
-                   metrics_before=d["metrics_before"], source_weights=d.get("source_weights"),
+                   classes=list(d.get("classes") or BASIC7), kind=kind_named(d.get("kind", "global"), where),
+                   metrics=d["metrics"], metrics_before=d["metrics_before"], source_weights=d.get("source_weights"),
                    true_source_weights=d.get("true_source_weights"), t_values=dict(d.get("t_values") or {}),
                    true_t_values=d.get("true_t_values"), epochs_run=int(d["epochs_run"]),
                    best_epoch=int(d.get("best_epoch", d["epochs_run"])), stopped_early=bool(d.get("stopped_early")),
@@ -104,7 +106,7 @@ class Run:
     @property
     def typed(self) -> Results:
         """results.json as a ``Results``."""
-        return Results.from_dict(self.results)
+        return Results.from_dict(self.results, str(self.dir / "results.json"))
 
     @property
     def classes(self) -> list[str]:

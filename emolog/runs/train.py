@@ -37,6 +37,7 @@ from emolog.config.run import ConfigError, RunConfig
 from emolog.model.data import SplitData, load_data
 from emolog.learn.fit import CHECKPOINT, Group, fit, read_checkpoint
 from emolog.model.gate import program_kind, split_static_evidence
+from emolog.model.kinds import NONE, ProgramKind
 from emolog.learn.losses import Loss, TrainingError, epoch_order, new_scene_net
 from emolog.model.model import HeadMLP, Model
 from emolog.runs.writer import provenance, run_files, write_run
@@ -95,10 +96,10 @@ def _check_em(cfg: RunConfig, regime: Regime, lm: nn.Module, gated: bool, name: 
                           f"{'a gate net (no t())' if gated else 'no t()'}: use a gradient regime")
 
 
-def _start_weights(cfg: RunConfig, regime: Regime, lm: nn.Module, kind: str) -> None:
+def _start_weights(cfg: RunConfig, regime: Regime, lm: nn.Module, kind: ProgramKind) -> None:
     """Global source weights at the start: ``init_weights`` (trained) / ``fixed_weights`` (held,
     default uniform) of a global program; refused for a program without global weights."""
-    if kind == "global":
+    if kind.global_weights:
         start = cfg.init_weights if regime.trains_logic else (cfg.fixed_weights or {s: 1 / len(lm.sources)
                                                                                    for s in lm.sources})
         if start is not None and lm.semantics == "condition" and start.get("scene", 1) == 0:
@@ -107,13 +108,13 @@ def _start_weights(cfg: RunConfig, regime: Regime, lm: nn.Module, kind: str) -> 
                               "has probability 0); give the scene a weight > 0 or use semantics 'fail'")
         if start is not None:
             em.set_source_weights(lm, dict(start))
-    elif kind != "gate" and (cfg.init_weights is not None or cfg.fixed_weights is not None):
+    elif not kind.gate_net and (cfg.init_weights is not None or cfg.fixed_weights is not None):
         raise ConfigError("config keys 'init_weights' / 'fixed_weights' set global source weights; "
                           f"{Path(lm.program.path).name!r} has none (its t() are not a source disjunction)")
 
 
 def _scene_net(cfg: RunConfig, regime: Regime, splits: dict[str, SplitData], manifest: dict, lm: nn.Module,
-               kind: str, semantics: str, device: torch.device, progress: bool, classes: tuple[str, ...]
+               kind: ProgramKind, semantics: str, device: torch.device, progress: bool, classes: tuple[str, ...]
                ) -> tuple[nn.Module, dict | None, torch.Tensor | None]:
     """(scene net, pretraining info, out-of-fold training probabilities or None)."""
     domain = scene_domain(lm)
@@ -126,7 +127,7 @@ def _scene_net(cfg: RunConfig, regime: Regime, splits: dict[str, SplitData], man
                           f"{list(classes)}: "
                           "a pretrained scene net is fitted to the labels, so it needs the same classes in the "
                           "same order; set scene_init=random (the net then trains from scratch, e.g. joint)")
-    if kind == "global":
+    if kind.global_weights:
         pre = pretrained_scene_net(cfg, splits, manifest, device, lm, semantics, progress, classes)
     elif classes == BASIC7:
         # no global weights to pretrain against (a gate, rules, no source choice): the seed
@@ -189,7 +190,7 @@ def _first_batches(cfg: RunConfig, spec: Spec, lm: nn.Module, splits: dict[str, 
     labels, so a mistake is refused now. Returns the check's notes."""
     tr = splits["train"]
     scene = new_scene_net(cfg, tr.scene.shape[1], n_classes=len(scene_domain(lm) or BASIC7)).to(device)
-    probe = Model(lm, scene, None, semantics, None, kind="none", classes=spec.classes)
+    probe = Model(lm, scene, None, semantics, None, kind=NONE, classes=spec.classes)
     counts = tr.face_mask.sum(1)
     idx = torch.cat([(counts == c).nonzero()[:per_count, 0] for c in torch.unique(counts)])
     probe.eval()
@@ -247,7 +248,7 @@ def _train_run(cfg: RunConfig, out: Path, resume: bool, progress: bool) -> dict:
     else:
         from emolog.logic import compile_program
         lm = compile_program(cfg.program, semantics=semantics, param=cfg.logic_param)
-        _check_em(cfg, regime, lm, program_kind(lm) == "gate", cfg.program)
+        _check_em(cfg, regime, lm, program_kind(lm).gate_net, cfg.program)
     splits, manifest, data_info = load_data(cfg, device, prelast=regime.trains_backbone, classes=classes,
                                             target=spec.target if spec else None)
     # a valence/arousal target's bin values are the training split's means (emolog.model.target)
@@ -258,7 +259,7 @@ def _train_run(cfg: RunConfig, out: Path, resume: bool, progress: bool) -> dict:
         lm = build_logic(spec, prog, semantics, cfg.logic_param, ctx)
     lm = lm.to(device)
     kind = program_kind(lm)
-    if not len(lm.tparams) and kind != "gate" and not regime.trains_scene_net:
+    if not len(lm.tparams) and not kind.gate_net and not regime.trains_scene_net:
         raise ConfigError(f"config key 'regime': {cfg.regime!r} trains only the program's t() and "
                           f"{Path(lm.program.path).name!r} has none: nothing would train; use nets-only or joint")
     notes = _first_batches(cfg, spec, lm, splits, semantics, device) if getattr(lm, "general", False) else []
@@ -284,12 +285,12 @@ def _train_run(cfg: RunConfig, out: Path, resume: bool, progress: bool) -> dict:
         grey = grey.to(device)
         extra["grey_face_logits"] = {"values": grey.tolist(), "source": source}
     gate = None
-    if kind == "gate":
+    if kind.gate_net:
         gate, settings = build_gate(cfg, regime.trains_logic, splits["train"], oof, semantics, device)
-        extra["gate"] = {"kind": kind, **settings, "t_probs": None}
-    elif kind == "rules":
+        extra["gate"] = {"kind": kind.name, **settings, "t_probs": None}
+    elif kind.rules:
         from emolog.model.gate import gate_settings
-        extra["gate"] = {"kind": kind, **gate_settings(cfg), "features": None, "t_probs": None}
+        extra["gate"] = {"kind": kind.name, **gate_settings(cfg), "features": None, "t_probs": None}
     heads = build_heads(cfg, spec, lm, splits, device)
     model = Model(lm, scene_net, last_block, semantics, grey, gate, kind, classes, heads,
                   {n: b.inputs for n, b in spec.nets.items() if n in heads} if spec else None)
@@ -313,8 +314,8 @@ def _train_run(cfg: RunConfig, out: Path, resume: bool, progress: bool) -> dict:
     fitted = fit(model, groups, splits, cfg, regime, semantics, out, resume, progress)
     if "gate" in extra:
         from emolog.model.gate import EVIDENCE_FEATURES
-        extra["gate"].update(features=list(EVIDENCE_FEATURES) if kind == "gate" else None,
-                             t_probs=lm.t_probs() if kind == "rules" else None)
+        extra["gate"].update(features=list(EVIDENCE_FEATURES) if kind.gate_net else None,
+                             t_probs=lm.t_probs() if kind.rules else None)
     results = write_run(out, cfg, regime, semantics, model, groups, splits, fitted, data_info, perception, extra)
     results["wall_time_s"] = time.perf_counter() - t0
     # written last: it marks the run finished and vouches for every other file by sha256

@@ -147,7 +147,7 @@ def write_run(out: Path, cfg: RunConfig, regime: Regime, semantics: str, model: 
         # a spec names its own program (cfg.program then keeps its default)
         "regime": cfg.regime, "seed": cfg.seed, "program": extra.get("program_source") or cfg.program,
         "semantics": semantics,
-        "classes": list(classes), "kind": model.kind,
+        "classes": list(classes), "kind": model.kind.name,
         "metrics": metrics, "metrics_before": metrics_before,
         "source_weights": weights, "true_source_weights": true_weights(Path(cfg.data), target is not None),
         "t_values": t_values(model.lm),
@@ -164,7 +164,7 @@ def write_run(out: Path, cfg: RunConfig, regime: Regime, semantics: str, model: 
         "unscorable": {"n": sum(map(len, unscorable.values())), **unscorable},
         **extra,
     }
-    if model.kind not in ("global", "none"):
+    if model.kind.per_image_sources:
         from emolog.model.gate import trust_truth
         res["source_weights_kind"] = "mean per-image source probability (test)"
         res["trust_vs_truth"] = trust_truth(Path(cfg.data), te.ids, after["w"].cpu().numpy())
