@@ -25,6 +25,7 @@ from emolog.model.bindings.schema import SpecError
 from emolog.config.run import RunConfig
 from emolog.model.data import load_data
 from emolog.model.gate import program_kind
+from emolog.model.kinds import NONE
 from emolog.learn.losses import new_scene_net
 from emolog.model.model import Model
 from emolog.model.perception import perception_record
@@ -64,7 +65,7 @@ def _both(spec_name: str, data) -> tuple[Model, Model, object]:
     ctx.heads = heads
     general = ProgramLogic(spec, open_program(spec, "projected"), ctx)
     m_fast = Model(fast, scene, None, "condition", None, None, program_kind(fast), spec.classes, heads, inputs)
-    m_general = Model(general, scene, None, "condition", None, None, "none", spec.classes, heads)
+    m_general = Model(general, scene, None, "condition", None, None, NONE, spec.classes, heads)
     return m_fast.eval(), m_general.eval(), splits["test"]
 
 

@@ -11,6 +11,7 @@ from emolog.learn import em
 from emolog.config.run import RunConfig
 from emolog.model.data import load_data
 from emolog.model.gate import GateNet, program_kind, split_static_evidence
+from emolog.model.kinds import RULES
 from emolog.model.linear import build_linear
 from emolog.learn.losses import new_scene_net
 from emolog.model.model import Model
@@ -76,7 +77,7 @@ def test_a_t_shared_across_groundings_trains_through_the_circuit(split):
     (nets-only) the same program is linear in the scene again."""
     lm = compile_program("context_rules", param="softmax")
     model = Model(lm, new_scene_net(RunConfig.from_dict({"data": "x"}), split.scene.shape[1]), None, "condition",
-                  None, None, "rules")
+                  None, None, RULES)
     model.freeze_scene({"train": split})
     assert build_linear(model, split, live_t=True, live_scene=False) is None
     assert build_linear(model, split, live_t=False, live_scene=True) is not None
