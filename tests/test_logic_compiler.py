@@ -165,7 +165,7 @@ def test_two_rules_firing_at_a_float_boundary_are_named_with_their_lines():
     [f] = check_answer_mass(prog, [Example(0, faces=1)], VA_LABELS)
     # P(joy or joy') summed over the labels: 2 - sum_y p1(y) p2(y), p1, p2 the two pairs' outputs
     p1, p2 = _va_probs(2.4, 3.0), _va_probs((2 * 5.4 + 2.4) / 3, (2 * 3.8 + 3.0) / 3)
-    assert f.kind == "overlap" and f.masses == [(0, pytest.approx(2 - sum(a * b for a, b in zip(p1, p2))))]
+    assert f.fault == "overlap" and f.masses == [(0, pytest.approx(2 - sum(a * b for a, b in zip(p1, p2))))]
     assert len(f.labels) == 2 and set(f.labels) <= set(VA_LABELS)
     assert "scene(tensor(scene(I)),s0)" in f.world and "face_expr(tensor(face(I,1)),happy)" in f.world
     lines = [ln for ln in (PROGRAMS / "boundary.pl").read_text().splitlines()]
@@ -178,7 +178,7 @@ def test_two_rules_firing_at_a_float_boundary_are_named_with_their_lines():
 def test_a_case_no_rule_covers_is_reported_as_no_label():
     prog = _boundary(2, 0)   # scene s2 (1.5), an angry face (-2.0): distance 3.5, no rule
     [f] = check_answer_mass(prog, [Example(0, faces=1)], VA_LABELS)
-    assert f.kind == "none" and f.masses == [(0, 0.0)]
+    assert f.fault == "no_label" and f.masses == [(0, 0.0)]
     assert {"face_expr(tensor(face(I,1)),angry)", "scene(tensor(scene(I)),s2)"} <= set(f.world)
     assert "no label holds" in f.message()
 

@@ -37,7 +37,7 @@ class MassFinding:
 
     structure: str                                 # the filled template, I for the image
     masses: list[tuple[int | None, float]]         # (example id or None, sum of the label answers)
-    kind: str = ""                                 # "overlap": two labels at once; "none": no label
+    fault: str = ""                                # "overlap": two labels at once; "no_label": none holds
     world: list[str] = field(default_factory=list)      # the choices that matter in the witness
     labels: list[str] = field(default_factory=list)     # the answers that hold together
     rules: list[str] = field(default_factory=list)      # "file:line: clause" firing together
@@ -50,9 +50,9 @@ class MassFinding:
         head = f"{self.structure}: the answers over the labels sum to {total}, not 1"
         if ids != [None]:   # a plain program's query has no examples
             head += f", for {len(ids)} example(s) (ids {ids[:10]}{' ...' if len(ids) > 10 else ''})"
-        if self.kind == "overlap":
+        if self.fault == "overlap":
             why = f"two labels hold at once ({', '.join(self.labels)})"
-        elif self.kind == "none":
+        elif self.fault == "no_label":
             why = "no label holds"
         else:
             return head
@@ -168,7 +168,7 @@ def _explain(prog, term: Term, finding: MassFinding, labels, probs: dict[str, fl
     if found is None:
         return finding
     _, truth, chosen = found
-    finding.kind = "overlap" if holding else "none"
+    finding.fault = "overlap" if holding else "no_label"
     finding.labels = [_last_arg(str(n)) for n in holding]
     names = [_atom(dag.get_node(k).name) for k in chosen if truth.get(k)]
     finding.world = sorted(_shown(n) for n in names if n.functor != FIRED)
