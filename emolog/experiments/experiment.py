@@ -182,27 +182,11 @@ def run_experiment(data: str, out: str | Path, regimes: Sequence[str], seeds: Se
     trains nothing and builds the tables from the runs on disk (``emolog experiment merge``).
     """
     from emolog.cache.store import CacheError
-    from emolog.metrics.classification import evaluate
     out = Path(out)
-    bad = [r for r in regimes if r not in REGIMES]
-    if bad:
-        raise ExperimentError(f"--regimes: unknown {bad}; choose from {list(REGIMES)}")
-    bad = [b for b in baselines if b not in BASELINES]
-    if bad:
-        raise ExperimentError(f"--baselines: unknown {bad}; choose from {list(BASELINES)}")
-    if not seeds or not regimes:
-        raise ExperimentError("--regimes and --seeds must each list at least one value")
-    base: dict[str, Any] = {"data": str(data)}
-    for item in overrides:
-        key, value = parse_override(item)
-        base[key] = value
-    if "regime" in base or "seed" in base:
-        raise ExperimentError("--set regime/seed: use --regimes and --seeds")
+    _check_choices(regimes, seeds, baselines)
+    base = _base_config(data, overrides)
     parsed_sweeps = [parse_sweep(s) for s in sweeps]
-    pool = len(load_split(Path(data) / "split.json")["train"])
-    too_big = [n for n in memorisation if n > pool]
-    if too_big:
-        raise ExperimentError(f"--memorisation {too_big}: the data has only {pool} training images")
+    _check_memorisation(data, memorisation)
     main, memo_specs = plan_runs(regimes, seeds, parsed_sweeps, memorisation, base)
     specs = _unique(main + memo_specs)
     config = {"data": str(data), "regimes": list(regimes), "seeds": list(seeds), "sweeps": list(sweeps),
@@ -216,18 +200,10 @@ def run_experiment(data: str, out: str | Path, regimes: Sequence[str], seeds: Se
     # experiment.json, the mark of a finished experiment, goes first and is written last
     lock = None if shard is None else f"shard-{shard[0]}-of-{shard[1]}"
     with output_lock(out, "emolog experiment", name=lock):
-        if shard is None:
-            (out / "experiment.json").unlink(missing_ok=True)
-        # a killed writer's temporary files, of the files this lock covers (runs/: each run's own lock)
-        remove_partials(out / distribute.SHARDS, "*" if shard is None else distribute.record_path(out, shard).name)
-        if shard is None or shard[0] == 0:
-            remove_partials(out / "baselines")
-        (out / "runs").mkdir(parents=True, exist_ok=True)
+        _clear_output(out, shard)
         t0 = time.perf_counter()
-
-        mine = specs if shard is None else \
-            [s for s in specs if s.name in distribute.assign([x.name for x in specs], shard)]
-        results, failed = distribute.run_specs(mine, execute_run, base, out / "runs", jobs=jobs, train=train,
+        results, failed = distribute.run_specs(_shard_specs(specs, shard), execute_run, base, out / "runs",
+                                               jobs=jobs, train=train,
                                                errors=(ConfigError, CacheError, RuntimeError, ValueError),
                                                known_failures=known_failures, progress=progress)
         classes, skipped, target = _label_set(base, baselines)   # baselines needing basic-7 face probabilities: not for Emo8
@@ -238,67 +214,145 @@ def run_experiment(data: str, out: str | Path, regimes: Sequence[str], seeds: Se
         if shard is not None:
             distribute.write_record(out, shard, config, list(results), failed, do_baselines, time.perf_counter() - t0)
             return {"shard": shard, "runs": [f"runs/{n}" for n in results], "failed": failed,
-                    "baselines": sorted(str(p.relative_to(out)) for p in baseline_files.values()),
-                    "sanity_warnings": {n: r["sanity_warning"] for n, r in results.items() if r.get("sanity_warning")},
+                    "baselines": _relative(out, baseline_files), "sanity_warnings": _sanity_warnings(results),
                     "table": pd.DataFrame()}
-
-        rows: list[dict] = []
-        pred_files: dict[str, list[Path]] = {}
-        for spec in main:
-            if spec.name not in results:
-                continue
-            r = results[spec.name]
-            m = r["metrics"]["test"]
-            rows.append({"system": spec.system, "kind": "regime", "regime": spec.regime,
-                         "sweep": "" if spec.sweep is None else f"{spec.sweep[0]}={_fmt_value(spec.sweep[1])}",
-                         "seed": spec.seed, **{k: m[k] for k in METRICS}, **va_columns(r),
-                         **{f"w_{s}": w for s, w in (r.get("source_weights") or {}).items()}})
-            pred_files.setdefault(spec.system, []).append(out / "runs" / spec.name / "predictions.csv")
-        fitted, values = experiment_target(data, target, base.get("n_train")) if target else (None, {})
-        for (name, seed), path in baseline_files.items():
-            ids, y, probs = read_predictions(path)
-            m = evaluate(probs, y, classes)
-            system = f"baseline: {name}"
-            rows.append({"system": system, "kind": "baseline", "regime": name, "sweep": "", "seed": seed,
-                         **{k: m[k] for k in METRICS},
-                         **(baseline_va_columns(fitted, probs, np.stack([values[i] for i in ids])) if target else {})})
-            pred_files.setdefault(system, []).append(path)
-
-        table = comparison_table(rows) if rows else pd.DataFrame()
-        _write_csv(table, out / "comparison.csv")
-        atomic_write_text(out / "comparison.tex", comparison_tex(table) if rows else "")
-        reference = REFERENCE if REFERENCE in pred_files else (next(iter(pred_files)) if pred_files else None)
-        boot = bootstrap_table(pred_files, reference, n_boot, seed=0, va=(fitted, values)) if reference else pd.DataFrame()
-        _write_csv(boot, out / "bootstrap.csv")
-        memo = []
-        for spec in memo_specs:
-            if spec.name not in results:
-                continue
-            r = results[spec.name]
-            # the program's parameters: its source weights where it chooses a source, else every t() by name
-            params = {f"w_{k}": w for k, w in r["source_weights"].items()} if r.get("source_weights") \
-                else dict(r.get("t_values") or {})
-            memo.append({"regime": spec.regime, "n_train": spec.sweep[1], "seed": spec.seed, **params,
-                         "val_accuracy": r["metrics"]["val"]["accuracy"], "train_accuracy": r.get("train_accuracy")})
-        columns = list(dict.fromkeys(k for row in memo for k in row)) or MEMO_COLUMNS
-        _write_csv(pd.DataFrame(memo, columns=columns).sort_values(["regime", "n_train", "seed"]),
-                   out / "memorisation.csv")
+        va = experiment_target(data, target, base.get("n_train")) if target else None
+        table, reference = _write_tables(out, main, memo_specs, results, baseline_files, classes, va, n_boot)
 
         first = next(iter(results.values()), {})
         experiment = {
             "config": config, "runs": [f"runs/{s.name}" for s in specs if s.name in results],
-            "baselines": sorted(str(p.relative_to(out)) for p in baseline_files.values()),
+            "baselines": _relative(out, baseline_files),
             "data": first.get("data", {"data_dir": str(data)}), "true_source_weights": first.get("true_source_weights"),
             "reference": reference, "failed": failed, "classes": list(classes), "baselines_skipped": skipped,
-            "sanity_warnings": {n: r["sanity_warning"] for n, r in results.items() if r.get("sanity_warning")},
+            "sanity_warnings": _sanity_warnings(results),
             "wall_time_s": time.perf_counter() - t0, "format": FORMATS["experiment"],
             # written last: it marks the experiment finished and vouches for its tables by sha256
-            "files": record(out, [*TABLES, *(str(p.relative_to(out)) for p in baseline_files.values()),
+            "files": record(out, [*TABLES, *_relative(out, baseline_files),
                                   *(f"runs/{n}/results.json" for n in results)]),
         }
         atomic_write_text(out / "experiment.json", json.dumps(experiment, indent=1))
         experiment["table"] = table
         return experiment
+
+
+def _check_choices(regimes: Sequence[str], seeds: Sequence[int], baselines: Sequence[str]) -> None:
+    bad = [r for r in regimes if r not in REGIMES]
+    if bad:
+        raise ExperimentError(f"--regimes: unknown {bad}; choose from {list(REGIMES)}")
+    bad = [b for b in baselines if b not in BASELINES]
+    if bad:
+        raise ExperimentError(f"--baselines: unknown {bad}; choose from {list(BASELINES)}")
+    if not seeds or not regimes:
+        raise ExperimentError("--regimes and --seeds must each list at least one value")
+
+
+def _base_config(data: str, overrides: Sequence[str]) -> dict[str, Any]:
+    """The config every run shares: the data and the ``--set`` overrides."""
+    base: dict[str, Any] = {"data": str(data)}
+    for item in overrides:
+        key, value = parse_override(item)
+        base[key] = value
+    if "regime" in base or "seed" in base:
+        raise ExperimentError("--set regime/seed: use --regimes and --seeds")
+    return base
+
+
+def _check_memorisation(data: str, memorisation: Sequence[int]) -> None:
+    pool = len(load_split(Path(data) / "split.json")["train"])
+    too_big = [n for n in memorisation if n > pool]
+    if too_big:
+        raise ExperimentError(f"--memorisation {too_big}: the data has only {pool} training images")
+
+
+def _clear_output(out: Path, shard: tuple[int, int] | None) -> None:
+    """Remove what a killed writer left of the files this lock covers (runs/: each run's own lock)."""
+    if shard is None:
+        (out / "experiment.json").unlink(missing_ok=True)
+    remove_partials(out / distribute.SHARDS, "*" if shard is None else distribute.record_path(out, shard).name)
+    if shard is None or shard[0] == 0:
+        remove_partials(out / "baselines")
+    (out / "runs").mkdir(parents=True, exist_ok=True)
+
+
+def _shard_specs(specs: list[RunSpec], shard: tuple[int, int] | None) -> list[RunSpec]:
+    if shard is None:
+        return specs
+    mine = distribute.assign([x.name for x in specs], shard)
+    return [s for s in specs if s.name in mine]
+
+
+def _sanity_warnings(results: dict[str, dict]) -> dict[str, str]:
+    return {n: r["sanity_warning"] for n, r in results.items() if r.get("sanity_warning")}
+
+
+def _relative(out: Path, baseline_files: dict[tuple[str, int], Path]) -> list[str]:
+    return sorted(str(p.relative_to(out)) for p in baseline_files.values())
+
+
+def _write_tables(out: Path, main: list[RunSpec], memo_specs: list[RunSpec], results: dict[str, dict],
+                  baseline_files: dict[tuple[str, int], Path], classes: tuple[str, ...],
+                  va: tuple[Any, dict] | None, n_boot: int) -> tuple[pd.DataFrame, str | None]:
+    """Write comparison.csv/.tex, bootstrap.csv and memorisation.csv; (the comparison table,
+    the bootstrap's reference system)."""
+    rows, pred_files = _regime_rows(main, results, out)
+    _add_baseline_rows(rows, pred_files, baseline_files, classes, va)
+    table = comparison_table(rows) if rows else pd.DataFrame()
+    _write_csv(table, out / "comparison.csv")
+    atomic_write_text(out / "comparison.tex", comparison_tex(table) if rows else "")
+    reference = REFERENCE if REFERENCE in pred_files else (next(iter(pred_files)) if pred_files else None)
+    boot = bootstrap_table(pred_files, reference, n_boot, seed=0, va=va or (None, {})) if reference else pd.DataFrame()
+    _write_csv(boot, out / "bootstrap.csv")
+    _write_memorisation(memo_specs, results, out)
+    return table, reference
+
+
+def _regime_rows(main: list[RunSpec], results: dict[str, dict], out: Path) -> tuple[list[dict], dict[str, list[Path]]]:
+    """Comparison rows of the finished runs, and their prediction files by system."""
+    rows: list[dict] = []
+    pred_files: dict[str, list[Path]] = {}
+    for spec in main:
+        if spec.name not in results:
+            continue
+        r = results[spec.name]
+        m = r["metrics"]["test"]
+        rows.append({"system": spec.system, "kind": "regime", "regime": spec.regime,
+                     "sweep": "" if spec.sweep is None else f"{spec.sweep[0]}={_fmt_value(spec.sweep[1])}",
+                     "seed": spec.seed, **{k: m[k] for k in METRICS}, **va_columns(r),
+                     **{f"w_{s}": w for s, w in (r.get("source_weights") or {}).items()}})
+        pred_files.setdefault(spec.system, []).append(out / "runs" / spec.name / "predictions.csv")
+    return rows, pred_files
+
+
+def _add_baseline_rows(rows: list[dict], pred_files: dict[str, list[Path]],
+                       baseline_files: dict[tuple[str, int], Path], classes: tuple[str, ...],
+                       va: tuple[Any, dict] | None) -> None:
+    """Append the baselines' comparison rows; ``va``: (fitted target, values by id) when the spec has one."""
+    from emolog.metrics.classification import evaluate
+    for (name, seed), path in baseline_files.items():
+        ids, y, probs = read_predictions(path)
+        m = evaluate(probs, y, classes)
+        system = f"baseline: {name}"
+        rows.append({"system": system, "kind": "baseline", "regime": name, "sweep": "", "seed": seed,
+                     **{k: m[k] for k in METRICS},
+                     **(baseline_va_columns(va[0], probs, np.stack([va[1][i] for i in ids])) if va else {})})
+        pred_files.setdefault(system, []).append(path)
+
+
+def _write_memorisation(memo_specs: list[RunSpec], results: dict[str, dict], out: Path) -> None:
+    memo = []
+    for spec in memo_specs:
+        if spec.name not in results:
+            continue
+        r = results[spec.name]
+        # the program's parameters: its source weights where it chooses a source, else every t() by name
+        params = {f"w_{k}": w for k, w in r["source_weights"].items()} if r.get("source_weights") \
+            else dict(r.get("t_values") or {})
+        memo.append({"regime": spec.regime, "n_train": spec.sweep[1], "seed": spec.seed, **params,
+                     "val_accuracy": r["metrics"]["val"]["accuracy"], "train_accuracy": r.get("train_accuracy")})
+    columns = list(dict.fromkeys(k for row in memo for k in row)) or MEMO_COLUMNS
+    _write_csv(pd.DataFrame(memo, columns=columns).sort_values(["regime", "n_train", "seed"]),
+               out / "memorisation.csv")
 
 
 def _label_set(base: dict[str, Any], baselines: Sequence[str]) -> tuple[tuple[str, ...], dict[str, str], Any]:
@@ -348,6 +402,20 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    _check_usage(args)
+    # errors go to the command line's handler: one line and the exit code of their kind
+    exp = _merge(args) if args.action == "merge" else _experiment_from_args(args)
+    _print_summary(exp)
+    if "shard" in exp:
+        i, n = exp["shard"]
+        print(f"shard {i}/{n} done: {len(exp['runs'])} runs, {len(exp['baselines'])} baseline prediction files; "
+              f"when all {n} shards are done: emolog experiment merge {args.out}")
+        return 1 if exp["failed"] else 0
+    print(f"wrote {args.out} ({len(exp['runs'])} runs, {len(exp['baselines'])} baseline prediction files)")
+    return 1 if exp["failed"] else 0
+
+
+def _check_usage(args: argparse.Namespace) -> None:
     from emolog.errors import UsageError
     if args.action not in (None, "merge"):
         raise UsageError(f"unexpected argument {args.action!r} (the only action is `merge OUT`)")
@@ -355,20 +423,28 @@ def run(args: argparse.Namespace) -> int:
         raise UsageError("usage: emolog experiment --data D --out EXP [options] | emolog experiment merge EXP")
     if args.jobs < 1:
         raise UsageError(f"--jobs {args.jobs}: need at least 1")
-    # errors go to the command line's handler: one line and the exit code of their kind
-    if args.action == "merge":
-        if (args.target or args.out) is None:
-            raise UsageError("usage: emolog experiment merge EXP (the --out of the shards)")
-        args.out = args.target or args.out
-        exp = distribute.merge(args.out, run_experiment, progress=not args.quiet)
-    else:
-        exp = run_experiment(
-            args.data, args.out, [r for r in args.regimes.split(",") if r], _ints(args.seeds, "--seeds"),
-            sweeps=args.sweep, memorisation=_ints(args.memorisation, "--memorisation"),
-            overrides=args.overrides,
-            baselines=() if args.baselines == "none" else [b for b in args.baselines.split(",") if b],
-            baseline_epochs=args.baseline_epochs, n_boot=args.n_boot, progress=not args.quiet,
-            shard=parse_shard(args.shard) if args.shard else None, jobs=args.jobs)
+
+
+def _merge(args: argparse.Namespace) -> dict:
+    from emolog.errors import UsageError
+    if (args.target or args.out) is None:
+        raise UsageError("usage: emolog experiment merge EXP (the --out of the shards)")
+    args.out = args.target or args.out   # the closing message names it
+    return distribute.merge(args.out, run_experiment, progress=not args.quiet)
+
+
+def _experiment_from_args(args: argparse.Namespace) -> dict:
+    return run_experiment(
+        args.data, args.out, [r for r in args.regimes.split(",") if r], _ints(args.seeds, "--seeds"),
+        sweeps=args.sweep, memorisation=_ints(args.memorisation, "--memorisation"),
+        overrides=args.overrides,
+        baselines=() if args.baselines == "none" else [b for b in args.baselines.split(",") if b],
+        baseline_epochs=args.baseline_epochs, n_boot=args.n_boot, progress=not args.quiet,
+        shard=parse_shard(args.shard) if args.shard else None, jobs=args.jobs)
+
+
+def _print_summary(exp: dict) -> None:
+    """The table, the runs' sanity warnings and the failed runs."""
     if len(exp["table"]):
         print(format_table(exp["table"]))
     if exp["sanity_warnings"]:  # one line, not one per run: the runs of a sweep share the warning
@@ -377,10 +453,3 @@ def run(args: argparse.Namespace) -> int:
               f"{names[0]}: {exp['sanity_warnings'][names[0]]}")
     for f in exp["failed"]:
         print(f"FAILED {f['run']}: {f['error']}")
-    if "shard" in exp:
-        i, n = exp["shard"]
-        print(f"shard {i}/{n} done: {len(exp['runs'])} runs, {len(exp['baselines'])} baseline prediction files; "
-              f"when all {n} shards are done: emolog experiment merge {args.out}")
-        return 1 if exp["failed"] else 0
-    print(f"wrote {args.out} ({len(exp['runs'])} runs, {len(exp['baselines'])} baseline prediction files)")
-    return 1 if exp["failed"] else 0
