@@ -177,8 +177,6 @@ def run_experiment(out: str | Path, n: int = 5000, seeds: tuple[int, ...] = (0, 
     """
     if folds < 1:
         raise ValueError(f"--folds must be >= 1, got {folds}")
-    from emolog.model.gate import source_correlation
-    from emolog.metrics.classification import accuracy, macro_f1, nll, paired_bootstrap
     out = Path(out)
     logic = dict(DEFAULT_LOGIC if logic is None else logic)
     t0 = time.perf_counter()
@@ -192,62 +190,88 @@ def run_experiment(out: str | Path, n: int = 5000, seeds: tuple[int, ...] = (0, 
         units: list[np.ndarray] = []  # per test image: which training (seed, fold) predicted it
         for seed in seeds:
             data = simulate_data(out, variant, seed, n, snr, face_calibration)
-            parts = [(data, out / "runs" / f"{variant}-s{seed}")] if folds == 1 else [
-                (fold_data(data, folds, k, seed), out / "runs" / f"{variant}-s{seed}-fold{k}of{folds}")
-                for k in range(folds)]
-            preds = {a: [] for a in ARMS}
-            refs = {a: [] for a in REFERENCES}
-            for fdata, runs in parts:   # one part, or the K folds (their test sets partition the data)
-                fold_preds = run_arms(fdata, runs, seed, epochs, logic, progress)
-                ids = fold_preds["global"]["image_id"].tolist()
-                units.append(np.full(len(ids), len(units)))
-                if any(p["image_id"].tolist() != ids for p in fold_preds.values()):
-                    raise RuntimeError(f"{runs}: the arms' predictions are not for the same test images")
-                for arm, pred in fold_preds.items():
-                    preds[arm].append(pred)
-                for name, p in reference_probs(fdata, seed, logic).items():
-                    refs[name].append(p)
-            preds = {arm: pd.concat(v, ignore_index=True) for arm, v in preds.items()}
-            ids = preds["global"]["image_id"].tolist()
-            y = np.array([BASIC7.index(v) for v in preds["global"]["label"]])
+            preds, refs = _predict_parts(_parts(data, out, variant, seed, folds), seed, epochs, logic, progress, units)
+            y, row = _score_seed(data, seed, preds, refs, probs, corr)
             labels.append(y)
-            truth = pd.read_csv(data / "truth.csv", dtype={"image_id": str}).set_index("image_id").loc[ids]
-            p_true = truth[[f"p_{s}" for s in SOURCES]].to_numpy(np.float64)
-            row = {"seed": seed}
-            for arm, pred in preds.items():
-                probs[arm].append(_probs(pred))
-                c = source_correlation(_conditioned(pred), p_true)
-                corr[arm].append(c)
-                row[arm] = {"nll": nll(probs[arm][-1], y), "macro_f1": macro_f1(probs[arm][-1], y), **c}
-            for name, parts_p in refs.items():
-                p = np.concatenate(parts_p)
-                probs[name].append(p)
-                row[name] = {"nll": nll(p, y), "macro_f1": macro_f1(p, y)}
             per_seed.append(row)
         y_all, groups = np.concatenate(labels), np.concatenate(units)
-        summary = {}
-        for arm in ARMS + REFERENCES:
-            per = [(nll(p, y), macro_f1(p, y), accuracy(p, y)) for p, y in zip(probs[arm], labels)]
-            a = np.array(per)
-            entry = {"nll_mean": float(a[:, 0].mean()), "nll_sd": float(a[:, 0].std(ddof=1)) if len(a) > 1 else 0.0,
-                     "macro_f1_mean": float(a[:, 1].mean()),
-                     "macro_f1_sd": float(a[:, 1].std(ddof=1)) if len(a) > 1 else 0.0,
-                     "accuracy_mean": float(a[:, 2].mean())}
-            if arm in corr:
-                entry["r_available_mean"] = float(np.mean([c["r_available"] for c in corr[arm]]))
-                entry["r_scene_mean"] = float(np.mean([c["r_scene"] for c in corr[arm]]))
-            if arm != "global":
-                pa, pb = np.concatenate(probs[arm]), np.concatenate(probs["global"])
-                # trainings resampled too (cluster bootstrap): the interval counts training variance
-                entry["vs_global"] = {m: paired_bootstrap(fn, pa, pb, y_all, n_boot=n_boot, seed=0, groups=groups)
-                                      for m, fn in (("nll", nll), ("macro_f1", macro_f1))}
-            summary[arm] = entry
+        summary = {arm: _summarise(arm, probs, labels, corr, y_all, groups, n_boot) for arm in ARMS + REFERENCES}
         result["variants"][variant] = {"summary": summary, "per_seed": per_seed, "n_test_pooled": int(len(y_all))}
     result["wall_time_s"] = time.perf_counter() - t0
     out.mkdir(parents=True, exist_ok=True)
     atomic_write_text(out / "context_experiment.json", json.dumps(result, indent=1))
     atomic_write_text(out / "context_experiment.md", format_markdown(result))
     return result
+
+
+def _parts(data: Path, out: Path, variant: str, seed: int, folds: int) -> list[tuple[Path, Path]]:
+    """(data folder, runs folder) of each training of one seed: the data set itself, or its K folds."""
+    if folds == 1:
+        return [(data, out / "runs" / f"{variant}-s{seed}")]
+    return [(fold_data(data, folds, k, seed), out / "runs" / f"{variant}-s{seed}-fold{k}of{folds}")
+            for k in range(folds)]
+
+
+def _predict_parts(parts: list[tuple[Path, Path]], seed: int, epochs: int, logic: dict, progress: bool,
+                   units: list[np.ndarray]) -> tuple[dict[str, pd.DataFrame], dict[str, list[np.ndarray]]]:
+    """The arms' test predictions (pooled over the parts) and the references' probabilities
+    (per part); appends each part's test-image unit to ``units``."""
+    preds: dict[str, list[pd.DataFrame]] = {a: [] for a in ARMS}
+    refs: dict[str, list[np.ndarray]] = {a: [] for a in REFERENCES}
+    for fdata, runs in parts:   # one part, or the K folds (their test sets partition the data)
+        fold_preds = run_arms(fdata, runs, seed, epochs, logic, progress)
+        ids = fold_preds["global"]["image_id"].tolist()
+        units.append(np.full(len(ids), len(units)))
+        if any(p["image_id"].tolist() != ids for p in fold_preds.values()):
+            raise RuntimeError(f"{runs}: the arms' predictions are not for the same test images")
+        for arm, pred in fold_preds.items():
+            preds[arm].append(pred)
+        for name, p in reference_probs(fdata, seed, logic).items():
+            refs[name].append(p)
+    return {arm: pd.concat(v, ignore_index=True) for arm, v in preds.items()}, refs
+
+
+def _score_seed(data: Path, seed: int, preds: dict[str, pd.DataFrame], refs: dict[str, list[np.ndarray]],
+                probs: dict[str, list[np.ndarray]], corr: dict[str, list[dict]]) -> tuple[np.ndarray, dict]:
+    """(test labels, per-seed row) of one seed; appends each arm's probabilities to ``probs``
+    and its source correlations to ``corr``."""
+    from emolog.model.gate import source_correlation
+    from emolog.metrics.classification import macro_f1, nll
+    ids = preds["global"]["image_id"].tolist()
+    y = np.array([BASIC7.index(v) for v in preds["global"]["label"]])
+    truth = pd.read_csv(data / "truth.csv", dtype={"image_id": str}).set_index("image_id").loc[ids]
+    p_true = truth[[f"p_{s}" for s in SOURCES]].to_numpy(np.float64)
+    row: dict = {"seed": seed}
+    for arm, pred in preds.items():
+        probs[arm].append(_probs(pred))
+        c = source_correlation(_conditioned(pred), p_true)
+        corr[arm].append(c)
+        row[arm] = {"nll": nll(probs[arm][-1], y), "macro_f1": macro_f1(probs[arm][-1], y), **c}
+    for name, parts_p in refs.items():
+        p = np.concatenate(parts_p)
+        probs[name].append(p)
+        row[name] = {"nll": nll(p, y), "macro_f1": macro_f1(p, y)}
+    return y, row
+
+
+def _summarise(arm: str, probs: dict[str, list[np.ndarray]], labels: list[np.ndarray], corr: dict[str, list[dict]],
+               y_all: np.ndarray, groups: np.ndarray, n_boot: int) -> dict:
+    """One arm's (or reference's) summary over the seeds, and its difference to the global arm."""
+    from emolog.metrics.classification import accuracy, macro_f1, nll, paired_bootstrap
+    a = np.array([(nll(p, y), macro_f1(p, y), accuracy(p, y)) for p, y in zip(probs[arm], labels)])
+    entry = {"nll_mean": float(a[:, 0].mean()), "nll_sd": float(a[:, 0].std(ddof=1)) if len(a) > 1 else 0.0,
+             "macro_f1_mean": float(a[:, 1].mean()),
+             "macro_f1_sd": float(a[:, 1].std(ddof=1)) if len(a) > 1 else 0.0,
+             "accuracy_mean": float(a[:, 2].mean())}
+    if arm in corr:
+        entry["r_available_mean"] = float(np.mean([c["r_available"] for c in corr[arm]]))
+        entry["r_scene_mean"] = float(np.mean([c["r_scene"] for c in corr[arm]]))
+    if arm != "global":
+        pa, pb = np.concatenate(probs[arm]), np.concatenate(probs["global"])
+        # trainings resampled too (cluster bootstrap): the interval counts training variance
+        entry["vs_global"] = {m: paired_bootstrap(fn, pa, pb, y_all, n_boot=n_boot, seed=0, groups=groups)
+                              for m, fn in (("nll", nll), ("macro_f1", macro_f1))}
+    return entry
 
 
 def format_markdown(result: dict) -> str:

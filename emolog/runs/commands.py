@@ -10,8 +10,12 @@ data directory, 4 a file missing, 5 the cache fails verification (or a run file 
 from __future__ import annotations
 
 import argparse
+from typing import TYPE_CHECKING
 
 from emolog.config.run import REGIMES, SOURCES, RunConfig
+
+if TYPE_CHECKING:   # imported where used: `train --help` stays light
+    from emolog.runs.reader import Results
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -63,28 +67,8 @@ def summary(results: dict) -> str:
     lines = [f"regime {r.regime} (program {r.program}, semantics {r.semantics}, seed {r.seed}): "
              f"{r.epochs_run} epochs{' (early stop, best epoch ' + str(r.best_epoch) + ')' if r.stopped_early else ''}, "
              f"{r.train_time_s:.1f} s on {r.n_train} training images"]
-    head = f"{'':14s}{'accuracy':>9s}{'macro-F1':>9s}{'UAR':>7s}{'NLL':>7s}{'ECE':>7s}"
-    lines.append(head)
-    rows = [("test before", r.metrics_before["test"]), ("val", r.metrics["val"]), ("test", r.metrics["test"])]
-    for name, m in rows:
-        lines.append(f"{name:14s}{m['accuracy']:9.3f}{m['macro_f1']:9.3f}{m['uar']:7.3f}{m['nll']:7.3f}{m['ece']:7.3f}")
-    for var, m in (r.metrics["test"].get("va") or {}).items():   # a valence/arousal target: its regression
-        lines.append(f"test {var}: MAE {m['mae']:.3f} [{m['mae_lo']:.3f}, {m['mae_hi']:.3f}]  RMSE {m['rmse']:.3f}  "
-                     f"Spearman {m['spearman']:.3f} [{m['spearman_lo']:.3f}, {m['spearman_hi']:.3f}]  "
-                     f"Pearson {m['pearson']:.3f}  CCC {m['ccc']:.3f}   (accuracy etc. above: of its bins)")
-    w, tw = r.source_weights, r.true_source_weights
-    if w:
-        lines.append("source weights  " + "  ".join(f"{s} {w[s]:.3f}" for s in SOURCES))
-    if w and tw:
-        lines.append("true weights    " + "  ".join(f"{s} {tw[s]:.3f}" for s in SOURCES)
-                     + f"   (max |diff| {max(abs(w[s] - tw[s]) for s in SOURCES):.3f})")
-    tv, ttv = r.t_values, r.true_t_values or {}
-    if len(tv) > len(SOURCES) or (tv and not w):
-        line = f"{len(tv)} t() values learned (results.json t_values; program.pl has them filled in)"
-        if ttv:
-            k = max(ttv, key=lambda n: abs(tv[n] - ttv[n]))
-            line += f"; max |learned - true| {abs(tv[k] - ttv[k]):.3f} at {k}"
-        lines.append(line)
+    lines += _metric_lines(r)
+    lines += _parameter_lines(r)
     bad = r.unscorable
     if bad.get("n"):
         lines.append(f"{bad['n']} image(s) the program cannot score (evidence of probability 0; predicted "
@@ -93,3 +77,36 @@ def summary(results: dict) -> str:
         lines.append(r.sanity_warning)
     lines += [f"note: {n}" for n in results.get("notes") or []]
     return "\n".join(lines)
+
+
+def _metric_lines(r: Results) -> list[str]:
+    """The classification metrics table, and a valence/arousal target's regression figures."""
+    lines = [f"{'':14s}{'accuracy':>9s}{'macro-F1':>9s}{'UAR':>7s}{'NLL':>7s}{'ECE':>7s}"]
+    rows = [("test before", r.metrics_before["test"]), ("val", r.metrics["val"]), ("test", r.metrics["test"])]
+    for name, m in rows:
+        lines.append(f"{name:14s}{m['accuracy']:9.3f}{m['macro_f1']:9.3f}{m['uar']:7.3f}{m['nll']:7.3f}{m['ece']:7.3f}")
+    for var, m in (r.metrics["test"].get("va") or {}).items():   # a valence/arousal target: its regression
+        lines.append(f"test {var}: MAE {m['mae']:.3f} [{m['mae_lo']:.3f}, {m['mae_hi']:.3f}]  RMSE {m['rmse']:.3f}  "
+                     f"Spearman {m['spearman']:.3f} [{m['spearman_lo']:.3f}, {m['spearman_hi']:.3f}]  "
+                     f"Pearson {m['pearson']:.3f}  CCC {m['ccc']:.3f}   (accuracy etc. above: of its bins)")
+    return lines
+
+
+def _parameter_lines(r: Results) -> list[str]:
+    """The learned source weights and t() values, against the true ones when the data was simulated."""
+    lines = []
+    w, tw = r.source_weights, r.true_source_weights
+    if w:
+        lines.append("source weights  " + "  ".join(f"{s} {w[s]:.3f}" for s in SOURCES))
+    if w and tw:
+        lines.append("true weights    " + "  ".join(f"{s} {tw[s]:.3f}" for s in SOURCES)
+                     + f"   (max |diff| {max(abs(w[s] - tw[s]) for s in SOURCES):.3f})")
+    tv, ttv = r.t_values, r.true_t_values or {}
+    # a source-choosing program's t() values are its source weights, already shown above
+    if len(tv) > len(SOURCES) or (tv and not w):
+        line = f"{len(tv)} t() values learned (results.json t_values; program.pl has them filled in)"
+        if ttv:
+            k = max(ttv, key=lambda n: abs(tv[n] - ttv[n]))
+            line += f"; max |learned - true| {abs(tv[k] - ttv[k]):.3f} at {k}"
+        lines.append(line)
+    return lines
