@@ -225,35 +225,44 @@ def _predict_perceived(trained: Run, perception: Perception, items: list[Item], 
 
 def _table(batches: list[Batch], classes: list[str], order: list[Item]) -> pd.DataFrame:
     """One row per predicted image, in the order the images were given."""
-    frames = []
-    for b in batches:
-        pred, c = b.pred, b.cache
-        if list(pred.ids) != [it.image_id for it in b.items]:
-            raise InputError("predict: the run returned rows for other ids than asked (a bug)")
-        cols: dict[str, object] = {"image": [it.name for it in b.items], "image_id": pred.ids,
-                                   "label": [it.label for it in b.items],
-                                   "pred": [classes[i] for i in pred.probs.argmax(1)],
-                                   "features": b.source}
-        cols.update({f"p_{k}": pred.probs[:, j] for j, k in enumerate(classes)})
-        if pred.scene_probs is not None:   # over the scene head's own domain (not always the classes)
-            cols.update({f"scene_{k}": pred.scene_probs[:, j] for j, k in enumerate(pred.scene_classes)})
-        mask, probs, boxes = (c.face_mask.numpy().astype(bool), c.face_probs.numpy(), c.face_boxes.numpy())
-        cols["n_faces"] = c.n_faces.numpy()
-        for k in range(mask.shape[1]):
-            on = mask[:, k]
-            cols[f"face{k + 1}_box"] = [" ".join(f"{v:.1f}" for v in boxes[i, k]) if on[i] else ""
-                                        for i in range(len(on))]
-            cols.update({f"face{k + 1}_{e}": np.where(on, probs[:, k, j], np.nan) for j, e in enumerate(BASIC7)})
-        if pred.sources is not None:
-            if pred.source_probs is not None:
-                cols.update({f"w_{s}": pred.source_probs[:, j] for j, s in enumerate(pred.sources)})
-            cols.update({f"post_{s}": pred.source_posterior[:, j] for j, s in enumerate(pred.sources)})
-        frames.append(pd.DataFrame(cols))
+    frames = [_batch_frame(b, classes) for b in batches]
     if not frames:
         return pd.DataFrame(columns=["image", "image_id", "label", "pred", "features", *(f"p_{k}" for k in classes)])
     table = pd.concat(frames, ignore_index=True)
     rank = {it.image_id: r for r, it in enumerate(order)}
     return table.sort_values("image_id", key=lambda s: s.map(rank), kind="stable").reset_index(drop=True)
+
+
+def _batch_frame(b: Batch, classes: list[str]) -> pd.DataFrame:
+    """One batch's rows: the image, its prediction, the scene head's, its faces' and the sources'."""
+    pred = b.pred
+    if list(pred.ids) != [it.image_id for it in b.items]:
+        raise InputError("predict: the run returned rows for other ids than asked (a bug)")
+    cols: dict[str, object] = {"image": [it.name for it in b.items], "image_id": pred.ids,
+                               "label": [it.label for it in b.items],
+                               "pred": [classes[i] for i in pred.probs.argmax(1)],
+                               "features": b.source}
+    cols.update({f"p_{k}": pred.probs[:, j] for j, k in enumerate(classes)})
+    if pred.scene_probs is not None:   # over the scene head's own domain (not always the classes)
+        cols.update({f"scene_{k}": pred.scene_probs[:, j] for j, k in enumerate(pred.scene_classes)})
+    cols.update(_face_columns(b.cache))
+    if pred.sources is not None:
+        if pred.source_probs is not None:
+            cols.update({f"w_{s}": pred.source_probs[:, j] for j, s in enumerate(pred.sources)})
+        cols.update({f"post_{s}": pred.source_posterior[:, j] for j, s in enumerate(pred.sources)})
+    return pd.DataFrame(cols)
+
+
+def _face_columns(c: FeatureCache) -> dict[str, object]:
+    """``n_faces`` and, per face slot, its box and expression probabilities (blank / NaN where empty)."""
+    mask, probs, boxes = (c.face_mask.numpy().astype(bool), c.face_probs.numpy(), c.face_boxes.numpy())
+    cols: dict[str, object] = {"n_faces": c.n_faces.numpy()}
+    for k in range(mask.shape[1]):
+        on = mask[:, k]
+        cols[f"face{k + 1}_box"] = [" ".join(f"{v:.1f}" for v in boxes[i, k]) if on[i] else ""
+                                    for i in range(len(on))]
+        cols.update({f"face{k + 1}_{e}": np.where(on, probs[:, k, j], np.nan) for j, e in enumerate(BASIC7)})
+    return cols
 
 
 def _summary(table: pd.DataFrame, batches: list[Batch], rejects: pd.DataFrame, out: Path) -> str:
