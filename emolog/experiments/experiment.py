@@ -23,7 +23,6 @@ import io
 import json
 import sys
 import time
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Sequence
 
@@ -36,79 +35,15 @@ from emolog.data.lock import output_lock, remove_partials
 from emolog.data.split import load_split, parse_shard
 from emolog.labels import BASIC7
 from emolog.experiments import distribute
+from emolog.experiments.plan import RunSpec, parse_sweep, plan_runs, run_config, unique
 from emolog.config.run import BASELINES, REGIMES, ConfigError, RunConfig, parse_override
 from emolog.model.target import baseline_va_columns, experiment_target, va_columns
 from emolog.experiments.tables import METRICS, ExperimentError, bootstrap_table, comparison_table, comparison_tex, \
     format_table, read_predictions, usable_baseline, write_predictions  # noqa: F401
 
-MEMORISATION_REGIMES: tuple[str, ...] = ("logic-only", "joint")
 REFERENCE = "logic-only"
 MEMO_COLUMNS = ["regime", "n_train", "seed", "val_accuracy", "train_accuracy"]   # with no run yet
 TABLES = ("comparison.csv", "comparison.tex", "bootstrap.csv", "memorisation.csv")   # recorded in experiment.json
-
-
-@dataclass(frozen=True)
-class RunSpec:
-    """One training run of the experiment."""
-
-    regime: str
-    seed: int
-    sweep: tuple[str, Any] | None   # (key, value) varied from the base config, or None
-
-    @property
-    def name(self) -> str:
-        suffix = "" if self.sweep is None else f"-{self.sweep[0]}={_fmt_value(self.sweep[1])}"
-        return f"{self.regime}-s{self.seed}{suffix}"
-
-    @property
-    def system(self) -> str:
-        """The comparison row this run belongs to (seeds pooled)."""
-        return self.regime if self.sweep is None else f"{self.regime} [{self.sweep[0]}={_fmt_value(self.sweep[1])}]"
-
-
-def _fmt_value(v: Any) -> str:
-    return v if isinstance(v, str) else json.dumps(v)
-
-
-def parse_sweep(item: str) -> tuple[str, list[Any]]:
-    """``"logic_lr=3e-3,1e-2"`` -> ("logic_lr", [0.003, 0.01]); values parsed like ``--set``."""
-    if "=" not in item:
-        raise ExperimentError(f"--sweep {item!r} must look like key=v1,v2,...")
-    key, raw = item.split("=", 1)
-    values = [parse_override(f"{key}={v}")[1] for v in raw.split(",") if v != ""]
-    if not values:
-        raise ExperimentError(f"--sweep {item!r} lists no values")
-    return key.strip(), values
-
-
-def plan_runs(regimes: Sequence[str], seeds: Sequence[int], sweeps: Sequence[tuple[str, list[Any]]],
-              memorisation: Sequence[int], base: dict[str, Any]) -> tuple[list[RunSpec], list[RunSpec]]:
-    """(runs of the comparison table, runs of the memorisation table), each validated as a
-    RunConfig before anything is trained. A run may be in both (an n_train sweep point)."""
-    main: list[RunSpec] = []
-    for regime in regimes:
-        for seed in seeds:
-            main.append(RunSpec(regime, seed, None))
-            for key, values in sweeps:
-                default = RunConfig.from_dict({**base, "regime": regime, "seed": seed}).to_dict()[key]
-                main += [RunSpec(regime, seed, (key, v)) for v in values if v != default]
-    memo = [RunSpec(regime, seed, ("n_train", int(n)))
-            for regime in (MEMORISATION_REGIMES if memorisation else ()) for seed in seeds for n in memorisation]
-    for s in main + memo:
-        run_config(s, base)  # raises ConfigError naming the key
-    return _unique(main), _unique(memo)
-
-
-def _unique(specs: list[RunSpec]) -> list[RunSpec]:
-    return list({s.name: s for s in specs}.values())
-
-
-def run_config(spec: RunSpec, base: dict[str, Any]) -> RunConfig:
-    d = {**base, "regime": spec.regime, "seed": spec.seed}
-    if spec.sweep is not None:
-        d[spec.sweep[0]] = spec.sweep[1]
-        d["extra"] = {**d.get("extra", {}), "sweep": f"{spec.sweep[0]}={_fmt_value(spec.sweep[1])}"}
-    return RunConfig.from_dict(d)
 
 
 def execute_run(spec: RunSpec, base: dict[str, Any], run_dir: Path, progress: bool) -> dict:
@@ -188,7 +123,7 @@ def run_experiment(data: str, out: str | Path, regimes: Sequence[str], seeds: Se
     parsed_sweeps = [parse_sweep(s) for s in sweeps]
     _check_memorisation(data, memorisation)
     main, memo_specs = plan_runs(regimes, seeds, parsed_sweeps, memorisation, base)
-    specs = _unique(main + memo_specs)
+    specs = unique(main + memo_specs)
     config = {"data": str(data), "regimes": list(regimes), "seeds": list(seeds), "sweeps": list(sweeps),
               "memorisation": list(memorisation), "overrides": list(overrides), "baselines": list(baselines),
               "baseline_epochs": baseline_epochs, "n_boot": n_boot}
@@ -317,7 +252,7 @@ def _regime_rows(main: list[RunSpec], results: dict[str, dict], out: Path) -> tu
         r = results[spec.name]
         m = r["metrics"]["test"]
         rows.append({"system": spec.system, "kind": "regime", "regime": spec.regime,
-                     "sweep": "" if spec.sweep is None else f"{spec.sweep[0]}={_fmt_value(spec.sweep[1])}",
+                     "sweep": spec.sweep_label,
                      "seed": spec.seed, **{k: m[k] for k in METRICS}, **va_columns(r),
                      **{f"w_{s}": w for s, w in (r.get("source_weights") or {}).items()}})
         pred_files.setdefault(spec.system, []).append(out / "runs" / spec.name / "predictions.csv")
