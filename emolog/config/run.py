@@ -11,7 +11,7 @@ from __future__ import annotations
 import json
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any, Callable, Mapping, NamedTuple
 
 from emolog.errors import InputError
 from emolog.labels import SOURCES
@@ -151,76 +151,10 @@ class RunConfig:
 
     # ------------------------------------------------------------------ validation
     def validate(self) -> None:
-        """Raise ConfigError naming the first impossible value."""
-        def need(ok: bool, key: str, why: str) -> None:
-            if not ok:
+        """Raise ConfigError naming the first impossible value (``_RULES``, in order)."""
+        for key, ok, why, whole in _RULES:
+            if not ok(self if whole else getattr(self, key)):
                 raise ConfigError(f"config key {key!r}: {why} (got {getattr(self, key)!r})")
-
-        need(self.regime in REGIMES, "regime", f"must be one of {list(REGIMES)}")
-        need(isinstance(self.data, str) and bool(self.data), "data", "a data directory is required")
-        need(self.semantics in SEMANTICS, "semantics", f"must be one of {list(SEMANTICS)}")
-        need(_is_int(self.seed), "seed", "must be an integer")
-        need(_is_int(self.epochs) and self.epochs >= 0, "epochs", "must be an integer >= 0")
-        need(_is_int(self.em_iterations) and self.em_iterations >= 0, "em_iterations",
-             "must be an integer >= 0")
-        need(_is_int(self.batch_size) and self.batch_size >= 1, "batch_size", "must be an integer >= 1")
-        need(self.n_train is None or (_is_int(self.n_train) and self.n_train >= 1), "n_train",
-             "must be null or an integer >= 1")
-        need(self.logic_param in LOGIC_PARAMS, "logic_param", f"must be one of {list(LOGIC_PARAMS)}")
-        for key in ("logic_optimizer", "net_optimizer", "backbone_optimizer"):
-            need(getattr(self, key) in OPTIMIZERS, key, f"must be one of {list(OPTIMIZERS)}")
-        need(not (self.logic_param == "projected" and self.logic_optimizer != "sgd"), "logic_optimizer",
-             "the projected (DeepProbLog) parameterisation is defined for plain SGD only; "
-             "set logic_param=softmax to use Adam")
-        for key in ("logic_lr", "net_lr", "backbone_lr"):
-            v = getattr(self, key)
-            need(_is_num(v) and 0 < v < 1e3, key, "must be a number > 0")
-        for key in ("logic_weight_decay", "net_weight_decay", "backbone_weight_decay", "logit_adjust_tau"):
-            v = getattr(self, key)
-            need(_is_num(v) and v >= 0, key, "must be a number >= 0")
-        need(_is_int(self.net_hidden) and self.net_hidden >= 1, "net_hidden", "must be an integer >= 1")
-        need(_is_num(self.net_dropout) and 0 <= self.net_dropout < 1, "net_dropout", "must be in [0, 1)")
-        need(self.imbalance in IMBALANCE, "imbalance", f"must be one of {list(IMBALANCE)}")
-        need(isinstance(self.strict, bool), "strict", "true or false")
-        need(self.patience is None or (_is_int(self.patience) and self.patience >= 1), "patience",
-             "must be null or an integer >= 1")
-        need(_is_int(self.pretrain_folds) and self.pretrain_folds >= 1, "pretrain_folds",
-             "must be an integer >= 1")
-        need(_is_int(self.pretrain_refit) and self.pretrain_refit >= 0, "pretrain_refit",
-             "must be an integer >= 0")
-        need(self.scene_init in ("auto", "pretrained", "random"), "scene_init",
-             "must be auto, pretrained or random")
-        need(_is_int(self.pretrain_epochs) and self.pretrain_epochs >= 1, "pretrain_epochs",
-             "must be an integer >= 1")
-        need(_is_int(self.pretrain_batch_size) and self.pretrain_batch_size >= 1, "pretrain_batch_size",
-             "must be an integer >= 1")
-        need(_is_int(self.pretrain_patience) and self.pretrain_patience >= 1, "pretrain_patience",
-             "must be an integer >= 1")
-        for key in ("fixed_weights", "init_weights"):
-            w = getattr(self, key)
-            if w is not None:
-                need(isinstance(w, dict) and set(w) == set(SOURCES), key,
-                     f"must map exactly the sources {list(SOURCES)} to probabilities")
-                need(all(_is_num(v) and 0 <= v <= 1 for v in w.values()), key, "probabilities must be in [0, 1]")
-                need(abs(sum(w.values()) - 1) < 1e-6, key, "probabilities must sum to 1")
-        if self.init_weights is not None:
-            need(all(v > 0 for v in self.init_weights.values()), "init_weights",
-                 "initial probabilities must be > 0 (a zero weight can never be learned back)")
-        if self.grey_face_logits is not None:
-            need(isinstance(self.grey_face_logits, list) and len(self.grey_face_logits) == 7
-                 and all(_is_num(v) for v in self.grey_face_logits), "grey_face_logits", "must be 7 numbers")
-        need(self.device == "auto" or self.device == "cpu" or str(self.device).startswith("cuda"),
-             "device", "must be auto, cpu, cuda or cuda:N")
-        need(self.threads is None or (_is_int(self.threads) and self.threads >= 1), "threads",
-             "must be null or an integer >= 1")
-        need(isinstance(self.extra, dict), "extra", "must be an object")
-        need(self.spec is None or (isinstance(self.spec, str) and bool(self.spec)) or isinstance(self.spec, dict),
-             "spec", "must be null, a spec name / .toml path, or a dict of the spec file's keys")
-        need(self.spec is None or self.program == "seed", "program",
-             "set either 'spec' (which names its program) or 'program', not both")
-        for key in ("backbone_weights", "recogniser_weights"):
-            need(getattr(self, key) is None or (isinstance(getattr(self, key), str) and bool(getattr(self, key))),
-                 key, "must be null or a path")
 
 
 def parse_override(item: str) -> tuple[str, Any]:
@@ -251,3 +185,85 @@ def _is_int(v: Any) -> bool:
 
 def _is_num(v: Any) -> bool:
     return isinstance(v, (int, float)) and not isinstance(v, bool) and v == v and abs(v) != float("inf")
+
+
+class _Rule(NamedTuple):
+    """One constraint of ``RunConfig.validate``: ``ok`` reads the key's value, or the whole
+    config when ``whole`` (a constraint between keys); ``why`` is the error's wording."""
+    key: str
+    ok: Callable[[Any], bool]
+    why: str
+    whole: bool = False
+
+
+def _one_of(key: str, allowed: tuple[str, ...]) -> _Rule:
+    return _Rule(key, lambda v: v in allowed, f"must be one of {list(allowed)}")
+
+
+def _int_at_least(key: str, low: int, nullable: bool = False) -> _Rule:
+    return _Rule(key, lambda v: (nullable and v is None) or (_is_int(v) and v >= low),
+                 f"must be {'null or ' if nullable else ''}an integer >= {low}")
+
+
+def _weights_rules(key: str) -> list[_Rule]:
+    """Source weights (null, or a probability per source summing to 1), checked in this order
+    so that each check may assume the ones before it passed."""
+    return [_Rule(key, lambda w: w is None or (isinstance(w, dict) and set(w) == set(SOURCES)),
+                  f"must map exactly the sources {list(SOURCES)} to probabilities"),
+            _Rule(key, lambda w: w is None or all(_is_num(v) and 0 <= v <= 1 for v in w.values()),
+                  "probabilities must be in [0, 1]"),
+            _Rule(key, lambda w: w is None or abs(sum(w.values()) - 1) < 1e-6, "probabilities must sum to 1")]
+
+
+def _path_or_null(v: Any) -> bool:
+    return v is None or (isinstance(v, str) and bool(v))
+
+
+# every constraint on a config in one table; the first that fails is the error (their order is
+# the order users have always seen the errors in)
+_RULES: tuple[_Rule, ...] = (
+    _one_of("regime", REGIMES),
+    _Rule("data", lambda v: isinstance(v, str) and bool(v), "a data directory is required"),
+    _one_of("semantics", SEMANTICS),
+    _Rule("seed", _is_int, "must be an integer"),
+    _int_at_least("epochs", 0),
+    _int_at_least("em_iterations", 0),
+    _int_at_least("batch_size", 1),
+    _int_at_least("n_train", 1, nullable=True),
+    _one_of("logic_param", LOGIC_PARAMS),
+    *(_one_of(key, OPTIMIZERS) for key in ("logic_optimizer", "net_optimizer", "backbone_optimizer")),
+    _Rule("logic_optimizer", lambda c: not (c.logic_param == "projected" and c.logic_optimizer != "sgd"),
+          "the projected (DeepProbLog) parameterisation is defined for plain SGD only; "
+          "set logic_param=softmax to use Adam", whole=True),
+    *(_Rule(key, lambda v: _is_num(v) and 0 < v < 1e3, "must be a number > 0")
+      for key in ("logic_lr", "net_lr", "backbone_lr")),
+    *(_Rule(key, lambda v: _is_num(v) and v >= 0, "must be a number >= 0")
+      for key in ("logic_weight_decay", "net_weight_decay", "backbone_weight_decay", "logit_adjust_tau")),
+    _int_at_least("net_hidden", 1),
+    _Rule("net_dropout", lambda v: _is_num(v) and 0 <= v < 1, "must be in [0, 1)"),
+    _one_of("imbalance", IMBALANCE),
+    _Rule("strict", lambda v: isinstance(v, bool), "true or false"),
+    _int_at_least("patience", 1, nullable=True),
+    _int_at_least("pretrain_folds", 1),
+    _int_at_least("pretrain_refit", 0),
+    _Rule("scene_init", lambda v: v in ("auto", "pretrained", "random"), "must be auto, pretrained or random"),
+    _int_at_least("pretrain_epochs", 1),
+    _int_at_least("pretrain_batch_size", 1),
+    _int_at_least("pretrain_patience", 1),
+    *_weights_rules("fixed_weights"),
+    *_weights_rules("init_weights"),
+    _Rule("init_weights", lambda w: w is None or all(v > 0 for v in w.values()),
+          "initial probabilities must be > 0 (a zero weight can never be learned back)"),
+    _Rule("grey_face_logits", lambda v: v is None or (isinstance(v, list) and len(v) == 7
+                                                      and all(_is_num(x) for x in v)), "must be 7 numbers"),
+    _Rule("device", lambda v: v == "auto" or v == "cpu" or str(v).startswith("cuda"),
+          "must be auto, cpu, cuda or cuda:N"),
+    _int_at_least("threads", 1, nullable=True),
+    _Rule("extra", lambda v: isinstance(v, dict), "must be an object"),
+    _Rule("spec", lambda v: v is None or (isinstance(v, str) and bool(v)) or isinstance(v, dict),
+          "must be null, a spec name / .toml path, or a dict of the spec file's keys"),
+    _Rule("program", lambda c: c.spec is None or c.program == "seed",
+          "set either 'spec' (which names its program) or 'program', not both", whole=True),
+    _Rule("backbone_weights", _path_or_null, "must be null or a path"),
+    _Rule("recogniser_weights", _path_or_null, "must be null or a path"),
+)

@@ -234,36 +234,22 @@ def fit(model: Model, groups: list[Group], splits: dict[str, SplitData], cfg: Ru
     from tqdm.auto import tqdm
     tr, va = splits["train"], splits["val"]
     nets = {g.name: g.net for g in groups}
-    for g in groups:
-        for p in g.net.parameters():
-            p.requires_grad_(g.trainable and regime.learner == "gradient")
+    _mark_trainable(groups, regime)
     init = {g.name: changes.snapshot(g.net) for g in groups}
     tracker = changes.GradTracker(nets)
     optims = make_optimizers(cfg, groups) if regime.learner == "gradient" else {}
     stopper = EarlyStopping(cfg.patience)
-    loss_fn = Loss(cfg.imbalance, tr.labels, cfg.logit_adjust_tau, n_classes=len(model.classes)) \
-        if model.target is None or model.target.loss == "nll" else SquaredErrorLoss(model.target)
+    loss_fn = _loss(cfg, model, tr)
     state: dict[str, Any] = {"epoch": 0, "elapsed": 0.0}
     if resume and (out / CHECKPOINT).exists():
         state, history, before, best_states = _load_checkpoint(out / CHECKPOINT, cfg, groups, optims, tracker,
                                                                stopper, tr.labels.device)
     else:
-        before = predict_split(model, splits["test"])
-        # epoch 0's train_loss is each later epoch's loss at the starting parameters: the
-        # program's unnormalised output under fail / original, the gradient's loss or EM's NLL
-        raw = predict_split(model, tr, sources=False, normalise=False)["probs"]
-        start = float(loss_fn(raw, loss_fn.targets(tr))) if regime.learner == "gradient" else nll(raw, tr.labels)
-        history = [history_row(0, start, model, va, {n: 0.0 for n in nets})]
-        stopper.update(0, history[0]["val_loss"])
-        best_states = _states(groups)
+        history, before, best_states = _fresh_start(model, groups, splits, regime, loss_fn, stopper)
 
     t_start = time.perf_counter() - state["elapsed"]
     if regime.learner == "gradient":   # counted in the training time: it is part of training
-        trains = {g.kind: g.trainable for g in groups}
-        lin = build_linear(model, tr, live_t=trains["logic"], live_scene=trains["scene_net"] or
-                           trains.get("backbone_last_block", False))
-        if lin is not None:
-            model.linear[id(tr)] = lin
+        _linearise(model, tr, groups)
     n_epochs = cfg.em_iterations if regime.learner == "em" else cfg.epochs
     coef = em_coefficients(model, tr) if regime.learner == "em" else None
     bar = tqdm(range(state["epoch"] + 1, n_epochs + 1), desc="epochs", leave=False, disable=not progress)
@@ -286,6 +272,45 @@ def fit(model: Model, groups: list[Group], splits: dict[str, SplitData], cfg: Ru
     if cfg.patience is not None:
         _restore(groups, best_states)
     return FitResult(history, before, stopper, int(state["epoch"]), n_epochs, train_time, tracker, init)
+
+
+def _mark_trainable(groups: list[Group], regime: Regime) -> None:
+    """Gradients only for the groups a gradient regime trains (EM needs none)."""
+    for g in groups:
+        for p in g.net.parameters():
+            p.requires_grad_(g.trainable and regime.learner == "gradient")
+
+
+def _loss(cfg: RunConfig, model: Model, tr: SplitData) -> Loss | SquaredErrorLoss:
+    """The training loss: NLL with the imbalance option, or a valence/arousal target's squared error."""
+    if model.target is None or model.target.loss == "nll":
+        return Loss(cfg.imbalance, tr.labels, cfg.logit_adjust_tau, n_classes=len(model.classes))
+    return SquaredErrorLoss(model.target)
+
+
+def _fresh_start(model: Model, groups: list[Group], splits: dict[str, SplitData], regime: Regime,
+                 loss_fn: Loss | SquaredErrorLoss, stopper: EarlyStopping) -> tuple[list[dict], dict, dict]:
+    """(history with its epoch-0 row, test predictions before training, the starting states as
+    the best so far) of a run that does not resume."""
+    tr = splits["train"]
+    before = predict_split(model, splits["test"])
+    # epoch 0's train_loss is each later epoch's loss at the starting parameters: the
+    # program's unnormalised output under fail / original, the gradient's loss or EM's NLL
+    raw = predict_split(model, tr, sources=False, normalise=False)["probs"]
+    start = float(loss_fn(raw, loss_fn.targets(tr))) if regime.learner == "gradient" else nll(raw, tr.labels)
+    history = [history_row(0, start, model, splits["val"], {g.name: 0.0 for g in groups})]
+    stopper.update(0, history[0]["val_loss"])
+    return history, before, _states(groups)
+
+
+def _linearise(model: Model, tr: SplitData, groups: list[Group]) -> None:
+    """The program precomputed on ``tr`` (``build_linear``) when it is small enough: a step is
+    then a few matrix products instead of a circuit evaluation."""
+    trains = {g.kind: g.trainable for g in groups}
+    lin = build_linear(model, tr, live_t=trains["logic"], live_scene=trains["scene_net"] or
+                       trains.get("backbone_last_block", False))
+    if lin is not None:
+        model.linear[id(tr)] = lin
 
 
 def _save_checkpoint(path: Path, cfg: RunConfig, state: dict, stopper: EarlyStopping, history: list[dict],

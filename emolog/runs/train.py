@@ -214,9 +214,9 @@ def _answer_mass(cfg: RunConfig, spec: Spec, lm: nn.Module) -> list[str]:
     return [f"answer mass: {f.message()}" for f in findings]
 
 
-def _train_run(cfg: RunConfig, out: Path, resume: bool, progress: bool) -> dict:
-    regime = get_regime(cfg.regime)
-    semantics = regime.semantics or cfg.semantics
+def _check_start(cfg: RunConfig, regime: Regime, semantics: str, out: Path, resume: bool) -> None:
+    """Refusals that need nothing loaded (a semantics EM cannot learn, a finished or foreign
+    run in ``out``), and the resume announcement, before the run touches its directory."""
     if regime.learner == "em" and semantics not in ("condition", "fail"):
         raise ConfigError(f"config key 'semantics': problog-em is defined for 'condition' or 'fail', "
                           f"not {semantics!r}")
@@ -227,14 +227,15 @@ def _train_run(cfg: RunConfig, out: Path, resume: bool, progress: bool) -> dict:
         if (out / CHECKPOINT).exists():
             read_checkpoint(out / CHECKPOINT, cfg)   # a damaged or foreign checkpoint: refused before any change
         announce_resume(out)
-    device = resolve_device(cfg.device)
-    t0 = time.perf_counter()
+
+
+def _open_spec(cfg: RunConfig, regime: Regime) -> tuple[RunConfig, Spec | None, object]:
+    """(config with the spec recorded as JSON, spec or None, its parsed program or None): the
+    program parsed and its networks checked against the spec before any data or compiling."""
     spec = load_spec(cfg.spec) if cfg.spec else None
     if spec is not None and isinstance(cfg.spec, dict):   # recorded as JSON (config.json, checkpoints)
         cfg = replace(cfg, spec=spec.record())
-    # the program parsed and its networks checked against the spec: before any data or compiling
     prog = open_program(spec, cfg.logic_param) if spec else None
-    classes = spec.classes if spec else BASIC7
     if prog is not None:
         _check_em(cfg, regime, prog, any(b.bind == "gate" for b in spec.nets.values()), Path(prog.path).name)
     untrained = sorted(n for n, b in spec.nets.items() if b.bind == "head") \
@@ -243,12 +244,97 @@ def _train_run(cfg: RunConfig, out: Path, resume: bool, progress: bool) -> dict:
         raise ConfigError(f"config key 'regime': {cfg.regime!r} trains no network, but spec {spec.name!r} feeds "
                           f"{untrained} from trainable head(s), which would stay at their random start; "
                           "use nets-only or joint")
-    if spec is not None:   # a program in the seed's shape compiles now (in seconds), the others later
-        lm = build_logic(spec, prog, semantics, cfg.logic_param, None)
-    else:
-        from emolog.logic import compile_program
-        lm = compile_program(cfg.program, semantics=semantics, param=cfg.logic_param)
-        _check_em(cfg, regime, lm, program_kind(lm).gate_net, cfg.program)
+    return cfg, spec, prog
+
+
+def _compile_early(cfg: RunConfig, regime: Regime, spec: Spec | None, prog, semantics: str) -> nn.Module | None:
+    """The logic module when it compiles before the data is read (a program in the seed's shape
+    or a plain program: in seconds); None for a spec program that needs the data's build context."""
+    if spec is not None:
+        return build_logic(spec, prog, semantics, cfg.logic_param, None)
+    from emolog.logic import compile_program
+    lm = compile_program(cfg.program, semantics=semantics, param=cfg.logic_param)
+    _check_em(cfg, regime, lm, program_kind(lm).gate_net, cfg.program)
+    return lm
+
+
+def _check_trains_something(cfg: RunConfig, regime: Regime, lm: nn.Module, kind: ProgramKind) -> None:
+    """A regime that trains only t() on a program without t() (nor a gate) would train nothing."""
+    if not len(lm.tparams) and not kind.gate_net and not regime.trains_scene_net:
+        raise ConfigError(f"config key 'regime': {cfg.regime!r} trains only the program's t() and "
+                          f"{Path(lm.program.path).name!r} has none: nothing would train; use nets-only or joint")
+
+
+def _run_extra(cfg: RunConfig, spec: Spec | None, ctx: BuildContext, pretrain_info: dict | None, notes: list[str],
+               target) -> dict:
+    """The run's record beyond the fit: pretraining, spec (with its class maps), program source,
+    notes and the fitted target."""
+    extra: dict = {"pretrain": pretrain_info, "spec": spec.record() if spec else None,
+                   "program_source": spec.program if spec else cfg.program,
+                   "notes": (list(spec.notes) if spec else []) + notes,
+                   "target": target.to_dict() if target else None}
+    if spec is not None:
+        extra["spec"]["class_maps"] = {n: m[2] for n, m in ctx.maps.items()}
+    return extra
+
+
+def _grey_logits(cfg: RunConfig, manifest: dict, perception: dict, semantics: str, device: torch.device,
+                 extra: dict) -> torch.Tensor | None:
+    """The 'original' semantics' grey-face logits (recorded in ``extra``); None otherwise."""
+    if semantics != "original":
+        return None
+    grey, source = grey_face_logits(cfg, manifest, perception)
+    grey = grey.to(device)
+    extra["grey_face_logits"] = {"values": grey.tolist(), "source": source}
+    return grey
+
+
+def _gate_net(cfg: RunConfig, regime: Regime, kind: ProgramKind, splits: dict[str, SplitData],
+              oof: torch.Tensor | None, semantics: str, device: torch.device, extra: dict) -> nn.Module | None:
+    """The gate net of a gated program (its settings recorded in ``extra``, as are a rules
+    program's); None for a program without one."""
+    gate = None
+    if kind.gate_net:
+        gate, settings = build_gate(cfg, regime.trains_logic, splits["train"], oof, semantics, device)
+        extra["gate"] = {"kind": kind.name, **settings, "t_probs": None}
+    elif kind.rules:
+        from emolog.model.gate import gate_settings
+        extra["gate"] = {"kind": kind.name, **gate_settings(cfg), "features": None, "t_probs": None}
+    return gate
+
+
+def _groups(regime: Regime, spec: Spec | None, model: Model, lm: nn.Module, scene_net: nn.Module,
+            gate: nn.Module | None, last_block: nn.Module | None) -> list[Group]:
+    """The named parameter groups, each marked trained or held by the regime."""
+    names = own_names(spec)
+    groups = [Group("logic", lm, regime.trains_logic),
+              Group(names.get("scene_net", "scene_net"), scene_net, regime.trains_scene_net and model.has_scene_head,
+                    role="scene_net")]
+    groups += [Group(name, head, regime.trains_scene_net) for name, head in model.heads.items()]
+    if gate is not None:
+        groups.append(Group(names.get("gate_net", "gate_net"), gate, regime.trains_logic, role="gate_net"))
+    if last_block is not None:
+        groups.append(Group("backbone_last_block", last_block, True))
+    return groups
+
+
+def _finish_gate_record(extra: dict, kind: ProgramKind, lm: nn.Module) -> None:
+    """After the fit: the gate's evidence features and a rules program's learned t() probabilities."""
+    if "gate" in extra:
+        from emolog.model.gate import EVIDENCE_FEATURES
+        extra["gate"].update(features=list(EVIDENCE_FEATURES) if kind.gate_net else None,
+                             t_probs=lm.t_probs() if kind.rules else None)
+
+
+def _train_run(cfg: RunConfig, out: Path, resume: bool, progress: bool) -> dict:
+    regime = get_regime(cfg.regime)
+    semantics = regime.semantics or cfg.semantics
+    _check_start(cfg, regime, semantics, out, resume)
+    device = resolve_device(cfg.device)
+    t0 = time.perf_counter()
+    cfg, spec, prog = _open_spec(cfg, regime)
+    classes = spec.classes if spec else BASIC7
+    lm = _compile_early(cfg, regime, spec, prog, semantics)
     splits, manifest, data_info = load_data(cfg, device, prelast=regime.trains_backbone, classes=classes,
                                             target=spec.target if spec else None)
     # a valence/arousal target's bin values are the training split's means (emolog.model.target)
@@ -259,13 +345,13 @@ def _train_run(cfg: RunConfig, out: Path, resume: bool, progress: bool) -> dict:
         lm = build_logic(spec, prog, semantics, cfg.logic_param, ctx)
     lm = lm.to(device)
     kind = program_kind(lm)
-    if not len(lm.tparams) and not kind.gate_net and not regime.trains_scene_net:
-        raise ConfigError(f"config key 'regime': {cfg.regime!r} trains only the program's t() and "
-                          f"{Path(lm.program.path).name!r} has none: nothing would train; use nets-only or joint")
+    _check_trains_something(cfg, regime, lm, kind)
     notes = _first_batches(cfg, spec, lm, splits, semantics, device) if getattr(lm, "general", False) else []
     atomic_write_text(out / "config.json", json.dumps(
         {**cfg.to_dict(), "perception": perception, "provenance": provenance(manifest, data_info)}, indent=1))
 
+    # the networks are built in a fixed order (scene net, backbone block, grey logits, gate,
+    # heads): each seeds or draws from torch's generator, and training must stay bit-identical
     _start_weights(cfg, regime, lm, kind)
     if target is not None and scene_domain(lm) == list(BASIC7):
         scene_net, pretrain_info, oof = _emotion_scene_net(cfg, regime, splits, manifest, semantics, device, progress)
@@ -273,24 +359,9 @@ def _train_run(cfg: RunConfig, out: Path, resume: bool, progress: bool) -> dict:
         scene_net, pretrain_info, oof = _scene_net(cfg, regime, splits, manifest, lm, kind, semantics, device,
                                                    progress, classes)
     last_block = build_last_block(cfg, perception).to(device) if regime.trains_backbone else None
-    extra: dict = {"pretrain": pretrain_info, "spec": spec.record() if spec else None,
-                   "program_source": spec.program if spec else cfg.program,
-                   "notes": (list(spec.notes) if spec else []) + notes,
-                   "target": target.to_dict() if target else None}
-    if spec is not None:
-        extra["spec"]["class_maps"] = {n: m[2] for n, m in ctx.maps.items()}
-    grey = None
-    if semantics == "original":
-        grey, source = grey_face_logits(cfg, manifest, perception)
-        grey = grey.to(device)
-        extra["grey_face_logits"] = {"values": grey.tolist(), "source": source}
-    gate = None
-    if kind.gate_net:
-        gate, settings = build_gate(cfg, regime.trains_logic, splits["train"], oof, semantics, device)
-        extra["gate"] = {"kind": kind.name, **settings, "t_probs": None}
-    elif kind.rules:
-        from emolog.model.gate import gate_settings
-        extra["gate"] = {"kind": kind.name, **gate_settings(cfg), "features": None, "t_probs": None}
+    extra = _run_extra(cfg, spec, ctx, pretrain_info, notes, target)
+    grey = _grey_logits(cfg, manifest, perception, semantics, device, extra)
+    gate = _gate_net(cfg, regime, kind, splits, oof, semantics, device, extra)
     heads = build_heads(cfg, spec, lm, splits, device)
     model = Model(lm, scene_net, last_block, semantics, grey, gate, kind, classes, heads,
                   {n: b.inputs for n, b in spec.nets.items() if n in heads} if spec else None)
@@ -298,24 +369,13 @@ def _train_run(cfg: RunConfig, out: Path, resume: bool, progress: bool) -> dict:
     if gate is not None:
         model.static = {id(s): split_static_evidence(s) for s in splits.values()}
 
-    names = own_names(spec)
-    groups = [Group("logic", lm, regime.trains_logic),
-              Group(names.get("scene_net", "scene_net"), scene_net, regime.trains_scene_net and model.has_scene_head,
-                    role="scene_net")]
-    groups += [Group(name, head, regime.trains_scene_net) for name, head in model.heads.items()]
-    if gate is not None:
-        groups.append(Group(names.get("gate_net", "gate_net"), gate, regime.trains_logic, role="gate_net"))
-    if last_block is not None:
-        groups.append(Group("backbone_last_block", last_block, True))
+    groups = _groups(regime, spec, model, lm, scene_net, gate, last_block)
     if not regime.trains_scene_net:
         # out-of-fold scene probabilities on the training split (pretrain_folds): the logic (or
         # a gate reading the scene's confidence) would otherwise trust a memorised scene
         model.freeze_scene(splits, oof)
     fitted = fit(model, groups, splits, cfg, regime, semantics, out, resume, progress)
-    if "gate" in extra:
-        from emolog.model.gate import EVIDENCE_FEATURES
-        extra["gate"].update(features=list(EVIDENCE_FEATURES) if kind.gate_net else None,
-                             t_probs=lm.t_probs() if kind.rules else None)
+    _finish_gate_record(extra, kind, lm)
     results = write_run(out, cfg, regime, semantics, model, groups, splits, fitted, data_info, perception, extra)
     results["wall_time_s"] = time.perf_counter() - t0
     # written last: it marks the run finished and vouches for every other file by sha256

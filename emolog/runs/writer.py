@@ -83,7 +83,6 @@ def write_run(out: Path, cfg: RunConfig, regime: Regime, semantics: str, model: 
               extra: dict[str, Any]) -> dict:
     """Write history.csv, predictions.csv, changes.json, the nets' state dicts, logic.pt and
     program.pl; return the results dict (the caller writes results.json)."""
-    from emolog.metrics.classification import evaluate, sanity_check
     classes = model.classes
     te, va, tr = splits["test"], splits["val"], splits["train"]
     after = predict_split(model, te)
@@ -92,6 +91,51 @@ def write_run(out: Path, cfg: RunConfig, regime: Regime, semantics: str, model: 
     p_before = fitted.before["probs"].cpu().double().numpy()
     val = predict_split(model, va, sources=False)
     p_val = val["probs"].cpu().double().numpy()
+    metrics, metrics_before, va_cols = _metrics(model, te, va, p_val, p_after, p_before)
+    train_pred = predict_split(model, tr, sources=False)
+    unscorable = {name: [s.ids[i] for i in pred["unscorable"].tolist()]
+                  for name, s, pred in (("train", tr, train_pred), ("val", va, val), ("test", te, after))
+                  if "unscorable" in pred}
+    pd.DataFrame(fitted.history).to_csv(buf := io.StringIO(), index=False)
+    atomic_write_text(out / "history.csv", buf.getvalue())
+    weights, w_cols = _source_weights(model, after)
+    write_predictions(out / "predictions.csv", te, classes, p_after, p_before,
+                      after["post"].cpu().numpy() if "post" in after else None, w_cols, va_cols)
+    _write_changes(out, groups, fitted, classes, y, p_before, p_after)
+    text = _write_learned(out, model)
+    train_acc = float((train_pred["probs"].argmax(1) == tr.labels).float().mean())
+    res = {
+        # a spec names its own program (cfg.program then keeps its default)
+        "regime": cfg.regime, "seed": cfg.seed, "program": extra.get("program_source") or cfg.program,
+        "semantics": semantics,
+        "classes": list(classes), "kind": model.kind.name,
+        "metrics": metrics, "metrics_before": metrics_before,
+        "source_weights": weights, "true_source_weights": true_weights(Path(cfg.data), model.target is not None),
+        "t_values": t_values(model.lm),
+        "true_t_values": true_t_values(Path(cfg.data), t_values(model.lm), model.target is not None),
+        "program_file": "program.pl" if text is not None else None,
+        "train_time_s": fitted.train_time_s, "epochs_run": fitted.epochs_run,
+        "best_epoch": fitted.stopper.best_epoch if cfg.patience is not None else fitted.epochs_run,
+        "stopped_early": fitted.stopped_early, "n_train": len(tr), "train_accuracy": train_acc,
+        "sanity_warning": _sanity_warning(model, metrics, tr, te, y),
+        "data": data_info, "perception": perception,
+        # images the final model cannot score (evidence of probability 0): uniform prediction
+        "unscorable": {"n": sum(map(len, unscorable.values())), **unscorable},
+        **extra,
+    }
+    if model.kind.per_image_sources:
+        from emolog.model.gate import trust_truth
+        res["source_weights_kind"] = "mean per-image source probability (test)"
+        res["trust_vs_truth"] = trust_truth(Path(cfg.data), te.ids, after["w"].cpu().numpy())
+    return res
+
+
+def _metrics(model: Model, te: SplitData, va: SplitData, p_val: np.ndarray, p_after: np.ndarray,
+             p_before: np.ndarray) -> tuple[dict, dict, dict[str, np.ndarray] | None]:
+    """(metrics on val and test, test metrics before training, a valence/arousal target's
+    predictions.csv columns or None)."""
+    from emolog.metrics.classification import evaluate
+    classes, y = model.classes, te.labels.cpu().numpy()
     metrics = {"val": evaluate(p_val, va.labels.cpu().numpy(), classes),
                "test": evaluate(p_after, y, classes)}
     metrics_before = {"test": evaluate(p_before, y, classes)}
@@ -103,29 +147,35 @@ def write_run(out: Path, cfg: RunConfig, regime: Regime, semantics: str, model: 
         pred_va = target.expected(p_after)
         va_cols = {**{v: te.values[:, j].cpu().numpy() for j, v in enumerate(target.variables)},
                    **{f"pred_{v}": pred_va[:, j] for j, v in enumerate(target.variables)}}
-    train_pred = predict_split(model, tr, sources=False)
-    unscorable = {name: [s.ids[i] for i in pred["unscorable"].tolist()]
-                  for name, s, pred in (("train", tr, train_pred), ("val", va, val), ("test", te, after))
-                  if "unscorable" in pred}
-    pd.DataFrame(fitted.history).to_csv(buf := io.StringIO(), index=False)
-    atomic_write_text(out / "history.csv", buf.getvalue())
+    return metrics, metrics_before, va_cols
+
+
+def _source_weights(model: Model, after: dict) -> tuple[dict[str, Any] | None, dict[str, Any] | None]:
+    """(the source weights results.json reports, predictions.csv's w_<source> columns): a
+    global program's learned weights, else the mean of the per-image ones; (None, None) for a
+    program without source weights."""
     g = model.global_weights()
     if g is not None:
-        weights: dict[str, Any] = g
-        w_cols = {s: g[s] for s in SOURCES}
-    elif "w" in after:
+        return g, {s: g[s] for s in SOURCES}
+    if "w" in after:
         w = after["w"].cpu().numpy()
-        weights = {s: float(w[:, j].mean()) for j, s in enumerate(SOURCES)}
-        w_cols = {s: w[:, j] for j, s in enumerate(SOURCES)}
-    else:
-        weights, w_cols = None, None
-    write_predictions(out / "predictions.csv", te, classes, p_after, p_before,
-                      after["post"].cpu().numpy() if "post" in after else None, w_cols, va_cols)
+        return {s: float(w[:, j].mean()) for j, s in enumerate(SOURCES)}, {s: w[:, j] for j, s in enumerate(SOURCES)}
+    return None, None
+
+
+def _write_changes(out: Path, groups: list[Group], fitted: FitResult, classes: tuple[str, ...], y: np.ndarray,
+                   p_before: np.ndarray, p_after: np.ndarray) -> None:
+    """changes.json: how far each layer moved and which test predictions flipped."""
     nets = {gr.name: gr.net for gr in groups}
     trainable = {gr.name: gr.trainable for gr in groups}
     change = {"layers": changes.layer_changes(nets, fitted.init, trainable, fitted.tracker),
               "flips": changes.flips(y, p_before.argmax(1), p_after.argmax(1), classes)}
     atomic_write_text(out / "changes.json", json.dumps(change, indent=1))
+
+
+def _write_learned(out: Path, model: Model) -> str | None:
+    """The nets' state dicts, logic.pt and program.pl (the program with its learned t());
+    returns program.pl's text, None when it was not written."""
     save_state(out / "scene_net.pt", model.scene_net.state_dict())
     save_state(out / "logic.pt", model.lm.tparams.state_dict())
     if model.gate is not None:
@@ -141,34 +191,18 @@ def write_run(out: Path, cfg: RunConfig, regime: Regime, semantics: str, model: 
     text = learned_program(model.lm.program.source, probs) if probs else None
     if text is not None:
         atomic_write_text(out / "program.pl", text)
-    majority = int(torch.bincount(tr.labels, minlength=len(classes)).argmax())
-    train_acc = float((train_pred["probs"].argmax(1) == tr.labels).float().mean())
-    res = {
-        # a spec names its own program (cfg.program then keeps its default)
-        "regime": cfg.regime, "seed": cfg.seed, "program": extra.get("program_source") or cfg.program,
-        "semantics": semantics,
-        "classes": list(classes), "kind": model.kind.name,
-        "metrics": metrics, "metrics_before": metrics_before,
-        "source_weights": weights, "true_source_weights": true_weights(Path(cfg.data), target is not None),
-        "t_values": t_values(model.lm),
-        "true_t_values": true_t_values(Path(cfg.data), t_values(model.lm), target is not None),
-        "program_file": "program.pl" if text is not None else None,
-        "train_time_s": fitted.train_time_s, "epochs_run": fitted.epochs_run,
-        "best_epoch": fitted.stopper.best_epoch if cfg.patience is not None else fitted.epochs_run,
-        "stopped_early": fitted.stopped_early, "n_train": len(tr), "train_accuracy": train_acc,
-        "sanity_warning": sanity_check(metrics["test"]["accuracy"], len(y), float((y == majority).mean()))
-        if target is None else va_sanity(metrics["test"]["va"], tr.values.cpu().numpy(), te.values.cpu().numpy(),
-                                         target.variables),
-        "data": data_info, "perception": perception,
-        # images the final model cannot score (evidence of probability 0): uniform prediction
-        "unscorable": {"n": sum(map(len, unscorable.values())), **unscorable},
-        **extra,
-    }
-    if model.kind.per_image_sources:
-        from emolog.model.gate import trust_truth
-        res["source_weights_kind"] = "mean per-image source probability (test)"
-        res["trust_vs_truth"] = trust_truth(Path(cfg.data), te.ids, after["w"].cpu().numpy())
-    return res
+    return text
+
+
+def _sanity_warning(model: Model, metrics: dict, tr: SplitData, te: SplitData, y: np.ndarray) -> str | None:
+    """A warning when the test results look wrong: accuracy against the majority class, or a
+    valence/arousal target's errors against predicting the training mean."""
+    from emolog.metrics.classification import sanity_check
+    if model.target is not None:
+        return va_sanity(metrics["test"]["va"], tr.values.cpu().numpy(), te.values.cpu().numpy(),
+                         model.target.variables)
+    majority = int(torch.bincount(tr.labels, minlength=len(model.classes)).argmax())
+    return sanity_check(metrics["test"]["accuracy"], len(y), float((y == majority).mean()))
 
 
 def _truth(root: Path, va: bool) -> dict | None:
