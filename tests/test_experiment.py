@@ -98,6 +98,23 @@ def test_resume_does_not_rerun(exp, capsys):
     assert "logic-only" in out and "accuracy" in out  # the comparison table is printed
 
 
+def test_a_run_that_lacks_a_tables_metric_is_retrained_saying_so(exp, capsys):
+    """A finished run whose results.json predates a metric of the tables (here: one deleted) is
+    recomputed with a line naming the file and the metric, and the tables come out as before."""
+    E = exp / "E"
+    before = (E / "comparison.csv").read_text()
+    path = E / "runs" / "joint-s1" / "results.json"
+    res = json.loads(path.read_text())
+    del res["metrics"]["test"]["macro_f1"]
+    path.write_text(json.dumps(res))
+    capsys.readouterr()
+    assert _cli("--data", str(exp / "D"), "--out", str(E), *ARGS) == 0
+    err = capsys.readouterr().err
+    assert f"{path}: its test metrics lack ['macro_f1']" in err and "recomputing the run" in err
+    assert "macro_f1" in json.loads(path.read_text())["metrics"]["test"]
+    assert (E / "comparison.csv").read_text() == before
+
+
 def test_bad_requests_are_refused(exp, capsys):
     E = exp / "E"
     assert _cli("--data", str(exp / "D"), "--out", str(exp / "F"), "--regimes", "logic-only",

@@ -25,7 +25,7 @@ from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 from typing import Any, Callable, Sequence
 
-from emolog.data.artefacts import FORMATS, ArtefactMissing, check_record, read_json
+from emolog.data.artefacts import FORMATS, ArtefactError, ArtefactMissing, check_record, read_json
 from emolog.data.atomic import atomic_write_text
 from emolog.errors import InputError, MissingError
 
@@ -100,9 +100,17 @@ def run_specs(specs: Sequence[Any], execute: Callable[..., dict], base: dict, ru
 def read_finished_run(run_dir: Path) -> dict:
     """A finished run's results.json, refused (naming the file) when it or the file the tables
     read (its predictions.csv) is damaged."""
+    from emolog.experiments.tables import METRICS
     from emolog.runs.reader import RESULTS_FIELDS
     results = read_json(run_dir / "results.json", "run", RESULTS_FIELDS)
     check_record(run_dir / "predictions.csv", results.get("files"), run_dir / "results.json")
+    # a run finished before a metric joined the tables lacks it: damaged for the tables' purpose
+    # (retrained, or refused by merge), never a KeyError half-way through writing them
+    test = (results.get("metrics") or {}).get("test")
+    missing = [k for k in METRICS if not isinstance(test, dict) or k not in test]
+    if missing:
+        raise ArtefactError(f"{run_dir / 'results.json'}: its test metrics lack {missing} "
+                            "(written by an older emolog, or edited)")
     return results
 
 
