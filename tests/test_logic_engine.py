@@ -103,10 +103,14 @@ def test_large_disjunction_compiles_without_the_exclusivity_constraint():
         return (f"{scene}\n{rows}\n0.5::face(a); 0.3::face(b); 0.2::face(c).\n"
                 "agree(E) :- scene(S), prior(S, E), face(E).\nquery(agree(a)). query(agree(b)).\n")
     _close(evaluate(program(5)), _problog(program(5)))
+    small: dict = {}
+    evaluate(program(50), stats=small)
     stats: dict = {}
     out = dict(evaluate(program(150), stats=stats))
     assert out["agree(a)"] == pytest.approx(0.5 / 7, abs=1e-6)
-    assert stats["compile_s"] < 20, stats
+    # the circuit grows with k, not k^2 (pairwise exclusivity would be 9x for 3x the scenes);
+    # its seconds are benchmarks/logic_programs.py's (`scene` rows), not a test's
+    assert stats["nodes"] <= 3.5 * small["nodes"], (small, stats)
 
 
 def _problog_error(text: str):
