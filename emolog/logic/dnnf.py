@@ -32,6 +32,7 @@ import sys
 import threading
 import time
 from dataclasses import dataclass, field
+from typing import Any, Callable
 
 from problog.formula import LogicDAG
 
@@ -76,26 +77,7 @@ def compile_structure(dag: LogicDAG, roots: list, max_nodes: int | None = MAX_NO
     Runs in a thread with a 1 GiB stack and a high recursion limit: formulas over long lists
     nest thousands deep, deeper than the main thread's stack allows.
     """
-    box: list = []
-
-    def work():
-        try:
-            box.append(_Compiler(dag, max_nodes).run(roots))
-        except BaseException as e:   # re-raised in the caller's thread
-            box.append(e)
-
-    old_stack, old_limit = threading.stack_size(1 << 30), sys.getrecursionlimit()
-    sys.setrecursionlimit(max(old_limit, 200_000))
-    try:
-        t = threading.Thread(target=work)
-        t.start()
-        t.join()
-    finally:
-        threading.stack_size(old_stack)
-        sys.setrecursionlimit(old_limit)
-    if isinstance(box[0], BaseException):
-        raise box[0]
-    return box[0]
+    return _in_big_stack(lambda: _Compiler(dag, max_nodes).run(roots))
 
 
 def find_world(dag: LogicDAG, candidates: list[list], weight=None
@@ -108,40 +90,43 @@ def find_world(dag: LogicDAG, candidates: list[list], weight=None
     does not depend on gets its first value (false for an atom). A search for one model, not
     a compilation: an OR takes the first child that has one.
     """
+    def work():
+        c = _Compiler(dag, None)
+        memo: dict = {}
+        formulas = [c.f.conj([c.f.signed(k) for k in keys]) for keys in candidates]
+        allowed = c.f.possible(weight) if weight is not None else []   # after reading: every variable
+        for n, f in enumerate(formulas):
+            found = c.model(c.f.conj([f] + allowed), memo)
+            if found is not None:
+                return (n, *c.world(found))
+        return None
+
+    return _in_big_stack(work)
+
+
+def _in_big_stack(work: Callable[[], Any]) -> Any:
+    """``work()`` run in a thread with a 1 GiB stack and a high recursion limit; its result,
+    or its exception re-raised in the caller's thread."""
     box: list = []
 
-    def work():
+    def run():
         try:
-            c = _Compiler(dag, None)
-            memo: dict = {}
-            formulas = [c.f.conj([c.f.signed(k) for k in keys]) for keys in candidates]
-            allowed = c.f.possible(weight) if weight is not None else []   # after reading: every variable
-            for n, f in enumerate(formulas):
-                found = c.model(c.f.conj([f] + allowed), memo)
-                if found is not None:
-                    box.append((n, *c.world(found)))
-                    return
-            box.append(None)
+            box.append(work())
         except BaseException as e:   # re-raised in the caller's thread
             box.append(e)
 
-    _in_big_stack(work)
-    if isinstance(box[0], BaseException):
-        raise box[0]
-    return box[0]
-
-
-def _in_big_stack(work) -> None:
-    """Run ``work`` in a thread with a 1 GiB stack and a high recursion limit."""
     old_stack, old_limit = threading.stack_size(1 << 30), sys.getrecursionlimit()
     sys.setrecursionlimit(max(old_limit, 200_000))
     try:
-        t = threading.Thread(target=work)
+        t = threading.Thread(target=run)
         t.start()
         t.join()
     finally:
         threading.stack_size(old_stack)
         sys.setrecursionlimit(old_limit)
+    if isinstance(box[0], BaseException):
+        raise box[0]
+    return box[0]
 
 
 class _Compiler:
