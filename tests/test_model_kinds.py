@@ -12,7 +12,7 @@ from emolog.logic import compile_program
 from emolog.model.bindings.program import build_logic, open_program
 from emolog.model.gate import program_kind
 from emolog.model.kinds import GATE, GLOBAL, KINDS, NONE, RULES, kind_named
-from emolog.model.model import Model
+from emolog.model.model import Network
 from emolog.model.spec import load_spec
 from emolog.report.inputs import load_run
 from emolog.runs.reader import Results
@@ -79,5 +79,5 @@ def test_report_reads_the_kind_and_refuses_an_unknown_one(tmp_path) -> None:
 def test_model_takes_a_kind_object_not_its_name() -> None:
     lm = compile_program("seed")
     with pytest.raises(ValueError, match=r"kind must be one of \['global', 'gate', 'rules', 'none'\], got 'global'"):
-        Model(lm, torch.nn.Linear(4, 7), None, "condition", None, kind="global")
-    assert Model(lm, torch.nn.Linear(4, 7), None, "condition", None).kind is GLOBAL
+        Network(lm, torch.nn.Linear(4, 7), None, "condition", None, kind="global")
+    assert Network(lm, torch.nn.Linear(4, 7), None, "condition", None).kind is GLOBAL

@@ -27,7 +27,7 @@ from emolog.model.data import load_data
 from emolog.model.gate import program_kind
 from emolog.model.kinds import NONE
 from emolog.learn.losses import new_scene_net
-from emolog.model.model import Model
+from emolog.model.model import Network
 from emolog.model.perception import perception_record
 from emolog.model.spec import SPEC_DIR, load_spec
 from emolog.runs.train import build_heads, prepare_spec, train_run
@@ -48,7 +48,7 @@ def sim(tmp_path_factory):
         yield out
 
 
-def _both(spec_name: str, data) -> tuple[Model, Model, object]:
+def _both(spec_name: str, data) -> tuple[Network, Network, object]:
     """(the seed-shaped model, the DeepProgram model) of a shipped spec on ``data``'s test
     split, sharing one scene net, gate and heads."""
     spec = load_spec(spec_name)
@@ -64,8 +64,8 @@ def _both(spec_name: str, data) -> tuple[Model, Model, object]:
     inputs = {n: b.inputs for n, b in spec.nets.items() if n in heads}
     ctx.heads = heads
     general = ProgramLogic(spec, open_program(spec, "projected"), ctx)
-    m_fast = Model(fast, scene, None, "condition", None, None, program_kind(fast), spec.classes, heads, inputs)
-    m_general = Model(general, scene, None, "condition", None, None, NONE, spec.classes, heads)
+    m_fast = Network(fast, scene, None, "condition", None, None, program_kind(fast), spec.classes, heads, inputs)
+    m_general = Network(general, scene, None, "condition", None, None, NONE, spec.classes, heads)
     return m_fast.eval(), m_general.eval(), splits["test"]
 
 

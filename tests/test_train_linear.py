@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import pytest
 import torch
 
@@ -10,11 +12,11 @@ from emolog.simulate import SimConfig, simulate, write_simulation
 from emolog.learn import em
 from emolog.config.run import RunConfig
 from emolog.model.data import load_data
-from emolog.model.gate import GateNet, program_kind, split_static_evidence
+from emolog.model.gate import GateNet, program_kind
 from emolog.model.kinds import RULES
 from emolog.model.linear import build_linear
 from emolog.learn.losses import new_scene_net
-from emolog.model.model import Model
+from emolog.model.model import Network
 
 
 @pytest.fixture(scope="module")
@@ -48,9 +50,9 @@ def test_linear_program_equals_the_circuit(split, program, semantics, param, liv
     net = new_scene_net(cfg, split.scene.shape[1])
     gate = GateNet(hidden=4) if kind.gate_net else None
     grey = torch.randn(7) if semantics == "original" else None
-    model = Model(lm, net, None, semantics, grey, gate, kind)
-    if gate is not None:
-        model.static = {id(split): split_static_evidence(split)}
+    model = Network(lm, net, None, semantics, grey, gate, kind)
+    # what a network computes once per split travels with the split: each case its own copy
+    split = replace(split, static=None, frozen_scene=None, linear=None)
     if not live_scene:
         model.freeze_scene({"train": split})
     for q in lm.parameters():
@@ -63,7 +65,7 @@ def test_linear_program_equals_the_circuit(split, program, semantics, param, liv
     model.train()
     ref = model(split, idx)
     ref_grads = torch.autograd.grad(ref[:, 2].log().sum(), [p for p in model.parameters() if p.requires_grad])
-    model.linear[id(split)] = lin
+    split.linear = lin
     fast = model(split, idx)
     fast_grads = torch.autograd.grad(fast[:, 2].log().sum(), [p for p in model.parameters() if p.requires_grad])
     torch.testing.assert_close(fast, ref, rtol=1e-5, atol=1e-6)
@@ -76,8 +78,9 @@ def test_a_t_shared_across_groundings_trains_through_the_circuit(split):
     not linear in it, so no fast path (the self-check refuses), and with the parameters fixed
     (nets-only) the same program is linear in the scene again."""
     lm = compile_program("context_rules", param="softmax")
-    model = Model(lm, new_scene_net(RunConfig.from_dict({"data": "x"}), split.scene.shape[1]), None, "condition",
-                  None, None, RULES)
+    split = replace(split, static=None, frozen_scene=None, linear=None)
+    model = Network(lm, new_scene_net(RunConfig.from_dict({"data": "x"}), split.scene.shape[1]), None, "condition",
+                    None, None, RULES)
     model.freeze_scene({"train": split})
     assert build_linear(model, split, live_t=True, live_scene=False) is None
     assert build_linear(model, split, live_t=False, live_scene=True) is not None

@@ -33,7 +33,7 @@ from emolog.config.run import RunConfig
 from emolog.model.data import SplitData
 from emolog.learn.losses import Loss, TrainingError, check_finite, epoch_order, make_optimizer, nll
 from emolog.model.linear import build_linear
-from emolog.model.model import Model, predict_split
+from emolog.model.model import Network, predict_split
 from emolog.config.regimes import Regime
 from emolog.learn.stopping import EarlyStopping
 from emolog.model.target import SquaredErrorLoss, val_loss
@@ -141,7 +141,7 @@ def make_optimizers(cfg: RunConfig, groups: list[Group]) -> dict[str, Any]:
     return out
 
 
-def history_row(epoch: int, train_loss: float, model: Model, va: SplitData, grad_norms: dict[str, float]) -> dict:
+def history_row(epoch: int, train_loss: float, model: Network, va: SplitData, grad_norms: dict[str, float]) -> dict:
     """One history.csv row: losses, validation accuracy / macro-F1, source weights (global, or
     the validation mean of the per-image ones), mean gradient norm per group."""
     from emolog.metrics.classification import accuracy, macro_f1
@@ -158,7 +158,7 @@ def history_row(epoch: int, train_loss: float, model: Model, va: SplitData, grad
     return row
 
 
-def gradient_epoch(model: Model, tr: SplitData, loss_fn: Loss, optims: dict, tracker: changes.GradTracker,
+def gradient_epoch(model: Network, tr: SplitData, loss_fn: Loss, optims: dict, tracker: changes.GradTracker,
                    cfg: RunConfig, epoch: int) -> float:
     """One pass over the training rows in batches of index tensors; returns the mean batch loss.
 
@@ -192,7 +192,7 @@ def gradient_epoch(model: Model, tr: SplitData, loss_fn: Loss, optims: dict, tra
     return float((losses.double() * sizes).sum() / len(order))
 
 
-def _em_epoch(model: Model, tr: SplitData, semantics: str, coef: torch.Tensor | None) -> float:
+def _em_epoch(model: Network, tr: SplitData, semantics: str, coef: torch.Tensor | None) -> float:
     """One EM iteration; ``coef``: the program's ``em.source_coefficients`` on ``tr`` (a
     seed-like program: closed-form EM), else None (every t(), ``em.lfi_step``)."""
     model.eval()
@@ -208,7 +208,7 @@ def _em_epoch(model: Model, tr: SplitData, semantics: str, coef: torch.Tensor | 
     return -step.log_likelihood  # NLL before this iteration's update
 
 
-def em_coefficients(model: Model, tr: SplitData) -> torch.Tensor | None:
+def em_coefficients(model: Network, tr: SplitData) -> torch.Tensor | None:
     """``em.source_coefficients`` of a seed-like program with a global source choice on ``tr``
     (its networks are fixed under EM), else None."""
     if not (em.seed_like(model.lm) and model.kind.global_weights):
@@ -228,7 +228,7 @@ def _restore(groups: list[Group], states: dict[str, dict]) -> None:
         g.net.load_state_dict(states[g.name])
 
 
-def fit(model: Model, groups: list[Group], splits: dict[str, SplitData], cfg: RunConfig, regime: Regime,
+def fit(model: Network, groups: list[Group], splits: dict[str, SplitData], cfg: RunConfig, regime: Regime,
         semantics: str, out: Path, resume: bool, progress: bool) -> FitResult:
     """Train ``groups`` of ``model`` on ``splits``; see the module docstring."""
     from tqdm.auto import tqdm
@@ -281,14 +281,14 @@ def _mark_trainable(groups: list[Group], regime: Regime) -> None:
             p.requires_grad_(g.trainable and regime.learner == "gradient")
 
 
-def _loss(cfg: RunConfig, model: Model, tr: SplitData) -> Loss | SquaredErrorLoss:
+def _loss(cfg: RunConfig, model: Network, tr: SplitData) -> Loss | SquaredErrorLoss:
     """The training loss: NLL with the imbalance option, or a valence/arousal target's squared error."""
     if model.target is None or model.target.loss == "nll":
         return Loss(cfg.imbalance, tr.labels, cfg.logit_adjust_tau, n_classes=len(model.classes))
     return SquaredErrorLoss(model.target)
 
 
-def _fresh_start(model: Model, groups: list[Group], splits: dict[str, SplitData], regime: Regime,
+def _fresh_start(model: Network, groups: list[Group], splits: dict[str, SplitData], regime: Regime,
                  loss_fn: Loss | SquaredErrorLoss, stopper: EarlyStopping) -> tuple[list[dict], dict, dict]:
     """(history with its epoch-0 row, test predictions before training, the starting states as
     the best so far) of a run that does not resume."""
@@ -303,14 +303,14 @@ def _fresh_start(model: Model, groups: list[Group], splits: dict[str, SplitData]
     return history, before, _states(groups)
 
 
-def _linearise(model: Model, tr: SplitData, groups: list[Group]) -> None:
+def _linearise(model: Network, tr: SplitData, groups: list[Group]) -> None:
     """The program precomputed on ``tr`` (``build_linear``) when it is small enough: a step is
     then a few matrix products instead of a circuit evaluation."""
     trains = {g.kind: g.trainable for g in groups}
     lin = build_linear(model, tr, live_t=trains["logic"], live_scene=trains["scene_net"] or
                        trains.get("backbone_last_block", False))
     if lin is not None:
-        model.linear[id(tr)] = lin
+        tr.linear = lin
 
 
 def _save_checkpoint(path: Path, cfg: RunConfig, state: dict, stopper: EarlyStopping, history: list[dict],

@@ -9,6 +9,7 @@ from __future__ import annotations
 import hashlib
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import torch
 
@@ -39,6 +40,12 @@ class SplitData:
     values [N, V] float64: a valence/arousal target's continuous values
     (``emolog.model.target``), else None; ``derived`` holds fields computed from these once
     per split (``scene_classes`` [N, C]: the backbone's own classes).
+
+    What the network evaluating the split computes once travels with it too (a split belongs to
+    one run): ``static`` [N, N_STATIC] the gate's per-image evidence (``emolog.model.gate``),
+    ``frozen_scene`` [N, 7] a frozen scene net's distribution (``Network.freeze_scene``) and
+    ``linear`` the program's precomputed coefficients on the training split
+    (``emolog.model.linear.LinearProgram``, set by the fit loop).
     """
 
     ids: list[str]
@@ -56,6 +63,9 @@ class SplitData:
     face_features: torch.Tensor | None = None
     values: torch.Tensor | None = None
     derived: dict[str, torch.Tensor] = field(default_factory=dict)
+    static: torch.Tensor | None = None
+    frozen_scene: torch.Tensor | None = None
+    linear: Any = None
 
     def __len__(self) -> int:
         return len(self.ids)

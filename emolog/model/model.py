@@ -1,6 +1,6 @@
 """The trained object: a logic program plus the networks that feed it (one class for every program).
 
-``Model`` evaluates a compiled program on rows of a ``SplitData``. How the program chooses
+``Network`` evaluates a compiled program on rows of a ``SplitData``. How the program chooses
 its source decides the ``kind``, a ``ProgramKind`` chosen once (``program_kind``;
 ``emolog.model.kinds``, whose flags the model reads):
 
@@ -17,7 +17,6 @@ probabilities are computed once per split (``freeze_scene``) and only indexed af
 
 from __future__ import annotations
 
-from typing import Any
 
 import torch
 from torch import nn
@@ -28,13 +27,13 @@ from emolog.model.bindings.feeds import HeadMLP
 from emolog.model.bindings.fields import row_values
 from emolog.config.run import ConfigError
 from emolog.model.data import SplitData
-from emolog.model.gate import GateNet, evidence_features, program_kind, rule_facts
+from emolog.model.gate import GateNet, evidence_features, program_kind, rule_facts, split_static_evidence
 from emolog.model.kinds import GLOBAL, KINDS, ProgramKind
 from emolog.model.linear import block_probs
 
 EVAL_CHUNK = 2048  # rows per forward pass when evaluating a whole split
 
-__all__ = ["EVAL_CHUNK", "HeadMLP", "KINDS", "Model", "ProgramKind", "predict_split", "program_kind"]
+__all__ = ["EVAL_CHUNK", "HeadMLP", "KINDS", "Network", "ProgramKind", "predict_split", "program_kind"]
 
 
 class TrainingError(EmologError, RuntimeError):
@@ -49,10 +48,11 @@ def query_columns(lm: nn.Module, classes: tuple[str, ...]) -> list[int]:
     return [lm.query_names.index(f"{functor}({as_term(c, 'a label', 'the label set')})") for c in classes]
 
 
-class Model(nn.Module):
+class Network(nn.Module):
     """The logic program ``lm`` with its scene net, optional last block and optional gate.
 
-    ``static`` maps ``id(split)`` to that split's static evidence [N, N_STATIC] (gate kind).
+    What it computes once per split (a frozen scene net's distribution, the gate's static
+    evidence, the training split's linear program) is kept on the ``SplitData`` itself.
     ``heads`` are the spec's trainable heads by network name; ``head_inputs`` the feeds each
     reads (whole-image features, for a program compiled in the seed's shape; a program
     compiled through ``DeepProgram`` calls its heads itself, through its feeds).
@@ -67,9 +67,6 @@ class Model(nn.Module):
             raise ValueError(f"kind must be one of {[k.name for k in KINDS]}, got {kind!r}")
         self.lm, self.scene_net, self.last_block, self.gate = lm, scene_net, last_block, gate
         self.semantics, self.grey_logits, self.kind, self.classes = semantics, grey_logits, kind, classes
-        self.frozen_scene: dict[int, torch.Tensor] = {}
-        self.static: dict[int, torch.Tensor] = {}
-        self.linear: dict[int, Any] = {}      # id(split) -> emolog.model.linear.LinearProgram
         self.heads = nn.ModuleDict(heads or {})
         self.head_inputs = dict(head_inputs or {})
         self.target = None   # a valence/arousal target (emolog.model.target.Target), set by train / load_run
@@ -108,8 +105,8 @@ class Model(nn.Module):
         """Compute the frozen scene net's probabilities once per split; ``train_probs`` [N_train, 7]
         (out-of-fold predictions) replace the net's own on the training split."""
         for name, s in splits.items():
-            self.frozen_scene[id(s)] = (train_probs if name == "train" and train_probs is not None
-                                        else self._scene_probs_all(s))
+            s.frozen_scene = (train_probs if name == "train" and train_probs is not None
+                              else self._scene_probs_all(s))
 
     def _scene_probs_all(self, s: SplitData) -> torch.Tensor:
         was = self.training
@@ -139,9 +136,8 @@ class Model(nn.Module):
         A live (trainable) net's output is checked for non-finite values, naming the image
         ids, before the logic sees a NaN (``check=False``: the caller checks the loss instead,
         which a NaN here always reaches)."""
-        frozen = self.frozen_scene.get(id(s))
-        if frozen is not None:
-            return frozen[idx]
+        if s.frozen_scene is not None:
+            return s.frozen_scene[idx]
         probs = self._scene_probs_live(s, idx)
         if check:
             self._check_finite(probs, s, idx)
@@ -162,7 +158,9 @@ class Model(nn.Module):
 
     def gate_probs(self, s: SplitData, idx: torch.Tensor, scene_probs: torch.Tensor) -> torch.Tensor:
         """[B, 4] gate output for rows ``idx`` of split ``s``."""
-        ev = evidence_features(self.static[id(s)][idx], scene_probs)
+        if s.static is None:
+            s.static = split_static_evidence(s)
+        ev = evidence_features(s.static[idx], scene_probs)
         return self.gate(ev, self.available(s, idx), s.scene[idx] if self.gate.scene_proj is not None else None)
 
     def program_io(self, s: SplitData, idx: torch.Tensor, check: bool = True, scene: torch.Tensor | None = None,
@@ -204,7 +202,7 @@ class Model(nn.Module):
         In training mode a split with a ``LinearProgram`` (``emolog.model.linear``; the
         training split) is evaluated from its precomputed coefficients instead of the circuit:
         the same function of the trainable inputs, a few tensor operations per step."""
-        lin = self.linear.get(id(s)) if self.training else None
+        lin = s.linear if self.training else None
         if lin is not None:
             scene = self.scene_probs(s, idx, check) if lin.live_scene else None
             gate = self.gate_probs(s, idx, scene if scene is not None else self.scene_probs(s, idx)) \
@@ -234,7 +232,7 @@ class Model(nn.Module):
         """The program's global source weights (kind ``GLOBAL``), else None."""
         return {s: float(v) for s, v in self.lm.source_weights().items()} if self.kind.global_weights else None
 
-    def train(self, mode: bool = True) -> "Model":
+    def train(self, mode: bool = True) -> "Network":
         super().train(mode)
         if self.last_block is not None:
             # BatchNorm in the unfrozen block keeps its ImageNet running statistics: batches of
@@ -243,7 +241,7 @@ class Model(nn.Module):
         return self
 
 
-def _scorable(model: Model, s: SplitData, idx: torch.Tensor, bad: list[int]) -> torch.Tensor:
+def _scorable(model: Network, s: SplitData, idx: torch.Tensor, bad: list[int]) -> torch.Tensor:
     """Rows of ``idx`` whose evidence has probability > 0 (bisection on the logic's refusal);
     the others are appended to ``bad``. Only runs when a chunk was refused."""
     from emolog.logic import LogicInputError
@@ -261,7 +259,7 @@ def _scorable(model: Model, s: SplitData, idx: torch.Tensor, bad: list[int]) -> 
 
 
 @torch.no_grad()
-def predict_split(model: Model, s: SplitData, sources: bool = True,
+def predict_split(model: Network, s: SplitData, sources: bool = True,
                   labels: torch.Tensor | None = None, normalise: bool = True) -> dict[str, torch.Tensor]:
     """Whole-split outputs in eval mode: ``probs`` [N, C]; with ``sources`` (and a source
     choice) also ``post`` [N, 4] = P(source | class, evidence) for ``labels`` (default: the

@@ -203,9 +203,6 @@ class Run:
         dev = torch.device(device)
         s = split_from_cache(cache, slice(0, len(ids)), ids, torch.full((len(ids),), -1, dtype=torch.long), dev,
                              joint_unfreeze)
-        if model.gate is not None:
-            from emolog.model.gate import split_static_evidence
-            model.static = {id(s): split_static_evidence(s)}
         if _reads_scene_classes(self.results.get("spec")):
             from emolog.model.bindings.fields import add_scene_classes
             add_scene_classes(s, self._scene_classifier()[0])
@@ -260,7 +257,7 @@ def _build_model(run: Run, device: str) -> Any:
     import torch
     from emolog.perception.scene2emotion import Scene2EmotionNet
     from emolog.model.gate import load_gate, program_kind
-    from emolog.model.model import Model
+    from emolog.model.model import Network
     d = run.dir
     cfg = run._config()
     if not (d / "logic.pt").is_file():
@@ -286,7 +283,7 @@ def _build_model(run: Run, device: str) -> Any:
     if (d / "gate_net.pt").is_file():
         run._file("gate_net.pt")   # its sha256 checked before load_gate reads it
     head_inputs = {n: b.inputs for n, b in spec.nets.items() if n in heads} if spec else None
-    model = Model(lm, scene_net, last_block, run.results["semantics"], grey_t, load_gate(d), program_kind(lm),
+    model = Network(lm, scene_net, last_block, run.results["semantics"], grey_t, load_gate(d), program_kind(lm),
                   tuple(run.classes), heads, head_inputs)
     model.target = run.target
     return model.to(device).eval()

@@ -36,10 +36,10 @@ from emolog.model.bindings.schema import SpecError, check_data
 from emolog.config.run import ConfigError, RunConfig
 from emolog.model.data import SplitData, load_data
 from emolog.learn.fit import CHECKPOINT, Group, fit, read_checkpoint
-from emolog.model.gate import program_kind, split_static_evidence
+from emolog.model.gate import program_kind
 from emolog.model.kinds import NONE, ProgramKind
 from emolog.learn.losses import Loss, TrainingError, epoch_order, new_scene_net
-from emolog.model.model import HeadMLP, Model
+from emolog.model.model import HeadMLP, Network
 from emolog.runs.writer import provenance, run_files, write_run
 from emolog.model.perception import build_last_block, grey_face_logits, perception_record, scene_classifier
 from emolog.learn.pretrain import build_gate, pretrained_scene_net, shared_pretrained
@@ -190,7 +190,7 @@ def _first_batches(cfg: RunConfig, spec: Spec, lm: nn.Module, splits: dict[str, 
     labels, so a mistake is refused now. Returns the check's notes."""
     tr = splits["train"]
     scene = new_scene_net(cfg, tr.scene.shape[1], n_classes=len(scene_domain(lm) or BASIC7)).to(device)
-    probe = Model(lm, scene, None, semantics, None, kind=NONE, classes=spec.classes)
+    probe = Network(lm, scene, None, semantics, None, kind=NONE, classes=spec.classes)
     counts = tr.face_mask.sum(1)
     idx = torch.cat([(counts == c).nonzero()[:per_count, 0] for c in torch.unique(counts)])
     probe.eval()
@@ -303,7 +303,7 @@ def _gate_net(cfg: RunConfig, regime: Regime, kind: ProgramKind, splits: dict[st
     return gate
 
 
-def _groups(regime: Regime, spec: Spec | None, model: Model, lm: nn.Module, scene_net: nn.Module,
+def _groups(regime: Regime, spec: Spec | None, model: Network, lm: nn.Module, scene_net: nn.Module,
             gate: nn.Module | None, last_block: nn.Module | None) -> list[Group]:
     """The named parameter groups, each marked trained or held by the regime."""
     names = own_names(spec)
@@ -363,11 +363,9 @@ def _train_run(cfg: RunConfig, out: Path, resume: bool, progress: bool) -> dict:
     grey = _grey_logits(cfg, manifest, perception, semantics, device, extra)
     gate = _gate_net(cfg, regime, kind, splits, oof, semantics, device, extra)
     heads = build_heads(cfg, spec, lm, splits, device)
-    model = Model(lm, scene_net, last_block, semantics, grey, gate, kind, classes, heads,
+    model = Network(lm, scene_net, last_block, semantics, grey, gate, kind, classes, heads,
                   {n: b.inputs for n, b in spec.nets.items() if n in heads} if spec else None)
     model.target = target
-    if gate is not None:
-        model.static = {id(s): split_static_evidence(s) for s in splits.values()}
 
     groups = _groups(regime, spec, model, lm, scene_net, gate, last_block)
     if not regime.trains_scene_net:

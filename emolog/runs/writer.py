@@ -27,7 +27,7 @@ from emolog.learn import changes
 from emolog.config.run import RunConfig
 from emolog.model.data import SplitData
 from emolog.learn.fit import FitResult, Group
-from emolog.model.model import Model, predict_split
+from emolog.model.model import Network, predict_split
 from emolog.config.regimes import Regime
 from emolog.model.target import va_metrics, va_sanity
 
@@ -78,7 +78,7 @@ def t_values(lm: nn.Module) -> dict[str, float]:
     return {f"t({name})": float(p) for name, p in lm.t_probs().items()}
 
 
-def write_run(out: Path, cfg: RunConfig, regime: Regime, semantics: str, model: Model, groups: list[Group],
+def write_run(out: Path, cfg: RunConfig, regime: Regime, semantics: str, model: Network, groups: list[Group],
               splits: dict[str, SplitData], fitted: FitResult, data_info: dict, perception: dict,
               extra: dict[str, Any]) -> dict:
     """Write history.csv, predictions.csv, changes.json, the nets' state dicts, logic.pt and
@@ -130,7 +130,7 @@ def write_run(out: Path, cfg: RunConfig, regime: Regime, semantics: str, model: 
     return res
 
 
-def _metrics(model: Model, te: SplitData, va: SplitData, p_val: np.ndarray, p_after: np.ndarray,
+def _metrics(model: Network, te: SplitData, va: SplitData, p_val: np.ndarray, p_after: np.ndarray,
              p_before: np.ndarray) -> tuple[dict, dict, dict[str, np.ndarray] | None]:
     """(metrics on val and test, test metrics before training, a valence/arousal target's
     predictions.csv columns or None)."""
@@ -150,7 +150,7 @@ def _metrics(model: Model, te: SplitData, va: SplitData, p_val: np.ndarray, p_af
     return metrics, metrics_before, va_cols
 
 
-def _source_weights(model: Model, after: dict) -> tuple[dict[str, Any] | None, dict[str, Any] | None]:
+def _source_weights(model: Network, after: dict) -> tuple[dict[str, Any] | None, dict[str, Any] | None]:
     """(the source weights results.json reports, predictions.csv's w_<source> columns): a
     global program's learned weights, else the mean of the per-image ones; (None, None) for a
     program without source weights."""
@@ -173,7 +173,7 @@ def _write_changes(out: Path, groups: list[Group], fitted: FitResult, classes: t
     atomic_write_text(out / "changes.json", json.dumps(change, indent=1))
 
 
-def _write_learned(out: Path, model: Model) -> str | None:
+def _write_learned(out: Path, model: Network) -> str | None:
     """The nets' state dicts, logic.pt and program.pl (the program with its learned t());
     returns program.pl's text, None when it was not written."""
     save_state(out / "scene_net.pt", model.scene_net.state_dict())
@@ -194,7 +194,7 @@ def _write_learned(out: Path, model: Model) -> str | None:
     return text
 
 
-def _sanity_warning(model: Model, metrics: dict, tr: SplitData, te: SplitData, y: np.ndarray) -> str | None:
+def _sanity_warning(model: Network, metrics: dict, tr: SplitData, te: SplitData, y: np.ndarray) -> str | None:
     """A warning when the test results look wrong: accuracy against the majority class, or a
     valence/arousal target's errors against predicting the training mean."""
     from emolog.metrics.classification import sanity_check

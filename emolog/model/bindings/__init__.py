@@ -8,6 +8,6 @@
   set's labels onto the program's output values);
 * ``feeds``: the objects bound to the program's networks, each called once per batch with all
   its distinct inputs (``emolog.logic.bindings.BatchFeed``), and ``HeadMLP``;
-* ``program``: the compiled program of a spec behind the interface ``Model`` uses, by emolog's
+* ``program``: the compiled program of a spec behind the interface ``Network`` uses, by emolog's
   own choice of compilation.
 """

@@ -8,7 +8,7 @@ input of its network (``emolog.logic.bindings.BatchFeed``) and reads the batch's
   batch (its input width is what the program's inputs turn out to hold), seeded;
 * ``FunctionFeed``: a Python callable over the same inputs, its output checked.
 
-A ``Batch`` holds the current batch's rows (``Model.program_io``'s dict) for every feed.
+A ``Batch`` holds the current batch's rows (``Network.program_io``'s dict) for every feed.
 """
 
 from __future__ import annotations

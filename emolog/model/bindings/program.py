@@ -1,4 +1,4 @@
-"""A spec's compiled program behind the interface ``Model`` uses, however emolog compiles it.
+"""A spec's compiled program behind the interface ``Network`` uses, however emolog compiles it.
 
 Every spec goes through ``open_program`` (parse and translate, foreign predicates registered,
 the networks checked against the bindings: nothing compiled yet) and ``build_logic``, which
@@ -191,7 +191,7 @@ def _reads_as_seed(lm) -> bool:
 class ProgramLogic(nn.Module):
     """A spec's program through ``DeepProgram``: ``forward(rows)`` -> [B, classes] (P(the
     label's value | evidence) for each label, in the spec's class order), ``rows`` the batch's
-    feed tensors (``Model.program_io``)."""
+    feed tensors (``Network.program_io``)."""
 
     general = True
     semantics = "condition"
