@@ -17,7 +17,6 @@ probabilities are computed once per split (``freeze_scene``) and only indexed af
 
 from __future__ import annotations
 
-
 import torch
 from torch import nn
 
