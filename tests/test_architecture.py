@@ -135,17 +135,18 @@ def test_old_training_paths_import_the_moved_modules_with_a_deprecation_warning(
 
 
 def test_the_public_names_are_the_defining_modules_own_and_import_emolog_stays_light():
-    """``emolog.load_cache / train_run / load_run`` are the functions themselves (one definition
-    each), and ``import emolog`` alone loads neither torch nor any sub-package."""
+    """``emolog.Model / load_cache / train_run / load_run`` are the objects themselves (one
+    definition each), and ``import emolog`` alone loads neither torch nor any sub-package."""
     import subprocess
     import sys
 
     from emolog.cache.store import load_cache
-    from emolog.runs.reader import load_run
+    from emolog.runs.model import Model, load_run
     from emolog.runs.train import train_run
 
-    assert (emolog.load_cache, emolog.load_run, emolog.train_run) == (load_cache, load_run, train_run)
-    assert sorted(emolog.__all__) == ["__version__", "load_cache", "load_run", "train_run"]
+    assert (emolog.Model, emolog.load_cache, emolog.load_run, emolog.train_run) == (Model, load_cache, load_run,
+                                                                                      train_run)
+    assert sorted(emolog.__all__) == ["Model", "__version__", "load_cache", "load_run", "train_run"]
     loaded = subprocess.run([sys.executable, "-c", "import emolog, sys; print(sorted(sys.modules))"],
                             capture_output=True, text=True, check=True).stdout
     assert "'torch'" not in loaded and "'emolog.cache'" not in loaded and "'emolog.runs'" not in loaded

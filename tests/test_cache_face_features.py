@@ -25,7 +25,7 @@ import torch
 from PIL import Image
 
 from emolog import cli
-from emolog.analysis.perception_options import build_perception, perceived_cache, perception_settings
+from emolog.runs.perception import build_perception, perceived_cache, perception_settings
 from emolog.cache.build import build_cache
 from emolog.cache.store import MANIFEST, CacheError, CacheFieldError, CacheWriter, load_cache, read_manifest
 from emolog.cache.verify import verify_cache
@@ -35,7 +35,7 @@ from emolog.perception import minixception
 from emolog.perception.expression import build_recogniser
 from emolog.perception.faces import build_detector, crop_face
 from emolog.perception.pipeline import Perception
-from emolog.runs.reader import load_run
+from emolog.runs.reader import read_run
 from emolog.runs.train import train_run
 from helpers.cache import rewrite_shard
 from helpers.networks import TRPAKOV_ORDER, save_tiny_vit
@@ -254,7 +254,7 @@ def test_a_run_on_the_flagged_cache_perceives_photos_with_the_same_field(built, 
     d = built["dir"]
     train_run({"regime": "logic-only", "data": str(d), "epochs": 1, "batch_size": 4, "patience": None},
               tmp_path / "run", progress=False)
-    run = load_run(tmp_path / "run")
+    run = read_run(tmp_path / "run")
     assert run.perception["recogniser"]["face_features"]["dim"] == F_MINI
     photos = [d / "images" / rel for rel in ("joy/pair.jpg", "sad/crowd.jpg")]
     args = parse("predict", [str(tmp_path / "run"), *map(str, photos), "--out", str(tmp_path / "pred"), "--quiet"])

@@ -113,7 +113,7 @@ def test_every_documented_exit_code_is_in_the_readme():
 
 def test_perception_option_names_are_the_registries():
     """explain/predict list the registry names without importing torch; they must not drift."""
-    from emolog.analysis import perception_options as po
+    from emolog.runs import perception as po
     from emolog.perception.expression import RECOGNISERS
     from emolog.perception.faces import DETECTORS
     from emolog.perception.scene import BACKBONES
@@ -174,7 +174,7 @@ def test_a_runs_recorded_perception_gives_the_perception_options(tmp_path):
     manifest and says so; options given on the command line win."""
     import argparse
 
-    from emolog.analysis import perception_options as po
+    from emolog.runs import perception as po
     record = {"K": 2, "prelast": True, "fingerprint_hash": "abc",
               "backbone": {"name": "resnet18-places365", "weights_path": "/w/places.pth.tar"},
               "recogniser": {"name": "vit-face-expression", "weights_path": "/w/vit/model.safetensors",

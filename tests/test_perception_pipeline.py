@@ -13,7 +13,7 @@ from PIL import Image
 
 from emolog.labels import BASIC7
 from emolog.analysis import explain
-from emolog.analysis.perception_options import RunInputError
+from emolog.runs.perception import RunInputError
 from emolog.errors import MissingError
 from emolog.perception.common import PerceptionError, sha256_file
 from emolog.perception.pipeline import GREY_FACE_VALUE, Perception

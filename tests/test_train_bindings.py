@@ -30,7 +30,8 @@ from emolog.learn.losses import new_scene_net
 from emolog.model.model import Network
 from emolog.model.perception import perception_record
 from emolog.model.spec import SPEC_DIR, load_spec
-from emolog.runs.train import build_heads, prepare_spec, train_run
+from emolog.runs.build import build_heads, prepare_spec
+from emolog.runs.train import train_run
 
 FAST = {"epochs": 2, "patience": None, "pretrain_epochs": 2, "pretrain_refit": 1, "pretrain_folds": 2,
         "net_hidden": 8}

@@ -130,10 +130,10 @@ def test_places_mlp_spec_trains_an_mlp_over_places365_classes(places_vit, tmp_pa
     layers = json.loads((tmp_path / "run" / "changes.json").read_text())["layers"]
     head = [r for r in layers if r["net"] == "fusion_net"]
     assert head[0]["n_params"] == 64 * (365 + 3 * 7 + 3) and all(r["abs_change"] > 0 for r in head)
-    from emolog.runs.reader import load_run
+    from emolog.runs.reader import read_run
     from emolog.metrics.classification import evaluate
     import numpy as np
-    run = load_run(tmp_path / "run")
+    run = read_run(tmp_path / "run")
     test_ids = json.loads((d8 / "split.json").read_text())["test"]
     pred = run.predict(d8 / "cache", ids=test_ids)
     y = np.array([run.classes.index(c) for c in res.index.label_of(test_ids)])

@@ -123,13 +123,13 @@ def reference_probs(data: Path, seed: int, logic: dict) -> dict[str, np.ndarray]
     import torch
 
     from emolog.cache.store import load_cache
-    from emolog.runs import train as T
+    from emolog.model.data import load_data
     from emolog.config.run import RunConfig
     from emolog.experiments.face_weighting import face_weighting_probs
     from emolog.learn.pretrain import shared_pretrained
     cfg = RunConfig.from_dict({"regime": "logic-only", "data": str(data), "seed": seed, **logic})
     device = torch.device("cpu")
-    splits, manifest, _ = T.load_data(cfg, device, prelast=False)
+    splits, manifest, _ = load_data(cfg, device, prelast=False)
     pre = shared_pretrained(cfg, splits, manifest, device, cfg.semantics)
     arrays = {}
     for name, s in splits.items():

@@ -109,7 +109,7 @@ def source_distributions(run, cache) -> dict[str, np.ndarray]:
     import torch
     from emolog.learn import em
     from emolog.model.data import split_from_cache
-    model = run.model()
+    model = run.network()
     n, classes = len(cache.ids), list(run.classes)
     if model.kind.global_weights and em.seed_like(model.lm) and not len(model.heads):
         s = split_from_cache(cache, slice(0, n), list(cache.ids), torch.full((n,), -1, dtype=torch.long),

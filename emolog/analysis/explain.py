@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 from PIL import Image
 
-from emolog.analysis.perception_options import (RunInputError, add_perception_arguments, build_perception,
+from emolog.runs.perception import (RunInputError, add_perception_arguments, build_perception,
                                                 differences, note, perceived_cache, perception_settings,
                                                 recorded_perception)
 from emolog.data.atomic import atomic_write_bytes
@@ -95,8 +95,8 @@ def _load_run(run_dir: Path) -> dict:
         if isinstance(res.get("source_weights"), dict):
             info["source_weights"] = {str(k): float(v) for k, v in res["source_weights"].items()}
     if (run_dir / "config.json").is_file():  # a complete run: the model itself
-        from emolog.runs.reader import load_run
-        info["run"] = load_run(run_dir)
+        from emolog.runs.reader import read_run
+        info["run"] = read_run(run_dir)
     return info
 
 

@@ -10,7 +10,7 @@ With ``--index D`` the images are the index's; those in ``D/cache`` are read fro
 cache holds the perception the run was trained on (the same fingerprint), the rest are
 perceived from the image root ``emolog index`` recorded (``--root`` to override). Images given
 by path are always perceived. Perception is rebuilt from the run's record (see
-``emolog.analysis.perception_options``); options given on the command line win. Both files are
+``emolog.runs.perception``); options given on the command line win. Both files are
 written atomically, after every image is done.
 """
 
@@ -25,7 +25,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 import pandas as pd
 
-from emolog.analysis.perception_options import (add_perception_arguments, build_perception, differences, note,
+from emolog.runs.perception import (add_perception_arguments, build_perception, differences, note,
                                                 perceived_cache, perception_settings, recorded_perception)
 from emolog.data.atomic import atomic_write_text
 from emolog.data.images import reason_category
@@ -135,11 +135,11 @@ def _usable_cache(cache_dir: Path | None, recorded: dict | None, args: argparse.
 
 
 def run(args: argparse.Namespace) -> int:
-    from emolog.runs.reader import load_run
+    from emolog.runs.reader import read_run
 
     if bool(args.images) == bool(args.index):
         raise UsageError("give either image files or --index D (not both, not neither)")
-    trained = load_run(args.run_dir)
+    trained = read_run(args.run_dir)
     recorded, where = (trained.perception, f"{args.run_dir / 'config.json'} (perception)") if trained.perception \
         else recorded_perception(args.run_dir)
     plan = _items_from_index(args) if args.index else _items_from_paths(args.images)

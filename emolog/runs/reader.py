@@ -1,14 +1,14 @@
-"""A finished run as an object: ``load_run(run_dir) -> Run``, with ``Run.predict(cache)``.
+"""A finished run as an object: ``read_run(run_dir) -> Run``, with ``Run.predict(cache)``.
 
 ``Run`` rebuilds the trained model from the run directory (config.json, results.json,
 logic.pt, scene_net.pt, gate_net.pt / backbone_last_block.pt) exactly as the run evaluated
-it, so ``load_run(d).predict(cache, ids=test_ids)`` reproduces the run's own test
+it, so ``read_run(d).predict(cache, ids=test_ids)`` reproduces the run's own test
 predictions (and hence its test metrics) bit for bit on the same device.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -97,11 +97,13 @@ class Results:
 
 @dataclass
 class Run:
-    """A trained run read back from its directory (``load_run``)."""
+    """A trained run read back from its directory (``load_run``); ``model`` is the run as an
+    ``emolog.runs.model.Model`` when read through ``emolog.load_run``."""
 
     dir: Path
     config: dict
     results: dict
+    model: Any = field(default=None, repr=False, compare=False)
 
     @property
     def typed(self) -> Results:
@@ -167,8 +169,8 @@ class Run:
         except ConfigError as e:
             raise ArtefactError(f"{self.dir / 'config.json'}: {e}") from None
 
-    def model(self, device: str = "cpu") -> Any:
-        """The trained ``emolog.model.model.Model`` (eval mode) on ``device``."""
+    def network(self, device: str = "cpu") -> Any:
+        """The trained ``emolog.model.model.Network`` (eval mode) on ``device``."""
         return _build_model(self, device)
 
     def _scene_classifier(self) -> tuple[Any, list[str]]:
@@ -178,16 +180,18 @@ class Run:
             self._classifier = scene_classifier(self._config(), self.perception or {})
         return self._classifier
 
-    def predict(self, cache: Any, ids: list[str] | None = None, device: str = "cpu") -> Predictions:
+    def predict(self, cache: Any, ids: list[str] | None = None, device: str = "cpu", network: Any = None
+                ) -> Predictions:
         """Predictions for ``ids`` (default: every image of the cache) of a ``FeatureCache`` or a
-        cache directory. Raises CacheError naming ids the cache lacks."""
+        cache directory, by ``network`` (default: the run's, rebuilt on ``device``). Raises
+        CacheError naming ids the cache lacks."""
         import torch
         from emolog.cache.store import FeatureCache, load_cache
         from emolog.model.data import split_from_cache
         from emolog.model.model import predict_split
         if ids is not None and not len(ids):
             raise RunError(f"predict({self.dir}): the list of image ids is empty")
-        model = self.model(device)
+        model = self.network(device) if network is None else network.to(device).eval()
         joint_unfreeze = model.last_block is not None
         if not isinstance(cache, FeatureCache):
             cache = load_cache(cache, ids=ids, prelast=joint_unfreeze)
@@ -237,7 +241,7 @@ RESULTS_FIELDS = {"regime": str, "seed": int, "program": str, "semantics": str, 
                   "metrics_before": dict, "epochs_run": int, "train_time_s": (int, float)}
 
 
-def load_run(run_dir: str | Path) -> Run:
+def read_run(run_dir: str | Path) -> Run:
     """The finished run in ``run_dir`` (needs config.json and results.json; every file read
     later is checked against the sha256 results.json records for it)."""
     d = Path(run_dir)
