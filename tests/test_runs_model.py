@@ -111,3 +111,18 @@ def test_photos_are_perceived_by_the_runs_recorded_networks(research_data, tmp_p
     with pytest.raises(InputError, match="broken.jpg") as e:
         model.predict_proba([*photos[:1], tmp_path / "broken.jpg"])
     assert e.value.exit_code == EXIT_INPUT
+
+
+def test_the_readmes_python_block_runs_as_printed(tmp_path, monkeypatch):
+    """README.md, "Use from Python": the block runs as written, in a folder holding data/sim."""
+    import re
+    readme = (Path(__file__).parent.parent / "README.md").read_text()
+    section = readme.split("## Use from Python\n", 1)[1].split("\n## ", 1)[0]
+    block = re.search(r"```python\n(.*?)```", section, re.S).group(1)
+    write_simulation(simulate(SimConfig(n=200, seed=4, scene_dim=16)), tmp_path / "data" / "sim")
+    monkeypatch.chdir(tmp_path)
+    scope: dict = {}
+    exec(compile(block.replace('regime="logic-only")', 'regime="logic-only", epochs=2, pretrain_epochs=3)'),
+                 "README.md", "exec"), scope)
+    assert scope["p"].shape == (200, 7) and len(scope["top"]) == 5
+    assert (tmp_path / "runs" / "lo" / "results.json").is_file()
