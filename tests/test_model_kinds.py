@@ -79,5 +79,5 @@ def test_report_reads_the_kind_and_refuses_an_unknown_one(tmp_path) -> None:
 def test_model_takes_a_kind_object_not_its_name() -> None:
     lm = compile_program("seed")
     with pytest.raises(ValueError, match=r"kind must be one of \['global', 'gate', 'rules', 'none'\], got 'global'"):
-        Network(lm, torch.nn.Linear(4, 7), None, "condition", None, kind="global")
-    assert Network(lm, torch.nn.Linear(4, 7), None, "condition", None).kind is GLOBAL
+        Network(lm, torch.nn.Linear(4, 7), "condition", kind="global")
+    assert Network(lm, torch.nn.Linear(4, 7), "condition").kind is GLOBAL

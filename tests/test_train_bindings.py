@@ -27,7 +27,7 @@ from emolog.model.data import load_data
 from emolog.model.gate import program_kind
 from emolog.model.kinds import NONE
 from emolog.learn.losses import new_scene_net
-from emolog.model.model import Network
+from emolog.model.model import Network, Parts
 from emolog.model.perception import perception_record
 from emolog.model.spec import SPEC_DIR, load_spec
 from emolog.runs.build import build_heads, prepare_spec
@@ -65,8 +65,8 @@ def _both(spec_name: str, data) -> tuple[Network, Network, object]:
     inputs = {n: b.inputs for n, b in spec.nets.items() if n in heads}
     ctx.heads = heads
     general = ProgramLogic(spec, open_program(spec, "projected"), ctx)
-    m_fast = Network(fast, scene, None, "condition", None, None, program_kind(fast), spec.classes, heads, inputs)
-    m_general = Network(general, scene, None, "condition", None, None, NONE, spec.classes, heads)
+    m_fast = Network(fast, scene, "condition", program_kind(fast), spec.classes, Parts(heads=heads, head_inputs=inputs))
+    m_general = Network(general, scene, "condition", NONE, spec.classes, Parts(heads=heads))
     return m_fast.eval(), m_general.eval(), splits["test"]
 
 

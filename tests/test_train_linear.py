@@ -16,7 +16,7 @@ from emolog.model.gate import GateNet, program_kind
 from emolog.model.kinds import RULES
 from emolog.model.linear import build_linear
 from emolog.learn.losses import new_scene_net
-from emolog.model.model import Network
+from emolog.model.model import Network, Parts
 
 
 @pytest.fixture(scope="module")
@@ -50,7 +50,7 @@ def test_linear_program_equals_the_circuit(split, program, semantics, param, liv
     net = new_scene_net(cfg, split.scene.shape[1])
     gate = GateNet(hidden=4) if kind.gate_net else None
     grey = torch.randn(7) if semantics == "original" else None
-    model = Network(lm, net, None, semantics, grey, gate, kind)
+    model = Network(lm, net, semantics, kind, parts=Parts(gate=gate, grey_logits=grey))
     # what a network computes once per split travels with the split: each case its own copy
     split = replace(split, static=None, frozen_scene=None, linear=None)
     if not live_scene:
@@ -79,8 +79,7 @@ def test_a_t_shared_across_groundings_trains_through_the_circuit(split):
     (nets-only) the same program is linear in the scene again."""
     lm = compile_program("context_rules", param="softmax")
     split = replace(split, static=None, frozen_scene=None, linear=None)
-    model = Network(lm, new_scene_net(RunConfig.from_dict({"data": "x"}), split.scene.shape[1]), None, "condition",
-                    None, None, RULES)
+    model = Network(lm, new_scene_net(RunConfig.from_dict({"data": "x"}), split.scene.shape[1]), "condition", RULES)
     model.freeze_scene({"train": split})
     assert build_linear(model, split, live_t=True, live_scene=False) is None
     assert build_linear(model, split, live_t=False, live_scene=True) is not None

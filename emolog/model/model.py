@@ -17,6 +17,8 @@ probabilities are computed once per split (``freeze_scene``) and only indexed af
 
 from __future__ import annotations
 
+from dataclasses import dataclass, field
+
 import torch
 from torch import nn
 
@@ -32,7 +34,7 @@ from emolog.model.linear import block_probs
 
 EVAL_CHUNK = 2048  # rows per forward pass when evaluating a whole split
 
-__all__ = ["EVAL_CHUNK", "HeadMLP", "KINDS", "Network", "ProgramKind", "predict_split", "program_kind"]
+__all__ = ["EVAL_CHUNK", "HeadMLP", "KINDS", "Network", "Parts", "ProgramKind", "predict_split", "program_kind"]
 
 
 class TrainingError(EmologError, RuntimeError):
@@ -47,27 +49,39 @@ def query_columns(lm: nn.Module, classes: tuple[str, ...]) -> list[int]:
     return [lm.query_names.index(f"{functor}({as_term(c, 'a label', 'the label set')})") for c in classes]
 
 
+@dataclass
+class Parts:
+    """The networks and constants a program may have beside its scene net: the backbone's last
+    block (joint-unfreeze), a gate (kind ``GATE``), the original semantics' grey-face logits [7],
+    and the spec's trainable heads by network name with the feeds each reads."""
+
+    last_block: nn.Module | None = None
+    gate: GateNet | None = None
+    grey_logits: torch.Tensor | None = None
+    heads: dict[str, nn.Module] = field(default_factory=dict)
+    head_inputs: dict[str, tuple[str, ...]] = field(default_factory=dict)
+
+
 class Network(nn.Module):
-    """The logic program ``lm`` with its scene net, optional last block and optional gate.
+    """The logic program ``lm`` with its scene net and its ``Parts`` (last block, gate, grey-face
+    logits, heads); ``kind`` is how the program chooses its source, ``classes`` its labels.
 
     What it computes once per split (a frozen scene net's distribution, the gate's static
     evidence, the training split's linear program) is kept on the ``SplitData`` itself.
-    ``heads`` are the spec's trainable heads by network name; ``head_inputs`` the feeds each
-    reads (whole-image features, for a program compiled in the seed's shape; a program
-    compiled through ``DeepProgram`` calls its heads itself, through its feeds).
+    A head's ``head_inputs`` are whole-image features, for a program compiled in the seed's
+    shape; a program compiled through ``DeepProgram`` calls its heads itself, through its feeds.
     """
 
-    def __init__(self, lm: nn.Module, scene_net: nn.Module, last_block: nn.Module | None, semantics: str,
-                 grey_logits: torch.Tensor | None, gate: GateNet | None = None, kind: ProgramKind = GLOBAL,
-                 classes: tuple[str, ...] = BASIC7, heads: dict[str, nn.Module] | None = None,
-                 head_inputs: dict[str, tuple[str, ...]] | None = None) -> None:
+    def __init__(self, lm: nn.Module, scene_net: nn.Module, semantics: str, kind: ProgramKind = GLOBAL,
+                 classes: tuple[str, ...] = BASIC7, parts: Parts | None = None) -> None:
         super().__init__()
         if kind not in KINDS:
             raise ValueError(f"kind must be one of {[k.name for k in KINDS]}, got {kind!r}")
-        self.lm, self.scene_net, self.last_block, self.gate = lm, scene_net, last_block, gate
-        self.semantics, self.grey_logits, self.kind, self.classes = semantics, grey_logits, kind, classes
-        self.heads = nn.ModuleDict(heads or {})
-        self.head_inputs = dict(head_inputs or {})
+        parts = parts or Parts()
+        self.lm, self.scene_net, self.last_block, self.gate = lm, scene_net, parts.last_block, parts.gate
+        self.semantics, self.grey_logits, self.kind, self.classes = semantics, parts.grey_logits, kind, classes
+        self.heads = nn.ModuleDict(parts.heads)
+        self.head_inputs = dict(parts.head_inputs)
         self.target = None   # a valence/arousal target (emolog.model.target.Target), set by train / load_run
         try:
             self._cols = query_columns(lm, classes)

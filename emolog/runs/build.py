@@ -34,7 +34,7 @@ from emolog.model.bindings.schema import SpecError, check_data
 from emolog.model.data import SplitData, load_data
 from emolog.model.gate import program_kind
 from emolog.model.kinds import NONE, ProgramKind
-from emolog.model.model import HeadMLP, Network
+from emolog.model.model import HeadMLP, Network, Parts
 from emolog.model.perception import build_last_block, grey_face_logits, perception_record, scene_classifier
 from emolog.model.spec import Spec, load_spec
 
@@ -91,10 +91,22 @@ def _start_weights(cfg: RunConfig, regime: Regime, lm: nn.Module, kind: ProgramK
                           f"{Path(lm.program.path).name!r} has none (its t() are not a source disjunction)")
 
 
-def _scene_net(cfg: RunConfig, regime: Regime, splits: dict[str, SplitData], manifest: dict, lm: nn.Module,
-               kind: ProgramKind, semantics: str, device: torch.device, progress: bool, classes: tuple[str, ...]
-               ) -> tuple[nn.Module, dict | None, torch.Tensor | None]:
+@dataclass(frozen=True)
+class _Setting:
+    """What the steps building the networks read: the config, its regime and semantics, the
+    device and whether to show progress bars."""
+
+    cfg: RunConfig
+    regime: Regime
+    semantics: str
+    device: torch.device
+    progress: bool
+
+
+def _scene_net(st: _Setting, splits: dict[str, SplitData], manifest: dict, lm: nn.Module, kind: ProgramKind,
+               classes: tuple[str, ...]) -> tuple[nn.Module, dict | None, torch.Tensor | None]:
     """(scene net, pretraining info, out-of-fold training probabilities or None)."""
+    cfg, regime, semantics, device, progress = st.cfg, st.regime, st.semantics, st.device, st.progress
     domain = scene_domain(lm)
     if (regime.scene_init if cfg.scene_init == "auto" else cfg.scene_init) != "pretrained" or domain is None:
         # (a program without a scene net keeps this untrained one out of every parameter group)
@@ -118,12 +130,13 @@ def _scene_net(cfg: RunConfig, regime: Regime, splits: dict[str, SplitData], man
     return pre.net, pre.info, pre.oof
 
 
-def _emotion_scene_net(cfg: RunConfig, regime: Regime, splits: dict[str, SplitData], manifest: dict, semantics: str,
-                       device: torch.device, progress: bool) -> tuple[nn.Module, dict | None, torch.Tensor | None]:
+def _emotion_scene_net(st: _Setting, splits: dict[str, SplitData], manifest: dict
+                       ) -> tuple[nn.Module, dict | None, torch.Tensor | None]:
     """The scene net of a valence/arousal program that reads the scene's basic-7 emotion
     (va_valence.pl): pretrained, it is the seed program's net of this config, fitted to the
     index's basic-7 labels of the same images (so emotion and valence runs share one frozen
     scene net); trained from scratch (joint), it learns through the program."""
+    cfg, regime, semantics, device, progress = st.cfg, st.regime, st.semantics, st.device, st.progress
     if (regime.scene_init if cfg.scene_init == "auto" else cfg.scene_init) != "pretrained":
         return new_scene_net(cfg, splits["train"].scene.shape[1]).to(device), None, None
     index = ImageIndex.load(Path(cfg.data) / "index.csv")
@@ -168,7 +181,7 @@ def _first_batches(cfg: RunConfig, spec: Spec, lm: nn.Module, splits: dict[str, 
     labels, so a mistake is refused now. Returns the check's notes."""
     tr = splits["train"]
     scene = new_scene_net(cfg, tr.scene.shape[1], n_classes=len(scene_domain(lm) or BASIC7)).to(device)
-    probe = Network(lm, scene, None, semantics, None, kind=NONE, classes=spec.classes)
+    probe = Network(lm, scene, semantics, kind=NONE, classes=spec.classes)
     counts = tr.face_mask.sum(1)
     idx = torch.cat([(counts == c).nonzero()[:per_count, 0] for c in torch.unique(counts)])
     probe.eval()
@@ -328,18 +341,18 @@ def build(cfg: RunConfig, progress: bool = True) -> Built:
     # the networks are built in a fixed order (scene net, backbone block, grey logits, gate,
     # heads): each seeds or draws from torch's generator, and training must stay bit-identical
     _start_weights(cfg, regime, lm, kind)
+    st = _Setting(cfg, regime, semantics, device, progress)
     if target is not None and scene_domain(lm) == list(BASIC7):
-        scene_net, pretrain_info, oof = _emotion_scene_net(cfg, regime, splits, manifest, semantics, device, progress)
+        scene_net, pretrain_info, oof = _emotion_scene_net(st, splits, manifest)
     else:
-        scene_net, pretrain_info, oof = _scene_net(cfg, regime, splits, manifest, lm, kind, semantics, device,
-                                                   progress, classes)
+        scene_net, pretrain_info, oof = _scene_net(st, splits, manifest, lm, kind, classes)
     last_block = build_last_block(cfg, perception).to(device) if regime.trains_backbone else None
     extra = _run_extra(cfg, spec, ctx, pretrain_info, notes, target)
     grey = _grey_logits(cfg, manifest, perception, semantics, device, extra)
     gate = _gate_net(cfg, regime, kind, splits, oof, semantics, device, extra)
     heads = build_heads(cfg, spec, lm, splits, device)
-    network = Network(lm, scene_net, last_block, semantics, grey, gate, kind, classes, heads,
-                      {n: b.inputs for n, b in spec.nets.items() if n in heads} if spec else None)
+    network = Network(lm, scene_net, semantics, kind, classes, Parts(
+        last_block, gate, grey, heads, {n: b.inputs for n, b in spec.nets.items() if n in heads} if spec else {}))
     network.target = target
     groups = _groups(regime, spec, network, lm, scene_net, gate, last_block)
     return Built(cfg, regime, semantics, spec, network, groups, splits, oof, manifest, data_info, perception, extra,

@@ -261,7 +261,7 @@ def _build_model(run: Run, device: str) -> Any:
     import torch
     from emolog.perception.scene2emotion import Scene2EmotionNet
     from emolog.model.gate import load_gate, program_kind
-    from emolog.model.model import Network
+    from emolog.model.model import Network, Parts
     d = run.dir
     cfg = run._config()
     if not (d / "logic.pt").is_file():
@@ -286,9 +286,9 @@ def _build_model(run: Run, device: str) -> Any:
     grey_t = torch.tensor(grey["values"], dtype=torch.float32, device=device) if grey else None
     if (d / "gate_net.pt").is_file():
         run._file("gate_net.pt")   # its sha256 checked before load_gate reads it
-    head_inputs = {n: b.inputs for n, b in spec.nets.items() if n in heads} if spec else None
-    model = Network(lm, scene_net, last_block, run.results["semantics"], grey_t, load_gate(d), program_kind(lm),
-                  tuple(run.classes), heads, head_inputs)
+    head_inputs = {n: b.inputs for n, b in spec.nets.items() if n in heads} if spec else {}
+    model = Network(lm, scene_net, run.results["semantics"], program_kind(lm), tuple(run.classes),
+                    Parts(last_block, load_gate(d), grey_t, heads, head_inputs))
     model.target = run.target
     return model.to(device).eval()
 

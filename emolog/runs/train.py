@@ -71,8 +71,7 @@ def fit_built(b: Built, out: Path, resume: bool, progress: bool) -> dict:
         b.network.freeze_scene(b.splits, b.oof)
     fitted = fit(b.network, b.groups, b.splits, b.cfg, b.regime, b.semantics, out, resume, progress)
     _finish_gate_record(b.extra, b.network.kind, b.network.lm)
-    results = write_run(out, b.cfg, b.regime, b.semantics, b.network, b.groups, b.splits, fitted, b.data_info,
-                        b.perception, b.extra)
+    results = write_run(out, b, fitted)
     results["wall_time_s"] = time.perf_counter() - b.t0
     # written last: it marks the run finished and vouches for every other file by sha256
     results.update(format=FORMATS["run"], files=record(out, run_files(out)))

@@ -24,11 +24,10 @@ from emolog.data.artefacts import check_fields, read_json
 from emolog.data.atomic import atomic_write_bytes, atomic_write_text
 from emolog.labels import SOURCES
 from emolog.learn import changes
-from emolog.config.run import RunConfig
 from emolog.model.data import SplitData
 from emolog.learn.fit import FitResult, Group
+from emolog.runs.build import Built
 from emolog.model.model import Network, predict_split
-from emolog.config.regimes import Regime
 from emolog.model.target import va_metrics, va_sanity
 
 # t(0.5)::  t(_)::  t(_, a, b)::  -- the probability argument of a learnable annotation
@@ -78,11 +77,11 @@ def t_values(lm: nn.Module) -> dict[str, float]:
     return {f"t({name})": float(p) for name, p in lm.t_probs().items()}
 
 
-def write_run(out: Path, cfg: RunConfig, regime: Regime, semantics: str, model: Network, groups: list[Group],
-              splits: dict[str, SplitData], fitted: FitResult, data_info: dict, perception: dict,
-              extra: dict[str, Any]) -> dict:
+def write_run(out: Path, b: Built, fitted: FitResult) -> dict:
     """Write history.csv, predictions.csv, changes.json, the nets' state dicts, logic.pt and
-    program.pl; return the results dict (the caller writes results.json)."""
+    program.pl of the built model ``b`` after its fit; return the results dict (the caller
+    writes results.json)."""
+    cfg, semantics, model, groups, splits, extra = b.cfg, b.semantics, b.network, b.groups, b.splits, b.extra
     classes = model.classes
     te, va, tr = splits["test"], splits["val"], splits["train"]
     after = predict_split(model, te)
@@ -118,7 +117,7 @@ def write_run(out: Path, cfg: RunConfig, regime: Regime, semantics: str, model: 
         "best_epoch": fitted.stopper.best_epoch if cfg.patience is not None else fitted.epochs_run,
         "stopped_early": fitted.stopped_early, "n_train": len(tr), "train_accuracy": train_acc,
         "sanity_warning": _sanity_warning(model, metrics, tr, te, y),
-        "data": data_info, "perception": perception,
+        "data": b.data_info, "perception": b.perception,
         # images the final model cannot score (evidence of probability 0): uniform prediction
         "unscorable": {"n": sum(map(len, unscorable.values())), **unscorable},
         **extra,
