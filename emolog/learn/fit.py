@@ -32,6 +32,7 @@ from emolog.learn import em
 from emolog.config.run import RunConfig
 from emolog.model.data import SplitData
 from emolog.learn.losses import Loss, TrainingError, check_finite, epoch_order, make_optimizer, nll
+from emolog.learn.closed_form import ClosedFormNLL
 from emolog.model.linear import build_linear
 from emolog.model.model import Network, predict_split
 from emolog.config.regimes import Regime
@@ -173,11 +174,15 @@ def gradient_epoch(model: Network, tr: SplitData, loss_fn: Loss, optims: dict, t
     params = [p for p in model.parameters() if p.requires_grad]
     losses: list[torch.Tensor] = []
     labels = loss_fn.targets(tr)   # the labels, or a valence/arousal target's values
+    closed = ClosedFormNLL.of(model, tr, loss_fn)   # one t() disjunction trains: no autograd graph
     for idx in batches:
-        loss = loss_fn(model(tr, idx, check=False), labels[idx])
-        for p in params:
-            p.grad = None
-        loss.backward()
+        if closed is not None:
+            loss = closed.step(idx)
+        else:
+            loss = loss_fn(model(tr, idx, check=False), labels[idx])
+            for p in params:
+                p.grad = None
+            loss.backward()
         tracker.record()
         for opt in opts:
             opt.step()
