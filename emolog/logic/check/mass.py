@@ -22,9 +22,9 @@ import torch
 from problog.formula import LogicDAG
 from problog.logic import Clause, Constant, Term, Var
 
-from .bindings import PLACEHOLDER
-from .dnnf import find_world
-from .program import ProgramError
+from ..bindings import PLACEHOLDER
+from ..engine.dnnf import find_world
+from ..program import ProgramError
 
 FIRED = "emolog_fired"   # fired(K, [Values]): rule K's body holds, its variables' values (instrumented copy)
 BOUND = "emolog_bound"   # bound(X, V): V is X when X is ground, else the atom '_'
@@ -118,7 +118,7 @@ def atom_probabilities(prog, ex) -> dict[str, float]:
     """Each probabilistic atom's probability for one example (float64), keyed by its
     probability term as ProbLog writes it: ``nn(net,[tensor(scene(emolog_I))],3)``,
     ``nn(net,[...])``, ``t(2)`` (the witness avoids the example's impossible choices)."""
-    from .bindings import call_networks
+    from ..bindings import call_networks
 
     c = prog.compiled(ex)
     ids = torch.tensor([ex.id])
@@ -180,7 +180,7 @@ def _explain(prog, term: Term, finding: MassFinding, labels, probs: dict[str, fl
 def _weights(dag, probs: dict[str, float]):
     """weight(atom key): the example's probability of an atom (a number in the program is
     its own); the instrumentation's marks are certain: a rule's mark holds when its body does."""
-    from .ground import number
+    from ..ground import number
 
     def weight(key: int) -> float:
         node = dag.get_node(key)
@@ -204,8 +204,8 @@ def _instrumented(prog) -> tuple:
     from problog.logic import And, Not, list2term
     from problog.program import SimpleProgram
 
-    from .deep import _det
-    from .translate import DET
+    from ..engine.deep import _det
+    from ..translate import DET
 
     rules = [c for c in prog.translated.program if isinstance(c, Clause) and isinstance(c.head, Term)]
     count: dict[tuple, int] = {}

@@ -11,9 +11,9 @@ from torch import nn
 from emolog.errors import InputError
 from emolog.labels import BASIC7
 
+from ..params import TParams
+from ..program import Program, ProgramError, parse_program, resolve_program
 from .compile import Compiled, compile_circuits
-from .params import TParams
-from .program import Program, ProgramError, parse_program, resolve_program
 
 if TYPE_CHECKING:   # deep.py imports torch-heavy engine code: loaded only when a program needs it
     from .deep import DeepProgram
