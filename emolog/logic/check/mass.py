@@ -157,14 +157,7 @@ def _explain(prog, term: Term, finding: MassFinding, labels, probs: dict[str, fl
         return finding
     wanted = None if labels is None else {str(v).strip("'") for v in labels}
     answers = [(n, k) for n, k, _ in dag.labeled() if wanted is None or _last_arg(str(n)) in wanted]
-    ev = [dag.negate(k) if v < 0 else k for _, k, v in dag.evidence_all() if v]
-    if finding.masses[0][1] > 1:   # two labels at once: the first pair that can hold together
-        pairs = [(a, b) for i, a in enumerate(answers) for b in answers[i + 1:]]
-        found = find_world(dag, [[a[1], b[1]] + ev for a, b in pairs], _weights(dag, probs))
-        holding = [pairs[found[0]][0][0], pairs[found[0]][1][0]] if found else []
-    else:                          # no label at all
-        found = find_world(dag, [[dag.negate(k) for _, k in answers] + ev], _weights(dag, probs))
-        holding = []
+    found, holding = _witness(dag, answers, finding.masses[0][1] > 1, _weights(dag, probs))
     if found is None:
         return finding
     _, truth, chosen = found
@@ -172,9 +165,20 @@ def _explain(prog, term: Term, finding: MassFinding, labels, probs: dict[str, fl
     finding.labels = [_last_arg(str(n)) for n in holding]
     names = [_atom(dag.get_node(k).name) for k in chosen if truth.get(k)]
     finding.world = sorted(_shown(n) for n in names if n.functor != FIRED)
-    fired = _fired(dag, truth)
-    finding.rules = _overlapping_rules(fired, marked, prog)
+    finding.rules = _overlapping_rules(_fired(dag, truth), marked, prog)
     return finding
+
+
+def _witness(dag, answers: list[tuple], overlap: bool, weights) -> tuple:
+    """(``find_world``'s (root, truth, chosen) or None, the answers that hold in that world):
+    with ``overlap`` (mass above 1) a world of the first pair of answers that can hold
+    together, and that pair; else a world where no answer holds, and ``[]``."""
+    ev = [dag.negate(k) if v < 0 else k for _, k, v in dag.evidence_all() if v]
+    if not overlap:
+        return find_world(dag, [[dag.negate(k) for _, k in answers] + ev], weights), []
+    pairs = [(a, b) for i, a in enumerate(answers) for b in answers[i + 1:]]
+    found = find_world(dag, [[a[1], b[1]] + ev for a, b in pairs], weights)
+    return found, ([pairs[found[0]][0][0], pairs[found[0]][1][0]] if found else [])
 
 
 def _weights(dag, probs: dict[str, float]):
