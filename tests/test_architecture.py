@@ -188,12 +188,13 @@ def test_old_module_paths_import_the_moved_modules_with_a_deprecation_warning():
     assert callable(evaluate) and evaluate.__module__ == "emolog.logic.engine.evaluate"
 
 
-def test_the_moved_modules_shared_one_alias_finder():
+def test_both_packages_old_paths_go_through_the_one_alias_finder():
     """Both packages' old paths go through the one finder of emolog/_aliases.py, installed once
-    per package however often it is imported."""
+    per package however often its ``__init__`` runs."""
     import importlib
     import sys
 
+    import emolog.training  # noqa: F401 - installs its finder
     from emolog._aliases import MovedModules
 
     importlib.reload(importlib.import_module("emolog.logic"))
