@@ -195,7 +195,7 @@ def _answer_mass(cfg: RunConfig, spec: Spec, lm: nn.Module) -> list[str]:
     """The answer-mass check on the first batches (docs/logic.md): a finding per structure whose
     answers over the labels do not sum to 1, printed as a warning and returned as notes, or
     refused with ``strict``."""
-    from emolog.logic.mass import check_answer_mass
+    from emolog.logic.check.mass import check_answer_mass
     findings = check_answer_mass(lm.prog, lm._examples(lm.batch.rows), labels=list(lm._col))
     if findings and cfg.strict:
         raise SpecError(f"{spec.where}: " + " | ".join(f.message() for f in findings) +

@@ -156,7 +156,7 @@ def _check_domain(spec, lm) -> None:
 def _seed_module(spec, prog, semantics: str, param: str):
     """The seed-shaped compilation, or None where the program turns out not to fit it."""
     from emolog.logic import ProgramError, compile_program
-    from emolog.logic.module import LogicModule
+    from emolog.logic.engine.module import LogicModule
     from emolog.logic.templates import as_term, parse_template
     text, path = program_text(spec)
     for own, b in spec.nets.items():   # nn(own, ...) -> the name the compilation feeds
@@ -265,7 +265,7 @@ class ProgramLogic(nn.Module):
 
     def _answers(self, inputs: dict, joint: bool):
         from emolog.logic import ProgramError
-        from emolog.logic.module import LogicInputError
+        from emolog.logic.engine.module import LogicInputError
         self.batch.set(inputs)
         try:
             return self.prog(self._examples(inputs), joint=joint)
