@@ -35,9 +35,11 @@ chromium:
 demo: $(STAMP)
 	$(VENV)/bin/emolog demo --out demo-out
 
-# the linter first: it takes seconds and names the line, where a test would fail later and less clearly
+# the linter and the type checker first: they take seconds and name the line, where a test would
+# fail later and less clearly (mypy's files: pyproject.toml, [tool.mypy])
 test: $(STAMP) chromium
 	$(PY) -m ruff check emolog tests benchmarks tools
+	$(PY) -m mypy
 	$(PY) -m pytest -q tests
 
 # Every headline figure of docs/benchmarks.md, each printed with its clock, in one run. The

@@ -17,6 +17,8 @@ The public names are these four and those of ``emolog.logic``:
   order of ``ids`` (``scene_probs`` [N, 7], ``face_probs`` [N, K, 7], ``face_mask`` [N, K]).
 """
 
+from typing import Any
+
 __version__ = "0.1.0"
 
 __all__ = ["Model", "__version__", "load_cache", "load_run", "train_run"]
@@ -26,7 +28,7 @@ _WHERE = {"Model": "emolog.runs.model", "load_cache": "emolog.cache.store", "loa
           "train_run": "emolog.runs.train"}
 
 
-def __getattr__(name: str):
+def __getattr__(name: str) -> Any:
     """The public names, each from the module that defines it (PEP 562 lazy re-export)."""
     if name not in _WHERE:
         raise AttributeError(f"module 'emolog' has no attribute {name!r}")

@@ -94,7 +94,7 @@ def check_shapes(n: int, tensors: Mapping[str, torch.Tensor], K: int, scene_dim:
                  face_feature_dim: int | None = None) -> None:
     """Raise CacheError unless ``tensors`` has every required tensor with the right shape, and
     ``face_features`` [n, K, face_feature_dim] exactly when ``face_feature_dim`` is given."""
-    sym = {"D": scene_dim, "K": K}
+    sym: dict[str | int, int] = {"D": scene_dim, "K": K}
     missing = sorted(set(TENSOR_SPEC) - set(tensors))
     if missing:
         raise CacheError(f"shard lacks tensors {missing}")
@@ -354,7 +354,8 @@ def load_cache(cache_dir: str | Path, ids: list[str] | None = None, prelast: boo
     K, D, F = manifest["K"], manifest["scene_dim"], manifest.get("face_feature_dim")
     tensors = {k: torch.cat(v) for k, v in parts.items()}
     if not all_ids:
-        tensors = {k: torch.zeros((0, *[{"D": D, "K": K}.get(s, s) for s in shape]), dtype=dt)
+        sizes = {"D": D, "K": K}
+        tensors = {k: torch.zeros((0, *[sizes[s] if isinstance(s, str) else s for s in shape]), dtype=dt)
                    for k, (shape, dt) in TENSOR_SPEC.items()}
         if F is not None:
             tensors["face_features"] = torch.zeros((0, K, F))

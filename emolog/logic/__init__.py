@@ -21,6 +21,7 @@ The names are imported on first use (PEP 562), so that ``emolog logic --help``, 
 from __future__ import annotations
 
 import importlib
+from typing import Any
 
 from emolog._aliases import keep_old_paths
 
@@ -44,7 +45,7 @@ MOVED = {
 keep_old_paths(__name__, MOVED)
 
 
-def __getattr__(name: str):
+def __getattr__(name: str) -> Any:
     if name not in _WHERE:
         raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
     value = getattr(importlib.import_module(f".{_WHERE[name]}", __name__), name)

@@ -13,6 +13,8 @@
 
 from __future__ import annotations
 
+from typing import Callable
+
 import torch
 from torch import nn
 
@@ -21,6 +23,8 @@ from .program import Program
 
 class TParams(nn.Module):
     """The t() parameters of one program; ``probs()`` -> Tensor[P] in DeepProbLog index order."""
+
+    _order: torch.Tensor   # a buffer registered in __init__
 
     def __init__(self, prog: Program, param: str = "softmax"):
         super().__init__()
@@ -100,7 +104,7 @@ class ProjectedSGD(torch.optim.Optimizer):
                                      "disjunction": False}], {"lr": lr})
 
     @torch.no_grad()
-    def step(self, closure=None):  # type: ignore[override]
+    def step(self, closure: Callable[[], float] | None = None) -> float | None:  # type: ignore[override]
         loss = closure() if closure is not None else None
         for group in self.param_groups:
             for p in group["params"]:

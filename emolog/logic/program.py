@@ -86,7 +86,7 @@ class Program:
     evidence: list[tuple[Term, bool]] = field(default_factory=list)
     predicates: set[tuple[str, int]] = field(default_factory=set)  # defined functor/arity
 
-    def line_of(self, location) -> int:
+    def line_of(self, location: tuple | None) -> int:
         """1-based line of a ProbLog location (file index, char offset)."""
         if not location or location[1] is None:
             return 0
@@ -113,7 +113,7 @@ class Program:
                 out[p.index] = 0.5
             else:
                 members = self.groups[p.group]
-                fixed = sum(self.params[i].init for i in members if self.params[i].init is not None)
+                fixed = sum(init for i in members if (init := self.params[i].init) is not None)
                 unset = sum(1 for i in members if self.params[i].init is None)
                 out[p.index] = max(0.0, 1.0 - fixed) / unset
         return out  # type: ignore[return-value]
@@ -159,7 +159,7 @@ def _msg(e: Exception) -> str:
     return getattr(e, "message", None) or str(e)
 
 
-def _translate(prog: Program, st, line: int) -> None:
+def _translate(prog: Program, st: Term, line: int) -> None:
     where = f"{prog.path}:{line}"
     if isinstance(st, Term) and not isinstance(st, (Clause, Or)) and st.probability is None \
             and st.functor in ("query", "evidence"):
@@ -209,11 +209,11 @@ def _directive(prog: Program, st: Term, where: str) -> None:
         prog.evidence.append((atom, value))
 
 
-def _is_nn(p) -> bool:
+def _is_nn(p: object) -> bool:
     return isinstance(p, Term) and p.functor == "nn"
 
 
-def _is_t(p) -> bool:
+def _is_t(p: object) -> bool:
     return isinstance(p, Term) and p.functor == "t"
 
 
@@ -234,7 +234,7 @@ def _t_head(prog: Program, head: Term, where: str, group_id: int | None) -> Term
     return head.with_probability(Term("t", Constant(idx)))
 
 
-def _neural(prog: Program, head: Term, body, where: str, line: int) -> list:
+def _neural(prog: Program, head: Term, body: Term | None, where: str, line: int) -> list:
     p = head.probability
     if p.arity not in (2, 4):
         raise ProgramError(f"{where}: nn/{p.arity} is not supported; use "

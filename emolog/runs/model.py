@@ -80,8 +80,8 @@ class Model:
         """Train with the one fit loop, writing the run directory to ``out_dir`` (checkpoints each
         epoch: ``resume=True`` continues an interrupted fit); returns the model, trained."""
         if self._built is None:
-            raise UsageError(f"this model was read from {self.run.dir} and is trained already; build a new one "
-                             "with Model.from_spec to train again")
+            raise UsageError(f"this model was read from {self._trained().dir} and is trained already; build a new "
+                             "one with Model.from_spec to train again")
         out = Path(out_dir)
         cfg = self._built.cfg
         with output_lock(out, "emolog train"), runtime.torch_threads(cfg.threads):

@@ -237,7 +237,7 @@ def _reads_scene_classes(spec: dict | None) -> bool:
 
 
 # results.json's fields every reader relies on, with their types
-RESULTS_FIELDS = {"regime": str, "seed": int, "program": str, "semantics": str, "metrics": dict,
+RESULTS_FIELDS: dict[str, type | tuple[type, ...]] = {"regime": str, "seed": int, "program": str, "semantics": str, "metrics": dict,
                   "metrics_before": dict, "epochs_run": int, "train_time_s": (int, float)}
 
 

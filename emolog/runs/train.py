@@ -17,8 +17,7 @@ import json
 import sys
 import time
 from pathlib import Path
-
-from torch import nn
+from typing import Any
 
 from emolog import runtime
 from emolog.config.regimes import get_regime
@@ -51,7 +50,7 @@ def train_run(config: RunConfig | dict, out_dir: str | Path, resume: bool = Fals
         return fit_built(build(cfg, progress), out, resume, progress)
 
 
-def _finish_gate_record(extra: dict, kind: ProgramKind, lm: nn.Module) -> None:
+def _finish_gate_record(extra: dict, kind: ProgramKind, lm: Any) -> None:
     """After the fit: the gate's evidence features and a rules program's learned t() probabilities."""
     if "gate" in extra:
         from emolog.model.gate import EVIDENCE_FEATURES

@@ -11,7 +11,7 @@ status (0, or 1 on a program error, whose stdout line is problog's own
 stderr, the form editors and ``grep`` understand. Exit 2 is argparse's usage error.
 
 ``compare`` feeds the same seeded random network outputs to emolog and to DeepProbLog 2.1's
-ExactEngine and prints the largest differences; see ``emolog.logic.compare``.
+ExactEngine and prints the largest differences; see ``emolog.logic.check.compare``.
 
 torch, problog and the engine are imported inside ``run`` so that ``--help`` stays instant.
 """

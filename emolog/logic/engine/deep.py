@@ -28,7 +28,7 @@ import tempfile
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable, NamedTuple, Sequence
+from typing import Any, Callable, NamedTuple, Sequence
 
 import torch
 from problog.engine import DefaultEngine
@@ -158,7 +158,8 @@ class DeepProgram(torch.nn.Module):
         self._sources: dict[str, object] = {}
         self._mem: dict[str, _Compiled] = {}
         self._routes, self._route_list, self._fast = {}, [], {}   # see prob()
-        self._fill_memo: dict[tuple, tuple[str, Term | None]] = {}
+        # filled queries by (template, faces, bind), and ("route", ...) keys: the routes of _route
+        self._fill_memo: dict[tuple, Any] = {}
         self._inputs: dict[tuple[str, str], int] = {}
         self._input_terms: list[tuple[str, Term]] = []
         if queries is None:   # the program's own queries: compile now, so errors show now
@@ -328,18 +329,18 @@ class DeepProgram(torch.nn.Module):
         count and label; otherwise from its own bound structure. Batches over tensor-bound
         networks without evidence take ``batch.TensorBatch`` (one merged circuit).
         """
-        rid = list(map(self._routes.get, map(_ROUTE_KEY, examples)))   # C level: per example
+        rid: list[Any] = list(map(self._routes.get, map(_ROUTE_KEY, examples)))   # C level: per example
         keys = list(map(_ROUTE_KEY, examples)) if None in rid else []
         for i in [i for i, r in enumerate(rid) if r is None] if keys else []:
             if self._routes.get(keys[i]) is None:
                 self._routes[keys[i]] = len(self._route_list)
                 self._route_list.append(self._route(examples[i]))
             rid[i] = self._routes[keys[i]]
-        keys = tuple(sorted({self._route_list[r][0].key for r in set(rid)}))
-        if keys and keys not in self._fast:   # None where TensorBatch does not apply
-            self._fast[keys] = TensorBatch.build([self._mem[k] for k in keys], self._bindings,
-                                                 self.nets, self.path)
-        fast = self._fast.get(keys) and self._fast[keys](
+        structures = tuple(sorted({self._route_list[r][0].key for r in set(rid)}))
+        if structures and structures not in self._fast:   # None where TensorBatch does not apply
+            self._fast[structures] = TensorBatch.build([self._mem[k] for k in structures], self._bindings,
+                                                       self.nets, self.path)
+        fast = self._fast.get(structures) and self._fast[structures](
             list(map(_ID, examples)), rid, self._route_list, self._bindings, self.tparams, CHUNK_VALUES)
         if fast is not None:
             return fast
@@ -423,7 +424,8 @@ class DeepProgram(torch.nn.Module):
     def _plan(self, c: _Compiled) -> "_Plan":
         """Row layout of P: constant rows, t() rows, and per network input its rows/columns;
         the inputs without the example id (values the program computed) gathered as one."""
-        const_rows, consts, t_rows, t_idx, by_input = [], [], [], [], {}
+        const_rows, consts, t_rows, t_idx = [], [], [], []
+        by_input: dict[Any, tuple[list, list]] = {}
         for row, spec in enumerate(c.specs):
             if spec[0] == "c":
                 const_rows.append(row)

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import time
 from pathlib import Path
-from typing import NoReturn
+from typing import Any, NoReturn
 
 import torch
 from problog.logic import Term
@@ -58,7 +58,7 @@ def evaluate(source: str | Path, *, base_dir: str | Path | None = None,
     return out
 
 
-def _listed_after_evidence(source: str | Path, base_dir, path: str, labeled: list[tuple]
+def _listed_after_evidence(source: str | Path, base_dir: str | Path | None, path: str, labeled: list[tuple]
                            ) -> tuple[list[tuple], dict[str, float]]:
     """(the queries answered by the circuit, {answer: 0 or 1} for those the evidence decides).
 
@@ -75,7 +75,7 @@ def _listed_after_evidence(source: str | Path, base_dir, path: str, labeled: lis
     return [(name, key) for name, key in labeled if str(name) in listed], fixed
 
 
-def _probabilities(s, path: str) -> list[float]:
+def _probabilities(s: Any, path: str) -> list[float]:
     """Each atom's probability, checked as ProbLog checks it (numbers in [0, 1], annotated
     disjunctions summing to at most 1); ``nn``/``t`` annotations are refused."""
     probs = []
@@ -96,7 +96,7 @@ def _probabilities(s, path: str) -> list[float]:
     return probs
 
 
-def _inconsistent(source: str | Path, base_dir, path: str, n_nodes: int) -> NoReturn:
+def _inconsistent(source: str | Path, base_dir: str | Path | None, path: str, n_nodes: int) -> NoReturn:
     """Raise the error for evidence of probability 0: ProbLog's own, naming the atom, where
     the program is small enough to run ProbLog's pipeline (SMALL_FOR_PROBLOG nodes)."""
     if n_nodes <= SMALL_FOR_PROBLOG:
@@ -111,7 +111,7 @@ def _invalid(path: str, msg: str) -> ProgramError:
                         problog_text=f"InvalidValue: {msg}.")
 
 
-def _problog_error(source, base_dir, path: str) -> None:
+def _problog_error(source: str | Path, base_dir: str | Path | None, path: str) -> None:
     """Raise ProbLog's own error for evidence of probability 0 (its wording names the atom).
 
     Runs ProbLog's whole pipeline, so only for small programs (SMALL_FOR_PROBLOG nodes).

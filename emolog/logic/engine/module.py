@@ -5,7 +5,7 @@ from __future__ import annotations
 import itertools
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import torch
 from torch import nn
@@ -29,7 +29,7 @@ class LogicInputError(InputError, ValueError):
 
 def compile_program(program: str | Path = "seed", semantics: str = "condition",
                     param: str = "softmax", queries: list[str] | None = None, path: str | None = None,
-                    **kwargs) -> "LogicModule | DeepProgram":
+                    **kwargs: Any) -> "LogicModule | DeepProgram":
     """Compile a shipped program (``emolog/logic/programs/<name>.pl``), a ``.pl`` path or text
     (``path``: the file that text came from, for messages).
 
@@ -46,7 +46,7 @@ def compile_program(program: str | Path = "seed", semantics: str = "condition",
     if semantics not in SEMANTICS:
         raise ValueError(f"semantics must be one of {SEMANTICS}, got {semantics!r}")
     is_text = isinstance(program, str) and ("\n" in program or program.rstrip().endswith("."))
-    text, path = (program, path or "<string>") if is_text else resolve_program(program)
+    text, path = (str(program), path or "<string>") if is_text else resolve_program(program)
     if queries is not None or not _image_convention(text):
         if semantics != "condition":
             raise ProgramError(f"{path}: semantics {semantics!r} exists only for image-convention "
@@ -79,6 +79,13 @@ class LogicModule(nn.Module):
     key (``lm.fact_keys``) to a Tensor[B] in [0, 1]. Gradients flow to both and to the t()
     parameters. Works in float32 or float64 (the inputs' dtype) on the inputs' device.
     """
+
+    # buffers registered in __init__ (declared here: nn.Module's attribute lookup types them loosely)
+    tparams: TParams
+    _klay_idx: torch.Tensor
+    _needed: torch.Tensor
+    _heads: torch.Tensor
+    _consts: torch.Tensor
 
     def __init__(self, prog: Program, compiled: Compiled, semantics: str, param: str):
         super().__init__()
@@ -155,11 +162,12 @@ class LogicModule(nn.Module):
             f"is not a probability ({float(full[col, row])})"
         raise LogicInputError(f"{self.program.path}: input {name} in row {row} {what}")
 
-    def _run(self, circuit, x: torch.Tensor) -> torch.Tensor:
+    def _run(self, circuit: Any, x: torch.Tensor) -> torch.Tensor:
         """Evaluate a KLay circuit on a prepared input: Tensor[B, n_roots]."""
         return circuit.layers(x).t()
 
-    def _check(self, inputs, facts) -> tuple[int, torch.dtype, torch.device]:
+    def _check(self, inputs: dict[str, torch.Tensor], facts: dict[str, torch.Tensor]
+               ) -> tuple[int, torch.dtype, torch.device]:
         missing = [k for k in self.input_sizes if k not in inputs]
         missing += [k for k in self.fact_keys if k not in facts]
         if missing:
