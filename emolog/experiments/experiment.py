@@ -63,7 +63,7 @@ def execute_baselines(data: str, names: Sequence[str], seeds: Sequence[int], bas
                       target: Any = None) -> dict[tuple[str, int], Path]:
     """Test predictions of each baseline per seed (deterministic ones once, as seed 0's file)."""
     from emolog.runtime import resolve_device, torch_threads   # torch: imported when the work starts
-    from emolog.experiments.baselines import run_baselines
+    from emolog.experiments.baselines import ClassifierFit, run_baselines
     device = resolve_device(base.get("device", "auto"))
     paths: dict[tuple[str, int], Path] = {}
     (out / "baselines").mkdir(parents=True, exist_ok=True)
@@ -74,8 +74,8 @@ def execute_baselines(data: str, names: Sequence[str], seeds: Sequence[int], bas
                 and (n in seeded or seed == seeds[0])]
         if todo:
             with torch_threads(base.get("threads", RunConfig.threads)):
-                r = run_baselines(data, names=tuple(todo), seed=seed, epochs=epochs,
-                                  n_train=base.get("n_train"), device=device, classes=classes, target=target)
+                r = run_baselines(data, tuple(todo), ClassifierFit(epochs=epochs, seed=seed, device=device),
+                                  n_train=base.get("n_train"), classes=classes, target=target)
             for n in todo:
                 write_predictions(out / "baselines" / f"{n}-s{seed}.csv", r.ids, r.labels, r.probs[n], classes)
         for n in names:
