@@ -42,8 +42,8 @@ def fit_small(model: nn.Module, train_epoch: Callable[[int], None], val_loss: Ca
 
     After each epoch ``val_loss()`` (eval mode, no gradients) feeds the early stopping rule
     (``patience=None``: all epochs run, the best is still kept); the best epoch's parameters
-    (epoch 0, the start, included) are restored at the end. Without ``val_loss`` the last
-    epoch is kept. ``desc``: a progress bar over the epochs with that label. Leaves ``model``
+    are restored at the end (the start's only when no epoch had a finite loss: the start is
+    not scored, unlike a run's epoch 0). Without ``val_loss`` the last epoch is kept. ``desc``: a progress bar over the epochs with that label. Leaves ``model``
     in eval mode with no gradients.
     """
     stopper, best, run = EarlyStopping(patience), copy.deepcopy(model.state_dict()), 0
