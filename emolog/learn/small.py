@@ -36,7 +36,7 @@ def optimiser_step(opt: torch.optim.Optimizer, loss: torch.Tensor) -> None:
     opt.step()
 
 
-def fit_small(model: nn.Module, train_epoch: Callable[[int], None], val_loss: Callable[[], float] | None,
+def fit_small(model: nn.Module, train_epoch: Callable[[int], None], val_loss: Callable[[], float | torch.Tensor] | None,
               epochs: int, patience: int | None = None, desc: str | None = None) -> SmallFit:
     """Train ``model`` for up to ``epochs`` epochs (1-based ``train_epoch(epoch)``, in train mode).
 
