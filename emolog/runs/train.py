@@ -374,7 +374,7 @@ def _train_run(cfg: RunConfig, out: Path, resume: bool, progress: bool) -> dict:
         # out-of-fold scene probabilities on the training split (pretrain_folds): the logic (or
         # a gate reading the scene's confidence) would otherwise trust a memorised scene
         model.freeze_scene(splits, oof)
-    fitted = fit(model, groups, splits, cfg, regime, semantics, out, resume, progress)
+    fitted = fit(model, groups, splits, cfg, regime, out, resume, progress)
     _finish_gate_record(extra, kind, lm)
     results = write_run(out, cfg, regime, semantics, model, groups, splits, fitted, data_info, perception, extra)
     results["wall_time_s"] = time.perf_counter() - t0
