@@ -101,25 +101,35 @@ def scene_domain(lm) -> list[str] | None:
 
 def seed_shaped(spec, nets: dict) -> bool:
     """Whether the spec fits the seed programs' compilation (see the module docstring)."""
+    return (_seed_query(spec) and not spec.foreign
+            and all(v == c for c, v in (spec.label_values or {}).items())   # labels are the values
+            and _canonical_once(spec)
+            and all(_seed_binding(b, nets, name) for name, b in spec.nets.items()))
+
+
+def _seed_query(spec) -> bool:
+    """The query is ``f(X, E)``: two variables, the first the image."""
     from problog.logic import Var
 
     from emolog.logic.templates import parse_template
     t = parse_template(spec.query, spec.where)
-    if len(t.args) != 2 or not all(isinstance(a, Var) for a in t.args) or str(t.args[0]) != spec.image:
-        return False
-    if spec.foreign or any(v != c for c, v in (spec.label_values or {}).items()):
-        return False
+    return len(t.args) == 2 and all(isinstance(a, Var) for a in t.args) and str(t.args[0]) == spec.image
+
+
+def _canonical_once(spec) -> bool:
+    """No feed of the seed compilation is bound to two networks."""
     used = [b.bind for b in spec.nets.values() if b.bind in CANONICAL]
-    if len(used) != len(set(used)):
+    return len(used) == len(set(used))
+
+
+def _seed_binding(b, nets: dict, name: str) -> bool:
+    """One network as the seed compilation feeds it: a seed feed (the recogniser in BASIC7
+    order) or a head over whole-image features, without slots or a class map."""
+    if b.slots or b.class_map is not None:
         return False
-    for name, b in spec.nets.items():
-        if b.slots or b.class_map is not None:
-            return False
-        if b.bind == "cache.face_probs" and [str(d).strip("'") for d in nets[name].domain] != list(BASIC7):
-            return False
-        if b.bind not in CANONICAL and not (b.bind == "head" and set(b.inputs) <= WHOLE_IMAGE):
-            return False
-    return True
+    if b.bind == "cache.face_probs" and [str(d).strip("'") for d in nets[name].domain] != list(BASIC7):
+        return False
+    return b.bind in CANONICAL or b.bind == "head" and set(b.inputs) <= WHOLE_IMAGE
 
 
 def build_logic(spec, prog, semantics: str, param: str, ctx: BuildContext | None) -> nn.Module | None:
