@@ -23,7 +23,7 @@ import torch
 from torch import nn
 
 from emolog.labels import BASIC7
-from emolog.model.bindings.feeds import Batch, FunctionFeed, HeadFeed, HeadMLP, RowFeed
+from emolog.model.bindings.feeds import Batch, FeedSite, FunctionFeed, HeadFeed, HeadMLP, RowFeed
 from emolog.model.bindings.fields import MASK
 from emolog.model.bindings.maps import short, suggest_table
 from emolog.model.bindings.schema import SpecError, check_nets, function_version, resolve_function
@@ -236,19 +236,19 @@ class ProgramLogic(nn.Module):
     def _feed(self, b, decl, ctx: BuildContext, i: int):
         ad = decl.kind == "ad"
         width = len(decl.domain) if ad else 1
-        args = (b, width, ad, self.batch, self.where, ctx.k)
+        site = FeedSite(b, width, ad, self.batch, self.where, ctx.k)
         if b.bind == "head":
-            return HeadFeed(*args, seed=ctx.seed * 1009 + 500 + i,
+            return HeadFeed(site, seed=ctx.seed * 1009 + 500 + i,
                             dropout=b.dropout if b.dropout is not None else ctx.dropout, module=ctx.heads.get(b.name))
         if b.bind == "function":
-            return FunctionFeed(*args, fn=resolve_function(b.function, self._base, self.where))
+            return FunctionFeed(site, fn=resolve_function(b.function, self._base, self.where))
         if b.bind == "gate":
             raise SpecError(f"{self.where}: [nets.{b.name}] bind = \"gate\" chooses the seed program's source per "
                             "image: it needs the program in the seed's shape (gated.pl: nn(gate_net, [X], S, [scene, "
                             "face1, face2, face3]) :: source(X, S), a query f(X, E)); for any other network use "
                             "bind = \"head\" with inputs = [...]")
         m, renorm, _ = ctx.maps.get(b.name, (None, False, None))
-        return RowFeed(*args, cmap=m, renorm=renorm)
+        return RowFeed(site, cmap=m, renorm=renorm)
 
     @property
     def tparams(self):
