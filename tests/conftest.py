@@ -66,7 +66,7 @@ def research_data(tmp_path_factory):
     MTCNN and a Hugging Face ViT folder, both written here. Returns {"emo8": D, "basic7": D}."""
     import pandas as pd
 
-    from emolog.cache.build import build_cache
+    from emolog.cache.build import BuildOptions, build_cache
     from emolog.data.index import build_index
     from emolog.data.readers import RECORD_COLUMNS
     from emolog.data.split import make_split, write_split
@@ -102,7 +102,8 @@ def research_data(tmp_path_factory):
     threads = torch.get_num_threads()
     torch.set_num_threads(1)   # small forward passes on a shared CPU: one thread is faster
     try:
-        build_cache(perception, res.index, res.index.ids, root, out["emo8"] / "cache", batch_size=8, progress=False)
+        build_cache(perception, res.index, res.index.ids, root, out["emo8"] / "cache",
+                    options=BuildOptions(batch_size=8, progress=False))
     finally:
         torch.set_num_threads(threads)
     (out["basic7"] / "cache").symlink_to(out["emo8"] / "cache")

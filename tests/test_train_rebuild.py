@@ -18,7 +18,7 @@ import torch
 import torchvision
 
 from emolog.cli import main
-from emolog.cache.build import build_cache
+from emolog.cache.build import BuildOptions, build_cache
 from emolog.data.index import build_index
 from emolog.data.readers import RECORD_COLUMNS
 from emolog.data.split import make_split, write_split
@@ -47,7 +47,8 @@ def places_vit(tmp_path_factory):
     try:
         perception = Perception(backbone="resnet18-places365", backbone_weights=ckpt, recogniser="vit-face-expression",
                                 recogniser_weights=vit, device="cpu", prelast=True)
-        build_cache(perception, res.index, res.index.ids, root, d / "cache", batch_size=8, progress=False)
+        build_cache(perception, res.index, res.index.ids, root, d / "cache",
+                    options=BuildOptions(batch_size=8, progress=False))
     finally:
         torch.set_num_threads(threads)
     return d, ckpt, vit

@@ -79,7 +79,7 @@ class _Job:
 
 
 def _build(args: argparse.Namespace, job: _Job) -> int:
-    from emolog.cache.build import build_cache
+    from emolog.cache.build import BuildOptions, build_cache
     from emolog.cache.verify import verify_cache
     from emolog.runtime import torch_threads
     device, prior, index, ids, root, shard, world, rank = (job.device, job.prior, job.index, job.ids, job.root,
@@ -88,9 +88,9 @@ def _build(args: argparse.Namespace, job: _Job) -> int:
         p = perception(args, device)
 
         def build_part() -> Outcome:
-            rep = build_cache(p, index, ids, root, args.out, shard=shard, batch_size=args.batch_size,
-                              workers=args.workers, rows_per_file=args.rows_per_file,
-                              prior_rejects=prior, progress=not args.quiet)
+            rep = build_cache(p, index, ids, root, args.out, shard=shard, prior_rejects=prior,
+                              options=BuildOptions(batch_size=args.batch_size, workers=args.workers,
+                                                   rows_per_file=args.rows_per_file, progress=not args.quiet))
             print(rep.summary(), flush=True)
             return Outcome(0, rep.summary(), changed=rep.n_written + rep.n_rejected > 0)
 
