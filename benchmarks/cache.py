@@ -52,7 +52,7 @@ from emolog.data.readers import RECORD_COLUMNS
 from emolog.data.split import make_split, write_split
 from emolog.labels import get_mapping
 from emolog.perception.faces import crop_face
-from emolog.perception.pipeline import Perception
+from emolog.perception.pipeline import Perception, PerceptionOptions
 from emolog.runtime import torch_threads
 
 SCENES = ("astronaut", "chelsea", "coffee", "camera", "rocket", "cat", "immunohistochemistry",
@@ -101,7 +101,7 @@ def bench_build(args: argparse.Namespace, work: Path) -> dict:
     write_split(split, work / "split.json")
 
     t0 = time.perf_counter()
-    perception = Perception(device=args.device, detect_max_side=args.detect_max_side)
+    perception = Perception(device=args.device, options=PerceptionOptions(detect_max_side=args.detect_max_side))
     t_load = time.perf_counter() - t0
     # Warm-up on one photo: the first call pays for lazy initialisation (allocators, MTCNN).
     perception.perceive_batch([load_image(root / names[0])])

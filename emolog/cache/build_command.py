@@ -20,14 +20,14 @@ from emolog.errors import EXIT_INTERRUPTED, EXIT_VERIFY, EmologError, MissingErr
 
 
 def perception(args: argparse.Namespace, device: str | None):
-    from emolog.perception.pipeline import Perception
+    from emolog.perception.pipeline import Perception, PerceptionOptions
     kw = {k: v for k, v in {"backbone": args.backbone, "detector": args.detector,
                             "recogniser": args.recogniser}.items() if v is not None}
-    return Perception(**kw, K=args.K, device=device, prelast=args.prelast,
-                      backbone_weights=args.backbone_weights, places365_names=args.places365_names,
-                      recogniser_weights=args.recogniser_weights, min_face_size=args.min_face_size,
-                      face_threshold=args.face_threshold, detect_max_side=args.detect_max_side,
-                      face_features=args.face_features)
+    options = PerceptionOptions(backbone_weights=args.backbone_weights, places365_names=args.places365_names,
+                                recogniser_weights=args.recogniser_weights, min_face_size=args.min_face_size,
+                                face_threshold=args.face_threshold, detect_max_side=args.detect_max_side)
+    return Perception(**kw, K=args.K, device=device, prelast=args.prelast, face_features=args.face_features,
+                      options=options)
 
 
 def build(args: argparse.Namespace) -> int:
