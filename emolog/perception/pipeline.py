@@ -101,7 +101,8 @@ class Preparer:
 @dataclass(frozen=True)
 class PerceptionOptions:
     """The settings of ``Perception`` that rarely leave their defaults: where the weights are,
-    and how faces are found and cropped. Each one changes the tensors (the fingerprint)."""
+    and how faces are found and cropped (the face settings are in the fingerprint; of the
+    weights, their sha256)."""
 
     backbone_weights: str | os.PathLike | None = None    # file (None: the backbone's default)
     places365_names: str | os.PathLike | None = None     # class names file, resnet18-places365 only
