@@ -68,7 +68,7 @@ def fit_built(b: Built, out: Path, resume: bool, progress: bool) -> dict:
         # out-of-fold scene probabilities on the training split (pretrain_folds): the logic (or
         # a gate reading the scene's confidence) would otherwise trust a memorised scene
         b.network.freeze_scene(b.splits, b.oof)
-    fitted = fit(b.network, b.groups, b.splits, b.cfg, b.regime, b.semantics, out, resume, progress)
+    fitted = fit(b.network, b.groups, b.splits, b.cfg, b.regime, out, resume, progress)
     _finish_gate_record(b.extra, b.network.kind, b.network.lm)
     results = write_run(out, b, fitted)
     results["wall_time_s"] = time.perf_counter() - b.t0
