@@ -24,6 +24,7 @@ from problog.logic import Clause, Constant, Term, Var
 
 from ..bindings import PLACEHOLDER
 from ..engine.dnnf import find_world
+from ..engine.plan import free_values, table
 from ..program import ProgramError
 
 FIRED = "emolog_fired"   # fired(K, [Values]): rule K's body holds, its variables' values (instrumented copy)
@@ -126,8 +127,8 @@ def atom_probabilities(prog, ex) -> dict[str, float]:
                             prog._sources, prog.nets, prog.path)
     tp = prog.tparams.probs().detach().double() if len(prog.tparams) else None
     with torch.no_grad():
-        free = prog._free_values(c, outputs, torch.float64)
-        p = prog._table(c, ids, outputs, tp, torch.float64, free)[:, 0].tolist()
+        free = free_values(c.plan, outputs, torch.float64)
+        p = table(c.plan, ids, outputs, tp, torch.float64, free)[:, 0].tolist()
     names = {"nn": lambda s: f"nn({s[1][0]},{s[1][1]},{s[2]})", "f": lambda s: f"nn({s[1][0]},{s[1][1]})",
              "t": lambda s: f"t({s[1]})", "c": lambda s: repr(s[1])}
     return {names[spec[0]](spec): v for spec, v in zip(c.specs, p)}

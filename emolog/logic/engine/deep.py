@@ -26,9 +26,9 @@ import os
 import pickle
 import tempfile
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable, NamedTuple, Sequence
+from typing import Any, Callable, Sequence
 
 import torch
 from problog.engine import DefaultEngine
@@ -43,10 +43,11 @@ from ..program import ProgramError
 from ..templates import fill_template, parse_template
 from ..translate import DET, translate
 from .batch import TensorBatch
-from .circuit import CircuitEvaluator, peak_rss_mb
+from .circuit import peak_rss_mb
 from .dnnf import MAX_NODES, CompileBudgetError, compile_structure
+from .plan import Compiled, free_values, make_plan, table
 
-CACHE_VERSION = "2"   # 2: structures compiled by dnnf.py (per-value leaves, no chains)
+CACHE_VERSION = "3"   # 2: structures compiled by dnnf.py (per-value leaves, no chains); 3: plan.Compiled
 CHUNK_VALUES = 2_500_000
 CIRCUIT_DTYPE = torch.float64   # answers are float64 (see _evaluate)
 _ROUTE_KEY = operator.attrgetter("template", "faces", "bind")
@@ -76,33 +77,6 @@ class Answers:
     names: list[str]
     probs: torch.Tensor
     evidence: torch.Tensor | None = None
-
-
-@dataclass
-class _Compiled:
-    key: str
-    names: list[str]
-    specs: list[tuple]          # per atom row: ("c", v) | ("t", i) | ("nn", input, j) | ("f", input)
-    structure: object
-    has_evidence: bool
-    evaluator: CircuitEvaluator = field(default=None, repr=False)
-    plan: "_Plan" = field(default=None, repr=False)
-    stats: dict = field(default_factory=dict)
-
-
-class _Plan(NamedTuple):
-    """How a structure's probability table is filled (``DeepProgram._plan``)."""
-
-    n: int                      # atom rows
-    const_rows: torch.Tensor
-    consts: torch.Tensor
-    t_rows: torch.Tensor
-    t_idx: torch.Tensor
-    inputs: list                # (input u, rows, columns) of every network input
-    per_id: list                # those whose input holds the example id
-    free_us: list[int]          # the others (values the program computed): one row each
-    free_rows: torch.Tensor
-    free_idx: torch.Tensor      # into the free inputs' outputs, concatenated and flattened
 
 
 class DeepProgram(torch.nn.Module):
@@ -156,7 +130,7 @@ class DeepProgram(torch.nn.Module):
         self.cache_dir = Path(cache_dir) if cache_dir is not False else None
         self._bindings: dict[str, object] = {}
         self._sources: dict[str, object] = {}
-        self._mem: dict[str, _Compiled] = {}
+        self._mem: dict[str, Compiled] = {}
         self._routes, self._route_list, self._fast = {}, [], {}   # see prob()
         # filled queries by (template, faces, bind), and ("route", ...) keys: the routes of _route
         self._fill_memo: dict[tuple, Any] = {}
@@ -223,17 +197,16 @@ class DeepProgram(torch.nn.Module):
         self._fill_memo[memo_key] = out = (str(term).replace(str(PLACEHOLDER), "I"), term)
         return out
 
-    def compiled(self, ex: Example) -> _Compiled:
+    def compiled(self, ex: Example) -> Compiled:
         key, term = self._fill(ex)
         c = self._mem.get(key)
         if c is None:
             c = self._load_or_compile(key, term)
-            c.evaluator = CircuitEvaluator(c.structure)
-            c.plan = self._plan(c)
+            c.load(make_plan(c, self._inputs, self._input_terms, self.nets))
             self._mem[key] = c
         return c
 
-    def _load_or_compile(self, key: str, term: Term) -> _Compiled:
+    def _load_or_compile(self, key: str, term: Term) -> Compiled:
         disk = None
         if self.cache_dir is not None:
             disk = self.cache_dir / f"{self.hash[:20]}-{hashlib.sha256(key.encode()).hexdigest()[:20]}.pkl"
@@ -269,7 +242,7 @@ class DeepProgram(torch.nn.Module):
         s.atoms = []   # the specs replace the terms (and keep pickles small)
         names = [str(n).replace(str(PLACEHOLDER), "I") for n, _ in answers]
         stats = dict(s.stats, ground_s=t1 - t0, peak_rss_mb=peak_rss_mb())
-        c = _Compiled(key, names, specs, s, bool(ev), stats=stats)
+        c = Compiled(key, names, specs, s, bool(ev), stats=stats)
         if disk is not None:
             disk.parent.mkdir(parents=True, exist_ok=True)
             fd, tmp = tempfile.mkstemp(dir=disk.parent, suffix=".tmp")
@@ -358,7 +331,7 @@ class DeepProgram(torch.nn.Module):
                 out = out.index_put((torch.tensor(pos)[keep],), vals[rows, cols[keep]])
         return out
 
-    def _route(self, ex: Example) -> tuple[_Compiled, int]:
+    def _route(self, ex: Example) -> tuple[Compiled, int]:
         """(structure, answer column) for a bound example; column -1: not derivable."""
         memo_key = ("route", ex.template, ex.faces, ex.bind)
         if memo_key not in self._fill_memo:
@@ -403,8 +376,8 @@ class DeepProgram(torch.nn.Module):
             # scene circuit (~10k nodes) ran 29k images/s at 128 per call and 2.9k at 8192;
             # small circuits take the whole batch at once.
             step = max(128, CHUNK_VALUES // (len(c.structure.nodes) + c.structure.n_vars + 1))
-            free = self._free_values(c, outputs, dtype)
-            chunks = [c.evaluator(self._table(c, ids_t[k:k + step], outputs, tp, dtype, free))
+            free = free_values(c.plan, outputs, dtype)
+            chunks = [c.evaluator(table(c.plan, ids_t[k:k + step], outputs, tp, dtype, free))
                       for k in range(0, len(ids), step)]
             vals = chunks[0] if len(chunks) == 1 else torch.cat(chunks, 0)
             if c.has_evidence and joint:
@@ -420,65 +393,6 @@ class DeepProgram(torch.nn.Module):
                 vals = vals[:, :-1] / z
             parts.append((c, pos, vals))
         return parts
-
-    def _plan(self, c: _Compiled) -> "_Plan":
-        """Row layout of P: constant rows, t() rows, and per network input its rows/columns;
-        the inputs without the example id (values the program computed) gathered as one."""
-        const_rows, consts, t_rows, t_idx = [], [], [], []
-        by_input: dict[Any, tuple[list, list]] = {}
-        for row, spec in enumerate(c.specs):
-            if spec[0] == "c":
-                const_rows.append(row)
-                consts.append(spec[1])
-            elif spec[0] == "t":
-                t_rows.append(row)
-                t_idx.append(spec[1])
-            else:
-                rows, cols = by_input.setdefault(self._inputs[spec[1][:2]], ([], []))
-                rows.append(row)
-                cols.append(spec[2] if spec[0] == "nn" else 0)
-        lt = lambda x: torch.tensor(x, dtype=torch.long)  # noqa: E731
-        inputs = [(u, lt(r), lt(cl)) for u, (r, cl) in by_input.items()]
-        per_id = [x for x in inputs if str(PLACEHOLDER) in str(self._input_terms[x[0]][1])]
-        free = [(u, r, cl) for u, (r, cl) in by_input.items() if all(u != x[0] for x in per_id)]
-        # a free input's output is one row of its network's width: flat offsets into their concatenation
-        widths = [len(self.nets[self._input_terms[u][0]].domain or [0]) for u, _, _ in free]
-        offset = [sum(widths[:k]) for k in range(len(free))]
-        return _Plan(len(c.specs), lt(const_rows), torch.tensor(consts, dtype=torch.float64), lt(t_rows),
-                     lt(t_idx), inputs, per_id, [u for u, _, _ in free], lt([x for _, r, _ in free for x in r]),
-                     lt([o + x for (_, _, cl), o in zip(free, offset) for x in cl]))
-
-    def _free_values(self, c: _Compiled, outputs, dtype) -> torch.Tensor | None:
-        """[rows]: the probabilities of every id-free input's atoms, one gather for them all."""
-        if not c.plan.free_us:
-            return None
-        flat = torch.cat([outputs[u][1].reshape(-1) for u in c.plan.free_us]).to(dtype)
-        return flat.index_select(0, c.plan.free_idx)
-
-    def _table(self, c: _Compiled, ids: torch.Tensor, outputs, tp, dtype, free: torch.Tensor | None
-               ) -> torch.Tensor:
-        """P [n_atoms, B]: each probabilistic atom's probability per example, written with one
-        ``index_copy`` (a program with thousands of network inputs, e.g. one per computed
-        value, would otherwise copy the whole table once per input)."""
-        pl = c.plan
-        b = len(ids)
-        rows, vals = [], []
-        if len(pl.const_rows):
-            rows.append(pl.const_rows)
-            vals.append(pl.consts.to(dtype).unsqueeze(1).expand(-1, b))
-        if len(pl.t_rows):
-            rows.append(pl.t_rows)
-            vals.append(tp[pl.t_idx].unsqueeze(1).expand(-1, b))
-        if free is not None:
-            rows.append(pl.free_rows)
-            vals.append(free.unsqueeze(1).expand(-1, b))
-        for u, r, cols in pl.per_id:
-            uniq, out = outputs[u]
-            rows.append(r)
-            vals.append(out.to(dtype)[torch.searchsorted(uniq, ids)][:, cols].t())
-        if not rows:
-            return torch.zeros(pl.n, b, dtype=dtype)
-        return torch.zeros(pl.n, b, dtype=dtype).index_copy(0, torch.cat(rows), torch.cat(vals))
 
     def compile_stats(self) -> dict[str, dict]:
         """Per compiled structure: ground/compile seconds, SDD size, circuit nodes, peak RSS."""
