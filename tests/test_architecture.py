@@ -102,6 +102,25 @@ def test_logic_sub_packages_import_one_way():
     assert backwards == [], backwards
 
 
+MAX_MODULES = 12     # per package: a package that needs more holds two jobs (split it by what each module is)
+MAX_LINES = 420      # per module: "about 400" lines, one job read top to bottom
+
+
+def test_no_package_holds_more_than_twelve_modules():
+    """Each package (and sub-package) is one job: at most MAX_MODULES modules besides ``__init__``."""
+    packages = [d for d in [ROOT, *ROOT.rglob("*")] if d.is_dir() and (d / "__init__.py").is_file()]
+    assert len(packages) > 10   # the walk really saw the package
+    crowded = {str(d.relative_to(ROOT.parent)): n for d in packages
+               if (n := len([p for p in d.glob("*.py") if p.name != "__init__.py"])) > MAX_MODULES}
+    assert crowded == {}
+
+
+def test_no_module_is_longer_than_about_four_hundred_lines():
+    long = {str(f.relative_to(ROOT.parent)): n for f in ROOT.rglob("*.py")
+            if (n := len(f.read_text().splitlines())) > MAX_LINES}
+    assert long == {}
+
+
 def test_errors_is_a_leaf():
     """Every part may import emolog.errors (its error classes inherit EmologError), so it imports no part."""
     assert [to for me, to, _ in _imports() if me == "errors"] == []
