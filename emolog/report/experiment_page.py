@@ -1,8 +1,8 @@
 """The report of an experiment directory: the comparison first, then one view per regime.
 
-Runs are grouped by regime (plus sweep suffix, see ``RunInputs.group``); figures that need one
+Runs are grouped by regime (plus sweep suffix, see ``RunFiles.group``); figures that need one
 run per regime (what trains, flips, trust, the gallery) use the regime's first seed. Classes and
-sources are the runs' own (``RunInputs.classes`` / ``.sources``): runs of a program without a
+sources are the runs' own (``RunFiles.classes`` / ``.sources``): runs of a program without a
 source choice have no weights and no trust section.
 """
 
@@ -13,21 +13,22 @@ import numpy as np
 from emolog.report import plots
 from emolog.report.experiment_sections import analysis_section, comparison_section, gallery_section, \
     memorisation_section, va_section
-from emolog.report.inputs import ExperimentInputs, RunInputs
+from emolog.report.inputs import ExperimentInputs
+from emolog.runs.record import RunFiles
 from emolog.report.page import Cell, Figure, Preds, Section, Table, about_line, build_sections, \
     cache_fingerprint, num, read_preds, slug
 from emolog.report.sections import f1_section
 from emolog.report.trust_section import trust_section
 
-Groups = dict[str, list[RunInputs]]
+Groups = dict[str, list[RunFiles]]
 
 
-def sources_of(runs: list[RunInputs]) -> list[str]:
+def sources_of(runs: list[RunFiles]) -> list[str]:
     """The sources any of the runs' programs chooses between, in first-seen order."""
     return list(dict.fromkeys(s for r in runs for s in r.sources))
 
 
-def weights_section(runs: list[RunInputs], groups: Groups, base: Groups) -> Section:
+def weights_section(runs: list[RunFiles], groups: Groups, base: Groups) -> Section:
     sec = Section("weights", "Source weights",
                   "Learned probability of each source per regime (bars: mean over seeds, dots: seeds; "
                   "hatched: the true weights of simulated data), and the scene's weight per epoch in "

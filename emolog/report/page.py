@@ -21,7 +21,7 @@ import pandas as pd
 
 from emolog.cache.store import read_manifest
 from emolog.data.paths import resolve_recorded as resolve
-from emolog.report.inputs import RunInputs
+from emolog.runs.record import RunFiles
 from emolog.report.stats import class_indices
 
 
@@ -167,7 +167,7 @@ class Preds:
     p_before: np.ndarray | None
 
 
-def read_preds(run: RunInputs) -> tuple[Preds | None, str | None]:
+def read_preds(run: RunFiles) -> tuple[Preds | None, str | None]:
     """The run's predictions, or (None, the note saying why they cannot be used)."""
     df = run.get("predictions.csv")
     if df is None:

@@ -9,14 +9,14 @@ curves instead of the weights section and no trust section.
 from __future__ import annotations
 
 from emolog.report.experiment_sections import analysis_section, gallery_section, va_section
-from emolog.report.inputs import RunInputs
+from emolog.runs.record import RunFiles
 from emolog.report.page import about_line, build_sections, cache_fingerprint, read_preds
 from emolog.report.sections import changes_section, confusion_section, curves_section, f1_section, \
     flips_section, summary_section, weights_section
 from emolog.report.trust_section import trust_section
 
 
-def run_report(run: RunInputs, images: str | None = None) -> dict:
+def run_report(run: RunFiles, images: str | None = None) -> dict:
     """Context for the templates: ``title``, ``about``, ``sections``, ``kind``, ``failed``
     (the sections that raised, ``page.SectionFailure``)."""
     pr, why = read_preds(run)

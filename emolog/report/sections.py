@@ -9,7 +9,7 @@ import numpy as np
 
 from emolog.labels import EMO8
 from emolog.report import plots
-from emolog.report.inputs import RunInputs
+from emolog.runs.record import RunFiles
 from emolog.report.page import Cell, Figure, Preds, Section, Table, fmt, num, read_preds, slug
 from emolog.report.stats import bootstrap_per_class_f1
 from emolog.metrics.classification import interval_covers
@@ -34,7 +34,7 @@ def chosen_epoch(results: dict | None) -> int | None:
     return int(best) if best is not None and ran is not None and int(best) < int(ran) else None
 
 
-def summary_section(run: RunInputs) -> Section:
+def summary_section(run: RunFiles) -> Section:
     sec = Section("summary", "Results",
                   "Test and validation metrics after training, and on the test set before training "
                   "(epoch 0). macro-F1 and UAR weigh every class equally, weighted F1 weighs each "
@@ -91,7 +91,7 @@ def t_table(learned: dict[str, float], true: dict[str, float] | None) -> Table:
                  f"logic parameters: {len(learned)} t() values")
 
 
-def curves_section(run: RunInputs) -> Section:
+def curves_section(run: RunFiles) -> Section:
     """Training curves only: the section of a program without a source choice."""
     sec = Section("curves", "Training curves",
                   "The program has no source choice, so there are no source weights. The loss and "
@@ -105,7 +105,7 @@ def curves_section(run: RunInputs) -> Section:
     return sec
 
 
-def weights_section(run: RunInputs) -> Section:
+def weights_section(run: RunFiles) -> Section:
     sec = Section("weights", "Source weights and training curves",
                   "The logic's annotated disjunction picks one source per image; the first plot shows "
                   "the learned probability of each source per epoch (dashed: the true weights of "
@@ -133,7 +133,7 @@ def weights_section(run: RunInputs) -> Section:
     return sec
 
 
-def confusion_section(run: RunInputs) -> Section:
+def confusion_section(run: RunFiles) -> Section:
     sec = Section("confusion", "Confusion matrices",
                   "Rows are the true class, columns the predicted class; colour is the row share "
                   "(recall), numbers are image counts. Left: before training, right: after.")
@@ -159,7 +159,7 @@ def f1_table(per: dict[str, dict[str, np.ndarray]], classes: list[str]) -> Table
     return Table(["class"] + [f"{n}: F1 [95% CI]" for n in per], rows)
 
 
-def f1_section(runs_by_regime: dict[str, list[RunInputs]], preds: dict[str, Preds | None],
+def f1_section(runs_by_regime: dict[str, list[RunFiles]], preds: dict[str, Preds | None],
                classes: list[str], with_before: bool) -> Section:
     sec = Section("f1", "Per-class F1 with confidence intervals",
                   "F1 per emotion on the test set; with several seeds, F1 is their mean. The interval "
@@ -191,7 +191,7 @@ def f1_section(runs_by_regime: dict[str, list[RunInputs]], preds: dict[str, Pred
     return sec
 
 
-def changes_section(run: RunInputs) -> Section:
+def changes_section(run: RunFiles) -> Section:
     sec = Section("changes", "Which parameters really train",
                   "Per layer (blue: trained network layers, orange: logic parameters, grey: layers the "
                   "regime keeps frozen): how far the weights moved from their initial values, relative "
@@ -228,7 +228,7 @@ def changes_section(run: RunInputs) -> Section:
     return sec
 
 
-def flips_section(run: RunInputs, classes: list[str]) -> Section:
+def flips_section(run: RunFiles, classes: list[str]) -> Section:
     sec = Section("flips", "Flipped predictions",
                   "Test images whose predicted class changed between before and after training, per "
                   "true class: green became correct, red became wrong, grey changed from one wrong "
