@@ -74,7 +74,11 @@ class SectionFailure:
         return f"{self.title}: {type(self.error).__name__}: {self.error}"
 
 
-def build_sections(specs: list[tuple[str, str, Callable[[], Section]]]) -> tuple[list[Section], list[SectionFailure]]:
+# a section of a page: (id, title, the function that builds it)
+SectionSpec = tuple[str, str, Callable[[], Section]]
+
+
+def build_sections(specs: list[SectionSpec]) -> tuple[list[Section], list[SectionFailure]]:
     """Build each ``(id, title, make)``; a section whose ``make`` raises is replaced by one
     that says it failed, and listed in the failures (the caller decides whether the report
     may still be written: ``build.build_report``'s ``allow_partial``)."""

@@ -32,13 +32,13 @@ def run_report(run: RunFiles, images: str | None = None) -> dict:
     has_sources = bool(run.sources)
     sections, failed = build_sections([
         ("summary", "Results", lambda: summary_section(run)),
-        ("weights", "Source weights and training curves", lambda: weights_section(run)) if has_sources
+        ("weights", "Source weights and training curves", lambda: weights_section([run], detail=True)) if has_sources
         else ("curves", "Training curves", lambda: curves_section(run)),
         *([("va", "Valence and arousal", lambda: va_section([run]))] if (run.results or {}).get("target") else []),
-        ("confusion", "Confusion matrices", lambda: confusion_section(run)),
+        ("confusion", "Confusion matrices", lambda: confusion_section([run], classes, detail=True)),
         ("f1", "Per-class F1 with confidence intervals", f1),
-        ("changes", "Which parameters really train", lambda: changes_section(run)),
-        ("flips", "Flipped predictions", lambda: flips_section(run, classes)),
+        ("changes", "Which parameters really train", lambda: changes_section([run], detail=True)),
+        ("flips", "Flipped predictions", lambda: flips_section([run], classes, detail=True)),
         *([("trust", "Trust: faces vs scene", lambda: trust_section(preds, [why] if why else [], {run.name: run}))]
           if has_sources else []),
         ("gallery", "Example images", lambda: gallery_section(run, pr, classes, images)),

@@ -173,6 +173,28 @@ class RunFiles(Inputs):
         return prov.get("data") or {}
 
 
+Groups = dict[str, list[RunFiles]]   # runs by group (regime plus sweep suffix, ``RunFiles.group``)
+
+
+def group_runs(runs: list[RunFiles]) -> Groups:
+    """The runs by ``RunFiles.group`` (regime plus sweep suffix), in first-seen order."""
+    groups: Groups = {}
+    for r in runs:
+        groups.setdefault(r.group, []).append(r)
+    return groups
+
+
+def base_groups(groups: Groups) -> Groups:
+    """The groups of base runs (no sweep suffix), or every group when all are sweeps: per-group
+    figures show these; sweeps appear in the comparison, the weights and the memorisation curve."""
+    return {g: rs for g, rs in groups.items() if rs[0].sweep is None} or groups
+
+
+def sources_of(runs: list[RunFiles]) -> list[str]:
+    """The sources any of the runs' programs chooses between, in first-seen order."""
+    return list(dict.fromkeys(s for r in runs for s in r.sources))
+
+
 # file name -> (reader, required columns or fields). The first file of each table is the one
 # written last, which records the others' sha256 ("files") when this emolog wrote it.
 RUN_FILES: dict[str, tuple[str, Any]] = {
