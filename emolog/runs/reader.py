@@ -17,7 +17,7 @@ import numpy as np
 from emolog.data.artefacts import ArtefactError, check_fields, check_record, load_torch, read_csv, read_json
 from emolog.errors import MissingError
 from emolog.labels import BASIC7, SOURCES
-from emolog.runs.record import RESULTS_FIELDS, Results, RunFiles, read_run_files
+from emolog.runs.record import RESULTS_FIELDS, Results, RunFiles, raise_broken, read_run_files
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -196,8 +196,7 @@ def load_run(run_dir: str | Path) -> Run:
                            + (" (the run was interrupted: `emolog train --resume`)" if (d / "checkpoint.pt").exists()
                               else ""))
     run = read_run_files(d, names=("results.json", "config.json"), into=Run)
-    if run.broken:   # the first unusable record, its message naming the file
-        raise next(iter(run.broken.values()))
+    raise_broken(run)
     check_fields(run.results, RESULTS_FIELDS, d / "results.json")
     run._config()
     return run

@@ -247,3 +247,19 @@ def read_run_files(run_dir: str | Path, name: str | None = None, names: tuple[st
     inp = into(dir=run_dir, name=name or run_dir.name)
     read_into(inp, {n: RUN_FILES[n] for n in names})
     return inp
+
+
+def raise_broken(inp: Inputs) -> None:
+    """Raise the error of ``inp``'s first unusable file (its message names the file)."""
+    if inp.broken:
+        raise next(iter(inp.broken.values()))
+
+
+def read_results(run_dir: str | Path) -> dict:
+    """``run_dir``'s results.json as the one reader reads it (format, fields of a tagged record
+    and program kind checked); a missing or unusable one raised, naming the file."""
+    files = read_run_files(run_dir, names=("results.json",))
+    raise_broken(files)
+    if files.results is None:
+        raise ArtefactMissing(f"{Path(run_dir) / 'results.json'}: missing (not a finished run)")
+    return files.results
