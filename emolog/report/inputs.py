@@ -46,7 +46,7 @@ _EXPERIMENT_FILES: dict[str, tuple[str, Any]] = {
 def load_run(run_dir: str | Path, name: str | None = None) -> RunFiles:
     """Read every section-4 file of a run directory that exists and parses."""
     run_dir = Path(run_dir)
-    inp = read_run_files(run_dir, name)
+    inp = read_run_files(RunFiles(run_dir, name=name or run_dir.name))
     inp.files["has_scene_net"] = (run_dir / "scene_net.pt").is_file()
     return inp
 

@@ -63,6 +63,16 @@ class Run(RunFiles):
     ``config``, ``classes``, ``t_values``: ``RunFiles``), its model and its predictions."""
 
     @property
+    def results(self) -> dict:
+        """results.json (``load_run`` refuses a run without a usable one)."""
+        return self.files["results.json"]
+
+    @property
+    def config(self) -> dict:
+        """config.json (``load_run`` refuses a run without a usable one)."""
+        return self.files["config.json"]
+
+    @property
     def typed(self) -> Results:
         """results.json as a ``Results``."""
         return Results.from_dict(self.results, str(self.dir / "results.json"))
@@ -195,7 +205,7 @@ def load_run(run_dir: str | Path) -> Run:
             raise RunError(f"{d} is not a finished run: it has no {name}"
                            + (" (the run was interrupted: `emolog train --resume`)" if (d / "checkpoint.pt").exists()
                               else ""))
-    run = read_run_files(d, names=("results.json", "config.json"), into=Run)
+    run = read_run_files(Run(d, name=d.name), ("results.json", "config.json"))
     raise_broken(run)
     check_fields(run.results, RESULTS_FIELDS, d / "results.json")
     run._config()

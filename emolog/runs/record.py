@@ -17,7 +17,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from emolog.data.artefacts import ArtefactError, ArtefactMissing, ChecksumError, check_fields, check_record, \
     read_csv, read_json
@@ -195,6 +195,8 @@ def sources_of(runs: list[RunFiles]) -> list[str]:
     return list(dict.fromkeys(s for r in runs for s in r.sources))
 
 
+R = TypeVar("R", bound=RunFiles)
+
 # file name -> (reader, required columns or fields). The first file of each table is the one
 # written last, which records the others' sha256 ("files") when this emolog wrote it.
 RUN_FILES: dict[str, tuple[str, Any]] = {
@@ -239,14 +241,12 @@ def read_into(inp: Inputs, spec: dict[str, tuple[str, Any]]) -> None:
             inp.broken[name] = e
 
 
-def read_run_files(run_dir: str | Path, name: str | None = None, names: tuple[str, ...] = tuple(RUN_FILES),
-                   into: type[RunFiles] = RunFiles) -> RunFiles:
-    """Read the files ``names`` (results.json first) of a run directory that exist and parse,
-    as an ``into`` (``RunFiles`` or ``reader.Run``)."""
-    run_dir = Path(run_dir)
-    inp = into(dir=run_dir, name=name or run_dir.name)
-    read_into(inp, {n: RUN_FILES[n] for n in names})
-    return inp
+def read_run_files(run: R, names: tuple[str, ...] = tuple(RUN_FILES)) -> R:
+    """Read into ``run`` (a ``RunFiles``, or ``reader.Run``, of the directory ``run.dir``) the
+    files ``names`` (results.json first: it records the others' sha256) that exist and parse;
+    returns ``run``."""
+    read_into(run, {n: RUN_FILES[n] for n in names})
+    return run
 
 
 def raise_broken(inp: Inputs) -> None:
@@ -258,7 +258,7 @@ def raise_broken(inp: Inputs) -> None:
 def read_results(run_dir: str | Path) -> dict:
     """``run_dir``'s results.json as the one reader reads it (format, fields of a tagged record
     and program kind checked); a missing or unusable one raised, naming the file."""
-    files = read_run_files(run_dir, names=("results.json",))
+    files = read_run_files(RunFiles(Path(run_dir)), ("results.json",))
     raise_broken(files)
     if files.results is None:
         raise ArtefactMissing(f"{Path(run_dir) / 'results.json'}: missing (not a finished run)")
