@@ -13,6 +13,7 @@ is made on **validation** NLL (the test column is shown, not used): a setting sh
 from __future__ import annotations
 
 import argparse
+import json
 import sys
 from pathlib import Path
 
@@ -37,7 +38,6 @@ SETTINGS: dict[str, dict] = {
 
 def sweep(out: Path, n: int, seeds: tuple[int, ...], snr: float, face_calibration: str) -> pd.DataFrame:
     """One row per (variant, seed, setting): validation and test NLL minus the global run's."""
-    from emolog.runs.record import read_results
     from emolog.runs.train import train_run
     rows = []
     for variant in ("context", "standard"):
@@ -50,7 +50,7 @@ def sweep(out: Path, n: int, seeds: tuple[int, ...], snr: float, face_calibratio
                 if not (rd / "results.json").exists():
                     program = PROGRAMS["global" if name == "global" else "gated"]
                     train_run({**arm_config(program, data, seed), **over}, rd, progress=False)
-                results[name] = read_results(rd)["metrics"]
+                results[name] = json.loads((rd / "results.json").read_text())["metrics"]
             g = results.pop("global")
             rows += [{"variant": variant, "seed": seed, "setting": name,
                       "d_val_nll": m["val"]["nll"] - g["val"]["nll"],

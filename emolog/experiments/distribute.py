@@ -101,7 +101,7 @@ def read_finished_run(run_dir: Path) -> dict:
     """A finished run's results.json, refused (naming the file) when it or the file the tables
     read (its predictions.csv) is damaged."""
     from emolog.experiments.tables import METRICS
-    from emolog.runs.record import RESULTS_FIELDS
+    from emolog.runs.reader import RESULTS_FIELDS
     results = read_json(run_dir / "results.json", "run", RESULTS_FIELDS)
     check_record(run_dir / "predictions.csv", results.get("files"), run_dir / "results.json")
     # a run finished before a metric joined the tables lacks it: damaged for the tables' purpose
