@@ -54,7 +54,7 @@ def test_config_refuses_unknown_keys_and_impossible_values(tmp_path):
     cfg_file.write_text(json.dumps({"data": "A", "epochs": 5, "imbalance": "class-weighted"}))
     cfg = RunConfig.load(cfg_file, ["epochs=7", "n_train=null", "logic_param=softmax", "logic_optimizer=adam"],
                          data="B")
-    assert (cfg.data, cfg.epochs, cfg.n_train, cfg.imbalance, cfg.logic_optimizer) == \
+    assert (cfg.data, cfg.train.epochs, cfg.train.n_train, cfg.train.imbalance, cfg.logic.optimizer) == \
         ("B", 7, None, "class-weighted", "adam")
 
 

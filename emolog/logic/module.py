@@ -9,7 +9,7 @@ import torch
 from torch import nn
 
 from emolog.errors import InputError
-from emolog.labels import BASIC7
+from emolog.labels import BASIC7, SEMANTICS
 
 from .compile import Compiled, compile_circuits
 from .params import TParams
@@ -17,8 +17,6 @@ from .program import Program, ProgramError, parse_program, resolve_program
 
 if TYPE_CHECKING:   # deep.py imports torch-heavy engine code: loaded only when a program needs it
     from .deep import DeepProgram
-
-SEMANTICS = ("condition", "fail", "original")
 
 
 class LogicInputError(InputError, ValueError):
