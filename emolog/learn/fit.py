@@ -339,8 +339,10 @@ def read_checkpoint(path: Path, cfg: RunConfig) -> dict:
         raise ArtefactError(f"{path}: holds a {type(blob).__name__}, not an emolog checkpoint")
     check_format(blob, "checkpoint", path)
     check_fields(blob, CHECKPOINT_FIELDS, path)
-    # compared key by key in the nested form (a checkpoint of the previous emolog holds flat keys)
-    saved = {k: v for k, v in flatten(nest(blob["config"], warn=False)).items() if k not in RESUMABLE_KEYS}
+    # compared key by key in the nested form; a checkpoint of the previous emolog holds flat keys
+    # and lacks the groups it had no keys of (the gate's): those held their defaults
+    saved = {**RunConfig().flat(), **flatten(nest(blob["config"], warn=False))}
+    saved = {k: v for k, v in saved.items() if k not in RESUMABLE_KEYS}
     now = {k: v for k, v in cfg.flat().items() if k not in RESUMABLE_KEYS}
     diff = sorted(k for k in set(saved) | set(now) if saved.get(k) != now.get(k))
     if diff:
