@@ -274,7 +274,7 @@ def test_gate_trains_in_gradient_regimes(tiny_data, tmp_path, regime, gate_train
 
 
 def test_gate_starts_as_the_fitted_global_program(tiny_data, tmp_path) -> None:
-    """Default start (extra.gate.init: global): the gate's epoch 0 *is* the global disjunction
+    """Default start (gate.init: global): the gate's epoch 0 *is* the global disjunction
     with EM-fitted weights, so early stopping can only keep a gate that beats it on validation."""
     from emolog.learn import em
     from emolog.config.run import RunConfig

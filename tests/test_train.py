@@ -118,7 +118,7 @@ def test_joint_resume_equals_uninterrupted(data, tmp_path):
     train_run({**cfg, "train.epochs": 1}, tmp_path / "part", progress=False)
     with pytest.raises(TrainingError, match="resume"):
         train_run({**cfg, "train.epochs": 1}, tmp_path / "part", progress=False)   # no silent overwrite
-    with pytest.raises(TrainingError, match="net_lr"):
+    with pytest.raises(TrainingError, match=r"nets\.lr"):
         train_run({**cfg, "nets.lr": 0.1}, tmp_path / "part", resume=True, progress=False)
     resumed = train_run(cfg, tmp_path / "part", resume=True, progress=False)
     assert resumed["source_weights"] == pytest.approx(full["source_weights"], abs=1e-6)
