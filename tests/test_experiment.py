@@ -137,4 +137,4 @@ def test_sweep_parsing_and_names():
     base = {"data": "D"}
     main, memo = experiment.plan_runs(["logic-only"], [0], [("logic.lr", [0.03, 0.1])], [], base)
     # 3e-2 is the default: it is the base run, not a second one
-    assert [s.name for s in main] == ["logic-only-s0", "logic-only-s0-logic_lr=0.1"] and memo == []
+    assert [s.name for s in main] == ["logic-only-s0", "logic-only-s0-logic.lr=0.1"] and memo == []
