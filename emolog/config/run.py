@@ -128,6 +128,7 @@ def known_keys() -> list[str]:
 
 
 def _refuse_unknown(nested: dict[str, Any]) -> None:
+    """ConfigError naming every key of ``nested`` (top level or "group.key") the config lacks."""
     top = {f.name for f in fields(RunConfig)} | {"provenance"}
     unknown = [k for k in nested if k not in top]
     for name, group in GROUPS.items():
