@@ -14,6 +14,7 @@ from emolog.cli import main
 from emolog.config.legacy import OLD_KEYS, DeprecatedKeyWarning
 from emolog.config.run import ConfigError, RunConfig, parse_override
 from emolog.data.artefacts import sha256_file
+from emolog.errors import EXIT_INPUT
 from emolog.runs.reader import load_run
 from emolog.runs.train import TrainingError, train_run
 from emolog.simulate import SimConfig, simulate, write_simulation
@@ -21,6 +22,26 @@ from emolog.simulate import SimConfig, simulate, write_simulation
 
 def _deprecations(record: list[warnings.WarningMessage]) -> list[str]:
     return [str(w.message) for w in record if issubclass(w.category, DeprecatedKeyWarning)]
+
+
+def test_config_refuses_unknown_keys_and_impossible_values(tmp_path):
+    with pytest.raises(ConfigError, match="'learning_rate'"):
+        RunConfig.from_dict({"data": "D", "learning_rate": 0.1})
+    for key, value in [("regime", "magic"), ("logic.lr", -1.0), ("train.imbalance", "oversample"),
+                       ("train.batch_size", 0), ("logic.fixed_weights", {"scene": 1.0}), ("train.patience", 0),
+                       ("logic.optimizer", "adam")]:   # projected (default) t() needs plain SGD
+        with pytest.raises(ConfigError, match=f"'{key}'"):
+            RunConfig.from_dict({"data": "D", key: value})
+    with pytest.raises(ConfigError, match="'data'"):
+        RunConfig.from_dict({})
+    with pytest.raises(ConfigError, match="'colour'"):
+        parse_override("colour=red")
+    cfg_file = tmp_path / "cfg.json"
+    cfg_file.write_text(json.dumps({"data": "A", "train.epochs": 5, "train.imbalance": "class-weighted"}))
+    cfg = RunConfig.load(cfg_file, ["train.epochs=7", "train.n_train=null", "logic.param=softmax", "logic.optimizer=adam"],
+                         data="B")
+    assert (cfg.data, cfg.train.epochs, cfg.train.n_train, cfg.train.imbalance, cfg.logic.optimizer) == \
+        ("B", 7, None, "class-weighted", "adam")
 
 
 def test_nested_dotted_and_grouped_keys_are_one_config(tmp_path) -> None:
@@ -73,7 +94,7 @@ def test_the_command_line_takes_old_and_new_keys(tmp_path, capsys) -> None:
     with pytest.warns(DeprecatedKeyWarning, match="'logic_lr'.*'logic.lr'"):
         assert parse_override("logic_lr=0.2") == ("logic.lr", 0.2)
     assert main(["train", "--data", str(tmp_path / "nowhere"), "--out", str(tmp_path / "r"),
-                 "--set", "train.epochs=oops"]) != 0
+                 "--set", "train.epochs=oops"]) == EXIT_INPUT
     assert "'train.epochs'" in capsys.readouterr().err
 
 

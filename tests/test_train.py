@@ -14,7 +14,7 @@ from emolog.cli import main
 from emolog.errors import EXIT_VERIFY
 from emolog.labels import BASIC7
 from emolog.simulate import SimConfig, simulate, write_simulation
-from emolog.config.run import ConfigError, RunConfig, parse_override
+from emolog.config.run import ConfigError
 from emolog.runs.train import Loss, TrainingError, epoch_order, train_run
 
 SOURCES = ("scene", "face1", "face2", "face3")
@@ -33,29 +33,6 @@ def make_data(path, n=400, mutate=None, **kw):
 @pytest.fixture(scope="module")
 def data(tmp_path_factory):
     return make_data(tmp_path_factory.mktemp("sim") / "D")
-
-
-# ----------------------------------------------------------------------------- config
-
-
-def test_config_refuses_unknown_keys_and_impossible_values(tmp_path):
-    with pytest.raises(ConfigError, match="'learning_rate'"):
-        RunConfig.from_dict({"data": "D", "learning_rate": 0.1})
-    for key, value in [("regime", "magic"), ("logic.lr", -1.0), ("train.imbalance", "oversample"),
-                       ("train.batch_size", 0), ("logic.fixed_weights", {"scene": 1.0}), ("train.patience", 0),
-                       ("logic.optimizer", "adam")]:   # projected (default) t() needs plain SGD
-        with pytest.raises(ConfigError, match=f"'{key}'"):
-            RunConfig.from_dict({"data": "D", key: value})
-    with pytest.raises(ConfigError, match="'data'"):
-        RunConfig.from_dict({})
-    with pytest.raises(ConfigError, match="'colour'"):
-        parse_override("colour=red")
-    cfg_file = tmp_path / "cfg.json"
-    cfg_file.write_text(json.dumps({"data": "A", "train.epochs": 5, "train.imbalance": "class-weighted"}))
-    cfg = RunConfig.load(cfg_file, ["train.epochs=7", "train.n_train=null", "logic.param=softmax", "logic.optimizer=adam"],
-                         data="B")
-    assert (cfg.data, cfg.train.epochs, cfg.train.n_train, cfg.train.imbalance, cfg.logic.optimizer) == \
-        ("B", 7, None, "class-weighted", "adam")
 
 
 # ----------------------------------------------------------------------------- a full run via the CLI
