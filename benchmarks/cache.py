@@ -42,7 +42,7 @@ import torch
 from PIL import Image
 from skimage import data as skd
 
-from emolog.cache.build import build_cache
+from emolog.cache.build import BuildOptions, build_cache
 from emolog.cache.commands import add_arguments as cache_arguments
 from emolog.cache.store import CacheWriter, load_cache
 from emolog.cache.verify import verify_cache
@@ -52,7 +52,7 @@ from emolog.data.readers import RECORD_COLUMNS
 from emolog.data.split import make_split, write_split
 from emolog.labels import get_mapping
 from emolog.perception.faces import crop_face
-from emolog.perception.pipeline import Perception
+from emolog.perception.pipeline import Perception, PerceptionOptions
 from emolog.runtime import torch_threads
 
 SCENES = ("astronaut", "chelsea", "coffee", "camera", "rocket", "cat", "immunohistochemistry",
@@ -101,13 +101,13 @@ def bench_build(args: argparse.Namespace, work: Path) -> dict:
     write_split(split, work / "split.json")
 
     t0 = time.perf_counter()
-    perception = Perception(device=args.device, detect_max_side=args.detect_max_side)
+    perception = Perception(device=args.device, options=PerceptionOptions(detect_max_side=args.detect_max_side))
     t_load = time.perf_counter() - t0
     # Warm-up on one photo: the first call pays for lazy initialisation (allocators, MTCNN).
     perception.perceive_batch([load_image(root / names[0])])
     cpu0 = time.process_time()
-    rep = build_cache(perception, index, ids, root, work / "cache", batch_size=args.batch_size,
-                      workers=args.workers, progress=False)
+    rep = build_cache(perception, index, ids, root, work / "cache",
+                      options=BuildOptions(batch_size=args.batch_size, workers=args.workers, progress=False))
     # CPU time of this process (perception + writing; decoding is in the workers): on a shared,
     # oversubscribed machine wall-clock rates mostly measure the neighbours, this does not.
     cpu_per_image = (time.process_time() - cpu0) / max(rep.n_written, 1)
@@ -150,7 +150,7 @@ def bench_threads(perception: Perception, index, ids: list[str], root: Path, wor
                     k += 1
                     with torch_threads(n):
                         rep = build_cache(perception, index, ids, root, work / f"threads-{k}",
-                                          batch_size=16, workers=2, progress=False)
+                                          options=BuildOptions(batch_size=16, workers=2, progress=False))
                     rates[name].append(rep.images_per_s)
             out[condition] = {"rates": rates, "load_average_1min": os.getloadavg()[0]}
         finally:

@@ -59,7 +59,7 @@ import torchvision  # noqa: E402
 from PIL import Image  # noqa: E402
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from emolog.cache.build import build_cache  # noqa: E402
+from emolog.cache.build import BuildOptions, build_cache  # noqa: E402
 from emolog.cache.store import load_cache  # noqa: E402
 from emolog.data.index import build_index  # noqa: E402
 from emolog.data.readers import RECORD_COLUMNS  # noqa: E402
@@ -241,8 +241,9 @@ def main() -> int:
         sampler = GpuSampler(device.index or 0) if cuda else None
         if sampler:
             sampler.start()
-        rep = build_cache(perception, index, index.ids, root, work / "cache", batch_size=args.batch_size,
-                          workers=args.workers, rows_per_file=1024, progress=False)
+        rep = build_cache(perception, index, index.ids, root, work / "cache",
+                          options=BuildOptions(batch_size=args.batch_size, workers=args.workers, rows_per_file=1024,
+                                               progress=False))
         if sampler:
             sampler.stop.set()
             sampler.join()

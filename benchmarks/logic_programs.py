@@ -174,7 +174,7 @@ def dpl_mnist(digits: torch.Tensor) -> dict:
 
 def emolog_faces_train(data, batch: int, repeats: int = 3) -> tuple[float, float]:
     """(seconds per training example, first-call compile seconds) for emolog."""
-    from emolog.logic.deep import DeepProgram, Example
+    from emolog.logic.engine.deep import DeepProgram, Example
 
     scene, faces, counts, labels = data
     n = len(labels)
@@ -203,7 +203,7 @@ def emolog_faces_train(data, batch: int, repeats: int = 3) -> tuple[float, float
 
 def emolog_scene(ks: list[int], n_score: int, seed: int = 0) -> list[dict]:
     """Compile time and peak RSS per k (ascending, one process), scoring images/s at the largest k."""
-    from emolog.logic.deep import DeepProgram, Example
+    from emolog.logic.engine.deep import DeepProgram, Example
 
     templates = ["emotion(tensor(img(I)), E)", "conflict(tensor(img(I)))"]
     rows = []
@@ -233,7 +233,7 @@ def emolog_scene(ks: list[int], n_score: int, seed: int = 0) -> list[dict]:
 def emolog_mnist(digits: torch.Tensor) -> dict:
     """emolog on the same multi_addition query as dpl_mnist: compile (first example), answer time."""
     import deepproblog
-    from emolog.logic.deep import DeepProgram, Example
+    from emolog.logic.engine.deep import DeepProgram, Example
 
     program = Path(deepproblog.__file__).parent / "examples" / DPL_EXAMPLES
     m = "tensor(mnist(I,{}))"

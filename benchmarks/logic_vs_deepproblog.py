@@ -28,7 +28,7 @@ import torch
 from tqdm import tqdm
 
 from emolog.logic import compile_program
-from emolog.logic.deepproblog_adapter import DeepProbLogReference
+from emolog.logic.check.deepproblog_adapter import DeepProbLogReference
 
 
 def make_inputs(n: int, seed: int = 0):

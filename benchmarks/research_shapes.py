@@ -139,7 +139,7 @@ def data(shape: str, n: int, seed: int = 0) -> dict:
 def emolog_train(shape: str, path, d: dict, batch: int, repeats: int = 2) -> dict:
     """emolog: compile seconds (every structure), training seconds per example (best of
     ``repeats`` passes), circuit nodes."""
-    from emolog.logic.deep import DeepProgram, Example
+    from emolog.logic.engine.deep import DeepProgram, Example
 
     t0 = time.process_time()
     prog = DeepProgram(path, [TEMPLATES[shape]], cache_dir=False)

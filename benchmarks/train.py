@@ -73,7 +73,7 @@ def deepproblog_epoch_cpu_s(data: Path, run_dir: Path, n_images: int, batch: int
     from emolog.data.split import load_split
     from emolog.labels import BASIC7
     from emolog.logic import compile_program
-    from emolog.logic.deepproblog_adapter import DeepProbLogReference
+    from emolog.logic.check.deepproblog_adapter import DeepProbLogReference
     from emolog.perception.scene2emotion import Scene2EmotionNet
 
     ids = load_split(data / "split.json")["train"][:n_images]

@@ -27,7 +27,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "index": ("emolog.data.commands", "index a data set, reject bad images, write index + split"),
     "explain": ("emolog.analysis.explain", "show faces, expressions, scene classes and a run's prediction for one image"),
     "cache": ("emolog.cache.commands", "compute frozen-network features once per image; verify/merge"),
-    "logic": ("emolog.logic.commands", "answer a ProbLog program like `problog FILE.pl`; compare with DeepProbLog"),
+    "logic": ("emolog.logic.check.commands", "answer a ProbLog program like `problog FILE.pl`; compare with DeepProbLog"),
     "simulate": ("emolog.simulate", "write a FindingEmo-like data set with known truth"),
     "train": ("emolog.runs.commands", "train one regime on a cache"),
     "experiment": ("emolog.experiments.experiment", "regimes x seeds x sweeps, with a comparison table"),

@@ -66,12 +66,12 @@ def research_data(tmp_path_factory):
     MTCNN and a Hugging Face ViT folder, both written here. Returns {"emo8": D, "basic7": D}."""
     import pandas as pd
 
-    from emolog.cache.build import build_cache
+    from emolog.cache.build import BuildOptions, build_cache
     from emolog.data.index import build_index
     from emolog.data.readers import RECORD_COLUMNS
     from emolog.data.split import make_split, write_split
     from emolog.labels import get_mapping
-    from emolog.perception.pipeline import Perception
+    from emolog.perception.pipeline import Perception, PerceptionOptions
     from helpers.networks import write_places_checkpoint, write_vit_folder
     base = tmp_path_factory.mktemp("research")
     root = base / "images"
@@ -95,14 +95,15 @@ def research_data(tmp_path_factory):
     weights = base / "weights"
     weights.mkdir()
     write_places_checkpoint(weights / "resnet18_places365.pth.tar")
-    perception = Perception(backbone="resnet18-places365",
-                            backbone_weights=weights / "resnet18_places365.pth.tar",
-                            recogniser="vit-face-expression", recogniser_weights=write_vit_folder(weights / "vit"),
-                            device="cpu", K=5, face_features=True)
+    options = PerceptionOptions(backbone_weights=weights / "resnet18_places365.pth.tar",
+                                recogniser_weights=write_vit_folder(weights / "vit"))
+    perception = Perception(backbone="resnet18-places365", recogniser="vit-face-expression",
+                            device="cpu", K=5, face_features=True, options=options)
     threads = torch.get_num_threads()
     torch.set_num_threads(1)   # small forward passes on a shared CPU: one thread is faster
     try:
-        build_cache(perception, res.index, res.index.ids, root, out["emo8"] / "cache", batch_size=8, progress=False)
+        build_cache(perception, res.index, res.index.ids, root, out["emo8"] / "cache",
+                    options=BuildOptions(batch_size=8, progress=False))
     finally:
         torch.set_num_threads(threads)
     (out["basic7"] / "cache").symlink_to(out["emo8"] / "cache")

@@ -1,7 +1,8 @@
 """The package's imports go one way, along the data flow (docs/architecture.md):
 errors (imported by all), labels/runtime -> data -> perception -> cache -> logic -> simulate -> metrics -> config
 -> model -> learn -> runs -> experiments -> analysis -> report -> cli -> demo (it runs the CLI).
-Inside each package, modules import each other without cycles.
+Inside each package, modules import each other without cycles; inside logic, its sub-packages go
+one way too: logic (reading a program) -> logic.engine (circuits) -> logic.check (references, CLI).
 """
 
 from __future__ import annotations
@@ -11,10 +12,11 @@ from pathlib import Path
 
 import emolog
 
-LEVEL = {"__init__": 0, "errors": 0, "labels": 0, "runtime": 0, "data": 1, "perception": 2, "cache": 3, "logic": 4,
+LEVEL = {"__init__": 0, "_aliases": 0, "errors": 0, "labels": 0, "runtime": 0, "data": 1, "perception": 2, "cache": 3, "logic": 4,
          "simulate": 5, "metrics": 6, "config": 7, "model": 8, "learn": 9, "runs": 10, "experiments": 11,
          "analysis": 12, "report": 13, "cli": 14, "demo": 15, "__main__": 15,
          "training": 16}   # the old module paths, kept one release (emolog/training/__init__.py)
+LOGIC_LEVEL = {"logic": 0, "engine": 1, "check": 2}   # emolog.logic's own modules, then its sub-packages
 ROOT = Path(emolog.__file__).parent
 
 
@@ -81,6 +83,25 @@ def test_imports_go_one_way():
     assert backwards == [], backwards
 
 
+def _logic_part(module: str) -> str:
+    """``logic`` for emolog.logic and its own modules, else the sub-package's name."""
+    parts = module.split(".")
+    return parts[2] if len(parts) > 3 else "logic"
+
+
+def test_logic_sub_packages_import_one_way():
+    """Reading a program knows nothing of circuits, circuits nothing of the checks against
+    ProbLog/DeepProbLog (``emolog.logic``'s lazy public names excepted, as everywhere)."""
+    inside = [(me, to, f) for me, to, f in _module_imports()
+              if me.startswith("emolog.logic") and to.startswith("emolog.logic")]
+    assert len(inside) > 30   # the walk really saw the logic package
+    parts = {_logic_part(me) for me, _, _ in inside}
+    assert parts == set(LOGIC_LEVEL), parts
+    backwards = [(f, me, to) for me, to, f in inside
+                 if LOGIC_LEVEL[_logic_part(to)] > LOGIC_LEVEL[_logic_part(me)]]
+    assert backwards == [], backwards
+
+
 def test_errors_is_a_leaf():
     """Every part may import emolog.errors (its error classes inherit EmologError), so it imports no part."""
     assert [to for me, to, _ in _imports() if me == "errors"] == []
@@ -111,27 +132,74 @@ def test_no_import_cycles_between_modules():
     assert cycles == [], cycles
 
 
-def test_old_training_paths_import_the_moved_modules_with_a_deprecation_warning():
-    """Code and pickles written against ``emolog.training.<module>`` keep working for one release:
-    the old path is the very module at its new place, and the warning names that place."""
+def _moved(package: str) -> dict[str, str]:
+    """A package's table of old module names -> new module paths (emolog/_aliases.py)."""
+    import importlib
+
+    return importlib.import_module(package).MOVED
+
+
+def _import_old_path(package: str, old: str):
+    """The module ``<package>.<old>`` imports as, and the warnings that import gave. The
+    package's attribute of that name is put back after: importing a submodule sets it, and
+    ``emolog.logic.evaluate`` is a function as well as an old module path."""
     import importlib
     import sys
     import warnings
 
-    from emolog.training import MOVED
+    pkg = importlib.import_module(package)
+    before = vars(pkg).get(old, KeyError)
+    sys.modules.pop(f"{package}.{old}", None)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        mod = importlib.import_module(f"{package}.{old}")
+    if before is KeyError:
+        vars(pkg).pop(old, None)
+    else:
+        setattr(pkg, old, before)
+    return mod, caught
 
-    for old, new in MOVED.items():
-        sys.modules.pop(f"emolog.training.{old}", None)
-        with warnings.catch_warnings(record=True) as caught:
-            warnings.simplefilter("always")
-            mod = importlib.import_module(f"emolog.training.{old}")
-        assert mod is importlib.import_module(new), old
-        assert any(issubclass(w.category, DeprecationWarning) and new in str(w.message) for w in caught), old
+
+def test_old_module_paths_import_the_moved_modules_with_a_deprecation_warning():
+    """Code and pickles written against ``emolog.training.<module>`` or ``emolog.logic.<module>``
+    keep working for one release: the old path is the very module at its new place, and the
+    warning names that place."""
+    import importlib
+    import pickle
+    import warnings
+
+    for package in ("emolog.training", "emolog.logic"):
+        moved = _moved(package)
+        assert moved, package
+        for old, new in moved.items():
+            mod, caught = _import_old_path(package, old)
+            assert mod is importlib.import_module(new), old
+            assert any(issubclass(w.category, DeprecationWarning) and new in str(w.message) for w in caught), old
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", DeprecationWarning)
         from emolog.training.bindings.schema import NetBinding  # a submodule of a moved package
         from emolog.model.bindings.schema import NetBinding as moved
+        from emolog.logic.dnnf import Structure
+        # a structure pickled before the move names the old module (protocol 0: no length prefix)
+        old_pickle = pickle.dumps(Structure, protocol=0).replace(b"emolog.logic.engine.dnnf", b"emolog.logic.dnnf")
+        assert b"emolog.logic.dnnf" in old_pickle and pickle.loads(old_pickle) is Structure
     assert NetBinding is moved
+    from emolog.logic import evaluate   # the public function, not the old module of that name
+    assert callable(evaluate) and evaluate.__module__ == "emolog.logic.engine.evaluate"
+
+
+def test_both_packages_old_paths_go_through_the_one_alias_finder():
+    """Both packages' old paths go through the one finder of emolog/_aliases.py, installed once
+    per package however often its ``__init__`` runs."""
+    import importlib
+    import sys
+
+    import emolog.training  # noqa: F401 - installs its finder
+    from emolog._aliases import MovedModules
+
+    importlib.reload(importlib.import_module("emolog.logic"))
+    finders = [f.package for f in sys.meta_path if isinstance(f, MovedModules)]
+    assert sorted(finders) == ["emolog.logic", "emolog.training"]
 
 
 def test_the_public_names_are_the_defining_modules_own_and_import_emolog_stays_light():

@@ -8,7 +8,7 @@ import torch
 
 from emolog.labels import BASIC7
 from emolog.simulate import SimConfig, simulate, write_simulation
-from emolog.experiments.baselines import (BASELINES, FusionNet, largest_face_probs, majority_probs, run_baselines,
+from emolog.experiments.baselines import (BASELINES, ClassifierFit, FusionNet, largest_face_probs, majority_probs, run_baselines,
                                        uniform_average_probs)
 from emolog.metrics.classification import evaluate, sanity_check
 
@@ -23,7 +23,7 @@ def results(tmp_path_factory):
     for name, shuffle in (("good", False), ("broken", True)):
         d = tmp_path_factory.mktemp(name)
         write_simulation(simulate(SimConfig(n=1500, seed=7, scene_dim=64, shuffle_labels=shuffle)), d)
-        r = run_baselines(d, seed=0, epochs=6, device=DEV)
+        r = run_baselines(d, how=ClassifierFit(seed=0, epochs=6, device=DEV))
         out[name] = (r, {k: evaluate(p, r.labels, BASIC7) for k, p in r.probs.items()})
     return out
 

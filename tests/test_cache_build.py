@@ -17,7 +17,7 @@ import pytest
 from PIL import Image
 
 from emolog import cli
-from emolog.cache.build import KILL_ENV, build_cache, index_rejects
+from emolog.cache.build import BuildOptions, KILL_ENV, build_cache, index_rejects
 from emolog.cache.store import MANIFEST, CacheError, load_cache, read_manifest
 from emolog.cache.verify import verify_cache
 from emolog.data.index import ImageIndex
@@ -48,8 +48,8 @@ def reference(perception, dataset, tmp_path_factory) -> Path:
     """An uninterrupted build, two rows per shard file."""
     out = tmp_path_factory.mktemp("ref") / "cache"
     rep = build_cache(perception, dataset["index"], dataset["ids"], dataset["root"], out,
-                      rows_per_file=2, batch_size=4, progress=False,
-                      prior_rejects=index_rejects(dataset["dir"] / "rejects.csv"))
+                      prior_rejects=index_rejects(dataset["dir"] / "rejects.csv"),
+                      options=BuildOptions(rows_per_file=2, batch_size=4, progress=False))
     assert (rep.n_written, rep.n_rejected) == (5, 1)
     return out
 
@@ -100,8 +100,8 @@ def test_rows_follow_ids_not_positions_after_shuffling(perception, dataset, refe
     (d / "split.json").write_text(json.dumps(split))
     index = ImageIndex.load(d / "index.csv")
     ids = [i for s in ("test", "val", "train") for i in load_split(d / "split.json")[s]]
-    build_cache(perception, index, ids, dataset["root"], d / "cache", rows_per_file=3, batch_size=2,
-                progress=False)
+    build_cache(perception, index, ids, dataset["root"], d / "cache",
+                options=BuildOptions(rows_per_file=3, batch_size=2, progress=False))
     assert_same_cache(reference, d / "cache")
 
     order = list(np.random.default_rng(7).permutation(dataset["good"]))
@@ -140,20 +140,21 @@ def test_resume_after_sigkill_gives_the_uninterrupted_cache(perception, dataset,
     assert [s["n"] for s in m["shards"]] == [2]  # killed right after its first shard
 
     rep = build_cache(perception, dataset["index"], dataset["ids"], dataset["root"], out,
-                      rows_per_file=2, batch_size=4, progress=False,
-                      prior_rejects=index_rejects(dataset["dir"] / "rejects.csv"))
+                      prior_rejects=index_rejects(dataset["dir"] / "rejects.csv"),
+                      options=BuildOptions(rows_per_file=2, batch_size=4, progress=False))
     assert rep.n_already == 2 and rep.n_written == 3
     assert_same_cache(reference, out)
     assert verify_cache(out, dataset["good"], expected_fingerprint=perception.fingerprint()).ok
-    again = build_cache(perception, dataset["index"], dataset["ids"], dataset["root"], out, progress=False)
+    again = build_cache(perception, dataset["index"], dataset["ids"], dataset["root"], out,
+                        options=BuildOptions(progress=False))
     assert (again.n_written, again.n_rejected) == (0, 0)  # a finished cache stays as it is
 
 
 def test_sharded_builds_merge_into_the_single_build(perception, dataset, reference, tmp_path) -> None:
     out = tmp_path / "cache"
     for i in range(2):
-        rep = build_cache(perception, dataset["index"], dataset["ids"], dataset["root"], out,
-                          shard=(i, 2), rows_per_file=2, progress=False)
+        rep = build_cache(perception, dataset["index"], dataset["ids"], dataset["root"], out, shard=(i, 2),
+                          options=BuildOptions(rows_per_file=2, progress=False))
         assert rep.cache_dir == out / f"part-{i}-of-2" and rep.n_slice == 3
     assert cli.main(["cache", "merge", str(out)]) == 0
     assert_same_cache(reference, out)

@@ -11,7 +11,7 @@ import pytest
 import torch
 
 from emolog import cli
-from emolog.cache.build import build_cache
+from emolog.cache.build import BuildOptions, build_cache
 from emolog.cache.commands import add_arguments
 from emolog.cache.store import load_cache, read_manifest
 from emolog.data.index import ImageIndex, build_index
@@ -128,8 +128,8 @@ def test_ctrl_c_keeps_computed_rows_and_resume_completes(data, tmp_path) -> None
     ids = split["train"] + split["val"] + split["test"]
     out = tmp_path / "cache"
     with pytest.raises(KeyboardInterrupt):  # rows_per_file 100: nothing flushed before the Ctrl-C
-        build_cache(_InterruptAfter(p, 2), index, ids, data / "images", out, batch_size=2,
-                    rows_per_file=100, progress=False)
+        build_cache(_InterruptAfter(p, 2), index, ids, data / "images", out,
+                    options=BuildOptions(batch_size=2, rows_per_file=100, progress=False))
     assert len(load_cache(out)) == 2  # the first batch was written on the way out
-    rep = build_cache(p, index, ids, data / "images", out, batch_size=2, progress=False)
+    rep = build_cache(p, index, ids, data / "images", out, options=BuildOptions(batch_size=2, progress=False))
     assert (rep.n_already, rep.n_written) == (2, 2)

@@ -26,7 +26,7 @@ from PIL import Image
 
 from emolog import cli
 from emolog.analysis.perception_options import build_perception, perceived_cache, perception_settings
-from emolog.cache.build import build_cache
+from emolog.cache.build import BuildOptions, build_cache
 from emolog.cache.store import MANIFEST, CacheError, CacheFieldError, CacheWriter, load_cache, read_manifest
 from emolog.cache.verify import verify_cache
 from emolog.data.index import ImageIndex
@@ -109,7 +109,8 @@ def built(tmp_path_factory) -> dict:
                        "--rows-per-file", "3", "--workers", "0", "--device", "cpu", "--quiet"])
         assert rc == 0
         plain = Perception(device="cpu")
-        build_cache(plain, res.index, res.index.ids, d / "images", d / "plain", rows_per_file=3, progress=False)
+        build_cache(plain, res.index, res.index.ids, d / "images", d / "plain",
+                    options=BuildOptions(rows_per_file=3, progress=False))
         flagged = Perception(device="cpu", face_features=True)
     finally:
         torch.set_num_threads(threads)
@@ -232,7 +233,7 @@ def test_fingerprints_differ_and_resume_refuses_to_mix(built):
     for perception, target in ((flagged, d / "plain"), (plain, d / "cache")):
         before = (target / MANIFEST).read_text()
         with pytest.raises(CacheError, match="another configuration"):
-            build_cache(perception, index, index.ids, root, target, progress=False)
+            build_cache(perception, index, index.ids, root, target, options=BuildOptions(progress=False))
         assert (target / MANIFEST).read_text() == before
     # the same fingerprint with another face_feature_dim is refused too (a writer used directly)
     m = read_manifest(d / "plain")
@@ -243,7 +244,8 @@ def test_fingerprints_differ_and_resume_refuses_to_mix(built):
 def test_sharded_flagged_build_merges_with_its_face_features(built, tmp_path):
     index, out = built["index"], tmp_path / "cache"
     for i in range(2):
-        build_cache(built["flagged"], index, index.ids, built["dir"] / "images", out, shard=(i, 2), progress=False)
+        build_cache(built["flagged"], index, index.ids, built["dir"] / "images", out, shard=(i, 2),
+                    options=BuildOptions(progress=False))
     assert cli.main(["cache", "merge", str(out), "--index", str(built["dir"])]) == 0
     assert read_manifest(out)["face_feature_dim"] == F_MINI
     merged, single = load_cache(out), load_cache(built["dir"] / "cache")

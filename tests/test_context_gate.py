@@ -10,7 +10,7 @@ import pandas as pd
 import pytest
 import torch
 
-from emolog.analysis.context_experiment import fold_data, run_experiment
+from emolog.analysis.context_experiment import ContextPlan, fold_data, run_experiment
 from emolog.analysis.trust import trust_agreement
 from emolog.cache.store import load_cache
 from emolog.logic import compile_program
@@ -143,7 +143,7 @@ def experiment(tmp_path_factory):
     torch.set_num_threads(1)  # many small tensor ops: extra threads only contend on 2 shared cores
     try:
         out = tmp_path_factory.mktemp("context_exp")
-        result = run_experiment(out, n=2000, seeds=(0,), variants=("context",), snr=3.0, n_boot=200,
+        result = run_experiment(out, ContextPlan(n=2000, seeds=(0,), variants=("context",), snr=3.0, n_boot=200),
                                 progress=False)
     finally:
         torch.set_num_threads(threads)
@@ -324,8 +324,8 @@ def test_fold_data_partitions_every_image_into_one_test_fold(tiny_data) -> None:
 
 
 def test_cross_fitted_experiment_scores_every_image(tmp_path) -> None:
-    result = run_experiment(tmp_path, n=600, seeds=(0,), variants=("context",), snr=3.0, n_boot=50,
-                            progress=False, folds=2)
+    result = run_experiment(tmp_path, ContextPlan(n=600, seeds=(0,), variants=("context",), snr=3.0, n_boot=50,
+                                                  folds=2), progress=False)
     v = result["variants"]["context"]
     assert result["config"]["folds"] == 2 and v["n_test_pooled"] == 600
     ids = pd.concat([pd.read_csv(tmp_path / "runs" / f"context-s0-fold{k}of2" / "gated" / "predictions.csv",
@@ -358,8 +358,8 @@ def test_gate_beats_global_nll_with_an_overconfident_recogniser(tmp_path) -> Non
     threads = torch.get_num_threads()
     torch.set_num_threads(1)
     try:
-        result = run_experiment(tmp_path, n=5000, seeds=(0,), variants=("context",), snr=3.0, n_boot=200,
-                                progress=False, face_calibration="overconfident")
+        result = run_experiment(tmp_path, ContextPlan(n=5000, seeds=(0,), variants=("context",), snr=3.0, n_boot=200,
+                                                      face_calibration="overconfident"), progress=False)
     finally:
         torch.set_num_threads(threads)
     assert result["config"]["face_calibration"] == "overconfident"
@@ -370,7 +370,8 @@ def test_gate_beats_global_nll_with_an_overconfident_recogniser(tmp_path) -> Non
     assert s["gated"]["r_available_mean"] >= 0.8 and s["gated"]["r_scene_mean"] >= 0.8
     # an experiment folder drawn with the other calibration is refused, not silently reused
     with pytest.raises(ValueError, match="face_calibration"):
-        run_experiment(tmp_path, n=5000, seeds=(0,), variants=("context",), snr=3.0, n_boot=10, progress=False)
+        run_experiment(tmp_path, ContextPlan(n=5000, seeds=(0,), variants=("context",), snr=3.0, n_boot=10),
+                       progress=False)
 
 
 def test_gate_start_sweep_compares_settings_on_validation(tmp_path) -> None:

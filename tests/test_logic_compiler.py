@@ -1,5 +1,5 @@
-"""The top-down compiler (emolog/logic/dnnf.py) on the research programs' shapes, and the
-answer-mass check (emolog/logic/mass.py).
+"""The top-down compiler (emolog/logic/engine/dnnf.py) on the research programs' shapes, and the
+answer-mass check (emolog/logic/check/mass.py).
 
 References are computed in the test: problog itself on the same program with each example's
 network outputs written in as numbers (the network over computed values as a flexible
@@ -21,8 +21,8 @@ from problog.program import PrologString
 
 from emolog.cli import main
 from emolog.logic import DeepProgram, Example, ProgramError
-from emolog.logic.compare import compare_program
-from emolog.logic.mass import check_answer_mass
+from emolog.logic.check.compare import compare_program
+from emolog.logic.check.mass import check_answer_mass
 
 PROGRAMS = Path(__file__).parent / "programs" / "compiler"
 TEMPLATE = "final_emotion(Faces, tensor(scene(I)), Y)"

@@ -15,8 +15,8 @@ from problog.program import PrologFile, PrologString
 
 import deepproblog
 from emolog.logic import ProgramError, compile_program, evaluate
-from emolog.logic.compare import compare_program
-from emolog.logic.deep import DeepProgram, Example
+from emolog.logic.check.compare import compare_program
+from emolog.logic.engine.deep import DeepProgram, Example
 
 EXAMPLES = Path(deepproblog.__file__).parent / "examples"
 ADDITION = EXAMPLES / "minimal" / "addition.pl"
@@ -204,7 +204,7 @@ def test_faces_mixed_batch_cache_and_bindings(tmp_path):
         assert torch.allclose(got, by_hand(e.id, e.faces), atol=1e-12)
     # the disk cache serves a fresh program without grounding again
     again = make(tmp_path / "cache")
-    import emolog.logic.deep as deep
+    import emolog.logic.engine.deep as deep
     real = deep.ground
     deep.ground = lambda *a, **k: pytest.fail("grounded although cached on disk")
     try:
@@ -242,8 +242,8 @@ def test_t_update_equals_deepproblog_sgd(tmp_path):
     from problog.logic import Constant
 
     from emolog.logic import ProjectedSGD
-    from emolog.logic.compare import _DpNet, _EmologNet, _Table
-    from emolog.logic.deep import PLACEHOLDER
+    from emolog.logic.check.compare import _DpNet, _EmologNet, _Table
+    from emolog.logic.engine.deep import PLACEHOLDER
 
     path = tmp_path / "bias.pl"
     path.write_text("nn(net1, [X], Y, [0, 1, 2]) :: digit(X, Y).\n"

@@ -9,8 +9,8 @@ import pytest
 import torch
 
 from emolog.logic import compile_program
-from emolog.logic.deepproblog_adapter import DeepProbLogReference
-from emolog.logic.reference import problog_reference
+from emolog.logic.check.deepproblog_adapter import DeepProbLogReference
+from emolog.logic.check.reference import problog_reference
 
 PROGRAMS = ["seed", "extra_rule", "partial", "gated"]
 P_TOL, G_TOL = 1e-6, 1e-5

@@ -7,8 +7,8 @@ from emolog.labels import BASIC7
 from emolog.logic import (
     LogicInputError, ProgramError, ProjectedSGD, compile_program,
 )
-from emolog.logic.bias import measure_bias
-from emolog.logic.deepproblog_adapter import DeepProbLogReference
+from emolog.logic.check.bias import measure_bias
+from emolog.logic.check.deepproblog_adapter import DeepProbLogReference
 from deepproblog.optimizer import SGD
 
 W = torch.tensor([0.4, 0.3, 0.2, 0.1], dtype=torch.float64)   # scene, face1, face2, face3

@@ -16,7 +16,7 @@ from emolog.analysis import explain
 from emolog.analysis.perception_options import RunInputError
 from emolog.errors import MissingError
 from emolog.perception.common import PerceptionError, sha256_file
-from emolog.perception.pipeline import GREY_FACE_VALUE, Perception
+from emolog.perception.pipeline import GREY_FACE_VALUE, Perception, PerceptionOptions
 from emolog.perception.scene2emotion import Scene2EmotionNet
 
 KEYS = {"scene", "face_probs", "face_logits", "face_boxes", "face_area", "face_conf",
@@ -107,7 +107,7 @@ def test_fingerprint_names_everything(perception):
     assert fp["recogniser"]["name"] == "fer2013-minixception"
     assert fp["recogniser"]["weights_sha256"] == sha256_file(perception.recogniser.weights_path)
     assert fp["K"] == 3 and fp["emolog_version"]
-    other = Perception(K=2, device="cpu", face_threshold=0.95).fingerprint()
+    other = Perception(K=2, device="cpu", options=PerceptionOptions(face_threshold=0.95)).fingerprint()
     assert other["K"] == 2 and other["detector"]["threshold"] == 0.95
 
 

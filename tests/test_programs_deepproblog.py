@@ -56,7 +56,7 @@ def test_every_shipped_example_is_listed():
 
 @pytest.mark.parametrize("program", sorted(CASES))
 def test_example_matches_deepproblog(program):
-    from emolog.logic.compare import compare_program
+    from emolog.logic.check.compare import compare_program
 
     result = compare_program(EXAMPLES / program, CASES[program], 1, 60.0, 0)
     assert result.dp_failed is None, result.dp_failed

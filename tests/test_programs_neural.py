@@ -139,7 +139,7 @@ def test_every_neural_program_is_listed():
 
 @pytest.mark.parametrize("name", sorted(CASES))
 def test_batched_neural_program_matches_problog(name, reference):
-    from emolog.logic.deep import DeepProgram, Example
+    from emolog.logic.engine.deep import DeepProgram, Example
 
     templates, _dims = CASES[name]
     jobs, ref = reference["jobs"], reference["ref"]

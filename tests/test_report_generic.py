@@ -16,6 +16,8 @@ from emolog.labels import EMO8
 from emolog.report.build import build_report
 from emolog.simulate import SimConfig, simulate, write_simulation
 from emolog.experiments.experiment import run_experiment
+from emolog.experiments.plan import ExperimentPlan
+from emolog.experiments.runner import RunOptions
 from emolog.model.spec import SPEC_DIR
 from emolog.runs.train import train_run
 
@@ -73,10 +75,10 @@ def test_program_without_source_choice_has_no_source_sections(emo8, tmp_path):
 
 
 def test_emo8_experiment_tables_and_report(emo8, tmp_path):
-    exp = run_experiment(str(emo8), tmp_path / "E", ["logic-only", "joint"], [0],
-                         overrides=["spec=emo8_buckets", *(f"{k}={json.dumps(v)}" for k, v in FAST.items())],
-                         baselines=["majority", "largest-face", "fusion-mlp"], baseline_epochs=2, n_boot=50,
-                         progress=False)
+    plan = ExperimentPlan(str(emo8), ["logic-only", "joint"], [0],
+                          overrides=["spec=emo8_buckets", *(f"{k}={json.dumps(v)}" for k, v in FAST.items())],
+                          baselines=["majority", "largest-face", "fusion-mlp"], baseline_epochs=2, n_boot=50)
+    exp = run_experiment(plan, tmp_path / "E", RunOptions(progress=False))
     assert exp["failed"] == [] and exp["classes"] == list(EMO8)
     assert set(exp["baselines_skipped"]) == {"largest-face"}  # basic-7 face probabilities cannot predict Emo8
     table = exp["table"]
@@ -95,9 +97,10 @@ def test_memorisation_of_a_program_without_source_weights_names_its_t(tmp_path):
     """face_list has no source choice: the memorisation table and curve show its t() values."""
     d = tmp_path / "D"
     write_simulation(simulate(SimConfig(n=300, seed=6, scene_dim=16)), d)
-    exp = run_experiment(str(d), tmp_path / "E", ["logic-only"], [0], memorisation=[60, 120],
-                         overrides=["spec=face_list", *(f"{k}={json.dumps(v)}" for k, v in FAST.items())],
-                         baselines=[], n_boot=20, progress=False)
+    plan = ExperimentPlan(str(d), ["logic-only"], [0], memorisation=[60, 120],
+                          overrides=["spec=face_list", *(f"{k}={json.dumps(v)}" for k, v in FAST.items())],
+                          baselines=[], n_boot=20)
+    exp = run_experiment(plan, tmp_path / "E", RunOptions(progress=False))
     assert exp["failed"] == []
     memo = pd.read_csv(tmp_path / "E" / "memorisation.csv")
     assert list(memo.columns) == ["regime", "n_train", "seed", "t(trust_face(F))", "t(scene_reliable)",

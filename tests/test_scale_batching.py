@@ -8,7 +8,7 @@ import numpy as np
 import pandas as pd
 from PIL import Image
 
-from emolog.cache.build import build_cache
+from emolog.cache.build import BuildOptions, build_cache
 from emolog.cache.store import load_cache
 from emolog.data.index import build_index
 from emolog.data.readers import RECORD_COLUMNS
@@ -26,8 +26,8 @@ def test_batched_build_in_workers_equals_each_image_alone(perception, tmp_path) 
         recs.append({"path": rel, "label_raw": lab, "source": rel})
     index = build_index(pd.DataFrame(recs).reindex(columns=RECORD_COLUMNS, fill_value=""), get_mapping(),
                         root=root, progress=False).index
-    build_cache(perception, index, index.ids, root, tmp_path / "cache", batch_size=6, workers=2,
-                progress=False)
+    build_cache(perception, index, index.ids, root, tmp_path / "cache",
+                options=BuildOptions(batch_size=6, workers=2, progress=False))
     cache = load_cache(tmp_path / "cache")
     assert len(cache) == 6 and int(cache.n_faces.sum()) >= 5  # faces from several images in one call
     for row, rel in enumerate(index.rel_path_of(cache.ids)):

@@ -10,7 +10,8 @@ import pytest
 
 from emolog.simulate import SimConfig, simulate, write_simulation
 from emolog.experiments import experiment
-from emolog.experiments.distribute import ShardError, assign
+from emolog.experiments.distribute import ShardError
+from emolog.experiments.runner import assign
 
 ARGS = ["--regimes", "logic-only", "--seeds", "0,1", "--memorisation", "60",
         "--set", "train.epochs=1", "--set", "device=cpu", "--baselines", "scene-only,uniform-average",

@@ -18,12 +18,12 @@ import torch
 import torchvision
 
 from emolog.cli import main
-from emolog.cache.build import build_cache
+from emolog.cache.build import BuildOptions, build_cache
 from emolog.data.index import build_index
 from emolog.data.readers import RECORD_COLUMNS
 from emolog.data.split import make_split, write_split
 from emolog.labels import get_mapping
-from emolog.perception.pipeline import Perception
+from emolog.perception.pipeline import Perception, PerceptionOptions
 from emolog.config.run import ConfigError
 from emolog.runs.train import train_run
 from helpers.networks import TRPAKOV_ORDER, save_tiny_vit
@@ -45,9 +45,10 @@ def places_vit(tmp_path_factory):
     threads = torch.get_num_threads()
     torch.set_num_threads(1)
     try:
-        perception = Perception(backbone="resnet18-places365", backbone_weights=ckpt, recogniser="vit-face-expression",
-                                recogniser_weights=vit, device="cpu", prelast=True)
-        build_cache(perception, res.index, res.index.ids, root, d / "cache", batch_size=8, progress=False)
+        perception = Perception(backbone="resnet18-places365", recogniser="vit-face-expression", device="cpu",
+                                prelast=True, options=PerceptionOptions(backbone_weights=ckpt, recogniser_weights=vit))
+        build_cache(perception, res.index, res.index.ids, root, d / "cache",
+                    options=BuildOptions(batch_size=8, progress=False))
     finally:
         torch.set_num_threads(threads)
     return d, ckpt, vit

@@ -49,7 +49,7 @@ import emolog
 from emolog.cli import main
 from emolog.data.index import ImageIndex
 from emolog.data.split import load_split
-from emolog.logic.compare import compare_program
+from emolog.logic.check.compare import compare_program
 from emolog.model.bindings.schema import resolve_function
 from emolog.metrics.classification import evaluate
 from emolog.model.spec import load_spec

@@ -14,7 +14,7 @@ import pandas as pd
 import pytest
 import torch
 
-from emolog.cache.build import build_cache
+from emolog.cache.build import BuildOptions, build_cache
 from emolog.perception.pipeline import Perception
 from emolog.runs.train import train_run
 from helpers.photos import write_indexed_photos
@@ -29,7 +29,7 @@ def real_data(tmp_path_factory):
     torch.set_num_threads(1)  # small forward passes on a shared CPU: one thread is faster
     try:
         rep = build_cache(Perception(device="cpu", prelast=True), res.index, res.index.ids, root, d / "cache",
-                          batch_size=8, progress=False)
+                          options=BuildOptions(batch_size=8, progress=False))
     finally:
         torch.set_num_threads(threads)
     assert rep.n_written == 8

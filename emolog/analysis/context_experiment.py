@@ -31,8 +31,10 @@ import json
 import sys
 import time
 import warnings
-from dataclasses import asdict
+from collections.abc import Mapping
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -41,6 +43,7 @@ from emolog.data.atomic import atomic_write_text
 from emolog.errors import EmologError, InputError, UsageError
 from emolog.labels import BASIC7
 from emolog.config.run import SOURCES
+from emolog.experiments.runner import Arm, RunOptions, run_arms
 
 ARMS: tuple[str, ...] = ("global", "gated", "rules")
 PROGRAMS = {"global": "seed", "gated": "gated", "rules": "context_rules"}
@@ -110,17 +113,16 @@ def logic_keys(logic: dict) -> dict:
     return {f"logic.{k.removeprefix('logic_')}": v for k, v in logic.items()}
 
 
-def run_arms(data: Path, runs: Path, seed: int, epochs: int, logic: dict, progress: bool) -> dict[str, pd.DataFrame]:
-    """Train global, gated and rules on ``data``; returns each arm's predictions.csv table.
-    (``train_run`` trains every program in the same fit loop.)"""
-    from emolog.runs.train import train_run
-    out = {}
-    for arm in ARMS:
-        rd = runs / arm
-        if not (rd / "results.json").exists():
-            train_run(arm_config(PROGRAMS[arm], data, seed, epochs, logic), rd, progress=progress)
-        out[arm] = pd.read_csv(rd / "predictions.csv", dtype={"image_id": str})
-    return out
+def context_arms(data: Path, seed: int, epochs: int, logic: Mapping[str, Any]) -> list[Arm]:
+    """The compared arms on ``data``: global, gated and rules, each ``arm_config`` of its program."""
+    return [Arm(arm, arm_config(PROGRAMS[arm], data, seed, epochs, dict(logic))) for arm in ARMS]
+
+
+def train_arms(data: Path, runs: Path, seed: int, plan: ContextPlan, progress: bool) -> dict[str, pd.DataFrame]:
+    """Train (or read) the arms on ``data`` in ``runs/<arm>``; returns each arm's predictions.csv
+    table. (``train_run`` trains every program in the same fit loop.)"""
+    run_arms(context_arms(data, seed, plan.epochs, plan.logic), runs, RunOptions(progress=progress))
+    return {arm: pd.read_csv(runs / arm / "predictions.csv", dtype={"image_id": str}) for arm in ARMS}
 
 
 def reference_probs(data: Path, seed: int, logic: dict) -> dict[str, np.ndarray]:
@@ -172,36 +174,50 @@ def _conditioned(pred: pd.DataFrame) -> np.ndarray:
     return w / w.sum(1, keepdims=True)
 
 
-def run_experiment(out: str | Path, n: int = 5000, seeds: tuple[int, ...] = (0, 1, 2, 3, 4),
-                   variants: tuple[str, ...] = ("context", "standard"), snr: float = 1.0, epochs: int = 12,
-                   logic: dict | None = None, n_boot: int = 1000, progress: bool = True,
-                   face_calibration: str = "calibrated", folds: int = 1) -> dict:
-    """Run the whole comparison; returns (and writes) the results dict (see the module docstring).
+@dataclass(frozen=True)
+class ContextPlan:
+    """What the comparison runs: ``variants`` x ``seeds`` simulated data sets of ``n`` images
+    (scene ``snr``, the recogniser's ``face_calibration``), tested on each one's split
+    (``folds`` 1) or by K-fold cross-fitting (``folds`` K > 1: ``fold_data``, every image tested
+    once by arms trained without it); each arm trains up to ``epochs`` epochs with the logic
+    optimiser ``logic`` (``DEFAULT_LOGIC``'s keys); ``n_boot`` bootstrap resamples."""
 
-    ``folds`` 1: train on each data set's own split.json and test on its 20%; ``folds`` K > 1:
-    K-fold cross-fitting (``fold_data``), every image tested once by arms trained without it.
-    """
-    if folds < 1:
-        raise ValueError(f"--folds must be >= 1, got {folds}")
+    n: int = 5000
+    seeds: tuple[int, ...] = (0, 1, 2, 3, 4)
+    variants: tuple[str, ...] = ("context", "standard")
+    snr: float = 1.0
+    epochs: int = 12
+    logic: Mapping[str, Any] = field(default_factory=lambda: dict(DEFAULT_LOGIC))
+    n_boot: int = 1000
+    face_calibration: str = "calibrated"
+    folds: int = 1
+
+    def config(self) -> dict[str, Any]:
+        """The results' ``config``."""
+        return {"n": self.n, "seeds": list(self.seeds), "variants": list(self.variants), "snr": self.snr,
+                "face_calibration": self.face_calibration, "folds": self.folds,
+                "epochs": self.epochs, "regime": "logic-only", **self.logic, "n_boot": self.n_boot}
+
+
+def run_experiment(out: str | Path, plan: ContextPlan = ContextPlan(), progress: bool = True) -> dict:
+    """Run the whole comparison; returns (and writes) the results dict (see the module docstring)."""
+    if plan.folds < 1:
+        raise ValueError(f"--folds must be >= 1, got {plan.folds}")
     out = Path(out)
-    logic = dict(DEFAULT_LOGIC if logic is None else logic)
     t0 = time.perf_counter()
-    result = {"config": {"n": n, "seeds": list(seeds), "variants": list(variants), "snr": snr,
-                         "face_calibration": face_calibration, "folds": folds,
-                         "epochs": epochs, "regime": "logic-only", **logic, "n_boot": n_boot},
-              "variants": {}}
-    for variant in variants:
+    result = {"config": plan.config(), "variants": {}}
+    for variant in plan.variants:
         probs: dict[str, list[np.ndarray]] = {a: [] for a in ARMS + REFERENCES}
         labels, per_seed, corr = [], [], {a: [] for a in ARMS}
         units: list[np.ndarray] = []  # per test image: which training (seed, fold) predicted it
-        for seed in seeds:
-            data = simulate_data(out, variant, seed, n, snr, face_calibration)
-            preds, refs = _predict_parts(_parts(data, out, variant, seed, folds), seed, epochs, logic, progress, units)
+        for seed in plan.seeds:
+            data = simulate_data(out, variant, seed, plan.n, plan.snr, plan.face_calibration)
+            preds, refs = _predict_parts(_parts(data, out, variant, seed, plan.folds), seed, plan, progress, units)
             y, row = _score_seed(data, seed, preds, refs, probs, corr)
             labels.append(y)
             per_seed.append(row)
         y_all, groups = np.concatenate(labels), np.concatenate(units)
-        summary = {arm: _summarise(arm, probs, labels, corr, y_all, groups, n_boot) for arm in ARMS + REFERENCES}
+        summary = {arm: _summarise(arm, probs, labels, corr, y_all, groups, plan.n_boot) for arm in ARMS + REFERENCES}
         result["variants"][variant] = {"summary": summary, "per_seed": per_seed, "n_test_pooled": int(len(y_all))}
     result["wall_time_s"] = time.perf_counter() - t0
     out.mkdir(parents=True, exist_ok=True)
@@ -218,21 +234,21 @@ def _parts(data: Path, out: Path, variant: str, seed: int, folds: int) -> list[t
             for k in range(folds)]
 
 
-def _predict_parts(parts: list[tuple[Path, Path]], seed: int, epochs: int, logic: dict, progress: bool,
+def _predict_parts(parts: list[tuple[Path, Path]], seed: int, plan: ContextPlan, progress: bool,
                    units: list[np.ndarray]) -> tuple[dict[str, pd.DataFrame], dict[str, list[np.ndarray]]]:
     """The arms' test predictions (pooled over the parts) and the references' probabilities
     (per part); appends each part's test-image unit to ``units``."""
     preds: dict[str, list[pd.DataFrame]] = {a: [] for a in ARMS}
     refs: dict[str, list[np.ndarray]] = {a: [] for a in REFERENCES}
     for fdata, runs in parts:   # one part, or the K folds (their test sets partition the data)
-        fold_preds = run_arms(fdata, runs, seed, epochs, logic, progress)
+        fold_preds = train_arms(fdata, runs, seed, plan, progress)
         ids = fold_preds["global"]["image_id"].tolist()
         units.append(np.full(len(ids), len(units)))
         if any(p["image_id"].tolist() != ids for p in fold_preds.values()):
             raise RuntimeError(f"{runs}: the arms' predictions are not for the same test images")
         for arm, pred in fold_preds.items():
             preds[arm].append(pred)
-        for name, p in reference_probs(fdata, seed, logic).items():
+        for name, p in reference_probs(fdata, seed, dict(plan.logic)).items():
             refs[name].append(p)
     return {arm: pd.concat(v, ignore_index=True) for arm, v in preds.items()}, refs
 
@@ -339,11 +355,11 @@ def run(args: argparse.Namespace) -> int:
     except ValueError:
         raise UsageError(f"--seeds must be comma-separated integers, got {args.seeds!r}") from None
     try:
-        result = run_experiment(args.out, n=args.n, seeds=seeds, variants=tuple(args.variants.split(",")),
-                                snr=args.snr, epochs=args.epochs, face_calibration=args.face_calibration,
-                                folds=args.folds,
-                                logic={"logic_param": "softmax", "logic_optimizer": args.logic_optimizer,
-                                       "logic_lr": args.logic_lr})
+        plan = ContextPlan(n=args.n, seeds=seeds, variants=tuple(args.variants.split(",")), snr=args.snr,
+                           epochs=args.epochs, face_calibration=args.face_calibration, folds=args.folds,
+                           logic={"logic_param": "softmax", "logic_optimizer": args.logic_optimizer,
+                                  "logic_lr": args.logic_lr})
+        result = run_experiment(args.out, plan)
     except ValueError as e:   # e.g. an --out folder holding data drawn with other settings
         if isinstance(e, EmologError):
             raise

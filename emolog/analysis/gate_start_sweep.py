@@ -13,7 +13,6 @@ is made on **validation** NLL (the test column is shown, not used): a setting sh
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 from pathlib import Path
 
@@ -22,6 +21,7 @@ import pandas as pd
 from emolog.analysis.context_experiment import PROGRAMS, arm_config, simulate_data
 from emolog.data.atomic import atomic_write_text
 from emolog.errors import UsageError
+from emolog.experiments.runner import Arm, RunOptions, run_arms
 
 # name -> config overrides of the gated run (the rest as in context_experiment)
 SETTINGS: dict[str, dict] = {
@@ -38,19 +38,17 @@ SETTINGS: dict[str, dict] = {
 
 def sweep(out: Path, n: int, seeds: tuple[int, ...], snr: float, face_calibration: str) -> pd.DataFrame:
     """One row per (variant, seed, setting): validation and test NLL minus the global run's."""
-    from emolog.runs.train import train_run
     rows = []
     for variant in ("context", "standard"):
         for seed in seeds:
             data = simulate_data(out, variant, seed, n, snr, face_calibration)
-            runs = out / "sweep-runs" / f"{variant}-s{seed}"
-            results = {}
-            for name, over in {"global": {}, **SETTINGS}.items():
-                rd = runs / name.replace(" ", "_").replace(",", "")
-                if not (rd / "results.json").exists():
-                    program = PROGRAMS["global" if name == "global" else "gated"]
-                    train_run({**arm_config(program, data, seed), **over}, rd, progress=False)
-                results[name] = json.loads((rd / "results.json").read_text())["metrics"]
+            settings = {"global": {}, **SETTINGS}
+            arms = {name: Arm(name.replace(" ", "_").replace(",", ""),
+                              {**arm_config(PROGRAMS["global" if name == "global" else "gated"], data, seed), **over})
+                    for name, over in settings.items()}
+            done, _ = run_arms(list(arms.values()), out / "sweep-runs" / f"{variant}-s{seed}",
+                               RunOptions(progress=False))
+            results = {name: done[arm.name]["metrics"] for name, arm in arms.items()}
             g = results.pop("global")
             rows += [{"variant": variant, "seed": seed, "setting": name,
                       "d_val_nll": m["val"]["nll"] - g["val"]["nll"],

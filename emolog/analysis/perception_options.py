@@ -93,7 +93,8 @@ def _path_of(part: Any) -> str | None:
 
 
 def settings_from(recorded: dict | None) -> dict[str, Any]:
-    """``Perception`` keyword arguments recorded in a fingerprint (missing ones: the defaults)."""
+    """``Perception`` and ``PerceptionOptions`` settings recorded in a fingerprint, by argument name
+    (missing ones: the defaults)."""
     s = dict(DEFAULTS)
     if not recorded:
         return s
@@ -133,7 +134,7 @@ def perception_settings(args: argparse.Namespace, recorded: dict | None) -> dict
 def build_perception(settings: dict[str, Any], recorded: dict | None = None) -> Perception:
     """A ``Perception`` from ``settings``; a weights file the run needs but did not record the
     path of is asked for by its option name."""
-    from emolog.perception.pipeline import Perception
+    from emolog.perception.pipeline import Perception, PerceptionOptions
 
     if settings.get("simulated") or settings["backbone"] not in BACKBONE_NAMES:
         raise RunInputError(f"the run's features come from {settings['backbone']!r}, not a scene backbone emolog "
@@ -142,14 +143,16 @@ def build_perception(settings: dict[str, Any], recorded: dict | None = None) -> 
         sha = ((recorded or {}).get("backbone") or {}).get("weights_sha256")
         raise MissingError("the perception uses resnet18-places365" + (f" (weights sha256 {sha[:12]}...)" if sha else "")
                            + " but no weights path is recorded: pass --backbone-weights FILE")
+    options = PerceptionOptions(backbone_weights=settings.get("backbone_weights"),
+                                places365_names=settings.get("places365_names"),
+                                recogniser_weights=settings.get("recogniser_weights"),
+                                min_face_size=int(settings["min_face_size"]),
+                                face_threshold=float(settings["face_threshold"]),
+                                detect_max_side=settings["detect_max_side"], face_margin=float(settings["face_margin"]))
     return Perception(backbone=settings["backbone"], detector=settings["detector"],
                       recogniser=settings["recogniser"], K=int(settings["K"]), device=settings.get("device"),
-                      prelast=bool(settings.get("prelast")), backbone_weights=settings.get("backbone_weights"),
-                      places365_names=settings.get("places365_names"),
-                      recogniser_weights=settings.get("recogniser_weights"),
-                      min_face_size=int(settings["min_face_size"]), face_threshold=float(settings["face_threshold"]),
-                      detect_max_side=settings["detect_max_side"], face_margin=float(settings["face_margin"]),
-                      face_features=bool(settings.get("face_features")))
+                      prelast=bool(settings.get("prelast")), face_features=bool(settings.get("face_features")),
+                      options=options)
 
 
 def differences(recorded: dict | None, fingerprint: dict) -> list[str]:

@@ -1,8 +1,8 @@
 """The feature cache: per-image tensors of the frozen perception networks, keyed by image id.
 
 ``store`` (format, writer, loader), ``verify`` (checks before training), ``merge`` (joining
-sharded builds), ``build`` (running perception over an index; imports the networks),
-``distributed`` (one build over torchrun ranks) and ``commands`` (``emolog cache``).
+sharded builds), ``build`` (running perception over an index; imports the networks) with
+``image_loader`` (its worker processes that read and decode the images), ``distributed`` (one build over torchrun ranks) and ``commands`` (``emolog cache``).
 
 The names below load on first use, so ``emolog cache --help`` does not import torch.
 """

@@ -24,7 +24,6 @@ from __future__ import annotations
 import hashlib
 import os
 import signal
-import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -32,12 +31,11 @@ from typing import Iterable, Sequence
 
 import numpy as np
 import torch
-from torch.utils.data import DataLoader, Dataset
 from tqdm import tqdm
 
+from emolog.cache.image_loader import ImageFiles, image_loader
 from emolog.cache.merge import part_dir
 from emolog.cache.store import CacheError, CacheWriter
-from emolog.data.images import DEFAULT_MAX_PIXELS, ImageRejected, decode_image, read_image_bytes, sha256_bytes
 from emolog.data.index import ImageIndex, load_rejects
 from emolog.data.paths import PathRejected, image_id, resolve_under
 from emolog.errors import MissingError
@@ -114,54 +112,6 @@ def ids_digest(ids: Sequence[str]) -> str:
     return hashlib.sha256("\n".join(ids).encode()).hexdigest()[:16]
 
 
-class ImageFiles(Dataset):
-    """Reads, decodes and prepares the images of ``items`` = [(image_id, rel_path, content_hash)].
-
-    Item k is ``(image_id, rel_path, prepared or None, reject reason or None, stage)``, where
-    ``prepared`` is ``prepare(PIL RGB image)`` (the image itself without ``prepare``) and
-    ``stage`` is ``"load"`` or ``"perception"``; an empty ``content_hash`` skips the
-    changed-since-indexing check.
-    """
-
-    def __init__(self, items: Sequence[tuple[str, str, str]], root: str | Path,
-                 max_pixels: int = DEFAULT_MAX_PIXELS, prepare=None) -> None:
-        self.items, self.root, self.max_pixels = list(items), Path(root), max_pixels
-        self.prepare = prepare
-
-    def __len__(self) -> int:
-        return len(self.items)
-
-    def __getitem__(self, k: int):
-        iid, rel, content_hash = self.items[k]
-        try:
-            data = read_image_bytes(resolve_under(self.root, rel))
-            if content_hash and sha256_bytes(data) != content_hash:
-                return iid, rel, None, "changed since indexing: content hash differs (re-run emolog index)", "load"
-            image = decode_image(data, self.max_pixels)
-        except (ImageRejected, PathRejected) as e:
-            return iid, rel, None, e.reason, "load"
-        if self.prepare is None:
-            return iid, rel, image, None, "load"
-        try:
-            return iid, rel, self.prepare(image), None, "perception"
-        except PerceptionError as e:
-            return iid, rel, None, f"perception: {e}", "perception"
-
-
-def _as_list(batch: list) -> list:
-    return batch  # PIL images do not stack: keep the batch a plain list
-
-
-def _die_with_parent(_worker_id: int) -> None:
-    """DataLoader worker init: on Linux, ask the kernel to SIGKILL this worker when the builder
-    dies. A worker of a SIGKILLed builder otherwise blocks forever on its full result pipe,
-    holding the builder's stdout/stderr and memory."""
-    if sys.platform.startswith("linux"):
-        import ctypes
-        PR_SET_PDEATHSIG = 1
-        ctypes.CDLL("libc.so.6", use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
-
-
 def index_rejects(rejects_csv: str | Path) -> list[dict[str, str]]:
     """The index's ``rejects.csv`` as manifest reject records (``stage`` = ``"index"``).
 
@@ -178,10 +128,20 @@ def index_rejects(rejects_csv: str | Path) -> list[dict[str, str]]:
     return out
 
 
+@dataclass(frozen=True)
+class BuildOptions:
+    """How ``build_cache`` works, not what it builds (none of these is in the fingerprint)."""
+
+    batch_size: int = 16       # images per ``perceive_batch`` call
+    workers: int = 0           # DataLoader worker processes that read and decode images (0 = in this process)
+    rows_per_file: int = 256   # rows per shard file: the most work a kill can lose
+    progress: bool = True      # show a tqdm bar with ETA
+
+
 def build_cache(perception, index: ImageIndex, ids: Iterable[str], root: str | Path,
-                out_dir: str | Path, *, shard: tuple[int, int] = (0, 1), batch_size: int = 16,
-                workers: int = 0, rows_per_file: int = 256,
-                prior_rejects: Sequence[dict[str, str]] = (), progress: bool = True) -> BuildReport:
+                out_dir: str | Path, *, shard: tuple[int, int] = (0, 1),
+                prior_rejects: Sequence[dict[str, str]] = (),
+                options: BuildOptions = BuildOptions()) -> BuildReport:
     """Cache the perception tensors of ``ids`` (this call's slice of them) under ``out_dir``.
 
     Args:
@@ -194,11 +154,8 @@ def build_cache(perception, index: ImageIndex, ids: Iterable[str], root: str | P
         out_dir: the cache directory; with ``shard=(i, N)``, N > 1, the part goes to
             ``out_dir/part-i-of-N``.
         shard: (i, N): process ``select_ids(ids, i, N)``.
-        batch_size: images per ``perceive_batch`` call.
-        workers: DataLoader worker processes that read and decode images (0 = in this process).
-        rows_per_file: rows per shard file: the most work a kill can lose.
         prior_rejects: reject records to copy into the manifest (e.g. ``index_rejects``).
-        progress: show a tqdm bar with ETA.
+        options: batch size, DataLoader workers, rows per shard file, progress bar.
 
     Returns:
         a BuildReport. Raises CacheError if ``out_dir`` holds a cache with another fingerprint
@@ -206,14 +163,53 @@ def build_cache(perception, index: ImageIndex, ids: Iterable[str], root: str | P
     """
     i, n = shard
     root = Path(root)
+    slice_ids = select_ids(ids, i, n)
+    _require_inputs(root, index, slice_ids)
+    cache_dir = part_dir(out_dir, i, n)
+    writer = _open_writer(perception, cache_dir, shard, slice_ids)
+    # rejects.csv lists rejected *rows*: a duplicate or typo row of an image whose good row was
+    # indexed is no reject of the image itself
+    known = set(index.ids)
+    writer.add_rejects([r for r in prior_rejects if r["image_id"] not in known])
+    writer.drop_rejects(retryable)
+
+    items = _todo(index, writer, slice_ids)
+    _require_some_present(root, items)
+    prepare = perception.preparer() if hasattr(perception, "perceive_prepared") else None
+    loader = image_loader(ImageFiles(items, root, prepare=prepare), options.batch_size, options.workers)
+    t0 = time.perf_counter()
+    sink = _ShardSink(writer, options.rows_per_file)
+    bar = tqdm(total=len(slice_ids), initial=len(slice_ids) - len(items), unit="img",
+               desc=f"cache {i}/{n}" if n > 1 else "cache", disable=not options.progress, dynamic_ncols=True)
+    try:
+        for batch in loader:
+            sink.add(*_perceive_loaded(perception, batch, prepared=prepare is not None))
+            bar.update(len(batch))
+    except KeyboardInterrupt:
+        bar.close()
+        sink.save_interrupted()
+        raise
+    sink.finish()
+    bar.close()
+    writer.close()
+    return BuildReport(cache_dir, len(slice_ids), len(slice_ids) - len(items), sink.n_written, sink.n_rejected,
+                       time.perf_counter() - t0)
+
+
+def _require_inputs(root: Path, index: ImageIndex, slice_ids: list[str]) -> None:
+    """The data root is a directory and every id to cache is in the index."""
     if not root.is_dir():
         raise ImagesMissingError(f"data root {root} is not a directory (not mounted? wrong --root?)")
-    slice_ids = select_ids(ids, i, n)
     known = set(index.ids)
     unknown = [x for x in slice_ids if x not in known]
     if unknown:
         raise CacheError(f"{len(unknown)} ids to cache are not in the index, e.g. {unknown[:5]}")
-    cache_dir = part_dir(out_dir, i, n)
+
+
+def _open_writer(perception, cache_dir: Path, shard: tuple[int, int], slice_ids: list[str]) -> CacheWriter:
+    """The writer of ``cache_dir`` (new, or resumed when its fingerprint and slicing match),
+    with the slice and the networks' weights paths recorded."""
+    i, n = shard
     writer = CacheWriter(cache_dir, perception.fingerprint(), K=perception.K, scene_dim=perception.scene_dim,
                          face_feature_dim=getattr(perception, "face_feature_dim", None))
     old = writer.manifest.get("info", {}).get("part")
@@ -226,68 +222,69 @@ def build_cache(perception, index: ImageIndex, ids: Iterable[str], root: str | P
     # rebuild the networks without guessing (emolog.model.perception).
     writer.set_info(weights_paths={part: str(path) for part in ("backbone", "recogniser")
                                    if (path := getattr(getattr(perception, part, None), "weights_path", None))})
-    # rejects.csv lists rejected *rows*: a duplicate or typo row of an image whose good row was
-    # indexed is no reject of the image itself
-    writer.add_rejects([r for r in prior_rejects if r["image_id"] not in known])
-    writer.drop_rejects(retryable)
+    return writer
 
+
+def _todo(index: ImageIndex, writer: CacheWriter, slice_ids: list[str]) -> list[tuple[str, str, str]]:
+    """[(image_id, rel_path, content_hash)] of the slice's ids neither written nor rejected yet."""
     skip = writer.done_ids() | writer.rejected_ids()
     todo = [x for x in slice_ids if x not in skip]
-    rows = index.df.set_index("image_id").loc[todo, ["rel_path", "content_hash"]] if todo else None
-    items = [] if rows is None else list(zip(todo, rows["rel_path"], rows["content_hash"]))
-    _require_some_present(root, items)
-    prepare = perception.preparer() if hasattr(perception, "perceive_prepared") else None
-    # Workers are forked on Linux even where this process was itself spawned (an `--nproc`
-    # rank inherits "spawn", and spawned workers re-import torch: 30 s per rank measured).
-    # They never touch CUDA, so forking a CUDA process is safe here.
-    context = "fork" if workers and sys.platform.startswith("linux") else None
-    loader = DataLoader(ImageFiles(items, root, prepare=prepare), batch_size=batch_size, shuffle=False,
-                        num_workers=workers, collate_fn=_as_list, worker_init_fn=_die_with_parent,
-                        prefetch_factor=4 if workers else None, multiprocessing_context=context)
-    kill_after = _kill_after()
-    t0 = time.perf_counter()
-    buffer: list[tuple[str, dict[str, np.ndarray]]] = []
-    n_written = n_rejected = n_shards = 0
-    bar = tqdm(total=len(slice_ids), initial=len(slice_ids) - len(todo), unit="img",
-               desc=f"cache {i}/{n}" if n > 1 else "cache", disable=not progress, dynamic_ncols=True)
-    try:
-        for batch in loader:
-            rejects = [{"image_id": iid, "rel_path": rel, "reason": why, "stage": stage}
-                       for iid, rel, _, why, stage in batch if why is not None]
-            good = [(iid, rel, x) for iid, rel, x, why, _ in batch if why is None]
-            rows_out, failed = _perceive(perception, good, prepared=prepare is not None)
-            rejects += failed
-            if rejects:
-                writer.add_rejects(rejects)
-                n_rejected += len(rejects)
-            buffer.extend(rows_out)
-            while len(buffer) >= rows_per_file:
-                _flush(writer, buffer[:rows_per_file])
-                n_written += rows_per_file
-                del buffer[:rows_per_file]
-                n_shards += 1
-                if kill_after and n_shards >= kill_after:
-                    os.kill(os.getpid(), signal.SIGKILL)
-            bar.update(len(batch))
-    except KeyboardInterrupt:
-        # Keep the rows already computed: one more (atomic) shard, with Ctrl-C ignored
-        # while it is written, then stop as asked.
-        bar.close()
-        buffer = [r for r in buffer if r[0] not in writer.done_ids()]  # interrupted mid-write
+    if not todo:
+        return []
+    rows = index.df.set_index("image_id").loc[todo, ["rel_path", "content_hash"]]
+    return list(zip(todo, rows["rel_path"], rows["content_hash"]))
+
+
+def _perceive_loaded(perception, batch: list, prepared: bool
+                     ) -> tuple[list[tuple[str, dict[str, np.ndarray]]], list[dict[str, str]]]:
+    """(rows, rejects) of one loader batch: the files that failed to load, then the images the
+    pipeline refuses, are rejects."""
+    rejects = [{"image_id": iid, "rel_path": rel, "reason": why, "stage": stage}
+               for iid, rel, _, why, stage in batch if why is not None]
+    good = [(iid, rel, x) for iid, rel, x, why, _ in batch if why is None]
+    rows, failed = _perceive(perception, good, prepared=prepared)
+    return rows, rejects + failed
+
+
+class _ShardSink:
+    """Rows on their way into shard files of ``rows_per_file`` rows; rejects straight to the
+    manifest. Counts what it wrote; SIGKILLs this process after KILL_ENV shards (tests)."""
+
+    def __init__(self, writer: CacheWriter, rows_per_file: int) -> None:
+        self.writer, self.rows_per_file = writer, rows_per_file
+        self.buffer: list[tuple[str, dict[str, np.ndarray]]] = []
+        self.n_written = self.n_rejected = self.n_shards = 0
+        self.kill_after = _kill_after()
+
+    def add(self, rows: list[tuple[str, dict[str, np.ndarray]]], rejects: list[dict[str, str]]) -> None:
+        if rejects:
+            self.writer.add_rejects(rejects)
+            self.n_rejected += len(rejects)
+        self.buffer.extend(rows)
+        while len(self.buffer) >= self.rows_per_file:
+            _flush(self.writer, self.buffer[:self.rows_per_file])
+            self.n_written += self.rows_per_file
+            del self.buffer[:self.rows_per_file]
+            self.n_shards += 1
+            if self.kill_after and self.n_shards >= self.kill_after:
+                os.kill(os.getpid(), signal.SIGKILL)
+
+    def finish(self) -> None:
+        """The last, short shard."""
+        if self.buffer:
+            _flush(self.writer, self.buffer)
+            self.n_written += len(self.buffer)
+
+    def save_interrupted(self) -> None:
+        """After Ctrl-C: keep the rows already computed, as one more (atomic) shard written
+        with Ctrl-C ignored, so that stopping as asked loses no work."""
+        buffer = [r for r in self.buffer if r[0] not in self.writer.done_ids()]  # interrupted mid-write
         if buffer:
             previous = signal.signal(signal.SIGINT, signal.SIG_IGN)
             try:
-                _flush(writer, buffer)
+                _flush(self.writer, buffer)
             finally:
                 signal.signal(signal.SIGINT, previous)
-        raise
-    if buffer:
-        _flush(writer, buffer)
-        n_written += len(buffer)
-    bar.close()
-    writer.close()
-    return BuildReport(cache_dir, len(slice_ids), len(slice_ids) - len(todo), n_written, n_rejected,
-                       time.perf_counter() - t0)
 
 
 def _kill_after() -> int:

@@ -20,14 +20,14 @@ from emolog.errors import EXIT_INTERRUPTED, EXIT_VERIFY, EmologError, MissingErr
 
 
 def perception(args: argparse.Namespace, device: str | None):
-    from emolog.perception.pipeline import Perception
+    from emolog.perception.pipeline import Perception, PerceptionOptions
     kw = {k: v for k, v in {"backbone": args.backbone, "detector": args.detector,
                             "recogniser": args.recogniser}.items() if v is not None}
-    return Perception(**kw, K=args.K, device=device, prelast=args.prelast,
-                      backbone_weights=args.backbone_weights, places365_names=args.places365_names,
-                      recogniser_weights=args.recogniser_weights, min_face_size=args.min_face_size,
-                      face_threshold=args.face_threshold, detect_max_side=args.detect_max_side,
-                      face_features=args.face_features)
+    options = PerceptionOptions(backbone_weights=args.backbone_weights, places365_names=args.places365_names,
+                                recogniser_weights=args.recogniser_weights, min_face_size=args.min_face_size,
+                                face_threshold=args.face_threshold, detect_max_side=args.detect_max_side)
+    return Perception(**kw, K=args.K, device=device, prelast=args.prelast, face_features=args.face_features,
+                      options=options)
 
 
 def build(args: argparse.Namespace) -> int:
@@ -79,7 +79,7 @@ class _Job:
 
 
 def _build(args: argparse.Namespace, job: _Job) -> int:
-    from emolog.cache.build import build_cache
+    from emolog.cache.build import BuildOptions, build_cache
     from emolog.cache.verify import verify_cache
     from emolog.runtime import torch_threads
     device, prior, index, ids, root, shard, world, rank = (job.device, job.prior, job.index, job.ids, job.root,
@@ -88,9 +88,9 @@ def _build(args: argparse.Namespace, job: _Job) -> int:
         p = perception(args, device)
 
         def build_part() -> Outcome:
-            rep = build_cache(p, index, ids, root, args.out, shard=shard, batch_size=args.batch_size,
-                              workers=args.workers, rows_per_file=args.rows_per_file,
-                              prior_rejects=prior, progress=not args.quiet)
+            rep = build_cache(p, index, ids, root, args.out, shard=shard, prior_rejects=prior,
+                              options=BuildOptions(batch_size=args.batch_size, workers=args.workers,
+                                                   rows_per_file=args.rows_per_file, progress=not args.quiet))
             print(rep.summary(), flush=True)
             return Outcome(0, rep.summary(), changed=rep.n_written + rep.n_rejected > 0)
 

@@ -27,16 +27,14 @@ only when the classes are basic-7 (``inapplicable`` says why not otherwise).
 
 from __future__ import annotations
 
-import copy
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn
-from tqdm import tqdm
 
 from emolog.cache.store import FeatureCache, load_cache
 from emolog.data.index import ImageIndex
@@ -45,7 +43,7 @@ from emolog.labels import BASIC7, class_index
 from emolog.perception.scene2emotion import Scene2EmotionNet
 from emolog.runtime import resolve_device
 from emolog.config.run import BASELINES
-from emolog.learn.stopping import EarlyStopping
+from emolog.learn.small import fit_small, optimiser_step
 from emolog.model.target import Target, index_values
 
 FACE_SPACE = ("largest-face", "uniform-average")   # predict in the recogniser's basic-7 classes
@@ -148,41 +146,48 @@ def tree_probs(x_fit: np.ndarray, y_fit: np.ndarray, x_eval: np.ndarray, n_class
     return counts[leaf_eval] / counts[leaf_eval].sum(1, keepdims=True)
 
 
+@dataclass(frozen=True)
+class ClassifierFit:
+    """How ``fit_classifier`` trains: Adam (``lr``, ``weight_decay``) on mini-batches of
+    ``batch_size`` for ``epochs`` epochs, shuffled by ``seed``, on ``device`` (None: the
+    default device), with a progress bar labelled ``desc``."""
+
+    epochs: int = 30
+    lr: float = 3e-3
+    weight_decay: float = 1e-5
+    batch_size: int = 64
+    seed: int = 0
+    device: torch.device | None = None
+    desc: str = "baseline"
+
+
 def fit_classifier(model: nn.Module, x_train: torch.Tensor, y_train: np.ndarray,
-                   x_val: torch.Tensor | None = None, y_val: np.ndarray | None = None, *,
-                   epochs: int = 30, lr: float = 3e-3, weight_decay: float = 1e-5, batch_size: int = 64,
-                   seed: int = 0, device: torch.device | None = None, desc: str = "baseline") -> nn.Module:
+                   x_val: torch.Tensor | None = None, y_val: np.ndarray | None = None,
+                   how: ClassifierFit = ClassifierFit()) -> nn.Module:
     """Train ``model`` (returning logits) with cross-entropy and Adam; keep the best-val-NLL epoch.
 
     x_* are [N, d] float tensors, y_* [N] class indices. Without validation data the last
-    epoch is kept. Seeded (init order is the caller's; shuffling uses ``seed``).
+    epoch is kept. Seeded (init order is the caller's; shuffling uses ``how.seed``).
     """
-    device = device or resolve_device()
+    device = how.device or resolve_device()
     model = model.to(device)
     x_train, yt = x_train.to(device), torch.as_tensor(np.asarray(y_train), dtype=torch.long, device=device)
-    has_val = x_val is not None and y_val is not None and len(y_val) > 0
-    if has_val:
+    val_loss = None
+    if x_val is not None and y_val is not None and len(y_val) > 0:
         x_val, yv = x_val.to(device), torch.as_tensor(np.asarray(y_val), dtype=torch.long, device=device)
-    opt = torch.optim.Adam(model.parameters(), lr=lr, weight_decay=weight_decay)
-    gen = torch.Generator().manual_seed(seed)
-    best, stopper = copy.deepcopy(model.state_dict()), EarlyStopping(patience=None)   # keep the best of all epochs
-    for epoch in tqdm(range(1, epochs + 1), desc=desc, unit="epoch", leave=False):
-        model.train()
-        for idx in torch.randperm(len(yt), generator=gen).split(batch_size):
+
+        def val_loss() -> float:
+            return F.cross_entropy(model(x_val), yv).item()
+    opt = torch.optim.Adam(model.parameters(), lr=how.lr, weight_decay=how.weight_decay)
+    gen = torch.Generator().manual_seed(how.seed)
+
+    def train_epoch(epoch: int) -> None:
+        for idx in torch.randperm(len(yt), generator=gen).split(how.batch_size):
             idx = idx.to(device)
-            loss = F.cross_entropy(model(x_train[idx]), yt[idx])
-            opt.zero_grad()
-            loss.backward()
-            opt.step()
-        if has_val:
-            model.eval()
-            with torch.no_grad():
-                val_loss = F.cross_entropy(model(x_val), yv).item()
-            if stopper.update(epoch, val_loss):
-                best = copy.deepcopy(model.state_dict())
-    if has_val:
-        model.load_state_dict(best)
-    return model.eval()
+            optimiser_step(opt, F.cross_entropy(model(x_train[idx]), yt[idx]))
+
+    fit_small(model, train_epoch, val_loss, how.epochs, patience=None, desc=how.desc)   # the best of all epochs
+    return model
 
 
 @torch.no_grad()
@@ -209,13 +214,13 @@ def split_labels(data_dir: str | Path, ids: list[str], classes: tuple[str, ...] 
     return np.array([class_index(lab, tuple(classes)) for lab in index.label_of(ids)], dtype=np.int64)
 
 
-def run_baselines(data_dir: str | Path, eval_split: str = "test", names: tuple[str, ...] = BASELINES,
-                  seed: int = 0, epochs: int = 30, n_train: int | None = None,
-                  device: torch.device | None = None, classes: tuple[str, ...] = BASIC7,
+def run_baselines(data_dir: str | Path, names: tuple[str, ...] = BASELINES, how: ClassifierFit = ClassifierFit(),
+                  eval_split: str = "test", n_train: int | None = None, classes: tuple[str, ...] = BASIC7,
                   target: Target | None = None) -> BaselineResults:
     """Fit the baselines on the train split of a data directory; probabilities on ``eval_split``.
 
-    The nets pick their best epoch on the val split. ``n_train`` uses the first n training
+    The nets train as ``how`` says (its ``seed`` also seeds their initialisation) and pick
+    their best epoch on the val split. ``n_train`` uses the first n training
     ids (the split's seeded order), like a run with that ``n_train``. With a valence/arousal
     ``target`` the labels are its bins of the index's values (``classes`` = its classes). Raises
     ValueError for a baseline that cannot predict ``classes`` (``inapplicable``).
@@ -242,17 +247,15 @@ def run_baselines(data_dir: str | Path, eval_split: str = "test", names: tuple[s
     out = BaselineResults(ids=list(eval_ids), labels=y_eval, classes=classes)
     scene: dict[str, np.ndarray] = {}
     if {"scene-only", "uniform-average", "tree"} & set(names):
-        torch.manual_seed(seed)
+        torch.manual_seed(how.seed)
         net = fit_classifier(Scene2EmotionNet(in_dim=tr.scene.shape[1], n_classes=len(classes)), tr.scene, y_train,
-                             va.scene, y_val,
-                             epochs=epochs, seed=seed, device=device, desc="scene-only")
+                             va.scene, y_val, replace(how, desc="scene-only"))
         scene = {"val": predict_probs(net, va.scene), "eval": predict_probs(net, ev.scene)}
 
     def mlp(x: Callable[[FeatureCache], torch.Tensor], desc: str) -> np.ndarray:
-        torch.manual_seed(seed)
+        torch.manual_seed(how.seed)
         net = FusionNet(x(tr).shape[1], K=0, n_classes=len(classes), face_classes=0)   # in_dim = the features'
-        return predict_probs(fit_classifier(net, x(tr), y_train, x(va), y_val, epochs=epochs, seed=seed,
-                                            device=device, desc=desc), x(ev))
+        return predict_probs(fit_classifier(net, x(tr), y_train, x(va), y_val, replace(how, desc=desc)), x(ev))
 
     for name in names:
         if name == "majority":
@@ -269,6 +272,6 @@ def run_baselines(data_dir: str | Path, eval_split: str = "test", names: tuple[s
         elif name == "tree":
             def sources(c: FeatureCache, part: str) -> np.ndarray:
                 return np.concatenate([scene[part], c.face_probs[:, 0].numpy(), c.n_faces.numpy()[:, None]], 1)
-            out.probs[name] = tree_probs(sources(va, "val"), y_val, sources(ev, "eval"), len(classes), seed,
+            out.probs[name] = tree_probs(sources(va, "val"), y_val, sources(ev, "eval"), len(classes), how.seed,
                                          vals.get("val"))
     return out

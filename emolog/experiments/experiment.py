@@ -13,7 +13,8 @@ Writes (docs/architecture.md section 4): ``runs/<regime>-s<seed>[-<key>=<value>]
 directories, ``baselines/<name>-s<seed>.csv`` (test predictions), ``comparison.csv`` and
 ``comparison.tex`` (mean ± std over seeds), ``bootstrap.csv`` (paired bootstrap 95% CI of the
 difference to logic-only), ``memorisation.csv`` and ``experiment.json``. Resumable: a run
-whose ``results.json`` exists is not run again, one with only a checkpoint is resumed.
+whose ``results.json`` exists is not run again, one with only a checkpoint is resumed
+(``emolog.experiments.runner.run_arms``).
 """
 
 from __future__ import annotations
@@ -29,13 +30,14 @@ from typing import Any, Sequence
 import numpy as np
 import pandas as pd
 
-from emolog.data.artefacts import FORMATS, ArtefactError, ArtefactMissing, ChecksumError, read_json, record
+from emolog.data.artefacts import FORMATS, read_json, record
 from emolog.data.atomic import atomic_write_text
 from emolog.data.lock import output_lock, remove_partials
 from emolog.data.split import load_split, parse_shard
 from emolog.labels import BASIC7
 from emolog.experiments import distribute
-from emolog.experiments.plan import RunSpec, parse_sweep, plan_runs, run_config, unique
+from emolog.experiments.plan import ExperimentPlan, RunSpec, parse_sweep, plan_runs, spec_arm, unique
+from emolog.experiments.runner import RunOptions, run_arms
 from emolog.config.regimes import REGIMES
 from emolog.config.run import BASELINES, ConfigError, RunConfig, parse_override
 from emolog.model.target import baseline_va_columns, experiment_target, va_columns
@@ -47,24 +49,12 @@ MEMO_COLUMNS = ["regime", "n_train", "seed", "val_accuracy", "train_accuracy"]  
 TABLES = ("comparison.csv", "comparison.tex", "bootstrap.csv", "memorisation.csv")   # recorded in experiment.json
 
 
-def execute_run(spec: RunSpec, base: dict[str, Any], run_dir: Path, progress: bool) -> dict:
-    """results.json of one run: read when it exists and vouches for the run's files, else
-    trained (resumed from a checkpoint; a damaged finished run is recomputed, saying so)."""
-    from emolog.runs.train import CHECKPOINT, train_run
-    if (run_dir / "results.json").exists():
-        try:
-            return distribute.read_finished_run(run_dir)
-        except (ArtefactError, ArtefactMissing, ChecksumError) as e:
-            print(f"{e}; recomputing the run {run_dir}", file=sys.stderr)
-    return train_run(run_config(spec, base), run_dir, resume=(run_dir / CHECKPOINT).exists(), progress=progress)
-
-
 def execute_baselines(data: str, names: Sequence[str], seeds: Sequence[int], base: dict[str, Any],
                       out: Path, epochs: int, classes: tuple[str, ...] = BASIC7,
                       target: Any = None) -> dict[tuple[str, int], Path]:
     """Test predictions of each baseline per seed (deterministic ones once, as seed 0's file)."""
     from emolog.runtime import resolve_device, torch_threads   # torch: imported when the work starts
-    from emolog.experiments.baselines import run_baselines
+    from emolog.experiments.baselines import ClassifierFit, run_baselines
     device = resolve_device(base.get("device", "auto"))
     paths: dict[tuple[str, int], Path] = {}
     (out / "baselines").mkdir(parents=True, exist_ok=True)
@@ -75,8 +65,8 @@ def execute_baselines(data: str, names: Sequence[str], seeds: Sequence[int], bas
                 and (n in seeded or seed == seeds[0])]
         if todo:
             with torch_threads(base.get("threads", RunConfig.threads)):
-                r = run_baselines(data, names=tuple(todo), seed=seed, epochs=epochs,
-                                  n_train=base.get("train.n_train"), device=device, classes=classes, target=target)
+                r = run_baselines(data, tuple(todo), ClassifierFit(epochs=epochs, seed=seed, device=device),
+                                  n_train=base.get("train.n_train"), classes=classes, target=target)
             for n in todo:
                 write_predictions(out / "baselines" / f"{n}-s{seed}.csv", r.ids, r.labels, r.probs[n], classes)
         for n in names:
@@ -103,32 +93,26 @@ def _check_same_experiment(out: Path, config: dict) -> None:
                                   f"{config[key]!r}); use a new --out directory")
 
 
-def run_experiment(data: str, out: str | Path, regimes: Sequence[str], seeds: Sequence[int],
-                   sweeps: Sequence[str] = (), memorisation: Sequence[int] = (),
-                   overrides: Sequence[str] = (), baselines: Sequence[str] = BASELINES,
-                   baseline_epochs: int = 30, n_boot: int = 1000, progress: bool = True,
-                   shard: tuple[int, int] | None = None, jobs: int = 1, train: bool = True,
-                   known_failures: dict[str, str] | None = None) -> dict:
+def run_experiment(plan: ExperimentPlan, out: str | Path, options: RunOptions = RunOptions()) -> dict:
     """Run (or resume) the experiment and write its directory; returns experiment.json's dict.
 
     A run that fails is recorded in ``experiment.json["failed"]`` (with its error) and left
     out of the tables; every other run is kept. Scale-out (``emolog.experiments.distribute``):
-    ``jobs`` runs at once in processes; ``shard=(i, N)`` runs only that shard's runs (shard 0
-    also the baselines) and writes a shard record instead of the tables; ``train=False``
-    trains nothing and builds the tables from the runs on disk (``emolog experiment merge``).
+    ``options.jobs`` runs at once in processes; ``options.shard=(i, N)`` runs only that shard's
+    runs (shard 0 also the baselines) and writes a shard record instead of the tables;
+    ``options.train=False`` trains nothing and builds the tables from the runs on disk
+    (``emolog experiment merge``).
     """
     from emolog.cache.store import CacheError
-    out = Path(out)
-    _check_choices(regimes, seeds, baselines)
-    base = _base_config(data, overrides)
-    parsed_sweeps = [parse_sweep(s) for s in sweeps]
-    _check_memorisation(data, memorisation)
-    main, memo_specs = plan_runs(regimes, seeds, parsed_sweeps, memorisation, base)
+    out, shard = Path(out), options.shard
+    _check_choices(plan.regimes, plan.seeds, plan.baselines)
+    base = _base_config(plan.data, plan.overrides)
+    parsed_sweeps = [parse_sweep(s) for s in plan.sweeps]
+    _check_memorisation(plan.data, plan.memorisation)
+    main, memo_specs = plan_runs(plan.regimes, plan.seeds, parsed_sweeps, plan.memorisation, base)
     specs = unique(main + memo_specs)
-    config = {"data": str(data), "regimes": list(regimes), "seeds": list(seeds), "sweeps": list(sweeps),
-              "memorisation": list(memorisation), "overrides": list(overrides), "baselines": list(baselines),
-              "baseline_epochs": baseline_epochs, "n_boot": n_boot}
-    if train:
+    config = plan.config()
+    if options.train:
         _check_same_experiment(out, config)
     elif (out / "experiment.json").exists():   # merge rewrites it from the shard records
         print(f"{out / 'experiment.json'}: rewritten from the shard records and runs", file=sys.stderr)
@@ -138,28 +122,26 @@ def run_experiment(data: str, out: str | Path, regimes: Sequence[str], seeds: Se
     with output_lock(out, "emolog experiment", name=lock):
         _clear_output(out, shard)
         t0 = time.perf_counter()
-        results, failed = distribute.run_specs(_shard_specs(specs, shard), execute_run, base, out / "runs",
-                                               jobs=jobs, train=train,
-                                               errors=(ConfigError, CacheError, RuntimeError, ValueError),
-                                               known_failures=known_failures, progress=progress)
-        classes, skipped, target = _label_set(base, baselines)   # baselines needing basic-7 face probabilities: not for Emo8
-        todo = [b for b in baselines if b not in skipped]
+        results, failed = run_arms([spec_arm(s, base) for s in specs], out / "runs", options,
+                                   errors=(ConfigError, CacheError, RuntimeError, ValueError))
+        classes, skipped, target = _label_set(base, plan.baselines)   # baselines needing basic-7 face probabilities: not for Emo8
+        todo = [b for b in plan.baselines if b not in skipped]
         do_baselines = bool(todo) and (shard is None or shard[0] == 0)
-        baseline_files = execute_baselines(str(data), todo, list(seeds), base, out, baseline_epochs, classes,
-                                           target) if do_baselines else {}
+        baseline_files = execute_baselines(str(plan.data), todo, list(plan.seeds), base, out, plan.baseline_epochs,
+                                           classes, target) if do_baselines else {}
         if shard is not None:
             distribute.write_record(out, shard, config, list(results), failed, do_baselines, time.perf_counter() - t0)
             return {"shard": shard, "runs": [f"runs/{n}" for n in results], "failed": failed,
                     "baselines": _relative(out, baseline_files), "sanity_warnings": _sanity_warnings(results),
                     "table": pd.DataFrame()}
-        va = experiment_target(data, target, base.get("train.n_train")) if target else None
-        table, reference = _write_tables(out, main, memo_specs, results, baseline_files, classes, va, n_boot)
+        va = experiment_target(plan.data, target, base.get("train.n_train")) if target else None
+        table, reference = _write_tables(out, main, memo_specs, results, baseline_files, classes, va, plan.n_boot)
 
         first = next(iter(results.values()), {})
         experiment = {
             "config": config, "runs": [f"runs/{s.name}" for s in specs if s.name in results],
             "baselines": _relative(out, baseline_files),
-            "data": first.get("data", {"data_dir": str(data)}), "true_source_weights": first.get("true_source_weights"),
+            "data": first.get("data", {"data_dir": str(plan.data)}), "true_source_weights": first.get("true_source_weights"),
             "reference": reference, "failed": failed, "classes": list(classes), "baselines_skipped": skipped,
             "sanity_warnings": _sanity_warnings(results),
             "wall_time_s": time.perf_counter() - t0, "format": FORMATS["experiment"],
@@ -170,6 +152,11 @@ def run_experiment(data: str, out: str | Path, regimes: Sequence[str], seeds: Se
         atomic_write_text(out / "experiment.json", json.dumps(experiment, indent=1))
         experiment["table"] = table
         return experiment
+
+
+def _from_config(config: dict, out: Path, options: RunOptions) -> dict:
+    """``run_experiment`` of experiment.json's (or a shard record's) ``config``."""
+    return run_experiment(ExperimentPlan(**config), out, options)
 
 
 def _check_choices(regimes: Sequence[str], seeds: Sequence[int], baselines: Sequence[str]) -> None:
@@ -210,13 +197,6 @@ def _clear_output(out: Path, shard: tuple[int, int] | None) -> None:
     if shard is None or shard[0] == 0:
         remove_partials(out / "baselines")
     (out / "runs").mkdir(parents=True, exist_ok=True)
-
-
-def _shard_specs(specs: list[RunSpec], shard: tuple[int, int] | None) -> list[RunSpec]:
-    if shard is None:
-        return specs
-    mine = distribute.assign([x.name for x in specs], shard)
-    return [s for s in specs if s.name in mine]
 
 
 def _sanity_warnings(results: dict[str, dict]) -> dict[str, str]:
@@ -367,17 +347,18 @@ def _merge(args: argparse.Namespace) -> dict:
     if (args.target or args.out) is None:
         raise UsageError("usage: emolog experiment merge EXP (the --out of the shards)")
     args.out = args.target or args.out   # the closing message names it
-    return distribute.merge(args.out, run_experiment, progress=not args.quiet)
+    return distribute.merge(args.out, _from_config, progress=not args.quiet)
 
 
 def _experiment_from_args(args: argparse.Namespace) -> dict:
-    return run_experiment(
-        args.data, args.out, [r for r in args.regimes.split(",") if r], _ints(args.seeds, "--seeds"),
+    plan = ExperimentPlan(
+        args.data, [r for r in args.regimes.split(",") if r], _ints(args.seeds, "--seeds"),
         sweeps=args.sweep, memorisation=_ints(args.memorisation, "--memorisation"),
         overrides=args.overrides,
         baselines=() if args.baselines == "none" else [b for b in args.baselines.split(",") if b],
-        baseline_epochs=args.baseline_epochs, n_boot=args.n_boot, progress=not args.quiet,
-        shard=parse_shard(args.shard) if args.shard else None, jobs=args.jobs)
+        baseline_epochs=args.baseline_epochs, n_boot=args.n_boot)
+    return run_experiment(plan, args.out, RunOptions(jobs=args.jobs, progress=not args.quiet,
+                                                     shard=parse_shard(args.shard) if args.shard else None))
 
 
 def _print_summary(exp: dict) -> None:

@@ -16,14 +16,13 @@ for size and confidence. Every baseline returns probabilities [N, 7] in BASIC7 o
 
 from __future__ import annotations
 
-import copy
 import math
 
 import numpy as np
 import torch
 from torch import nn
 
-from emolog.learn.stopping import EarlyStopping
+from emolog.learn.small import fit_small, optimiser_step
 
 FACE_WEIGHTINGS: tuple[str, ...] = ("size-weighted", "confidence-weighted", "learned-weighting")
 AREA_FLOOR = 1e-4
@@ -121,19 +120,8 @@ def fit_learned_weighting(train: dict, val: dict, epochs: int = 200, lr: float =
         p = model(d["scene_probs"], d["face_probs"], d["face_mask"], d["feats"])
         return -p.gather(1, d["labels"][:, None]).clamp_min(1e-12).log().mean()
 
-    stopper, best_state = EarlyStopping(patience), copy.deepcopy(model.state_dict())
-    for epoch in range(1, epochs + 1):
-        opt.zero_grad()
-        loss(tr).backward()
-        opt.step()
-        with torch.no_grad():
-            v = float(loss(va))
-        if stopper.update(epoch, v):
-            best_state = copy.deepcopy(model.state_dict())
-        elif stopper.stop:
-            break
-    model.load_state_dict(best_state)
-    return model.eval()
+    fit_small(model, lambda epoch: optimiser_step(opt, loss(tr)), lambda: loss(va), epochs, patience)
+    return model
 
 
 def _tensors(d: dict) -> dict:

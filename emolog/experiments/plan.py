@@ -8,10 +8,35 @@ from dataclasses import dataclass
 from typing import Any, Sequence
 
 from emolog.config.legacy import canonical
-from emolog.config.run import RunConfig, parse_override
+from emolog.config.run import BASELINES, RunConfig, parse_override
+from emolog.experiments.runner import Arm
 from emolog.experiments.tables import ExperimentError
 
 MEMORISATION_REGIMES: tuple[str, ...] = ("logic-only", "joint")
+
+
+@dataclass(frozen=True)
+class ExperimentPlan:
+    """What `emolog experiment` compares (``config()``: experiment.json's ``config``).
+    ``sweeps``: "key=v1,v2,..." items; ``overrides``: "key=value" items of the base config;
+    ``memorisation``: the n_train values of the memorisation sweep; ``baseline_epochs``: the
+    neural baselines' epochs; ``n_boot``: bootstrap resamples."""
+
+    data: str
+    regimes: Sequence[str]
+    seeds: Sequence[int]
+    sweeps: Sequence[str] = ()
+    memorisation: Sequence[int] = ()
+    overrides: Sequence[str] = ()
+    baselines: Sequence[str] = BASELINES
+    baseline_epochs: int = 30
+    n_boot: int = 1000
+
+    def config(self) -> dict[str, Any]:
+        return {"data": str(self.data), "regimes": list(self.regimes), "seeds": list(self.seeds),
+                "sweeps": list(self.sweeps), "memorisation": list(self.memorisation),
+                "overrides": list(self.overrides), "baselines": list(self.baselines),
+                "baseline_epochs": self.baseline_epochs, "n_boot": self.n_boot}
 
 
 @dataclass(frozen=True)
@@ -77,9 +102,14 @@ def unique(specs: list[RunSpec]) -> list[RunSpec]:
     return list({s.name: s for s in specs}.values())
 
 
-def run_config(spec: RunSpec, base: dict[str, Any]) -> RunConfig:
+def spec_arm(spec: RunSpec, base: dict[str, Any]) -> Arm:
+    """The arm that trains ``spec``: the base config with its regime, seed and sweep value."""
     d = {**base, "regime": spec.regime, "seed": spec.seed}
     if spec.sweep is not None:
         d[canonical(spec.sweep[0], warn=False)] = spec.sweep[1]   # parse_sweep warned of an old key
         d["extra"] = {**d.get("extra", {}), "sweep": spec.sweep_label}
-    return RunConfig.from_dict(d)
+    return Arm(spec.name, d)
+
+
+def run_config(spec: RunSpec, base: dict[str, Any]) -> RunConfig:
+    return RunConfig.from_dict(dict(spec_arm(spec, base).config))

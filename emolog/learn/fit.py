@@ -230,9 +230,24 @@ def _restore(groups: list[Group], states: dict[str, dict]) -> None:
         g.net.load_state_dict(states[g.name])
 
 
+@dataclass
+class _Progress:
+    """The loop's state between epochs: what a checkpoint holds besides the config and the nets.
+    ``state``: {epoch, elapsed (s)}; ``before``: test predictions before training;
+    ``best_states``: each group's parameters at the best epoch so far."""
+
+    state: dict[str, Any]
+    history: list[dict]
+    before: dict[str, torch.Tensor]
+    best_states: dict[str, dict]
+    stopper: EarlyStopping
+    optims: dict
+    tracker: changes.GradTracker
+
+
 def fit(model: Model, groups: list[Group], splits: dict[str, SplitData], cfg: RunConfig, regime: Regime,
-        semantics: str, out: Path, resume: bool, progress: bool) -> FitResult:
-    """Train ``groups`` of ``model`` on ``splits``; see the module docstring."""
+        out: Path, resume: bool, progress: bool) -> FitResult:
+    """Train ``groups`` of ``model`` on ``splits`` (in ``model.semantics``); see the module docstring."""
     from tqdm.auto import tqdm
     tr, va = splits["train"], splits["val"]
     nets = {g.name: g.net for g in groups}
@@ -240,40 +255,37 @@ def fit(model: Model, groups: list[Group], splits: dict[str, SplitData], cfg: Ru
     init = {g.name: changes.snapshot(g.net) for g in groups}
     tracker = changes.GradTracker(nets)
     optims = make_optimizers(cfg, groups) if regime.learner == "gradient" else {}
-    stopper = EarlyStopping(cfg.train.patience)
+    p = _Progress({"epoch": 0, "elapsed": 0.0}, [], {}, {}, EarlyStopping(cfg.train.patience), optims, tracker)
     loss_fn = _loss(cfg, model, tr)
-    state: dict[str, Any] = {"epoch": 0, "elapsed": 0.0}
     if resume and (out / CHECKPOINT).exists():
-        state, history, before, best_states = _load_checkpoint(out / CHECKPOINT, cfg, groups, optims, tracker,
-                                                               stopper, tr.labels.device)
+        _load_checkpoint(out / CHECKPOINT, cfg, groups, p, tr.labels.device)
     else:
-        history, before, best_states = _fresh_start(model, groups, splits, regime, loss_fn, stopper)
+        _fresh_start(model, groups, splits, regime, loss_fn, p)
 
-    t_start = time.perf_counter() - state["elapsed"]
+    t_start = time.perf_counter() - p.state["elapsed"]
     if regime.learner == "gradient":   # counted in the training time: it is part of training
         _linearise(model, tr, groups)
     n_epochs = cfg.train.em_iterations if regime.learner == "em" else cfg.train.epochs
     coef = em_coefficients(model, tr) if regime.learner == "em" else None
-    bar = tqdm(range(state["epoch"] + 1, n_epochs + 1), desc="epochs", leave=False, disable=not progress)
+    bar = tqdm(range(p.state["epoch"] + 1, n_epochs + 1), desc="epochs", leave=False, disable=not progress)
     for epoch in bar:
-        if stopper.stop:
+        if p.stopper.stop:
             break
         if regime.learner == "em":
-            train_loss = _em_epoch(model, tr, semantics, coef)
+            train_loss = _em_epoch(model, tr, model.semantics, coef)
         else:
-            train_loss = gradient_epoch(model, tr, loss_fn, optims, tracker, cfg, epoch)
-        row = history_row(epoch, train_loss, model, va, tracker.end_epoch())
-        history.append(row)
-        state["epoch"] = epoch
-        if stopper.update(epoch, row["val_loss"]):
-            best_states = _states(groups)
-        state["elapsed"] = time.perf_counter() - t_start
-        _save_checkpoint(out / CHECKPOINT, cfg, state, stopper, history, before, groups, best_states, optims,
-                         tracker)
+            train_loss = gradient_epoch(model, tr, loss_fn, p.optims, p.tracker, cfg, epoch)
+        row = history_row(epoch, train_loss, model, va, p.tracker.end_epoch())
+        p.history.append(row)
+        p.state["epoch"] = epoch
+        if p.stopper.update(epoch, row["val_loss"]):
+            p.best_states = _states(groups)
+        p.state["elapsed"] = time.perf_counter() - t_start
+        _save_checkpoint(out / CHECKPOINT, cfg, groups, p)
     train_time = time.perf_counter() - t_start
     if cfg.train.patience is not None:
-        _restore(groups, best_states)
-    return FitResult(history, before, stopper, int(state["epoch"]), n_epochs, train_time, tracker, init)
+        _restore(groups, p.best_states)
+    return FitResult(p.history, p.before, p.stopper, int(p.state["epoch"]), n_epochs, train_time, p.tracker, init)
 
 
 def _mark_trainable(groups: list[Group], regime: Regime) -> None:
@@ -291,18 +303,18 @@ def _loss(cfg: RunConfig, model: Model, tr: SplitData) -> Loss | SquaredErrorLos
 
 
 def _fresh_start(model: Model, groups: list[Group], splits: dict[str, SplitData], regime: Regime,
-                 loss_fn: Loss | SquaredErrorLoss, stopper: EarlyStopping) -> tuple[list[dict], dict, dict]:
-    """(history with its epoch-0 row, test predictions before training, the starting states as
-    the best so far) of a run that does not resume."""
+                 loss_fn: Loss | SquaredErrorLoss, p: _Progress) -> None:
+    """Fill ``p`` for a run that does not resume: the history with its epoch-0 row, the test
+    predictions before training and the starting states as the best so far."""
     tr = splits["train"]
-    before = predict_split(model, splits["test"])
+    p.before = predict_split(model, splits["test"])
     # epoch 0's train_loss is each later epoch's loss at the starting parameters: the
     # program's unnormalised output under fail / original, the gradient's loss or EM's NLL
     raw = predict_split(model, tr, sources=False, normalise=False)["probs"]
     start = float(loss_fn(raw, loss_fn.targets(tr))) if regime.learner == "gradient" else nll(raw, tr.labels)
-    history = [history_row(0, start, model, splits["val"], {g.name: 0.0 for g in groups})]
-    stopper.update(0, history[0]["val_loss"])
-    return history, before, _states(groups)
+    p.history = [history_row(0, start, model, splits["val"], {g.name: 0.0 for g in groups})]
+    p.stopper.update(0, p.history[0]["val_loss"])
+    p.best_states = _states(groups)
 
 
 def _linearise(model: Model, tr: SplitData, groups: list[Group]) -> None:
@@ -315,12 +327,12 @@ def _linearise(model: Model, tr: SplitData, groups: list[Group]) -> None:
         model.linear[id(tr)] = lin
 
 
-def _save_checkpoint(path: Path, cfg: RunConfig, state: dict, stopper: EarlyStopping, history: list[dict],
-                     before: dict, groups: list[Group], best_states: dict, optims: dict,
-                     tracker: changes.GradTracker) -> None:
-    blob = {"format": FORMATS["checkpoint"], "config": cfg.to_dict(), "state": state, "stopper": stopper.state_dict(), "history": history,
-            "before": {k: v.cpu() for k, v in before.items()}, "nets": _states(groups), "best_states": best_states,
-            "optims": {k: o.state_dict() for k, o in optims.items()}, "tracker": tracker.state_dict()}
+def _save_checkpoint(path: Path, cfg: RunConfig, groups: list[Group], p: _Progress) -> None:
+    blob = {"format": FORMATS["checkpoint"], "config": cfg.to_dict(), "state": p.state,
+            "stopper": p.stopper.state_dict(), "history": p.history,
+            "before": {k: v.cpu() for k, v in p.before.items()}, "nets": _states(groups),
+            "best_states": p.best_states, "optims": {k: o.state_dict() for k, o in p.optims.items()},
+            "tracker": p.tracker.state_dict()}
     buf = io.BytesIO()
     torch.save(blob, buf)
     atomic_write_bytes(path, buf.getvalue())
@@ -351,18 +363,19 @@ def read_checkpoint(path: Path, cfg: RunConfig) -> dict:
     return blob
 
 
-def _load_checkpoint(path: Path, cfg: RunConfig, groups: list[Group], optims: dict, tracker: changes.GradTracker,
-                     stopper: EarlyStopping, device: torch.device) -> tuple[dict, list, dict, dict]:
+def _load_checkpoint(path: Path, cfg: RunConfig, groups: list[Group], p: _Progress, device: torch.device) -> None:
+    """Restore the nets and fill ``p`` from the checkpoint at ``path`` (refused before any change)."""
     blob = read_checkpoint(path, cfg)
-    absent = sorted({g.name for g in groups} - set(blob["nets"]) | set(optims) - set(blob["optims"]))
+    absent = sorted({g.name for g in groups} - set(blob["nets"]) | set(p.optims) - set(blob["optims"]))
     if absent:
         raise ArtefactError(f"{path}: holds no state for {absent}: written by another model")
     _restore(groups, blob["nets"])
-    for k, o in optims.items():
+    for k, o in p.optims.items():
         o.load_state_dict(blob["optims"][k])
-    tracker.load_state_dict(blob["tracker"])
-    stopper.load_state_dict(blob["stopper"])
-    return blob["state"], blob["history"], {k: v.to(device) for k, v in blob["before"].items()}, blob["best_states"]
+    p.tracker.load_state_dict(blob["tracker"])
+    p.stopper.load_state_dict(blob["stopper"])
+    p.state, p.history, p.best_states = blob["state"], blob["history"], blob["best_states"]
+    p.before = {k: v.to(device) for k, v in blob["before"].items()}
 
 
 __all__ = ["CHECKPOINT", "FitResult", "Group", "fit", "gradient_epoch", "history_row", "make_optimizers",

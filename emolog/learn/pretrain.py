@@ -28,7 +28,7 @@ from emolog.model.data import SplitData, all_rows, ids_hash
 from emolog.model.gate import GateNet, gate_settings
 from emolog.model.model import query_columns
 from emolog.learn.losses import Loss, check_finite, epoch_order, make_optimizer, new_scene_net, nll
-from emolog.learn.stopping import EarlyStopping
+from emolog.learn.small import fit_small, optimiser_step
 
 
 @dataclass
@@ -181,32 +181,21 @@ def _fit_scene_only(cfg: RunConfig, net: Scene2EmotionNet, tr: SplitData, rows: 
     parameters in ``net`` (eval mode). Returns {val_nll, val_accuracy, epochs_run}."""
     opt = make_optimizer(cfg.nets.optimizer, net.parameters(), cfg.nets.lr, cfg.nets.weight_decay)
     loss_fn = Loss(cfg.train.imbalance, tr.labels[rows], cfg.train.logit_adjust_tau)
-    stopper, best_state, epochs = EarlyStopping(cfg.pretrain.patience), copy.deepcopy(net.state_dict()), 0
-    for epoch in range(1, cfg.pretrain.epochs + 1):
-        net.train()
+
+    def train_epoch(epoch: int) -> None:
         torch.manual_seed(cfg.seed * 100_003 + epoch)
         order = rows[epoch_order(tr.labels[rows], cfg.train.imbalance, cfg.seed + 7, epoch).to(rows.device)]
         for b in range(0, len(order), cfg.pretrain.batch_size):
             idx = order[b:b + cfg.pretrain.batch_size]
             loss = loss_fn(torch.softmax(net(tr.scene[idx]), 1), tr.labels[idx], r_tr[idx])
             check_finite(loss, tr, idx, "scene-only pretraining", epoch)
-            opt.zero_grad()
-            loss.backward()
-            opt.step()
-        net.eval()
-        with torch.no_grad():
-            v = float(loss_fn(torch.softmax(net(va.scene), 1), va.labels, r_va))
-        epochs = epoch
-        if stopper.update(epoch, v):
-            best_state = copy.deepcopy(net.state_dict())
-        elif stopper.stop:
-            break
-    net.load_state_dict(best_state)
-    net.zero_grad(set_to_none=True)
-    net.eval()
+            optimiser_step(opt, loss)
+
+    done = fit_small(net, train_epoch, lambda: loss_fn(torch.softmax(net(va.scene), 1), va.labels, r_va),
+                     cfg.pretrain.epochs, cfg.pretrain.patience)
     with torch.no_grad():
         acc = float((net(va.scene).argmax(1) == va.labels).float().mean())
-    return {"val_nll": stopper.best, "val_accuracy": acc, "epochs_run": epochs}
+    return {"val_nll": done.stopper.best, "val_accuracy": acc, "epochs_run": done.epochs_run}
 
 
 def global_start(tr: SplitData, scene_probs: torch.Tensor, semantics: str, param: str,

@@ -6,24 +6,42 @@ PySDD), and returns a ``LogicModule`` that evaluates every query for a whole bat
 ``compile_program(path, queries=[template, ...])`` a DeepProbLog program (``DeepProgram``), both
 through the general engine (``ground``/``circuit``/``levels``). See docs/logic.md.
 
+The package follows the data flow, imports one way: this folder reads a program (``program``,
+``translate``, ``ground``, ``templates``, ``params``, ``bindings``); ``engine/`` turns it into
+circuits and numbers (``formula``, ``dnnf``, ``levels``, ``circuit``, ``compile``, ``evaluate``,
+``deep``, ``module``); ``check/`` holds what checks it against ProbLog and DeepProbLog
+(``reference``, ``deepproblog_adapter``, ``compare``, ``mass``, ``bias``) and the
+``emolog logic`` command. The old paths (``emolog.logic.dnnf``, ...) import for one release,
+with a DeprecationWarning naming the new one.
+
 The names are imported on first use (PEP 562), so that ``emolog logic --help``, which imports
-``emolog.logic.commands``, loads neither torch nor problog.
+``emolog.logic.check.commands``, loads neither torch nor problog.
 """
 
 from __future__ import annotations
 
 import importlib
 
+from emolog._aliases import keep_old_paths
+
 _WHERE = {
-    "Answers": "deep", "DeepProgram": "deep", "Example": "deep",
-    "evaluate": "evaluate",
-    "SEMANTICS": "module", "LogicInputError": "module", "LogicModule": "module",
-    "compile_program": "module",
+    "Answers": "engine.deep", "DeepProgram": "engine.deep", "Example": "engine.deep",
+    "evaluate": "engine.evaluate",
+    "SEMANTICS": "engine.module", "LogicInputError": "engine.module", "LogicModule": "engine.module",
+    "compile_program": "engine.module",
     "ProjectedSGD": "params", "TParams": "params", "projected_sgd_step": "params",
     "ProgramError": "program", "parse_program": "program", "resolve_program": "program",
 }
 
 __all__ = sorted(_WHERE)
+
+MOVED = {
+    **{m: f"{__name__}.engine.{m}" for m in
+       ("circuit", "compile", "deep", "dnnf", "evaluate", "formula", "levels", "module")},
+    **{m: f"{__name__}.check.{m}" for m in
+       ("bias", "commands", "compare", "deepproblog_adapter", "mass", "reference")},
+}
+keep_old_paths(__name__, MOVED)
 
 
 def __getattr__(name: str):

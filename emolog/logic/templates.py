@@ -1,4 +1,4 @@
-"""Query templates of a ``DeepProgram``: parsed once, filled in per example (``deep.py``).
+"""Query templates of a ``DeepProgram``: parsed once, filled in per example (``engine/deep.py``).
 
 A template's ``I`` is the example id (``bindings.PLACEHOLDER`` while grounding), ``Faces`` the
 example's face list, and any other variable may be bound by the example. Mistakes that would

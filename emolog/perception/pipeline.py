@@ -98,36 +98,44 @@ class Preparer:
         return Prepared(rgb, self.transform(rgb))
 
 
+@dataclass(frozen=True)
+class PerceptionOptions:
+    """The settings of ``Perception`` that rarely leave their defaults: where the weights are,
+    and how faces are found and cropped (the face settings are in the fingerprint; of the
+    weights, their sha256)."""
+
+    backbone_weights: str | os.PathLike | None = None    # file (None: the backbone's default)
+    places365_names: str | os.PathLike | None = None     # class names file, resnet18-places365 only
+    recogniser_weights: str | os.PathLike | None = None  # file or HF folder (None: the default)
+    min_face_size: int = 20                              # px, smallest face the detector reports
+    face_threshold: float = 0.9                          # MTCNN probability a face must reach
+    detect_max_side: int | None = None                   # px, long side downscaled to before detection (None: never)
+    face_margin: float = 0.1                             # crop margin, fraction of the box side
+
+
 class Perception:
     """Frozen scene backbone + face detector + expression recogniser.
 
-    Weights paths and thresholds: ``backbone_weights`` (file), ``places365_names`` (file,
-    resnet18-places365 only), ``recogniser_weights`` (file or HF folder), ``min_face_size``
-    (px), ``face_threshold`` (MTCNN probability), ``detect_max_side`` (downscale long side
-    before detection, None = never), ``face_margin`` (crop margin, fraction of box side),
-    ``face_features`` (also return each face's recogniser embedding; ``face_feature_dim`` is
-    its length F, None when off).
+    ``K`` face slots per image; ``prelast`` also returns the backbone's activations before its
+    last block; ``face_features`` also returns each face's recogniser embedding
+    (``face_feature_dim`` is its length F, None when off); ``options``: weights paths and face
+    detection / cropping settings (``PerceptionOptions``).
     """
 
     def __init__(self, backbone: str = DEFAULT_BACKBONE, detector: str = DEFAULT_DETECTOR,
                  recogniser: str | None = None, K: int = 3,
                  device: str | torch.device | None = None, prelast: bool = False,
-                 backbone_weights: str | os.PathLike | None = None,
-                 places365_names: str | os.PathLike | None = None,
-                 recogniser_weights: str | os.PathLike | None = None,
-                 min_face_size: int = 20, face_threshold: float = 0.9,
-                 detect_max_side: int | None = None, face_margin: float = 0.1,
-                 face_features: bool = False) -> None:
+                 face_features: bool = False, options: PerceptionOptions = PerceptionOptions()) -> None:
         if K < 1:
             raise ValueError(f"K must be >= 1, got {K}")
-        self.K, self.prelast, self.face_margin = K, prelast, face_margin
+        self.K, self.prelast, self.face_margin = K, prelast, options.face_margin
         self.device = resolve_device(device)
-        extra = {"class_names": places365_names} if backbone == "resnet18-places365" else {}
-        self.backbone = build_backbone(backbone, backbone_weights, self.device, **extra)
-        self.detector = build_detector(detector, device=self.device, min_face_size=min_face_size,
-                                       threshold=face_threshold, max_side=detect_max_side)
+        extra = {"class_names": options.places365_names} if backbone == "resnet18-places365" else {}
+        self.backbone = build_backbone(backbone, options.backbone_weights, self.device, **extra)
+        self.detector = build_detector(detector, device=self.device, min_face_size=options.min_face_size,
+                                       threshold=options.face_threshold, max_side=options.detect_max_side)
         from emolog.perception.expression import DEFAULT_RECOGNISER, build_recogniser
-        self.recogniser = build_recogniser(recogniser or DEFAULT_RECOGNISER, recogniser_weights, self.device)
+        self.recogniser = build_recogniser(recogniser or DEFAULT_RECOGNISER, options.recogniser_weights, self.device)
         self.face_feature_dim = self.recogniser.feature_dim if face_features else None
 
     @classmethod

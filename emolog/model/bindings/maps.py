@@ -129,25 +129,33 @@ def label_values(value, classes: Sequence[str], base: Path, where: str) -> dict[
         return None
     if value == "position":
         return {c: i for i, c in enumerate(classes)}
-    if isinstance(value, str):
-        path = base / value
-        if not path.is_file():
-            raise ValueError(f"{where} label_values {value!r} is neither \"position\", a table nor a file")
-        value = dict(_line(ln, path) for ln in path.read_text().splitlines()
-                     if ln.strip() and not ln.lstrip().startswith("#"))
-    if not isinstance(value, dict):
-        raise ValueError(f"{where} label_values must be \"position\", a table or a file, got {value!r}")
-    unknown = sorted(set(value) - set(classes))
-    missing = [c for c in classes if c not in value]
+    table = _read_table(base / value, where, value) if isinstance(value, str) else value
+    if not isinstance(table, dict):
+        raise ValueError(f"{where} label_values must be \"position\", a table or a file, got {table!r}")
+    _check_covers(table, classes, where)
+    seen = [str(v) for v in table.values()]
+    dup = sorted({v for v in seen if seen.count(v) > 1})
+    if dup:
+        raise ValueError(f"{where} label_values gives the program values {dup} to more than one label")
+    return {c: table[c] for c in classes}
+
+
+def _read_table(path: Path, where: str, value: str) -> dict[str, object]:
+    """A label table file: ``label,value`` (or whitespace-separated) lines, ``#`` comments."""
+    if not path.is_file():
+        raise ValueError(f"{where} label_values {value!r} is neither \"position\", a table nor a file")
+    return dict(_line(ln, path) for ln in path.read_text().splitlines()
+                if ln.strip() and not ln.lstrip().startswith("#"))
+
+
+def _check_covers(table: dict, classes: Sequence[str], where: str) -> None:
+    """Exactly the label set's labels are keys of ``table``."""
+    unknown = sorted(set(table) - set(classes))
+    missing = [c for c in classes if c not in table]
     if unknown or missing:
         raise ValueError(f"{where} label_values must give a value for each label of the label set {list(classes)}"
                          + (f"; missing: {missing}" if missing else "")
                          + (f"; not labels: {unknown}" if unknown else ""))
-    seen = [str(v) for v in value.values()]
-    dup = sorted({v for v in seen if seen.count(v) > 1})
-    if dup:
-        raise ValueError(f"{where} label_values gives the program values {dup} to more than one label")
-    return {c: value[c] for c in classes}
 
 
 def _line(line: str, path: Path) -> tuple[str, object]:

@@ -23,7 +23,7 @@ import torch
 from torch import nn
 
 from emolog.labels import BASIC7
-from emolog.model.bindings.feeds import Batch, FunctionFeed, HeadFeed, HeadMLP, RowFeed
+from emolog.model.bindings.feeds import Batch, FeedSite, FunctionFeed, HeadFeed, HeadMLP, RowFeed
 from emolog.model.bindings.fields import MASK
 from emolog.model.bindings.maps import short, suggest_table
 from emolog.model.bindings.schema import SpecError, check_nets, function_version, resolve_function
@@ -101,25 +101,35 @@ def scene_domain(lm) -> list[str] | None:
 
 def seed_shaped(spec, nets: dict) -> bool:
     """Whether the spec fits the seed programs' compilation (see the module docstring)."""
+    return (_seed_query(spec) and not spec.foreign
+            and all(v == c for c, v in (spec.label_values or {}).items())   # labels are the values
+            and _canonical_once(spec)
+            and all(_seed_binding(b, nets, name) for name, b in spec.nets.items()))
+
+
+def _seed_query(spec) -> bool:
+    """The query is ``f(X, E)``: two variables, the first the image."""
     from problog.logic import Var
 
     from emolog.logic.templates import parse_template
     t = parse_template(spec.query, spec.where)
-    if len(t.args) != 2 or not all(isinstance(a, Var) for a in t.args) or str(t.args[0]) != spec.image:
-        return False
-    if spec.foreign or any(v != c for c, v in (spec.label_values or {}).items()):
-        return False
+    return len(t.args) == 2 and all(isinstance(a, Var) for a in t.args) and str(t.args[0]) == spec.image
+
+
+def _canonical_once(spec) -> bool:
+    """No feed of the seed compilation is bound to two networks."""
     used = [b.bind for b in spec.nets.values() if b.bind in CANONICAL]
-    if len(used) != len(set(used)):
+    return len(used) == len(set(used))
+
+
+def _seed_binding(b, nets: dict, name: str) -> bool:
+    """One network as the seed compilation feeds it: a seed feed (the recogniser in BASIC7
+    order) or a head over whole-image features, without slots or a class map."""
+    if b.slots or b.class_map is not None:
         return False
-    for name, b in spec.nets.items():
-        if b.slots or b.class_map is not None:
-            return False
-        if b.bind == "cache.face_probs" and [str(d).strip("'") for d in nets[name].domain] != list(BASIC7):
-            return False
-        if b.bind not in CANONICAL and not (b.bind == "head" and set(b.inputs) <= WHOLE_IMAGE):
-            return False
-    return True
+    if b.bind == "cache.face_probs" and [str(d).strip("'") for d in nets[name].domain] != list(BASIC7):
+        return False
+    return b.bind in CANONICAL or b.bind == "head" and set(b.inputs) <= WHOLE_IMAGE
 
 
 def build_logic(spec, prog, semantics: str, param: str, ctx: BuildContext | None) -> nn.Module | None:
@@ -156,7 +166,7 @@ def _check_domain(spec, lm) -> None:
 def _seed_module(spec, prog, semantics: str, param: str):
     """The seed-shaped compilation, or None where the program turns out not to fit it."""
     from emolog.logic import ProgramError, compile_program
-    from emolog.logic.module import LogicModule
+    from emolog.logic.engine.module import LogicModule
     from emolog.logic.templates import as_term, parse_template
     text, path = program_text(spec)
     for own, b in spec.nets.items():   # nn(own, ...) -> the name the compilation feeds
@@ -226,19 +236,19 @@ class ProgramLogic(nn.Module):
     def _feed(self, b, decl, ctx: BuildContext, i: int):
         ad = decl.kind == "ad"
         width = len(decl.domain) if ad else 1
-        args = (b, width, ad, self.batch, self.where, ctx.k)
+        site = FeedSite(b, width, ad, self.batch, self.where, ctx.k)
         if b.bind == "head":
-            return HeadFeed(*args, seed=ctx.seed * 1009 + 500 + i,
+            return HeadFeed(site, seed=ctx.seed * 1009 + 500 + i,
                             dropout=b.dropout if b.dropout is not None else ctx.dropout, module=ctx.heads.get(b.name))
         if b.bind == "function":
-            return FunctionFeed(*args, fn=resolve_function(b.function, self._base, self.where))
+            return FunctionFeed(site, fn=resolve_function(b.function, self._base, self.where))
         if b.bind == "gate":
             raise SpecError(f"{self.where}: [nets.{b.name}] bind = \"gate\" chooses the seed program's source per "
                             "image: it needs the program in the seed's shape (gated.pl: nn(gate_net, [X], S, [scene, "
                             "face1, face2, face3]) :: source(X, S), a query f(X, E)); for any other network use "
                             "bind = \"head\" with inputs = [...]")
         m, renorm, _ = ctx.maps.get(b.name, (None, False, None))
-        return RowFeed(*args, cmap=m, renorm=renorm)
+        return RowFeed(site, cmap=m, renorm=renorm)
 
     @property
     def tparams(self):
@@ -265,7 +275,7 @@ class ProgramLogic(nn.Module):
 
     def _answers(self, inputs: dict, joint: bool):
         from emolog.logic import ProgramError
-        from emolog.logic.module import LogicInputError
+        from emolog.logic.engine.module import LogicInputError
         self.batch.set(inputs)
         try:
             return self.prog(self._examples(inputs), joint=joint)

@@ -158,14 +158,7 @@ def parse_nets(nets: Any, where: str, base: Path) -> dict[str, NetBinding]:
 
 def _parse_net(name: str, t: dict, where: str, base: Path) -> NetBinding:
     bind = t.get("bind")
-    if not isinstance(bind, str) or not bind:
-        raise SpecError(f"{where} needs bind = \"...\" (cache.<field>, head, function, scene_head, gate, "
-                        "evidence.large_face, evidence.confident_face)")
-    family = bind.split(".", 1)[0] if "." in bind else bind
-    if family == "cache" and bind[len("cache."):] not in FIELDS or family == "evidence" and bind not in EVIDENCE \
-            or family not in ("cache", "evidence", *KINDS):
-        known = [f"cache.{f}" for f in FIELDS] + list(EVIDENCE) + list(KINDS)
-        raise SpecError(f"{where} bind = {bind!r} is no feed emolog knows; choose one of {known}")
+    family = _family(bind, where)
     unknown = sorted(set(t) - ALLOWED[family])
     if unknown:
         raise SpecError(f"{where} unknown key(s) {unknown}; a bind = {bind!r} table takes {sorted(ALLOWED[family])}")
@@ -174,23 +167,55 @@ def _parse_net(name: str, t: dict, where: str, base: Path) -> NetBinding:
     if family in ("head", "function"):
         b.inputs = _inputs(t.get("inputs", ["args"] if family == "function" else None), where)
     if family == "head":
-        hidden = t.get("hidden", [64])
-        if not (isinstance(hidden, list) and all(isinstance(h, int) and not isinstance(h, bool) and h > 0
-                                                 for h in hidden)):
-            raise SpecError(f"{where} hidden must be a list of layer sizes such as [64], got {hidden!r}")
-        b.hidden = tuple(hidden)
-        if "dropout" in t and not (isinstance(t["dropout"], (int, float)) and 0 <= t["dropout"] < 1):
-            raise SpecError(f"{where} dropout must be a number in [0, 1), got {t['dropout']!r}")
-        b.dropout = t.get("dropout")
+        b.hidden, b.dropout = _hidden(t, where), _dropout(t, where)
     if family == "function":
-        if "function" not in t:
-            raise SpecError(f"{where} bind = \"function\" needs function = \"module:name\"")
-        b.function = t["function"]
-        resolve_function(b.function, base, where)   # refused now, not after compiling
+        b.function = _function(t, where, base)
     if b.class_map is not None and (field_of(bind) is None or field_of(bind).kind != "distribution"):
         raise SpecError(f"{where} class_map maps the classes of a distribution feed (cache.face_probs, "
                         f"cache.scene_classes); {bind!r} has none")
     return b
+
+
+def _family(bind: Any, where: str) -> str:
+    """The family of a known ``bind`` (``cache``, ``evidence`` or one of KINDS)."""
+    if not isinstance(bind, str) or not bind:
+        raise SpecError(f"{where} needs bind = \"...\" (cache.<field>, head, function, scene_head, gate, "
+                        "evidence.large_face, evidence.confident_face)")
+    family = bind.split(".", 1)[0] if "." in bind else bind
+    if family == "cache":
+        ok = bind[len("cache."):] in FIELDS
+    elif family == "evidence":
+        ok = bind in EVIDENCE
+    else:
+        ok = family in KINDS
+    if not ok:
+        known = [f"cache.{f}" for f in FIELDS] + list(EVIDENCE) + list(KINDS)
+        raise SpecError(f"{where} bind = {bind!r} is no feed emolog knows; choose one of {known}")
+    return family
+
+
+def _hidden(t: dict, where: str) -> tuple[int, ...]:
+    """A head's hidden layer sizes (default [64]), each a positive integer."""
+    hidden = t.get("hidden", [64])
+    if not (isinstance(hidden, list) and all(isinstance(h, int) and not isinstance(h, bool) and h > 0
+                                             for h in hidden)):
+        raise SpecError(f"{where} hidden must be a list of layer sizes such as [64], got {hidden!r}")
+    return tuple(hidden)
+
+
+def _dropout(t: dict, where: str) -> float | None:
+    """A head's dropout in [0, 1) (None: the run's net_dropout)."""
+    if "dropout" in t and not (isinstance(t["dropout"], (int, float)) and 0 <= t["dropout"] < 1):
+        raise SpecError(f"{where} dropout must be a number in [0, 1), got {t['dropout']!r}")
+    return t.get("dropout")
+
+
+def _function(t: dict, where: str, base: Path) -> Any:
+    """A function binding's ``function``, resolved now so a bad one is refused before compiling."""
+    if "function" not in t:
+        raise SpecError(f"{where} bind = \"function\" needs function = \"module:name\"")
+    resolve_function(t["function"], base, where)
+    return t["function"]
 
 
 def _inputs(inputs: Any, where: str) -> tuple[str, ...]:

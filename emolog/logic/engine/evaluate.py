@@ -14,10 +14,10 @@ from typing import NoReturn
 import torch
 from problog.logic import Term
 
+from ..ground import ground, load_model, number
+from ..program import ProgramError
 from .circuit import CircuitEvaluator, peak_rss_mb
 from .dnnf import compile_structure
-from .ground import ground, load_model, number
-from .program import ProgramError
 
 SMALL_FOR_PROBLOG = 2000
 
@@ -119,7 +119,7 @@ def _problog_error(source, base_dir, path: str) -> None:
     from problog import get_evaluatable
     from problog.errors import ProbLogError
 
-    from .ground import program_error
+    from ..ground import program_error
     try:
         get_evaluatable(None).create_from(load_model(source, base_dir)[0],
                                           propagate_evidence=True).evaluate()

@@ -29,7 +29,7 @@ from typing import Callable, Sequence
 import torch
 from problog.logic import Constant, list2term
 
-from .deep import PLACEHOLDER, DeepProgram, Example
+from ..engine.deep import PLACEHOLDER, DeepProgram, Example
 from .mass import check_answer_mass
 
 

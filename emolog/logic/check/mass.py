@@ -22,9 +22,9 @@ import torch
 from problog.formula import LogicDAG
 from problog.logic import Clause, Constant, Term, Var
 
-from .bindings import PLACEHOLDER
-from .dnnf import find_world
-from .program import ProgramError
+from ..bindings import PLACEHOLDER
+from ..engine.dnnf import find_world
+from ..program import ProgramError
 
 FIRED = "emolog_fired"   # fired(K, [Values]): rule K's body holds, its variables' values (instrumented copy)
 BOUND = "emolog_bound"   # bound(X, V): V is X when X is ground, else the atom '_'
@@ -118,7 +118,7 @@ def atom_probabilities(prog, ex) -> dict[str, float]:
     """Each probabilistic atom's probability for one example (float64), keyed by its
     probability term as ProbLog writes it: ``nn(net,[tensor(scene(emolog_I))],3)``,
     ``nn(net,[...])``, ``t(2)`` (the witness avoids the example's impossible choices)."""
-    from .bindings import call_networks
+    from ..bindings import call_networks
 
     c = prog.compiled(ex)
     ids = torch.tensor([ex.id])
@@ -157,14 +157,7 @@ def _explain(prog, term: Term, finding: MassFinding, labels, probs: dict[str, fl
         return finding
     wanted = None if labels is None else {str(v).strip("'") for v in labels}
     answers = [(n, k) for n, k, _ in dag.labeled() if wanted is None or _last_arg(str(n)) in wanted]
-    ev = [dag.negate(k) if v < 0 else k for _, k, v in dag.evidence_all() if v]
-    if finding.masses[0][1] > 1:   # two labels at once: the first pair that can hold together
-        pairs = [(a, b) for i, a in enumerate(answers) for b in answers[i + 1:]]
-        found = find_world(dag, [[a[1], b[1]] + ev for a, b in pairs], _weights(dag, probs))
-        holding = [pairs[found[0]][0][0], pairs[found[0]][1][0]] if found else []
-    else:                          # no label at all
-        found = find_world(dag, [[dag.negate(k) for _, k in answers] + ev], _weights(dag, probs))
-        holding = []
+    found, holding = _witness(dag, answers, finding.masses[0][1] > 1, _weights(dag, probs))
     if found is None:
         return finding
     _, truth, chosen = found
@@ -172,15 +165,26 @@ def _explain(prog, term: Term, finding: MassFinding, labels, probs: dict[str, fl
     finding.labels = [_last_arg(str(n)) for n in holding]
     names = [_atom(dag.get_node(k).name) for k in chosen if truth.get(k)]
     finding.world = sorted(_shown(n) for n in names if n.functor != FIRED)
-    fired = _fired(dag, truth)
-    finding.rules = _overlapping_rules(fired, marked, prog)
+    finding.rules = _overlapping_rules(_fired(dag, truth), marked, prog)
     return finding
+
+
+def _witness(dag, answers: list[tuple], overlap: bool, weights) -> tuple:
+    """(``find_world``'s (root, truth, chosen) or None, the answers that hold in that world):
+    with ``overlap`` (mass above 1) a world of the first pair of answers that can hold
+    together, and that pair; else a world where no answer holds, and ``[]``."""
+    ev = [dag.negate(k) if v < 0 else k for _, k, v in dag.evidence_all() if v]
+    if not overlap:
+        return find_world(dag, [[dag.negate(k) for _, k in answers] + ev], weights), []
+    pairs = [(a, b) for i, a in enumerate(answers) for b in answers[i + 1:]]
+    found = find_world(dag, [[a[1], b[1]] + ev for a, b in pairs], weights)
+    return found, ([pairs[found[0]][0][0], pairs[found[0]][1][0]] if found else [])
 
 
 def _weights(dag, probs: dict[str, float]):
     """weight(atom key): the example's probability of an atom (a number in the program is
     its own); the instrumentation's marks are certain: a rule's mark holds when its body does."""
-    from .ground import number
+    from ..ground import number
 
     def weight(key: int) -> float:
         node = dag.get_node(key)
@@ -204,8 +208,8 @@ def _instrumented(prog) -> tuple:
     from problog.logic import And, Not, list2term
     from problog.program import SimpleProgram
 
-    from .deep import _det
-    from .translate import DET
+    from ..engine.deep import _det
+    from ..translate import DET
 
     rules = [c for c in prog.translated.program if isinstance(c, Clause) and isinstance(c.head, Term)]
     count: dict[tuple, int] = {}

@@ -156,8 +156,8 @@ def _mass_refused(path: Path, answers: list, strict: bool) -> bool:
     from problog.logic import Term
     from problog.program import PrologString
 
-    from emolog.logic.deep import DeepProgram
-    from emolog.logic.mass import check_program_mass
+    from emolog.logic.engine.deep import DeepProgram
+    from emolog.logic.check.mass import check_program_mass
 
     atoms = [(list(PrologString(f"emolog_a({a}).", source_root="."))[0].args[0], p) for a, p in answers]
     findings = check_program_mass(DeepProgram(path, cache_dir=False), [(a, p) for a, p in atoms
@@ -190,7 +190,7 @@ def _location(err: Exception, path: Path) -> str:
 
 
 def _run_compare(args: argparse.Namespace) -> int:
-    from emolog.logic.compare import compare_program
+    from emolog.logic.check.compare import compare_program
 
     path = Path(args.file)
     if not path.is_file():

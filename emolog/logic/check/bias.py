@@ -16,7 +16,7 @@ from tqdm import tqdm
 
 from emolog.runtime import torch_threads
 
-from .module import compile_program
+from ..engine.module import compile_program
 
 TRUE_WEIGHTS = {"scene": 0.4, "face1": 0.3, "face2": 0.2, "face3": 0.1}
 FACE_COUNT_PROBS = (0.3, 0.3, 0.2, 0.2)   # P(0, 1, 2, 3 faces)
@@ -61,7 +61,7 @@ def measure_bias(n: int = 5000, steps: int = 300, seed: int = 0) -> dict[str, di
             "fail": fit("fail", *data, steps=steps)}
 
 
-if __name__ == "__main__":   # python -m emolog.logic.bias
+if __name__ == "__main__":   # python -m emolog.logic.check.bias
     result = measure_bias()
     for name, w in result.items():
         print(f"{name:>9}: " + ", ".join(f"{s} {v:.3f}" for s, v in w.items()))

@@ -31,7 +31,7 @@ except ImportError as e:  # an optional dependency: say which extra brings it
 from problog.logic import Constant, Term, Var
 from problog.program import SimpleProgram
 
-from .program import IMAGE, Program, atom_name, input_key
+from ..program import IMAGE, Program, atom_name, input_key
 
 _HELPER = "emolog_joint"
 

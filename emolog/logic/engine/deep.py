@@ -36,14 +36,15 @@ from problog.errors import ProbLogError
 from problog.extern import problog_export
 from problog.logic import Clause, Constant, Term
 
-from .bindings import PLACEHOLDER, BatchFeed, TensorBatch, call_networks
+from ..bindings import PLACEHOLDER, BatchFeed, call_networks
+from ..ground import ground, load_model, number, program_error
+from ..params import TParams
+from ..program import ProgramError
+from ..templates import fill_template, parse_template
+from ..translate import DET, translate
+from .batch import TensorBatch
 from .circuit import CircuitEvaluator, peak_rss_mb
 from .dnnf import MAX_NODES, CompileBudgetError, compile_structure
-from .ground import ground, load_model, number, program_error
-from .params import TParams
-from .program import ProgramError
-from .templates import fill_template, parse_template
-from .translate import DET, translate
 
 CACHE_VERSION = "2"   # 2: structures compiled by dnnf.py (per-value leaves, no chains)
 CHUNK_VALUES = 2_500_000
@@ -325,7 +326,7 @@ class DeepProgram(torch.nn.Module):
         one of its answers (the same probability: ProbLog's semantics do not depend on which
         queries are asked), so training compiles one circuit per face count, not one per face
         count and label; otherwise from its own bound structure. Batches over tensor-bound
-        networks without evidence take ``bindings.TensorBatch`` (one merged circuit).
+        networks without evidence take ``batch.TensorBatch`` (one merged circuit).
         """
         rid = list(map(self._routes.get, map(_ROUTE_KEY, examples)))   # C level: per example
         keys = list(map(_ROUTE_KEY, examples)) if None in rid else []

@@ -39,7 +39,7 @@ from problog.formula import LogicDAG, LogicFormula
 from problog.logic import Term, Var, term2list
 from pysdd.sdd import SddManager, Vtree
 
-from .program import IMAGE, Program, ProgramError, atom_name, input_key
+from ..program import IMAGE, Program, ProgramError, atom_name, input_key
 
 
 @dataclass

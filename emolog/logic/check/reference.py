@@ -1,7 +1,7 @@
 """ProbLog's own answer for one image: the network outputs written in as numbers.
 
 This is the ground truth emolog's circuits are tested against: it shares nothing with
-``compile.py`` beyond the parsed program. Every neural disjunction becomes a ground
+``engine/compile.py`` beyond the parsed program. Every neural disjunction becomes a ground
 annotated disjunction with numeric probabilities, every per-image fact a numeric fact, every
 ``t(...)`` its current value, and ProbLog's ``get_evaluatable().create_from(...).evaluate()``
 answers the queries (with ``evidence`` for "condition", through a conjunction for "fail").
@@ -13,7 +13,7 @@ from problog import get_evaluatable
 from problog.logic import AnnotatedDisjunction, Clause, Constant, Or, Term, Var, term2list
 from problog.program import SimpleProgram
 
-from .program import IMAGE, Program, atom_name
+from ..program import IMAGE, Program, atom_name
 
 _JOINT = "emolog_joint_"   # helper head: q and the evidence, for "fail" semantics
 
