@@ -28,6 +28,7 @@ import pandas as pd
 
 from emolog import cli
 from emolog.labels import SOURCES
+from emolog.runs.record import read_results
 
 DEMO_REGIMES = "logic-only,problog-em,nets-only,joint"
 VA_VARIABLES = ("valence", "arousal")
@@ -110,7 +111,7 @@ def va_step(sim: Path, out: Path, timings: dict[str, float]) -> dict[str, dict]:
             _step(f"valence/arousal: {var}", ["train", "--data", str(sim), "--spec", f"va_{var}", "--regime",
                                              "logic-only", "--out", str(run), "--quiet",
                                              *(["--resume"] if (run / "checkpoint.pt").exists() else [])], timings)
-        results[var] = json.loads((run / "results.json").read_text())
+        results[var] = read_results(run)
     return results
 
 

@@ -15,7 +15,7 @@ from emolog.model.kinds import GATE, GLOBAL, KINDS, NONE, RULES, kind_named
 from emolog.model.model import Model
 from emolog.model.spec import load_spec
 from emolog.report.inputs import load_run
-from emolog.runs.reader import Results
+from emolog.runs.record import Results
 
 
 @pytest.mark.parametrize("program, kind", [("seed", GLOBAL), ("extra_rule", GLOBAL), ("gated", GATE),

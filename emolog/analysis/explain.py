@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import argparse
 import io
-import json
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -86,12 +85,9 @@ def _load_run(run_dir: Path) -> dict:
     net = Scene2EmotionNet(in_dim=in_dim, hidden=hidden, n_classes=state["fc2.weight"].shape[0])
     net.load_state_dict(state)
     info["scene_net"] = net.eval()
-    results = run_dir / "results.json"
-    if results.is_file():
-        try:
-            res = json.loads(results.read_text())
-        except json.JSONDecodeError as e:
-            raise RunInputError(f"{str(results)!r} is not valid JSON: {e}") from e
+    if (run_dir / "results.json").is_file():
+        from emolog.runs.record import read_results
+        res = read_results(run_dir)
         if isinstance(res.get("source_weights"), dict):
             info["source_weights"] = {str(k): float(v) for k, v in res["source_weights"].items()}
     if (run_dir / "config.json").is_file():  # a complete run: the model itself

@@ -7,7 +7,8 @@ import numpy as np
 import pandas as pd
 
 from emolog.report import plots
-from emolog.report.inputs import ExperimentInputs, RunInputs
+from emolog.report.inputs import ExperimentInputs
+from emolog.runs.record import RunFiles
 from emolog.report.page import Cell, Figure, Preds, Section, Table, df_table, fmt, num, slug
 from emolog.metrics.classification import interval_covers
 
@@ -101,7 +102,7 @@ def comparison_section(inp: ExperimentInputs) -> Section:
     return sec
 
 
-def gallery_section(run: RunInputs | None, pr: Preds | None, classes: list[str], images: str | None) -> Section:
+def gallery_section(run: RunFiles | None, pr: Preds | None, classes: list[str], images: str | None) -> Section:
     sec = Section("gallery", "Example images",
                   "Test images with their detected face boxes (largest first, at most 3), each "
                   "source's emotion distribution (rows) and the final prediction; the caption gives "
@@ -123,7 +124,7 @@ def gallery_section(run: RunInputs | None, pr: Preds | None, classes: list[str],
 VA_SHOWN = ("mae", "rmse", "spearman", "pearson", "ccc")
 
 
-def va_section(runs: list[RunInputs]) -> Section:
+def va_section(runs: list[RunFiles]) -> Section:
     """Valence/arousal runs: each run's test regression metrics with their 95% bootstrap
     intervals (results.json ``metrics.test.va``) and its predictions against the annotated values."""
     from emolog.analysis.error_plots import predicted_vs_true
@@ -156,7 +157,7 @@ def _uri(png: bytes) -> str:
     return "data:image/png;base64," + base64.b64encode(png).decode("ascii")
 
 
-def analysis_section(inp: ExperimentInputs | RunInputs) -> Section:
+def analysis_section(inp: ExperimentInputs | RunFiles) -> Section:
     """What ``emolog analyse DIR --out DIR/analysis`` found, when that folder exists: the
     error-vs-disagreement statistics and scatters, the runs' overlap, the most confused pairs,
     the meta-information ranking and the worst errors with their photos."""

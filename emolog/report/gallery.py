@@ -16,7 +16,7 @@ from emolog.data.index import ImageIndex, recorded_root
 from emolog.data.paths import resolve_under
 from emolog.report import plots
 from emolog.data.paths import resolve_recorded as resolve
-from emolog.report.inputs import RunInputs
+from emolog.runs.record import RunFiles
 
 THUMB_PX = 480  # longest side of the photo before plotting: keeps the page a few MB at most
 
@@ -39,7 +39,7 @@ def choose_examples(pred: pd.DataFrame, y: np.ndarray, p: np.ndarray, n: int = 6
     return (picks + rest)[:n]
 
 
-def image_root(run: RunInputs, index_path: Path, fingerprint: dict, override: str | Path | None) -> Path:
+def image_root(run: RunFiles, index_path: Path, fingerprint: dict, override: str | Path | None) -> Path:
     """Where index.csv's rel_paths point: --images, else a root recorded in the data
     provenance, the cache fingerprint or `emolog index`'s index_summary.json beside the
     index, else the data directory holding index.csv."""
@@ -53,7 +53,7 @@ def image_root(run: RunInputs, index_path: Path, fingerprint: dict, override: st
     return index_path.parent
 
 
-def _scene_probs(run: RunInputs, scene: torch.Tensor) -> tuple[np.ndarray | None, str | None]:
+def _scene_probs(run: RunFiles, scene: torch.Tensor) -> tuple[np.ndarray | None, str | None]:
     """Scene2EmotionNet's distribution from the run's scene_net.pt and the cached features,
     or (None, why not)."""
     if not run.get("has_scene_net"):
@@ -74,7 +74,7 @@ def _scene_probs(run: RunInputs, scene: torch.Tensor) -> tuple[np.ndarray | None
         return None, f"scene_net.pt could not be applied to the cached features ({e})"
 
 
-def gallery(run: RunInputs, y: np.ndarray, p: np.ndarray, classes: list[str], n: int = 6,
+def gallery(run: RunFiles, y: np.ndarray, p: np.ndarray, classes: list[str], n: int = 6,
             images: str | Path | None = None) -> tuple[list[dict], list[str]]:
     """Gallery items ``{"uri", "caption", "image_id"}`` and notes (missing photos and the like).
 

@@ -21,7 +21,7 @@ import pandas as pd
 
 from emolog.cache.store import read_manifest
 from emolog.data.paths import resolve_recorded as resolve
-from emolog.report.inputs import RunInputs
+from emolog.runs.record import RunFiles
 from emolog.report.stats import class_indices
 
 
@@ -74,7 +74,11 @@ class SectionFailure:
         return f"{self.title}: {type(self.error).__name__}: {self.error}"
 
 
-def build_sections(specs: list[tuple[str, str, Callable[[], Section]]]) -> tuple[list[Section], list[SectionFailure]]:
+# a section of a page: (id, title, the function that builds it)
+SectionSpec = tuple[str, str, Callable[[], Section]]
+
+
+def build_sections(specs: list[SectionSpec]) -> tuple[list[Section], list[SectionFailure]]:
     """Build each ``(id, title, make)``; a section whose ``make`` raises is replaced by one
     that says it failed, and listed in the failures (the caller decides whether the report
     may still be written: ``build.build_report``'s ``allow_partial``)."""
@@ -167,7 +171,7 @@ class Preds:
     p_before: np.ndarray | None
 
 
-def read_preds(run: RunInputs) -> tuple[Preds | None, str | None]:
+def read_preds(run: RunFiles) -> tuple[Preds | None, str | None]:
     """The run's predictions, or (None, the note saying why they cannot be used)."""
     df = run.get("predictions.csv")
     if df is None:

@@ -19,7 +19,7 @@ import matplotlib.ticker  # noqa: E402
 import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 
-from emolog.report.inputs import SOURCES  # noqa: E402
+from emolog.labels import SOURCES  # noqa: E402
 
 SOURCE_COLOURS: dict[str, str] = {"scene": "#2b6cb0", "face1": "#dd6b20", "face2": "#d69e2e", "face3": "#c05621"}
 _MORE = ("#38a169", "#805ad5", "#d53f8c", "#319795", "#718096")

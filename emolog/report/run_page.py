@@ -9,14 +9,14 @@ curves instead of the weights section and no trust section.
 from __future__ import annotations
 
 from emolog.report.experiment_sections import analysis_section, gallery_section, va_section
-from emolog.report.inputs import RunInputs
+from emolog.runs.record import RunFiles
 from emolog.report.page import about_line, build_sections, cache_fingerprint, read_preds
 from emolog.report.sections import changes_section, confusion_section, curves_section, f1_section, \
     flips_section, summary_section, weights_section
 from emolog.report.trust_section import trust_section
 
 
-def run_report(run: RunInputs, images: str | None = None) -> dict:
+def run_report(run: RunFiles, images: str | None = None) -> dict:
     """Context for the templates: ``title``, ``about``, ``sections``, ``kind``, ``failed``
     (the sections that raised, ``page.SectionFailure``)."""
     pr, why = read_preds(run)
@@ -32,13 +32,13 @@ def run_report(run: RunInputs, images: str | None = None) -> dict:
     has_sources = bool(run.sources)
     sections, failed = build_sections([
         ("summary", "Results", lambda: summary_section(run)),
-        ("weights", "Source weights and training curves", lambda: weights_section(run)) if has_sources
+        ("weights", "Source weights and training curves", lambda: weights_section([run], detail=True)) if has_sources
         else ("curves", "Training curves", lambda: curves_section(run)),
         *([("va", "Valence and arousal", lambda: va_section([run]))] if (run.results or {}).get("target") else []),
-        ("confusion", "Confusion matrices", lambda: confusion_section(run)),
+        ("confusion", "Confusion matrices", lambda: confusion_section([run], classes, detail=True)),
         ("f1", "Per-class F1 with confidence intervals", f1),
-        ("changes", "Which parameters really train", lambda: changes_section(run)),
-        ("flips", "Flipped predictions", lambda: flips_section(run, classes)),
+        ("changes", "Which parameters really train", lambda: changes_section([run], detail=True)),
+        ("flips", "Flipped predictions", lambda: flips_section([run], classes, detail=True)),
         *([("trust", "Trust: faces vs scene", lambda: trust_section(preds, [why] if why else [], {run.name: run}))]
           if has_sources else []),
         ("gallery", "Example images", lambda: gallery_section(run, pr, classes, images)),

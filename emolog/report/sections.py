@@ -1,18 +1,24 @@
-"""The sections of one run's report: results, weights and curves, confusion, F1, what trains,
-flips. The building blocks are in ``page``; trust, comparison, memorisation and the gallery
-in ``trust_section`` and ``experiment_sections``.
+"""The report's sections over a list of runs (one run's page: a list of one): results, weights
+and curves, confusion, F1, what trains, flips. Both pages call the one definition of each;
+``detail`` asks for a run page's views of its one run (before and after, per-layer tables),
+else a section shows each group of runs (regime plus sweep suffix) over its seeds. The
+building blocks are in ``page``; trust, comparison, memorisation and the gallery in
+``trust_section`` and ``experiment_sections``.
 """
 
 from __future__ import annotations
+
+from typing import Any
 
 import numpy as np
 
 from emolog.labels import EMO8
 from emolog.report import plots
-from emolog.report.inputs import RunInputs
+from emolog.runs.record import Groups, RunFiles, base_groups, group_runs, sources_of
 from emolog.report.page import Cell, Figure, Preds, Section, Table, fmt, num, read_preds, slug
 from emolog.report.stats import bootstrap_per_class_f1
 from emolog.metrics.classification import interval_covers
+
 
 __all__ = ["METRICS", "read_preds", "slug", "summary_section", "weights_section", "confusion_section",
            "f1_section", "changes_section", "flips_section", "chosen_epoch", "t_table"]
@@ -34,7 +40,7 @@ def chosen_epoch(results: dict | None) -> int | None:
     return int(best) if best is not None and ran is not None and int(best) < int(ran) else None
 
 
-def summary_section(run: RunInputs) -> Section:
+def summary_section(run: RunFiles) -> Section:
     sec = Section("summary", "Results",
                   "Test and validation metrics after training, and on the test set before training "
                   "(epoch 0). macro-F1 and UAR weigh every class equally, weighted F1 weighs each "
@@ -45,39 +51,60 @@ def summary_section(run: RunInputs) -> Section:
     if res is None:
         sec.notes.append(run.note("results.json"))
         return sec
-    if res.get("sanity_warning"):
-        sec.notes.append(str(res["sanity_warning"]))
+    sec.notes.extend(_summary_notes(res))
+    sec.tables += [_metrics_table(res), _facts_table(res)]
+    if run.sources:  # a program without a source choice (kind "none") has no source weights
+        sec.tables.append(_source_table(res, run.sources))
+    if run.t_values:
+        sec.tables.append(t_table(run.t_values, res.get("true_t_values")))
+    per = ((res.get("metrics") or {}).get("test") or {}).get("per_class") or {}
+    if tuple(per) == EMO8:
+        sec.notes.append(EMO8_REFERENCE)
+    if per:  # rows follow the run's own label set (7 for BASIC7, 8 for Emo8, ...)
+        sec.tables.append(_per_class_table(per))
+    return sec
+
+
+def _summary_notes(res: dict) -> list[str]:
+    """The run's sanity warning and the epoch early stopping kept."""
+    notes = [str(res["sanity_warning"])] if res.get("sanity_warning") else []
     kept = chosen_epoch(res)
     if kept is not None:
-        sec.notes.append(f"Early stopping chose epoch {kept} of {res.get('epochs_run')} run: the metrics and "
-                         f"weights below are those of epoch {kept} (best validation loss); the curves "
-                         "show every epoch run, with the kept one marked.")
+        notes.append(f"Early stopping chose epoch {kept} of {res.get('epochs_run')} run: the metrics and "
+                     f"weights below are those of epoch {kept} (best validation loss); the curves "
+                     "show every epoch run, with the kept one marked.")
+    return notes
+
+
+def _metrics_table(res: dict) -> Table:
+    """METRICS on the test set after and before training and on the validation set."""
     m = res.get("metrics") or {}
     before = (res.get("metrics_before") or {}).get("test") or {}
     cols = [("test", m.get("test") or {}, "m-test"), ("test before training", before, "m-before-test"),
             ("val", m.get("val") or {}, "m-val")]
     rows = [[Cell(k)] + [num(mm.get(k), f"{pre}-{k}") for _, mm, pre in cols] for k in METRICS]
-    sec.tables.append(Table(["metric"] + [c for c, _, _ in cols], rows))
+    return Table(["metric"] + [c for c, _, _ in cols], rows)
+
+
+def _facts_table(res: dict) -> Table:
     facts = [("regime", res.get("regime")), ("seed", res.get("seed")), ("program", res.get("program")),
              ("semantics", res.get("semantics")), ("epochs run", res.get("epochs_run")),
              ("epoch kept", res.get("best_epoch")), ("training time (s)", res.get("train_time_s"))]
-    sec.tables.append(Table(["run", "value"], [[Cell(k), num(v, f"run-{slug(k)}", 1)] for k, v in facts]))
-    if run.sources:  # a program without a source choice (kind "none") has no source weights
-        w, true = res.get("source_weights") or {}, res.get("true_source_weights")
-        wrows = [[Cell(s), num(w.get(s), f"w-{s}")] + ([num(true.get(s), f"wtrue-{s}")] if true else [])
-                 for s in run.sources]
-        sec.tables.append(Table(["source", "learned P(source)"] + (["true"] if true else []), wrows))
-    if run.t_values:
-        sec.tables.append(t_table(run.t_values, res.get("true_t_values")))
-    per = (m.get("test") or {}).get("per_class") or {}
-    if tuple(per) == EMO8:
-        sec.notes.append(EMO8_REFERENCE)
-    if per:  # rows follow the run's own label set (7 for BASIC7, 8 for Emo8, ...)
-        keys = ("precision", "recall", "f1", "average_precision", "support")
-        sec.tables.append(Table(["class"] + [k.replace("_", " ") for k in keys],
-                                [[Cell(c)] + [num(v.get(k), f"pc-{slug(c)}-{k}") for k in keys] for c, v in per.items()],
-                                "test set, per class"))
-    return sec
+    return Table(["run", "value"], [[Cell(k), num(v, f"run-{slug(k)}", 1)] for k, v in facts])
+
+
+def _source_table(res: dict, sources: list[str]) -> Table:
+    """The learned P(source), beside the true one of simulated data."""
+    w, true = res.get("source_weights") or {}, res.get("true_source_weights")
+    rows = [[Cell(s), num(w.get(s), f"w-{s}")] + ([num(true.get(s), f"wtrue-{s}")] if true else []) for s in sources]
+    return Table(["source", "learned P(source)"] + (["true"] if true else []), rows)
+
+
+def _per_class_table(per: dict[str, dict]) -> Table:
+    keys = ("precision", "recall", "f1", "average_precision", "support")
+    return Table(["class"] + [k.replace("_", " ") for k in keys],
+                 [[Cell(c)] + [num(v.get(k), f"pc-{slug(c)}-{k}") for k in keys] for c, v in per.items()],
+                 "test set, per class")
 
 
 def t_table(learned: dict[str, float], true: dict[str, float] | None) -> Table:
@@ -91,7 +118,7 @@ def t_table(learned: dict[str, float], true: dict[str, float] | None) -> Table:
                  f"logic parameters: {len(learned)} t() values")
 
 
-def curves_section(run: RunInputs) -> Section:
+def curves_section(run: RunFiles) -> Section:
     """Training curves only: the section of a program without a source choice."""
     sec = Section("curves", "Training curves",
                   "The program has no source choice, so there are no source weights. The loss and "
@@ -105,7 +132,16 @@ def curves_section(run: RunInputs) -> Section:
     return sec
 
 
-def weights_section(run: RunInputs) -> Section:
+def weights_section(runs: list[RunFiles], detail: bool = False) -> Section:
+    """The learned source weights: with ``detail`` (a run's page: ``runs`` is that one run) its
+    weights and curves per epoch against the truth; else per group the final weights (mean over
+    seeds) and each base run's scene weight per epoch."""
+    if detail:
+        return _run_weights(runs[0])
+    return _group_weights(runs, group_runs(runs))
+
+
+def _run_weights(run: RunFiles) -> Section:
     sec = Section("weights", "Source weights and training curves",
                   "The logic's annotated disjunction picks one source per image; the first plot shows "
                   "the learned probability of each source per epoch (dashed: the true weights of "
@@ -133,23 +169,86 @@ def weights_section(run: RunInputs) -> Section:
     return sec
 
 
-def confusion_section(run: RunInputs) -> Section:
-    sec = Section("confusion", "Confusion matrices",
-                  "Rows are the true class, columns the predicted class; colour is the row share "
-                  "(recall), numbers are image counts. Left: before training, right: after.")
+def _group_weights(runs: list[RunFiles], groups: Groups) -> Section:
+    sec = Section("weights", "Source weights",
+                  "Learned probability of each source per regime (bars: mean over seeds, dots: seeds; "
+                  "hatched: the true weights of simulated data), and the scene's weight per epoch in "
+                  "every base run; the table adds the sweeps. A regime whose scene weight climbs far "
+                  "above the truth is fitting the training labels through the scene net (see the "
+                  "memorisation curve).")
+    sec.notes.extend(f"{r.name}: {r.note('results.json')}" for r in runs if r.results is None)
+    sec.notes.extend(f"{r.name}: {r.note('history.csv')}" for r in runs if r.get("history.csv") is None)
+    sources, base = sources_of(runs), base_groups(groups)
+    finals = {g: _final_weights(rs, sources) for g, rs in groups.items()}
+    true = next((r.results["true_source_weights"] for r in runs
+                 if r.results and r.results.get("true_source_weights")), None)
+    if any(r.results for r in runs):
+        sec.figures.append(Figure(plots.final_weights({g: finals[g] for g in base}, true, sources), "weights per regime"))
+    hists = _scene_histories(base)
+    if hists:
+        sec.figures.append(Figure(plots.scene_weight_trajectories(hists), "scene weight per epoch"))
+    sec.tables.append(_mean_weights_table(finals, sources, true))
+    return sec
+
+
+def _final_weights(runs: list[RunFiles], sources: list[str]) -> dict[str, list[float]]:
+    """Per source, each run's learned weight (NaN where its results.json lacks it)."""
+    return {s: [float((r.results.get("source_weights") or {}).get(s, np.nan)) for r in runs if r.results]
+            for s in sources}
+
+
+def _scene_histories(groups: Groups) -> dict[str, tuple[str, Any]]:
+    """Run name -> (its group, history.csv) of every run whose history has the scene's weight."""
+    return {r.name: (r.group, r.get("history.csv")) for rs in groups.values() for r in rs
+            if r.get("history.csv") is not None and "w_scene" in r.get("history.csv")}
+
+
+def _mean_weights_table(finals: dict[str, dict[str, list[float]]], sources: list[str],
+                        true: dict[str, float] | None) -> Table:
+    """Per group, each source's learned weight, mean over seeds (``finals``: group -> source ->
+    one weight per seed); the header names the true weight of simulated data."""
+    cols = [f"{s} (true {true[s]:.2f})" if true and s in true else s for s in sources]
+    return Table(["regime"] + cols,
+                 [[Cell(g)] + [num(float(np.nanmean(v[s])) if v[s] else None, f"wmean-{slug(g)}-{s}")
+                               for s in sources] for g, v in finals.items()],
+                 "learned source weights, mean over seeds")
+
+
+def confusion_section(runs: list[RunFiles], classes: list[str], detail: bool = False) -> Section:
+    """Test confusion matrices: with ``detail`` (a run's page) before and after training; else
+    per group, summed over its seeds."""
+    how = ("Rows are the true class, columns the predicted class; colour is the row share "
+           "(recall), numbers are image counts.")
+    if detail:
+        sec = Section("confusion", "Confusion matrices", how + " Left: before training, right: after.")
+        _run_confusions(sec, runs[0], classes)
+        return sec
+    sec = Section("confusion", "Confusion matrices", "Per regime, summed over seeds. " + how)
+    for g, rs in group_runs(runs).items():
+        cms = [c for c in (_test_metrics(r).get("confusion") for r in rs) if c is not None]
+        if not cms:
+            sec.notes.append(f"{g}: no test confusion matrix in any results.json")
+            continue
+        sec.figures.append(Figure(plots.confusion(np.sum(cms, axis=0), classes, f"{g} ({len(cms)} seeds)"), g))
+    return sec
+
+
+def _test_metrics(run: RunFiles) -> dict:
+    """results.json's test metrics after training ({} when unknown)."""
+    return ((run.results or {}).get("metrics") or {}).get("test") or {}
+
+
+def _run_confusions(sec: Section, run: RunFiles, classes: list[str]) -> None:
     res = run.results
     if res is None:
         sec.notes.append(run.note("results.json"))
-        return sec
-    cls = run.classes
+        return
     before = ((res.get("metrics_before") or {}).get("test") or {}).get("confusion")
-    after = (((res.get("metrics") or {}).get("test")) or {}).get("confusion")
-    for cm, title in ((before, "test, before training"), (after, "test, after training")):
+    for cm, title in ((before, "test, before training"), (_test_metrics(run).get("confusion"), "test, after training")):
         if cm is None:
             sec.notes.append(f"results.json holds no confusion matrix for {title}.")
         else:
-            sec.figures.append(Figure(plots.confusion(cm, cls, title), title))
-    return sec
+            sec.figures.append(Figure(plots.confusion(cm, classes, title), title))
 
 
 def f1_table(per: dict[str, dict[str, np.ndarray]], classes: list[str]) -> Table:
@@ -159,7 +258,7 @@ def f1_table(per: dict[str, dict[str, np.ndarray]], classes: list[str]) -> Table
     return Table(["class"] + [f"{n}: F1 [95% CI]" for n in per], rows)
 
 
-def f1_section(runs_by_regime: dict[str, list[RunInputs]], preds: dict[str, Preds | None],
+def f1_section(runs_by_regime: dict[str, list[RunFiles]], preds: dict[str, Preds | None],
                classes: list[str], with_before: bool) -> Section:
     sec = Section("f1", "Per-class F1 with confidence intervals",
                   "F1 per emotion on the test set; with several seeds, F1 is their mean. The interval "
@@ -191,7 +290,27 @@ def f1_section(runs_by_regime: dict[str, list[RunInputs]], preds: dict[str, Pred
     return sec
 
 
-def changes_section(run: RunInputs) -> Section:
+def changes_section(runs: list[RunFiles], detail: bool = False) -> Section:
+    """Which parameters train, from changes.json: with ``detail`` (a run's page) the run's layer
+    table and gradient norm per epoch; else per group its first seed's layer bars."""
+    if detail:
+        return _run_changes(runs[0])
+    sec = Section("changes", "Which parameters really train",
+                  "Per regime (first seed), per layer: how far the weights moved from their initial "
+                  "values relative to their size (left) and the mean gradient norm (right). Orange: "
+                  "logic parameters, blue: trained network layers, grey: layers the regime keeps "
+                  "frozen (they receive a gradient but do not move). The run reports add the "
+                  "gradient norm per epoch.")
+    for g, rs in group_runs(runs).items():
+        ch = rs[0].get("changes.json")
+        if ch is None or not ch.get("layers"):
+            sec.notes.append(f"{rs[0].name}: " + (rs[0].note("changes.json") if ch is None else "changes.json lists no layers"))
+            continue
+        sec.figures.append(Figure(plots.layer_bars(ch["layers"], f"{g} ({rs[0].name})"), f"layer changes {g}", wide=True))
+    return sec
+
+
+def _run_changes(run: RunFiles) -> Section:
     sec = Section("changes", "Which parameters really train",
                   "Per layer (blue: trained network layers, orange: logic parameters, grey: layers the "
                   "regime keeps frozen): how far the weights moved from their initial values, relative "
@@ -204,23 +323,8 @@ def changes_section(run: RunInputs) -> Section:
     elif not ch.get("layers"):
         sec.notes.append("changes.json lists no layers.")
     else:
-        layers = ch["layers"]
-        sec.figures.append(Figure(plots.layer_bars(layers), "per-layer change", wide=True))
-        # optional keys beyond the contract: frozen layers still get gradients ("trainable"), and a
-        # layer initialised to 0 has no relative change, only an absolute one ("abs_change")
-        trainable = any("trainable" in layer for layer in layers)
-        absolute = any("abs_change" in layer for layer in layers)
-        sec.tables.append(Table(["net", "layer", "parameters"] + (["trainable"] if trainable else [])
-                                + ["relative change"] + (["absolute change"] if absolute else [])
-                                + ["cosine to init", "gradient norm"],
-                                [[Cell(str(layer.get("net"))),
-                                  Cell(plots.layer_name(layer).removeprefix(f"{layer.get('net')}.")),
-                                  num(layer.get("n_params"))]
-                                 + ([Cell(fmt(layer.get("trainable")))] if trainable else [])
-                                 + [num(layer.get("rel_change"), digits=4)]
-                                 + ([num(layer.get("abs_change"), digits=4)] if absolute else [])
-                                 + [num(layer.get("cosine_to_init"), digits=4), num(layer.get("grad_norm"), digits=4)]
-                                 for layer in layers]))
+        sec.figures.append(Figure(plots.layer_bars(ch["layers"]), "per-layer change", wide=True))
+        sec.tables.append(_layer_table(ch["layers"]))
     if hist is not None and any(c.startswith("grad_norm_") for c in hist.columns):
         sec.figures.append(Figure(plots.grad_norm_history(hist), "gradient norm per epoch"))
     elif hist is None:
@@ -228,7 +332,47 @@ def changes_section(run: RunInputs) -> Section:
     return sec
 
 
-def flips_section(run: RunInputs, classes: list[str]) -> Section:
+def _layer_table(layers: list[dict]) -> Table:
+    """changes.json's layers, one row each."""
+    # optional keys beyond the contract: frozen layers still get gradients ("trainable"), and a
+    # layer initialised to 0 has no relative change, only an absolute one ("abs_change")
+    trainable = any("trainable" in layer for layer in layers)
+    absolute = any("abs_change" in layer for layer in layers)
+    return Table(["net", "layer", "parameters"] + (["trainable"] if trainable else [])
+                 + ["relative change"] + (["absolute change"] if absolute else [])
+                 + ["cosine to init", "gradient norm"],
+                 [[Cell(str(layer.get("net"))),
+                   Cell(plots.layer_name(layer).removeprefix(f"{layer.get('net')}.")),
+                   num(layer.get("n_params"))]
+                  + ([Cell(fmt(layer.get("trainable")))] if trainable else [])
+                  + [num(layer.get("rel_change"), digits=4)]
+                  + ([num(layer.get("abs_change"), digits=4)] if absolute else [])
+                  + [num(layer.get("cosine_to_init"), digits=4), num(layer.get("grad_norm"), digits=4)]
+                  for layer in layers])
+
+
+def flips_section(runs: list[RunFiles], classes: list[str], detail: bool = False) -> Section:
+    """Test predictions changed by training (changes.json ``flips``): with ``detail`` (a run's
+    page) the run's table per true class; else per group its first seed's figure."""
+    if detail:
+        return _run_flips(runs[0], classes)
+    sec = Section("flips", "Flipped predictions",
+                  "Per regime (first seed): test images whose prediction changed during training, per "
+                  "true class: green became correct, red became wrong, grey changed between wrong classes.")
+    for g, rs in group_runs(runs).items():
+        f = (rs[0].get("changes.json") or {}).get("flips")
+        if not f:
+            sec.notes.append(f"{rs[0].name}: " + (rs[0].note("changes.json") if rs[0].get("changes.json") is None
+                                                  else "changes.json has no flips entry"))
+        elif not f.get("n_flipped"):
+            sec.notes.append(f"{g} ({rs[0].name}): no test prediction changed during training (0 of {f.get('n')}).")
+        else:
+            sec.figures.append(Figure(plots.flips(f.get("per_class") or {}, classes, f"Flipped predictions: {g}"),
+                                      f"flips {g}", caption=f"{g}: {f['n_flipped']} of {f.get('n')} test predictions flipped"))
+    return sec
+
+
+def _run_flips(run: RunFiles, classes: list[str]) -> Section:
     sec = Section("flips", "Flipped predictions",
                   "Test images whose predicted class changed between before and after training, per "
                   "true class: green became correct, red became wrong, grey changed from one wrong "
@@ -251,5 +395,3 @@ def flips_section(run: RunInputs, classes: list[str]) -> Section:
         sec.tables.append(Table(["true class", "to correct", "to wrong", "other"], rows,
                                 f"{flips.get('n_flipped')} of {flips.get('n')} test predictions flipped"))
     return sec
-
-

@@ -11,7 +11,7 @@ from emolog.analysis.trust import TrustError, trust_agreement
 from emolog.data.index import ImageIndex
 from emolog.report import plots
 from emolog.data.paths import resolve_recorded as resolve
-from emolog.report.inputs import RunInputs
+from emolog.runs.record import RunFiles
 from emolog.report.page import Figure, Preds, Section, Table, df_table
 from emolog.report.stats import trust_by_face_count, trust_by_face_size
 
@@ -41,7 +41,7 @@ def annotator_agreement(pr: Preds, index_path: str | None, run_dir: Path, name: 
 
 
 def trust_section(preds: dict[str, Preds | None], notes: list[str],
-                  runs: dict[str, RunInputs] | None = None) -> Section:
+                  runs: dict[str, RunFiles] | None = None) -> Section:
     sec = Section("trust", "Trust: faces vs scene",
                   "How much the model relies on the faces versus the scene, per number of detected "
                   "faces and per size of the largest face (share of the image area). Posterior: "

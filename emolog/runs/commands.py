@@ -16,7 +16,7 @@ from emolog.config.regimes import REGIMES
 from emolog.config.run import SOURCES, RunConfig
 
 if TYPE_CHECKING:   # imported where used: `train --help` stays light
-    from emolog.runs.reader import Results
+    from emolog.runs.record import Results
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -65,7 +65,7 @@ def run(args: argparse.Namespace) -> int:
 
 def summary(results: dict) -> str:
     """A short plain-text summary of a results dict (what a researcher copies into notes)."""
-    from emolog.runs.reader import Results
+    from emolog.runs.record import Results
     r = Results.from_dict(results)
     lines = [f"regime {r.regime} (program {r.program}, semantics {r.semantics}, seed {r.seed}): "
              f"{r.epochs_run} epochs{' (early stop, best epoch ' + str(r.best_epoch) + ')' if r.stopped_early else ''}, "

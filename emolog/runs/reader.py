@@ -14,10 +14,10 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from emolog.data.artefacts import ArtefactError, check_record, load_torch, read_csv, read_json
+from emolog.data.artefacts import ArtefactError, check_fields, check_record, load_torch, read_csv, read_json
 from emolog.errors import MissingError
 from emolog.labels import BASIC7, SOURCES
-from emolog.model.kinds import ProgramKind, kind_named
+from emolog.runs.record import RESULTS_FIELDS, Results, RunFiles, raise_broken, read_run_files
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -57,60 +57,25 @@ class Predictions:
         return [self.classes[i] for i in self.probs.argmax(1)]
 
 
-@dataclass(frozen=True)
-class Results:
-    """results.json as typed fields (the file keeps its keys: this is a read-only view)."""
-
-    regime: str
-    seed: int
-    program: str
-    semantics: str
-    classes: list[str]
-    kind: ProgramKind                     # results.json "kind", through ``kind_named``
-    metrics: dict                         # {"val": M, "test": M}
-    metrics_before: dict                  # {"test": M}
-    source_weights: dict[str, float] | None
-    true_source_weights: dict[str, float] | None
-    t_values: dict[str, float]
-    true_t_values: dict[str, float] | None
-    epochs_run: int
-    best_epoch: int
-    stopped_early: bool
-    n_train: int
-    train_time_s: float
-    unscorable: dict
-    sanity_warning: str | None
-
-    @classmethod
-    def from_dict(cls, d: dict, where: str = "results.json") -> "Results":
-        """From a results.json dict read from ``where`` (runs of an older emolog lack some keys:
-        their defaults); an unknown program kind is refused (``ArtefactError``)."""
-        return cls(regime=d["regime"], seed=int(d["seed"]), program=d["program"], semantics=d["semantics"],
-                   classes=list(d.get("classes") or BASIC7), kind=kind_named(d.get("kind", "global"), where),
-                   metrics=d["metrics"], metrics_before=d["metrics_before"], source_weights=d.get("source_weights"),
-                   true_source_weights=d.get("true_source_weights"), t_values=dict(d.get("t_values") or {}),
-                   true_t_values=d.get("true_t_values"), epochs_run=int(d["epochs_run"]),
-                   best_epoch=int(d.get("best_epoch", d["epochs_run"])), stopped_early=bool(d.get("stopped_early")),
-                   n_train=int(d.get("n_train", 0)), train_time_s=float(d["train_time_s"]),
-                   unscorable=dict(d.get("unscorable") or {"n": 0}), sanity_warning=d.get("sanity_warning"))
-
-
 @dataclass
-class Run:
-    """A trained run read back from its directory (``load_run``)."""
+class Run(RunFiles):
+    """A trained run read back from its directory (``load_run``): its records (``results``,
+    ``config``, ``classes``, ``t_values``: ``RunFiles``), its model and its predictions."""
 
-    dir: Path
-    config: dict
-    results: dict
+    @property
+    def results(self) -> dict:
+        """results.json (``load_run`` refuses a run without a usable one)."""
+        return self.files["results.json"]
+
+    @property
+    def config(self) -> dict:
+        """config.json (``load_run`` refuses a run without a usable one)."""
+        return self.files["config.json"]
 
     @property
     def typed(self) -> Results:
         """results.json as a ``Results``."""
         return Results.from_dict(self.results, str(self.dir / "results.json"))
-
-    @property
-    def classes(self) -> list[str]:
-        return list(self.results.get("classes") or BASIC7)
 
     @property
     def metrics(self) -> dict:
@@ -126,10 +91,6 @@ class Run:
         """A valence/arousal run's ``emolog.model.target.Target`` (its bins' values fitted), else None."""
         from emolog.model.target import Target
         return Target.from_dict(self.results["target"]) if self.results.get("target") else None
-
-    @property
-    def t_values(self) -> dict[str, float]:
-        return dict(self.results.get("t_values") or {})
 
     @property
     def history(self) -> pd.DataFrame:
@@ -235,11 +196,6 @@ def _reads_scene_classes(spec: dict | None) -> bool:
                for tb in ((spec or {}).get("nets") or {}).values())
 
 
-# results.json's fields every reader relies on, with their types
-RESULTS_FIELDS = {"regime": str, "seed": int, "program": str, "semantics": str, "metrics": dict,
-                  "metrics_before": dict, "epochs_run": int, "train_time_s": (int, float)}
-
-
 def load_run(run_dir: str | Path) -> Run:
     """The finished run in ``run_dir`` (needs config.json and results.json; every file read
     later is checked against the sha256 results.json records for it)."""
@@ -249,9 +205,9 @@ def load_run(run_dir: str | Path) -> Run:
             raise RunError(f"{d} is not a finished run: it has no {name}"
                            + (" (the run was interrupted: `emolog train --resume`)" if (d / "checkpoint.pt").exists()
                               else ""))
-    results = read_json(d / "results.json", "run", RESULTS_FIELDS)
-    check_record(d / "config.json", results.get("files"), d / "results.json")
-    run = Run(d, read_json(d / "config.json", required={"regime": str}), results)
+    run = read_run_files(Run(d, name=d.name), ("results.json", "config.json"))
+    raise_broken(run)
+    check_fields(run.results, RESULTS_FIELDS, d / "results.json")
     run._config()
     return run
 
