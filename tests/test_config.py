@@ -154,3 +154,14 @@ def test_a_run_of_the_previous_emolog_loads_reports_and_resumes(sim, tmp_path, c
     torch.save(blob, part / "checkpoint.pt")
     with pytest.raises(TrainingError, match=r"logic\.lr"):   # a changed setting is still refused, by its new name
         train_run({**RUN, "data": str(sim), "logic.lr": 0.1}, part, resume=True, progress=False)
+
+
+def test_an_experiment_sweep_over_an_old_key_keeps_its_run_names() -> None:
+    from emolog.experiments.plan import RunSpec, parse_sweep, plan_runs, run_config
+    with pytest.warns(DeprecatedKeyWarning, match="'logic_lr'.*'logic.lr'"):
+        key, values = parse_sweep("logic_lr=0.03,0.1")
+    assert (key, values) == ("logic_lr", [0.03, 0.1])   # as written: an old experiment's runs keep their names
+    main, _ = plan_runs(["logic-only"], [0], [(key, values)], [], {"data": "D"})
+    assert [s.name for s in main] == ["logic-only-s0", "logic-only-s0-logic_lr=0.1"]   # 0.03 is the default
+    assert run_config(RunSpec("logic-only", 0, ("logic_lr", 0.1)), {"data": "D"}).logic.lr == 0.1
+    assert run_config(RunSpec("joint", 0, ("n_train", 50)), {"data": "D"}).train.n_train == 50   # memorisation
