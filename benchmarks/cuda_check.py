@@ -99,11 +99,11 @@ def check_training(n: int, tmp: Path) -> list[tuple[str, float, float, dict]]:
     rows = []
     # joint trains the scene net with dropout, whose masks come from each device's own random
     # stream (CPU and CUDA generators differ for one seed): dropout 0 makes the runs comparable
-    for name, cfg in (("logic-only", {"regime": "logic-only"}), ("joint", {"regime": "joint", "net_dropout": 0.0}),
+    for name, cfg in (("logic-only", {"regime": "logic-only"}), ("joint", {"regime": "joint", "nets.dropout": 0.0}),
                       ("gated", {"regime": "logic-only", "program": "gated"})):
         res, t = {}, {}
         for key, dev in DEVICES.items():
-            run_cfg = {"data": str(data), "seed": 0, "device": dev, "pretrain_cache": str(tmp / f"pre-{key}"), **cfg}
+            run_cfg = {"data": str(data), "seed": 0, "device": dev, "pretrain.cache": str(tmp / f"pre-{key}"), **cfg}
             res[key], t[key] = _timed(lambda: train_run(run_cfg, tmp / f"{name}-{key}", progress=False))
         a, b = res["cpu"], res["cuda"]
         rows.append((f"train {name}: test NLL, |diff|",

@@ -4,11 +4,11 @@
                                              [--variants standard,misspecified] [--out FILE.md]
     make validate-defaults        (the same, with the defaults below)
 
-``pretrain_refit=3``, ``pretrain_folds=5``, ``logic_lr=3e-2`` and ``em_iterations=100`` were
+``pretrain.refit=3``, ``pretrain.folds=5``, ``logic.lr=3e-2`` and ``train.em_iterations=100`` were
 chosen against the known truth of one data set, ``SimConfig(n=5000, seed=0)`` (standard
 variant, snr 1), which tests/test_train_truth.py also checks. This script simulates fresh
 data sets (seeds and variants no test uses: tests simulate seeds 0-4) and, one setting at a
-time with every other key at its default, trains logic-only (problog-em for em_iterations)
+time with every other key at its default, trains logic-only (problog-em for train.em_iterations)
 and prints the largest distance between a learned and a true source weight,
 max_s |learned_s - true_s|, per data set: a default that generalises is at or near the best
 value of its row group on every data set. The table goes to stdout and, with --out, to a
@@ -32,10 +32,10 @@ from emolog.runs.train import train_run
 
 # (setting, values tried): the default is always among them
 SWEEP: dict[str, tuple] = {
-    "pretrain_refit": (0, 1, 3),
-    "pretrain_folds": (1, 3, 5),
-    "logic_lr": (3e-3, 3e-2, 0.3),
-    "em_iterations": (10, 30, 100),
+    "pretrain.refit": (0, 1, 3),
+    "pretrain.folds": (1, 3, 5),
+    "logic.lr": (3e-3, 3e-2, 0.3),
+    "train.em_iterations": (10, 30, 100),
 }
 NEAR = 0.005  # within this of the row group's best on a data set counts as "at the best"
 
@@ -67,7 +67,7 @@ def main() -> int:
             write_simulation(simulate(SimConfig(n=args.n, seed=seed, variant=variant)), data)
         for key, values in SWEEP.items():
             for value in values:
-                regime = "problog-em" if key == "em_iterations" else "logic-only"
+                regime = "problog-em" if key == "train.em_iterations" else "logic-only"
                 name = f"{regime}-{key}={value}"
                 shutil.rmtree(data / "runs" / name, ignore_errors=True)  # this script's own run folders
                 res = train_run({"data": str(data), "regime": regime, key: value}, data / "runs" / name,
@@ -78,7 +78,7 @@ def main() -> int:
     cols = [f"{v} s{s}" for v, s in datasets]
     lines = [f"Defaults on fresh simulated data: {args.n} images per data set, variants {', '.join(variants)}, "
              f"simulator seeds {', '.join(map(str, seeds))} (the defaults were chosen on SimConfig(n=5000, "
-             f"seed=0), standard); logic-only training (problog-em for em_iterations), every other key at "
+             f"seed=0), standard); logic-only training (problog-em for train.em_iterations), every other key at "
              f"its default. Cells: max |learned - true| source weight; **bold**: within {NEAR} of the best "
              "value of its setting on that data set.", "",
              "| setting | value | " + " | ".join(cols) + " | mean | at the best |",
@@ -89,7 +89,7 @@ def main() -> int:
             e = err[(key, value)]
             near = [e[d] <= best[d] + NEAR for d in datasets]
             cells = [f"**{e[d]:.3f}**" if ok else f"{e[d]:.3f}" for d, ok in zip(datasets, near)]
-            label = f"{value:g}" + (" (default)" if value == getattr(defaults, key) else "")
+            label = f"{value:g}" + (" (default)" if value == defaults.get(key) else "")
             lines.append(f"| {key} | {label} | " + " | ".join(cells)
                          + f" | {sum(e.values()) / len(e):.3f} | {sum(near)} of {len(datasets)} |")
     lines += ["", f"{len(datasets) * sum(map(len, SWEEP.values()))} training runs, "

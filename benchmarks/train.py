@@ -48,12 +48,13 @@ N_SIM = 7200      # 70% training split: 5040 images
 N_TRAIN = 5000    # the original thesis code's setting: the first 5000 training images
 
 
-def run(data: Path, out: Path, name: str, **cfg) -> dict:
+def run(data: Path, out: Path, name: str, cfg: dict) -> dict:
     """One train_run on the first N_TRAIN training images, in this script's own run
     directory; adds ``cpu_s``, the CPU seconds of this process spent in the call."""
     shutil.rmtree(out / name, ignore_errors=True)  # this script's own run directories
     c0 = time.process_time()
-    res = train_run({"data": str(data), "patience": None, "n_train": N_TRAIN, **cfg}, out / name, progress=False)
+    res = train_run({"data": str(data), "train.patience": None, "train.n_train": N_TRAIN, **cfg}, out / name,
+                    progress=False)
     res["cpu_s"] = time.process_time() - c0
     return res
 
@@ -118,16 +119,16 @@ def main() -> int:
     runs = root / "runs"
 
     t0 = time.perf_counter()
-    first = run(data, runs, "pretrain", regime="logic-only", epochs=1)
+    first = run(data, runs, "pretrain", {"regime": "logic-only", "train.epochs": 1})
     pretrain_s = time.perf_counter() - t0 - first["train_time_s"]
     rows, cpu = [], {}
     for regime in ("logic-only", "joint"):
         for bs in (64, 4):
-            r = run(data, runs, f"{regime}-bs{bs}", regime=regime, epochs=12, batch_size=bs)
+            r = run(data, runs, f"{regime}-bs{bs}", {"regime": regime, "train.epochs": 12, "train.batch_size": bs})
             rows.append((regime, bs, r["train_time_s"], r["wall_time_s"], r["n_train"]))
             cpu[(regime, bs)] = r["cpu_s"]
     n_train = rows[0][4]
-    lr = RunConfig().logic_lr
+    lr = RunConfig().logic.lr
     n_dpl = min(args.dpl_images, n_train)
     dpl = {bs: deepproblog_epoch_cpu_s(data, runs / "logic-only-bs64", n_dpl, bs, lr) * (n_train / n_dpl) * 12
            for bs in (4, 64)}
@@ -156,16 +157,16 @@ def main() -> int:
     sweep = [("softmax", "sgd", lr) for lr in (3e-3, 3e-2, 0.3, 1.0, 3.0)] + \
             [("projected", "sgd", lr) for lr in (3e-3, 3e-2, 0.1, 0.3)] + [("softmax", "adam", 0.05)]
     for param, opt, lr in sweep:
-        r = run(data, runs, f"lr-{param}-{opt}-{lr}", regime="logic-only", epochs=12, logic_param=param,
-                logic_optimizer=opt, logic_lr=lr)
+        r = run(data, runs, f"lr-{param}-{opt}-{lr}", {"regime": "logic-only", "train.epochs": 12, "logic.param": param,
+                                                      "logic.optimizer": opt, "logic.lr": lr})
         w = r["source_weights"]
         print(f"{param + ' / ' + opt:<36}{lr:>8g}{dist(r):>12.3f}  " + ", ".join(f"{w[s]:.3f}" for s in SOURCES))
 
     print("\nFrozen scene net: in-sample vs cross-fitted (logic-only, Adam 0.05, full batch, 100 epochs)")
     for folds, refit in ((1, 0), (5, 0), (5, 3)):
-        r = run(data, runs, f"folds{folds}-refit{refit}", regime="logic-only", epochs=100, batch_size=4096,
-                logic_param="softmax", logic_optimizer="adam", logic_lr=0.05, pretrain_folds=folds,
-                pretrain_refit=refit)
+        r = run(data, runs, f"folds{folds}-refit{refit}",
+                {"regime": "logic-only", "train.epochs": 100, "train.batch_size": 4096, "logic.param": "softmax",
+                 "logic.optimizer": "adam", "logic.lr": 0.05, "pretrain.folds": folds, "pretrain.refit": refit})
         w = r["source_weights"]
         print(f"pretrain_folds={folds} pretrain_refit={refit}: max |diff| {dist(r):.3f}  "
               + ", ".join(f"{s} {w[s]:.3f}" for s in SOURCES))

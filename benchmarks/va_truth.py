@@ -30,9 +30,9 @@ from emolog.model.target import regression_metrics
 from emolog.runs.train import train_run
 
 LEARNERS = {
-    "problog-em": {"regime": "problog-em", "em_iterations": 300, "patience": None},
-    "logic-only": {"regime": "logic-only", "logic_param": "softmax", "logic_optimizer": "adam", "logic_lr": 0.05,
-                   "batch_size": 16384, "epochs": 400, "patience": None},
+    "problog-em": {"regime": "problog-em", "train.em_iterations": 300, "train.patience": None},
+    "logic-only": {"regime": "logic-only", "logic.param": "softmax", "logic.optimizer": "adam", "logic.lr": 0.05,
+                   "train.batch_size": 16384, "train.epochs": 400, "train.patience": None},
 }
 
 

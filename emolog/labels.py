@@ -19,6 +19,9 @@ BASIC7: tuple[str, ...] = ("angry", "disgust", "fear", "happy", "sad", "surprise
 # The seed program's evidence sources, in the order of its source(S) disjunction (the one
 # definition: the simulator, training, the report and the demo read it from here).
 SOURCES: tuple[str, ...] = ("scene", "face1", "face2", "face3")
+# How a program reads an image without a detected face (docs/logic.md): the one definition, here
+# beside the sources because the config checks it without importing the (torch) logic package.
+SEMANTICS: tuple[str, ...] = ("condition", "fail", "original")
 
 # FindingEmo's valence and arousal scales (integer annotations, findingemo-light): the ranges a
 # valence/arousal target's equal-width bins cover (emolog.model.target) and the simulator draws in.

@@ -18,7 +18,7 @@ from emolog.cli import main
 from emolog.simulate import SimConfig, simulate, write_simulation
 from emolog.runs.train import train_run
 
-CHEAP = {"pretrain_folds": 2, "pretrain_refit": 1, "pretrain_epochs": 8}
+CHEAP = {"pretrain.folds": 2, "pretrain.refit": 1, "pretrain.epochs": 8}
 RUNS = ("logic-only-s0", "nets-only-s0")
 
 
@@ -28,7 +28,7 @@ def analysed(tmp_path_factory):
     data, exp, out = root / "D", root / "exp", root / "A"
     write_simulation(simulate(SimConfig(n=1500, seed=1, scene_dim=32)), data)
     assert main(["experiment", "--data", str(data), "--regimes", "logic-only,nets-only", "--seeds", "0",
-                 "--baselines", "none", "--set", "epochs=3", *[a for k, v in CHEAP.items() for a in ("--set", f"{k}={v}")],
+                 "--baselines", "none", "--set", "train.epochs=3", *[a for k, v in CHEAP.items() for a in ("--set", f"{k}={v}")],
                  "--out", str(exp), "--quiet"]) == 0
     assert main(["analyse", str(exp), "--out", str(out), "--worst", "5", "--n-boot", "200"]) == 0
     return exp, out
@@ -150,7 +150,7 @@ def test_error_rises_with_disagreement_only_where_faces_matter(tmp_path, va_sour
     disagreement (interval above 0) in the first, not in the second (interval contains 0)."""
     data = tmp_path / "D"
     write_simulation(simulate(SimConfig(n=3000, seed=0, snr=4, scene_dim=32, va_source=va_source)), data)
-    train_run({"regime": "logic-only", "data": str(data), "spec": "va_valence", "epochs": 4, **CHEAP},
+    train_run({"regime": "logic-only", "data": str(data), "spec": "va_valence", "train.epochs": 4, **CHEAP},
               tmp_path / "run", progress=False)
     s = disagreement_stats(run_errors(tmp_path / "run"), "valence", n_boot=1000)
     assert s["n"] > 400

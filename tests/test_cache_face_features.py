@@ -254,7 +254,7 @@ def test_sharded_flagged_build_merges_with_its_face_features(built, tmp_path):
 
 def test_a_run_on_the_flagged_cache_perceives_photos_with_the_same_field(built, tmp_path, capsys):
     d = built["dir"]
-    train_run({"regime": "logic-only", "data": str(d), "epochs": 1, "batch_size": 4, "patience": None},
+    train_run({"regime": "logic-only", "data": str(d), "train.epochs": 1, "train.batch_size": 4, "train.patience": None},
               tmp_path / "run", progress=False)
     run = read_run(tmp_path / "run")
     assert run.perception["recogniser"]["face_features"]["dim"] == F_MINI

@@ -106,10 +106,12 @@ def test_gate_starts_at_init_masks_absent_faces_and_learns() -> None:
 
 def test_gate_settings_and_regimes_refused_by_name(tmp_path) -> None:
     from emolog.config.run import RunConfig
-    with pytest.raises(ConfigError, match="unknown key.*'depth'"):
-        gate_settings(RunConfig.from_dict({"data": "x", "extra": {"gate": {"depth": 3}}}))
-    with pytest.raises(ConfigError, match="extra.gate.init"):
-        gate_settings(RunConfig.from_dict({"data": "x", "extra": {"gate": {"init": "zeros"}}}))
+    with pytest.raises(ConfigError, match=r"unknown config key.*'gate\.depth'"):
+        RunConfig.from_dict({"data": "x", "gate": {"depth": 3}})
+    with pytest.raises(ConfigError, match=r"'gate\.init'"):
+        RunConfig.from_dict({"data": "x", "gate": {"init": "zeros"}})
+    assert gate_settings(RunConfig.from_dict({"data": "x", "gate.hidden": 0})) == \
+        {"hidden": 0, "scene_features": False, "init": "global"}
     with pytest.raises(ConfigError, match="problog-em.*EM"):
         train_run({"regime": "problog-em", "program": "gated", "data": str(tmp_path)}, tmp_path / "run")
     assert program_kind(_no_source_program(tmp_path)) is NONE
@@ -259,8 +261,8 @@ def tiny_data(tmp_path_factory):
 
 @pytest.mark.parametrize("regime, gate_trains, scene_trains", [("joint", True, True), ("nets-only", False, True)])
 def test_gate_trains_in_gradient_regimes(tiny_data, tmp_path, regime, gate_trains, scene_trains) -> None:
-    res = train_run({"regime": regime, "program": "gated", "data": str(tiny_data), "epochs": 2, "patience": None,
-                       "logic_param": "softmax", "logic_optimizer": "adam", "logic_lr": 0.01}, tmp_path / "run",
+    res = train_run({"regime": regime, "program": "gated", "data": str(tiny_data), "train.epochs": 2, "train.patience": None,
+                       "logic.param": "softmax", "logic.optimizer": "adam", "logic.lr": 0.01}, tmp_path / "run",
                       progress=False)
     layers = json.loads((tmp_path / "run" / "changes.json").read_text())["layers"]
     moved = {net: any(r["abs_change"] > 0 for r in layers if r["net"] == net) for net in ("gate_net", "scene_net")}
@@ -272,14 +274,14 @@ def test_gate_trains_in_gradient_regimes(tiny_data, tmp_path, regime, gate_train
 
 
 def test_gate_starts_as_the_fitted_global_program(tiny_data, tmp_path) -> None:
-    """Default start (extra.gate.init: global): the gate's epoch 0 *is* the global disjunction
+    """Default start (gate.init: global): the gate's epoch 0 *is* the global disjunction
     with EM-fitted weights, so early stopping can only keep a gate that beats it on validation."""
     from emolog.learn import em
     from emolog.config.run import RunConfig
     from emolog.model.data import load_data
     from emolog.runs.train import train_run
-    cfg = {"regime": "logic-only", "program": "gated", "data": str(tiny_data), "epochs": 1, "patience": None,
-           "logic_param": "softmax", "logic_optimizer": "adam", "logic_lr": 0.01}
+    cfg = {"regime": "logic-only", "program": "gated", "data": str(tiny_data), "train.epochs": 1, "train.patience": None,
+           "logic.param": "softmax", "logic.optimizer": "adam", "logic.lr": 0.01}
     res = train_run(cfg, tmp_path / "global-start", progress=False)
     assert res["gate"]["start"].startswith("global")
     w = res["gate"]["start_weights"]
@@ -298,7 +300,7 @@ def test_gate_starts_as_the_fitted_global_program(tiny_data, tmp_path) -> None:
     hist = pd.read_csv(tmp_path / "global-start" / "history.csv")
     assert hist["val_loss"].iloc[0] == pytest.approx(expected, abs=1e-5)
     # the uniform start is still there, and starts elsewhere
-    uni = train_run({**cfg, "extra": {"gate": {"init": "uniform"}}}, tmp_path / "uniform", progress=False)
+    uni = train_run({**cfg, "gate.init": "uniform"}, tmp_path / "uniform", progress=False)
     assert uni["gate"]["start"] == "uniform"
     assert pd.read_csv(tmp_path / "uniform" / "history.csv")["val_loss"].iloc[0] != pytest.approx(expected, abs=1e-4)
 
@@ -335,10 +337,10 @@ def test_cross_fitted_experiment_scores_every_image(tmp_path) -> None:
 def test_gated_run_resumes_like_an_uninterrupted_one(tiny_data, tmp_path) -> None:
     """A gated program trains in the same fit loop as seed.pl: checkpoints and resume included."""
     assert [program_kind(compile_program(p)) for p in ("seed", "gated", "context_rules")] == [GLOBAL, GATE, RULES]
-    cfg = {"regime": "joint", "program": "gated", "data": str(tiny_data), "epochs": 2, "patience": None,
-           "logic_param": "softmax", "logic_optimizer": "adam", "logic_lr": 0.01}
+    cfg = {"regime": "joint", "program": "gated", "data": str(tiny_data), "train.epochs": 2, "train.patience": None,
+           "logic.param": "softmax", "logic.optimizer": "adam", "logic.lr": 0.01}
     full = train_run(cfg, tmp_path / "full", progress=False)
-    train_run({**cfg, "epochs": 1}, tmp_path / "part", progress=False)
+    train_run({**cfg, "train.epochs": 1}, tmp_path / "part", progress=False)
     resumed = train_run(cfg, tmp_path / "part", resume=True, progress=False)
     assert resumed["metrics"]["test"]["nll"] == pytest.approx(full["metrics"]["test"]["nll"], abs=1e-6)
     pd.testing.assert_frame_equal(pd.read_csv(tmp_path / "full" / "history.csv"),

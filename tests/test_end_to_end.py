@@ -83,19 +83,19 @@ def cached(indexed) -> Path:
 def _train(data: Path, regime: str, *sets: str) -> Path:
     run = data.parent / f"run-{regime}"
     assert main(["train", "--data", str(data), "--regime", regime, "--out", str(run),
-                 "--set", "batch_size=4", *[a for s in sets for a in ("--set", s)], "--quiet"]) == 0
+                 "--set", "train.batch_size=4", *[a for s in sets for a in ("--set", s)], "--quiet"]) == 0
     return run
 
 
 @pytest.fixture(scope="module")
 def logic_run(cached) -> Path:
-    return _train(cached.parent, "logic-only", "epochs=3", "patience=null", "spec=seed")   # the seed spec
+    return _train(cached.parent, "logic-only", "train.epochs=3", "train.patience=null", "spec=seed")   # the seed spec
 
 
 @pytest.fixture(scope="module")
 def unfreeze_run(cached) -> Path:
     # backbone lr 1e-3 rather than the thesis's 1e-5 so two epochs move the block measurably
-    return _train(cached.parent, "joint-unfreeze", "epochs=2", "patience=null", "backbone_lr=1e-3")
+    return _train(cached.parent, "joint-unfreeze", "train.epochs=2", "train.patience=null", "backbone.lr=1e-3")
 
 
 # ----------------------------------------------------------------------------- index
@@ -236,7 +236,7 @@ def _source_line(out: str) -> tuple[str, dict[str, float]]:
 
 def test_explain_shows_a_gated_runs_own_source_probabilities(photos, cached, capsys):
     """Context trust: a gated run chooses its source per photo, and explain shows that photo's."""
-    run = _train(cached.parent, "joint", "program=gated", "epochs=2", "patience=null")
+    run = _train(cached.parent, "joint", "program=gated", "train.epochs=2", "train.patience=null")
     root, pasted = photos
     n_faces = {rel: len(b) + OWN_FACES.get(rel.split("/")[1].rsplit("_", 1)[0], 0) for rel, b in pasted.items()}
     crowded = max(n_faces, key=n_faces.get)
@@ -265,7 +265,7 @@ def test_a_face_list_program_trains_on_the_real_cache_and_predicts_its_metrics(p
     data = cached.parent
     run = data.parent / "run-face-list"
     assert main(["train", "--data", str(data), "--spec", "face_list", "--regime", "joint", "--out", str(run),
-                 "--set", "batch_size=4", "--set", "epochs=2", "--set", "patience=null", "--quiet"]) == 0
+                 "--set", "train.batch_size=4", "--set", "train.epochs=2", "--set", "train.patience=null", "--quiet"]) == 0
     res = json.loads((run / "results.json").read_text())
     assert res["spec"]["name"] == "face_list" and res["regime"] == "joint" and res["data"]["kind"] == "real"
     assert set(res["t_values"]) == {"t(trust_face(F))", "t(scene_reliable)"}

@@ -16,7 +16,7 @@ from emolog.experiments.experiment import RunSpec, parse_sweep, read_predictions
 from emolog.metrics.classification import macro_f1
 
 ARGS = ["--regimes", "logic-only,joint", "--seeds", "0,1", "--memorisation", "100,200",
-        "--set", "epochs=2", "--set", "device=cpu", "--baseline-epochs", "3", "--n-boot", "100", "--quiet"]
+        "--set", "train.epochs=2", "--set", "device=cpu", "--baseline-epochs", "3", "--n-boot", "100", "--quiet"]
 
 
 def _cli(*argv: str) -> int:
@@ -125,16 +125,16 @@ def test_bad_requests_are_refused(exp, capsys):
     assert "training images" in capsys.readouterr().err
     # another base config into the same experiment directory would mix runs
     assert _cli("--data", str(exp / "D"), "--out", str(E), "--regimes", "logic-only", "--seeds", "0",
-                "--set", "epochs=3") == EXIT_INPUT
+                "--set", "train.epochs=3") == EXIT_INPUT
     assert "another overrides" in capsys.readouterr().err
 
 
 def test_sweep_parsing_and_names():
-    assert parse_sweep("logic_lr=3e-3,1e-2") == ("logic_lr", [0.003, 0.01])
-    assert parse_sweep("imbalance=none,class-weighted")[1] == ["none", "class-weighted"]
-    assert RunSpec("joint", 2, ("logic_lr", 0.01)).name == "joint-s2-logic_lr=0.01"
-    assert RunSpec("joint", 2, ("imbalance", "logit-adjust")).system == "joint [imbalance=logit-adjust]"
+    assert parse_sweep("logic.lr=3e-3,1e-2") == ("logic.lr", [0.003, 0.01])
+    assert parse_sweep("train.imbalance=none,class-weighted")[1] == ["none", "class-weighted"]
+    assert RunSpec("joint", 2, ("logic.lr", 0.01)).name == "joint-s2-logic.lr=0.01"
+    assert RunSpec("joint", 2, ("train.imbalance", "logit-adjust")).system == "joint [train.imbalance=logit-adjust]"
     base = {"data": "D"}
-    main, memo = experiment.plan_runs(["logic-only"], [0], [("logic_lr", [0.03, 0.1])], [], base)
+    main, memo = experiment.plan_runs(["logic-only"], [0], [("logic.lr", [0.03, 0.1])], [], base)
     # 3e-2 is the default: it is the base run, not a second one
-    assert [s.name for s in main] == ["logic-only-s0", "logic-only-s0-logic_lr=0.1"] and memo == []
+    assert [s.name for s in main] == ["logic-only-s0", "logic-only-s0-logic.lr=0.1"] and memo == []

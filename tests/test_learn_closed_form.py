@@ -24,8 +24,8 @@ def data(tmp_path_factory):
 
 def _trained_as_fit_trains(data, **settings):
     """(network, training split, loss) prepared as the fit loop prepares them."""
-    cfg = RunConfig.from_dict({"data": str(data), "regime": "logic-only", "pretrain_epochs": 2, "pretrain_folds": 2,
-                               "pretrain_refit": 0, **settings})
+    cfg = RunConfig.from_dict({"data": str(data), "regime": "logic-only",
+                               "pretrain": {"epochs": 2, "folds": 2, "refit": 0}, **settings})
     b = build(cfg, progress=False)
     for g in b.groups:
         for p in g.net.parameters():
@@ -33,12 +33,13 @@ def _trained_as_fit_trains(data, **settings):
     b.network.freeze_scene(b.splits, b.oof)
     tr = b.splits["train"]
     _linearise(b.network, tr, b.groups)
-    return b.network.train(), tr, Loss(cfg.imbalance, tr.labels, cfg.logit_adjust_tau), make_optimizers(cfg, b.groups)
+    loss = Loss(cfg.train.imbalance, tr.labels, cfg.train.logit_adjust_tau)
+    return b.network.train(), tr, loss, make_optimizers(cfg, b.groups)
 
 
 @pytest.mark.parametrize("settings", [
-    {}, {"semantics": "fail"}, {"logic_param": "softmax", "logic_optimizer": "adam"},
-    {"init_weights": {"scene": 0.7, "face1": 0.1, "face2": 0.1, "face3": 0.1}}])
+    {}, {"semantics": "fail"}, {"logic": {"param": "softmax", "optimizer": "adam"}},
+    {"logic": {"init_weights": {"scene": 0.7, "face1": 0.1, "face2": 0.1, "face3": 0.1}}}])
 def test_loss_and_gradient_equal_autograds(data, settings):
     network, tr, loss_fn, optims = _trained_as_fit_trains(data, **settings)
     closed = ClosedFormNLL.of(network, tr, loss_fn)
@@ -59,11 +60,11 @@ def test_loss_and_gradient_equal_autograds(data, settings):
 
 
 @pytest.mark.parametrize("settings", [
-    {"regime": "joint", "epochs": 1},                         # the scene net trains too
-    {"imbalance": "class-weighted"},                          # not the plain NLL
+    {"regime": "joint", "train": {"epochs": 1}},              # the scene net trains too
+    {"train": {"imbalance": "class-weighted"}},               # not the plain NLL
     {"program": "gated"},                                     # a gate trains, not a t() disjunction
 ])
 def test_anything_else_trains_through_autograd(data, settings):
     network, tr, _, _ = _trained_as_fit_trains(data, **settings)
-    loss_fn = Loss(settings.get("imbalance", "none"), tr.labels, 1.0)
+    loss_fn = Loss(settings.get("train", {}).get("imbalance", "none"), tr.labels, 1.0)
     assert ClosedFormNLL.of(network, tr, loss_fn) is None

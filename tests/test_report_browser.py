@@ -26,7 +26,7 @@ def sim_data(tmp_path_factory) -> Path:
 @pytest.fixture(scope="module")
 def sim_run(sim_data) -> Path:
     run = sim_data.parent / "run"
-    assert main(["train", "--data", str(sim_data), "--regime", "logic-only", "--set", "epochs=3",
+    assert main(["train", "--data", str(sim_data), "--regime", "logic-only", "--set", "train.epochs=3",
                  "--out", str(run), "--quiet"]) == 0
     assert main(["report", str(run), "--out", str(sim_data.parent / "page" / "report.html")]) == 0
     return run
@@ -85,7 +85,7 @@ def test_report_of_a_real_run_renders_in_chromium(sim_run):
 def test_report_of_a_real_experiment_renders_in_chromium(sim_data):
     exp = sim_data.parent / "exp"
     assert main(["experiment", "--data", str(sim_data), "--regimes", "logic-only,joint", "--seeds", "0",
-                 "--memorisation", "100", "--baselines", "majority", "--set", "epochs=2",
+                 "--memorisation", "100", "--baselines", "majority", "--set", "train.epochs=2",
                  "--out", str(exp), "--quiet"]) == 0
     # --screenshot runs the same browser check and fails on console errors or broken figures
     assert main(["report", str(exp), "--screenshot", str(exp / "shot.png")]) == 0

@@ -21,8 +21,8 @@ from emolog.experiments.runner import RunOptions
 from emolog.model.spec import SPEC_DIR
 from emolog.runs.train import train_run
 
-FAST = {"epochs": 2, "em_iterations": 2, "patience": None, "pretrain_epochs": 2, "pretrain_refit": 1,
-        "pretrain_folds": 2, "net_hidden": 8}
+FAST = {"train.epochs": 2, "train.em_iterations": 2, "train.patience": None, "pretrain.epochs": 2, "pretrain.refit": 1,
+        "pretrain.folds": 2, "nets.hidden": 8}
 
 
 @pytest.fixture(scope="module")

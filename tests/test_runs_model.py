@@ -20,8 +20,8 @@ from emolog.labels import BASIC7
 from emolog.runs.model import Model, NotFittedError
 from emolog.simulate import SimConfig, simulate, write_simulation
 
-SETTINGS = {"regime": "logic-only", "epochs": 2, "pretrain_epochs": 3, "pretrain_refit": 0, "pretrain_folds": 2,
-            "logic_param": "softmax", "logic_optimizer": "adam", "logic_lr": 0.05}
+SETTINGS = {"regime": "logic-only", "train": {"epochs": 2}, "pretrain": {"epochs": 3, "refit": 0, "folds": 2},
+            "logic": {"param": "softmax", "optimizer": "adam", "lr": 0.05}}
 
 
 @pytest.fixture(scope="module")
@@ -81,7 +81,7 @@ def test_the_verbs_refuse_a_model_in_the_wrong_state(data, fitted, tmp_path):
     model, out = fitted
     with pytest.raises(UsageError, match="trained already"):
         Model.load(out).fit(tmp_path / "again")
-    fresh = Model.from_spec("seed", data, progress=False, **{**SETTINGS, "epochs": 0})
+    fresh = Model.from_spec("seed", data, progress=False, **{**SETTINGS, "train": {"epochs": 0}})
     with pytest.raises(NotFittedError, match=r"not trained yet: call fit\(out_dir\)") as e:
         fresh.predict_proba(data / "cache")
     assert e.value.exit_code == EXIT_USAGE
@@ -91,8 +91,8 @@ def test_the_verbs_refuse_a_model_in_the_wrong_state(data, fitted, tmp_path):
 
 
 def test_a_bad_setting_is_refused_before_anything_is_built(data):
-    with pytest.raises(ConfigError, match="config key 'epochs'"):
-        Model.from_spec("seed", data, epochs=-1)
+    with pytest.raises(ConfigError, match="config key 'train.epochs'"):
+        Model.from_spec("seed", data, train={"epochs": -1})
 
 
 def test_photos_are_perceived_by_the_runs_recorded_networks(research_data, tmp_path):
@@ -101,8 +101,8 @@ def test_photos_are_perceived_by_the_runs_recorded_networks(research_data, tmp_p
     an unreadable photo is named, not replaced."""
     d = research_data["emo8"]
     corpus = Path(__file__).parent / "programs" / "research"
-    model = Model.from_spec(str(corpus / "scene365.toml"), d, progress=False, regime="joint", epochs=1,
-                            batch_size=4, patience=None).fit(tmp_path / "run", progress=False)
+    model = Model.from_spec(str(corpus / "scene365.toml"), d, progress=False, regime="joint",
+                            train={"epochs": 1, "batch_size": 4, "patience": None}).fit(tmp_path / "run", progress=False)
     test_ids = load_split(d / "split.json")["test"]
     rel = ImageIndex.load(d / "index.csv").df.set_index("image_id")["rel_path"]
     photos = [d.parent / "images" / rel[i] for i in test_ids]
@@ -122,7 +122,8 @@ def test_the_readmes_python_block_runs_as_printed(tmp_path, monkeypatch):
     write_simulation(simulate(SimConfig(n=200, seed=4, scene_dim=16)), tmp_path / "data" / "sim")
     monkeypatch.chdir(tmp_path)
     scope: dict = {}
-    exec(compile(block.replace('regime="logic-only")', 'regime="logic-only", epochs=2, pretrain_epochs=3)'),
+    exec(compile(block.replace('regime="logic-only")', 'regime="logic-only", train={"epochs": 2}, '
+                                                       'pretrain={"epochs": 3})'),
                  "README.md", "exec"), scope)
     assert scope["p"].shape == (200, 7) and len(scope["top"]) == 5
     assert (tmp_path / "runs" / "lo" / "results.json").is_file()

@@ -14,7 +14,7 @@ from emolog.experiments.distribute import ShardError
 from emolog.experiments.runner import assign
 
 ARGS = ["--regimes", "logic-only", "--seeds", "0,1", "--memorisation", "60",
-        "--set", "epochs=1", "--set", "device=cpu", "--baselines", "scene-only,uniform-average",
+        "--set", "train.epochs=1", "--set", "device=cpu", "--baselines", "scene-only,uniform-average",
         "--baseline-epochs", "2", "--n-boot", "50", "--quiet"]
 TABLES = ("comparison.csv", "comparison.tex", "bootstrap.csv", "memorisation.csv")
 

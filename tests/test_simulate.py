@@ -214,7 +214,7 @@ def test_shuffled_labels_are_detected_by_training(tmp_path):
     for shuffle in (False, True):
         d = tmp_path / f"D{int(shuffle)}"
         write_simulation(simulate(SimConfig(n=2000, seed=11, snr=2.0, shuffle_labels=shuffle)), d)
-        res = train_run({"regime": "logic-only", "data": str(d), "epochs": 3, "device": "cpu"},
+        res = train_run({"regime": "logic-only", "data": str(d), "train.epochs": 3, "device": "cpu"},
                         tmp_path / f"R{int(shuffle)}", progress=False)
         on_disk = json.loads((tmp_path / f"R{int(shuffle)}" / "results.json").read_text())
         assert on_disk["sanity_warning"] == res["sanity_warning"]

@@ -14,7 +14,7 @@ from emolog.cli import main
 from emolog.errors import EXIT_VERIFY
 from emolog.labels import BASIC7
 from emolog.simulate import SimConfig, simulate, write_simulation
-from emolog.config.run import ConfigError, RunConfig, parse_override
+from emolog.config.run import ConfigError
 from emolog.runs.train import Loss, TrainingError, epoch_order, train_run
 
 SOURCES = ("scene", "face1", "face2", "face3")
@@ -35,37 +35,14 @@ def data(tmp_path_factory):
     return make_data(tmp_path_factory.mktemp("sim") / "D")
 
 
-# ----------------------------------------------------------------------------- config
-
-
-def test_config_refuses_unknown_keys_and_impossible_values(tmp_path):
-    with pytest.raises(ConfigError, match="'learning_rate'"):
-        RunConfig.from_dict({"data": "D", "learning_rate": 0.1})
-    for key, value in [("regime", "magic"), ("logic_lr", -1.0), ("imbalance", "oversample"),
-                       ("batch_size", 0), ("fixed_weights", {"scene": 1.0}), ("patience", 0),
-                       ("logic_optimizer", "adam")]:   # projected (default) t() needs plain SGD
-        with pytest.raises(ConfigError, match=f"'{key}'"):
-            RunConfig.from_dict({"data": "D", key: value})
-    with pytest.raises(ConfigError, match="'data'"):
-        RunConfig.from_dict({})
-    with pytest.raises(ConfigError, match="'colour'"):
-        parse_override("colour=red")
-    cfg_file = tmp_path / "cfg.json"
-    cfg_file.write_text(json.dumps({"data": "A", "epochs": 5, "imbalance": "class-weighted"}))
-    cfg = RunConfig.load(cfg_file, ["epochs=7", "n_train=null", "logic_param=softmax", "logic_optimizer=adam"],
-                         data="B")
-    assert (cfg.data, cfg.epochs, cfg.n_train, cfg.imbalance, cfg.logic_optimizer) == \
-        ("B", 7, None, "class-weighted", "adam")
-
-
 # ----------------------------------------------------------------------------- a full run via the CLI
 
 
 def test_logic_only_run_directory_and_what_changed(data, tmp_path, capsys):
     run = tmp_path / "run"
     rc = main(["train", "--data", str(data), "--regime", "logic-only", "--out", str(run), "--quiet",
-               "--set", "epochs=3", "--set", "logic_param=softmax", "--set", "logic_optimizer=adam", "--set", "logic_lr=0.1",
-               "--set", "patience=null"])
+               "--set", "train.epochs=3", "--set", "logic.param=softmax", "--set", "logic.optimizer=adam", "--set", "logic.lr=0.1",
+               "--set", "train.patience=null"])
     out = capsys.readouterr().out
     assert rc == 0
     assert "true weights" in out and "source weights" in out
@@ -113,13 +90,13 @@ def test_logic_only_run_directory_and_what_changed(data, tmp_path, capsys):
 
 
 def test_joint_resume_equals_uninterrupted(data, tmp_path):
-    cfg = {"regime": "joint", "data": str(data), "epochs": 3, "patience": None, "batch_size": 32}
+    cfg = {"regime": "joint", "data": str(data), "train.epochs": 3, "train.patience": None, "train.batch_size": 32}
     full = train_run(cfg, tmp_path / "full", progress=False)
-    train_run({**cfg, "epochs": 1}, tmp_path / "part", progress=False)
+    train_run({**cfg, "train.epochs": 1}, tmp_path / "part", progress=False)
     with pytest.raises(TrainingError, match="resume"):
-        train_run({**cfg, "epochs": 1}, tmp_path / "part", progress=False)   # no silent overwrite
-    with pytest.raises(TrainingError, match="net_lr"):
-        train_run({**cfg, "net_lr": 0.1}, tmp_path / "part", resume=True, progress=False)
+        train_run({**cfg, "train.epochs": 1}, tmp_path / "part", progress=False)   # no silent overwrite
+    with pytest.raises(TrainingError, match=r"nets\.lr"):
+        train_run({**cfg, "nets.lr": 0.1}, tmp_path / "part", resume=True, progress=False)
     resumed = train_run(cfg, tmp_path / "part", resume=True, progress=False)
     assert resumed["source_weights"] == pytest.approx(full["source_weights"], abs=1e-6)
     h_full = pd.read_csv(tmp_path / "full" / "history.csv")
@@ -162,15 +139,15 @@ def test_non_finite_values_stop_the_run_naming_the_images(tmp_path):
 
     d = make_data(tmp_path / "D", n=120, mutate=extreme_row)
     with pytest.raises(TrainingError, match=bad["id"]):
-        train_run({"regime": "joint", "data": str(d), "epochs": 1}, tmp_path / "run", progress=False)
+        train_run({"regime": "joint", "data": str(d), "train.epochs": 1}, tmp_path / "run", progress=False)
     assert not (tmp_path / "run" / "results.json").exists()
 
 
 def test_bad_data_directory_and_n_train(tmp_path, data):
     with pytest.raises(ConfigError, match="index.csv"):
         train_run({"data": str(tmp_path)}, tmp_path / "run", progress=False)
-    with pytest.raises(ConfigError, match="'n_train'"):
-        train_run({"data": str(data), "n_train": 10**6}, tmp_path / "run", progress=False)
+    with pytest.raises(ConfigError, match="'train.n_train'"):
+        train_run({"data": str(data), "train.n_train": 10**6}, tmp_path / "run", progress=False)
 
 
 # ----------------------------------------------------------------------------- imbalance
@@ -200,7 +177,7 @@ def test_imbalance_losses_and_balanced_sampling():
 
 @pytest.mark.parametrize("imbalance", ["class-weighted", "balanced-sampling", "logit-adjust"])
 def test_imbalance_options_run(data, tmp_path, imbalance):
-    res = train_run({"regime": "nets-only", "data": str(data), "epochs": 1, "imbalance": imbalance},
+    res = train_run({"regime": "nets-only", "data": str(data), "train.epochs": 1, "train.imbalance": imbalance},
                     tmp_path / imbalance, progress=False)
     # nets-only keeps t() at the uniform weights
     assert res["source_weights"] == pytest.approx({s: 0.25 for s in SOURCES}, abs=1e-6)
@@ -208,13 +185,13 @@ def test_imbalance_options_run(data, tmp_path, imbalance):
 
 
 def test_original_regime_uses_grey_faces(data, tmp_path):
-    res = train_run({"regime": "original", "data": str(data), "epochs": 1}, tmp_path / "orig", progress=False)
+    res = train_run({"regime": "original", "data": str(data), "train.epochs": 1}, tmp_path / "orig", progress=False)
     assert res["semantics"] == "original"
     # simulated caches name no recogniser: the default recogniser's reading of a grey face
     assert res["grey_face_logits"]["source"] == "recogniser fer2013-minixception"
     assert len(res["grey_face_logits"]["values"]) == 7
     given = [0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 5.0]  # a grey face read as clearly "neutral"
-    res2 = train_run({"regime": "original", "data": str(data), "epochs": 1, "grey_face_logits": given},
+    res2 = train_run({"regime": "original", "data": str(data), "train.epochs": 1, "perception.grey_face_logits": given},
                      tmp_path / "orig2", progress=False)
     assert res2["grey_face_logits"] == {"values": given, "source": "config"}
     # the padding changes what the program predicts

@@ -55,7 +55,7 @@ def test_a_bad_spec_is_refused_in_one_line(case, data, tmp_path, capsys):
     meta = _meta(case)
     out = tmp_path / "run"
     rc = main(["train", "--data", str(data[meta["data"]]), "--spec", str(case), "--regime", "joint", "--out", str(out),
-               "--quiet", "--set", "epochs=1", "--set", "batch_size=4"])
+               "--quiet", "--set", "train.epochs=1", "--set", "train.batch_size=4"])
     err = capsys.readouterr().err
     lines = err.strip().splitlines()
     assert rc == 3 and len(lines) == 1 and "Traceback" not in err, err

@@ -33,8 +33,8 @@ from emolog.model.spec import SPEC_DIR, load_spec
 from emolog.runs.build import build_heads, prepare_spec
 from emolog.runs.train import train_run
 
-FAST = {"epochs": 2, "patience": None, "pretrain_epochs": 2, "pretrain_refit": 1, "pretrain_folds": 2,
-        "net_hidden": 8}
+FAST = {"train.epochs": 2, "train.patience": None, "pretrain.epochs": 2, "pretrain.refit": 1, "pretrain.folds": 2,
+        "nets.hidden": 8}
 
 
 @pytest.fixture(scope="module")
@@ -53,7 +53,7 @@ def _both(spec_name: str, data) -> tuple[Network, Network, object]:
     """(the seed-shaped model, the DeepProgram model) of a shipped spec on ``data``'s test
     split, sharing one scene net, gate and heads."""
     spec = load_spec(spec_name)
-    cfg = RunConfig.from_dict({"data": str(data), "spec": spec_name, "net_hidden": 8})
+    cfg = RunConfig.from_dict({"data": str(data), "spec": spec_name, "nets.hidden": 8})
     splits, manifest, _ = load_data(cfg, torch.device("cpu"), prelast=False, classes=spec.classes)
     prog = open_program(spec, "projected")
     ctx = prepare_spec(cfg, splits, perception_record(manifest), spec, prog)
@@ -97,7 +97,7 @@ def test_both_compilations_train_to_the_same_result(sim, tmp_path, monkeypatch, 
     d = sim["emo8" if spec == "emo8_buckets" else "basic7"]
     # refits fit the frozen scene net as an expert of the seed's source choice, which only the
     # seed-shaped compilation reports; without them both pretrain the same net
-    cfg = {**FAST, "regime": regime, "spec": spec, "data": str(d), "pretrain_refit": 0, "em_iterations": 20}
+    cfg = {**FAST, "regime": regime, "spec": spec, "data": str(d), "pretrain.refit": 0, "train.em_iterations": 20}
     fast = train_run(cfg, tmp_path / "fast", progress=False)
     monkeypatch.setattr(program_mod, "seed_shaped", lambda spec, nets: False)
     general = train_run(cfg, tmp_path / "general", progress=False)
@@ -165,7 +165,7 @@ def test_a_spec_in_python_with_a_function_object(research_data, tmp_path, monkey
             "nets": {"expr": {"bind": "cache.face_probs"},
                      "mood_net": {"bind": "head", "inputs": ["cache.scene"], "hidden": [8]},
                      "centroid": {"bind": "function", "function": va_tools.soft_centroid}}}
-    res = train_run({"regime": "joint", "epochs": 1, "patience": None, "batch_size": 4, "spec": spec,
+    res = train_run({"regime": "joint", "train.epochs": 1, "train.patience": None, "train.batch_size": 4, "spec": spec,
                      "data": str(research_data["emo8"])}, tmp_path / "run", progress=False)
     assert res["spec"]["nets"]["centroid"]["function"] == "va_tools:soft_centroid"
     assert json.loads((tmp_path / "run" / "config.json").read_text())["spec"]["nets"]["centroid"]["function"] \

@@ -46,7 +46,7 @@ def test_linear_program_equals_the_circuit(split, program, semantics, param, liv
             if param == "projected" and len(v) > 1:
                 v.div_(v.sum())
             v.clamp_(0.01, 0.99) if param == "projected" and len(v) == 1 else None
-    cfg = RunConfig.from_dict({"data": "x", "net_dropout": 0.0, "net_hidden": 8})
+    cfg = RunConfig.from_dict({"data": "x", "nets.dropout": 0.0, "nets.hidden": 8})
     net = new_scene_net(cfg, split.scene.shape[1])
     gate = GateNet(hidden=4) if kind.gate_net else None
     grey = torch.randn(7) if semantics == "original" else None

@@ -54,7 +54,7 @@ def places_vit(tmp_path_factory):
     return d, ckpt, vit
 
 
-CFG = {"epochs": 1, "batch_size": 2, "patience": None}
+CFG = {"train.epochs": 1, "train.batch_size": 2, "train.patience": None}
 
 
 def test_joint_unfreeze_rebuilds_the_places365_block_from_the_recorded_checkpoint(places_vit, tmp_path, capsys):
@@ -74,18 +74,18 @@ def test_joint_unfreeze_rebuilds_the_places365_block_from_the_recorded_checkpoin
         with pytest.raises(ConfigError, match="--backbone-weights"):
             train_run({**CFG, "regime": "joint-unfreeze", "data": str(d)}, tmp_path / "run2", progress=False)
         rc = main(["train", "--data", str(d), "--regime", "joint-unfreeze", "--out", str(tmp_path / "run3"),
-                   "--quiet", "--set", "epochs=1", "--set", "batch_size=2"])
+                   "--quiet", "--set", "train.epochs=1", "--set", "train.batch_size=2"])
         err = capsys.readouterr().err
         assert rc != 0 and "--backbone-weights" in err and "Traceback" not in err and len(err.strip().splitlines()) == 1
         rc = main(["train", "--data", str(d), "--regime", "joint-unfreeze", "--out", str(tmp_path / "run4"),
-                   "--quiet", "--set", "epochs=1", "--set", "batch_size=2", "--backbone-weights", str(moved)])
+                   "--quiet", "--set", "train.epochs=1", "--set", "train.batch_size=2", "--backbone-weights", str(moved)])
         assert rc == 0
         # a different checkpoint is refused by its sha256, not silently trained
         other = tmp_path / "other.pth.tar"
         net = torchvision.models.resnet18(num_classes=365)
         torch.save({"state_dict": {f"module.{k}": v for k, v in net.state_dict().items()}}, other)
         with pytest.raises(ConfigError, match="sha256"):
-            train_run({**CFG, "regime": "joint-unfreeze", "data": str(d), "backbone_weights": str(other)},
+            train_run({**CFG, "regime": "joint-unfreeze", "data": str(d), "backbone.weights": str(other)},
                       tmp_path / "run5", progress=False)
     finally:
         shutil.move(moved, ckpt)
@@ -99,12 +99,12 @@ def test_original_regime_reads_the_grey_face_with_the_caches_vit(places_vit, tmp
     shutil.move(vit, moved)
     try:
         rc = main(["train", "--data", str(d), "--regime", "original", "--out", str(tmp_path / "run2"), "--quiet",
-                   "--set", "epochs=1", "--set", "batch_size=2"])
+                   "--set", "train.epochs=1", "--set", "train.batch_size=2"])
         err = capsys.readouterr().err
         assert rc != 0 and "--recogniser-weights" in err and "Traceback" not in err
         assert len(err.strip().splitlines()) == 1
         rc = main(["train", "--data", str(d), "--regime", "original", "--out", str(tmp_path / "run3"), "--quiet",
-                   "--set", "epochs=1", "--set", "batch_size=2", "--recogniser-weights", str(moved)])
+                   "--set", "train.epochs=1", "--set", "train.batch_size=2", "--recogniser-weights", str(moved)])
         assert rc == 0
         again = json.loads((tmp_path / "run3" / "results.json").read_text())
         assert again["grey_face_logits"]["values"] == pytest.approx(res["grey_face_logits"]["values"])
@@ -125,7 +125,7 @@ def test_places_mlp_spec_trains_an_mlp_over_places365_classes(places_vit, tmp_pa
     res.index.save(d8 / "index.csv")
     write_split(make_split(res.index.ids, res.index.df["label"].tolist(), seed=42, fractions=(0.5, 0.25, 0.25)),
                 d8 / "split.json")
-    out = train_run({**CFG, "epochs": 2, "regime": "joint", "spec": "places_mlp", "data": str(d8)}, tmp_path / "run",
+    out = train_run({**CFG, "train.epochs": 2, "regime": "joint", "spec": "places_mlp", "data": str(d8)}, tmp_path / "run",
                     progress=False)
     assert out["classes"][0] == "joy" and out["kind"] == "none" and out["source_weights"] is None
     layers = json.loads((tmp_path / "run" / "changes.json").read_text())["layers"]

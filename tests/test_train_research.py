@@ -57,7 +57,7 @@ from emolog.runs.train import train_run
 
 CORPUS = Path(__file__).parent / "programs" / "research"
 PROGRAMS = sorted(p.stem for p in CORPUS.glob("*.toml"))
-RUN = {"regime": "joint", "epochs": 2, "patience": None, "batch_size": 4}
+RUN = {"regime": "joint", "train.epochs": 2, "train.patience": None, "train.batch_size": 4}
 # face counts DeepProbLog answers in seconds (it does not finish in minutes on a network over
 # computed values with a face, on 2+ faces of bucket_list); seed_slots is not compared:
 # DeepProbLog ignores evidence/1, which that program conditions on
@@ -122,7 +122,7 @@ def test_answers_that_do_not_sum_to_one_are_refused_with_strict(research_data, t
     """float_boundary's two rules fire together at a float boundary: by default a warning naming
     them (file:line), with --strict exit 3 and no run written."""
     d, spec = research_data["emo8"], CORPUS / "float_boundary.toml"
-    args = ["train", "--data", str(d), "--spec", str(spec), "--regime", "joint", "--set", "epochs=1", "--quiet"]
+    args = ["train", "--data", str(d), "--spec", str(spec), "--regime", "joint", "--set", "train.epochs=1", "--quiet"]
     assert main([*args, "--out", str(tmp_path / "warned")]) == 0
     err = capsys.readouterr().err
     assert "warning: emotion(" in err and "two labels hold at once" in err and "float_boundary.pl:" in err
@@ -180,7 +180,7 @@ def test_predict_on_the_photos_equals_the_cache(research_data, tmp_path):
     (K = 5 faces, the Places365 classifier's 365 classes) and predicts what the cache gives."""
     d = research_data["emo8"]
     out = tmp_path / "run"
-    train_run({**RUN, "epochs": 1, "spec": str(CORPUS / "scene365.toml"), "data": str(d)}, out, progress=False)
+    train_run({**RUN, "train.epochs": 1, "spec": str(CORPUS / "scene365.toml"), "data": str(d)}, out, progress=False)
     test_ids = load_split(d / "split.json")["test"]
     rel = ImageIndex.load(d / "index.csv").df.set_index("image_id")["rel_path"]
     photos = [str(d.parent / "images" / rel[i]) for i in test_ids]

@@ -27,9 +27,9 @@ def data(tmp_path_factory):
 @pytest.mark.parametrize("regime, program, semantics", [
     ("logic-only", "seed", "condition"), ("joint", "gated", "condition"), ("nets-only", "seed", "fail")])
 def test_load_run_predict_reproduces_the_test_metrics(data, tmp_path, regime, program, semantics):
-    res = train_run({"regime": regime, "program": program, "semantics": semantics, "data": str(data), "epochs": 2,
-                     "pretrain_epochs": 3, "pretrain_refit": 0, "pretrain_folds": 2,
-                     "logic_param": "softmax", "logic_optimizer": "adam", "logic_lr": 0.05}, tmp_path / "run",
+    res = train_run({"regime": regime, "program": program, "semantics": semantics, "data": str(data), "train.epochs": 2,
+                     "pretrain.epochs": 3, "pretrain.refit": 0, "pretrain.folds": 2,
+                     "logic.param": "softmax", "logic.optimizer": "adam", "logic.lr": 0.05}, tmp_path / "run",
                     progress=False)
     run = emolog.load_run(tmp_path / "run")
     assert run.classes == res["classes"] and run.metrics["test"] == res["metrics"]["test"]
@@ -60,8 +60,8 @@ def test_load_run_predict_reproduces_the_test_metrics(data, tmp_path, regime, pr
 
 
 def test_run_records_its_perception_and_program(data, tmp_path):
-    res = train_run({"regime": "logic-only", "data": str(data), "epochs": 1, "pretrain_epochs": 2,
-                     "pretrain_refit": 0, "pretrain_folds": 2}, tmp_path / "run", progress=False)
+    res = train_run({"regime": "logic-only", "data": str(data), "train.epochs": 1, "pretrain.epochs": 2,
+                     "pretrain.refit": 0, "pretrain.folds": 2}, tmp_path / "run", progress=False)
     cfg = json.loads((tmp_path / "run" / "config.json").read_text())
     manifest = json.loads((data / "cache" / "manifest.json").read_text())
     assert cfg["perception"] == res["perception"]

@@ -19,7 +19,7 @@ from emolog.learn.fit import T_FLOOR
 from emolog.runs.train import train_run
 
 # lr 0.3 at 5 images drove w_scene (and w_face2) to exactly 0 before the floor
-SMALL = {"regime": "logic-only", "n_train": 5, "logic_lr": 0.3, "patience": None, "pretrain_epochs": 3}
+SMALL = {"regime": "logic-only", "train.n_train": 5, "logic.lr": 0.3, "train.patience": None, "pretrain.epochs": 3}
 
 
 @pytest.fixture(scope="module")
@@ -30,13 +30,13 @@ def data(tmp_path_factory):
 
 
 def test_five_images_complete_and_resume(data, tmp_path):
-    full = train_run({**SMALL, "data": str(data), "epochs": 4}, tmp_path / "full", progress=False)
+    full = train_run({**SMALL, "data": str(data), "train.epochs": 4}, tmp_path / "full", progress=False)
     assert min(full["source_weights"].values()) >= T_FLOOR / 2     # never exactly 0
     assert full["unscorable"] == {"n": 0}
     n_faceless = int((pd.read_csv(tmp_path / "full" / "predictions.csv")["n_faces"] == 0).sum())
     assert n_faceless > 0        # the images that had no source before the floor are scored
-    train_run({**SMALL, "data": str(data), "epochs": 2}, tmp_path / "part", progress=False)
-    resumed = train_run({**SMALL, "data": str(data), "epochs": 4}, tmp_path / "part", resume=True, progress=False)
+    train_run({**SMALL, "data": str(data), "train.epochs": 2}, tmp_path / "part", progress=False)
+    resumed = train_run({**SMALL, "data": str(data), "train.epochs": 4}, tmp_path / "part", resume=True, progress=False)
     assert resumed["source_weights"] == pytest.approx(full["source_weights"], abs=1e-7)
     assert resumed["metrics"]["test"] == full["metrics"]["test"]
 
@@ -44,7 +44,7 @@ def test_five_images_complete_and_resume(data, tmp_path):
 def test_unscorable_images_are_named_not_raised(data, tmp_path):
     # the scene held at 0 under the "fail" semantics: a faceless image has P(evidence) = 0
     w = {"scene": 0.0, "face1": 0.5, "face2": 0.3, "face3": 0.2}
-    res = train_run({"regime": "nets-only", "semantics": "fail", "fixed_weights": w, "data": str(data), "epochs": 1},
+    res = train_run({"regime": "nets-only", "semantics": "fail", "logic.fixed_weights": w, "data": str(data), "train.epochs": 1},
                     tmp_path / "run", progress=False)
     pred = pd.read_csv(tmp_path / "run" / "predictions.csv", dtype={"image_id": str})
     faceless = sorted(pred.loc[pred["n_faces"] == 0, "image_id"])
@@ -54,4 +54,4 @@ def test_unscorable_images_are_named_not_raised(data, tmp_path):
     assert pred.loc[pred["n_faces"] == 0, "p_happy"].round(6).eq(round(1 / 7, 6)).all()     # uniform
     # under "condition" the same weights are refused before training, naming the key
     with pytest.raises(ConfigError, match="fixed_weights"):
-        train_run({"regime": "nets-only", "fixed_weights": w, "data": str(data)}, tmp_path / "r2", progress=False)
+        train_run({"regime": "nets-only", "logic.fixed_weights": w, "data": str(data)}, tmp_path / "r2", progress=False)

@@ -17,8 +17,8 @@ from emolog.config.run import ConfigError
 from emolog.model.spec import SPEC_DIR, load_spec
 from emolog.runs.train import train_run
 
-FAST = {"epochs": 2, "em_iterations": 2, "patience": None, "pretrain_epochs": 2, "pretrain_refit": 1,
-        "pretrain_folds": 2, "net_hidden": 8}
+FAST = {"train.epochs": 2, "train.em_iterations": 2, "train.patience": None, "pretrain.epochs": 2, "pretrain.refit": 1,
+        "pretrain.folds": 2, "nets.hidden": 8}
 # context_rules: t(_)::trust_large_confident(F) is one parameter for three faces (EM counts each)
 REGIMES = {"seed": ("logic-only", "problog-em", "nets-only", "joint", "original"),
            "gated": ("logic-only", "nets-only", "joint"),

@@ -37,8 +37,8 @@ def real_data(tmp_path_factory):
 
 
 def test_joint_unfreeze_trains_the_last_block(real_data, tmp_path):
-    res = train_run({"regime": "joint-unfreeze", "data": str(real_data), "epochs": 2, "batch_size": 2,
-                     "patience": None, "backbone_lr": 1e-3}, tmp_path / "run", progress=False)
+    res = train_run({"regime": "joint-unfreeze", "data": str(real_data), "train.epochs": 2, "train.batch_size": 2,
+                     "train.patience": None, "backbone.lr": 1e-3}, tmp_path / "run", progress=False)
     assert res["epochs_run"] == 2 and res["data"]["kind"] == "real"
     layers = json.loads((tmp_path / "run" / "changes.json").read_text())["layers"]
     block = [layer for layer in layers if layer["net"] == "backbone_last_block"]

@@ -34,7 +34,7 @@ from emolog.model.target import parse_target, rank, regression_scores
 from emolog.runs.train import train_run
 
 TRUE = dict(zip(SOURCES, (0.53, 0.18, 0.17, 0.12)))
-CHEAP = {"pretrain_folds": 2, "pretrain_refit": 1, "pretrain_epochs": 8, "epochs": 4}   # a fast pretraining
+CHEAP = {"pretrain.folds": 2, "pretrain.refit": 1, "pretrain.epochs": 8, "train.epochs": 4}   # a fast pretraining
 
 
 def _spec_dict(**target) -> dict:
@@ -191,11 +191,11 @@ def small(tmp_path_factory):
 def runs(small):
     """logic-only to convergence (full-batch Adam on softmax t(), as the truth tests) and problog-em."""
     out = {}
-    converged = {"logic-only": {"logic_param": "softmax", "logic_optimizer": "adam", "logic_lr": 0.05,
-                                "batch_size": 4096, "epochs": 100}, "problog-em": {"em_iterations": 100}}
+    converged = {"logic-only": {"logic.param": "softmax", "logic.optimizer": "adam", "logic.lr": 0.05,
+                                "train.batch_size": 4096, "train.epochs": 100}, "problog-em": {"train.em_iterations": 100}}
     for regime, cfg in converged.items():
         out[regime] = small.parent / regime
-        train_run({"regime": regime, "data": str(small), "spec": "va_valence", **CHEAP, "patience": None, **cfg},
+        train_run({"regime": regime, "data": str(small), "spec": "va_valence", **CHEAP, "train.patience": None, **cfg},
                   out[regime], progress=False)
     return out
 
@@ -231,7 +231,7 @@ def test_a_regime_with_nothing_to_train_is_refused(small, tmp_path):
 
 
 def test_a_head_for_both_variables_trains_by_squared_error(small, tmp_path):
-    res = train_run({"regime": "nets-only", "data": str(small), "spec": "va_head", "epochs": 3, "patience": None},
+    res = train_run({"regime": "nets-only", "data": str(small), "spec": "va_head", "train.epochs": 3, "train.patience": None},
                     tmp_path / "head", progress=False)
     assert set(res["metrics"]["test"]["va"]) == {"valence", "arousal"} and len(res["classes"]) == 49
     hist = pd.read_csv(tmp_path / "head" / "history.csv")
@@ -246,7 +246,7 @@ def test_an_experiment_on_valence_compares_regimes_and_baselines_by_mae(small, r
     exp = tmp_path / "exp"
     assert main(["experiment", "--data", str(small), "--regimes", "logic-only", "--seeds", "0", "--set",
                  "spec=va_valence", *[a for k, v in CHEAP.items() for a in ("--set", f"{k}={v}")], "--set",
-                 "patience=null", "--baselines", "majority,tree", "--baseline-epochs", "2", "--n-boot", "50",
+                 "train.patience=null", "--baselines", "majority,tree", "--baseline-epochs", "2", "--n-boot", "50",
                  "--out", str(exp), "--quiet"]) == 0
     cmp = pd.read_csv(exp / "comparison.csv").set_index("system")
     pred = pd.read_csv(exp / "baselines" / "majority-s0.csv")

@@ -38,7 +38,7 @@ pytestmark = pytest.mark.slow
 
 LABELS = {"happy": "Joy", "sad": "Sadness", "neutral": "Trust", "angry": "Anger"}  # FindingEmo's words
 REGIMES = ("logic-only", "problog-em", "nets-only", "joint", "joint-unfreeze", "original")
-QUICK = ("--set", "batch_size=4", "--set", "epochs=2", "--set", "pretrain_epochs=5")
+QUICK = ("--set", "train.batch_size=4", "--set", "train.epochs=2", "--set", "pretrain.epochs=5")
 
 
 def run(argv: list[str]) -> str:

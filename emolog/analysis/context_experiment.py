@@ -103,8 +103,14 @@ def fold_data(data: Path, folds: int, k: int, seed: int) -> Path:
 
 def arm_config(program: str, data: Path, seed: int, epochs: int = 12, logic: dict | None = None) -> dict:
     """The run config every arm of the comparison trains with (logic-only, one logic optimiser)."""
-    return {"regime": "logic-only", "program": program, "data": str(data), "seed": seed, "epochs": epochs,
-            **(DEFAULT_LOGIC if logic is None else logic)}
+    return {"regime": "logic-only", "program": program, "data": str(data), "seed": seed, "train.epochs": epochs,
+            **logic_keys(DEFAULT_LOGIC if logic is None else logic)}
+
+
+def logic_keys(logic: dict) -> dict:
+    """This experiment's logic settings (recorded under its own names, ``logic_lr``, ...) as
+    config keys (``logic.lr``, ...)."""
+    return {f"logic.{k.removeprefix('logic_')}": v for k, v in logic.items()}
 
 
 def context_arms(data: Path, seed: int, epochs: int, logic: Mapping[str, Any]) -> list[Arm]:
@@ -129,7 +135,7 @@ def reference_probs(data: Path, seed: int, logic: dict) -> dict[str, np.ndarray]
     from emolog.config.run import RunConfig
     from emolog.experiments.face_weighting import face_weighting_probs
     from emolog.learn.pretrain import shared_pretrained
-    cfg = RunConfig.from_dict({"regime": "logic-only", "data": str(data), "seed": seed, **logic})
+    cfg = RunConfig.from_dict({"regime": "logic-only", "data": str(data), "seed": seed, **logic_keys(logic)})
     device = torch.device("cpu")
     splits, manifest, _ = load_data(cfg, device, prelast=False)
     pre = shared_pretrained(cfg, splits, manifest, device, cfg.semantics)

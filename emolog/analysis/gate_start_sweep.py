@@ -25,14 +25,14 @@ from emolog.experiments.runner import Arm, RunOptions, run_arms
 
 # name -> config overrides of the gated run (the rest as in context_experiment)
 SETTINGS: dict[str, dict] = {
-    "uniform start": {"extra": {"gate": {"init": "uniform"}}},
-    "uniform start, lr 3e-3 x 30 epochs": {"extra": {"gate": {"init": "uniform"}}, "logic_lr": 3e-3, "epochs": 30},
-    "uniform start, linear gate": {"extra": {"gate": {"init": "uniform", "hidden": 0}}},
+    "uniform start": {"gate.init": "uniform"},
+    "uniform start, lr 3e-3 x 30 epochs": {"gate.init": "uniform", "logic.lr": 3e-3, "train.epochs": 30},
+    "uniform start, linear gate": {"gate.init": "uniform", "gate.hidden": 0},
     "global start (default)": {},
-    "global start, lr 3e-3 x 30 epochs": {"logic_lr": 3e-3, "epochs": 30},
-    "global start, weight decay 1e-3": {"logic_weight_decay": 1e-3},
-    "global start, weight decay 1e-2": {"logic_weight_decay": 1e-2},
-    "global start, 8 hidden units": {"extra": {"gate": {"hidden": 8}}},
+    "global start, lr 3e-3 x 30 epochs": {"logic.lr": 3e-3, "train.epochs": 30},
+    "global start, weight decay 1e-3": {"logic.weight_decay": 1e-3},
+    "global start, weight decay 1e-2": {"logic.weight_decay": 1e-2},
+    "global start, 8 hidden units": {"gate.hidden": 8},
 }
 
 

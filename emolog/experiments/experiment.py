@@ -1,7 +1,7 @@
 """`emolog experiment`: regimes x seeds x sweeps, the baselines, and the tables that compare them.
 
     emolog experiment --data D --regimes logic-only,problog-em,nets-only,joint --seeds 0,1,2 \\
-        [--sweep logic_lr=3e-3,1e-2,3e-2,1e-1] [--sweep imbalance=none,class-weighted] \\
+        [--sweep logic.lr=3e-3,1e-2,3e-2,1e-1] [--sweep train.imbalance=none,class-weighted] \\
         [--memorisation 250,500,1000,2500,5000] [--set key=value ...] --out EXP
 
 Sweeps vary one config key at a time from the base config (the base runs are always made);
@@ -38,7 +38,8 @@ from emolog.labels import BASIC7
 from emolog.experiments import distribute
 from emolog.experiments.plan import ExperimentPlan, RunSpec, parse_sweep, plan_runs, spec_arm, unique
 from emolog.experiments.runner import RunOptions, run_arms
-from emolog.config.run import BASELINES, REGIMES, ConfigError, RunConfig, parse_override
+from emolog.config.regimes import REGIMES
+from emolog.config.run import BASELINES, ConfigError, RunConfig, parse_override
 from emolog.model.target import baseline_va_columns, experiment_target, va_columns
 from emolog.experiments.tables import METRICS, ExperimentError, bootstrap_table, comparison_table, comparison_tex, \
     format_table, read_predictions, usable_baseline, write_predictions  # noqa: F401
@@ -65,7 +66,7 @@ def execute_baselines(data: str, names: Sequence[str], seeds: Sequence[int], bas
         if todo:
             with torch_threads(base.get("threads", RunConfig.threads)):
                 r = run_baselines(data, tuple(todo), ClassifierFit(epochs=epochs, seed=seed, device=device),
-                                  n_train=base.get("n_train"), classes=classes, target=target)
+                                  n_train=base.get("train.n_train"), classes=classes, target=target)
             for n in todo:
                 write_predictions(out / "baselines" / f"{n}-s{seed}.csv", r.ids, r.labels, r.probs[n], classes)
         for n in names:
@@ -133,7 +134,7 @@ def run_experiment(plan: ExperimentPlan, out: str | Path, options: RunOptions = 
             return {"shard": shard, "runs": [f"runs/{n}" for n in results], "failed": failed,
                     "baselines": _relative(out, baseline_files), "sanity_warnings": _sanity_warnings(results),
                     "table": pd.DataFrame()}
-        va = experiment_target(plan.data, target, base.get("n_train")) if target else None
+        va = experiment_target(plan.data, target, base.get("train.n_train")) if target else None
         table, reference = _write_tables(out, main, memo_specs, results, baseline_files, classes, va, plan.n_boot)
 
         first = next(iter(results.values()), {})
@@ -170,7 +171,8 @@ def _check_choices(regimes: Sequence[str], seeds: Sequence[int], baselines: Sequ
 
 
 def _base_config(data: str, overrides: Sequence[str]) -> dict[str, Any]:
-    """The config every run shares: the data and the ``--set`` overrides."""
+    """The config every run shares: the data and the ``--set`` overrides (keys by their current
+    name, "group.key")."""
     base: dict[str, Any] = {"data": str(data)}
     for item in overrides:
         key, value = parse_override(item)
@@ -308,7 +310,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--memorisation", default="", metavar="N1,N2,...",
                         help="n_train sweep of logic-only and joint (learned weights vs training size)")
     parser.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
-                        help="base config key for every run (e.g. epochs=5); repeatable")
+                        help="base config key for every run (e.g. train.epochs=5); repeatable")
     parser.add_argument("--baselines", default=",".join(BASELINES),
                         help="comma-separated baselines, or 'none'")
     parser.add_argument("--baseline-epochs", type=int, default=30)

@@ -7,6 +7,7 @@ import json
 from dataclasses import dataclass
 from typing import Any, Sequence
 
+from emolog.config.legacy import canonical
 from emolog.config.run import BASELINES, RunConfig, parse_override
 from emolog.experiments.runner import Arm
 from emolog.experiments.tables import ExperimentError
@@ -67,7 +68,8 @@ def _fmt_value(v: Any) -> str:
 
 
 def parse_sweep(item: str) -> tuple[str, list[Any]]:
-    """``"logic_lr=3e-3,1e-2"`` -> ("logic_lr", [0.003, 0.01]); values parsed like ``--set``."""
+    """``"logic.lr=3e-3,1e-2"`` -> ("logic.lr", [0.003, 0.01]); values parsed like ``--set``.
+    The key stays as written (it names the runs: an old flat key keeps an old experiment's names)."""
     if "=" not in item:
         raise ExperimentError(f"--sweep {item!r} must look like key=v1,v2,...")
     key, raw = item.split("=", 1)
@@ -86,7 +88,7 @@ def plan_runs(regimes: Sequence[str], seeds: Sequence[int], sweeps: Sequence[tup
         for seed in seeds:
             main.append(RunSpec(regime, seed, None))
             for key, values in sweeps:
-                default = RunConfig.from_dict({**base, "regime": regime, "seed": seed}).to_dict()[key]
+                default = RunConfig.from_dict({**base, "regime": regime, "seed": seed}).get(key)
                 main += [RunSpec(regime, seed, (key, v)) for v in values if v != default]
     memo = [RunSpec(regime, seed, ("n_train", int(n)))
             for regime in (MEMORISATION_REGIMES if memorisation else ()) for seed in seeds for n in memorisation]
@@ -104,7 +106,7 @@ def spec_arm(spec: RunSpec, base: dict[str, Any]) -> Arm:
     """The arm that trains ``spec``: the base config with its regime, seed and sweep value."""
     d = {**base, "regime": spec.regime, "seed": spec.seed}
     if spec.sweep is not None:
-        d[spec.sweep[0]] = spec.sweep[1]
+        d[canonical(spec.sweep[0], warn=False)] = spec.sweep[1]   # parse_sweep warned of an old key
         d["extra"] = {**d.get("extra", {}), "sweep": spec.sweep_label}
     return Arm(spec.name, d)
 

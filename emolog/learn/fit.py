@@ -29,6 +29,7 @@ from emolog.data.atomic import atomic_write_bytes
 from emolog.labels import SOURCES
 from emolog.learn import changes
 from emolog.learn import em
+from emolog.config.legacy import flatten, nest
 from emolog.config.run import RunConfig
 from emolog.model.data import SplitData
 from emolog.learn.losses import Loss, TrainingError, check_finite, epoch_order, make_optimizer, nll
@@ -41,7 +42,8 @@ from emolog.model.target import SquaredErrorLoss, val_loss
 
 CHECKPOINT = "checkpoint.pt"
 # may differ between a run and its resume (a weights file may move; it is checked by sha256)
-RESUMABLE_KEYS = ("epochs", "em_iterations", "device", "threads", "backbone_weights", "recogniser_weights")
+RESUMABLE_KEYS = ("train.epochs", "train.em_iterations", "device", "threads", "backbone.weights",
+                  "perception.recogniser_weights")
 
 
 @dataclass
@@ -124,21 +126,21 @@ class FlooredProjectedSGD:
 def make_optimizers(cfg: RunConfig, groups: list[Group]) -> dict[str, Any]:
     """One optimiser per trainable group: t() by the logic settings (projected SGD or any torch
     optimiser on softmax logits), a gate by the logic settings (it is an ordinary net: with
-    ``logic_param=projected``, which forces ``logic_optimizer=sgd``, it trains by SGD), the
+    ``logic.param=projected``, which forces ``logic.optimizer=sgd``, it trains by SGD), the
     scene net and any head by the net settings, the last block by the backbone settings."""
     out: dict[str, Any] = {}
     for g in groups:
         params = [p for p in g.net.parameters()]
         if not g.trainable or not params:
             continue
-        if g.kind == "logic" and cfg.logic_param == "projected":
-            out[g.name] = FlooredProjectedSGD(g.net.tparams, lr=cfg.logic_lr)
+        if g.kind == "logic" and cfg.logic.param == "projected":
+            out[g.name] = FlooredProjectedSGD(g.net.tparams, lr=cfg.logic.lr)
         elif g.kind in ("logic", "gate_net"):
-            out[g.name] = make_optimizer(cfg.logic_optimizer, params, cfg.logic_lr, cfg.logic_weight_decay)
+            out[g.name] = make_optimizer(cfg.logic.optimizer, params, cfg.logic.lr, cfg.logic.weight_decay)
         elif g.kind == "backbone_last_block":
-            out[g.name] = make_optimizer(cfg.backbone_optimizer, params, cfg.backbone_lr, cfg.backbone_weight_decay)
+            out[g.name] = make_optimizer(cfg.backbone.optimizer, params, cfg.backbone.lr, cfg.backbone.weight_decay)
         else:
-            out[g.name] = make_optimizer(cfg.net_optimizer, params, cfg.net_lr, cfg.net_weight_decay)
+            out[g.name] = make_optimizer(cfg.nets.optimizer, params, cfg.nets.lr, cfg.nets.weight_decay)
     return out
 
 
@@ -167,8 +169,8 @@ def gradient_epoch(model: Network, tr: SplitData, loss_fn: Loss, optims: dict, t
     the run naming the first such batch's image ids (``check_finite``)."""
     model.train()
     torch.manual_seed(cfg.seed * 100_003 + epoch)  # dropout: same masks on a resumed run
-    order = epoch_order(tr.labels, cfg.imbalance, cfg.seed, epoch).to(tr.labels.device)
-    batches = order.split(cfg.batch_size)
+    order = epoch_order(tr.labels, cfg.train.imbalance, cfg.seed, epoch).to(tr.labels.device)
+    batches = order.split(cfg.train.batch_size)
     opts = list(optims.values())
     # clearing .grad directly: the optimisers' zero_grad() walks their parameter groups each step
     params = [p for p in model.parameters() if p.requires_grad]
@@ -258,7 +260,7 @@ def fit(model: Network, groups: list[Group], splits: dict[str, SplitData], cfg: 
     init = {g.name: changes.snapshot(g.net) for g in groups}
     tracker = changes.GradTracker(nets)
     optims = make_optimizers(cfg, groups) if regime.learner == "gradient" else {}
-    p = _Progress({"epoch": 0, "elapsed": 0.0}, [], {}, {}, EarlyStopping(cfg.patience), optims, tracker)
+    p = _Progress({"epoch": 0, "elapsed": 0.0}, [], {}, {}, EarlyStopping(cfg.train.patience), optims, tracker)
     loss_fn = _loss(cfg, model, tr)
     if resume and (out / CHECKPOINT).exists():
         _load_checkpoint(out / CHECKPOINT, cfg, groups, p, tr.labels.device)
@@ -268,7 +270,7 @@ def fit(model: Network, groups: list[Group], splits: dict[str, SplitData], cfg: 
     t_start = time.perf_counter() - p.state["elapsed"]
     if regime.learner == "gradient":   # counted in the training time: it is part of training
         _linearise(model, tr, groups)
-    n_epochs = cfg.em_iterations if regime.learner == "em" else cfg.epochs
+    n_epochs = cfg.train.em_iterations if regime.learner == "em" else cfg.train.epochs
     coef = em_coefficients(model, tr) if regime.learner == "em" else None
     bar = tqdm(range(p.state["epoch"] + 1, n_epochs + 1), desc="epochs", leave=False, disable=not progress)
     for epoch in bar:
@@ -286,7 +288,7 @@ def fit(model: Network, groups: list[Group], splits: dict[str, SplitData], cfg: 
         p.state["elapsed"] = time.perf_counter() - t_start
         _save_checkpoint(out / CHECKPOINT, cfg, groups, p)
     train_time = time.perf_counter() - t_start
-    if cfg.patience is not None:
+    if cfg.train.patience is not None:
         _restore(groups, p.best_states)
     return FitResult(p.history, p.before, p.stopper, int(p.state["epoch"]), n_epochs, train_time, p.tracker, init)
 
@@ -301,7 +303,7 @@ def _mark_trainable(groups: list[Group], regime: Regime) -> None:
 def _loss(cfg: RunConfig, model: Network, tr: SplitData) -> Loss | SquaredErrorLoss:
     """The training loss: NLL with the imbalance option, or a valence/arousal target's squared error."""
     if model.target is None or model.target.loss == "nll":
-        return Loss(cfg.imbalance, tr.labels, cfg.logit_adjust_tau, n_classes=len(model.classes))
+        return Loss(cfg.train.imbalance, tr.labels, cfg.train.logit_adjust_tau, n_classes=len(model.classes))
     return SquaredErrorLoss(model.target)
 
 
@@ -354,8 +356,11 @@ def read_checkpoint(path: Path, cfg: RunConfig) -> dict:
         raise ArtefactError(f"{path}: holds a {type(blob).__name__}, not an emolog checkpoint")
     check_format(blob, "checkpoint", path)
     check_fields(blob, CHECKPOINT_FIELDS, path)
-    saved = {k: v for k, v in blob["config"].items() if k not in RESUMABLE_KEYS}
-    now = {k: v for k, v in cfg.to_dict().items() if k not in RESUMABLE_KEYS}
+    # compared key by key in the nested form; a checkpoint of the previous emolog holds flat keys
+    # and lacks the groups it had no keys of (the gate's): those held their defaults
+    saved = {**RunConfig().flat(), **flatten(nest(blob["config"], warn=False))}
+    saved = {k: v for k, v in saved.items() if k not in RESUMABLE_KEYS}
+    now = {k: v for k, v in cfg.flat().items() if k not in RESUMABLE_KEYS}
     diff = sorted(k for k in set(saved) | set(now) if saved.get(k) != now.get(k))
     if diff:
         raise TrainingError(f"cannot resume {path}: the config differs in {diff} "

@@ -70,8 +70,8 @@ def nll(probs: torch.Tensor, labels: torch.Tensor) -> float:
 
 def new_scene_net(cfg: RunConfig, in_dim: int, seed_offset: int = 0, n_classes: int = len(BASIC7)) -> Scene2EmotionNet:
     torch.manual_seed(cfg.seed * 1009 + seed_offset)  # the same seeded init in every regime
-    return Scene2EmotionNet(in_dim=in_dim, hidden=cfg.net_hidden, n_classes=n_classes,
-                            dropout=cfg.net_dropout)
+    return Scene2EmotionNet(in_dim=in_dim, hidden=cfg.nets.hidden, n_classes=n_classes,
+                            dropout=cfg.nets.dropout)
 
 
 class LeanAdam:

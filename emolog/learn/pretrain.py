@@ -36,7 +36,7 @@ class Pretrained:
     """A scene-only pretrained Scene2EmotionNet and its honest training-set predictions.
 
     ``net`` is trained on the whole training split (used on val/test, and as the init of
-    ``scene_init=pretrained``). ``oof`` [N_train, 7] are out-of-fold probabilities: each training
+    ``pretrain.scene_init=pretrained``). ``oof`` [N_train, 7] are out-of-fold probabilities: each training
     image's scene distribution from a net that never saw it (K-fold cross-fitting). Without
     them the frozen scene net would have memorised the training labels and the learned source
     weights would collapse onto the scene (0.96 measured on the simulator, truth 0.53).
@@ -55,7 +55,7 @@ def pretrained_scene_net(cfg: RunConfig, splits: dict[str, SplitData], manifest:
     Round 0 fits the label from the scene features alone: that estimates P(label | scene),
     which also absorbs the labels the faces decided, and so biases the source weights (on the
     simulator the scene weight came out +0.06 too high at snr 1 and too low at weaker scenes).
-    Each of ``pretrain_refit`` further rounds is one EM step for the scene network as an
+    Each of ``pretrain.refit`` further rounds is one EM step for the scene network as an
     expert of the program: the source weights are learned by EM on the out-of-fold
     predictions, and the nets are refitted with each image weighted by its responsibility
     P(source = scene | label, evidence), i.e. they estimate the *scene's own* emotion.
@@ -64,7 +64,8 @@ def pretrained_scene_net(cfg: RunConfig, splits: dict[str, SplitData], manifest:
     Cached on disk under a key of the cache fingerprint, the exact train/val ids, the program
     and every setting that affects it, so logic-only and problog-em runs share it.
     """
-    settings = {k: getattr(cfg, k) for k in (
+    # named by the previous emolog's flat keys: the key, and so every cached net, stays the same
+    settings = {k: cfg.get(k) for k in (
         "seed", "pretrain_batch_size", "net_optimizer", "net_lr", "net_weight_decay", "net_hidden",
         "net_dropout", "pretrain_epochs", "pretrain_patience", "pretrain_folds", "pretrain_refit",
         "imbalance", "logit_adjust_tau")}
@@ -79,7 +80,7 @@ def pretrained_scene_net(cfg: RunConfig, splits: dict[str, SplitData], manifest:
                "train": ids_hash(splits["train"].ids), "val": ids_hash(splits["val"].ids),
                "scene_dim": splits["train"].scene.shape[1], "version": 4}
     key = hashlib.sha256(json.dumps(key_src, sort_keys=True).encode()).hexdigest()[:16]
-    folder = Path(cfg.pretrain_cache) if cfg.pretrain_cache else Path(cfg.data) / "pretrained"
+    folder = Path(cfg.pretrain.cache) if cfg.pretrain.cache else Path(cfg.data) / "pretrained"
     from emolog.model.bindings.program import scene_domain
     n_out = len(scene_domain(lm))   # the scene head's domain in the program
     path = folder / f"scene_net-{key}.pt"
@@ -100,20 +101,20 @@ def pretrained_scene_net(cfg: RunConfig, splits: dict[str, SplitData], manifest:
     t_init = copy.deepcopy(lm.tparams.state_dict())
     info: dict[str, Any] = {"rounds": []}
     oof = None
-    for rnd in tqdm(range(cfg.pretrain_refit + 1), desc="pretrain scene net", leave=False,
+    for rnd in tqdm(range(cfg.pretrain.refit + 1), desc="pretrain scene net", leave=False,
                     disable=not progress):
         net = new_scene_net(cfg, tr.scene.shape[1], n_classes=n_out).to(device)
         rinfo = _fit_scene_only(cfg, net, tr, all_rows(tr), va, r_tr, r_va)
-        if cfg.pretrain_folds > 1:
+        if cfg.pretrain.folds > 1:
             oof = torch.empty(len(tr), n_out, device=device)
-            fold = torch.arange(len(tr), device=device) % cfg.pretrain_folds  # train is seeded-shuffled
-            for k in range(cfg.pretrain_folds):
+            fold = torch.arange(len(tr), device=device) % cfg.pretrain.folds  # train is seeded-shuffled
+            for k in range(cfg.pretrain.folds):
                 fnet = new_scene_net(cfg, tr.scene.shape[1], seed_offset=k + 1, n_classes=n_out).to(device)
                 _fit_scene_only(cfg, fnet, tr, (fold != k).nonzero()[:, 0], va, r_tr, r_va)
                 with torch.no_grad():
                     oof[fold == k] = torch.softmax(fnet(tr.scene[fold == k]), 1)
             rinfo["oof_nll"] = nll(oof, tr.labels)
-        if rnd < cfg.pretrain_refit:
+        if rnd < cfg.pretrain.refit:
             with torch.no_grad():
                 tr_probs = oof if oof is not None else torch.softmax(net(tr.scene), 1)
                 va_probs = torch.softmax(net(va.scene), 1)
@@ -178,20 +179,20 @@ def _fit_scene_only(cfg: RunConfig, net: Scene2EmotionNet, tr: SplitData, rows: 
     """Train ``net`` on training rows ``rows`` (scene features only; image i weighted by
     ``r_tr[i]``), early stopping on the ``r_va``-weighted val NLL; leaves the best epoch's
     parameters in ``net`` (eval mode). Returns {val_nll, val_accuracy, epochs_run}."""
-    opt = make_optimizer(cfg.net_optimizer, net.parameters(), cfg.net_lr, cfg.net_weight_decay)
-    loss_fn = Loss(cfg.imbalance, tr.labels[rows], cfg.logit_adjust_tau)
+    opt = make_optimizer(cfg.nets.optimizer, net.parameters(), cfg.nets.lr, cfg.nets.weight_decay)
+    loss_fn = Loss(cfg.train.imbalance, tr.labels[rows], cfg.train.logit_adjust_tau)
 
     def train_epoch(epoch: int) -> None:
         torch.manual_seed(cfg.seed * 100_003 + epoch)
-        order = rows[epoch_order(tr.labels[rows], cfg.imbalance, cfg.seed + 7, epoch).to(rows.device)]
-        for b in range(0, len(order), cfg.pretrain_batch_size):
-            idx = order[b:b + cfg.pretrain_batch_size]
+        order = rows[epoch_order(tr.labels[rows], cfg.train.imbalance, cfg.seed + 7, epoch).to(rows.device)]
+        for b in range(0, len(order), cfg.pretrain.batch_size):
+            idx = order[b:b + cfg.pretrain.batch_size]
             loss = loss_fn(torch.softmax(net(tr.scene[idx]), 1), tr.labels[idx], r_tr[idx])
             check_finite(loss, tr, idx, "scene-only pretraining", epoch)
             optimiser_step(opt, loss)
 
     done = fit_small(net, train_epoch, lambda: loss_fn(torch.softmax(net(va.scene), 1), va.labels, r_va),
-                     cfg.pretrain_epochs, cfg.pretrain_patience)
+                     cfg.pretrain.epochs, cfg.pretrain.patience)
     with torch.no_grad():
         acc = float((net(va.scene).argmax(1) == va.labels).float().mean())
     return {"val_nll": done.stopper.best, "val_accuracy": acc, "epochs_run": done.epochs_run}
@@ -222,8 +223,8 @@ def shared_pretrained(cfg: RunConfig, splits: dict[str, SplitData], manifest: di
     the very net a global run of the same config uses, so gated and global runs compare on one
     frozen scene net (the disk cache makes the second call free)."""
     from emolog.logic import compile_program
-    base = RunConfig.from_dict({**cfg.to_dict(), "program": "seed"})
-    lm = compile_program("seed", semantics=semantics, param=cfg.logic_param).to(device)
+    base = cfg.updated({"program": "seed"})
+    lm = compile_program("seed", semantics=semantics, param=cfg.logic.param).to(device)
     return pretrained_scene_net(base, splits, manifest, device, lm, semantics, progress)
 
 
@@ -231,15 +232,15 @@ def build_gate(cfg: RunConfig, trains_logic: bool, tr: SplitData, oof: torch.Ten
                device: torch.device) -> tuple[GateNet, dict[str, Any]]:
     """The GateNet of a gated run and its settings (``gate_settings`` + how it started).
 
-    The start: the config's weights (``fixed_weights`` when the logic is fixed, else
-    ``init_weights``), else with ``init: global`` the global program fitted by EM on the
+    The start: the config's weights (``logic.fixed_weights`` when the logic is fixed, else
+    ``logic.init_weights``), else with ``init: global`` the global program fitted by EM on the
     frozen scene net's out-of-fold probabilities (``global_start``); a scene net trained from
     scratch (joint) has none yet, so such runs start uniform, as a global run does."""
     settings = gate_settings(cfg)
-    start = cfg.fixed_weights if not trains_logic else cfg.init_weights
+    start = cfg.logic.fixed_weights if not trains_logic else cfg.logic.init_weights
     how = "config" if start is not None else "uniform"
     if start is None and trains_logic and settings["init"] == "global" and oof is not None:
-        start = global_start(tr, oof, semantics, cfg.logic_param, device)
+        start = global_start(tr, oof, semantics, cfg.logic.param, device)
         how = "global (EM, out-of-fold scene probabilities)"
     settings = {**settings, "start": how, "start_weights": start}
     torch.manual_seed(cfg.seed)

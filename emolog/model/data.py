@@ -97,10 +97,10 @@ def load_data(cfg: RunConfig, device: torch.device, prelast: bool, classes: tupl
     read_manifest(paths["cache"])   # no cache at all is a missing file (exit 4), not a failed verification
     index = ImageIndex.load(paths["index"])
     split = load_split(paths["split"], known_ids=index.ids)
-    if cfg.n_train is not None and cfg.n_train > len(split["train"]):
-        raise ConfigError(f"config key 'n_train': {cfg.n_train} but the split has only "
+    if cfg.train.n_train is not None and cfg.train.n_train > len(split["train"]):
+        raise ConfigError(f"config key 'train.n_train': {cfg.train.n_train} but the split has only "
                           f"{len(split['train'])} training images")
-    split["train"] = split["train"][:cfg.n_train] if cfg.n_train is not None else split["train"]
+    split["train"] = split["train"][:cfg.train.n_train] if cfg.train.n_train is not None else split["train"]
     all_ids = split["train"] + split["val"] + split["test"]
     if target is not None:   # before the cache is read: a missing value is named at once
         values = index_values(index, all_ids, target)

@@ -8,14 +8,15 @@ Two programs make the choice of source (scene, face1..3) depend on the image:
   facts (``large_face``, ``confident``, from ``rule_facts``) with trainable ``t()`` weights.
 
 Both train through ``train_run`` like any program (``emolog.model.model`` picks the kind);
-in the logic parameter group the gate / rule weights use ``logic_optimizer``, ``logic_lr``,
-``logic_weight_decay`` (EM does not apply to a gate net). Gate settings live in
-``config.extra["gate"]`` (``GATE_DEFAULTS``), so config.json round-trips through ``RunConfig``.
+in the logic parameter group the gate / rule weights use ``logic.optimizer``, ``logic.lr``,
+``logic.weight_decay`` (EM does not apply to a gate net). Gate settings are the config's
+``gate`` group (``emolog.config.groups.GateSettings``).
 """
 
 from __future__ import annotations
 
 import math
+from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
@@ -38,8 +39,6 @@ EVIDENCE_FEATURES: tuple[str, ...] = tuple(
     f"face{k + 1}_{f}" for k in range(K) for f in SLOT_FEATURES) + (
     "n_faces", "scene_entropy", "scene_max_prob")
 N_STATIC = len(EVIDENCE_FEATURES) - 2   # all but the scene's two (they move with the scene net)
-GATE_DEFAULTS: dict[str, Any] = {"hidden": 32, "scene_features": False, "init": "global"}
-GATE_INITS = ("global", "uniform")
 
 
 # ----------------------------------------------------------------------------- evidence
@@ -173,21 +172,9 @@ def program_kind(lm: nn.Module) -> ProgramKind:
 
 
 def gate_settings(cfg: RunConfig) -> dict[str, Any]:
-    """GATE_DEFAULTS updated with ``cfg.extra["gate"]``; unknown keys are refused by name."""
-    given = cfg.extra.get("gate", {}) or {}
-    unknown = sorted(set(given) - set(GATE_DEFAULTS))
-    if unknown:
-        raise ConfigError(f"config key 'extra.gate': unknown key(s) {unknown}; known: {sorted(GATE_DEFAULTS)}")
-    out = {**GATE_DEFAULTS, **given}
-    if not (isinstance(out["hidden"], int) and not isinstance(out["hidden"], bool) and out["hidden"] >= 0):
-        raise ConfigError(f"config key 'extra.gate.hidden' must be an integer >= 0 (0 = linear gate), "
-                          f"got {out['hidden']!r}")
-    if out["init"] not in GATE_INITS:
-        raise ConfigError(f"config key 'extra.gate.init' must be one of {list(GATE_INITS)}, got {out['init']!r}")
-    if not isinstance(out["scene_features"], bool):
-        raise ConfigError(f"config key 'extra.gate.scene_features' must be true or false, "
-                          f"got {out['scene_features']!r}")
-    return out
+    """The config's gate settings (``cfg.gate``: hidden, scene_features, init) as a dict, the
+    form the run records them in (results.json ``gate``)."""
+    return asdict(cfg.gate)
 
 
 def split_static_evidence(s: SplitData) -> torch.Tensor:

@@ -9,7 +9,7 @@ guess. A simulated cache records ``{"simulated": true, ...}`` (no networks: noth
 
 ``build_last_block`` (joint-unfreeze) and ``grey_face_logits`` (the ``original`` semantics)
 rebuild networks from that record; a weights file that moved since the cache was built is
-passed with the config keys ``backbone_weights`` / ``recogniser_weights`` (``emolog train
+passed with the config keys ``backbone.weights`` / ``perception.recogniser_weights`` (``emolog train
 --backbone-weights`` / ``--recogniser-weights``). The file's sha256 must equal the recorded one.
 """
 
@@ -82,14 +82,14 @@ def build_last_block(cfg: RunConfig, record: dict) -> nn.Module:
         raise ConfigError("regime 'joint-unfreeze' needs the cache's pre-last activations: rebuild the cache "
                           "with `emolog cache build --prelast`")
     name = record["backbone"]["name"]
-    path, _ = _weights("backbone", cfg.backbone_weights, record, "--backbone-weights")
+    path, _ = _weights("backbone", cfg.backbone.weights, record, "--backbone-weights")
     recorded = record["backbone"].get("weights_path")
     try:
         backbone = build_backbone(name, path, device="cpu")
     except EmologError as e:
         raise ConfigError(f"regime 'joint-unfreeze' rebuilds the last block of {name} from its weights file, "
                           f"but {e} (recorded path: {recorded or 'none'}); pass the checkpoint the cache was "
-                          "built with: --backbone-weights PATH (config key backbone_weights)") from None
+                          "built with: --backbone-weights PATH (config key backbone.weights)") from None
     _check_sha(backbone, "backbone", record, name, "--backbone-weights", recorded)
     block = backbone.last_block
     for p in block.parameters():
@@ -106,13 +106,13 @@ def grey_face_logits(cfg: RunConfig, manifest: dict, record: dict) -> tuple[torc
     """Recogniser logits [7] (BASIC7 order) for a grey face, the original's padding, needed by the
     'original' semantics; returns (logits, where they came from).
 
-    Order of preference: the config key ``grey_face_logits``, the cache manifest's
+    Order of preference: the config key ``perception.grey_face_logits``, the cache manifest's
     ``grey_face_logits`` (a simulator may store its documented constant there), the recogniser
-    the cache was built with (its weights from ``recogniser_weights`` or the recorded path),
+    the cache was built with (its weights from ``perception.recogniser_weights`` or the recorded path),
     else, for a simulated cache, emolog's default recogniser (its faces come from no real
     network, so the real default recogniser's reading of a grey face is the stand-in)."""
-    if cfg.grey_face_logits is not None:
-        return torch.tensor(cfg.grey_face_logits, dtype=torch.float32), "config"
+    if cfg.perception.grey_face_logits is not None:
+        return torch.tensor(cfg.perception.grey_face_logits, dtype=torch.float32), "config"
     if manifest.get("grey_face_logits") is not None:
         return torch.tensor(manifest["grey_face_logits"], dtype=torch.float32), "cache manifest"
     from PIL import Image
@@ -120,7 +120,7 @@ def grey_face_logits(cfg: RunConfig, manifest: dict, record: dict) -> tuple[torc
     from emolog.perception.expression import DEFAULT_RECOGNISER, build_recogniser
     from emolog.perception.pipeline import GREY_FACE_SIZE, GREY_FACE_VALUE
     name = (record.get("recogniser") or {}).get("name") or DEFAULT_RECOGNISER
-    path, _ = _weights("recogniser", cfg.recogniser_weights, record, "--recogniser-weights")
+    path, _ = _weights("recogniser", cfg.perception.recogniser_weights, record, "--recogniser-weights")
     recorded = (record.get("recogniser") or {}).get("weights_path")
     try:
         try:
@@ -135,7 +135,7 @@ def grey_face_logits(cfg: RunConfig, manifest: dict, record: dict) -> tuple[torc
         raise ConfigError(f"regime 'original' reads a grey face with the cache's recogniser {name}, but it "
                           f"cannot be built: {str(e).splitlines()[0]} (recorded path: {recorded or 'none'}); pass "
                           "its weights file or folder with --recogniser-weights PATH (config key "
-                          "recogniser_weights), or the 7 logits with --set grey_face_logits=[...]") from None
+                          "perception.recogniser_weights), or the 7 logits with --set perception.grey_face_logits=[...]") from None
     if not record.get("simulated"):
         _check_sha(rec, "recogniser", record, name, "--recogniser-weights", recorded)
     grey = Image.new("RGB", (GREY_FACE_SIZE, GREY_FACE_SIZE), (GREY_FACE_VALUE,) * 3)
@@ -153,12 +153,12 @@ def scene_classifier(cfg: RunConfig, record: dict) -> tuple[nn.Module, list[str]
     if record.get("simulated") or not name:
         raise ConfigError("cache.scene_classes needs the scene backbone's classifier, but the cache names no "
                           "backbone (a simulated cache has none): read cache.scene instead")
-    path, _ = _weights("backbone", cfg.backbone_weights, record, "--backbone-weights")
+    path, _ = _weights("backbone", cfg.backbone.weights, record, "--backbone-weights")
     try:
         backbone = build_backbone(name, path, device="cpu")
     except EmologError as e:
         raise ConfigError(f"cache.scene_classes reads the classifier of {name} from its weights file, but {e} "
-                          "; pass it with --backbone-weights PATH (config key backbone_weights)") from None
+                          "; pass it with --backbone-weights PATH (config key backbone.weights)") from None
     _check_sha(backbone, "backbone", record, name, "--backbone-weights", record["backbone"].get("weights_path"))
     for p in backbone.classifier.parameters():
         p.requires_grad_(False)

@@ -56,7 +56,7 @@ def prepare_spec(cfg: RunConfig, splits: dict[str, SplitData], perception: dict,
     has = {"face_features": tr.face_features is not None, "scene_classes": bool(names)}
     maps = check_data(spec.where, spec.nets, prog.nets, tr.face_mask.shape[1], lambda f: has.get(f, True),
                       lambda: names)
-    return BuildContext(tr.face_mask.shape[1], cfg.seed, cfg.net_dropout, maps)
+    return BuildContext(tr.face_mask.shape[1], cfg.seed, cfg.nets.dropout, maps)
 
 
 def resolve_device(name: str) -> torch.device:
@@ -75,19 +75,19 @@ def _check_em(cfg: RunConfig, regime: Regime, lm: nn.Module, gated: bool, name: 
 
 
 def _start_weights(cfg: RunConfig, regime: Regime, lm: nn.Module, kind: ProgramKind) -> None:
-    """Global source weights at the start: ``init_weights`` (trained) / ``fixed_weights`` (held,
+    """Global source weights at the start: ``logic.init_weights`` (trained) / ``logic.fixed_weights`` (held,
     default uniform) of a global program; refused for a program without global weights."""
     if kind.global_weights:
-        start = cfg.init_weights if regime.trains_logic else (cfg.fixed_weights or {s: 1 / len(lm.sources)
+        start = cfg.logic.init_weights if regime.trains_logic else (cfg.logic.fixed_weights or {s: 1 / len(lm.sources)
                                                                                    for s in lm.sources})
         if start is not None and lm.semantics == "condition" and start.get("scene", 1) == 0:
-            raise ConfigError("config key 'fixed_weights': a scene weight of 0 leaves an image without a "
+            raise ConfigError("config key 'logic.fixed_weights': a scene weight of 0 leaves an image without a "
                               "detected face no source at all under the 'condition' semantics (its evidence "
                               "has probability 0); give the scene a weight > 0 or use semantics 'fail'")
         if start is not None:
             em.set_source_weights(lm, dict(start))
-    elif not kind.gate_net and (cfg.init_weights is not None or cfg.fixed_weights is not None):
-        raise ConfigError("config keys 'init_weights' / 'fixed_weights' set global source weights; "
+    elif not kind.gate_net and (cfg.logic.init_weights is not None or cfg.logic.fixed_weights is not None):
+        raise ConfigError("config keys 'logic.init_weights' / 'logic.fixed_weights' set global source weights; "
                           f"{Path(lm.program.path).name!r} has none (its t() are not a source disjunction)")
 
 
@@ -108,7 +108,7 @@ def _scene_net(st: _Setting, splits: dict[str, SplitData], manifest: dict, lm: n
     """(scene net, pretraining info, out-of-fold training probabilities or None)."""
     cfg, regime, semantics, device, progress = st.cfg, st.regime, st.semantics, st.device, st.progress
     domain = scene_domain(lm)
-    if (regime.scene_init if cfg.scene_init == "auto" else cfg.scene_init) != "pretrained" or domain is None:
+    if (regime.scene_init if cfg.pretrain.scene_init == "auto" else cfg.pretrain.scene_init) != "pretrained" or domain is None:
         # (a program without a scene net keeps this untrained one out of every parameter group)
         return new_scene_net(cfg, splits["train"].scene.shape[1], n_classes=len(domain or BASIC7)).to(device), \
             None, None
@@ -116,7 +116,7 @@ def _scene_net(st: _Setting, splits: dict[str, SplitData], manifest: dict, lm: n
         raise ConfigError(f"{lm.program.path}: the scene head's network ranges over {domain}, the labels over "
                           f"{list(classes)}: "
                           "a pretrained scene net is fitted to the labels, so it needs the same classes in the "
-                          "same order; set scene_init=random (the net then trains from scratch, e.g. joint)")
+                          "same order; set pretrain.scene_init=random (the net then trains from scratch, e.g. joint)")
     if kind.global_weights:
         pre = pretrained_scene_net(cfg, splits, manifest, device, lm, semantics, progress, classes)
     elif classes == BASIC7:
@@ -125,7 +125,7 @@ def _scene_net(st: _Setting, splits: dict[str, SplitData], manifest: dict, lm: n
         # frozen scene net
         pre = shared_pretrained(cfg, splits, manifest, device, semantics, progress)
     else:   # other labels: the cross-fitted label fit (each refit is an EM step of a global choice)
-        pre = pretrained_scene_net(RunConfig.from_dict({**cfg.to_dict(), "pretrain_refit": 0}), splits, manifest,
+        pre = pretrained_scene_net(cfg.updated({"pretrain.refit": 0}), splits, manifest,
                                    device, lm, semantics, progress, classes)
     return pre.net, pre.info, pre.oof
 
@@ -137,7 +137,7 @@ def _emotion_scene_net(st: _Setting, splits: dict[str, SplitData], manifest: dic
     index's basic-7 labels of the same images (so emotion and valence runs share one frozen
     scene net); trained from scratch (joint), it learns through the program."""
     cfg, regime, semantics, device, progress = st.cfg, st.regime, st.semantics, st.device, st.progress
-    if (regime.scene_init if cfg.scene_init == "auto" else cfg.scene_init) != "pretrained":
+    if (regime.scene_init if cfg.pretrain.scene_init == "auto" else cfg.pretrain.scene_init) != "pretrained":
         return new_scene_net(cfg, splits["train"].scene.shape[1]).to(device), None, None
     index = ImageIndex.load(Path(cfg.data) / "index.csv")
     emotions = {}
@@ -147,7 +147,7 @@ def _emotion_scene_net(st: _Setting, splits: dict[str, SplitData], manifest: dic
         if bad:
             raise ConfigError(f"{cfg.data}/index.csv: a valence/arousal program whose scene net reads the scene's "
                               f"basic-7 emotion pretrains it on the index's basic-7 labels, but the index has {bad}; "
-                              "set scene_init=random (joint) or bind a scene net over the target's bins")
+                              "set pretrain.scene_init=random (joint) or bind a scene net over the target's bins")
         emotions[name] = replace(s, labels=torch.tensor([BASIC7.index(x) for x in labels], device=device))
     pre = shared_pretrained(cfg, emotions, manifest, device, semantics, progress)
     return pre.net, pre.info, pre.oof
@@ -169,7 +169,7 @@ def build_heads(cfg: RunConfig, spec: Spec | None, lm: nn.Module, splits: dict[s
                     for src in b.inputs)
         torch.manual_seed(cfg.seed * 1009 + 500 + k)
         heads[name] = HeadMLP(width, b.hidden, lm.input_sizes[name],
-                              b.dropout if b.dropout is not None else cfg.net_dropout).to(device)
+                              b.dropout if b.dropout is not None else cfg.nets.dropout).to(device)
     return heads
 
 
@@ -211,7 +211,7 @@ def _open_spec(cfg: RunConfig, regime: Regime) -> tuple[RunConfig, Spec | None, 
     spec = load_spec(cfg.spec) if cfg.spec else None
     if spec is not None and isinstance(cfg.spec, dict):   # recorded as JSON (config.json, checkpoints)
         cfg = replace(cfg, spec=spec.record())
-    prog = open_program(spec, cfg.logic_param) if spec else None
+    prog = open_program(spec, cfg.logic.param) if spec else None
     if prog is not None:
         _check_em(cfg, regime, prog, any(b.bind == "gate" for b in spec.nets.values()), Path(prog.path).name)
     untrained = sorted(n for n, b in spec.nets.items() if b.bind == "head") \
@@ -227,9 +227,9 @@ def _compile_early(cfg: RunConfig, regime: Regime, spec: Spec | None, prog, sema
     """The logic module when it compiles before the data is read (a program in the seed's shape
     or a plain program: in seconds); None for a spec program that needs the data's build context."""
     if spec is not None:
-        return build_logic(spec, prog, semantics, cfg.logic_param, None)
+        return build_logic(spec, prog, semantics, cfg.logic.param, None)
     from emolog.logic import compile_program
-    lm = compile_program(cfg.program, semantics=semantics, param=cfg.logic_param)
+    lm = compile_program(cfg.program, semantics=semantics, param=cfg.logic.param)
     _check_em(cfg, regime, lm, program_kind(lm).gate_net, cfg.program)
     return lm
 
@@ -332,7 +332,7 @@ def build(cfg: RunConfig, progress: bool = True) -> Built:
     perception = perception_record(manifest)
     ctx = prepare_spec(cfg, splits, perception, spec, prog) if spec else BuildContext()
     if lm is None:
-        lm = build_logic(spec, prog, semantics, cfg.logic_param, ctx)
+        lm = build_logic(spec, prog, semantics, cfg.logic.param, ctx)
     lm = lm.to(device)
     kind = program_kind(lm)
     _check_trains_something(cfg, regime, lm, kind)

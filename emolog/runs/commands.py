@@ -12,7 +12,8 @@ from __future__ import annotations
 import argparse
 from typing import TYPE_CHECKING
 
-from emolog.config.run import REGIMES, SOURCES, RunConfig
+from emolog.config.regimes import REGIMES
+from emolog.config.run import SOURCES, RunConfig
 
 if TYPE_CHECKING:   # imported where used: `train --help` stays light
     from emolog.runs.record import Results
@@ -24,16 +25,17 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--spec", help="model spec: a shipped name (seed, gated, context_rules, emo8_buckets) "
                                        "or a .toml path (docs/model.md); config key spec")
     parser.add_argument("--out", required=True, help="run directory to write")
-    parser.add_argument("--config", help="JSON file of config keys (docs/training.md)")
+    parser.add_argument("--config", help="JSON (or .toml) file of config keys (docs/training.md)")
     parser.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
-                        help="override one config key (JSON value or plain string); repeatable")
+                        help="override one config key, e.g. logic.lr=0.1 (JSON value or plain string); repeatable")
     parser.add_argument("--resume", action="store_true", help="continue from RUN/checkpoint.pt")
     parser.add_argument("--backbone-weights", metavar="PATH",
                         help="the scene backbone's weights file, when it moved since the cache was built "
-                             "(joint-unfreeze rebuilds its last block; config key backbone_weights)")
+                             "(joint-unfreeze rebuilds its last block; config key backbone.weights)")
     parser.add_argument("--recogniser-weights", metavar="PATH",
                         help="the expression recogniser's weights file or folder, when it moved since the "
-                             "cache was built (regime original reads a grey face; config key recogniser_weights)")
+                             "cache was built (regime original reads a grey face; config key "
+                             "perception.recogniser_weights)")
     parser.add_argument("--strict", action="store_true",
                         help="refuse a class program whose answers do not sum to 1 on its first batches "
                              "(the answer-mass check; default: a warning)")
@@ -47,9 +49,10 @@ def run(args: argparse.Namespace) -> int:
         base["data"] = args.data
     if args.regime:
         base["regime"] = args.regime
-    for key in ("spec", "backbone_weights", "recogniser_weights"):
-        if getattr(args, key, None):
-            base[key] = getattr(args, key)
+    for arg, key in (("spec", "spec"), ("backbone_weights", "backbone.weights"),
+                     ("recogniser_weights", "perception.recogniser_weights")):
+        if getattr(args, arg, None):
+            base[key] = getattr(args, arg)
     if args.strict:
         base["strict"] = True
     # errors (ConfigError, CacheError, TrainingError, ...) go to the command line's handler:

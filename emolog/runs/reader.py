@@ -127,7 +127,7 @@ class Run(RunFiles):
         """config.json as the RunConfig it was (a bad key or value named with the file)."""
         from emolog.config.run import ConfigError, RunConfig
         try:
-            return RunConfig.from_dict({k: v for k, v in self.config.items() if k != "perception"})
+            return RunConfig.from_record(self.config)
         except ConfigError as e:
             raise ArtefactError(f"{self.dir / 'config.json'}: {e}") from None
 
@@ -230,7 +230,7 @@ def _build_model(run: Run, device: str) -> Any:
     try:
         scene_net = Scene2EmotionNet(in_dim=state["fc1.weight"].shape[1], hidden=state["fc1.weight"].shape[0],
                                      n_classes=state["fc2.weight"].shape[0] if "fc2.weight" in state else len(BASIC7),
-                                     dropout=cfg.net_dropout)
+                                     dropout=cfg.nets.dropout)
     except (KeyError, TypeError, AttributeError, IndexError):
         raise ArtefactError(f"{d / 'scene_net.pt'}: not a scene net's state dict (no fc1.weight matrix)") from None
     _load_into(scene_net, run, "scene_net.pt", state)
@@ -271,7 +271,7 @@ def _heads(run: Run, cfg: Any, spec: Any, nets: dict) -> dict:
             first = next(k for k in state if k.endswith("weight"))
             width = len(nets[name].domain) if nets[name].kind == "ad" else 1
             heads[name] = HeadMLP(state[first].shape[1], b.hidden, width,
-                                  b.dropout if b.dropout is not None else cfg.net_dropout)
+                                  b.dropout if b.dropout is not None else cfg.nets.dropout)
             _load_into(heads[name], run, f"head_{name}.pt", state)
     return heads
 
@@ -282,14 +282,14 @@ def _logic(run: Run, cfg: Any, record: dict | None) -> tuple[Any, Any, dict]:
     if not record:
         from emolog.logic import compile_program
         return compile_program(run.results.get("program_source") or cfg.program, semantics=run.results["semantics"],
-                               param=cfg.logic_param), None, {}
+                               param=cfg.logic.param), None, {}
     from emolog.model.bindings.program import BuildContext, build_logic, open_program
     from emolog.model.bindings.schema import check_data
     from emolog.model.spec import Spec
     spec = Spec.from_record(record)
-    prog = open_program(spec, cfg.logic_param)
+    prog = open_program(spec, cfg.logic.param)
     names = run._scene_classifier()[1] if _reads_scene_classes(record) else []
     k = int((run.perception or {}).get("K") or 3)
     maps = check_data(spec.where, spec.nets, prog.nets, k, lambda f: True, lambda: names)
-    ctx = BuildContext(k, cfg.seed, cfg.net_dropout, maps, _heads(run, cfg, spec, prog.nets))
-    return build_logic(spec, prog, run.results["semantics"], cfg.logic_param, ctx), spec, ctx.heads
+    ctx = BuildContext(k, cfg.seed, cfg.nets.dropout, maps, _heads(run, cfg, spec, prog.nets))
+    return build_logic(spec, prog, run.results["semantics"], cfg.logic.param, ctx), spec, ctx.heads

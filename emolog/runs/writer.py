@@ -114,7 +114,7 @@ def write_run(out: Path, b: Built, fitted: FitResult) -> dict:
         "true_t_values": true_t_values(Path(cfg.data), t_values(model.lm), model.target is not None),
         "program_file": "program.pl" if text is not None else None,
         "train_time_s": fitted.train_time_s, "epochs_run": fitted.epochs_run,
-        "best_epoch": fitted.stopper.best_epoch if cfg.patience is not None else fitted.epochs_run,
+        "best_epoch": fitted.stopper.best_epoch if cfg.train.patience is not None else fitted.epochs_run,
         "stopped_early": fitted.stopped_early, "n_train": len(tr), "train_accuracy": train_acc,
         "sanity_warning": _sanity_warning(model, metrics, tr, te, y),
         "data": b.data_info, "perception": b.perception,

@@ -141,7 +141,7 @@ ARTEFACTS: tuple[Artefact, ...] = (
     Artefact("D/truth.json", ("train",), _set("source_weights", "high")),
     Artefact("D/pretrained/scene_net-*.pt", ("train",), _torch(lambda b: b.pop("state"))),
     Artefact("spec.toml", ("train",), _text(r'labels = "basic7"', "labels = 42")),
-    Artefact("R/config.json", RUN, _set("epochs", "twelve")),
+    Artefact("R/config.json", RUN, _json(lambda d: d["train"].__setitem__("epochs", "twelve"))),
     Artefact("R/results.json", RUN, _set("metrics", []), _json(_future)),
     Artefact("R/history.csv", ("resume", "load_run", "report"), _rename_column("epoch", "epk")),
     Artefact("R/predictions.csv", ("resume", "report", "analyse"), _rename_column("pred", "prediction")),

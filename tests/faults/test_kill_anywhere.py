@@ -23,7 +23,7 @@ from world import TRAIN, experiment_digest, run_cli, run_digest
 
 POINTS = 20
 SIGKILL = 9
-RUN = ["train", "--data", "D", "--out", "K", "--set", "epochs=4", *TRAIN]
+RUN = ["train", "--data", "D", "--out", "K", "--set", "train.epochs=4", *TRAIN]
 # two logic-only runs (one per shard) and a baseline: every kind of file an experiment writes
 SHARDED = ["--regimes", "logic-only", "--seeds", "0,1", "--baselines", "majority", "--n-boot", "20", *TRAIN]
 STAGES = {"shard 0/2": ["experiment", "--data", "D", "--out", "X", "--shard", "0/2", *SHARDED],

@@ -27,7 +27,7 @@ from emolog.simulate import SimConfig, simulate, write_simulation
 
 # small and fast, but every regime kind of the pipeline: a pretrained scene net (logic-only),
 # gradient nets (nets-only), baselines, a sharded experiment
-TRAIN = ["--set", "epochs=2", "--set", "pretrain_epochs=2", "--set", "batch_size=64", "--quiet"]
+TRAIN = ["--set", "train.epochs=2", "--set", "pretrain.epochs=2", "--set", "train.batch_size=64", "--quiet"]
 EXPERIMENT = ["--regimes", "logic-only,nets-only", "--seeds", "0", "--baselines", "majority", "--n-boot", "20",
               *TRAIN]
 SPEC = Path(__file__).resolve().parents[2] / "emolog" / "model" / "specs" / "seed.toml"

@@ -11,7 +11,7 @@ import torch
 from torch import nn
 
 from emolog.errors import InputError
-from emolog.labels import BASIC7
+from emolog.labels import BASIC7, SEMANTICS
 
 from ..params import TParams
 from ..program import Program, ProgramError, parse_program, resolve_program
@@ -19,8 +19,6 @@ from .compile import Compiled, VarWeight, compile_circuits
 
 if TYPE_CHECKING:   # deep.py imports torch-heavy engine code: loaded only when a program needs it
     from .deep import DeepProgram
-
-SEMANTICS = ("condition", "fail", "original")
 
 
 class LogicInputError(InputError, ValueError):
