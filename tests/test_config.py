@@ -15,7 +15,7 @@ from emolog.config.legacy import OLD_KEYS, DeprecatedKeyWarning
 from emolog.config.run import ConfigError, RunConfig, parse_override
 from emolog.data.artefacts import sha256_file
 from emolog.errors import EXIT_INPUT
-from emolog.runs.reader import load_run
+from emolog.runs.model import load_run
 from emolog.runs.train import TrainingError, train_run
 from emolog.simulate import SimConfig, simulate, write_simulation
 
