@@ -139,7 +139,7 @@ def test_a_run_of_the_previous_emolog_loads_reports_and_resumes(sim, tmp_path, c
         run = load_run(run_dir)
         assert RunConfig.from_record(old) == RunConfig.from_record(new)
     assert _deprecations(rec) == []   # a record is read as it is: nothing for its user to fix
-    assert run.model() is not None   # rebuilt from the flat config
+    assert run.model.network is not None   # rebuilt from the flat config
     assert main(["report", str(run_dir), "--out", str(tmp_path / "report")]) == 0
 
     part = tmp_path / "part"
