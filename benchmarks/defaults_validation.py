@@ -6,7 +6,7 @@
 
 ``pretrain.refit=3``, ``pretrain.folds=5``, ``logic.lr=3e-2`` and ``train.em_iterations=100`` were
 chosen against the known truth of one data set, ``SimConfig(n=5000, seed=0)`` (standard
-variant, snr 1), which tests/test_train_truth.py also checks. This script simulates fresh
+variant, snr 1), which tests/learn/test_train_truth.py also checks. This script simulates fresh
 data sets (seeds and variants no test uses: tests simulate seeds 0-4) and, one setting at a
 time with every other key at its default, trains logic-only (problog-em for train.em_iterations)
 and prints the largest distance between a learned and a true source weight,

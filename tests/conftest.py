@@ -24,7 +24,7 @@ def _default_dtype_is_restored():
 @pytest.fixture(scope="module")
 def perception():
     """The offline perception (EfficientNet-Lite0, MTCNN, mini-Xception) on the CPU, one thread
-    (tests/test_cache_build.py, tests/test_scale_batching.py)."""
+    (tests/cache/test_cache_build.py, tests/perception/test_scale_batching.py)."""
     from emolog.perception.pipeline import Perception
     # One intra-op thread: on a shared, oversubscribed CPU OpenMP's spinning threads made these
     # small forward passes ~8x slower (measured: 1.2 s vs 9.4 s for the six photos).

@@ -28,7 +28,7 @@ The preparer (RGB conversion + the backbone's resize/crop/normalise) is a small 
 object, so the cache builder runs it in its DataLoader workers, next to JPEG decoding, and the
 networks see whole batches: the scene backbone one [n, 3, 224, 224] tensor, the recogniser
 every face crop of the n images in one call. Both paths run the same code on the same
-inputs, so a row does not depend on where it was prepared (tests/test_scale_batching.py).
+inputs, so a row does not depend on where it was prepared (tests/perception/test_scale_batching.py).
 The expression recogniser module is imported only when a recogniser is built (it needs
 h5py for mini-Xception), so a GPU machine without it can still run a custom recogniser.
 """

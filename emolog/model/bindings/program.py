@@ -10,7 +10,7 @@ picks the compilation itself:
   for every image (``emolog.logic.compile_program``: the fastest for these programs);
 * every other program is a ``ProgramLogic``: ``emolog.logic.DeepProgram`` with the spec's
   query template, one structure per face count, compiled when first met, the networks fed by
-  ``feeds``. Both give the same answers (tests/test_train_bindings.py).
+  ``feeds``. Both give the same answers (tests/model/test_train_bindings.py).
 """
 
 from __future__ import annotations

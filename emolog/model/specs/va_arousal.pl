@@ -2,7 +2,7 @@
 % a trainable disjunction, as in seed.pl, and its emotion (the scene net's or a face's expression) conveys
 % an arousal through a fixed prior table: each emotion's arousal on FindingEmo's integer scale (0..6), a
 % Gaussian around its place in Russell's circumplex (sd 0.7): the simulator's own table (emolog.simulate.va;
-% tests/test_va.py keeps them equal). The spec va_arousal.toml bins the index's arousal into one bin per
+% tests/model/test_va.py keeps them equal). The spec va_arousal.toml bins the index's arousal into one bin per
 % integer, a0 .. a6; the scene net reads the scene's emotion (basic-7), pretrained on the index's labels.
 
 nn(scene_net, [X], E, [angry, disgust, fear, happy, sad, surprise, neutral]) :: scene_emotion(X, E).

@@ -2,7 +2,7 @@
 % a trainable disjunction, as in seed.pl, and its emotion (the scene net's or a face's expression) conveys
 % a valence through a fixed prior table: each emotion's valence on FindingEmo's integer scale (-3..3), a
 % Gaussian around its place in Russell's circumplex (sd 0.7): the simulator's own table (emolog.simulate.va;
-% tests/test_va.py keeps them equal). The spec va_valence.toml bins the index's valence into one bin per
+% tests/model/test_va.py keeps them equal). The spec va_valence.toml bins the index's valence into one bin per
 % integer, vm3 .. vp3; the scene net reads the scene's emotion (basic-7), pretrained on the index's labels.
 
 nn(scene_net, [X], E, [angry, disgust, fear, happy, sad, surprise, neutral]) :: scene_emotion(X, E).

@@ -30,7 +30,7 @@ REGIMES = {"seed": ("logic-only", "problog-em", "nets-only", "joint", "original"
            "va_valence": ("logic-only", "problog-em", "joint"), "va_arousal": ("logic-only",),
            "va_head": ("nets-only",), "va_computed": ("nets-only", "joint")}
 # joint-unfreeze needs a real cache's pre-last activations (tests/test_end_to_end.py,
-# tests/test_train_unfreeze.py); original reads grey faces of the seed program only
+# tests/runs/test_train_unfreeze.py); original reads grey faces of the seed program only
 
 
 @pytest.fixture(scope="module")

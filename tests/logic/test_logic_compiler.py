@@ -23,8 +23,9 @@ from emolog.cli import main
 from emolog.logic import DeepProgram, Example, ProgramError
 from emolog.logic.check.compare import compare_program
 from emolog.logic.check.mass import check_answer_mass
+from helpers.paths import TESTS
 
-PROGRAMS = Path(__file__).parent / "programs" / "compiler"
+PROGRAMS = TESTS / "programs" / "compiler"
 TEMPLATE = "final_emotion(Faces, tensor(scene(I)), Y)"
 VA_LABELS = ["joy", "trust", "anger"]
 EMO7 = ["angry", "disgust", "fear", "happy", "sad", "surprise", "neutral"]

@@ -19,8 +19,8 @@ from emolog.cache.store import load_cache, read_manifest
 from emolog.cache.verify import verify_cache
 from helpers.cache import assert_same_cache
 from helpers.photos import write_data_dir
+from helpers.paths import REPO
 
-REPO = Path(__file__).resolve().parents[1]
 
 
 @pytest.fixture(scope="module")

@@ -22,8 +22,9 @@ import pytest
 
 from emolog.cli import main
 from emolog.simulate import SimConfig, simulate, write_simulation
+from helpers.paths import REPO, TESTS
 
-BAD = Path(__file__).parent / "programs" / "research" / "bad"
+BAD = TESTS / "programs" / "research" / "bad"
 CASES = sorted(BAD.glob("*.toml"))
 
 
@@ -70,7 +71,7 @@ def test_refused_through_the_command_itself(data, tmp_path):
     """As a user runs it: `python -m emolog train` in its own process (a foreign predicate that
     raises while the program is grounded)."""
     case = BAD / "foreign_raises.toml"
-    env = {**os.environ, "PYTHONPATH": str(Path(__file__).parent.parent)}
+    env = {**os.environ, "PYTHONPATH": str(REPO)}
     p = subprocess.run([sys.executable, "-m", "emolog", "train", "--data", str(data["emo8"]), "--spec", str(case),
                         "--regime", "joint", "--out", str(tmp_path / "run"), "--quiet"],
                        capture_output=True, text=True, env=env, timeout=300)

@@ -16,7 +16,6 @@ import argparse
 import importlib
 import json
 import shutil
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -40,6 +39,7 @@ from emolog.runs.train import train_run
 from helpers.cache import rewrite_shard
 from helpers.networks import TRPAKOV_ORDER, save_tiny_vit
 from helpers.photos import write_indexed_photos
+from helpers.paths import REPO
 
 K, F_MINI = 3, 128
 
@@ -221,7 +221,7 @@ def test_cache_without_the_field_loads_and_require_names_the_flag(built, tmp_pat
     # docs/cache.md quotes the message exactly as it is raised
     with pytest.raises(CacheFieldError) as e:
         load_cache(old).require("face_features", "network face_net of spec faces.toml reads cache.face_features")
-    doc = (Path(__file__).resolve().parents[1] / "docs" / "cache.md").read_text()
+    doc = (REPO / "docs" / "cache.md").read_text()
     assert str(e.value).replace(str(old), "D/cache") in doc
 
 

@@ -7,9 +7,8 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
-from pathlib import Path
+from helpers.paths import REPO
 
-REPO = Path(__file__).resolve().parents[1]
 BLOCKED = ("facenet_pytorch", "problog", "pysdd", "klay", "h5py", "transformers", "cv2", "skimage")
 
 RUNNER = f"""

@@ -39,7 +39,6 @@ Every program targets Emo8 except seed_slots (basic-7).
 from __future__ import annotations
 
 import json
-from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -54,8 +53,9 @@ from emolog.model.bindings.schema import resolve_function
 from emolog.metrics.classification import evaluate
 from emolog.model.spec import load_spec
 from emolog.runs.train import train_run
+from helpers.paths import REPO, TESTS
 
-CORPUS = Path(__file__).parent / "programs" / "research"
+CORPUS = TESTS / "programs" / "research"
 PROGRAMS = sorted(p.stem for p in CORPUS.glob("*.toml"))
 RUN = {"regime": "joint", "train.epochs": 2, "train.patience": None, "train.batch_size": 4}
 # face counts DeepProbLog answers in seconds (it does not finish in minutes on a network over
@@ -160,7 +160,7 @@ def test_a_network_over_computed_values_is_called_once_per_batch(research_data):
 
 def test_the_readme_program_trains_from_its_spec(research_data, tmp_path):
     """README, "A DeepProbLog file, trained on FindingEmo": its program and its spec as printed."""
-    readme = (Path(__file__).parent.parent / "README.md").read_text()
+    readme = (REPO / "README.md").read_text()
     section = readme[readme.index("### A DeepProbLog file, trained on FindingEmo"):]
     program = section.split("```prolog\n", 1)[1].split("```", 1)[0]
     spec = section.split("```toml\n", 1)[1].split("```", 1)[0]

@@ -17,6 +17,7 @@ import deepproblog
 from emolog.logic import ProgramError, compile_program, evaluate
 from emolog.logic.check.compare import compare_program
 from emolog.logic.engine.deep import DeepProgram, Example
+from helpers.paths import REPO
 
 EXAMPLES = Path(deepproblog.__file__).parent / "examples"
 ADDITION = EXAMPLES / "minimal" / "addition.pl"
@@ -284,7 +285,7 @@ def test_t_update_equals_deepproblog_sgd(tmp_path):
 def test_face_index_past_a_bound_tensor_is_refused_not_read_elsewhere():
     """Faces count from 1 and a bound tensor from 0: a [N, K, D] tensor bound as it is must not
     be read out of range silently (the K-th face has no slot), in scoring or in training."""
-    prog = DeepProgram(Path(__file__).parent.parent / "benchmarks" / "programs" / "face_list.pl",
+    prog = DeepProgram(REPO / "benchmarks" / "programs" / "face_list.pl",
                        ["final_emotion(Faces, tensor(scene(I)), E)"], cache_dir=False)
     prog.bind("scene_net", torch.softmax(torch.randn(4, 7), -1))
     prog.bind("face_net", torch.softmax(torch.randn(4, 3, 7), -1))

@@ -25,8 +25,8 @@ from emolog.data.split import load_split
 from emolog.labels import get_mapping
 from helpers.cache import assert_same_cache
 from helpers.photos import write_data_dir
+from helpers.paths import REPO
 
-REPO = Path(__file__).resolve().parents[1]
 
 
 @pytest.fixture(scope="module")

@@ -136,7 +136,7 @@ def test_errors(tmp_path):
     ungroundable = tmp_path / "ug.pl"
     ungroundable.write_text("0.5::a(X).\nquery(b(X)).\n")
     # (this program once answered b(img): X was silently taken for the image; see
-    # tests/test_logic_engine.py for the hazard itself)
+    # tests/logic/test_logic_engine.py for the hazard itself)
     with pytest.raises(ProgramError, match=r"ug\.pl:2:\d+: Error: No clauses found for 'b/1'"):
         compile_program(ungroundable)
     lm = compile_program("seed")

@@ -32,6 +32,7 @@ from emolog.model.perception import perception_record
 from emolog.model.spec import SPEC_DIR, load_spec
 from emolog.runs.build import build_heads, prepare_spec
 from emolog.runs.train import train_run
+from helpers.paths import TESTS
 
 FAST = {"train.epochs": 2, "train.patience": None, "pretrain.epochs": 2, "pretrain.refit": 1, "pretrain.folds": 2,
         "nets.hidden": 8}
@@ -157,8 +158,7 @@ def test_engine_key_is_accepted_with_a_note(sim, tmp_path):
 def test_a_spec_in_python_with_a_function_object(research_data, tmp_path, monkeypatch):
     """A spec written in Python binds a network to a function object; the run records it by
     module:name, and load_run finds it again."""
-    from pathlib import Path
-    corpus = Path(__file__).parent / "programs" / "research"
+    corpus = TESTS / "programs" / "research"
     monkeypatch.syspath_prepend(str(corpus))
     import va_tools
     spec = {"program": str(corpus / "function_net.pl"), "query": "emotion(Faces, I, E)", "labels": "emo8",

@@ -5,7 +5,6 @@ loaded, asked on a cache, its image ids or photos; the same numbers as ``train_r
 from __future__ import annotations
 
 import json
-from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -19,6 +18,7 @@ from emolog.errors import EXIT_INPUT, EXIT_USAGE, InputError, UsageError
 from emolog.labels import BASIC7
 from emolog.runs.model import Model, NotFittedError
 from emolog.simulate import SimConfig, simulate, write_simulation
+from helpers.paths import REPO, TESTS
 
 SETTINGS = {"regime": "logic-only", "train": {"epochs": 2}, "pretrain": {"epochs": 3, "refit": 0, "folds": 2},
             "logic": {"param": "softmax", "optimizer": "adam", "lr": 0.05}}
@@ -100,7 +100,7 @@ def test_photos_are_perceived_by_the_runs_recorded_networks(research_data, tmp_p
     ResNet18, real MTCNN, a ViT folder) and gives what the cache built from the same photos gives;
     an unreadable photo is named, not replaced."""
     d = research_data["emo8"]
-    corpus = Path(__file__).parent / "programs" / "research"
+    corpus = TESTS / "programs" / "research"
     model = Model.from_spec(str(corpus / "scene365.toml"), d, progress=False, regime="joint",
                             train={"epochs": 1, "batch_size": 4, "patience": None}).fit(tmp_path / "run", progress=False)
     test_ids = load_split(d / "split.json")["test"]
@@ -116,7 +116,7 @@ def test_photos_are_perceived_by_the_runs_recorded_networks(research_data, tmp_p
 def test_the_readmes_python_block_runs_as_printed(tmp_path, monkeypatch):
     """README.md, "Use from Python": the block runs as written, in a folder holding data/sim."""
     import re
-    readme = (Path(__file__).parent.parent / "README.md").read_text()
+    readme = (REPO / "README.md").read_text()
     section = readme.split("## Use from Python\n", 1)[1].split("\n## ", 1)[0]
     block = re.search(r"```python\n(.*?)```", section, re.S).group(1)
     write_simulation(simulate(SimConfig(n=200, seed=4, scene_dim=16)), tmp_path / "data" / "sim")
