@@ -39,6 +39,7 @@ demo: $(STAMP)
 # fail later and less clearly (mypy's files: pyproject.toml, [tool.mypy])
 test: $(STAMP) chromium
 	$(PY) -m ruff check emolog tests benchmarks tools
+	$(PY) -m ruff format --check emolog tests benchmarks tools
 	$(PY) -m mypy
 	$(PY) -m pytest -q tests
 

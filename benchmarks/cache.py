@@ -55,8 +55,20 @@ from emolog.perception.faces import crop_face
 from emolog.perception.pipeline import Perception, PerceptionOptions
 from emolog.runtime import torch_threads
 
-SCENES = ("astronaut", "chelsea", "coffee", "camera", "rocket", "cat", "immunohistochemistry",
-          "hubble_deep_field", "brick", "grass", "gravel", "colorwheel")
+SCENES = (
+    "astronaut",
+    "chelsea",
+    "coffee",
+    "camera",
+    "rocket",
+    "cat",
+    "immunohistochemistry",
+    "hubble_deep_field",
+    "brick",
+    "grass",
+    "gravel",
+    "colorwheel",
+)
 LABELS = ("Joy", "Anger", "Sadness", "Fear", "Surprise", "Trust", "Disgust")
 
 
@@ -80,8 +92,10 @@ def make_photos(folder: Path, n: int, long_side: int = 1000, seed: int = 0) -> l
         for _ in range(int(rng.integers(0, 4)) if k % 3 else 0):
             side = int(rng.integers(60, 200))
             f = Image.fromarray((faces[rng.integers(len(faces))] * 255).astype(np.uint8)).convert("RGB")
-            im.paste(f.resize((side, side), Image.BICUBIC),
-                     (int(rng.integers(0, im.width - side)), int(rng.integers(0, im.height - side))))
+            im.paste(
+                f.resize((side, side), Image.BICUBIC),
+                (int(rng.integers(0, im.width - side)), int(rng.integers(0, im.height - side))),
+            )
         name = f"p{k:03d}.jpg"
         im.save(folder / name, quality=90)
         names.append(name)
@@ -92,8 +106,9 @@ def bench_build(args: argparse.Namespace, work: Path) -> dict:
     root = work / "images"
     root.mkdir()
     names = make_photos(root, args.n_photos)
-    recs = pd.DataFrame([{"path": n, "label_raw": LABELS[k % len(LABELS)], "source": n}
-                         for k, n in enumerate(names)]).reindex(columns=RECORD_COLUMNS, fill_value="")
+    recs = pd.DataFrame(
+        [{"path": n, "label_raw": LABELS[k % len(LABELS)], "source": n} for k, n in enumerate(names)]
+    ).reindex(columns=RECORD_COLUMNS, fill_value="")
     index = build_index(recs, get_mapping(), root=root, progress=False).index
     split = make_split(index.ids, index.df["label"].tolist(), seed=42)
     ids = split["train"] + split["val"] + split["test"]
@@ -106,8 +121,14 @@ def bench_build(args: argparse.Namespace, work: Path) -> dict:
     # Warm-up on one photo: the first call pays for lazy initialisation (allocators, MTCNN).
     perception.perceive_batch([load_image(root / names[0])])
     cpu0 = time.process_time()
-    rep = build_cache(perception, index, ids, root, work / "cache",
-                      options=BuildOptions(batch_size=args.batch_size, workers=args.workers, progress=False))
+    rep = build_cache(
+        perception,
+        index,
+        ids,
+        root,
+        work / "cache",
+        options=BuildOptions(batch_size=args.batch_size, workers=args.workers, progress=False),
+    )
     # CPU time of this process (perception + writing; decoding is in the workers): on a shared,
     # oversubscribed machine wall-clock rates mostly measure the neighbours, this does not.
     cpu_per_image = (time.process_time() - cpu0) / max(rep.n_written, 1)
@@ -116,12 +137,21 @@ def bench_build(args: argparse.Namespace, work: Path) -> dict:
     stages = profile_stages(perception, [root / n for n in names[: args.profile_n]])
     threads = bench_threads(perception, index, sorted(ids)[: args.threads_photos], root, work, args.repeats)
     scaling = bench_processes(work, root)
-    return {"threads": threads, "processes": scaling,"n_images": rep.n_written, "n_rejected": rep.n_rejected, "model_load_s": t_load,
-            "build_s": rep.seconds, "images_per_s": rep.images_per_s,
-            "cpu_ms_per_image": 1000 * cpu_per_image,
-            "bytes_per_image": shard_bytes / max(rep.n_written, 1),
-            "faces_found": int(cache.n_faces.sum()), "images_with_faces": int((cache.n_faces > 0).sum()),
-            "stage_ms_per_image": stages, "long_side_px": max(Image.open(root / names[0]).size)}
+    return {
+        "threads": threads,
+        "processes": scaling,
+        "n_images": rep.n_written,
+        "n_rejected": rep.n_rejected,
+        "model_load_s": t_load,
+        "build_s": rep.seconds,
+        "images_per_s": rep.images_per_s,
+        "cpu_ms_per_image": 1000 * cpu_per_image,
+        "bytes_per_image": shard_bytes / max(rep.n_written, 1),
+        "faces_found": int(cache.n_faces.sum()),
+        "images_with_faces": int((cache.n_faces > 0).sum()),
+        "stage_ms_per_image": stages,
+        "long_side_px": max(Image.open(root / names[0]).size),
+    }
 
 
 def cli_default_threads() -> int:
@@ -131,26 +161,33 @@ def cli_default_threads() -> int:
     return p.parse_args(["build", "--index", "D", "--out", "C"]).threads
 
 
-def bench_threads(perception: Perception, index, ids: list[str], root: Path, work: Path,
-                  repeats: int) -> dict:
+def bench_threads(perception: Perception, index, ids: list[str], root: Path, work: Path, repeats: int) -> dict:
     """images/s (median of ``repeats``) of builds with the CLI's default threads, with 1, and
     with one per core, idle and beside a single-threaded busy neighbour."""
     default = cli_default_threads()
-    configs = {f"default (--threads {default})": default or os.cpu_count(), "--threads 1": 1,
-               f"one per core (--threads {os.cpu_count()}, torch's own)": os.cpu_count()}
+    configs = {
+        f"default (--threads {default})": default or os.cpu_count(),
+        "--threads 1": 1,
+        f"one per core (--threads {os.cpu_count()}, torch's own)": os.cpu_count(),
+    }
     out: dict[str, dict] = {}
     k = 0
     for condition in ("as it is", "one busy neighbour"):
-        neighbour = (subprocess.Popen([sys.executable, "-c", "while True: pass"])
-                     if condition != "as it is" else None)
+        neighbour = subprocess.Popen([sys.executable, "-c", "while True: pass"]) if condition != "as it is" else None
         try:
             rates: dict[str, list[float]] = {c: [] for c in configs}
             for _ in range(repeats):
                 for name, n in configs.items():  # in turn, so drift hits every config alike
                     k += 1
                     with torch_threads(n):
-                        rep = build_cache(perception, index, ids, root, work / f"threads-{k}",
-                                          options=BuildOptions(batch_size=16, workers=2, progress=False))
+                        rep = build_cache(
+                            perception,
+                            index,
+                            ids,
+                            root,
+                            work / f"threads-{k}",
+                            options=BuildOptions(batch_size=16, workers=2, progress=False),
+                        )
                     rates[name].append(rep.images_per_s)
             out[condition] = {"rates": rates, "load_average_1min": os.getloadavg()[0]}
         finally:
@@ -167,12 +204,29 @@ def bench_processes(work: Path, root: Path) -> dict:
     """Build-phase images/s of `emolog cache build` with 1 process and with --nproc 2."""
     res = {}
     for nproc in (1, 2):
-        cmd = [sys.executable, "-m", "emolog", "cache", "build", "--index", str(work), "--root", str(root),
-               "--out", str(work / f"nproc-{nproc}"), "--quiet", "--nproc", str(nproc)]
+        cmd = [
+            sys.executable,
+            "-m",
+            "emolog",
+            "cache",
+            "build",
+            "--index",
+            str(work),
+            "--root",
+            str(root),
+            "--out",
+            str(work / f"nproc-{nproc}"),
+            "--quiet",
+            "--nproc",
+            str(nproc),
+        ]
         out = subprocess.run(cmd, capture_output=True, text=True, check=True).stdout
         parts = [(int(a) + int(b), float(t)) for a, b, t in SUMMARY.findall(out)]
-        res[nproc] = {"images": sum(n for n, _ in parts), "build_s": max(t for _, t in parts),
-                      "images_per_s": sum(n for n, _ in parts) / max(t for _, t in parts)}
+        res[nproc] = {
+            "images": sum(n for n, _ in parts),
+            "build_s": max(t for _, t in parts),
+            "images_per_s": sum(n for n, _ in parts) / max(t for _, t in parts),
+        }
     res["ratio"] = res[2]["images_per_s"] / res[1]["images_per_s"]
     return res
 
@@ -206,18 +260,26 @@ def bench_load(work: Path, n: int = 5000, D: int = 1280, K: int = 3) -> dict:
     w = CacheWriter(work / "big", {"bench": 1, "K": K}, K=K, scene_dim=D)
     t0 = time.perf_counter()
     for s in range(0, n, 256):
-        m = len(ids[s:s + 256])
+        m = len(ids[s : s + 256])
         nf = rng.integers(0, 4, m)
         mask = np.arange(K)[None] < nf[:, None]
         logits = rng.normal(size=(m, K, 7)).astype(np.float32)
         probs = np.exp(logits) / np.exp(logits).sum(-1, keepdims=True)
         boxes = np.broadcast_to(np.array([10, 10, 60, 70], np.float32), (m, K, 4))
-        w.write_shard(ids[s:s + 256], {
-            "scene": rng.random((m, D), dtype=np.float32),
-            "face_probs": probs * mask[..., None], "face_logits": logits * mask[..., None],
-            "face_boxes": boxes * mask[..., None], "face_area": 0.01 * mask,
-            "face_conf": 0.99 * mask, "face_mask": mask, "n_faces": nf,
-            "image_size": np.tile([800, 600], (m, 1))})
+        w.write_shard(
+            ids[s : s + 256],
+            {
+                "scene": rng.random((m, D), dtype=np.float32),
+                "face_probs": probs * mask[..., None],
+                "face_logits": logits * mask[..., None],
+                "face_boxes": boxes * mask[..., None],
+                "face_area": 0.01 * mask,
+                "face_conf": 0.99 * mask,
+                "face_mask": mask,
+                "n_faces": nf,
+                "image_size": np.tile([800, 600], (m, 1)),
+            },
+        )
     t_write = time.perf_counter() - t0
     cold = _timed(lambda: load_cache(work / "big"))
     shuffled = list(rng.permutation(ids))
@@ -225,8 +287,14 @@ def bench_load(work: Path, n: int = 5000, D: int = 1280, K: int = 3) -> dict:
     verify = _timed(lambda: verify_cache(work / "big", ids))
     assert verify_cache(work / "big", ids).ok
     size = sum(p.stat().st_size for p in (work / "big").glob("shard-*"))
-    return {"rows": n, "write_s": t_write, "load_all_s": cold, "load_by_ids_s": by_ids,
-            "verify_s": verify, "bytes_per_row": size / n}
+    return {
+        "rows": n,
+        "write_s": t_write,
+        "load_all_s": cold,
+        "load_by_ids_s": by_ids,
+        "verify_s": verify,
+        "bytes_per_row": size / n,
+    }
 
 
 def _timed(fn, repeats: int = 3) -> float:
@@ -261,7 +329,11 @@ def main() -> None:
     rows = [
         ("build: images/s end to end", f"{b['images_per_s']:.2f}", ">= 10"),
         ("build: CPU ms per image (main process)", f"{b['cpu_ms_per_image']:.0f}", ""),
-        (f"  => images/s if it had all {os.cpu_count()} cores", f"{os.cpu_count() * 1000 / b['cpu_ms_per_image']:.1f}", ">= 10"),
+        (
+            f"  => images/s if it had all {os.cpu_count()} cores",
+            f"{os.cpu_count() * 1000 / b['cpu_ms_per_image']:.1f}",
+            ">= 10",
+        ),
         ("build: photos (long side px)", f"{b['n_images']} ({b['long_side_px']})", ""),
         ("build: faces found / images with faces", f"{b['faces_found']} / {b['images_with_faces']}", ""),
         ("build: model loading (s, once)", f"{b['model_load_s']:.1f}", ""),
@@ -272,21 +344,29 @@ def main() -> None:
         (f"verify {ld['rows']} rows (s)", f"{ld['verify_s']:.3f}", ""),
         (f"write {ld['rows']} rows (s)", f"{ld['write_s']:.3f}", ""),
     ]
-    print(f"feature cache benchmark (device {args.device}, {torch.get_num_threads()} torch threads, "
-          f"workers {args.workers}, batch {args.batch_size}, detect_max_side {args.detect_max_side}, "
-          f"1-min load average {load_avg:.1f})")
+    print(
+        f"feature cache benchmark (device {args.device}, {torch.get_num_threads()} torch threads, "
+        f"workers {args.workers}, batch {args.batch_size}, detect_max_side {args.detect_max_side}, "
+        f"1-min load average {load_avg:.1f})"
+    )
     w = max(len(r[0]) for r in rows)
     print(f"{'measure':<{w}}  {'value':>12}  goal")
     for name, val, goal in rows:
         print(f"{name:<{w}}  {val:>12}  {goal}")
     print_threads(b["threads"])
     pr = b["processes"]
-    print(f"processes: 1 -> {pr[1]['images_per_s']:.2f} images/s, 2 (--nproc 2) -> "
-          f"{pr[2]['images_per_s']:.2f} images/s: scaling ratio {pr['ratio']:.2f} "
-          f"({pr[1]['images']} images, build phase, model loading not counted)")
+    print(
+        f"processes: 1 -> {pr[1]['images_per_s']:.2f} images/s, 2 (--nproc 2) -> "
+        f"{pr[2]['images_per_s']:.2f} images/s: scaling ratio {pr['ratio']:.2f} "
+        f"({pr[1]['images']} images, build phase, model loading not counted)"
+    )
     if args.json:
-        args.json.write_text(json.dumps({"build": b, "load": ld, "load_average": load_avg,
-                                         "args": {k: str(v) for k, v in vars(args).items()}}, indent=1))
+        args.json.write_text(
+            json.dumps(
+                {"build": b, "load": ld, "load_average": load_avg, "args": {k: str(v) for k, v in vars(args).items()}},
+                indent=1,
+            )
+        )
 
 
 def print_threads(t: dict) -> None:

@@ -43,8 +43,7 @@ def cpu_seconds(code: str, *args: str, repeats: int) -> float:
     """Median CPU seconds a fresh interpreter reports for ``code``."""
     out = []
     for _ in range(repeats):
-        done = subprocess.run([sys.executable, "-c", code, *args], capture_output=True, text=True, cwd=ROOT,
-                              check=True)
+        done = subprocess.run([sys.executable, "-c", code, *args], capture_output=True, text=True, cwd=ROOT, check=True)
         out.append(float(json.loads(done.stdout.strip().splitlines()[-1])))
     return statistics.median(out)
 

@@ -36,7 +36,7 @@ from emolog.perception.pipeline import Perception  # noqa: E402
 from emolog.simulate import SimConfig, simulate, write_simulation  # noqa: E402
 from emolog.runs.train import train_run  # noqa: E402
 
-DEVICES = {"cpu": "cpu", "cuda": "cuda"}   # result key -> torch device
+DEVICES = {"cpu": "cpu", "cuda": "cuda"}  # result key -> torch device
 
 
 def _timed(fn):
@@ -52,7 +52,7 @@ def check_perception() -> list[tuple[str, float, float, dict]]:
     got = {}
     for key, dev in DEVICES.items():
         p = Perception(device=dev)
-        p.perceive_batch(ims[:1])   # lazy initialisation (cuDNN autotune, MTCNN) not timed
+        p.perceive_batch(ims[:1])  # lazy initialisation (cuDNN autotune, MTCNN) not timed
         got[key], got[key + "_s"] = _timed(lambda: p.perceive_batch(ims))
     a, b = got["cpu"], got["cuda"]
     t = {d: got[d + "_s"] for d in DEVICES}
@@ -61,12 +61,14 @@ def check_perception() -> list[tuple[str, float, float, dict]]:
     both = a["face_mask"] & b["face_mask"]
     box = float(np.abs(a["face_boxes"][both] - b["face_boxes"][both]).max()) if both.any() else 0.0
     prob = float(np.abs(a["face_probs"][both] - b["face_probs"][both]).max()) if both.any() else 0.0
-    return [("perception: images whose face count differs", same_faces, 0.0, t),
-            # cuDNN runs float32 convolutions in TF32 by default (torch.backends.cudnn.allow_tf32):
-            # ~1e-3 relative error per layer, so features agree to a few 1e-3, not 1e-6
-            ("perception: scene features, max |diff| / max |x|", rel, 5e-3, t),
-            ("perception: face boxes, max |diff| (px)", box, 2.0, t),
-            ("perception: expression probabilities, max |diff|", prob, 1e-2, t)]
+    return [
+        ("perception: images whose face count differs", same_faces, 0.0, t),
+        # cuDNN runs float32 convolutions in TF32 by default (torch.backends.cudnn.allow_tf32):
+        # ~1e-3 relative error per layer, so features agree to a few 1e-3, not 1e-6
+        ("perception: scene features, max |diff| / max |x|", rel, 5e-3, t),
+        ("perception: face boxes, max |diff| (px)", box, 2.0, t),
+        ("perception: expression probabilities, max |diff|", prob, 1e-2, t),
+    ]
 
 
 def check_logic(n: int = 5000) -> list[tuple[str, float, float, dict]]:
@@ -83,14 +85,17 @@ def check_logic(n: int = 5000) -> list[tuple[str, float, float, dict]]:
             p = lm.emotion_probs(s, faces.to(dev), mask.to(dev))
             p.log().sum().backward()
             return p
-        step()   # warm-up (kernel launch set-up)
+
+        step()  # warm-up (kernel launch set-up)
         s.grad = None
         for q in lm.parameters():
             q.grad = None
         p, t[key] = _timed(step)
         out[key], grads[key] = p.detach().cpu().clone(), s.grad.detach().cpu().clone()
-    return [("logic: P(emotion) float64, max |diff|", float((out["cpu"] - out["cuda"]).abs().max()), 1e-10, t),
-            ("logic: d log P / d scene, max |diff|", float((grads["cpu"] - grads["cuda"]).abs().max()), 1e-8, t)]
+    return [
+        ("logic: P(emotion) float64, max |diff|", float((out["cpu"] - out["cuda"]).abs().max()), 1e-10, t),
+        ("logic: d log P / d scene, max |diff|", float((grads["cpu"] - grads["cuda"]).abs().max()), 1e-8, t),
+    ]
 
 
 def check_training(n: int, tmp: Path) -> list[tuple[str, float, float, dict]]:
@@ -99,17 +104,27 @@ def check_training(n: int, tmp: Path) -> list[tuple[str, float, float, dict]]:
     rows = []
     # joint trains the scene net with dropout, whose masks come from each device's own random
     # stream (CPU and CUDA generators differ for one seed): dropout 0 makes the runs comparable
-    for name, cfg in (("logic-only", {"regime": "logic-only"}), ("joint", {"regime": "joint", "nets.dropout": 0.0}),
-                      ("gated", {"regime": "logic-only", "program": "gated"})):
+    for name, cfg in (
+        ("logic-only", {"regime": "logic-only"}),
+        ("joint", {"regime": "joint", "nets.dropout": 0.0}),
+        ("gated", {"regime": "logic-only", "program": "gated"}),
+    ):
         res, t = {}, {}
         for key, dev in DEVICES.items():
             run_cfg = {"data": str(data), "seed": 0, "device": dev, "pretrain.cache": str(tmp / f"pre-{key}"), **cfg}
             res[key], t[key] = _timed(lambda: train_run(run_cfg, tmp / f"{name}-{key}", progress=False))
         a, b = res["cpu"], res["cuda"]
-        rows.append((f"train {name}: test NLL, |diff|",
-                     abs(a["metrics"]["test"]["nll"] - b["metrics"]["test"]["nll"]), 0.01, t))
-        rows.append((f"train {name}: source weights (test mean), max |diff|",
-                     max(abs(a["source_weights"][s] - b["source_weights"][s]) for s in a["source_weights"]), 0.02, t))
+        rows.append(
+            (f"train {name}: test NLL, |diff|", abs(a["metrics"]["test"]["nll"] - b["metrics"]["test"]["nll"]), 0.01, t)
+        )
+        rows.append(
+            (
+                f"train {name}: source weights (test mean), max |diff|",
+                max(abs(a["source_weights"][s] - b["source_weights"][s]) for s in a["source_weights"]),
+                0.02,
+                t,
+            )
+        )
     return rows
 
 

@@ -75,6 +75,7 @@ def _photo(args: tuple[Path, int]) -> tuple[str, list[list[float]]]:
     """One photo: a smooth random colour field with noise, 0-3 'faces' (skin-toned ellipses
     with eyes and a mouth, 50-160 px); returns its name and the planted boxes."""
     from PIL import ImageDraw
+
     folder, k = args
     rng = np.random.default_rng(k)
     base = rng.uniform(0, 255, (4, 3, 3))
@@ -138,8 +139,15 @@ class ViTRecogniser:
     @torch.no_grad()
     def logits(self, crops: list[Image.Image]) -> torch.Tensor:
         with self.clock("recogniser: crops to tensors"):
-            x = torch.stack([torch.from_numpy(np.array(c.convert("RGB").resize((224, 224), Image.BILINEAR)))
-                             for c in crops]).permute(0, 3, 1, 2).float().div_(127.5).sub_(1.0)
+            x = (
+                torch.stack(
+                    [torch.from_numpy(np.array(c.convert("RGB").resize((224, 224), Image.BILINEAR))) for c in crops]
+                )
+                .permute(0, 3, 1, 2)
+                .float()
+                .div_(127.5)
+                .sub_(1.0)
+            )
         with self.clock("recogniser: ViT-B/16 forward"):
             return self.net(x.to(self.device, non_blocking=True)).float().cpu()
 
@@ -163,6 +171,7 @@ class Clock:
                 if clock.cuda:
                     torch.cuda.synchronize()
                 clock.total[name] = clock.total.get(name, 0.0) + time.perf_counter() - self.t
+
         return _Span()
 
 
@@ -170,6 +179,7 @@ def _timed(clock: Clock, name: str, fn):
     def wrapper(*a, **kw):
         with clock(name):
             return fn(*a, **kw)
+
     return wrapper
 
 
@@ -183,8 +193,18 @@ class GpuSampler(threading.Thread):
     def run(self) -> None:
         while not self.stop.is_set():
             try:
-                out = subprocess.run(["nvidia-smi", "-i", str(self.index), "--query-gpu=utilization.gpu",
-                                      "--format=csv,noheader,nounits"], capture_output=True, text=True, timeout=5)
+                out = subprocess.run(
+                    [
+                        "nvidia-smi",
+                        "-i",
+                        str(self.index),
+                        "--query-gpu=utilization.gpu",
+                        "--format=csv,noheader,nounits",
+                    ],
+                    capture_output=True,
+                    text=True,
+                    timeout=5,
+                )
                 self.samples.append(float(out.stdout.strip().splitlines()[0]))
             except (OSError, ValueError, IndexError, subprocess.TimeoutExpired):
                 return
@@ -202,8 +222,10 @@ def main() -> int:
     device = torch.device(args.device)
     cuda = device.type == "cuda"
     torch.backends.cudnn.benchmark = True  # fixed 224x224 inputs: let cuDNN pick its fastest kernels
-    info = (f"torch {torch.__version__}, device {torch.cuda.get_device_name(device) if cuda else 'cpu'}, "
-            f"{os.cpu_count()} CPUs, {args.workers} DataLoader workers, batch {args.batch_size}")
+    info = (
+        f"torch {torch.__version__}, device {torch.cuda.get_device_name(device) if cuda else 'cpu'}, "
+        f"{os.cpu_count()} CPUs, {args.workers} DataLoader workers, batch {args.batch_size}"
+    )
     print(info, flush=True)
     with tempfile.TemporaryDirectory() as tmp:
         work = Path(tmp)
@@ -213,20 +235,24 @@ def main() -> int:
         with ProcessPoolExecutor(max(1, args.workers)) as pool:
             made = list(pool.map(_photo, [(root, k) for k in range(args.n_photos)], chunksize=32))
         t_gen = time.perf_counter() - t0
-        recs = pd.DataFrame([{"path": n, "label_raw": BASIC7[k % 7].capitalize(), "source": n}
-                             for k, (n, _) in enumerate(made)]).reindex(columns=RECORD_COLUMNS, fill_value="")
+        recs = pd.DataFrame(
+            [{"path": n, "label_raw": BASIC7[k % 7].capitalize(), "source": n} for k, (n, _) in enumerate(made)]
+        ).reindex(columns=RECORD_COLUMNS, fill_value="")
         index = build_index(recs, get_mapping(), root=root, check_images=False, progress=False).index
 
         ckpt = work / "resnet18_places365.pth.tar"
         net = torchvision.models.resnet18(num_classes=365)
-        torch.save({"epoch": 0, "arch": "resnet18",
-                    "state_dict": {f"module.{k}": v for k, v in net.state_dict().items()}}, ckpt)
+        torch.save(
+            {"epoch": 0, "arch": "resnet18", "state_dict": {f"module.{k}": v for k, v in net.state_dict().items()}},
+            ckpt,
+        )
         clock = Clock(cuda)
         backbone = build_resnet18_places365(ckpt).to(device).eval()
         backbone.stem.forward = _timed(clock, "scene backbone", backbone.stem.forward)
         backbone.last_block.forward = _timed(clock, "scene backbone", backbone.last_block.forward)
         if _importable("facenet_pytorch"):
             from emolog.perception.faces import MTCNNDetector
+
             detector, det_name = MTCNNDetector(device=device), "MTCNN (facenet-pytorch)"
         else:
             boxes = {_key(Image.open(root / n).convert("RGB")): b for n, b in made}
@@ -241,9 +267,14 @@ def main() -> int:
         sampler = GpuSampler(device.index or 0) if cuda else None
         if sampler:
             sampler.start()
-        rep = build_cache(perception, index, index.ids, root, work / "cache",
-                          options=BuildOptions(batch_size=args.batch_size, workers=args.workers, rows_per_file=1024,
-                                               progress=False))
+        rep = build_cache(
+            perception,
+            index,
+            index.ids,
+            root,
+            work / "cache",
+            options=BuildOptions(batch_size=args.batch_size, workers=args.workers, rows_per_file=1024, progress=False),
+        )
         if sampler:
             sampler.stop.set()
             sampler.join()
@@ -252,15 +283,25 @@ def main() -> int:
     stages = dict(clock.total)
     stages["rest: waiting for decoded batches, writing shards, Python"] = rep.seconds - sum(stages.values())
     util = float(np.mean(sampler.samples)) if sampler and sampler.samples else float("nan")
-    figures = {"images": rep.n_written, "rejected": rep.n_rejected, "seconds": rep.seconds,
-               "images_per_s": rep.n_written / rep.seconds, "faces": n_faces,
-               "faces_per_s": n_faces / rep.seconds, "gpu_util_mean_pct": util,
-               "stages_s": stages, "detector": det_name, "setup": info}
+    figures = {
+        "images": rep.n_written,
+        "rejected": rep.n_rejected,
+        "seconds": rep.seconds,
+        "images_per_s": rep.n_written / rep.seconds,
+        "faces": n_faces,
+        "faces_per_s": n_faces / rep.seconds,
+        "gpu_util_mean_pct": util,
+        "stages_s": stages,
+        "detector": det_name,
+        "setup": info,
+    }
     print(f"built {rep.n_written} rows ({rep.n_rejected} rejected) in {rep.seconds:.1f} s")
     print(f"images/s  {figures['images_per_s']:8.1f}   (goal on one H200: >= 200)")
     print(f"faces/s   {figures['faces_per_s']:8.1f}   ({n_faces} faces through the recogniser)")
-    print(f"GPU utilisation (mean of {len(sampler.samples) if sampler else 0} nvidia-smi samples): "
-          + (f"{util:.0f}%" if util == util else "n/a (no GPU / no nvidia-smi)"))
+    print(
+        f"GPU utilisation (mean of {len(sampler.samples) if sampler else 0} nvidia-smi samples): "
+        + (f"{util:.0f}%" if util == util else "n/a (no GPU / no nvidia-smi)")
+    )
     print("where time goes (s, share of the build):")
     for name, s in stages.items():
         print(f"  {name:58s} {s:7.2f}  {100 * s / rep.seconds:5.1f}%")

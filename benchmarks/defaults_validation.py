@@ -70,19 +70,21 @@ def main() -> int:
                 regime = "problog-em" if key == "train.em_iterations" else "logic-only"
                 name = f"{regime}-{key}={value}"
                 shutil.rmtree(data / "runs" / name, ignore_errors=True)  # this script's own run folders
-                res = train_run({"data": str(data), "regime": regime, key: value}, data / "runs" / name,
-                                progress=False)
+                res = train_run({"data": str(data), "regime": regime, key: value}, data / "runs" / name, progress=False)
                 err.setdefault((key, value), {})[(variant, seed)] = max_diff(res)
         print(f"{variant} seed {seed}: done ({time.perf_counter() - t0:.0f} s)", file=sys.stderr)
 
     cols = [f"{v} s{s}" for v, s in datasets]
-    lines = [f"Defaults on fresh simulated data: {args.n} images per data set, variants {', '.join(variants)}, "
-             f"simulator seeds {', '.join(map(str, seeds))} (the defaults were chosen on SimConfig(n=5000, "
-             f"seed=0), standard); logic-only training (problog-em for train.em_iterations), every other key at "
-             f"its default. Cells: max |learned - true| source weight; **bold**: within {NEAR} of the best "
-             "value of its setting on that data set.", "",
-             "| setting | value | " + " | ".join(cols) + " | mean | at the best |",
-             "|---|---|" + "---:|" * (len(cols) + 2)]
+    lines = [
+        f"Defaults on fresh simulated data: {args.n} images per data set, variants {', '.join(variants)}, "
+        f"simulator seeds {', '.join(map(str, seeds))} (the defaults were chosen on SimConfig(n=5000, "
+        f"seed=0), standard); logic-only training (problog-em for train.em_iterations), every other key at "
+        f"its default. Cells: max |learned - true| source weight; **bold**: within {NEAR} of the best "
+        "value of its setting on that data set.",
+        "",
+        "| setting | value | " + " | ".join(cols) + " | mean | at the best |",
+        "|---|---|" + "---:|" * (len(cols) + 2),
+    ]
     for key, values in SWEEP.items():
         best = {d: min(err[(key, v)][d] for v in values) for d in datasets}
         for value in values:
@@ -90,10 +92,16 @@ def main() -> int:
             near = [e[d] <= best[d] + NEAR for d in datasets]
             cells = [f"**{e[d]:.3f}**" if ok else f"{e[d]:.3f}" for d, ok in zip(datasets, near)]
             label = f"{value:g}" + (" (default)" if value == defaults.get(key) else "")
-            lines.append(f"| {key} | {label} | " + " | ".join(cells)
-                         + f" | {sum(e.values()) / len(e):.3f} | {sum(near)} of {len(datasets)} |")
-    lines += ["", f"{len(datasets) * sum(map(len, SWEEP.values()))} training runs, "
-              f"{time.perf_counter() - t0:.0f} s wall, torch {torch.__version__}, 1 thread"]
+            lines.append(
+                f"| {key} | {label} | "
+                + " | ".join(cells)
+                + f" | {sum(e.values()) / len(e):.3f} | {sum(near)} of {len(datasets)} |"
+            )
+    lines += [
+        "",
+        f"{len(datasets) * sum(map(len, SWEEP.values()))} training runs, "
+        f"{time.perf_counter() - t0:.0f} s wall, torch {torch.__version__}, 1 thread",
+    ]
     text = "\n".join(lines)
     print(text)
     if args.out:

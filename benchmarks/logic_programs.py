@@ -60,6 +60,7 @@ def distributions(gen: torch.Generator, *shape: int) -> torch.Tensor:
 
 # ---------------------------------------------------------------- DeepProbLog plumbing
 
+
 def dpl_model(program: Path, nets: list[str], sources: dict[str, torch.Tensor]):
     from deepproblog.engines import ExactEngine
     from deepproblog.model import Model
@@ -79,6 +80,7 @@ def dpl_tensor(source: str, *idx: int):
 
 
 # ---------------------------------------------------------------- (a) faces
+
 
 def faces_data(n: int, seed: int = 0):
     gen = torch.Generator().manual_seed(seed)
@@ -108,7 +110,7 @@ def dpl_faces_train(data, batch: int = 16, repeats: int = 2) -> float:
     for _ in range(repeats):
         t0 = time.process_time()
         for b in range(0, len(queries), batch):
-            results = model.solve(queries[b:b + batch])
+            results = model.solve(queries[b : b + batch])
             loss = sum(-torch.log(next(iter(r.result.values()))) for r in results)
             loss.backward()
         best = min(best, (time.process_time() - t0) / len(queries))
@@ -117,28 +119,35 @@ def dpl_faces_train(data, batch: int = 16, repeats: int = 2) -> float:
 
 # ---------------------------------------------------------------- (b) scene
 
+
 def scene_prior_program(k: int, seed: int = 0) -> str:
     """The k-way scene program (k = 365: benchmarks/programs/scene_prior_365.pl)."""
     rng = random.Random(seed)
     scenes = [f"s{i}" for i in range(k)]
     rows = [f"prior({s}, {rng.choice(EMOTIONS)}, {rng.randint(5, 95) / 100:g})." for s in scenes]
-    return "\n".join([
-        f"% A {k}-way neural scene disjunction into a {k}-row prior table (each scene's typical emotion",
-        "% and its strength W), crossed with a 7-way face disjunction; arithmetic on the priors.",
-        "% Written by benchmarks/logic_programs.py (scene_prior_program); the prior values are seeded random.",
-        f"nn(scene_net, [X], S, [{', '.join(scenes)}]) :: scene(X, S).",
-        f"nn(face_net, [X], E, [{', '.join(EMOTIONS)}]) :: face(X, E).",
-        *rows,
-        *(f"valence({e}, {v:g})." for e, v in VALENCE.items()),
-        "P :: context_dom(X) :- scene(X, S), prior(S, _, W), P is 0.2 + 0.6 * W.",
-        "emotion(X, E) :- context_dom(X), scene(X, S), prior(S, E, _).",
-        "emotion(X, E) :- \\+ context_dom(X), face(X, E).",
-        "conflict(X) :- scene(X, S), prior(S, E1, _), face(X, E2), valence(E1, V1), valence(E2, V2),",
-        "    D is abs(V1 - V2), D > 1.",
-    ]) + "\n"
+    return (
+        "\n".join(
+            [
+                f"% A {k}-way neural scene disjunction into a {k}-row prior table (each scene's typical emotion",
+                "% and its strength W), crossed with a 7-way face disjunction; arithmetic on the priors.",
+                "% Written by benchmarks/logic_programs.py (scene_prior_program); the prior values are seeded random.",
+                f"nn(scene_net, [X], S, [{', '.join(scenes)}]) :: scene(X, S).",
+                f"nn(face_net, [X], E, [{', '.join(EMOTIONS)}]) :: face(X, E).",
+                *rows,
+                *(f"valence({e}, {v:g})." for e, v in VALENCE.items()),
+                "P :: context_dom(X) :- scene(X, S), prior(S, _, W), P is 0.2 + 0.6 * W.",
+                "emotion(X, E) :- context_dom(X), scene(X, S), prior(S, E, _).",
+                "emotion(X, E) :- \\+ context_dom(X), face(X, E).",
+                "conflict(X) :- scene(X, S), prior(S, E1, _), face(X, E2), valence(E1, V1), valence(E2, V2),",
+                "    D is abs(V1 - V2), D > 1.",
+            ]
+        )
+        + "\n"
+    )
 
 
 # ---------------------------------------------------------------- (c) mnist
+
 
 def dpl_mnist(digits: torch.Tensor) -> dict:
     """DeepProbLog on multi_addition of two 2-digit numbers, every sum 0..198 per example: one
@@ -172,6 +181,7 @@ def dpl_mnist(digits: torch.Tensor) -> dict:
 
 # ---------------------------------------------------------------- emolog sides
 
+
 def emolog_faces_train(data, batch: int, repeats: int = 3) -> tuple[float, float]:
     """(seconds per training example, first-call compile seconds) for emolog."""
     from emolog.logic.engine.deep import DeepProgram, Example
@@ -193,7 +203,7 @@ def emolog_faces_train(data, batch: int, repeats: int = 3) -> tuple[float, float
     for _ in range(repeats):
         t0 = time.process_time()
         for b in range(0, n, batch):
-            p = prog.prob(examples[b:b + batch])
+            p = prog.prob(examples[b : b + batch])
             loss = -torch.log(p).sum()
             prog.zero_grad()
             loss.backward()
@@ -256,10 +266,12 @@ def emolog_mnist(digits: torch.Tensor) -> dict:
 def run_faces(args) -> None:
     data = faces_data(args.faces_images, args.seed)
     e_train, e_compile = emolog_faces_train(data, args.batch)
-    d_train = dpl_faces_train(tuple(t[:args.dpl_images] for t in data))
-    print(f"faces: emolog {e_train * 1e6:.2f} us/example ({args.faces_images} images, batch {args.batch}; 4 face "
-          f"counts compiled in {e_compile:.2f} s), DeepProbLog {d_train * 1e3:.3f} ms/example "
-          f"({args.dpl_images} images, batch 16, circuits cached)")
+    d_train = dpl_faces_train(tuple(t[: args.dpl_images] for t in data))
+    print(
+        f"faces: emolog {e_train * 1e6:.2f} us/example ({args.faces_images} images, batch {args.batch}; 4 face "
+        f"counts compiled in {e_compile:.2f} s), DeepProbLog {d_train * 1e3:.3f} ms/example "
+        f"({args.dpl_images} images, batch 16, circuits cached)"
+    )
     print(f"faces: training throughput ratio {d_train / e_train:.0f}x")
 
 
@@ -269,12 +281,16 @@ def run_scene(args) -> None:
         raise SystemExit(f"{shipped} is not scene_prior_program(365): regenerate it")
     rows = emolog_scene(sorted(args.ks), args.score_images, args.seed)
     for r in rows:
-        print(f"scene k={r['k']}: compile {r['compile_s']:.2f} s, peak RSS {r['peak_mb']:.0f} MB, "
-              f"circuit nodes {list(r['nodes'].values())}")
+        print(
+            f"scene k={r['k']}: compile {r['compile_s']:.2f} s, peak RSS {r['peak_mb']:.0f} MB, "
+            f"circuit nodes {list(r['nodes'].values())}"
+        )
     last = rows[-1]
-    print(f"scene k={last['k']}: scoring {last['images_per_s']:,.0f} images/s on one thread "
-          f"({args.score_images} images, 7 emotions + conflict each; max |sum_E P(E) - 1| "
-          f"{last['max_sum_error']:.1e})")
+    print(
+        f"scene k={last['k']}: scoring {last['images_per_s']:,.0f} images/s on one thread "
+        f"({args.score_images} images, 7 emotions + conflict each; max |sum_E P(E) - 1| "
+        f"{last['max_sum_error']:.1e})"
+    )
 
 
 def run_mnist(args) -> None:
@@ -282,11 +298,15 @@ def run_mnist(args) -> None:
     e = emolog_mnist(digits)  # first: its peak RSS is its own (DeepProbLog's includes emolog's)
     d = dpl_mnist(digits)
     max_dp = max(abs(e["p"].get(z, 0.0) - d["p"].get(z, 0.0)) for z in set(e["p"]) | set(d["p"]))
-    print(f"mnist multi-digit (all {len(e['p'])} sums): emolog compile {e['compile_s']:.2f} s, answer "
-          f"{e['answer_s'] * 1e3:.3f} ms/example, peak RSS {e['peak_mb']:.0f} MB; DeepProbLog compile "
-          f"{d['compile_s']:.2f} s, answer {d['answer_s'] * 1e3:.1f} ms/example, peak RSS {d['peak_mb']:.0f} MB")
-    print(f"mnist: compile ratio {d['compile_s'] / e['compile_s']:.2f}x, answer ratio "
-          f"{d['answer_s'] / e['answer_s']:.0f}x, max |dp| {max_dp:.1e}")
+    print(
+        f"mnist multi-digit (all {len(e['p'])} sums): emolog compile {e['compile_s']:.2f} s, answer "
+        f"{e['answer_s'] * 1e3:.3f} ms/example, peak RSS {e['peak_mb']:.0f} MB; DeepProbLog compile "
+        f"{d['compile_s']:.2f} s, answer {d['answer_s'] * 1e3:.1f} ms/example, peak RSS {d['peak_mb']:.0f} MB"
+    )
+    print(
+        f"mnist: compile ratio {d['compile_s'] / e['compile_s']:.2f}x, answer ratio "
+        f"{d['answer_s'] / e['answer_s']:.0f}x, max |dp| {max_dp:.1e}"
+    )
 
 
 def run_shape(shape: str, args) -> None:
@@ -296,20 +316,24 @@ def run_shape(shape: str, args) -> None:
     path = PROGRAMS / f"{shape}.pl"
     text = rs.PROGRAMS[shape]()
     if not path.is_file() or path.read_text() != text:
-        path.write_text(text)   # the generator is the source of truth: written, then read back
+        path.write_text(text)  # the generator is the source of truth: written, then read back
     d = rs.data(shape, args.shape_images, args.seed)
     e = rs.emolog_train(shape, path, d, args.batch)
     peak = peak_rss_mb()
-    print(f"{shape}: emolog compile {e['compile_s']:.2f} s (every structure; circuit nodes "
-          f"{sorted(e['nodes'].values())}), peak RSS {peak:.0f} MB, training {1 / e['train_s']:,.0f} "
-          f"examples/s ({args.shape_images} examples, batch {args.batch})")
-    small = {k: v[:args.dpl_images] for k, v in d.items()}
+    print(
+        f"{shape}: emolog compile {e['compile_s']:.2f} s (every structure; circuit nodes "
+        f"{sorted(e['nodes'].values())}), peak RSS {peak:.0f} MB, training {1 / e['train_s']:,.0f} "
+        f"examples/s ({args.shape_images} examples, batch {args.batch})"
+    )
+    small = {k: v[: args.dpl_images] for k, v in d.items()}
     dpl = _child_result(lambda: rs.dpl_train(shape, path, small), args.dpl_timeout, args.dpl_memory_gb)
     if "error" in dpl:
         print(f"{shape}: DeepProbLog {dpl['error']}: no ratio (goal: >= 1,000 examples/s)")
         return
-    print(f"{shape}: DeepProbLog compile {dpl['compile_s']:.1f} s, training {dpl['train_s'] * 1e3:.2f} "
-          f"ms/example ({args.dpl_images} examples, batch 16, circuits cached)")
+    print(
+        f"{shape}: DeepProbLog compile {dpl['compile_s']:.1f} s, training {dpl['train_s'] * 1e3:.2f} "
+        f"ms/example ({args.dpl_images} examples, batch 16, circuits cached)"
+    )
     print(f"{shape}: training throughput ratio {dpl['train_s'] / e['train_s']:,.0f}x")
 
 
@@ -338,8 +362,12 @@ def _child_result(fn, timeout: float, memory_gb: float) -> dict:
     return got
 
 
-PARTS = {"faces": run_faces, "scene": run_scene, "mnist": run_mnist,
-         **{s: (lambda args, s=s: run_shape(s, args)) for s in ("va365", "faces5", "faces3")}}
+PARTS = {
+    "faces": run_faces,
+    "scene": run_scene,
+    "mnist": run_mnist,
+    **{s: (lambda args, s=s: run_shape(s, args)) for s in ("va365", "faces5", "faces3")},
+}
 
 
 def _in_child(fn) -> None:
@@ -361,6 +389,7 @@ def _in_child(fn) -> None:
 
 
 # ---------------------------------------------------------------- main
+
 
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])

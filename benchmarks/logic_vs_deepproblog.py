@@ -45,15 +45,18 @@ def make_clock(device: torch.device) -> tuple[Callable[[], float], str]:
     """The one clock of this benchmark and its name: synchronised wall clock on CUDA, else
     the process's CPU time."""
     if device.type == "cuda":
+
         def clock() -> float:
             torch.cuda.synchronize()
             return time.perf_counter()
+
         return clock, "wall clock (time.perf_counter after torch.cuda.synchronize), both engines"
     return time.process_time, "CPU seconds of this process (time.process_time), both engines, 1 thread"
 
 
-def emolog_times(lm, data, batch: int, score_batch: int, device: torch.device, clock: Callable[[], float],
-                 repeats: int = 5) -> tuple[float, float]:
+def emolog_times(
+    lm, data, batch: int, score_batch: int, device: torch.device, clock: Callable[[], float], repeats: int = 5
+) -> tuple[float, float]:
     """(train, score) seconds per example: best of ``repeats`` passes over all images."""
     scene, faces, mask, labels = (t.to(device) for t in data)
     n = len(labels)
@@ -61,11 +64,11 @@ def emolog_times(lm, data, batch: int, score_batch: int, device: torch.device, c
     for _ in range(repeats):
         t0 = clock()
         for i in range(0, n, batch):
-            s = scene[i:i + batch].requires_grad_(True)
-            f = faces[i:i + batch].requires_grad_(True)
-            p = lm.emotion_probs(s, f, mask[i:i + batch])
+            s = scene[i : i + batch].requires_grad_(True)
+            f = faces[i : i + batch].requires_grad_(True)
+            p = lm.emotion_probs(s, f, mask[i : i + batch])
             rows = torch.arange(len(p), device=device)
-            loss = -torch.log(p[rows, labels[i:i + batch]]).sum()
+            loss = -torch.log(p[rows, labels[i : i + batch]]).sum()
             lm.zero_grad()
             loss.backward()
         train = min(train, (clock() - t0) / n)
@@ -78,8 +81,9 @@ def emolog_times(lm, data, batch: int, score_batch: int, device: torch.device, c
     return train, score
 
 
-def deepproblog_times(lm, data, n_images: int, batch: int, clock: Callable[[], float], repeats: int = 2
-                      ) -> tuple[float, float]:
+def deepproblog_times(
+    lm, data, n_images: int, batch: int, clock: Callable[[], float], repeats: int = 2
+) -> tuple[float, float]:
     """(train, score) seconds per example for DeepProbLog on the first ``n_images``."""
     scene, faces, mask, labels = (t[:n_images] for t in data)
     inputs, facts = lm.seed_inputs(scene, faces, mask)
@@ -87,13 +91,15 @@ def deepproblog_times(lm, data, n_images: int, batch: int, clock: Callable[[], f
     t_probs = lm.tparams.probs().tolist()
     dpl._load(inputs, facts, t_probs)
     queries = dpl.queries(n_images)
-    cols = [lm.query_names.index(f"emotion({e})") for e in
-            ("angry", "disgust", "fear", "happy", "sad", "surprise", "neutral")]
+    cols = [
+        lm.query_names.index(f"emotion({e})")
+        for e in ("angry", "disgust", "fear", "happy", "sad", "surprise", "neutral")
+    ]
     model = dpl.model
-    model.solve(queries[0])   # builds the cached circuits (not timed)
+    model.solve(queries[0])  # builds the cached circuits (not timed)
 
     train, score = float("inf"), float("inf")
-    for _ in range(repeats):   # best of repeats, as for emolog
+    for _ in range(repeats):  # best of repeats, as for emolog
         t0 = clock()
         for i in tqdm(range(0, n_images, batch), desc="DeepProbLog train", leave=False, disable=None):
             idx = list(range(i, min(i + batch, n_images)))
@@ -120,14 +126,19 @@ def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--images", type=int, default=5000)
     ap.add_argument("--batch", type=int, default=256, help="emolog training batch")
-    ap.add_argument("--score-batch", type=int, default=5000,
-                    help="emolog scoring batch (default: all images in one call)")
+    ap.add_argument(
+        "--score-batch", type=int, default=5000, help="emolog scoring batch (default: all images in one call)"
+    )
     ap.add_argument("--dpl-images", type=int, default=200)
     ap.add_argument("--dpl-batch", type=int, default=16)
     ap.add_argument("--seed", type=int, default=0)
-    ap.add_argument("--threads", type=int, default=1,
-                    help="torch CPU threads (1: these small batched ops lose more to thread "
-                         "hand-offs on a busy 2-core machine than they gain)")
+    ap.add_argument(
+        "--threads",
+        type=int,
+        default=1,
+        help="torch CPU threads (1: these small batched ops lose more to thread "
+        "hand-offs on a busy 2-core machine than they gain)",
+    )
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
     torch.manual_seed(args.seed)
@@ -141,11 +152,15 @@ def main() -> int:
     d_train, d_score = deepproblog_times(lm_cpu, data, args.dpl_images, args.dpl_batch, clock)
 
     print(f"program: seed, semantics: condition, torch threads: {torch.get_num_threads()}")
-    print(f"emolog ({device}, train batch {args.batch}, score batch {args.score_batch}, "
-          f"{args.images} images): "
-          f"train {e_train * 1e6:.2f} us/example, score {e_score * 1e6:.2f} us/image")
-    print(f"DeepProbLog (ExactEngine, cache on, {args.dpl_images} images, train batch "
-          f"{args.dpl_batch}): train {d_train * 1e3:.2f} ms/example, score {d_score * 1e3:.1f} ms/image")
+    print(
+        f"emolog ({device}, train batch {args.batch}, score batch {args.score_batch}, "
+        f"{args.images} images): "
+        f"train {e_train * 1e6:.2f} us/example, score {e_score * 1e6:.2f} us/image"
+    )
+    print(
+        f"DeepProbLog (ExactEngine, cache on, {args.dpl_images} images, train batch "
+        f"{args.dpl_batch}): train {d_train * 1e3:.2f} ms/example, score {d_score * 1e3:.1f} ms/image"
+    )
     print(f"clock: {clock_name}; best of 5 passes (emolog) / 2 (DeepProbLog)")
     print(f"train ratio: {d_train / e_train:.0f}x, score ratio: {d_score / e_score:.0f}x")
     return 0

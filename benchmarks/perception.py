@@ -70,9 +70,12 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--device", default=None)
     ap.add_argument("--repeats", type=int, default=1)
-    ap.add_argument("--threads", type=int, default=None,
-                    help="torch CPU threads (default torch's); 1 gives the steadiest CPU ms/item "
-                         "on a shared machine")
+    ap.add_argument(
+        "--threads",
+        type=int,
+        default=None,
+        help="torch CPU threads (default torch's); 1 gives the steadiest CPU ms/item on a shared machine",
+    )
     args = ap.parse_args()
     if args.threads:
         torch.set_num_threads(args.threads)
@@ -89,13 +92,17 @@ def main() -> None:
         places = Path(tmp) / "resnet18_places365.pth.tar"
         state = torchvision.models.resnet18(num_classes=365).state_dict()
         torch.save({"state_dict": {"module." + k: v for k, v in state.items()}}, places)
-        backbones = [build_backbone("efficientnet-lite0-imagenet", device=device),
-                     build_backbone("resnet18-places365", places, device=device)]
+        backbones = [
+            build_backbone("efficientnet-lite0-imagenet", device=device),
+            build_backbone("resnet18-places365", places, device=device),
+        ]
     batch = ims * 2  # 16 images per batch
     for bb in backbones:
+
         def scene():
             with torch.no_grad():
                 bb(bb.preprocess(batch).to(device))
+
         t, _ = timed(scene, args.repeats)
         row(f"scene features {bb.name} (batch 16, incl. preproc.)", len(batch), t)
 

@@ -24,13 +24,29 @@ import torch
 
 EMO7 = ["angry", "disgust", "fear", "happy", "sad", "surprise", "neutral"]
 EMO8 = ["joy", "trust", "fear", "surprise", "sadness", "disgust", "anger", "anticipation"]
-FACE_VA = {"angry": (-2.0, 4.5), "disgust": (-2.2, 3.5), "fear": (-2.4, 4.8), "happy": (2.4, 3.8),
-           "sad": (-2.3, 1.6), "surprise": (0.8, 4.9), "neutral": (0.0, 2.0)}
-BUCKETS = {"angry": "neg_high", "disgust": "neg_low", "fear": "neg_high", "happy": "pos_high",
-           "sad": "neg_low", "surprise": "pos_high", "neutral": "mid"}
-TEMPLATES = {"va365": "final_emotion(Faces, tensor(scene(I)), Y)",
-             "faces5": "final_emotion(Faces, tensor(scene(I)), Y)",
-             "faces3": "final_emotion(Faces, Y)"}
+FACE_VA = {
+    "angry": (-2.0, 4.5),
+    "disgust": (-2.2, 3.5),
+    "fear": (-2.4, 4.8),
+    "happy": (2.4, 3.8),
+    "sad": (-2.3, 1.6),
+    "surprise": (0.8, 4.9),
+    "neutral": (0.0, 2.0),
+}
+BUCKETS = {
+    "angry": "neg_high",
+    "disgust": "neg_low",
+    "fear": "neg_high",
+    "happy": "pos_high",
+    "sad": "neg_low",
+    "surprise": "pos_high",
+    "neutral": "mid",
+}
+TEMPLATES = {
+    "va365": "final_emotion(Faces, tensor(scene(I)), Y)",
+    "faces5": "final_emotion(Faces, tensor(scene(I)), Y)",
+    "faces3": "final_emotion(Faces, Y)",
+}
 FACE_COUNTS = {"va365": [0, 1], "faces5": [0, 1, 2, 3, 4, 5], "faces3": [3]}
 HEADER = "% Written by benchmarks/logic_programs.py (research_shapes.{}); seeded values."
 
@@ -41,56 +57,65 @@ def _ad(head: str, args: str, values: list[str]) -> str:
 
 def va365(k: int = 365, seed: int = 0) -> str:
     rng = random.Random(seed)
-    lines = [HEADER.format("va365"),
-             f"nn(scene_net, [X], S, [{', '.join(f's{i}' for i in range(k))}]) :: scene(X, S).",
-             f"nn(face_net, [X], E, [{', '.join(EMO7)}]) :: face_expr(X, E).",
-             f"nn(va_to_emotion, [V, A], Y, [{', '.join(EMO8)}]) :: va_emotion(V, A, Y)."]
+    lines = [
+        HEADER.format("va365"),
+        f"nn(scene_net, [X], S, [{', '.join(f's{i}' for i in range(k))}]) :: scene(X, S).",
+        f"nn(face_net, [X], E, [{', '.join(EMO7)}]) :: face_expr(X, E).",
+        f"nn(va_to_emotion, [V, A], Y, [{', '.join(EMO8)}]) :: va_emotion(V, A, Y).",
+    ]
     lines += [f"scene_va(s{i}, {rng.randint(-30, 30) / 10}, {rng.randint(0, 60) / 10})." for i in range(k)]
     lines += [f"face_va({e}, {v}, {a})." for e, (v, a) in FACE_VA.items()]
-    lines += ["scene_point(S, V, A) :- scene(S, C), scene_va(C, V, A).",
-              "face_point(F, V, A) :- face_expr(F, E), face_va(E, V, A).",
-              "valence(FV, SV, V) :- D is abs(FV - SV), D =< 1.5, V is (2*FV + SV) / 3.",
-              "valence(FV, SV, SV) :- D is abs(FV - SV), D > 1.5.",
-              "arousal(FA, SA, A) :- FA >= SA, A is FA.",
-              "arousal(FA, SA, A) :- FA < SA, A is (FA + SA) / 2.",
-              "final_emotion([], S, Y) :- scene_point(S, V, A), va_emotion(V, A, Y).",
-              "final_emotion([F|_], S, Y) :- scene_point(S, SV, SA), face_point(F, FV, FA),",
-              "    valence(FV, SV, V), arousal(FA, SA, A), va_emotion(V, A, Y)."]
+    lines += [
+        "scene_point(S, V, A) :- scene(S, C), scene_va(C, V, A).",
+        "face_point(F, V, A) :- face_expr(F, E), face_va(E, V, A).",
+        "valence(FV, SV, V) :- D is abs(FV - SV), D =< 1.5, V is (2*FV + SV) / 3.",
+        "valence(FV, SV, SV) :- D is abs(FV - SV), D > 1.5.",
+        "arousal(FA, SA, A) :- FA >= SA, A is FA.",
+        "arousal(FA, SA, A) :- FA < SA, A is (FA + SA) / 2.",
+        "final_emotion([], S, Y) :- scene_point(S, V, A), va_emotion(V, A, Y).",
+        "final_emotion([F|_], S, Y) :- scene_point(S, SV, SA), face_point(F, FV, FA),",
+        "    valence(FV, SV, V), arousal(FA, SA, A), va_emotion(V, A, Y).",
+    ]
     return "\n".join(lines) + "\n"
 
 
 def faces5(clusters: int = 9) -> str:
-    lines = [HEADER.format("faces5"),
-             f"nn(cluster_net, [X], C, [{', '.join(f'c{i}' for i in range(clusters))}]) :: scene_cluster(X, C).",
-             f"nn(face_net, [X], E, [{', '.join(EMO7)}]) :: face_expr(X, E)."]
+    lines = [
+        HEADER.format("faces5"),
+        f"nn(cluster_net, [X], C, [{', '.join(f'c{i}' for i in range(clusters))}]) :: scene_cluster(X, C).",
+        f"nn(face_net, [X], E, [{', '.join(EMO7)}]) :: face_expr(X, E).",
+    ]
     lines += [f"face_bucket({e}, {b})." for e, b in BUCKETS.items()]
     lines += [_ad("bucket_emotion", b, EMO8) for b in sorted(set(BUCKETS.values()))]
     lines += [_ad("cluster_emotion", f"c{i}", EMO8) for i in range(clusters)]
     lines.append("; ".join(f"t(_)::speaks({k})" for k in range(1, 7)) + ".")
-    lines += ["face_emotion(F, Y) :- face_expr(F, E), face_bucket(E, B), bucket_emotion(B, Y).",
-              "scene_emotion(S, Y) :- scene_cluster(S, C), cluster_emotion(C, Y).",
-              "nth_face(1, [F|_], F).",
-              "nth_face(N, [_|Fs], F) :- N > 1, M is N - 1, nth_face(M, Fs, F).",
-              "final_emotion(Faces, S, Y) :- length(Faces, N), speaks(K), K =< N, nth_face(K, Faces, F),",
-              "    face_emotion(F, Y).",
-              "final_emotion(Faces, S, Y) :- length(Faces, N), speaks(K), K > N, scene_emotion(S, Y)."]
+    lines += [
+        "face_emotion(F, Y) :- face_expr(F, E), face_bucket(E, B), bucket_emotion(B, Y).",
+        "scene_emotion(S, Y) :- scene_cluster(S, C), cluster_emotion(C, Y).",
+        "nth_face(1, [F|_], F).",
+        "nth_face(N, [_|Fs], F) :- N > 1, M is N - 1, nth_face(M, Fs, F).",
+        "final_emotion(Faces, S, Y) :- length(Faces, N), speaks(K), K =< N, nth_face(K, Faces, F),",
+        "    face_emotion(F, Y).",
+        "final_emotion(Faces, S, Y) :- length(Faces, N), speaks(K), K > N, scene_emotion(S, Y).",
+    ]
     return "\n".join(lines) + "\n"
 
 
 def faces3() -> str:
-    lines = [HEADER.format("faces3"),
-             f"nn(face_net, [X], E, [{', '.join(EMO7)}]) :: face_expr(X, E)."]
+    lines = [HEADER.format("faces3"), f"nn(face_net, [X], E, [{', '.join(EMO7)}]) :: face_expr(X, E)."]
     lines += [f"face_va({e}, {v}, {a})." for e, (v, a) in FACE_VA.items()]
     lines += [_ad("bucket_emotion", b, EMO8) for b in ("neg_high", "neg_low", "pos_high", "pos_low", "mid")]
-    lines += ["face_point(F, V, A) :- face_expr(F, E), face_va(E, V, A).",
-              "bucket(V, A, mid) :- abs(V) =< 0.5.",
-              "bucket(V, A, pos_high) :- V > 0.5, A > 3.",
-              "bucket(V, A, pos_low) :- V > 0.5, A =< 3.",
-              "bucket(V, A, neg_high) :- V < -0.5, A > 3.",
-              "bucket(V, A, neg_low) :- V < -0.5, A =< 3.",
-              "final_emotion([F1, F2, F3], Y) :- face_point(F1, V1, A1), face_point(F2, V2, A2),",
-              "    face_point(F3, V3, A3), V is (V1 + V2 + V3) / 3, A is (A1 + A2 + A3) / 3,",
-              "    bucket(V, A, B), bucket_emotion(B, Y)."]
+    lines += [
+        "face_point(F, V, A) :- face_expr(F, E), face_va(E, V, A).",
+        "bucket(V, A, mid) :- abs(V) =< 0.5.",
+        "bucket(V, A, pos_high) :- V > 0.5, A > 3.",
+        "bucket(V, A, pos_low) :- V > 0.5, A =< 3.",
+        "bucket(V, A, neg_high) :- V < -0.5, A > 3.",
+        "bucket(V, A, neg_low) :- V < -0.5, A =< 3.",
+        "final_emotion([F1, F2, F3], Y) :- face_point(F1, V1, A1), face_point(F2, V2, A2),",
+        "    face_point(F3, V3, A3), V is (V1 + V2 + V3) / 3, A is (A1 + A2 + A3) / 3,",
+        "    bucket(V, A, B), bucket_emotion(B, Y).",
+    ]
     return "\n".join(lines) + "\n"
 
 
@@ -131,9 +156,12 @@ def data(shape: str, n: int, seed: int = 0) -> dict:
     gen = torch.Generator().manual_seed(seed)
     dist = lambda *s: torch.softmax(2 * torch.randn(*s, generator=gen, dtype=torch.float64), -1)  # noqa: E731
     counts = FACE_COUNTS[shape]
-    return {"scene": dist(n, 365 if shape == "va365" else 9), "faces": dist(n, 6, 7),
-            "counts": [counts[int(i)] for i in torch.randint(0, len(counts), (n,), generator=gen)],
-            "labels": [EMO8[int(i)] for i in torch.randint(0, len(EMO8), (n,), generator=gen)]}
+    return {
+        "scene": dist(n, 365 if shape == "va365" else 9),
+        "faces": dist(n, 6, 7),
+        "counts": [counts[int(i)] for i in torch.randint(0, len(counts), (n,), generator=gen)],
+        "labels": [EMO8[int(i)] for i in torch.randint(0, len(EMO8), (n,), generator=gen)],
+    }
 
 
 def emolog_train(shape: str, path, d: dict, batch: int, repeats: int = 2) -> dict:
@@ -159,7 +187,7 @@ def emolog_train(shape: str, path, d: dict, batch: int, repeats: int = 2) -> dic
     for _ in range(repeats):
         t0 = time.process_time()
         for b in range(0, n, batch):
-            loss = -torch.log(prog.prob(examples[b:b + batch])).sum()
+            loss = -torch.log(prog.prob(examples[b : b + batch])).sum()
             prog.zero_grad()
             loss.backward()
         best = min(best, (time.process_time() - t0) / n)
@@ -192,15 +220,17 @@ def dpl_train(shape: str, path, d: dict, batch: int = 16) -> dict:
     queries = []
     for i in range(n):
         fs = [Term(f"f{j}") for j in range(1, d["counts"][i] + 1)]
-        sub = {Term("s"): Term("tensor", Term("scene", Constant(i))),
-               **{f: Term("tensor", Term("face", Constant(i), Constant(j + 1))) for j, f in enumerate(fs)}}
+        sub = {
+            Term("s"): Term("tensor", Term("scene", Constant(i))),
+            **{f: Term("tensor", Term("face", Constant(i), Constant(j + 1))) for j, f in enumerate(fs)},
+        }
         args = [list2term(fs)] + ([Term("s")] if shape != "faces3" else []) + [Term(d["labels"][i])]
         queries.append(Query(Term("final_emotion", *args), sub))
-    model.solve(queries)   # grounds and compiles every (face count, label) circuit
+    model.solve(queries)  # grounds and compiles every (face count, label) circuit
     compile_s = time.process_time() - t0
     t0 = time.process_time()
     for b in range(0, n, batch):
-        results = model.solve(queries[b:b + batch])
+        results = model.solve(queries[b : b + batch])
         loss = sum(-torch.log(next(iter(r.result.values()))) for r in results)
         loss.backward()
     return {"compile_s": compile_s, "train_s": (time.process_time() - t0) / n}

@@ -44,8 +44,8 @@ from emolog.config.run import SOURCES, RunConfig
 from emolog.runs.train import train_run
 
 
-N_SIM = 7200      # 70% training split: 5040 images
-N_TRAIN = 5000    # the original thesis code's setting: the first 5000 training images
+N_SIM = 7200  # 70% training split: 5040 images
+N_TRAIN = 5000  # the original thesis code's setting: the first 5000 training images
 
 
 def run(data: Path, out: Path, name: str, cfg: dict) -> dict:
@@ -53,8 +53,9 @@ def run(data: Path, out: Path, name: str, cfg: dict) -> dict:
     directory; adds ``cpu_s``, the CPU seconds of this process spent in the call."""
     shutil.rmtree(out / name, ignore_errors=True)  # this script's own run directories
     c0 = time.process_time()
-    res = train_run({"data": str(data), "train.patience": None, "train.n_train": N_TRAIN, **cfg}, out / name,
-                    progress=False)
+    res = train_run(
+        {"data": str(data), "train.patience": None, "train.n_train": N_TRAIN, **cfg}, out / name, progress=False
+    )
     res["cpu_s"] = time.process_time() - c0
     return res
 
@@ -80,8 +81,9 @@ def deepproblog_epoch_cpu_s(data: Path, run_dir: Path, n_images: int, batch: int
     cache = load_cache(data / "cache", ids=ids)
     labels = [BASIC7.index(lab) for lab in ImageIndex.load(data / "index.csv").label_of(ids)]
     sd = torch.load(run_dir / "scene_net.pt", map_location="cpu", weights_only=True)
-    net = Scene2EmotionNet(in_dim=sd["fc1.weight"].shape[1], hidden=sd["fc1.weight"].shape[0],
-                           n_classes=sd["fc2.weight"].shape[0])
+    net = Scene2EmotionNet(
+        in_dim=sd["fc1.weight"].shape[1], hidden=sd["fc1.weight"].shape[0], n_classes=sd["fc2.weight"].shape[0]
+    )
     net.load_state_dict(sd)
     net.eval()
     with torch.no_grad():  # the frozen scene net's outputs, as emolog's logic-only run uses them
@@ -99,8 +101,10 @@ def deepproblog_epoch_cpu_s(data: Path, run_dir: Path, n_images: int, batch: int
         idx = range(i, min(i + batch, n_images))
         dpl.model.optimizer.zero_grad()
         res = dpl.model.solve([q for j in idx for q in (queries[j][cols[labels[j]]], queries[j][-1])])
-        loss = sum(-torch.log(next(iter(res[2 * k].result.values())) / next(iter(res[2 * k + 1].result.values())))
-                   for k in range(len(idx))) / len(idx)
+        loss = sum(
+            -torch.log(next(iter(res[2 * k].result.values())) / next(iter(res[2 * k + 1].result.values())))
+            for k in range(len(idx))
+        ) / len(idx)
         loss.backward()
         dpl.model.optimizer.step()
     return time.process_time() - t0
@@ -130,48 +134,89 @@ def main() -> int:
     n_train = rows[0][4]
     lr = RunConfig().logic.lr
     n_dpl = min(args.dpl_images, n_train)
-    dpl = {bs: deepproblog_epoch_cpu_s(data, runs / "logic-only-bs64", n_dpl, bs, lr) * (n_train / n_dpl) * 12
-           for bs in (4, 64)}
+    dpl = {
+        bs: deepproblog_epoch_cpu_s(data, runs / "logic-only-bs64", n_dpl, bs, lr) * (n_train / n_dpl) * 12
+        for bs in (4, 64)
+    }
 
-    print(f"\nTraining speed: 12 epochs on {n_train} cached simulated training images "
-          f"(the first of {N_SIM} simulated), 1 CPU thread, {torch.__version__}; times: wall clock (time.perf_counter)")
+    print(
+        f"\nTraining speed: 12 epochs on {n_train} cached simulated training images "
+        f"(the first of {N_SIM} simulated), 1 CPU thread, {torch.__version__}; times: wall clock (time.perf_counter)"
+    )
     print(f"{'regime':<12}{'batch':>6}{'train s':>9}{'wall s':>8}{'s/epoch':>9}")
     for regime, bs, tr, wall, _ in rows:
         print(f"{regime:<12}{bs:>6}{tr:>9.2f}{wall:>8.2f}{tr / 12:>9.3f}")
     print(f"one-off scene-net pretraining (cross-fitted, 3 refits; cached for later runs): {pretrain_s:.1f} s wall")
-    print("original thesis code: ~2600 s per epoch, ~8 h for 12 epochs (quoted from the original thesis "
-          "notes, not measured here; frozen CNNs rerun on every sample)")
+    print(
+        "original thesis code: ~2600 s per epoch, ~8 h for 12 epochs (quoted from the original thesis "
+        "notes, not measured here; frozen CNNs rerun on every sample)"
+    )
 
-    print(f"\nSame batch, same data, same optimiser (projected SGD, lr {lr:g}), 12 epochs of {n_train} training "
-          f"images; clock: CPU seconds of this process (time.process_time), 1 thread")
+    print(
+        f"\nSame batch, same data, same optimiser (projected SGD, lr {lr:g}), 12 epochs of {n_train} training "
+        f"images; clock: CPU seconds of this process (time.process_time), 1 thread"
+    )
     for bs in (4, 64):
         e = cpu[("logic-only", bs)]
-        print(f"batch {bs:>2}: DeepProbLog 2.1.0 {dpl[bs]:8.1f} s (1 epoch of {n_dpl} images measured, "
-              f"x{n_train / n_dpl:.1f} images x 12 epochs extrapolated; {dpl[bs] / 12 / n_train * 1e3:.2f} ms "
-              f"per example = 2 queries), emolog logic-only {e:6.2f} s (whole train_run)")
-    print(f"same-batch ratio vs DeepProbLog: batch 4 {dpl[4] / cpu[('logic-only', 4)]:.0f}x, "
-          f"batch 64 {dpl[64] / cpu[('logic-only', 64)]:.0f}x")
+        print(
+            f"batch {bs:>2}: DeepProbLog 2.1.0 {dpl[bs]:8.1f} s (1 epoch of {n_dpl} images measured, "
+            f"x{n_train / n_dpl:.1f} images x 12 epochs extrapolated; {dpl[bs] / 12 / n_train * 1e3:.2f} ms "
+            f"per example = 2 queries), emolog logic-only {e:6.2f} s (whole train_run)"
+        )
+    print(
+        f"same-batch ratio vs DeepProbLog: batch 4 {dpl[4] / cpu[('logic-only', 4)]:.0f}x, "
+        f"batch 64 {dpl[64] / cpu[('logic-only', 64)]:.0f}x"
+    )
 
     print("\nLogic learning rate, logic-only, 12 epochs, batch 64 (max |learned - true| source weight)")
     print(f"{'t() parameterisation / optimiser':<36}{'lr':>8}{'max |diff|':>12}  learned (scene, face1, face2, face3)")
-    sweep = [("softmax", "sgd", lr) for lr in (3e-3, 3e-2, 0.3, 1.0, 3.0)] + \
-            [("projected", "sgd", lr) for lr in (3e-3, 3e-2, 0.1, 0.3)] + [("softmax", "adam", 0.05)]
+    sweep = (
+        [("softmax", "sgd", lr) for lr in (3e-3, 3e-2, 0.3, 1.0, 3.0)]
+        + [("projected", "sgd", lr) for lr in (3e-3, 3e-2, 0.1, 0.3)]
+        + [("softmax", "adam", 0.05)]
+    )
     for param, opt, lr in sweep:
-        r = run(data, runs, f"lr-{param}-{opt}-{lr}", {"regime": "logic-only", "train.epochs": 12, "logic.param": param,
-                                                      "logic.optimizer": opt, "logic.lr": lr})
+        r = run(
+            data,
+            runs,
+            f"lr-{param}-{opt}-{lr}",
+            {"regime": "logic-only", "train.epochs": 12, "logic.param": param, "logic.optimizer": opt, "logic.lr": lr},
+        )
         w = r["source_weights"]
         print(f"{param + ' / ' + opt:<36}{lr:>8g}{dist(r):>12.3f}  " + ", ".join(f"{w[s]:.3f}" for s in SOURCES))
 
     print("\nFrozen scene net: in-sample vs cross-fitted (logic-only, Adam 0.05, full batch, 100 epochs)")
     for folds, refit in ((1, 0), (5, 0), (5, 3)):
-        r = run(data, runs, f"folds{folds}-refit{refit}",
-                {"regime": "logic-only", "train.epochs": 100, "train.batch_size": 4096, "logic.param": "softmax",
-                 "logic.optimizer": "adam", "logic.lr": 0.05, "pretrain.folds": folds, "pretrain.refit": refit})
+        r = run(
+            data,
+            runs,
+            f"folds{folds}-refit{refit}",
+            {
+                "regime": "logic-only",
+                "train.epochs": 100,
+                "train.batch_size": 4096,
+                "logic.param": "softmax",
+                "logic.optimizer": "adam",
+                "logic.lr": 0.05,
+                "pretrain.folds": folds,
+                "pretrain.refit": refit,
+            },
+        )
         w = r["source_weights"]
-        print(f"pretrain_folds={folds} pretrain_refit={refit}: max |diff| {dist(r):.3f}  "
-              + ", ".join(f"{s} {w[s]:.3f}" for s in SOURCES))
-    (root / "bench.json").write_text(json.dumps({"rows": rows, "emolog_cpu_s": {f"{r}-bs{b}": v for (r, b), v in cpu.items()},
-                                                 "deepproblog_cpu_s_12_epochs": dpl}, indent=1))
+        print(
+            f"pretrain_folds={folds} pretrain_refit={refit}: max |diff| {dist(r):.3f}  "
+            + ", ".join(f"{s} {w[s]:.3f}" for s in SOURCES)
+        )
+    (root / "bench.json").write_text(
+        json.dumps(
+            {
+                "rows": rows,
+                "emolog_cpu_s": {f"{r}-bs{b}": v for (r, b), v in cpu.items()},
+                "deepproblog_cpu_s_12_epochs": dpl,
+            },
+            indent=1,
+        )
+    )
     return 0
 
 

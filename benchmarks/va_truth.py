@@ -31,8 +31,15 @@ from emolog.runs.train import train_run
 
 LEARNERS = {
     "problog-em": {"regime": "problog-em", "train.em_iterations": 300, "train.patience": None},
-    "logic-only": {"regime": "logic-only", "logic.param": "softmax", "logic.optimizer": "adam", "logic.lr": 0.05,
-                   "train.batch_size": 16384, "train.epochs": 400, "train.patience": None},
+    "logic-only": {
+        "regime": "logic-only",
+        "logic.param": "softmax",
+        "logic.optimizer": "adam",
+        "logic.lr": 0.05,
+        "train.batch_size": 16384,
+        "train.epochs": 400,
+        "train.patience": None,
+    },
 }
 
 
@@ -43,8 +50,9 @@ def oracle_mae(data: Path) -> dict[str, dict]:
     test = load_split(data / "split.json")["test"]
     c = load_cache(data / "cache", ids=test)
     w = tdf.loc[test, [f"p_{s}" for s in ("scene", "face1", "face2", "face3")]].to_numpy()
-    pred = oracle_va(truth, w, true_scene_posterior(c.scene.numpy(), truth), c.face_probs.double().numpy(),
-                     c.face_mask.numpy())
+    pred = oracle_va(
+        truth, w, true_scene_posterior(c.scene.numpy(), truth), c.face_probs.double().numpy(), c.face_mask.numpy()
+    )
     return {v: regression_metrics(pred[v], tdf.loc[test, v].to_numpy(float)) for v in pred}
 
 
@@ -61,25 +69,40 @@ def main() -> None:
         if not (data / "truth.json").is_file():
             write_simulation(simulate(SimConfig(n=args.n, seed=args.seed, snr=args.snr)), data)
         oracle = oracle_mae(data)
-        print(f"valence/arousal truth recovery: n {args.n}, seed {args.seed}, snr {args.snr}; test images "
-              f"{oracle['valence']['n']}")
-        print(f"{'run':<22}{'max|t-true|':>12}  {'worst t()':<22}{'test MAE [95% CI]':>26}{'oracle MAE':>12}"
-              f"{'ratio':>8}{'Spearman [95% CI]':>26}")
+        print(
+            f"valence/arousal truth recovery: n {args.n}, seed {args.seed}, snr {args.snr}; test images "
+            f"{oracle['valence']['n']}"
+        )
+        print(
+            f"{'run':<22}{'max|t-true|':>12}  {'worst t()':<22}{'test MAE [95% CI]':>26}{'oracle MAE':>12}"
+            f"{'ratio':>8}{'Spearman [95% CI]':>26}"
+        )
         for var in ("valence", "arousal"):
             for name, cfg in LEARNERS.items():
                 run = out / f"{var}-{name}"
                 t0 = time.perf_counter()
-                res = json.loads((run / "results.json").read_text()) if (run / "results.json").is_file() else \
-                    train_run({"data": str(data), "spec": f"va_{var}", "seed": args.seed, **cfg}, run, progress=False)
+                res = (
+                    json.loads((run / "results.json").read_text())
+                    if (run / "results.json").is_file()
+                    else train_run(
+                        {"data": str(data), "spec": f"va_{var}", "seed": args.seed, **cfg}, run, progress=False
+                    )
+                )
                 err = {k: abs(v - res["true_t_values"][k]) for k, v in res["t_values"].items()}
                 worst = max(err, key=err.get)
                 m, o = res["metrics"]["test"]["va"][var], oracle[var]
-                print(f"{var + ' ' + name:<22}{err[worst]:>12.3f}  {worst:<22}"
-                      f"{m['mae']:>10.3f} [{m['mae_lo']:.3f}, {m['mae_hi']:.3f}]{o['mae']:>12.3f}"
-                      f"{m['mae'] / o['mae']:>8.3f}{m['spearman']:>10.3f} [{m['spearman_lo']:.3f}, "
-                      f"{m['spearman_hi']:.3f}]   ({time.perf_counter() - t0:.0f} s)")
-        print("oracle Spearman: " + ", ".join(f"{v} {o['spearman']:.3f} [{o['spearman_lo']:.3f}, "
-                                              f"{o['spearman_hi']:.3f}]" for v, o in oracle.items()))
+                print(
+                    f"{var + ' ' + name:<22}{err[worst]:>12.3f}  {worst:<22}"
+                    f"{m['mae']:>10.3f} [{m['mae_lo']:.3f}, {m['mae_hi']:.3f}]{o['mae']:>12.3f}"
+                    f"{m['mae'] / o['mae']:>8.3f}{m['spearman']:>10.3f} [{m['spearman_lo']:.3f}, "
+                    f"{m['spearman_hi']:.3f}]   ({time.perf_counter() - t0:.0f} s)"
+                )
+        print(
+            "oracle Spearman: "
+            + ", ".join(
+                f"{v} {o['spearman']:.3f} [{o['spearman_lo']:.3f}, {o['spearman_hi']:.3f}]" for v, o in oracle.items()
+            )
+        )
 
 
 if __name__ == "__main__":

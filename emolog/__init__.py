@@ -24,8 +24,12 @@ __version__ = "0.1.0"
 __all__ = ["Model", "__version__", "load_cache", "load_run", "train_run"]
 
 # Imported on first use so that ``import emolog`` stays free of torch.
-_WHERE = {"Model": "emolog.runs.model", "load_cache": "emolog.cache.store", "load_run": "emolog.runs.model",
-          "train_run": "emolog.runs.train"}
+_WHERE = {
+    "Model": "emolog.runs.model",
+    "load_cache": "emolog.cache.store",
+    "load_run": "emolog.runs.model",
+    "train_run": "emolog.runs.train",
+}
 
 
 def __getattr__(name: str) -> Any:
@@ -33,4 +37,5 @@ def __getattr__(name: str) -> Any:
     if name not in _WHERE:
         raise AttributeError(f"module 'emolog' has no attribute {name!r}")
     import importlib
+
     return getattr(importlib.import_module(_WHERE[name]), name)

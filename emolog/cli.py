@@ -25,9 +25,15 @@ from emolog.errors import EXIT_GENERIC, EXIT_INTERRUPTED, EXIT_MISSING, EmologEr
 COMMANDS: dict[str, tuple[str, str]] = {
     "download": ("emolog.data.download", "fetch FindingEmo images from the URLs findingemo-light ships"),
     "index": ("emolog.data.commands", "index a data set, reject bad images, write index + split"),
-    "explain": ("emolog.analysis.explain", "show faces, expressions, scene classes and a run's prediction for one image"),
+    "explain": (
+        "emolog.analysis.explain",
+        "show faces, expressions, scene classes and a run's prediction for one image",
+    ),
     "cache": ("emolog.cache.commands", "compute frozen-network features once per image; verify/merge"),
-    "logic": ("emolog.logic.check.commands", "answer a ProbLog program like `problog FILE.pl`; compare with DeepProbLog"),
+    "logic": (
+        "emolog.logic.check.commands",
+        "answer a ProbLog program like `problog FILE.pl`; compare with DeepProbLog",
+    ),
     "simulate": ("emolog.simulate", "write a FindingEmo-like data set with known truth"),
     "train": ("emolog.runs.commands", "train one regime on a cache"),
     "experiment": ("emolog.experiments.experiment", "regimes x seeds x sweeps, with a comparison table"),
@@ -39,9 +45,11 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "demo": ("emolog.demo", "the embedded end-to-end demo that `make demo` runs"),
 }
 
-EPILOG = ("exit codes: 0 ok, 1 error, 2 usage, 3 bad input data/config, 4 missing file/weights, "
-          "5 verification failed, 6 output directory locked by another process, 130 interrupted. "
-          "--debug (anywhere) shows tracebacks.")
+EPILOG = (
+    "exit codes: 0 ok, 1 error, 2 usage, 3 bad input data/config, 4 missing file/weights, "
+    "5 verification failed, 6 output directory locked by another process, 130 interrupted. "
+    "--debug (anywhere) shows tracebacks."
+)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -60,6 +68,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 def _version() -> str:
     from emolog import __version__
+
     return f"emolog {__version__}"
 
 
@@ -97,16 +106,23 @@ def main(argv: list[str] | None = None) -> int:
         return dispatch(argv)
     except KeyboardInterrupt:
         sys.stdout.flush()
-        print("\nemolog: interrupted; everything written so far is kept (files are written atomically); "
-              "rerun the same command to resume", file=sys.stderr)
+        print(
+            "\nemolog: interrupted; everything written so far is kept (files are written atomically); "
+            "rerun the same command to resume",
+            file=sys.stderr,
+        )
         if debug:
             traceback.print_exc()
         return EXIT_INTERRUPTED
     except EmologError as e:
         return _report(e, e.exit_code, _one_line(e), debug)
     except (FileNotFoundError, NotADirectoryError, IsADirectoryError, PermissionError) as e:
-        what = {FileNotFoundError: "no such file or directory", NotADirectoryError: "not a directory",
-                IsADirectoryError: "is a directory", PermissionError: "permission denied"}[type(e)]
+        what = {
+            FileNotFoundError: "no such file or directory",
+            NotADirectoryError: "not a directory",
+            IsADirectoryError: "is a directory",
+            PermissionError: "permission denied",
+        }[type(e)]
         return _report(e, EXIT_MISSING, f"{what}: {e.filename}" if e.filename else _one_line(e), debug)
     except OSError as e:  # disk full, I/O error, ...: the system's words and the file
         message = (e.strerror or _one_line(e)) + (f": {e.filename}" if e.filename else "")

@@ -38,8 +38,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--out", default="demo-out", help="output folder (default: demo-out)")
     parser.add_argument("--n", type=int, default=5000, help="simulated images (default 5000)")
     parser.add_argument("--seeds", default="0,1,2", help="training seeds (the data use the first)")
-    parser.add_argument("--memorisation", default="250,1000,3500",
-                        help="training-set sizes for the memorisation curve ('' to skip)")
+    parser.add_argument(
+        "--memorisation", default="250,1000,3500", help="training-set sizes for the memorisation curve ('' to skip)"
+    )
     parser.add_argument("--regimes", default=DEMO_REGIMES)
 
 
@@ -77,8 +78,11 @@ def simulate_step(out: Path, n: int, seed: int, timings: dict[str, float]) -> tu
             if stale.exists():
                 print(f"\n=== removing {stale}: it was trained on other simulated data")
                 shutil.rmtree(stale)
-        _step("simulate FindingEmo-like data with known truth",
-              ["simulate", "--out", str(sim), "--n", str(n), "--seed", str(seed), *force], timings)
+        _step(
+            "simulate FindingEmo-like data with known truth",
+            ["simulate", "--out", str(sim), "--n", str(n), "--seed", str(seed), *force],
+            timings,
+        )
     if (exp / "experiment.json").exists():
         print(f"\n(the experiment in {exp} resumes: runs an earlier demo finished are read, not retrained)")
     return sim, exp
@@ -108,9 +112,23 @@ def va_step(sim: Path, out: Path, timings: dict[str, float]) -> dict[str, dict]:
         if (run / "results.json").exists():
             print(f"\n=== valence/arousal: reusing {run}")
         else:
-            _step(f"valence/arousal: {var}", ["train", "--data", str(sim), "--spec", f"va_{var}", "--regime",
-                                             "logic-only", "--out", str(run), "--quiet",
-                                             *(["--resume"] if (run / "checkpoint.pt").exists() else [])], timings)
+            _step(
+                f"valence/arousal: {var}",
+                [
+                    "train",
+                    "--data",
+                    str(sim),
+                    "--spec",
+                    f"va_{var}",
+                    "--regime",
+                    "logic-only",
+                    "--out",
+                    str(run),
+                    "--quiet",
+                    *(["--resume"] if (run / "checkpoint.pt").exists() else []),
+                ],
+                timings,
+            )
         results[var] = read_results(run)
     return results
 
@@ -119,12 +137,16 @@ def print_va(results: dict[str, dict], emotion: pd.Series, truth: dict[str, floa
     """The valence/arousal results beside the emotion one: logic-only, seed 0 for valence and
     arousal, the experiment's mean over seeds for the emotion (``emotion``: its comparison row);
     ``truth``: the true source weights of valence and arousal."""
-    print("\n=== valence and arousal beside the emotion label (logic-only; a valence/arousal prediction is "
-          "the expected value over 7 bins)")
+    print(
+        "\n=== valence and arousal beside the emotion label (logic-only; a valence/arousal prediction is "
+        "the expected value over 7 bins)"
+    )
     print(f"{'target':<9}{'test':>34}{'Spearman [95% CI]':>25}" + "".join(f"{s:>9}" for s in SOURCES))
     print(f"{'truth':<9}{'':>34}{'':>25}" + "".join(f"{truth[s]:>9.3f}" for s in SOURCES))
-    print(f"{'emotion':<9}{'accuracy ' + _pm(emotion, 'accuracy'):>34}{'':>25}"
-          + "".join(f"{emotion[f'w_{s}_mean']:>9.3f}" for s in SOURCES))
+    print(
+        f"{'emotion':<9}{'accuracy ' + _pm(emotion, 'accuracy'):>34}{'':>25}"
+        + "".join(f"{emotion[f'w_{s}_mean']:>9.3f}" for s in SOURCES)
+    )
     for var, res in results.items():
         m, w = res["metrics"]["test"]["va"][var], res["source_weights"]
         mae = f"MAE {m['mae']:.3f} [{m['mae_lo']:.3f}, {m['mae_hi']:.3f}]"
@@ -147,14 +169,30 @@ def run(args: argparse.Namespace) -> int:
     t_start = time.perf_counter()
 
     for photo in _photos(out / "photos"):
-        _step(f"real perception: {photo.name}",
-              ["explain", str(photo), "--out", str(out / f"explain-{photo.stem}.png")], timings)
+        _step(
+            f"real perception: {photo.name}",
+            ["explain", str(photo), "--out", str(out / f"explain-{photo.stem}.png")],
+            timings,
+        )
 
     sim, exp = simulate_step(out, args.n, int(args.seeds.split(",")[0]), timings)
     memorisation = ["--memorisation", args.memorisation] if args.memorisation else []
-    _step("experiment: " + args.regimes,
-          ["experiment", "--data", str(sim), "--regimes", args.regimes, "--seeds", args.seeds,
-           *memorisation, "--out", str(exp)], timings)
+    _step(
+        "experiment: " + args.regimes,
+        [
+            "experiment",
+            "--data",
+            str(sim),
+            "--regimes",
+            args.regimes,
+            "--seeds",
+            args.seeds,
+            *memorisation,
+            "--out",
+            str(exp),
+        ],
+        timings,
+    )
     va = va_step(sim, out, timings)
     _step("report", ["report", str(exp), "--out", str(out / "report.html")], timings)
 
@@ -169,8 +207,11 @@ def run(args: argparse.Namespace) -> int:
         print(f"{row['regime']:<12}" + "".join(f"{_pm(row, c):>15}" for c in cols))
 
     emotion = table[table["regime"] == "logic-only"]
-    print_va(va, (emotion if len(emotion) else table).iloc[0],
-             json.loads((sim / "truth.json").read_text())["va"]["source_weights"])
+    print_va(
+        va,
+        (emotion if len(emotion) else table).iloc[0],
+        json.loads((sim / "truth.json").read_text())["va"]["source_weights"],
+    )
 
     print("\n=== timings")
     for title, secs in timings.items():

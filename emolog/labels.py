@@ -28,9 +28,7 @@ SEMANTICS: tuple[str, ...] = ("condition", "fail", "original")
 VA_RANGES: dict[str, tuple[float, float]] = {"valence": (-3.0, 3.0), "arousal": (0.0, 6.0)}
 
 # Plutchik's 8 primary emotions (the "Emo8" families of FindingEmo).
-EMO8: tuple[str, ...] = (
-    "joy", "trust", "fear", "surprise", "sadness", "disgust", "anger", "anticipation",
-)
+EMO8: tuple[str, ...] = ("joy", "trust", "fear", "surprise", "sadness", "disgust", "anger", "anticipation")
 
 # FindingEmo's 24 Plutchik emotions: per family (low, medium, high intensity).
 PLUTCHIK_FAMILIES: dict[str, tuple[str, str, str]] = {
@@ -48,24 +46,34 @@ PLUTCHIK24: tuple[str, ...] = tuple(e for fam in PLUTCHIK_FAMILIES.values() for 
 # The mapping the original thesis code used (its label-mapping table). Anticipation and Vigilance are
 # deliberately absent: they are dropped (about 12% of FindingEmo's rows).
 FINDINGEMO_TO_BASIC7: dict[str, str] = {
-    "Anger": "angry", "Rage": "angry", "Annoyance": "angry",
-    "Loathing": "disgust", "Disgust": "disgust",
-    "Apprehension": "fear", "Fear": "fear", "Terror": "fear",
-    "Joy": "happy", "Serenity": "happy", "Ecstasy": "happy", "Admiration": "happy",
-    "Grief": "sad", "Sadness": "sad", "Pensiveness": "sad",
-    "Amazement": "surprise", "Surprise": "surprise",
-    "Trust": "neutral", "Interest": "neutral", "Boredom": "neutral",
-    "Acceptance": "neutral", "Distraction": "neutral",
+    "Anger": "angry",
+    "Rage": "angry",
+    "Annoyance": "angry",
+    "Loathing": "disgust",
+    "Disgust": "disgust",
+    "Apprehension": "fear",
+    "Fear": "fear",
+    "Terror": "fear",
+    "Joy": "happy",
+    "Serenity": "happy",
+    "Ecstasy": "happy",
+    "Admiration": "happy",
+    "Grief": "sad",
+    "Sadness": "sad",
+    "Pensiveness": "sad",
+    "Amazement": "surprise",
+    "Surprise": "surprise",
+    "Trust": "neutral",
+    "Interest": "neutral",
+    "Boredom": "neutral",
+    "Acceptance": "neutral",
+    "Distraction": "neutral",
 }
 
 # Plutchik 24 -> its family (Emo8). Every label maps; nothing is dropped.
-PLUTCHIK24_TO_EMO8: dict[str, str] = {
-    e: fam for fam, members in PLUTCHIK_FAMILIES.items() for e in members
-}
+PLUTCHIK24_TO_EMO8: dict[str, str] = {e: fam for fam, members in PLUTCHIK_FAMILIES.items() for e in members}
 
-LABEL_SETS: dict[str, tuple[str, ...]] = {
-    "basic7": BASIC7, "emo8": EMO8, "plutchik24": PLUTCHIK24,
-}
+LABEL_SETS: dict[str, tuple[str, ...]] = {"basic7": BASIC7, "emo8": EMO8, "plutchik24": PLUTCHIK24}
 
 MAPPINGS: dict[str, tuple[dict[str, str], str, str]] = {
     # name -> (table, target label set, source label set: the labels the data may carry)
@@ -83,10 +91,10 @@ class LabelError(InputError, ValueError):
 class MappingReport:
     """What a mapping did to a column of labels: counts per outcome, always reported."""
 
-    kept: Counter = field(default_factory=Counter)      # target label -> count
-    dropped: Counter = field(default_factory=Counter)   # source label -> count (policy 'drop')
+    kept: Counter = field(default_factory=Counter)  # target label -> count
+    dropped: Counter = field(default_factory=Counter)  # source label -> count (policy 'drop')
     redirected: Counter = field(default_factory=Counter)  # source label -> count (policy 'map:X')
-    unknown: Counter = field(default_factory=Counter)   # label outside the source set (a typo?) -> count
+    unknown: Counter = field(default_factory=Counter)  # label outside the source set (a typo?) -> count
 
     @property
     def n_in(self) -> int:
@@ -94,9 +102,11 @@ class MappingReport:
 
     def summary(self) -> str:
         n = self.n_in
-        lines = [f"labels: {n} in, {sum(self.kept.values())} kept, {sum(self.dropped.values())} dropped"
-                 + (f" ({100 * sum(self.dropped.values()) / n:.1f}%)" if n else "")
-                 + (f", {sum(self.unknown.values())} unknown" if self.unknown else "")]
+        lines = [
+            f"labels: {n} in, {sum(self.kept.values())} kept, {sum(self.dropped.values())} dropped"
+            + (f" ({100 * sum(self.dropped.values()) / n:.1f}%)" if n else "")
+            + (f", {sum(self.unknown.values())} unknown" if self.unknown else "")
+        ]
         for lab, c in sorted(self.dropped.items(), key=lambda kv: -kv[1]):
             lines.append(f"  dropped {lab!r}: {c}")
         for lab, c in sorted(self.redirected.items(), key=lambda kv: -kv[1]):
@@ -130,8 +140,8 @@ class LabelMapping:
         if self.unmapped != "drop":
             if not self.unmapped.startswith("map:") or self.unmapped[4:] not in self.target:
                 raise LabelError(
-                    f"unmapped policy must be 'drop' or 'map:<one of {list(self.target)}>', "
-                    f"got {self.unmapped!r}")
+                    f"unmapped policy must be 'drop' or 'map:<one of {list(self.target)}>', got {self.unmapped!r}"
+                )
 
     @property
     def known(self) -> tuple[str, ...] | None:
@@ -196,8 +206,7 @@ def get_mapping(name_or_path: str | Path = DEFAULT_MAPPING, unmapped: str = "dro
         return LabelMapping(dict(table), LABEL_SETS[target], unmapped, str(name_or_path), LABEL_SETS[source])
     path = Path(name_or_path)
     if not path.exists():
-        raise LabelError(f"unknown mapping {str(name_or_path)!r}: not one of {sorted(MAPPINGS)} "
-                         "and no such file")
+        raise LabelError(f"unknown mapping {str(name_or_path)!r}: not one of {sorted(MAPPINGS)} and no such file")
     try:
         spec = json.loads(path.read_text())
     except json.JSONDecodeError as e:
@@ -206,15 +215,17 @@ def get_mapping(name_or_path: str | Path = DEFAULT_MAPPING, unmapped: str = "dro
         raise LabelError(f"{path}: must hold a JSON object with 'target' and 'table'")
     target = spec.get("target", "basic7")
     if isinstance(target, str) and target not in LABEL_SETS:
-        raise LabelError(f"{path}: unknown target label set {target!r}; expected one of "
-                         f"{sorted(LABEL_SETS)} or a list of labels")
+        raise LabelError(
+            f"{path}: unknown target label set {target!r}; expected one of {sorted(LABEL_SETS)} or a list of labels"
+        )
     target_labels = LABEL_SETS[target] if isinstance(target, str) else tuple(target)
     if not isinstance(spec.get("table"), dict):
         raise LabelError(f"{path}: needs a 'table' object mapping source -> target labels")
     source = spec.get("source")
     if isinstance(source, str) and source not in LABEL_SETS:
-        raise LabelError(f"{path}: unknown source label set {source!r}; expected one of "
-                         f"{sorted(LABEL_SETS)} or a list of labels")
+        raise LabelError(
+            f"{path}: unknown source label set {source!r}; expected one of {sorted(LABEL_SETS)} or a list of labels"
+        )
     source_labels = LABEL_SETS[source] if isinstance(source, str) else None if source is None else tuple(source)
     return LabelMapping(spec["table"], target_labels, spec.get("unmapped", unmapped), str(path), source_labels)
 

@@ -21,11 +21,13 @@ def _default_dtype_is_restored():
 
 # ----------------------------------------------------------------------------- offline perception
 
+
 @pytest.fixture(scope="module")
 def perception():
     """The offline perception (EfficientNet-Lite0, MTCNN, mini-Xception) on the CPU, one thread
     (tests/cache/test_cache_build.py, tests/perception/test_scale_batching.py)."""
     from emolog.perception.pipeline import Perception
+
     # One intra-op thread: on a shared, oversubscribed CPU OpenMP's spinning threads made these
     # small forward passes ~8x slower (measured: 1.2 s vs 9.4 s for the six photos).
     threads = torch.get_num_threads()
@@ -36,8 +38,8 @@ def perception():
 
 # ----------------------------------------------------------------------------- real-photo research data
 
-RESEARCH_LABELS = ("Joy", "Sadness", "Anger", "Fear")   # FindingEmo's spellings (Plutchik-24)
-RESEARCH_FACES = (0, 1, 2, 3, 4, 5, 0, 1, 2, 3, 4, 5, 1, 3, 5, 2)   # faces pasted into photo k
+RESEARCH_LABELS = ("Joy", "Sadness", "Anger", "Fear")  # FindingEmo's spellings (Plutchik-24)
+RESEARCH_FACES = (0, 1, 2, 3, 4, 5, 0, 1, 2, 3, 4, 5, 1, 3, 5, 2)  # faces pasted into photo k
 
 
 def _research_photo(k: int):
@@ -47,14 +49,17 @@ def _research_photo(k: int):
     from skimage import data as skd
 
     from helpers.photos import LFW_FACES
+
     scene = (skd.coffee, skd.chelsea)[k % 2]()
     im = Image.fromarray(scene).convert("RGB")
     im = im.resize((640, round(im.height * 640 / im.width)), Image.BICUBIC)
     faces = skd.lfw_subset()
     for j in range(RESEARCH_FACES[k]):
         face = faces[LFW_FACES[(k + 5 * j) % len(LFW_FACES)]]
-        im.paste(Image.fromarray((face * 255).astype(np.uint8)).convert("RGB").resize((96, 96), Image.BICUBIC),
-                 (12 + j * 124, im.height - 108))
+        im.paste(
+            Image.fromarray((face * 255).astype(np.uint8)).convert("RGB").resize((96, 96), Image.BICUBIC),
+            (12 + j * 124, im.height - 108),
+        )
     return im
 
 
@@ -73,6 +78,7 @@ def research_data(tmp_path_factory):
     from emolog.labels import get_mapping
     from emolog.perception.pipeline import Perception, PerceptionOptions
     from helpers.networks import write_places_checkpoint, write_vit_folder
+
     base = tmp_path_factory.mktemp("research")
     root = base / "images"
     recs = []
@@ -89,21 +95,36 @@ def research_data(tmp_path_factory):
         d.mkdir()
         res = build_index(recs, get_mapping(mapping), root=root, progress=False)
         res.index.save(d / "index.csv")
-        write_split(make_split(res.index.ids, res.index.df["label"].tolist(), seed=42, fractions=(0.5, 0.25, 0.25)),
-                    d / "split.json")
+        write_split(
+            make_split(res.index.ids, res.index.df["label"].tolist(), seed=42, fractions=(0.5, 0.25, 0.25)),
+            d / "split.json",
+        )
         out[name] = d
     weights = base / "weights"
     weights.mkdir()
     write_places_checkpoint(weights / "resnet18_places365.pth.tar")
-    options = PerceptionOptions(backbone_weights=weights / "resnet18_places365.pth.tar",
-                                recogniser_weights=write_vit_folder(weights / "vit"))
-    perception = Perception(backbone="resnet18-places365", recogniser="vit-face-expression",
-                            device="cpu", K=5, face_features=True, options=options)
+    options = PerceptionOptions(
+        backbone_weights=weights / "resnet18_places365.pth.tar", recogniser_weights=write_vit_folder(weights / "vit")
+    )
+    perception = Perception(
+        backbone="resnet18-places365",
+        recogniser="vit-face-expression",
+        device="cpu",
+        K=5,
+        face_features=True,
+        options=options,
+    )
     threads = torch.get_num_threads()
-    torch.set_num_threads(1)   # small forward passes on a shared CPU: one thread is faster
+    torch.set_num_threads(1)  # small forward passes on a shared CPU: one thread is faster
     try:
-        build_cache(perception, res.index, res.index.ids, root, out["emo8"] / "cache",
-                    options=BuildOptions(batch_size=8, progress=False))
+        build_cache(
+            perception,
+            res.index,
+            res.index.ids,
+            root,
+            out["emo8"] / "cache",
+            options=BuildOptions(batch_size=8, progress=False),
+        )
     finally:
         torch.set_num_threads(threads)
     (out["basic7"] / "cache").symlink_to(out["emo8"] / "cache")

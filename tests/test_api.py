@@ -30,6 +30,11 @@ def test_the_page_lists_exactly_the_exported_names(module):
 
 @pytest.mark.parametrize("module", [emolog, emolog.logic], ids=lambda m: m.__name__)
 def test_every_exported_callable_has_a_docstring(module):
-    undocumented = [n for n in module.__all__ if not n.startswith("__") and callable(getattr(module, n))
-                    and not (inspect.getdoc(getattr(module, n)) or "").strip()]
+    undocumented = [
+        n
+        for n in module.__all__
+        if not n.startswith("__")
+        and callable(getattr(module, n))
+        and not (inspect.getdoc(getattr(module, n)) or "").strip()
+    ]
     assert undocumented == []

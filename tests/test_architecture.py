@@ -12,11 +12,31 @@ from pathlib import Path
 
 import emolog
 
-LEVEL = {"__init__": 0, "_aliases": 0, "errors": 0, "labels": 0, "runtime": 0, "data": 1, "perception": 2, "cache": 3, "logic": 4,
-         "simulate": 5, "metrics": 6, "config": 7, "model": 8, "learn": 9, "runs": 10, "experiments": 11,
-         "analysis": 12, "report": 13, "cli": 14, "demo": 15, "__main__": 15,
-         "training": 16}   # the old module paths, kept one release (emolog/training/__init__.py)
-LOGIC_LEVEL = {"logic": 0, "engine": 1, "check": 2}   # emolog.logic's own modules, then its sub-packages
+LEVEL = {
+    "__init__": 0,
+    "_aliases": 0,
+    "errors": 0,
+    "labels": 0,
+    "runtime": 0,
+    "data": 1,
+    "perception": 2,
+    "cache": 3,
+    "logic": 4,
+    "simulate": 5,
+    "metrics": 6,
+    "config": 7,
+    "model": 8,
+    "learn": 9,
+    "runs": 10,
+    "experiments": 11,
+    "analysis": 12,
+    "report": 13,
+    "cli": 14,
+    "demo": 15,
+    "__main__": 15,
+    "training": 16,
+}  # the old module paths, kept one release (emolog/training/__init__.py)
+LOGIC_LEVEL = {"logic": 0, "engine": 1, "check": 2}  # emolog.logic's own modules, then its sub-packages
 ROOT = Path(emolog.__file__).parent
 
 
@@ -33,8 +53,9 @@ def _module(f: Path) -> str:
 def _lazy_reexports(tree: ast.Module) -> set[int]:
     """Node ids of imports inside a module-level ``__getattr__`` (PEP 562 lazy re-exports, such
     as ``emolog.load_run``): they run on attribute access, never on import."""
-    return {id(n) for fn in tree.body if isinstance(fn, ast.FunctionDef) and fn.name == "__getattr__"
-            for n in ast.walk(fn)}
+    return {
+        id(n) for fn in tree.body if isinstance(fn, ast.FunctionDef) and fn.name == "__getattr__" for n in ast.walk(fn)
+    }
 
 
 def _module_imports() -> list[tuple[str, str, str]]:
@@ -49,11 +70,11 @@ def _module_imports() -> list[tuple[str, str, str]]:
         for node in ast.walk(tree):
             if id(node) in skip:
                 continue
-            if isinstance(node, ast.ImportFrom) and node.level:   # from .x import y
+            if isinstance(node, ast.ImportFrom) and node.level:  # from .x import y
                 base = me.split(".") if f.name == "__init__.py" else me.split(".")[:-1]
-                base = base[:len(base) - node.level + 1]
+                base = base[: len(base) - node.level + 1]
                 names = [".".join(base + ([node.module] if node.module else []))]
-                names += [f"{names[0]}.{a.name}" for a in node.names]   # from . import module
+                names += [f"{names[0]}.{a.name}" for a in node.names]  # from . import module
             elif isinstance(node, ast.ImportFrom) and node.module:
                 names = [node.module] + [f"{node.module}.{a.name}" for a in node.names]
             elif isinstance(node, ast.Import):
@@ -79,7 +100,9 @@ def test_every_part_has_a_level():
 def test_imports_go_one_way():
     imports = _imports()
     assert len(imports) > 50  # the walk really saw the package
-    backwards = [(f, me, to) for me, to, f in imports if me != to and LEVEL[to] >= LEVEL[me] and to not in ("__init__", "errors")]
+    backwards = [
+        (f, me, to) for me, to, f in imports if me != to and LEVEL[to] >= LEVEL[me] and to not in ("__init__", "errors")
+    ]
     assert backwards == [], backwards
 
 
@@ -92,32 +115,40 @@ def _logic_part(module: str) -> str:
 def test_logic_sub_packages_import_one_way():
     """Reading a program knows nothing of circuits, circuits nothing of the checks against
     ProbLog/DeepProbLog (``emolog.logic``'s lazy public names excepted, as everywhere)."""
-    inside = [(me, to, f) for me, to, f in _module_imports()
-              if me.startswith("emolog.logic") and to.startswith("emolog.logic")]
-    assert len(inside) > 30   # the walk really saw the logic package
+    inside = [
+        (me, to, f)
+        for me, to, f in _module_imports()
+        if me.startswith("emolog.logic") and to.startswith("emolog.logic")
+    ]
+    assert len(inside) > 30  # the walk really saw the logic package
     parts = {_logic_part(me) for me, _, _ in inside}
     assert parts == set(LOGIC_LEVEL), parts
-    backwards = [(f, me, to) for me, to, f in inside
-                 if LOGIC_LEVEL[_logic_part(to)] > LOGIC_LEVEL[_logic_part(me)]]
+    backwards = [(f, me, to) for me, to, f in inside if LOGIC_LEVEL[_logic_part(to)] > LOGIC_LEVEL[_logic_part(me)]]
     assert backwards == [], backwards
 
 
-MAX_MODULES = 12     # per package: a package that needs more holds two jobs (split it by what each module is)
-MAX_LINES = 420      # per module: "about 400" lines, one job read top to bottom
+MAX_MODULES = 12  # per package: a package that needs more holds two jobs (split it by what each module is)
+MAX_LINES = 420  # per module: "about 400" lines, one job read top to bottom
 
 
 def test_no_package_holds_more_than_twelve_modules():
     """Each package (and sub-package) is one job: at most MAX_MODULES modules besides ``__init__``."""
     packages = [d for d in [ROOT, *ROOT.rglob("*")] if d.is_dir() and (d / "__init__.py").is_file()]
-    assert len(packages) > 10   # the walk really saw the package
-    crowded = {str(d.relative_to(ROOT.parent)): n for d in packages
-               if (n := len([p for p in d.glob("*.py") if p.name != "__init__.py"])) > MAX_MODULES}
+    assert len(packages) > 10  # the walk really saw the package
+    crowded = {
+        str(d.relative_to(ROOT.parent)): n
+        for d in packages
+        if (n := len([p for p in d.glob("*.py") if p.name != "__init__.py"])) > MAX_MODULES
+    }
     assert crowded == {}
 
 
 def test_no_module_is_longer_than_about_four_hundred_lines():
-    long = {str(f.relative_to(ROOT.parent)): n for f in ROOT.rglob("*.py")
-            if (n := len(f.read_text().splitlines())) > MAX_LINES}
+    long = {
+        str(f.relative_to(ROOT.parent)): n
+        for f in ROOT.rglob("*.py")
+        if (n := len(f.read_text().splitlines())) > MAX_LINES
+    }
     assert long == {}
 
 
@@ -132,7 +163,7 @@ def test_no_import_cycles_between_modules():
     known = {_module(f) for f in ROOT.rglob("*.py")}
     graph: dict[str, set[str]] = {m: set() for m in known}
     for me, to, _ in _module_imports():
-        if to != me and to in known and not me.startswith(to + "."):   # not a module's own package
+        if to != me and to in known and not me.startswith(to + "."):  # not a module's own package
             graph[me].add(to)
     cycles, state = [], {}
 
@@ -140,7 +171,7 @@ def test_no_import_cycles_between_modules():
         state[m] = 1
         for n in sorted(graph[m]):
             if state.get(n) == 1:
-                cycles.append(path[path.index(n):] + [n] if n in path else [m, n])
+                cycles.append(path[path.index(n) :] + [n] if n in path else [m, n])
             elif n not in state:
                 visit(n, path + [n])
         state[m] = 2
@@ -199,11 +230,13 @@ def test_old_module_paths_import_the_moved_modules_with_a_deprecation_warning():
         from emolog.training.bindings.schema import NetBinding  # a submodule of a moved package
         from emolog.model.bindings.schema import NetBinding as moved
         from emolog.logic.dnnf import Structure
+
         # a structure pickled before the move names the old module (protocol 0: no length prefix)
         old_pickle = pickle.dumps(Structure, protocol=0).replace(b"emolog.logic.engine.dnnf", b"emolog.logic.dnnf")
         assert b"emolog.logic.dnnf" in old_pickle and pickle.loads(old_pickle) is Structure
     assert NetBinding is moved
-    from emolog.logic import evaluate   # the public function, not the old module of that name
+    from emolog.logic import evaluate  # the public function, not the old module of that name
+
     assert callable(evaluate) and evaluate.__module__ == "emolog.logic.engine.evaluate"
 
 
@@ -231,9 +264,17 @@ def test_the_public_names_are_the_defining_modules_own_and_import_emolog_stays_l
     from emolog.runs.model import Model, load_run
     from emolog.runs.train import train_run
 
-    assert (emolog.Model, emolog.load_cache, emolog.load_run, emolog.train_run) == (Model, load_cache, load_run,
-                                                                                      train_run)
+    assert (emolog.Model, emolog.load_cache, emolog.load_run, emolog.train_run) == (
+        Model,
+        load_cache,
+        load_run,
+        train_run,
+    )
     assert sorted(emolog.__all__) == ["Model", "__version__", "load_cache", "load_run", "train_run"]
-    loaded = subprocess.run([sys.executable, "-c", "import emolog, sys; print(sorted(sys.modules))"],
-                            capture_output=True, text=True, check=True).stdout
+    loaded = subprocess.run(
+        [sys.executable, "-c", "import emolog, sys; print(sorted(sys.modules))"],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
     assert "'torch'" not in loaded and "'emolog.cache'" not in loaded and "'emolog.runs'" not in loaded

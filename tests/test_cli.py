@@ -22,8 +22,22 @@ ROOT = Path(cli.__file__).parents[1]
 
 # What makes `--help` slow is importing these (torch alone takes seconds; scikit-learn and scipy
 # most of a second): a command imports them inside run(), never at module level.
-HEAVY = ("torch", "torchvision", "safetensors", "sklearn", "scipy", "matplotlib", "problog", "pysdd", "klay",
-         "deepproblog", "transformers", "facenet_pytorch", "jinja2", "selenium")
+HEAVY = (
+    "torch",
+    "torchvision",
+    "safetensors",
+    "sklearn",
+    "scipy",
+    "matplotlib",
+    "problog",
+    "pysdd",
+    "klay",
+    "deepproblog",
+    "transformers",
+    "facenet_pytorch",
+    "jinja2",
+    "selenium",
+)
 
 # Run `main([cmd, "--help"])` in a fresh interpreter and report which top-level packages it imported.
 _HELP_PROBE = """
@@ -42,8 +56,14 @@ print(json.dumps({"code": code, "modules": sorted({m.split(".")[0] for m in sys.
 
 @pytest.mark.parametrize("command", sorted(cli.COMMANDS))
 def test_help_imports_no_heavy_library(command):
-    done = subprocess.run([sys.executable, "-c", _HELP_PROBE, command], capture_output=True, text=True,
-                          timeout=120, cwd=ROOT, env={**os.environ, "OMP_NUM_THREADS": "1"})
+    done = subprocess.run(
+        [sys.executable, "-c", _HELP_PROBE, command],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        cwd=ROOT,
+        env={**os.environ, "OMP_NUM_THREADS": "1"},
+    )
     assert done.returncode == 0, done.stderr
     got = json.loads(done.stdout.strip().splitlines()[-1])
     assert got["code"] == 0 and got["usage"], got
@@ -69,6 +89,7 @@ def boom(monkeypatch):
     def install(exc: BaseException) -> None:
         monkeypatch.setitem(cli.COMMANDS, "boom", ("boom_module", "test command"))
         monkeypatch.setitem(sys.modules, "boom_module", _Boom(exc))
+
     return install
 
 
@@ -117,6 +138,7 @@ def test_perception_option_names_are_the_registries():
     from emolog.perception.expression import RECOGNISERS
     from emolog.perception.faces import DETECTORS
     from emolog.perception.scene import BACKBONES
+
     assert po.BACKBONE_NAMES == tuple(sorted(BACKBONES))
     assert po.DETECTOR_NAMES == tuple(sorted(DETECTORS))
     assert po.RECOGNISER_NAMES == tuple(sorted(RECOGNISERS))
@@ -126,24 +148,53 @@ def test_perception_option_names_are_the_registries():
 def astronaut(tmp_path) -> Path:
     import skimage.data
     from PIL import Image
+
     path = tmp_path / "astronaut.jpg"
     Image.fromarray(skimage.data.astronaut()).save(path)
     return path
 
 
 def test_explain_takes_the_cache_detector_options(astronaut, capsys):
-    assert cli.main(["explain", str(astronaut), "--device", "cpu", "--detect-max-side", "256", "-K", "1",
-                     "--min-face-size", "30", "--face-threshold", "0.95"]) == 0
+    assert (
+        cli.main(
+            [
+                "explain",
+                str(astronaut),
+                "--device",
+                "cpu",
+                "--detect-max-side",
+                "256",
+                "-K",
+                "1",
+                "--min-face-size",
+                "30",
+                "--face-threshold",
+                "0.95",
+            ]
+        )
+        == 0
+    )
     assert "1 face(s) found" in capsys.readouterr().out
     assert cli.main(["explain", str(astronaut), "--device", "cpu", "--max-faces", "2"]) == 0
 
 
 def test_explain_with_a_vit_of_unknown_labels_is_one_line(astronaut, tmp_path, capsys):
     from helpers.networks import save_tiny_vit
+
     vit = save_tiny_vit(tmp_path / "generic", tuple(f"LABEL_{i}" for i in range(7)))
     capsys.readouterr()  # the ViT's own save progress bar
-    code = cli.main(["explain", str(astronaut), "--device", "cpu", "--recogniser", "vit-face-expression",
-                     "--recogniser-weights", str(vit)])
+    code = cli.main(
+        [
+            "explain",
+            str(astronaut),
+            "--device",
+            "cpu",
+            "--recogniser",
+            "vit-face-expression",
+            "--recogniser-weights",
+            str(vit),
+        ]
+    )
     err = capsys.readouterr().err
     assert code == EXIT_INPUT and "Traceback" not in err
     assert err.startswith("emolog: error: vit-face-expression: class labels ['LABEL_0'") and err.count("\n") == 1
@@ -153,6 +204,7 @@ def test_explain_with_a_vit_of_unknown_labels_is_one_line(astronaut, tmp_path, c
 
 def test_predict_usage_and_a_missing_run_are_one_line(tmp_path, capsys):
     from emolog.errors import EXIT_USAGE
+
     assert cli.main(["predict", str(tmp_path), "--out", str(tmp_path / "o")]) == EXIT_USAGE
     assert "either image files or --index" in capsys.readouterr().err
     assert cli.main(["predict", str(tmp_path / "nope"), "x.jpg", "--out", str(tmp_path / "o")]) == EXIT_MISSING
@@ -162,8 +214,9 @@ def test_predict_usage_and_a_missing_run_are_one_line(tmp_path, capsys):
 
 
 def test_experiment_on_a_missing_data_directory_is_one_line(tmp_path, capsys):
-    code = cli.main(["experiment", "--data", "/nope", "--regimes", "logic-only", "--seeds", "0",
-                     "--out", str(tmp_path / "exp")])
+    code = cli.main(
+        ["experiment", "--data", "/nope", "--regimes", "logic-only", "--seeds", "0", "--out", str(tmp_path / "exp")]
+    )
     err = capsys.readouterr().err
     assert code in (3, 4) and "Traceback" not in err
     assert err.startswith("emolog: error: ") and "/nope" in err and err.count("\n") == 1
@@ -175,11 +228,15 @@ def test_a_runs_recorded_perception_gives_the_perception_options(tmp_path):
     import argparse
 
     from emolog.runs import perception as po
-    record = {"K": 2, "prelast": True, "fingerprint_hash": "abc",
-              "backbone": {"name": "resnet18-places365", "weights_path": "/w/places.pth.tar"},
-              "recogniser": {"name": "vit-face-expression", "weights_path": "/w/vit/model.safetensors",
-                             "face_margin": 0.2},
-              "detector": {"name": "mtcnn", "min_face_size": 30, "threshold": 0.95, "max_side": 640}}
+
+    record = {
+        "K": 2,
+        "prelast": True,
+        "fingerprint_hash": "abc",
+        "backbone": {"name": "resnet18-places365", "weights_path": "/w/places.pth.tar"},
+        "recogniser": {"name": "vit-face-expression", "weights_path": "/w/vit/model.safetensors", "face_margin": 0.2},
+        "detector": {"name": "mtcnn", "min_face_size": 30, "threshold": 0.95, "max_side": 640},
+    }
     run = tmp_path / "run"
     run.mkdir()
     (run / "config.json").write_text(json.dumps({"data": str(tmp_path / "D"), "perception": record}))
@@ -189,7 +246,11 @@ def test_a_runs_recorded_perception_gives_the_perception_options(tmp_path):
     po.add_perception_arguments(parser)
     s = po.perception_settings(parser.parse_args(["--max-faces", "3"]), got)
     assert (s["backbone"], s["backbone_weights"], s["recogniser"], s["recogniser_weights"]) == (
-        "resnet18-places365", "/w/places.pth.tar", "vit-face-expression", "/w/vit/model.safetensors")
+        "resnet18-places365",
+        "/w/places.pth.tar",
+        "vit-face-expression",
+        "/w/vit/model.safetensors",
+    )
     assert (s["min_face_size"], s["face_threshold"], s["detect_max_side"], s["face_margin"]) == (30, 0.95, 640, 0.2)
     assert s["K"] == 3 and s["prelast"] is True  # the command line wins
     # a run from before runs recorded their perception: its cache's manifest, said so

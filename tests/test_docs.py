@@ -47,7 +47,7 @@ def _section(text: str, heading: str) -> str:
     """Body of a '## heading' section, up to the next '## ' heading."""
     start = text.index(f"## {heading}\n")
     nxt = text.find("\n## ", start + 3)
-    return text[start: nxt if nxt != -1 else len(text)]
+    return text[start : nxt if nxt != -1 else len(text)]
 
 
 def _reference_entries() -> dict[str, str]:
@@ -65,8 +65,7 @@ def _reference_entries() -> dict[str, str]:
 def test_every_reference_has_a_link_or_doi() -> None:
     entries = _reference_entries()
     assert len(entries) >= 25, f"only {len(entries)} reference entries found"
-    missing = [k for k, line in entries.items()
-               if not re.search(r"https?://\S+|\bDOI 10\.\d{4,}/\S+", line)]
+    missing = [k for k, line in entries.items() if not re.search(r"https?://\S+|\bDOI 10\.\d{4,}/\S+", line)]
     assert not missing, f"reference entries without a link or DOI: {missing}"
 
 
@@ -90,23 +89,22 @@ def test_every_cited_key_resolves_and_every_reference_is_logged() -> None:
     assert not unresolved, f"cited but not in References: {unresolved}"
     log = _section(lit, "Verification log")
     logged = set(re.findall(rf"^- \[({KEY})\]:", log, flags=re.M))
-    assert not sorted(set(entries) - logged), \
+    assert not sorted(set(entries) - logged), (
         f"references without a verification-log entry: {sorted(set(entries) - logged)}"
+    )
     uncited = sorted(set(entries) - cited)
     assert not uncited, f"references never cited in the text: {uncited}"
 
 
 def test_docs_and_readme_link_each_other() -> None:
-    assert "](scallop.md)" in LITERATURE.read_text(encoding="utf-8"), \
-        "docs/literature.md does not link docs/scallop.md"
-    assert "](literature.md)" in SCALLOP.read_text(encoding="utf-8"), \
-        "docs/scallop.md does not link docs/literature.md"
+    assert "](scallop.md)" in LITERATURE.read_text(encoding="utf-8"), "docs/literature.md does not link docs/scallop.md"
+    assert "](literature.md)" in SCALLOP.read_text(encoding="utf-8"), "docs/scallop.md does not link docs/literature.md"
     assert README.is_file(), f"{README} is missing (it must link docs/literature.md)"
-    assert "docs/literature.md" in README.read_text(encoding="utf-8"), \
-        "README.md has no link to docs/literature.md"
+    assert "docs/literature.md" in README.read_text(encoding="utf-8"), "README.md has no link to docs/literature.md"
 
 
 # --------------------------------------------------------------------------- worked example
+
 
 def _worked_example() -> tuple[dict[str, float], dict[str, list[float]], dict[str, list[float]], str]:
     """Parse the inputs and the result table of the worked example in docs/scallop.md.
@@ -115,16 +113,18 @@ def _worked_example() -> tuple[dict[str, float], dict[str, list[float]], dict[st
     table rows by short name [7 values + sum], the section text).
     """
     text = SCALLOP.read_text(encoding="utf-8")
-    sec = text[text.index("### Worked example"): text.index("## 4.")]
-    weights = {s: float(v) for s, v in
-               re.findall(r"\b(scene|face1|face2|face3) (0\.\d+)[,;]", sec.split("\n\n")[1])}
+    sec = text[text.index("### Worked example") : text.index("## 4.")]
+    weights = {s: float(v) for s, v in re.findall(r"\b(scene|face1|face2|face3) (0\.\d+)[,;]", sec.split("\n\n")[1])}
     assert set(weights) == set(SOURCES), f"could not parse the source weights: {weights}"
-    dists = {s: [float(x) for x in vals.split(",")]
-             for s, vals in re.findall(r"^\* (scene|face1|face2): ([0-9., ]+)$", sec, flags=re.M)}
+    dists = {
+        s: [float(x) for x in vals.split(",")]
+        for s, vals in re.findall(r"^\* (scene|face1|face2): ([0-9., ]+)$", sec, flags=re.M)
+    }
     assert set(dists) == {"scene", "face1", "face2"}, f"could not parse the distributions: {dists}"
     header = next(line for line in sec.splitlines() if line.startswith("| Quantity"))
-    assert [c.strip() for c in header.strip("|").split("|")][1:8] == list(BASIC7), \
+    assert [c.strip() for c in header.strip("|").split("|")][1:8] == list(BASIC7), (
         "worked-example columns are not in emolog.labels.BASIC7 order"
+    )
     rows: dict[str, list[float]] = {}
     for line in sec.splitlines():
         if not line.startswith("| ") or line.startswith("| Quantity"):
@@ -138,21 +138,24 @@ def _worked_example() -> tuple[dict[str, float], dict[str, list[float]], dict[st
     return weights, dists, rows, sec
 
 
-def _problog_posterior(weights: dict[str, float], dists: dict[str, list[float]],
-                       condition: bool) -> list[float]:
+def _problog_posterior(weights: dict[str, float], dists: dict[str, list[float]], condition: bool) -> list[float]:
     """P(emotion(e) [| chosen source available]) by ProbLog, the semantics emolog implements."""
+
     def ad(head: str, probs: list[float]) -> str:
         return "; ".join(f"{p}::{head.format(e)}" for p, e in zip(probs, BASIC7)) + "."
-    lines = ["; ".join(f"{weights[s]}::choose({s})" for s in SOURCES) + ".",
-             ad("se({})", dists["scene"]),
-             ad("fe(face1, {})", dists["face1"]),
-             ad("fe(face2, {})", dists["face2"]),
-             "available(scene). available(face1). available(face2).",
-             "src(scene, E) :- se(E).",
-             "src(F, E) :- fe(F, E).",
-             "emotion(E) :- choose(S), available(S), src(S, E).",
-             "ok :- choose(S), available(S).",
-             "query(emotion(E))."]
+
+    lines = [
+        "; ".join(f"{weights[s]}::choose({s})" for s in SOURCES) + ".",
+        ad("se({})", dists["scene"]),
+        ad("fe(face1, {})", dists["face1"]),
+        ad("fe(face2, {})", dists["face2"]),
+        "available(scene). available(face1). available(face2).",
+        "src(scene, E) :- se(E).",
+        "src(F, E) :- fe(F, E).",
+        "emotion(E) :- choose(S), available(S), src(S, E).",
+        "ok :- choose(S), available(S).",
+        "query(emotion(E)).",
+    ]
     if condition:
         lines.append("evidence(ok).")
     result = get_evaluatable().create_from(PrologString("\n".join(lines))).evaluate()
@@ -185,10 +188,12 @@ def _proofs(e: str, encoding: str) -> tuple[list[dict[str, bool]], list[dict[str
     if encoding == "naive":
         choice = {s: {f"choose_{s}": True} for s in SOURCES}
     else:
-        choice = {"scene": {"c1": True},
-                  "face1": {"c1": False, "c2": True},
-                  "face2": {"c1": False, "c2": False, "c3": True},
-                  "face3": {"c1": False, "c2": False, "c3": False}}
+        choice = {
+            "scene": {"c1": True},
+            "face1": {"c1": False, "c2": True},
+            "face2": {"c1": False, "c2": False, "c3": True},
+            "face3": {"c1": False, "c2": False, "c3": False},
+        }
     numerator = [{**choice[s], f"emo_{s}_{e}": True} for s in available]
     denominator = [dict(choice[s]) for s in available]
     return numerator, denominator
@@ -211,15 +216,13 @@ def test_worked_example_exact_rows_match_problog() -> None:
     conditioned = _problog_posterior(weights, dists, condition=True)
     unconditioned = _problog_posterior(weights, dists, condition=False)
     assert sum(conditioned) == pytest.approx(1.0, abs=1e-9)
-    for name, expected in (("exact", conditioned), ("addmult", conditioned),
-                           ("fail", unconditioned)):
+    for name, expected in (("exact", conditioned), ("addmult", conditioned), ("fail", unconditioned)):
         got = rows[name]
         assert got[:7] == pytest.approx(expected, abs=TOL), f"row {name}: {got[:7]} vs {expected}"
         assert got[7] == pytest.approx(sum(expected), abs=2e-3), f"row {name}: sum"
     # add-mult: Σ w_s p_s(e) / Σ w_s, computed independently of ProbLog
     avail = ("scene", "face1", "face2")
-    addmult = [sum(weights[s] * dists[s][i] for s in avail) / sum(weights[s] for s in avail)
-               for i in range(7)]
+    addmult = [sum(weights[s] * dists[s][i] for s in avail) / sum(weights[s] for s in avail) for i in range(7)]
     assert addmult == pytest.approx(conditioned, abs=1e-9)
 
 
@@ -260,8 +263,7 @@ def test_worked_example_gradient_claim() -> None:
     happy = BASIC7.index("happy")
 
     def grad(noisy_or: bool) -> float:
-        w = {s: torch.tensor(weights[s], dtype=torch.float64, requires_grad=(s == "scene"))
-             for s in avail}
+        w = {s: torch.tensor(weights[s], dtype=torch.float64, requires_grad=(s == "scene")) for s in avail}
         p = {s: torch.tensor(dists[s][happy], dtype=torch.float64) for s in avail}
         if noisy_or:
             num = 1 - math.prod(1 - w[s] * p[s] for s in avail)

@@ -63,8 +63,10 @@ def indexed(photos) -> Path:
     """``emolog index`` on the tree; returns the data directory D."""
     root, _ = photos
     data = root.parent / "D"
-    assert main(["index", str(root), "--out", str(data), "--fractions", "0.6", "0.2", "0.2",
-                 "--workers", "1", "--quiet"]) == 0
+    assert (
+        main(["index", str(root), "--out", str(data), "--fractions", "0.6", "0.2", "0.2", "--workers", "1", "--quiet"])
+        == 0
+    )
     return data
 
 
@@ -73,8 +75,27 @@ def cached(indexed) -> Path:
     """``emolog cache build --prelast`` with the offline default networks into D/cache."""
     threads = torch.get_num_threads()
     try:  # --threads sets torch's global thread count; other tests must not inherit it
-        assert main(["cache", "build", "--index", str(indexed), "--out", str(indexed / "cache"), "--prelast",
-                     "--threads", "1", "--workers", "0", "--batch-size", "10", "--quiet"]) == 0
+        assert (
+            main(
+                [
+                    "cache",
+                    "build",
+                    "--index",
+                    str(indexed),
+                    "--out",
+                    str(indexed / "cache"),
+                    "--prelast",
+                    "--threads",
+                    "1",
+                    "--workers",
+                    "0",
+                    "--batch-size",
+                    "10",
+                    "--quiet",
+                ]
+            )
+            == 0
+        )
     finally:
         torch.set_num_threads(threads)
     return indexed / "cache"
@@ -82,14 +103,30 @@ def cached(indexed) -> Path:
 
 def _train(data: Path, regime: str, *sets: str) -> Path:
     run = data.parent / f"run-{regime}"
-    assert main(["train", "--data", str(data), "--regime", regime, "--out", str(run),
-                 "--set", "train.batch_size=4", *[a for s in sets for a in ("--set", s)], "--quiet"]) == 0
+    assert (
+        main(
+            [
+                "train",
+                "--data",
+                str(data),
+                "--regime",
+                regime,
+                "--out",
+                str(run),
+                "--set",
+                "train.batch_size=4",
+                *[a for s in sets for a in ("--set", s)],
+                "--quiet",
+            ]
+        )
+        == 0
+    )
     return run
 
 
 @pytest.fixture(scope="module")
 def logic_run(cached) -> Path:
-    return _train(cached.parent, "logic-only", "train.epochs=3", "train.patience=null", "spec=seed")   # the seed spec
+    return _train(cached.parent, "logic-only", "train.epochs=3", "train.patience=null", "spec=seed")  # the seed spec
 
 
 @pytest.fixture(scope="module")
@@ -130,8 +167,7 @@ def test_cache_holds_every_split_id_with_its_own_faces(photos, indexed, cached):
     c = load_cache(cached, ids=ids, prelast=True)  # raises naming any missing id
     assert c.ids == ids
     fp = c.fingerprint
-    assert "efficientnet-lite0" in json.dumps(fp) and "mtcnn" in json.dumps(fp) \
-        and "minixception" in json.dumps(fp)
+    assert "efficientnet-lite0" in json.dumps(fp) and "mtcnn" in json.dumps(fp) and "minixception" in json.dumps(fp)
     assert c.scene.shape == (20, c.manifest["scene_dim"]) and torch.isfinite(c.scene).all()
     assert c.scene_prelast is not None and c.scene_prelast.dtype == torch.float16
     assert c.scene_prelast.shape[0] == 20 and c.scene_prelast.dim() == 4
@@ -227,9 +263,10 @@ def test_report_names_the_data_real_and_shows_the_photos(indexed, unfreeze_run):
 
 # ----------------------------------------------------------------------------- explain (gated run)
 
+
 def _source_line(out: str) -> tuple[str, dict[str, float]]:
     line = next(ln for ln in out.splitlines() if ln.startswith("source probabilities"))
-    kind = line[line.index("(") + 1:line.index("):")]
+    kind = line[line.index("(") + 1 : line.index("):")]
     vals = line.split("):", 1)[1].split()
     return kind, {vals[i]: float(vals[i + 1]) for i in range(0, len(vals), 2)}
 
@@ -256,16 +293,39 @@ def test_explain_shows_a_gated_runs_own_source_probabilities(photos, cached, cap
 
 # ----------------------------------------------------------------------------- a new spec
 
+
 def test_a_face_list_program_trains_on_the_real_cache_and_predicts_its_metrics(photos, cached, tmp_path):
     """A DeepProbLog program over each photo's own list of detected faces (face_list: 0-3 faces
     here, one circuit per count), trained jointly with the scene net from the CLI, read back by
     load_run and applied to the real photos themselves."""
     import emolog
     from emolog.metrics.classification import evaluate
+
     data = cached.parent
     run = data.parent / "run-face-list"
-    assert main(["train", "--data", str(data), "--spec", "face_list", "--regime", "joint", "--out", str(run),
-                 "--set", "train.batch_size=4", "--set", "train.epochs=2", "--set", "train.patience=null", "--quiet"]) == 0
+    assert (
+        main(
+            [
+                "train",
+                "--data",
+                str(data),
+                "--spec",
+                "face_list",
+                "--regime",
+                "joint",
+                "--out",
+                str(run),
+                "--set",
+                "train.batch_size=4",
+                "--set",
+                "train.epochs=2",
+                "--set",
+                "train.patience=null",
+                "--quiet",
+            ]
+        )
+        == 0
+    )
     res = json.loads((run / "results.json").read_text())
     assert res["spec"]["name"] == "face_list" and res["regime"] == "joint" and res["data"]["kind"] == "real"
     assert set(res["t_values"]) == {"t(trust_face(F))", "t(scene_reliable)"}
@@ -291,6 +351,7 @@ def test_a_face_list_program_trains_on_the_real_cache_and_predicts_its_metrics(p
 
 # ----------------------------------------------------------------------------- analyse: the worst errors as photos
 
+
 def _thumbnails(html: Path) -> list[np.ndarray]:
     """Each gallery thumbnail of ``html`` as the browser drew it (an element screenshot, RGB)."""
     import io
@@ -299,6 +360,7 @@ def _thumbnails(html: Path) -> list[np.ndarray]:
     from selenium.webdriver.chrome.service import Service
     from selenium.webdriver.common.by import By
     from emolog.report.browser import FLAGS, find_chromedriver, find_chromium
+
     with tempfile.TemporaryDirectory() as profile:
         opts = webdriver.ChromeOptions()
         opts.binary_location = find_chromium()
@@ -318,12 +380,12 @@ def test_analyse_shows_the_worst_errors_as_the_real_photos_with_their_faces(inde
     assert main(["analyse", str(logic_run), "--out", str(out), "--n-boot", "50"]) == 0
     gal = pd.read_csv(out / "gallery.csv", keep_default_na=False, dtype={"image_id": str})
     test_ids = load_split(indexed / "split.json")["test"]
-    assert sorted(gal["image_id"]) == sorted(test_ids) and (gal["thumbnail"] != "").all()   # 4 test photos
+    assert sorted(gal["image_id"]) == sorted(test_ids) and (gal["thumbnail"] != "").all()  # 4 test photos
     thumbs = _thumbnails(out / "analysis.html")
     assert len(thumbs) == len(test_ids)
     c = load_cache(cached, ids=gal["image_id"].tolist())
     for k, img in enumerate(thumbs):
-        assert img.shape[0] > 100 and img.shape[1] > 100 and img.std() > 10, k   # a photo, not a blank box
+        assert img.shape[0] > 100 and img.shape[1] > 100 and img.std() > 10, k  # a photo, not a blank box
         # every photo with a detected face shows its box, drawn in the box colour
         yellow = (np.abs(img.astype(int) - (246, 224, 94)).sum(-1) < 40).sum()
         assert (yellow > 50) == bool(c.face_mask[k, 0]), (k, yellow)

@@ -4,8 +4,16 @@ import json
 
 import pytest
 
-from emolog.labels import (BASIC7, EMO8, FINDINGEMO_TO_BASIC7, PLUTCHIK24, LabelError, LabelMapping,
-                           class_index, get_mapping)
+from emolog.labels import (
+    BASIC7,
+    EMO8,
+    FINDINGEMO_TO_BASIC7,
+    PLUTCHIK24,
+    LabelError,
+    LabelMapping,
+    class_index,
+    get_mapping,
+)
 
 
 def test_label_sets_have_the_documented_sizes_and_order():

@@ -74,18 +74,23 @@ def world(tmp_path_factory) -> dict:
     for k in range(20):
         im, _ = scene_photo(k)
         cls = ("happy", "sad", "neutral", "angry")[k // 5]
-        rel = f"Run 1/{cls} photos/photo_{k:02d}.jpg"          # a space in the folder names
+        rel = f"Run 1/{cls} photos/photo_{k:02d}.jpg"  # a space in the folder names
         (root / rel).parent.mkdir(parents=True, exist_ok=True)
         im.save(root / rel, quality=70 + k)  # each file its own bytes (some scenes repeat)
-        rows.append(("/" + rel, LABELS[cls]))                  # FindingEmo's leading slash
+        rows.append(("/" + rel, LABELS[cls]))  # FindingEmo's leading slash
         photos.append(rel)
     (root / "Run 2").mkdir()
     good = (root / photos[0]).read_bytes()
-    (root / "Run 2/truncated.jpg").write_bytes(good[:700])     # a download cut short
+    (root / "Run 2/truncated.jpg").write_bytes(good[:700])  # a download cut short
     (root / "Run 2/typo.jpg").write_bytes((root / photos[1]).read_bytes())
     (root / "Run 2/anticipation.jpg").write_bytes((root / photos[2]).read_bytes())
-    rows += [("/Run 2/dead link.jpg", "Joy"), ("/Run 2/truncated.jpg", "Fear"), ("/Run 2/typo.jpg", "Zzyzx"),
-             ("/Run 2/anticipation.jpg", "Anticipation"), ("/" + photos[3], "Zzyzx")]
+    rows += [
+        ("/Run 2/dead link.jpg", "Joy"),
+        ("/Run 2/truncated.jpg", "Fear"),
+        ("/Run 2/typo.jpg", "Zzyzx"),
+        ("/Run 2/anticipation.jpg", "Anticipation"),
+        ("/" + photos[3], "Zzyzx"),
+    ]
     csv = base / "annotations.csv"
     pd.DataFrame(rows, columns=["image_path", "emotion"]).assign(valence=0, arousal=3).to_csv(csv, index=False)
     ckpt = base / "resnet18_places365.pth.tar"
@@ -93,15 +98,38 @@ def world(tmp_path_factory) -> dict:
     names = base / "categories_places365.txt"
     names.write_text("".join(f"/{chr(97 + i % 26)}/place_{i} {i}\n" for i in range(365)))
     vit = save_tiny_vit(base / "vit-face-expression", TRPAKOV_ORDER)
-    return {"base": base, "root": root, "csv": csv, "photos": photos, "ckpt": ckpt, "names": names, "vit": vit,
-            "files": photos + ["Run 2/truncated.jpg", "Run 2/typo.jpg", "Run 2/anticipation.jpg"]}
+    return {
+        "base": base,
+        "root": root,
+        "csv": csv,
+        "photos": photos,
+        "ckpt": ckpt,
+        "names": names,
+        "vit": vit,
+        "files": photos + ["Run 2/truncated.jpg", "Run 2/typo.jpg", "Run 2/anticipation.jpg"],
+    }
 
 
 @pytest.fixture(scope="module")
 def indexed(world) -> Path:
     d = world["base"] / "D"
-    out = run(["index", str(world["csv"]), "--root", str(world["root"]), "--out", str(d),
-                     "--fractions", "0.6", "0.2", "0.2", "--workers", "1", "--quiet"])
+    out = run(
+        [
+            "index",
+            str(world["csv"]),
+            "--root",
+            str(world["root"]),
+            "--out",
+            str(d),
+            "--fractions",
+            "0.6",
+            "0.2",
+            "0.2",
+            "--workers",
+            "1",
+            "--quiet",
+        ]
+    )
     assert "indexed: 20" in out
     return d
 
@@ -110,11 +138,34 @@ def indexed(world) -> Path:
 def cached(world, indexed) -> Path:
     threads = torch.get_num_threads()
     try:
-        run(["cache", "build", "--index", str(indexed), "--out", str(indexed / "cache"),
-                        "--backbone", "resnet18-places365", "--backbone-weights", str(world["ckpt"]),
-                        "--places365-names", str(world["names"]),
-                        "--recogniser", "vit-face-expression", "--recogniser-weights", str(world["vit"]),
-                        "--detect-max-side", "640", "--prelast", "--threads", "1", "--workers", "0", "--quiet"])
+        run(
+            [
+                "cache",
+                "build",
+                "--index",
+                str(indexed),
+                "--out",
+                str(indexed / "cache"),
+                "--backbone",
+                "resnet18-places365",
+                "--backbone-weights",
+                str(world["ckpt"]),
+                "--places365-names",
+                str(world["names"]),
+                "--recogniser",
+                "vit-face-expression",
+                "--recogniser-weights",
+                str(world["vit"]),
+                "--detect-max-side",
+                "640",
+                "--prelast",
+                "--threads",
+                "1",
+                "--workers",
+                "0",
+                "--quiet",
+            ]
+        )
     finally:
         torch.set_num_threads(threads)
     return indexed / "cache"
@@ -134,22 +185,45 @@ def runs(cached) -> dict[str, Path]:
 @pytest.fixture(scope="module")
 def experiment(cached) -> Path:
     exp = cached.parent.parent / "exp"
-    run(["experiment", "--data", str(cached.parent), "--regimes", "logic-only,joint,joint-unfreeze", "--seeds", "0",
-                    "--memorisation", "5,10", *QUICK, "--baseline-epochs", "5", "--n-boot", "100",
-                    "--out", str(exp), "--quiet"])
+    run(
+        [
+            "experiment",
+            "--data",
+            str(cached.parent),
+            "--regimes",
+            "logic-only,joint,joint-unfreeze",
+            "--seeds",
+            "0",
+            "--memorisation",
+            "5,10",
+            *QUICK,
+            "--baseline-epochs",
+            "5",
+            "--n-boot",
+            "100",
+            "--out",
+            str(exp),
+            "--quiet",
+        ]
+    )
     return exp
 
 
 # ----------------------------------------------------------------------------- index
+
 
 def test_index_keeps_the_photos_and_names_each_reject(world, indexed):
     idx = pd.read_csv(indexed / "index.csv", dtype=str, keep_default_na=False)
     assert sorted(idx["rel_path"]) == sorted(world["photos"])
     rej = pd.read_csv(indexed / "rejects.csv", dtype=str, keep_default_na=False)
     why = {(r, reason.split(":")[0]) for r, reason in zip(rej["rel_path"], rej["reason"])}
-    assert why == {("Run 2/dead link.jpg", "missing file"), ("Run 2/truncated.jpg", why_truncated(rej)),
-                   ("Run 2/typo.jpg", "unknown label"), ("Run 2/anticipation.jpg", "label dropped by mapping"),
-                   (world["photos"][3], "unknown label")}
+    assert why == {
+        ("Run 2/dead link.jpg", "missing file"),
+        ("Run 2/truncated.jpg", why_truncated(rej)),
+        ("Run 2/typo.jpg", "unknown label"),
+        ("Run 2/anticipation.jpg", "label dropped by mapping"),
+        (world["photos"][3], "unknown label"),
+    }
     summary = json.loads((indexed / "index_summary.json").read_text())
     assert Path(summary["root"]).is_absolute()
 
@@ -160,6 +234,7 @@ def why_truncated(rej: pd.DataFrame) -> str:
 
 # ----------------------------------------------------------------------------- cache + verify
 
+
 def test_cache_holds_every_split_id_with_the_thesis_perception(indexed, cached):
     manifest = json.loads((cached / "manifest.json").read_text())
     fp = manifest["fingerprint"]
@@ -167,6 +242,7 @@ def test_cache_holds_every_split_id_with_the_thesis_perception(indexed, cached):
     assert fp["backbone"]["prelast"] and fp["detector"]["max_side"] == 640
     split = json.loads((indexed / "split.json").read_text())
     from emolog.cache.store import load_cache
+
     c = load_cache(cached, prelast=True)
     assert sorted(c.ids) == sorted(split["train"] + split["val"] + split["test"])
     assert c.scene.shape[1] == 512 and c.scene_prelast is not None
@@ -176,14 +252,32 @@ def test_verify_passes_also_against_the_thesis_perception_options(world, indexed
     out = run(["cache", "verify", str(cached), "--index", str(indexed)])
     assert "OK" in out
     # docs/real-data.md section 4: --check-config with the build's own perception options
-    out = run(["cache", "verify", str(cached), "--index", str(indexed), "--check-config",
-               "--backbone", "resnet18-places365", "--backbone-weights", str(world["ckpt"]),
-               "--recogniser", "vit-face-expression", "--recogniser-weights", str(world["vit"]),
-               "--detect-max-side", "640", "--prelast"])
+    out = run(
+        [
+            "cache",
+            "verify",
+            str(cached),
+            "--index",
+            str(indexed),
+            "--check-config",
+            "--backbone",
+            "resnet18-places365",
+            "--backbone-weights",
+            str(world["ckpt"]),
+            "--recogniser",
+            "vit-face-expression",
+            "--recogniser-weights",
+            str(world["vit"]),
+            "--detect-max-side",
+            "640",
+            "--prelast",
+        ]
+    )
     assert "OK" in out
 
 
 # ----------------------------------------------------------------------------- train
+
 
 @pytest.mark.parametrize("regime", REGIMES)
 def test_every_regime_completes_with_test_metrics(runs, regime):
@@ -197,6 +291,7 @@ def test_every_regime_completes_with_test_metrics(runs, regime):
 
 # ----------------------------------------------------------------------------- experiment
 
+
 def test_experiment_completes_every_run_down_to_5_images(experiment):
     exp = json.loads((experiment / "experiment.json").read_text())
     assert not exp.get("failed"), exp.get("failed")  # Q4 on the Places365 cache: no unfreeze run failed
@@ -209,10 +304,10 @@ def test_experiment_completes_every_run_down_to_5_images(experiment):
 
 # ----------------------------------------------------------------------------- predict
 
+
 def test_predict_gives_one_row_per_photo_minus_the_listed_rejects(world, indexed, runs):
     out = indexed.parent / "pred"
-    printed = run(["predict", str(runs["logic-only"]), "--index", str(indexed), "--out", str(out),
-                              "--quiet"])
+    printed = run(["predict", str(runs["logic-only"]), "--index", str(indexed), "--out", str(out), "--quiet"])
     pred = pd.read_csv(out / "predictions.csv", dtype={"image_id": str}, keep_default_na=False)
     rejects = pd.read_csv(out / "rejects.csv", dtype=str, keep_default_na=False)
     listed = set(rejects["rel_path"])
@@ -235,20 +330,37 @@ def test_predict_gives_one_row_per_photo_minus_the_listed_rejects(world, indexed
 
 # ----------------------------------------------------------------------------- explain --run
 
+
 def test_explain_rebuilds_the_runs_perception_and_shows_its_prediction(world, runs):
     photo = world["root"] / world["photos"][0]
-    out = run(["explain", str(photo), "--run", str(runs["joint-unfreeze"]),
-                          "--out", str(world["base"] / "explain.png")])
+    out = run(
+        ["explain", str(photo), "--run", str(runs["joint-unfreeze"]), "--out", str(world["base"] / "explain.png")]
+    )
     assert "top-5 classes of resnet18-places365" in out
     assert "fused prediction (the trained model)" in out and "differs" not in out
     assert (world["base"] / "explain.png").stat().st_size > 0
     # the cache's detector options, spelt as `cache build` spells them; a change is said
-    out = run(["explain", str(photo), "--run", str(runs["logic-only"]), "--detect-max-side", "320",
-               "--min-face-size", "24", "--face-threshold", "0.95", "-K", "3"])
+    out = run(
+        [
+            "explain",
+            str(photo),
+            "--run",
+            str(runs["logic-only"]),
+            "--detect-max-side",
+            "320",
+            "--min-face-size",
+            "24",
+            "--face-threshold",
+            "0.95",
+            "-K",
+            "3",
+        ]
+    )
     assert "differs from the run's" in out and "detector.max_side: run 640, now 320" in out
 
 
 # ----------------------------------------------------------------------------- report
+
 
 def test_report_of_a_run_and_of_the_experiment(runs, experiment):
     run(["report", str(runs["logic-only"])])

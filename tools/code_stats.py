@@ -50,7 +50,7 @@ def many_parameters(files: list[Path]) -> list[str]:
 def complexities(files: list[Path]) -> list[tuple[int, str]]:
     out = set()
     for f in files:
-        for block in cc_visit(f.read_text()):   # functions, and classes holding their methods
+        for block in cc_visit(f.read_text()):  # functions, and classes holding their methods
             for b in getattr(block, "methods", None) or ([] if hasattr(block, "methods") else [block]):
                 out.add((b.complexity, f"{f}:{b.lineno} {b.fullname}"))
     return sorted(out, reverse=True)
@@ -64,11 +64,21 @@ def kind_comparisons(files: list[Path]) -> list[str]:
             if not isinstance(node, ast.Compare):
                 continue
             parts = [node.left, *node.comparators]
-            lits = [c.value for p in parts for c in ([p] if isinstance(p, ast.Constant) else
-                                                    p.elts if isinstance(p, (ast.Tuple, ast.List, ast.Set)) else [])
-                    if isinstance(c, ast.Constant)]
-            if any(isinstance(v, str) and v in KINDS for v in lits) and \
-                    any(isinstance(p, (ast.Name, ast.Attribute, ast.Subscript, ast.Call)) for p in parts):
+            lits = [
+                c.value
+                for p in parts
+                for c in (
+                    [p]
+                    if isinstance(p, ast.Constant)
+                    else p.elts
+                    if isinstance(p, (ast.Tuple, ast.List, ast.Set))
+                    else []
+                )
+                if isinstance(c, ast.Constant)
+            ]
+            if any(isinstance(v, str) and v in KINDS for v in lits) and any(
+                isinstance(p, (ast.Name, ast.Attribute, ast.Subscript, ast.Call)) for p in parts
+            ):
                 text = ast.unparse(node)
                 if "kind" in text:
                     out.append(f"{f}:{node.lineno} {text}")
@@ -90,12 +100,17 @@ def readme_api(root: Path) -> tuple[set[str], set[str]]:
 
 def test_imports(root: Path) -> list[str]:
     tests = _python_files(root, "tests")
-    own = {p.stem for p in tests if p.stem.startswith("test_")}   # helper modules (fixtures' builders) are fine
+    own = {p.stem for p in tests if p.stem.startswith("test_")}  # helper modules (fixtures' builders) are fine
     out = []
     for f in tests:
         for node in ast.walk(ast.parse(f.read_text())):
-            mods = [a.name for a in node.names] if isinstance(node, ast.Import) else \
-                [node.module] if isinstance(node, ast.ImportFrom) and node.module else []
+            mods = (
+                [a.name for a in node.names]
+                if isinstance(node, ast.Import)
+                else [node.module]
+                if isinstance(node, ast.ImportFrom) and node.module
+                else []
+            )
             for m in mods:
                 if m.split(".")[-1] in own and m.split(".")[-1] != "conftest":
                     out.append(f"{f}:{node.lineno} imports {m}")
@@ -104,7 +119,9 @@ def test_imports(root: Path) -> list[str]:
 
 def largest_package(root: Path) -> tuple[int, str]:
     counts = {}
-    for d in [p for p in (root / "emolog").rglob("*") if p.is_dir() and "__pycache__" not in p.parts] + [root / "emolog"]:
+    for d in [p for p in (root / "emolog").rglob("*") if p.is_dir() and "__pycache__" not in p.parts] + [
+        root / "emolog"
+    ]:
         counts[str(d.relative_to(root))] = len([p for p in d.glob("*.py") if p.name != "__init__.py"])
     return max((n, d) for d, n in counts.items())
 
@@ -123,13 +140,19 @@ def main() -> int:
     print(f"functions with > {MAX_PARAMS} parameters: {len(params)}")
     print(f"functions of cyclomatic complexity > {MAX_COMPLEXITY}: {len(over)} (worst {cc[0][0]}: {cc[0][1]})")
     print(f"string comparisons of program kinds: {len(kinds)}")
-    print(f"public names the README's Python sections import: {len(names)} from {len(modules)} module(s) "
-          f"({', '.join(sorted(modules))})")
+    print(
+        f"public names the README's Python sections import: {len(names)} from {len(modules)} module(s) "
+        f"({', '.join(sorted(modules))})"
+    )
     print(f"test-to-test imports: {len(imports)}")
     print(f"modules in the largest package: {n_pkg} ({pkg})")
     if "-v" in sys.argv:
-        for title, rows in (("parameters", params), ("complexity", [f"{c} {w}" for c, w in over]),
-                            ("kinds", kinds), ("test imports", imports)):
+        for title, rows in (
+            ("parameters", params),
+            ("complexity", [f"{c} {w}" for c, w in over]),
+            ("kinds", kinds),
+            ("test imports", imports),
+        ):
             print(f"\n{title}:", *rows, sep="\n  ")
     return 0
 

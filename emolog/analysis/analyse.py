@@ -38,7 +38,7 @@ from emolog.data.atomic import atomic_write_bytes, atomic_write_text
 from emolog.errors import UsageError
 
 WORST = 12
-ANALYSIS_DIR = "analysis"   # inside a run or experiment directory: the folder the report shows
+ANALYSIS_DIR = "analysis"  # inside a run or experiment directory: the folder the report shows
 
 
 def expand(paths: list[str | Path]) -> list[Path]:
@@ -56,8 +56,9 @@ def expand(paths: list[str | Path]) -> list[Path]:
         elif (p / "results.json").is_file():
             out.append(p)
         else:
-            raise ArtefactMissing(f"{p} has no results.json and no experiment.json: it is not a finished run or "
-                                  "experiment (missing)")
+            raise ArtefactMissing(
+                f"{p} has no results.json and no experiment.json: it is not a finished run or experiment (missing)"
+            )
     return out
 
 
@@ -79,6 +80,7 @@ def _photo(e, row: pd.Series, images: str | Path | None):
     from emolog.data.images import load_image
     from emolog.data.paths import resolve_recorded, resolve_under
     from emolog.errors import EmologError
+
     if e.data.get("kind") == "simulated":
         return None, "simulated data: no photo"
     index_path = resolve_recorded(e.data.get("index") or "", e.dir)
@@ -86,7 +88,7 @@ def _photo(e, row: pd.Series, images: str | Path | None):
     root = image_root(e.data, index_path, cache.fingerprint, images)
     try:
         photo = load_image(resolve_under(root, row["rel_path"]))
-    except (EmologError, OSError) as err:   # a missing or unreadable photo: said, its numbers still shown
+    except (EmologError, OSError) as err:  # a missing or unreadable photo: said, its numbers still shown
         return None, f"photo not shown: {err}"
     boxes = cache.face_boxes[0].numpy()[cache.face_mask[0].numpy()].tolist()
     return error_plots.thumbnail(photo, boxes, tuple(cache.image_size[0].tolist())), None
@@ -95,6 +97,7 @@ def _photo(e, row: pd.Series, images: str | Path | None):
 def gallery(errs: list, out: Path, n: int, images: str | Path | None) -> tuple[pd.DataFrame, list[dict]]:
     """The worst ``n`` images of each run: gallery.csv rows and the page's cards."""
     from emolog.analysis.errors import worst
+
     rows, cards = [], []
     (out / "gallery").mkdir(parents=True, exist_ok=True)
     for e in errs:
@@ -104,10 +107,20 @@ def gallery(errs: list, out: Path, n: int, images: str | Path | None) -> tuple[p
             if png is not None:
                 file = f"gallery/{e.name}-{k:02d}-{r['image_id']}.png"
                 atomic_write_bytes(out / file, png)
-            cards.append({"run": e.name, "rank": k, "row": r, "uri": _uri(png) if png else None, "why": why,
-                          "sources": list(e.sources), "variables": e.variables})
-            rows.append({"run": e.name, "rank": k, "thumbnail": file or "", "note": why or "",
-                         **{c: r[c] for c in r.index}})
+            cards.append(
+                {
+                    "run": e.name,
+                    "rank": k,
+                    "row": r,
+                    "uri": _uri(png) if png else None,
+                    "why": why,
+                    "sources": list(e.sources),
+                    "variables": e.variables,
+                }
+            )
+            rows.append(
+                {"run": e.name, "rank": k, "thumbnail": file or "", "note": why or "", **{c: r[c] for c in r.index}}
+            )
     return pd.DataFrame(rows), cards
 
 
@@ -115,6 +128,7 @@ def statistics(errs: list, n_boot: int) -> tuple[dict[str, pd.DataFrame], dict[s
     """The tables (disagreement, meta, confusion, confused pairs) and figures of the runs."""
     from emolog.analysis import error_plots as plots
     from emolog.analysis.errors import confused_pairs, confusion, disagreement_stats, meta_ranking
+
     figures: dict[str, bytes] = {}
     dis, meta, conf, pairs = [], [], [], []
     for e in errs:
@@ -129,33 +143,47 @@ def statistics(errs: list, n_boot: int) -> tuple[dict[str, pd.DataFrame], dict[s
                 unit = "Jensen-Shannon divergence, nats" if what == "class" else "absolute difference"
                 ylabel = "scene's loss (-ln P(label))" if what == "class" else f"scene's |error| on {what}"
                 figures[f"disagreement-{tag}-{what}.png"] = plots.scatter(
-                    d[st["x"]].to_numpy(float), d[st["y"]].to_numpy(float), st,
-                    f"face 1 vs scene disagreement ({unit})", ylabel, f"{e.name}: {what}")
+                    d[st["x"]].to_numpy(float),
+                    d[st["y"]].to_numpy(float),
+                    st,
+                    f"face 1 vs scene disagreement ({unit})",
+                    ylabel,
+                    f"{e.name}: {what}",
+                )
             meta.append(meta_ranking(e, what, n_boot=n_boot))
         cm = confusion(e)
-        conf += [{"run": e.name, "true": a, "pred": b, "count": int(cm[i, j])}
-                 for i, a in enumerate(e.classes) for j, b in enumerate(e.classes)]
+        conf += [
+            {"run": e.name, "true": a, "pred": b, "count": int(cm[i, j])}
+            for i, a in enumerate(e.classes)
+            for j, b in enumerate(e.classes)
+        ]
         pairs.append(confused_pairs(e))
         figures[f"confusion-{tag}.png"] = plots.confusion(cm, e.classes, e.name)
         for v in e.variables:
             figures[f"predicted-{tag}-{v}.png"] = plots.predicted_vs_true(
-                e.table[v].to_numpy(float), e.table[f"pred_{v}"].to_numpy(float), v, e.name)
-    tables = {"disagreement.csv": pd.DataFrame(dis),
-              "meta.csv": pd.concat(meta, ignore_index=True) if meta else pd.DataFrame(),
-              "confusion.csv": pd.DataFrame(conf), "confused_pairs.csv": pd.concat(pairs, ignore_index=True)}
+                e.table[v].to_numpy(float), e.table[f"pred_{v}"].to_numpy(float), v, e.name
+            )
+    tables = {
+        "disagreement.csv": pd.DataFrame(dis),
+        "meta.csv": pd.concat(meta, ignore_index=True) if meta else pd.DataFrame(),
+        "confusion.csv": pd.DataFrame(conf),
+        "confused_pairs.csv": pd.concat(pairs, ignore_index=True),
+    }
     return tables, figures
 
 
-def analyse(paths: list[str | Path], out: str | Path, images: str | Path | None = None, n_worst: int = WORST,
-            n_boot: int = 1000) -> dict:
+def analyse(
+    paths: list[str | Path], out: str | Path, images: str | Path | None = None, n_worst: int = WORST, n_boot: int = 1000
+) -> dict:
     """Analyse the runs (``expand``) into ``out``; returns analysis.json's dict."""
     from emolog.analysis import error_plots as plots
     from emolog.analysis.errors import overlap_table, run_errors, wrong_in_k
+
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     runs = expand(paths)
     names = [r.name for r in runs]
-    if len(set(names)) < len(names):   # two runs of one name (two experiments): their parent's name too
+    if len(set(names)) < len(names):  # two runs of one name (two experiments): their parent's name too
         names = [f"{r.parent.parent.name}/{r.name}" for r in runs]
     errs = [run_errors(r, n) for r, n in zip(runs, names)]
     _csv(pd.concat([e.table.assign(run=e.name) for e in errs], ignore_index=True), out / "errors.csv")
@@ -172,10 +200,17 @@ def analyse(paths: list[str | Path], out: str | Path, images: str | Path | None 
     for name, png in figures.items():
         atomic_write_bytes(out / name, png)
     atomic_write_text(out / "analysis.html", page(errs, tables, figures, cards, len(errs) > 1))
-    summary["files"] += [*tables, "gallery.csv", *figures, "analysis.html",
-                         *sorted(str(p.relative_to(out)) for p in (out / "gallery").glob("*.png"))]
-    summary["disagreement"] = [{k: v for k, v in r.items() if not (isinstance(v, float) and np.isnan(v))}
-                               for r in tables["disagreement.csv"].to_dict("records")]
+    summary["files"] += [
+        *tables,
+        "gallery.csv",
+        *figures,
+        "analysis.html",
+        *sorted(str(p.relative_to(out)) for p in (out / "gallery").glob("*.png")),
+    ]
+    summary["disagreement"] = [
+        {k: v for k, v in r.items() if not (isinstance(v, float) and np.isnan(v))}
+        for r in tables["disagreement.csv"].to_dict("records")
+    ]
     atomic_write_text(out / "analysis.json", json.dumps(summary, indent=1, default=str))
     return summary
 
@@ -192,58 +227,112 @@ def _card(c: dict) -> str:
     """One gallery card: the photo (or why there is none), what the run and each source predicted."""
     r, vs = c["row"], c["variables"]
     lines = [("run", r["pred"], r["p_label"], [r[f"pred_{v}"] for v in vs])]
-    lines += [(s, r[f"pred_{s}"], r[f"p_label_{s}"], [r.get(f"pred_{s}_{v}") for v in vs])
-              for s in c["sources"] if r.get(f"pred_{s}", "") != ""]
+    lines += [
+        (s, r[f"pred_{s}"], r[f"p_label_{s}"], [r.get(f"pred_{s}_{v}") for v in vs])
+        for s in c["sources"]
+        if r.get(f"pred_{s}", "") != ""
+    ]
     head = "".join(f"<th>{h}</th>" for h in ["source", "predicted", "P(true)", *vs])
-    body = "".join(f"<tr><td>{s}</td><td>{html.escape(str(p))}</td><td>{_num(q)}</td>"
-                   + "".join(f"<td>{_num(x)}</td>" for x in xs) + "</tr>" for s, p, q, xs in lines)
-    img = (f'<img class="thumb" alt="worst {html.escape(c["run"])} {r["image_id"]}" src="{c["uri"]}">' if c["uri"]
-           else f'<div class="nophoto">{html.escape(c["why"] or "no photo")}</div>')
+    body = "".join(
+        f"<tr><td>{s}</td><td>{html.escape(str(p))}</td><td>{_num(q)}</td>"
+        + "".join(f"<td>{_num(x)}</td>" for x in xs)
+        + "</tr>"
+        for s, p, q, xs in lines
+    )
+    img = (
+        f'<img class="thumb" alt="worst {html.escape(c["run"])} {r["image_id"]}" src="{c["uri"]}">'
+        if c["uri"]
+        else f'<div class="nophoto">{html.escape(c["why"] or "no photo")}</div>'
+    )
     truth = f"true {html.escape(str(r['label']))}" + "".join(f", {v} {r[v]:g}" for v in vs)
-    return (f'<figure class="card">{img}<figcaption>#{c["rank"]} {html.escape(c["run"])} · {r["image_id"]} · '
-            f'{html.escape(str(r["rel_path"]))} · {truth} · {int(r["n_faces"])} face(s)</figcaption>'
-            f'<table class="small"><tr>{head}</tr>{body}</table></figure>')
+    return (
+        f'<figure class="card">{img}<figcaption>#{c["rank"]} {html.escape(c["run"])} · {r["image_id"]} · '
+        f"{html.escape(str(r['rel_path']))} · {truth} · {int(r['n_faces'])} face(s)</figcaption>"
+        f'<table class="small"><tr>{head}</tr>{body}</table></figure>'
+    )
 
 
-def page(errs: list, tables: dict[str, pd.DataFrame], figures: dict[str, bytes], cards: list[dict],
-         several: bool) -> str:
+def page(
+    errs: list, tables: dict[str, pd.DataFrame], figures: dict[str, bytes], cards: list[dict], several: bool
+) -> str:
     """analysis.html: every table and figure, the gallery's photos embedded."""
+
     def figs(prefix: str) -> str:
-        return "".join(f'<img class="fig" alt="{html.escape(n)}" src="{_uri(p)}">' for n, p in figures.items()
-                       if n.startswith(prefix))
+        return "".join(
+            f'<img class="fig" alt="{html.escape(n)}" src="{_uri(p)}">'
+            for n, p in figures.items()
+            if n.startswith(prefix)
+        )
+
     dis = tables["disagreement.csv"]
-    cols = [c for c in ("run", "target", "n", "slope", "pearson", "pearson_lo", "pearson_hi", "spearman", "t1", "t2",
-                        "scene_error_small", "scene_error_medium", "scene_error_big", "faces_matter") if c in dis]
-    parts = [f"<h1>emolog analyse: {len(errs)} run(s)</h1>",
-             "<p>Runs: " + ", ".join(html.escape(e.name) for e in errs) + "</p>",
-             "<h2>Errors and the face-scene disagreement</h2><p>Per image with a face: the scene's own error "
-             "against how much face 1 and the scene disagree. A rising line (r &gt; 0, interval above 0) means the "
-             "faces matter where they disagree; no trend means they do not. t1, t2: suggested thresholds between "
-             "small, medium and big disagreement (where the scene's mean error changes most).</p>",
-             _table(dis[cols]) if len(dis) else "<p>No run has both a scene and a face source.</p>",
-             figs("disagreement-"),
-             "<h2>Errors against meta-information</h2><p>Ranked by mutual information; Spearman's rho with a "
-             "95% bootstrap interval.</p>", _table(tables["meta.csv"]),
-             "<h2>Confusion</h2>", _table(tables["confused_pairs.csv"]), figs("confusion-"), figs("predicted-")]
+    cols = [
+        c
+        for c in (
+            "run",
+            "target",
+            "n",
+            "slope",
+            "pearson",
+            "pearson_lo",
+            "pearson_hi",
+            "spearman",
+            "t1",
+            "t2",
+            "scene_error_small",
+            "scene_error_medium",
+            "scene_error_big",
+            "faces_matter",
+        )
+        if c in dis
+    ]
+    parts = [
+        f"<h1>emolog analyse: {len(errs)} run(s)</h1>",
+        "<p>Runs: " + ", ".join(html.escape(e.name) for e in errs) + "</p>",
+        "<h2>Errors and the face-scene disagreement</h2><p>Per image with a face: the scene's own error "
+        "against how much face 1 and the scene disagree. A rising line (r &gt; 0, interval above 0) means the "
+        "faces matter where they disagree; no trend means they do not. t1, t2: suggested thresholds between "
+        "small, medium and big disagreement (where the scene's mean error changes most).</p>",
+        _table(dis[cols]) if len(dis) else "<p>No run has both a scene and a face source.</p>",
+        figs("disagreement-"),
+        "<h2>Errors against meta-information</h2><p>Ranked by mutual information; Spearman's rho with a "
+        "95% bootstrap interval.</p>",
+        _table(tables["meta.csv"]),
+        "<h2>Confusion</h2>",
+        _table(tables["confused_pairs.csv"]),
+        figs("confusion-"),
+        figs("predicted-"),
+    ]
     if several:
         parts += ["<h2>Do the runs err on the same images?</h2>", figs("overlap")]
-    parts += ["<h2>Worst errors</h2><div class=\"gallery\">", *map(_card, cards), "</div>"]
-    style = ("body{font-family:sans-serif;max-width:1280px;margin:auto;padding:1em}"
-             "table{border-collapse:collapse;font-size:13px;margin:.5em 0}"
-             "td,th{padding:2px 6px;border-bottom:1px solid #ddd}img.fig{max-width:620px;margin:4px}"
-             ".gallery{display:flex;flex-wrap:wrap;gap:12px}.card{width:380px;margin:0;border:1px solid #ccc;"
-             "padding:6px}.thumb{max-width:100%}.nophoto{height:80px;background:#eee;color:#555;padding:8px}"
-             "figcaption{font-size:12px}.small{font-size:11px}")
-    return (f"<!DOCTYPE html><html><head><meta charset=\"utf-8\"><title>emolog analyse</title><style>{style}</style>"
-            "</head><body>" + "\n".join(parts) + "</body></html>\n")
+    parts += ['<h2>Worst errors</h2><div class="gallery">', *map(_card, cards), "</div>"]
+    style = (
+        "body{font-family:sans-serif;max-width:1280px;margin:auto;padding:1em}"
+        "table{border-collapse:collapse;font-size:13px;margin:.5em 0}"
+        "td,th{padding:2px 6px;border-bottom:1px solid #ddd}img.fig{max-width:620px;margin:4px}"
+        ".gallery{display:flex;flex-wrap:wrap;gap:12px}.card{width:380px;margin:0;border:1px solid #ccc;"
+        "padding:6px}.thumb{max-width:100%}.nophoto{height:80px;background:#eee;color:#555;padding:8px}"
+        "figcaption{font-size:12px}.small{font-size:11px}"
+    )
+    return (
+        f'<!DOCTYPE html><html><head><meta charset="utf-8"><title>emolog analyse</title><style>{style}</style>'
+        "</head><body>" + "\n".join(parts) + "</body></html>\n"
+    )
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("runs", nargs="+", metavar="RUN", help="run directories, or experiment directories "
-                        "(their base runs of the first seed)")
+    parser.add_argument(
+        "runs",
+        nargs="+",
+        metavar="RUN",
+        help="run directories, or experiment directories (their base runs of the first seed)",
+    )
     parser.add_argument("--out", required=True, help="output directory (RUN/analysis is what the report shows)")
-    parser.add_argument("--images", metavar="DIR", help="image root of the gallery's photos, when index.csv's "
-                        "paths are not relative to the root `emolog index` recorded")
+    parser.add_argument(
+        "--images",
+        metavar="DIR",
+        help="image root of the gallery's photos, when index.csv's "
+        "paths are not relative to the root `emolog index` recorded",
+    )
     parser.add_argument("--worst", type=int, default=WORST, help=f"gallery images per run (default {WORST})")
     parser.add_argument("--n-boot", type=int, default=1000, help="bootstrap resamples of each interval")
 
@@ -255,8 +344,10 @@ def run(args: argparse.Namespace) -> int:
     for d in s["disagreement"]:
         if "pearson" in d:
             verdict = "faces matter" if d["faces_matter"] else "no evidence that faces matter"
-            print(f"{d['run']} {d['target']}: scene error vs face-scene disagreement r = {d['pearson']:.3f} "
-                  f"[{d['pearson_lo']:.3f}, {d['pearson_hi']:.3f}] ({verdict}); thresholds {d['t1']:.3g}, "
-                  f"{d['t2']:.3g}")
+            print(
+                f"{d['run']} {d['target']}: scene error vs face-scene disagreement r = {d['pearson']:.3f} "
+                f"[{d['pearson_lo']:.3f}, {d['pearson_hi']:.3f}] ({verdict}); thresholds {d['t1']:.3g}, "
+                f"{d['t2']:.3g}"
+            )
     print(f"wrote {len(s['files'])} files to {args.out} (open {Path(args.out) / 'analysis.html'})")
     return 0

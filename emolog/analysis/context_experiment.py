@@ -53,19 +53,18 @@ REFERENCES: tuple[str, ...] = ("size-weighted", "confidence-weighted", "learned-
 DEFAULT_LOGIC = {"logic_param": "softmax", "logic_optimizer": "adam", "logic_lr": 1e-2}
 
 
-def simulate_data(out: Path, variant: str, seed: int, n: int, snr: float,
-                  face_calibration: str = "calibrated") -> Path:
+def simulate_data(out: Path, variant: str, seed: int, n: int, snr: float, face_calibration: str = "calibrated") -> Path:
     """The data directory of one (variant, seed); reused when it already exists with the same
     simulator config (a folder drawn with other settings is refused, not silently reused)."""
     from emolog.simulate import SimConfig, simulate, write_simulation
+
     config = SimConfig(n=n, seed=seed, variant=variant, snr=snr, face_calibration=face_calibration)
     d = out / "data" / f"{variant}-s{seed}"
     if (d / "truth.csv").exists():
         # truth.json written before face_calibration existed lacks it: those were calibrated
         stored = {"face_calibration": "calibrated", **json.loads((d / "truth.json").read_text())["config"]}
         if stored != asdict(config):
-            raise ValueError(f"{d} holds data simulated with {stored}, not {asdict(config)}: "
-                             "use a new --out folder")
+            raise ValueError(f"{d} holds data simulated with {stored}, not {asdict(config)}: use a new --out folder")
     else:
         write_simulation(simulate(config), d, force=True)
     return d
@@ -79,6 +78,7 @@ def fold_data(data: Path, folds: int, k: int, seed: int) -> Path:
     so the comparison scores all ``n`` images per seed instead of one 20% test split."""
     from sklearn.model_selection import StratifiedKFold
     from emolog.data.split import write_split
+
     d = data.parent / f"{data.name}-fold{k}of{folds}"
     if (d / "split.json").exists():
         return d
@@ -96,15 +96,30 @@ def fold_data(data: Path, folds: int, k: int, seed: int) -> Path:
     for name in ("index.csv", "cache", "truth.csv", "truth.json"):
         if not (d / name).exists():
             (d / name).symlink_to((data / name).resolve())
-    write_split({"seed": seed, "fold": k, "folds": folds, "train": train.tolist(),
-                 "val": sorted(ids[rest][val].tolist()), "test": sorted(ids[test].tolist())}, d / "split.json")
+    write_split(
+        {
+            "seed": seed,
+            "fold": k,
+            "folds": folds,
+            "train": train.tolist(),
+            "val": sorted(ids[rest][val].tolist()),
+            "test": sorted(ids[test].tolist()),
+        },
+        d / "split.json",
+    )
     return d
 
 
 def arm_config(program: str, data: Path, seed: int, epochs: int = 12, logic: dict | None = None) -> dict:
     """The run config every arm of the comparison trains with (logic-only, one logic optimiser)."""
-    return {"regime": "logic-only", "program": program, "data": str(data), "seed": seed, "train.epochs": epochs,
-            **logic_keys(DEFAULT_LOGIC if logic is None else logic)}
+    return {
+        "regime": "logic-only",
+        "program": program,
+        "data": str(data),
+        "seed": seed,
+        "train.epochs": epochs,
+        **logic_keys(DEFAULT_LOGIC if logic is None else logic),
+    }
 
 
 def logic_keys(logic: dict) -> dict:
@@ -135,6 +150,7 @@ def reference_probs(data: Path, seed: int, logic: dict) -> dict[str, np.ndarray]
     from emolog.config.run import RunConfig
     from emolog.experiments.face_weighting import face_weighting_probs
     from emolog.learn.pretrain import shared_pretrained
+
     cfg = RunConfig.from_dict({"regime": "logic-only", "data": str(data), "seed": seed, **logic_keys(logic)})
     device = torch.device("cpu")
     splits, manifest, _ = load_data(cfg, device, prelast=False)
@@ -144,23 +160,31 @@ def reference_probs(data: Path, seed: int, logic: dict) -> dict[str, np.ndarray]
         with torch.no_grad():
             scene = pre.oof if name == "train" and pre.oof is not None else torch.softmax(pre.net(s.scene), 1)
         c = load_cache(data / "cache", ids=s.ids)
-        arrays[name] = {"scene_probs": scene.double().numpy(), "face_probs": c.face_probs.numpy(),
-                        "face_mask": c.face_mask.numpy(), "face_area": c.face_area.numpy(),
-                        "face_boxes": c.face_boxes.numpy(), "image_size": c.image_size.numpy(),
-                        "labels": s.labels.numpy()}
-    out = {name: face_weighting_probs(name, arrays["test"], arrays["train"], arrays["val"], seed=seed)
-           for name in REFERENCES if name != "oracle"}
+        arrays[name] = {
+            "scene_probs": scene.double().numpy(),
+            "face_probs": c.face_probs.numpy(),
+            "face_mask": c.face_mask.numpy(),
+            "face_area": c.face_area.numpy(),
+            "face_boxes": c.face_boxes.numpy(),
+            "image_size": c.image_size.numpy(),
+            "labels": s.labels.numpy(),
+        }
+    out = {
+        name: face_weighting_probs(name, arrays["test"], arrays["train"], arrays["val"], seed=seed)
+        for name in REFERENCES
+        if name != "oracle"
+    }
     te = arrays["test"]
     truth = pd.read_csv(data / "truth.csv", dtype={"image_id": str}).set_index("image_id").loc[splits["test"].ids]
     w = truth[[f"p_{s}" for s in SOURCES]].to_numpy(np.float64)
-    per_source = np.concatenate([te["scene_probs"][:, None], te["face_probs"]], 1)   # [N, 4, 7]
+    per_source = np.concatenate([te["scene_probs"][:, None], te["face_probs"]], 1)  # [N, 4, 7]
     out["oracle"] = (w[..., None] * per_source).sum(1)
     return out
 
 
 def _probs(pred: pd.DataFrame) -> np.ndarray:
     p = pred[[f"p_{c}" for c in BASIC7]].to_numpy(np.float64)
-    return p / p.sum(1, keepdims=True)   # predictions.csv rounds to 6 significant digits
+    return p / p.sum(1, keepdims=True)  # predictions.csv rounds to 6 significant digits
 
 
 def _conditioned(pred: pd.DataFrame) -> np.ndarray:
@@ -168,8 +192,9 @@ def _conditioned(pred: pd.DataFrame) -> np.ndarray:
     ``w_<source>`` renormalised over the scene and the filled face slots (a global run writes
     its unconditioned global weights there; a gated run's are already conditioned)."""
     w = pred[[f"w_{s}" for s in SOURCES]].to_numpy(np.float64)
-    present = np.concatenate([np.ones((len(w), 1), bool),
-                              pred["n_faces"].to_numpy()[:, None] > np.arange(len(SOURCES) - 1)[None]], 1)
+    present = np.concatenate(
+        [np.ones((len(w), 1), bool), pred["n_faces"].to_numpy()[:, None] > np.arange(len(SOURCES) - 1)[None]], 1
+    )
     w = w * present
     return w / w.sum(1, keepdims=True)
 
@@ -194,9 +219,18 @@ class ContextPlan:
 
     def config(self) -> dict[str, Any]:
         """The results' ``config``."""
-        return {"n": self.n, "seeds": list(self.seeds), "variants": list(self.variants), "snr": self.snr,
-                "face_calibration": self.face_calibration, "folds": self.folds,
-                "epochs": self.epochs, "regime": "logic-only", **self.logic, "n_boot": self.n_boot}
+        return {
+            "n": self.n,
+            "seeds": list(self.seeds),
+            "variants": list(self.variants),
+            "snr": self.snr,
+            "face_calibration": self.face_calibration,
+            "folds": self.folds,
+            "epochs": self.epochs,
+            "regime": "logic-only",
+            **self.logic,
+            "n_boot": self.n_boot,
+        }
 
 
 def run_experiment(out: str | Path, plan: ContextPlan = ContextPlan(), progress: bool = True) -> dict:
@@ -230,17 +264,19 @@ def _parts(data: Path, out: Path, variant: str, seed: int, folds: int) -> list[t
     """(data folder, runs folder) of each training of one seed: the data set itself, or its K folds."""
     if folds == 1:
         return [(data, out / "runs" / f"{variant}-s{seed}")]
-    return [(fold_data(data, folds, k, seed), out / "runs" / f"{variant}-s{seed}-fold{k}of{folds}")
-            for k in range(folds)]
+    return [
+        (fold_data(data, folds, k, seed), out / "runs" / f"{variant}-s{seed}-fold{k}of{folds}") for k in range(folds)
+    ]
 
 
-def _predict_parts(parts: list[tuple[Path, Path]], seed: int, plan: ContextPlan, progress: bool,
-                   units: list[np.ndarray]) -> tuple[dict[str, pd.DataFrame], dict[str, list[np.ndarray]]]:
+def _predict_parts(
+    parts: list[tuple[Path, Path]], seed: int, plan: ContextPlan, progress: bool, units: list[np.ndarray]
+) -> tuple[dict[str, pd.DataFrame], dict[str, list[np.ndarray]]]:
     """The arms' test predictions (pooled over the parts) and the references' probabilities
     (per part); appends each part's test-image unit to ``units``."""
     preds: dict[str, list[pd.DataFrame]] = {a: [] for a in ARMS}
     refs: dict[str, list[np.ndarray]] = {a: [] for a in REFERENCES}
-    for fdata, runs in parts:   # one part, or the K folds (their test sets partition the data)
+    for fdata, runs in parts:  # one part, or the K folds (their test sets partition the data)
         fold_preds = train_arms(fdata, runs, seed, plan, progress)
         ids = fold_preds["global"]["image_id"].tolist()
         units.append(np.full(len(ids), len(units)))
@@ -253,12 +289,19 @@ def _predict_parts(parts: list[tuple[Path, Path]], seed: int, plan: ContextPlan,
     return {arm: pd.concat(v, ignore_index=True) for arm, v in preds.items()}, refs
 
 
-def _score_seed(data: Path, seed: int, preds: dict[str, pd.DataFrame], refs: dict[str, list[np.ndarray]],
-                probs: dict[str, list[np.ndarray]], corr: dict[str, list[dict]]) -> tuple[np.ndarray, dict]:
+def _score_seed(
+    data: Path,
+    seed: int,
+    preds: dict[str, pd.DataFrame],
+    refs: dict[str, list[np.ndarray]],
+    probs: dict[str, list[np.ndarray]],
+    corr: dict[str, list[dict]],
+) -> tuple[np.ndarray, dict]:
     """(test labels, per-seed row) of one seed; appends each arm's probabilities to ``probs``
     and its source correlations to ``corr``."""
     from emolog.model.gate import source_correlation
     from emolog.metrics.classification import macro_f1, nll
+
     ids = preds["global"]["image_id"].tolist()
     y = np.array([BASIC7.index(v) for v in preds["global"]["label"]])
     truth = pd.read_csv(data / "truth.csv", dtype={"image_id": str}).set_index("image_id").loc[ids]
@@ -276,23 +319,36 @@ def _score_seed(data: Path, seed: int, preds: dict[str, pd.DataFrame], refs: dic
     return y, row
 
 
-def _summarise(arm: str, probs: dict[str, list[np.ndarray]], labels: list[np.ndarray], corr: dict[str, list[dict]],
-               y_all: np.ndarray, groups: np.ndarray, n_boot: int) -> dict:
+def _summarise(
+    arm: str,
+    probs: dict[str, list[np.ndarray]],
+    labels: list[np.ndarray],
+    corr: dict[str, list[dict]],
+    y_all: np.ndarray,
+    groups: np.ndarray,
+    n_boot: int,
+) -> dict:
     """One arm's (or reference's) summary over the seeds, and its difference to the global arm."""
     from emolog.metrics.classification import accuracy, macro_f1, nll, paired_bootstrap
+
     a = np.array([(nll(p, y), macro_f1(p, y), accuracy(p, y)) for p, y in zip(probs[arm], labels)])
-    entry = {"nll_mean": float(a[:, 0].mean()), "nll_sd": float(a[:, 0].std(ddof=1)) if len(a) > 1 else 0.0,
-             "macro_f1_mean": float(a[:, 1].mean()),
-             "macro_f1_sd": float(a[:, 1].std(ddof=1)) if len(a) > 1 else 0.0,
-             "accuracy_mean": float(a[:, 2].mean())}
+    entry = {
+        "nll_mean": float(a[:, 0].mean()),
+        "nll_sd": float(a[:, 0].std(ddof=1)) if len(a) > 1 else 0.0,
+        "macro_f1_mean": float(a[:, 1].mean()),
+        "macro_f1_sd": float(a[:, 1].std(ddof=1)) if len(a) > 1 else 0.0,
+        "accuracy_mean": float(a[:, 2].mean()),
+    }
     if arm in corr:
         entry["r_available_mean"] = float(np.mean([c["r_available"] for c in corr[arm]]))
         entry["r_scene_mean"] = float(np.mean([c["r_scene"] for c in corr[arm]]))
     if arm != "global":
         pa, pb = np.concatenate(probs[arm]), np.concatenate(probs["global"])
         # trainings resampled too (cluster bootstrap): the interval counts training variance
-        entry["vs_global"] = {m: paired_bootstrap(fn, pa, pb, y_all, n_boot=n_boot, seed=0, groups=groups)
-                              for m, fn in (("nll", nll), ("macro_f1", macro_f1))}
+        entry["vs_global"] = {
+            m: paired_bootstrap(fn, pa, pb, y_all, n_boot=n_boot, seed=0, groups=groups)
+            for m, fn in (("nll", nll), ("macro_f1", macro_f1))
+        }
     return entry
 
 
@@ -300,29 +356,42 @@ def format_markdown(result: dict) -> str:
     """The results as Markdown tables, one per variant."""
     c = result["config"]
     folds = c.get("folds", 1)
-    testing = ("each data set's 20% test split" if folds == 1 else
-               f"{folds}-fold cross-fitting (every image tested once, by arms trained without it)")
-    lines = [f"Simulated data: {c['n']} images per seed, seeds {c['seeds']}, scene snr {c['snr']}, "
-             f"{c.get('face_calibration', 'calibrated')} face recogniser; test images: {testing}; regime "
-             f"{c['regime']}, logic optimiser {c['logic_optimizer']} lr {c['logic_lr']}, up to {c['epochs']} "
-             f"epochs with early stopping. Δ = arm − global on the pooled test images of all seeds "
-             f"(paired cluster bootstrap, {c['n_boot']} resamples, 95% CI: each resample draws the "
-             f"trainings (seed x fold) and then their test images, so the interval counts training "
-             f"variance); NLL lower is better.", ""]
+    testing = (
+        "each data set's 20% test split"
+        if folds == 1
+        else f"{folds}-fold cross-fitting (every image tested once, by arms trained without it)"
+    )
+    lines = [
+        f"Simulated data: {c['n']} images per seed, seeds {c['seeds']}, scene snr {c['snr']}, "
+        f"{c.get('face_calibration', 'calibrated')} face recogniser; test images: {testing}; regime "
+        f"{c['regime']}, logic optimiser {c['logic_optimizer']} lr {c['logic_lr']}, up to {c['epochs']} "
+        f"epochs with early stopping. Δ = arm − global on the pooled test images of all seeds "
+        f"(paired cluster bootstrap, {c['n_boot']} resamples, 95% CI: each resample draws the "
+        f"trainings (seed x fold) and then their test images, so the interval counts training "
+        f"variance); NLL lower is better.",
+        "",
+    ]
     for variant, v in result["variants"].items():
-        lines += [f"**{variant}** ({v['n_test_pooled']} test images pooled)", "",
-                  "| arm | NLL | macro-F1 | accuracy | Δ NLL [95% CI] | Δ macro-F1 [95% CI] | r (sources present) | r (scene) |",
-                  "|---|---|---|---|---|---|---|---|"]
+        lines += [
+            f"**{variant}** ({v['n_test_pooled']} test images pooled)",
+            "",
+            "| arm | NLL | macro-F1 | accuracy | Δ NLL [95% CI] | Δ macro-F1 [95% CI] | r (sources present) | r (scene) |",
+            "|---|---|---|---|---|---|---|---|",
+        ]
         for arm, e in v["summary"].items():
+
             def ci(key: str) -> str:
                 if "vs_global" not in e:
                     return "—"
                 b = e["vs_global"][key]
                 return f"{b['diff']:+.4f} [{b['lo']:+.4f}, {b['hi']:+.4f}]"
+
             r1 = f"{e['r_available_mean']:.3f}" if "r_available_mean" in e else "—"
             r2 = f"{e['r_scene_mean']:.3f}" if "r_scene_mean" in e else "—"
-            lines.append(f"| {arm} | {e['nll_mean']:.4f} ± {e['nll_sd']:.4f} | {e['macro_f1_mean']:.4f} ± "
-                         f"{e['macro_f1_sd']:.4f} | {e['accuracy_mean']:.4f} | {ci('nll')} | {ci('macro_f1')} | {r1} | {r2} |")
+            lines.append(
+                f"| {arm} | {e['nll_mean']:.4f} ± {e['nll_sd']:.4f} | {e['macro_f1_mean']:.4f} ± "
+                f"{e['macro_f1_sd']:.4f} | {e['accuracy_mean']:.4f} | {ci('nll')} | {ci('macro_f1')} | {r1} | {r2} |"
+            )
         lines.append("")
     lines.append(f"Wall time {result['wall_time_s']:.0f} s.")
     return "\n".join(lines) + "\n"
@@ -334,16 +403,28 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--seeds", default="0,1,2,3,4", help="comma-separated seeds (data and training)")
     parser.add_argument("--variants", default="context,standard", help="simulator variants to compare on")
     parser.add_argument("--snr", type=float, default=1.0, help="scene signal-to-noise ratio of the simulator")
-    parser.add_argument("--face-calibration", choices=("calibrated", "overconfident"), default="calibrated",
-                        help="the simulated recogniser's calibration (emolog.simulate.FACE_CALIBRATIONS)")
-    parser.add_argument("--folds", type=int, default=1,
-                        help="1: test on each data set's 20%% split; K > 1: K-fold cross-fitting, every "
-                             "image tested once (K times the training)")
+    parser.add_argument(
+        "--face-calibration",
+        choices=("calibrated", "overconfident"),
+        default="calibrated",
+        help="the simulated recogniser's calibration (emolog.simulate.FACE_CALIBRATIONS)",
+    )
+    parser.add_argument(
+        "--folds",
+        type=int,
+        default=1,
+        help="1: test on each data set's 20%% split; K > 1: K-fold cross-fitting, every "
+        "image tested once (K times the training)",
+    )
     parser.add_argument("--epochs", type=int, default=12)
     parser.add_argument("--logic-lr", type=float, default=DEFAULT_LOGIC["logic_lr"])
     parser.add_argument("--logic-optimizer", choices=("adam", "sgd"), default=DEFAULT_LOGIC["logic_optimizer"])
-    parser.add_argument("--threads", type=int, default=1,
-                        help="torch CPU threads (the circuits are many small ops: more threads mostly contend)")
+    parser.add_argument(
+        "--threads",
+        type=int,
+        default=1,
+        help="torch CPU threads (the circuits are many small ops: more threads mostly contend)",
+    )
 
 
 def run(args: argparse.Namespace) -> int:
@@ -355,12 +436,18 @@ def run(args: argparse.Namespace) -> int:
     except ValueError:
         raise UsageError(f"--seeds must be comma-separated integers, got {args.seeds!r}") from None
     try:
-        plan = ContextPlan(n=args.n, seeds=seeds, variants=tuple(args.variants.split(",")), snr=args.snr,
-                           epochs=args.epochs, face_calibration=args.face_calibration, folds=args.folds,
-                           logic={"logic_param": "softmax", "logic_optimizer": args.logic_optimizer,
-                                  "logic_lr": args.logic_lr})
+        plan = ContextPlan(
+            n=args.n,
+            seeds=seeds,
+            variants=tuple(args.variants.split(",")),
+            snr=args.snr,
+            epochs=args.epochs,
+            face_calibration=args.face_calibration,
+            folds=args.folds,
+            logic={"logic_param": "softmax", "logic_optimizer": args.logic_optimizer, "logic_lr": args.logic_lr},
+        )
         result = run_experiment(args.out, plan)
-    except ValueError as e:   # e.g. an --out folder holding data drawn with other settings
+    except ValueError as e:  # e.g. an --out folder holding data drawn with other settings
         if isinstance(e, EmologError):
             raise
         raise InputError(str(e)) from e
@@ -370,7 +457,8 @@ def run(args: argparse.Namespace) -> int:
 
 
 if __name__ == "__main__":
-    p = argparse.ArgumentParser(prog="python -m emolog.analysis.context_experiment",
-                                description=__doc__.splitlines()[0])
+    p = argparse.ArgumentParser(
+        prog="python -m emolog.analysis.context_experiment", description=__doc__.splitlines()[0]
+    )
     add_arguments(p)
     sys.exit(run(p.parse_args()))

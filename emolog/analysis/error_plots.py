@@ -15,7 +15,7 @@ import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 
 DPI = 100
-THUMB_PX = 320   # longest side of a gallery thumbnail
+THUMB_PX = 320  # longest side of a gallery thumbnail
 BOX_COLOUR = (246, 224, 94)
 
 
@@ -40,8 +40,13 @@ def scatter(x: np.ndarray, y: np.ndarray, stats: dict, xlabel: str, ylabel: str,
     jit = 0.01 * (np.nanmax(y) - np.nanmin(y) or 1.0)
     ax.scatter(x, y + rng.normal(0, jit, len(y)), s=6, alpha=0.35, color="#2b6cb0", linewidths=0)
     xs = np.linspace(np.min(x), np.max(x), 50)
-    ax.plot(xs, stats["intercept"] + stats["slope"] * xs, color="#c53030", lw=2,
-            label=f"trend: r = {stats['pearson']:.3f} [{stats['pearson_lo']:.3f}, {stats['pearson_hi']:.3f}]")
+    ax.plot(
+        xs,
+        stats["intercept"] + stats["slope"] * xs,
+        color="#c53030",
+        lw=2,
+        label=f"trend: r = {stats['pearson']:.3f} [{stats['pearson_lo']:.3f}, {stats['pearson_hi']:.3f}]",
+    )
     edges = np.unique(np.quantile(x, np.linspace(0, 1, 11)))
     if len(edges) > 2:
         b = np.clip(np.searchsorted(edges, x, side="right") - 1, 0, len(edges) - 2)
@@ -72,16 +77,26 @@ def overlap(table: pd.DataFrame, k_table: pd.DataFrame, names: Sequence[str]) ->
     for i in range(n):
         for j in range(n):
             if i != j:
-                a.text(j, i, f"{int(both[i, j])}\n{jac[i, j]:.2f}", ha="center", va="center", fontsize=7,
-                       color="white" if jac[i, j] > 0.6 else "black")
+                a.text(
+                    j,
+                    i,
+                    f"{int(both[i, j])}\n{jac[i, j]:.2f}",
+                    ha="center",
+                    va="center",
+                    fontsize=7,
+                    color="white" if jac[i, j] > 0.6 else "black",
+                )
     a.set_xticks(range(n), names, rotation=30, ha="right", fontsize=7)
     a.set_yticks(range(n), names, fontsize=7)
     a.set_title("wrong in both (count, Jaccard)", fontsize=9)
     b.bar(k_table["k_runs_wrong"], k_table["n_images"], color="#dd6b20")
     for k, v in zip(k_table["k_runs_wrong"], k_table["n_images"]):
         b.text(k, v, str(int(v)), ha="center", va="bottom", fontsize=7)
-    b.set(xlabel=f"number of runs (of {n}) wrong on the image", ylabel="test images",
-          title="images wrong in exactly k runs")
+    b.set(
+        xlabel=f"number of runs (of {n}) wrong on the image",
+        ylabel="test images",
+        title="images wrong in exactly k runs",
+    )
     b.set_xticks(k_table["k_runs_wrong"])
     _style(b)
     fig.tight_layout()
@@ -96,8 +111,15 @@ def confusion(cm: np.ndarray, classes: Sequence[str], title: str) -> bytes:
     ax.imshow(share, cmap="Blues", vmin=0, vmax=1)
     for i in range(len(cm)):
         for j in range(len(cm)):
-            ax.text(j, i, str(cm[i, j]), ha="center", va="center", fontsize=7,
-                    color="white" if share[i, j] > 0.6 else "black")
+            ax.text(
+                j,
+                i,
+                str(cm[i, j]),
+                ha="center",
+                va="center",
+                fontsize=7,
+                color="white" if share[i, j] > 0.6 else "black",
+            )
     ax.set_xticks(range(len(classes)), classes, rotation=45, ha="right", fontsize=7)
     ax.set_yticks(range(len(classes)), classes, fontsize=7)
     ax.set(xlabel="predicted", ylabel="true", title=title)
@@ -110,8 +132,14 @@ def predicted_vs_true(true: np.ndarray, pred: np.ndarray, variable: str, title: 
     fig, ax = plt.subplots(figsize=(6.0, 3.6))
     levels = np.unique(true)
     ax.boxplot([pred[true == v] for v in levels], positions=levels, widths=0.5, showfliers=False)
-    ax.plot([levels.min(), levels.max()], [levels.min(), levels.max()], color="#c53030", lw=1, ls="--",
-            label="prediction = truth")
+    ax.plot(
+        [levels.min(), levels.max()],
+        [levels.min(), levels.max()],
+        color="#c53030",
+        lw=1,
+        ls="--",
+        label="prediction = truth",
+    )
     ax.set(xlabel=f"annotated {variable}", ylabel=f"predicted {variable} (expected value)", title=title)
     ax.legend(fontsize=7)
     _style(ax)
@@ -122,6 +150,7 @@ def thumbnail(photo, boxes: Sequence[Sequence[float]], size: tuple[int, int]) ->
     """The photo (a PIL image) scaled to at most THUMB_PX, with its face boxes (pixels of the
     image the cache was built from, ``size`` = its width, height) drawn and numbered."""
     from PIL import ImageDraw
+
     img = photo.convert("RGB")
     img.thumbnail((THUMB_PX, THUMB_PX))
     sx, sy = img.width / size[0], img.height / size[1]

@@ -34,8 +34,16 @@ from emolog.labels import BASIC7
 from emolog.metrics.classification import bootstrap_ci
 from emolog.model.target import corr, rank
 
-META: tuple[str, ...] = ("n_faces", "face1_area", "face1_centrality", "face1_conf", "face1_max_prob", "face1_entropy",
-                         "scene_entropy", "scene_top")
+META: tuple[str, ...] = (
+    "n_faces",
+    "face1_area",
+    "face1_centrality",
+    "face1_conf",
+    "face1_max_prob",
+    "face1_entropy",
+    "scene_entropy",
+    "scene_top",
+)
 CATEGORICAL = ("scene_top",)
 
 
@@ -52,8 +60,8 @@ class RunErrors:
     classes: list[str]
     variables: list[str]
     table: pd.DataFrame
-    sources: dict[str, np.ndarray] = field(default_factory=dict)   # source -> [N, C], NaN rows where absent
-    data: dict = field(default_factory=dict)                          # results.json "data" (cache, index paths)
+    sources: dict[str, np.ndarray] = field(default_factory=dict)  # source -> [N, C], NaN rows where absent
+    data: dict = field(default_factory=dict)  # results.json "data" (cache, index paths)
 
     @property
     def targets(self) -> list[str]:
@@ -78,6 +86,7 @@ def js_divergence(p: np.ndarray, q: np.ndarray) -> np.ndarray:
     def kl(a: np.ndarray) -> np.ndarray:
         with np.errstate(divide="ignore", invalid="ignore"):
             return np.where(a > 0, a * np.log(a / m), 0.0).sum(1)
+
     out = (kl(p) + kl(q)) / 2
     return np.where(np.isnan(p).any(1) | np.isnan(q).any(1), np.nan, out)
 
@@ -109,24 +118,32 @@ def source_distributions(run, cache) -> dict[str, np.ndarray]:
     import torch
     from emolog.learn import em
     from emolog.model.data import split_from_cache
+
     model = run.network()
     n, classes = len(cache.ids), list(run.classes)
     if model.kind.global_weights and em.seed_like(model.lm) and not len(model.heads):
-        s = split_from_cache(cache, slice(0, n), list(cache.ids), torch.full((n,), -1, dtype=torch.long),
-                             torch.device("cpu"), model.last_block is not None)
+        s = split_from_cache(
+            cache,
+            slice(0, n),
+            list(cache.ids),
+            torch.full((n,), -1, dtype=torch.long),
+            torch.device("cpu"),
+            model.last_block is not None,
+        )
         with torch.no_grad():
             scene = model.scene_probs(s, torch.arange(n), check=False)
-        coef = em.source_coefficients(model.lm, lambda idx: model.program_io(s, idx, scene=scene[idx]), n,
-                                      model._cols).numpy()
+        coef = em.source_coefficients(
+            model.lm, lambda idx: model.program_io(s, idx, scene=scene[idx]), n, model._cols
+        ).numpy()
         with np.errstate(invalid="ignore", divide="ignore"):
             dist = coef[:, :, :-1] / coef[:, :, -1:]
         return {src: np.where(coef[:, k, -1:] > 0, dist[:, k], np.nan) for k, src in enumerate(model.lm.sources)}
-    if tuple(classes) != BASIC7:   # the recogniser's and the scene net's distributions are basic-7
+    if tuple(classes) != BASIC7:  # the recogniser's and the scene net's distributions are basic-7
         return {}
     out = {"scene": run.predict(cache).scene_probs}
     mask = cache.face_mask.numpy()
     for k in range(mask.shape[1]):
-        out[f"face{k + 1}"] = np.where(mask[:, k:k + 1], cache.face_probs[:, k].double().numpy(), np.nan)
+        out[f"face{k + 1}"] = np.where(mask[:, k : k + 1], cache.face_probs[:, k].double().numpy(), np.nan)
     return out
 
 
@@ -139,21 +156,28 @@ def run_errors(run_dir: str | Path, name: str | None = None) -> RunErrors:
     from emolog.data.artefacts import read_csv
     from emolog.data.index import ImageIndex
     from emolog.experiments.baselines import meta_features
+
     run_dir = Path(run_dir)
     run = emolog.load_run(run_dir)
     classes = list(run.classes)
     # the run's own files checked against the sha256 results.json records, the cache verified,
     # the index read: a damaged input is refused naming it, never analysed (docs/reliability.md)
-    pred = read_csv(run._file("predictions.csv"), ("image_id", "label", "pred", *[f"p_{c}" for c in classes]),
-                    "the run's test predictions",
-                    dtype={"image_id": str, "label": str, "pred": str}, keep_default_na=False)
+    pred = read_csv(
+        run._file("predictions.csv"),
+        ("image_id", "label", "pred", *[f"p_{c}" for c in classes]),
+        "the run's test predictions",
+        dtype={"image_id": str, "label": str, "pred": str},
+        keep_default_na=False,
+    )
     data = run.results.get("data") or {}
     cache_dir, index_path = (resolve_recorded(data.get(k) or "", run_dir) for k in ("cache", "index"))
     if not data.get("cache") or not data.get("index"):
-        raise AnalysisError(f"{run_dir / 'results.json'}: records no cache or index (data: {data}); the analysis "
-                            "needs each test image's sources and its photo")
+        raise AnalysisError(
+            f"{run_dir / 'results.json'}: records no cache or index (data: {data}); the analysis "
+            "needs each test image's sources and its photo"
+        )
     ids = pred["image_id"].tolist()
-    read_manifest(cache_dir)   # no cache there: "missing" (exit 4), as predict says
+    read_manifest(cache_dir)  # no cache there: "missing" (exit 4), as predict says
     require_verified(cache_dir, ids)
     cache = load_cache(cache_dir, ids=ids, prelast=(run_dir / "backbone_last_block.pt").is_file())
     index = ImageIndex.load(index_path)
@@ -223,14 +247,27 @@ def overlap_table(errs: list[RunErrors]) -> pd.DataFrame:
     wrong, n = wrong_sets(errs), len(common_ids(errs))
     rows = []
     for i, a in enumerate(errs):
-        for b in errs[i + 1:]:
+        for b in errs[i + 1 :]:
             wa, wb = wrong[a.name], wrong[b.name]
             union = len(wa | wb)
-            rows.append({"run_a": a.name, "run_b": b.name, "n_images": n, "wrong_a": len(wa), "wrong_b": len(wb),
-                         "both": len(wa & wb), "only_a": len(wa - wb), "only_b": len(wb - wa),
-                         "neither": n - union, "jaccard": len(wa & wb) / union if union else float("nan")})
-    return pd.DataFrame(rows, columns=["run_a", "run_b", "n_images", "wrong_a", "wrong_b", "both", "only_a",
-                                       "only_b", "neither", "jaccard"])
+            rows.append(
+                {
+                    "run_a": a.name,
+                    "run_b": b.name,
+                    "n_images": n,
+                    "wrong_a": len(wa),
+                    "wrong_b": len(wb),
+                    "both": len(wa & wb),
+                    "only_a": len(wa - wb),
+                    "only_b": len(wb - wa),
+                    "neither": n - union,
+                    "jaccard": len(wa & wb) / union if union else float("nan"),
+                }
+            )
+    return pd.DataFrame(
+        rows,
+        columns=["run_a", "run_b", "n_images", "wrong_a", "wrong_b", "both", "only_a", "only_b", "neither", "jaccard"],
+    )
 
 
 def wrong_in_k(errs: list[RunErrors]) -> pd.DataFrame:
@@ -250,6 +287,7 @@ def thresholds(x: np.ndarray, y: np.ndarray) -> tuple[float, float]:
     the error by a step function with three levels (a regression tree with three leaves of at
     least 10% of the images each), i.e. where the error changes most: small < t1 <= medium < t2 <= big."""
     from sklearn.tree import DecisionTreeRegressor
+
     tree = DecisionTreeRegressor(max_leaf_nodes=3, min_samples_leaf=max(2, len(x) // 10), random_state=0)
     tree.fit(x[:, None], y)
     cuts = sorted(float(v) for v, f in zip(tree.tree_.threshold, tree.tree_.feature) if f >= 0)
@@ -272,13 +310,21 @@ def disagreement_stats(e: RunErrors, what: str, n_boot: int = 1000, seed: int = 
     if len(x) < 10:
         return {**out, "note": "fewer than 10 test images with a face"}
     slope, intercept = np.polyfit(x, y, 1)
-    ci = bootstrap_ci(lambda i: np.array([corr(x[i], y[i]), _spearman(x[i], y[i])]), len(x), n_boot=n_boot,
-                      seed=seed)
+    ci = bootstrap_ci(lambda i: np.array([corr(x[i], y[i]), _spearman(x[i], y[i])]), len(x), n_boot=n_boot, seed=seed)
     t1, t2 = thresholds(x, y)
     groups = {"small": x < t1, "medium": (x >= t1) & (x < t2), "big": x >= t2}
-    out.update(slope=float(slope), intercept=float(intercept), pearson=float(ci["estimate"][0]),
-               pearson_lo=float(ci["lo"][0]), pearson_hi=float(ci["hi"][0]), spearman=float(ci["estimate"][1]),
-               spearman_lo=float(ci["lo"][1]), spearman_hi=float(ci["hi"][1]), t1=t1, t2=t2)
+    out.update(
+        slope=float(slope),
+        intercept=float(intercept),
+        pearson=float(ci["estimate"][0]),
+        pearson_lo=float(ci["lo"][0]),
+        pearson_hi=float(ci["hi"][0]),
+        spearman=float(ci["estimate"][1]),
+        spearman_lo=float(ci["lo"][1]),
+        spearman_hi=float(ci["hi"][1]),
+        t1=t1,
+        t2=t2,
+    )
     for g, m in groups.items():
         out[f"n_{g}"] = int(m.sum())
         out[f"scene_error_{g}"] = float(y[m].mean()) if m.any() else float("nan")
@@ -292,6 +338,7 @@ def meta_ranking(e: RunErrors, what: str, n_boot: int = 1000, seed: int = 0) -> 
     mutual information (nats; scikit-learn's k-nearest-neighbour estimate, discrete for the
     scene's top class), ranked by mutual information."""
     from sklearn.feature_selection import mutual_info_regression
+
     err = e.error(what)
     rows = []
     for var in [*META, e.disagreement(what)]:
@@ -309,8 +356,9 @@ def meta_ranking(e: RunErrors, what: str, n_boot: int = 1000, seed: int = 0) -> 
             ci = bootstrap_ci(lambda i: _spearman(x[i], y[i]), len(x), n_boot=n_boot, seed=seed)
             row.update(spearman=ci["estimate"], spearman_lo=ci["lo"], spearman_hi=ci["hi"])
         rows.append(row)
-    df = pd.DataFrame(rows, columns=["run", "target", "variable", "n", "mutual_information", "spearman",
-                                     "spearman_lo", "spearman_hi"])
+    df = pd.DataFrame(
+        rows, columns=["run", "target", "variable", "n", "mutual_information", "spearman", "spearman_lo", "spearman_hi"]
+    )
     df = df.sort_values("mutual_information", ascending=False, kind="stable").reset_index(drop=True)
     df.insert(3, "rank", np.arange(1, len(df) + 1))
     return df
@@ -333,9 +381,17 @@ def confused_pairs(e: RunErrors, top: int = 5) -> pd.DataFrame:
         for j in range(i + 1, len(cm)):
             n = int(cm[i, j] + cm[j, i])
             if n:
-                rows.append({"run": e.name, "class_a": e.classes[i], "class_b": e.classes[j], "confusions": n,
-                             "a_as_b": int(cm[i, j]), "b_as_a": int(cm[j, i]),
-                             "share_of_pair": n / int(cm[i].sum() + cm[j].sum())})
+                rows.append(
+                    {
+                        "run": e.name,
+                        "class_a": e.classes[i],
+                        "class_b": e.classes[j],
+                        "confusions": n,
+                        "a_as_b": int(cm[i, j]),
+                        "b_as_a": int(cm[j, i]),
+                        "share_of_pair": n / int(cm[i].sum() + cm[j].sum()),
+                    }
+                )
     df = pd.DataFrame(rows, columns=["run", "class_a", "class_b", "confusions", "a_as_b", "b_as_a", "share_of_pair"])
     return df.sort_values(["confusions", "class_a", "class_b"], ascending=[False, True, True]).head(top)
 
@@ -344,5 +400,9 @@ def worst(e: RunErrors, n: int) -> pd.DataFrame:
     """The ``n`` test images with the largest error (the loss; for a valence/arousal run the
     summed absolute error of its variables), worst first, ties by image id."""
     score = e.table[[e.error(v) for v in e.variables]].sum(1) if e.variables else e.table["loss"]
-    return e.table.assign(_score=score).sort_values(["_score", "image_id"], ascending=[False, True]) \
-        .head(n).drop(columns="_score")
+    return (
+        e.table.assign(_score=score)
+        .sort_values(["_score", "image_id"], ascending=[False, True])
+        .head(n)
+        .drop(columns="_score")
+    )

@@ -20,9 +20,16 @@ from typing import TYPE_CHECKING
 import numpy as np
 from PIL import Image
 
-from emolog.runs.perception import (RunInputError, add_perception_arguments, build_perception,
-                                                differences, note, perceived_cache, perception_settings,
-                                                recorded_perception)
+from emolog.runs.perception import (
+    RunInputError,
+    add_perception_arguments,
+    build_perception,
+    differences,
+    note,
+    perceived_cache,
+    perception_settings,
+    recorded_perception,
+)
 from emolog.data.atomic import atomic_write_bytes
 from emolog.errors import InputError
 from emolog.labels import BASIC7
@@ -79,19 +86,22 @@ def _load_run(run_dir: Path) -> dict:
     except Exception as e:
         raise RunInputError(f"cannot read {str(net_path)!r}: {e}") from e
     if not isinstance(state, dict) or "fc1.weight" not in state or "fc2.weight" not in state:
-        raise RunInputError(f"{str(net_path)!r} is not a Scene2EmotionNet state dict "
-                       "(needs fc1.weight, fc1.bias, fc2.weight, fc2.bias)")
+        raise RunInputError(
+            f"{str(net_path)!r} is not a Scene2EmotionNet state dict (needs fc1.weight, fc1.bias, fc2.weight, fc2.bias)"
+        )
     hidden, in_dim = state["fc1.weight"].shape
     net = Scene2EmotionNet(in_dim=in_dim, hidden=hidden, n_classes=state["fc2.weight"].shape[0])
     net.load_state_dict(state)
     info["scene_net"] = net.eval()
     if (run_dir / "results.json").is_file():
         from emolog.runs.record import read_results
+
         res = read_results(run_dir)
         if isinstance(res.get("source_weights"), dict):
             info["source_weights"] = {str(k): float(v) for k, v in res["source_weights"].items()}
     if (run_dir / "config.json").is_file():  # a complete run: the model itself
         from emolog.runs.reader import read_run
+
         info["run"] = read_run(run_dir)
     return info
 
@@ -104,20 +114,33 @@ def explain_image(p: Perception, image: Image.Image, run_info: dict | None = Non
     from emolog.model.gate import explain_sources
 
     t = p.perceive_batch([image])
-    faces = [{"box": t["face_boxes"][0, k].tolist(), "confidence": float(t["face_conf"][0, k]),
-              "area": float(t["face_area"][0, k]),
-              "probs": dict(zip(BASIC7, t["face_probs"][0, k].tolist()))}
-             for k in range(p.K) if t["face_mask"][0, k]]
+    faces = [
+        {
+            "box": t["face_boxes"][0, k].tolist(),
+            "confidence": float(t["face_conf"][0, k]),
+            "area": float(t["face_area"][0, k]),
+            "probs": dict(zip(BASIC7, t["face_probs"][0, k].tolist())),
+        }
+        for k in range(p.K)
+        if t["face_mask"][0, k]
+    ]
     scene = torch.from_numpy(t["scene"]).to(p.device)
     with torch.no_grad():
         top = p.backbone.top_classes(scene, k=5)[0]
-    report = {"n_faces": int(t["n_faces"][0]), "faces": faces, "scene_top5": top,
-              "backbone": p.backbone.name, "recogniser": p.recogniser.name}
+    report = {
+        "n_faces": int(t["n_faces"][0]),
+        "faces": faces,
+        "scene_top5": top,
+        "backbone": p.backbone.name,
+        "recogniser": p.recogniser.name,
+    }
     if run_info:
         net = run_info["scene_net"]
         if net.in_dim != p.scene_dim:
-            raise RunInputError(f"the run's Scene2EmotionNet takes {net.in_dim}-d features but backbone "
-                           f"{p.backbone.name!r} gives {p.scene_dim}-d; pass the run's --backbone")
+            raise RunInputError(
+                f"the run's Scene2EmotionNet takes {net.in_dim}-d features but backbone "
+                f"{p.backbone.name!r} gives {p.scene_dim}-d; pass the run's --backbone"
+            )
         with torch.no_grad():
             probs = torch.softmax(net(scene.float().cpu()), dim=1)[0].tolist()
         report["scene_net"] = dict(zip(BASIC7, probs))
@@ -130,7 +153,7 @@ def explain_image(p: Perception, image: Image.Image, run_info: dict | None = Non
             report["source_weights_kind"] = "per image (gate)"
         if "run" in run_info:
             fused = _fused(run_info["run"], perceived_cache(p, t, ["image"]))
-            if "scene_net" not in fused:   # the run's program has no scene network
+            if "scene_net" not in fused:  # the run's program has no scene network
                 report.pop("scene_net", None)
             report.update(fused)
     return report
@@ -149,12 +172,16 @@ def _fused(run: Run, cache: FeatureCache) -> dict:
 
 
 def format_report(report: dict, name: str) -> str:
-    lines = [f"{name}: {report['n_faces']} face(s) found"
-             + (f", using the {len(report['faces'])} largest" if report["n_faces"] > len(report["faces"]) else "")]
+    lines = [
+        f"{name}: {report['n_faces']} face(s) found"
+        + (f", using the {len(report['faces'])} largest" if report["n_faces"] > len(report["faces"]) else "")
+    ]
     for k, f in enumerate(report["faces"], 1):
         x1, y1, x2, y2 = f["box"]
-        lines.append(f"  face{k}: box ({x1:.0f}, {y1:.0f}, {x2:.0f}, {y2:.0f}) "
-                     f"confidence {f['confidence']:.3f} area {100 * f['area']:.1f}%")
+        lines.append(
+            f"  face{k}: box ({x1:.0f}, {y1:.0f}, {x2:.0f}, {y2:.0f}) "
+            f"confidence {f['confidence']:.3f} area {100 * f['area']:.1f}%"
+        )
         lines.append("    " + _dist(f["probs"]))
     lines.append(f"scene: top-5 classes of {report['backbone']}:")
     lines += [f"    {p:.3f} {c}" for c, p in report["scene_top5"]]
@@ -162,11 +189,14 @@ def format_report(report: dict, name: str) -> str:
         lines.append("Scene2EmotionNet: " + _dist(report["scene_net"]))
     if "source_weights" in report:
         kind = report.get("source_weights_kind", "global")
-        lines.append(f"source probabilities ({kind}): "
-                     + "  ".join(f"{k} {v:.3f}" for k, v in report["source_weights"].items()))
+        lines.append(
+            f"source probabilities ({kind}): " + "  ".join(f"{k} {v:.3f}" for k, v in report["source_weights"].items())
+        )
     if "source_posterior" in report:
-        lines.append("source posterior (this image, given its prediction): "
-                     + "  ".join(f"{k} {v:.3f}" for k, v in report["source_posterior"].items()))
+        lines.append(
+            "source posterior (this image, given its prediction): "
+            + "  ".join(f"{k} {v:.3f}" for k, v in report["source_posterior"].items())
+        )
     if "prediction" in report:
         lines.append("fused prediction (the trained model): " + _dist(report["prediction"]))
     return "\n".join(lines)
@@ -180,6 +210,7 @@ def _dist(d: dict[str, float]) -> str:
 def write_png(image: Image.Image, report: dict, out: Path) -> None:
     """Image with numbered boxes beside one bar chart per distribution; written atomically."""
     import matplotlib
+
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
     from matplotlib.patches import Rectangle
@@ -211,8 +242,9 @@ def write_png(image: Image.Image, report: dict, out: Path) -> None:
     ax.set_xlim(0, 1)
     ax.set_title(f"{report['backbone']} top-5", fontsize=9)
     if "source_weights" in report:
-        fig.suptitle("learned source probabilities: "
-                     + ", ".join(f"{k} {v:.2f}" for k, v in report["source_weights"].items()))
+        fig.suptitle(
+            "learned source probabilities: " + ", ".join(f"{k} {v:.2f}" for k, v in report["source_weights"].items())
+        )
     fig.tight_layout()
     buf = io.BytesIO()
     try:

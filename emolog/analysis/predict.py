@@ -25,8 +25,15 @@ from typing import TYPE_CHECKING
 import numpy as np
 import pandas as pd
 
-from emolog.runs.perception import (add_perception_arguments, build_perception, differences, note,
-                                                perceived_cache, perception_settings, recorded_perception)
+from emolog.runs.perception import (
+    add_perception_arguments,
+    build_perception,
+    differences,
+    note,
+    perceived_cache,
+    perception_settings,
+    recorded_perception,
+)
 from emolog.data.atomic import atomic_write_text
 from emolog.data.images import reason_category
 from emolog.errors import InputError, MissingError, UsageError
@@ -37,21 +44,35 @@ if TYPE_CHECKING:  # torch-heavy: for annotations only
     from emolog.perception.pipeline import Perception
     from emolog.runs.reader import Predictions, Run
 
-PERCEPTION_OPTIONS = ("backbone", "backbone_weights", "places365_names", "detector", "recogniser",
-                      "recogniser_weights", "K", "detect_max_side", "min_face_size", "face_threshold")
+PERCEPTION_OPTIONS = (
+    "backbone",
+    "backbone_weights",
+    "places365_names",
+    "detector",
+    "recogniser",
+    "recogniser_weights",
+    "K",
+    "detect_max_side",
+    "min_face_size",
+    "face_threshold",
+)
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("run_dir", metavar="RUN", type=Path, help="trained run directory (`emolog train --out`)")
     parser.add_argument("images", metavar="IMAGES", nargs="*", help="image files (or use --index)")
-    parser.add_argument("--index", type=Path, default=None,
-                        help="data directory (or its index.csv): predict every image of the index")
-    parser.add_argument("--splits", default=None,
-                        help="with --index: only these lists of split.json (e.g. test); default every row")
-    parser.add_argument("--root", type=Path, default=None,
-                        help="with --index: image root (default: the one `emolog index` recorded)")
-    parser.add_argument("--out", type=Path, required=True,
-                        help="output directory: predictions.csv and rejects.csv are written there")
+    parser.add_argument(
+        "--index", type=Path, default=None, help="data directory (or its index.csv): predict every image of the index"
+    )
+    parser.add_argument(
+        "--splits", default=None, help="with --index: only these lists of split.json (e.g. test); default every row"
+    )
+    parser.add_argument(
+        "--root", type=Path, default=None, help="with --index: image root (default: the one `emolog index` recorded)"
+    )
+    parser.add_argument(
+        "--out", type=Path, required=True, help="output directory: predictions.csv and rejects.csv are written there"
+    )
     parser.add_argument("--batch-size", type=int, default=16, help="images per perception pass (default 16)")
     parser.add_argument("--quiet", action="store_true", help="no progress bar")
     add_perception_arguments(parser)
@@ -74,13 +95,13 @@ class Batch:
     items: list[Item]
     cache: FeatureCache
     pred: Predictions
-    source: str             # "cache" or "perceived"
+    source: str  # "cache" or "perceived"
 
 
 @dataclass
 class Plan:
     items: list[Item] = field(default_factory=list)
-    rejects: list[tuple[str, str]] = field(default_factory=list)   # (rel_path, reason)
+    rejects: list[tuple[str, str]] = field(default_factory=list)  # (rel_path, reason)
     cache_dir: Path | None = None
 
 
@@ -105,8 +126,10 @@ def _items_from_index(args: argparse.Namespace) -> Plan:
         root = Path(recorded) if recorded else None
     # a cache directory without its manifest is a damaged cache (refused), not no cache
     plan = Plan(cache_dir=d / "cache" if (d / "cache").is_dir() else None)
-    plan.items = [Item(i, rel, None if root is None else Path(root) / rel, lab)
-                  for i, rel, lab in zip(df["image_id"], df["rel_path"], df["label"])]
+    plan.items = [
+        Item(i, rel, None if root is None else Path(root) / rel, lab)
+        for i, rel, lab in zip(df["image_id"], df["rel_path"], df["label"])
+    ]
     rejects = rejects_path(d)
     if rejects is not None and not args.splits:
         # the index's rejected images stay listed; a rejected duplicate or typo *row* of an
@@ -129,6 +152,7 @@ def _items_from_paths(paths: list[str]) -> Plan:
 def _usable_cache(cache_dir: Path | None, recorded: dict | None, args: argparse.Namespace) -> bool:
     """The cache is read only when it holds the run's own perception and none was overridden."""
     from emolog.cache.store import read_manifest
+
     if cache_dir is None or any(getattr(args, k) is not None for k in PERCEPTION_OPTIONS):
         return False
     return bool(recorded) and read_manifest(cache_dir)["fingerprint_hash"] == recorded.get("fingerprint_hash")
@@ -140,8 +164,11 @@ def run(args: argparse.Namespace) -> int:
     if bool(args.images) == bool(args.index):
         raise UsageError("give either image files or --index D (not both, not neither)")
     trained = read_run(args.run_dir)
-    recorded, where = (trained.perception, f"{args.run_dir / 'config.json'} (perception)") if trained.perception \
+    recorded, where = (
+        (trained.perception, f"{args.run_dir / 'config.json'} (perception)")
+        if trained.perception
         else recorded_perception(args.run_dir)
+    )
     plan = _items_from_index(args) if args.index else _items_from_paths(args.images)
     needs_prelast = (args.run_dir / "backbone_last_block.pt").is_file()
     device = _device(args.device)
@@ -168,6 +195,7 @@ def run(args: argparse.Namespace) -> int:
 
 def _device(name: str | None) -> str:
     from emolog.runtime import resolve_device
+
     return str(resolve_device(name))
 
 
@@ -198,15 +226,22 @@ def _predict_cached(trained: Run, plan: Plan, needs_prelast: bool, device: str, 
     return rest
 
 
-def _predict_perceived(trained: Run, perception: Perception, items: list[Item], plan: Plan, device: str,
-                       args: argparse.Namespace, batches: list[Batch]) -> None:
+def _predict_perceived(
+    trained: Run,
+    perception: Perception,
+    items: list[Item],
+    plan: Plan,
+    device: str,
+    args: argparse.Namespace,
+    batches: list[Batch],
+) -> None:
     from tqdm import tqdm
 
     from emolog.data.images import ImageRejected, load_image
 
     with tqdm(total=len(items), desc="predicting", unit="img", disable=args.quiet) as bar:
         for start in range(0, len(items), max(1, args.batch_size)):
-            chunk = items[start:start + args.batch_size]
+            chunk = items[start : start + args.batch_size]
             good, images = [], []
             for it in chunk:
                 if it.path is None:
@@ -238,12 +273,15 @@ def _batch_frame(b: Batch, classes: list[str]) -> pd.DataFrame:
     pred = b.pred
     if list(pred.ids) != [it.image_id for it in b.items]:
         raise InputError("predict: the run returned rows for other ids than asked (a bug)")
-    cols: dict[str, object] = {"image": [it.name for it in b.items], "image_id": pred.ids,
-                               "label": [it.label for it in b.items],
-                               "pred": [classes[i] for i in pred.probs.argmax(1)],
-                               "features": b.source}
+    cols: dict[str, object] = {
+        "image": [it.name for it in b.items],
+        "image_id": pred.ids,
+        "label": [it.label for it in b.items],
+        "pred": [classes[i] for i in pred.probs.argmax(1)],
+        "features": b.source,
+    }
     cols.update({f"p_{k}": pred.probs[:, j] for j, k in enumerate(classes)})
-    if pred.scene_probs is not None:   # over the scene head's own domain (not always the classes)
+    if pred.scene_probs is not None:  # over the scene head's own domain (not always the classes)
         cols.update({f"scene_{k}": pred.scene_probs[:, j] for j, k in enumerate(pred.scene_classes)})
     cols.update(_face_columns(b.cache))
     if pred.sources is not None:
@@ -259,16 +297,17 @@ def _face_columns(c: FeatureCache) -> dict[str, object]:
     cols: dict[str, object] = {"n_faces": c.n_faces.numpy()}
     for k in range(mask.shape[1]):
         on = mask[:, k]
-        cols[f"face{k + 1}_box"] = [" ".join(f"{v:.1f}" for v in boxes[i, k]) if on[i] else ""
-                                    for i in range(len(on))]
+        cols[f"face{k + 1}_box"] = [" ".join(f"{v:.1f}" for v in boxes[i, k]) if on[i] else "" for i in range(len(on))]
         cols.update({f"face{k + 1}_{e}": np.where(on, probs[:, k, j], np.nan) for j, e in enumerate(BASIC7)})
     return cols
 
 
 def _summary(table: pd.DataFrame, batches: list[Batch], rejects: pd.DataFrame, out: Path) -> str:
     n_cache = sum(len(b.items) for b in batches if b.source == "cache")
-    lines = [f"predicted {len(table)} images ({n_cache} from the cache, {len(table) - n_cache} perceived); "
-             f"rejected {len(rejects)}"]
+    lines = [
+        f"predicted {len(table)} images ({n_cache} from the cache, {len(table) - n_cache} perceived); "
+        f"rejected {len(rejects)}"
+    ]
     if len(rejects):
         lines.append("rejected, per reason:")
         lines += [f"  {cat:<28} {n}" for cat, n in Counter(reason_category(r) for r in rejects["reason"]).most_common()]

@@ -33,11 +33,26 @@ from emolog.data.atomic import atomic_write_text
 
 FACE, CONTEXT = "FacialExpression", "Context"
 DEC_CLASSES: tuple[str, ...] = ("face", "context", "both", "neither")
-FACE_BINS: tuple[tuple[str, int, int], ...] = (("0 faces", 0, 0), ("1 face", 1, 1), ("2 faces", 2, 2),
-                                               ("3+ faces", 3, 10**9))
+FACE_BINS: tuple[tuple[str, int, int], ...] = (
+    ("0 faces", 0, 0),
+    ("1 face", 1, 1),
+    ("2 faces", 2, 2),
+    ("3+ faces", 3, 10**9),
+)
 TABLE_COLUMNS: tuple[str, ...] = (
-    "group", "value", "n", "n_face", "n_context", "n_both", "n_neither",
-    "trust_face_if_face", "trust_face_if_context", "agreement", "kappa", "auc")
+    "group",
+    "value",
+    "n",
+    "n_face",
+    "n_context",
+    "n_both",
+    "n_neither",
+    "trust_face_if_face",
+    "trust_face_if_context",
+    "agreement",
+    "kappa",
+    "auc",
+)
 
 
 class TrustError(InputError, ValueError):
@@ -75,13 +90,23 @@ def join_trust(predictions: pd.DataFrame, index: pd.DataFrame) -> tuple[pd.DataF
     ids = predictions["image_id"].astype(str)
     in_index = ids.isin(dec.index)
     classes = ids[in_index].map(lambda i: decision_class(dec[i]))
-    table = pd.DataFrame({"image_id": ids[in_index], "label": predictions.loc[in_index, "label"],
-                          "n_faces": predictions.loc[in_index, "n_faces"].astype(int),
-                          "face_trust": 1.0 - w[in_index], "dec_class": classes})
+    table = pd.DataFrame(
+        {
+            "image_id": ids[in_index],
+            "label": predictions.loc[in_index, "label"],
+            "n_faces": predictions.loc[in_index, "n_faces"].astype(int),
+            "face_trust": 1.0 - w[in_index],
+            "dec_class": classes,
+        }
+    )
     no_ann = table.loc[table["dec_class"].isna(), "image_id"].tolist()
     table = table.dropna(subset=["dec_class"]).reset_index(drop=True)
-    counts = {"n_predictions": int(len(predictions)), "n_joined": int(len(table)),
-              "no_annotation": no_ann, "not_in_index": ids[~in_index].tolist()}
+    counts = {
+        "n_predictions": int(len(predictions)),
+        "n_joined": int(len(table)),
+        "no_annotation": no_ann,
+        "not_in_index": ids[~in_index].tolist(),
+    }
     return table, counts
 
 
@@ -117,18 +142,27 @@ def trust_agreement(predictions: pd.DataFrame, index: pd.DataFrame) -> tuple[pd.
     """
     t, counts = join_trust(predictions, index)
     if t.empty:
-        raise TrustError("no prediction joins an annotated index row: are these the same images? "
-                         f"({counts['n_predictions']} predictions, {len(counts['not_in_index'])} not in "
-                         f"the index, {len(counts['no_annotation'])} without dec_factors)")
+        raise TrustError(
+            "no prediction joins an annotated index row: are these the same images? "
+            f"({counts['n_predictions']} predictions, {len(counts['not_in_index'])} not in "
+            f"the index, {len(counts['no_annotation'])} without dec_factors)"
+        )
     rows = [{"group": "all", "value": "all", **agreement_stats(t["face_trust"], t["dec_class"])}]
     for label in sorted(t["label"].unique()):
         sel = t["label"] == label
-        rows.append({"group": "label", "value": label, **agreement_stats(t.loc[sel, "face_trust"], t.loc[sel, "dec_class"])})
+        rows.append(
+            {"group": "label", "value": label, **agreement_stats(t.loc[sel, "face_trust"], t.loc[sel, "dec_class"])}
+        )
     for name, lo, hi in FACE_BINS:
         sel = t["n_faces"].between(lo, hi)
         if sel.any():
-            rows.append({"group": "n_faces", "value": name,
-                         **agreement_stats(t.loc[sel, "face_trust"], t.loc[sel, "dec_class"])})
+            rows.append(
+                {
+                    "group": "n_faces",
+                    "value": name,
+                    **agreement_stats(t.loc[sel, "face_trust"], t.loc[sel, "dec_class"]),
+                }
+            )
     return pd.DataFrame(rows, columns=list(TABLE_COLUMNS)), counts
 
 
@@ -140,12 +174,16 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from emolog.data.index import ImageIndex
+
     # a missing or damaged file and a TrustError go to the command line's handler (exit 4 / 3)
     pred_path = args.run / "predictions.csv"
-    table, counts = trust_agreement(read_csv(pred_path, ("image_id",), dtype={"image_id": str}),
-                                    ImageIndex.load(args.index).df)
-    print(f"{counts['n_joined']} of {counts['n_predictions']} test images joined; "
-          f"{len(counts['no_annotation'])} without dec_factors, {len(counts['not_in_index'])} not in the index")
+    table, counts = trust_agreement(
+        read_csv(pred_path, ("image_id",), dtype={"image_id": str}), ImageIndex.load(args.index).df
+    )
+    print(
+        f"{counts['n_joined']} of {counts['n_predictions']} test images joined; "
+        f"{len(counts['no_annotation'])} without dec_factors, {len(counts['not_in_index'])} not in the index"
+    )
     print(table.to_string(index=False, float_format=lambda v: f"{v:.3f}"))
     if args.out:
         buf = io.StringIO()

@@ -12,8 +12,15 @@ from __future__ import annotations
 import importlib
 from typing import Any
 
-_WHERE = {"CacheError": "store", "CacheWriter": "store", "FeatureCache": "store", "load_cache": "store",
-          "VerifyReport": "verify", "require_verified": "verify", "verify_cache": "verify"}
+_WHERE = {
+    "CacheError": "store",
+    "CacheWriter": "store",
+    "FeatureCache": "store",
+    "load_cache": "store",
+    "VerifyReport": "verify",
+    "require_verified": "verify",
+    "verify_cache": "verify",
+}
 
 __all__ = sorted(_WHERE)
 

@@ -78,9 +78,11 @@ class BuildReport:
         return done / self.seconds if self.seconds > 0 else float("nan")
 
     def summary(self) -> str:
-        return (f"{self.cache_dir}: {self.n_slice} ids in this slice; {self.n_already} were done before, "
-                f"{self.n_written} written, {self.n_rejected} rejected now, in {self.seconds:.1f} s "
-                f"({self.images_per_s:.2f} images/s)")
+        return (
+            f"{self.cache_dir}: {self.n_slice} ids in this slice; {self.n_already} were done before, "
+            f"{self.n_written} written, {self.n_rejected} rejected now, in {self.seconds:.1f} s "
+            f"({self.images_per_s:.2f} images/s)"
+        )
 
 
 def slice_from_env(env: dict[str, str] | None = None) -> tuple[int, int, int | None]:
@@ -92,8 +94,10 @@ def slice_from_env(env: dict[str, str] | None = None) -> tuple[int, int, int | N
         rank, world = int(env.get("RANK", "0")), int(env["WORLD_SIZE"])
         local = int(env["LOCAL_RANK"]) if "LOCAL_RANK" in env else None
     except ValueError:
-        raise ValueError(f"RANK/WORLD_SIZE/LOCAL_RANK are not integers: {env.get('RANK')!r}, "
-                         f"{env.get('WORLD_SIZE')!r}, {env.get('LOCAL_RANK')!r}") from None
+        raise ValueError(
+            f"RANK/WORLD_SIZE/LOCAL_RANK are not integers: {env.get('RANK')!r}, "
+            f"{env.get('WORLD_SIZE')!r}, {env.get('LOCAL_RANK')!r}"
+        ) from None
     if world < 1 or not 0 <= rank < world:
         raise ValueError(f"RANK={rank} WORLD_SIZE={world}: need 0 <= RANK < WORLD_SIZE")
     return rank, world, local
@@ -132,16 +136,23 @@ def index_rejects(rejects_csv: str | Path) -> list[dict[str, str]]:
 class BuildOptions:
     """How ``build_cache`` works, not what it builds (none of these is in the fingerprint)."""
 
-    batch_size: int = 16       # images per ``perceive_batch`` call
-    workers: int = 0           # DataLoader worker processes that read and decode images (0 = in this process)
-    rows_per_file: int = 256   # rows per shard file: the most work a kill can lose
-    progress: bool = True      # show a tqdm bar with ETA
+    batch_size: int = 16  # images per ``perceive_batch`` call
+    workers: int = 0  # DataLoader worker processes that read and decode images (0 = in this process)
+    rows_per_file: int = 256  # rows per shard file: the most work a kill can lose
+    progress: bool = True  # show a tqdm bar with ETA
 
 
-def build_cache(perception, index: ImageIndex, ids: Iterable[str], root: str | Path,
-                out_dir: str | Path, *, shard: tuple[int, int] = (0, 1),
-                prior_rejects: Sequence[dict[str, str]] = (),
-                options: BuildOptions = BuildOptions()) -> BuildReport:
+def build_cache(
+    perception,
+    index: ImageIndex,
+    ids: Iterable[str],
+    root: str | Path,
+    out_dir: str | Path,
+    *,
+    shard: tuple[int, int] = (0, 1),
+    prior_rejects: Sequence[dict[str, str]] = (),
+    options: BuildOptions = BuildOptions(),
+) -> BuildReport:
     """Cache the perception tensors of ``ids`` (this call's slice of them) under ``out_dir``.
 
     Args:
@@ -179,8 +190,14 @@ def build_cache(perception, index: ImageIndex, ids: Iterable[str], root: str | P
     loader = image_loader(ImageFiles(items, root, prepare=prepare), options.batch_size, options.workers)
     t0 = time.perf_counter()
     sink = _ShardSink(writer, options.rows_per_file)
-    bar = tqdm(total=len(slice_ids), initial=len(slice_ids) - len(items), unit="img",
-               desc=f"cache {i}/{n}" if n > 1 else "cache", disable=not options.progress, dynamic_ncols=True)
+    bar = tqdm(
+        total=len(slice_ids),
+        initial=len(slice_ids) - len(items),
+        unit="img",
+        desc=f"cache {i}/{n}" if n > 1 else "cache",
+        disable=not options.progress,
+        dynamic_ncols=True,
+    )
     try:
         for batch in loader:
             sink.add(*_perceive_loaded(perception, batch, prepared=prepare is not None))
@@ -192,8 +209,14 @@ def build_cache(perception, index: ImageIndex, ids: Iterable[str], root: str | P
     sink.finish()
     bar.close()
     writer.close()
-    return BuildReport(cache_dir, len(slice_ids), len(slice_ids) - len(items), sink.n_written, sink.n_rejected,
-                       time.perf_counter() - t0)
+    return BuildReport(
+        cache_dir,
+        len(slice_ids),
+        len(slice_ids) - len(items),
+        sink.n_written,
+        sink.n_rejected,
+        time.perf_counter() - t0,
+    )
 
 
 def _require_inputs(root: Path, index: ImageIndex, slice_ids: list[str]) -> None:
@@ -210,18 +233,27 @@ def _open_writer(perception, cache_dir: Path, shard: tuple[int, int], slice_ids:
     """The writer of ``cache_dir`` (new, or resumed when its fingerprint and slicing match),
     with the slice and the networks' weights paths recorded."""
     i, n = shard
-    writer = CacheWriter(cache_dir, perception.fingerprint(), K=perception.K, scene_dim=perception.scene_dim,
-                         face_feature_dim=getattr(perception, "face_feature_dim", None))
+    writer = CacheWriter(
+        cache_dir,
+        perception.fingerprint(),
+        K=perception.K,
+        scene_dim=perception.scene_dim,
+        face_feature_dim=getattr(perception, "face_feature_dim", None),
+    )
     old = writer.manifest.get("info", {}).get("part")
     if old is not None and (old["index"], old["count"]) != (i, n):
         raise CacheError(f"{cache_dir} holds slice {old['index']}/{old['count']}, not {i}/{n}")
-    writer.set_info(part={"index": i, "count": n, "n_expected": len(slice_ids),
-                          "ids_sha256": ids_digest(slice_ids)})
+    writer.set_info(part={"index": i, "count": n, "n_expected": len(slice_ids), "ids_sha256": ids_digest(slice_ids)})
     # Where the weights were read from: not part of the fingerprint (a moved file is the same
     # model), but a training run records it so that joint-unfreeze, explain and predict can
     # rebuild the networks without guessing (emolog.model.perception).
-    writer.set_info(weights_paths={part: str(path) for part in ("backbone", "recogniser")
-                                   if (path := getattr(getattr(perception, part, None), "weights_path", None))})
+    writer.set_info(
+        weights_paths={
+            part: str(path)
+            for part in ("backbone", "recogniser")
+            if (path := getattr(getattr(perception, part, None), "weights_path", None))
+        }
+    )
     return writer
 
 
@@ -235,12 +267,16 @@ def _todo(index: ImageIndex, writer: CacheWriter, slice_ids: list[str]) -> list[
     return list(zip(todo, rows["rel_path"], rows["content_hash"]))
 
 
-def _perceive_loaded(perception, batch: list, prepared: bool
-                     ) -> tuple[list[tuple[str, dict[str, np.ndarray]]], list[dict[str, str]]]:
+def _perceive_loaded(
+    perception, batch: list, prepared: bool
+) -> tuple[list[tuple[str, dict[str, np.ndarray]]], list[dict[str, str]]]:
     """(rows, rejects) of one loader batch: the files that failed to load, then the images the
     pipeline refuses, are rejects."""
-    rejects = [{"image_id": iid, "rel_path": rel, "reason": why, "stage": stage}
-               for iid, rel, _, why, stage in batch if why is not None]
+    rejects = [
+        {"image_id": iid, "rel_path": rel, "reason": why, "stage": stage}
+        for iid, rel, _, why, stage in batch
+        if why is not None
+    ]
     good = [(iid, rel, x) for iid, rel, x, why, _ in batch if why is None]
     rows, failed = _perceive(perception, good, prepared=prepared)
     return rows, rejects + failed
@@ -262,9 +298,9 @@ class _ShardSink:
             self.n_rejected += len(rejects)
         self.buffer.extend(rows)
         while len(self.buffer) >= self.rows_per_file:
-            _flush(self.writer, self.buffer[:self.rows_per_file])
+            _flush(self.writer, self.buffer[: self.rows_per_file])
             self.n_written += self.rows_per_file
-            del self.buffer[:self.rows_per_file]
+            del self.buffer[: self.rows_per_file]
             self.n_shards += 1
             if self.kill_after and self.n_shards >= self.kill_after:
                 os.kill(os.getpid(), signal.SIGKILL)
@@ -290,8 +326,9 @@ class _ShardSink:
 def _kill_after() -> int:
     """Shards after which this process SIGKILLs itself (0: never); see KILL_ENV."""
     rank = os.environ.get(KILL_RANK_ENV)
-    if rank is not None and (os.environ.get("RANK") != rank
-                             or os.environ.get("TORCHELASTIC_RESTART_COUNT", "0") != "0"):
+    if rank is not None and (
+        os.environ.get("RANK") != rank or os.environ.get("TORCHELASTIC_RESTART_COUNT", "0") != "0"
+    ):
         return 0
     return int(os.environ.get(KILL_ENV, "0"))
 
@@ -310,11 +347,13 @@ def _require_some_present(root: Path, items: Sequence[tuple[str, str, str]]) -> 
     raise ImagesMissingError(
         f"none of the {len(items)} images to cache exists under the data root {root} "
         f"(e.g. {items[0][1]!r}); is the disk mounted and the "
-        "root right? (--root, or the root `emolog index` recorded); nothing was recorded")
+        "root right? (--root, or the root `emolog index` recorded); nothing was recorded"
+    )
 
 
-def _perceive(perception, good: list[tuple[str, str, object]], prepared: bool
-              ) -> tuple[list[tuple[str, dict[str, np.ndarray]]], list[dict[str, str]]]:
+def _perceive(
+    perception, good: list[tuple[str, str, object]], prepared: bool
+) -> tuple[list[tuple[str, dict[str, np.ndarray]]], list[dict[str, str]]]:
     """Per-image tensor rows for ``good``; images the pipeline refuses become rejects."""
     if not good:
         return [], []
@@ -330,8 +369,7 @@ def _perceive(perception, good: list[tuple[str, str, object]], prepared: bool
         try:
             out = run([x])
         except PerceptionError as e:
-            rejects.append({"image_id": iid, "rel_path": rel, "reason": f"perception: {e}",
-                            "stage": "perception"})
+            rejects.append({"image_id": iid, "rel_path": rel, "reason": f"perception: {e}", "stage": "perception"})
             continue
         rows.append((iid, {k: v[0] for k, v in out.items()}))
     return rows, rejects
@@ -339,5 +377,4 @@ def _perceive(perception, good: list[tuple[str, str, object]], prepared: bool
 
 def _flush(writer: CacheWriter, rows: list[tuple[str, dict[str, np.ndarray]]]) -> None:
     keys = rows[0][1].keys()
-    writer.write_shard([iid for iid, _ in rows],
-                       {k: torch.from_numpy(np.stack([r[k] for _, r in rows])) for k in keys})
+    writer.write_shard([iid for iid, _ in rows], {k: torch.from_numpy(np.stack([r[k] for _, r in rows])) for k in keys})

@@ -21,13 +21,23 @@ from emolog.errors import EXIT_INTERRUPTED, EXIT_VERIFY, EmologError, MissingErr
 
 def perception(args: argparse.Namespace, device: str | None):
     from emolog.perception.pipeline import Perception, PerceptionOptions
-    kw = {k: v for k, v in {"backbone": args.backbone, "detector": args.detector,
-                            "recogniser": args.recogniser}.items() if v is not None}
-    options = PerceptionOptions(backbone_weights=args.backbone_weights, places365_names=args.places365_names,
-                                recogniser_weights=args.recogniser_weights, min_face_size=args.min_face_size,
-                                face_threshold=args.face_threshold, detect_max_side=args.detect_max_side)
-    return Perception(**kw, K=args.K, device=device, prelast=args.prelast, face_features=args.face_features,
-                      options=options)
+
+    kw = {
+        k: v
+        for k, v in {"backbone": args.backbone, "detector": args.detector, "recogniser": args.recogniser}.items()
+        if v is not None
+    }
+    options = PerceptionOptions(
+        backbone_weights=args.backbone_weights,
+        places365_names=args.places365_names,
+        recogniser_weights=args.recogniser_weights,
+        min_face_size=args.min_face_size,
+        face_threshold=args.face_threshold,
+        detect_max_side=args.detect_max_side,
+    )
+    return Perception(
+        **kw, K=args.K, device=device, prelast=args.prelast, face_features=args.face_features, options=options
+    )
 
 
 def build(args: argparse.Namespace) -> int:
@@ -38,6 +48,7 @@ def build(args: argparse.Namespace) -> int:
     from emolog.data.index import ImageIndex
     from emolog.data.lock import output_lock
     from emolog.data.split import parse_shard
+
     index_csv, rejects_csv, split_path = index_paths(args)
     root = data_root(args, index_csv)
     index = ImageIndex.load(index_csv)
@@ -82,15 +93,36 @@ def _build(args: argparse.Namespace, job: _Job) -> int:
     from emolog.cache.build import BuildOptions, build_cache
     from emolog.cache.verify import verify_cache
     from emolog.runtime import torch_threads
-    device, prior, index, ids, root, shard, world, rank = (job.device, job.prior, job.index, job.ids, job.root,
-                                                           job.shard, job.world, job.rank)
+
+    device, prior, index, ids, root, shard, world, rank = (
+        job.device,
+        job.prior,
+        job.index,
+        job.ids,
+        job.root,
+        job.shard,
+        job.world,
+        job.rank,
+    )
     with torch_threads(args.threads or None):  # restored after: in-process callers must not inherit it
         p = perception(args, device)
 
         def build_part() -> Outcome:
-            rep = build_cache(p, index, ids, root, args.out, shard=shard, prior_rejects=prior,
-                              options=BuildOptions(batch_size=args.batch_size, workers=args.workers,
-                                                   rows_per_file=args.rows_per_file, progress=not args.quiet))
+            rep = build_cache(
+                p,
+                index,
+                ids,
+                root,
+                args.out,
+                shard=shard,
+                prior_rejects=prior,
+                options=BuildOptions(
+                    batch_size=args.batch_size,
+                    workers=args.workers,
+                    rows_per_file=args.rows_per_file,
+                    progress=not args.quiet,
+                ),
+            )
             print(rep.summary(), flush=True)
             return Outcome(0, rep.summary(), changed=rep.n_written + rep.n_rejected > 0)
 
@@ -101,8 +133,7 @@ def _build(args: argparse.Namespace, job: _Job) -> int:
             return Outcome(exit_for(report.ok), report.summary())
 
         if world > 1 and args.shard is None:
-            result = run_ranks(build_part, finish, args.timeout or DEFAULT_TIMEOUT_S,
-                               cuda=p.device.type == "cuda")
+            result = run_ranks(build_part, finish, args.timeout or DEFAULT_TIMEOUT_S, cuda=p.device.type == "cuda")
             if rank != 0:  # rank 0 speaks for the job
                 return result.code
         else:
@@ -130,6 +161,7 @@ def rank_entry(args: argparse.Namespace) -> int:
 def verify(args: argparse.Namespace) -> int:
     from emolog.cache.verify import verify_cache
     from emolog.data.index import ImageIndex
+
     index_csv, _, split_path = index_paths(args)
     known = ImageIndex.load(index_csv).ids if index_csv is not None else None
     ids = split_ids(args, split_path, known)
@@ -143,14 +175,18 @@ def merge(args: argparse.Namespace) -> int:
     from emolog.cache.merge import merge_parts
     from emolog.cache.store import read_manifest
     from emolog.cache.verify import verify_cache
+
     out = merge_parts(args.out)
     m = read_manifest(out)
-    print(f"merged {len(m['info']['merged_from'])} parts into {out}: "
-          f"{sum(s['n'] for s in m['shards'])} rows in {len(m['shards'])} shards, {len(m['rejects'])} rejects")
+    print(
+        f"merged {len(m['info']['merged_from'])} parts into {out}: "
+        f"{sum(s['n'] for s in m['shards'])} rows in {len(m['shards'])} shards, {len(m['rejects'])} rejects"
+    )
     if args.index is None and args.split is None:
         return 0
     index_csv, _, split_path = index_paths(args)
     from emolog.data.index import ImageIndex
+
     known = ImageIndex.load(index_csv).ids if index_csv is not None else None
     report = verify_cache(out, split_ids(args, split_path, known), allow_rejects=True)
     print(report.summary())
@@ -161,12 +197,14 @@ def index_paths(args: argparse.Namespace) -> tuple[Path | None, Path | None, Pat
     """(index.csv, rejects.csv or None, split.json) from --index / --split; MissingError when
     the index named is not there."""
     from emolog.data.index import rejects_path
+
     index_csv = rejects = None
     if args.index is not None:
         index_csv = args.index / "index.csv" if args.index.is_dir() else args.index
         if not index_csv.is_file():
-            raise MissingError(f"--index {args.index}: no such index (expected index.csv or the "
-                               "directory `emolog index --out` wrote)")
+            raise MissingError(
+                f"--index {args.index}: no such index (expected index.csv or the directory `emolog index --out` wrote)"
+            )
         rejects = rejects_path(index_csv.parent)
     split = args.split
     if split is None and index_csv is not None:
@@ -179,12 +217,14 @@ def data_root(args: argparse.Namespace, index_csv: Path) -> Path:
     recorded in index_summary.json next to the index (a relative one, from an older emolog
     index, also relative to the current directory)."""
     from emolog.data.index import recorded_root
+
     root = args.root
     if root is None:
         recorded = recorded_root(index_csv.parent)
         if not recorded:
-            raise UsageError(f"{index_csv.parent} records no data root (no index_summary.json with "
-                             "a root): pass --root IMAGES")
+            raise UsageError(
+                f"{index_csv.parent} records no data root (no index_summary.json with a root): pass --root IMAGES"
+            )
         root = Path(recorded)
     return root.expanduser().resolve()
 
@@ -192,6 +232,7 @@ def data_root(args: argparse.Namespace, index_csv: Path) -> Path:
 def split_ids(args: argparse.Namespace, split_path: Path | None, known: list[str] | None) -> list[str]:
     """The ids of the requested split lists, in split order."""
     from emolog.data.split import load_split
+
     if split_path is None:
         raise UsageError("--split split.json is required (or --index DIR holding split.json)")
     names = [s.strip() for s in args.splits.split(",") if s.strip()]

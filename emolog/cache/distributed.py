@@ -39,23 +39,29 @@ class Outcome:
 
     code: int
     message: str
-    changed: bool = False   # this rank wrote or rejected something now (the merge is stale)
+    changed: bool = False  # this rank wrote or rejected something now (the merge is stale)
 
 
-def run_ranks(build_part: Callable[[], Outcome], finish: Callable[[bool], Outcome],
-              timeout_s: float, cuda: bool) -> Outcome:
+def run_ranks(
+    build_part: Callable[[], Outcome], finish: Callable[[bool], Outcome], timeout_s: float, cuda: bool
+) -> Outcome:
     """Under torchrun: ``build_part()`` on every rank, then ``finish(stale)`` (merge + verify)
     on rank 0 only; every rank returns the job's outcome."""
     import torch.distributed as dist
     from torch.distributed.rendezvous import rendezvous
+
     timeout = timedelta(seconds=timeout_s)
     store, rank, world = next(rendezvous("env://", timeout=timeout))
     # A key space per torchrun attempt: after a restart, the store may still hold the dead
     # attempt's gloo addresses, and connecting to them fails ("Connection refused").
     attempt = os.environ.get("TORCHELASTIC_RESTART_COUNT", "0")
-    dist.init_process_group("cpu:gloo,cuda:nccl" if cuda else "gloo", timeout=timeout,
-                            store=dist.PrefixStore(f"emolog-cache/attempt-{attempt}/", store),
-                            rank=rank, world_size=world)
+    dist.init_process_group(
+        "cpu:gloo,cuda:nccl" if cuda else "gloo",
+        timeout=timeout,
+        store=dist.PrefixStore(f"emolog-cache/attempt-{attempt}/", store),
+        rank=rank,
+        world_size=world,
+    )
     try:
         try:
             mine = build_part()
@@ -65,8 +71,10 @@ def run_ranks(build_part: Callable[[], Outcome], finish: Callable[[bool], Outcom
         try:
             dist.all_gather_object(everyone, mine)  # the long wait: the slowest rank's build
         except RuntimeError as e:  # gloo: "Connection closed by peer", or the timeout
-            raise RankLostError(f"rank {rank}: lost the other ranks while waiting for them "
-                                f"({str(e).splitlines()[0][:200]}); rerun the same command to resume") from e
+            raise RankLostError(
+                f"rank {rank}: lost the other ranks while waiting for them "
+                f"({str(e).splitlines()[0][:200]}); rerun the same command to resume"
+            ) from e
         failed = [o for o in everyone if o is not None and o.code]
         if failed:  # every rank sees the same list: no merge, same verdict everywhere
             return Outcome(max(o.code for o in failed), "; ".join(o.message for o in failed))
@@ -86,6 +94,7 @@ def run_ranks(build_part: Callable[[], Outcome], finish: Callable[[bool], Outcom
 def merge_fresh(out_dir, stale: bool) -> None:
     """Merge the parts into ``out_dir`` unless a merged cache is there and nothing changed."""
     from pathlib import Path
+
     out_dir = Path(out_dir)
     if (out_dir / MANIFEST).exists() and not stale:
         return
@@ -101,14 +110,24 @@ def launch(nproc: int, entry: Callable[..., int], args: object, max_restarts: in
     from torch.distributed.elastic.multiprocessing.api import SignalException
     from torch.distributed.elastic.multiprocessing.errors import ChildFailedError
     from torch.distributed.launcher.api import LaunchConfig, elastic_launch
+
     kw = {}
     if "shutdown_timeout" in {f.name for f in dataclasses.fields(LaunchConfig)}:
         # On Ctrl-C the ranks flush and return at once, but the agent's function wrapper keeps
         # them waiting for an event it never sets; 10 s (not 30) is its grace before SIGKILL.
         kw["shutdown_timeout"] = 10
-    cfg = LaunchConfig(min_nodes=1, max_nodes=1, nproc_per_node=nproc, run_id=uuid.uuid4().hex,
-                       rdzv_backend="c10d", rdzv_endpoint="localhost:0", max_restarts=max_restarts,
-                       monitor_interval=0.5, start_method="spawn", **kw)
+    cfg = LaunchConfig(
+        min_nodes=1,
+        max_nodes=1,
+        nproc_per_node=nproc,
+        run_id=uuid.uuid4().hex,
+        rdzv_backend="c10d",
+        rdzv_endpoint="localhost:0",
+        max_restarts=max_restarts,
+        monitor_interval=0.5,
+        start_method="spawn",
+        **kw,
+    )
     # torchrun's own default for several processes: one OpenMP thread each
     os.environ.setdefault("OMP_NUM_THREADS", "1")
     try:
@@ -117,10 +136,6 @@ def launch(nproc: int, entry: Callable[..., int], args: object, max_restarts: in
         raise KeyboardInterrupt from e
     except ChildFailedError as e:
         failures = "; ".join(f"rank {r}: exit {f.exitcode}" for r, f in sorted(e.failures.items()))
-        print(f"emolog cache build: a rank died ({failures}); rerun the same command to resume",
-              file=sys.stderr)
+        print(f"emolog cache build: a rank died ({failures}); rerun the same command to resume", file=sys.stderr)
         return max((abs(f.exitcode) for f in e.failures.values()), default=1) or 1
     return max((int(c or 0) for c in codes.values()), default=0)
-
-
-

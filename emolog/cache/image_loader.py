@@ -28,8 +28,13 @@ class ImageFiles(Dataset):
     changed-since-indexing check.
     """
 
-    def __init__(self, items: Sequence[tuple[str, str, str]], root: str | Path,
-                 max_pixels: int = DEFAULT_MAX_PIXELS, prepare=None) -> None:
+    def __init__(
+        self,
+        items: Sequence[tuple[str, str, str]],
+        root: str | Path,
+        max_pixels: int = DEFAULT_MAX_PIXELS,
+        prepare=None,
+    ) -> None:
         self.items, self.root, self.max_pixels = list(items), Path(root), max_pixels
         self.prepare = prepare
 
@@ -63,6 +68,7 @@ def _die_with_parent(_worker_id: int) -> None:
     holding the builder's stdout/stderr and memory."""
     if sys.platform.startswith("linux"):
         import ctypes
+
         PR_SET_PDEATHSIG = 1
         ctypes.CDLL("libc.so.6", use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
 
@@ -74,6 +80,13 @@ def image_loader(files: ImageFiles, batch_size: int, workers: int) -> DataLoader
     # rank inherits "spawn", and spawned workers re-import torch: 30 s per rank measured).
     # They never touch CUDA, so forking a CUDA process is safe here.
     context = "fork" if workers and sys.platform.startswith("linux") else None
-    return DataLoader(files, batch_size=batch_size, shuffle=False,
-                      num_workers=workers, collate_fn=_as_list, worker_init_fn=_die_with_parent,
-                      prefetch_factor=4 if workers else None, multiprocessing_context=context)
+    return DataLoader(
+        files,
+        batch_size=batch_size,
+        shuffle=False,
+        num_workers=workers,
+        collate_fn=_as_list,
+        worker_init_fn=_die_with_parent,
+        prefetch_factor=4 if workers else None,
+        multiprocessing_context=context,
+    )

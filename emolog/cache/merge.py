@@ -40,12 +40,16 @@ def find_parts(out_dir: str | Path) -> tuple[int, list[Path]]:
     if not found:
         raise CacheError(f"{out_dir}: no part-i-of-N directories to merge")
     if len(found) > 1:
-        raise CacheError(f"{out_dir}: parts of different splittings {sorted(found)} (part-i-of-N with "
-                         "different N); remove the stale ones")
-    (n, parts), = found.items()
+        raise CacheError(
+            f"{out_dir}: parts of different splittings {sorted(found)} (part-i-of-N with "
+            "different N); remove the stale ones"
+        )
+    ((n, parts),) = found.items()
     absent = [i for i in range(n) if i not in parts]
     if absent:
-        raise CacheError(f"{out_dir}: parts {absent} of {n} are absent; run `emolog cache build --shard i/{n}` for them")
+        raise CacheError(
+            f"{out_dir}: parts {absent} of {n} are absent; run `emolog cache build --shard i/{n}` for them"
+        )
     return n, [parts[i] for i in range(n)]
 
 
@@ -57,8 +61,10 @@ def part_complete(manifest: dict) -> tuple[bool, str]:
     stored = sum(s["n"] for s in manifest["shards"])
     rejected = sum(1 for r in manifest["rejects"] if r.get("stage") != "index")
     if stored + rejected != info["n_expected"]:
-        return False, (f"unfinished: {stored} stored + {rejected} rejected of {info['n_expected']} ids "
-                       "(resume it by running the same command again)")
+        return False, (
+            f"unfinished: {stored} stored + {rejected} rejected of {info['n_expected']} ids "
+            "(resume it by running the same command again)"
+        )
     return True, f"{stored} stored, {rejected} rejected"
 
 
@@ -75,8 +81,7 @@ def merge_parts(out_dir: str | Path, replace: bool = False) -> Path:
 def _merge_parts(out_dir: Path, replace: bool) -> Path:
     if (out_dir / MANIFEST).exists():
         if not replace:
-            raise CacheError(f"{out_dir} already holds a merged cache ({MANIFEST} exists); "
-                             "delete it to merge again")
+            raise CacheError(f"{out_dir} already holds a merged cache ({MANIFEST} exists); delete it to merge again")
         (out_dir / MANIFEST).unlink()
         for old in out_dir.glob("shard-*.safetensors"):
             old.unlink()
@@ -86,8 +91,10 @@ def _merge_parts(out_dir: Path, replace: bool) -> Path:
     for p, m in zip(parts, manifests):
         for key in ("fingerprint_hash", "K", "scene_dim", "classes", "face_feature_dim"):
             if m.get(key) != first.get(key):
-                raise CacheError(f"{p.name}: {key} {m.get(key)!r} differs from {parts[0].name}'s {first.get(key)!r}; "
-                                 "parts built with different configurations cannot be merged")
+                raise CacheError(
+                    f"{p.name}: {key} {m.get(key)!r} differs from {parts[0].name}'s {first.get(key)!r}; "
+                    "parts built with different configurations cannot be merged"
+                )
         done, why = part_complete(m)
         if not done:
             raise CacheError(f"{p.name}: {why}")
@@ -114,12 +121,18 @@ def _merge_parts(out_dir: Path, replace: bool) -> Path:
             if key not in keys:
                 keys.add(key)
                 rejects.append(r)
-    manifest = {"format": FORMAT, "fingerprint": first["fingerprint"],
-                "fingerprint_hash": first["fingerprint_hash"], "K": first["K"],
-                "scene_dim": first["scene_dim"], "face_feature_dim": first.get("face_feature_dim"),
-                "classes": first["classes"],
-                "shards": shards, "rejects": rejects,
-                "info": {"merged_from": [p.name for p in parts], "n_parts": n}}
+    manifest = {
+        "format": FORMAT,
+        "fingerprint": first["fingerprint"],
+        "fingerprint_hash": first["fingerprint_hash"],
+        "K": first["K"],
+        "scene_dim": first["scene_dim"],
+        "face_feature_dim": first.get("face_feature_dim"),
+        "classes": first["classes"],
+        "shards": shards,
+        "rejects": rejects,
+        "info": {"merged_from": [p.name for p in parts], "n_parts": n},
+    }
     atomic_write_text(out_dir / MANIFEST, json.dumps(manifest, indent=1))
     return out_dir
 

@@ -74,11 +74,16 @@ def fingerprint_hash(fingerprint: Mapping[str, Any]) -> str:
 def read_manifest(cache_dir: str | Path) -> dict:
     path = Path(cache_dir) / MANIFEST
     try:
-        manifest = read_json(path, "cache", {"format": str, "fingerprint_hash": str, "K": int, "scene_dim": int,
-                                             "shards": list, "rejects": list})
+        manifest = read_json(
+            path,
+            "cache",
+            {"format": str, "fingerprint_hash": str, "K": int, "scene_dim": int, "shards": list, "rejects": list},
+        )
     except ArtefactMissing:
-        raise CacheMissingError(f"{cache_dir}: no {MANIFEST}; this is not an emolog cache "
-                                "(build one with `emolog cache build` or `emolog simulate`)") from None
+        raise CacheMissingError(
+            f"{cache_dir}: no {MANIFEST}; this is not an emolog cache "
+            "(build one with `emolog cache build` or `emolog simulate`)"
+        ) from None
     except ArtefactError as e:
         raise CacheError(str(e)) from None
     return manifest
@@ -90,8 +95,9 @@ def _to_tensor(name: str, value: Any) -> torch.Tensor:
     return t.detach().to("cpu", dtype).contiguous()
 
 
-def check_shapes(n: int, tensors: Mapping[str, torch.Tensor], K: int, scene_dim: int,
-                 face_feature_dim: int | None = None) -> None:
+def check_shapes(
+    n: int, tensors: Mapping[str, torch.Tensor], K: int, scene_dim: int, face_feature_dim: int | None = None
+) -> None:
     """Raise CacheError unless ``tensors`` has every required tensor with the right shape, and
     ``face_features`` [n, K, face_feature_dim] exactly when ``face_feature_dim`` is given."""
     sym: dict[str | int, int] = {"D": scene_dim, "K": K}
@@ -128,8 +134,15 @@ class CacheWriter:
         face_feature_dim: F when every shard holds ``face_features`` [n, K, F], else None.
     """
 
-    def __init__(self, cache_dir: str | Path, fingerprint: Mapping[str, Any], K: int, scene_dim: int,
-                 classes: tuple[str, ...] = BASIC7, face_feature_dim: int | None = None) -> None:
+    def __init__(
+        self,
+        cache_dir: str | Path,
+        fingerprint: Mapping[str, Any],
+        K: int,
+        scene_dim: int,
+        classes: tuple[str, ...] = BASIC7,
+        face_feature_dim: int | None = None,
+    ) -> None:
         self.dir = Path(cache_dir)
         self.dir.mkdir(parents=True, exist_ok=True)
         fp_hash = fingerprint_hash(fingerprint)
@@ -139,18 +152,30 @@ class CacheWriter:
                 raise CacheError(
                     f"{self.dir} holds a cache built with another configuration "
                     f"(fingerprint {self.manifest['fingerprint_hash']} != {fp_hash}); "
-                    "use a new directory rather than mixing the two")
+                    "use a new directory rather than mixing the two"
+                )
             have = self.manifest.get("face_feature_dim")
             if have != face_feature_dim:
+
                 def what(F: int | None) -> str:
                     return "no face_features" if F is None else f"face_features of dim {F}"
-                raise CacheError(f"{self.dir} holds a cache with {what(have)}, this build writes "
-                                 f"{what(face_feature_dim)}; use a new directory rather than mixing the two")
+
+                raise CacheError(
+                    f"{self.dir} holds a cache with {what(have)}, this build writes "
+                    f"{what(face_feature_dim)}; use a new directory rather than mixing the two"
+                )
         else:
-            self.manifest = {"format": FORMAT, "fingerprint": dict(fingerprint),
-                             "fingerprint_hash": fp_hash, "K": K, "scene_dim": scene_dim,
-                             "face_feature_dim": face_feature_dim,
-                             "classes": list(classes), "shards": [], "rejects": []}
+            self.manifest = {
+                "format": FORMAT,
+                "fingerprint": dict(fingerprint),
+                "fingerprint_hash": fp_hash,
+                "K": K,
+                "scene_dim": scene_dim,
+                "face_feature_dim": face_feature_dim,
+                "classes": list(classes),
+                "shards": [],
+                "rejects": [],
+            }
             self._save_manifest()
         self._recover()
 
@@ -163,8 +188,10 @@ class CacheWriter:
         known = {s["file"] for s in self.manifest["shards"]}
         missing = sorted(f for f in known if not (self.dir / f).exists())
         if missing:
-            raise CacheError(f"{self.dir}: shards listed in the manifest are missing: {missing[:5]}; "
-                             "the cache was damaged after it was written: rebuild it in a new directory")
+            raise CacheError(
+                f"{self.dir}: shards listed in the manifest are missing: {missing[:5]}; "
+                "the cache was damaged after it was written: rebuild it in a new directory"
+            )
         self._done: set[str] = set()
         for s in self.manifest["shards"]:
             self._done.update(_shard_ids(self.dir / s["file"]))
@@ -206,8 +233,9 @@ class CacheWriter:
         if clash:
             raise CacheError(f"ids already in the cache: {sorted(clash)[:5]}{'...' if len(clash) > 5 else ''}")
         ts = {k: _to_tensor(k, v) for k, v in tensors.items()}
-        check_shapes(len(ids), ts, self.manifest["K"], self.manifest["scene_dim"],
-                     self.manifest.get("face_feature_dim"))
+        check_shapes(
+            len(ids), ts, self.manifest["K"], self.manifest["scene_dim"], self.manifest.get("face_feature_dim")
+        )
         index = max([int(s["file"].split("-")[1].split(".")[0]) for s in self.manifest["shards"]] + [-1]) + 1
         name = f"shard-{index:05d}.safetensors"
         path = self.dir / name
@@ -289,16 +317,20 @@ class FeatureCache:
         return len(self.ids)
 
     def tensors(self) -> dict[str, torch.Tensor]:
-        return {f.name: getattr(self, f.name) for f in fields(self)
-                if f.name not in ("ids", "manifest", "cache_dir") and getattr(self, f.name) is not None}
+        return {
+            f.name: getattr(self, f.name)
+            for f in fields(self)
+            if f.name not in ("ids", "manifest", "cache_dir") and getattr(self, f.name) is not None
+        }
 
     def require(self, name: str, why: str = "") -> torch.Tensor:
         """The cache tensor ``name`` (any of TENSOR_SPEC and OPTIONAL_SPEC). For an optional one
         the cache lacks, raises CacheFieldError (exit 3) naming this cache, ``why`` it is needed
         (e.g. which network of which spec reads it) and the ``emolog cache build`` flag that adds it."""
         if name not in TENSOR_SPEC and name not in OPTIONAL_SPEC:
-            raise ValueError(f"require({name!r}): not a cache tensor; choose from "
-                             f"{sorted([*TENSOR_SPEC, *OPTIONAL_SPEC])}")
+            raise ValueError(
+                f"require({name!r}): not a cache tensor; choose from {sorted([*TENSOR_SPEC, *OPTIONAL_SPEC])}"
+            )
         value = getattr(self, name)
         if value is not None:
             return value
@@ -308,18 +340,25 @@ class FeatureCache:
         raise CacheFieldError(
             f"{where} has no {name}{f' ({why})' if why else ''}: it was built without them{how}; rebuild it with "
             f"`emolog cache build --index D --out NEW_CACHE {BUILD_FLAGS[name]}` and the perception options it "
-            "was built with (into a new directory: a cache holds one configuration)")
+            "was built with (into a new directory: a cache holds one configuration)"
+        )
 
     def select(self, ids: list[str]) -> "FeatureCache":
         """The rows of ``ids``, in that order; CacheError names any id not cached."""
         pos = {i: r for r, i in enumerate(self.ids)}
         missing = [i for i in ids if i not in pos]
         if missing:
-            raise CacheError(f"{len(missing)} ids are not in the cache, e.g. {missing[:5]}; "
-                             "rebuild or extend the cache rather than training without them")
+            raise CacheError(
+                f"{len(missing)} ids are not in the cache, e.g. {missing[:5]}; "
+                "rebuild or extend the cache rather than training without them"
+            )
         rows = torch.tensor([pos[i] for i in ids], dtype=torch.long)
-        return FeatureCache(ids=list(ids), manifest=self.manifest, cache_dir=self.cache_dir,
-                            **{k: v.index_select(0, rows) for k, v in self.tensors().items()})
+        return FeatureCache(
+            ids=list(ids),
+            manifest=self.manifest,
+            cache_dir=self.cache_dir,
+            **{k: v.index_select(0, rows) for k, v in self.tensors().items()},
+        )
 
 
 def load_cache(cache_dir: str | Path, ids: list[str] | None = None, prelast: bool = False) -> FeatureCache:
@@ -355,8 +394,10 @@ def load_cache(cache_dir: str | Path, ids: list[str] | None = None, prelast: boo
     tensors = {k: torch.cat(v) for k, v in parts.items()}
     if not all_ids:
         sizes = {"D": D, "K": K}
-        tensors = {k: torch.zeros((0, *[sizes[s] if isinstance(s, str) else s for s in shape]), dtype=dt)
-                   for k, (shape, dt) in TENSOR_SPEC.items()}
+        tensors = {
+            k: torch.zeros((0, *[sizes[s] if isinstance(s, str) else s for s in shape]), dtype=dt)
+            for k, (shape, dt) in TENSOR_SPEC.items()
+        }
         if F is not None:
             tensors["face_features"] = torch.zeros((0, K, F))
     if prelast and "scene_prelast" not in tensors:

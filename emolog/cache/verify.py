@@ -29,8 +29,7 @@ from typing import Any, Iterable, Mapping
 import torch
 from safetensors import safe_open
 
-from emolog.cache.store import MANIFEST, OPTIONAL_SPEC, TENSOR_SPEC, CacheError, fingerprint_hash, \
-    read_manifest
+from emolog.cache.store import MANIFEST, OPTIONAL_SPEC, TENSOR_SPEC, CacheError, fingerprint_hash, read_manifest
 from emolog.data.artefacts import sha256_file
 from emolog.labels import BASIC7
 
@@ -66,10 +65,12 @@ class VerifyReport:
 
     def summary(self, max_items: int = 20) -> str:
         """A human-readable report; lists the first ``max_items`` problems and rejects."""
-        head = (f"cache {self.cache_dir}: {'OK' if self.ok else 'FAILED'}; "
-                f"{self.n_present}/{self.n_requested} requested ids present, "
-                f"{len(self.rejected)} rejected, {self.n_rows} rows stored, "
-                f"{len(self.problems)} problem(s)")
+        head = (
+            f"cache {self.cache_dir}: {'OK' if self.ok else 'FAILED'}; "
+            f"{self.n_present}/{self.n_requested} requested ids present, "
+            f"{len(self.rejected)} rejected, {self.n_rows} rows stored, "
+            f"{len(self.problems)} problem(s)"
+        )
         lines = [head]
         for what, items in (("problems", self.problems), ("rejected", self.rejected)):
             if items:
@@ -81,9 +82,12 @@ class VerifyReport:
         return "\n".join(lines)
 
 
-def verify_cache(cache_dir: str | Path, ids: Iterable[str],
-                 expected_fingerprint: Mapping[str, Any] | None = None,
-                 allow_rejects: bool = False) -> VerifyReport:
+def verify_cache(
+    cache_dir: str | Path,
+    ids: Iterable[str],
+    expected_fingerprint: Mapping[str, Any] | None = None,
+    allow_rejects: bool = False,
+) -> VerifyReport:
     """Check the cache at ``cache_dir`` for the image ``ids`` (see the module docstring).
 
     Args:
@@ -122,8 +126,10 @@ def verify_cache(cache_dir: str | Path, ids: Iterable[str],
     rejects = {r["image_id"]: r.get("reason", "") for r in manifest.get("rejects", [])}
     listed = {f.name for f in cache_dir.glob("shard-*.safetensors")} - {s["file"] for s in manifest.get("shards", [])}
     if listed:
-        report.notes.append(f"{len(listed)} shard file(s) not in the manifest (an interrupted run; "
-                            f"resuming adopts them): {sorted(listed)[:5]}")
+        report.notes.append(
+            f"{len(listed)} shard file(s) not in the manifest (an interrupted run; "
+            f"resuming adopts them): {sorted(listed)[:5]}"
+        )
     for i in wanted:
         if i in where:
             report.n_present += i not in bad_ids
@@ -136,9 +142,12 @@ def verify_cache(cache_dir: str | Path, ids: Iterable[str],
     return report
 
 
-def require_verified(cache_dir: str | Path, ids: Iterable[str],
-                     expected_fingerprint: Mapping[str, Any] | None = None,
-                     allow_rejects: bool = False) -> VerifyReport:
+def require_verified(
+    cache_dir: str | Path,
+    ids: Iterable[str],
+    expected_fingerprint: Mapping[str, Any] | None = None,
+    allow_rejects: bool = False,
+) -> VerifyReport:
     """``verify_cache``, raising ``CacheError`` (with the report as ``.report``) unless it is OK.
 
     The message names every problem (image id or file, and why) up to 200 lines, then counts.
@@ -162,20 +171,27 @@ def _check_manifest(manifest: dict, expected: Mapping[str, Any] | None, report: 
         report.problems.append((MANIFEST, f"classes {manifest['classes']} are not BASIC7 {list(BASIC7)}"))
     fp = manifest.get("fingerprint", {})
     if "fingerprint_hash" in manifest and fingerprint_hash(fp) != manifest["fingerprint_hash"]:
-        report.problems.append((MANIFEST, "fingerprint_hash does not match the recorded fingerprint "
-                                          "(manifest edited by hand?)"))
+        report.problems.append(
+            (MANIFEST, "fingerprint_hash does not match the recorded fingerprint (manifest edited by hand?)")
+        )
     if isinstance(fp, dict) and "K" in fp and fp["K"] != manifest.get("K"):
         report.problems.append((MANIFEST, f"K {manifest.get('K')} differs from the fingerprint's K {fp['K']}"))
     F, recorded = manifest.get("face_feature_dim"), _recorded_face_feature_dim(fp)
     if F is not None and (not isinstance(F, int) or F < 1):
         report.problems.append((MANIFEST, f"face_feature_dim {F!r} is not a positive integer"))
     elif recorded is not None and recorded != F:
-        report.problems.append((MANIFEST, f"face_feature_dim {F!r} differs from the fingerprint's "
-                                          f"recogniser.face_features.dim {recorded}"))
+        report.problems.append(
+            (MANIFEST, f"face_feature_dim {F!r} differs from the fingerprint's recogniser.face_features.dim {recorded}")
+        )
     if expected is not None and fingerprint_hash(expected) != fingerprint_hash(fp):
         diff = fingerprint_diff(fp, expected)
-        report.problems.append((MANIFEST, "fingerprint differs from the current configuration "
-                                          f"({'; '.join(diff[:10])}): build a new cache for it"))
+        report.problems.append(
+            (
+                MANIFEST,
+                "fingerprint differs from the current configuration "
+                f"({'; '.join(diff[:10])}): build a new cache for it",
+            )
+        )
 
 
 def _recorded_face_feature_dim(fp: Any) -> int | None:
@@ -188,8 +204,11 @@ def _recorded_face_feature_dim(fp: Any) -> int | None:
 def fingerprint_diff(cached: Mapping[str, Any], current: Mapping[str, Any]) -> list[str]:
     """Human-readable differences between two fingerprints, as ``key.path: cached -> current``."""
     a, b = _flatten(cached), _flatten(current)
-    return [f"{k}: {a.get(k, '<absent>')!r} -> {b.get(k, '<absent>')!r}"
-            for k in sorted(set(a) | set(b)) if a.get(k, "<absent>") != b.get(k, "<absent>")]
+    return [
+        f"{k}: {a.get(k, '<absent>')!r} -> {b.get(k, '<absent>')!r}"
+        for k in sorted(set(a) | set(b))
+        if a.get(k, "<absent>") != b.get(k, "<absent>")
+    ]
 
 
 def _flatten(d: Any, prefix: str = "") -> dict[str, Any]:
@@ -204,8 +223,9 @@ def _flatten(d: Any, prefix: str = "") -> dict[str, Any]:
 # ----------------------------------------------------------------------------- shards
 
 
-def _check_shard(cache_dir: Path, entry: dict, dims: tuple[int, int, int | None],
-                 report: VerifyReport) -> tuple[list[str], set[str]]:
+def _check_shard(
+    cache_dir: Path, entry: dict, dims: tuple[int, int, int | None], report: VerifyReport
+) -> tuple[list[str], set[str]]:
     """(ids the shard holds, ids with a problem); appends problems to ``report``.
     ``dims`` = (K, D, F), F None when the cache has no face_features."""
     name = entry.get("file", "?")
@@ -242,8 +262,9 @@ def _check_shard(cache_dir: Path, entry: dict, dims: tuple[int, int, int | None]
     return ids, {ids[r] for r in bad}
 
 
-def _check_layout(name: str, n: int, tensors: dict[str, torch.Tensor], dims: tuple[int, int, int | None],
-                  report: VerifyReport) -> bool:
+def _check_layout(
+    name: str, n: int, tensors: dict[str, torch.Tensor], dims: tuple[int, int, int | None], report: VerifyReport
+) -> bool:
     ok = True
     K, D, F = dims
     sym = {"D": D, "K": K}
@@ -260,8 +281,9 @@ def _check_layout(name: str, n: int, tensors: dict[str, torch.Tensor], dims: tup
     prelast = tensors.get("scene_prelast")
     dtype = OPTIONAL_SPEC["scene_prelast"]
     if prelast is not None and (prelast.dtype != dtype or prelast.ndim != 4 or len(prelast) != n):
-        report.problems.append((name, f"tensor 'scene_prelast' is {prelast.dtype} {tuple(prelast.shape)}, "
-                                      f"expected {dtype} [n, C, H, W]"))
+        report.problems.append(
+            (name, f"tensor 'scene_prelast' is {prelast.dtype} {tuple(prelast.shape)}, expected {dtype} [n, C, H, W]")
+        )
         ok = False
     feats, dtype = tensors.get("face_features"), OPTIONAL_SPEC["face_features"]
     if F is None and feats is not None:
@@ -271,8 +293,9 @@ def _check_layout(name: str, n: int, tensors: dict[str, torch.Tensor], dims: tup
         report.problems.append((name, f"lacks tensor 'face_features' (the manifest records face_feature_dim {F})"))
         ok = False
     elif feats is not None and (feats.dtype != dtype or tuple(feats.shape) != (n, K, F)):
-        report.problems.append((name, f"tensor 'face_features' is {feats.dtype} {tuple(feats.shape)}, "
-                                      f"expected {dtype} {(n, K, F)}"))
+        report.problems.append(
+            (name, f"tensor 'face_features' is {feats.dtype} {tuple(feats.shape)}, expected {dtype} {(n, K, F)}")
+        )
         ok = False
     unknown = sorted(set(tensors) - set(TENSOR_SPEC) - set(OPTIONAL_SPEC))
     if unknown:
@@ -317,8 +340,14 @@ def _row_problems(t: dict[str, torch.Tensor], K: int) -> list[tuple[int, str]]:
     flag((size <= 0).any(1), "image size not positive")
     b = t["face_boxes"].double()
     w, h = size[:, 0, None].double(), size[:, 1, None].double()
-    outside = (b[..., 0] < -BOX_TOL_PX) | (b[..., 1] < -BOX_TOL_PX) | (b[..., 2] > w + BOX_TOL_PX) \
-        | (b[..., 3] > h + BOX_TOL_PX) | (b[..., 2] <= b[..., 0]) | (b[..., 3] <= b[..., 1])
+    outside = (
+        (b[..., 0] < -BOX_TOL_PX)
+        | (b[..., 1] < -BOX_TOL_PX)
+        | (b[..., 2] > w + BOX_TOL_PX)
+        | (b[..., 3] > h + BOX_TOL_PX)
+        | (b[..., 2] <= b[..., 0])
+        | (b[..., 3] <= b[..., 1])
+    )
     flag((mask & outside).any(1), "face box empty or outside the image")
     area = t["face_area"]
     flag((mask & ((area <= 0) | (area > 1 + 1e-6))).any(1), "face area not in (0, 1]")

@@ -15,18 +15,18 @@ class TrainSettings:
     """The fit loop. A step is one batch of ``batch_size`` images; the loss is the batch *mean*
     NLL (nats per image)."""
 
-    epochs: int = 12                    # gradient regimes (the original's budget)
+    epochs: int = 12  # gradient regimes (the original's budget)
     # problog-em: EM iterations. EM on mixture weights converges slowly (measured on 5000
     # simulated images: 12 iterations leave face3 0.05 off the truth, 100 reach 0.01) and one
     # iteration costs ~30 ms, so the default is generous.
     em_iterations: int = 100
     # 64, not the original's 4 (``--set train.batch_size=4``)
     batch_size: int = 64
-    n_train: int | None = None          # first N of split.json's train list; None = all
+    n_train: int | None = None  # first N of split.json's train list; None = all
     # early stopping on validation NLL: stop after `patience` epochs without improvement and
     # restore the best epoch's parameters; None = run all epochs (and keep the last)
     patience: int | None = 3
-    imbalance: str = "none"             # none | class-weighted | balanced-sampling | logit-adjust
+    imbalance: str = "none"  # none | class-weighted | balanced-sampling | logit-adjust
     logit_adjust_tau: float = 1.0
 
 
@@ -44,7 +44,7 @@ class LogicSettings:
     # the truth within 0.03 on simulated data (docs/training.md, "learning rate").
     lr: float = 3e-2
     weight_decay: float = 0.0
-    init_weights: dict[str, float] | None = None   # initial t(); None = uniform
+    init_weights: dict[str, float] | None = None  # initial t(); None = uniform
     fixed_weights: dict[str, float] | None = None  # nets-only: t() held at these; None = uniform
 
 
@@ -75,9 +75,9 @@ class BackboneSettings:
 class PretrainSettings:
     """Scene-only pretraining of Scene2EmotionNet (logic-only, problog-em), cached on disk."""
 
-    scene_init: str = "auto"            # auto (per regime) | pretrained | random
+    scene_init: str = "auto"  # auto (per regime) | pretrained | random
     epochs: int = 30
-    batch_size: int = 64                # own key: a logic batch-size sweep keeps one scene net
+    batch_size: int = 64  # own key: a logic batch-size sweep keeps one scene net
     patience: int = 3
     # K-fold cross-fitting: the logic sees each training image's scene distribution from a net
     # that did not train on it; 1 = in-sample (the memorising net: shows the collapse)
@@ -85,7 +85,7 @@ class PretrainSettings:
     # EM rounds refitting the scene net to its responsibility-weighted labels (the scene's own
     # emotion rather than the image label); 0 = plain scene-only pretraining
     refit: int = 3
-    cache: str | None = None            # folder for pretrained nets; None = <data>/pretrained
+    cache: str | None = None  # folder for pretrained nets; None = <data>/pretrained
 
 
 @dataclass(frozen=True)
@@ -94,19 +94,25 @@ class PerceptionSettings:
 
     # a weights file when the path recorded with the cache moved; None = the recorded path
     recogniser_weights: str | None = None
-    grey_face_logits: list[float] | None = None    # 7 logits; None = the recogniser's, from the cache
+    grey_face_logits: list[float] | None = None  # 7 logits; None = the recogniser's, from the cache
 
 
 @dataclass(frozen=True)
 class GateSettings:
     """A gated program's GateNet (docs/context-trust.md)."""
 
-    hidden: int = 32                    # 0 = a linear gate
-    scene_features: bool = False        # the scene net's probabilities among the gate's inputs
-    init: str = "global"                # global (the global program fitted by EM) | uniform
+    hidden: int = 32  # 0 = a linear gate
+    scene_features: bool = False  # the scene net's probabilities among the gate's inputs
+    init: str = "global"  # global (the global program fitted by EM) | uniform
 
 
 # the groups by their key in a config file, in the order config.json lists them
-GROUPS: dict[str, type] = {"train": TrainSettings, "logic": LogicSettings, "nets": NetSettings,
-                           "backbone": BackboneSettings, "pretrain": PretrainSettings,
-                           "perception": PerceptionSettings, "gate": GateSettings}
+GROUPS: dict[str, type] = {
+    "train": TrainSettings,
+    "logic": LogicSettings,
+    "nets": NetSettings,
+    "backbone": BackboneSettings,
+    "pretrain": PretrainSettings,
+    "perception": PerceptionSettings,
+    "gate": GateSettings,
+}

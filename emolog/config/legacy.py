@@ -15,20 +15,37 @@ from emolog.config.groups import GROUPS
 
 # old flat key -> "group.key" (docs/training.md, "Configuration", has this table)
 OLD_KEYS: dict[str, str] = {
-    "epochs": "train.epochs", "em_iterations": "train.em_iterations", "batch_size": "train.batch_size",
-    "n_train": "train.n_train", "patience": "train.patience", "imbalance": "train.imbalance",
+    "epochs": "train.epochs",
+    "em_iterations": "train.em_iterations",
+    "batch_size": "train.batch_size",
+    "n_train": "train.n_train",
+    "patience": "train.patience",
+    "imbalance": "train.imbalance",
     "logit_adjust_tau": "train.logit_adjust_tau",
-    "logic_param": "logic.param", "logic_optimizer": "logic.optimizer", "logic_lr": "logic.lr",
-    "logic_weight_decay": "logic.weight_decay", "init_weights": "logic.init_weights",
+    "logic_param": "logic.param",
+    "logic_optimizer": "logic.optimizer",
+    "logic_lr": "logic.lr",
+    "logic_weight_decay": "logic.weight_decay",
+    "init_weights": "logic.init_weights",
     "fixed_weights": "logic.fixed_weights",
-    "net_optimizer": "nets.optimizer", "net_lr": "nets.lr", "net_weight_decay": "nets.weight_decay",
-    "net_hidden": "nets.hidden", "net_dropout": "nets.dropout",
-    "backbone_optimizer": "backbone.optimizer", "backbone_lr": "backbone.lr",
-    "backbone_weight_decay": "backbone.weight_decay", "backbone_weights": "backbone.weights",
-    "scene_init": "pretrain.scene_init", "pretrain_epochs": "pretrain.epochs",
-    "pretrain_batch_size": "pretrain.batch_size", "pretrain_patience": "pretrain.patience",
-    "pretrain_folds": "pretrain.folds", "pretrain_refit": "pretrain.refit", "pretrain_cache": "pretrain.cache",
-    "recogniser_weights": "perception.recogniser_weights", "grey_face_logits": "perception.grey_face_logits",
+    "net_optimizer": "nets.optimizer",
+    "net_lr": "nets.lr",
+    "net_weight_decay": "nets.weight_decay",
+    "net_hidden": "nets.hidden",
+    "net_dropout": "nets.dropout",
+    "backbone_optimizer": "backbone.optimizer",
+    "backbone_lr": "backbone.lr",
+    "backbone_weight_decay": "backbone.weight_decay",
+    "backbone_weights": "backbone.weights",
+    "scene_init": "pretrain.scene_init",
+    "pretrain_epochs": "pretrain.epochs",
+    "pretrain_batch_size": "pretrain.batch_size",
+    "pretrain_patience": "pretrain.patience",
+    "pretrain_folds": "pretrain.folds",
+    "pretrain_refit": "pretrain.refit",
+    "pretrain_cache": "pretrain.cache",
+    "recogniser_weights": "perception.recogniser_weights",
+    "grey_face_logits": "perception.grey_face_logits",
 }
 
 
@@ -42,8 +59,11 @@ def canonical(key: str, warn: bool = True) -> str:
     if new is None:
         return key
     if warn:
-        warnings.warn(f"config key {key!r} is deprecated and will be removed in the next release: "
-                      f"use {new!r}", DeprecatedKeyWarning, stacklevel=3)
+        warnings.warn(
+            f"config key {key!r} is deprecated and will be removed in the next release: use {new!r}",
+            DeprecatedKeyWarning,
+            stacklevel=3,
+        )
     return new
 
 
@@ -69,8 +89,11 @@ def _gate_from_extra(out: dict[str, Any], extra: Mapping[str, Any], warn: bool) 
     """The gate's settings, formerly ``extra["gate"]``, moved to the ``gate`` group; the rest of
     ``extra`` returned."""
     if warn:
-        warnings.warn("config key 'extra.gate' is deprecated and will be removed in the next release: use 'gate'",
-                      DeprecatedKeyWarning, stacklevel=4)
+        warnings.warn(
+            "config key 'extra.gate' is deprecated and will be removed in the next release: use 'gate'",
+            DeprecatedKeyWarning,
+            stacklevel=4,
+        )
     gate = extra["gate"] or {}
     out.setdefault("gate", {}).update(gate if isinstance(gate, Mapping) else {"<not an object>": gate})
     return {k: v for k, v in extra.items() if k != "gate"}

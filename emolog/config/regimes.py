@@ -34,26 +34,77 @@ class Regime:
     trains_logic: bool
     trains_scene_net: bool
     trains_backbone: bool
-    scene_init: str          # "pretrained" | "random"
-    learner: str             # "gradient" | "em"
-    semantics: str | None    # forced semantics, or None = the config's
-    question: str            # the user's research question it answers
+    scene_init: str  # "pretrained" | "random"
+    learner: str  # "gradient" | "em"
+    semantics: str | None  # forced semantics, or None = the config's
+    question: str  # the user's research question it answers
 
 
-REGIMES: dict[str, Regime] = {r.name: r for r in (
-    Regime("logic-only", True, False, False, "pretrained", "gradient", None,
-           "networks fixed, only the logic's source weights t() learn: what changes?"),
-    Regime("problog-em", True, False, False, "pretrained", "em", None,
-           "plain ProbLog learning from interpretations (EM) of t() with the networks fixed"),
-    Regime("nets-only", False, True, False, "random", "gradient", None,
-           "source weights fixed; Scene2EmotionNet learns through the program"),
-    Regime("joint", True, True, False, "random", "gradient", None,
-           "Scene2EmotionNet and t() trained together (the original's setup)"),
-    Regime("joint-unfreeze", True, True, True, "random", "gradient", None,
-           "joint + the scene backbone's last block trained from cached pre-last activations"),
-    Regime("original", True, True, False, "random", "gradient", "original",
-           "joint training under the original program's semantics (grey faces, one 21-way softmax)"),
-)}
+REGIMES: dict[str, Regime] = {
+    r.name: r
+    for r in (
+        Regime(
+            "logic-only",
+            True,
+            False,
+            False,
+            "pretrained",
+            "gradient",
+            None,
+            "networks fixed, only the logic's source weights t() learn: what changes?",
+        ),
+        Regime(
+            "problog-em",
+            True,
+            False,
+            False,
+            "pretrained",
+            "em",
+            None,
+            "plain ProbLog learning from interpretations (EM) of t() with the networks fixed",
+        ),
+        Regime(
+            "nets-only",
+            False,
+            True,
+            False,
+            "random",
+            "gradient",
+            None,
+            "source weights fixed; Scene2EmotionNet learns through the program",
+        ),
+        Regime(
+            "joint",
+            True,
+            True,
+            False,
+            "random",
+            "gradient",
+            None,
+            "Scene2EmotionNet and t() trained together (the original's setup)",
+        ),
+        Regime(
+            "joint-unfreeze",
+            True,
+            True,
+            True,
+            "random",
+            "gradient",
+            None,
+            "joint + the scene backbone's last block trained from cached pre-last activations",
+        ),
+        Regime(
+            "original",
+            True,
+            True,
+            False,
+            "random",
+            "gradient",
+            "original",
+            "joint training under the original program's semantics (grey faces, one 21-way softmax)",
+        ),
+    )
+}
 
 
 def get_regime(name: str) -> Regime:

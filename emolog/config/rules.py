@@ -28,6 +28,7 @@ def value(cfg: Any, key: str) -> Any:
 
 class Rule(NamedTuple):
     """One constraint: ``ok`` reads the key's value, or the whole config when ``whole``."""
+
     key: str
     ok: Callable[[Any], bool]
     why: str
@@ -59,18 +60,29 @@ def _one_of(key: str, allowed: tuple[str, ...]) -> Rule:
 
 
 def _int_at_least(key: str, low: int, nullable: bool = False) -> Rule:
-    return Rule(key, lambda v: (nullable and v is None) or (_is_int(v) and v >= low),
-                f"must be {'null or ' if nullable else ''}an integer >= {low}")
+    return Rule(
+        key,
+        lambda v: (nullable and v is None) or (_is_int(v) and v >= low),
+        f"must be {'null or ' if nullable else ''}an integer >= {low}",
+    )
 
 
 def _weights_rules(key: str) -> list[Rule]:
     """Source weights (null, or a probability per source summing to 1), checked in this order
     so that each check may assume the ones before it passed."""
-    return [Rule(key, lambda w: w is None or (isinstance(w, dict) and set(w) == set(SOURCES)),
-                 f"must map exactly the sources {list(SOURCES)} to probabilities"),
-            Rule(key, lambda w: w is None or all(_is_num(v) and 0 <= v <= 1 for v in w.values()),
-                 "probabilities must be in [0, 1]"),
-            Rule(key, lambda w: w is None or abs(sum(w.values()) - 1) < 1e-6, "probabilities must sum to 1")]
+    return [
+        Rule(
+            key,
+            lambda w: w is None or (isinstance(w, dict) and set(w) == set(SOURCES)),
+            f"must map exactly the sources {list(SOURCES)} to probabilities",
+        ),
+        Rule(
+            key,
+            lambda w: w is None or all(_is_num(v) and 0 <= v <= 1 for v in w.values()),
+            "probabilities must be in [0, 1]",
+        ),
+        Rule(key, lambda w: w is None or abs(sum(w.values()) - 1) < 1e-6, "probabilities must sum to 1"),
+    ]
 
 
 RULES: tuple[Rule, ...] = (
@@ -84,13 +96,21 @@ RULES: tuple[Rule, ...] = (
     _int_at_least("train.n_train", 1, nullable=True),
     _one_of("logic.param", LOGIC_PARAMS),
     *(_one_of(f"{group}.optimizer", OPTIMIZERS) for group in ("logic", "nets", "backbone")),
-    Rule("logic.optimizer", lambda c: not (c.logic.param == "projected" and c.logic.optimizer != "sgd"),
-         "the projected (DeepProbLog) parameterisation is defined for plain SGD only; "
-         "set logic.param=softmax to use Adam", whole=True),
-    *(Rule(f"{group}.lr", lambda v: _is_num(v) and 0 < v < 1e3, "must be a number > 0")
-      for group in ("logic", "nets", "backbone")),
-    *(Rule(key, lambda v: _is_num(v) and v >= 0, "must be a number >= 0")
-      for key in ("logic.weight_decay", "nets.weight_decay", "backbone.weight_decay", "train.logit_adjust_tau")),
+    Rule(
+        "logic.optimizer",
+        lambda c: not (c.logic.param == "projected" and c.logic.optimizer != "sgd"),
+        "the projected (DeepProbLog) parameterisation is defined for plain SGD only; "
+        "set logic.param=softmax to use Adam",
+        whole=True,
+    ),
+    *(
+        Rule(f"{group}.lr", lambda v: _is_num(v) and 0 < v < 1e3, "must be a number > 0")
+        for group in ("logic", "nets", "backbone")
+    ),
+    *(
+        Rule(key, lambda v: _is_num(v) and v >= 0, "must be a number >= 0")
+        for key in ("logic.weight_decay", "nets.weight_decay", "backbone.weight_decay", "train.logit_adjust_tau")
+    ),
     _int_at_least("nets.hidden", 1),
     Rule("nets.dropout", lambda v: _is_num(v) and 0 <= v < 1, "must be in [0, 1)"),
     _one_of("train.imbalance", IMBALANCE),
@@ -104,18 +124,32 @@ RULES: tuple[Rule, ...] = (
     _int_at_least("pretrain.patience", 1),
     *_weights_rules("logic.fixed_weights"),
     *_weights_rules("logic.init_weights"),
-    Rule("logic.init_weights", lambda w: w is None or all(v > 0 for v in w.values()),
-         "initial probabilities must be > 0 (a zero weight can never be learned back)"),
-    Rule("perception.grey_face_logits", lambda v: v is None or (isinstance(v, list) and len(v) == 7
-                                                                and all(_is_num(x) for x in v)), "must be 7 numbers"),
-    Rule("device", lambda v: v == "auto" or v == "cpu" or str(v).startswith("cuda"),
-         "must be auto, cpu, cuda or cuda:N"),
+    Rule(
+        "logic.init_weights",
+        lambda w: w is None or all(v > 0 for v in w.values()),
+        "initial probabilities must be > 0 (a zero weight can never be learned back)",
+    ),
+    Rule(
+        "perception.grey_face_logits",
+        lambda v: v is None or (isinstance(v, list) and len(v) == 7 and all(_is_num(x) for x in v)),
+        "must be 7 numbers",
+    ),
+    Rule(
+        "device", lambda v: v == "auto" or v == "cpu" or str(v).startswith("cuda"), "must be auto, cpu, cuda or cuda:N"
+    ),
     _int_at_least("threads", 1, nullable=True),
     Rule("extra", lambda v: isinstance(v, dict), "must be an object"),
-    Rule("spec", lambda v: v is None or (isinstance(v, str) and bool(v)) or isinstance(v, dict),
-         "must be null, a spec name / .toml path, or a dict of the spec file's keys"),
-    Rule("program", lambda c: c.spec is None or c.program == "seed",
-         "set either 'spec' (which names its program) or 'program', not both", whole=True),
+    Rule(
+        "spec",
+        lambda v: v is None or (isinstance(v, str) and bool(v)) or isinstance(v, dict),
+        "must be null, a spec name / .toml path, or a dict of the spec file's keys",
+    ),
+    Rule(
+        "program",
+        lambda c: c.spec is None or c.program == "seed",
+        "set either 'spec' (which names its program) or 'program', not both",
+        whole=True,
+    ),
     Rule("backbone.weights", _path_or_null, "must be null or a path"),
     Rule("perception.recogniser_weights", _path_or_null, "must be null or a path"),
     _int_at_least("gate.hidden", 0),

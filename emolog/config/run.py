@@ -18,7 +18,13 @@ from pathlib import Path
 from typing import Any, Mapping
 
 from emolog.config.groups import (
-    GROUPS, BackboneSettings, GateSettings, LogicSettings, NetSettings, PerceptionSettings, PretrainSettings,
+    GROUPS,
+    BackboneSettings,
+    GateSettings,
+    LogicSettings,
+    NetSettings,
+    PerceptionSettings,
+    PretrainSettings,
     TrainSettings,
 )
 from emolog.config.legacy import canonical, flatten, nest
@@ -29,8 +35,16 @@ from emolog.labels import SOURCES
 __all__ = ["BASELINES", "SOURCES", "ConfigError", "RunConfig", "parse_override"]
 
 # emolog.experiments.baselines, by name (here: the experiment command lists them without importing torch)
-BASELINES: tuple[str, ...] = ("majority", "scene-only", "largest-face", "uniform-average", "fusion-mlp",
-                              "fusion-mlp-meta", "face-only", "tree")
+BASELINES: tuple[str, ...] = (
+    "majority",
+    "scene-only",
+    "largest-face",
+    "uniform-average",
+    "fusion-mlp",
+    "fusion-mlp-meta",
+    "face-only",
+    "tree",
+)
 
 
 class ConfigError(InputError, ValueError):
@@ -43,14 +57,14 @@ class RunConfig:
     groups of ``emolog.config.groups`` (``cfg.logic.lr``, ``cfg.train.epochs``, ...)."""
 
     regime: str = "logic-only"
-    data: str = ""                      # data directory D (index.csv, split.json, cache/)
-    program: str = "seed"               # emolog/logic/programs/<name>.pl or a path
+    data: str = ""  # data directory D (index.csv, split.json, cache/)
+    program: str = "seed"  # emolog/logic/programs/<name>.pl or a path
     # a model spec (emolog/model/specs/<name>.toml or a path): program, query, label set and
     # bindings in one file (docs/model.md); when given it names the program
-    spec: str | dict | None = None      # or the spec file's keys as a dict (a spec in Python)
-    semantics: str = "condition"        # condition | fail | original (regime original forces it)
+    spec: str | dict | None = None  # or the spec file's keys as a dict (a spec in Python)
+    semantics: str = "condition"  # condition | fail | original (regime original forces it)
     seed: int = 0
-    device: str = "auto"                # auto (CUDA when present) | cpu | cuda | cuda:N
+    device: str = "auto"  # auto (CUDA when present) | cpu | cuda | cuda:N
     # CPU threads for torch during the run. The tensors are tiny (batch x 7), so thread
     # hand-offs cost more than they save: 1 thread was 25x faster per step than 2 on the
     # shared 2-core machine (docs/benchmarks.md). null = leave torch's setting.
@@ -87,8 +101,7 @@ class RunConfig:
         return cls.from_dict({k: v for k, v in d.items() if k != "perception"}, warn=False)
 
     @classmethod
-    def load(cls, path: str | Path | None, overrides: list[str] | None = None,
-             **given: Any) -> "RunConfig":
+    def load(cls, path: str | Path | None, overrides: list[str] | None = None, **given: Any) -> "RunConfig":
         """Defaults <- JSON or TOML file at ``path`` (may be None) <- ``given`` keys (e.g. the
         command line's --data/--regime) <- ``key=value`` overrides (``--set``); later wins."""
         d = nest(_read_file(Path(path))) if path is not None else {}

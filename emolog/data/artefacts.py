@@ -31,11 +31,11 @@ from emolog.errors import InputError, MissingError, VerificationError
 # older ones (and a file without a tag: written before tags existed); a newer version is
 # refused, naming both, instead of being half understood.
 FORMATS: dict[str, str] = {
-    "cache": "emolog-cache/1",             # cache manifest.json
-    "run": "emolog-run/1",                 # a run's results.json (and config.json)
-    "experiment": "emolog-experiment/1",   # experiment.json
-    "shard-record": "emolog-shard/1",      # an experiment shard's shards/shard-i-of-N.json
-    "checkpoint": "emolog-checkpoint/1",   # a run's checkpoint.pt
+    "cache": "emolog-cache/1",  # cache manifest.json
+    "run": "emolog-run/1",  # a run's results.json (and config.json)
+    "experiment": "emolog-experiment/1",  # experiment.json
+    "shard-record": "emolog-shard/1",  # an experiment shard's shards/shard-i-of-N.json
+    "checkpoint": "emolog-checkpoint/1",  # a run's checkpoint.pt
 }
 
 
@@ -92,12 +92,13 @@ def check_format(obj: Mapping[str, Any], kind: str, path: str | Path) -> None:
     if got_name != name or not got_version.isdigit():
         raise ArtefactError(f"{path}: format {tag!r} is not {FORMATS[kind]!r}: not this kind of emolog file")
     if int(got_version) > int(version):
-        raise ArtefactError(f"{path}: written by a newer emolog (format {tag}; this emolog reads up to "
-                            f"{FORMATS[kind]}): upgrade emolog to read it")
+        raise ArtefactError(
+            f"{path}: written by a newer emolog (format {tag}; this emolog reads up to "
+            f"{FORMATS[kind]}): upgrade emolog to read it"
+        )
 
 
-_TYPES = {dict: "an object", list: "a list", str: "a string", int: "an integer", float: "a number",
-          bool: "true/false"}
+_TYPES = {dict: "an object", list: "a list", str: "a string", int: "an integer", float: "a number", bool: "true/false"}
 
 
 def check_fields(obj: Mapping[str, Any], required: Mapping[str, type | tuple[type, ...]], path: str | Path) -> None:
@@ -108,20 +109,27 @@ def check_fields(obj: Mapping[str, Any], required: Mapping[str, type | tuple[typ
         want = types if isinstance(types, tuple) else (types,)
         value = obj[key]
         if not isinstance(value, want) or (isinstance(value, bool) and bool not in want):
-            raise ArtefactError(f"{path}: field {key!r} is {type(value).__name__} {json.dumps(value)[:40]}, "
-                                f"expected {' or '.join(_TYPES.get(t, t.__name__) for t in want)}")
+            raise ArtefactError(
+                f"{path}: field {key!r} is {type(value).__name__} {json.dumps(value)[:40]}, "
+                f"expected {' or '.join(_TYPES.get(t, t.__name__) for t in want)}"
+            )
 
 
-def read_json(path: str | Path, kind: str | None = None,
-              required: Mapping[str, type | tuple[type, ...]] | None = None, what: str = "") -> dict:
+def read_json(
+    path: str | Path,
+    kind: str | None = None,
+    required: Mapping[str, type | tuple[type, ...]] | None = None,
+    what: str = "",
+) -> dict:
     """A JSON object from ``path``, its format tag (``kind``) and ``required`` fields checked."""
     path = Path(path)
     text = _text(path, read_bytes(path, what))
     try:
         obj = json.loads(text)
     except json.JSONDecodeError as e:
-        raise ArtefactError(f"{path}: not valid JSON ({e.msg} at line {e.lineno} column {e.colno}): "
-                            "truncated or overwritten?") from None
+        raise ArtefactError(
+            f"{path}: not valid JSON ({e.msg} at line {e.lineno} column {e.colno}): truncated or overwritten?"
+        ) from None
     if not isinstance(obj, dict):
         raise ArtefactError(f"{path}: holds a JSON {type(obj).__name__}, not an object")
     if kind is not None:
@@ -135,6 +143,7 @@ def read_csv(path: str | Path, required: Iterable[str] = (), what: str = "", **k
     """A pandas DataFrame from ``path`` with the ``required`` columns (kwargs go to
     ``pandas.read_csv``); a row with too few or too many fields is refused, never padded."""
     import pandas as pd
+
     path = Path(path)
     text = _text(path, read_bytes(path, what))
     try:
@@ -157,12 +166,15 @@ def read_csv(path: str | Path, required: Iterable[str] = (), what: str = "", **k
 def load_torch(path: str | Path, what: str = "") -> Any:
     """``torch.load`` of a file emolog wrote (tensors and plain data only), on the CPU."""
     import torch
+
     path = Path(path)
     data = read_bytes(path, what)
     try:
         return torch.load(io.BytesIO(data), map_location="cpu", weights_only=True)
     except Exception as e:  # noqa: BLE001 - zip, pickle and torch each raise their own errors
-        raise ArtefactError(f"{path}: not a readable torch file ({type(e).__name__}): truncated or overwritten?") from None
+        raise ArtefactError(
+            f"{path}: not a readable torch file ({type(e).__name__}): truncated or overwritten?"
+        ) from None
 
 
 def record(directory: str | Path, names: Iterable[str]) -> dict[str, str]:
@@ -172,8 +184,9 @@ def record(directory: str | Path, names: Iterable[str]) -> dict[str, str]:
     return {n: sha256_file(d / n) for n in sorted(names) if (d / n).is_file()}
 
 
-def check_record(path: str | Path, recorded: Mapping[str, str] | None, recorded_in: str | Path,
-                 key: str | None = None) -> None:
+def check_record(
+    path: str | Path, recorded: Mapping[str, str] | None, recorded_in: str | Path, key: str | None = None
+) -> None:
     """ChecksumError when ``path`` differs from the sha256 ``recorded`` (``{name: sha256}``, read
     from ``recorded_in``; ``key`` names the file there, default its file name) holds for it;
     ArtefactMissing when a recorded file is gone. A file the record does not list (or no
@@ -185,5 +198,7 @@ def check_record(path: str | Path, recorded: Mapping[str, str] | None, recorded_
     if not path.is_file():
         raise ArtefactMissing(f"{path}: missing, though {recorded_in} records it as written")
     if sha256_file(path) != want:
-        raise ChecksumError(f"{path}: differs from the sha256 {recorded_in} records for it "
-                            "(truncated, overwritten or edited after it was written)")
+        raise ChecksumError(
+            f"{path}: differs from the sha256 {recorded_in} records for it "
+            "(truncated, overwritten or edited after it was written)"
+        )

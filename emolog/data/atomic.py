@@ -28,7 +28,7 @@ KILL_PHASES = ("before", "written", "after")
 # umask once at import (os.umask can only be read by setting it).
 _UMASK = os.umask(0o022)
 os.umask(_UMASK)
-_count = 0   # atomic writes so far in this process (for KILL_ENV)
+_count = 0  # atomic writes so far in this process (for KILL_ENV)
 
 
 def _kill_point(phase: str) -> None:

@@ -104,8 +104,7 @@ def fetch(url: str, s: FetchSettings) -> bytes:
         resp = _session().get(url, stream=True, timeout=(min(s.timeout, 10.0), s.timeout))
     except requests.Timeout:
         raise FetchError("timeout connecting", retryable=True) from None
-    except (requests.exceptions.InvalidURL, requests.exceptions.MissingSchema,
-            requests.exceptions.InvalidSchema) as e:
+    except (requests.exceptions.InvalidURL, requests.exceptions.MissingSchema, requests.exceptions.InvalidSchema) as e:
         raise FetchError(f"bad URL: {type(e).__name__}", retryable=False) from None
     except requests.RequestException as e:
         raise FetchError(f"connection error: {type(e).__name__}", retryable=True) from None
@@ -172,7 +171,7 @@ def download_one(rel_path: str, urls: Sequence[str], dest: Path, s: FetchSetting
             except FetchError as e:
                 last = str(e)
                 if e.retryable and attempt < max(0, s.retries):
-                    time.sleep(s.backoff * 2 ** attempt)
+                    time.sleep(s.backoff * 2**attempt)
                     continue
                 break
             atomic_write_bytes(target, data)
@@ -182,9 +181,15 @@ def download_one(rel_path: str, urls: Sequence[str], dest: Path, s: FetchSetting
     return result
 
 
-def download_images(urls: Mapping[str, Sequence[str]], dest: str | Path, workers: int = 8,
-                    settings: FetchSettings | None = None, limit: int | None = None,
-                    progress: bool = True, report_name: str = "dead_links.csv") -> DownloadSummary:
+def download_images(
+    urls: Mapping[str, Sequence[str]],
+    dest: str | Path,
+    workers: int = 8,
+    settings: FetchSettings | None = None,
+    limit: int | None = None,
+    progress: bool = True,
+    report_name: str = "dead_links.csv",
+) -> DownloadSummary:
     """Download every image of ``urls`` (``{rel_path: [url, ...]}``) under ``dest``.
 
     ``limit`` takes the first N rel_paths in sorted order (deterministic). Returns per-image
@@ -199,8 +204,9 @@ def download_images(urls: Mapping[str, Sequence[str]], dest: str | Path, workers
     results: list[ImageResult] = []
     with ThreadPoolExecutor(max_workers=max(1, workers)) as pool:
         futures = [pool.submit(download_one, rel, list(u), dest, s) for rel, u in items]
-        for fut in tqdm(as_completed(futures), total=len(futures), desc="downloading",
-                        unit="img", disable=not progress):
+        for fut in tqdm(
+            as_completed(futures), total=len(futures), desc="downloading", unit="img", disable=not progress
+        ):
             results.append(fut.result())
     results.sort(key=lambda r: r.rel_path)
     report = dest / report_name
@@ -217,6 +223,7 @@ def download_images(urls: Mapping[str, Sequence[str]], dest: str | Path, workers
 def findingemo_url_table() -> dict[str, list[str]]:
     """Every annotated FindingEmo image with its URLs (an empty list where none is known)."""
     from emolog.data.findingemo import image_urls, load_annotations
+
     urls = image_urls()
     table = {normalize_rel_path(p): [] for p in load_annotations()["image_path"]}
     for rel in table:
@@ -230,24 +237,38 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--limit", type=int, default=None, help="only the first N images (sorted by path)")
     parser.add_argument("--workers", type=int, default=8, help="parallel downloads (default 8)")
     parser.add_argument("--timeout", type=float, default=30.0, help="seconds per file, whole transfer (default 30)")
-    parser.add_argument("--max-bytes", type=int, default=25 * 1024 * 1024, help="largest file accepted (default 25 MiB)")
+    parser.add_argument(
+        "--max-bytes", type=int, default=25 * 1024 * 1024, help="largest file accepted (default 25 MiB)"
+    )
     parser.add_argument("--retries", type=int, default=2, help="extra attempts per URL on transient errors")
-    parser.add_argument("--archive", action="store_true",
-                        help="after the original URLs fail, try an archived copy (web.archive.org)")
+    parser.add_argument(
+        "--archive", action="store_true", help="after the original URLs fail, try an archived copy (web.archive.org)"
+    )
     parser.add_argument("--archive-prefix", default=ARCHIVE_PREFIX, help="prefix of the archived-copy URL")
     parser.add_argument("--quiet", action="store_true", help="no progress bar")
 
 
 def run(args: argparse.Namespace) -> int:
-    s = FetchSettings(timeout=args.timeout, max_bytes=args.max_bytes, retries=args.retries,
-                      archive=args.archive, archive_prefix=args.archive_prefix)
+    s = FetchSettings(
+        timeout=args.timeout,
+        max_bytes=args.max_bytes,
+        retries=args.retries,
+        archive=args.archive,
+        archive_prefix=args.archive_prefix,
+    )
     table = findingemo_url_table()
-    summary = download_images(table, args.dest, workers=args.workers, settings=s,
-                              limit=args.limit, progress=not args.quiet)
+    summary = download_images(
+        table, args.dest, workers=args.workers, settings=s, limit=args.limit, progress=not args.quiet
+    )
     c = summary.counts()
-    print(f"images: {len(summary.results)}; downloaded {c['downloaded']}, already present "
-          f"{c['present']}, failed {c['failed']}; dead links: {summary.report_path}")
+    print(
+        f"images: {len(summary.results)}; downloaded {c['downloaded']}, already present "
+        f"{c['present']}, failed {c['failed']}; dead links: {summary.report_path}"
+    )
     if c["failed"]:
-        print("FindingEmo images are from the public web and many links have died; "
-              "the index marks absent images as 'missing file'.", file=sys.stderr)
+        print(
+            "FindingEmo images are from the public web and many links have died; "
+            "the index marks absent images as 'missing file'.",
+            file=sys.stderr,
+        )
     return 0

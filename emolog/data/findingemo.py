@@ -31,8 +31,7 @@ def _data_file(name: str) -> Path:
     try:
         path = Path(str(resources.files(f"{PACKAGE}.data").joinpath(name)))
     except ModuleNotFoundError:
-        raise RuntimeError("the findingemo-light package is not installed "
-                           "(pip install findingemo-light)") from None
+        raise RuntimeError("the findingemo-light package is not installed (pip install findingemo-light)") from None
     if not path.is_file():
         raise RuntimeError(f"findingemo-light is installed but lacks {name} (looked in {path.parent})")
     return path
@@ -42,6 +41,7 @@ def _data_file(name: str) -> Path:
 def _annotations_text() -> str:
     # The package's own reader returns the file's text; use it so we read what it means.
     from findingemo_light.data.read_annotations import read_annotations
+
     return read_annotations()
 
 

@@ -22,14 +22,29 @@ from tqdm import tqdm
 from emolog.errors import InputError
 from emolog.data.artefacts import ArtefactError, ArtefactMissing, read_csv, read_json
 from emolog.data.atomic import atomic_write_text
-from emolog.data.images import DEFAULT_MAX_PIXELS, ImageRejected, decode_image, read_image_bytes, \
-    reason_category, sha256_bytes
+from emolog.data.images import (
+    DEFAULT_MAX_PIXELS,
+    ImageRejected,
+    decode_image,
+    read_image_bytes,
+    reason_category,
+    sha256_bytes,
+)
 from emolog.data.paths import PathRejected, image_id, normalize_rel_path
 from emolog.labels import LabelMapping, MappingReport
 
 INDEX_COLUMNS: tuple[str, ...] = (
-    "image_id", "rel_path", "label", "label_raw", "valence", "arousal", "ambiguity",
-    "dec_factors", "content_hash", "width", "height",
+    "image_id",
+    "rel_path",
+    "label",
+    "label_raw",
+    "valence",
+    "arousal",
+    "ambiguity",
+    "dec_factors",
+    "content_hash",
+    "width",
+    "height",
 )
 REJECT_COLUMNS: tuple[str, ...] = ("rel_path", "reason")
 _STR_COLUMNS = ("image_id", "rel_path", "label", "label_raw", "dec_factors", "content_hash")
@@ -121,8 +136,9 @@ def load_rejects(path: str | Path) -> pd.DataFrame:
     summary = path.with_name("index_summary.json")
     recorded = read_json(summary).get("n_rejected") if summary.is_file() else None
     if isinstance(recorded, int) and recorded != len(df):
-        raise ArtefactError(f"{path}: holds {len(df)} rejected rows, {summary} records {recorded}: "
-                            "truncated or edited?")
+        raise ArtefactError(
+            f"{path}: holds {len(df)} rejected rows, {summary} records {recorded}: truncated or edited?"
+        )
     return df
 
 
@@ -144,8 +160,10 @@ def rejects_path(directory: str | Path) -> Path | None:
     if (d / "rejects.csv").is_file():
         return d / "rejects.csv"
     if (d / "index_summary.json").is_file():
-        raise ArtefactMissing(f"{d / 'rejects.csv'}: missing, though {d / 'index_summary.json'} records the "
-                              "index that wrote it (its rejected images would go unlisted)")
+        raise ArtefactMissing(
+            f"{d / 'rejects.csv'}: missing, though {d / 'index_summary.json'} records the "
+            "index that wrote it (its rejected images would go unlisted)"
+        )
     return None
 
 
@@ -190,9 +208,15 @@ def _parse_number(value: str, column: str) -> float:
         raise _BadRow(f"bad value: {column}={value!r} is not a number") from None
 
 
-def build_index(records: pd.DataFrame, mapping: LabelMapping, root: str | Path | None = None,
-                check_images: bool = True, max_pixels: int = DEFAULT_MAX_PIXELS,
-                progress: bool = True, workers: int = 1) -> BuildResult:
+def build_index(
+    records: pd.DataFrame,
+    mapping: LabelMapping,
+    root: str | Path | None = None,
+    check_images: bool = True,
+    max_pixels: int = DEFAULT_MAX_PIXELS,
+    progress: bool = True,
+    workers: int = 1,
+) -> BuildResult:
     """Build the index from reader records (``emolog.data.readers.RECORD_COLUMNS``).
 
     Args:
@@ -225,11 +249,15 @@ def build_index(records: pd.DataFrame, mapping: LabelMapping, root: str | Path |
             continue
         if not mapping.is_known(rec.label_raw):
             unknown[rec.label_raw] += 1
-            rejects.append((rel, f"unknown label: {rec.label_raw!r} is not a label of mapping {mapping.name!r} "
-                                 f"(known: {', '.join(mapping.known or ())})"))
+            rejects.append(
+                (
+                    rel,
+                    f"unknown label: {rec.label_raw!r} is not a label of mapping {mapping.name!r} "
+                    f"(known: {', '.join(mapping.known or ())})",
+                )
+            )
             continue
-        rows.append({"rel_path": rel, "label_raw": rec.label_raw, **nums,
-                     "dec_factors": rec.dec_factors})
+        rows.append({"rel_path": rel, "label_raw": rec.label_raw, **nums, "dec_factors": rec.dec_factors})
 
     rows = _resolve_duplicates(rows, rejects)
     mapped, report = mapping.map_many(r["label_raw"] for r in rows)
@@ -253,8 +281,7 @@ def build_index(records: pd.DataFrame, mapping: LabelMapping, root: str | Path |
         with ThreadPoolExecutor(max_workers=max(1, workers)) as pool:
             mapper = pool.map if workers > 1 else map
             checked = mapper(lambda r: _check_image(r, Path(root), max_pixels), kept)
-            for r, reason in tqdm(checked, total=len(kept), desc="checking images", unit="img",
-                                  disable=not progress):
+            for r, reason in tqdm(checked, total=len(kept), desc="checking images", unit="img", disable=not progress):
                 if reason is None:
                     good.append(r)
                 else:
@@ -295,13 +322,11 @@ def _resolve_duplicates(rows: list[dict], rejects: list[tuple[str, str]]) -> lis
             continue
         labels = sorted({g["label_raw"] for g in group})
         if len(labels) > 1:
-            rejects.extend((rel, f"conflicting labels: {', '.join(labels)} ({len(group)} rows)")
-                           for _ in group)
+            rejects.extend((rel, f"conflicting labels: {', '.join(labels)} ({len(group)} rows)") for _ in group)
             continue
         group = sorted(group, key=lambda g: repr(sorted(g.items())))
         out.append(group[0])
-        rejects.extend((rel, f"duplicate entry: {len(group)} rows for this path, one kept")
-                       for _ in group[1:])
+        rejects.extend((rel, f"duplicate entry: {len(group)} rows for this path, one kept") for _ in group[1:])
     return out
 
 

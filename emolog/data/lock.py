@@ -56,8 +56,10 @@ def _acquire(path: Path) -> int:
         except BlockingIOError:
             holder = _holder(fd)
             os.close(fd)
-            raise LockedError(f"{path.parent} is being written by another emolog process ({holder}); "
-                              "wait for it to finish or stop it: two writers would mix their files") from None
+            raise LockedError(
+                f"{path.parent} is being written by another emolog process ({holder}); "
+                "wait for it to finish or stop it: two writers would mix their files"
+            ) from None
         try:
             if os.stat(path).st_ino == os.fstat(fd).st_ino:
                 return fd
@@ -82,12 +84,19 @@ def output_lock(directory: str | Path, command: str, name: str | None = None) ->
     fd = _acquire(path)
     try:
         if os.fstat(fd).st_size:
-            print(f"emolog: note: {path.parent}: took over the lock left by {_holder(fd)}, which no longer "
-                  "runs (killed?)", file=sys.stderr)
-        if name is None:   # the whole directory is ours: a dead writer's temporary files go
+            print(
+                f"emolog: note: {path.parent}: took over the lock left by {_holder(fd)}, which no longer "
+                "runs (killed?)",
+                file=sys.stderr,
+            )
+        if name is None:  # the whole directory is ours: a dead writer's temporary files go
             remove_partials(path.parent)
-        record = {"pid": os.getpid(), "host": socket.gethostname(), "command": command,
-                  "since": time.strftime("%Y-%m-%d %H:%M:%S")}
+        record = {
+            "pid": os.getpid(),
+            "host": socket.gethostname(),
+            "command": command,
+            "since": time.strftime("%Y-%m-%d %H:%M:%S"),
+        }
         os.ftruncate(fd, 0)
         os.pwrite(fd, json.dumps(record).encode(), 0)
         yield

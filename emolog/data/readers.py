@@ -26,9 +26,7 @@ import pandas as pd
 
 from emolog.errors import InputError
 
-RECORD_COLUMNS: tuple[str, ...] = (
-    "path", "label_raw", "valence", "arousal", "ambiguity", "dec_factors",
-)
+RECORD_COLUMNS: tuple[str, ...] = ("path", "label_raw", "valence", "arousal", "ambiguity", "dec_factors")
 _OPTIONAL = ("valence", "arousal", "ambiguity", "dec_factors")
 
 
@@ -50,10 +48,7 @@ def _read_csv_strings(src: str | Path | io.StringIO, what: str) -> pd.DataFrame:
 
 
 def _records(df: pd.DataFrame, path_col: str, label_col: str) -> pd.DataFrame:
-    out = pd.DataFrame({
-        "path": df[path_col].astype(str),
-        "label_raw": df[label_col].astype(str).str.strip(),
-    })
+    out = pd.DataFrame({"path": df[path_col].astype(str), "label_raw": df[label_col].astype(str).str.strip()})
     for col in _OPTIONAL:
         out[col] = df[col].astype(str).str.strip() if col in df.columns else ""
     return out[list(RECORD_COLUMNS)].reset_index(drop=True)
@@ -65,8 +60,10 @@ def read_findingemo_csv(src: str | Path | io.StringIO, name: str | None = None) 
     df = _read_csv_strings(src, name)
     missing = [c for c in ("image_path", "emotion") if c not in df.columns]
     if missing:
-        raise DataFormatError(f"{name}: FindingEmo annotations need columns image_path and emotion; "
-                              f"missing {missing} (found {list(df.columns)})")
+        raise DataFormatError(
+            f"{name}: FindingEmo annotations need columns image_path and emotion; "
+            f"missing {missing} (found {list(df.columns)})"
+        )
     return _records(df, "image_path", "emotion")
 
 
@@ -76,8 +73,10 @@ def read_generic_csv(src: str | Path | io.StringIO, name: str | None = None) -> 
     df = _read_csv_strings(src, name)
     missing = [c for c in ("path", "label") if c not in df.columns]
     if missing:
-        raise DataFormatError(f"{name}: a generic CSV needs a header with columns path and label; "
-                              f"missing {missing} (found {list(df.columns)})")
+        raise DataFormatError(
+            f"{name}: a generic CSV needs a header with columns path and label; "
+            f"missing {missing} (found {list(df.columns)})"
+        )
     return _records(df, "path", "label")
 
 
@@ -89,8 +88,10 @@ def read_csv_auto(src: str | Path, name: str | None = None) -> pd.DataFrame:
         return _records(df, "image_path", "emotion")
     if {"path", "label"} <= set(df.columns):
         return _records(df, "path", "label")
-    raise DataFormatError(f"{name}: header {list(df.columns)} is neither FindingEmo "
-                          "(image_path, emotion, ...) nor generic (path, label[, valence, arousal])")
+    raise DataFormatError(
+        f"{name}: header {list(df.columns)} is neither FindingEmo "
+        "(image_path, emotion, ...) nor generic (path, label[, valence, arousal])"
+    )
 
 
 def read_folder_tree(root: str | Path) -> tuple[pd.DataFrame, int]:

@@ -32,8 +32,10 @@ class SplitError(InputError, ValueError):
 
 def seeded_order(ids: Sequence[str], seed: int, purpose: str) -> list[str]:
     """``ids`` in a pseudo-random order determined by ``seed`` and ``purpose`` alone."""
+
     def key(i: str) -> tuple[str, str]:
         return hashlib.sha256(f"{seed}/{purpose}/{i}".encode()).hexdigest(), i
+
     return sorted(ids, key=key)
 
 
@@ -56,8 +58,13 @@ def _apportion(sizes: dict[str, int], frac: float) -> dict[str, int]:
     return out
 
 
-def make_split(ids: Sequence[str], labels: Sequence[str], seed: int = 42,
-               fractions: Sequence[float] = DEFAULT_FRACTIONS, n_train: int | None = None) -> dict:
+def make_split(
+    ids: Sequence[str],
+    labels: Sequence[str],
+    seed: int = 42,
+    fractions: Sequence[float] = DEFAULT_FRACTIONS,
+    n_train: int | None = None,
+) -> dict:
     """A stratified split of ``ids`` (with their ``labels``, same length).
 
     Returns the ``split.json`` dict: ``seed``, ``fractions``, ``n_train``, ``train`` (seeded
@@ -85,16 +92,23 @@ def make_split(ids: Sequence[str], labels: Sequence[str], seed: int = 42,
         order = seeded_order(by_class[lab], seed, f"class:{lab}")
         t, v = n_test[lab], n_val[lab]
         parts["test"] += order[:t]
-        parts["val"] += order[t:t + v]
-        parts["train"] += order[t + v:]
+        parts["val"] += order[t : t + v]
+        parts["train"] += order[t + v :]
     train = seeded_order(parts["train"], seed, "train")
     pool = len(train)
     if n_train is not None:
         if n_train > pool:
             raise SplitError(f"n_train={n_train} but only {pool} training images are available")
         train = train[:n_train]
-    return {"seed": seed, "fractions": fr, "n_train": n_train, "train": train,
-            "val": sorted(parts["val"]), "test": sorted(parts["test"]), "n_train_pool": pool}
+    return {
+        "seed": seed,
+        "fractions": fr,
+        "n_train": n_train,
+        "train": train,
+        "val": sorted(parts["val"]),
+        "test": sorted(parts["test"]),
+        "n_train_pool": pool,
+    }
 
 
 def write_split(split: dict, path: str | Path) -> None:

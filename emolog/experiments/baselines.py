@@ -46,15 +46,18 @@ from emolog.config.run import BASELINES
 from emolog.learn.small import fit_small, optimiser_step
 from emolog.model.target import Target, index_values
 
-FACE_SPACE = ("largest-face", "uniform-average")   # predict in the recogniser's basic-7 classes
+FACE_SPACE = ("largest-face", "uniform-average")  # predict in the recogniser's basic-7 classes
 
 
 def inapplicable(names: tuple[str, ...] | list[str], classes: tuple[str, ...]) -> dict[str, str]:
     """Baselines of ``names`` that cannot predict ``classes``: name -> why."""
     if tuple(classes) == BASIC7:
         return {}
-    return {n: "it predicts the face recogniser's basic-7 classes, not the runs' "
-               f"{len(classes)} classes" for n in names if n in FACE_SPACE}
+    return {
+        n: f"it predicts the face recogniser's basic-7 classes, not the runs' {len(classes)} classes"
+        for n in names
+        if n in FACE_SPACE
+    }
 
 
 def class_prior(train_labels: np.ndarray, n_classes: int = len(BASIC7)) -> np.ndarray:
@@ -88,12 +91,20 @@ class FusionNet(nn.Module):
     """Plain neural fusion: [scene D, K*7 face probs, K mask] -> hidden (ReLU, dropout) -> n_classes
     logits (the faces' probabilities have ``face_classes`` entries, the recogniser's basic-7)."""
 
-    def __init__(self, scene_dim: int, K: int = 3, n_classes: int = len(BASIC7), hidden: int = 64,
-                 dropout: float = 0.5, face_classes: int = len(BASIC7)) -> None:
+    def __init__(
+        self,
+        scene_dim: int,
+        K: int = 3,
+        n_classes: int = len(BASIC7),
+        hidden: int = 64,
+        dropout: float = 0.5,
+        face_classes: int = len(BASIC7),
+    ) -> None:
         super().__init__()
         self.in_dim = scene_dim + K * face_classes + K
-        self.net = nn.Sequential(nn.Linear(self.in_dim, hidden), nn.ReLU(), nn.Dropout(dropout),
-                                 nn.Linear(hidden, n_classes))
+        self.net = nn.Sequential(
+            nn.Linear(self.in_dim, hidden), nn.ReLU(), nn.Dropout(dropout), nn.Linear(hidden, n_classes)
+        )
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """[B, in_dim] -> logits [B, n_classes]."""
@@ -123,22 +134,38 @@ def meta_features(cache: FeatureCache) -> dict[str, np.ndarray]:
     entropy = -(p * np.log(np.clip(p, 1e-12, 1))).sum(-1) * mask
     out = {"n_faces": np.log1p(cache.n_faces.double().numpy())}
     for k in range(mask.shape[1]):
-        out.update({f"face{k + 1}_area": cache.face_area[:, k].double().numpy() * mask[:, k],
-                    f"face{k + 1}_centrality": centrality[:, k], f"face{k + 1}_conf": cache.face_conf[:, k].double().numpy(),
-                    f"face{k + 1}_max_prob": p[:, k].max(-1) * mask[:, k], f"face{k + 1}_entropy": entropy[:, k]})
+        out.update(
+            {
+                f"face{k + 1}_area": cache.face_area[:, k].double().numpy() * mask[:, k],
+                f"face{k + 1}_centrality": centrality[:, k],
+                f"face{k + 1}_conf": cache.face_conf[:, k].double().numpy(),
+                f"face{k + 1}_max_prob": p[:, k].max(-1) * mask[:, k],
+                f"face{k + 1}_entropy": entropy[:, k],
+            }
+        )
     return out
 
 
-def tree_probs(x_fit: np.ndarray, y_fit: np.ndarray, x_eval: np.ndarray, n_classes: int, seed: int,
-               values: np.ndarray | None = None) -> np.ndarray:
+def tree_probs(
+    x_fit: np.ndarray,
+    y_fit: np.ndarray,
+    x_eval: np.ndarray,
+    n_classes: int,
+    seed: int,
+    values: np.ndarray | None = None,
+) -> np.ndarray:
     """[N_eval, C]: the class frequencies of each evaluated row's leaf in a decision tree fitted
     on (``x_fit``, ``y_fit``) (depth <= 4, leaves of >= 2% of the rows; one pseudo-image per
     leaf spread by the class frequencies, so no class gets probability 0); with ``values``
     [N_fit, V] (a valence/arousal target) the tree is a regression tree on them."""
     from sklearn.tree import DecisionTreeClassifier, DecisionTreeRegressor
+
     kw = {"max_depth": 4, "min_samples_leaf": max(5, len(y_fit) // 50), "random_state": seed}
-    tree = (DecisionTreeRegressor(**kw).fit(x_fit, values) if values is not None
-            else DecisionTreeClassifier(**kw).fit(x_fit, y_fit))
+    tree = (
+        DecisionTreeRegressor(**kw).fit(x_fit, values)
+        if values is not None
+        else DecisionTreeClassifier(**kw).fit(x_fit, y_fit)
+    )
     leaf_fit, leaf_eval = tree.apply(x_fit), tree.apply(x_eval)
     # one pseudo-image spread by the fitted rows' class frequencies: no class gets probability 0
     counts = np.tile(np.bincount(y_fit, minlength=n_classes) / len(y_fit), (leaf_fit.max() + 1, 1))
@@ -161,9 +188,14 @@ class ClassifierFit:
     desc: str = "baseline"
 
 
-def fit_classifier(model: nn.Module, x_train: torch.Tensor, y_train: np.ndarray,
-                   x_val: torch.Tensor | None = None, y_val: np.ndarray | None = None,
-                   how: ClassifierFit = ClassifierFit()) -> nn.Module:
+def fit_classifier(
+    model: nn.Module,
+    x_train: torch.Tensor,
+    y_train: np.ndarray,
+    x_val: torch.Tensor | None = None,
+    y_val: np.ndarray | None = None,
+    how: ClassifierFit = ClassifierFit(),
+) -> nn.Module:
     """Train ``model`` (returning logits) with cross-entropy and Adam; keep the best-val-NLL epoch.
 
     x_* are [N, d] float tensors, y_* [N] class indices. Without validation data the last
@@ -178,6 +210,7 @@ def fit_classifier(model: nn.Module, x_train: torch.Tensor, y_train: np.ndarray,
 
         def val_loss() -> float:
             return F.cross_entropy(model(x_val), yv).item()
+
     opt = torch.optim.Adam(model.parameters(), lr=how.lr, weight_decay=how.weight_decay)
     gen = torch.Generator().manual_seed(how.seed)
 
@@ -186,7 +219,7 @@ def fit_classifier(model: nn.Module, x_train: torch.Tensor, y_train: np.ndarray,
             idx = idx.to(device)
             optimiser_step(opt, F.cross_entropy(model(x_train[idx]), yt[idx]))
 
-    fit_small(model, train_epoch, val_loss, how.epochs, patience=None, desc=how.desc)   # the best of all epochs
+    fit_small(model, train_epoch, val_loss, how.epochs, patience=None, desc=how.desc)  # the best of all epochs
     return model
 
 
@@ -214,9 +247,15 @@ def split_labels(data_dir: str | Path, ids: list[str], classes: tuple[str, ...] 
     return np.array([class_index(lab, tuple(classes)) for lab in index.label_of(ids)], dtype=np.int64)
 
 
-def run_baselines(data_dir: str | Path, names: tuple[str, ...] = BASELINES, how: ClassifierFit = ClassifierFit(),
-                  eval_split: str = "test", n_train: int | None = None, classes: tuple[str, ...] = BASIC7,
-                  target: Target | None = None) -> BaselineResults:
+def run_baselines(
+    data_dir: str | Path,
+    names: tuple[str, ...] = BASELINES,
+    how: ClassifierFit = ClassifierFit(),
+    eval_split: str = "test",
+    n_train: int | None = None,
+    classes: tuple[str, ...] = BASIC7,
+    target: Target | None = None,
+) -> BaselineResults:
     """Fit the baselines on the train split of a data directory; probabilities on ``eval_split``.
 
     The nets train as ``how`` says (its ``seed`` also seeds their initialisation) and pick
@@ -237,10 +276,19 @@ def run_baselines(data_dir: str | Path, names: tuple[str, ...] = BASELINES, how:
     train_ids = split["train"][:n_train] if n_train else split["train"]
     eval_ids = split[eval_split]
     index = ImageIndex.load(data_dir / "index.csv") if target is not None else None
-    vals = {k: index_values(index, ids, target) for k, ids in (("train", train_ids), ("val", split["val"]),
-                                                                ("eval", eval_ids))} if target is not None else {}
-    y_train, y_val, y_eval = (target.class_of(vals[k]) for k in ("train", "val", "eval")) if target is not None \
+    vals = (
+        {
+            k: index_values(index, ids, target)
+            for k, ids in (("train", train_ids), ("val", split["val"]), ("eval", eval_ids))
+        }
+        if target is not None
+        else {}
+    )
+    y_train, y_val, y_eval = (
+        (target.class_of(vals[k]) for k in ("train", "val", "eval"))
+        if target is not None
         else (split_labels(data_dir, ids, classes) for ids in (train_ids, split["val"], eval_ids))
+    )
     cache = load_cache(data_dir / "cache")
     tr, va, ev = cache.select(train_ids), cache.select(split["val"]), cache.select(eval_ids)
     prior = class_prior(y_train, len(classes))
@@ -248,13 +296,19 @@ def run_baselines(data_dir: str | Path, names: tuple[str, ...] = BASELINES, how:
     scene: dict[str, np.ndarray] = {}
     if {"scene-only", "uniform-average", "tree"} & set(names):
         torch.manual_seed(how.seed)
-        net = fit_classifier(Scene2EmotionNet(in_dim=tr.scene.shape[1], n_classes=len(classes)), tr.scene, y_train,
-                             va.scene, y_val, replace(how, desc="scene-only"))
+        net = fit_classifier(
+            Scene2EmotionNet(in_dim=tr.scene.shape[1], n_classes=len(classes)),
+            tr.scene,
+            y_train,
+            va.scene,
+            y_val,
+            replace(how, desc="scene-only"),
+        )
         scene = {"val": predict_probs(net, va.scene), "eval": predict_probs(net, ev.scene)}
 
     def mlp(x: Callable[[FeatureCache], torch.Tensor], desc: str) -> np.ndarray:
         torch.manual_seed(how.seed)
-        net = FusionNet(x(tr).shape[1], K=0, n_classes=len(classes), face_classes=0)   # in_dim = the features'
+        net = FusionNet(x(tr).shape[1], K=0, n_classes=len(classes), face_classes=0)  # in_dim = the features'
         return predict_probs(fit_classifier(net, x(tr), y_train, x(va), y_val, replace(how, desc=desc)), x(ev))
 
     for name in names:
@@ -267,11 +321,15 @@ def run_baselines(data_dir: str | Path, names: tuple[str, ...] = BASELINES, how:
         elif name == "uniform-average":
             out.probs[name] = uniform_average_probs(scene["eval"], ev.face_probs.numpy(), ev.face_mask.numpy())
         elif name in ("fusion-mlp", "fusion-mlp-meta", "face-only"):
-            out.probs[name] = mlp(lambda c: fusion_inputs(c, scene=name != "face-only", meta=name == "fusion-mlp-meta"),
-                                  name)
+            out.probs[name] = mlp(
+                lambda c: fusion_inputs(c, scene=name != "face-only", meta=name == "fusion-mlp-meta"), name
+            )
         elif name == "tree":
+
             def sources(c: FeatureCache, part: str) -> np.ndarray:
                 return np.concatenate([scene[part], c.face_probs[:, 0].numpy(), c.n_faces.numpy()[:, None]], 1)
-            out.probs[name] = tree_probs(sources(va, "val"), y_val, sources(ev, "eval"), len(classes), how.seed,
-                                         vals.get("val"))
+
+            out.probs[name] = tree_probs(
+                sources(va, "val"), y_val, sources(ev, "eval"), len(classes), how.seed, vals.get("val")
+            )
     return out

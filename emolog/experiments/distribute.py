@@ -41,15 +41,33 @@ def record_path(out: Path, shard: tuple[int, int]) -> Path:
     return Path(out) / SHARDS / f"shard-{shard[0]}-of-{shard[1]}.json"
 
 
-def write_record(out: Path, shard: tuple[int, int], config: dict, runs: Sequence[str],
-                 failed: list[dict], baselines: bool, seconds: float) -> Path:
+def write_record(
+    out: Path,
+    shard: tuple[int, int],
+    config: dict,
+    runs: Sequence[str],
+    failed: list[dict],
+    baselines: bool,
+    seconds: float,
+) -> Path:
     """Mark shard ``(i, N)`` finished (written last, atomically)."""
     path = record_path(out, shard)
     path.parent.mkdir(parents=True, exist_ok=True)
-    atomic_write_text(path, json.dumps({"format": FORMATS["shard-record"], "shard": list(shard), "config": config,
-                                        "runs": list(runs),
-                                        "failed": failed, "baselines": baselines,
-                                        "wall_time_s": seconds}, indent=1))
+    atomic_write_text(
+        path,
+        json.dumps(
+            {
+                "format": FORMATS["shard-record"],
+                "shard": list(shard),
+                "config": config,
+                "runs": list(runs),
+                "failed": failed,
+                "baselines": baselines,
+                "wall_time_s": seconds,
+            },
+            indent=1,
+        ),
+    )
     return path
 
 
@@ -59,8 +77,9 @@ def read_records(out: Path) -> tuple[dict, list[dict]]:
     files = sorted((Path(out) / SHARDS).glob("shard-*-of-*.json"))
     if not files:
         raise ShardMissingError(f"{out}: no {SHARDS}/shard-i-of-N.json; run `emolog experiment --shard i/N` first")
-    records = [read_json(f, "shard-record", {"shard": list, "config": dict, "runs": list, "failed": list})
-               for f in files]
+    records = [
+        read_json(f, "shard-record", {"shard": list, "config": dict, "runs": list, "failed": list}) for f in files
+    ]
     counts = {r["shard"][1] for r in records}
     if len(counts) > 1:
         raise ShardError(f"{out}/{SHARDS}: records of different splittings N={sorted(counts)}; remove the stale ones")
@@ -68,14 +87,15 @@ def read_records(out: Path) -> tuple[dict, list[dict]]:
     have = {r["shard"][0] for r in records}
     absent = [i for i in range(n) if i not in have]
     if absent:
-        raise ShardMissingError(f"{out}: shards {', '.join(f'{i}/{n}' for i in absent)} have not finished "
-                                f"(missing: {', '.join(record_path(out, (i, n)).name for i in absent)}); "
-                                "run them, then merge")
+        raise ShardMissingError(
+            f"{out}: shards {', '.join(f'{i}/{n}' for i in absent)} have not finished "
+            f"(missing: {', '.join(record_path(out, (i, n)).name for i in absent)}); "
+            "run them, then merge"
+        )
     first = records[0]["config"]
     for r in records[1:]:
         if r["config"] != first:
-            raise ShardError(f"{out}: shard {r['shard'][0]}/{n} ran another experiment "
-                             f"({r['config']} != {first})")
+            raise ShardError(f"{out}: shard {r['shard'][0]}/{n} ran another experiment ({r['config']} != {first})")
     return first, sorted(records, key=lambda r: r["shard"][0])
 
 
@@ -86,17 +106,17 @@ def merge(out: str | Path, run_experiment: Callable[[dict, Path, RunOptions], di
     which imports this module)."""
     out = Path(out)
     config, records = read_records(out)
-    for r in records:   # a run a shard finished must still be there: its absence is damage, not a failure
+    for r in records:  # a run a shard finished must still be there: its absence is damage, not a failure
         for name in r["runs"]:
             if not (out / "runs" / name / "results.json").is_file():
-                raise ArtefactMissing(f"{out / 'runs' / name / 'results.json'}: missing, though "
-                                      f"{record_path(out, tuple(r['shard']))} records the run as finished; "
-                                      f"rerun shard {r['shard'][0]}/{r['shard'][1]} to recompute it")
-    failures = {f["run"]: f"shard {r['shard'][0]}/{r['shard'][1]}: {f['error']}"
-                for r in records for f in r["failed"]}
+                raise ArtefactMissing(
+                    f"{out / 'runs' / name / 'results.json'}: missing, though "
+                    f"{record_path(out, tuple(r['shard']))} records the run as finished; "
+                    f"rerun shard {r['shard'][0]}/{r['shard'][1]} to recompute it"
+                )
+    failures = {f["run"]: f"shard {r['shard'][0]}/{r['shard'][1]}: {f['error']}" for r in records for f in r["failed"]}
     t0 = time.perf_counter()
     exp = run_experiment(config, out, RunOptions(train=False, known_failures=failures, progress=progress))
-    exp["shards"] = [{"shard": r["shard"], "runs": len(r["runs"]), "wall_time_s": r["wall_time_s"]}
-                     for r in records]
+    exp["shards"] = [{"shard": r["shard"], "runs": len(r["runs"]), "wall_time_s": r["wall_time_s"]} for r in records]
     exp["merge_time_s"] = time.perf_counter() - t0
     return exp

@@ -32,8 +32,9 @@ def _t(x) -> torch.Tensor:
     return torch.as_tensor(np.asarray(x), dtype=torch.float64)
 
 
-def _pool(scene_probs: torch.Tensor, face_probs: torch.Tensor, face_mask: torch.Tensor,
-          face_weight: torch.Tensor) -> np.ndarray:
+def _pool(
+    scene_probs: torch.Tensor, face_probs: torch.Tensor, face_mask: torch.Tensor, face_weight: torch.Tensor
+) -> np.ndarray:
     """Faces averaged with non-negative weights [N, K]; rows without a face take the scene."""
     w = face_weight * face_mask
     total = w.sum(1, keepdim=True)
@@ -81,7 +82,7 @@ class LearnedWeighting(nn.Module):
 
     def __init__(self) -> None:
         super().__init__()
-        self.coef = nn.Parameter(torch.zeros(3, dtype=torch.float64))   # size, centrality, confidence
+        self.coef = nn.Parameter(torch.zeros(3, dtype=torch.float64))  # size, centrality, confidence
         self.face_bias = nn.Parameter(torch.zeros((), dtype=torch.float64))
         self.scene_logit = nn.Parameter(torch.zeros((), dtype=torch.float64))
 
@@ -91,8 +92,9 @@ class LearnedWeighting(nn.Module):
         scene = self.scene_logit.expand(len(face), 1)
         return torch.softmax(torch.cat([scene, face], 1), 1)
 
-    def forward(self, scene_probs: torch.Tensor, face_probs: torch.Tensor, face_mask: torch.Tensor,
-                face_feats: torch.Tensor) -> torch.Tensor:
+    def forward(
+        self, scene_probs: torch.Tensor, face_probs: torch.Tensor, face_mask: torch.Tensor, face_feats: torch.Tensor
+    ) -> torch.Tensor:
         w = self.weights(face_mask, face_feats)
         return w[:, :1] * scene_probs + (w[:, 1:, None] * face_probs).sum(1)
 
@@ -103,8 +105,9 @@ def face_features(face_area, face_boxes, image_size, face_probs) -> torch.Tensor
     return torch.stack([area, centrality(face_boxes, image_size), recogniser_confidence(face_probs)], -1)
 
 
-def fit_learned_weighting(train: dict, val: dict, epochs: int = 200, lr: float = 0.05,
-                          patience: int = 10, seed: int = 0) -> LearnedWeighting:
+def fit_learned_weighting(
+    train: dict, val: dict, epochs: int = 200, lr: float = 0.05, patience: int = 10, seed: int = 0
+) -> LearnedWeighting:
     """Fit LearnedWeighting by full-batch Adam on training NLL, keeping the best validation NLL.
 
     ``train`` / ``val``: dicts of numpy arrays ``scene_probs`` [N,7], ``face_probs`` [N,K,7],
@@ -125,17 +128,25 @@ def fit_learned_weighting(train: dict, val: dict, epochs: int = 200, lr: float =
 
 
 def _tensors(d: dict) -> dict:
-    missing = [k for k in ("scene_probs", "face_probs", "face_mask", "face_area", "face_boxes",
-                           "image_size", "labels") if k not in d]
+    missing = [
+        k
+        for k in ("scene_probs", "face_probs", "face_mask", "face_area", "face_boxes", "image_size", "labels")
+        if k not in d
+    ]
     if missing:
         raise ValueError(f"face weighting needs arrays {missing}")
-    return {"scene_probs": _t(d["scene_probs"]), "face_probs": _t(d["face_probs"]),
-            "face_mask": _t(d["face_mask"]).bool(), "labels": torch.as_tensor(np.asarray(d["labels"])).long(),
-            "feats": face_features(d["face_area"], d["face_boxes"], d["image_size"], d["face_probs"])}
+    return {
+        "scene_probs": _t(d["scene_probs"]),
+        "face_probs": _t(d["face_probs"]),
+        "face_mask": _t(d["face_mask"]).bool(),
+        "labels": torch.as_tensor(np.asarray(d["labels"])).long(),
+        "feats": face_features(d["face_area"], d["face_boxes"], d["image_size"], d["face_probs"]),
+    }
 
 
-def face_weighting_probs(name: str, test: dict, train: dict | None = None, val: dict | None = None,
-                         seed: int = 0) -> np.ndarray:
+def face_weighting_probs(
+    name: str, test: dict, train: dict | None = None, val: dict | None = None, seed: int = 0
+) -> np.ndarray:
     """Test probabilities [N, 7] of baseline ``name`` (FACE_WEIGHTINGS); arrays as in
     ``fit_learned_weighting`` (``train``/``val`` needed only by learned-weighting)."""
     if name == "size-weighted":
@@ -150,4 +161,3 @@ def face_weighting_probs(name: str, test: dict, train: dict | None = None, val: 
         with torch.no_grad():
             return model(t["scene_probs"], t["face_probs"], t["face_mask"], t["feats"]).numpy()
     raise ValueError(f"unknown face weighting {name!r}; choose one of {list(FACE_WEIGHTINGS)}")
-

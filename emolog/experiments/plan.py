@@ -33,10 +33,17 @@ class ExperimentPlan:
     n_boot: int = 1000
 
     def config(self) -> dict[str, Any]:
-        return {"data": str(self.data), "regimes": list(self.regimes), "seeds": list(self.seeds),
-                "sweeps": list(self.sweeps), "memorisation": list(self.memorisation),
-                "overrides": list(self.overrides), "baselines": list(self.baselines),
-                "baseline_epochs": self.baseline_epochs, "n_boot": self.n_boot}
+        return {
+            "data": str(self.data),
+            "regimes": list(self.regimes),
+            "seeds": list(self.seeds),
+            "sweeps": list(self.sweeps),
+            "memorisation": list(self.memorisation),
+            "overrides": list(self.overrides),
+            "baselines": list(self.baselines),
+            "baseline_epochs": self.baseline_epochs,
+            "n_boot": self.n_boot,
+        }
 
 
 @dataclass(frozen=True)
@@ -45,7 +52,7 @@ class RunSpec:
 
     regime: str
     seed: int
-    sweep: tuple[str, Any] | None   # (key, value) varied from the base config, or None
+    sweep: tuple[str, Any] | None  # (key, value) varied from the base config, or None
 
     @property
     def name(self) -> str:
@@ -79,8 +86,13 @@ def parse_sweep(item: str) -> tuple[str, list[Any]]:
     return key.strip(), values
 
 
-def plan_runs(regimes: Sequence[str], seeds: Sequence[int], sweeps: Sequence[tuple[str, list[Any]]],
-              memorisation: Sequence[int], base: dict[str, Any]) -> tuple[list[RunSpec], list[RunSpec]]:
+def plan_runs(
+    regimes: Sequence[str],
+    seeds: Sequence[int],
+    sweeps: Sequence[tuple[str, list[Any]]],
+    memorisation: Sequence[int],
+    base: dict[str, Any],
+) -> tuple[list[RunSpec], list[RunSpec]]:
     """(runs of the comparison table, runs of the memorisation table), each validated as a
     RunConfig before anything is trained. A run may be in both (an n_train sweep point)."""
     main: list[RunSpec] = []
@@ -90,8 +102,12 @@ def plan_runs(regimes: Sequence[str], seeds: Sequence[int], sweeps: Sequence[tup
             for key, values in sweeps:
                 default = RunConfig.from_dict({**base, "regime": regime, "seed": seed}).get(key)
                 main += [RunSpec(regime, seed, (key, v)) for v in values if v != default]
-    memo = [RunSpec(regime, seed, ("n_train", int(n)))
-            for regime in (MEMORISATION_REGIMES if memorisation else ()) for seed in seeds for n in memorisation]
+    memo = [
+        RunSpec(regime, seed, ("n_train", int(n)))
+        for regime in (MEMORISATION_REGIMES if memorisation else ())
+        for seed in seeds
+        for n in memorisation
+    ]
     for s in main + memo:
         run_config(s, base)  # raises ConfigError naming the key
     return unique(main), unique(memo)
@@ -106,7 +122,7 @@ def spec_arm(spec: RunSpec, base: dict[str, Any]) -> Arm:
     """The arm that trains ``spec``: the base config with its regime, seed and sweep value."""
     d = {**base, "regime": spec.regime, "seed": spec.seed}
     if spec.sweep is not None:
-        d[canonical(spec.sweep[0], warn=False)] = spec.sweep[1]   # parse_sweep warned of an old key
+        d[canonical(spec.sweep[0], warn=False)] = spec.sweep[1]  # parse_sweep warned of an old key
         d["extra"] = {**d.get("extra", {}), "sweep": spec.sweep_label}
     return Arm(spec.name, d)
 

@@ -63,6 +63,7 @@ def read_finished_run(run_dir: Path) -> dict:
     read (its predictions.csv) is damaged."""
     from emolog.experiments.tables import METRICS
     from emolog.runs.reader import RESULTS_FIELDS
+
     results = read_json(run_dir / "results.json", "run", RESULTS_FIELDS)
     check_record(run_dir / "predictions.csv", results.get("files"), run_dir / "results.json")
     # a run finished before a metric joined the tables lacks it: damaged for the tables' purpose
@@ -70,8 +71,9 @@ def read_finished_run(run_dir: Path) -> dict:
     test = (results.get("metrics") or {}).get("test")
     missing = [k for k in METRICS if not isinstance(test, dict) or k not in test]
     if missing:
-        raise ArtefactError(f"{run_dir / 'results.json'}: its test metrics lack {missing} "
-                            "(written by an older emolog, or edited)")
+        raise ArtefactError(
+            f"{run_dir / 'results.json'}: its test metrics lack {missing} (written by an older emolog, or edited)"
+        )
     return results
 
 
@@ -79,6 +81,7 @@ def execute_arm(arm: Arm, run_dir: Path) -> dict:
     """results.json of one arm: read when it exists and vouches for the run's files, else
     trained (resumed from a checkpoint; a damaged finished run is recomputed, saying so)."""
     from emolog.runs.train import CHECKPOINT, train_run
+
     if (run_dir / "results.json").exists():
         try:
             return read_finished_run(run_dir)
@@ -89,12 +92,17 @@ def execute_arm(arm: Arm, run_dir: Path) -> dict:
 
 def _one_thread() -> None:
     import torch
+
     os.environ["OMP_NUM_THREADS"] = "1"
     torch.set_num_threads(1)
 
 
-def run_arms(arms: Sequence[Arm], runs_dir: Path, options: RunOptions = RunOptions(),
-             errors: tuple[type[BaseException], ...] = ()) -> tuple[dict[str, dict], list[dict]]:
+def run_arms(
+    arms: Sequence[Arm],
+    runs_dir: Path,
+    options: RunOptions = RunOptions(),
+    errors: tuple[type[BaseException], ...] = (),
+) -> tuple[dict[str, dict], list[dict]]:
     """(results.json by arm name, failures) of ``options.shard``'s arms, in the arms' order;
     each arm's run lives in ``runs_dir / arm.name``. An exception of ``errors`` fails that arm
     only (recorded with its message); any other propagates."""
@@ -102,6 +110,7 @@ def run_arms(arms: Sequence[Arm], runs_dir: Path, options: RunOptions = RunOptio
     if not options.train:
         return _read_arms(arms, runs_dir, options.known_failures or {})
     from tqdm import tqdm
+
     results: dict[str, dict] = {}
     failed: list[dict] = []
     bar = tqdm(total=len(arms), desc="experiment runs", unit="run", disable=not options.progress)
@@ -119,8 +128,9 @@ def run_arms(arms: Sequence[Arm], runs_dir: Path, options: RunOptions = RunOptio
             done(a.name, lambda a=a: execute_arm(a, runs_dir / a.name))
     else:
         # spawn: a forked child would inherit CUDA state and torch's thread pools
-        with ProcessPoolExecutor(options.jobs, mp_context=multiprocessing.get_context("spawn"),
-                                 initializer=_one_thread) as pool:
+        with ProcessPoolExecutor(
+            options.jobs, mp_context=multiprocessing.get_context("spawn"), initializer=_one_thread
+        ) as pool:
             futures = [(a.name, pool.submit(execute_arm, a, runs_dir / a.name)) for a in arms]
             for name, fut in futures:
                 done(name, fut.result)
@@ -130,15 +140,20 @@ def run_arms(arms: Sequence[Arm], runs_dir: Path, options: RunOptions = RunOptio
     return {a.name: results[a.name] for a in arms if a.name in results}, failed
 
 
-def _read_arms(arms: Sequence[Arm], runs_dir: Path, known_failures: Mapping[str, str]
-               ) -> tuple[dict[str, dict], list[dict]]:
+def _read_arms(
+    arms: Sequence[Arm], runs_dir: Path, known_failures: Mapping[str, str]
+) -> tuple[dict[str, dict], list[dict]]:
     """``run_arms`` without training: the finished runs, and a failure for each other arm."""
     results: dict[str, dict] = {}
     failed: list[dict] = []
     for a in arms:
-        if (runs_dir / a.name / "results.json").exists():   # a damaged run is refused, naming the file
+        if (runs_dir / a.name / "results.json").exists():  # a damaged run is refused, naming the file
             results[a.name] = read_finished_run(runs_dir / a.name)
         else:
-            failed.append({"run": a.name, "error": known_failures.get(
-                a.name, "no results.json: not run (a shard did not finish?)")})
+            failed.append(
+                {
+                    "run": a.name,
+                    "error": known_failures.get(a.name, "no results.json: not run (a shard did not finish?)"),
+                }
+            )
     return results, failed

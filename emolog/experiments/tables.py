@@ -26,8 +26,15 @@ METRICS: tuple[str, ...] = ("accuracy", "macro_f1", "weighted_f1", "average_prec
 # bootstrap.csv's metrics, by their function's name in emolog.metrics.classification (imported when the
 # table is built: scipy and scikit-learn stay out of `emolog experiment --help`)
 BOOTSTRAP_METRICS: tuple[str, ...] = ("macro_f1", "accuracy", "nll")
-HEADS = {"accuracy": "Accuracy", "macro_f1": "Macro-F1", "weighted_f1": "Weighted-F1",
-         "average_precision": "AP", "uar": "UAR", "nll": "NLL", "ece": "ECE"}
+HEADS = {
+    "accuracy": "Accuracy",
+    "macro_f1": "Macro-F1",
+    "weighted_f1": "Weighted-F1",
+    "average_precision": "AP",
+    "uar": "UAR",
+    "nll": "NLL",
+    "ece": "ECE",
+}
 
 
 class ExperimentError(InputError, ValueError):
@@ -67,12 +74,14 @@ def usable_baseline(path: Path, test_ids: list[str], classes: Sequence[str]) -> 
     return True
 
 
-def bootstrap_table(systems: dict[str, list[Path]], reference: str, n_boot: int, seed: int,
-                    va: tuple[Any, dict] = (None, {})) -> pd.DataFrame:
+def bootstrap_table(
+    systems: dict[str, list[Path]], reference: str, n_boot: int, seed: int, va: tuple[Any, dict] = (None, {})
+) -> pd.DataFrame:
     """Paired bootstrap CI of each system's seed-averaged metric minus the reference's; with a
     fitted valence/arousal target and its test values by id (``va``), of each variable's MAE too."""
     from emolog.metrics import classification as metrics
     from emolog.metrics.classification import paired_bootstrap_seeds
+
     def load(paths: list[Path]) -> tuple[list[str], np.ndarray, list[np.ndarray]]:
         loaded = [read_predictions(p) for p in paths]
         ids, labels = loaded[0][0], loaded[0][1]
@@ -91,19 +100,36 @@ def bootstrap_table(systems: dict[str, list[Path]], reference: str, n_boot: int,
             raise ExperimentError(f"{system}: its test images differ from {reference}'s; cannot pair them")
         for mname in BOOTSTRAP_METRICS:
             r = paired_bootstrap_seeds(getattr(metrics, mname), probs, ref, labels, n_boot=n_boot, seed=seed)
-            rows.append({"system": system, "reference": reference, "metric": mname, **r,
-                         "n_seeds": len(paths), "n_images": len(labels)})
+            rows.append(
+                {
+                    "system": system,
+                    "reference": reference,
+                    "metric": mname,
+                    **r,
+                    "n_seeds": len(paths),
+                    "n_images": len(labels),
+                }
+            )
     if va[0] is not None:
         from emolog.model.target import va_bootstrap_rows
-        rows += va_bootstrap_rows(va[0], {k: load(p)[2] for k, p in systems.items()}, reference,
-                                  np.stack([va[1][i] for i in ref_ids]), n_boot, seed)
+
+        rows += va_bootstrap_rows(
+            va[0],
+            {k: load(p)[2] for k, p in systems.items()},
+            reference,
+            np.stack([va[1][i] for i in ref_ids]),
+            n_boot,
+            seed,
+        )
     return pd.DataFrame(rows, columns=["system", "reference", "metric", "diff", "lo", "hi", "n_seeds", "n_images"])
 
 
-def write_predictions(path: Path, ids: list[str], labels: np.ndarray, probs: np.ndarray,
-                      classes: Sequence[str]) -> None:
-    df = pd.DataFrame({"image_id": ids, "label": [classes[i] for i in labels],
-                       "pred": [classes[i] for i in probs.argmax(1)]})
+def write_predictions(
+    path: Path, ids: list[str], labels: np.ndarray, probs: np.ndarray, classes: Sequence[str]
+) -> None:
+    df = pd.DataFrame(
+        {"image_id": ids, "label": [classes[i] for i in labels], "pred": [classes[i] for i in probs.argmax(1)]}
+    )
     for k, c in enumerate(classes):
         df[f"p_{c}"] = probs[:, k]
     atomic_write_text(path, df.to_csv(index=False, float_format="%.8g"))
@@ -127,8 +153,13 @@ def comparison_table(rows: list[dict]) -> pd.DataFrame:
     weights = tuple(c for c in df.columns if c.startswith("w_"))
     out = []
     for system, g in df.groupby("system", sort=False):
-        r = {"system": system, "kind": g["kind"].iat[0], "regime": g["regime"].iat[0],
-             "sweep": g["sweep"].iat[0], "n_seeds": len(g)}
+        r = {
+            "system": system,
+            "kind": g["kind"].iat[0],
+            "regime": g["regime"].iat[0],
+            "sweep": g["sweep"].iat[0],
+            "n_seeds": len(g),
+        }
         for m in METRICS + tuple(va_metric_columns(df.columns)) + weights:
             vals = g[m].dropna().tolist() if m in g else []
             r[f"{m}_mean"], r[f"{m}_std"] = _mean_std(vals) if vals else (float("nan"), float("nan"))
@@ -147,18 +178,26 @@ def _pm(mean: float, std: float, tex: bool) -> str:
 def weight_columns(table: pd.DataFrame) -> list[str]:
     """The w_<source> columns of a comparison table that hold a value (none for programs
     without a source choice)."""
-    return [c[: -len("_mean")] for c in table.columns
-            if c.startswith("w_") and c.endswith("_mean") and table[c].notna().any()]
+    return [
+        c[: -len("_mean")]
+        for c in table.columns
+        if c.startswith("w_") and c.endswith("_mean") and table[c].notna().any()
+    ]
 
 
 def comparison_tex(table: pd.DataFrame) -> str:
     """A LaTeX tabular (booktabs) of the comparison table: mean ± std over seeds."""
     weights, va = weight_columns(table), va_metric_columns(table.columns)
     cols = [*METRICS, *va, *weights]
-    heads = [HEADS[m] for m in METRICS] + [c.replace("_", " ") for c in va] \
-        + [f"$w_\\mathrm{{{w[2:]}}}$" for w in weights]
-    lines = ["\\begin{tabular}{l" + "r" * len(cols) + "}", "\\toprule",
-             "System & " + " & ".join(heads) + " \\\\", "\\midrule"]
+    heads = (
+        [HEADS[m] for m in METRICS] + [c.replace("_", " ") for c in va] + [f"$w_\\mathrm{{{w[2:]}}}$" for w in weights]
+    )
+    lines = [
+        "\\begin{tabular}{l" + "r" * len(cols) + "}",
+        "\\toprule",
+        "System & " + " & ".join(heads) + " \\\\",
+        "\\midrule",
+    ]
     for _, r in table.iterrows():
         name = str(r["system"]).replace("_", "\\_").replace("&", "\\&")
         lines.append(name + " & " + " & ".join(_pm(r[f"{c}_mean"], r[f"{c}_std"], True) for c in cols) + " \\\\")
@@ -173,6 +212,8 @@ def format_table(table: pd.DataFrame) -> str:
     widths = [max(14, len(c) + 2) for c in cols]
     lines = [f"{'system':<{width}}{'n':>3}" + "".join(f"{c:>{w}}" for c, w in zip(cols, widths))]
     for _, r in table.iterrows():
-        lines.append(f"{r['system']:<{width}}{r['n_seeds']:>3}"
-                     + "".join(f"{_pm(r[f'{c}_mean'], r[f'{c}_std'], False):>{w}}" for c, w in zip(cols, widths)))
+        lines.append(
+            f"{r['system']:<{width}}{r['n_seeds']:>3}"
+            + "".join(f"{_pm(r[f'{c}_mean'], r[f'{c}_std'], False):>{w}}" for c, w in zip(cols, widths))
+        )
     return "\n".join(lines)

@@ -1,4 +1,4 @@
-""""What changed" during training: per-parameter change of every net, and flipped predictions.
+""" "What changed" during training: per-parameter change of every net, and flipped predictions.
 
 These are the data behind the user's questions "what does training then do?" and "which
 parameters really train?": a frozen net shows exactly zero change and zero gradient, so a
@@ -33,7 +33,7 @@ class GradTracker:
         self._sum = torch.zeros(len(self._params), dtype=torch.float64)
         self._epoch = torch.zeros(len(nets), dtype=torch.float64)
         self._live: list[int] = []
-        self._buf: torch.Tensor | None = None   # [rows, len(self._live)] norms of buffered steps
+        self._buf: torch.Tensor | None = None  # [rows, len(self._live)] norms of buffered steps
         self._rows = 0
         self.steps = 0
         self.epoch_steps = 0
@@ -51,7 +51,7 @@ class GradTracker:
         if self._buf is None or self._rows == len(self._buf):
             grown = torch.empty(max(1024, 2 * self._rows), len(live), device=self._params[live[0]].grad.device)
             if self._buf is not None:
-                grown[:self._rows] = self._buf[:self._rows]
+                grown[: self._rows] = self._buf[: self._rows]
             self._buf = grown
         torch.stack(torch._foreach_norm([self._params[i].grad for i in live]), out=self._buf[self._rows])
         self._rows += 1
@@ -60,7 +60,7 @@ class GradTracker:
         """Fold the buffered steps into the sums (per parameter) and the epoch's group norms."""
         if not self._rows:
             return
-        norms = self._buf[:self._rows].double().cpu()
+        norms = self._buf[: self._rows].double().cpu()
         rows = torch.tensor(self._live)
         self._sum.index_add_(0, rows, norms.sum(0))
         groups = torch.tensor([self._group[i] for i in self._live])
@@ -100,14 +100,15 @@ def logic_label(module: nn.Module, name: str) -> str | None:
     (``t(source(scene)), t(source(face1)), ...``), so a report does not show tensor paths."""
     tparams = getattr(module, "tparams", None)
     prefix = "tparams.values."
-    if tparams is None or not name.startswith(prefix) or not name[len(prefix):].isdigit():
+    if tparams is None or not name.startswith(prefix) or not name[len(prefix) :].isdigit():
         return None
-    block = tparams.blocks[int(name[len(prefix):])]
+    block = tparams.blocks[int(name[len(prefix) :])]
     return ", ".join(f"t({tparams.names[i]})" for i in block)
 
 
-def layer_changes(nets: dict[str, nn.Module], init: dict[str, dict[str, torch.Tensor]],
-                  trainable: dict[str, bool], grads: GradTracker) -> list[dict]:
+def layer_changes(
+    nets: dict[str, nn.Module], init: dict[str, dict[str, torch.Tensor]], trainable: dict[str, bool], grads: GradTracker
+) -> list[dict]:
     """One row per parameter tensor of every net.
 
     ``rel_change`` = ||theta - theta0|| / ||theta0|| (None when theta0 = 0, e.g. zero-initialised
@@ -121,15 +122,19 @@ def layer_changes(nets: dict[str, nn.Module], init: dict[str, dict[str, torch.Te
             before = init[net][name].flatten()
             d = float((now - before).norm())
             n0, n1 = float(before.norm()), float(now.norm())
-            rows.append({
-                "net": net, "name": name, "n_params": int(now.numel()),
-                "rel_change": d / n0 if n0 > 0 else None,
-                "abs_change": d,
-                "cosine_to_init": float(now @ before) / (n0 * n1) if n0 > 0 and n1 > 0 else None,
-                "grad_norm": grads.param_sum[net][name] / grads.steps if grads.steps else 0.0,
-                "trainable": bool(trainable[net]),
-                **({"label": label} if (label := logic_label(module, name)) else {}),
-            })
+            rows.append(
+                {
+                    "net": net,
+                    "name": name,
+                    "n_params": int(now.numel()),
+                    "rel_change": d / n0 if n0 > 0 else None,
+                    "abs_change": d,
+                    "cosine_to_init": float(now @ before) / (n0 * n1) if n0 > 0 and n1 > 0 else None,
+                    "grad_norm": grads.param_sum[net][name] / grads.steps if grads.steps else 0.0,
+                    "trainable": bool(trainable[net]),
+                    **({"label": label} if (label := logic_label(module, name)) else {}),
+                }
+            )
     return rows
 
 

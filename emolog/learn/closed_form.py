@@ -28,7 +28,7 @@ from emolog.learn.losses import Loss
 from emolog.model.data import SplitData
 from emolog.model.model import Network
 
-CLAMP = 1e-12   # Loss's floor on a probability before its log
+CLAMP = 1e-12  # Loss's floor on a probability before its log
 
 
 class ClosedFormNLL:
@@ -37,9 +37,9 @@ class ClosedFormNLL:
 
     def __init__(self, network: Network, tr: SplitData) -> None:
         lin = tr.linear
-        coef = lin.coef                                                   # [N, K, C + 1]
+        coef = lin.coef  # [N, K, C + 1]
         label = coef.gather(2, tr.labels.view(-1, 1, 1).expand(-1, coef.shape[1], 1))
-        self.ab = torch.cat([label, coef[:, :, -1:]], 2).contiguous()   # [N, K, 2]: a, n
+        self.ab = torch.cat([label, coef[:, :, -1:]], 2).contiguous()  # [N, K, 2]: a, n
         self.condition = lin.condition
         self.param = network.lm.tparams.values[0]
         self.softmax = network.lm.tparams.param == "softmax"
@@ -64,15 +64,15 @@ class ClosedFormNLL:
         """The loss of rows ``idx`` [B]; the parameter's gradient is set (not accumulated)."""
         p = self.param.detach()
         v = torch.softmax(p, 0) if self.softmax else p
-        c = self.ab[idx]                                  # [B, K, 2]
-        dots = torch.matmul(v, c)                         # [B, 2]: a . v, n . v
+        c = self.ab[idx]  # [B, K, 2]
+        dots = torch.matmul(v, c)  # [B, 2]: a . v, n . v
         prob = dots[:, 0] / dots[:, 1] if self.condition else dots[:, 0]
         loss = -prob.clamp_min(CLAMP).log().mean()
-        per_row = -c[:, :, 0] / dots[:, :1]               # d(-log a.v)/dv, [B, K]
+        per_row = -c[:, :, 0] / dots[:, :1]  # d(-log a.v)/dv, [B, K]
         if self.condition:
             per_row = per_row + c[:, :, 1] / dots[:, 1:]
         grad = (per_row * (prob >= CLAMP).unsqueeze(1)).sum(0) / len(idx)
-        if self.softmax:                                  # through v = softmax(p): J^T g
+        if self.softmax:  # through v = softmax(p): J^T g
             grad = v * (grad - (grad * v).sum())
         self.param.grad = grad
         return loss

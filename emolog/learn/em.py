@@ -31,8 +31,8 @@ import torch
 class EMStep:
     """One EM iteration: the weights after it and the mean log-likelihood before it."""
 
-    weights: torch.Tensor   # [S] source probabilities after the M-step
-    log_likelihood: float   # mean log P(label | evidence) per image under the weights before
+    weights: torch.Tensor  # [S] source probabilities after the M-step
+    log_likelihood: float  # mean log P(label | evidence) per image under the weights before
 
 
 def availability(face_mask: torch.Tensor) -> torch.Tensor:
@@ -41,8 +41,9 @@ def availability(face_mask: torch.Tensor) -> torch.Tensor:
     return torch.cat([ones, face_mask.bool()], dim=1)
 
 
-def m_step(posterior: torch.Tensor, available: torch.Tensor, weights: torch.Tensor,
-           semantics: str = "condition") -> torch.Tensor:
+def m_step(
+    posterior: torch.Tensor, available: torch.Tensor, weights: torch.Tensor, semantics: str = "condition"
+) -> torch.Tensor:
     """Normalised expected source counts.
 
     Args:
@@ -56,15 +57,22 @@ def m_step(posterior: torch.Tensor, available: torch.Tensor, weights: torch.Tens
     counts = posterior.sum(dim=0)
     if semantics == "condition":
         avail = available.to(weights.dtype)
-        w_avail = (avail * weights).sum(dim=1, keepdim=True)          # [N, 1]
+        w_avail = (avail * weights).sum(dim=1, keepdim=True)  # [N, 1]
         counts = counts + ((1 - avail) * weights / w_avail).sum(dim=0)
     elif semantics != "fail":
         raise ValueError(f"EM is defined for semantics 'condition' or 'fail', not {semantics!r}")
     return counts / counts.sum()
 
 
-def em_step(lm, weights: torch.Tensor, scene_probs: torch.Tensor, face_probs: torch.Tensor,
-            face_mask: torch.Tensor, labels: torch.Tensor, semantics: str) -> EMStep:
+def em_step(
+    lm,
+    weights: torch.Tensor,
+    scene_probs: torch.Tensor,
+    face_probs: torch.Tensor,
+    face_mask: torch.Tensor,
+    labels: torch.Tensor,
+    semantics: str,
+) -> EMStep:
     """One EM iteration over all images at once (the logic module's weights are set to ``weights``).
 
     Shapes: scene_probs [N, 7], face_probs [N, K, 7], face_mask [N, K] bool, labels [N] long.
@@ -95,14 +103,17 @@ def set_source_weights(lm, weights: torch.Tensor | dict[str, float]) -> None:
             seen.add(name)
     extra = sorted(set(weights) - seen)
     if extra or not seen:
-        raise ValueError(f"{lm.program.path}: cannot set source weights {extra or sorted(weights)}: "
-                         f"the program's source(S) disjunction has {sorted(seen)}")
+        raise ValueError(
+            f"{lm.program.path}: cannot set source weights {extra or sorted(weights)}: "
+            f"the program's source(S) disjunction has {sorted(seen)}"
+        )
     lm.tparams.set_probs(probs)
 
 
 @torch.no_grad()
-def source_coefficients(lm, io: Callable[[torch.Tensor], tuple[dict, dict]], n: int, cols: list[int],
-                        chunk: int = 8192) -> torch.Tensor:
+def source_coefficients(
+    lm, io: Callable[[torch.Tensor], tuple[dict, dict]], n: int, cols: list[int], chunk: int = 8192
+) -> torch.Tensor:
     """[N, S, C + 1] float64, for a ``seed_like`` program with every network fixed: per image,
     source s (``lm.sources`` order) and class c, P(class c and evidence | source = s), the
     last column P(evidence | source = s) (1 or 0: the source is there or not).
@@ -114,16 +125,19 @@ def source_coefficients(lm, io: Callable[[torch.Tensor], tuple[dict, dict]], n: 
     program's (inputs, facts) for rows ``idx``."""
     from emolog.logic import TParams
     from emolog.model.linear import raw_outputs
+
     saved = lm.tparams
     cols = list(cols) + [-1]
     out = []
     device = saved.probs().device
-    lm.tparams = TParams(lm.program, "projected").to(device)   # exact 0 / 1 weights
+    lm.tparams = TParams(lm.program, "projected").to(device)  # exact 0 / 1 weights
     try:
         for s in lm.sources:
             set_source_weights(lm, {x: float(x == s) for x in lm.sources})
-            parts = [raw_outputs(lm, *io(torch.arange(i, min(i + chunk, n), device=device)))[:, cols].double()
-                     for i in range(0, n, chunk)]
+            parts = [
+                raw_outputs(lm, *io(torch.arange(i, min(i + chunk, n), device=device)))[:, cols].double()
+                for i in range(0, n, chunk)
+            ]
             out.append(torch.cat(parts))
     finally:
         lm.tparams = saved
@@ -134,7 +148,7 @@ def linear_em_step(coef: torch.Tensor, labels: torch.Tensor, weights: torch.Tens
     """``em_step`` from ``source_coefficients``: the same E-step (each source's share of the
     image's likelihood) and M-step (``m_step``), without a circuit pass."""
     w = weights.to(coef.device, torch.float64)
-    joint = coef[torch.arange(len(labels), device=coef.device), :, labels.to(coef.device)]   # [N, S]
+    joint = coef[torch.arange(len(labels), device=coef.device), :, labels.to(coef.device)]  # [N, S]
     lik = joint @ w
     ev = coef[:, :, -1]
     ll = lik.clamp_min(1e-300).log() - ((ev @ w).log() if semantics == "condition" else 0)
@@ -149,8 +163,14 @@ def weights_tensor(lm) -> torch.Tensor:
     return torch.tensor([w[s] for s in lm.sources], dtype=torch.float64)
 
 
-def lfi_step(lm: torch.nn.Module, io: Callable[[torch.Tensor], tuple[dict, dict]], labels: torch.Tensor,
-             cols: list[int], semantics: str, chunk: int = 4096) -> EMStep:
+def lfi_step(
+    lm: torch.nn.Module,
+    io: Callable[[torch.Tensor], tuple[dict, dict]],
+    labels: torch.Tensor,
+    cols: list[int],
+    semantics: str,
+    chunk: int = 4096,
+) -> EMStep:
     """One EM iteration for *every* t() of the program (each annotated disjunction and each lone
     t() fact), over the rows ``io`` gives (``len(labels)`` of them); sets the new values in ``lm``.
 
@@ -180,6 +200,7 @@ def lfi_step(lm: torch.nn.Module, io: Callable[[torch.Tensor], tuple[dict, dict]
     """
     from emolog.logic import TParams
     from emolog.model.linear import raw_outputs
+
     if semantics not in ("condition", "fail"):
         raise ValueError(f"EM is defined for semantics 'condition' or 'fail', not {semantics!r}")
     saved = lm.tparams
@@ -189,7 +210,7 @@ def lfi_step(lm: torch.nn.Module, io: Callable[[torch.Tensor], tuple[dict, dict]
     logits.double()
     cols = torch.as_tensor(cols, device=labels.device)
     total_ll = torch.zeros((), dtype=torch.float64)
-    draws = torch.zeros(len(probs), dtype=torch.float64)   # expected ground draws of each t()
+    draws = torch.zeros(len(probs), dtype=torch.float64)  # expected ground draws of each t()
     lm.tparams = logits
     try:
         for i in range(0, len(labels), chunk):
@@ -208,8 +229,8 @@ def lfi_step(lm: torch.nn.Module, io: Callable[[torch.Tensor], tuple[dict, dict]
         for v, rows, group in zip(logits.values, logits.blocks, logits.is_group):
             g = v.grad.detach().double().cpu()
             w = torch.softmax(v.detach().double(), 0).cpu() if group else torch.sigmoid(v.detach().double()).cpu()
-            base = draws[rows[0]]   # N_h = w_h * draws + dlogL/dtheta_h
-            if base <= 0:   # no image grounds it: unchanged
+            base = draws[rows[0]]  # N_h = w_h * draws + dlogL/dtheta_h
+            if base <= 0:  # no image grounds it: unchanged
                 continue
             counts = w * base + g
             if group:
@@ -224,7 +245,7 @@ def lfi_step(lm: torch.nn.Module, io: Callable[[torch.Tensor], tuple[dict, dict]
 
 def _ground_facts(lm, inputs: dict, n: int) -> torch.Tensor:
     """[n, P]: how many ground facts of each t() an image's circuit holds (see ``lfi_step``)."""
-    if hasattr(lm, "groundings"):   # one circuit per example kind (a DeepProbLog face list)
+    if hasattr(lm, "groundings"):  # one circuit per example kind (a DeepProbLog face list)
         return lm.groundings(inputs)
     return lm.t_groundings.expand(n, -1)
 
@@ -235,5 +256,9 @@ def seed_like(lm) -> bool:
     ``linear_em_step`` for any classes) is the same EM as ``lfi_step`` (tested to 1e-8) and
     many times faster."""
     from emolog.labels import SOURCES
-    return tuple(getattr(lm, "sources", ())) == SOURCES and len(lm.tparams) == len(lm.sources) and all(
-        p.head.functor == "source" and p.head.arity == 1 for p in lm.program.params)
+
+    return (
+        tuple(getattr(lm, "sources", ())) == SOURCES
+        and len(lm.tparams) == len(lm.sources)
+        and all(p.head.functor == "source" and p.head.arity == 1 for p in lm.program.params)
+    )

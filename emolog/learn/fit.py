@@ -42,8 +42,14 @@ from emolog.model.target import SquaredErrorLoss, val_loss
 
 CHECKPOINT = "checkpoint.pt"
 # may differ between a run and its resume (a weights file may move; it is checked by sha256)
-RESUMABLE_KEYS = ("train.epochs", "train.em_iterations", "device", "threads", "backbone.weights",
-                  "perception.recogniser_weights")
+RESUMABLE_KEYS = (
+    "train.epochs",
+    "train.em_iterations",
+    "device",
+    "threads",
+    "backbone.weights",
+    "perception.recogniser_weights",
+)
 
 
 @dataclass
@@ -68,7 +74,7 @@ class FitResult:
     """What the loop leaves for the run's outputs."""
 
     history: list[dict]
-    before: dict[str, torch.Tensor]       # test predictions before training
+    before: dict[str, torch.Tensor]  # test predictions before training
     stopper: EarlyStopping
     epochs_run: int
     n_epochs: int
@@ -148,10 +154,16 @@ def history_row(epoch: int, train_loss: float, model: Network, va: SplitData, gr
     """One history.csv row: losses, validation accuracy / macro-F1, source weights (global, or
     the validation mean of the per-image ones), mean gradient norm per group."""
     from emolog.metrics.classification import accuracy, macro_f1
+
     pred = predict_split(model, va, sources=model.kind.per_image_sources)
     probs, labels = pred["probs"].cpu().double().numpy(), va.labels.cpu().numpy()
-    row = {"epoch": epoch, "train_loss": train_loss, "val_loss": val_loss(model.target, pred["probs"], va, nll),
-           "val_accuracy": accuracy(probs, labels), "val_macro_f1": macro_f1(probs, labels)}
+    row = {
+        "epoch": epoch,
+        "train_loss": train_loss,
+        "val_loss": val_loss(model.target, pred["probs"], va, nll),
+        "val_accuracy": accuracy(probs, labels),
+        "val_macro_f1": macro_f1(probs, labels),
+    }
     g = model.global_weights()
     if g is not None:
         row.update({f"w_{s}": g[s] for s in SOURCES})
@@ -161,8 +173,9 @@ def history_row(epoch: int, train_loss: float, model: Network, va: SplitData, gr
     return row
 
 
-def gradient_epoch(model: Network, tr: SplitData, loss_fn: Loss, optims: dict, tracker: changes.GradTracker,
-                   cfg: RunConfig, epoch: int) -> float:
+def gradient_epoch(
+    model: Network, tr: SplitData, loss_fn: Loss, optims: dict, tracker: changes.GradTracker, cfg: RunConfig, epoch: int
+) -> float:
     """One pass over the training rows in batches of index tensors; returns the mean batch loss.
 
     The batch losses stay tensors, stacked and read once per epoch: a non-finite one then stops
@@ -175,8 +188,8 @@ def gradient_epoch(model: Network, tr: SplitData, loss_fn: Loss, optims: dict, t
     # clearing .grad directly: the optimisers' zero_grad() walks their parameter groups each step
     params = [p for p in model.parameters() if p.requires_grad]
     losses: list[torch.Tensor] = []
-    labels = loss_fn.targets(tr)   # the labels, or a valence/arousal target's values
-    closed = ClosedFormNLL.of(model, tr, loss_fn)   # one t() disjunction trains: no autograd graph
+    labels = loss_fn.targets(tr)  # the labels, or a valence/arousal target's values
+    closed = ClosedFormNLL.of(model, tr, loss_fn)  # one t() disjunction trains: no autograd graph
     for idx in batches:
         if closed is not None:
             loss = closed.step(idx)
@@ -192,7 +205,7 @@ def gradient_epoch(model: Network, tr: SplitData, loss_fn: Loss, optims: dict, t
     model.eval()
     losses = torch.stack(losses)
     bad = (~torch.isfinite(losses)).nonzero()
-    if len(bad):   # the first non-finite batch, named by its image ids (the run stops here)
+    if len(bad):  # the first non-finite batch, named by its image ids (the run stops here)
         b = int(bad[0, 0])
         check_finite(losses[b], tr, batches[b], "training", epoch)
     sizes = torch.tensor([len(i) for i in batches], dtype=torch.float64, device=losses.device)
@@ -210,8 +223,7 @@ def _em_epoch(model: Network, tr: SplitData, semantics: str, coef: torch.Tensor 
         return -step.log_likelihood
     with torch.no_grad():
         scene = model.scene_probs(tr, torch.arange(len(tr), device=tr.labels.device))
-    step = em.lfi_step(lm, lambda idx: model.program_io(tr, idx, scene=scene[idx]), tr.labels, model._cols,
-                       semantics)
+    step = em.lfi_step(lm, lambda idx: model.program_io(tr, idx, scene=scene[idx]), tr.labels, model._cols, semantics)
     return -step.log_likelihood  # NLL before this iteration's update
 
 
@@ -222,8 +234,9 @@ def em_coefficients(model: Network, tr: SplitData) -> torch.Tensor | None:
         return None
     with torch.no_grad():
         scene = model.scene_probs(tr, torch.arange(len(tr), device=tr.labels.device))
-    return em.source_coefficients(model.lm, lambda idx: model.program_io(tr, idx, scene=scene[idx]),
-                                  len(tr), model._cols)
+    return em.source_coefficients(
+        model.lm, lambda idx: model.program_io(tr, idx, scene=scene[idx]), len(tr), model._cols
+    )
 
 
 def _states(groups: list[Group]) -> dict[str, dict]:
@@ -250,10 +263,19 @@ class _Progress:
     tracker: changes.GradTracker
 
 
-def fit(model: Network, groups: list[Group], splits: dict[str, SplitData], cfg: RunConfig, regime: Regime,
-        out: Path, resume: bool, progress: bool) -> FitResult:
+def fit(
+    model: Network,
+    groups: list[Group],
+    splits: dict[str, SplitData],
+    cfg: RunConfig,
+    regime: Regime,
+    out: Path,
+    resume: bool,
+    progress: bool,
+) -> FitResult:
     """Train ``groups`` of ``model`` on ``splits`` (in ``model.semantics``); see the module docstring."""
     from tqdm.auto import tqdm
+
     tr, va = splits["train"], splits["val"]
     nets = {g.name: g.net for g in groups}
     _mark_trainable(groups, regime)
@@ -268,7 +290,7 @@ def fit(model: Network, groups: list[Group], splits: dict[str, SplitData], cfg: 
         _fresh_start(model, groups, splits, regime, loss_fn, p)
 
     t_start = time.perf_counter() - p.state["elapsed"]
-    if regime.learner == "gradient":   # counted in the training time: it is part of training
+    if regime.learner == "gradient":  # counted in the training time: it is part of training
         _linearise(model, tr, groups)
     n_epochs = cfg.train.em_iterations if regime.learner == "em" else cfg.train.epochs
     coef = em_coefficients(model, tr) if regime.learner == "em" else None
@@ -307,8 +329,14 @@ def _loss(cfg: RunConfig, model: Network, tr: SplitData) -> Loss | SquaredErrorL
     return SquaredErrorLoss(model.target)
 
 
-def _fresh_start(model: Network, groups: list[Group], splits: dict[str, SplitData], regime: Regime,
-                 loss_fn: Loss | SquaredErrorLoss, p: _Progress) -> None:
+def _fresh_start(
+    model: Network,
+    groups: list[Group],
+    splits: dict[str, SplitData],
+    regime: Regime,
+    loss_fn: Loss | SquaredErrorLoss,
+    p: _Progress,
+) -> None:
     """Fill ``p`` for a run that does not resume: the history with its epoch-0 row, the test
     predictions before training and the starting states as the best so far."""
     tr = splits["train"]
@@ -326,26 +354,43 @@ def _linearise(model: Network, tr: SplitData, groups: list[Group]) -> None:
     """The program precomputed on ``tr`` (``build_linear``) when it is small enough: a step is
     then a few matrix products instead of a circuit evaluation."""
     trains = {g.kind: g.trainable for g in groups}
-    lin = build_linear(model, tr, live_t=trains["logic"], live_scene=trains["scene_net"] or
-                       trains.get("backbone_last_block", False))
+    lin = build_linear(
+        model, tr, live_t=trains["logic"], live_scene=trains["scene_net"] or trains.get("backbone_last_block", False)
+    )
     if lin is not None:
         tr.linear = lin
 
 
 def _save_checkpoint(path: Path, cfg: RunConfig, groups: list[Group], p: _Progress) -> None:
-    blob = {"format": FORMATS["checkpoint"], "config": cfg.to_dict(), "state": p.state,
-            "stopper": p.stopper.state_dict(), "history": p.history,
-            "before": {k: v.cpu() for k, v in p.before.items()}, "nets": _states(groups),
-            "best_states": p.best_states, "optims": {k: o.state_dict() for k, o in p.optims.items()},
-            "tracker": p.tracker.state_dict()}
+    blob = {
+        "format": FORMATS["checkpoint"],
+        "config": cfg.to_dict(),
+        "state": p.state,
+        "stopper": p.stopper.state_dict(),
+        "history": p.history,
+        "before": {k: v.cpu() for k, v in p.before.items()},
+        "nets": _states(groups),
+        "best_states": p.best_states,
+        "optims": {k: o.state_dict() for k, o in p.optims.items()},
+        "tracker": p.tracker.state_dict(),
+    }
     buf = io.BytesIO()
     torch.save(blob, buf)
     atomic_write_bytes(path, buf.getvalue())
 
 
 # what a checkpoint holds (checked before a resume changes anything)
-CHECKPOINT_FIELDS = {"config": dict, "state": dict, "stopper": dict, "history": list, "before": dict, "nets": dict,
-                     "best_states": dict, "optims": dict, "tracker": dict}
+CHECKPOINT_FIELDS = {
+    "config": dict,
+    "state": dict,
+    "stopper": dict,
+    "history": list,
+    "before": dict,
+    "nets": dict,
+    "best_states": dict,
+    "optims": dict,
+    "tracker": dict,
+}
 
 
 def read_checkpoint(path: Path, cfg: RunConfig) -> dict:
@@ -363,8 +408,10 @@ def read_checkpoint(path: Path, cfg: RunConfig) -> dict:
     now = {k: v for k, v in cfg.flat().items() if k not in RESUMABLE_KEYS}
     diff = sorted(k for k in set(saved) | set(now) if saved.get(k) != now.get(k))
     if diff:
-        raise TrainingError(f"cannot resume {path}: the config differs in {diff} "
-                            f"(only {', '.join(RESUMABLE_KEYS)} may change on resume)")
+        raise TrainingError(
+            f"cannot resume {path}: the config differs in {diff} "
+            f"(only {', '.join(RESUMABLE_KEYS)} may change on resume)"
+        )
     return blob
 
 
@@ -383,5 +430,13 @@ def _load_checkpoint(path: Path, cfg: RunConfig, groups: list[Group], p: _Progre
     p.before = {k: v.to(device) for k, v in blob["before"].items()}
 
 
-__all__ = ["CHECKPOINT", "FitResult", "Group", "fit", "gradient_epoch", "history_row", "make_optimizers",
-           "read_checkpoint"]
+__all__ = [
+    "CHECKPOINT",
+    "FitResult",
+    "Group",
+    "fit",
+    "gradient_epoch",
+    "history_row",
+    "make_optimizers",
+    "read_checkpoint",
+]

@@ -36,10 +36,11 @@ class Loss:
         """What the loss compares each row's output with: the split's labels."""
         return s.labels
 
-    def __call__(self, probs: torch.Tensor, labels: torch.Tensor,
-                 sample_weight: torch.Tensor | None = None) -> torch.Tensor:
+    def __call__(
+        self, probs: torch.Tensor, labels: torch.Tensor, sample_weight: torch.Tensor | None = None
+    ) -> torch.Tensor:
         """probs [B, C], labels [B] long, optional per-image weights [B] -> scalar loss."""
-        if self.imbalance == "none" and sample_weight is None:   # the common case, in the fewest operations
+        if self.imbalance == "none" and sample_weight is None:  # the common case, in the fewest operations
             return -probs.gather(1, labels[:, None]).clamp_min(1e-12).log().mean()
         logp = probs.clamp_min(1e-12).log()
         if self.imbalance == "logit-adjust":
@@ -70,8 +71,7 @@ def nll(probs: torch.Tensor, labels: torch.Tensor) -> float:
 
 def new_scene_net(cfg: RunConfig, in_dim: int, seed_offset: int = 0, n_classes: int = len(BASIC7)) -> Scene2EmotionNet:
     torch.manual_seed(cfg.seed * 1009 + seed_offset)  # the same seeded init in every regime
-    return Scene2EmotionNet(in_dim=in_dim, hidden=cfg.nets.hidden, n_classes=n_classes,
-                            dropout=cfg.nets.dropout)
+    return Scene2EmotionNet(in_dim=in_dim, hidden=cfg.nets.hidden, n_classes=n_classes, dropout=cfg.nets.dropout)
 
 
 class LeanAdam:
@@ -104,16 +104,40 @@ class LeanAdam:
         if self._lists is None or any(p.grad is None for g in groups for p in g["params"]):
             self.adam.step()
             full = all(p.grad is not None and p in state for g in groups for p in g["params"])
-            self._lists = [(g["params"], [state[p]["exp_avg"] for p in g["params"]],
-                            [state[p]["exp_avg_sq"] for p in g["params"]], [state[p]["step"] for p in g["params"]])
-                           for g in groups] if full else None
+            self._lists = (
+                [
+                    (
+                        g["params"],
+                        [state[p]["exp_avg"] for p in g["params"]],
+                        [state[p]["exp_avg_sq"] for p in g["params"]],
+                        [state[p]["step"] for p in g["params"]],
+                    )
+                    for g in groups
+                ]
+                if full
+                else None
+            )
             return
         with torch.no_grad():
             for g, (ps, m, v, steps) in zip(groups, self._lists):
                 beta1, beta2 = g["betas"]
-                adam_update(ps, [p.grad for p in ps], m, v, [], steps, fused=True, amsgrad=g["amsgrad"],
-                            beta1=beta1, beta2=beta2, lr=g["lr"], weight_decay=g["weight_decay"], eps=g["eps"],
-                            maximize=g["maximize"], decoupled_weight_decay=g["decoupled_weight_decay"])
+                adam_update(
+                    ps,
+                    [p.grad for p in ps],
+                    m,
+                    v,
+                    [],
+                    steps,
+                    fused=True,
+                    amsgrad=g["amsgrad"],
+                    beta1=beta1,
+                    beta2=beta2,
+                    lr=g["lr"],
+                    weight_decay=g["weight_decay"],
+                    eps=g["eps"],
+                    maximize=g["maximize"],
+                    decoupled_weight_decay=g["decoupled_weight_decay"],
+                )
 
 
 def make_optimizer(kind: str, params, lr: float, wd: float) -> "torch.optim.Optimizer | LeanAdam":
@@ -127,6 +151,8 @@ def make_optimizer(kind: str, params, lr: float, wd: float) -> "torch.optim.Opti
 def check_finite(loss: torch.Tensor, s: SplitData, idx: torch.Tensor, phase: str, epoch: int) -> None:
     if not torch.isfinite(loss):
         ids = [s.ids[i] for i in idx.tolist()]
-        raise TrainingError(f"non-finite loss ({float(loss.detach())}) in {phase}, epoch {epoch}; the batch's "
-                            f"image ids: {ids}. Check these images' cached tensors "
-                            "(`emolog cache verify`) or lower the learning rates.")
+        raise TrainingError(
+            f"non-finite loss ({float(loss.detach())}) in {phase}, epoch {epoch}; the batch's "
+            f"image ids: {ids}. Check these images' cached tensors "
+            "(`emolog cache verify`) or lower the learning rates."
+        )

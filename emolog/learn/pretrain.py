@@ -47,9 +47,16 @@ class Pretrained:
     info: dict
 
 
-def pretrained_scene_net(cfg: RunConfig, splits: dict[str, SplitData], manifest: dict,
-                         device: torch.device, lm: nn.Module, semantics: str,
-                         progress: bool = True, classes: tuple[str, ...] = BASIC7) -> Pretrained:
+def pretrained_scene_net(
+    cfg: RunConfig,
+    splits: dict[str, SplitData],
+    manifest: dict,
+    device: torch.device,
+    lm: nn.Module,
+    semantics: str,
+    progress: bool = True,
+    classes: tuple[str, ...] = BASIC7,
+) -> Pretrained:
     """Scene2EmotionNet trained scene-only on the training split, cross-fitted, then refitted.
 
     Round 0 fits the label from the scene features alone: that estimates P(label | scene),
@@ -65,24 +72,46 @@ def pretrained_scene_net(cfg: RunConfig, splits: dict[str, SplitData], manifest:
     and every setting that affects it, so logic-only and problog-em runs share it.
     """
     # named by the previous emolog's flat keys: the key, and so every cached net, stays the same
-    settings = {k: cfg.get(k) for k in (
-        "seed", "pretrain_batch_size", "net_optimizer", "net_lr", "net_weight_decay", "net_hidden",
-        "net_dropout", "pretrain_epochs", "pretrain_patience", "pretrain_folds", "pretrain_refit",
-        "imbalance", "logit_adjust_tau")}
+    settings = {
+        k: cfg.get(k)
+        for k in (
+            "seed",
+            "pretrain_batch_size",
+            "net_optimizer",
+            "net_lr",
+            "net_weight_decay",
+            "net_hidden",
+            "net_dropout",
+            "pretrain_epochs",
+            "pretrain_patience",
+            "pretrain_folds",
+            "pretrain_refit",
+            "imbalance",
+            "logit_adjust_tau",
+        )
+    }
     # the program itself (a spec's, not cfg.program's name) and the label set it is fitted to
     settings["program"] = hashlib.sha256(lm.program.source.encode()).hexdigest()[:16]
     settings["classes"] = list(classes)
     # The key covers the tensors' content (shard hashes), not only the fingerprint, and the
     # labels, not only the ids: a relabelled index or a regenerated cache never reuses a net.
     labels = {n: ids_hash([str(v) for v in splits[n].labels.tolist()]) for n in ("train", "val")}
-    key_src = {"fingerprint": manifest.get("fingerprint_hash"), "settings": settings, "semantics": semantics,
-               "shards": [s["sha256"] for s in manifest.get("shards", [])], "labels": labels,
-               "train": ids_hash(splits["train"].ids), "val": ids_hash(splits["val"].ids),
-               "scene_dim": splits["train"].scene.shape[1], "version": 4}
+    key_src = {
+        "fingerprint": manifest.get("fingerprint_hash"),
+        "settings": settings,
+        "semantics": semantics,
+        "shards": [s["sha256"] for s in manifest.get("shards", [])],
+        "labels": labels,
+        "train": ids_hash(splits["train"].ids),
+        "val": ids_hash(splits["val"].ids),
+        "scene_dim": splits["train"].scene.shape[1],
+        "version": 4,
+    }
     key = hashlib.sha256(json.dumps(key_src, sort_keys=True).encode()).hexdigest()[:16]
     folder = Path(cfg.pretrain.cache) if cfg.pretrain.cache else Path(cfg.data) / "pretrained"
     from emolog.model.bindings.program import scene_domain
-    n_out = len(scene_domain(lm))   # the scene head's domain in the program
+
+    n_out = len(scene_domain(lm))  # the scene head's domain in the program
     path = folder / f"scene_net-{key}.pt"
     net = new_scene_net(cfg, splits["train"].scene.shape[1], n_classes=n_out).to(device)
     if path.exists():
@@ -101,8 +130,7 @@ def pretrained_scene_net(cfg: RunConfig, splits: dict[str, SplitData], manifest:
     t_init = copy.deepcopy(lm.tparams.state_dict())
     info: dict[str, Any] = {"rounds": []}
     oof = None
-    for rnd in tqdm(range(cfg.pretrain.refit + 1), desc="pretrain scene net", leave=False,
-                    disable=not progress):
+    for rnd in tqdm(range(cfg.pretrain.refit + 1), desc="pretrain scene net", leave=False, disable=not progress):
         net = new_scene_net(cfg, tr.scene.shape[1], n_classes=n_out).to(device)
         rinfo = _fit_scene_only(cfg, net, tr, all_rows(tr), va, r_tr, r_va)
         if cfg.pretrain.folds > 1:
@@ -127,22 +155,38 @@ def pretrained_scene_net(cfg: RunConfig, splits: dict[str, SplitData], manifest:
     lm.tparams.load_state_dict(t_init)
     info.update({k: info["rounds"][-1][k] for k in ("val_nll", "val_accuracy", "epochs_run")}, key=key)
     buf = io.BytesIO()
-    torch.save({"state": {k: v.cpu() for k, v in net.state_dict().items()},
-                "oof": oof.cpu() if oof is not None else torch.zeros(0), "info": json.dumps(info)}, buf)
+    torch.save(
+        {
+            "state": {k: v.cpu() for k, v in net.state_dict().items()},
+            "oof": oof.cpu() if oof is not None else torch.zeros(0),
+            "info": json.dumps(info),
+        },
+        buf,
+    )
     atomic_write_bytes(path, buf.getvalue())
     return Pretrained(net, oof, {**info, "cached": False, "path": str(path)})
 
 
-def em_weights(lm: nn.Module, tr: SplitData, scene_probs: torch.Tensor, semantics: str,
-               classes: tuple[str, ...] = BASIC7, max_iter: int = 200, tol: float = 1e-5) -> torch.Tensor:
+def em_weights(
+    lm: nn.Module,
+    tr: SplitData,
+    scene_probs: torch.Tensor,
+    semantics: str,
+    classes: tuple[str, ...] = BASIC7,
+    max_iter: int = 200,
+    tol: float = 1e-5,
+) -> torch.Tensor:
     """Every t() by EM to convergence (max change < ``tol``) from the program's start (uniform
     for ``t(_)``), with the scene's distribution ``scene_probs`` fixed; leaves them in ``lm``
     and returns the global source weights [S] (``lm.sources`` order)."""
     if em.seed_like(lm):
         w = torch.full((len(lm.sources),), 1 / len(lm.sources), dtype=torch.float64)
-        coef = em.source_coefficients(lm, lambda idx: lm.seed_inputs(scene_probs[idx], tr.face_probs[idx],
-                                                                     tr.face_mask[idx]), len(tr),
-                                      query_columns(lm, classes))
+        coef = em.source_coefficients(
+            lm,
+            lambda idx: lm.seed_inputs(scene_probs[idx], tr.face_probs[idx], tr.face_mask[idx]),
+            len(tr),
+            query_columns(lm, classes),
+        )
         for _ in range(max_iter):
             new = em.linear_em_step(coef, tr.labels, w, semantics).weights
             done = float((new - w).abs().max()) < tol
@@ -156,6 +200,7 @@ def em_weights(lm: nn.Module, tr: SplitData, scene_probs: torch.Tensor, semantic
 
     def io(idx: torch.Tensor) -> tuple[dict, dict]:
         return lm.seed_inputs(scene_probs[idx], tr.face_probs[idx], tr.face_mask[idx])
+
     w = lm.tparams.probs().detach().double()
     for _ in range(max_iter):
         new = em.lfi_step(lm, io, tr.labels, cols, semantics).weights
@@ -166,16 +211,24 @@ def em_weights(lm: nn.Module, tr: SplitData, scene_probs: torch.Tensor, semantic
     return em.weights_tensor(lm)
 
 
-def scene_responsibility(lm: nn.Module, s: SplitData, scene_probs: torch.Tensor,
-                         classes: tuple[str, ...] = BASIC7) -> torch.Tensor:
+def scene_responsibility(
+    lm: nn.Module, s: SplitData, scene_probs: torch.Tensor, classes: tuple[str, ...] = BASIC7
+) -> torch.Tensor:
     """P(source = scene | label, evidence) [N] per image of split ``s``."""
     inputs, facts = lm.seed_inputs(scene_probs, s.face_probs, s.face_mask)
     cols = torch.tensor(query_columns(lm, classes), device=s.labels.device)
     return lm.source_posterior_generic(inputs, facts, cols[s.labels])[:, lm.sources.index("scene")].float()
 
 
-def _fit_scene_only(cfg: RunConfig, net: Scene2EmotionNet, tr: SplitData, rows: torch.Tensor,
-                    va: SplitData, r_tr: torch.Tensor, r_va: torch.Tensor) -> dict:
+def _fit_scene_only(
+    cfg: RunConfig,
+    net: Scene2EmotionNet,
+    tr: SplitData,
+    rows: torch.Tensor,
+    va: SplitData,
+    r_tr: torch.Tensor,
+    r_va: torch.Tensor,
+) -> dict:
     """Train ``net`` on training rows ``rows`` (scene features only; image i weighted by
     ``r_tr[i]``), early stopping on the ``r_va``-weighted val NLL; leaves the best epoch's
     parameters in ``net`` (eval mode). Returns {val_nll, val_accuracy, epochs_run}."""
@@ -186,20 +239,26 @@ def _fit_scene_only(cfg: RunConfig, net: Scene2EmotionNet, tr: SplitData, rows: 
         torch.manual_seed(cfg.seed * 100_003 + epoch)
         order = rows[epoch_order(tr.labels[rows], cfg.train.imbalance, cfg.seed + 7, epoch).to(rows.device)]
         for b in range(0, len(order), cfg.pretrain.batch_size):
-            idx = order[b:b + cfg.pretrain.batch_size]
+            idx = order[b : b + cfg.pretrain.batch_size]
             loss = loss_fn(torch.softmax(net(tr.scene[idx]), 1), tr.labels[idx], r_tr[idx])
             check_finite(loss, tr, idx, "scene-only pretraining", epoch)
             optimiser_step(opt, loss)
 
-    done = fit_small(net, train_epoch, lambda: loss_fn(torch.softmax(net(va.scene), 1), va.labels, r_va),
-                     cfg.pretrain.epochs, cfg.pretrain.patience)
+    done = fit_small(
+        net,
+        train_epoch,
+        lambda: loss_fn(torch.softmax(net(va.scene), 1), va.labels, r_va),
+        cfg.pretrain.epochs,
+        cfg.pretrain.patience,
+    )
     with torch.no_grad():
         acc = float((net(va.scene).argmax(1) == va.labels).float().mean())
     return {"val_nll": done.stopper.best, "val_accuracy": acc, "epochs_run": done.epochs_run}
 
 
-def global_start(tr: SplitData, scene_probs: torch.Tensor, semantics: str, param: str,
-                 device: torch.device) -> dict[str, float]:
+def global_start(
+    tr: SplitData, scene_probs: torch.Tensor, semantics: str, param: str, device: torch.device
+) -> dict[str, float]:
     """The global disjunction's source weights fitted by EM (to convergence) on the training
     split, with the frozen scene net's out-of-fold probabilities ``scene_probs`` [N, 7]: the
     gate's start (``extra.gate.init: global``, the default).
@@ -210,26 +269,35 @@ def global_start(tr: SplitData, scene_probs: torch.Tensor, semantics: str, param
     gate can stop at an epoch that is level with global on 500 validation images yet worse
     on the test set (measured, docs/context-trust.md)."""
     from emolog.logic import compile_program
+
     lm = compile_program("seed", semantics=semantics, param=param).to(device)
     w = em_weights(lm, tr, scene_probs, semantics)
     return {s: float(v) for s, v in zip(lm.sources, w.tolist())}
 
 
-def shared_pretrained(cfg: RunConfig, splits: dict[str, SplitData], manifest: dict, device: torch.device,
-                      semantics: str, progress: bool = True) -> Pretrained:
+def shared_pretrained(
+    cfg: RunConfig,
+    splits: dict[str, SplitData],
+    manifest: dict,
+    device: torch.device,
+    semantics: str,
+    progress: bool = True,
+) -> Pretrained:
     """train_run's pretrained scene net (and out-of-fold training probabilities) for the global
     program seed.pl under this config: its pretraining fits the scene net as an expert of a
     program with global source weights, which a gate does not have; and keyed on seed.pl, it is
     the very net a global run of the same config uses, so gated and global runs compare on one
     frozen scene net (the disk cache makes the second call free)."""
     from emolog.logic import compile_program
+
     base = cfg.updated({"program": "seed"})
     lm = compile_program("seed", semantics=semantics, param=cfg.logic.param).to(device)
     return pretrained_scene_net(base, splits, manifest, device, lm, semantics, progress)
 
 
-def build_gate(cfg: RunConfig, trains_logic: bool, tr: SplitData, oof: torch.Tensor | None, semantics: str,
-               device: torch.device) -> tuple[GateNet, dict[str, Any]]:
+def build_gate(
+    cfg: RunConfig, trains_logic: bool, tr: SplitData, oof: torch.Tensor | None, semantics: str, device: torch.device
+) -> tuple[GateNet, dict[str, Any]]:
     """The GateNet of a gated run and its settings (``gate_settings`` + how it started).
 
     The start: the config's weights (``logic.fixed_weights`` when the logic is fixed, else
@@ -244,6 +312,7 @@ def build_gate(cfg: RunConfig, trains_logic: bool, tr: SplitData, oof: torch.Ten
         how = "global (EM, out-of-fold scene probabilities)"
     settings = {**settings, "start": how, "start_weights": start}
     torch.manual_seed(cfg.seed)
-    gate = GateNet(hidden=settings["hidden"], scene_dim=tr.scene.shape[1] if settings["scene_features"] else 0,
-                   init=start).to(device)
+    gate = GateNet(
+        hidden=settings["hidden"], scene_dim=tr.scene.shape[1] if settings["scene_features"] else 0, init=start
+    ).to(device)
     return gate, settings

@@ -36,8 +36,14 @@ def optimiser_step(opt: torch.optim.Optimizer, loss: torch.Tensor) -> None:
     opt.step()
 
 
-def fit_small(model: nn.Module, train_epoch: Callable[[int], None], val_loss: Callable[[], float | torch.Tensor] | None,
-              epochs: int, patience: int | None = None, desc: str | None = None) -> SmallFit:
+def fit_small(
+    model: nn.Module,
+    train_epoch: Callable[[int], None],
+    val_loss: Callable[[], float | torch.Tensor] | None,
+    epochs: int,
+    patience: int | None = None,
+    desc: str | None = None,
+) -> SmallFit:
     """Train ``model`` for up to ``epochs`` epochs (1-based ``train_epoch(epoch)``, in train mode).
 
     After each epoch ``val_loss()`` (eval mode, no gradients) feeds the early stopping rule

@@ -26,21 +26,30 @@ from typing import Any
 from emolog._aliases import keep_old_paths
 
 _WHERE = {
-    "Answers": "engine.deep", "DeepProgram": "engine.deep", "Example": "engine.deep",
+    "Answers": "engine.deep",
+    "DeepProgram": "engine.deep",
+    "Example": "engine.deep",
     "evaluate": "engine.evaluate",
-    "SEMANTICS": "engine.module", "LogicInputError": "engine.module", "LogicModule": "engine.module",
+    "SEMANTICS": "engine.module",
+    "LogicInputError": "engine.module",
+    "LogicModule": "engine.module",
     "compile_program": "engine.module",
-    "ProjectedSGD": "params", "TParams": "params", "projected_sgd_step": "params",
-    "ProgramError": "program", "parse_program": "program", "resolve_program": "program",
+    "ProjectedSGD": "params",
+    "TParams": "params",
+    "projected_sgd_step": "params",
+    "ProgramError": "program",
+    "parse_program": "program",
+    "resolve_program": "program",
 }
 
 __all__ = sorted(_WHERE)
 
 MOVED = {
-    **{m: f"{__name__}.engine.{m}" for m in
-       ("circuit", "compile", "deep", "dnnf", "evaluate", "formula", "levels", "module")},
-    **{m: f"{__name__}.check.{m}" for m in
-       ("bias", "commands", "compare", "deepproblog_adapter", "mass", "reference")},
+    **{
+        m: f"{__name__}.engine.{m}"
+        for m in ("circuit", "compile", "deep", "dnnf", "evaluate", "formula", "levels", "module")
+    },
+    **{m: f"{__name__}.check.{m}" for m in ("bias", "commands", "compare", "deepproblog_adapter", "mass", "reference")},
 }
 keep_old_paths(__name__, MOVED)
 

@@ -20,7 +20,7 @@ from problog.logic import Constant, Term, Var, term2list
 
 from .program import ProgramError
 
-PLACEHOLDER = Term("emolog_I")   # the example id while grounding a structure
+PLACEHOLDER = Term("emolog_I")  # the example id while grounding a structure
 
 
 @runtime_checkable
@@ -38,8 +38,9 @@ def holds_id(term: Term) -> bool:
     return str(PLACEHOLDER) in str(term)
 
 
-def call_networks(calls: dict[int, torch.Tensor], input_terms: list, bindings: dict, sources: dict,
-                  nets: dict, path: str) -> dict[int, tuple]:
+def call_networks(
+    calls: dict[int, torch.Tensor], input_terms: list, bindings: dict, sources: dict, nets: dict, path: str
+) -> dict[int, tuple]:
     """{u: (sorted distinct ids or None, output [n, width])} for every input u (ids per u):
     one call per network for all its inputs (a tensor-bound network: one indexing op, whose
     backward then writes the bound tensor's gradient once)."""
@@ -50,8 +51,11 @@ def call_networks(calls: dict[int, torch.Tensor], input_terms: list, bindings: d
     outputs: dict[int, tuple] = {}
     for net, reqs in by_net.items():
         if net not in bindings:
-            raise ProgramError(f"{path}: Error: network {net!r} is not bound (bind(name, "
-                               "tensor | module | callable))", path=path, message="unbound network")
+            raise ProgramError(
+                f"{path}: Error: network {net!r} is not bound (bind(name, tensor | module | callable))",
+                path=path,
+                message="unbound network",
+            )
         x = bindings[net]
         if isinstance(x, torch.Tensor):
             outputs.update(_tensor_outputs(net, reqs, x, nets, path))
@@ -65,15 +69,18 @@ def call_networks(calls: dict[int, torch.Tensor], input_terms: list, bindings: d
 
 def _call(x, reqs: list[tuple], bindings: dict, sources: dict, path: str) -> torch.Tensor:
     """One call of a module, a BatchFeed or a callable on every request, outputs stacked."""
-    if hasattr(x, "call_batch"):   # a BatchFeed (not isinstance: a Protocol check walks its attributes each call)
+    if hasattr(x, "call_batch"):  # a BatchFeed (not isinstance: a Protocol check walks its attributes each call)
         return x.call_batch([(term, uniq) for _, term, uniq in reqs])
     ids = [[None] if uniq is None else uniq.tolist() for _, _, uniq in reqs]
     if isinstance(x, torch.nn.Module):
-        args = [[_resolve(a, i, bindings, sources, path) for a in term2list(term, False)]
-                for (_, term, _), i in zip(reqs, ids)]
+        args = [
+            [_resolve(a, i, bindings, sources, path) for a in term2list(term, False)]
+            for (_, term, _), i in zip(reqs, ids)
+        ]
         same = len({len(a) for a in args}) == 1 and all(
-            len({tuple(a[k].shape[1:]) for a in args}) == 1 for k in range(len(args[0])))
-        if same:   # the usual case: one call on every input stacked
+            len({tuple(a[k].shape[1:]) for a in args}) == 1 for k in range(len(args[0]))
+        )
+        if same:  # the usual case: one call on every input stacked
             return x(*[torch.cat([a[k] for a in args]) for k in range(len(args[0]))])
         return torch.cat([x(*a).reshape(len(i), -1) for a, i in zip(args, ids)])
     out = x([term2list(_with_id(term, j), False) for (_, term, _), i in zip(reqs, ids) for j in i])
@@ -84,7 +91,7 @@ def _tensor_outputs(net: str, reqs: list[tuple], x: torch.Tensor, nets: dict, pa
     """The inputs of one tensor-bound network read with one indexing op per index shape."""
     outputs, fused = {}, {}
     for u, term, uniq in reqs:
-        if uniq is None:   # a constant index, e.g. tensor(m(0, 1))
+        if uniq is None:  # a constant index, e.g. tensor(m(0, 1))
             idx = _checked(tensor_index(term, None, path, net), x, term, path, net)
             outputs[u] = (None, _checked_output(x[idx], 1, net, nets[net], path))
             continue
@@ -92,8 +99,12 @@ def _tensor_outputs(net: str, reqs: list[tuple], x: torch.Tensor, nets: dict, pa
         fused.setdefault(len(idx), []).append((u, uniq, idx))
     for items in fused.values():
         n = [len(uniq) for _, uniq, _ in items]
-        idx = tuple(torch.cat([i[d] if isinstance(i[d], torch.Tensor) else torch.full((k,), i[d])
-                               for (_, _, i), k in zip(items, n)]) for d in range(len(items[0][2])))
+        idx = tuple(
+            torch.cat(
+                [i[d] if isinstance(i[d], torch.Tensor) else torch.full((k,), i[d]) for (_, _, i), k in zip(items, n)]
+            )
+            for d in range(len(items[0][2]))
+        )
         out = _checked_output(x[idx], sum(n), net, nets[net], path)
         for (u, uniq, _), o in zip(items, out.split(n)):
             outputs[u] = (uniq, o)
@@ -107,11 +118,17 @@ def _checked_output(out: torch.Tensor, n: int, net: str, decl, path: str) -> tor
     """
     width = len(decl.domain) if decl.kind == "ad" else 1
     if out.numel() != n * width:
-        what = f"its domain has {width}" if decl.kind == "ad" else \
-            "an nn/2 network gives one probability per input ([N] or [N, 1])"
-        raise ProgramError(f"{path}: Error: network {net!r} returned shape {tuple(out.shape)} for "
-                           f"{n} input(s), {out.numel() // max(n, 1)} values per input, but {what}",
-                           path=path, message="network output does not match its domain")
+        what = (
+            f"its domain has {width}"
+            if decl.kind == "ad"
+            else "an nn/2 network gives one probability per input ([N] or [N, 1])"
+        )
+        raise ProgramError(
+            f"{path}: Error: network {net!r} returned shape {tuple(out.shape)} for "
+            f"{n} input(s), {out.numel() // max(n, 1)} values per input, but {what}",
+            path=path,
+            message="network output does not match its domain",
+        )
     return out.reshape(n, width)
 
 
@@ -123,8 +140,11 @@ def _resolve(a: Term, ids: list, bindings: dict, sources: dict, path: str) -> to
         return _resolve_deterministic(a, ids, bindings, sources, path)
     if a.functor == "tensor" and a.arity == 1:
         return _resolve_source(a, ids, sources, path)
-    raise ProgramError(f"{path}: Error: cannot pass {a} to a torch module (give a callable "
-                       "binding instead)", path=path, message="unsupported input")
+    raise ProgramError(
+        f"{path}: Error: cannot pass {a} to a torch module (give a callable binding instead)",
+        path=path,
+        message="unsupported input",
+    )
 
 
 def _shown(a: Term) -> str:
@@ -136,11 +156,14 @@ def _resolve_deterministic(a: Term, ids: list, bindings: dict, sources: dict, pa
     """``tensor(nn(det, Args))``: the deterministic network ``det`` on its resolved arguments."""
     inner_net, inner = str(a.args[0].args[0]), a.args[0].args[1]
     fn = bindings.get(inner_net)
-    if not callable(fn):   # unbound, or a tensor: a deterministic network computes
-        raise ProgramError(f"{path}: Error: the deterministic network {inner_net!r} in "
-                           f"{_shown(a)} is {'not bound' if fn is None else 'bound to a tensor'}; "
-                           "bind it to a torch module or a callable", path=path,
-                           message=f"deterministic network {inner_net} not callable")
+    if not callable(fn):  # unbound, or a tensor: a deterministic network computes
+        raise ProgramError(
+            f"{path}: Error: the deterministic network {inner_net!r} in "
+            f"{_shown(a)} is {'not bound' if fn is None else 'bound to a tensor'}; "
+            "bind it to a torch module or a callable",
+            path=path,
+            message=f"deterministic network {inner_net} not callable",
+        )
     return fn(*[_resolve(x, ids, bindings, sources, path) for x in term2list(inner, False)])
 
 
@@ -149,22 +172,27 @@ def _resolve_source(a: Term, ids: list, sources: dict, path: str) -> torch.Tenso
     shown, name = _shown(a), a.args[0].functor
     src = sources.get(str(name))
     if src is None:
-        raise ProgramError(f"{path}: Error: no tensor source {name!r} "
-                           "(add_tensor_source)", path=path, message="no tensor source")
+        raise ProgramError(
+            f"{path}: Error: no tensor source {name!r} (add_tensor_source)", path=path, message="no tensor source"
+        )
     keys = [tuple(_source_index(v, i, shown, path) for v in a.args[0].args) for i in ids]
     if isinstance(src, torch.Tensor):
         for k in keys:
             if len(k) > src.dim() or any(not 0 <= j < n for j, n in zip(k, src.shape)):
-                raise ProgramError(f"{path}: Error: {shown} reads {k} of its tensor source "
-                                   f"of shape {tuple(src.shape)}: out of range", path=path,
-                                   message="tensor source index out of range")
+                raise ProgramError(
+                    f"{path}: Error: {shown} reads {k} of its tensor source of shape {tuple(src.shape)}: out of range",
+                    path=path,
+                    message="tensor source index out of range",
+                )
         return src[tuple(torch.tensor(col) for col in zip(*keys))]
     try:
         return torch.stack([src[k] for k in keys])
     except KeyError as e:
-        raise ProgramError(f"{path}: Error: {shown}: the tensor source "
-                           f"{name!r} has no key {e.args[0]}", path=path,
-                           message="tensor source key missing") from None
+        raise ProgramError(
+            f"{path}: Error: {shown}: the tensor source {name!r} has no key {e.args[0]}",
+            path=path,
+            message="tensor source key missing",
+        ) from None
 
 
 def _source_index(v: Term, i, shown: str, path: str) -> int:
@@ -174,9 +202,12 @@ def _source_index(v: Term, i, shown: str, path: str) -> int:
         return i
     if isinstance(v, Constant) and isinstance(v.value, int):
         return v.value
-    raise ProgramError(f"{path}: Error: {shown}: argument {v} of a tensor source must be I or an "
-                       "integer (give a callable binding for other inputs)", path=path,
-                       message="tensor source argument is not an index")
+    raise ProgramError(
+        f"{path}: Error: {shown}: argument {v} of a tensor source must be I or an "
+        "integer (give a callable binding for other inputs)",
+        path=path,
+        message="tensor source argument is not an index",
+    )
 
 
 def _with_id(term: Term, i) -> Term:
@@ -208,7 +239,9 @@ def _checked(idx: tuple, x: torch.Tensor, term: Term, path: str, net: str) -> tu
                 f"dimension {dim}: the bound tensor is "
                 "indexed from 0 by tensor(S(I, k...))'s arguments, and Faces counts from 1 "
                 "(bind [N, K + 1, D] with slot 0 unused, or a module/callable)",
-                path=path, message="tensor binding index out of range")
+                path=path,
+                message="tensor binding index out of range",
+            )
     return idx
 
 
@@ -217,10 +250,16 @@ def tensor_index(term: Term, uniq, path: str, net: str):
     items = term2list(term, False)
     if len(items) == 1 and items[0].functor == "tensor" and items[0].arity == 1:
         args = items[0].args[0].args
-        idx = [uniq if a == PLACEHOLDER else int(a.value) for a in args
-               if a == PLACEHOLDER or (isinstance(a, Constant) and isinstance(a.value, int))]
+        idx = [
+            uniq if a == PLACEHOLDER else int(a.value)
+            for a in args
+            if a == PLACEHOLDER or (isinstance(a, Constant) and isinstance(a.value, int))
+        ]
         if len(idx) == len(args) and (uniq is None) == all(a != PLACEHOLDER for a in args):
             return tuple(idx)
-    raise ProgramError(f"{path}: Error: network {net!r} is bound to a tensor, so its input must "
-                       f"be [tensor(S(I, k...))] with integer k; got {term}", path=path,
-                       message="tensor binding needs tensor(S(I, ...)) inputs")
+    raise ProgramError(
+        f"{path}: Error: network {net!r} is bound to a tensor, so its input must "
+        f"be [tensor(S(I, k...))] with integer k; got {term}",
+        path=path,
+        message="tensor binding needs tensor(S(I, ...)) inputs",
+    )

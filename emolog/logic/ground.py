@@ -19,20 +19,17 @@ from problog.program import LogicProgram, PrologFile, PrologString
 from .program import ProgramError
 
 
-def load_model(source: str | Path, base_dir: str | Path | None = None
-               ) -> tuple[LogicProgram, str, str]:
+def load_model(source: str | Path, base_dir: str | Path | None = None) -> tuple[LogicProgram, str, str]:
     """(ProbLog program, display path, full text) of a path or of program text.
 
     A ``Path``, or a one-line ``str`` ending in ``.pl`` or naming a file, is read as a file (consult/1 is
     then relative to it); other strings are program text, consulted relative to ``base_dir``.
     """
-    is_file = isinstance(source, Path) or ("\n" not in source and (
-        source.endswith(".pl") or Path(source).is_file()))
+    is_file = isinstance(source, Path) or ("\n" not in source and (source.endswith(".pl") or Path(source).is_file()))
     if is_file:
         path = Path(source)
         if not path.is_file():
-            raise ProgramError(f"{path}: no such program file", path=str(path),
-                               message="no such program file")
+            raise ProgramError(f"{path}: no such program file", path=str(path), message="no such program file")
         text = path.read_text()
         return PrologFile(str(path)), str(path), text
     root = str(base_dir) if base_dir is not None else "."
@@ -53,7 +50,7 @@ def program_error(e: BaseException, path: str, what: str = "", lineno=None) -> P
         try:
             e.location = loc = lineno(loc)
             e.message = e._message()
-        except Exception:   # no line information: keep ProbLog's own message
+        except Exception:  # no line information: keep ProbLog's own message
             pass
     line = col = None
     where = path
@@ -65,13 +62,19 @@ def program_error(e: BaseException, path: str, what: str = "", lineno=None) -> P
     text = process_error(e) if isinstance(e, ProbLogError) else f"{type(e).__name__}: {e}"
     prefix = f"{where}:{line}:{col}" if line is not None else where
     kind = "does not parse" if isinstance(e, ParseError) else "Error"
-    return ProgramError(f"{prefix}: {kind}: {base}", path=where, line=line, column=col,
-                        message=base, problog_text=text)
+    return ProgramError(f"{prefix}: {kind}: {base}", path=where, line=line, column=col, message=base, problog_text=text)
 
 
-def ground(model: LogicProgram, path: str, queries: list[Term] | None = None,
-           evidence: list | None = None, engine: DefaultEngine | None = None,
-           db=None, propagate_evidence: bool = False, lineno=None) -> LogicDAG:
+def ground(
+    model: LogicProgram,
+    path: str,
+    queries: list[Term] | None = None,
+    evidence: list | None = None,
+    engine: DefaultEngine | None = None,
+    db=None,
+    propagate_evidence: bool = False,
+    lineno=None,
+) -> LogicDAG:
     """ProbLog's ground program (cycles broken) for the program's own or the given queries.
 
     Evidence is not propagated into the formula: emolog conditions on it explicitly, which
@@ -85,10 +88,11 @@ def ground(model: LogicProgram, path: str, queries: list[Term] | None = None,
         if db is None:
             db = engine.prepare(model)
         kw = {} if queries is None else {"queries": queries}
-        if evidence is not None:   # None: the program's own evidence/1,2 (consulted files too)
+        if evidence is not None:  # None: the program's own evidence/1,2 (consulted files too)
             kw["evidence"] = evidence
-        return LogicDAG.create_from(db, engine=engine, database=db, propagate_evidence=propagate_evidence,
-                                    keep_named=True, **kw)
+        return LogicDAG.create_from(
+            db, engine=engine, database=db, propagate_evidence=propagate_evidence, keep_named=True, **kw
+        )
     except (ProbLogError, RecursionError) as e:
         raise program_error(e, path, lineno=lineno) from None
 
@@ -100,8 +104,8 @@ def number(p, where: str) -> float:
     if isinstance(p, (int, float)):
         return float(p)
     try:
-        return float(p.compute_value() if isinstance(p, Term) and not isinstance(p, Constant)
-                     else p)
+        return float(p.compute_value() if isinstance(p, Term) and not isinstance(p, Constant) else p)
     except Exception:
-        raise ProgramError(f"{where}: Error: probability {p} is not a number",
-                           path=where, message=f"probability {p} is not a number") from None
+        raise ProgramError(
+            f"{where}: Error: probability {p} is not a number", path=where, message=f"probability {p} is not a number"
+        ) from None

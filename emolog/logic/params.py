@@ -24,7 +24,7 @@ from .program import Program
 class TParams(nn.Module):
     """The t() parameters of one program; ``probs()`` -> Tensor[P] in DeepProbLog index order."""
 
-    _order: torch.Tensor   # a buffer registered in __init__
+    _order: torch.Tensor  # a buffer registered in __init__
 
     def __init__(self, prog: Program, param: str = "softmax"):
         super().__init__()
@@ -44,7 +44,7 @@ class TParams(nn.Module):
         order = [i for b in self.blocks for i in b]
         self.register_buffer("_order", torch.tensor(order, dtype=torch.long), persistent=False)
         self.values = nn.ParameterList()
-        dt = torch.get_default_dtype()   # float64 under torch.set_default_dtype(torch.float64)
+        dt = torch.get_default_dtype()  # float64 under torch.set_default_dtype(torch.float64)
         for b, grp in zip(self.blocks, self.is_group):
             p0 = torch.tensor([init[i] for i in b], dtype=torch.float64)
             if param == "projected":
@@ -69,7 +69,7 @@ class TParams(nn.Module):
                 parts.append(torch.softmax(v, 0) if grp else torch.sigmoid(v))
         flat = torch.cat(parts)
         out = torch.empty_like(flat)
-        out[self._order] = flat   # blocks are stored grouped; put back into index order
+        out[self._order] = flat  # blocks are stored grouped; put back into index order
         return out
 
     @torch.no_grad()
@@ -100,8 +100,7 @@ class ProjectedSGD(torch.optim.Optimizer):
         if tparams.param != "projected":
             raise ValueError("ProjectedSGD needs the 'projected' parameterisation")
         groups = [{"params": [v], "disjunction": g} for v, g in zip(tparams.values, tparams.is_group)]
-        super().__init__(groups or [{"params": [torch.zeros(0, requires_grad=True)],
-                                     "disjunction": False}], {"lr": lr})
+        super().__init__(groups or [{"params": [torch.zeros(0, requires_grad=True)], "disjunction": False}], {"lr": lr})
 
     @torch.no_grad()
     def step(self, closure: Callable[[], float] | None = None) -> float | None:  # type: ignore[override]
@@ -113,8 +112,10 @@ class ProjectedSGD(torch.optim.Optimizer):
                 if group["disjunction"]:
                     s = p.sum()
                     if s <= 0:
-                        raise ValueError("projected SGD: every probability of an annotated "
-                                         "disjunction reached 0; lower the learning rate")
+                        raise ValueError(
+                            "projected SGD: every probability of an annotated "
+                            "disjunction reached 0; lower the learning rate"
+                        )
                     p.div_(s)
         return loss
 

@@ -24,9 +24,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from problog.errors import ProbLogError
-from problog.logic import (
-    AnnotatedDisjunction, Clause, Constant, Or, Term, Var, term2list,
-)
+from problog.logic import AnnotatedDisjunction, Clause, Constant, Or, Term, Var, term2list
 from problog.program import PrologString, SimpleProgram
 
 from emolog.errors import EmologError
@@ -44,9 +42,16 @@ class ProgramError(EmologError, ValueError):
     came from ProbLog.
     """
 
-    def __init__(self, text: str, *, path: str | None = None, line: int | None = None,
-                 column: int | None = None, message: str | None = None,
-                 problog_text: str | None = None):
+    def __init__(
+        self,
+        text: str,
+        *,
+        path: str | None = None,
+        line: int | None = None,
+        column: int | None = None,
+        message: str | None = None,
+        problog_text: str | None = None,
+    ):
         super().__init__(text)
         self.path, self.line, self.column = path, line, column
         self.message = message if message is not None else text
@@ -66,23 +71,23 @@ class NeuralDecl:
 class TParam:
     """A trainable probability ``t(...)``; ``init`` None means ``t(_)``."""
 
-    index: int          # DeepProbLog's parameter index (order of appearance)
-    head: Term          # the annotated head (for names such as source(face1))
+    index: int  # DeepProbLog's parameter index (order of appearance)
+    head: Term  # the annotated head (for names such as source(face1))
     init: float | None
-    group: int | None   # index into Program.groups when part of an annotated disjunction
+    group: int | None  # index into Program.groups when part of an annotated disjunction
 
 
 @dataclass
 class Program:
     """A parsed program: translated clauses plus what emolog needs to know about them."""
 
-    source: str                      # program text
-    path: str                        # file name (or "<string>") for messages
-    clauses: list = field(default_factory=list)   # translated ProbLog statements
+    source: str  # program text
+    path: str  # file name (or "<string>") for messages
+    clauses: list = field(default_factory=list)  # translated ProbLog statements
     neural: dict[str, NeuralDecl] = field(default_factory=dict)
     params: list[TParam] = field(default_factory=list)
     groups: list[list[int]] = field(default_factory=list)  # t-parameter indices per AD
-    queries: list[Term] = field(default_factory=list)       # templates, image arg first
+    queries: list[Term] = field(default_factory=list)  # templates, image arg first
     evidence: list[tuple[Term, bool]] = field(default_factory=list)
     predicates: set[tuple[str, int]] = field(default_factory=set)  # defined functor/arity
 
@@ -128,8 +133,9 @@ def resolve_program(name_or_path: str | Path) -> tuple[str, str]:
         if c.is_file():
             return c.read_text(), str(c)
     shipped = sorted(q.stem for q in PROGRAMS_DIR.glob("*.pl"))
-    raise ProgramError(f"no logic program {str(name_or_path)!r}: not a file and not one of the "
-                       f"shipped programs {shipped}")
+    raise ProgramError(
+        f"no logic program {str(name_or_path)!r}: not a file and not one of the shipped programs {shipped}"
+    )
 
 
 def parse_program(text: str, path: str = "<string>") -> Program:
@@ -161,8 +167,12 @@ def _msg(e: Exception) -> str:
 
 def _translate(prog: Program, st: Term, line: int) -> None:
     where = f"{prog.path}:{line}"
-    if isinstance(st, Term) and not isinstance(st, (Clause, Or)) and st.probability is None \
-            and st.functor in ("query", "evidence"):
+    if (
+        isinstance(st, Term)
+        and not isinstance(st, (Clause, Or))
+        and st.probability is None
+        and st.functor in ("query", "evidence")
+    ):
         _directive(prog, st, where)
         return
     if isinstance(st, Or):
@@ -182,8 +192,10 @@ def _translate(prog: Program, st: Term, line: int) -> None:
         prog.clauses.append(Or.from_list(new_heads))
         return
     if isinstance(st, AnnotatedDisjunction):
-        raise ProgramError(f"{where}: annotated disjunctions with a body are not supported; "
-                           "write the disjunction as facts and add the body as a rule")
+        raise ProgramError(
+            f"{where}: annotated disjunctions with a body are not supported; "
+            "write the disjunction as facts and add the body as a rule"
+        )
     head, body = (st.head, st.body) if isinstance(st, Clause) else (st, None)
     prog.predicates.add((head.functor, head.arity))
     p = head.probability
@@ -198,8 +210,7 @@ def _translate(prog: Program, st: Term, line: int) -> None:
 def _directive(prog: Program, st: Term, where: str) -> None:
     atom = st.args[0]
     if not isinstance(atom, Term) or atom.arity < 1:
-        raise ProgramError(f"{where}: {st.functor}({atom}) needs the image as first argument, "
-                           f"e.g. {st.functor}(ok(X))")
+        raise ProgramError(f"{where}: {st.functor}({atom}) needs the image as first argument, e.g. {st.functor}(ok(X))")
     if st.functor == "query":
         prog.queries.append(atom)
     else:
@@ -237,8 +248,9 @@ def _t_head(prog: Program, head: Term, where: str, group_id: int | None) -> Term
 def _neural(prog: Program, head: Term, body: Term | None, where: str, line: int) -> list:
     p = head.probability
     if p.arity not in (2, 4):
-        raise ProgramError(f"{where}: nn/{p.arity} is not supported; use "
-                           "nn(net, [X, ...], Y, [domain]) or nn(net, [X, ...])")
+        raise ProgramError(
+            f"{where}: nn/{p.arity} is not supported; use nn(net, [X, ...], Y, [domain]) or nn(net, [X, ...])"
+        )
     net = str(p.args[0])
     try:
         inputs = term2list(p.args[1], False)
@@ -254,20 +266,20 @@ def _neural(prog: Program, head: Term, body: Term | None, where: str, line: int)
         except Exception:
             raise ProgramError(f"{where}: the domain of {p} must be a list") from None
         if len(set(domain)) != len(domain) or not domain:
-            raise ProgramError(f"{where}: the domain of {p} must be a non-empty list of "
-                               "distinct values")
+            raise ProgramError(f"{where}: the domain of {p} must be a non-empty list of distinct values")
     old = prog.neural.get(net)
     if old is not None and old.domain != domain:
-        raise ProgramError(f"{where}: network {net!r} is declared again with another domain "
-                           f"(first on line {old.line})")
+        raise ProgramError(f"{where}: network {net!r} is declared again with another domain (first on line {old.line})")
     prog.neural[net] = NeuralDecl(net, domain, line)
     bare = head.with_probability(None)
     if domain is None:
         fact = bare.with_probability(Term("nn", p.args[0], p.args[1]))
         return [fact if body is None else Clause(fact, body)]
     out_var = p.args[2]
-    heads = [bare.apply_term({out_var: d}).with_probability(Term("nn", p.args[0], p.args[1], Constant(j)))
-             for j, d in enumerate(domain_terms)]
+    heads = [
+        bare.apply_term({out_var: d}).with_probability(Term("nn", p.args[0], p.args[1], Constant(j)))
+        for j, d in enumerate(domain_terms)
+    ]
     if body is None:
         return [Or.from_list(heads)]
     return [AnnotatedDisjunction(heads, body)]

@@ -17,7 +17,7 @@ from problog.program import PrologString
 from .bindings import PLACEHOLDER
 from .program import ProgramError
 
-RESERVED = ("I", "Faces")   # filled in from the example itself, never bound by name
+RESERVED = ("I", "Faces")  # filled in from the example itself, never bound by name
 _PLAIN_ATOM = re.compile(r"[a-z][A-Za-z0-9_]*\Z")
 
 
@@ -28,8 +28,9 @@ def parse_template(q: str | Term, path: str) -> Term:
     try:
         return list(PrologString(f"emolog_template({q}).", source_root="."))[0].args[0]
     except (ProbLogError, IndexError) as e:
-        raise ProgramError(f"query template {q!r}: Error: does not parse: {e}", path=path,
-                           message=f"template does not parse: {e}") from None
+        raise ProgramError(
+            f"query template {q!r}: Error: does not parse: {e}", path=path, message=f"template does not parse: {e}"
+        ) from None
 
 
 def as_term(value: object, name: str, where: str) -> Term:
@@ -50,30 +51,42 @@ def as_term(value: object, name: str, where: str) -> Term:
             return Term(f"'{value}'")
     if isinstance(value, (list, tuple)):
         return list2term([as_term(v, name, where) for v in value])
-    raise ProgramError(f"{where}: Error: cannot bind {name} to {value!r} (give a number, a string "
-                       "without quotes, a list of these, or a problog Term)", path=where,
-                       message=f"unsupported bound value for {name}")
+    raise ProgramError(
+        f"{where}: Error: cannot bind {name} to {value!r} (give a number, a string "
+        "without quotes, a list of these, or a problog Term)",
+        path=where,
+        message=f"unsupported bound value for {name}",
+    )
 
 
-def fill_template(templates: list[Term], index: int, faces: int,
-                  bind: tuple[tuple[str, object], ...], path: str) -> Term:
+def fill_template(
+    templates: list[Term], index: int, faces: int, bind: tuple[tuple[str, object], ...], path: str
+) -> Term:
     """Template ``index`` with ``I`` as the placeholder, ``Faces`` as ``faces`` face terms and
     the example's ``bind`` substituted; refuses an index out of range and unknown names."""
     if not 0 <= index < len(templates):
-        raise ProgramError(f"{path}: Error: example template {index} does not exist (the program "
-                           f"has {len(templates)} template(s), 0..{len(templates) - 1})", path=path,
-                           message="template index out of range")
+        raise ProgramError(
+            f"{path}: Error: example template {index} does not exist (the program "
+            f"has {len(templates)} template(s), 0..{len(templates) - 1})",
+            path=path,
+            message="template index out of range",
+        )
     t = templates[index]
     names = {str(v) for v in t.variables()}
     bad = sorted(n for n, _ in bind if n not in names or n in RESERVED)
     if bad:
         free = sorted(names - set(RESERVED))
-        raise ProgramError(f"{path}: Error: example binds {bad}, which are not free variables of "
-                           f"template {index} {t} (its bindable variables: {free}; I and Faces "
-                           "come from the example's id and face count)", path=path,
-                           message="bound name is not a template variable")
-    subst = {"I": PLACEHOLDER, "Faces": list2term(
-        [Term("tensor", Term("face", PLACEHOLDER, Constant(k))) for k in range(1, faces + 1)])}
+        raise ProgramError(
+            f"{path}: Error: example binds {bad}, which are not free variables of "
+            f"template {index} {t} (its bindable variables: {free}; I and Faces "
+            "come from the example's id and face count)",
+            path=path,
+            message="bound name is not a template variable",
+        )
+    subst = {
+        "I": PLACEHOLDER,
+        "Faces": list2term([Term("tensor", Term("face", PLACEHOLDER, Constant(k))) for k in range(1, faces + 1)]),
+    }
     for name, value in bind:
         subst[name] = as_term(value, name, f"template {index} {t}")
     return t.apply_term({v: subst[str(v)] for v in t.variables() if str(v) in subst})

@@ -20,9 +20,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from problog.logic import (
-    AnnotatedDisjunction, Clause, Constant, Or, Term, Var, term2list,
-)
+from problog.logic import AnnotatedDisjunction, Clause, Constant, Or, Term, Var, term2list
 from problog.program import SimpleProgram
 
 from .program import Program, ProgramError, TParam
@@ -44,10 +42,10 @@ class Net:
 class Translated:
     program: SimpleProgram
     nets: dict[str, Net] = field(default_factory=dict)
-    params: Program = None          # t() parameters (emolog's Program shape, for TParams)
+    params: Program = None  # t() parameters (emolog's Program shape, for TParams)
     queries: list[Term] = field(default_factory=list)
     evidence: list[tuple[Term, bool]] = field(default_factory=list)
-    notes: list[str] = field(default_factory=list)   # where emolog differs from DeepProbLog
+    notes: list[str] = field(default_factory=list)  # where emolog differs from DeepProbLog
 
 
 def translate(statements, path: str, source: str) -> Translated:
@@ -78,8 +76,11 @@ def _statement(tr: Translated, st, where: str) -> list:
     if isinstance(st, (Or, AnnotatedDisjunction)):
         heads = st.to_list() if isinstance(st, Or) else list(st.heads)
         if any(_is(h.probability, "nn") for h in heads):
-            raise _refuse(where, "nn(...) as one head of a disjunction",
-                          "a neural predicate is its own disjunction over its domain")
+            raise _refuse(
+                where,
+                "nn(...) as one head of a disjunction",
+                "a neural predicate is its own disjunction over its domain",
+            )
         group = []
         new = []
         for h in heads:
@@ -88,14 +89,19 @@ def _statement(tr: Translated, st, where: str) -> list:
                 h = _t_head(tr, h, where, len(tr.params.groups))
             new.append(h)
         if group and len(group) != len(heads):
-            raise _refuse(where, "a disjunction mixing fixed and t(...) heads",
-                          "DeepProbLog renormalises only the t heads (to sum 1 on their own), so "
-                          "the disjunction would sum to more than 1; make every head t(...)")
+            raise _refuse(
+                where,
+                "a disjunction mixing fixed and t(...) heads",
+                "DeepProbLog renormalises only the t heads (to sum 1 on their own), so "
+                "the disjunction would sum to more than 1; make every head t(...)",
+            )
         if group:
             tr.params.groups.append(group)
             if isinstance(st, AnnotatedDisjunction):
-                tr.notes.append(f"{where}: t(...) in a disjunction with a body: DeepProbLog leaves "
-                                "it untranslated (and fails); emolog learns it as one disjunction")
+                tr.notes.append(
+                    f"{where}: t(...) in a disjunction with a body: DeepProbLog leaves "
+                    "it untranslated (and fails); emolog learns it as one disjunction"
+                )
         return [Or.from_list(new) if isinstance(st, Or) else AnnotatedDisjunction(new, st.body)]
     head, body = (st.head, st.body) if isinstance(st, Clause) else (st, None)
     if not isinstance(head, Term):
@@ -116,15 +122,13 @@ def _is(p, functor: str) -> bool:
 def _refuse(where: str, construct: str, why: str) -> ProgramError:
     path, _, line = where.rpartition(":")
     msg = f"{construct} is not supported: {why}"
-    return ProgramError(f"{where}: Error: {msg}", path=path, line=int(line) if line.isdigit() else None,
-                        message=msg)
+    return ProgramError(f"{where}: Error: {msg}", path=path, line=int(line) if line.isdigit() else None, message=msg)
 
 
 def _t_head(tr: Translated, head: Term, where: str, group: int | None) -> Term:
     p = head.probability
     if p.arity != 1:
-        raise _refuse(where, f"{p} (ProbLog LFI's t(_, X))",
-                      "DeepProbLog learns t/1 only; write t(_) or t(0.3)")
+        raise _refuse(where, f"{p} (ProbLog LFI's t(_, X))", "DeepProbLog learns t/1 only; write t(_) or t(0.3)")
     arg = p.args[0]
     init = None
     if not isinstance(arg, Var):
@@ -150,8 +154,10 @@ def _neural(tr: Translated, head: Term, body, where: str) -> list:
         except Exception:
             raise _refuse(where, f"{p}", "the domain of nn/4 must be a list") from None
         _declare(tr, Net(name, "ad", values, line), where)
-        heads = [head.with_probability(p.with_args(net, inputs, Constant(j))).apply_term({output: d})
-                 for j, d in enumerate(values)]
+        heads = [
+            head.with_probability(p.with_args(net, inputs, Constant(j))).apply_term({output: d})
+            for j, d in enumerate(values)
+        ]
         return [AnnotatedDisjunction(heads, body) if body is not None else Or.from_list(heads)]
     if p.arity == 3:
         net, inputs, output = p.args
@@ -168,6 +174,5 @@ def _neural(tr: Translated, head: Term, body, where: str) -> list:
 def _declare(tr: Translated, net: Net, where: str) -> None:
     old = tr.nets.get(net.name)
     if old is not None and (old.kind != net.kind or old.domain != net.domain):
-        raise _refuse(where, f"network {net.name!r} declared again differently",
-                      f"first declared on line {old.line}")
+        raise _refuse(where, f"network {net.name!r} declared again differently", f"first declared on line {old.line}")
     tr.nets.setdefault(net.name, net)

@@ -165,9 +165,16 @@ def evaluate(probs: np.ndarray, labels: np.ndarray, classes: Sequence[str]) -> d
         "ece": ece(probs, labels),
         "n": int(len(labels)),
         "classes": list(classes),
-        "per_class": {c: {"precision": float(p[i]), "recall": float(r[i]), "f1": float(f[i]),
-                          "support": int(s[i]), "average_precision": _none_if_nan(ap[i])}
-                      for i, c in enumerate(classes)},
+        "per_class": {
+            c: {
+                "precision": float(p[i]),
+                "recall": float(r[i]),
+                "f1": float(f[i]),
+                "support": int(s[i]),
+                "average_precision": _none_if_nan(ap[i]),
+            }
+            for i, c in enumerate(classes)
+        },
         "confusion": confusion.tolist(),
     }
 
@@ -179,15 +186,25 @@ def interval_covers(n_trainings: int, level: float = 0.95) -> str:
     """What a ``bootstrap_ci`` interval over ``n_trainings`` trainings per system covers, in words."""
     pct = f"{level:.0%}"
     if n_trainings > 1:
-        return (f"{pct} percentile bootstrap over the {n_trainings} trainings (resampled) and the "
-                "test images (resampled): covers training variance and test-set sampling")
-    return (f"{pct} percentile bootstrap over test images only: one training per system, so "
-            "training variance (seeds, folds) is not in the interval")
+        return (
+            f"{pct} percentile bootstrap over the {n_trainings} trainings (resampled) and the "
+            "test images (resampled): covers training variance and test-set sampling"
+        )
+    return (
+        f"{pct} percentile bootstrap over test images only: one training per system, so "
+        "training variance (seeds, folds) is not in the interval"
+    )
 
 
-def bootstrap_ci(statistic: Callable[..., float | np.ndarray], n_images: int, trainings: Sequence[int] = (),
-                 groups: np.ndarray | None = None, n_boot: int = 1000, seed: int = 0,
-                 level: float = 0.95) -> dict[str, np.ndarray | float]:
+def bootstrap_ci(
+    statistic: Callable[..., float | np.ndarray],
+    n_images: int,
+    trainings: Sequence[int] = (),
+    groups: np.ndarray | None = None,
+    n_boot: int = 1000,
+    seed: int = 0,
+    level: float = 0.95,
+) -> dict[str, np.ndarray | float]:
     """The one bootstrap of emolog: a statistic's estimate and percentile interval.
 
     ``statistic(images, *draws)`` gets an index array into the ``n_images`` test images and,
@@ -227,14 +244,22 @@ def bootstrap_ci(statistic: Callable[..., float | np.ndarray], n_images: int, tr
                 reps.append(statistic(idx, *full))
             dist = np.moveaxis(np.asarray(reps, dtype=float), 0, -1)
         elif any(t > 1 for t in trainings):
-            reps = [statistic(rng.integers(0, n_images, n_images), *(rng.integers(0, t, t) for t in trainings))
-                    for _ in range(n_boot)]
+            reps = [
+                statistic(rng.integers(0, n_images, n_images), *(rng.integers(0, t, t) for t in trainings))
+                for _ in range(n_boot)
+            ]
             dist = np.moveaxis(np.asarray(reps, dtype=float), 0, -1)
         else:
-            res = scipy_bootstrap((all_images,), lambda idx: statistic(idx.astype(np.int64), *full),
-                                  vectorized=False, n_resamples=n_boot, method="percentile",
-                                  confidence_level=level, random_state=rng,
-                                  batch=100)  # resamples drawn 100 at a time: bounded memory on 25,000 images
+            res = scipy_bootstrap(
+                (all_images,),
+                lambda idx: statistic(idx.astype(np.int64), *full),
+                vectorized=False,
+                n_resamples=n_boot,
+                method="percentile",
+                confidence_level=level,
+                random_state=rng,
+                batch=100,
+            )  # resamples drawn 100 at a time: bounded memory on 25,000 images
             dist = np.asarray(res.bootstrap_distribution, dtype=float)
         lo, hi = np.nanquantile(dist, alpha, axis=-1), np.nanquantile(dist, 1 - alpha, axis=-1)
     if estimate.ndim == 0:
@@ -242,8 +267,15 @@ def bootstrap_ci(statistic: Callable[..., float | np.ndarray], n_images: int, tr
     return {"estimate": estimate, "lo": lo, "hi": hi}
 
 
-def paired_bootstrap(metric_fn: MetricFn, probs_a: np.ndarray, probs_b: np.ndarray, labels: np.ndarray,
-                     n_boot: int = 1000, seed: int = 0, groups: np.ndarray | None = None) -> dict[str, float]:
+def paired_bootstrap(
+    metric_fn: MetricFn,
+    probs_a: np.ndarray,
+    probs_b: np.ndarray,
+    labels: np.ndarray,
+    n_boot: int = 1000,
+    seed: int = 0,
+    groups: np.ndarray | None = None,
+) -> dict[str, float]:
     """Paired bootstrap of metric(a) - metric(b) over the same images (``bootstrap_ci``).
 
     Both systems are scored on the same resampled images (rows of ``probs_a``, ``probs_b`` and
@@ -256,13 +288,24 @@ def paired_bootstrap(metric_fn: MetricFn, probs_a: np.ndarray, probs_b: np.ndarr
         raise ValueError(f"probs_a {np.shape(probs_a)} and probs_b {np.shape(probs_b)} must describe the same images")
     probs_a, labels = _check(probs_a, labels)
     probs_b, _ = _check(probs_b, labels)
-    r = bootstrap_ci(lambda idx: metric_fn(probs_a[idx], labels[idx]) - metric_fn(probs_b[idx], labels[idx]),
-                     len(labels), groups=groups, n_boot=n_boot, seed=seed)
+    r = bootstrap_ci(
+        lambda idx: metric_fn(probs_a[idx], labels[idx]) - metric_fn(probs_b[idx], labels[idx]),
+        len(labels),
+        groups=groups,
+        n_boot=n_boot,
+        seed=seed,
+    )
     return {"diff": r["estimate"], "lo": r["lo"], "hi": r["hi"]}
 
 
-def paired_bootstrap_seeds(metric_fn: MetricFn, probs_a: Sequence[np.ndarray], probs_b: Sequence[np.ndarray],
-                           labels: np.ndarray, n_boot: int = 1000, seed: int = 0) -> dict[str, float]:
+def paired_bootstrap_seeds(
+    metric_fn: MetricFn,
+    probs_a: Sequence[np.ndarray],
+    probs_b: Sequence[np.ndarray],
+    labels: np.ndarray,
+    n_boot: int = 1000,
+    seed: int = 0,
+) -> dict[str, float]:
     """``paired_bootstrap`` for systems trained with several seeds on the same test images:
     the difference of the seed-averaged metric, mean_s metric(a_s) - mean_s metric(b_s).
 
@@ -286,17 +329,20 @@ def paired_bootstrap_seeds(metric_fn: MetricFn, probs_a: Sequence[np.ndarray], p
     def diff(idx: np.ndarray, ta: np.ndarray, tb: np.ndarray | None = None) -> float:
         y = labels[idx]
         tb = ta if tb is None else tb
-        return (float(np.mean([metric_fn(A[s][idx], y) for s in ta]))
-                - float(np.mean([metric_fn(B[s][idx], y) for s in tb])))
+        return float(np.mean([metric_fn(A[s][idx], y) for s in ta])) - float(
+            np.mean([metric_fn(B[s][idx], y) for s in tb])
+        )
 
     trainings = (len(A),) if paired else (len(A), len(B))
     r = bootstrap_ci(diff, len(labels), trainings, n_boot=n_boot, seed=seed)
     return {"diff": r["estimate"], "lo": r["lo"], "hi": r["hi"]}
 
 
-MAJORITY_WARNING = ("accuracy is at the majority-class level: check that the cache and the index are "
-                    "aligned (labels may not belong to their images); with very few training images "
-                    "the model may also simply have learned nothing yet")
+MAJORITY_WARNING = (
+    "accuracy is at the majority-class level: check that the cache and the index are "
+    "aligned (labels may not belong to their images); with very few training images "
+    "the model may also simply have learned nothing yet"
+)
 
 
 def sanity_check(accuracy_: float, n: int, majority_accuracy: float, z: float = 1.96) -> str | None:
@@ -311,6 +357,8 @@ def sanity_check(accuracy_: float, n: int, majority_accuracy: float, z: float = 
     p = float(majority_accuracy)
     margin = z * np.sqrt(p * (1 - p) / n)
     if accuracy_ <= p + margin:
-        return (f"WARNING: {MAJORITY_WARNING} (test accuracy {accuracy_:.3f} <= majority-class "
-                f"{p:.3f} + 95% margin {margin:.3f}, n={n})")
+        return (
+            f"WARNING: {MAJORITY_WARNING} (test accuracy {accuracy_:.3f} <= majority-class "
+            f"{p:.3f} + 95% margin {margin:.3f}, n={n})"
+        )
     return None

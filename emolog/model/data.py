@@ -71,20 +71,34 @@ class SplitData:
         return len(self.ids)
 
 
-def split_from_cache(cache: FeatureCache, rows: slice, ids: list[str], labels: torch.Tensor,
-                     device: torch.device, prelast: bool) -> SplitData:
+def split_from_cache(
+    cache: FeatureCache, rows: slice, ids: list[str], labels: torch.Tensor, device: torch.device, prelast: bool
+) -> SplitData:
     """``SplitData`` of cache rows ``rows`` (which hold ``ids``), on ``device``."""
+
     def t(x: torch.Tensor) -> torch.Tensor:
         return x[rows].to(device)
-    return SplitData(ids=ids, labels=labels.to(device), scene=t(cache.scene), face_probs=t(cache.face_probs),
-                     face_logits=t(cache.face_logits), face_mask=t(cache.face_mask), face_area=t(cache.face_area),
-                     face_boxes=t(cache.face_boxes), face_conf=t(cache.face_conf), image_size=t(cache.image_size),
-                     n_faces=t(cache.n_faces), prelast=t(cache.scene_prelast) if prelast else None,
-                     face_features=None if cache.face_features is None else t(cache.face_features))
+
+    return SplitData(
+        ids=ids,
+        labels=labels.to(device),
+        scene=t(cache.scene),
+        face_probs=t(cache.face_probs),
+        face_logits=t(cache.face_logits),
+        face_mask=t(cache.face_mask),
+        face_area=t(cache.face_area),
+        face_boxes=t(cache.face_boxes),
+        face_conf=t(cache.face_conf),
+        image_size=t(cache.image_size),
+        n_faces=t(cache.n_faces),
+        prelast=t(cache.scene_prelast) if prelast else None,
+        face_features=None if cache.face_features is None else t(cache.face_features),
+    )
 
 
-def load_data(cfg: RunConfig, device: torch.device, prelast: bool, classes: tuple[str, ...] = BASIC7,
-              target: Target | None = None) -> tuple[dict[str, SplitData], dict, dict]:
+def load_data(
+    cfg: RunConfig, device: torch.device, prelast: bool, classes: tuple[str, ...] = BASIC7, target: Target | None = None
+) -> tuple[dict[str, SplitData], dict, dict]:
     """Read the data directory: index, split, verified cache. Returns (splits, manifest, data_info);
     labels are indices into ``classes`` (the run's label set), or with a valence/arousal
     ``target`` the class of each image's index values (kept as ``SplitData.values``)."""
@@ -92,17 +106,21 @@ def load_data(cfg: RunConfig, device: torch.device, prelast: bool, classes: tupl
     paths = {"index": root / "index.csv", "split": root / "split.json", "cache": root / "cache"}
     for what, p in paths.items():
         if not p.exists():
-            raise DataMissingError(f"config key 'data': {root} has no {p.name} ({what}); a data directory "
-                                   "comes from `emolog simulate --out D` or `emolog index` + `emolog cache`")
-    read_manifest(paths["cache"])   # no cache at all is a missing file (exit 4), not a failed verification
+            raise DataMissingError(
+                f"config key 'data': {root} has no {p.name} ({what}); a data directory "
+                "comes from `emolog simulate --out D` or `emolog index` + `emolog cache`"
+            )
+    read_manifest(paths["cache"])  # no cache at all is a missing file (exit 4), not a failed verification
     index = ImageIndex.load(paths["index"])
     split = load_split(paths["split"], known_ids=index.ids)
     if cfg.train.n_train is not None and cfg.train.n_train > len(split["train"]):
-        raise ConfigError(f"config key 'train.n_train': {cfg.train.n_train} but the split has only "
-                          f"{len(split['train'])} training images")
-    split["train"] = split["train"][:cfg.train.n_train] if cfg.train.n_train is not None else split["train"]
+        raise ConfigError(
+            f"config key 'train.n_train': {cfg.train.n_train} but the split has only "
+            f"{len(split['train'])} training images"
+        )
+    split["train"] = split["train"][: cfg.train.n_train] if cfg.train.n_train is not None else split["train"]
     all_ids = split["train"] + split["val"] + split["test"]
-    if target is not None:   # before the cache is read: a missing value is named at once
+    if target is not None:  # before the cache is read: a missing value is named at once
         values = index_values(index, all_ids, target)
     # Refuse to train on a cache that is incomplete, corrupt or misaligned: every id and why.
     require_verified(paths["cache"], all_ids)
@@ -118,18 +136,25 @@ def load_data(cfg: RunConfig, device: torch.device, prelast: bool, classes: tupl
             out[name] = split_from_cache(cache, rows, ids, labels, device, prelast)
         else:
             v = values[rows]
-            out[name] = split_from_cache(cache, rows, ids, torch.as_tensor(target.class_of(v), dtype=torch.long),
-                                         device, prelast)
+            out[name] = split_from_cache(
+                cache, rows, ids, torch.as_tensor(target.class_of(v), dtype=torch.long), device, prelast
+            )
             out[name].values = torch.tensor(v, device=device)
     if len(out["train"]) == 0 or len(out["val"]) == 0 or len(out["test"]) == 0:
-        raise ConfigError(f"config key 'data': {root}/split.json needs non-empty train, val and test "
-                          f"(sizes {[len(out[n]) for n in ('train', 'val', 'test')]})")
+        raise ConfigError(
+            f"config key 'data': {root}/split.json needs non-empty train, val and test "
+            f"(sizes {[len(out[n]) for n in ('train', 'val', 'test')]})"
+        )
     manifest = cache.manifest
     # a simulated cache (its fingerprint names the simulator) needs its truth.json
     simulated = "simulator" in (manifest.get("fingerprint") or {}) or (root / "truth.json").exists()
-    info = {"kind": "simulated" if simulated else "real",
-            "dataset": _dataset_name(manifest, root, simulated),
-            "cache": str(paths["cache"]), "index": str(paths["index"]), "split": str(paths["split"])}
+    info = {
+        "kind": "simulated" if simulated else "real",
+        "dataset": _dataset_name(manifest, root, simulated),
+        "cache": str(paths["cache"]),
+        "index": str(paths["index"]),
+        "split": str(paths["split"]),
+    }
     return out, manifest, info
 
 
@@ -137,8 +162,10 @@ def _labels(index: ImageIndex, ids: list[str], classes: tuple[str, ...]) -> list
     labels = index.label_of(ids)
     bad = sorted({lab for lab in labels if lab not in classes})
     if bad:
-        raise ConfigError(f"index labels {bad} are not in the program's label set {list(classes)}; "
-                          "train a program whose query covers the index's labels (docs/model.md)")
+        raise ConfigError(
+            f"index labels {bad} are not in the program's label set {list(classes)}; "
+            "train a program whose query covers the index's labels (docs/model.md)"
+        )
     return labels
 
 
@@ -147,6 +174,7 @@ def _dataset_name(manifest: dict, root: Path, simulated: bool) -> str:
         truth = read_json(root / "truth.json", what="the simulator's truth")
         return f"simulated-{truth.get('variant', 'standard')}"
     return str(manifest.get("fingerprint", {}).get("dataset", root.name))
+
 
 def all_rows(s: SplitData) -> torch.Tensor:
     return torch.arange(len(s), device=s.labels.device)

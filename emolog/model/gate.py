@@ -33,12 +33,14 @@ from emolog.model.data import SplitData
 from emolog.model.kinds import GATE, GLOBAL, NONE, RULES, ProgramKind
 
 K = 3
-AREA_FLOOR = 1e-4        # log10 of smaller areas would only add noise
+AREA_FLOOR = 1e-4  # log10 of smaller areas would only add noise
 SLOT_FEATURES = ("present", "log_area", "dx", "dy", "centrality", "det_conf", "entropy", "max_prob")
-EVIDENCE_FEATURES: tuple[str, ...] = tuple(
-    f"face{k + 1}_{f}" for k in range(K) for f in SLOT_FEATURES) + (
-    "n_faces", "scene_entropy", "scene_max_prob")
-N_STATIC = len(EVIDENCE_FEATURES) - 2   # all but the scene's two (they move with the scene net)
+EVIDENCE_FEATURES: tuple[str, ...] = tuple(f"face{k + 1}_{f}" for k in range(K) for f in SLOT_FEATURES) + (
+    "n_faces",
+    "scene_entropy",
+    "scene_max_prob",
+)
+N_STATIC = len(EVIDENCE_FEATURES) - 2  # all but the scene's two (they move with the scene net)
 
 
 # ----------------------------------------------------------------------------- evidence
@@ -49,9 +51,15 @@ def _entropy(p: torch.Tensor) -> torch.Tensor:
     return -(p * p.clamp_min(1e-12).log()).sum(-1) / math.log(p.shape[-1])
 
 
-def static_evidence(face_mask: torch.Tensor, face_area: torch.Tensor, face_boxes: torch.Tensor,
-                    face_conf: torch.Tensor, image_size: torch.Tensor, face_probs: torch.Tensor,
-                    n_faces: torch.Tensor) -> torch.Tensor:
+def static_evidence(
+    face_mask: torch.Tensor,
+    face_area: torch.Tensor,
+    face_boxes: torch.Tensor,
+    face_conf: torch.Tensor,
+    image_size: torch.Tensor,
+    face_probs: torch.Tensor,
+    n_faces: torch.Tensor,
+) -> torch.Tensor:
     """The evidence that does not depend on trainable nets: Tensor[N, N_STATIC] float32.
 
     Inputs are the cache's tensors: face_mask [N,K] bool, face_area [N,K] (fraction of the
@@ -72,11 +80,25 @@ def static_evidence(face_mask: torch.Tensor, face_area: torch.Tensor, face_boxes
     cy = (face_boxes[..., 1] + face_boxes[..., 3]) / 2
     dx = (2 * cx / w - 1).clamp(-1, 1)
     dy = (2 * cy / h - 1).clamp(-1, 1)
-    centrality = 1 - torch.sqrt(dx ** 2 + dy ** 2) / math.sqrt(2)
+    centrality = 1 - torch.sqrt(dx**2 + dy**2) / math.sqrt(2)
     log_area = torch.log10(face_area.float().clamp_min(AREA_FLOOR)) + 2
     det = -torch.log10((1 - face_conf.float()).clamp_min(1e-4)) / 4
-    slots = torch.stack([torch.ones_like(m), log_area, dx, dy, centrality, det,
-                         _entropy(face_probs.float()), face_probs.float().amax(-1)], -1) * m[..., None]
+    slots = (
+        torch.stack(
+            [
+                torch.ones_like(m),
+                log_area,
+                dx,
+                dy,
+                centrality,
+                det,
+                _entropy(face_probs.float()),
+                face_probs.float().amax(-1),
+            ],
+            -1,
+        )
+        * m[..., None]
+    )
     n = torch.log1p(n_faces.float().clamp_min(0)) / math.log(9)
     return torch.cat([slots.flatten(1), n[:, None]], 1)
 
@@ -92,8 +114,7 @@ def evidence_features(static: torch.Tensor, scene_probs: torch.Tensor) -> torch.
     return torch.cat([static, _entropy(p)[:, None], p.amax(1, keepdim=True)], 1)
 
 
-def rule_facts(face_mask: torch.Tensor, face_area: torch.Tensor, face_probs: torch.Tensor
-               ) -> dict[str, torch.Tensor]:
+def rule_facts(face_mask: torch.Tensor, face_area: torch.Tensor, face_probs: torch.Tensor) -> dict[str, torch.Tensor]:
     """The discretised facts of context_rules.pl, each Tensor[N] of 0/1: ``large(face<k>)`` =
     area >= LARGE_FACE_AREA, ``confident(face<k>)`` = recogniser top probability >=
     CONFIDENT_PROB (both 0 for an empty slot). Shapes: mask/area [N,K], face_probs [N,K,7]."""
@@ -121,8 +142,13 @@ class GateNet(nn.Module):
     renormalised over its sources: the same start as the global disjunction.
     """
 
-    def __init__(self, n_features: int = len(EVIDENCE_FEATURES), hidden: int = 32, scene_dim: int = 0,
-                 init: dict[str, float] | None = None) -> None:
+    def __init__(
+        self,
+        n_features: int = len(EVIDENCE_FEATURES),
+        hidden: int = 32,
+        scene_dim: int = 0,
+        init: dict[str, float] | None = None,
+    ) -> None:
         super().__init__()
         self.n_features, self.hidden, self.scene_dim = n_features, hidden, scene_dim
         # A scene vector is high-dimensional: squeeze it to 8 numbers so it cannot drown the evidence.
@@ -136,8 +162,9 @@ class GateNet(nn.Module):
             self.head.weight.zero_()
             self.head.bias.copy_(torch.log(torch.tensor([max(w[s], 1e-6) for s in SOURCES])))
 
-    def forward(self, evidence: torch.Tensor, available: torch.Tensor,
-                scene: torch.Tensor | None = None) -> torch.Tensor:
+    def forward(
+        self, evidence: torch.Tensor, available: torch.Tensor, scene: torch.Tensor | None = None
+    ) -> torch.Tensor:
         """[B, F] evidence, [B, 4] availability (scene first) -> [B, 4] probabilities."""
         x = evidence
         if self.scene_proj is not None:
@@ -179,8 +206,7 @@ def gate_settings(cfg: RunConfig) -> dict[str, Any]:
 
 def split_static_evidence(s: SplitData) -> torch.Tensor:
     """``static_evidence`` of every row of split ``s`` [N, N_STATIC]."""
-    return static_evidence(s.face_mask, s.face_area, s.face_boxes, s.face_conf, s.image_size, s.face_probs,
-                           s.n_faces)
+    return static_evidence(s.face_mask, s.face_area, s.face_boxes, s.face_conf, s.image_size, s.face_probs, s.n_faces)
 
 
 def trust_truth(data_dir: Path, ids: list[str], w: np.ndarray) -> dict | None:
@@ -211,6 +237,7 @@ def source_correlation(w: np.ndarray, p_true: np.ndarray) -> dict[str, float]:
     def r(x: np.ndarray, y: np.ndarray) -> float:
         # a constant (e.g. the scene's weight in a global run on images that all have faces) has no r
         return float(np.corrcoef(x, y)[0, 1]) if x.std() > 1e-9 and y.std() > 1e-9 else float("nan")
+
     return {"r_available": r(a, b), "r_scene": r(w[:, 0], p_true[:, 0]), "n_pairs": int(avail.sum())}
 
 
@@ -227,8 +254,9 @@ def load_gate(run_dir: str | Path) -> GateNet | None:
         raise ArtefactError(f"{path}: holds a {type(blob).__name__}, not a gate net")
     check_fields(blob, {"state": dict, "n_features": int, "hidden": int, "scene_dim": int}, path)
     if blob.get("features") != list(EVIDENCE_FEATURES):
-        raise ArtefactError(f"{path}: gate trained on features {blob.get('features')}, this emolog computes "
-                            f"{list(EVIDENCE_FEATURES)}")
+        raise ArtefactError(
+            f"{path}: gate trained on features {blob.get('features')}, this emolog computes {list(EVIDENCE_FEATURES)}"
+        )
     gate = GateNet(blob["n_features"], blob["hidden"], blob["scene_dim"])
     try:
         gate.load_state_dict(blob["state"])
@@ -249,10 +277,13 @@ def explain_sources(run_dir: str | Path, perceived: dict, scene_probs) -> dict[s
     gate = load_gate(run_dir)
     if gate is None:
         return None
-    t = {k: torch.as_tensor(np.asarray(perceived[k])) for k in
-         ("face_mask", "face_area", "face_boxes", "face_conf", "image_size", "face_probs", "n_faces")}
-    static = static_evidence(t["face_mask"], t["face_area"], t["face_boxes"], t["face_conf"], t["image_size"],
-                             t["face_probs"], t["n_faces"])
+    t = {
+        k: torch.as_tensor(np.asarray(perceived[k]))
+        for k in ("face_mask", "face_area", "face_boxes", "face_conf", "image_size", "face_probs", "n_faces")
+    }
+    static = static_evidence(
+        t["face_mask"], t["face_area"], t["face_boxes"], t["face_conf"], t["image_size"], t["face_probs"], t["n_faces"]
+    )
     ev = evidence_features(static, torch.as_tensor(np.asarray(scene_probs), dtype=torch.float32).reshape(1, -1))
     avail = torch.cat([torch.ones(1, 1, dtype=torch.bool), t["face_mask"].bool().reshape(1, -1)], 1)
     scene = torch.as_tensor(np.asarray(perceived["scene"]), dtype=torch.float32) if gate.scene_dim else None

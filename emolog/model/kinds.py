@@ -19,11 +19,11 @@ class ProgramKind:
     """One way of choosing the source; the flags are what the model, the learners and the run's
     writer and readers ask of it."""
 
-    name: str                     # the recorded string (results.json "kind")
-    has_sources: bool             # a choice over scene, face1..3: the source reports exist
+    name: str  # the recorded string (results.json "kind")
+    has_sources: bool  # a choice over scene, face1..3: the source reports exist
     global_weights: bool = False  # one trainable weight per source, a t(_)::source(S) disjunction (seed.pl)
-    gate_net: bool = False        # the source is the neural predicate gate_net over per-image evidence
-    rules: bool = False           # the program queries source(X, S) from per-image rule facts
+    gate_net: bool = False  # the source is the neural predicate gate_net over per-image evidence
+    rules: bool = False  # the program queries source(X, S) from per-image rule facts
 
     @property
     def per_image_sources(self) -> bool:
@@ -45,6 +45,7 @@ def kind_named(name: str, where: str) -> ProgramKind:
     (``ArtefactError``), naming the file and the known kinds."""
     try:
         return _BY_NAME[name]
-    except (KeyError, TypeError):   # TypeError: a name that is not a string (a list, a dict)
-        raise ArtefactError(f"{where}: field 'kind' is {name!r}, not a program kind "
-                            f"(one of {list(_BY_NAME)})") from None
+    except (KeyError, TypeError):  # TypeError: a name that is not a string (a list, a dict)
+        raise ArtefactError(
+            f"{where}: field 'kind' is {name!r}, not a program kind (one of {list(_BY_NAME)})"
+        ) from None

@@ -30,8 +30,8 @@ import torch
 from emolog.model.data import SplitData
 
 MAX_CORNERS = 512
-MAX_FLOATS = 50_000_000     # coefficient tensor entries (200 MB float32)
-ROWS_PER_PASS = 8192        # circuit rows per corner-evaluation pass
+MAX_FLOATS = 50_000_000  # coefficient tensor entries (200 MB float32)
+ROWS_PER_PASS = 8192  # circuit rows per corner-evaluation pass
 
 
 def raw_outputs(lm: torch.nn.Module, inputs: dict, facts: dict) -> torch.Tensor:
@@ -49,14 +49,26 @@ class LinearProgram:
     (else the frozen values are folded in). ``__call__(idx, t_probs, scene, gate)`` -> [B, C].
     """
 
-    def __init__(self, live_t: bool, live_scene: bool, live_gate: bool, coef: torch.Tensor,
-                 t_blocks: list[tuple[torch.Tensor, bool]], condition: bool) -> None:
+    def __init__(
+        self,
+        live_t: bool,
+        live_scene: bool,
+        live_gate: bool,
+        coef: torch.Tensor,
+        t_blocks: list[tuple[torch.Tensor, bool]],
+        condition: bool,
+    ) -> None:
         self.live_t, self.live_scene, self.live_gate = live_t, live_scene, live_gate
         self.coef, self.t_blocks, self.condition = coef, t_blocks, condition
         self.n_rest = coef.shape[-1]
 
-    def __call__(self, idx: torch.Tensor, t_probs: list[torch.Tensor] | None, scene: torch.Tensor | None,
-                 gate: torch.Tensor | None) -> torch.Tensor:
+    def __call__(
+        self,
+        idx: torch.Tensor,
+        t_probs: list[torch.Tensor] | None,
+        scene: torch.Tensor | None,
+        gate: torch.Tensor | None,
+    ) -> torch.Tensor:
         """[B, C] program output for rows ``idx``: ``t_probs`` are the t() blocks' current
         probabilities (``block_probs``), ``scene`` [B, 7] / ``gate`` [B, 4] the live networks'."""
         c = self.coef[idx]
@@ -113,7 +125,7 @@ class _Corners:
 def build_linear(model: torch.nn.Module, s: SplitData, live_t: bool, live_scene: bool) -> LinearProgram | None:
     """The LinearProgram of ``model`` on ``s``, or None when the program is too large for it
     (or its circuit does not expose raw outputs)."""
-    if len(model.heads):   # a head's output is a live input this precomputation does not cover
+    if len(model.heads):  # a head's output is a live input this precomputation does not cover
         return None
     corners = _live_corners(model, live_t, live_scene)
     n_out = len(model._cols) + 1
@@ -125,8 +137,14 @@ def build_linear(model: torch.nn.Module, s: SplitData, live_t: bool, live_scene:
         return None
     n_scene, n_gate = corners.n_scene, corners.n_gate
     shape = [len(s), *corners.sizes, *([n_scene] if n_scene else []), *([n_gate] if n_gate else []), n_out]
-    lin = LinearProgram(corners.live_t, bool(n_scene), bool(n_gate), coef.reshape(shape), corners.t_blocks,
-                        model.lm.semantics == "condition")
+    lin = LinearProgram(
+        corners.live_t,
+        bool(n_scene),
+        bool(n_gate),
+        coef.reshape(shape),
+        corners.t_blocks,
+        model.lm.semantics == "condition",
+    )
     return lin if _agrees(model, s, lin, n_scene, n_gate, cols) else None
 
 
@@ -134,8 +152,11 @@ def _live_corners(model: torch.nn.Module, live_t: bool, live_scene: bool) -> _Co
     """The corners of ``model``'s live inputs; None when a live network is not in the program."""
     lm = model.lm
     live_gate = model.kind.gate_net
-    t_blocks = [(torch.tensor(b, dtype=torch.long), g) for b, g in zip(lm.tparams.blocks, lm.tparams.is_group)] \
-        if live_t else []
+    t_blocks = (
+        [(torch.tensor(b, dtype=torch.long), g) for b, g in zip(lm.tparams.blocks, lm.tparams.is_group)]
+        if live_t
+        else []
+    )
     n_scene = lm.input_sizes.get("scene_net", 0) if live_scene else 0
     n_gate = lm.input_sizes.get("gate_net", 0) if live_gate else 0
     if (live_scene and not n_scene) or (live_gate and not n_gate):
@@ -143,16 +164,16 @@ def _live_corners(model: torch.nn.Module, live_t: bool, live_scene: bool) -> _Co
     return _Corners(live_t, t_blocks, n_scene, n_gate)
 
 
-def _coefficients(model: torch.nn.Module, s: SplitData, corners: _Corners, cols: torch.Tensor
-                  ) -> torch.Tensor | None:
+def _coefficients(model: torch.nn.Module, s: SplitData, corners: _Corners, cols: torch.Tensor) -> torch.Tensor | None:
     """coef [N, prod(sizes), per_row, n_out]: the circuit's raw outputs (columns ``cols``) at
     every corner, for every image of ``s``; None when the circuit exposes no raw outputs.
     The model's t() parameters and train/eval mode are restored afterwards."""
     lm = model.lm
     was, saved = model.training, lm.tparams
     model.eval()
-    coef = torch.empty(len(s), math.prod(corners.sizes), corners.per_row, len(cols), dtype=torch.float32,
-                       device=s.labels.device)
+    coef = torch.empty(
+        len(s), math.prod(corners.sizes), corners.per_row, len(cols), dtype=torch.float32, device=s.labels.device
+    )
     try:
         for k, tc in enumerate(itertools.product(*[range(n) for n in corners.sizes])):
             if corners.live_t:
@@ -160,7 +181,7 @@ def _coefficients(model: torch.nn.Module, s: SplitData, corners: _Corners, cols:
             step = max(1, ROWS_PER_PASS // corners.per_row)
             for i in range(0, len(s), step):
                 idx = torch.arange(i, min(i + step, len(s)), device=s.labels.device)
-                coef[i:i + len(idx), k] = _corner_outputs(model, s, idx, corners, cols)
+                coef[i : i + len(idx), k] = _corner_outputs(model, s, idx, corners, cols)
     except (AttributeError, TypeError):
         return None
     finally:
@@ -169,11 +190,17 @@ def _coefficients(model: torch.nn.Module, s: SplitData, corners: _Corners, cols:
     return coef
 
 
-def _t_corner(lm: torch.nn.Module, saved: torch.nn.Module, t_blocks: list[tuple[torch.Tensor, bool]],
-              corner: tuple[int, ...], device: torch.device) -> torch.nn.Module:
+def _t_corner(
+    lm: torch.nn.Module,
+    saved: torch.nn.Module,
+    t_blocks: list[tuple[torch.Tensor, bool]],
+    corner: tuple[int, ...],
+    device: torch.device,
+) -> torch.nn.Module:
     """Projected t() parameters with each block at its corner: one-hot over a disjunction's
     values, 1 or 0 for a lone fact; every other parameter at its current value."""
     from emolog.logic import TParams
+
     probs = saved.probs().detach().clone().double()
     for (rows, group), j in zip(t_blocks, corner):
         if group:
@@ -186,8 +213,9 @@ def _t_corner(lm: torch.nn.Module, saved: torch.nn.Module, t_blocks: list[tuple[
     return tmp
 
 
-def _corner_outputs(model: torch.nn.Module, s: SplitData, idx: torch.Tensor, corners: _Corners,
-                    cols: torch.Tensor) -> torch.Tensor:
+def _corner_outputs(
+    model: torch.nn.Module, s: SplitData, idx: torch.Tensor, corners: _Corners, cols: torch.Tensor
+) -> torch.Tensor:
     """[len(idx), per_row, n_out]: raw outputs of rows ``idx`` at every (scene, gate) corner,
     each row repeated per_row times with the one-hot scene / gate distributions."""
     n_scene, n_gate, per_row = corners.n_scene, corners.n_gate, corners.per_row
@@ -198,15 +226,21 @@ def _corner_outputs(model: torch.nn.Module, s: SplitData, idx: torch.Tensor, cor
     if n_gate:
         gate = torch.eye(n_gate, device=idx.device).repeat(max(n_scene, 1), 1).repeat(len(idx), 1)
     # a frozen scene net's cached distribution; the gate's corners replace its output
-    inputs, facts = model.program_io(s, rep, scene=scene if scene is not None else model.scene_probs(s, rep),
-                                     gate=gate)
+    inputs, facts = model.program_io(s, rep, scene=scene if scene is not None else model.scene_probs(s, rep), gate=gate)
     out = raw_outputs(model.lm, inputs, facts)[:, cols]
     return out.reshape(len(idx), per_row, len(cols)).to(torch.float32)
 
 
 @torch.no_grad()
-def _agrees(model: torch.nn.Module, s: SplitData, lin: LinearProgram, n_scene: int, n_gate: int,
-            cols: torch.Tensor, n_rows: int = 64) -> bool:
+def _agrees(
+    model: torch.nn.Module,
+    s: SplitData,
+    lin: LinearProgram,
+    n_scene: int,
+    n_gate: int,
+    cols: torch.Tensor,
+    n_rows: int = 64,
+) -> bool:
     """The coefficients reproduce the circuit at the current t() and random scene / gate
     distributions on a few rows. A t() shared across groundings (``t(_)::trust(F)`` for every
     face F) enters a world's weight once per grounding, so the output is not linear in it: the
@@ -216,8 +250,7 @@ def _agrees(model: torch.nn.Module, s: SplitData, lin: LinearProgram, n_scene: i
     idx = torch.arange(min(n_rows, len(s)), device=s.labels.device)
     scene = torch.softmax(torch.randn(len(idx), n_scene, generator=g), 1).to(idx.device) if n_scene else None
     gate = torch.softmax(torch.randn(len(idx), n_gate, generator=g), 1).to(idx.device) if n_gate else None
-    inputs, facts = model.program_io(s, idx, scene=scene if scene is not None else model.scene_probs(s, idx),
-                                     gate=gate)
+    inputs, facts = model.program_io(s, idx, scene=scene if scene is not None else model.scene_probs(s, idx), gate=gate)
     raw = raw_outputs(lm, inputs, facts)[:, cols]
     ref = raw[:, :-1] / raw[:, -1:] if lin.condition else raw[:, :-1]
     fast = lin(idx, block_probs(lm.tparams) if lin.live_t else None, scene, gate)

@@ -45,7 +45,8 @@ def query_columns(lm: nn.Module, classes: tuple[str, ...]) -> list[int]:
     """The output columns of ``<f>(X, c)`` for each class c of ``classes``: f is the spec's query
     predicate (``lm.output_functor``, set by ``bindings.program.build_logic``), else ``emotion``."""
     from emolog.logic.templates import as_term
-    functor = getattr(lm, "output_functor", "emotion")   # a label such as Joy is the atom 'Joy'
+
+    functor = getattr(lm, "output_functor", "emotion")  # a label such as Joy is the atom 'Joy'
     return [lm.query_names.index(f"{functor}({as_term(c, 'a label', 'the label set')})") for c in classes]
 
 
@@ -72,8 +73,15 @@ class Network(nn.Module):
     shape; a program compiled through ``DeepProgram`` calls its heads itself, through its feeds.
     """
 
-    def __init__(self, lm: nn.Module, scene_net: nn.Module, semantics: str, kind: ProgramKind = GLOBAL,
-                 classes: tuple[str, ...] = BASIC7, parts: Parts | None = None) -> None:
+    def __init__(
+        self,
+        lm: nn.Module,
+        scene_net: nn.Module,
+        semantics: str,
+        kind: ProgramKind = GLOBAL,
+        classes: tuple[str, ...] = BASIC7,
+        parts: Parts | None = None,
+    ) -> None:
         super().__init__()
         if kind not in KINDS:
             raise ValueError(f"kind must be one of {[k.name for k in KINDS]}, got {kind!r}")
@@ -82,13 +90,15 @@ class Network(nn.Module):
         self.semantics, self.grey_logits, self.kind, self.classes = semantics, parts.grey_logits, kind, classes
         self.heads = nn.ModuleDict(parts.heads)
         self.head_inputs = dict(parts.head_inputs)
-        self.target = None   # a valence/arousal target (emolog.model.target.Target), set by train / load_run
+        self.target = None  # a valence/arousal target (emolog.model.target.Target), set by train / load_run
         try:
             self._cols = query_columns(lm, classes)
         except ValueError:
-            raise ConfigError(f"{lm.program.path}: the queries {lm.query_names} do not cover the "
-                              f"label set {list(classes)} (expected {getattr(lm, 'output_functor', 'emotion')}"
-                              "(X, <label>) for each)") from None
+            raise ConfigError(
+                f"{lm.program.path}: the queries {lm.query_names} do not cover the "
+                f"label set {list(classes)} (expected {getattr(lm, 'output_functor', 'emotion')}"
+                "(X, <label>) for each)"
+            ) from None
         self._src_cols = [lm.query_names.index(f"source({s})") for s in SOURCES] if kind.rules else []
         self._src_order = [lm.sources.index(s) for s in SOURCES] if kind.has_sources else []
         self.register_buffer("_cols_t", torch.tensor(self._cols), persistent=False)
@@ -118,16 +128,18 @@ class Network(nn.Module):
         """Compute the frozen scene net's probabilities once per split; ``train_probs`` [N_train, 7]
         (out-of-fold predictions) replace the net's own on the training split."""
         for name, s in splits.items():
-            s.frozen_scene = (train_probs if name == "train" and train_probs is not None
-                              else self._scene_probs_all(s))
+            s.frozen_scene = train_probs if name == "train" and train_probs is not None else self._scene_probs_all(s)
 
     def _scene_probs_all(self, s: SplitData) -> torch.Tensor:
         was = self.training
         self.eval()
         with torch.no_grad():
-            out = torch.cat([self._scene_probs_live(s, torch.arange(i, min(i + EVAL_CHUNK, len(s)),
-                                                                       device=s.labels.device))
-                             for i in range(0, len(s), EVAL_CHUNK)])
+            out = torch.cat(
+                [
+                    self._scene_probs_live(s, torch.arange(i, min(i + EVAL_CHUNK, len(s)), device=s.labels.device))
+                    for i in range(0, len(s), EVAL_CHUNK)
+                ]
+            )
         self.train(was)
         self._check_finite(out, s, torch.arange(len(s), device=out.device))
         return out
@@ -140,8 +152,10 @@ class Network(nn.Module):
         bad = ~torch.isfinite(probs).all(dim=1)
         if bad.any():
             ids = [s.ids[i] for i in idx[bad].tolist()]
-            raise TrainingError(f"Scene2EmotionNet output is not finite for {len(ids)} image(s): {ids[:20]}; "
-                                "check their cached scene features or lower the learning rates")
+            raise TrainingError(
+                f"Scene2EmotionNet output is not finite for {len(ids)} image(s): {ids[:20]}; "
+                "check their cached scene features or lower the learning rates"
+            )
 
     def scene_probs(self, s: SplitData, idx: torch.Tensor, check: bool = True) -> torch.Tensor:
         """[B, 7] scene distribution for rows ``idx`` of split ``s``.
@@ -176,8 +190,14 @@ class Network(nn.Module):
         ev = evidence_features(s.static[idx], scene_probs)
         return self.gate(ev, self.available(s, idx), s.scene[idx] if self.gate.scene_proj is not None else None)
 
-    def program_io(self, s: SplitData, idx: torch.Tensor, check: bool = True, scene: torch.Tensor | None = None,
-                   gate: torch.Tensor | None = None) -> tuple[dict, dict]:
+    def program_io(
+        self,
+        s: SplitData,
+        idx: torch.Tensor,
+        check: bool = True,
+        scene: torch.Tensor | None = None,
+        gate: torch.Tensor | None = None,
+    ) -> tuple[dict, dict]:
         """(neural inputs, per-image facts) of the program for rows ``idx``; ``scene`` [B, 7] /
         ``gate`` [B, 4] replace the networks' outputs when given."""
         if self.general:
@@ -187,9 +207,10 @@ class Network(nn.Module):
                 scene = self.scene_probs(s, idx, check)
             if gate is None and self.kind.gate_net:
                 gate = self.gate_probs(s, idx, scene)
-            inputs, facts = self.lm.seed_inputs(scene, s.face_probs[idx], s.face_mask[idx], gate_probs=gate,
-                                                **self._original_kw(s, idx))
-        else:   # a program fed by heads only (e.g. an MLP over scene classes and faces)
+            inputs, facts = self.lm.seed_inputs(
+                scene, s.face_probs[idx], s.face_mask[idx], gate_probs=gate, **self._original_kw(s, idx)
+            )
+        else:  # a program fed by heads only (e.g. an MLP over scene classes and faces)
             inputs, facts = {}, {}
         for name, head in self.heads.items():
             x = torch.cat([row_values(s, src, idx).flatten(1) for src in self.head_inputs[name]], 1)
@@ -218,8 +239,11 @@ class Network(nn.Module):
         lin = s.linear if self.training else None
         if lin is not None:
             scene = self.scene_probs(s, idx, check) if lin.live_scene else None
-            gate = self.gate_probs(s, idx, scene if scene is not None else self.scene_probs(s, idx)) \
-                if lin.live_gate else None
+            gate = (
+                self.gate_probs(s, idx, scene if scene is not None else self.scene_probs(s, idx))
+                if lin.live_gate
+                else None
+            )
             return lin(idx, block_probs(self.lm.tparams) if lin.live_t else None, scene, gate)
         inputs, facts = self.program_io(s, idx, check)
         return self.lm(inputs, facts)[:, self._cols_t]
@@ -258,6 +282,7 @@ def _scorable(model: Network, s: SplitData, idx: torch.Tensor, bad: list[int]) -
     """Rows of ``idx`` whose evidence has probability > 0 (bisection on the logic's refusal);
     the others are appended to ``bad``. Only runs when a chunk was refused."""
     from emolog.logic import LogicInputError
+
     try:
         model(s, idx)
         return idx
@@ -272,8 +297,9 @@ def _scorable(model: Network, s: SplitData, idx: torch.Tensor, bad: list[int]) -
 
 
 @torch.no_grad()
-def predict_split(model: Network, s: SplitData, sources: bool = True,
-                  labels: torch.Tensor | None = None, normalise: bool = True) -> dict[str, torch.Tensor]:
+def predict_split(
+    model: Network, s: SplitData, sources: bool = True, labels: torch.Tensor | None = None, normalise: bool = True
+) -> dict[str, torch.Tensor]:
     """Whole-split outputs in eval mode: ``probs`` [N, C]; with ``sources`` (and a source
     choice) also ``post`` [N, 4] = P(source | class, evidence) for ``labels`` (default: the
     split's labels) and ``w`` [N, 4] = per-image source probabilities.
@@ -305,7 +331,7 @@ def predict_split(model: Network, s: SplitData, sources: bool = True,
                 p[ok - i] = model(s, ok)
             bad_rows = torch.tensor(bad[n_bad:], dtype=torch.long, device=idx.device) - i
         if model.renormalises:
-            zero = ~(p.sum(1) > 0)      # "fail"/"original": P(evidence) = 0 leaves all zeros
+            zero = ~(p.sum(1) > 0)  # "fail"/"original": P(evidence) = 0 leaves all zeros
             if zero.any():
                 rows = zero.nonzero()[:, 0]
                 bad += (rows + i).tolist()

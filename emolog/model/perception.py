@@ -28,22 +28,38 @@ def perception_record(manifest: dict) -> dict:
     """The run's record of the cache's perception (see the module docstring)."""
     fp = manifest.get("fingerprint", {}) or {}
     paths = (manifest.get("info", {}) or {}).get("weights_paths", {}) or {}
-    rec = {"fingerprint_hash": manifest.get("fingerprint_hash"), "K": manifest.get("K", fp.get("K")),
-           "scene_dim": manifest.get("scene_dim"), "classes": manifest.get("classes")}
+    rec = {
+        "fingerprint_hash": manifest.get("fingerprint_hash"),
+        "K": manifest.get("K", fp.get("K")),
+        "scene_dim": manifest.get("scene_dim"),
+        "classes": manifest.get("classes"),
+    }
     if "simulator" in fp:
         return {**rec, "simulated": True, "simulator": fp["simulator"], "prelast": False}
     bb, rg = dict(fp.get("backbone", {}) or {}), dict(fp.get("recogniser", {}) or {})
-    return {**rec, "simulated": False,
-            "backbone": {"name": bb.get("name"), "weights_path": paths.get("backbone"),
-                         "weights_sha256": bb.get("weights_sha256"), "feature_dim": bb.get("feature_dim"),
-                         "preprocessing": bb.get("preprocessing")},
-            "recogniser": {"name": rg.get("name"), "weights_path": paths.get("recogniser"),
-                           "weights_sha256": rg.get("weights_sha256"), "own_classes": rg.get("own_classes"),
-                           "face_margin": rg.get("face_margin"),
-                           # only when the cache stores them: other runs' records stay as they were
-                           **({"face_features": rg["face_features"]} if rg.get("face_features") else {})},
-            "detector": fp.get("detector"), "prelast": bool(bb.get("prelast", False)),
-            "emolog_version": fp.get("emolog_version")}
+    return {
+        **rec,
+        "simulated": False,
+        "backbone": {
+            "name": bb.get("name"),
+            "weights_path": paths.get("backbone"),
+            "weights_sha256": bb.get("weights_sha256"),
+            "feature_dim": bb.get("feature_dim"),
+            "preprocessing": bb.get("preprocessing"),
+        },
+        "recogniser": {
+            "name": rg.get("name"),
+            "weights_path": paths.get("recogniser"),
+            "weights_sha256": rg.get("weights_sha256"),
+            "own_classes": rg.get("own_classes"),
+            "face_margin": rg.get("face_margin"),
+            # only when the cache stores them: other runs' records stay as they were
+            **({"face_features": rg["face_features"]} if rg.get("face_features") else {}),
+        },
+        "detector": fp.get("detector"),
+        "prelast": bool(bb.get("prelast", False)),
+        "emolog_version": fp.get("emolog_version"),
+    }
 
 
 def _weights(part: str, given: str | None, record: dict, flag: str) -> tuple[str | None, str]:
@@ -63,9 +79,11 @@ def _check_sha(net: nn.Module, part: str, record: dict, name: str, flag: str, re
     want = (record.get(part) or {}).get("weights_sha256")
     have = getattr(net, "weights_sha256", None)
     if want and have and want != have:
-        raise ConfigError(f"{name}: the weights file {getattr(net, 'weights_path', '?')} (sha256 {have[:12]}...) "
-                          f"is not the one the cache was built with (sha256 {want[:12]}...); pass the cache's "
-                          f"file with {flag} PATH (recorded path: {recorded or 'none'})")
+        raise ConfigError(
+            f"{name}: the weights file {getattr(net, 'weights_path', '?')} (sha256 {have[:12]}...) "
+            f"is not the one the cache was built with (sha256 {want[:12]}...); pass the cache's "
+            f"file with {flag} PATH (recorded path: {recorded or 'none'})"
+        )
 
 
 def build_last_block(cfg: RunConfig, record: dict) -> nn.Module:
@@ -75,21 +93,28 @@ def build_last_block(cfg: RunConfig, record: dict) -> nn.Module:
     found or differ from the cache's."""
     from emolog.errors import EmologError
     from emolog.perception.scene import build_backbone
+
     if record.get("simulated") or not (record.get("backbone") or {}).get("name"):
-        raise ConfigError("regime 'joint-unfreeze': the cache names no scene backbone (a simulated cache has "
-                          "no pixels and no backbone); build one with `emolog cache build --prelast`")
+        raise ConfigError(
+            "regime 'joint-unfreeze': the cache names no scene backbone (a simulated cache has "
+            "no pixels and no backbone); build one with `emolog cache build --prelast`"
+        )
     if not record.get("prelast"):
-        raise ConfigError("regime 'joint-unfreeze' needs the cache's pre-last activations: rebuild the cache "
-                          "with `emolog cache build --prelast`")
+        raise ConfigError(
+            "regime 'joint-unfreeze' needs the cache's pre-last activations: rebuild the cache "
+            "with `emolog cache build --prelast`"
+        )
     name = record["backbone"]["name"]
     path, _ = _weights("backbone", cfg.backbone.weights, record, "--backbone-weights")
     recorded = record["backbone"].get("weights_path")
     try:
         backbone = build_backbone(name, path, device="cpu")
     except EmologError as e:
-        raise ConfigError(f"regime 'joint-unfreeze' rebuilds the last block of {name} from its weights file, "
-                          f"but {e} (recorded path: {recorded or 'none'}); pass the checkpoint the cache was "
-                          "built with: --backbone-weights PATH (config key backbone.weights)") from None
+        raise ConfigError(
+            f"regime 'joint-unfreeze' rebuilds the last block of {name} from its weights file, "
+            f"but {e} (recorded path: {recorded or 'none'}); pass the checkpoint the cache was "
+            "built with: --backbone-weights PATH (config key backbone.weights)"
+        ) from None
     _check_sha(backbone, "backbone", record, name, "--backbone-weights", recorded)
     block = backbone.last_block
     for p in block.parameters():
@@ -97,8 +122,10 @@ def build_last_block(cfg: RunConfig, record: dict) -> nn.Module:
     if sum(p.numel() for p in block.parameters()) == 0:
         # The original unfroze backbone[-1] of children()[:-1]: the parameter-free pooling
         # layer, so "fine-tuning the last block" trained nothing. Never again silently.
-        raise TrainingError(f"regime 'joint-unfreeze': the last block of {name} has no trainable "
-                            "parameters; unfreezing it would train nothing")
+        raise TrainingError(
+            f"regime 'joint-unfreeze': the last block of {name} has no trainable "
+            "parameters; unfreezing it would train nothing"
+        )
     return block
 
 
@@ -119,6 +146,7 @@ def grey_face_logits(cfg: RunConfig, manifest: dict, record: dict) -> tuple[torc
     from emolog.errors import EmologError
     from emolog.perception.expression import DEFAULT_RECOGNISER, build_recogniser
     from emolog.perception.pipeline import GREY_FACE_SIZE, GREY_FACE_VALUE
+
     name = (record.get("recogniser") or {}).get("name") or DEFAULT_RECOGNISER
     path, _ = _weights("recogniser", cfg.perception.recogniser_weights, record, "--recogniser-weights")
     recorded = (record.get("recogniser") or {}).get("weights_path")
@@ -132,10 +160,12 @@ def grey_face_logits(cfg: RunConfig, manifest: dict, record: dict) -> tuple[torc
                 raise
             rec = build_recogniser(name, str(Path(path).parent), device="cpu")
     except (EmologError, OSError, ValueError) as e:
-        raise ConfigError(f"regime 'original' reads a grey face with the cache's recogniser {name}, but it "
-                          f"cannot be built: {str(e).splitlines()[0]} (recorded path: {recorded or 'none'}); pass "
-                          "its weights file or folder with --recogniser-weights PATH (config key "
-                          "perception.recogniser_weights), or the 7 logits with --set perception.grey_face_logits=[...]") from None
+        raise ConfigError(
+            f"regime 'original' reads a grey face with the cache's recogniser {name}, but it "
+            f"cannot be built: {str(e).splitlines()[0]} (recorded path: {recorded or 'none'}); pass "
+            "its weights file or folder with --recogniser-weights PATH (config key "
+            "perception.recogniser_weights), or the 7 logits with --set perception.grey_face_logits=[...]"
+        ) from None
     if not record.get("simulated"):
         _check_sha(rec, "recogniser", record, name, "--recogniser-weights", recorded)
     grey = Image.new("RGB", (GREY_FACE_SIZE, GREY_FACE_SIZE), (GREY_FACE_VALUE,) * 3)
@@ -149,16 +179,21 @@ def scene_classifier(cfg: RunConfig, record: dict) -> tuple[nn.Module, list[str]
     scene features, frozen, and its class names; for a binding that reads cache.scene_classes."""
     from emolog.errors import EmologError
     from emolog.perception.scene import build_backbone
+
     name = (record.get("backbone") or {}).get("name")
     if record.get("simulated") or not name:
-        raise ConfigError("cache.scene_classes needs the scene backbone's classifier, but the cache names no "
-                          "backbone (a simulated cache has none): read cache.scene instead")
+        raise ConfigError(
+            "cache.scene_classes needs the scene backbone's classifier, but the cache names no "
+            "backbone (a simulated cache has none): read cache.scene instead"
+        )
     path, _ = _weights("backbone", cfg.backbone.weights, record, "--backbone-weights")
     try:
         backbone = build_backbone(name, path, device="cpu")
     except EmologError as e:
-        raise ConfigError(f"cache.scene_classes reads the classifier of {name} from its weights file, but {e} "
-                          "; pass it with --backbone-weights PATH (config key backbone.weights)") from None
+        raise ConfigError(
+            f"cache.scene_classes reads the classifier of {name} from its weights file, but {e} "
+            "; pass it with --backbone-weights PATH (config key backbone.weights)"
+        ) from None
     _check_sha(backbone, "backbone", record, name, "--backbone-weights", record["backbone"].get("weights_path"))
     for p in backbone.classifier.parameters():
         p.requires_grad_(False)

@@ -33,15 +33,24 @@ from typing import Any
 from emolog.data.artefacts import ArtefactMissing, read_bytes
 from emolog.labels import LABEL_SETS
 from emolog.model.bindings.maps import label_values as parse_label_values
-from emolog.model.bindings.schema import (
-    Foreign, NetBinding, SpecError, parse_foreign, parse_nets,
-)
+from emolog.model.bindings.schema import Foreign, NetBinding, SpecError, parse_foreign, parse_nets
 from emolog.config.run import ConfigError
 from emolog.model.target import Target, parse_target
 
 SPEC_DIR = Path(__file__).resolve().parent / "specs"
-KEYS = {"name", "program", "query", "image", "labels", "label_values", "nets", "foreign", "description", "engine",
-        "target"}
+KEYS = {
+    "name",
+    "program",
+    "query",
+    "image",
+    "labels",
+    "label_values",
+    "nets",
+    "foreign",
+    "description",
+    "engine",
+    "target",
+}
 
 __all__ = ["SPEC_DIR", "Spec", "SpecError", "load_spec", "query_functor", "resolve_spec"]
 
@@ -52,11 +61,11 @@ class Spec:
 
     name: str
     path: Path | None
-    base: Path                          # relative paths in the spec (program, labels, modules)
-    program: str                        # a shipped program name or an absolute .pl path
-    query: str                          # the template as written
-    template: str                       # the template with the image variable named I
-    image: str | None                   # the image variable as written (None: the template has none)
+    base: Path  # relative paths in the spec (program, labels, modules)
+    program: str  # a shipped program name or an absolute .pl path
+    query: str  # the template as written
+    template: str  # the template with the image variable named I
+    image: str | None  # the image variable as written (None: the template has none)
     classes: tuple[str, ...]
     label_set: str
     label_values: dict[str, Any] | None = None
@@ -64,7 +73,7 @@ class Spec:
     foreign: dict[str, Foreign] = field(default_factory=dict)
     description: str = ""
     notes: list[str] = field(default_factory=list)
-    target: Target | None = None        # valence/arousal bins as the classes (emolog.model.target)
+    target: Target | None = None  # valence/arousal bins as the classes (emolog.model.target)
 
     @property
     def where(self) -> str:
@@ -81,12 +90,22 @@ class Spec:
 
     def record(self) -> dict:
         """JSON-able, read back by ``Spec.from_record`` (config.json, results.json, load_run)."""
-        return {"name": self.name, "path": str(self.path) if self.path else None, "program": self.program,
-                "query": self.query, "image": self.image, "labels": self.label_set, "classes": list(self.classes),
-                "label_values": self.label_values, "nets": {n: b.record() for n, b in self.nets.items()},
-                "foreign": {n: f.record() for n, f in self.foreign.items()}, "description": self.description,
-                "notes": list(self.notes), "base": str(self.base),
-                "target": self.target.to_dict() if self.target else None}
+        return {
+            "name": self.name,
+            "path": str(self.path) if self.path else None,
+            "program": self.program,
+            "query": self.query,
+            "image": self.image,
+            "labels": self.label_set,
+            "classes": list(self.classes),
+            "label_values": self.label_values,
+            "nets": {n: b.record() for n, b in self.nets.items()},
+            "foreign": {n: f.record() for n, f in self.foreign.items()},
+            "description": self.description,
+            "notes": list(self.notes),
+            "base": str(self.base),
+            "target": self.target.to_dict() if self.target else None,
+        }
 
     @staticmethod
     def from_record(d: dict) -> "Spec":
@@ -95,16 +114,27 @@ class Spec:
         keys = {k: v for k, v in d.items() if k in KEYS and k not in ("labels", "target")}
         keys["labels"] = "<recorded>"
         target = Target.from_dict(d["target"]) if d.get("target") else None
-        return _parse(keys, d.get("path") or "spec (a Python dict)", base, Path(d["path"]) if d.get("path") else None,
-                      d.get("name", "spec"), tuple(d["classes"]), d.get("labels", "<recorded>"), target)
+        return _parse(
+            keys,
+            d.get("path") or "spec (a Python dict)",
+            base,
+            Path(d["path"]) if d.get("path") else None,
+            d.get("name", "spec"),
+            tuple(d["classes"]),
+            d.get("labels", "<recorded>"),
+            target,
+        )
 
 
 def resolve_spec(name_or_path: str) -> Path:
     """A shipped spec name (``seed``, ``gated``, ``emo8_buckets``) or a .toml path."""
     p = Path(name_or_path)
     if p.is_dir():
-        shipped = " (it shadows the shipped spec of that name: give its .toml path)" \
-            if (SPEC_DIR / f"{name_or_path}.toml").is_file() else ""
+        shipped = (
+            " (it shadows the shipped spec of that name: give its .toml path)"
+            if (SPEC_DIR / f"{name_or_path}.toml").is_file()
+            else ""
+        )
         raise ConfigError(f"config key 'spec': {p} is a directory, not a spec file{shipped}")
     if p.suffix == ".toml" or p.exists():
         if not p.is_file():
@@ -121,7 +151,7 @@ def load_spec(spec: str | dict) -> Spec:
     """Read and check a spec: a shipped name, a .toml path, or a dict with the file's keys (a
     spec written in Python; relative paths in it are relative to the current directory)."""
     if isinstance(spec, dict):
-        if "classes" in spec:   # a run's record (config.json)
+        if "classes" in spec:  # a run's record (config.json)
             return Spec.from_record(spec)
         return _parse(dict(spec), "spec (a Python dict)", Path.cwd(), None, "python")
     path = resolve_spec(spec)
@@ -134,9 +164,16 @@ def load_spec(spec: str | dict) -> Spec:
     return _parse(d, str(path), path.parent, path, path.stem)
 
 
-def _parse(d: dict, where: str, base: Path, path: Path | None, default_name: str,
-           classes: tuple[str, ...] | None = None, label_set: str | None = None,
-           target: Target | None = None) -> Spec:
+def _parse(
+    d: dict,
+    where: str,
+    base: Path,
+    path: Path | None,
+    default_name: str,
+    classes: tuple[str, ...] | None = None,
+    label_set: str | None = None,
+    target: Target | None = None,
+) -> Spec:
     """A spec's keys checked; ``where`` names it in errors, ``base`` resolves relative paths."""
     unknown = sorted(set(d) - KEYS)
     if unknown:
@@ -149,17 +186,18 @@ def _parse(d: dict, where: str, base: Path, path: Path | None, default_name: str
         if not isinstance(d.get(key), str) or not d[key]:
             raise SpecError(f"{where}: key {key!r} is required (a string)")
     notes = []
-    if "engine" in d:   # emolog now chooses how to compile every program itself
-        notes.append(f"{where}: the key engine = {d['engine']!r} is no longer needed and was ignored (emolog "
-                     "compiles every program itself); remove it")
+    if "engine" in d:  # emolog now chooses how to compile every program itself
+        notes.append(
+            f"{where}: the key engine = {d['engine']!r} is no longer needed and was ignored (emolog "
+            "compiles every program itself); remove it"
+        )
     program = d["program"]
     if program.endswith(".pl"):
         program = str((base / program).resolve())
         if not Path(program).is_file():
             raise SpecError(f"{where}: program {d['program']!r}: no such file {program}")
     if classes is None:
-        classes, label_set = (target.classes, "target") if target else (_classes(d["labels"], base, where),
-                                                                          d["labels"])
+        classes, label_set = (target.classes, "target") if target else (_classes(d["labels"], base, where), d["labels"])
     template, image = _template(d["query"], d.get("image"), where)
     try:
         values = parse_label_values(d.get("label_values"), classes, base, f"{where}:")
@@ -167,8 +205,23 @@ def _parse(d: dict, where: str, base: Path, path: Path | None, default_name: str
         raise SpecError(str(e)) from None
     nets = parse_nets(d.get("nets", {}), where, base)
     foreign = parse_foreign(d.get("foreign", {}), where, base)
-    return Spec(d.get("name", default_name), path, base, program, d["query"], template, image, tuple(classes),
-                label_set, values, nets, foreign, d.get("description", ""), notes, target)
+    return Spec(
+        d.get("name", default_name),
+        path,
+        base,
+        program,
+        d["query"],
+        template,
+        image,
+        tuple(classes),
+        label_set,
+        values,
+        nets,
+        foreign,
+        d.get("description", ""),
+        notes,
+        target,
+    )
 
 
 def _classes(labels: str, base: Path, where: str) -> tuple[str, ...]:
@@ -181,8 +234,9 @@ def _classes(labels: str, base: Path, where: str) -> tuple[str, ...]:
     classes = tuple(x for x in lines if x and not x.startswith("#"))
     dup = sorted({x for x in classes if classes.count(x) > 1})
     if dup or not classes:
-        raise SpecError(f"{lp}: a label file needs distinct labels, one a line "
-                        f"({f'repeated: {dup}' if dup else 'it has none'})")
+        raise SpecError(
+            f"{lp}: a label file needs distinct labels, one a line ({f'repeated: {dup}' if dup else 'it has none'})"
+        )
     return classes
 
 
@@ -195,28 +249,35 @@ def _template(query: str, image: Any, where: str) -> tuple[str, str | None]:
 
     from emolog.logic import ProgramError
     from emolog.logic.templates import parse_template
+
     try:
         t = parse_template(query, where)
     except ProgramError as e:
         raise SpecError(f"{where}: query {query!r} does not parse ({e.message})") from None
     if not t.args or not isinstance(t.args[-1], Var):
-        raise SpecError(f"{where}: query {query!r}: its last argument must be a variable, the label "
-                        f"(e.g. {t.functor}(..., E))")
+        raise SpecError(
+            f"{where}: query {query!r}: its last argument must be a variable, the label (e.g. {t.functor}(..., E))"
+        )
     label = str(t.args[-1])
     others = sorted({str(v) for v in t.variables()} - {label, "Faces"})
     if image is not None:
         if image not in others:
-            raise SpecError(f"{where}: image = {image!r} is not a variable of the query {query!r} "
-                            f"(its variables besides the label and Faces: {others})")
+            raise SpecError(
+                f"{where}: image = {image!r} is not a variable of the query {query!r} "
+                f"(its variables besides the label and Faces: {others})"
+            )
     elif len(others) > 1:
-        raise SpecError(f"{where}: the query {query!r} has the variables {others} besides the label {label} and "
-                        f"Faces; say which is the image, e.g. image = {others[0]!r}")
+        raise SpecError(
+            f"{where}: the query {query!r} has the variables {others} besides the label {label} and "
+            f"Faces; say which is the image, e.g. image = {others[0]!r}"
+        )
     else:
         image = others[0] if others else None
     if image is not None and image != "I":
         if "I" in others:
-            raise SpecError(f"{where}: the query {query!r} uses I for something other than the image {image}; "
-                            "rename it")
+            raise SpecError(
+                f"{where}: the query {query!r} uses I for something other than the image {image}; rename it"
+            )
         t = t.apply_term({Var(image): Var("I")})
     return str(t), image
 
@@ -224,4 +285,3 @@ def _template(query: str, image: Any, where: str) -> tuple[str, str | None]:
 def query_functor(query: str) -> str:
     """The answer predicate of a spec's query: ``emotion`` for ``emotion(X, E)``."""
     return query.split("(", 1)[0].strip()
-

@@ -38,7 +38,7 @@ import numpy as np
 from emolog.labels import VA_RANGES
 from emolog.config.run import ConfigError
 
-if TYPE_CHECKING:   # torch, scipy and scikit-learn (metrics) are imported where used: `--help` stays instant
+if TYPE_CHECKING:  # torch, scipy and scikit-learn (metrics) are imported where used: `--help` stays instant
     import torch
 
 LOSSES: tuple[str, ...] = ("nll", "squared-error")
@@ -65,20 +65,33 @@ class Target:
         return tuple(f"{a}_{b}" for a in self.bins[0] for b in self.bins[1])
 
     def to_dict(self) -> dict:
-        return {"variables": list(self.variables), "bins": [list(b) for b in self.bins],
-                "edges": [list(e) for e in self.edges], "loss": self.loss,
-                "values": [list(v) for v in self.values] if self.values is not None else None}
+        return {
+            "variables": list(self.variables),
+            "bins": [list(b) for b in self.bins],
+            "edges": [list(e) for e in self.edges],
+            "loss": self.loss,
+            "values": [list(v) for v in self.values] if self.values is not None else None,
+        }
 
     @classmethod
     def from_dict(cls, d: dict) -> "Target":
-        return cls(tuple(d["variables"]), tuple(tuple(b) for b in d["bins"]), tuple(tuple(e) for e in d["edges"]),
-                   d.get("loss", "nll"),
-                   tuple(tuple(v) for v in d["values"]) if d.get("values") is not None else None)
+        return cls(
+            tuple(d["variables"]),
+            tuple(tuple(b) for b in d["bins"]),
+            tuple(tuple(e) for e in d["edges"]),
+            d.get("loss", "nll"),
+            tuple(tuple(v) for v in d["values"]) if d.get("values") is not None else None,
+        )
 
     def bin_of(self, values: np.ndarray) -> np.ndarray:
         """[N, V] values -> [N, V] bin indices (values outside the edges: ``check_values``)."""
-        return np.stack([np.clip(np.searchsorted(np.asarray(e[1:-1]), values[:, j], side="right"), 0,
-                                 len(self.bins[j]) - 1) for j, e in enumerate(self.edges)], 1)
+        return np.stack(
+            [
+                np.clip(np.searchsorted(np.asarray(e[1:-1]), values[:, j], side="right"), 0, len(self.bins[j]) - 1)
+                for j, e in enumerate(self.edges)
+            ],
+            1,
+        )
 
     def class_of(self, values: np.ndarray) -> np.ndarray:
         """[N, V] values -> [N] class indices (the pair's index for two variables)."""
@@ -92,9 +105,11 @@ class Target:
             lo, hi = self.edges[j][0], self.edges[j][-1]
             bad = [ids[i] for i in np.flatnonzero(~np.isfinite(v) | (v < lo) | (v > hi))]
             if bad:
-                raise ConfigError(f"the target {var} needs a value in [{lo}, {hi}] for every image; "
-                                  f"{len(bad)} have none or one outside it: {bad[:10]}"
-                                  f"{' ...' if len(bad) > 10 else ''} (index.csv column {var})")
+                raise ConfigError(
+                    f"the target {var} needs a value in [{lo}, {hi}] for every image; "
+                    f"{len(bad)} have none or one outside it: {bad[:10]}"
+                    f"{' ...' if len(bad) > 10 else ''} (index.csv column {var})"
+                )
 
     def fitted(self, train_values: np.ndarray) -> "Target":
         """This target with each bin's value: the training mean of the values in it (its
@@ -103,8 +118,12 @@ class Target:
         bins = self.bin_of(np.asarray(train_values, dtype=np.float64))
         for j, names in enumerate(self.bins):
             e = self.edges[j]
-            out.append(tuple(float(train_values[bins[:, j] == k, j].mean()) if (bins[:, j] == k).any()
-                             else (e[k] + e[k + 1]) / 2 for k in range(len(names))))
+            out.append(
+                tuple(
+                    float(train_values[bins[:, j] == k, j].mean()) if (bins[:, j] == k).any() else (e[k] + e[k + 1]) / 2
+                    for k in range(len(names))
+                )
+            )
         return replace(self, values=tuple(out))
 
     def marginals(self, probs: np.ndarray | torch.Tensor) -> list:
@@ -130,8 +149,10 @@ def _list(x: object, key: str, where: str, variable: str | None) -> list | None:
     """The per-variable entry of ``bins`` / ``edges``: a list, or a table keyed by variable."""
     if isinstance(x, dict):
         if variable is None or set(x) - set(VA_RANGES):
-            raise ConfigError(f"{where}: [target] {key} keyed by variable needs two variables and keys "
-                              f"from {list(VA_RANGES)}, got {sorted(x)}")
+            raise ConfigError(
+                f"{where}: [target] {key} keyed by variable needs two variables and keys "
+                f"from {list(VA_RANGES)}, got {sorted(x)}"
+            )
         x = x.get(variable)
     if x is not None and not isinstance(x, list):
         raise ConfigError(f"{where}: [target] {key} must be a list (or, for two variables, a table of lists)")
@@ -152,7 +173,7 @@ def parse_target(d: object, where: str) -> Target:
     # with two variables, bins and edges may be tables keyed by variable
     keyed = len(variables) == 2
     bins, edges = [], []
-    for var in variables:   # checked variable by variable: the first mistake is the one said
+    for var in variables:  # checked variable by variable: the first mistake is the one said
         bins.append(_bins(d, var, keyed, where))
         edges.append(_edges(d, var, bins[-1], keyed, where))
     return Target(tuple(variables), tuple(bins), tuple(edges), loss)
@@ -162,10 +183,15 @@ def _variables(d: dict, where: str) -> list[str]:
     """``variable``: one of VA_RANGES, or a list of one or both (each once)."""
     variables = d.get("variable")
     variables = [variables] if isinstance(variables, str) else variables
-    if not (isinstance(variables, list) and 1 <= len(variables) <= 2 and len(set(variables)) == len(variables)
-            and set(variables) <= set(VA_RANGES)):
-        raise ConfigError(f"{where}: [target] variable must be one of {list(VA_RANGES)} or a list of both, "
-                          f"got {d.get('variable')!r}")
+    if not (
+        isinstance(variables, list)
+        and 1 <= len(variables) <= 2
+        and len(set(variables)) == len(variables)
+        and set(variables) <= set(VA_RANGES)
+    ):
+        raise ConfigError(
+            f"{where}: [target] variable must be one of {list(VA_RANGES)} or a list of both, got {d.get('variable')!r}"
+        )
     return variables
 
 
@@ -173,8 +199,9 @@ def _bins(d: dict, var: str, keyed: bool, where: str) -> tuple[str, ...]:
     """The bin names of ``var``: at least 2 distinct non-empty strings, low to high."""
     b = _list(d.get("bins"), "bins", where, var if keyed else None)
     if not b or len(b) < 2 or not all(isinstance(x, str) and x for x in b):
-        raise ConfigError(f"{where}: [target] bins of {var} must name at least 2 bins, low to high "
-                          f"(the query's answers), got {b!r}")
+        raise ConfigError(
+            f"{where}: [target] bins of {var} must name at least 2 bins, low to high (the query's answers), got {b!r}"
+        )
     if len(set(b)) != len(b):
         raise ConfigError(f"{where}: [target] bins of {var} repeat a name: {b}")
     return tuple(b)
@@ -187,8 +214,11 @@ def _edges(d: dict, var: str, bins: tuple[str, ...], keyed: bool, where: str) ->
     if e is None:
         lo, hi = VA_RANGES[var]
         e = list(np.linspace(lo, hi, len(bins) + 1))
-    if len(e) != len(bins) + 1 or any(not isinstance(x, (int, float)) for x in e) \
-            or any(x >= y for x, y in zip(e, e[1:])):
+    if (
+        len(e) != len(bins) + 1
+        or any(not isinstance(x, (int, float)) for x in e)
+        or any(x >= y for x, y in zip(e, e[1:]))
+    ):
         raise ConfigError(f"{where}: [target] edges of {var} must be {len(bins) + 1} increasing numbers, got {e}")
     return tuple(float(x) for x in e)
 
@@ -206,6 +236,7 @@ def index_values(index, ids: Sequence[str], target: Target) -> np.ndarray:
 def expected_t(target: Target, probs: torch.Tensor) -> torch.Tensor:
     """``Target.expected`` in torch (differentiable), [B, C] -> [B, V]."""
     import torch
+
     vals = [torch.tensor(v, dtype=probs.dtype, device=probs.device) for v in target.values]
     return torch.stack([m @ v for m, v in zip(target.marginals(probs), vals)], 1)
 
@@ -221,8 +252,9 @@ class SquaredErrorLoss:
     def targets(s) -> torch.Tensor:
         return s.values
 
-    def __call__(self, probs: torch.Tensor, values: torch.Tensor,
-                 sample_weight: torch.Tensor | None = None) -> torch.Tensor:
+    def __call__(
+        self, probs: torch.Tensor, values: torch.Tensor, sample_weight: torch.Tensor | None = None
+    ) -> torch.Tensor:
         err = ((expected_t(self.target, probs) - values.to(probs.dtype)) ** 2).sum(1)
         if sample_weight is None:
             return err.mean()
@@ -247,7 +279,7 @@ def rank(x: np.ndarray) -> np.ndarray:
     xs = x[order]
     first = np.r_[True, xs[1:] != xs[:-1]]
     starts = np.flatnonzero(np.r_[first, True])
-    avg = (starts[:-1] + starts[1:] + 1) / 2           # mean 1-based rank of each run of ties
+    avg = (starts[:-1] + starts[1:] + 1) / 2  # mean 1-based rank of each run of ties
     out = np.empty(len(x))
     out[order] = avg[np.cumsum(first) - 1]
     return out
@@ -268,9 +300,13 @@ def regression_scores(pred: np.ndarray, true: np.ndarray) -> dict[str, float]:
     d = pred - true
     cov = float(np.mean((pred - pred.mean()) * (true - true.mean())))
     denom = pred.var() + true.var() + (pred.mean() - true.mean()) ** 2
-    return {"mae": float(np.abs(d).mean()), "rmse": float(np.sqrt((d ** 2).mean())),
-            "spearman": corr(rank(pred), rank(true)), "pearson": corr(pred, true),
-            "ccc": float(2 * cov / denom) if denom > 0 else float("nan")}
+    return {
+        "mae": float(np.abs(d).mean()),
+        "rmse": float(np.sqrt((d**2).mean())),
+        "spearman": corr(rank(pred), rank(true)),
+        "pearson": corr(pred, true),
+        "ccc": float(2 * cov / denom) if denom > 0 else float("nan"),
+    }
 
 
 def regression_metrics(pred: np.ndarray, true: np.ndarray, n_boot: int = 1000, seed: int = 0) -> dict:
@@ -279,11 +315,14 @@ def regression_metrics(pred: np.ndarray, true: np.ndarray, n_boot: int = 1000, s
     ``{"mae", "mae_lo", "mae_hi", ..., "n"}``."""
     pred, true = np.asarray(pred, dtype=np.float64), np.asarray(true, dtype=np.float64)
     from emolog.metrics.classification import bootstrap_ci
+
     out: dict = regression_scores(pred, true)
     if n_boot:
+
         def scores(idx: np.ndarray) -> np.ndarray:
             s = regression_scores(pred[idx], true[idx])
             return np.array([s[k] for k in VA_METRICS])
+
         ci = bootstrap_ci(scores, len(true), n_boot=n_boot, seed=seed)
         for k, name in enumerate(VA_METRICS):
             out[f"{name}_lo"], out[f"{name}_hi"] = float(ci["lo"][k]), float(ci["hi"][k])
@@ -295,8 +334,9 @@ def va_metrics(target: Target, probs: np.ndarray, values: np.ndarray, n_boot: in
     """Per variable of the target, ``regression_metrics`` of the expected values of ``probs``
     [N, C] against ``values`` [N, V]."""
     pred = target.expected(probs)
-    return {var: regression_metrics(pred[:, j], np.asarray(values)[:, j], n_boot) for j, var in
-            enumerate(target.variables)}
+    return {
+        var: regression_metrics(pred[:, j], np.asarray(values)[:, j], n_boot) for j, var in enumerate(target.variables)
+    }
 
 
 def va_sanity(metrics: dict, train_values: np.ndarray, test_values: np.ndarray, variables: Sequence[str]) -> str | None:
@@ -307,13 +347,17 @@ def va_sanity(metrics: dict, train_values: np.ndarray, test_values: np.ndarray, 
         base = float(np.abs(test_values[:, j] - train_values[:, j].mean()).mean())
         m = metrics[v]
         if m.get("mae_hi", m["mae"]) >= base:
-            bad.append(f"{v} MAE {m['mae']:.3f} [{m.get('mae_lo', m['mae']):.3f}, {m.get('mae_hi', m['mae']):.3f}] "
-                       f"vs {base:.3f} for the training mean")
+            bad.append(
+                f"{v} MAE {m['mae']:.3f} [{m.get('mae_lo', m['mae']):.3f}, {m.get('mae_hi', m['mae']):.3f}] "
+                f"vs {base:.3f} for the training mean"
+            )
     if not bad:
         return None
-    return ("WARNING: no better than predicting the training mean (" + "; ".join(bad) + "): check that the "
-            "index's values belong to their images; with very few training images the model may also simply "
-            "have learned nothing yet")
+    return (
+        "WARNING: no better than predicting the training mean (" + "; ".join(bad) + "): check that the "
+        "index's values belong to their images; with very few training images the model may also simply "
+        "have learned nothing yet"
+    )
 
 
 # ----------------------------------------------------------------------------- experiments
@@ -324,6 +368,7 @@ def experiment_target(data_dir: str | Path, target: Target, n_train: int | None)
     data directory, as its runs fit them, and {image id: values [V]} of the test images."""
     from emolog.data.index import ImageIndex
     from emolog.data.split import load_split
+
     index = ImageIndex.load(Path(data_dir) / "index.csv")
     split = load_split(Path(data_dir) / "split.json")
     fitted = target.fitted(index_values(index, split["train"][:n_train] if n_train else split["train"], target))
@@ -339,17 +384,22 @@ def va_columns(results: dict) -> dict[str, float]:
 def baseline_va_columns(target: Target, probs: np.ndarray, values: np.ndarray) -> dict[str, float]:
     """``va_columns`` of a baseline's test predictions [N, C] against ``values`` [N, V]."""
     pred = target.expected(probs)
-    return {f"{var}_{k}": v for j, var in enumerate(target.variables)
-            for k, v in regression_scores(pred[:, j], values[:, j]).items()}
+    return {
+        f"{var}_{k}": v
+        for j, var in enumerate(target.variables)
+        for k, v in regression_scores(pred[:, j], values[:, j]).items()
+    }
 
 
-def va_bootstrap_rows(target: Target, systems: dict[str, list[np.ndarray]], reference: str, values: np.ndarray,
-                      n_boot: int, seed: int) -> list[dict]:
+def va_bootstrap_rows(
+    target: Target, systems: dict[str, list[np.ndarray]], reference: str, values: np.ndarray, n_boot: int, seed: int
+) -> list[dict]:
     """Rows of bootstrap.csv for the mean absolute error of each variable: per system, the
     seed-averaged MAE minus the reference's with a 95% interval, seeds and test images
     resampled (``bootstrap_ci``, as ``paired_bootstrap_seeds`` does for the class metrics).
     ``systems``: per system, its seeds' test probabilities [N, C], rows aligned with ``values``."""
     from emolog.metrics.classification import bootstrap_ci
+
     err = {name: [np.abs(target.expected(p) - values) for p in ps] for name, ps in systems.items()}
     rows = []
     for name in systems:
@@ -358,10 +408,22 @@ def va_bootstrap_rows(target: Target, systems: dict[str, list[np.ndarray]], refe
         a, b = err[name], err[reference]
         paired = len(a) == len(b)
         for j, var in enumerate(target.variables):
+
             def diff(idx: np.ndarray, ta: np.ndarray, tb: np.ndarray | None = None, j: int = j) -> float:
                 tb = ta if tb is None else tb
                 return float(np.mean([a[s][idx, j].mean() for s in ta]) - np.mean([b[s][idx, j].mean() for s in tb]))
+
             r = bootstrap_ci(diff, len(values), (len(a),) if paired else (len(a), len(b)), n_boot=n_boot, seed=seed)
-            rows.append({"system": name, "reference": reference, "metric": f"{var}_mae", "diff": r["estimate"],
-                         "lo": r["lo"], "hi": r["hi"], "n_seeds": len(a), "n_images": len(values)})
+            rows.append(
+                {
+                    "system": name,
+                    "reference": reference,
+                    "metric": f"{var}_mae",
+                    "diff": r["estimate"],
+                    "lo": r["lo"],
+                    "hi": r["hi"],
+                    "n_seeds": len(a),
+                    "n_images": len(values),
+                }
+            )
     return rows

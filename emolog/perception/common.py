@@ -35,8 +35,7 @@ def sha256_file(path: str | os.PathLike) -> str:
     return _SHA_CACHE[key]
 
 
-def require_file(path: str | os.PathLike | None, what: str, expected: str,
-                 where: str | None = None) -> Path:
+def require_file(path: str | os.PathLike | None, what: str, expected: str, where: str | None = None) -> Path:
     """Return ``path`` as a Path if it is an existing file; otherwise raise WeightsError
     naming the file, the expected format and (when known) where to get it."""
     hint = f" Get it from {where}." if where else ""
@@ -46,5 +45,3 @@ def require_file(path: str | os.PathLike | None, what: str, expected: str,
     if not p.is_file():
         raise WeightsError(f"{what}: weights file {str(p)!r} not found (expected {expected}).{hint}")
     return p
-
-

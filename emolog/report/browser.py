@@ -23,9 +23,16 @@ from PIL import Image
 from emolog.errors import EmologError, MissingError
 
 FLAGS: tuple[str, ...] = (
-    "--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
-    "--disable-component-update", "--disable-sync", "--no-first-run", "--disable-quic",
-    "--hide-scrollbars", "--mute-audio",
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+    "--disable-quic",
+    "--hide-scrollbars",
+    "--mute-audio",
 )
 
 # Runs in the page after load (the WebDriver awaits the promise): waits until every <img>
@@ -83,8 +90,7 @@ def find_chromedriver() -> str:
     return _find("EMOLOG_CHROMEDRIVER", ("chromedriver",), "chromium-driver")
 
 
-def check_page(html: str | Path, width: int = 1280, max_height: int | None = None,
-               timeout: float = 30.0) -> PageCheck:
+def check_page(html: str | Path, width: int = 1280, max_height: int | None = None, timeout: float = 30.0) -> PageCheck:
     """Load ``html`` (a local file) in headless Chromium at ``width`` CSS px and report what it saw.
 
     The screenshot covers the whole page (or its top ``max_height`` px), at 1 device pixel per
@@ -113,21 +119,39 @@ def check_page(html: str | Path, width: int = 1280, max_height: int | None = Non
         try:
             driver.set_page_load_timeout(timeout)
             driver.set_script_timeout(timeout)
-            driver.execute_cdp_cmd("Emulation.setDeviceMetricsOverride",
-                                   {"width": width, "height": 900, "deviceScaleFactor": 1, "mobile": False})
+            driver.execute_cdp_cmd(
+                "Emulation.setDeviceMetricsOverride",
+                {"width": width, "height": 900, "deviceScaleFactor": 1, "mobile": False},
+            )
             driver.get(url)
             res = driver.execute_script(_PROBE)
             height = int(res["height"]) if max_height is None else min(int(res["height"]), max_height)
-            shot = driver.execute_cdp_cmd("Page.captureScreenshot", {
-                "format": "png", "captureBeyondViewport": True,
-                "clip": {"x": 0, "y": 0, "width": width, "height": height, "scale": 1}})
-            errors = [f"{e.get('source', 'console')}: {e.get('message')}" for e in driver.get_log("browser")
-                      if e.get("level") == "SEVERE"]
+            shot = driver.execute_cdp_cmd(
+                "Page.captureScreenshot",
+                {
+                    "format": "png",
+                    "captureBeyondViewport": True,
+                    "clip": {"x": 0, "y": 0, "width": width, "height": height, "scale": 1},
+                },
+            )
+            errors = [
+                f"{e.get('source', 'console')}: {e.get('message')}"
+                for e in driver.get_log("browser")
+                if e.get("level") == "SEVERE"
+            ]
         except WebDriverException as e:
             raise BrowserError(f"checking {html} in Chromium failed: {e.msg}") from e
         finally:
             driver.quit()
     png = base64.b64decode(shot["data"])
     grey = np.asarray(Image.open(io.BytesIO(png)).convert("L"), dtype=np.float32)
-    return PageCheck(errors=errors, images=res["images"], values=res["values"], about=res["about"],
-                     sections=res["sections"], notes=res["notes"], screenshot=png, pixel_std=float(grey.std()))
+    return PageCheck(
+        errors=errors,
+        images=res["images"],
+        values=res["values"],
+        about=res["about"],
+        sections=res["sections"],
+        notes=res["notes"],
+        screenshot=png,
+        pixel_std=float(grey.std()),
+    )

@@ -27,8 +27,11 @@ class ReportSectionError(EmologError, RuntimeError):
 
     def __init__(self, failures: list) -> None:
         self.failures = failures
-        super().__init__(f"report: {len(failures)} section(s) failed: " + "; ".join(map(str, failures))
-                         + " (nothing written; --allow-partial writes the other sections, --debug shows the traceback)")
+        super().__init__(
+            f"report: {len(failures)} section(s) failed: "
+            + "; ".join(map(str, failures))
+            + " (nothing written; --allow-partial writes the other sections, --debug shows the traceback)"
+        )
 
 
 def _mdcell(v: object) -> str:
@@ -38,9 +41,14 @@ def _mdcell(v: object) -> str:
 
 def _env() -> jinja2.Environment:
     import jinja2
-    env = jinja2.Environment(loader=jinja2.PackageLoader("emolog.report", "templates"),
-                             autoescape=jinja2.select_autoescape(["html.j2"]),
-                             trim_blocks=True, lstrip_blocks=True, undefined=jinja2.StrictUndefined)
+
+    env = jinja2.Environment(
+        loader=jinja2.PackageLoader("emolog.report", "templates"),
+        autoescape=jinja2.select_autoescape(["html.j2"]),
+        trim_blocks=True,
+        lstrip_blocks=True,
+        undefined=jinja2.StrictUndefined,
+    )
     env.filters["mdcell"] = _mdcell
     return env
 
@@ -55,8 +63,9 @@ def partial_line(failures: list, broken: list[tuple[str, Exception]] = ()) -> st
     return "PARTIAL REPORT (--allow-partial): " + "; ".join(parts)
 
 
-def build_report(src: str | Path, out: str | Path | None = None, images: str | Path | None = None,
-                 allow_partial: bool = False) -> Path:
+def build_report(
+    src: str | Path, out: str | Path | None = None, images: str | Path | None = None, allow_partial: bool = False
+) -> Path:
     """Render the report of a run or experiment directory ``src``.
 
     Writes ``out`` (default ``src/report.html``) and ``report.md`` in the same folder, both
@@ -76,11 +85,12 @@ def build_report(src: str | Path, out: str | Path | None = None, images: str | P
     src = Path(src)
     inp = load(src)
     broken = broken_inputs(inp)
-    if broken and not allow_partial:   # before any figure is drawn: a damaged input is refused at once
+    if broken and not allow_partial:  # before any figure is drawn: a damaged input is refused at once
         where, first = broken[0]
         more = f" (and {len(broken) - 1} more unusable input(s))" if len(broken) > 1 else ""
-        first.args = (f"{first}{more}; nothing written (--allow-partial renders the rest and says so on "
-                      "the report's first line)",)
+        first.args = (
+            f"{first}{more}; nothing written (--allow-partial renders the rest and says so on the report's first line)",
+        )
         raise first
     # a warning repeated per run or per figure (pandas, matplotlib, numpy) is printed once
     with warnings.catch_warnings():
@@ -89,8 +99,7 @@ def build_report(src: str | Path, out: str | Path | None = None, images: str | P
     failed = ctx.pop("failed")
     if failed and not allow_partial:
         raise ReportSectionError(failed) from failed[0].error
-    ctx.update(version=__version__, source=str(src),
-               partial=partial_line(failed, broken) if failed or broken else None)
+    ctx.update(version=__version__, source=str(src), partial=partial_line(failed, broken) if failed or broken else None)
     out = Path(out) if out else src / "report.html"
     env = _env()
     atomic_write_text(out, env.get_template("report.html.j2").render(**ctx))
@@ -100,15 +109,29 @@ def build_report(src: str | Path, out: str | Path | None = None, images: str | P
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("source", metavar="RUN_OR_EXPERIMENT_DIR", help="a run or experiment directory")
-    parser.add_argument("--out", metavar="FILE.html", help="HTML file to write (default: DIR/report.html); "
-                        "report.md is written next to it")
-    parser.add_argument("--images", metavar="DIR", help="image root for the gallery of real photos, "
-                        "when index.csv's paths are not relative to the data directory")
-    parser.add_argument("--allow-partial", action="store_true", help="write the report even when a section "
-                        "fails (its first line then says which), and exit 0; by default a failed section "
-                        "fails the command")
-    parser.add_argument("--screenshot", metavar="FILE.png", help="also open the page in headless Chromium "
-                        "at 1280 px, save a full-page screenshot and fail on console errors or broken images")
+    parser.add_argument(
+        "--out",
+        metavar="FILE.html",
+        help="HTML file to write (default: DIR/report.html); report.md is written next to it",
+    )
+    parser.add_argument(
+        "--images",
+        metavar="DIR",
+        help="image root for the gallery of real photos, when index.csv's paths are not relative to the data directory",
+    )
+    parser.add_argument(
+        "--allow-partial",
+        action="store_true",
+        help="write the report even when a section "
+        "fails (its first line then says which), and exit 0; by default a failed section "
+        "fails the command",
+    )
+    parser.add_argument(
+        "--screenshot",
+        metavar="FILE.png",
+        help="also open the page in headless Chromium "
+        "at 1280 px, save a full-page screenshot and fail on console errors or broken images",
+    )
 
 
 def run(args: argparse.Namespace) -> int:
@@ -125,6 +148,7 @@ def screenshot(html: Path, png: str | Path) -> int:
     """Check ``html`` in headless Chromium and save its screenshot; 1 when the page is broken."""
     from emolog.data.atomic import atomic_write_bytes
     from emolog.report.browser import check_page
+
     check = check_page(html)  # BrowserError (an EmologError) goes to the command line's handler
     atomic_write_bytes(png, check.screenshot)
     broken = [i["alt"] for i in check.images if i["naturalWidth"] <= 0]

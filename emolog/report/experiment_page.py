@@ -10,11 +10,27 @@ from __future__ import annotations
 
 import numpy as np
 
-from emolog.report.experiment_sections import analysis_section, comparison_section, gallery_section, \
-    memorisation_section, va_section
+from emolog.report.experiment_sections import (
+    analysis_section,
+    comparison_section,
+    gallery_section,
+    memorisation_section,
+    va_section,
+)
 from emolog.report.inputs import ExperimentInputs
-from emolog.report.page import Cell, Preds, Section, SectionSpec, Table, about_line, build_sections, \
-    cache_fingerprint, num, read_preds, slug
+from emolog.report.page import (
+    Cell,
+    Preds,
+    Section,
+    SectionSpec,
+    Table,
+    about_line,
+    build_sections,
+    cache_fingerprint,
+    num,
+    read_preds,
+    slug,
+)
 from emolog.report.sections import changes_section, confusion_section, f1_section, flips_section, weights_section
 from emolog.report.trust_section import trust_section
 from emolog.runs.record import Groups, RunFiles, base_groups, group_runs, sources_of
@@ -23,17 +39,29 @@ from emolog.runs.record import Groups, RunFiles, base_groups, group_runs, source
 def parameters_section(groups: Groups) -> Section:
     """The program's logic parameters per regime: each ``t()`` by its readable name, mean over
     seeds (results.json ``t_values``), with the simulated truth where it is known."""
-    sec = Section("parameters", "Logic parameters",
-                  "Every t() of the program by name: its learned value per regime (mean over seeds) "
-                  "and, for simulated data, the true value the simulator drew labels from.")
+    sec = Section(
+        "parameters",
+        "Logic parameters",
+        "Every t() of the program by name: its learned value per regime (mean over seeds) "
+        "and, for simulated data, the true value the simulator drew labels from.",
+    )
     learned = {g: [r.t_values for r in rs if r.t_values] for g, rs in groups.items()}
     names = list(dict.fromkeys(k for vs in learned.values() for v in vs for k in v))
     true = next((t for rs in groups.values() for r in rs if (t := (r.results or {}).get("true_t_values"))), None) or {}
     has_true = any(k in true for k in names)
-    rows = [[Cell(k)] + [num(_mean_of(k, vs), f"tmean-{slug(g)}-{slug(k)}", 4) for g, vs in learned.items()]
-            + ([num(true.get(k), f"ttrue-{slug(k)}", 4)] if has_true else []) for k in names]
-    sec.tables.append(Table(["parameter"] + list(learned) + (["true"] if has_true else []), rows,
-                            f"{len(names)} t() values, mean over seeds"))
+    rows = [
+        [Cell(k)]
+        + [num(_mean_of(k, vs), f"tmean-{slug(g)}-{slug(k)}", 4) for g, vs in learned.items()]
+        + ([num(true.get(k), f"ttrue-{slug(k)}", 4)] if has_true else [])
+        for k in names
+    ]
+    sec.tables.append(
+        Table(
+            ["parameter"] + list(learned) + (["true"] if has_true else []),
+            rows,
+            f"{len(names)} t() values, mean over seeds",
+        )
+    )
     return sec
 
 
@@ -53,8 +81,13 @@ def experiment_report(exp: ExperimentInputs, images: str | None = None) -> dict:
     n_test = next((((r.results or {}).get("metrics") or {}).get("test", {}).get("n") for r in runs if r.results), None)
     cfg = runs[0].config if runs else None
     title = f"emolog experiment {exp.dir.name}: {len(base)} regimes, {len(runs)} runs"
-    return {"title": title, "about": about_line(exp.data, cache_fingerprint(exp.data, cfg, exp.dir), n_test),
-            "sections": sections, "kind": "experiment", "failed": failed}
+    return {
+        "title": title,
+        "about": about_line(exp.data, cache_fingerprint(exp.data, cfg, exp.dir), n_test),
+        "sections": sections,
+        "kind": "experiment",
+        "failed": failed,
+    }
 
 
 def _sections(exp: ExperimentInputs, groups: Groups, base: Groups, images: str | None) -> list[SectionSpec]:
@@ -68,19 +101,36 @@ def _sections(exp: ExperimentInputs, groups: Groups, base: Groups, images: str |
     return [
         ("comparison", "Comparison of regimes", lambda: _comparison(exp, groups, base)),
         *([("weights", "Source weights", lambda: weights_section(runs))] if has_sources else []),
-        *([("parameters", "Logic parameters", lambda: parameters_section(groups))]
-          if any(r.t_values for r in runs) else []),
-        *([("va", "Valence and arousal", lambda: va_section(first))]
-          if any((r.results or {}).get("target") for r in runs) else []),
+        *(
+            [("parameters", "Logic parameters", lambda: parameters_section(groups))]
+            if any(r.t_values for r in runs)
+            else []
+        ),
+        *(
+            [("va", "Valence and arousal", lambda: va_section(first))]
+            if any((r.results or {}).get("target") for r in runs)
+            else []
+        ),
         ("f1", "Per-class F1 with confidence intervals", lambda: _f1(base, preds, classes, pred_notes)),
         ("confusion", "Confusion matrices", lambda: confusion_section(base_runs, classes)),
         ("changes", "Which parameters really train", lambda: changes_section(base_runs)),
         ("flips", "Flipped predictions", lambda: flips_section(base_runs, classes)),
-        ("memorisation", "Memorisation curve",
-         lambda: memorisation_section(exp.get("memorisation.csv"), exp.note("memorisation.csv"))),
-        *([("trust", "Trust: faces vs scene",
-            lambda: trust_section({r.name: preds.get(r.name) for r in first}, [], {r.name: r for r in first}))]
-          if has_sources else []),
+        (
+            "memorisation",
+            "Memorisation curve",
+            lambda: memorisation_section(exp.get("memorisation.csv"), exp.note("memorisation.csv")),
+        ),
+        *(
+            [
+                (
+                    "trust",
+                    "Trust: faces vs scene",
+                    lambda: trust_section({r.name: preds.get(r.name) for r in first}, [], {r.name: r for r in first}),
+                )
+            ]
+            if has_sources
+            else []
+        ),
         ("gallery", "Example images", lambda: _gallery(runs, preds, classes, images)),
         ("analysis", "Which images the runs get wrong, and why", lambda: analysis_section(exp)),
     ]
@@ -108,14 +158,15 @@ def _comparison(exp: ExperimentInputs, groups: Groups, base: Groups) -> Section:
     warnings = meta.get("sanity_warnings") or {}
     if warnings:  # one line: the runs of one experiment usually share the same warning
         name, first = next(iter(warnings.items()))
-        sec.notes.append(f"{len(warnings)} run(s) carry a sanity warning ({', '.join(warnings)}); "
-                         f"{name}: {first}")
+        sec.notes.append(f"{len(warnings)} run(s) carry a sanity warning ({', '.join(warnings)}); {name}: {first}")
     if not exp.runs:
         sec.notes.append(f"no run directories found in {exp.dir}")
     elif base is not groups and len(base) < len(groups):
-        sec.notes.append(f"{len(groups) - len(base)} sweep groups ({', '.join(g for g in groups if g not in base)}) "
-                         "are in the weights table and the memorisation curve; the figures "
-                         "below show the base runs.")
+        sec.notes.append(
+            f"{len(groups) - len(base)} sweep groups ({', '.join(g for g in groups if g not in base)}) "
+            "are in the weights table and the memorisation curve; the figures "
+            "below show the base runs."
+        )
     return sec
 
 

@@ -27,8 +27,11 @@ def choose_examples(pred: pd.DataFrame, y: np.ndarray, p: np.ndarray, n: int = 6
     correct = y == p
     faces_post = pred[[c for c in pred.columns if c.startswith("post_") and c != "post_scene"]].sum(axis=1).to_numpy()
     scene_post = pred["post_scene"].to_numpy() if "post_scene" in pred else np.zeros(len(pred))
-    conf = pred[[c for c in pred.columns if c.startswith("p_")]].max(axis=1).to_numpy() \
-        if any(c.startswith("p_") for c in pred.columns) else np.zeros(len(pred))
+    conf = (
+        pred[[c for c in pred.columns if c.startswith("p_")]].max(axis=1).to_numpy()
+        if any(c.startswith("p_") for c in pred.columns)
+        else np.zeros(len(pred))
+    )
     order = np.arange(len(pred))
     ids = pred["image_id"].astype(str).to_numpy()
     picks: list[int] = []
@@ -59,9 +62,12 @@ def _scene_probs(run: RunFiles, scene: torch.Tensor) -> tuple[np.ndarray | None,
     if not run.get("has_scene_net"):
         return None, "the run has no scene_net.pt, so the scene's distribution is not shown"
     if "unfreeze" in run.regime:
-        return None, ("the run fine-tuned the backbone, so cached features no longer match its "
-                      "scene net; the scene's distribution is not shown")
+        return None, (
+            "the run fine-tuned the backbone, so cached features no longer match its "
+            "scene net; the scene's distribution is not shown"
+        )
     from emolog.perception.scene2emotion import Scene2EmotionNet
+
     try:
         sd = torch.load(run.dir / "scene_net.pt", map_location="cpu", weights_only=True)
         hidden, in_dim = sd["fc1.weight"].shape
@@ -70,12 +76,18 @@ def _scene_probs(run: RunFiles, scene: torch.Tensor) -> tuple[np.ndarray | None,
         net.eval()
         with torch.no_grad():
             return torch.softmax(net(scene.float()), dim=-1).numpy(), None
-    except (OSError, KeyError, RuntimeError, ValueError) as e:  # an unreadable or mismatched scene_net.pt: said, the rest renders
+    except (
+        OSError,
+        KeyError,
+        RuntimeError,
+        ValueError,
+    ) as e:  # an unreadable or mismatched scene_net.pt: said, the rest renders
         return None, f"scene_net.pt could not be applied to the cached features ({e})"
 
 
-def gallery(run: RunFiles, y: np.ndarray, p: np.ndarray, classes: list[str], n: int = 6,
-            images: str | Path | None = None) -> tuple[list[dict], list[str]]:
+def gallery(
+    run: RunFiles, y: np.ndarray, p: np.ndarray, classes: list[str], n: int = 6, images: str | Path | None = None
+) -> tuple[list[dict], list[str]]:
     """Gallery items ``{"uri", "caption", "image_id"}`` and notes (missing photos and the like).
 
     For real data (data provenance kind "real"); returns no items and one note when the index
@@ -110,7 +122,10 @@ def gallery(run: RunFiles, y: np.ndarray, p: np.ndarray, classes: list[str], n: 
             arr = np.asarray(img)
             w0, h0 = cache.image_size[k].tolist()
             boxes = boxes * np.array([img.width / w0, img.height / h0] * 2)
-        except (EmologError, OSError) as e:  # ImageRejected, PathRejected, a missing file: noted, its numbers still shown
+        except (
+            EmologError,
+            OSError,
+        ) as e:  # ImageRejected, PathRejected, a missing file: noted, its numbers still shown
             notes.append(f"{iid} ({rel[k]}): photo not shown: {e}")
             arr = None
         dists: dict[str, np.ndarray] = {}
@@ -120,10 +135,15 @@ def gallery(run: RunFiles, y: np.ndarray, p: np.ndarray, classes: list[str], n: 
             dists[f"face{j + 1}"] = cache.face_probs[k, j].numpy()
         if all(f"p_{c}" in pred for c in classes):
             dists["final"] = pred[[f"p_{c}" for c in classes]].iloc[r].to_numpy(dtype=float)
-        post = ", ".join(f"{c.removeprefix('post_')} {float(pred[c].iat[r]):.2f}" for c in pred.columns
-                         if c.startswith("post_")) or "none (the program has no source choice)"
+        post = (
+            ", ".join(
+                f"{c.removeprefix('post_')} {float(pred[c].iat[r]):.2f}" for c in pred.columns if c.startswith("post_")
+            )
+            or "none (the program has no source choice)"
+        )
         title = f"true {classes[y[r]]}, predicted {classes[p[r]]}"
-        caption = (f"{title} · {iid} · {rel[k]} · {int(cache.n_faces[k])} face(s) detected · "
-                   f"source posterior: {post}")
-        items.append({"uri": plots.example(arr, boxes.tolist(), dists, classes, title), "caption": caption, "image_id": iid})
+        caption = f"{title} · {iid} · {rel[k]} · {int(cache.n_faces[k])} face(s) detected · source posterior: {post}"
+        items.append(
+            {"uri": plots.example(arr, boxes.tolist(), dists, classes, title), "caption": caption, "image_id": iid}
+        )
     return items, notes

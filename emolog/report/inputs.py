@@ -57,11 +57,14 @@ def load_experiment(exp_dir: str | Path) -> ExperimentInputs:
     inp = ExperimentInputs(dir=exp_dir)
     if (exp_dir / "experiment.json").is_file():
         read_into(inp, _EXPERIMENT_FILES)
-    else:   # an unfinished experiment: tables on disk may be an earlier run's, and nothing vouches for them
+    else:  # an unfinished experiment: tables on disk may be an earlier run's, and nothing vouches for them
         for name in _EXPERIMENT_FILES:
-            inp.absent[name] = (f"{name} is absent in {exp_dir}" if name == "experiment.json" else
-                                f"{name} is not read: experiment.json is absent in {exp_dir} (an unfinished "
-                                "experiment), and only it vouches for the tables")
+            inp.absent[name] = (
+                f"{name} is absent in {exp_dir}"
+                if name == "experiment.json"
+                else f"{name} is not read: experiment.json is absent in {exp_dir} (an unfinished "
+                "experiment), and only it vouches for the tables"
+            )
     exp = inp.get("experiment.json") or {}
     if exp.get("runs"):
         run_dirs = [exp_dir / r for r in exp["runs"]]
@@ -73,7 +76,7 @@ def load_experiment(exp_dir: str | Path) -> ExperimentInputs:
             inp.absent[f"run {rd.name}"] = f"run directory {rd} listed in experiment.json is absent"
             continue
         run = load_run(rd, name=str(rd.relative_to(exp_dir)))
-        try:   # the run as the experiment's tables saw it
+        try:  # the run as the experiment's tables saw it
             check_record(rd / "results.json", record, exp_dir / "experiment.json", key=f"{run.name}/results.json")
         except (ArtefactMissing, ChecksumError) as e:
             run.absent["results.json"] = f"results.json in {rd} is unusable: {e}"
@@ -106,4 +109,5 @@ def load(path: str | Path) -> RunFiles | ExperimentInputs:
         return load_run(path)
     raise ReportInputError(
         f"{path}: neither a run directory (results.json, config.json, ...) nor an experiment "
-        "directory (experiment.json, runs/)")
+        "directory (experiment.json, runs/)"
+    )

@@ -88,8 +88,14 @@ def build_sections(specs: list[SectionSpec]) -> tuple[list[Section], list[Sectio
             sections.append(make())
         except Exception as e:  # noqa: BLE001 - the one place a section's failure is caught: it is reported, never hidden
             failed.append(SectionFailure(title, e))
-            sections.append(Section(sid, title, "This section failed; the report is partial.",
-                                    notes=[f"section failed: {type(e).__name__}: {e}"]))
+            sections.append(
+                Section(
+                    sid,
+                    title,
+                    "This section failed; the report is partial.",
+                    notes=[f"section failed: {type(e).__name__}: {e}"],
+                )
+            )
     return sections, failed
 
 
@@ -128,8 +134,9 @@ def df_table(df: pd.DataFrame, caption: str = "", id_prefix: str | None = None, 
         for c in df.columns:
             v = r[c]
             cid = f"{id_prefix}-{slug(r[key])}-{slug(c)}" if id_prefix and key else None
-            row.append(num(v, cid) if isinstance(v, (int, float, np.number)) and not isinstance(v, bool)
-                       else Cell(fmt(v)))
+            row.append(
+                num(v, cid) if isinstance(v, (int, float, np.number)) and not isinstance(v, bool) else Cell(fmt(v))
+            )
         rows.append(row)
     return Table([str(c) for c in df.columns], rows, caption)
 
@@ -180,8 +187,11 @@ def read_preds(run: RunFiles) -> tuple[Preds | None, str | None]:
         cls = run.classes
         y = class_indices(df["label"], cls, f"{run.dir}/predictions.csv column label")
         p = class_indices(df["pred"], cls, f"{run.dir}/predictions.csv column pred")
-        pb = class_indices(df["pred_before"], cls, f"{run.dir}/predictions.csv column pred_before") \
-            if "pred_before" in df.columns else None
+        pb = (
+            class_indices(df["pred_before"], cls, f"{run.dir}/predictions.csv column pred_before")
+            if "pred_before" in df.columns
+            else None
+        )
     except ValueError as e:  # labels that are not the run's classes: an input problem, said as a note
         return None, str(e)
     return Preds(df, y, p, pb), None

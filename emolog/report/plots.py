@@ -28,8 +28,10 @@ _MORE = ("#38a169", "#805ad5", "#d53f8c", "#319795", "#718096")
 def colour(source: str, k: int = 0) -> str:
     """A source's colour: the seed program's own, else one of a few more by position."""
     return SOURCE_COLOURS.get(source) or _MORE[k % len(_MORE)]
+
+
 DPI = 100
-MEMO_T_LINES = 4   # t() curves in a memorisation plot of a program without a scene weight
+MEMO_T_LINES = 4  # t() curves in a memorisation plot of a program without a scene weight
 HALF = (6.0, 3.6)  # inches: 600 x 360 px, half of a 1280 px page
 
 
@@ -54,8 +56,12 @@ def _mark_chosen(ax: plt.Axes, chosen_epoch: int | None) -> None:
         ax.axvline(chosen_epoch, color="#718096", ls=":", lw=1.5, label=f"kept: epoch {chosen_epoch}")
 
 
-def weight_trajectories(history: pd.DataFrame, true: Mapping[str, float] | None = None,
-                        chosen_epoch: int | None = None, sources: Sequence[str] = SOURCES) -> str:
+def weight_trajectories(
+    history: pd.DataFrame,
+    true: Mapping[str, float] | None = None,
+    chosen_epoch: int | None = None,
+    sources: Sequence[str] = SOURCES,
+) -> str:
     """Source probabilities (w_<source> columns) per epoch; dashed lines: true weights; a dotted
     line at ``chosen_epoch``, the epoch whose weights early stopping kept."""
     fig, ax = plt.subplots(figsize=HALF)
@@ -65,15 +71,18 @@ def weight_trajectories(history: pd.DataFrame, true: Mapping[str, float] | None 
             if true and true.get(s) is not None:
                 ax.axhline(true[s], ls="--", lw=1, color=colour(s, k), alpha=0.8)
     _mark_chosen(ax, chosen_epoch)
-    ax.set(xlabel="epoch (0 = before training)", ylabel="P(source)", ylim=(0, 1),
-           title="Source weights per epoch" + (" (dashed: true)" if true else ""))
+    ax.set(
+        xlabel="epoch (0 = before training)",
+        ylabel="P(source)",
+        ylim=(0, 1),
+        title="Source weights per epoch" + (" (dashed: true)" if true else ""),
+    )
     ax.legend(ncol=2, fontsize=8, loc="best")
     _style(ax)
     return to_uri(fig)
 
 
-def learned_vs_true(learned: Mapping[str, float], true: Mapping[str, float],
-                    sources: Sequence[str] = SOURCES) -> str:
+def learned_vs_true(learned: Mapping[str, float], true: Mapping[str, float], sources: Sequence[str] = SOURCES) -> str:
     """Grouped bars: learned and true probability of each source."""
     fig, ax = plt.subplots(figsize=HALF)
     x = np.arange(len(sources))
@@ -117,8 +126,15 @@ def confusion(cm: Sequence[Sequence[int]], classes: Sequence[str], title: str) -
     ax.imshow(norm, cmap="Blues", vmin=0, vmax=1)
     for i in range(cm.shape[0]):
         for j in range(cm.shape[1]):
-            ax.text(j, i, f"{int(cm[i, j])}", ha="center", va="center", fontsize=8,
-                    color="white" if norm[i, j] > 0.6 else "black")
+            ax.text(
+                j,
+                i,
+                f"{int(cm[i, j])}",
+                ha="center",
+                va="center",
+                fontsize=8,
+                color="white" if norm[i, j] > 0.6 else "black",
+            )
     ax.set_xticks(range(len(classes)), classes, rotation=45, ha="right")
     ax.set_yticks(range(len(classes)), classes)
     ax.set(xlabel="predicted", ylabel="true", title=title)
@@ -151,7 +167,7 @@ def layer_name(layer: Mapping) -> str:
 def _short(name: str, limit: int = 60) -> str:
     """A long axis label (a block of many t() atoms) cut to its start and the count of atoms."""
     n = name.count("t(")
-    return name if len(name) <= limit else f"{name[:limit - 12].rsplit(', ', 1)[0]}, ... ({n} t())"
+    return name if len(name) <= limit else f"{name[: limit - 12].rsplit(', ', 1)[0]}, ... ({n} t())"
 
 
 def layer_bars(layers: Sequence[Mapping], title: str | None = None) -> str:
@@ -161,11 +177,20 @@ def layer_bars(layers: Sequence[Mapping], title: str | None = None) -> str:
     fig, (a, b) = plt.subplots(1, 2, figsize=(12.0, 0.8 + 0.32 * max(len(names), 3)), sharey=True)
     y = np.arange(len(names))
     # logic orange, network blue; layers the run kept frozen in grey
-    colours = ["#a0aec0" if layer.get("trainable") is False
-               else "#c05621" if layer.get("net") == "logic" else "#2b6cb0" for layer in layers]
+    colours = [
+        "#a0aec0" if layer.get("trainable") is False else "#c05621" if layer.get("net") == "logic" else "#2b6cb0"
+        for layer in layers
+    ]
     for ax, key, label, zero, undefined in (
-            (a, "rel_change", "relative change ||w - w0|| / ||w0||", " 0 (did not move)", " undefined (initial weights are 0)"),
-            (b, "grad_norm", "gradient norm (mean over training)", " 0 (no gradient)", " not recorded")):
+        (
+            a,
+            "rel_change",
+            "relative change ||w - w0|| / ||w0||",
+            " 0 (did not move)",
+            " undefined (initial weights are 0)",
+        ),
+        (b, "grad_norm", "gradient norm (mean over training)", " 0 (no gradient)", " not recorded"),
+    ):
         # None = undefined (a relative change of weights initialised to 0): said, not drawn as 0
         vals = np.array([np.nan if layer.get(key) is None else float(layer[key]) for layer in layers])
         ax.barh(y, np.where(vals > 0, vals, np.nan), color=colours)
@@ -175,8 +200,15 @@ def layer_bars(layers: Sequence[Mapping], title: str | None = None) -> str:
             ax.set_xscale("log")  # changes span orders of magnitude: frozen vs trained layers
         for yi, v in zip(y, vals):
             if v == 0 or np.isnan(v):
-                ax.text(0, yi, zero if v == 0 else undefined, va="center",
-                        fontsize=8, color="#718096", transform=ax.get_yaxis_transform())
+                ax.text(
+                    0,
+                    yi,
+                    zero if v == 0 else undefined,
+                    va="center",
+                    fontsize=8,
+                    color="#718096",
+                    transform=ax.get_yaxis_transform(),
+                )
         ax.set_title(label, fontsize=10)
         _style(ax)
     a.set_yticks(y, names, fontsize=8)
@@ -191,8 +223,13 @@ def grad_norm_history(history: pd.DataFrame) -> str:
     """grad_norm_<group> columns of history.csv per epoch (log scale)."""
     fig, ax = plt.subplots(figsize=HALF)
     for col in [c for c in history.columns if c.startswith("grad_norm_")]:
-        ax.plot(history["epoch"], history[col].where(history[col] > 0), marker="o", ms=3,
-                label=col.removeprefix("grad_norm_"))
+        ax.plot(
+            history["epoch"],
+            history[col].where(history[col] > 0),
+            marker="o",
+            ms=3,
+            label=col.removeprefix("grad_norm_"),
+        )
     ax.set_yscale("log")
     ax.yaxis.set_minor_formatter(matplotlib.ticker.NullFormatter())  # labelled minor ticks clutter
     ax.set(xlabel="epoch", ylabel="gradient norm", title="Gradient norm per parameter group")
@@ -201,8 +238,11 @@ def grad_norm_history(history: pd.DataFrame) -> str:
     return to_uri(fig)
 
 
-def flips(per_class: Mapping[str, Mapping[str, int]], classes: Sequence[str],
-          title: str = "Predictions that flipped during training, per true class") -> str:
+def flips(
+    per_class: Mapping[str, Mapping[str, int]],
+    classes: Sequence[str],
+    title: str = "Predictions that flipped during training, per true class",
+) -> str:
     """Stacked bars per true class: predictions that became correct / wrong / changed otherwise."""
     fig, ax = plt.subplots(figsize=HALF)
     bottom = np.zeros(len(classes))
@@ -238,15 +278,25 @@ def memorisation(df: pd.DataFrame) -> str:
         for j, col in enumerate(params):
             label = regime if len(params) == 1 else f"{regime} {col}"
             a.scatter(g["n_train"], g[col], color=c, s=10, alpha=0.5)
-            a.plot(m["n_train"], m[col], styles[j % len(styles)], marker="o", color=cmap((k + j) % 10)
-                   if len(params) > 1 else c, label=label)
+            a.plot(
+                m["n_train"],
+                m[col],
+                styles[j % len(styles)],
+                marker="o",
+                color=cmap((k + j) % 10) if len(params) > 1 else c,
+                label=label,
+            )
         for col, ls in (("train_accuracy", "-"), ("val_accuracy", "--")):
             if col in m.columns:
-                b.plot(m["n_train"], m[col], ls, marker="o", color=c,
-                       label=f"{regime} {col.split('_')[0]}")
+                b.plot(m["n_train"], m[col], ls, marker="o", color=c, label=f"{regime} {col.split('_')[0]}")
     a.set(xscale="log", xlabel="training images", ylabel=ylabel, ylim=(0, 1), title=title)
-    b.set(xscale="log", xlabel="training images", ylabel="accuracy", ylim=(0, 1),
-          title="Train (solid) vs validation (dashed) accuracy")
+    b.set(
+        xscale="log",
+        xlabel="training images",
+        ylabel="accuracy",
+        ylim=(0, 1),
+        title="Train (solid) vs validation (dashed) accuracy",
+    )
     sizes = sorted(df["n_train"].unique())
     for ax in (a, b):  # label the sizes actually run, not powers of ten
         ax.set_xticks(sizes, [str(int(n)) for n in sizes])
@@ -263,14 +313,27 @@ def trust_bars(table: pd.DataFrame, title: str, xlabel: str) -> str:
     """Per group: mean scene vs faces posterior (solid) and weight (hatched), with image counts."""
     fig, ax = plt.subplots(figsize=HALF)
     x = np.arange(len(table))
-    series = [(c, col) for c, col in (("scene posterior", SOURCE_COLOURS["scene"]),
-                                      ("faces posterior", SOURCE_COLOURS["face1"]),
-                                      ("scene weight", SOURCE_COLOURS["scene"]),
-                                      ("faces weight", SOURCE_COLOURS["face1"])) if c in table.columns]
+    series = [
+        (c, col)
+        for c, col in (
+            ("scene posterior", SOURCE_COLOURS["scene"]),
+            ("faces posterior", SOURCE_COLOURS["face1"]),
+            ("scene weight", SOURCE_COLOURS["scene"]),
+            ("faces weight", SOURCE_COLOURS["face1"]),
+        )
+        if c in table.columns
+    ]
     width = 0.8 / max(len(series), 1)
     for k, (col, colour) in enumerate(series):
-        ax.bar(x + (k - (len(series) - 1) / 2) * width, table[col], width, color=colour, label=col,
-               hatch="//" if "weight" in col else None, alpha=0.55 if "weight" in col else 1.0)
+        ax.bar(
+            x + (k - (len(series) - 1) / 2) * width,
+            table[col],
+            width,
+            color=colour,
+            label=col,
+            hatch="//" if "weight" in col else None,
+            alpha=0.55 if "weight" in col else 1.0,
+        )
     ax.set_xticks(x, [f"{g}\n(n={n})" for g, n in zip(table["group"], table["images"])])
     ax.set(xlabel=xlabel, ylabel="mean probability", ylim=(0, 1.2), yticks=np.linspace(0, 1, 6), title=title)
     ax.legend(fontsize=7, ncol=4, loc="upper center")  # in the headroom above 1, clear of the bars
@@ -278,8 +341,11 @@ def trust_bars(table: pd.DataFrame, title: str, xlabel: str) -> str:
     return to_uri(fig)
 
 
-def final_weights(per_regime: Mapping[str, Mapping[str, Sequence[float]]],
-                  true: Mapping[str, float] | None = None, sources: Sequence[str] = SOURCES) -> str:
+def final_weights(
+    per_regime: Mapping[str, Mapping[str, Sequence[float]]],
+    true: Mapping[str, float] | None = None,
+    sources: Sequence[str] = SOURCES,
+) -> str:
     """Learned source weights per regime: mean over seeds, seeds as dots; the true weights of
     simulated data as a hatched first group."""
     groups = ({"truth": {s: [true.get(s, np.nan)] for s in sources}} if true else {}) | dict(per_regime)
@@ -301,8 +367,11 @@ def final_weights(per_regime: Mapping[str, Mapping[str, Sequence[float]]],
     ax.set_xticks(x, names, rotation=20 if len(names) > 4 else 0, ha="right" if len(names) > 4 else "center")
     ax.set(ylabel="P(source)", ylim=(0, 1), title="Learned source weights per regime (dots: seeds)")
     # plain patches: the bars' own handles would show the truth group's hatching
-    ax.legend(handles=[matplotlib.patches.Patch(color=colour(s, k), label=s) for k, s in enumerate(sources)],
-              fontsize=8, ncol=4)
+    ax.legend(
+        handles=[matplotlib.patches.Patch(color=colour(s, k), label=s) for k, s in enumerate(sources)],
+        fontsize=8,
+        ncol=4,
+    )
     _style(ax)
     return to_uri(fig)
 
@@ -323,18 +392,31 @@ def scene_weight_trajectories(histories: Mapping[str, tuple[str, pd.DataFrame]])
     return to_uri(fig)
 
 
-def example(image: np.ndarray | None, boxes: Sequence[Sequence[float]], dists: Mapping[str, np.ndarray],
-            classes: Sequence[str], title: str) -> str:
+def example(
+    image: np.ndarray | None,
+    boxes: Sequence[Sequence[float]],
+    dists: Mapping[str, np.ndarray],
+    classes: Sequence[str],
+    title: str,
+) -> str:
     """One gallery item: the photo with numbered face boxes, and a heat map of the
     per-source emotion distributions (rows: sources and the final prediction)."""
     fig, (a, b) = plt.subplots(1, 2, figsize=(6.0, 2.6), gridspec_kw={"width_ratios": [1, 1.3]})
     if image is not None:
         a.imshow(image)
         for k, (x1, y1, x2, y2) in enumerate(boxes):
-            a.add_patch(matplotlib.patches.Rectangle((x1, y1), x2 - x1, y2 - y1, fill=False,
-                                                     edgecolor="#f6e05e", linewidth=2))
-            a.text(x1, y1, f"face{k + 1}", color="black", fontsize=7, va="bottom",
-                   bbox={"facecolor": "#f6e05e", "pad": 1, "edgecolor": "none"})
+            a.add_patch(
+                matplotlib.patches.Rectangle((x1, y1), x2 - x1, y2 - y1, fill=False, edgecolor="#f6e05e", linewidth=2)
+            )
+            a.text(
+                x1,
+                y1,
+                f"face{k + 1}",
+                color="black",
+                fontsize=7,
+                va="bottom",
+                bbox={"facecolor": "#f6e05e", "pad": 1, "edgecolor": "none"},
+            )
     a.set_axis_off()
     a.set_title(title, fontsize=8)
     rows = list(dists)
@@ -342,8 +424,15 @@ def example(image: np.ndarray | None, boxes: Sequence[Sequence[float]], dists: M
     b.imshow(mat, cmap="Greens", vmin=0, vmax=1, aspect="auto")
     for i in range(mat.shape[0]):
         for j in range(mat.shape[1]):
-            b.text(j, i, f"{mat[i, j]:.2f}".lstrip("0"), ha="center", va="center", fontsize=6.5,
-                   color="white" if mat[i, j] > 0.6 else "black")
+            b.text(
+                j,
+                i,
+                f"{mat[i, j]:.2f}".lstrip("0"),
+                ha="center",
+                va="center",
+                fontsize=6.5,
+                color="white" if mat[i, j] > 0.6 else "black",
+            )
     b.set_xticks(range(len(classes)), [c[:4] for c in classes], fontsize=7)
     b.set_yticks(range(len(rows)), rows, fontsize=7)
     b.tick_params(length=0)

@@ -20,16 +20,29 @@ from emolog.report.stats import bootstrap_per_class_f1
 from emolog.metrics.classification import interval_covers
 
 
-__all__ = ["METRICS", "read_preds", "slug", "summary_section", "weights_section", "confusion_section",
-           "f1_section", "changes_section", "flips_section", "chosen_epoch", "t_table"]
+__all__ = [
+    "METRICS",
+    "read_preds",
+    "slug",
+    "summary_section",
+    "weights_section",
+    "confusion_section",
+    "f1_section",
+    "changes_section",
+    "flips_section",
+    "chosen_epoch",
+    "t_table",
+]
 
 METRICS: tuple[str, ...] = ("accuracy", "macro_f1", "weighted_f1", "average_precision", "uar", "nll", "ece", "n")
 
 # Quoted, not measured here: the original thesis code's results files (FindingEmo, Emo8 test set
 # of 5,174 images), the published figures an Emo8 run compares with.
-EMO8_REFERENCE = ("for comparison, quoted from the original thesis code's results files (FindingEmo, Emo8, "
-                  "5,174 test images): DeepProbLog program accuracy 0.411, weighted F1 0.356, macro-F1 0.244; "
-                  "the same MLP in plain torch 0.402 / 0.339 / 0.237; majority class 0.274 accuracy.")
+EMO8_REFERENCE = (
+    "for comparison, quoted from the original thesis code's results files (FindingEmo, Emo8, "
+    "5,174 test images): DeepProbLog program accuracy 0.411, weighted F1 0.356, macro-F1 0.244; "
+    "the same MLP in plain torch 0.402 / 0.339 / 0.237; majority class 0.274 accuracy."
+)
 
 
 def chosen_epoch(results: dict | None) -> int | None:
@@ -41,12 +54,15 @@ def chosen_epoch(results: dict | None) -> int | None:
 
 
 def summary_section(run: RunFiles) -> Section:
-    sec = Section("summary", "Results",
-                  "Test and validation metrics after training, and on the test set before training "
-                  "(epoch 0). macro-F1 and UAR weigh every class equally, weighted F1 weighs each "
-                  "class by its test images (FindingEmo's figure), average precision is the area "
-                  "under each class's one-vs-rest precision-recall curve (macro: their mean); NLL "
-                  "and ECE measure calibration (lower is better).")
+    sec = Section(
+        "summary",
+        "Results",
+        "Test and validation metrics after training, and on the test set before training "
+        "(epoch 0). macro-F1 and UAR weigh every class equally, weighted F1 weighs each "
+        "class by its test images (FindingEmo's figure), average precision is the area "
+        "under each class's one-vs-rest precision-recall curve (macro: their mean); NLL "
+        "and ECE measure calibration (lower is better).",
+    )
     res = run.results
     if res is None:
         sec.notes.append(run.note("results.json"))
@@ -70,9 +86,11 @@ def _summary_notes(res: dict) -> list[str]:
     notes = [str(res["sanity_warning"])] if res.get("sanity_warning") else []
     kept = chosen_epoch(res)
     if kept is not None:
-        notes.append(f"Early stopping chose epoch {kept} of {res.get('epochs_run')} run: the metrics and "
-                     f"weights below are those of epoch {kept} (best validation loss); the curves "
-                     "show every epoch run, with the kept one marked.")
+        notes.append(
+            f"Early stopping chose epoch {kept} of {res.get('epochs_run')} run: the metrics and "
+            f"weights below are those of epoch {kept} (best validation loss); the curves "
+            "show every epoch run, with the kept one marked."
+        )
     return notes
 
 
@@ -80,16 +98,25 @@ def _metrics_table(res: dict) -> Table:
     """METRICS on the test set after and before training and on the validation set."""
     m = res.get("metrics") or {}
     before = (res.get("metrics_before") or {}).get("test") or {}
-    cols = [("test", m.get("test") or {}, "m-test"), ("test before training", before, "m-before-test"),
-            ("val", m.get("val") or {}, "m-val")]
+    cols = [
+        ("test", m.get("test") or {}, "m-test"),
+        ("test before training", before, "m-before-test"),
+        ("val", m.get("val") or {}, "m-val"),
+    ]
     rows = [[Cell(k)] + [num(mm.get(k), f"{pre}-{k}") for _, mm, pre in cols] for k in METRICS]
     return Table(["metric"] + [c for c, _, _ in cols], rows)
 
 
 def _facts_table(res: dict) -> Table:
-    facts = [("regime", res.get("regime")), ("seed", res.get("seed")), ("program", res.get("program")),
-             ("semantics", res.get("semantics")), ("epochs run", res.get("epochs_run")),
-             ("epoch kept", res.get("best_epoch")), ("training time (s)", res.get("train_time_s"))]
+    facts = [
+        ("regime", res.get("regime")),
+        ("seed", res.get("seed")),
+        ("program", res.get("program")),
+        ("semantics", res.get("semantics")),
+        ("epochs run", res.get("epochs_run")),
+        ("epoch kept", res.get("best_epoch")),
+        ("training time (s)", res.get("train_time_s")),
+    ]
     return Table(["run", "value"], [[Cell(k), num(v, f"run-{slug(k)}", 1)] for k, v in facts])
 
 
@@ -102,9 +129,11 @@ def _source_table(res: dict, sources: list[str]) -> Table:
 
 def _per_class_table(per: dict[str, dict]) -> Table:
     keys = ("precision", "recall", "f1", "average_precision", "support")
-    return Table(["class"] + [k.replace("_", " ") for k in keys],
-                 [[Cell(c)] + [num(v.get(k), f"pc-{slug(c)}-{k}") for k in keys] for c, v in per.items()],
-                 "test set, per class")
+    return Table(
+        ["class"] + [k.replace("_", " ") for k in keys],
+        [[Cell(c)] + [num(v.get(k), f"pc-{slug(c)}-{k}") for k in keys] for c, v in per.items()],
+        "test set, per class",
+    )
 
 
 def t_table(learned: dict[str, float], true: dict[str, float] | None) -> Table:
@@ -112,18 +141,24 @@ def t_table(learned: dict[str, float], true: dict[str, float] | None) -> Table:
     ``t_values``), with the simulated truth where it is known."""
     true = true or {}
     has_true = any(k in true for k in learned)
-    rows = [[Cell(k), num(v, f"t-{slug(k)}", 4)]
-            + ([num(true.get(k), f"ttrue-{slug(k)}", 4)] if has_true else []) for k, v in learned.items()]
-    return Table(["parameter", "learned"] + (["true"] if has_true else []), rows,
-                 f"logic parameters: {len(learned)} t() values")
+    rows = [
+        [Cell(k), num(v, f"t-{slug(k)}", 4)] + ([num(true.get(k), f"ttrue-{slug(k)}", 4)] if has_true else [])
+        for k, v in learned.items()
+    ]
+    return Table(
+        ["parameter", "learned"] + (["true"] if has_true else []), rows, f"logic parameters: {len(learned)} t() values"
+    )
 
 
 def curves_section(run: RunFiles) -> Section:
     """Training curves only: the section of a program without a source choice."""
-    sec = Section("curves", "Training curves",
-                  "The program has no source choice, so there are no source weights. The loss and "
-                  "validation curves show overfitting as a falling training loss with a rising "
-                  "validation loss.")
+    sec = Section(
+        "curves",
+        "Training curves",
+        "The program has no source choice, so there are no source weights. The loss and "
+        "validation curves show overfitting as a falling training loss with a rising "
+        "validation loss.",
+    )
     hist, kept = run.get("history.csv"), chosen_epoch(run.results)
     if hist is None:
         sec.notes.append(run.note("history.csv"))
@@ -142,18 +177,23 @@ def weights_section(runs: list[RunFiles], detail: bool = False) -> Section:
 
 
 def _run_weights(run: RunFiles) -> Section:
-    sec = Section("weights", "Source weights and training curves",
-                  "The logic's annotated disjunction picks one source per image; the first plot shows "
-                  "the learned probability of each source per epoch (dashed: the true weights of "
-                  "simulated data). A weight that drifts to the scene on a small training set can be "
-                  "memorisation (an experiment's memorisation curve tells). The loss and validation curves show "
-                  "overfitting as a falling training loss with a rising validation loss.")
+    sec = Section(
+        "weights",
+        "Source weights and training curves",
+        "The logic's annotated disjunction picks one source per image; the first plot shows "
+        "the learned probability of each source per epoch (dashed: the true weights of "
+        "simulated data). A weight that drifts to the scene on a small training set can be "
+        "memorisation (an experiment's memorisation curve tells). The loss and validation curves show "
+        "overfitting as a falling training loss with a rising validation loss.",
+    )
     res, hist = run.results or {}, run.get("history.csv")
     true = res.get("true_source_weights")
     kept = chosen_epoch(res)
     if kept is not None:
-        sec.notes.append(f"Early stopping kept epoch {kept} (dotted line); the curves go on to the last "
-                         f"epoch run, {res.get('epochs_run')}.")
+        sec.notes.append(
+            f"Early stopping kept epoch {kept} (dotted line); the curves go on to the last "
+            f"epoch run, {res.get('epochs_run')}."
+        )
     if hist is None:
         sec.notes.append(run.note("history.csv"))
     else:
@@ -162,28 +202,38 @@ def _run_weights(run: RunFiles) -> Section:
     if run.results is None:
         sec.notes.append(run.note("results.json"))
     elif true:
-        sec.figures.append(Figure(plots.learned_vs_true(res.get("source_weights") or {}, true, run.sources),
-                                  "learned vs true source weights"))
+        sec.figures.append(
+            Figure(
+                plots.learned_vs_true(res.get("source_weights") or {}, true, run.sources),
+                "learned vs true source weights",
+            )
+        )
     else:
         sec.notes.append("results.json has no true_source_weights (real data): no learned-vs-true comparison.")
     return sec
 
 
 def _group_weights(runs: list[RunFiles], groups: Groups) -> Section:
-    sec = Section("weights", "Source weights",
-                  "Learned probability of each source per regime (bars: mean over seeds, dots: seeds; "
-                  "hatched: the true weights of simulated data), and the scene's weight per epoch in "
-                  "every base run; the table adds the sweeps. A regime whose scene weight climbs far "
-                  "above the truth is fitting the training labels through the scene net (see the "
-                  "memorisation curve).")
+    sec = Section(
+        "weights",
+        "Source weights",
+        "Learned probability of each source per regime (bars: mean over seeds, dots: seeds; "
+        "hatched: the true weights of simulated data), and the scene's weight per epoch in "
+        "every base run; the table adds the sweeps. A regime whose scene weight climbs far "
+        "above the truth is fitting the training labels through the scene net (see the "
+        "memorisation curve).",
+    )
     sec.notes.extend(f"{r.name}: {r.note('results.json')}" for r in runs if r.results is None)
     sec.notes.extend(f"{r.name}: {r.note('history.csv')}" for r in runs if r.get("history.csv") is None)
     sources, base = sources_of(runs), base_groups(groups)
     finals = {g: _final_weights(rs, sources) for g, rs in groups.items()}
-    true = next((r.results["true_source_weights"] for r in runs
-                 if r.results and r.results.get("true_source_weights")), None)
+    true = next(
+        (r.results["true_source_weights"] for r in runs if r.results and r.results.get("true_source_weights")), None
+    )
     if any(r.results for r in runs):
-        sec.figures.append(Figure(plots.final_weights({g: finals[g] for g in base}, true, sources), "weights per regime"))
+        sec.figures.append(
+            Figure(plots.final_weights({g: finals[g] for g in base}, true, sources), "weights per regime")
+        )
     hists = _scene_histories(base)
     if hists:
         sec.figures.append(Figure(plots.scene_weight_trajectories(hists), "scene weight per epoch"))
@@ -193,32 +243,44 @@ def _group_weights(runs: list[RunFiles], groups: Groups) -> Section:
 
 def _final_weights(runs: list[RunFiles], sources: list[str]) -> dict[str, list[float]]:
     """Per source, each run's learned weight (NaN where its results.json lacks it)."""
-    return {s: [float((r.results.get("source_weights") or {}).get(s, np.nan)) for r in runs if r.results]
-            for s in sources}
+    return {
+        s: [float((r.results.get("source_weights") or {}).get(s, np.nan)) for r in runs if r.results] for s in sources
+    }
 
 
 def _scene_histories(groups: Groups) -> dict[str, tuple[str, Any]]:
     """Run name -> (its group, history.csv) of every run whose history has the scene's weight."""
-    return {r.name: (r.group, r.get("history.csv")) for rs in groups.values() for r in rs
-            if r.get("history.csv") is not None and "w_scene" in r.get("history.csv")}
+    return {
+        r.name: (r.group, r.get("history.csv"))
+        for rs in groups.values()
+        for r in rs
+        if r.get("history.csv") is not None and "w_scene" in r.get("history.csv")
+    }
 
 
-def _mean_weights_table(finals: dict[str, dict[str, list[float]]], sources: list[str],
-                        true: dict[str, float] | None) -> Table:
+def _mean_weights_table(
+    finals: dict[str, dict[str, list[float]]], sources: list[str], true: dict[str, float] | None
+) -> Table:
     """Per group, each source's learned weight, mean over seeds (``finals``: group -> source ->
     one weight per seed); the header names the true weight of simulated data."""
     cols = [f"{s} (true {true[s]:.2f})" if true and s in true else s for s in sources]
-    return Table(["regime"] + cols,
-                 [[Cell(g)] + [num(float(np.nanmean(v[s])) if v[s] else None, f"wmean-{slug(g)}-{s}")
-                               for s in sources] for g, v in finals.items()],
-                 "learned source weights, mean over seeds")
+    return Table(
+        ["regime"] + cols,
+        [
+            [Cell(g)] + [num(float(np.nanmean(v[s])) if v[s] else None, f"wmean-{slug(g)}-{s}") for s in sources]
+            for g, v in finals.items()
+        ],
+        "learned source weights, mean over seeds",
+    )
 
 
 def confusion_section(runs: list[RunFiles], classes: list[str], detail: bool = False) -> Section:
     """Test confusion matrices: with ``detail`` (a run's page) before and after training; else
     per group, summed over its seeds."""
-    how = ("Rows are the true class, columns the predicted class; colour is the row share "
-           "(recall), numbers are image counts.")
+    how = (
+        "Rows are the true class, columns the predicted class; colour is the row share "
+        "(recall), numbers are image counts."
+    )
     if detail:
         sec = Section("confusion", "Confusion matrices", how + " Left: before training, right: after.")
         _run_confusions(sec, runs[0], classes)
@@ -252,20 +314,34 @@ def _run_confusions(sec: Section, run: RunFiles, classes: list[str]) -> None:
 
 
 def f1_table(per: dict[str, dict[str, np.ndarray]], classes: list[str]) -> Table:
-    rows = [[Cell(c)] + [Cell(f"{fmt(r['f1'][k])} [{fmt(r['lo'][k])}, {fmt(r['hi'][k])}]", float(r["f1"][k]),
-                              f"f1-{slug(name)}-{slug(c)}", numeric=True) for name, r in per.items()]
-            for k, c in enumerate(classes)]
+    rows = [
+        [Cell(c)]
+        + [
+            Cell(
+                f"{fmt(r['f1'][k])} [{fmt(r['lo'][k])}, {fmt(r['hi'][k])}]",
+                float(r["f1"][k]),
+                f"f1-{slug(name)}-{slug(c)}",
+                numeric=True,
+            )
+            for name, r in per.items()
+        ]
+        for k, c in enumerate(classes)
+    ]
     return Table(["class"] + [f"{n}: F1 [95% CI]" for n in per], rows)
 
 
-def f1_section(runs_by_regime: dict[str, list[RunFiles]], preds: dict[str, Preds | None],
-               classes: list[str], with_before: bool) -> Section:
-    sec = Section("f1", "Per-class F1 with confidence intervals",
-                  "F1 per emotion on the test set; with several seeds, F1 is their mean. The interval "
-                  "is a 95% percentile bootstrap (1000 resamples) over the test images and, with "
-                  "several seeds, over the seeds too (each resample draws seeds and images), so it "
-                  "counts training variance; with one seed it covers test-set sampling only. "
-                  "Overlapping intervals mean the data cannot tell the two apart.")
+def f1_section(
+    runs_by_regime: dict[str, list[RunFiles]], preds: dict[str, Preds | None], classes: list[str], with_before: bool
+) -> Section:
+    sec = Section(
+        "f1",
+        "Per-class F1 with confidence intervals",
+        "F1 per emotion on the test set; with several seeds, F1 is their mean. The interval "
+        "is a 95% percentile bootstrap (1000 resamples) over the test images and, with "
+        "several seeds, over the seeds too (each resample draws seeds and images), so it "
+        "counts training variance; with one seed it covers test-set sampling only. "
+        "Overlapping intervals mean the data cannot tell the two apart.",
+    )
     per: dict[str, dict[str, np.ndarray]] = {}
     seeds: dict[str, int] = {}
     for regime, runs in runs_by_regime.items():
@@ -279,9 +355,11 @@ def f1_section(runs_by_regime: dict[str, list[RunFiles]], preds: dict[str, Preds
 
         if with_before and all(u.p_before is not None for u in usable):
             per["before training"] = bootstrap_per_class_f1(
-                [(u.df["image_id"].to_numpy(), u.y, u.p_before) for u in usable], len(classes))
+                [(u.df["image_id"].to_numpy(), u.y, u.p_before) for u in usable], len(classes)
+            )
         per[regime if not with_before else "after training"] = bootstrap_per_class_f1(
-            [(u.df["image_id"].to_numpy(), u.y, u.p) for u in usable], len(classes))
+            [(u.df["image_id"].to_numpy(), u.y, u.p) for u in usable], len(classes)
+        )
         seeds[regime] = len(usable)
     if per:
         sec.figures.append(Figure(plots.f1_with_ci(per, classes), "per-class F1 with CI", wide=True))
@@ -295,28 +373,38 @@ def changes_section(runs: list[RunFiles], detail: bool = False) -> Section:
     table and gradient norm per epoch; else per group its first seed's layer bars."""
     if detail:
         return _run_changes(runs[0])
-    sec = Section("changes", "Which parameters really train",
-                  "Per regime (first seed), per layer: how far the weights moved from their initial "
-                  "values relative to their size (left) and the mean gradient norm (right). Orange: "
-                  "logic parameters, blue: trained network layers, grey: layers the regime keeps "
-                  "frozen (they receive a gradient but do not move). The run reports add the "
-                  "gradient norm per epoch.")
+    sec = Section(
+        "changes",
+        "Which parameters really train",
+        "Per regime (first seed), per layer: how far the weights moved from their initial "
+        "values relative to their size (left) and the mean gradient norm (right). Orange: "
+        "logic parameters, blue: trained network layers, grey: layers the regime keeps "
+        "frozen (they receive a gradient but do not move). The run reports add the "
+        "gradient norm per epoch.",
+    )
     for g, rs in group_runs(runs).items():
         ch = rs[0].get("changes.json")
         if ch is None or not ch.get("layers"):
-            sec.notes.append(f"{rs[0].name}: " + (rs[0].note("changes.json") if ch is None else "changes.json lists no layers"))
+            sec.notes.append(
+                f"{rs[0].name}: " + (rs[0].note("changes.json") if ch is None else "changes.json lists no layers")
+            )
             continue
-        sec.figures.append(Figure(plots.layer_bars(ch["layers"], f"{g} ({rs[0].name})"), f"layer changes {g}", wide=True))
+        sec.figures.append(
+            Figure(plots.layer_bars(ch["layers"], f"{g} ({rs[0].name})"), f"layer changes {g}", wide=True)
+        )
     return sec
 
 
 def _run_changes(run: RunFiles) -> Section:
-    sec = Section("changes", "Which parameters really train",
-                  "Per layer (blue: trained network layers, orange: logic parameters, grey: layers the "
-                  "regime keeps frozen): how far the weights moved from their initial values, relative "
-                  "to their size, and the mean gradient norm. A frozen layer still receives a gradient "
-                  "but does not move; a trained layer with a large gradient and little change is held "
-                  "back by its learning rate.")
+    sec = Section(
+        "changes",
+        "Which parameters really train",
+        "Per layer (blue: trained network layers, orange: logic parameters, grey: layers the "
+        "regime keeps frozen): how far the weights moved from their initial values, relative "
+        "to their size, and the mean gradient norm. A frozen layer still receives a gradient "
+        "but does not move; a trained layer with a large gradient and little change is held "
+        "back by its learning rate.",
+    )
     ch, hist = run.get("changes.json"), run.get("history.csv")
     if ch is None:
         sec.notes.append(run.note("changes.json"))
@@ -338,17 +426,25 @@ def _layer_table(layers: list[dict]) -> Table:
     # layer initialised to 0 has no relative change, only an absolute one ("abs_change")
     trainable = any("trainable" in layer for layer in layers)
     absolute = any("abs_change" in layer for layer in layers)
-    return Table(["net", "layer", "parameters"] + (["trainable"] if trainable else [])
-                 + ["relative change"] + (["absolute change"] if absolute else [])
-                 + ["cosine to init", "gradient norm"],
-                 [[Cell(str(layer.get("net"))),
-                   Cell(plots.layer_name(layer).removeprefix(f"{layer.get('net')}.")),
-                   num(layer.get("n_params"))]
-                  + ([Cell(fmt(layer.get("trainable")))] if trainable else [])
-                  + [num(layer.get("rel_change"), digits=4)]
-                  + ([num(layer.get("abs_change"), digits=4)] if absolute else [])
-                  + [num(layer.get("cosine_to_init"), digits=4), num(layer.get("grad_norm"), digits=4)]
-                  for layer in layers])
+    return Table(
+        ["net", "layer", "parameters"]
+        + (["trainable"] if trainable else [])
+        + ["relative change"]
+        + (["absolute change"] if absolute else [])
+        + ["cosine to init", "gradient norm"],
+        [
+            [
+                Cell(str(layer.get("net"))),
+                Cell(plots.layer_name(layer).removeprefix(f"{layer.get('net')}.")),
+                num(layer.get("n_params")),
+            ]
+            + ([Cell(fmt(layer.get("trainable")))] if trainable else [])
+            + [num(layer.get("rel_change"), digits=4)]
+            + ([num(layer.get("abs_change"), digits=4)] if absolute else [])
+            + [num(layer.get("cosine_to_init"), digits=4), num(layer.get("grad_norm"), digits=4)]
+            for layer in layers
+        ],
+    )
 
 
 def flips_section(runs: list[RunFiles], classes: list[str], detail: bool = False) -> Section:
@@ -356,27 +452,44 @@ def flips_section(runs: list[RunFiles], classes: list[str], detail: bool = False
     page) the run's table per true class; else per group its first seed's figure."""
     if detail:
         return _run_flips(runs[0], classes)
-    sec = Section("flips", "Flipped predictions",
-                  "Per regime (first seed): test images whose prediction changed during training, per "
-                  "true class: green became correct, red became wrong, grey changed between wrong classes.")
+    sec = Section(
+        "flips",
+        "Flipped predictions",
+        "Per regime (first seed): test images whose prediction changed during training, per "
+        "true class: green became correct, red became wrong, grey changed between wrong classes.",
+    )
     for g, rs in group_runs(runs).items():
         f = (rs[0].get("changes.json") or {}).get("flips")
         if not f:
-            sec.notes.append(f"{rs[0].name}: " + (rs[0].note("changes.json") if rs[0].get("changes.json") is None
-                                                  else "changes.json has no flips entry"))
+            sec.notes.append(
+                f"{rs[0].name}: "
+                + (
+                    rs[0].note("changes.json")
+                    if rs[0].get("changes.json") is None
+                    else "changes.json has no flips entry"
+                )
+            )
         elif not f.get("n_flipped"):
             sec.notes.append(f"{g} ({rs[0].name}): no test prediction changed during training (0 of {f.get('n')}).")
         else:
-            sec.figures.append(Figure(plots.flips(f.get("per_class") or {}, classes, f"Flipped predictions: {g}"),
-                                      f"flips {g}", caption=f"{g}: {f['n_flipped']} of {f.get('n')} test predictions flipped"))
+            sec.figures.append(
+                Figure(
+                    plots.flips(f.get("per_class") or {}, classes, f"Flipped predictions: {g}"),
+                    f"flips {g}",
+                    caption=f"{g}: {f['n_flipped']} of {f.get('n')} test predictions flipped",
+                )
+            )
     return sec
 
 
 def _run_flips(run: RunFiles, classes: list[str]) -> Section:
-    sec = Section("flips", "Flipped predictions",
-                  "Test images whose predicted class changed between before and after training, per "
-                  "true class: green became correct, red became wrong, grey changed from one wrong "
-                  "class to another.")
+    sec = Section(
+        "flips",
+        "Flipped predictions",
+        "Test images whose predicted class changed between before and after training, per "
+        "true class: green became correct, red became wrong, grey changed from one wrong "
+        "class to another.",
+    )
     ch = run.get("changes.json")
     flips = (ch or {}).get("flips")
     if ch is None:
@@ -389,9 +502,18 @@ def _run_flips(run: RunFiles, classes: list[str]) -> Section:
             sec.figures.append(Figure(plots.flips(pc, classes), "flipped predictions per class"))
         else:
             sec.notes.append(f"No test prediction changed during training (0 of {flips.get('n')}).")
-        rows = [[Cell(c)] + [num((pc.get(c) or {}).get(k)) for k in ("to_correct", "to_wrong", "other")] for c in classes]
-        rows.append([Cell("all")] + [num(sum(int((pc.get(c) or {}).get(k, 0)) for c in classes))
-                                     for k in ("to_correct", "to_wrong", "other")])
-        sec.tables.append(Table(["true class", "to correct", "to wrong", "other"], rows,
-                                f"{flips.get('n_flipped')} of {flips.get('n')} test predictions flipped"))
+        rows = [
+            [Cell(c)] + [num((pc.get(c) or {}).get(k)) for k in ("to_correct", "to_wrong", "other")] for c in classes
+        ]
+        rows.append(
+            [Cell("all")]
+            + [num(sum(int((pc.get(c) or {}).get(k, 0)) for c in classes)) for k in ("to_correct", "to_wrong", "other")]
+        )
+        sec.tables.append(
+            Table(
+                ["true class", "to correct", "to wrong", "other"],
+                rows,
+                f"{flips.get('n_flipped')} of {flips.get('n')} test predictions flipped",
+            )
+        )
     return sec

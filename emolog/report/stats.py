@@ -37,8 +37,13 @@ def class_indices(values: pd.Series | Sequence, classes: Sequence[str], where: s
     raise ValueError(f"{where}: values that are neither a class of {list(classes)} nor an index: {bad}")
 
 
-def bootstrap_per_class_f1(runs: list[tuple[np.ndarray, np.ndarray, np.ndarray]], n_classes: int,
-                           n_boot: int = 1000, seed: int = 0, level: float = 0.95) -> dict[str, np.ndarray]:
+def bootstrap_per_class_f1(
+    runs: list[tuple[np.ndarray, np.ndarray, np.ndarray]],
+    n_classes: int,
+    n_boot: int = 1000,
+    seed: int = 0,
+    level: float = 0.95,
+) -> dict[str, np.ndarray]:
     """Per-class F1 averaged over runs (seeds), with a percentile bootstrap CI
     (``metrics.bootstrap_ci``).
 
@@ -64,8 +69,10 @@ def bootstrap_per_class_f1(runs: list[tuple[np.ndarray, np.ndarray, np.ndarray]]
             return np.nanmean(parts, axis=0)
 
     if shared:
+
         def stat(idx: np.ndarray, seeds: np.ndarray) -> np.ndarray:
             return mean_f1([per_class_f1(ordered[s][1][idx], ordered[s][2][idx], n_classes) for s in seeds])
+
         r = bootstrap_ci(stat, len(ordered[0][0]), (len(ordered),), n_boot=n_boot, seed=seed, level=level)
     else:
         y = np.concatenate([r[1] for r in ordered])
@@ -73,10 +80,16 @@ def bootstrap_per_class_f1(runs: list[tuple[np.ndarray, np.ndarray, np.ndarray]]
         groups = np.concatenate([np.full(len(r[1]), k) for k, r in enumerate(ordered)])
 
         def stat(idx: np.ndarray) -> np.ndarray:
-            return mean_f1([per_class_f1(y[idx][groups[idx] == g], p[idx][groups[idx] == g], n_classes)
-                            for g in np.unique(groups[idx])])
-        r = bootstrap_ci(stat, len(y), groups=groups if len(ordered) > 1 else None, n_boot=n_boot,
-                         seed=seed, level=level)
+            return mean_f1(
+                [
+                    per_class_f1(y[idx][groups[idx] == g], p[idx][groups[idx] == g], n_classes)
+                    for g in np.unique(groups[idx])
+                ]
+            )
+
+        r = bootstrap_ci(
+            stat, len(y), groups=groups if len(ordered) > 1 else None, n_boot=n_boot, seed=seed, level=level
+        )
     return {"f1": r["estimate"], "lo": r["lo"], "hi": r["hi"]}
 
 
@@ -107,8 +120,9 @@ def trust_by_face_count(df: pd.DataFrame, y: np.ndarray, p: np.ndarray, K: int =
     and scene/faces weight (mean per-image source probability); faces = sum over face slots.
     """
     n = pd.to_numeric(df["n_faces"], errors="raise").astype(int).clip(upper=K)
-    labels = pd.Categorical([f"{k}+" if k == K else str(k) for k in n],
-                            categories=[str(k) for k in range(K)] + [f"{K}+"], ordered=True)
+    labels = pd.Categorical(
+        [f"{k}+" if k == K else str(k) for k in n], categories=[str(k) for k in range(K)] + [f"{K}+"], ordered=True
+    )
     return _trust_table(df, pd.Series(labels), (y == p).astype(float))
 
 
@@ -119,6 +133,7 @@ def trust_by_face_size(df: pd.DataFrame, y: np.ndarray, p: np.ndarray) -> pd.Dat
     has_face = pd.to_numeric(df["n_faces"], errors="raise") > 0
     names = [f"{lo:.0%}-{hi:.0%}" for lo, hi in zip(FACE_SIZE_EDGES[:-1], FACE_SIZE_EDGES[1:])]
     bins = pd.cut(area.where(has_face), bins=list(FACE_SIZE_EDGES), labels=names, include_lowest=True)
-    labels = pd.Categorical(np.where(has_face, bins.astype(str), "no face"),
-                            categories=["no face"] + names, ordered=True)
+    labels = pd.Categorical(
+        np.where(has_face, bins.astype(str), "no face"), categories=["no face"] + names, ordered=True
+    )
     return _trust_table(df, pd.Series(labels), (y == p).astype(float))

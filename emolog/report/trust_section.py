@@ -27,33 +27,39 @@ def annotator_agreement(pr: Preds, index_path: str | None, run_dir: Path, name: 
         return None, f"the run's index {path} is not here: no dec_factors to compare with"
     index = ImageIndex.load(path).df
     if "dec_factors" not in index.columns or not index["dec_factors"].fillna("").str.strip().any():
-        return None, (f"{path.name} has no dec_factors (simulated data has none): the comparison of "
-                      "per-image trust with FindingEmo's annotators needs an index made by "
-                      "`emolog index findingemo`")
+        return None, (
+            f"{path.name} has no dec_factors (simulated data has none): the comparison of "
+            "per-image trust with FindingEmo's annotators needs an index made by "
+            "`emolog index findingemo`"
+        )
     try:
         table, counts = trust_agreement(pr.df, index)
     except TrustError as e:
         return None, f"dec_factors comparison not possible: {e}"
-    note = (f"{counts['n_joined']} of {counts['n_predictions']} test images have dec_factors "
-            f"({len(counts['no_annotation'])} without, {len(counts['not_in_index'])} not in the index)")
+    note = (
+        f"{counts['n_joined']} of {counts['n_predictions']} test images have dec_factors "
+        f"({len(counts['no_annotation'])} without, {len(counts['not_in_index'])} not in the index)"
+    )
     run = f"{name}: " if name else ""
     return df_table(table, f"{run}face trust (1 - w_scene) against the annotators' deciding factors"), note
 
 
-def trust_section(preds: dict[str, Preds | None], notes: list[str],
-                  runs: dict[str, RunFiles] | None = None) -> Section:
-    sec = Section("trust", "Trust: faces vs scene",
-                  "How much the model relies on the faces versus the scene, per number of detected "
-                  "faces and per size of the largest face (share of the image area). Posterior: "
-                  "mean P(source | label, evidence), i.e. which source explained the true label; "
-                  "weight: mean per-image source probability (constant unless the program is gated). "
-                  "Faces = sum over the face slots. On FindingEmo, the face trust 1 - w_scene is also "
-                  "compared with what the annotators named as deciding (dec_factors: facial "
-                  "expression vs context): agreement at 0.5, Cohen's kappa and AUC, overall, per "
-                  "label and per face count.")
+def trust_section(preds: dict[str, Preds | None], notes: list[str], runs: dict[str, RunFiles] | None = None) -> Section:
+    sec = Section(
+        "trust",
+        "Trust: faces vs scene",
+        "How much the model relies on the faces versus the scene, per number of detected "
+        "faces and per size of the largest face (share of the image area). Posterior: "
+        "mean P(source | label, evidence), i.e. which source explained the true label; "
+        "weight: mean per-image source probability (constant unless the program is gated). "
+        "Faces = sum over the face slots. On FindingEmo, the face trust 1 - w_scene is also "
+        "compared with what the annotators named as deciding (dec_factors: facial "
+        "expression vs context): agreement at 0.5, Cohen's kappa and AUC, overall, per "
+        "label and per face count.",
+    )
     sec.notes.extend(notes)
     by_n_all, by_size_all = [], []
-    agreement_notes: dict[str, list[str]] = {}   # note -> runs (runs sharing one index say it once)
+    agreement_notes: dict[str, list[str]] = {}  # note -> runs (runs sharing one index say it once)
     for name, pr in preds.items():
         if pr is None:
             continue
@@ -65,10 +71,15 @@ def trust_section(preds: dict[str, Preds | None], notes: list[str],
 
         by_n = trust_by_face_count(pr.df, pr.y, pr.p)
         by_size = trust_by_face_size(pr.df, pr.y, pr.p)
-        sec.figures.append(Figure(plots.trust_bars(by_n, "Per face count" + label, "detected faces"),
-                                  f"trust per face count{label}"))
-        sec.figures.append(Figure(plots.trust_bars(by_size, "Per largest-face size" + label, "largest face / image area"),
-                                  f"trust per face size{label}"))
+        sec.figures.append(
+            Figure(plots.trust_bars(by_n, "Per face count" + label, "detected faces"), f"trust per face count{label}")
+        )
+        sec.figures.append(
+            Figure(
+                plots.trust_bars(by_size, "Per largest-face size" + label, "largest face / image area"),
+                f"trust per face size{label}",
+            )
+        )
         by_n_all.append(by_n.rename(columns={"group": "faces"}).assign(run=name))
         by_size_all.append(by_size.rename(columns={"group": "largest face"}).assign(run=name))
         run = (runs or {}).get(name)
@@ -85,5 +96,3 @@ def trust_section(preds: dict[str, Preds | None], notes: list[str],
             cols = (["run"] if len(parts) > 1 else []) + [c for c in df.columns if c != "run"]
             sec.tables.append(df_table(df[cols], caption))
     return sec
-
-

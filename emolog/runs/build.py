@@ -41,8 +41,7 @@ from emolog.model.spec import Spec, load_spec
 __all__ = ["Built", "build", "build_heads", "prepare_spec", "resolve_device"]
 
 
-def prepare_spec(cfg: RunConfig, splits: dict[str, SplitData], perception: dict, spec: Spec, prog
-                 ) -> BuildContext:
+def prepare_spec(cfg: RunConfig, splits: dict[str, SplitData], perception: dict, spec: Spec, prog) -> BuildContext:
     """The spec's bindings checked against the data (fields the cache holds, face slots, the
     scene backbone's classes), the scene classes computed per split where a binding reads
     them; returns what building the program's feeds needs."""
@@ -54,8 +53,9 @@ def prepare_spec(cfg: RunConfig, splits: dict[str, SplitData], perception: dict,
         for s in splits.values():
             add_scene_classes(s, classifier)
     has = {"face_features": tr.face_features is not None, "scene_classes": bool(names)}
-    maps = check_data(spec.where, spec.nets, prog.nets, tr.face_mask.shape[1], lambda f: has.get(f, True),
-                      lambda: names)
+    maps = check_data(
+        spec.where, spec.nets, prog.nets, tr.face_mask.shape[1], lambda f: has.get(f, True), lambda: names
+    )
     return BuildContext(tr.face_mask.shape[1], cfg.seed, cfg.nets.dropout, maps)
 
 
@@ -70,25 +70,34 @@ def resolve_device(name: str) -> torch.device:
 def _check_em(cfg: RunConfig, regime: Regime, lm: nn.Module, gated: bool, name: str) -> None:
     """problog-em learns the program's t(): refused for a program with none (or a gate net)."""
     if regime.learner == "em" and (gated or not len(lm.tparams)):
-        raise ConfigError(f"config key 'regime': {cfg.regime!r} learns the program's t() by EM; {name!r} has "
-                          f"{'a gate net (no t())' if gated else 'no t()'}: use a gradient regime")
+        raise ConfigError(
+            f"config key 'regime': {cfg.regime!r} learns the program's t() by EM; {name!r} has "
+            f"{'a gate net (no t())' if gated else 'no t()'}: use a gradient regime"
+        )
 
 
 def _start_weights(cfg: RunConfig, regime: Regime, lm: nn.Module, kind: ProgramKind) -> None:
     """Global source weights at the start: ``logic.init_weights`` (trained) / ``logic.fixed_weights`` (held,
     default uniform) of a global program; refused for a program without global weights."""
     if kind.global_weights:
-        start = cfg.logic.init_weights if regime.trains_logic else (cfg.logic.fixed_weights or {s: 1 / len(lm.sources)
-                                                                                   for s in lm.sources})
+        start = (
+            cfg.logic.init_weights
+            if regime.trains_logic
+            else (cfg.logic.fixed_weights or {s: 1 / len(lm.sources) for s in lm.sources})
+        )
         if start is not None and lm.semantics == "condition" and start.get("scene", 1) == 0:
-            raise ConfigError("config key 'logic.fixed_weights': a scene weight of 0 leaves an image without a "
-                              "detected face no source at all under the 'condition' semantics (its evidence "
-                              "has probability 0); give the scene a weight > 0 or use semantics 'fail'")
+            raise ConfigError(
+                "config key 'logic.fixed_weights': a scene weight of 0 leaves an image without a "
+                "detected face no source at all under the 'condition' semantics (its evidence "
+                "has probability 0); give the scene a weight > 0 or use semantics 'fail'"
+            )
         if start is not None:
             em.set_source_weights(lm, dict(start))
     elif not kind.gate_net and (cfg.logic.init_weights is not None or cfg.logic.fixed_weights is not None):
-        raise ConfigError("config keys 'logic.init_weights' / 'logic.fixed_weights' set global source weights; "
-                          f"{Path(lm.program.path).name!r} has none (its t() are not a source disjunction)")
+        raise ConfigError(
+            "config keys 'logic.init_weights' / 'logic.fixed_weights' set global source weights; "
+            f"{Path(lm.program.path).name!r} has none (its t() are not a source disjunction)"
+        )
 
 
 @dataclass(frozen=True)
@@ -103,20 +112,33 @@ class _Setting:
     progress: bool
 
 
-def _scene_net(st: _Setting, splits: dict[str, SplitData], manifest: dict, lm: nn.Module, kind: ProgramKind,
-               classes: tuple[str, ...]) -> tuple[nn.Module, dict | None, torch.Tensor | None]:
+def _scene_net(
+    st: _Setting,
+    splits: dict[str, SplitData],
+    manifest: dict,
+    lm: nn.Module,
+    kind: ProgramKind,
+    classes: tuple[str, ...],
+) -> tuple[nn.Module, dict | None, torch.Tensor | None]:
     """(scene net, pretraining info, out-of-fold training probabilities or None)."""
     cfg, regime, semantics, device, progress = st.cfg, st.regime, st.semantics, st.device, st.progress
     domain = scene_domain(lm)
-    if (regime.scene_init if cfg.pretrain.scene_init == "auto" else cfg.pretrain.scene_init) != "pretrained" or domain is None:
+    if (
+        regime.scene_init if cfg.pretrain.scene_init == "auto" else cfg.pretrain.scene_init
+    ) != "pretrained" or domain is None:
         # (a program without a scene net keeps this untrained one out of every parameter group)
-        return new_scene_net(cfg, splits["train"].scene.shape[1], n_classes=len(domain or BASIC7)).to(device), \
-            None, None
-    if domain != list(classes):   # pretraining fits the scene net's outputs to the labels
-        raise ConfigError(f"{lm.program.path}: the scene head's network ranges over {domain}, the labels over "
-                          f"{list(classes)}: "
-                          "a pretrained scene net is fitted to the labels, so it needs the same classes in the "
-                          "same order; set pretrain.scene_init=random (the net then trains from scratch, e.g. joint)")
+        return (
+            new_scene_net(cfg, splits["train"].scene.shape[1], n_classes=len(domain or BASIC7)).to(device),
+            None,
+            None,
+        )
+    if domain != list(classes):  # pretraining fits the scene net's outputs to the labels
+        raise ConfigError(
+            f"{lm.program.path}: the scene head's network ranges over {domain}, the labels over "
+            f"{list(classes)}: "
+            "a pretrained scene net is fitted to the labels, so it needs the same classes in the "
+            "same order; set pretrain.scene_init=random (the net then trains from scratch, e.g. joint)"
+        )
     if kind.global_weights:
         pre = pretrained_scene_net(cfg, splits, manifest, device, lm, semantics, progress, classes)
     elif classes == BASIC7:
@@ -124,14 +146,16 @@ def _scene_net(st: _Setting, splits: dict[str, SplitData], manifest: dict, lm: n
         # program's net, the very net a global run of this config uses, so they compare on one
         # frozen scene net
         pre = shared_pretrained(cfg, splits, manifest, device, semantics, progress)
-    else:   # other labels: the cross-fitted label fit (each refit is an EM step of a global choice)
-        pre = pretrained_scene_net(cfg.updated({"pretrain.refit": 0}), splits, manifest,
-                                   device, lm, semantics, progress, classes)
+    else:  # other labels: the cross-fitted label fit (each refit is an EM step of a global choice)
+        pre = pretrained_scene_net(
+            cfg.updated({"pretrain.refit": 0}), splits, manifest, device, lm, semantics, progress, classes
+        )
     return pre.net, pre.info, pre.oof
 
 
-def _emotion_scene_net(st: _Setting, splits: dict[str, SplitData], manifest: dict
-                       ) -> tuple[nn.Module, dict | None, torch.Tensor | None]:
+def _emotion_scene_net(
+    st: _Setting, splits: dict[str, SplitData], manifest: dict
+) -> tuple[nn.Module, dict | None, torch.Tensor | None]:
     """The scene net of a valence/arousal program that reads the scene's basic-7 emotion
     (va_valence.pl): pretrained, it is the seed program's net of this config, fitted to the
     index's basic-7 labels of the same images (so emotion and valence runs share one frozen
@@ -145,36 +169,49 @@ def _emotion_scene_net(st: _Setting, splits: dict[str, SplitData], manifest: dic
         labels = index.label_of(s.ids)
         bad = sorted(set(labels) - set(BASIC7))
         if bad:
-            raise ConfigError(f"{cfg.data}/index.csv: a valence/arousal program whose scene net reads the scene's "
-                              f"basic-7 emotion pretrains it on the index's basic-7 labels, but the index has {bad}; "
-                              "set pretrain.scene_init=random (joint) or bind a scene net over the target's bins")
+            raise ConfigError(
+                f"{cfg.data}/index.csv: a valence/arousal program whose scene net reads the scene's "
+                f"basic-7 emotion pretrains it on the index's basic-7 labels, but the index has {bad}; "
+                "set pretrain.scene_init=random (joint) or bind a scene net over the target's bins"
+            )
         emotions[name] = replace(s, labels=torch.tensor([BASIC7.index(x) for x in labels], device=device))
     pre = shared_pretrained(cfg, emotions, manifest, device, semantics, progress)
     return pre.net, pre.info, pre.oof
 
 
-def build_heads(cfg: RunConfig, spec: Spec | None, lm: nn.Module, splits: dict[str, SplitData],
-                device: torch.device) -> dict[str, nn.Module]:
+def build_heads(
+    cfg: RunConfig, spec: Spec | None, lm: nn.Module, splits: dict[str, SplitData], device: torch.device
+) -> dict[str, nn.Module]:
     """The trainable heads (``HeadMLP``, seeded) of a program compiled in the seed's shape, each
     over whole-image features (a program through DeepProgram builds its own at its first batch)."""
     if spec is None:
         return {}
-    if getattr(lm, "general", False):   # built at the first batches (_first_batches)
+    if getattr(lm, "general", False):  # built at the first batches (_first_batches)
         return lm.heads()
     from emolog.model.bindings.fields import row_values
+
     heads: dict[str, nn.Module] = {}
     tr = splits["train"]
     for k, (name, b) in enumerate(sorted((n, b) for n, b in spec.nets.items() if b.bind == "head")):
-        width = sum(row_values(tr, src, torch.arange(1, device=tr.labels.device)).flatten(1).shape[1]
-                    for src in b.inputs)
+        width = sum(
+            row_values(tr, src, torch.arange(1, device=tr.labels.device)).flatten(1).shape[1] for src in b.inputs
+        )
         torch.manual_seed(cfg.seed * 1009 + 500 + k)
-        heads[name] = HeadMLP(width, b.hidden, lm.input_sizes[name],
-                              b.dropout if b.dropout is not None else cfg.nets.dropout).to(device)
+        heads[name] = HeadMLP(
+            width, b.hidden, lm.input_sizes[name], b.dropout if b.dropout is not None else cfg.nets.dropout
+        ).to(device)
     return heads
 
 
-def _first_batches(cfg: RunConfig, spec: Spec, lm: nn.Module, splits: dict[str, SplitData], semantics: str,
-                   device: torch.device, per_count: int = 2) -> list[str]:
+def _first_batches(
+    cfg: RunConfig,
+    spec: Spec,
+    lm: nn.Module,
+    splits: dict[str, SplitData],
+    semantics: str,
+    device: torch.device,
+    per_count: int = 2,
+) -> list[str]:
     """A program compiled through DeepProgram evaluates a few training images of each face count
     before any training or pretraining: its structures compile, its heads are built (their
     input width is what the program's inputs hold) and its answers are checked against the
@@ -196,10 +233,14 @@ def _answer_mass(cfg: RunConfig, spec: Spec, lm: nn.Module) -> list[str]:
     answers over the labels do not sum to 1, printed as a warning and returned as notes, or
     refused with ``strict``."""
     from emolog.logic.check.mass import check_answer_mass
+
     findings = check_answer_mass(lm.prog, lm._examples(lm.batch.rows), labels=list(lm._col))
     if findings and cfg.strict:
-        raise SpecError(f"{spec.where}: " + " | ".join(f.message() for f in findings) +
-                        " (config key 'strict'; without it this is a warning)")
+        raise SpecError(
+            f"{spec.where}: "
+            + " | ".join(f.message() for f in findings)
+            + " (config key 'strict'; without it this is a warning)"
+        )
     for f in findings:
         print(f"emolog train: warning: {f.message()}", file=sys.stderr)
     return [f"answer mass: {f.message()}" for f in findings]
@@ -209,17 +250,20 @@ def _open_spec(cfg: RunConfig, regime: Regime) -> tuple[RunConfig, Spec | None, 
     """(config with the spec recorded as JSON, spec or None, its parsed program or None): the
     program parsed and its networks checked against the spec before any data or compiling."""
     spec = load_spec(cfg.spec) if cfg.spec else None
-    if spec is not None and isinstance(cfg.spec, dict):   # recorded as JSON (config.json, checkpoints)
+    if spec is not None and isinstance(cfg.spec, dict):  # recorded as JSON (config.json, checkpoints)
         cfg = replace(cfg, spec=spec.record())
     prog = open_program(spec, cfg.logic.param) if spec else None
     if prog is not None:
         _check_em(cfg, regime, prog, any(b.bind == "gate" for b in spec.nets.values()), Path(prog.path).name)
-    untrained = sorted(n for n, b in spec.nets.items() if b.bind == "head") \
-        if spec and not regime.trains_scene_net else []
-    if untrained:   # a head nobody trains is its random start: its "predictions" would mean nothing
-        raise ConfigError(f"config key 'regime': {cfg.regime!r} trains no network, but spec {spec.name!r} feeds "
-                          f"{untrained} from trainable head(s), which would stay at their random start; "
-                          "use nets-only or joint")
+    untrained = (
+        sorted(n for n, b in spec.nets.items() if b.bind == "head") if spec and not regime.trains_scene_net else []
+    )
+    if untrained:  # a head nobody trains is its random start: its "predictions" would mean nothing
+        raise ConfigError(
+            f"config key 'regime': {cfg.regime!r} trains no network, but spec {spec.name!r} feeds "
+            f"{untrained} from trainable head(s), which would stay at their random start; "
+            "use nets-only or joint"
+        )
     return cfg, spec, prog
 
 
@@ -229,6 +273,7 @@ def _compile_early(cfg: RunConfig, regime: Regime, spec: Spec | None, prog, sema
     if spec is not None:
         return build_logic(spec, prog, semantics, cfg.logic.param, None)
     from emolog.logic import compile_program
+
     lm = compile_program(cfg.program, semantics=semantics, param=cfg.logic.param)
     _check_em(cfg, regime, lm, program_kind(lm).gate_net, cfg.program)
     return lm
@@ -237,25 +282,32 @@ def _compile_early(cfg: RunConfig, regime: Regime, spec: Spec | None, prog, sema
 def _check_trains_something(cfg: RunConfig, regime: Regime, lm: nn.Module, kind: ProgramKind) -> None:
     """A regime that trains only t() on a program without t() (nor a gate) would train nothing."""
     if not len(lm.tparams) and not kind.gate_net and not regime.trains_scene_net:
-        raise ConfigError(f"config key 'regime': {cfg.regime!r} trains only the program's t() and "
-                          f"{Path(lm.program.path).name!r} has none: nothing would train; use nets-only or joint")
+        raise ConfigError(
+            f"config key 'regime': {cfg.regime!r} trains only the program's t() and "
+            f"{Path(lm.program.path).name!r} has none: nothing would train; use nets-only or joint"
+        )
 
 
-def _run_extra(cfg: RunConfig, spec: Spec | None, ctx: BuildContext, pretrain_info: dict | None, notes: list[str],
-               target) -> dict:
+def _run_extra(
+    cfg: RunConfig, spec: Spec | None, ctx: BuildContext, pretrain_info: dict | None, notes: list[str], target
+) -> dict:
     """The run's record beyond the fit: pretraining, spec (with its class maps), program source,
     notes and the fitted target."""
-    extra: dict = {"pretrain": pretrain_info, "spec": spec.record() if spec else None,
-                   "program_source": spec.program if spec else cfg.program,
-                   "notes": (list(spec.notes) if spec else []) + notes,
-                   "target": target.to_dict() if target else None}
+    extra: dict = {
+        "pretrain": pretrain_info,
+        "spec": spec.record() if spec else None,
+        "program_source": spec.program if spec else cfg.program,
+        "notes": (list(spec.notes) if spec else []) + notes,
+        "target": target.to_dict() if target else None,
+    }
     if spec is not None:
         extra["spec"]["class_maps"] = {n: m[2] for n, m in ctx.maps.items()}
     return extra
 
 
-def _grey_logits(cfg: RunConfig, manifest: dict, perception: dict, semantics: str, device: torch.device,
-                 extra: dict) -> torch.Tensor | None:
+def _grey_logits(
+    cfg: RunConfig, manifest: dict, perception: dict, semantics: str, device: torch.device, extra: dict
+) -> torch.Tensor | None:
     """The 'original' semantics' grey-face logits (recorded in ``extra``); None otherwise."""
     if semantics != "original":
         return None
@@ -265,8 +317,16 @@ def _grey_logits(cfg: RunConfig, manifest: dict, perception: dict, semantics: st
     return grey
 
 
-def _gate_net(cfg: RunConfig, regime: Regime, kind: ProgramKind, splits: dict[str, SplitData],
-              oof: torch.Tensor | None, semantics: str, device: torch.device, extra: dict) -> nn.Module | None:
+def _gate_net(
+    cfg: RunConfig,
+    regime: Regime,
+    kind: ProgramKind,
+    splits: dict[str, SplitData],
+    oof: torch.Tensor | None,
+    semantics: str,
+    device: torch.device,
+    extra: dict,
+) -> nn.Module | None:
     """The gate net of a gated program (its settings recorded in ``extra``, as are a rules
     program's); None for a program without one."""
     gate = None
@@ -275,17 +335,31 @@ def _gate_net(cfg: RunConfig, regime: Regime, kind: ProgramKind, splits: dict[st
         extra["gate"] = {"kind": kind.name, **settings, "t_probs": None}
     elif kind.rules:
         from emolog.model.gate import gate_settings
+
         extra["gate"] = {"kind": kind.name, **gate_settings(cfg), "features": None, "t_probs": None}
     return gate
 
 
-def _groups(regime: Regime, spec: Spec | None, model: Network, lm: nn.Module, scene_net: nn.Module,
-            gate: nn.Module | None, last_block: nn.Module | None) -> list[Group]:
+def _groups(
+    regime: Regime,
+    spec: Spec | None,
+    model: Network,
+    lm: nn.Module,
+    scene_net: nn.Module,
+    gate: nn.Module | None,
+    last_block: nn.Module | None,
+) -> list[Group]:
     """The named parameter groups, each marked trained or held by the regime."""
     names = own_names(spec)
-    groups = [Group("logic", lm, regime.trains_logic),
-              Group(names.get("scene_net", "scene_net"), scene_net, regime.trains_scene_net and model.has_scene_head,
-                    role="scene_net")]
+    groups = [
+        Group("logic", lm, regime.trains_logic),
+        Group(
+            names.get("scene_net", "scene_net"),
+            scene_net,
+            regime.trains_scene_net and model.has_scene_head,
+            role="scene_net",
+        ),
+    ]
     groups += [Group(name, head, regime.trains_scene_net) for name, head in model.heads.items()]
     if gate is not None:
         groups.append(Group(names.get("gate_net", "gate_net"), gate, regime.trains_logic, role="gate_net"))
@@ -325,8 +399,9 @@ def build(cfg: RunConfig, progress: bool = True) -> Built:
     cfg, spec, prog = _open_spec(cfg, regime)
     classes = spec.classes if spec else BASIC7
     lm = _compile_early(cfg, regime, spec, prog, semantics)
-    splits, manifest, data_info = load_data(cfg, device, prelast=regime.trains_backbone, classes=classes,
-                                            target=spec.target if spec else None)
+    splits, manifest, data_info = load_data(
+        cfg, device, prelast=regime.trains_backbone, classes=classes, target=spec.target if spec else None
+    )
     # a valence/arousal target's bin values are the training split's means (emolog.model.target)
     target = spec.target.fitted(splits["train"].values.cpu().numpy()) if spec and spec.target else None
     perception = perception_record(manifest)
@@ -351,10 +426,14 @@ def build(cfg: RunConfig, progress: bool = True) -> Built:
     grey = _grey_logits(cfg, manifest, perception, semantics, device, extra)
     gate = _gate_net(cfg, regime, kind, splits, oof, semantics, device, extra)
     heads = build_heads(cfg, spec, lm, splits, device)
-    network = Network(lm, scene_net, semantics, kind, classes, Parts(
-        last_block, gate, grey, heads, {n: b.inputs for n, b in spec.nets.items() if n in heads} if spec else {}))
+    network = Network(
+        lm,
+        scene_net,
+        semantics,
+        kind,
+        classes,
+        Parts(last_block, gate, grey, heads, {n: b.inputs for n, b in spec.nets.items() if n in heads} if spec else {}),
+    )
     network.target = target
     groups = _groups(regime, spec, network, lm, scene_net, gate, last_block)
-    return Built(cfg, regime, semantics, spec, network, groups, splits, oof, manifest, data_info, perception, extra,
-                 t0)
-
+    return Built(cfg, regime, semantics, spec, network, groups, splits, oof, manifest, data_info, perception, extra, t0)

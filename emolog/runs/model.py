@@ -53,8 +53,9 @@ class Model:
 
     # ---- construction --------------------------------------------------------------
     @classmethod
-    def from_spec(cls, spec: str | dict = "seed", data: str | Path = "", progress: bool = True,
-                  **settings: Any) -> "Model":
+    def from_spec(
+        cls, spec: str | dict = "seed", data: str | Path = "", progress: bool = True, **settings: Any
+    ) -> "Model":
         """The model of ``spec`` (a shipped spec's name, a .toml path or the spec file's keys as a
         dict) on the data directory ``data``; ``settings`` are any other config keys, a group as a
         dict (``regime="joint", train={"epochs": 3}``; docs/training.md, "Configuration"). Compiles, reads the data, builds the networks and,
@@ -80,8 +81,10 @@ class Model:
         """Train with the one fit loop, writing the run directory to ``out_dir`` (checkpoints each
         epoch: ``resume=True`` continues an interrupted fit); returns the model, trained."""
         if self._built is None:
-            raise UsageError(f"this model was read from {self._trained().dir} and is trained already; build a new "
-                             "one with Model.from_spec to train again")
+            raise UsageError(
+                f"this model was read from {self._trained().dir} and is trained already; build a new "
+                "one with Model.from_spec to train again"
+            )
         out = Path(out_dir)
         cfg = self._built.cfg
         with output_lock(out, "emolog train"), runtime.torch_threads(cfg.threads):
@@ -154,9 +157,9 @@ def _perceived(run: Run, paths: list[Path], device: str) -> Any:
     that cannot be read is named at once: nothing is predicted from a substitute)."""
     from emolog.data.images import ImageRejected, load_image
     from emolog.runs.perception import build_perception, perceived_cache, recorded_perception, settings_from
+
     recorded = run.perception or recorded_perception(run.dir)[0]
-    settings = {**settings_from(recorded), "device": device,
-                "prelast": (run.dir / "backbone_last_block.pt").is_file()}
+    settings = {**settings_from(recorded), "device": device, "prelast": (run.dir / "backbone_last_block.pt").is_file()}
     images, bad = [], []
     for p in paths:
         try:

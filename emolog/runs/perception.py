@@ -26,10 +26,17 @@ if TYPE_CHECKING:  # torch-heavy: for annotations only
 BACKBONE_NAMES: tuple[str, ...] = ("efficientnet-lite0-imagenet", "resnet18-imagenet", "resnet18-places365")
 DETECTOR_NAMES: tuple[str, ...] = ("haar", "mtcnn")
 RECOGNISER_NAMES: tuple[str, ...] = ("fer2013-minixception", "vit-face-expression")
-DEFAULTS: dict[str, Any] = {"backbone": "efficientnet-lite0-imagenet", "detector": "mtcnn",
-                            "recogniser": "fer2013-minixception", "K": 3, "min_face_size": 20,
-                            "face_threshold": 0.9, "detect_max_side": None, "face_margin": 0.1,
-                            "face_features": False}
+DEFAULTS: dict[str, Any] = {
+    "backbone": "efficientnet-lite0-imagenet",
+    "detector": "mtcnn",
+    "recogniser": "fer2013-minixception",
+    "K": 3,
+    "min_face_size": 20,
+    "face_threshold": 0.9,
+    "detect_max_side": None,
+    "face_margin": 0.1,
+    "face_features": False,
+}
 _PATH_KEYS = ("weights", "weights_path", "path")
 
 
@@ -45,10 +52,20 @@ def add_perception_arguments(parser: argparse.ArgumentParser) -> None:
     g.add_argument("--detector", choices=DETECTOR_NAMES, default=None, help="face detector (default mtcnn)")
     g.add_argument("--recogniser", choices=RECOGNISER_NAMES, default=None, help="expression recogniser")
     g.add_argument("--recogniser-weights", default=None, help="weights file / HF folder for the recogniser")
-    g.add_argument("-K", "--max-faces", dest="K", type=int, default=None,
-                   help="face slots: the K largest faces are used (default 3)")
-    g.add_argument("--detect-max-side", type=int, default=None,
-                   help="downscale images to this long side (px) before face detection (default: never)")
+    g.add_argument(
+        "-K",
+        "--max-faces",
+        dest="K",
+        type=int,
+        default=None,
+        help="face slots: the K largest faces are used (default 3)",
+    )
+    g.add_argument(
+        "--detect-max-side",
+        type=int,
+        default=None,
+        help="downscale images to this long side (px) before face detection (default: never)",
+    )
     g.add_argument("--min-face-size", type=int, default=None, help="smallest face in px (default 20)")
     g.add_argument("--face-threshold", type=float, default=None, help="detector probability threshold (default 0.9)")
     g.add_argument("--device", default=None, help="cpu, cuda, cuda:1, ... (default: CUDA when present)")
@@ -101,18 +118,30 @@ def settings_from(recorded: dict | None) -> dict[str, Any]:
     if recorded.get("simulated") or "simulator" in recorded:  # a simulated cache: no networks to rebuild
         s.update(backbone=str(recorded.get("simulator", "simulated")), simulated=True)
         return s
-    bb, det, rec = (recorded.get(k) if isinstance(recorded.get(k), dict) else {}
-                    for k in ("backbone", "detector", "recogniser"))
-    s.update({k: v for k, v in {
-        "backbone": bb.get("name"), "backbone_weights": _path_of(bb),
-        "places365_names": bb.get("places365_names"),
-        "detector": det.get("name"), "min_face_size": det.get("min_face_size"),
-        "face_threshold": det.get("threshold"), "recogniser": rec.get("name"),
-        "recogniser_weights": _path_of(rec), "face_margin": rec.get("face_margin"),
-        "K": recorded.get("K"), "prelast": recorded.get("prelast", bb.get("prelast")),
-        # a run trained on face features predicts photos with the same embedding beside the logits
-        "face_features": bool(rec.get("face_features")),
-    }.items() if v is not None})
+    bb, det, rec = (
+        recorded.get(k) if isinstance(recorded.get(k), dict) else {} for k in ("backbone", "detector", "recogniser")
+    )
+    s.update(
+        {
+            k: v
+            for k, v in {
+                "backbone": bb.get("name"),
+                "backbone_weights": _path_of(bb),
+                "places365_names": bb.get("places365_names"),
+                "detector": det.get("name"),
+                "min_face_size": det.get("min_face_size"),
+                "face_threshold": det.get("threshold"),
+                "recogniser": rec.get("name"),
+                "recogniser_weights": _path_of(rec),
+                "face_margin": rec.get("face_margin"),
+                "K": recorded.get("K"),
+                "prelast": recorded.get("prelast", bb.get("prelast")),
+                # a run trained on face features predicts photos with the same embedding beside the logits
+                "face_features": bool(rec.get("face_features")),
+            }.items()
+            if v is not None
+        }
+    )
     if "max_side" in det:  # None is a recorded value here: "never downscale"
         s["detect_max_side"] = det["max_side"]
     return s
@@ -121,8 +150,18 @@ def settings_from(recorded: dict | None) -> dict[str, Any]:
 def perception_settings(args: argparse.Namespace, recorded: dict | None) -> dict[str, Any]:
     """The recorded settings with every option given on the command line put over them."""
     s = settings_from(recorded)
-    for key in ("backbone", "backbone_weights", "places365_names", "detector", "recogniser",
-                "recogniser_weights", "K", "detect_max_side", "min_face_size", "face_threshold"):
+    for key in (
+        "backbone",
+        "backbone_weights",
+        "places365_names",
+        "detector",
+        "recogniser",
+        "recogniser_weights",
+        "K",
+        "detect_max_side",
+        "min_face_size",
+        "face_threshold",
+    ):
         if getattr(args, key, None) is not None:
             s[key] = getattr(args, key)
     if getattr(args, "backbone", None) is not None:
@@ -137,22 +176,36 @@ def build_perception(settings: dict[str, Any], recorded: dict | None = None) -> 
     from emolog.perception.pipeline import Perception, PerceptionOptions
 
     if settings.get("simulated") or settings["backbone"] not in BACKBONE_NAMES:
-        raise RunInputError(f"the run's features come from {settings['backbone']!r}, not a scene backbone emolog "
-                            f"can run on a photo (simulated data?); pass --backbone (one of {list(BACKBONE_NAMES)})")
+        raise RunInputError(
+            f"the run's features come from {settings['backbone']!r}, not a scene backbone emolog "
+            f"can run on a photo (simulated data?); pass --backbone (one of {list(BACKBONE_NAMES)})"
+        )
     if settings["backbone"] == "resnet18-places365" and not settings.get("backbone_weights"):
         sha = ((recorded or {}).get("backbone") or {}).get("weights_sha256")
-        raise MissingError("the perception uses resnet18-places365" + (f" (weights sha256 {sha[:12]}...)" if sha else "")
-                           + " but no weights path is recorded: pass --backbone-weights FILE")
-    options = PerceptionOptions(backbone_weights=settings.get("backbone_weights"),
-                                places365_names=settings.get("places365_names"),
-                                recogniser_weights=settings.get("recogniser_weights"),
-                                min_face_size=int(settings["min_face_size"]),
-                                face_threshold=float(settings["face_threshold"]),
-                                detect_max_side=settings["detect_max_side"], face_margin=float(settings["face_margin"]))
-    return Perception(backbone=settings["backbone"], detector=settings["detector"],
-                      recogniser=settings["recogniser"], K=int(settings["K"]), device=settings.get("device"),
-                      prelast=bool(settings.get("prelast")), face_features=bool(settings.get("face_features")),
-                      options=options)
+        raise MissingError(
+            "the perception uses resnet18-places365"
+            + (f" (weights sha256 {sha[:12]}...)" if sha else "")
+            + " but no weights path is recorded: pass --backbone-weights FILE"
+        )
+    options = PerceptionOptions(
+        backbone_weights=settings.get("backbone_weights"),
+        places365_names=settings.get("places365_names"),
+        recogniser_weights=settings.get("recogniser_weights"),
+        min_face_size=int(settings["min_face_size"]),
+        face_threshold=float(settings["face_threshold"]),
+        detect_max_side=settings["detect_max_side"],
+        face_margin=float(settings["face_margin"]),
+    )
+    return Perception(
+        backbone=settings["backbone"],
+        detector=settings["detector"],
+        recogniser=settings["recogniser"],
+        K=int(settings["K"]),
+        device=settings.get("device"),
+        prelast=bool(settings.get("prelast")),
+        face_features=bool(settings.get("face_features")),
+        options=options,
+    )
 
 
 def differences(recorded: dict | None, fingerprint: dict) -> list[str]:
@@ -187,7 +240,14 @@ def perceived_cache(perception: Perception, perceived: dict, ids: list[str]) -> 
     import torch
 
     from emolog.cache.store import FeatureCache
-    return FeatureCache(ids=list(ids), manifest={"fingerprint": perception.fingerprint(), "K": perception.K,
-                                                 "scene_dim": perception.scene_dim,
-                                                 "face_feature_dim": perception.face_feature_dim},
-                        **{k: torch.from_numpy(v) for k, v in perceived.items()})
+
+    return FeatureCache(
+        ids=list(ids),
+        manifest={
+            "fingerprint": perception.fingerprint(),
+            "K": perception.K,
+            "scene_dim": perception.scene_dim,
+            "face_feature_dim": perception.face_feature_dim,
+        },
+        **{k: torch.from_numpy(v) for k, v in perceived.items()},
+    )

@@ -93,6 +93,7 @@ class Run(RunFiles):
     def target(self) -> Any:
         """A valence/arousal run's ``emolog.model.target.Target`` (its bins' values fitted), else None."""
         from emolog.model.target import Target
+
         return Target.from_dict(self.results["target"]) if self.results.get("target") else None
 
     @property
@@ -126,6 +127,7 @@ class Run(RunFiles):
     def _config(self) -> Any:
         """config.json as the RunConfig it was (a bad key or value named with the file)."""
         from emolog.config.run import ConfigError, RunConfig
+
         try:
             return RunConfig.from_record(self.config)
         except ConfigError as e:
@@ -139,11 +141,13 @@ class Run(RunFiles):
         """The cache backbone's classifier and its class names (built once per Run)."""
         if not hasattr(self, "_classifier"):
             from emolog.model.perception import scene_classifier
+
             self._classifier = scene_classifier(self._config(), self.perception or {})
         return self._classifier
 
-    def predict(self, cache: Any, ids: list[str] | None = None, device: str = "cpu", network: Any = None
-                ) -> Predictions:
+    def predict(
+        self, cache: Any, ids: list[str] | None = None, device: str = "cpu", network: Any = None
+    ) -> Predictions:
         """Predictions for ``ids`` (default: every image of the cache) of a ``FeatureCache`` or a
         cache directory, by ``network`` (default: the run's, rebuilt on ``device``). Raises
         CacheError naming ids the cache lacks."""
@@ -151,6 +155,7 @@ class Run(RunFiles):
         from emolog.cache.store import FeatureCache, load_cache
         from emolog.model.data import split_from_cache
         from emolog.model.model import predict_split
+
         if ids is not None and not len(ids):
             raise RunError(f"predict({self.dir}): the list of image ids is empty")
         model = self.network(device) if network is None else network.to(device).eval()
@@ -163,14 +168,18 @@ class Run(RunFiles):
             if "cache.face_features" in (tb.get("bind"), *tb.get("inputs", [])):
                 cache.require("face_features", f"network {n} of {self.dir}'s spec reads it")
         if joint_unfreeze and cache.scene_prelast is None:
-            raise RunError(f"{self.dir} trained the backbone's last block: predicting needs the cache's "
-                           "pre-last activations (load it with prelast=True, or pass the cache directory)")
+            raise RunError(
+                f"{self.dir} trained the backbone's last block: predicting needs the cache's "
+                "pre-last activations (load it with prelast=True, or pass the cache directory)"
+            )
         ids = list(cache.ids)
         dev = torch.device(device)
-        s = split_from_cache(cache, slice(0, len(ids)), ids, torch.full((len(ids),), -1, dtype=torch.long), dev,
-                             joint_unfreeze)
+        s = split_from_cache(
+            cache, slice(0, len(ids)), ids, torch.full((len(ids),), -1, dtype=torch.long), dev, joint_unfreeze
+        )
         if _reads_scene_classes(self.results.get("spec")):
             from emolog.model.bindings.fields import add_scene_classes
+
             add_scene_classes(s, self._scene_classifier()[0])
         probs = predict_split(model, s, sources=False)["probs"]
         out = Predictions(ids, probs.cpu().double().numpy(), self.classes)
@@ -178,13 +187,24 @@ class Run(RunFiles):
             out.values, out.variables = model.target.expected(out.probs), list(model.target.variables)
         from emolog.model.bindings.program import scene_domain
         from emolog.model.model import EVAL_CHUNK
+
         out.scene_classes = scene_domain(model.lm)
         if out.scene_classes is not None:
             with torch.no_grad():  # chunked like predict_split: joint-unfreeze runs the last block here
-                out.scene_probs = torch.cat([
-                    model.scene_probs(s, torch.arange(i, min(i + EVAL_CHUNK, len(ids)), device=dev), check=False)
-                    for i in range(0, len(ids), EVAL_CHUNK)] or [torch.zeros(0, model.scene_net.n_classes)]
-                ).cpu().double().numpy()
+                out.scene_probs = (
+                    torch.cat(
+                        [
+                            model.scene_probs(
+                                s, torch.arange(i, min(i + EVAL_CHUNK, len(ids)), device=dev), check=False
+                            )
+                            for i in range(0, len(ids), EVAL_CHUNK)
+                        ]
+                        or [torch.zeros(0, model.scene_net.n_classes)]
+                    )
+                    .cpu()
+                    .double()
+                    .numpy()
+                )
         if model.has_sources:
             pred = predict_split(model, s, labels=probs.argmax(1))
             out.sources = list(SOURCES)
@@ -194,8 +214,10 @@ class Run(RunFiles):
 
 
 def _reads_scene_classes(spec: dict | None) -> bool:
-    return any("cache.scene_classes" in (tb.get("bind"), *tb.get("inputs", []))
-               for tb in ((spec or {}).get("nets") or {}).values())
+    return any(
+        "cache.scene_classes" in (tb.get("bind"), *tb.get("inputs", []))
+        for tb in ((spec or {}).get("nets") or {}).values()
+    )
 
 
 def read_run(run_dir: str | Path) -> Run:
@@ -204,9 +226,10 @@ def read_run(run_dir: str | Path) -> Run:
     d = Path(run_dir)
     for name in ("config.json", "results.json"):
         if not (d / name).is_file():
-            raise RunError(f"{d} is not a finished run: it has no {name}"
-                           + (" (the run was interrupted: `emolog train --resume`)" if (d / "checkpoint.pt").exists()
-                              else ""))
+            raise RunError(
+                f"{d} is not a finished run: it has no {name}"
+                + (" (the run was interrupted: `emolog train --resume`)" if (d / "checkpoint.pt").exists() else "")
+            )
     run = read_run_files(Run(d, name=d.name), ("results.json", "config.json"))
     raise_broken(run)
     check_fields(run.results, RESULTS_FIELDS, d / "results.json")
@@ -219,6 +242,7 @@ def _build_model(run: Run, device: str) -> Any:
     from emolog.perception.scene2emotion import Scene2EmotionNet
     from emolog.model.gate import load_gate, program_kind
     from emolog.model.model import Network, Parts
+
     d = run.dir
     cfg = run._config()
     if not (d / "logic.pt").is_file():
@@ -228,24 +252,34 @@ def _build_model(run: Run, device: str) -> Any:
     _load_into(lm.tparams, run, "logic.pt")
     state = run._state("scene_net.pt")
     try:
-        scene_net = Scene2EmotionNet(in_dim=state["fc1.weight"].shape[1], hidden=state["fc1.weight"].shape[0],
-                                     n_classes=state["fc2.weight"].shape[0] if "fc2.weight" in state else len(BASIC7),
-                                     dropout=cfg.nets.dropout)
+        scene_net = Scene2EmotionNet(
+            in_dim=state["fc1.weight"].shape[1],
+            hidden=state["fc1.weight"].shape[0],
+            n_classes=state["fc2.weight"].shape[0] if "fc2.weight" in state else len(BASIC7),
+            dropout=cfg.nets.dropout,
+        )
     except (KeyError, TypeError, AttributeError, IndexError):
         raise ArtefactError(f"{d / 'scene_net.pt'}: not a scene net's state dict (no fc1.weight matrix)") from None
     _load_into(scene_net, run, "scene_net.pt", state)
     last_block = None
     if (d / "backbone_last_block.pt").is_file():
         from emolog.model.perception import build_last_block
+
         last_block = build_last_block(cfg, run.perception or {})
         _load_into(last_block, run, "backbone_last_block.pt")
     grey = run.results.get("grey_face_logits")
     grey_t = torch.tensor(grey["values"], dtype=torch.float32, device=device) if grey else None
     if (d / "gate_net.pt").is_file():
-        run._file("gate_net.pt")   # its sha256 checked before load_gate reads it
+        run._file("gate_net.pt")  # its sha256 checked before load_gate reads it
     head_inputs = {n: b.inputs for n, b in spec.nets.items() if n in heads} if spec else {}
-    model = Network(lm, scene_net, run.results["semantics"], program_kind(lm), tuple(run.classes),
-                    Parts(last_block, load_gate(d), grey_t, heads, head_inputs))
+    model = Network(
+        lm,
+        scene_net,
+        run.results["semantics"],
+        program_kind(lm),
+        tuple(run.classes),
+        Parts(last_block, load_gate(d), grey_t, heads, head_inputs),
+    )
     model.target = run.target
     return model.to(device).eval()
 
@@ -256,22 +290,25 @@ def _load_into(module: Any, run: Run, name: str, state: Any = None) -> None:
     try:
         module.load_state_dict(state)
     except (RuntimeError, KeyError, TypeError, AttributeError) as e:
-        raise ArtefactError(f"{run.dir / name}: does not fit the run's model "
-                            f"({str(e).strip().splitlines()[0][:160]})") from None
+        raise ArtefactError(
+            f"{run.dir / name}: does not fit the run's model ({str(e).strip().splitlines()[0][:160]})"
+        ) from None
 
 
 def _heads(run: Run, cfg: Any, spec: Any, nets: dict) -> dict:
     """The run's trained heads (``head_<name>.pt``), by network name (``nets``: the program's
     declared networks)."""
     from emolog.model.model import HeadMLP
+
     heads = {}
-    for name, b in (spec.nets.items() if spec else ()):
+    for name, b in spec.nets.items() if spec else ():
         if b.bind == "head":
             state = run._state(f"head_{name}.pt")
             first = next(k for k in state if k.endswith("weight"))
             width = len(nets[name].domain) if nets[name].kind == "ad" else 1
-            heads[name] = HeadMLP(state[first].shape[1], b.hidden, width,
-                                  b.dropout if b.dropout is not None else cfg.nets.dropout)
+            heads[name] = HeadMLP(
+                state[first].shape[1], b.hidden, width, b.dropout if b.dropout is not None else cfg.nets.dropout
+            )
             _load_into(heads[name], run, f"head_{name}.pt", state)
     return heads
 
@@ -281,11 +318,20 @@ def _logic(run: Run, cfg: Any, record: dict | None) -> tuple[Any, Any, dict]:
     built them."""
     if not record:
         from emolog.logic import compile_program
-        return compile_program(run.results.get("program_source") or cfg.program, semantics=run.results["semantics"],
-                               param=cfg.logic.param), None, {}
+
+        return (
+            compile_program(
+                run.results.get("program_source") or cfg.program,
+                semantics=run.results["semantics"],
+                param=cfg.logic.param,
+            ),
+            None,
+            {},
+        )
     from emolog.model.bindings.program import BuildContext, build_logic, open_program
     from emolog.model.bindings.schema import check_data
     from emolog.model.spec import Spec
+
     spec = Spec.from_record(record)
     prog = open_program(spec, cfg.logic.param)
     names = run._scene_classifier()[1] if _reads_scene_classes(record) else []

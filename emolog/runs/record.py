@@ -19,19 +19,33 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TypeVar
 
-from emolog.data.artefacts import ArtefactError, ArtefactMissing, ChecksumError, check_fields, check_record, \
-    read_csv, read_json
+from emolog.data.artefacts import (
+    ArtefactError,
+    ArtefactMissing,
+    ChecksumError,
+    check_fields,
+    check_record,
+    read_csv,
+    read_json,
+)
 from emolog.labels import BASIC7, SOURCES
 from emolog.model.kinds import ProgramKind, kind_named
 
 # results.json's fields every reader of a trained model relies on (load_run, `experiment merge`)
-RESULTS_FIELDS: dict[str, Any] = {"regime": str, "seed": int, "program": str, "semantics": str, "metrics": dict,
-                                  "metrics_before": dict, "epochs_run": int, "train_time_s": (int, float)}
+RESULTS_FIELDS: dict[str, Any] = {
+    "regime": str,
+    "seed": int,
+    "program": str,
+    "semantics": str,
+    "metrics": dict,
+    "metrics_before": dict,
+    "epochs_run": int,
+    "train_time_s": (int, float),
+}
 
 # the fields a tagged (this emolog's) results.json / experiment.json always has
 RECORD_FIELDS: dict[str, dict[str, Any]] = {
-    "run": {"regime": str, "seed": int, "metrics": dict, "metrics_before": dict, "classes": list,
-            "files": dict},
+    "run": {"regime": str, "seed": int, "metrics": dict, "metrics_before": dict, "classes": list, "files": dict},
     "experiment": {"config": dict, "runs": list, "classes": list, "files": dict},
 }
 
@@ -61,9 +75,9 @@ class Results:
     program: str
     semantics: str
     classes: list[str]
-    kind: ProgramKind                     # results.json "kind", through ``kind_named``
-    metrics: dict                         # {"val": M, "test": M}
-    metrics_before: dict                  # {"test": M}
+    kind: ProgramKind  # results.json "kind", through ``kind_named``
+    metrics: dict  # {"val": M, "test": M}
+    metrics_before: dict  # {"test": M}
     source_weights: dict[str, float] | None
     true_source_weights: dict[str, float] | None
     t_values: dict[str, float]
@@ -80,14 +94,27 @@ class Results:
     def from_dict(cls, d: dict, where: str = "results.json") -> "Results":
         """From a results.json dict read from ``where`` (runs of an older emolog lack some keys:
         their defaults); an unknown program kind is refused (``ArtefactError``)."""
-        return cls(regime=d["regime"], seed=int(d["seed"]), program=d["program"], semantics=d["semantics"],
-                   classes=run_classes(d), kind=kind_named(d.get("kind", "global"), where),
-                   metrics=d["metrics"], metrics_before=d["metrics_before"], source_weights=d.get("source_weights"),
-                   true_source_weights=d.get("true_source_weights"), t_values=dict(d.get("t_values") or {}),
-                   true_t_values=d.get("true_t_values"), epochs_run=int(d["epochs_run"]),
-                   best_epoch=int(d.get("best_epoch", d["epochs_run"])), stopped_early=bool(d.get("stopped_early")),
-                   n_train=int(d.get("n_train", 0)), train_time_s=float(d["train_time_s"]),
-                   unscorable=dict(d.get("unscorable") or {"n": 0}), sanity_warning=d.get("sanity_warning"))
+        return cls(
+            regime=d["regime"],
+            seed=int(d["seed"]),
+            program=d["program"],
+            semantics=d["semantics"],
+            classes=run_classes(d),
+            kind=kind_named(d.get("kind", "global"), where),
+            metrics=d["metrics"],
+            metrics_before=d["metrics_before"],
+            source_weights=d.get("source_weights"),
+            true_source_weights=d.get("true_source_weights"),
+            t_values=dict(d.get("t_values") or {}),
+            true_t_values=d.get("true_t_values"),
+            epochs_run=int(d["epochs_run"]),
+            best_epoch=int(d.get("best_epoch", d["epochs_run"])),
+            stopped_early=bool(d.get("stopped_early")),
+            n_train=int(d.get("n_train", 0)),
+            train_time_s=float(d["train_time_s"]),
+            unscorable=dict(d.get("unscorable") or {"n": 0}),
+            sanity_warning=d.get("sanity_warning"),
+        )
 
 
 @dataclass
@@ -131,7 +158,7 @@ class RunFiles(Inputs):
         """The sources of the program's source choice (results.json ``source_weights``); empty
         for a program without one (``kind`` "none"), whose report has no source-weight views."""
         res = self.results
-        if res is None:   # unknown: the seed program's, so the sections say what is missing
+        if res is None:  # unknown: the seed program's, so the sections say what is missing
             return list(SOURCES)
         if "kind" in res and not kind_named(res["kind"], str(self.dir / "results.json")).has_sources:
             return []
@@ -173,7 +200,7 @@ class RunFiles(Inputs):
         return prov.get("data") or {}
 
 
-Groups = dict[str, list[RunFiles]]   # runs by group (regime plus sweep suffix, ``RunFiles.group``)
+Groups = dict[str, list[RunFiles]]  # runs by group (regime plus sweep suffix, ``RunFiles.group``)
 
 
 def group_runs(runs: list[RunFiles]) -> Groups:
@@ -214,11 +241,11 @@ def _read_one(path: Path, kind: str, required: Any, record: dict | None, record_
     if kind == "csv":
         # ids are hex strings: keep them strings (an all-digit id must not become a number)
         return read_csv(path, required, dtype={"image_id": str})
-    if isinstance(required, str):   # the file written last: its format, and its fields once tagged
+    if isinstance(required, str):  # the file written last: its format, and its fields once tagged
         obj = read_json(path, required)
         if obj.get("format"):
             check_fields(obj, RECORD_FIELDS[required], path)
-        if required == "run" and "kind" in obj:   # refused here, so that the views read a known kind
+        if required == "run" and "kind" in obj:  # refused here, so that the views read a known kind
             kind_named(obj["kind"], str(path))
         return obj
     return read_json(path, required=required)
@@ -236,7 +263,7 @@ def read_into(inp: Inputs, spec: dict[str, tuple[str, Any]]) -> None:
             continue
         try:
             inp.files[name] = _read_one(path, kind, required, record, record_path)
-        except (ArtefactError, ArtefactMissing, ChecksumError) as e:   # the message names the file
+        except (ArtefactError, ArtefactMissing, ChecksumError) as e:  # the message names the file
             inp.absent[name] = f"{name} in {inp.dir} is unusable: {e}"
             inp.broken[name] = e
 

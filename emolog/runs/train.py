@@ -34,8 +34,7 @@ from emolog.runs.writer import provenance, run_files, write_run
 __all__ = ["CHECKPOINT", "Loss", "TrainingError", "epoch_order", "train_run"]
 
 
-def train_run(config: RunConfig | dict, out_dir: str | Path, resume: bool = False,
-              progress: bool = True) -> dict:
+def train_run(config: RunConfig | dict, out_dir: str | Path, resume: bool = False, progress: bool = True) -> dict:
     """Run one regime and write the run directory; returns the results dict (results.json).
 
     Raises ConfigError for a bad config or data directory, CacheError when the cache fails
@@ -54,16 +53,21 @@ def _finish_gate_record(extra: dict, kind: ProgramKind, lm: Any) -> None:
     """After the fit: the gate's evidence features and a rules program's learned t() probabilities."""
     if "gate" in extra:
         from emolog.model.gate import EVIDENCE_FEATURES
-        extra["gate"].update(features=list(EVIDENCE_FEATURES) if kind.gate_net else None,
-                             t_probs=lm.t_probs() if kind.rules else None)
+
+        extra["gate"].update(
+            features=list(EVIDENCE_FEATURES) if kind.gate_net else None, t_probs=lm.t_probs() if kind.rules else None
+        )
 
 
 def fit_built(b: Built, out: Path, resume: bool, progress: bool) -> dict:
     """Train a built model with the one fit loop and write its run directory to ``out``;
     returns the results dict (results.json, written last)."""
-    atomic_write_text(out / "config.json", json.dumps(
-        {**b.cfg.to_dict(), "perception": b.perception, "provenance": provenance(b.manifest, b.data_info)},
-        indent=1))
+    atomic_write_text(
+        out / "config.json",
+        json.dumps(
+            {**b.cfg.to_dict(), "perception": b.perception, "provenance": provenance(b.manifest, b.data_info)}, indent=1
+        ),
+    )
     if not b.regime.trains_scene_net:
         # out-of-fold scene probabilities on the training split (pretrain_folds): the logic (or
         # a gate reading the scene's confidence) would otherwise trust a memorised scene
@@ -84,14 +88,15 @@ def check_start(cfg: RunConfig, out: Path, resume: bool) -> None:
     regime = get_regime(cfg.regime)
     semantics = regime.semantics or cfg.semantics
     if regime.learner == "em" and semantics not in ("condition", "fail"):
-        raise ConfigError(f"config key 'semantics': problog-em is defined for 'condition' or 'fail', "
-                          f"not {semantics!r}")
+        raise ConfigError(f"config key 'semantics': problog-em is defined for 'condition' or 'fail', not {semantics!r}")
     if (out / CHECKPOINT).exists() and not resume:
-        raise TrainingError(f"{out} already holds a run ({CHECKPOINT}); pass resume=True (--resume) "
-                            "to continue it, or choose another output directory")
+        raise TrainingError(
+            f"{out} already holds a run ({CHECKPOINT}); pass resume=True (--resume) "
+            "to continue it, or choose another output directory"
+        )
     if resume:
         if (out / CHECKPOINT).exists():
-            read_checkpoint(out / CHECKPOINT, cfg)   # a damaged or foreign checkpoint: refused before any change
+            read_checkpoint(out / CHECKPOINT, cfg)  # a damaged or foreign checkpoint: refused before any change
         announce_resume(out)
 
 
@@ -102,4 +107,3 @@ def announce_resume(out: Path) -> None:
     (out / "results.json").unlink(missing_ok=True)
     start = f"from {out / CHECKPOINT}" if (out / CHECKPOINT).is_file() else f"from the start (no {CHECKPOINT})"
     print(f"resuming {out} {start}; its other files are recomputed", file=sys.stderr)
-

@@ -35,8 +35,17 @@ T_ANNOTATION = re.compile(r"\bt\(\s*([^(),]*?)\s*([,)])")
 
 
 # every file of a run directory but results.json (which records their sha256) and checkpoint.pt
-RUN_FILES = ("config.json", "history.csv", "predictions.csv", "changes.json", "scene_net.pt", "logic.pt",
-             "program.pl", "gate_net.pt", "backbone_last_block.pt")
+RUN_FILES = (
+    "config.json",
+    "history.csv",
+    "predictions.csv",
+    "changes.json",
+    "scene_net.pt",
+    "logic.pt",
+    "program.pl",
+    "gate_net.pt",
+    "backbone_last_block.pt",
+)
 
 
 def run_files(out: Path) -> list[str]:
@@ -46,8 +55,10 @@ def run_files(out: Path) -> list[str]:
 
 def save_state(path: Path, obj: Any) -> None:
     """torch.save of a state dict (or a dict holding one under ``state``) on CPU, atomically."""
+
     def cpu(d: dict) -> dict:
         return {k: v.detach().cpu() if isinstance(v, torch.Tensor) else v for k, v in d.items()}
+
     if isinstance(obj, dict) and isinstance(obj.get("state"), dict):
         obj = {**obj, "state": cpu(obj["state"])}
     elif isinstance(obj, dict):
@@ -64,10 +75,12 @@ def learned_program(source: str, probs: list[float]) -> str | None:
     out, k = [], 0
     for line in source.splitlines(keepends=True):
         code, sep, comment = line.partition("%")
+
         def sub(m: re.Match) -> str:
             nonlocal k
             k += 1
             return f"t({probs[k - 1]:.6g}{m.group(2)}" if k <= len(probs) else m.group(0)
+
         out.append(T_ANNOTATION.sub(sub, code) + sep + comment)
     return "".join(out) if k == len(probs) else None
 
@@ -92,60 +105,83 @@ def write_run(out: Path, b: Built, fitted: FitResult) -> dict:
     p_val = val["probs"].cpu().double().numpy()
     metrics, metrics_before, va_cols = _metrics(model, te, va, p_val, p_after, p_before)
     train_pred = predict_split(model, tr, sources=False)
-    unscorable = {name: [s.ids[i] for i in pred["unscorable"].tolist()]
-                  for name, s, pred in (("train", tr, train_pred), ("val", va, val), ("test", te, after))
-                  if "unscorable" in pred}
+    unscorable = {
+        name: [s.ids[i] for i in pred["unscorable"].tolist()]
+        for name, s, pred in (("train", tr, train_pred), ("val", va, val), ("test", te, after))
+        if "unscorable" in pred
+    }
     pd.DataFrame(fitted.history).to_csv(buf := io.StringIO(), index=False)
     atomic_write_text(out / "history.csv", buf.getvalue())
     weights, w_cols = _source_weights(model, after)
-    write_predictions(out / "predictions.csv", te, classes, p_after, p_before,
-                      after["post"].cpu().numpy() if "post" in after else None, w_cols, va_cols)
+    write_predictions(
+        out / "predictions.csv",
+        te,
+        classes,
+        p_after,
+        p_before,
+        after["post"].cpu().numpy() if "post" in after else None,
+        w_cols,
+        va_cols,
+    )
     _write_changes(out, groups, fitted, classes, y, p_before, p_after)
     text = _write_learned(out, model)
     train_acc = float((train_pred["probs"].argmax(1) == tr.labels).float().mean())
     res = {
         # a spec names its own program (cfg.program then keeps its default)
-        "regime": cfg.regime, "seed": cfg.seed, "program": extra.get("program_source") or cfg.program,
+        "regime": cfg.regime,
+        "seed": cfg.seed,
+        "program": extra.get("program_source") or cfg.program,
         "semantics": semantics,
-        "classes": list(classes), "kind": model.kind.name,
-        "metrics": metrics, "metrics_before": metrics_before,
-        "source_weights": weights, "true_source_weights": true_weights(Path(cfg.data), model.target is not None),
+        "classes": list(classes),
+        "kind": model.kind.name,
+        "metrics": metrics,
+        "metrics_before": metrics_before,
+        "source_weights": weights,
+        "true_source_weights": true_weights(Path(cfg.data), model.target is not None),
         "t_values": t_values(model.lm),
         "true_t_values": true_t_values(Path(cfg.data), t_values(model.lm), model.target is not None),
         "program_file": "program.pl" if text is not None else None,
-        "train_time_s": fitted.train_time_s, "epochs_run": fitted.epochs_run,
+        "train_time_s": fitted.train_time_s,
+        "epochs_run": fitted.epochs_run,
         "best_epoch": fitted.stopper.best_epoch if cfg.train.patience is not None else fitted.epochs_run,
-        "stopped_early": fitted.stopped_early, "n_train": len(tr), "train_accuracy": train_acc,
+        "stopped_early": fitted.stopped_early,
+        "n_train": len(tr),
+        "train_accuracy": train_acc,
         "sanity_warning": _sanity_warning(model, metrics, tr, te, y),
-        "data": b.data_info, "perception": b.perception,
+        "data": b.data_info,
+        "perception": b.perception,
         # images the final model cannot score (evidence of probability 0): uniform prediction
         "unscorable": {"n": sum(map(len, unscorable.values())), **unscorable},
         **extra,
     }
     if model.kind.per_image_sources:
         from emolog.model.gate import trust_truth
+
         res["source_weights_kind"] = "mean per-image source probability (test)"
         res["trust_vs_truth"] = trust_truth(Path(cfg.data), te.ids, after["w"].cpu().numpy())
     return res
 
 
-def _metrics(model: Network, te: SplitData, va: SplitData, p_val: np.ndarray, p_after: np.ndarray,
-             p_before: np.ndarray) -> tuple[dict, dict, dict[str, np.ndarray] | None]:
+def _metrics(
+    model: Network, te: SplitData, va: SplitData, p_val: np.ndarray, p_after: np.ndarray, p_before: np.ndarray
+) -> tuple[dict, dict, dict[str, np.ndarray] | None]:
     """(metrics on val and test, test metrics before training, a valence/arousal target's
     predictions.csv columns or None)."""
     from emolog.metrics.classification import evaluate
+
     classes, y = model.classes, te.labels.cpu().numpy()
-    metrics = {"val": evaluate(p_val, va.labels.cpu().numpy(), classes),
-               "test": evaluate(p_after, y, classes)}
+    metrics = {"val": evaluate(p_val, va.labels.cpu().numpy(), classes), "test": evaluate(p_after, y, classes)}
     metrics_before = {"test": evaluate(p_before, y, classes)}
     target, va_cols = model.target, None
-    if target is not None:   # valence/arousal: the expected values' errors and correlations (CIs on test)
+    if target is not None:  # valence/arousal: the expected values' errors and correlations (CIs on test)
         metrics["val"]["va"] = va_metrics(target, p_val, va.values.cpu().numpy(), n_boot=0)
         metrics["test"]["va"] = va_metrics(target, p_after, te.values.cpu().numpy())
         metrics_before["test"]["va"] = va_metrics(target, p_before, te.values.cpu().numpy(), n_boot=0)
         pred_va = target.expected(p_after)
-        va_cols = {**{v: te.values[:, j].cpu().numpy() for j, v in enumerate(target.variables)},
-                   **{f"pred_{v}": pred_va[:, j] for j, v in enumerate(target.variables)}}
+        va_cols = {
+            **{v: te.values[:, j].cpu().numpy() for j, v in enumerate(target.variables)},
+            **{f"pred_{v}": pred_va[:, j] for j, v in enumerate(target.variables)},
+        }
     return metrics, metrics_before, va_cols
 
 
@@ -162,13 +198,22 @@ def _source_weights(model: Network, after: dict) -> tuple[dict[str, Any] | None,
     return None, None
 
 
-def _write_changes(out: Path, groups: list[Group], fitted: FitResult, classes: tuple[str, ...], y: np.ndarray,
-                   p_before: np.ndarray, p_after: np.ndarray) -> None:
+def _write_changes(
+    out: Path,
+    groups: list[Group],
+    fitted: FitResult,
+    classes: tuple[str, ...],
+    y: np.ndarray,
+    p_before: np.ndarray,
+    p_after: np.ndarray,
+) -> None:
     """changes.json: how far each layer moved and which test predictions flipped."""
     nets = {gr.name: gr.net for gr in groups}
     trainable = {gr.name: gr.trainable for gr in groups}
-    change = {"layers": changes.layer_changes(nets, fitted.init, trainable, fitted.tracker),
-              "flips": changes.flips(y, p_before.argmax(1), p_after.argmax(1), classes)}
+    change = {
+        "layers": changes.layer_changes(nets, fitted.init, trainable, fitted.tracker),
+        "flips": changes.flips(y, p_before.argmax(1), p_after.argmax(1), classes),
+    }
     atomic_write_text(out / "changes.json", json.dumps(change, indent=1))
 
 
@@ -179,9 +224,18 @@ def _write_learned(out: Path, model: Network) -> str | None:
     save_state(out / "logic.pt", model.lm.tparams.state_dict())
     if model.gate is not None:
         from emolog.model.gate import EVIDENCE_FEATURES
+
         gt = model.gate
-        save_state(out / "gate_net.pt", {"state": gt.state_dict(), "n_features": gt.n_features, "hidden": gt.hidden,
-                                         "scene_dim": gt.scene_dim, "features": list(EVIDENCE_FEATURES)})
+        save_state(
+            out / "gate_net.pt",
+            {
+                "state": gt.state_dict(),
+                "n_features": gt.n_features,
+                "hidden": gt.hidden,
+                "scene_dim": gt.scene_dim,
+                "features": list(EVIDENCE_FEATURES),
+            },
+        )
     if model.last_block is not None:
         save_state(out / "backbone_last_block.pt", model.last_block.state_dict())
     for name, head in model.heads.items():
@@ -197,9 +251,11 @@ def _sanity_warning(model: Network, metrics: dict, tr: SplitData, te: SplitData,
     """A warning when the test results look wrong: accuracy against the majority class, or a
     valence/arousal target's errors against predicting the training mean."""
     from emolog.metrics.classification import sanity_check
+
     if model.target is not None:
-        return va_sanity(metrics["test"]["va"], tr.values.cpu().numpy(), te.values.cpu().numpy(),
-                         model.target.variables)
+        return va_sanity(
+            metrics["test"]["va"], tr.values.cpu().numpy(), te.values.cpu().numpy(), model.target.variables
+        )
     majority = int(torch.bincount(tr.labels, minlength=len(model.classes)).argmax())
     return sanity_check(metrics["test"]["accuracy"], len(y), float((y == majority).mean()))
 
@@ -237,17 +293,29 @@ def true_weights(root: Path, va: bool = False) -> dict[str, float] | None:
     return None
 
 
-def write_predictions(path: Path, te: SplitData, classes: tuple[str, ...], p_after: np.ndarray,
-                      p_before: np.ndarray, post: np.ndarray | None, weights: dict[str, Any] | None,
-                      va_cols: dict[str, np.ndarray] | None = None) -> None:
+def write_predictions(
+    path: Path,
+    te: SplitData,
+    classes: tuple[str, ...],
+    p_after: np.ndarray,
+    p_before: np.ndarray,
+    post: np.ndarray | None,
+    weights: dict[str, Any] | None,
+    va_cols: dict[str, np.ndarray] | None = None,
+) -> None:
     """predictions.csv: one row per test image (docs/architecture.md section 4); ``va_cols``: a
     valence/arousal target's true values and expected values (``<variable>``, ``pred_<variable>``)."""
     y = te.labels.cpu().numpy()
     area = (te.face_area * te.face_mask.float()).amax(dim=1) if te.face_area.shape[1] else torch.zeros(len(te))
-    df = pd.DataFrame({"image_id": te.ids, "label": [classes[i] for i in y],
-                       "pred": [classes[i] for i in p_after.argmax(1)],
-                       "pred_before": [classes[i] for i in p_before.argmax(1)],
-                       "n_faces": te.n_faces.cpu().numpy()})
+    df = pd.DataFrame(
+        {
+            "image_id": te.ids,
+            "label": [classes[i] for i in y],
+            "pred": [classes[i] for i in p_after.argmax(1)],
+            "pred_before": [classes[i] for i in p_before.argmax(1)],
+            "n_faces": te.n_faces.cpu().numpy(),
+        }
+    )
     for k, c in enumerate(classes):
         df[f"p_{c}"] = p_after[:, k]
     if post is not None:
@@ -263,20 +331,28 @@ def write_predictions(path: Path, te: SplitData, classes: tuple[str, ...], p_aft
 
 
 def provenance(manifest: dict, data_info: dict) -> dict:
-    return {"git_commit": _git_commit(), "packages": _packages(),
-            "cache_fingerprint_hash": manifest.get("fingerprint_hash"), "data": data_info}
+    return {
+        "git_commit": _git_commit(),
+        "packages": _packages(),
+        "cache_fingerprint_hash": manifest.get("fingerprint_hash"),
+        "data": data_info,
+    }
 
 
 def _git_commit() -> str | None:
     """HEAD of the emolog checkout (+ '-dirty' with uncommitted changes); None outside git."""
     root = Path(__file__).resolve().parents[2]
     try:
-        head = subprocess.run(["git", "rev-parse", "HEAD"], cwd=root, capture_output=True, text=True,
-                              timeout=10)
+        head = subprocess.run(["git", "rev-parse", "HEAD"], cwd=root, capture_output=True, text=True, timeout=10)
         if head.returncode != 0:
             return None
-        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=root,
-                               capture_output=True, text=True, timeout=10).stdout.strip()
+        dirty = subprocess.run(
+            ["git", "status", "--porcelain", "--untracked-files=no"],
+            cwd=root,
+            capture_output=True,
+            text=True,
+            timeout=10,
+        ).stdout.strip()
         return head.stdout.strip() + ("-dirty" if dirty else "")
     except (OSError, subprocess.SubprocessError):
         return None
@@ -284,8 +360,17 @@ def _git_commit() -> str | None:
 
 def _packages() -> dict[str, str]:
     out = {}
-    for name in ("emolog", "torch", "numpy", "problog", "pysdd", "deepproblog", "klaycircuits",
-                 "safetensors", "scikit-learn"):
+    for name in (
+        "emolog",
+        "torch",
+        "numpy",
+        "problog",
+        "pysdd",
+        "deepproblog",
+        "klaycircuits",
+        "safetensors",
+        "scikit-learn",
+    ):
         try:
             out[name] = metadata.version(name)
         except metadata.PackageNotFoundError:

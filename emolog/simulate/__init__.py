@@ -30,28 +30,103 @@ from emolog.data.paths import image_id
 from emolog.data.split import make_split, write_split
 from emolog.labels import BASIC7, EMO8, SOURCES
 
-from emolog.simulate.model import (BUCKETS, BUCKET_EMO8, CONFUSION_PAIRS, CONFUSION_RHO, DEFAULT_SNR,
-                                   EMO8_EXPRESSION_PRIOR, EMO8_TRUTH_VERSION, EXPRESSION_BUCKET, FACE_AREA_CLIP,
-                                   FACE_ASPECT, FACE_CALIBRATIONS, FACE_LOG10_AREA, FACE_MU, FACE_MU_EMO8,
-                                   FACE_MU_LARGE, FACE_MU_SMALL, IMAGE_SIZES, IMAGE_SIZE_PROBS, K, LABEL_SETS,
-                                   MAX_IMAGES, MISSPECIFIED_FRACTION, N_FACES_PROBS, OVERCONFIDENCE_FACTOR,
-                                   SCENE_BOOST_NO_LARGE_FACE, SCENE_MEAN_SCALE, SHARD_SIZE, SIMULATOR_VERSION,
-                                   SMALL_FACE_AREA, SMALL_FACE_WEIGHT, TRUE_WEIGHTS, VARIANTS, SimConfig, Simulation,
-                                   SimulationError, emo8_labels, gaussian_log_posterior, label_prior,
-                                   recogniser_means, source_weights, true_scene_posterior, true_t_values)
+from emolog.simulate.model import (
+    BUCKETS,
+    BUCKET_EMO8,
+    CONFUSION_PAIRS,
+    CONFUSION_RHO,
+    DEFAULT_SNR,
+    EMO8_EXPRESSION_PRIOR,
+    EMO8_TRUTH_VERSION,
+    EXPRESSION_BUCKET,
+    FACE_AREA_CLIP,
+    FACE_ASPECT,
+    FACE_CALIBRATIONS,
+    FACE_LOG10_AREA,
+    FACE_MU,
+    FACE_MU_EMO8,
+    FACE_MU_LARGE,
+    FACE_MU_SMALL,
+    IMAGE_SIZES,
+    IMAGE_SIZE_PROBS,
+    K,
+    LABEL_SETS,
+    MAX_IMAGES,
+    MISSPECIFIED_FRACTION,
+    N_FACES_PROBS,
+    OVERCONFIDENCE_FACTOR,
+    SCENE_BOOST_NO_LARGE_FACE,
+    SCENE_MEAN_SCALE,
+    SHARD_SIZE,
+    SIMULATOR_VERSION,
+    SMALL_FACE_AREA,
+    SMALL_FACE_WEIGHT,
+    TRUE_WEIGHTS,
+    VARIANTS,
+    SimConfig,
+    Simulation,
+    SimulationError,
+    emo8_labels,
+    gaussian_log_posterior,
+    label_prior,
+    recogniser_means,
+    source_weights,
+    true_scene_posterior,
+    true_t_values,
+)
 from emolog.simulate.model import _faces, _softmax
 from emolog.simulate.va import VA_SOURCES, draw_va, va_truth
 
 # the commands' functions and the generative model's names (emolog.simulate.model), re-exported
-__all__ = ["simulate", "write_simulation", "fingerprint", "add_arguments", "run", "BUCKETS", "BUCKET_EMO8",
-           "CONFUSION_PAIRS", "CONFUSION_RHO", "DEFAULT_SNR", "EMO8_EXPRESSION_PRIOR", "EMO8_TRUTH_VERSION",
-           "EXPRESSION_BUCKET", "FACE_AREA_CLIP", "FACE_ASPECT", "FACE_CALIBRATIONS", "FACE_LOG10_AREA", "FACE_MU",
-           "FACE_MU_EMO8", "FACE_MU_LARGE", "FACE_MU_SMALL", "IMAGE_SIZES", "IMAGE_SIZE_PROBS", "K", "LABEL_SETS",
-           "MAX_IMAGES", "MISSPECIFIED_FRACTION", "N_FACES_PROBS", "OVERCONFIDENCE_FACTOR",
-           "SCENE_BOOST_NO_LARGE_FACE", "SCENE_MEAN_SCALE", "SHARD_SIZE", "SIMULATOR_VERSION", "SMALL_FACE_AREA",
-           "SMALL_FACE_WEIGHT", "TRUE_WEIGHTS", "VARIANTS", "SimConfig", "Simulation", "SimulationError",
-           "emo8_labels", "gaussian_log_posterior", "label_prior", "recogniser_means", "source_weights",
-           "true_scene_posterior", "true_t_values"]
+__all__ = [
+    "simulate",
+    "write_simulation",
+    "fingerprint",
+    "add_arguments",
+    "run",
+    "BUCKETS",
+    "BUCKET_EMO8",
+    "CONFUSION_PAIRS",
+    "CONFUSION_RHO",
+    "DEFAULT_SNR",
+    "EMO8_EXPRESSION_PRIOR",
+    "EMO8_TRUTH_VERSION",
+    "EXPRESSION_BUCKET",
+    "FACE_AREA_CLIP",
+    "FACE_ASPECT",
+    "FACE_CALIBRATIONS",
+    "FACE_LOG10_AREA",
+    "FACE_MU",
+    "FACE_MU_EMO8",
+    "FACE_MU_LARGE",
+    "FACE_MU_SMALL",
+    "IMAGE_SIZES",
+    "IMAGE_SIZE_PROBS",
+    "K",
+    "LABEL_SETS",
+    "MAX_IMAGES",
+    "MISSPECIFIED_FRACTION",
+    "N_FACES_PROBS",
+    "OVERCONFIDENCE_FACTOR",
+    "SCENE_BOOST_NO_LARGE_FACE",
+    "SCENE_MEAN_SCALE",
+    "SHARD_SIZE",
+    "SIMULATOR_VERSION",
+    "SMALL_FACE_AREA",
+    "SMALL_FACE_WEIGHT",
+    "TRUE_WEIGHTS",
+    "VARIANTS",
+    "SimConfig",
+    "Simulation",
+    "SimulationError",
+    "emo8_labels",
+    "gaussian_log_posterior",
+    "label_prior",
+    "recogniser_means",
+    "source_weights",
+    "true_scene_posterior",
+    "true_t_values",
+]
 
 
 def simulate(config: SimConfig) -> Simulation:
@@ -60,8 +135,7 @@ def simulate(config: SimConfig) -> Simulation:
     # spawn(10): the first 8 children are those of spawn(8) and the first 9 those of spawn(9), so
     # basic-7 and Emo8 data sets are unchanged by the later streams
     streams = [np.random.default_rng(s) for s in np.random.SeedSequence(config.seed).spawn(10)]
-    rng_faces, rng_emo, rng_choice, rng_rec, rng_scene, rng_means, rng_misspec, rng_shuffle, rng_emo8, rng_va \
-        = streams
+    rng_faces, rng_emo, rng_choice, rng_rec, rng_scene, rng_means, rng_misspec, rng_shuffle, rng_emo8, rng_va = streams
 
     faces = _faces(rng_faces, n)
     mask, area = faces["face_mask"], faces["face_area"]
@@ -94,14 +168,14 @@ def simulate(config: SimConfig) -> Simulation:
         mu = np.where(area < SMALL_FACE_AREA, FACE_MU_SMALL, FACE_MU_LARGE)
     else:
         mu = np.full((n, K), FACE_MU)
-    if config.labels == "emo8":   # a sharp recogniser: each face's bucket nearly known (model.py)
+    if config.labels == "emo8":  # a sharp recogniser: each face's bucket nearly known (model.py)
         mu = np.full((n, K), FACE_MU_EMO8)
     e_safe = np.maximum(e_face, 0)
     z = rng_rec.standard_normal((n, K, 7))  # drawn for every slot so streams do not depend on masks
     logits = np.empty((n, K, 7))
     for k in range(K):  # per slot: mu differs per face, so the posterior's means do too
-        zk = mu[:, k:k + 1] * M[e_safe[:, k]] + z[:, k]
-        lp = np.log(prior) + mu[:, k:k + 1] * (zk @ M.T) - 0.5 * mu[:, k:k + 1] ** 2 * (M ** 2).sum(1)
+        zk = mu[:, k : k + 1] * M[e_safe[:, k]] + z[:, k]
+        lp = np.log(prior) + mu[:, k : k + 1] * (zk @ M.T) - 0.5 * mu[:, k : k + 1] ** 2 * (M**2).sum(1)
         logits[:, k] = lp - lp.mean(1, keepdims=True)
     if config.face_calibration == "overconfident":
         logits *= OVERCONFIDENCE_FACTOR  # same argmax per face, sharper distribution
@@ -115,36 +189,58 @@ def simulate(config: SimConfig) -> Simulation:
 
     rel_paths = [f"sim/{i:06d}.jpg" for i in range(n)]
     ids = [image_id(p) for p in rel_paths]
-    tensors = {"scene": scene, "face_probs": probs.astype(np.float32),
-               "face_logits": logits.astype(np.float32), **faces}
+    tensors = {
+        "scene": scene,
+        "face_probs": probs.astype(np.float32),
+        "face_logits": logits.astype(np.float32),
+        **faces,
+    }
 
     classes = EMO8 if config.labels == "emo8" else BASIC7
     src_names = np.array(("none",) + SOURCES)
     emo = np.array(("",) + BASIC7)
-    truth_df = pd.DataFrame({
-        "image_id": ids, "rel_path": rel_paths,
-        "label": np.asarray(classes)[labels], "label_generated": np.asarray(classes)[label_gen],
-        "expression": np.asarray(BASIC7)[expression],
-        "source": src_names[chosen + 1],
-        **{f"p_{s}": w[:, j] for j, s in enumerate(SOURCES)},
-        "e_scene": np.asarray(BASIC7)[e_scene],
-        **{f"e_face{k + 1}": emo[e_face[:, k] + 1] for k in range(K)},
-        "n_faces": faces["n_faces"],
-        "valence": va["valence"], "arousal": va["arousal"],
-    })
+    truth_df = pd.DataFrame(
+        {
+            "image_id": ids,
+            "rel_path": rel_paths,
+            "label": np.asarray(classes)[labels],
+            "label_generated": np.asarray(classes)[label_gen],
+            "expression": np.asarray(BASIC7)[expression],
+            "source": src_names[chosen + 1],
+            **{f"p_{s}": w[:, j] for j, s in enumerate(SOURCES)},
+            "e_scene": np.asarray(BASIC7)[e_scene],
+            **{f"e_face{k + 1}": emo[e_face[:, k] + 1] for k in range(K)},
+            "n_faces": faces["n_faces"],
+            "valence": va["valence"],
+            "arousal": va["arousal"],
+        }
+    )
     truth = _truth_dict(config, prior, scene_means, e_face, probs, mask, area)
     if config.labels == "emo8":
-        truth.update(classes=list(EMO8), emo8={
-            "expression_bucket": EXPRESSION_BUCKET, "bucket_emotion": BUCKET_EMO8,
-            "rule": "label ~ bucket_emotion[expression_bucket[chosen source's expression]]"})
+        truth.update(
+            classes=list(EMO8),
+            emo8={
+                "expression_bucket": EXPRESSION_BUCKET,
+                "bucket_emotion": BUCKET_EMO8,
+                "rule": "label ~ bucket_emotion[expression_bucket[chosen source's expression]]",
+            },
+        )
     truth["t_values"] = true_t_values(config.labels)
     truth["va"] = va_truth(config.va_source, TRUE_WEIGHTS)
     return Simulation(config, ids, rel_paths, labels, tensors, truth, truth_df)
 
 
-def _truth_dict(config: SimConfig, prior: np.ndarray, scene_means: np.ndarray, e_face: np.ndarray,
-                probs: np.ndarray, mask: np.ndarray, area: np.ndarray) -> dict:
+def _truth_dict(
+    config: SimConfig,
+    prior: np.ndarray,
+    scene_means: np.ndarray,
+    e_face: np.ndarray,
+    probs: np.ndarray,
+    mask: np.ndarray,
+    area: np.ndarray,
+) -> dict:
     """truth.json: the true parameters plus the recogniser's measured confusion on this data."""
+
     def confusion(sel: np.ndarray) -> tuple[list[list[int]], float | None]:
         t, p = e_face[sel], probs[sel].argmax(-1)
         cm = np.zeros((7, 7), dtype=np.int64)
@@ -156,45 +252,66 @@ def _truth_dict(config: SimConfig, prior: np.ndarray, scene_means: np.ndarray, e
     p_true = probs[mask, e_face[mask]]
     rec = {
         "model": "z = mu * M[e] + N(0, I_7); output = softmax(c * (log prior + mu z.M^T - mu^2 |M_c|^2 / 2)); "
-                 "c = 1 is the exact posterior P(e | z) (Bayes-calibrated for this population), "
-                 "c > 1 the same argmax, over-confident",
-        "calibration": config.face_calibration, "logit_factor": factor,
+        "c = 1 is the exact posterior P(e | z) (Bayes-calibrated for this population), "
+        "c > 1 the same argmax, over-confident",
+        "calibration": config.face_calibration,
+        "logit_factor": factor,
         "mean_max_prob": float(probs[mask].max(-1).mean()) if mask.any() else None,
         "nll": float(-np.log(np.maximum(p_true, 1e-12)).mean()) if mask.any() else None,
-        "M": recogniser_means().tolist(), "confusion_pairs": [list(p) for p in CONFUSION_PAIRS],
-        "rho": CONFUSION_RHO, "mu": FACE_MU_EMO8 if config.labels == "emo8" else FACE_MU, "top1_accuracy": acc_all,
-        "confusion": cm_all, "confusion_rows": "true emotion (BASIC7 order), columns = top-1",
+        "M": recogniser_means().tolist(),
+        "confusion_pairs": [list(p) for p in CONFUSION_PAIRS],
+        "rho": CONFUSION_RHO,
+        "mu": FACE_MU_EMO8 if config.labels == "emo8" else FACE_MU,
+        "top1_accuracy": acc_all,
+        "confusion": cm_all,
+        "confusion_rows": "true emotion (BASIC7 order), columns = top-1",
     }
     if config.variant == "context":
         small = mask & (area < SMALL_FACE_AREA)
-        rec.update(mu_large=FACE_MU_LARGE, mu_small=FACE_MU_SMALL,
-                   top1_accuracy_small=confusion(small)[1], top1_accuracy_large=confusion(mask & ~small)[1])
+        rec.update(
+            mu_large=FACE_MU_LARGE,
+            mu_small=FACE_MU_SMALL,
+            top1_accuracy_small=confusion(small)[1],
+            top1_accuracy_large=confusion(mask & ~small)[1],
+        )
         del rec["mu"]
     variant_rule = {
         "standard": "chosen source ~ source_weights renormalised over the sources present",
         "misspecified": f"as standard, but with probability {MISSPECIFIED_FRACTION} the label is drawn "
-                        "from label_prior independently of every source (truth.csv source = 'none')",
+        "from label_prior independently of every source (truth.csv source = 'none')",
         "context": f"a face with area < {SMALL_FACE_AREA} of the image has its weight x {SMALL_FACE_WEIGHT} "
-                   f"and recogniser mu {FACE_MU_SMALL} (large faces: mu {FACE_MU_LARGE}); the scene's "
-                   f"weight is x {SCENE_BOOST_NO_LARGE_FACE} when no face slot holds a large face "
-                   "(also when there is no face); then renormalised over the sources present",
+        f"and recogniser mu {FACE_MU_SMALL} (large faces: mu {FACE_MU_LARGE}); the scene's "
+        f"weight is x {SCENE_BOOST_NO_LARGE_FACE} when no face slot holds a large face "
+        "(also when there is no face); then renormalised over the sources present",
     }[config.variant]
     counts = np.bincount(mask.sum(1), minlength=K + 1)
     return {
-        "simulator": SIMULATOR_VERSION, "config": asdict(config), "variant": config.variant,
-        "variant_rule": variant_rule, "shuffle_labels": config.shuffle_labels,
-        "sources": list(SOURCES), "source_weights": dict(zip(SOURCES, TRUE_WEIGHTS)),
-        "classes": list(BASIC7), "label_prior": dict(zip(BASIC7, prior.tolist())),
+        "simulator": SIMULATOR_VERSION,
+        "config": asdict(config),
+        "variant": config.variant,
+        "variant_rule": variant_rule,
+        "shuffle_labels": config.shuffle_labels,
+        "sources": list(SOURCES),
+        "source_weights": dict(zip(SOURCES, TRUE_WEIGHTS)),
+        "classes": list(BASIC7),
+        "label_prior": dict(zip(BASIC7, prior.tolist())),
         "n_faces_distribution": {str(i): p for i, p in enumerate(N_FACES_PROBS)},
         "face_slots_filled": {str(i): int(c) for i, c in enumerate(counts)},
-        "face_area": {"log10_mean": FACE_LOG10_AREA[0], "log10_sd": FACE_LOG10_AREA[1],
-                      "clip": list(FACE_AREA_CLIP), "small_below": SMALL_FACE_AREA},
+        "face_area": {
+            "log10_mean": FACE_LOG10_AREA[0],
+            "log10_sd": FACE_LOG10_AREA[1],
+            "clip": list(FACE_AREA_CLIP),
+            "small_below": SMALL_FACE_AREA,
+        },
         "recogniser": rec,
-        "scene": {"snr": config.snr, "dim": config.scene_dim,
-                  "definition": "features = m[e_scene] + N(0, I_D); the 7 class means are orthogonal "
-                                "with |m_e|^2 = 4 snr (noise variance 1 per dimension): "
-                                "snr = |m_e|^2 / (4 sigma^2), two class means are sqrt(8 snr) sigma apart",
-                  "class_means": np.round(scene_means, 7).tolist()},
+        "scene": {
+            "snr": config.snr,
+            "dim": config.scene_dim,
+            "definition": "features = m[e_scene] + N(0, I_D); the 7 class means are orthogonal "
+            "with |m_e|^2 = 4 snr (noise variance 1 per dimension): "
+            "snr = |m_e|^2 / (4 sigma^2), two class means are sqrt(8 snr) sigma apart",
+            "class_means": np.round(scene_means, 7).tolist(),
+        },
         "snr": config.snr,
         "misspecified_fraction": MISSPECIFIED_FRACTION if config.variant == "misspecified" else 0.0,
     }
@@ -203,10 +320,10 @@ def _truth_dict(config: SimConfig, prior: np.ndarray, scene_means: np.ndarray, e
 def fingerprint(config: SimConfig) -> dict:
     """The cache fingerprint: the simulator marker, its version and the full config (incl. seed)."""
     fp = {"simulator": SIMULATOR_VERSION, **asdict(config)}
-    del fp["va_source"]   # valence and arousal are in index.csv, not in the cache
-    if config.labels == "basic7":   # the default leaves the fingerprints of earlier data sets as they were
+    del fp["va_source"]  # valence and arousal are in index.csv, not in the cache
+    if config.labels == "basic7":  # the default leaves the fingerprints of earlier data sets as they were
         del fp["labels"]
-    else:   # Emo8's generative truth was redesigned (identifiable buckets): data of the first design differ
+    else:  # Emo8's generative truth was redesigned (identifiable buckets): data of the first design differ
         fp["emo8_truth"] = EMO8_TRUTH_VERSION
     return fp
 
@@ -221,7 +338,8 @@ def write_simulation(sim: Simulation, out_dir: str | Path, force: bool = False) 
     replaced). The split is the data layer's stratified 70/10/20 split, seeded with the
     simulator's seed.
     """
-    from emolog.cache.store import CacheWriter, fingerprint_hash   # torch: not needed by `simulate --help`
+    from emolog.cache.store import CacheWriter, fingerprint_hash  # torch: not needed by `simulate --help`
+
     out = Path(out_dir)
     present = [f for f in OUR_FILES if (out / f).exists()]
     if present and not force:
@@ -237,10 +355,21 @@ def write_simulation(sim: Simulation, out_dir: str | Path, force: bool = False) 
 
     labels = np.asarray(sim.truth["classes"])[sim.labels]
     size = sim.tensors["image_size"]
-    df = pd.DataFrame({"image_id": sim.ids, "rel_path": sim.rel_paths, "label": labels, "label_raw": labels,
-                       "valence": sim.truth_df["valence"], "arousal": sim.truth_df["arousal"],
-                       "ambiguity": np.nan, "dec_factors": "",
-                       "content_hash": "", "width": size[:, 0], "height": size[:, 1]})
+    df = pd.DataFrame(
+        {
+            "image_id": sim.ids,
+            "rel_path": sim.rel_paths,
+            "label": labels,
+            "label_raw": labels,
+            "valence": sim.truth_df["valence"],
+            "arousal": sim.truth_df["arousal"],
+            "ambiguity": np.nan,
+            "dec_factors": "",
+            "content_hash": "",
+            "width": size[:, 0],
+            "height": size[:, 1],
+        }
+    )
     ImageIndex(df[list(INDEX_COLUMNS)]).save(out / "index.csv")
     write_split(make_split(sim.ids, labels.tolist(), seed=sim.config.seed), out / "split.json")
     truth = {**sim.truth, "cache_fingerprint_hash": fingerprint_hash(fingerprint(sim.config))}
@@ -255,37 +384,66 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--variant", choices=VARIANTS, default="standard")
     parser.add_argument("--scene-dim", type=int, default=512, help="scene feature length D")
-    parser.add_argument("--snr", type=float, default=None,
-                        help="scene signal-to-noise ratio |m_e|^2 / (4 sigma^2); default "
-                             + ", ".join(f"{v:g} ({k})" for k, v in DEFAULT_SNR.items()) + " (docs/simulation.md)")
-    parser.add_argument("--shuffle-labels", action="store_true",
-                        help="permute labels against images: a deliberately broken data set")
-    parser.add_argument("--face-calibration", choices=FACE_CALIBRATIONS, default="calibrated",
-                        help="recogniser outputs: exact posteriors, or the same logits x "
-                             f"{OVERCONFIDENCE_FACTOR:g} (same top-1, over-confident, as real deep nets)")
-    parser.add_argument("--labels", choices=LABEL_SETS, default="basic7",
-                        help="label set: basic-7, or Emo8 drawn through valence/arousal buckets "
-                             "(docs/simulation.md, 'Emo8 labels')")
-    parser.add_argument("--va-source", choices=VA_SOURCES, default="label",
-                        help="valence and arousal from the emotion that decided the label, or from the "
-                             "scene's own emotion (faces are then noise for them; docs/simulation.md)")
+    parser.add_argument(
+        "--snr",
+        type=float,
+        default=None,
+        help="scene signal-to-noise ratio |m_e|^2 / (4 sigma^2); default "
+        + ", ".join(f"{v:g} ({k})" for k, v in DEFAULT_SNR.items())
+        + " (docs/simulation.md)",
+    )
+    parser.add_argument(
+        "--shuffle-labels", action="store_true", help="permute labels against images: a deliberately broken data set"
+    )
+    parser.add_argument(
+        "--face-calibration",
+        choices=FACE_CALIBRATIONS,
+        default="calibrated",
+        help="recogniser outputs: exact posteriors, or the same logits x "
+        f"{OVERCONFIDENCE_FACTOR:g} (same top-1, over-confident, as real deep nets)",
+    )
+    parser.add_argument(
+        "--labels",
+        choices=LABEL_SETS,
+        default="basic7",
+        help="label set: basic-7, or Emo8 drawn through valence/arousal buckets (docs/simulation.md, 'Emo8 labels')",
+    )
+    parser.add_argument(
+        "--va-source",
+        choices=VA_SOURCES,
+        default="label",
+        help="valence and arousal from the emotion that decided the label, or from the "
+        "scene's own emotion (faces are then noise for them; docs/simulation.md)",
+    )
     parser.add_argument("--force", action="store_true", help="replace an existing simulated data set")
 
 
 def run(args: argparse.Namespace) -> int:
     t0 = time.perf_counter()
     # a SimulationError goes to the command line's handler (one line, exit 3: bad input)
-    config = SimConfig(n=args.n, seed=args.seed, variant=args.variant, scene_dim=args.scene_dim,
-                       snr=args.snr, shuffle_labels=args.shuffle_labels,
-                       face_calibration=args.face_calibration, labels=args.labels, va_source=args.va_source)
+    config = SimConfig(
+        n=args.n,
+        seed=args.seed,
+        variant=args.variant,
+        scene_dim=args.scene_dim,
+        snr=args.snr,
+        shuffle_labels=args.shuffle_labels,
+        face_calibration=args.face_calibration,
+        labels=args.labels,
+        va_source=args.va_source,
+    )
     sim = simulate(config)
     out = write_simulation(sim, args.out, force=args.force)
     src = sim.truth_df["source"].value_counts(normalize=True)
-    print(f"wrote {len(sim.ids)} simulated images ({config.variant}"
-          f"{', labels shuffled' if config.shuffle_labels else ''}) to {out} in {time.perf_counter() - t0:.1f} s")
+    print(
+        f"wrote {len(sim.ids)} simulated images ({config.variant}"
+        f"{', labels shuffled' if config.shuffle_labels else ''}) to {out} in {time.perf_counter() - t0:.1f} s"
+    )
     print("chosen source: " + ", ".join(f"{s} {src.get(s, 0):.3f}" for s in ("none",) + SOURCES if s in src))
     rec = sim.truth["recogniser"]
     if rec["top1_accuracy"] is not None:  # None when no image has a face (tiny --n)
-        print(f"face recogniser ({config.face_calibration}) top-1: {rec['top1_accuracy']:.3f}, "
-              f"mean top probability {rec['mean_max_prob']:.3f}; scene snr {config.snr}")
+        print(
+            f"face recogniser ({config.face_calibration}) top-1: {rec['top1_accuracy']:.3f}, "
+            f"mean top probability {rec['mean_max_prob']:.3f}; scene snr {config.snr}"
+        )
     return 0

@@ -15,10 +15,53 @@ from emolog.data.findingemo import label_distribution
 from emolog.labels import BASIC7, EMO8, SOURCES
 from emolog.simulate.va import VA_SOURCES
 
-__all__ = ['BUCKETS', 'BUCKET_EMO8', 'EMO8_EXPRESSION_PRIOR', 'FACE_MU_EMO8', 'CONFUSION_PAIRS', 'DEFAULT_SNR', 'CONFUSION_RHO', 'EXPRESSION_BUCKET', 'FACE_AREA_CLIP', 'FACE_ASPECT', 'FACE_CALIBRATIONS', 'FACE_LOG10_AREA', 'FACE_MU', 'FACE_MU_LARGE', 'FACE_MU_SMALL', 'IMAGE_SIZES', 'IMAGE_SIZE_PROBS', 'K', 'LABEL_SETS', 'MAX_IMAGES', 'MISSPECIFIED_FRACTION', 'N_FACES_PROBS', 'OVERCONFIDENCE_FACTOR', 'SCENE_BOOST_NO_LARGE_FACE', 'SCENE_MEAN_SCALE', 'SHARD_SIZE', 'SIMULATOR_VERSION', 'EMO8_TRUTH_VERSION', 'SMALL_FACE_AREA', 'SMALL_FACE_WEIGHT', 'SimConfig', 'Simulation', 'SimulationError', 'TRUE_WEIGHTS', 'VARIANTS', 'emo8_labels', 'gaussian_log_posterior', 'label_prior', 'recogniser_means', 'source_weights', 'true_scene_posterior', 'true_t_values']
+__all__ = [
+    "BUCKETS",
+    "BUCKET_EMO8",
+    "EMO8_EXPRESSION_PRIOR",
+    "FACE_MU_EMO8",
+    "CONFUSION_PAIRS",
+    "DEFAULT_SNR",
+    "CONFUSION_RHO",
+    "EXPRESSION_BUCKET",
+    "FACE_AREA_CLIP",
+    "FACE_ASPECT",
+    "FACE_CALIBRATIONS",
+    "FACE_LOG10_AREA",
+    "FACE_MU",
+    "FACE_MU_LARGE",
+    "FACE_MU_SMALL",
+    "IMAGE_SIZES",
+    "IMAGE_SIZE_PROBS",
+    "K",
+    "LABEL_SETS",
+    "MAX_IMAGES",
+    "MISSPECIFIED_FRACTION",
+    "N_FACES_PROBS",
+    "OVERCONFIDENCE_FACTOR",
+    "SCENE_BOOST_NO_LARGE_FACE",
+    "SCENE_MEAN_SCALE",
+    "SHARD_SIZE",
+    "SIMULATOR_VERSION",
+    "EMO8_TRUTH_VERSION",
+    "SMALL_FACE_AREA",
+    "SMALL_FACE_WEIGHT",
+    "SimConfig",
+    "Simulation",
+    "SimulationError",
+    "TRUE_WEIGHTS",
+    "VARIANTS",
+    "emo8_labels",
+    "gaussian_log_posterior",
+    "label_prior",
+    "recogniser_means",
+    "source_weights",
+    "true_scene_posterior",
+    "true_t_values",
+]
 
 SIMULATOR_VERSION = "emolog-simulator/1"
-EMO8_TRUTH_VERSION = 2   # bumped when the Emo8 truth (BUCKET_EMO8, EMO8_EXPRESSION_PRIOR, FACE_MU_EMO8) changes
+EMO8_TRUTH_VERSION = 2  # bumped when the Emo8 truth (BUCKET_EMO8, EMO8_EXPRESSION_PRIOR, FACE_MU_EMO8) changes
 K = 3
 MAX_IMAGES = 25_869  # FindingEmo's size
 VARIANTS = ("standard", "misspecified", "context")
@@ -36,14 +79,14 @@ FACE_ASPECT = 1.25  # box height / width
 CONFUSION_PAIRS: tuple[tuple[str, str], ...] = (("angry", "disgust"), ("fear", "surprise"), ("sad", "neutral"))
 CONFUSION_RHO = 0.5
 # mu values solved numerically (400k draws, FindingEmo prior) for top-1 accuracy:
-FACE_MU = 1.47        # ~0.65, FER-level (standard, misspecified)
+FACE_MU = 1.47  # ~0.65, FER-level (standard, misspecified)
 FACE_MU_LARGE = 1.91  # ~0.75, large faces (context variant)
 FACE_MU_SMALL = 0.31  # ~0.38, small faces (context); a calibrated recogniser cannot go below
 #                       the prior's 0.355 (always "happy"), so ~0.35 is approached from above
 SMALL_FACE_AREA = 0.02
-SMALL_FACE_WEIGHT = 0.5       # context: a small face is chosen half as often
+SMALL_FACE_WEIGHT = 0.5  # context: a small face is chosen half as often
 SCENE_BOOST_NO_LARGE_FACE = 2.0  # context: scene weight x2 when no slot holds a large face
-MISSPECIFIED_FRACTION = 0.2   # misspecified: labels from none of the sources
+MISSPECIFIED_FRACTION = 0.2  # misspecified: labels from none of the sources
 # Recogniser calibration. "calibrated": the exact posterior above. "overconfident": the same
 # logits multiplied by OVERCONFIDENCE_FACTOR for every face (softmax(FACTOR * logits), i.e.
 # temperature 1/3 in Guo et al., "On Calibration of Modern Neural Networks", ICML 2017, who
@@ -75,9 +118,15 @@ SHARD_SIZE = 2048
 # by a sharp recogniser (FACE_MU_EMO8, top-1 ~0.99 instead of ~0.65): a face's bucket is then
 # nearly known, and the bucket -> Emo8 table is what the labels of face-chosen images count.
 LABEL_SETS = ("basic7", "emo8")
-EXPRESSION_BUCKET: dict[str, str] = {"happy": "pos_high", "surprise": "pos_high", "neutral": "pos_low",
-                                     "angry": "neg_high", "fear": "neg_high", "disgust": "neg_low",
-                                     "sad": "neg_low"}
+EXPRESSION_BUCKET: dict[str, str] = {
+    "happy": "pos_high",
+    "surprise": "pos_high",
+    "neutral": "pos_low",
+    "angry": "neg_high",
+    "fear": "neg_high",
+    "disgust": "neg_low",
+    "sad": "neg_low",
+}
 BUCKETS: tuple[str, ...] = ("pos_high", "pos_low", "neg_high", "neg_low")
 BUCKET_EMO8: dict[str, dict[str, float]] = {
     "pos_high": {"joy": 0.8, "surprise": 0.2},
@@ -86,7 +135,8 @@ BUCKET_EMO8: dict[str, dict[str, float]] = {
     "neg_low": {"sadness": 0.8, "disgust": 0.2},
 }
 EMO8_EXPRESSION_PRIOR: tuple[float, ...] = tuple(
-    0.25 / sum(1 for x in BASIC7 if EXPRESSION_BUCKET[x] == EXPRESSION_BUCKET[e]) for e in BASIC7)
+    0.25 / sum(1 for x in BASIC7 if EXPRESSION_BUCKET[x] == EXPRESSION_BUCKET[e]) for e in BASIC7
+)
 FACE_MU_EMO8 = 6.0
 
 
@@ -102,11 +152,11 @@ class SimConfig:
     seed: int = 0
     variant: str = "standard"
     scene_dim: int = 512
-    snr: float | None = None           # None: DEFAULT_SNR of the label set
+    snr: float | None = None  # None: DEFAULT_SNR of the label set
     shuffle_labels: bool = False
     face_calibration: str = "calibrated"
-    labels: str = "basic7"              # basic7 | emo8 (through EXPRESSION_BUCKET and BUCKET_EMO8)
-    va_source: str = "label"            # valence/arousal from the label's emotion, or the scene's (simulate.va)
+    labels: str = "basic7"  # basic7 | emo8 (through EXPRESSION_BUCKET and BUCKET_EMO8)
+    va_source: str = "label"  # valence/arousal from the label's emotion, or the scene's (simulate.va)
 
     def __post_init__(self) -> None:
         if not 1 <= self.n <= MAX_IMAGES:
@@ -124,8 +174,9 @@ class SimConfig:
         if self.va_source not in VA_SOURCES:
             raise SimulationError(f"--va-source must be one of {list(VA_SOURCES)}, got {self.va_source!r}")
         if self.face_calibration not in FACE_CALIBRATIONS:
-            raise SimulationError(f"--face-calibration must be one of {list(FACE_CALIBRATIONS)}, "
-                                  f"got {self.face_calibration!r}")
+            raise SimulationError(
+                f"--face-calibration must be one of {list(FACE_CALIBRATIONS)}, got {self.face_calibration!r}"
+            )
 
 
 @dataclass
@@ -168,7 +219,7 @@ def recogniser_means() -> np.ndarray:
 
 def gaussian_log_posterior(z: np.ndarray, means: np.ndarray, prior: np.ndarray) -> np.ndarray:
     """log P(e | z) up to a per-row constant for z ~ N(means[e], I): [N, d] -> [N, C]."""
-    return np.log(prior) + z @ means.T - 0.5 * (means ** 2).sum(1)
+    return np.log(prior) + z @ means.T - 0.5 * (means**2).sum(1)
 
 
 def _softmax(x: np.ndarray) -> np.ndarray:
@@ -225,8 +276,14 @@ def _faces(rng: np.random.Generator, n: int) -> dict[str, np.ndarray]:
     # Small faces are detected less confidently; conf stays in the MTCNN-like 0.9..1 range.
     drop = rng.exponential(size=(n, K)) * np.where(areas < SMALL_FACE_AREA, 0.02, 0.002)
     conf = np.clip(1.0 - drop, 0.9, 1.0) * mask
-    return {"n_faces": n_faces.astype(np.int64), "image_size": sizes, "face_mask": mask,
-            "face_area": (bw * bh / (W * H)) * mask, "face_boxes": boxes, "face_conf": conf}
+    return {
+        "n_faces": n_faces.astype(np.int64),
+        "image_size": sizes,
+        "face_mask": mask,
+        "face_area": (bw * bh / (W * H)) * mask,
+        "face_boxes": boxes,
+        "face_conf": conf,
+    }
 
 
 def emo8_labels(rng: np.random.Generator, expression: np.ndarray) -> np.ndarray:

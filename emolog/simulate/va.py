@@ -33,14 +33,21 @@ VA_SOURCES: tuple[str, ...] = ("label", "scene")
 # pleasant-unpleasant x activated-deactivated. Several unpleasant emotions share a valence and
 # differ in arousal, as in the circumplex.
 EMOTION_VA: dict[str, tuple[float, float]] = {
-    "angry": (-2.0, 5.0), "disgust": (-2.0, 3.5), "fear": (-2.0, 4.5), "happy": (2.0, 4.0),
-    "sad": (-2.0, 1.5), "surprise": (0.5, 5.0), "neutral": (0.0, 2.0)}
-VA_SD = 0.7   # per emotion, on the integer scale: the annotators' spread
+    "angry": (-2.0, 5.0),
+    "disgust": (-2.0, 3.5),
+    "fear": (-2.0, 4.5),
+    "happy": (2.0, 4.0),
+    "sad": (-2.0, 1.5),
+    "surprise": (0.5, 5.0),
+    "neutral": (0.0, 2.0),
+}
+VA_SD = 0.7  # per emotion, on the integer scale: the annotators' spread
 # The bin names of the shipped valence / arousal programs (emolog/model/specs/va_*.pl), one per
 # integer value, low to high
 VA_BINS: dict[str, tuple[str, ...]] = {
     "valence": ("vm3", "vm2", "vm1", "v0", "vp1", "vp2", "vp3"),
-    "arousal": ("a0", "a1", "a2", "a3", "a4", "a5", "a6")}
+    "arousal": ("a0", "a1", "a2", "a3", "a4", "a5", "a6"),
+}
 
 
 def va_values(variable: str) -> np.ndarray:
@@ -78,19 +85,30 @@ def va_weights(va_source: str, label_weights: tuple[float, ...]) -> dict[str, fl
 def va_truth(va_source: str, label_weights: tuple[float, ...]) -> dict:
     """truth.json's ``va`` entry."""
     weights = va_weights(va_source, label_weights)
-    rule = {"label": "valence ~ table[chosen source's emotion] (the emotion that decided the label), "
-                     "arousal likewise, independently",
-            "scene": "valence ~ table[scene's emotion], arousal likewise, whatever decided the label: "
-                     "faces carry no valence/arousal information"}[va_source]
-    return {"source": va_source, "rule": rule, "sd": VA_SD, "ranges": {k: list(v) for k, v in VA_RANGES.items()},
-            "emotion_va": {e: list(v) for e, v in EMOTION_VA.items()}, "bins": {k: list(v) for k, v in VA_BINS.items()},
-            "tables": {var: {e: np.round(va_table(var)[i], 12).tolist() for i, e in enumerate(BASIC7)}
-                       for var in VA_RANGES},
-            "source_weights": weights, "t_values": {f"t(source({s}))": w for s, w in weights.items()}}
+    rule = {
+        "label": "valence ~ table[chosen source's emotion] (the emotion that decided the label), "
+        "arousal likewise, independently",
+        "scene": "valence ~ table[scene's emotion], arousal likewise, whatever decided the label: "
+        "faces carry no valence/arousal information",
+    }[va_source]
+    return {
+        "source": va_source,
+        "rule": rule,
+        "sd": VA_SD,
+        "ranges": {k: list(v) for k, v in VA_RANGES.items()},
+        "emotion_va": {e: list(v) for e, v in EMOTION_VA.items()},
+        "bins": {k: list(v) for k, v in VA_BINS.items()},
+        "tables": {
+            var: {e: np.round(va_table(var)[i], 12).tolist() for i, e in enumerate(BASIC7)} for var in VA_RANGES
+        },
+        "source_weights": weights,
+        "t_values": {f"t(source({s}))": w for s, w in weights.items()},
+    }
 
 
-def oracle_va(truth: dict, source_probs: np.ndarray, scene_posterior: np.ndarray, face_probs: np.ndarray,
-              face_mask: np.ndarray) -> dict[str, np.ndarray]:
+def oracle_va(
+    truth: dict, source_probs: np.ndarray, scene_posterior: np.ndarray, face_probs: np.ndarray, face_mask: np.ndarray
+) -> dict[str, np.ndarray]:
     """The Bayes expected valence and arousal [N] of each image.
 
     ``source_probs`` [N, 4]: the true per-image source probabilities of the label (truth.csv's

@@ -9,14 +9,16 @@ public names of ``emolog`` and ``emolog.logic``.
 from emolog._aliases import keep_old_paths
 
 MOVED = {
-    "run": "emolog.runs.reader", "outputs": "emolog.runs.writer", "train": "emolog.runs.train",
-    "commands": "emolog.runs.commands", "config": "emolog.config.run",
-    "regimes": "emolog.config.regimes", "metrics": "emolog.metrics.classification",
-    **{m: f"emolog.experiments.{m}" for m in
-       ("baselines", "distribute", "experiment", "face_weighting", "tables")},
+    "run": "emolog.runs.reader",
+    "outputs": "emolog.runs.writer",
+    "train": "emolog.runs.train",
+    "commands": "emolog.runs.commands",
+    "config": "emolog.config.run",
+    "regimes": "emolog.config.regimes",
+    "metrics": "emolog.metrics.classification",
+    **{m: f"emolog.experiments.{m}" for m in ("baselines", "distribute", "experiment", "face_weighting", "tables")},
     **{m: f"emolog.learn.{m}" for m in ("changes", "em", "fit", "losses", "pretrain", "stopping")},
-    **{m: f"emolog.model.{m}" for m in
-       ("bindings", "data", "gate", "linear", "model", "perception", "spec", "target")},
+    **{m: f"emolog.model.{m}" for m in ("bindings", "data", "gate", "linear", "model", "perception", "spec", "target")},
 }
 
 

@@ -27,9 +27,28 @@ def analysed(tmp_path_factory):
     root = tmp_path_factory.mktemp("analyse")
     data, exp, out = root / "D", root / "exp", root / "A"
     write_simulation(simulate(SimConfig(n=1500, seed=1, scene_dim=32)), data)
-    assert main(["experiment", "--data", str(data), "--regimes", "logic-only,nets-only", "--seeds", "0",
-                 "--baselines", "none", "--set", "train.epochs=3", *[a for k, v in CHEAP.items() for a in ("--set", f"{k}={v}")],
-                 "--out", str(exp), "--quiet"]) == 0
+    assert (
+        main(
+            [
+                "experiment",
+                "--data",
+                str(data),
+                "--regimes",
+                "logic-only,nets-only",
+                "--seeds",
+                "0",
+                "--baselines",
+                "none",
+                "--set",
+                "train.epochs=3",
+                *[a for k, v in CHEAP.items() for a in ("--set", f"{k}={v}")],
+                "--out",
+                str(exp),
+                "--quiet",
+            ]
+        )
+        == 0
+    )
     assert main(["analyse", str(exp), "--out", str(out), "--worst", "5", "--n-boot", "200"]) == 0
     return exp, out
 
@@ -41,9 +60,20 @@ def _preds(exp, name):
 def test_every_file_is_written(analysed):
     _, out = analysed
     summary = json.loads((out / "analysis.json").read_text())
-    for f in ["errors.csv", "overlap.csv", "wrong_in_k.csv", "overlap.png", "disagreement.csv", "meta.csv",
-              "confusion.csv", "confused_pairs.csv", "gallery.csv", "analysis.html",
-              *[f"confusion-{r}.png" for r in RUNS], *[f"disagreement-{r}-class.png" for r in RUNS]]:
+    for f in [
+        "errors.csv",
+        "overlap.csv",
+        "wrong_in_k.csv",
+        "overlap.png",
+        "disagreement.csv",
+        "meta.csv",
+        "confusion.csv",
+        "confused_pairs.csv",
+        "gallery.csv",
+        "analysis.html",
+        *[f"confusion-{r}.png" for r in RUNS],
+        *[f"disagreement-{r}-class.png" for r in RUNS],
+    ]:
         assert (out / f).is_file(), f
         assert f in summary["files"], f
     for png in out.glob("*.png"):
@@ -59,12 +89,15 @@ def test_the_error_table_is_each_runs_predictions_and_sources(analysed):
         assert sorted(t.index) == sorted(p.index)
         assert (t["label"] == p.loc[t.index, "label"]).all() and (t["pred"] == p.loc[t.index, "pred"]).all()
         p_label = np.array([p.at[i, f"p_{lab}"] for i, lab in zip(t.index, t["label"])])
-        np.testing.assert_allclose(t["p_label"].astype(float) / p_label, 1, atol=1e-4)   # 6-digit CSV rounding
+        np.testing.assert_allclose(t["p_label"].astype(float) / p_label, 1, atol=1e-4)  # 6-digit CSV rounding
         # face 1's source prediction is its recogniser distribution (the seed program's face path)
         e = run_errors(exp / "runs" / name)
         from emolog.cache.store import load_cache
-        c = load_cache(json.loads((exp / "runs" / name / "results.json").read_text())["data"]["cache"],
-                       ids=e.table["image_id"].tolist())
+
+        c = load_cache(
+            json.loads((exp / "runs" / name / "results.json").read_text())["data"]["cache"],
+            ids=e.table["image_id"].tolist(),
+        )
         has = c.face_mask[:, 0].numpy()
         np.testing.assert_allclose(e.sources["face1"][has], c.face_probs[:, 0].double().numpy()[has], atol=1e-5)
         assert np.isnan(e.sources["face1"][~has]).all()
@@ -83,7 +116,13 @@ def test_overlap_counts_equal_a_direct_computation(analysed):
     n = len(_preds(exp, RUNS[0]))
     assert (ov["run_a"], ov["run_b"]) == RUNS
     assert (ov["wrong_a"], ov["wrong_b"], ov["both"], ov["only_a"], ov["only_b"], ov["neither"]) == (
-        len(a), len(b), len(a & b), len(a - b), len(b - a), n - len(a | b))
+        len(a),
+        len(b),
+        len(a & b),
+        len(a - b),
+        len(b - a),
+        n - len(a | b),
+    )
     assert ov["jaccard"] == pytest.approx(len(a & b) / len(a | b))
     k = pd.read_csv(out / "wrong_in_k.csv").set_index("k_runs_wrong")["n_images"]
     assert k.tolist() == [n - len(a | b), len((a | b) - (a & b)), len(a & b)]
@@ -114,7 +153,7 @@ def test_disagreement_meta_and_gallery_tables(analysed):
         row = dis[(dis["run"] == name) & (dis["target"] == "class")].iloc[0]
         t = errors[errors["run"] == name].replace("", np.nan)
         d = t[["disagreement", "scene_loss"]].astype(float).dropna()
-        assert row["n"] == len(d) == (t["n_faces"].astype(int) > 0).sum()   # CSV values: 6 digits
+        assert row["n"] == len(d) == (t["n_faces"].astype(int) > 0).sum()  # CSV values: 6 digits
         assert row["pearson"] == pytest.approx(np.corrcoef(d["disagreement"], d["scene_loss"])[0, 1], rel=1e-4)
         assert row["pearson_lo"] <= row["pearson"] <= row["pearson_hi"] and row["t1"] <= row["t2"]
         assert row["slope"] == pytest.approx(np.polyfit(d["disagreement"], d["scene_loss"], 1)[0], rel=1e-4)
@@ -126,8 +165,12 @@ def test_disagreement_meta_and_gallery_tables(analysed):
         assert {"n_faces", "face1_area", "scene_entropy", "scene_top", "disagreement"} <= set(g["variable"])
     gal = pd.read_csv(out / "gallery.csv", dtype={"image_id": str}, keep_default_na=False)
     for name in RUNS:
-        worst = errors[errors["run"] == name].astype({"loss": float}).sort_values(
-            ["loss", "image_id"], ascending=[False, True]).head(5)
+        worst = (
+            errors[errors["run"] == name]
+            .astype({"loss": float})
+            .sort_values(["loss", "image_id"], ascending=[False, True])
+            .head(5)
+        )
         assert gal[gal["run"] == name]["image_id"].tolist() == worst["image_id"].tolist()
     assert (gal["note"] == "simulated data: no photo").all() and (gal["thumbnail"] == "").all()
     html = (out / "analysis.html").read_text()
@@ -137,6 +180,7 @@ def test_disagreement_meta_and_gallery_tables(analysed):
 def test_the_report_shows_the_analysis_folder(analysed):
     exp, out = analysed
     import shutil
+
     shutil.copytree(out, exp / "analysis")
     assert main(["report", str(exp)]) == 0
     html = (exp / "report.html").read_text()
@@ -150,8 +194,11 @@ def test_error_rises_with_disagreement_only_where_faces_matter(tmp_path, va_sour
     disagreement (interval above 0) in the first, not in the second (interval contains 0)."""
     data = tmp_path / "D"
     write_simulation(simulate(SimConfig(n=3000, seed=0, snr=4, scene_dim=32, va_source=va_source)), data)
-    train_run({"regime": "logic-only", "data": str(data), "spec": "va_valence", "train.epochs": 4, **CHEAP},
-              tmp_path / "run", progress=False)
+    train_run(
+        {"regime": "logic-only", "data": str(data), "spec": "va_valence", "train.epochs": 4, **CHEAP},
+        tmp_path / "run",
+        progress=False,
+    )
     s = disagreement_stats(run_errors(tmp_path / "run"), "valence", n_boot=1000)
     assert s["n"] > 400
     if faces_matter:

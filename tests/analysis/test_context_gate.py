@@ -16,9 +16,19 @@ from emolog.cache.store import load_cache
 from emolog.logic import compile_program
 from emolog.perception.scene2emotion import Scene2EmotionNet
 from emolog.config.run import SOURCES, ConfigError
-from emolog.model.gate import (EVIDENCE_FEATURES, N_STATIC, GateNet, evidence_features, explain_sources,
-                                  gate_settings, load_gate, program_kind, rule_facts, source_correlation,
-                                  static_evidence)
+from emolog.model.gate import (
+    EVIDENCE_FEATURES,
+    N_STATIC,
+    GateNet,
+    evidence_features,
+    explain_sources,
+    gate_settings,
+    load_gate,
+    program_kind,
+    rule_facts,
+    source_correlation,
+    static_evidence,
+)
 from emolog.model.kinds import GATE, GLOBAL, NONE, RULES
 from emolog.runs.train import train_run
 
@@ -35,13 +45,23 @@ def test_context_rules_compiles_and_is_the_stick_breaking_choice() -> None:
     assert names[0].startswith("trust_large_confident")
     # image 0: face1 large+confident (happy), face2 small+unsure (sad), no face3; scene says angry
     scene = _one_hot(0)[None]
-    inputs = {"scene_net": scene, "face_net(face1)": _one_hot(3)[None], "face_net(face2)": _one_hot(4)[None],
-              "face_net(face3)": torch.full((1, 7), 1 / 7)}
-    facts = {"available(face1)": torch.tensor([1.]), "available(face2)": torch.tensor([1.]),
-             "available(face3)": torch.tensor([0.]), "large(face1)": torch.tensor([1.]),
-             "large(face2)": torch.tensor([0.]), "large(face3)": torch.tensor([0.]),
-             "confident(face1)": torch.tensor([1.]), "confident(face2)": torch.tensor([0.]),
-             "confident(face3)": torch.tensor([0.])}
+    inputs = {
+        "scene_net": scene,
+        "face_net(face1)": _one_hot(3)[None],
+        "face_net(face2)": _one_hot(4)[None],
+        "face_net(face3)": torch.full((1, 7), 1 / 7),
+    }
+    facts = {
+        "available(face1)": torch.tensor([1.0]),
+        "available(face2)": torch.tensor([1.0]),
+        "available(face3)": torch.tensor([0.0]),
+        "large(face1)": torch.tensor([1.0]),
+        "large(face2)": torch.tensor([0.0]),
+        "large(face3)": torch.tensor([0.0]),
+        "confident(face1)": torch.tensor([1.0]),
+        "confident(face2)": torch.tensor([0.0]),
+        "confident(face3)": torch.tensor([0.0]),
+    }
     out = lm(inputs, facts)[0]
     q = dict(zip(lm.query_names, out.tolist()))
     p_f1, p_f2 = 0.6, 0.4 * 0.1
@@ -58,7 +78,7 @@ def test_context_rules_compiles_and_is_the_stick_breaking_choice() -> None:
 def test_static_evidence_values_and_absent_slots() -> None:
     mask = torch.tensor([[True, False, False]])
     area = torch.tensor([[0.01, 0.0, 0.0]])
-    boxes = torch.tensor([[[450., 300., 550., 400.], [0, 0, 0, 0], [0, 0, 0, 0]]])  # centred in 1000x700
+    boxes = torch.tensor([[[450.0, 300.0, 550.0, 400.0], [0, 0, 0, 0], [0, 0, 0, 0]]])  # centred in 1000x700
     conf = torch.tensor([[0.99, 0.0, 0.0]])
     size = torch.tensor([[1000, 700]])
     probs = torch.zeros(1, 3, 7)
@@ -68,7 +88,7 @@ def test_static_evidence_values_and_absent_slots() -> None:
     f = dict(zip(EVIDENCE_FEATURES, ev[0].tolist()))
     assert f["face1_present"] == 1 and f["face1_log_area"] == pytest.approx(0.0, abs=1e-6)
     assert f["face1_dx"] == pytest.approx(0.0, abs=1e-6) and f["face1_centrality"] == pytest.approx(1.0)
-    assert f["face1_det_conf"] == pytest.approx(0.5, abs=1e-5)           # -log10(0.01) / 4
+    assert f["face1_det_conf"] == pytest.approx(0.5, abs=1e-5)  # -log10(0.01) / 4
     assert f["face1_entropy"] == pytest.approx(1.0, abs=1e-6) and f["face1_max_prob"] == pytest.approx(1 / 7)
     assert all(f[f"face{k}_{x}"] == 0 for k in (2, 3) for x in ("present", "log_area", "centrality", "entropy"))
     assert f["n_faces"] == pytest.approx(math.log(6) / math.log(9))
@@ -83,7 +103,7 @@ def test_rule_facts_discretise_size_and_confidence() -> None:
     probs = torch.zeros(1, 3, 7)
     probs[0, 0, 3], probs[0, 0, 0] = 0.8, 0.2
     probs[0, 1] = 1 / 7
-    probs[0, 2, 1] = 1.0          # absent slot: whatever it holds, no fact is true
+    probs[0, 2, 1] = 1.0  # absent slot: whatever it holds, no fact is true
     f = rule_facts(mask, area, probs)
     assert [f[f"large(face{k})"].item() for k in (1, 2, 3)] == [1, 0, 0]
     assert [f[f"confident(face{k})"].item() for k in (1, 2, 3)] == [1, 0, 0]
@@ -106,12 +126,16 @@ def test_gate_starts_at_init_masks_absent_faces_and_learns() -> None:
 
 def test_gate_settings_and_regimes_refused_by_name(tmp_path) -> None:
     from emolog.config.run import RunConfig
+
     with pytest.raises(ConfigError, match=r"unknown config key.*'gate\.depth'"):
         RunConfig.from_dict({"data": "x", "gate": {"depth": 3}})
     with pytest.raises(ConfigError, match=r"'gate\.init'"):
         RunConfig.from_dict({"data": "x", "gate": {"init": "zeros"}})
-    assert gate_settings(RunConfig.from_dict({"data": "x", "gate.hidden": 0})) == \
-        {"hidden": 0, "scene_features": False, "init": "global"}
+    assert gate_settings(RunConfig.from_dict({"data": "x", "gate.hidden": 0})) == {
+        "hidden": 0,
+        "scene_features": False,
+        "init": "global",
+    }
     with pytest.raises(ConfigError, match="problog-em.*EM"):
         train_run({"regime": "problog-em", "program": "gated", "data": str(tmp_path)}, tmp_path / "run")
     assert program_kind(_no_source_program(tmp_path)) is NONE
@@ -119,9 +143,11 @@ def test_gate_settings_and_regimes_refused_by_name(tmp_path) -> None:
 
 def _no_source_program(tmp_path):
     p = tmp_path / "nosource.pl"
-    p.write_text("nn(scene_net, [X], E, [angry, disgust, fear, happy, sad, surprise, neutral]) :: "
-                 "scene_emotion(X, E).\nemotion(X, E) :- scene_emotion(X, E).\n"
-                 "query(emotion(X, angry)).\n")
+    p.write_text(
+        "nn(scene_net, [X], E, [angry, disgust, fear, happy, sad, surprise, neutral]) :: "
+        "scene_emotion(X, E).\nemotion(X, E) :- scene_emotion(X, E).\n"
+        "query(emotion(X, angry)).\n"
+    )
     return compile_program(str(p))
 
 
@@ -143,8 +169,9 @@ def experiment(tmp_path_factory):
     torch.set_num_threads(1)  # many small tensor ops: extra threads only contend on 2 shared cores
     try:
         out = tmp_path_factory.mktemp("context_exp")
-        result = run_experiment(out, ContextPlan(n=2000, seeds=(0,), variants=("context",), snr=3.0, n_boot=200),
-                                progress=False)
+        result = run_experiment(
+            out, ContextPlan(n=2000, seeds=(0,), variants=("context",), snr=3.0, n_boot=200), progress=False
+        )
     finally:
         torch.set_num_threads(threads)
     return out, result
@@ -161,9 +188,10 @@ def test_context_programs_learn_the_true_trust_and_the_rules_win_nll(experiment)
     assert s["rules"]["r_available_mean"] >= 0.8 and s["rules"]["r_scene_mean"] >= 0.8
     assert s["rules"]["nll_mean"] < s["global"]["nll_mean"]
     assert s["oracle"]["nll_mean"] < s["global"]["nll_mean"]
-    assert s["gated"]["vs_global"]["nll"]["lo"] < 0          # not significantly worse
-    assert s["gated"]["vs_global"]["nll"]["diff"] == pytest.approx(s["gated"]["nll_mean"] - s["global"]["nll_mean"],
-                                                                   abs=1e-4)
+    assert s["gated"]["vs_global"]["nll"]["lo"] < 0  # not significantly worse
+    assert s["gated"]["vs_global"]["nll"]["diff"] == pytest.approx(
+        s["gated"]["nll_mean"] - s["global"]["nll_mean"], abs=1e-4
+    )
     # the context rule itself: photos whose faces are all small lean on the scene
     for arm in ("gated", "rules"):
         pred = pd.read_csv(out / "runs" / "context-s0" / arm / "predictions.csv")
@@ -178,9 +206,9 @@ def test_gated_run_writes_per_image_source_probabilities(experiment) -> None:
     pred = pd.read_csv(run / "predictions.csv", dtype={"image_id": str})
     w = pred[[f"w_{s}" for s in SOURCES]].to_numpy()
     assert np.allclose(w.sum(1), 1, atol=1e-4)
-    for k in (1, 2, 3):   # an absent face is never the source
+    for k in (1, 2, 3):  # an absent face is never the source
         assert (w[pred["n_faces"].to_numpy() < k, k] == 0).all()
-    assert w[:, 0].std() > 0.05     # per image, not one global number
+    assert w[:, 0].std() > 0.05  # per image, not one global number
     assert "max_face_area" in pred.columns
     res = json.loads((run / "results.json").read_text())
     assert res["gate"]["kind"] == "gate" and res["trust_vs_truth"]["r_available"] >= 0.8
@@ -196,8 +224,10 @@ def test_gated_run_writes_per_image_source_probabilities(experiment) -> None:
     net.load_state_dict(state)
     with torch.no_grad():
         scene_probs = torch.softmax(net.eval()(c.scene), 1)[0]
-    perceived = {k: getattr(c, k).numpy() for k in ("face_mask", "face_area", "face_boxes", "face_conf",
-                                                     "image_size", "face_probs", "n_faces", "scene")}
+    perceived = {
+        k: getattr(c, k).numpy()
+        for k in ("face_mask", "face_area", "face_boxes", "face_conf", "image_size", "face_probs", "n_faces", "scene")
+    }
     got = explain_sources(run, perceived, scene_probs.numpy())
     assert got == pytest.approx({s: row[f"w_{s}"] for s in SOURCES}, abs=1e-4)
     assert load_gate(out / "runs" / "context-s0" / "global") is None
@@ -209,6 +239,7 @@ def test_trust_plumbing_on_real_dec_factors(experiment) -> None:
     from emolog.data.findingemo import annotation_records
     from emolog.data.index import build_index
     from emolog.labels import get_mapping
+
     out, _ = experiment
     pred = pd.read_csv(out / "runs" / "context-s0" / "gated" / "predictions.csv", dtype={"image_id": str})
     index = build_index(annotation_records(), get_mapping(), check_images=False, progress=False).index.df
@@ -231,6 +262,7 @@ def test_report_shows_trust_against_dec_factors(experiment, tmp_path) -> None:
     from emolog.data.index import build_index
     from emolog.labels import get_mapping
     from emolog.report.build import build_report
+
     out, _ = experiment
     run = tmp_path / "gated"
     shutil.copytree(out / "runs" / "context-s0" / "gated", run)
@@ -254,6 +286,7 @@ def test_report_shows_trust_against_dec_factors(experiment, tmp_path) -> None:
 @pytest.fixture(scope="module")
 def tiny_data(tmp_path_factory):
     from emolog.simulate import SimConfig, simulate, write_simulation
+
     d = tmp_path_factory.mktemp("ctx_tiny") / "D"
     write_simulation(simulate(SimConfig(n=400, seed=3, variant="context", scene_dim=32)), d)
     return d
@@ -261,9 +294,20 @@ def tiny_data(tmp_path_factory):
 
 @pytest.mark.parametrize("regime, gate_trains, scene_trains", [("joint", True, True), ("nets-only", False, True)])
 def test_gate_trains_in_gradient_regimes(tiny_data, tmp_path, regime, gate_trains, scene_trains) -> None:
-    res = train_run({"regime": regime, "program": "gated", "data": str(tiny_data), "train.epochs": 2, "train.patience": None,
-                       "logic.param": "softmax", "logic.optimizer": "adam", "logic.lr": 0.01}, tmp_path / "run",
-                      progress=False)
+    res = train_run(
+        {
+            "regime": regime,
+            "program": "gated",
+            "data": str(tiny_data),
+            "train.epochs": 2,
+            "train.patience": None,
+            "logic.param": "softmax",
+            "logic.optimizer": "adam",
+            "logic.lr": 0.01,
+        },
+        tmp_path / "run",
+        progress=False,
+    )
     layers = json.loads((tmp_path / "run" / "changes.json").read_text())["layers"]
     moved = {net: any(r["abs_change"] > 0 for r in layers if r["net"] == net) for net in ("gate_net", "scene_net")}
     assert moved == {"gate_net": gate_trains, "scene_net": scene_trains}
@@ -280,8 +324,17 @@ def test_gate_starts_as_the_fitted_global_program(tiny_data, tmp_path) -> None:
     from emolog.config.run import RunConfig
     from emolog.model.data import load_data
     from emolog.runs.train import train_run
-    cfg = {"regime": "logic-only", "program": "gated", "data": str(tiny_data), "train.epochs": 1, "train.patience": None,
-           "logic.param": "softmax", "logic.optimizer": "adam", "logic.lr": 0.01}
+
+    cfg = {
+        "regime": "logic-only",
+        "program": "gated",
+        "data": str(tiny_data),
+        "train.epochs": 1,
+        "train.patience": None,
+        "logic.param": "softmax",
+        "logic.optimizer": "adam",
+        "logic.lr": 0.01,
+    }
     res = train_run(cfg, tmp_path / "global-start", progress=False)
     assert res["gate"]["start"].startswith("global")
     w = res["gate"]["start_weights"]
@@ -317,19 +370,26 @@ def test_fold_data_partitions_every_image_into_one_test_fold(tiny_data) -> None:
         assert [len(p) / len(labels) for p in parts] == pytest.approx([0.7, 0.1, 0.2], abs=0.02)
         assert (d / "cache").resolve() == (tiny_data / "cache").resolve()
         tests.append(split["test"])
-    assert sorted(i for t in tests for i in t) == sorted(labels.index)      # each image tested once
+    assert sorted(i for t in tests for i in t) == sorted(labels.index)  # each image tested once
     # stratified: per class, the five test folds differ by at most one image
     counts = pd.DataFrame([labels.loc[t].value_counts() for t in tests]).fillna(0)
     assert ((counts.max() - counts.min()) <= 1).all()
 
 
 def test_cross_fitted_experiment_scores_every_image(tmp_path) -> None:
-    result = run_experiment(tmp_path, ContextPlan(n=600, seeds=(0,), variants=("context",), snr=3.0, n_boot=50,
-                                                  folds=2), progress=False)
+    result = run_experiment(
+        tmp_path, ContextPlan(n=600, seeds=(0,), variants=("context",), snr=3.0, n_boot=50, folds=2), progress=False
+    )
     v = result["variants"]["context"]
     assert result["config"]["folds"] == 2 and v["n_test_pooled"] == 600
-    ids = pd.concat([pd.read_csv(tmp_path / "runs" / f"context-s0-fold{k}of2" / "gated" / "predictions.csv",
-                                 dtype={"image_id": str}) for k in range(2)])["image_id"]
+    ids = pd.concat(
+        [
+            pd.read_csv(
+                tmp_path / "runs" / f"context-s0-fold{k}of2" / "gated" / "predictions.csv", dtype={"image_id": str}
+            )
+            for k in range(2)
+        ]
+    )["image_id"]
     assert ids.is_unique and len(ids) == 600
     assert "2-fold cross-fitting" in (tmp_path / "context_experiment.md").read_text()
 
@@ -337,14 +397,23 @@ def test_cross_fitted_experiment_scores_every_image(tmp_path) -> None:
 def test_gated_run_resumes_like_an_uninterrupted_one(tiny_data, tmp_path) -> None:
     """A gated program trains in the same fit loop as seed.pl: checkpoints and resume included."""
     assert [program_kind(compile_program(p)) for p in ("seed", "gated", "context_rules")] == [GLOBAL, GATE, RULES]
-    cfg = {"regime": "joint", "program": "gated", "data": str(tiny_data), "train.epochs": 2, "train.patience": None,
-           "logic.param": "softmax", "logic.optimizer": "adam", "logic.lr": 0.01}
+    cfg = {
+        "regime": "joint",
+        "program": "gated",
+        "data": str(tiny_data),
+        "train.epochs": 2,
+        "train.patience": None,
+        "logic.param": "softmax",
+        "logic.optimizer": "adam",
+        "logic.lr": 0.01,
+    }
     full = train_run(cfg, tmp_path / "full", progress=False)
     train_run({**cfg, "train.epochs": 1}, tmp_path / "part", progress=False)
     resumed = train_run(cfg, tmp_path / "part", resume=True, progress=False)
     assert resumed["metrics"]["test"]["nll"] == pytest.approx(full["metrics"]["test"]["nll"], abs=1e-6)
-    pd.testing.assert_frame_equal(pd.read_csv(tmp_path / "full" / "history.csv"),
-                                  pd.read_csv(tmp_path / "part" / "history.csv"), atol=1e-6)
+    pd.testing.assert_frame_equal(
+        pd.read_csv(tmp_path / "full" / "history.csv"), pd.read_csv(tmp_path / "part" / "history.csv"), atol=1e-6
+    )
 
 
 def test_gate_beats_global_nll_with_an_overconfident_recogniser(tmp_path) -> None:
@@ -358,8 +427,13 @@ def test_gate_beats_global_nll_with_an_overconfident_recogniser(tmp_path) -> Non
     threads = torch.get_num_threads()
     torch.set_num_threads(1)
     try:
-        result = run_experiment(tmp_path, ContextPlan(n=5000, seeds=(0,), variants=("context",), snr=3.0, n_boot=200,
-                                                      face_calibration="overconfident"), progress=False)
+        result = run_experiment(
+            tmp_path,
+            ContextPlan(
+                n=5000, seeds=(0,), variants=("context",), snr=3.0, n_boot=200, face_calibration="overconfident"
+            ),
+            progress=False,
+        )
     finally:
         torch.set_num_threads(threads)
     assert result["config"]["face_calibration"] == "overconfident"
@@ -370,18 +444,22 @@ def test_gate_beats_global_nll_with_an_overconfident_recogniser(tmp_path) -> Non
     assert s["gated"]["r_available_mean"] >= 0.8 and s["gated"]["r_scene_mean"] >= 0.8
     # an experiment folder drawn with the other calibration is refused, not silently reused
     with pytest.raises(ValueError, match="face_calibration"):
-        run_experiment(tmp_path, ContextPlan(n=5000, seeds=(0,), variants=("context",), snr=3.0, n_boot=10),
-                       progress=False)
+        run_experiment(
+            tmp_path, ContextPlan(n=5000, seeds=(0,), variants=("context",), snr=3.0, n_boot=10), progress=False
+        )
 
 
 def test_gate_start_sweep_compares_settings_on_validation(tmp_path) -> None:
     from emolog.analysis.gate_start_sweep import SETTINGS, summary, sweep
+
     df = sweep(tmp_path, n=300, seeds=(0,), snr=3.0, face_calibration="calibrated")
     assert len(df) == 2 * len(SETTINGS) and set(df["variant"]) == {"context", "standard"}
     assert np.isfinite(df[["d_val_nll", "d_test_nll"]].to_numpy()).all()
     runs = tmp_path / "sweep-runs" / "context-s0"
-    starts = {json.loads((runs / d / "results.json").read_text())["gate"]["start"]
-              for d in ("uniform_start", "global_start_(default)")}
+    starts = {
+        json.loads((runs / d / "results.json").read_text())["gate"]["start"]
+        for d in ("uniform_start", "global_start_(default)")
+    }
     assert starts == {"uniform", "global (EM, out-of-fold scene probabilities)"}
     table = summary(df)
     assert table.count("\n") == 2 + len(SETTINGS) and "global start (default)" in table

@@ -8,8 +8,16 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from emolog.analysis.trust import (DEC_CLASSES, TrustError, add_arguments, agreement_stats, decision_class,
-                                   join_trust, run, trust_agreement)
+from emolog.analysis.trust import (
+    DEC_CLASSES,
+    TrustError,
+    add_arguments,
+    agreement_stats,
+    decision_class,
+    join_trust,
+    run,
+    trust_agreement,
+)
 from emolog.analysis.trust import main as trust_main
 from emolog.data.findingemo import annotation_records, load_annotations
 from emolog.data.index import ImageIndex, build_index
@@ -39,12 +47,20 @@ def _predictions(index: pd.DataFrame, classes: dict[str, int], seed: int = 0) ->
     cls = index["dec_factors"].map(decision_class)
     rows = pd.concat([index[cls == c].head(n) for c, n in classes.items()])
     c = rows["dec_factors"].map(decision_class).to_numpy()
-    w_scene = np.where(c == "face", 0.25, 0.75)   # exact in binary: ties stay ties
-    flip = rng.random(len(rows)) < 0.25            # a quarter of the images disagree
+    w_scene = np.where(c == "face", 0.25, 0.75)  # exact in binary: ties stay ties
+    flip = rng.random(len(rows)) < 0.25  # a quarter of the images disagree
     w_scene = np.where(flip, 1 - w_scene, w_scene)
-    pred = pd.DataFrame({"image_id": rows["image_id"].to_numpy(), "label": rows["label"].to_numpy(),
-                         "n_faces": rng.integers(0, 5, len(rows)), "w_scene": w_scene,
-                         "w_face1": 1 - w_scene, "w_face2": 0.0, "w_face3": 0.0})
+    pred = pd.DataFrame(
+        {
+            "image_id": rows["image_id"].to_numpy(),
+            "label": rows["label"].to_numpy(),
+            "n_faces": rng.integers(0, 5, len(rows)),
+            "w_scene": w_scene,
+            "w_face1": 1 - w_scene,
+            "w_face2": 0.0,
+            "w_face3": 0.0,
+        }
+    )
     return pred, flip
 
 
@@ -58,8 +74,9 @@ def test_agreement_on_real_annotations(real_index) -> None:
     assert overall["agreement"] == pytest.approx(1 - flip[decisive].mean())
     # two trust levels: P(face image trusted more) + half the ties
     f_right, c_right = 1 - flip[:300].mean(), 1 - flip[300:500].mean()
-    assert overall["auc"] == pytest.approx(f_right * c_right
-                                           + 0.5 * (f_right * (1 - c_right) + (1 - f_right) * c_right))
+    assert overall["auc"] == pytest.approx(
+        f_right * c_right + 0.5 * (f_right * (1 - c_right) + (1 - f_right) * c_right)
+    )
     assert overall["kappa"] > 0.3
     labels = table[table["group"] == "label"]
     assert set(labels["value"]) == set(pred["label"])
@@ -68,8 +85,10 @@ def test_agreement_on_real_annotations(real_index) -> None:
 
 
 def test_agreement_stats_exact_small_case() -> None:
-    s = agreement_stats(np.array([0.9, 0.8, 0.2, 0.1, 0.6, 0.5]),
-                        np.array(["face", "face", "context", "context", "context", "both"], dtype=object))
+    s = agreement_stats(
+        np.array([0.9, 0.8, 0.2, 0.1, 0.6, 0.5]),
+        np.array(["face", "face", "context", "context", "context", "both"], dtype=object),
+    )
     assert s["agreement"] == pytest.approx(4 / 5)
     assert s["auc"] == pytest.approx(1.0)
     assert s["trust_face_if_face"] == pytest.approx(0.85) and s["trust_face_if_context"] == pytest.approx(0.3)
@@ -102,8 +121,21 @@ def test_command_writes_the_table(real_index, tmp_path) -> None:
     ImageIndex(real_index).save(tmp_path / "index.csv")
     parser = argparse.ArgumentParser()
     add_arguments(parser)
-    assert run(parser.parse_args(["--run", str(tmp_path / "run"), "--index", str(tmp_path / "index.csv"),
-                                  "--out", str(tmp_path / "trust.csv")])) == 0
+    assert (
+        run(
+            parser.parse_args(
+                [
+                    "--run",
+                    str(tmp_path / "run"),
+                    "--index",
+                    str(tmp_path / "index.csv"),
+                    "--out",
+                    str(tmp_path / "trust.csv"),
+                ]
+            )
+        )
+        == 0
+    )
     out = pd.read_csv(tmp_path / "trust.csv")
     assert out.iloc[0]["group"] == "all" and out.iloc[0]["n"] == 40
     assert trust_main(["--run", str(tmp_path / "nope"), "--index", str(tmp_path / "index.csv")]) == EXIT_MISSING

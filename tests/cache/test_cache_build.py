@@ -28,7 +28,6 @@ from helpers.photos import write_data_dir
 from helpers.paths import REPO
 
 
-
 @pytest.fixture(scope="module")
 def dataset(tmp_path_factory) -> dict:
     """The data directory of ``write_data_dir`` with its index, ids and the damaged image's id."""
@@ -39,17 +38,30 @@ def dataset(tmp_path_factory) -> dict:
     split = load_split(d / "split.json")
     ids = split["train"] + split["val"] + split["test"]
     bad = index.df.set_index("rel_path").loc["c/rocket.jpg", "image_id"]
-    return {"dir": d, "root": root, "index": index, "ids": ids, "truth": truth, "bad": bad,
-            "good": sorted(set(ids) - {bad})}
+    return {
+        "dir": d,
+        "root": root,
+        "index": index,
+        "ids": ids,
+        "truth": truth,
+        "bad": bad,
+        "good": sorted(set(ids) - {bad}),
+    }
 
 
 @pytest.fixture(scope="module")
 def reference(perception, dataset, tmp_path_factory) -> Path:
     """An uninterrupted build, two rows per shard file."""
     out = tmp_path_factory.mktemp("ref") / "cache"
-    rep = build_cache(perception, dataset["index"], dataset["ids"], dataset["root"], out,
-                      prior_rejects=index_rejects(dataset["dir"] / "rejects.csv"),
-                      options=BuildOptions(rows_per_file=2, batch_size=4, progress=False))
+    rep = build_cache(
+        perception,
+        dataset["index"],
+        dataset["ids"],
+        dataset["root"],
+        out,
+        prior_rejects=index_rejects(dataset["dir"] / "rejects.csv"),
+        options=BuildOptions(rows_per_file=2, batch_size=4, progress=False),
+    )
     assert (rep.n_written, rep.n_rejected) == (5, 1)
     return out
 
@@ -100,8 +112,14 @@ def test_rows_follow_ids_not_positions_after_shuffling(perception, dataset, refe
     (d / "split.json").write_text(json.dumps(split))
     index = ImageIndex.load(d / "index.csv")
     ids = [i for s in ("test", "val", "train") for i in load_split(d / "split.json")[s]]
-    build_cache(perception, index, ids, dataset["root"], d / "cache",
-                options=BuildOptions(rows_per_file=3, batch_size=2, progress=False))
+    build_cache(
+        perception,
+        index,
+        ids,
+        dataset["root"],
+        d / "cache",
+        options=BuildOptions(rows_per_file=3, batch_size=2, progress=False),
+    )
     assert_same_cache(reference, d / "cache")
 
     order = list(np.random.default_rng(7).permutation(dataset["good"]))
@@ -121,14 +139,32 @@ def test_rows_follow_ids_not_positions_after_shuffling(perception, dataset, refe
 
 def test_resume_after_sigkill_gives_the_uninterrupted_cache(perception, dataset, reference, tmp_path) -> None:
     out = tmp_path / "cache"
-    cmd = [sys.executable, "-m", "emolog", "cache", "build", "--index", str(dataset["dir"]),
-           "--root", str(dataset["root"]), "--out", str(out), "--rows-per-file", "2",
-           "--batch-size", "2", "--workers", "1", "--device", "cpu", "--quiet"]
+    cmd = [
+        sys.executable,
+        "-m",
+        "emolog",
+        "cache",
+        "build",
+        "--index",
+        str(dataset["dir"]),
+        "--root",
+        str(dataset["root"]),
+        "--out",
+        str(out),
+        "--rows-per-file",
+        "2",
+        "--batch-size",
+        "2",
+        "--workers",
+        "1",
+        "--device",
+        "cpu",
+        "--quiet",
+    ]
     env = {**os.environ, KILL_ENV: "1", "OMP_NUM_THREADS": "1"}
     log = tmp_path / "build.log"
     with open(log, "w") as f:  # a file, not a pipe: nothing here waits on the killed run's pipes
-        proc = subprocess.Popen(cmd, cwd=REPO, env=env, stdout=f, stderr=subprocess.STDOUT,
-                                start_new_session=True)
+        proc = subprocess.Popen(cmd, cwd=REPO, env=env, stdout=f, stderr=subprocess.STDOUT, start_new_session=True)
         try:
             rc = proc.wait(timeout=240)
             assert rc == -signal.SIGKILL, log.read_text()[-2000:]
@@ -139,22 +175,36 @@ def test_resume_after_sigkill_gives_the_uninterrupted_cache(perception, dataset,
     m = json.loads((out / MANIFEST).read_text())
     assert [s["n"] for s in m["shards"]] == [2]  # killed right after its first shard
 
-    rep = build_cache(perception, dataset["index"], dataset["ids"], dataset["root"], out,
-                      prior_rejects=index_rejects(dataset["dir"] / "rejects.csv"),
-                      options=BuildOptions(rows_per_file=2, batch_size=4, progress=False))
+    rep = build_cache(
+        perception,
+        dataset["index"],
+        dataset["ids"],
+        dataset["root"],
+        out,
+        prior_rejects=index_rejects(dataset["dir"] / "rejects.csv"),
+        options=BuildOptions(rows_per_file=2, batch_size=4, progress=False),
+    )
     assert rep.n_already == 2 and rep.n_written == 3
     assert_same_cache(reference, out)
     assert verify_cache(out, dataset["good"], expected_fingerprint=perception.fingerprint()).ok
-    again = build_cache(perception, dataset["index"], dataset["ids"], dataset["root"], out,
-                        options=BuildOptions(progress=False))
+    again = build_cache(
+        perception, dataset["index"], dataset["ids"], dataset["root"], out, options=BuildOptions(progress=False)
+    )
     assert (again.n_written, again.n_rejected) == (0, 0)  # a finished cache stays as it is
 
 
 def test_sharded_builds_merge_into_the_single_build(perception, dataset, reference, tmp_path) -> None:
     out = tmp_path / "cache"
     for i in range(2):
-        rep = build_cache(perception, dataset["index"], dataset["ids"], dataset["root"], out, shard=(i, 2),
-                          options=BuildOptions(rows_per_file=2, progress=False))
+        rep = build_cache(
+            perception,
+            dataset["index"],
+            dataset["ids"],
+            dataset["root"],
+            out,
+            shard=(i, 2),
+            options=BuildOptions(rows_per_file=2, progress=False),
+        )
         assert rep.cache_dir == out / f"part-{i}-of-2" and rep.n_slice == 3
     assert cli.main(["cache", "merge", str(out)]) == 0
     assert_same_cache(reference, out)

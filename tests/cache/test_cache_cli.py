@@ -33,8 +33,9 @@ def data(tmp_path) -> Path:
         (root / rel).parent.mkdir(parents=True, exist_ok=True)
         photos[rel][0].save(root / rel, quality=92)
         recs.append({"path": rel, "label_raw": photos[rel][1], "source": rel})
-    res = build_index(pd.DataFrame(recs).reindex(columns=RECORD_COLUMNS, fill_value=""), get_mapping(),
-                      root=root, progress=False)
+    res = build_index(
+        pd.DataFrame(recs).reindex(columns=RECORD_COLUMNS, fill_value=""), get_mapping(), root=root, progress=False
+    )
     res.index.save(tmp_path / "d" / "index.csv")
     write_split(make_split(res.index.ids, res.index.df["label"].tolist(), seed=1), tmp_path / "d" / "split.json")
     return tmp_path / "d"
@@ -48,8 +49,22 @@ def _restore_threads():
 
 
 def _build(data: Path, root: str | Path, out: Path, *extra: str) -> int:
-    return cli.main(["cache", "build", "--index", str(data), "--root", str(root), "--out", str(out),
-                     "--workers", "0", "--quiet", *extra])
+    return cli.main(
+        [
+            "cache",
+            "build",
+            "--index",
+            str(data),
+            "--root",
+            str(root),
+            "--out",
+            str(out),
+            "--workers",
+            "0",
+            "--quiet",
+            *extra,
+        ]
+    )
 
 
 def test_misspelt_flag_is_named_by_its_subcommand(capsys) -> None:
@@ -72,6 +87,7 @@ def test_missing_index_is_named(tmp_path, capsys) -> None:
 
 def test_defaults_one_torch_thread_and_K_spelling() -> None:
     import argparse
+
     p = argparse.ArgumentParser()
     add_arguments(p)
     args = p.parse_args(["build", "--index", "D", "--out", "C", "-K", "2"])
@@ -98,7 +114,7 @@ def test_missing_file_rejects_are_retried(data, tmp_path) -> None:
     moved = tmp_path / "away.jpg"
     shutil.move(data / "images" / "b/pair.jpg", moved)
     out = tmp_path / "cache"
-    assert _build(data, data / "images", out) == 0   # the rest is cached; the absent file is a reject
+    assert _build(data, data / "images", out) == 0  # the rest is cached; the absent file is a reject
     assert [r["reason"] for r in read_manifest(out)["rejects"]] == ["missing file"]
     shutil.move(moved, data / "images" / "b/pair.jpg")  # the disk is back
     assert _build(data, data / "images", out) == 0
@@ -128,8 +144,14 @@ def test_ctrl_c_keeps_computed_rows_and_resume_completes(data, tmp_path) -> None
     ids = split["train"] + split["val"] + split["test"]
     out = tmp_path / "cache"
     with pytest.raises(KeyboardInterrupt):  # rows_per_file 100: nothing flushed before the Ctrl-C
-        build_cache(_InterruptAfter(p, 2), index, ids, data / "images", out,
-                    options=BuildOptions(batch_size=2, rows_per_file=100, progress=False))
+        build_cache(
+            _InterruptAfter(p, 2),
+            index,
+            ids,
+            data / "images",
+            out,
+            options=BuildOptions(batch_size=2, rows_per_file=100, progress=False),
+        )
     assert len(load_cache(out)) == 2  # the first batch was written on the way out
     rep = build_cache(p, index, ids, data / "images", out, options=BuildOptions(batch_size=2, progress=False))
     assert (rep.n_already, rep.n_written) == (2, 2)

@@ -65,8 +65,10 @@ def test_minixception_embedding_is_the_pooled_input_of_its_classifier(crops):
     logits, feats = rec.logits_and_features(crops)
     assert rec.feature_dim == minixception.FEATURE_DIM == F_MINI and feats.shape == (3, F_MINI)
     seen: dict[str, torch.Tensor] = {}
-    hooks = [rec.net.blocks[-1].register_forward_hook(lambda _m, _a, out: seen.update(block=out)),
-             rec.net.head.register_forward_pre_hook(lambda _m, args: seen.update(head_in=args[0]))]
+    hooks = [
+        rec.net.blocks[-1].register_forward_hook(lambda _m, _a, out: seen.update(block=out)),
+        rec.net.head.register_forward_pre_hook(lambda _m, args: seen.update(head_in=args[0])),
+    ]
     try:
         with torch.no_grad():
             own = rec.net(rec._preprocess(crops))  # the plain forward: logits only
@@ -104,13 +106,36 @@ def built(tmp_path_factory) -> dict:
     threads = torch.get_num_threads()
     torch.set_num_threads(1)
     try:
-        rc = cli.main(["cache", "build", "--index", str(d), "--root", str(d / "images"), "--out", str(d / "cache"),
-                       "--face-features",
-                       "--rows-per-file", "3", "--workers", "0", "--device", "cpu", "--quiet"])
+        rc = cli.main(
+            [
+                "cache",
+                "build",
+                "--index",
+                str(d),
+                "--root",
+                str(d / "images"),
+                "--out",
+                str(d / "cache"),
+                "--face-features",
+                "--rows-per-file",
+                "3",
+                "--workers",
+                "0",
+                "--device",
+                "cpu",
+                "--quiet",
+            ]
+        )
         assert rc == 0
         plain = Perception(device="cpu")
-        build_cache(plain, res.index, res.index.ids, d / "images", d / "plain",
-                    options=BuildOptions(rows_per_file=3, progress=False))
+        build_cache(
+            plain,
+            res.index,
+            res.index.ids,
+            d / "images",
+            d / "plain",
+            options=BuildOptions(rows_per_file=3, progress=False),
+        )
         flagged = Perception(device="cpu", face_features=True)
     finally:
         torch.set_num_threads(threads)
@@ -244,8 +269,15 @@ def test_fingerprints_differ_and_resume_refuses_to_mix(built):
 def test_sharded_flagged_build_merges_with_its_face_features(built, tmp_path):
     index, out = built["index"], tmp_path / "cache"
     for i in range(2):
-        build_cache(built["flagged"], index, index.ids, built["dir"] / "images", out, shard=(i, 2),
-                    options=BuildOptions(progress=False))
+        build_cache(
+            built["flagged"],
+            index,
+            index.ids,
+            built["dir"] / "images",
+            out,
+            shard=(i, 2),
+            options=BuildOptions(progress=False),
+        )
     assert cli.main(["cache", "merge", str(out), "--index", str(built["dir"])]) == 0
     assert read_manifest(out)["face_feature_dim"] == F_MINI
     merged, single = load_cache(out), load_cache(built["dir"] / "cache")
@@ -254,8 +286,11 @@ def test_sharded_flagged_build_merges_with_its_face_features(built, tmp_path):
 
 def test_a_run_on_the_flagged_cache_perceives_photos_with_the_same_field(built, tmp_path, capsys):
     d = built["dir"]
-    train_run({"regime": "logic-only", "data": str(d), "train.epochs": 1, "train.batch_size": 4, "train.patience": None},
-              tmp_path / "run", progress=False)
+    train_run(
+        {"regime": "logic-only", "data": str(d), "train.epochs": 1, "train.batch_size": 4, "train.patience": None},
+        tmp_path / "run",
+        progress=False,
+    )
     run = read_run(tmp_path / "run")
     assert run.perception["recogniser"]["face_features"]["dim"] == F_MINI
     photos = [d / "images" / rel for rel in ("joy/pair.jpg", "sad/crowd.jpg")]
@@ -268,6 +303,7 @@ def test_a_run_on_the_flagged_cache_perceives_photos_with_the_same_field(built, 
     assert perceived.face_features.shape == (2, K, F_MINI) and perceived.face_mask.sum() >= 2
     torch.testing.assert_close(perceived.face_features, cached.face_features, rtol=0, atol=1e-5)
     assert perceived.require("face_features", "") is perceived.face_features
-    assert cli.main(["predict", str(tmp_path / "run"), *map(str, photos), "--out", str(tmp_path / "pred"),
-                     "--quiet"]) == 0
+    assert (
+        cli.main(["predict", str(tmp_path / "run"), *map(str, photos), "--out", str(tmp_path / "pred"), "--quiet"]) == 0
+    )
     assert "2 perceived" in capsys.readouterr().out

@@ -57,7 +57,7 @@ def fake_rows(ids: list[str], seed: int = 0) -> dict[str, np.ndarray]:
 def make_cache(path: Path, ids: list[str], per_shard: int = 4, fp: dict = FP) -> Path:
     w = CacheWriter(path, fp, K=K, scene_dim=D)
     for s in range(0, len(ids), per_shard):
-        chunk = ids[s:s + per_shard]
+        chunk = ids[s : s + per_shard]
         w.write_shard(chunk, fake_rows(chunk, seed=s))
     w.close()
     return path
@@ -180,9 +180,9 @@ def test_verify_catches_face_defects_and_nonfinite_values(tmp_path: Path) -> Non
     a, b, c, d = with_face[:4]
 
     def damage(ids, t):
-        t["face_probs"][a, 0] *= 0.5                       # not a distribution
-        t["face_mask"][b, 0] = False                       # mask disagrees with n_faces
-        t["face_logits"][without[0], K - 1, 3] = 1.0       # an empty slot that is not empty
+        t["face_probs"][a, 0] *= 0.5  # not a distribution
+        t["face_mask"][b, 0] = False  # mask disagrees with n_faces
+        t["face_logits"][without[0], K - 1, 3] = 1.0  # an empty slot that is not empty
         t["scene"][c, 3] = float("nan")
         t["face_boxes"][d, 0, 2] = t["image_size"][d, 0] + 10.0  # box leaves the image
         return ids, t
@@ -258,12 +258,15 @@ def test_merge_joins_parts_into_one_verified_cache(tmp_path: Path) -> None:
         merge_parts(out)
 
 
-@pytest.mark.parametrize("defect, message", [
-    ("missing", r"parts \[1\] of 3 are absent"),
-    ("fingerprint", "fingerprint_hash"),
-    ("unfinished", "part-0-of-3: unfinished: 3 stored"),
-    ("duplicate", "is stored in both"),
-])
+@pytest.mark.parametrize(
+    "defect, message",
+    [
+        ("missing", r"parts \[1\] of 3 are absent"),
+        ("fingerprint", "fingerprint_hash"),
+        ("unfinished", "part-0-of-3: unfinished: 3 stored"),
+        ("duplicate", "is stored in both"),
+    ],
+)
 def test_merge_refuses_bad_parts(tmp_path: Path, defect: str, message: str) -> None:
     out = tmp_path / "out"
     for i in range(3):

@@ -22,7 +22,6 @@ from helpers.photos import write_data_dir
 from helpers.paths import REPO
 
 
-
 @pytest.fixture(scope="module")
 def data(tmp_path_factory) -> Path:
     """An indexed data directory of six small real photos (0-3 faces each); one is truncated
@@ -33,8 +32,21 @@ def data(tmp_path_factory) -> Path:
 
 
 def _build_args(data: Path, out: Path) -> list[str]:
-    return ["cache", "build", "--index", str(data), "--root", str(data / "images"), "--out", str(out),
-            "--rows-per-file", "2", "--workers", "0", "--quiet"]
+    return [
+        "cache",
+        "build",
+        "--index",
+        str(data),
+        "--root",
+        str(data / "images"),
+        "--out",
+        str(out),
+        "--rows-per-file",
+        "2",
+        "--workers",
+        "0",
+        "--quiet",
+    ]
 
 
 @pytest.fixture(scope="module")
@@ -51,14 +63,29 @@ def single(data) -> Path:
 
 def _run(cmd: list[str], log: Path, **env: str) -> tuple[int, str]:
     with open(log, "w") as f:  # a file, not a pipe: a killed rank cannot block on it
-        rc = subprocess.run(cmd, cwd=REPO, stdout=f, stderr=subprocess.STDOUT, timeout=300,
-                            env={**os.environ, "OMP_NUM_THREADS": "1", **env}).returncode
+        rc = subprocess.run(
+            cmd,
+            cwd=REPO,
+            stdout=f,
+            stderr=subprocess.STDOUT,
+            timeout=300,
+            env={**os.environ, "OMP_NUM_THREADS": "1", **env},
+        ).returncode
     return rc, log.read_text()
 
 
 def _torchrun(*extra: str) -> list[str]:
-    return [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc-per-node", "2", *extra,
-            "-m", "emolog"]
+    return [
+        sys.executable,
+        "-m",
+        "torch.distributed.run",
+        "--standalone",
+        "--nproc-per-node",
+        "2",
+        *extra,
+        "-m",
+        "emolog",
+    ]
 
 
 def _same_as_single(single: Path, out: Path) -> None:

@@ -24,10 +24,25 @@ runpy.run_path(sys.argv[0], run_name="__main__")
 
 
 def test_throughput_script_needs_none_of_the_extras(tmp_path) -> None:
-    cmd = [sys.executable, "-c", RUNNER, str(REPO / "benchmarks" / "cuda_throughput.py"), "--device", "cpu",
-           "--n-photos", "4", "--workers", "1", "--batch-size", "4", "--json", str(tmp_path / "f.json")]
-    out = subprocess.run(cmd, cwd=REPO, capture_output=True, text=True, timeout=240,
-                         env={**os.environ, "OMP_NUM_THREADS": "1"})
+    cmd = [
+        sys.executable,
+        "-c",
+        RUNNER,
+        str(REPO / "benchmarks" / "cuda_throughput.py"),
+        "--device",
+        "cpu",
+        "--n-photos",
+        "4",
+        "--workers",
+        "1",
+        "--batch-size",
+        "4",
+        "--json",
+        str(tmp_path / "f.json"),
+    ]
+    out = subprocess.run(
+        cmd, cwd=REPO, capture_output=True, text=True, timeout=240, env={**os.environ, "OMP_NUM_THREADS": "1"}
+    )
     assert out.returncode == 0, out.stdout[-2000:] + out.stderr[-3000:]
     assert "planted boxes (facenet-pytorch not installed)" in out.stdout
     assert "built 4 rows (0 rejected)" in out.stdout and "ViT-B/16 forward" in out.stdout

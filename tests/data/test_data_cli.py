@@ -50,8 +50,15 @@ def test_index_on_a_mixed_folder(mixed, tmp_path, capsys):
     assert cats == {**bad, "loose.jpg": "no label"}
     # The summary shows counts per class and per reject reason.
     assert "indexed: 10, rejected: 5" in printed
-    for line in ("happy        2", "fear         2", "truncated image", "decompression bomb",
-                 "not an image", "empty file", "skipped 1 hidden"):
+    for line in (
+        "happy        2",
+        "fear         2",
+        "truncated image",
+        "decompression bomb",
+        "not an image",
+        "empty file",
+        "skipped 1 hidden",
+    ):
         assert line in printed, line
     summary = json.loads((tmp_path / "a" / "index_summary.json").read_text())
     assert summary["per_class"] == {"angry": 2, "fear": 2, "happy": 2, "neutral": 2, "sad": 2}

@@ -69,7 +69,7 @@ class Handler(BaseHTTPRequestHandler):
             self.end_headers()
             try:
                 for k in range(0, len(GOOD), 200):
-                    self.wfile.write(GOOD[k:k + 200])
+                    self.wfile.write(GOOD[k : k + 200])
                     self.wfile.flush()
                     time.sleep(0.1)
             except (BrokenPipeError, ConnectionResetError):
@@ -116,9 +116,15 @@ def test_downloads_with_alternatives_retries_and_limits(server, tmp_path):
     }
     summary = download_images(table, tmp_path, workers=3, settings=_settings(server), progress=False)
     status = {r.rel_path: r.status for r in summary.results}
-    assert status == {"Run_1/a.jpg": "downloaded", "Run_1/b..jpg": "downloaded", "Run_1/c.jpg": "downloaded",
-                      "Run_2/d.jpg": "failed", "Run_2/e.jpg": "failed", "Run_2/f.jpg": "failed",
-                      "/../escape.jpg": "failed"}
+    assert status == {
+        "Run_1/a.jpg": "downloaded",
+        "Run_1/b..jpg": "downloaded",
+        "Run_1/c.jpg": "downloaded",
+        "Run_2/d.jpg": "failed",
+        "Run_2/e.jpg": "failed",
+        "Run_2/f.jpg": "failed",
+        "/../escape.jpg": "failed",
+    }
     assert (tmp_path / "Run_1/a.jpg").read_bytes() == GOOD
     assert (tmp_path / "Run_1/b..jpg").read_bytes() == GOOD
     assert (tmp_path / "Run_1/c.jpg").read_bytes() == OTHER

@@ -87,5 +87,7 @@ def test_index_findingemo_with_a_partial_download(tmp_path, capsys):
     assert sorted(idx.df["label"]) == ["angry", "happy"]
     assert set(idx.df["rel_path"]) == {normalize_rel_path(p) for p in present["image_path"]}
     summary = json.loads((tmp_path / "o" / "index_summary.json").read_text())
-    assert summary["rejects_per_reason"] == {"missing file": N_ANNOTATED - N_DROPPED - 2,
-                                             "label dropped by mapping": N_DROPPED}
+    assert summary["rejects_per_reason"] == {
+        "missing file": N_ANNOTATED - N_DROPPED - 2,
+        "label dropped by mapping": N_DROPPED,
+    }

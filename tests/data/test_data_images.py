@@ -20,7 +20,7 @@ def _encode(img: Image.Image, fmt: str, **kw) -> bytes:
 def _garble_middle(data: bytes) -> bytes:
     """Overwrite 64 bytes in the middle of the compressed data (a damaged download)."""
     m = len(data) // 2
-    return data[:m] + b"\xff" * 64 + data[m + 64:]
+    return data[:m] + b"\xff" * 64 + data[m + 64 :]
 
 
 def _rgb(arr_img: Image.Image) -> np.ndarray:
@@ -70,10 +70,10 @@ def test_transparent_pixels_become_white_in_la_rgba_and_p():
     la = Image.merge("LA", (cam, Image.fromarray(alpha)))
     out = np.asarray(decode_image(_encode(la, "PNG")))
     assert (out[:, : cam.width // 2] == 255).all()
-    assert np.array_equal(out[:, cam.width // 2:, 1], np.asarray(cam)[:, cam.width // 2:])
+    assert np.array_equal(out[:, cam.width // 2 :, 1], np.asarray(cam)[:, cam.width // 2 :])
 
     rgba = np.zeros((8, 8, 4), np.uint8)  # black, fully transparent ...
-    rgba[4:, :, :] = (200, 10, 10, 255)   # ... except an opaque red bottom half
+    rgba[4:, :, :] = (200, 10, 10, 255)  # ... except an opaque red bottom half
     out = np.asarray(decode_image(_encode(Image.fromarray(rgba, "RGBA"), "PNG")))
     assert (out[:4] == 255).all() and (out[4:] == (200, 10, 10)).all()
 
@@ -96,14 +96,17 @@ def test_exif_orientation_is_applied(tmp_path):
     assert err_right < 6 < err_wrong
 
 
-@pytest.mark.parametrize("make,category", [
-    (lambda p: p.write_bytes(b""), "empty file"),
-    (lambda p: p.write_text("hello, not an image"), "not an image"),
-    (lambda p: p.write_bytes(_encode(small(skdata.astronaut(), 256), "JPEG")[:3000]), "truncated image"),
-    (lambda p: p.write_bytes(_garble_middle(_encode(small(skdata.chelsea()), "PNG"))), "corrupt image"),
-    (lambda p: p.mkdir(), "not a file"),
-    (lambda p: None, "missing file"),
-])
+@pytest.mark.parametrize(
+    "make,category",
+    [
+        (lambda p: p.write_bytes(b""), "empty file"),
+        (lambda p: p.write_text("hello, not an image"), "not an image"),
+        (lambda p: p.write_bytes(_encode(small(skdata.astronaut(), 256), "JPEG")[:3000]), "truncated image"),
+        (lambda p: p.write_bytes(_garble_middle(_encode(small(skdata.chelsea()), "PNG"))), "corrupt image"),
+        (lambda p: p.mkdir(), "not a file"),
+        (lambda p: None, "missing file"),
+    ],
+)
 def test_bad_files_are_rejected_with_a_reason(tmp_path, make, category):
     path = tmp_path / "x.jpg"
     make(path)

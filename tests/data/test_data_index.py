@@ -20,11 +20,11 @@ BASIC = get_mapping("findingemo-basic7")
 
 # ---- paths -------------------------------------------------------------------------------
 
+
 def test_leading_slash_means_the_data_root():
     assert normalize_rel_path("/Run_1/a b/x.jpg") == "Run_1/a b/x.jpg"
     assert normalize_rel_path("//Run_1/./x.jpg") == "Run_1/x.jpg"
-    assert image_id("/Run_1/x.jpg") == image_id("Run_1/x.jpg") == \
-        hashlib.sha1(b"Run_1/x.jpg").hexdigest()[:16]
+    assert image_id("/Run_1/x.jpg") == image_id("Run_1/x.jpg") == hashlib.sha1(b"Run_1/x.jpg").hexdigest()[:16]
 
 
 @pytest.mark.parametrize("name", ["x_03..jpg", "pakistan.....jpg", "..hidden.png", "a..b/c.jpg"])
@@ -32,8 +32,9 @@ def test_dots_inside_a_name_are_not_traversal(name):
     assert normalize_rel_path("/Run_2/" + name) == "Run_2/" + name
 
 
-@pytest.mark.parametrize("bad", ["../etc/passwd", "/Run_1/../../x.jpg", "a/..", "..\\..\\x.jpg",
-                                 "C:/x.jpg", "", "/", "a\x00b.jpg"])
+@pytest.mark.parametrize(
+    "bad", ["../etc/passwd", "/Run_1/../../x.jpg", "a/..", "..\\..\\x.jpg", "C:/x.jpg", "", "/", "a\x00b.jpg"]
+)
 def test_escaping_or_empty_paths_are_refused(bad):
     with pytest.raises(PathRejected):
         normalize_rel_path(bad)
@@ -47,6 +48,7 @@ def test_resolve_under(tmp_path):
 
 # ---- readers -----------------------------------------------------------------------------
 
+
 def test_generic_csv_keeps_na_like_names_as_text(tmp_path):
     p = tmp_path / "l.csv"
     p.write_text("path,label,valence\nNA.jpg,None,1.5\nnull.jpg,happy,\n")
@@ -58,8 +60,10 @@ def test_generic_csv_keeps_na_like_names_as_text(tmp_path):
 
 def test_csv_format_is_detected_from_the_header_and_bad_headers_are_named(tmp_path):
     p = tmp_path / "fe.csv"
-    p.write_text("index,image_path,emotion,valence,arousal,ambiguity,dec_factors\n"
-                 '0,/Run_1/x.jpg,Joy,2,3,1,"BodyLanguage,Context"\n')
+    p.write_text(
+        "index,image_path,emotion,valence,arousal,ambiguity,dec_factors\n"
+        '0,/Run_1/x.jpg,Joy,2,3,1,"BodyLanguage,Context"\n'
+    )
     rec = read_csv_auto(p)
     assert rec.loc[0, "label_raw"] == "Joy" and rec.loc[0, "dec_factors"] == "BodyLanguage,Context"
     q = tmp_path / "bad.csv"
@@ -79,11 +83,15 @@ def test_folder_tree_labels_by_top_folder_and_skips_hidden(tmp_path):
     (tmp_path / "loose.jpg").write_bytes(b"x")
     rec, hidden = read_folder_tree(tmp_path)
     assert dict(zip(rec["path"], rec["label_raw"])) == {
-        "happy/a.jpg": "happy", "happy/sub/b.jpg": "happy", "loose.jpg": ""}
+        "happy/a.jpg": "happy",
+        "happy/sub/b.jpg": "happy",
+        "loose.jpg": "",
+    }
     assert hidden == 2
 
 
 # ---- build_index -------------------------------------------------------------------------
+
 
 def _records(rows):
     df = pd.DataFrame(rows, columns=["path", "label_raw", "valence"])
@@ -93,21 +101,28 @@ def _records(rows):
 
 
 def test_annotation_only_index_rejects_bad_rows_and_keeps_good_ones():
-    rec = _records([
-        ["/Run_1/a.jpg", "Joy", "2"],
-        ["/Run_1/b..jpg", "Rage", "-3"],
-        ["../../etc/passwd", "Joy", "0"],
-        ["/Run_1/c.jpg", "Anticipation", "1"],
-        ["/Run_1/d.jpg", "", "1"],
-        ["/Run_1/e.jpg", "Joy", "lots"],
-        ["/Run_1/f.jpg", "Fear", "1"], ["Run_1/f.jpg", "Fear", "1"],     # same path twice: keep one
-        ["/Run_1/g.jpg", "Fear", "1"], ["/Run_1/g.jpg", "Joy", "1"],     # conflicting: reject both
-    ])
+    rec = _records(
+        [
+            ["/Run_1/a.jpg", "Joy", "2"],
+            ["/Run_1/b..jpg", "Rage", "-3"],
+            ["../../etc/passwd", "Joy", "0"],
+            ["/Run_1/c.jpg", "Anticipation", "1"],
+            ["/Run_1/d.jpg", "", "1"],
+            ["/Run_1/e.jpg", "Joy", "lots"],
+            ["/Run_1/f.jpg", "Fear", "1"],
+            ["Run_1/f.jpg", "Fear", "1"],  # same path twice: keep one
+            ["/Run_1/g.jpg", "Fear", "1"],
+            ["/Run_1/g.jpg", "Joy", "1"],  # conflicting: reject both
+        ]
+    )
     res = build_index(rec, BASIC, check_images=False, progress=False)
     df = res.index.df
     assert df["rel_path"].tolist() == sorted(df["rel_path"], key=image_id)
     assert dict(zip(df["rel_path"], df["label"])) == {
-        "Run_1/a.jpg": "happy", "Run_1/b..jpg": "angry", "Run_1/f.jpg": "fear"}
+        "Run_1/a.jpg": "happy",
+        "Run_1/b..jpg": "angry",
+        "Run_1/f.jpg": "fear",
+    }
     assert df.set_index("rel_path").loc["Run_1/b..jpg", "valence"] == -3.0
     assert (df["content_hash"] == "").all() and df["width"].isna().all()
     reasons = dict(zip(res.rejects["rel_path"], res.rejects["reason"]))
@@ -125,26 +140,33 @@ def test_annotation_only_index_rejects_bad_rows_and_keeps_good_ones():
 def test_an_unknown_label_is_its_own_reason_and_does_not_conflict():
     """A typo (Zzyzx) is not a label the mapping drops on purpose (Anticipation): its own
     reject reason, naming the known labels, and it does not make the image's valid row a conflict."""
-    rec = _records([
-        ["/Run_1/a.jpg", "Zzyzx", "1"],
-        ["/Run_1/b.jpg", "Anticipation", "1"],
-        ["/Run_1/c.jpg", "Joy", "1"], ["/Run_1/c.jpg", "Zzyzx", "1"],   # the typo row must not conflict
-        ["/Run_1/d.jpg", "happy", "1"],                                 # a target label is known
-    ])
+    rec = _records(
+        [
+            ["/Run_1/a.jpg", "Zzyzx", "1"],
+            ["/Run_1/b.jpg", "Anticipation", "1"],
+            ["/Run_1/c.jpg", "Joy", "1"],
+            ["/Run_1/c.jpg", "Zzyzx", "1"],  # the typo row must not conflict
+            ["/Run_1/d.jpg", "happy", "1"],  # a target label is known
+        ]
+    )
     res = build_index(rec, BASIC, check_images=False, progress=False)
-    assert dict(zip(res.index.df["rel_path"], res.index.df["label"])) == {"Run_1/c.jpg": "happy",
-                                                                          "Run_1/d.jpg": "happy"}
+    assert dict(zip(res.index.df["rel_path"], res.index.df["label"])) == {
+        "Run_1/c.jpg": "happy",
+        "Run_1/d.jpg": "happy",
+    }
     reasons = {(r, why.split(":")[0]): why for r, why in zip(res.rejects["rel_path"], res.rejects["reason"])}
-    assert set(reasons) == {("Run_1/a.jpg", "unknown label"), ("Run_1/b.jpg", "label dropped by mapping"),
-                            ("Run_1/c.jpg", "unknown label")}
+    assert set(reasons) == {
+        ("Run_1/a.jpg", "unknown label"),
+        ("Run_1/b.jpg", "label dropped by mapping"),
+        ("Run_1/c.jpg", "unknown label"),
+    }
     typo = reasons[("Run_1/a.jpg", "unknown label")]
     assert "'Zzyzx'" in typo and "Anticipation" in typo and "Joy" in typo and "findingemo-basic7" in typo
     assert res.reject_counts() == {"unknown label": 2, "label dropped by mapping": 1}
     assert res.mapping_report.unknown == {"Zzyzx": 2} and res.mapping_report.dropped == {"Anticipation": 1}
     assert "unknown 'Zzyzx': 2" in res.summary() and "conflicting" not in res.summary()
     # --unmapped map:neutral redirects what the mapping drops, never a typo
-    res = build_index(rec, get_mapping("findingemo-basic7", unmapped="map:neutral"), check_images=False,
-                      progress=False)
+    res = build_index(rec, get_mapping("findingemo-basic7", unmapped="map:neutral"), check_images=False, progress=False)
     assert dict(zip(res.index.df["rel_path"], res.index.df["label"]))["Run_1/b.jpg"] == "neutral"
     assert "Run_1/a.jpg" not in set(res.index.df["rel_path"])
 

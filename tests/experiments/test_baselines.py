@@ -8,8 +8,15 @@ import torch
 
 from emolog.labels import BASIC7
 from emolog.simulate import SimConfig, simulate, write_simulation
-from emolog.experiments.baselines import (BASELINES, ClassifierFit, FusionNet, largest_face_probs, majority_probs, run_baselines,
-                                       uniform_average_probs)
+from emolog.experiments.baselines import (
+    BASELINES,
+    ClassifierFit,
+    FusionNet,
+    largest_face_probs,
+    majority_probs,
+    run_baselines,
+    uniform_average_probs,
+)
 from emolog.metrics.classification import evaluate, sanity_check
 
 DEV = torch.device("cpu")

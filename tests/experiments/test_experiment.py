@@ -15,8 +15,23 @@ from emolog.experiments import experiment
 from emolog.experiments.experiment import RunSpec, parse_sweep, read_predictions
 from emolog.metrics.classification import macro_f1
 
-ARGS = ["--regimes", "logic-only,joint", "--seeds", "0,1", "--memorisation", "100,200",
-        "--set", "train.epochs=2", "--set", "device=cpu", "--baseline-epochs", "3", "--n-boot", "100", "--quiet"]
+ARGS = [
+    "--regimes",
+    "logic-only,joint",
+    "--seeds",
+    "0,1",
+    "--memorisation",
+    "100,200",
+    "--set",
+    "train.epochs=2",
+    "--set",
+    "device=cpu",
+    "--baseline-epochs",
+    "3",
+    "--n-boot",
+    "100",
+    "--quiet",
+]
 
 
 def _cli(*argv: str) -> int:
@@ -38,7 +53,8 @@ def test_writes_every_file(exp):
         assert (E / f).stat().st_size > 0, f
     info = json.loads((E / "experiment.json").read_text())
     names = {"logic-only-s0", "logic-only-s1", "joint-s0", "joint-s1"} | {
-        f"{r}-s{s}-n_train={n}" for r in ("logic-only", "joint") for s in (0, 1) for n in (100, 200)}
+        f"{r}-s{s}-n_train={n}" for r in ("logic-only", "joint") for s in (0, 1) for n in (100, 200)
+    }
     assert {p.split("/")[1] for p in info["runs"]} == names
     for p in info["runs"]:
         assert (E / p / "results.json").exists() and (E / p / "predictions.csv").exists()
@@ -67,18 +83,34 @@ def test_numbers_are_consistent(exp):
     assert set(boot["metric"]) == {"macro_f1", "accuracy", "nll"} and (boot["reference"] == "logic-only").all()
     assert (boot["lo"] <= boot["diff"]).all() and (boot["diff"] <= boot["hi"]).all()
     row = boot[(boot["system"] == "joint") & (boot["metric"] == "accuracy")].iloc[0]
-    assert row["diff"] == pytest.approx(table.loc["joint", "accuracy_mean"] - table.loc["logic-only", "accuracy_mean"],
-                                        abs=1e-4)
+    assert row["diff"] == pytest.approx(
+        table.loc["joint", "accuracy_mean"] - table.loc["logic-only", "accuracy_mean"], abs=1e-4
+    )
+
     # macro-F1 difference recomputed from the runs' predictions.csv
     def mf1(regime):
-        return np.mean([macro_f1(p, y) for _, y, p in
-                        (read_predictions(E / "runs" / f"{regime}-s{s}" / "predictions.csv") for s in (0, 1))])
+        return np.mean(
+            [
+                macro_f1(p, y)
+                for _, y, p in (read_predictions(E / "runs" / f"{regime}-s{s}" / "predictions.csv") for s in (0, 1))
+            ]
+        )
+
     row = boot[(boot["system"] == "joint") & (boot["metric"] == "macro_f1")].iloc[0]
     assert row["diff"] == pytest.approx(mf1("joint") - mf1("logic-only"), abs=1e-4)
 
     memo = pd.read_csv(E / "memorisation.csv")
-    assert list(memo.columns) == ["regime", "n_train", "seed", "w_scene", "w_face1", "w_face2", "w_face3",
-                                  "val_accuracy", "train_accuracy"]
+    assert list(memo.columns) == [
+        "regime",
+        "n_train",
+        "seed",
+        "w_scene",
+        "w_face1",
+        "w_face2",
+        "w_face3",
+        "val_accuracy",
+        "train_accuracy",
+    ]
     assert len(memo) == 8 and set(memo["n_train"]) == {100, 200}
     r = json.loads((E / "runs" / "joint-s1-n_train=100" / "results.json").read_text())
     m = memo[(memo.regime == "joint") & (memo.n_train == 100) & (memo.seed == 1)].iloc[0]
@@ -117,15 +149,30 @@ def test_a_run_that_lacks_a_tables_metric_is_retrained_saying_so(exp, capsys):
 
 def test_bad_requests_are_refused(exp, capsys):
     E = exp / "E"
-    assert _cli("--data", str(exp / "D"), "--out", str(exp / "F"), "--regimes", "logic-only",
-                "--set", "bogus=1") == EXIT_INPUT
+    assert (
+        _cli("--data", str(exp / "D"), "--out", str(exp / "F"), "--regimes", "logic-only", "--set", "bogus=1")
+        == EXIT_INPUT
+    )
     assert "bogus" in capsys.readouterr().err
     assert _cli("--data", str(exp / "D"), "--out", str(exp / "F"), "--regimes", "nonsense") == EXIT_INPUT
     assert _cli("--data", str(exp / "D"), "--out", str(exp / "F"), "--memorisation", "100000") == EXIT_INPUT
     assert "training images" in capsys.readouterr().err
     # another base config into the same experiment directory would mix runs
-    assert _cli("--data", str(exp / "D"), "--out", str(E), "--regimes", "logic-only", "--seeds", "0",
-                "--set", "train.epochs=3") == EXIT_INPUT
+    assert (
+        _cli(
+            "--data",
+            str(exp / "D"),
+            "--out",
+            str(E),
+            "--regimes",
+            "logic-only",
+            "--seeds",
+            "0",
+            "--set",
+            "train.epochs=3",
+        )
+        == EXIT_INPUT
+    )
     assert "another overrides" in capsys.readouterr().err
 
 

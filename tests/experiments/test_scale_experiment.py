@@ -13,9 +13,25 @@ from emolog.experiments import experiment
 from emolog.experiments.distribute import ShardError
 from emolog.experiments.runner import assign
 
-ARGS = ["--regimes", "logic-only", "--seeds", "0,1", "--memorisation", "60",
-        "--set", "train.epochs=1", "--set", "device=cpu", "--baselines", "scene-only,uniform-average",
-        "--baseline-epochs", "2", "--n-boot", "50", "--quiet"]
+ARGS = [
+    "--regimes",
+    "logic-only",
+    "--seeds",
+    "0,1",
+    "--memorisation",
+    "60",
+    "--set",
+    "train.epochs=1",
+    "--set",
+    "device=cpu",
+    "--baselines",
+    "scene-only,uniform-average",
+    "--baseline-epochs",
+    "2",
+    "--n-boot",
+    "50",
+    "--quiet",
+]
 TABLES = ("comparison.csv", "comparison.tex", "bootstrap.csv", "memorisation.csv")
 
 

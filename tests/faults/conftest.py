@@ -15,5 +15,6 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 @pytest.fixture(scope="session")
 def world(tmp_path_factory) -> Path:
     from world import build_world
+
     with contextlib.redirect_stderr(io.StringIO()):
         return build_world(tmp_path_factory.mktemp("faults") / "world")

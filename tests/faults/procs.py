@@ -15,9 +15,23 @@ import multiprocessing
 import os
 from typing import Any, Callable, Iterable
 
-PRELOAD = ["torch", "sklearn.metrics", "scipy.stats", "matplotlib.pyplot", "emolog.cli", "emolog.runs.train",
-           "emolog.experiments.experiment", "emolog.metrics.classification", "emolog.report.build", "emolog.report.run_page",
-           "emolog.report.experiment_page", "emolog.analysis.predict", "emolog.cache.verify", "world", "table"]
+PRELOAD = [
+    "torch",
+    "sklearn.metrics",
+    "scipy.stats",
+    "matplotlib.pyplot",
+    "emolog.cli",
+    "emolog.runs.train",
+    "emolog.experiments.experiment",
+    "emolog.metrics.classification",
+    "emolog.report.build",
+    "emolog.report.run_page",
+    "emolog.report.experiment_page",
+    "emolog.analysis.predict",
+    "emolog.cache.verify",
+    "world",
+    "table",
+]
 _CTX = None
 
 
@@ -32,6 +46,7 @@ def context() -> Any:
 
 def _one_thread() -> None:
     import torch
+
     torch.set_num_threads(1)
 
 
@@ -39,6 +54,7 @@ def pool_map(fn: Callable, jobs: Iterable[tuple], workers: int = 2) -> list:
     """``[fn(*args) for args in jobs]`` in ``workers`` long-lived processes (each pays its
     first-use costs, e.g. importing scikit-learn, once)."""
     from concurrent.futures import ProcessPoolExecutor
+
     with ProcessPoolExecutor(workers, mp_context=context(), initializer=_one_thread) as pool:
         return [f.result() for f in [pool.submit(fn, *args) for args in jobs]]
 
@@ -48,19 +64,20 @@ def killed_at(cwd: str, argv: list[str], kill: str | None) -> int:
     atomic write ``kill`` (``N:PHASE``, emolog.data.atomic.KILL_ENV; None: runs to its end);
     returns the signal that ended it (0 when it finished)."""
     from emolog.data import atomic
+
     pid = os.fork()
-    if pid == 0:   # the child: never returns
+    if pid == 0:  # the child: never returns
         code = 1
         try:
-            atomic._count = 0   # a new command: count its writes from the first (the parent wrote before)
+            atomic._count = 0  # a new command: count its writes from the first (the parent wrote before)
             os.chdir(cwd)
             if kill:
                 os.environ[atomic.KILL_ENV] = kill
             from world import run_cli
+
             with open(os.devnull, "w") as null, contextlib.redirect_stderr(null):
                 code = run_cli(argv).code
         finally:
             os._exit(code)
     _, status = os.waitpid(pid, 0)
     return os.WTERMSIG(status) if os.WIFSIGNALED(status) else 0
-

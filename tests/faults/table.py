@@ -45,9 +45,25 @@ BEGIN, END = "<!-- fault table: begin (tests/faults/table.py writes it) -->", "<
 # what a refusal's message must say for each fault (besides the file's name)
 SAYS = {
     "missing": ("missing", "no such", "has no", "does not exist", "not found", "no manifest.json", "have not finished"),
-    "content": ("empty", "not valid", "not a readable", "not UTF-8", "truncated", "incomplete", "lacks", "sha256",
-                "newer emolog", "expected", "unreadable", "corrupt", "is required", "does not fit", "not an emolog",
-                "holds a", "fields"),
+    "content": (
+        "empty",
+        "not valid",
+        "not a readable",
+        "not UTF-8",
+        "truncated",
+        "incomplete",
+        "lacks",
+        "sha256",
+        "newer emolog",
+        "expected",
+        "unreadable",
+        "corrupt",
+        "is required",
+        "does not fit",
+        "not an emolog",
+        "holds a",
+        "fields",
+    ),
 }
 
 
@@ -59,6 +75,7 @@ def _json(fn: Callable[[dict], None]) -> Callable[[Path], None]:
         d = json.loads(path.read_text())
         fn(d)
         path.write_text(json.dumps(d, indent=1))
+
     return damage
 
 
@@ -76,11 +93,13 @@ def _rename_column(old: str, new: str) -> Callable[[Path], None]:
         cols = head.split(",")
         assert old in cols, (path, old)
         path.write_text(",".join(new if c == old else c for c in cols) + "\n" + rest)
+
     return damage
 
 
 def _rename_tensor(path: Path) -> None:
     from safetensors import safe_open
+
     with safe_open(str(path), framework="pt") as f:
         meta = f.metadata()
     tensors = load_file(str(path))
@@ -93,6 +112,7 @@ def _torch(fn: Callable[[dict], None]) -> Callable[[Path], None]:
         blob = torch.load(path, map_location="cpu", weights_only=True)
         fn(blob)
         torch.save(blob, path)
+
     return damage
 
 
@@ -106,6 +126,7 @@ def _text(old: str, new: str) -> Callable[[Path], None]:
         text = path.read_text()
         assert re.search(old, text), (path, old)
         path.write_text(re.sub(old, new, text, count=1))
+
     return damage
 
 
@@ -127,8 +148,19 @@ class Artefact:
 
 # a finished run's outputs: `train --resume` rewrites them without reading them (their cells
 # of "resume" come from one run per fault with all of them damaged at once)
-REWRITTEN = {f"R/{n}" for n in ("config.json", "results.json", "history.csv", "predictions.csv", "changes.json",
-                                 "logic.pt", "scene_net.pt", "program.pl")}
+REWRITTEN = {
+    f"R/{n}"
+    for n in (
+        "config.json",
+        "results.json",
+        "history.csv",
+        "predictions.csv",
+        "changes.json",
+        "logic.pt",
+        "scene_net.pt",
+        "program.pl",
+    )
+}
 DATA = ("cache verify", "train")
 RUN = ("resume", "load_run", "predict", "report", "analyse")
 ARTEFACTS: tuple[Artefact, ...] = (
@@ -156,10 +188,8 @@ ARTEFACTS: tuple[Artefact, ...] = (
     Artefact("E/memorisation.csv", ("report",), _rename_column("regime", "arm")),
     Artefact("E/baselines/majority-s0.csv", ("experiment merge",), _rename_column("p_happy", "p_joy")),
     Artefact("E/shards/shard-0-of-2.json", ("experiment merge",), _set("runs", "all"), _json(_future)),
-    Artefact("E/runs/logic-only-s0/results.json", ("report", "experiment merge"), _set("metrics", []),
-             _json(_future)),
-    Artefact("E/runs/logic-only-s0/predictions.csv", ("report", "experiment merge"),
-             _rename_column("label", "truth")),
+    Artefact("E/runs/logic-only-s0/results.json", ("report", "experiment merge"), _set("metrics", []), _json(_future)),
+    Artefact("E/runs/logic-only-s0/predictions.csv", ("report", "experiment merge"), _rename_column("label", "truth")),
 )
 
 
@@ -171,7 +201,7 @@ def inject(path: Path, fault: str, art: Artefact, rng: random.Random) -> None:
     elif fault == "empty":
         path.write_bytes(b"")
     elif fault == "truncated":
-        path.write_bytes(data[:rng.randrange(1, len(data))])
+        path.write_bytes(data[: rng.randrange(1, len(data))])
     elif fault == "random bytes":
         path.write_bytes(rng.randbytes(len(data)))
     elif fault == "wrong field":
@@ -185,6 +215,7 @@ def inject(path: Path, fault: str, art: Artefact, rng: random.Random) -> None:
 
 def _load_run() -> tuple:
     from emolog import load_run
+
     run = load_run("R")
     pred = run.predict("D/cache")
     return pred.probs.tobytes(), run.history.to_csv(index=False), json.dumps(run.layers)
@@ -240,7 +271,7 @@ def classify(art: Artefact, fault: str, consumer: str, got, value, reference) ->
     if got.traceback:
         return Cell(art.path, fault, consumer, "TRACEBACK", got.code, got.traceback.strip().splitlines()[-1])
     if got.code == 0:
-        if value == reference:   # recomputed (and said so on stderr), or not needed at all
+        if value == reference:  # recomputed (and said so on stderr), or not needed at all
             said = "recomput" in got.err or "rewritten" in got.err
             return Cell(art.path, fault, consumer, "recomputed" if said else "same result", 0, got.err.strip())
         if consumer == "report" and (f"{name} is absent" in value or f"{name} is not read" in value):
@@ -276,8 +307,11 @@ def _reference(world: Path, work: Path, k: int, consumer: str) -> object:
 
 def _pair(world: Path, work: Path, k: int, consumer: str, reference: object) -> list[Cell]:
     art = ARTEFACTS[k]
-    return [run_cell(world, work, art, fault, consumer, reference) for fault in FAULTS
-            if fault != "future version" or art.future is not None]
+    return [
+        run_cell(world, work, art, fault, consumer, reference)
+        for fault in FAULTS
+        if fault != "future version" or art.future is not None
+    ]
 
 
 def _together(world: Path, work: Path, ks: list[int], fault: str, consumer: str, reference: object) -> list[Cell]:
@@ -301,20 +335,30 @@ def run_matrix(world: Path, scratch: Path) -> list[Cell]:
     """Every (artefact, fault, consumer) cell that applies (a fault "future version" only to
     files with a format tag), two processes at a time."""
     from procs import pool_map
+
     pairs = [(k, c) for k, art in enumerate(ARTEFACTS) for c in art.consumers]
     keys = {_key(ARTEFACTS[k], c): (k, c) for k, c in pairs}
-    refs = dict(zip(keys, pool_map(_reference, [(world, scratch / f"ref{n}", k, c)
-                                                 for n, (k, c) in enumerate(keys.values())])))
+    refs = dict(
+        zip(keys, pool_map(_reference, [(world, scratch / f"ref{n}", k, c) for n, (k, c) in enumerate(keys.values())]))
+    )
     together = [k for k, art in enumerate(ARTEFACTS) if art.path in REWRITTEN]
-    jobs = [(_pair, (world, scratch / f"cell{n}", k, c, refs[_key(ARTEFACTS[k], c)]))
-            for n, (k, c) in enumerate(pairs) if not (c == "resume" and k in together)]
-    jobs += [(_together, (world, scratch / f"all{n}", together, fault, "resume", refs[("resume", "")]))
-             for n, fault in enumerate(FAULTS)]
+    jobs = [
+        (_pair, (world, scratch / f"cell{n}", k, c, refs[_key(ARTEFACTS[k], c)]))
+        for n, (k, c) in enumerate(pairs)
+        if not (c == "resume" and k in together)
+    ]
+    jobs += [
+        (_together, (world, scratch / f"all{n}", together, fault, "resume", refs[("resume", "")]))
+        for n, fault in enumerate(FAULTS)
+    ]
     done = pool_map(_call, jobs)
-    order = {(a.path, c, f): n for n, (a, c, f) in enumerate((a, c, f) for a in ARTEFACTS for c in a.consumers
-                                                               for f in FAULTS)}
-    return sorted((cell for cells in done for cell in cells),
-                  key=lambda cell: order[(cell.artefact, cell.consumer, cell.fault)])
+    order = {
+        (a.path, c, f): n
+        for n, (a, c, f) in enumerate((a, c, f) for a in ARTEFACTS for c in a.consumers for f in FAULTS)
+    }
+    return sorted(
+        (cell for cells in done for cell in cells), key=lambda cell: order[(cell.artefact, cell.consumer, cell.fault)]
+    )
 
 
 def _call(fn: Callable, args: tuple) -> list[Cell]:
@@ -325,8 +369,12 @@ def _call(fn: Callable, args: tuple) -> list[Cell]:
 
 
 def counts(cells: list[Cell]) -> dict[str, int]:
-    out = {"artefacts": len(ARTEFACTS), "faults": len(FAULTS),
-           "consumers": len({c for a in ARTEFACTS for c in a.consumers}), "cells": len(cells)}
+    out = {
+        "artefacts": len(ARTEFACTS),
+        "faults": len(FAULTS),
+        "consumers": len({c for a in ARTEFACTS for c in a.consumers}),
+        "cells": len(cells),
+    }
     for c in cells:
         out[c.outcome] = out.get(c.outcome, 0) + 1
     return out
@@ -343,21 +391,24 @@ def render(cells: list[Cell]) -> str:
             lines.append(f"| `{art.path}` | {consumer} | " + " | ".join(row) + " |")
     n = counts(cells)
     bad = sum(n.get(k, 0) for k in ("TRACEBACK", "WRONG", "UNNAMED"))
-    lines += ["", f"{n['artefacts']} files x {n['faults']} faults x {n['consumers']} commands: {n['cells']} cells "
-              f"injected (a fault only where it applies: a format version only to files that carry one; a "
-              f"command only for the files it reads): {n.get('refused', 0)} refused with one line naming the file, "
-              f"{n.get('recomputed', 0)} succeeded with the undamaged result, saying the file was recomputed, "
-              f"{n.get('same result', 0)} succeeded with the undamaged result without a word (a missing file "
-              f"not needed, or a cache miss), "
-              f"{n.get('noted', 0)} rendered with the file noted as absent; {n.get('TRACEBACK', 0)} tracebacks, "
-              f"{n.get('WRONG', 0)} wrong results, {n.get('UNNAMED', 0)} refusals that do not name the file "
-              f"({bad} unacceptable)."]
+    lines += [
+        "",
+        f"{n['artefacts']} files x {n['faults']} faults x {n['consumers']} commands: {n['cells']} cells "
+        f"injected (a fault only where it applies: a format version only to files that carry one; a "
+        f"command only for the files it reads): {n.get('refused', 0)} refused with one line naming the file, "
+        f"{n.get('recomputed', 0)} succeeded with the undamaged result, saying the file was recomputed, "
+        f"{n.get('same result', 0)} succeeded with the undamaged result without a word (a missing file "
+        f"not needed, or a cache miss), "
+        f"{n.get('noted', 0)} rendered with the file noted as absent; {n.get('TRACEBACK', 0)} tracebacks, "
+        f"{n.get('WRONG', 0)} wrong results, {n.get('UNNAMED', 0)} refusals that do not name the file "
+        f"({bad} unacceptable).",
+    ]
     return "\n".join(lines)
 
 
 def doc_table() -> str:
     text = DOC.read_text()
-    return text[text.index(BEGIN) + len(BEGIN):text.index(END)].strip()
+    return text[text.index(BEGIN) + len(BEGIN) : text.index(END)].strip()
 
 
 def write_doc(cells: list[Cell]) -> None:
@@ -371,6 +422,7 @@ def main() -> None:
     import tempfile
 
     from world import build_world
+
     with tempfile.TemporaryDirectory() as tmp, contextlib.redirect_stderr(io.StringIO()):
         root = Path(tmp)
         world = build_world(root / "world")

@@ -24,11 +24,25 @@ from emolog.data import atomic
 from procs import pool_map
 from world import TRAIN, experiment_digest, run_api, run_cli, run_digest
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))   # tests/: helpers.photos, helpers.cache
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # tests/: helpers.photos, helpers.cache
 
 RUN = ["train", "--data", "D", "--out", "K", *TRAIN]
-EXPERIMENT = ["experiment", "--data", "D", "--out", "X", "--regimes", "logic-only", "--seeds", "0",
-              "--baselines", "majority", "--n-boot", "20", *TRAIN]
+EXPERIMENT = [
+    "experiment",
+    "--data",
+    "D",
+    "--out",
+    "X",
+    "--regimes",
+    "logic-only",
+    "--seeds",
+    "0",
+    "--baselines",
+    "majority",
+    "--n-boot",
+    "20",
+    *TRAIN,
+]
 ERRORS = {1: (errno.ENOSPC, "No space left on device"), 0: (errno.EIO, "Input/output error")}
 
 
@@ -99,17 +113,23 @@ def _fail_then_rerun(start: Path, work: Path, argv: list[str], rerun: list[str],
     with contextlib.chdir(work):
         with failing_write(n):
             failed = run_cli(argv)
-        state = {"code": failed.code, "line": failed.last_error_line, "parts": _parts(Path(out)),
-                 "traceback": failed.traceback}
-        if out == "K":   # a reader must not take the half-done run for a finished one
+        state = {
+            "code": failed.code,
+            "line": failed.last_error_line,
+            "parts": _parts(Path(out)),
+            "traceback": failed.traceback,
+        }
+        if out == "K":  # a reader must not take the half-done run for a finished one
             from emolog import load_run
+
             state["load_run"] = run_api(lambda: load_run("K"))[0].code
         else:
             state["finished"] = Path("X/experiment.json").is_file()
         again = run_cli(rerun)
         state["rerun"] = again.code
-        state["digest"] = (run_digest(Path(out)) if out == "K" else experiment_digest(Path(out))) \
-            if again.code == 0 else again.err
+        state["digest"] = (
+            (run_digest(Path(out)) if out == "K" else experiment_digest(Path(out))) if again.code == 0 else again.err
+        )
     return state
 
 
@@ -121,8 +141,10 @@ def test_every_write_failing_stops_cleanly_and_a_rerun_finishes_the_same(world, 
     with contextlib.chdir(tmp_path / "ref"):
         n_writes = _count_writes(argv)
         reference = run_digest(Path(out)) if out == "K" else experiment_digest(Path(out))
-    got = pool_map(_fail_then_rerun, [(tmp_path / "start", tmp_path / f"w{n}", argv, rerun, n, out)
-                                      for n in range(1, n_writes + 1)])
+    got = pool_map(
+        _fail_then_rerun,
+        [(tmp_path / "start", tmp_path / f"w{n}", argv, rerun, n, out) for n in range(1, n_writes + 1)],
+    )
     assert n_writes >= 9
     for n, g in enumerate(got, start=1):
         where = f"{what}: write {n} of {n_writes} failing"
@@ -150,6 +172,7 @@ class _Memo:
 
     def perceive_batch(self, images: list) -> dict:
         import numpy as np
+
         rows = []
         for im in images:
             key = hashlib.sha256(im.tobytes()).hexdigest()
@@ -181,8 +204,15 @@ def test_cache_build_every_write_failing_then_resumed(tmp_path):
         perception = _Memo(Perception(device="cpu"))
 
         def build(out: Path) -> None:
-            build_cache(perception, index, ids, d / "images", out, prior_rejects=index_rejects(d / "rejects.csv"),
-                        options=BuildOptions(rows_per_file=2, batch_size=4, progress=False))
+            build_cache(
+                perception,
+                index,
+                ids,
+                d / "images",
+                out,
+                prior_rejects=index_rejects(d / "rejects.csv"),
+                options=BuildOptions(rows_per_file=2, batch_size=4, progress=False),
+            )
 
         with failing_write(0):
             build(tmp_path / "ref")
@@ -195,7 +225,7 @@ def test_cache_build_every_write_failing_then_resumed(tmp_path):
                 build(out)
             assert failed.value.errno == ERRORS[n % 2][0] and str(out) in str(failed.value.filename), n
             assert not _parts(out), n
-            build(out)   # the disk has room again: the same call resumes
+            build(out)  # the disk has room again: the same call resumes
             got = load_cache(out).select(ref.ids)
             for k in TENSORS:
                 assert torch.equal(getattr(got, k), getattr(ref, k)), (n, k)

@@ -24,15 +24,16 @@ def cells(world, tmp_path_factory) -> list:
 
 def test_no_traceback_no_wrong_result_every_refusal_named(cells):
     bad = [c for c in cells if c.outcome not in ACCEPTED]
-    assert not bad, "\n".join(f"{c.artefact} / {c.fault} / {c.consumer}: {c.outcome} {c.code}: {c.message}"
-                              for c in bad)
+    assert not bad, "\n".join(
+        f"{c.artefact} / {c.fault} / {c.consumer}: {c.outcome} {c.code}: {c.message}" for c in bad
+    )
 
 
 def test_exit_codes_follow_the_kind_of_fault(cells):
     for c in cells:
         if c.outcome != "refused":
             continue
-        if c.fault == "missing":   # a cache lacking a shard fails verification (exit 5), as `cache verify` says
+        if c.fault == "missing":  # a cache lacking a shard fails verification (exit 5), as `cache verify` says
             allowed = {4, 5} if c.consumer == "cache verify" or "safetensors" in c.artefact else {4}
         else:
             allowed = {3, 5}
@@ -51,8 +52,16 @@ def test_the_table_covers_every_artefact_fault_and_consumer(cells):
     n = table.counts(cells)
     assert n["artefacts"] >= 25 and n["consumers"] == 8 and n["cells"] >= 300
     assert {c.fault for c in cells} == set(table.FAULTS)
-    assert {c.consumer for c in cells} == {"cache verify", "train", "resume", "load_run", "predict", "report",
-                                           "analyse", "experiment merge"}
+    assert {c.consumer for c in cells} == {
+        "cache verify",
+        "train",
+        "resume",
+        "load_run",
+        "predict",
+        "report",
+        "analyse",
+        "experiment merge",
+    }
 
 
 def test_docs_hold_the_table_this_run_produced(cells):

@@ -26,9 +26,11 @@ SIGKILL = 9
 RUN = ["train", "--data", "D", "--out", "K", "--set", "train.epochs=4", *TRAIN]
 # two logic-only runs (one per shard) and a baseline: every kind of file an experiment writes
 SHARDED = ["--regimes", "logic-only", "--seeds", "0,1", "--baselines", "majority", "--n-boot", "20", *TRAIN]
-STAGES = {"shard 0/2": ["experiment", "--data", "D", "--out", "X", "--shard", "0/2", *SHARDED],
-          "shard 1/2": ["experiment", "--data", "D", "--out", "X", "--shard", "1/2", *SHARDED],
-          "merge": ["experiment", "merge", "X", "--quiet"]}
+STAGES = {
+    "shard 0/2": ["experiment", "--data", "D", "--out", "X", "--shard", "0/2", *SHARDED],
+    "shard 1/2": ["experiment", "--data", "D", "--out", "X", "--shard", "1/2", *SHARDED],
+    "merge": ["experiment", "merge", "X", "--quiet"],
+}
 
 
 def _copy(src: Path, work: Path) -> None:
@@ -62,8 +64,14 @@ def _kill_train(start: Path, work: Path, n: int, phase: str) -> dict:
         finished = Path("K/results.json").is_file()
         before = run_digest(Path("K")) if finished else None
         got = run_cli([*RUN, "--resume"])
-        return {"signal": sig, "finished_before": before, "code": got.code, "err": got.err,
-                "digest": run_digest(Path("K")) if got.code == 0 else None, "left": _leftovers(Path("."))}
+        return {
+            "signal": sig,
+            "finished_before": before,
+            "code": got.code,
+            "err": got.err,
+            "digest": run_digest(Path("K")) if got.code == 0 else None,
+            "left": _leftovers(Path(".")),
+        }
 
 
 def test_training_killed_anywhere_resumes_to_the_same_run(world, tmp_path):
@@ -73,8 +81,9 @@ def test_training_killed_anywhere_resumes_to_the_same_run(world, tmp_path):
         n_writes = _writes(RUN)
         reference = run_digest(Path("K"))
     points = _points({"train": n_writes}, seed=0)
-    got = pool_map(_kill_train, [(tmp_path / "start", tmp_path / f"k{i}", n, phase)
-                                 for i, (_, n, phase) in enumerate(points)])
+    got = pool_map(
+        _kill_train, [(tmp_path / "start", tmp_path / f"k{i}", n, phase) for i, (_, n, phase) in enumerate(points)]
+    )
     for (_, n, phase), g in zip(points, got):
         where = f"killed at write {n}/{n_writes} ({phase})"
         assert g["signal"] == SIGKILL, where
@@ -87,12 +96,16 @@ def test_training_killed_anywhere_resumes_to_the_same_run(world, tmp_path):
 
 
 def _kill_experiment(snapshots: Path, work: Path, stage: str, n: int, phase: str) -> dict:
-    _copy(snapshots / stage.replace("/", " of "), work)   # the other shards done, this stage not started
+    _copy(snapshots / stage.replace("/", " of "), work)  # the other shards done, this stage not started
     sig = killed_at(str(work), STAGES[stage], f"{n}:{phase}")
-    with contextlib.chdir(work):   # the same command again, then the merge
+    with contextlib.chdir(work):  # the same command again, then the merge
         codes = [run_cli(STAGES[s]).code for s in dict.fromkeys([stage, "merge"])]
-        return {"signal": sig, "codes": codes, "digest": experiment_digest(Path("X")) if set(codes) == {0} else None,
-                "left": _leftovers(Path("."))}
+        return {
+            "signal": sig,
+            "codes": codes,
+            "digest": experiment_digest(Path("X")) if set(codes) == {0} else None,
+            "left": _leftovers(Path(".")),
+        }
 
 
 def test_sharded_experiment_killed_anywhere_resumes_to_the_same_tables(world, tmp_path):
@@ -100,11 +113,11 @@ def test_sharded_experiment_killed_anywhere_resumes_to_the_same_tables(world, tm
     _copy(world / "D", tmp_path / "ref" / "D")
     counts = {}
     with contextlib.chdir(tmp_path / "ref"):
-        for argv in STAGES.values():   # once to cache every seed's pretrained scene net in D (not a point)
+        for argv in STAGES.values():  # once to cache every seed's pretrained scene net in D (not a point)
             assert run_cli(argv).code == 0
         shutil.rmtree("X")
         _copy(Path("."), snapshots / "shard 0 of 2")
-        with contextlib.chdir(snapshots / "shard 0 of 2"):   # the state "shard 1 done, shard 0 not started"
+        with contextlib.chdir(snapshots / "shard 0 of 2"):  # the state "shard 1 done, shard 0 not started"
             assert run_cli(STAGES["shard 1/2"]).code == 0
         for stage, argv in STAGES.items():
             if stage != "shard 0/2":
@@ -112,7 +125,7 @@ def test_sharded_experiment_killed_anywhere_resumes_to_the_same_tables(world, tm
             counts[stage] = _writes(argv)
         reference = experiment_digest(Path("X"))
     points = _points(counts, seed=1)
-    assert {stage for stage, _, _ in points} == set(STAGES)   # every stage is hit
+    assert {stage for stage, _, _ in points} == set(STAGES)  # every stage is hit
     got = pool_map(_kill_experiment, [(snapshots, tmp_path / f"x{i}", *p) for i, p in enumerate(points)])
     for (stage, n, phase), g in zip(points, got):
         where = f"{stage} killed at write {n}/{counts[stage]} ({phase})"

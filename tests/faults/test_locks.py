@@ -20,14 +20,29 @@ from procs import pool_map
 from world import TRAIN, run_cli
 
 RUN = ["train", "--data", "D", "--out", "K", *TRAIN]
-EXPERIMENT = ["experiment", "--data", "D", "--out", "X", "--regimes", "logic-only", "--seeds", "0",
-              "--baselines", "majority", "--n-boot", "20", *TRAIN]
+EXPERIMENT = [
+    "experiment",
+    "--data",
+    "D",
+    "--out",
+    "X",
+    "--regimes",
+    "logic-only",
+    "--seeds",
+    "0",
+    "--baselines",
+    "majority",
+    "--n-boot",
+    "20",
+    *TRAIN,
+]
 
 
 def _held(cwd: Path, argv: list[str]) -> int:
     """Start ``emolog ARGV`` in a child that stops itself at its third write (holding its
     locks); returns its pid once it has stopped."""
     from emolog.data import atomic
+
     pid = os.fork()
     if pid == 0:
         code = 1
@@ -80,8 +95,10 @@ def outcomes(world, tmp_path_factory):
     jobs = [(world, tmp / f"two{k}", first, second) for k, (first, second) in enumerate(CASES.values())]
     jobs.append((world, tmp / "shards", [*EXPERIMENT, "--shard", "0/2"], [*EXPERIMENT, "--shard", "1/2"]))
     two = pool_map(_two_writers, jobs)
-    stale = pool_map(_killed_then_taken_over, [(world, tmp / f"stale{k}", first, second)
-                                               for k, (first, second) in enumerate(CASES.values())])
+    stale = pool_map(
+        _killed_then_taken_over,
+        [(world, tmp / f"stale{k}", first, second) for k, (first, second) in enumerate(CASES.values())],
+    )
     return dict(zip([*CASES, "other shard"], two)), dict(zip(CASES, stale))
 
 
@@ -90,7 +107,7 @@ def test_a_second_writer_is_refused_naming_the_first(outcomes, case):
     got = outcomes[0][case]
     assert got["code"] == EXIT_LOCKED, got
     assert f"pid {got['pid']}" in got["line"] and "is being written by another emolog process" in got["line"]
-    assert got["first"] == 0   # the first writer, let go, finishes
+    assert got["first"] == 0  # the first writer, let go, finishes
 
 
 def test_two_shards_of_one_experiment_run_side_by_side(outcomes):
@@ -107,8 +124,9 @@ def test_a_killed_writers_lock_is_taken_over(outcomes, case):
 
 def test_cache_build_is_refused_while_another_process_builds(world, tmp_path):
     from emolog.data.lock import output_lock
+
     pid = os.fork()
-    if pid == 0:   # a writer holding the cache directory's lock, stopped mid-build
+    if pid == 0:  # a writer holding the cache directory's lock, stopped mid-build
         try:
             with output_lock(tmp_path / "cache", "emolog cache build"):
                 os.kill(os.getpid(), signal.SIGSTOP)
@@ -116,10 +134,11 @@ def test_cache_build_is_refused_while_another_process_builds(world, tmp_path):
             os._exit(0)
     os.waitpid(pid, os.WUNTRACED)
     try:
-        got = run_cli(["cache", "build", "--index", world / "D", "--root", tmp_path, "--out", tmp_path / "cache",
-                       "--quiet"])
+        got = run_cli(
+            ["cache", "build", "--index", world / "D", "--root", tmp_path, "--out", tmp_path / "cache", "--quiet"]
+        )
     finally:
         os.kill(pid, signal.SIGCONT)
         os.waitpid(pid, 0)
     assert got.code == EXIT_LOCKED and f"pid {pid}" in got.last_error_line, got.err
-    assert not (tmp_path / "cache" / ".emolog.lock").exists()   # released when its holder ended
+    assert not (tmp_path / "cache" / ".emolog.lock").exists()  # released when its holder ended

@@ -50,20 +50,21 @@ def test_html_and_script_in_paths_labels_programs_specs_render_as_text(world, tm
     _relabel(run)
     results = json.loads((run / "results.json").read_text())
     # a run of real photos (the gallery names each photo by its path), with a spec description
-    results.update(data={**results["data"], "kind": "real"}, spec={"description": DESCRIPTION},
-                   files=record(run, run_files(run)))
+    results.update(
+        data={**results["data"], "kind": "real"}, spec={"description": DESCRIPTION}, files=record(run, run_files(run))
+    )
     (run / "results.json").write_text(json.dumps(results))
     got = run_cli(["report", run])
     assert got.code == 0, got.err
 
     check = check_page(run / "report.html")
-    assert check.errors == []                       # no payload ran: nothing wrote to the console
-    assert [i for i in check.images if not i["alt"] or i["naturalWidth"] <= 0] == []   # no injected <img>
+    assert check.errors == []  # no payload ran: nothing wrote to the console
+    assert [i for i in check.images if not i["alt"] or i["naturalWidth"] <= 0] == []  # no injected <img>
     page = (run / "report.html").read_text()
     for payload in (PATH, LABEL, PROGRAM):
-        assert payload not in page                  # never raw HTML
+        assert payload not in page  # never raw HTML
     shown = " ".join(check.notes)
-    assert f"0{PATH}" in shown                      # the photo's path, verbatim, as text
+    assert f"0{PATH}" in shown  # the photo's path, verbatim, as text
     md = (run / "report.md").read_text()
-    assert LABEL in md and PROGRAM in md            # the label and the program, verbatim
-    assert "PWNED-path" in page and "PWNED-label" in page and "PWNED-program" in page   # escaped, present
+    assert LABEL in md and PROGRAM in md  # the label and the program, verbatim
+    assert "PWNED-path" in page and "PWNED-label" in page and "PWNED-program" in page  # escaped, present

@@ -28,8 +28,7 @@ from emolog.simulate import SimConfig, simulate, write_simulation
 # small and fast, but every regime kind of the pipeline: a pretrained scene net (logic-only),
 # gradient nets (nets-only), baselines, a sharded experiment
 TRAIN = ["--set", "train.epochs=2", "--set", "pretrain.epochs=2", "--set", "train.batch_size=64", "--quiet"]
-EXPERIMENT = ["--regimes", "logic-only,nets-only", "--seeds", "0", "--baselines", "majority", "--n-boot", "20",
-              *TRAIN]
+EXPERIMENT = ["--regimes", "logic-only,nets-only", "--seeds", "0", "--baselines", "majority", "--n-boot", "20", *TRAIN]
 SPEC = Path(__file__).resolve().parents[2] / "emolog" / "model" / "specs" / "seed.toml"
 # results keys that measure time or where a file came from, not what was computed
 VOLATILE = {"train_time_s", "wall_time_s", "merge_time_s", "shards", "files", "pretrain"}
@@ -56,10 +55,11 @@ def run_cli(argv: list[str]) -> Outcome:
     with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
         try:
             code = cli.main([str(a) for a in argv])
-        except SystemExit as e:   # argparse
+        except SystemExit as e:  # argparse
             code = int(e.code or 0)
         except BaseException as e:  # noqa: BLE001 - a traceback is what the suites look for
             import traceback
+
             return Outcome(-1, out.getvalue(), err.getvalue(), "".join(traceback.format_exception(e)))
     return Outcome(code, out.getvalue(), err.getvalue())
 
@@ -75,6 +75,7 @@ def run_api(fn: Callable[[], object]) -> tuple[Outcome, object]:
             return Outcome(e.exit_code, out.getvalue(), err.getvalue() + f"emolog: error: {cli._one_line(e)}\n"), None
         except BaseException as e:  # noqa: BLE001
             import traceback
+
             return Outcome(-1, out.getvalue(), err.getvalue(), "".join(traceback.format_exception(e))), None
     return Outcome(0, out.getvalue(), err.getvalue()), value
 
@@ -90,10 +91,12 @@ def build_world(root: Path) -> Path:
         Path("D/rejects.csv").write_text("rel_path,reason\nsim/gone.jpg,missing file: not found\n")
         Path("D/index_summary.json").write_text(json.dumps({"source": "simulated", "root": None, "n_rejected": 1}))
         shutil.copy(SPEC, "spec.toml")
-        for argv in (["train", "--data", "D", "--out", "R", *TRAIN],
-                     ["experiment", "--data", "D", "--out", "E", "--shard", "0/2", *EXPERIMENT],
-                     ["experiment", "--data", "D", "--out", "E", "--shard", "1/2", *EXPERIMENT],
-                     ["experiment", "merge", "E", "--quiet"]):
+        for argv in (
+            ["train", "--data", "D", "--out", "R", *TRAIN],
+            ["experiment", "--data", "D", "--out", "E", "--shard", "0/2", *EXPERIMENT],
+            ["experiment", "--data", "D", "--out", "E", "--shard", "1/2", *EXPERIMENT],
+            ["experiment", "merge", "E", "--quiet"],
+        ):
             got = run_cli(argv)
             assert got.code == 0 and got.traceback is None, (argv, got.err, got.traceback)
     return root
@@ -133,8 +136,10 @@ def run_digest(run: Path) -> dict:
 
 def experiment_digest(exp: Path) -> dict:
     """What an experiment computed: its tables and experiment.json (timing left out)."""
-    out = {name: (exp / name).read_text() for name in ("comparison.csv", "comparison.tex", "bootstrap.csv",
-                                                       "memorisation.csv")}
+    out = {
+        name: (exp / name).read_text()
+        for name in ("comparison.csv", "comparison.tex", "bootstrap.csv", "memorisation.csv")
+    }
     out["experiment.json"] = results_core(exp / "experiment.json")
     out["baselines"] = {p.name: p.read_text() for p in sorted((exp / "baselines").glob("*.csv"))}
     return out

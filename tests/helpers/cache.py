@@ -11,8 +11,17 @@ from safetensors.torch import save_file
 
 from emolog.cache.store import MANIFEST, load_cache, sha256_file
 
-TENSORS = ("scene", "face_probs", "face_logits", "face_boxes", "face_area", "face_conf",
-           "face_mask", "n_faces", "image_size")
+TENSORS = (
+    "scene",
+    "face_probs",
+    "face_logits",
+    "face_boxes",
+    "face_area",
+    "face_conf",
+    "face_mask",
+    "n_faces",
+    "image_size",
+)
 
 
 def assert_same_cache(a: Path, b: Path) -> None:

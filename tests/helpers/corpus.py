@@ -12,7 +12,7 @@ from pathlib import Path
 
 CORPUS_DIR = Path(__file__).resolve().parents[1] / "programs"
 RUNNER = CORPUS_DIR / "problog_runner.py"
-TOL = 1e-9   # emolog's probabilities against problog's
+TOL = 1e-9  # emolog's probabilities against problog's
 
 
 def problog_reference(paths: list[Path], cli: bool = True) -> dict[str, dict]:
@@ -20,8 +20,9 @@ def problog_reference(paths: list[Path], cli: bool = True) -> dict[str, dict]:
     (see tests/programs/problog_runner.py)."""
     env = dict(os.environ, OMP_NUM_THREADS="1")
     flags = [] if cli else ["--answers-only"]
-    out = subprocess.run([sys.executable, str(RUNNER), *flags, *map(str, paths)], check=True,
-                         capture_output=True, text=True, env=env).stdout
+    out = subprocess.run(
+        [sys.executable, str(RUNNER), *flags, *map(str, paths)], check=True, capture_output=True, text=True, env=env
+    ).stdout
     return json.loads(out)
 
 

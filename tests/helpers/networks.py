@@ -17,11 +17,19 @@ def save_tiny_vit(folder: Path, labels: tuple[str, ...], hot: int | None = None)
     """A randomly initialised tiny ViTForImageClassification (+ preprocessor config) with the
     given label order; classifier weights zero and, if ``hot`` is given, a one-hot bias."""
     from transformers import ViTConfig, ViTForImageClassification, ViTImageProcessor
+
     torch.manual_seed(0)
-    config = ViTConfig(image_size=32, patch_size=16, hidden_size=32, num_hidden_layers=1,
-                       num_attention_heads=2, intermediate_size=37, num_labels=len(labels),
-                       id2label=dict(enumerate(labels)),
-                       label2id={lab: i for i, lab in enumerate(labels)})
+    config = ViTConfig(
+        image_size=32,
+        patch_size=16,
+        hidden_size=32,
+        num_hidden_layers=1,
+        num_attention_heads=2,
+        intermediate_size=37,
+        num_labels=len(labels),
+        id2label=dict(enumerate(labels)),
+        label2id={lab: i for i, lab in enumerate(labels)},
+    )
     model = ViTForImageClassification(config).eval()
     with torch.no_grad():
         model.classifier.weight.zero_()
@@ -37,11 +45,20 @@ def write_vit_folder(folder: Path) -> Path:
     """A tiny Hugging Face ViT face-expression folder in trpakov/vit-face-expression's format and
     class order, with a seeded random classifier (so faces get different distributions)."""
     from transformers import ViTConfig, ViTForImageClassification, ViTImageProcessor
+
     labels = TRPAKOV_ORDER
     torch.manual_seed(1)
-    config = ViTConfig(image_size=32, patch_size=16, hidden_size=32, num_hidden_layers=1, num_attention_heads=2,
-                       intermediate_size=37, num_labels=len(labels), id2label=dict(enumerate(labels)),
-                       label2id={lab: i for i, lab in enumerate(labels)})
+    config = ViTConfig(
+        image_size=32,
+        patch_size=16,
+        hidden_size=32,
+        num_hidden_layers=1,
+        num_attention_heads=2,
+        intermediate_size=37,
+        num_labels=len(labels),
+        id2label=dict(enumerate(labels)),
+        label2id={lab: i for i, lab in enumerate(labels)},
+    )
     model = ViTForImageClassification(config).eval()
     with torch.no_grad():
         model.classifier.weight.mul_(20.0)

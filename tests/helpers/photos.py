@@ -18,6 +18,7 @@ from emolog.labels import get_mapping
 
 # test_cache_build's six photos (also tests/faults, test_cache_cli, test_scale_*)
 
+
 def six_photos() -> dict[str, tuple[Image.Image, str]]:
     """Small real photos, every one a different size, with 0, 1, 2 or 3 faces."""
     astro = Image.fromarray(skd.astronaut())
@@ -63,6 +64,7 @@ def write_data_dir(d: Path) -> dict[str, tuple[str, tuple[int, int]]]:
 
 
 # test_train_unfreeze's eight photos, two classes (also test_train_rebuild, test_cache_face_features)
+
 
 def eight_photos() -> dict[str, tuple[Image.Image, str]]:
     """Eight small real photos, four Joy and four Sadness, with 0, 1, 2 or 3 faces."""
@@ -128,7 +130,8 @@ def scene_photo(k: int) -> tuple[Image.Image, list[tuple[int, int, int, int]]]:
     for j in range(n):
         x, y = 10 + j * (side + 30), im.height - side - 10
         face = faces[LFW_FACES[(k + 5 * j) % len(LFW_FACES)]]
-        im.paste(Image.fromarray((face * 255).astype(np.uint8)).convert("RGB").resize((side, side), Image.BICUBIC),
-                 (x, y))
+        im.paste(
+            Image.fromarray((face * 255).astype(np.uint8)).convert("RGB").resize((side, side), Image.BICUBIC), (x, y)
+        )
         boxes.append((x, y, x + side, y + side))
     return im, boxes

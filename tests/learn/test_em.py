@@ -38,22 +38,26 @@ def _lfi_weights(data: dict[str, np.ndarray], iterations: int, tmp_path) -> np.n
     """Run problog's LFI in-process: network outputs written as per-image probabilistic facts,
     one evidence file with one interpretation (the label) per image."""
     n = len(data["labels"])
-    lines = ["t(0.25)::source(I,scene); t(0.25)::source(I,face1); "
-             "t(0.25)::source(I,face2); t(0.25)::source(I,face3).",
-             "available(I,scene) :- image(I).",
-             "emotion(I,E) :- source(I,S), available(I,S), pred(I,S,E)."]
+    lines = [
+        "t(0.25)::source(I,scene); t(0.25)::source(I,face1); t(0.25)::source(I,face2); t(0.25)::source(I,face3).",
+        "available(I,scene) :- image(I).",
+        "emotion(I,E) :- source(I,S), available(I,S), pred(I,S,E).",
+    ]
     for i in range(n):
         lines.append(f"image(i{i}).")
         lines.append("; ".join(f"{p:.17g}::pred(i{i},scene,{e})" for p, e in zip(data["scene"][i], BASIC7)) + ".")
         for k in range(3):
             if data["mask"][i, k]:
                 lines.append(f"available(i{i},face{k + 1}).")
-                lines.append("; ".join(f"{p:.17g}::pred(i{i},face{k + 1},{e})"
-                                       for p, e in zip(data["faces"][i, k], BASIC7)) + ".")
+                lines.append(
+                    "; ".join(f"{p:.17g}::pred(i{i},face{k + 1},{e})" for p, e in zip(data["faces"][i, k], BASIC7))
+                    + "."
+                )
     ev_file = tmp_path / "evidence.pl"
     ev_file.write_text("\n---\n".join(f"evidence(emotion(i{i},{BASIC7[y]}))." for i, y in enumerate(data["labels"])))
-    lfi = LFIProblem(PrologString("\n".join(lines)), list(read_examples(str(ev_file))), max_iter=iterations,
-                     min_improv=-1.0)  # never stop early: compare exactly `iterations` EM steps
+    lfi = LFIProblem(
+        PrologString("\n".join(lines)), list(read_examples(str(ev_file))), max_iter=iterations, min_improv=-1.0
+    )  # never stop early: compare exactly `iterations` EM steps
     lfi.run()
     assert lfi.iteration == iterations
     w = np.array([lfi.get_weights(i)[0][1] for i in range(len(lfi.names))], dtype=float)
@@ -63,8 +67,12 @@ def _lfi_weights(data: dict[str, np.ndarray], iterations: int, tmp_path) -> np.n
 
 
 def _tensors(data):
-    return (torch.tensor(data["scene"]), torch.tensor(data["faces"]), torch.tensor(data["mask"]),
-            torch.tensor(data["labels"]))
+    return (
+        torch.tensor(data["scene"]),
+        torch.tensor(data["faces"]),
+        torch.tensor(data["mask"]),
+        torch.tensor(data["labels"]),
+    )
 
 
 @pytest.mark.parametrize("iterations", [1, 20])
@@ -149,26 +157,31 @@ def test_em_over_a_t_shared_across_groundings_equals_problog_lfi(iterations, tmp
     inputs = {f"face_net(f{k + 1})": torch.tensor(faces[:, k]) for k in range(2)}
     cols = [lm.query_names.index(f"emotion({e})") for e in ("pos", "neg")]
     for _ in range(iterations):
-        step = em.lfi_step(lm, lambda idx: ({k: v[idx] for k, v in inputs.items()}, {}), torch.tensor(labels),
-                           cols, "fail")
+        step = em.lfi_step(
+            lm, lambda idx: ({k: v[idx] for k, v in inputs.items()}, {}), torch.tensor(labels), cols, "fail"
+        )
     # the same program for problog, the faces as per-image facts, one interpretation per image
-    lines = ["t(0.5)::trust(F).", "t(0.3)::calm.",
-             "emotion(I, E) :- trust(f1), fe(I, f1, E).",
-             "emotion(I, E) :- \\+ trust(f1), trust(f2), fe(I, f2, E).",
-             "emotion(I, pos) :- image(I), \\+ trust(f1), \\+ trust(f2), calm.",
-             "emotion(I, neg) :- image(I), \\+ trust(f1), \\+ trust(f2), \\+ calm."]
+    lines = [
+        "t(0.5)::trust(F).",
+        "t(0.3)::calm.",
+        "emotion(I, E) :- trust(f1), fe(I, f1, E).",
+        "emotion(I, E) :- \\+ trust(f1), trust(f2), fe(I, f2, E).",
+        "emotion(I, pos) :- image(I), \\+ trust(f1), \\+ trust(f2), calm.",
+        "emotion(I, neg) :- image(I), \\+ trust(f1), \\+ trust(f2), \\+ calm.",
+    ]
     for i in range(n):
         lines.append(f"image(i{i}).")
-        lines += [f"{faces[i, k, 0]:.17g}::fe(i{i},f{k + 1},pos); {faces[i, k, 1]:.17g}::fe(i{i},f{k + 1},neg)."
-                  for k in range(2)]
+        lines += [
+            f"{faces[i, k, 0]:.17g}::fe(i{i},f{k + 1},pos); {faces[i, k, 1]:.17g}::fe(i{i},f{k + 1},neg)."
+            for k in range(2)
+        ]
     ev = tmp_path / "evidence.pl"
     ev.write_text("\n---\n".join(f"evidence(emotion(i{i},{('pos', 'neg')[y]}))." for i, y in enumerate(labels)))
-    lfi = LFIProblem(PrologString("\n".join(lines)), list(read_examples(str(ev))), max_iter=iterations,
-                     min_improv=-1.0)
+    lfi = LFIProblem(PrologString("\n".join(lines)), list(read_examples(str(ev))), max_iter=iterations, min_improv=-1.0)
     lfi.run()
     ref = {str(lfi.names[i]).split("::")[1]: lfi.get_weights(i)[0][1] for i in range(len(lfi.names))}
     np.testing.assert_allclose(step.weights.numpy(), [ref["trust(F)"], ref["calm"]], atol=1e-6)
-    assert abs(ref["trust(F)"] - 0.5) > 0.01 and abs(ref["calm"] - 0.3) > 0.01   # both moved
+    assert abs(ref["trust(F)"] - 0.5) > 0.01 and abs(ref["calm"] - 0.3) > 0.01  # both moved
 
 
 CHOSEN = """nn(face_net, [X, F], E, [pos, neg]) :: face_expression(X, F, E).
@@ -188,7 +201,7 @@ query(emotion(X, pos)). query(emotion(X, neg)).
 
 
 def test_em_over_a_shared_t_under_evidence_reaches_the_conditional_likelihood_maximum(tmp_path):
-    """"condition" with evidence that a shared t() affects (a trusted face must exist, as in
+    """ "condition" with evidence that a shared t() affects (a trusted face must exist, as in
     seed.pl): each of an image's 1/P(evidence) expected draws grounds both trust facts, so
     EM's fixed point is where the gradient of sum log P(label | evidence) vanishes; the
     log-likelihood never decreases on the way."""
@@ -199,20 +212,20 @@ def test_em_over_a_shared_t_under_evidence_reaches_the_conditional_likelihood_ma
     n = 400
     inputs = {f"face_net(f{k + 1})": torch.tensor(rng.dirichlet([0.5, 0.5], n)) for k in range(2)}
     facts = {k: torch.tensor((rng.random(n) < 0.6).astype(float)) for k in lm.fact_keys}
-    with torch.no_grad():   # labels drawn from the program itself at trust 0.35, calm 0.7
+    with torch.no_grad():  # labels drawn from the program itself at trust 0.35, calm 0.7
         lm.tparams.set_probs(torch.tensor([0.35, 0.7], dtype=torch.float64))
         labels = torch.multinomial(lm(inputs, facts), 1, generator=torch.Generator().manual_seed(0)).squeeze(1)
     lm.tparams.set_probs(torch.tensor([0.5, 0.5], dtype=torch.float64))
     cols = [lm.query_names.index(f"emotion({e})") for e in ("pos", "neg")]
-    lls = [em.lfi_step(lm, lambda idx: (inputs, facts), labels, cols, "condition").log_likelihood
-           for _ in range(300)]
+    lls = [em.lfi_step(lm, lambda idx: (inputs, facts), labels, cols, "condition").log_likelihood for _ in range(300)]
     assert all(b >= a - 1e-9 for a, b in zip(lls, lls[1:]))
     from emolog.logic import TParams
+
     p = lm.tparams.probs().detach().clone()
     free = TParams(lm.program, "projected").double()
     free.set_probs(p)
     lm.tparams = free
     ll = lm(inputs, facts)[:, cols].gather(1, labels[:, None]).log().sum()
     grads = torch.autograd.grad(ll, list(free.values))
-    assert all(float(g.abs().max()) < 1e-3 for g in grads), (p, grads)   # of a sum over 400 images
+    assert all(float(g.abs().max()) < 1e-3 for g in grads), (p, grads)  # of a sum over 400 images
     assert abs(float(p[0]) - 0.35) < 0.1 and abs(float(p[1]) - 0.7) < 0.15, p

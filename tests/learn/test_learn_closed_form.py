@@ -24,8 +24,9 @@ def data(tmp_path_factory):
 
 def _trained_as_fit_trains(data, **settings):
     """(network, training split, loss) prepared as the fit loop prepares them."""
-    cfg = RunConfig.from_dict({"data": str(data), "regime": "logic-only",
-                               "pretrain": {"epochs": 2, "folds": 2, "refit": 0}, **settings})
+    cfg = RunConfig.from_dict(
+        {"data": str(data), "regime": "logic-only", "pretrain": {"epochs": 2, "folds": 2, "refit": 0}, **settings}
+    )
     b = build(cfg, progress=False)
     for g in b.groups:
         for p in g.net.parameters():
@@ -37,17 +38,23 @@ def _trained_as_fit_trains(data, **settings):
     return b.network.train(), tr, loss, make_optimizers(cfg, b.groups)
 
 
-@pytest.mark.parametrize("settings", [
-    {}, {"semantics": "fail"}, {"logic": {"param": "softmax", "optimizer": "adam"}},
-    {"logic": {"init_weights": {"scene": 0.7, "face1": 0.1, "face2": 0.1, "face3": 0.1}}}])
+@pytest.mark.parametrize(
+    "settings",
+    [
+        {},
+        {"semantics": "fail"},
+        {"logic": {"param": "softmax", "optimizer": "adam"}},
+        {"logic": {"init_weights": {"scene": 0.7, "face1": 0.1, "face2": 0.1, "face3": 0.1}}},
+    ],
+)
 def test_loss_and_gradient_equal_autograds(data, settings):
     network, tr, loss_fn, optims = _trained_as_fit_trains(data, **settings)
     closed = ClosedFormNLL.of(network, tr, loss_fn)
     assert closed is not None
     param = network.lm.tparams.values[0]
     g = torch.Generator().manual_seed(0)
-    for step in range(20):   # batches of 1, 4 and 64 rows, along a short SGD path
-        idx = torch.randperm(len(tr), generator=g)[:(1, 4, 64)[step % 3]]
+    for step in range(20):  # batches of 1, 4 and 64 rows, along a short SGD path
+        idx = torch.randperm(len(tr), generator=g)[: (1, 4, 64)[step % 3]]
         param.grad = None
         ref = loss_fn(network(tr, idx, check=False), tr.labels[idx])
         ref.backward()
@@ -59,11 +66,14 @@ def test_loss_and_gradient_equal_autograds(data, settings):
             opt.step()
 
 
-@pytest.mark.parametrize("settings", [
-    {"regime": "joint", "train": {"epochs": 1}},              # the scene net trains too
-    {"train": {"imbalance": "class-weighted"}},               # not the plain NLL
-    {"program": "gated"},                                     # a gate trains, not a t() disjunction
-])
+@pytest.mark.parametrize(
+    "settings",
+    [
+        {"regime": "joint", "train": {"epochs": 1}},  # the scene net trains too
+        {"train": {"imbalance": "class-weighted"}},  # not the plain NLL
+        {"program": "gated"},  # a gate trains, not a t() disjunction
+    ],
+)
 def test_anything_else_trains_through_autograd(data, settings):
     network, tr, _, _ = _trained_as_fit_trains(data, **settings)
     loss_fn = Loss(settings.get("train", {}).get("imbalance", "none"), tr.labels, 1.0)

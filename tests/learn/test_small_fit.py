@@ -14,10 +14,12 @@ def w(model: nn.Linear) -> float:
 
 def _stepper(model: nn.Linear, steps: list[float]):
     """Each epoch sets the weight to the next value of ``steps`` (a scripted optimiser)."""
+
     def train_epoch(epoch: int) -> None:
         assert model.training
         with torch.no_grad():
             model.weight.fill_(steps[epoch - 1])
+
     return train_epoch
 
 
@@ -28,7 +30,7 @@ def test_best_epoch_is_restored_and_patience_stops() -> None:
     # validation loss |w - 1|: epochs 1..6 reach 3, 1.5, 1.25 (best), 2, 2.5, 3
     steps = [3.0, 1.5, 1.25, 2.0, 2.5, 3.0, 0.0, 0.0]
     done = fit_small(model, _stepper(model, steps), lambda: abs(w(model) - 1), epochs=8, patience=3)
-    assert done.epochs_run == 6 and done.stopper.best_epoch == 3   # stopped after 3 epochs without a gain
+    assert done.epochs_run == 6 and done.stopper.best_epoch == 3  # stopped after 3 epochs without a gain
     assert w(model) == 1.25 and not model.training
     assert done.stopper.best == 0.25
 

@@ -22,7 +22,7 @@ def _step(net: nn.Module, opt, x: torch.Tensor, frozen_bias: bool = False) -> No
     for p in net.parameters():
         p.grad = None
     net(x).pow(2).sum().backward()
-    if frozen_bias:     # a step where one parameter has no gradient
+    if frozen_bias:  # a step where one parameter has no gradient
         net[2].bias.grad = None
     opt.step()
 
@@ -43,11 +43,11 @@ def test_lean_adam_equals_torch_adam_step_for_step_and_after_a_reload():
     _, c = _pair()
     c.load_state_dict(b.state_dict())
     again = LeanAdam(c.parameters(), lr=1e-2, weight_decay=1e-3)
-    buf = io.BytesIO()     # through a file, as a checkpoint does (a live state dict shares its tensors)
+    buf = io.BytesIO()  # through a file, as a checkpoint does (a live state dict shares its tensors)
     torch.save(lean.state_dict(), buf)
     buf.seek(0)
     again.load_state_dict(torch.load(buf, weights_only=True))
-    state = lean.state_dict()["state"]   # the last bias missed one step; every other parameter took 12
+    state = lean.state_dict()["state"]  # the last bias missed one step; every other parameter took 12
     assert [int(state[i]["step"]) for i in range(4)] == [12, 12, 12, 11]
     for _ in range(3):
         x = torch.randn(4, 5, generator=g)

@@ -31,10 +31,10 @@ def data(tmp_path_factory):
 
 def test_five_images_complete_and_resume(data, tmp_path):
     full = train_run({**SMALL, "data": str(data), "train.epochs": 4}, tmp_path / "full", progress=False)
-    assert min(full["source_weights"].values()) >= T_FLOOR / 2     # never exactly 0
+    assert min(full["source_weights"].values()) >= T_FLOOR / 2  # never exactly 0
     assert full["unscorable"] == {"n": 0}
     n_faceless = int((pd.read_csv(tmp_path / "full" / "predictions.csv")["n_faces"] == 0).sum())
-    assert n_faceless > 0        # the images that had no source before the floor are scored
+    assert n_faceless > 0  # the images that had no source before the floor are scored
     train_run({**SMALL, "data": str(data), "train.epochs": 2}, tmp_path / "part", progress=False)
     resumed = train_run({**SMALL, "data": str(data), "train.epochs": 4}, tmp_path / "part", resume=True, progress=False)
     assert resumed["source_weights"] == pytest.approx(full["source_weights"], abs=1e-7)
@@ -44,14 +44,17 @@ def test_five_images_complete_and_resume(data, tmp_path):
 def test_unscorable_images_are_named_not_raised(data, tmp_path):
     # the scene held at 0 under the "fail" semantics: a faceless image has P(evidence) = 0
     w = {"scene": 0.0, "face1": 0.5, "face2": 0.3, "face3": 0.2}
-    res = train_run({"regime": "nets-only", "semantics": "fail", "logic.fixed_weights": w, "data": str(data), "train.epochs": 1},
-                    tmp_path / "run", progress=False)
+    res = train_run(
+        {"regime": "nets-only", "semantics": "fail", "logic.fixed_weights": w, "data": str(data), "train.epochs": 1},
+        tmp_path / "run",
+        progress=False,
+    )
     pred = pd.read_csv(tmp_path / "run" / "predictions.csv", dtype={"image_id": str})
     faceless = sorted(pred.loc[pred["n_faces"] == 0, "image_id"])
     assert faceless and sorted(res["unscorable"]["test"]) == faceless
     assert res["unscorable"]["n"] >= len(faceless)
     assert json.loads((tmp_path / "run" / "results.json").read_text())["unscorable"] == res["unscorable"]
-    assert pred.loc[pred["n_faces"] == 0, "p_happy"].round(6).eq(round(1 / 7, 6)).all()     # uniform
+    assert pred.loc[pred["n_faces"] == 0, "p_happy"].round(6).eq(round(1 / 7, 6)).all()  # uniform
     # under "condition" the same weights are refused before training, naming the key
     with pytest.raises(ConfigError, match="fixed_weights"):
         train_run({"regime": "nets-only", "logic.fixed_weights": w, "data": str(data)}, tmp_path / "r2", progress=False)

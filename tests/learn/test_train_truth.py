@@ -26,11 +26,25 @@ def data5k(tmp_path_factory):
 def test_logic_only_recovers_truth_and_em_agrees(data5k, tmp_path):
     # full batch (one Adam step per epoch) so that the result is the training-set optimum,
     # which EM reaches too; early stopping off for the same reason
-    grad = train_run({"regime": "logic-only", "data": str(data5k), "logic.param": "softmax", "logic.optimizer": "adam",
-                      "logic.lr": 0.05, "train.batch_size": 4096, "train.epochs": 100, "train.patience": None},
-                     tmp_path / "grad", progress=False)
-    emr = train_run({"regime": "problog-em", "data": str(data5k), "train.em_iterations": 100, "train.patience": None},
-                    tmp_path / "em", progress=False)
+    grad = train_run(
+        {
+            "regime": "logic-only",
+            "data": str(data5k),
+            "logic.param": "softmax",
+            "logic.optimizer": "adam",
+            "logic.lr": 0.05,
+            "train.batch_size": 4096,
+            "train.epochs": 100,
+            "train.patience": None,
+        },
+        tmp_path / "grad",
+        progress=False,
+    )
+    emr = train_run(
+        {"regime": "problog-em", "data": str(data5k), "train.em_iterations": 100, "train.patience": None},
+        tmp_path / "em",
+        progress=False,
+    )
     truth = grad["true_source_weights"]
     assert truth == pytest.approx(dict(zip(SOURCES, (0.53, 0.18, 0.17, 0.12))))
     for s in SOURCES:

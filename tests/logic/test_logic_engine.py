@@ -38,20 +38,21 @@ def _close(ours: list[tuple[str, float]], expected: dict[str, float]) -> None:
 def test_hazard_query_variable_is_enumerated_not_taken_for_the_image():
     text = "0.3::a(1). 0.5::a(2). 0.2::a(3).\nquery(a(X)).\n"
     expected = _problog(text)
-    assert sorted(expected) == ["a(1)", "a(2)", "a(3)"]   # not a(img)
+    assert sorted(expected) == ["a(1)", "a(2)", "a(3)"]  # not a(img)
     _close(evaluate(text), expected)
-    lm = compile_program(text, cache_dir=False)   # no nn: the general engine, own queries
+    lm = compile_program(text, cache_dir=False)  # no nn: the general engine, own queries
     ans = lm([Example(0)])
     assert dict(zip(ans.names, ans.probs[0].tolist())) == pytest.approx(expected, abs=1e-12)
 
 
 def test_hazard_evidence_in_a_consulted_file_counts(tmp_path):
-    (tmp_path / "base.pl").write_text("0.1::burglary.\n0.2::earthquake.\n"
-                                      "alarm :- burglary.\nalarm :- earthquake.\nevidence(alarm).\n")
+    (tmp_path / "base.pl").write_text(
+        "0.1::burglary.\n0.2::earthquake.\nalarm :- burglary.\nalarm :- earthquake.\nevidence(alarm).\n"
+    )
     main = tmp_path / "main.pl"
     main.write_text(":- consult(base).\nquery(alarm).\nquery(burglary).\n")
     expected = _problog(main)
-    assert expected["alarm"] == pytest.approx(1.0)   # the consulted evidence holds
+    assert expected["alarm"] == pytest.approx(1.0)  # the consulted evidence holds
     _close(evaluate(main), expected)
     _close(evaluate(main.read_text(), base_dir=tmp_path), expected)
     ans = compile_program(main, cache_dir=False)([Example(0)])
@@ -77,17 +78,13 @@ def test_hazard_neural_input_keeps_its_first_argument(tmp_path):
 # ---- plain ProbLog -------------------------------------------------------------------
 PROGRAMS = {
     "deterministic": "a. b :- \\+ a.\nquery(a). query(b).\n",
-    "ad_body_vars": "0.2::r(1);0.3::r(2);0.5::r(3).\n1/3::u(X);1/3::v(X) :- r(X), X > 1.\n"
-                    "query(u(_)). query(v(_)).\n",
+    "ad_body_vars": "0.2::r(1);0.3::r(2);0.5::r(3).\n1/3::u(X);1/3::v(X) :- r(X), X > 1.\nquery(u(_)). query(v(_)).\n",
     "flexible": "0.4::c(1). 0.7::c(2).\nP::w(X) :- c(X), P is X/4.\nquery(w(X)).\n",
-    "negation_evidence": "0.3::a. 0.6::b. c :- a, \\+ b. c :- b, \\+ a.\nevidence(c).\n"
-                         "query(a). query(b).\n",
-    "findall": "0.5::s(1). 0.5::s(2). 0.5::s(3).\ncnt(N) :- findall(X, s(X), L), length(L, N).\n"
-               "query(cnt(_)).\n",
-    "query_by_rule": ":- use_module(library(lists)).\n0.6::e(a). 0.3::e(b).\n"
-                     "query(e(X)) :- member(X, [a, b]).\n",
+    "negation_evidence": "0.3::a. 0.6::b. c :- a, \\+ b. c :- b, \\+ a.\nevidence(c).\nquery(a). query(b).\n",
+    "findall": "0.5::s(1). 0.5::s(2). 0.5::s(3).\ncnt(N) :- findall(X, s(X), L), length(L, N).\nquery(cnt(_)).\n",
+    "query_by_rule": ":- use_module(library(lists)).\n0.6::e(a). 0.3::e(b).\nquery(e(X)) :- member(X, [a, b]).\n",
     "cycle": "0.5::edge(1,2). 0.5::edge(2,1). 0.5::edge(2,3).\npath(X,Y) :- edge(X,Y).\n"
-             "path(X,Y) :- edge(X,Z), path(Z,Y).\nquery(path(1,3)).\n",
+    "path(X,Y) :- edge(X,Z), path(Z,Y).\nquery(path(1,3)).\n",
 }
 
 
@@ -98,11 +95,13 @@ def test_evaluate_matches_problog(name):
 
 def test_large_disjunction_compiles_without_the_exclusivity_constraint():
     def program(k):
-        rows = "\n".join("; ".join(f"{1/7:.6f}::prior(s{i},{e})" for e in "abcdefg") + "."
-                         for i in range(k))
+        rows = "\n".join("; ".join(f"{1 / 7:.6f}::prior(s{i},{e})" for e in "abcdefg") + "." for i in range(k))
         scene = "; ".join(f"{int(1e8 / k) / 1e8}::scene(s{i})" for i in range(k)) + "."
-        return (f"{scene}\n{rows}\n0.5::face(a); 0.3::face(b); 0.2::face(c).\n"
-                "agree(E) :- scene(S), prior(S, E), face(E).\nquery(agree(a)). query(agree(b)).\n")
+        return (
+            f"{scene}\n{rows}\n0.5::face(a); 0.3::face(b); 0.2::face(c).\n"
+            "agree(E) :- scene(S), prior(S, E), face(E).\nquery(agree(a)). query(agree(b)).\n"
+        )
+
     _close(evaluate(program(5)), _problog(program(5)))
     small: dict = {}
     evaluate(program(50), stats=small)
@@ -122,12 +121,15 @@ def _problog_error(text: str):
     pytest.fail("ProbLog accepted the program")
 
 
-@pytest.mark.parametrize("text", [
-    "a :- b.\nquery(a).\n",                                                   # unknown clause
-    "0.3::a(X).\nquery(a(_)).\n",                                             # non-ground fact
-    "0.3::a. b :- a.\nevidence(b). evidence(a, false).\nquery(a).\n",          # inconsistent
-    "p :- X is foo + 1.\nquery(p).\n",                                        # call mode
-])
+@pytest.mark.parametrize(
+    "text",
+    [
+        "a :- b.\nquery(a).\n",  # unknown clause
+        "0.3::a(X).\nquery(a(_)).\n",  # non-ground fact
+        "0.3::a. b :- a.\nevidence(b). evidence(a, false).\nquery(a).\n",  # inconsistent
+        "p :- X is foo + 1.\nquery(p).\n",  # call mode
+    ],
+)
 def test_errors_are_problogs_own(text):
     err = _problog_error(text)
     with pytest.raises(ProgramError) as e:
@@ -138,24 +140,30 @@ def test_errors_are_problogs_own(text):
         assert (e.value.line, e.value.column) == loc[1:]
 
 
-@pytest.mark.parametrize("text, construct", [
-    ("t(_, X)::a.\n", r"t\(_,X\) \(ProbLog LFI"),
-    ("nn(n, [X], Y, [a, b])::p(X, Y); 0.5::q.\n", "nn.* as one head of a disjunction"),
-    ("0.2::a; t(_)::b.\n", "mixing fixed and t"),
-    ("nn(n, [X], Y, [a], z)::p(X, Y).\n", "nn/5"),
-])
+@pytest.mark.parametrize(
+    "text, construct",
+    [
+        ("t(_, X)::a.\n", r"t\(_,X\) \(ProbLog LFI"),
+        ("nn(n, [X], Y, [a, b])::p(X, Y); 0.5::q.\n", "nn.* as one head of a disjunction"),
+        ("0.2::a; t(_)::b.\n", "mixing fixed and t"),
+        ("nn(n, [X], Y, [a], z)::p(X, Y).\n", "nn/5"),
+    ],
+)
 def test_refused_constructs_name_file_line_and_why(text, construct):
     with pytest.raises(ProgramError, match=rf"<string>:1: Error: .*{construct}.* not supported"):
         DeepProgram(text, ["p(I, Y)"], cache_dir=False)
 
 
 # ---- DeepProbLog programs --------------------------------------------------------------
-@pytest.mark.parametrize("rel, templates", [
-    ("minimal/addition.pl", ["addition(tensor(mnist(I,0)), tensor(mnist(I,1)), Z)"]),
-    ("MNIST/models/noisy_addition.pl", ["addition_noisy(tensor(m(I,0)), tensor(m(I,1)), Z)"]),
-    ("Coins/model.pl", ["game(tensor(c(I)), Outcome)"]),
-    ("Forth/WAP/wap.pl", ["wap(tensor(w(I)), 2, 3, 4, Out)"]),
-])
+@pytest.mark.parametrize(
+    "rel, templates",
+    [
+        ("minimal/addition.pl", ["addition(tensor(mnist(I,0)), tensor(mnist(I,1)), Z)"]),
+        ("MNIST/models/noisy_addition.pl", ["addition_noisy(tensor(m(I,0)), tensor(m(I,1)), Z)"]),
+        ("Coins/model.pl", ["game(tensor(c(I)), Outcome)"]),
+        ("Forth/WAP/wap.pl", ["wap(tensor(w(I)), 2, 3, 4, Out)"]),
+    ],
+)
 def test_deepproblog_examples_match(rel, templates):
     r = compare_program(EXAMPLES / rel, templates, n_examples=2, timeout=120)
     assert r.dp_failed is None, r.dp_failed
@@ -176,36 +184,42 @@ def test_faces_mixed_batch_cache_and_bindings(tmp_path):
     torch.manual_seed(0)
     n = 6
     scene = torch.softmax(torch.randn(n, 3, dtype=torch.float64), 1)
-    faces = torch.softmax(torch.randn(n, 4, 3, dtype=torch.float64), 2)   # face k at [:, k]
+    faces = torch.softmax(torch.randn(n, 4, 3, dtype=torch.float64), 2)  # face k at [:, k]
     path = tmp_path / "faces.pl"
     path.write_text(FACES)
 
     def make(cache):
         p = DeepProgram(path, ["emo(Faces, tensor(scene(I)), E)"], cache_dir=cache)
-        p.bind("scene_net", scene)                                 # a tensor: row I
+        p.bind("scene_net", scene)  # a tensor: row I
         p.add_tensor_source("face", faces)
-        p.bind("face_net", torch.nn.Identity())                    # a module on the source
+        p.bind("face_net", torch.nn.Identity())  # a module on the source
         return p
 
-    examples = [Example(i, faces=(i * 5) % 4) for i in range(n)]   # 0, 1, 2, 3, 0, 1 faces
+    examples = [Example(i, faces=(i * 5) % 4) for i in range(n)]  # 0, 1, 2, 3, 0, 1 faces
     prog = make(tmp_path / "cache")
     batch = prog(examples)
     assert len({prog.structure_key(e) for e in examples}) == 4
-    for b, e in enumerate(examples):                               # caller's order, one by one
+    for b, e in enumerate(examples):  # caller's order, one by one
         alone = prog([e])
         for a, name in enumerate(alone.names):
-            assert float(batch.probs[b, batch.names.index(name)].detach()) == pytest.approx(float(alone.probs[0, a].detach()))
+            assert float(batch.probs[b, batch.names.index(name)].detach()) == pytest.approx(
+                float(alone.probs[0, a].detach())
+            )
+
     # by hand: trust_face is one event, so the first face (tensor(face(I,1)) = faces[I, 1])
     # with probability 0.6, else the scene
     def by_hand(i, k):
         return scene[i] if k == 0 else 0.6 * faces[i, 1] + 0.4 * scene[i]
+
     for b, e in enumerate(examples):
-        got = torch.stack([batch.probs[b, batch.names.index(f"emo({_faces(e.faces)},tensor(scene(I)),{v})")]
-                           for v in "abc"])
+        got = torch.stack(
+            [batch.probs[b, batch.names.index(f"emo({_faces(e.faces)},tensor(scene(I)),{v})")] for v in "abc"]
+        )
         assert torch.allclose(got, by_hand(e.id, e.faces), atol=1e-12)
     # the disk cache serves a fresh program without grounding again
     again = make(tmp_path / "cache")
     import emolog.logic.engine.deep as deep
+
     real = deep.ground
     deep.ground = lambda *a, **k: pytest.fail("grounded although cached on disk")
     try:
@@ -217,7 +231,7 @@ def test_faces_mixed_batch_cache_and_bindings(tmp_path):
     p = make(False).prob([Example.of(e.id, faces=e.faces, E="b") for e in examples])
     p.log().sum().backward()
     assert scene.grad.abs().sum() > 0
-    assert prog.tparams.values[0].grad is None   # (another program's parameters untouched)
+    assert prog.tparams.values[0].grad is None  # (another program's parameters untouched)
 
 
 def _faces(k: int) -> str:
@@ -228,7 +242,7 @@ def test_deterministic_image_convention_program_is_refused_not_recursed(tmp_path
     p = tmp_path / "det.pl"
     p.write_text("nn(net, [X], Y, [a, b]) :: p(X, Y).\nq(X).\nquery(q(X)).\n")
     with pytest.raises(ProgramError, match="deterministic"):
-        compile_program(p)          # once: RecursionError in compile._vtree
+        compile_program(p)  # once: RecursionError in compile._vtree
     ans = compile_program(p, queries=["q(I)"], cache_dir=False)([Example(0)])
     assert ans.names == ["q(I)"] and float(ans.probs[0, 0]) == 1.0
 
@@ -247,11 +261,13 @@ def test_t_update_equals_deepproblog_sgd(tmp_path):
     from emolog.logic.engine.deep import PLACEHOLDER
 
     path = tmp_path / "bias.pl"
-    path.write_text("nn(net1, [X], Y, [0, 1, 2]) :: digit(X, Y).\n"
-                    "t(0.2)::bias(0); t(0.3)::bias(1); t(0.5)::bias(2).\n"
-                    "t(0.7)::keep.\n"
-                    "out(X, Z) :- digit(X, A), bias(B), Z is A + B.\n"
-                    "out(X, 0) :- \\+ keep.\n")
+    path.write_text(
+        "nn(net1, [X], Y, [0, 1, 2]) :: digit(X, Y).\n"
+        "t(0.2)::bias(0); t(0.3)::bias(1); t(0.5)::bias(2).\n"
+        "t(0.7)::keep.\n"
+        "out(X, Z) :- digit(X, A), bias(B), Z is A + B.\n"
+        "out(X, 0) :- \\+ keep.\n"
+    )
     template = "out(tensor(p(I)), Z)"
     prev = torch.get_default_dtype()
     torch.set_default_dtype(torch.float64)
@@ -276,7 +292,7 @@ def test_t_update_equals_deepproblog_sgd(tmp_path):
         loss.backward()
         model.optimizer.step()
         assert prog.tparams.probs().tolist() == pytest.approx(model.parameters, abs=1e-12)
-        assert model.parameters != pytest.approx([0.2, 0.3, 0.5, 0.7])   # the step moved them
+        assert model.parameters != pytest.approx([0.2, 0.3, 0.5, 0.7])  # the step moved them
         assert sum(model.parameters[:3]) == pytest.approx(1.0)
     finally:
         torch.set_default_dtype(prev)
@@ -285,8 +301,11 @@ def test_t_update_equals_deepproblog_sgd(tmp_path):
 def test_face_index_past_a_bound_tensor_is_refused_not_read_elsewhere():
     """Faces count from 1 and a bound tensor from 0: a [N, K, D] tensor bound as it is must not
     be read out of range silently (the K-th face has no slot), in scoring or in training."""
-    prog = DeepProgram(REPO / "benchmarks" / "programs" / "face_list.pl",
-                       ["final_emotion(Faces, tensor(scene(I)), E)"], cache_dir=False)
+    prog = DeepProgram(
+        REPO / "benchmarks" / "programs" / "face_list.pl",
+        ["final_emotion(Faces, tensor(scene(I)), E)"],
+        cache_dir=False,
+    )
     prog.bind("scene_net", torch.softmax(torch.randn(4, 7), -1))
     prog.bind("face_net", torch.softmax(torch.randn(4, 3, 7), -1))
     with pytest.raises(ProgramError, match=r"shape \(4, 3, 7\).*face\(I,3\).*Faces counts from 1"):

@@ -39,8 +39,7 @@ def _batch(kind: str, gated: bool, gen: torch.Generator):
         scene = eye[torch.randint(0, 7, (b,), generator=gen)]
         faces = eye[torch.randint(0, 7, (b, 3), generator=gen)]
         # the scene keeps some gate mass so that P(ok) > 0 for the image without faces
-        gate = torch.tensor([[0.5, 0.5, 0, 0], [1, 0, 0, 0], [1, 0, 0, 0], [0, 0, 1, 0]],
-                            dtype=torch.float64)
+        gate = torch.tensor([[0.5, 0.5, 0, 0], [1, 0, 0, 0], [1, 0, 0, 0], [0, 0, 1, 0]], dtype=torch.float64)
     mask = torch.tensor([[1, 1, 1], [1, 0, 0], [0, 0, 0], [1, 1, 0]], dtype=torch.bool)
     return scene, faces, mask, (gate if gated else None)
 
@@ -48,13 +47,12 @@ def _batch(kind: str, gated: bool, gen: torch.Generator):
 def _t_values(lm, kind: str, gen: torch.Generator) -> None:
     if len(lm.tparams) == 0:
         return
-    if kind == "exact":   # the scene always (faces get weight exactly 0)
+    if kind == "exact":  # the scene always (faces get weight exactly 0)
         lm.tparams.set_probs([1.0, 0.0, 0.0, 0.0])
     elif kind == "exact_mix":
         lm.tparams.set_probs([0.5, 0.5, 0.0, 0.0])
     else:
-        lm.tparams.set_probs(torch.softmax(torch.randn(len(lm.tparams), generator=gen,
-                                                       dtype=torch.float64), 0))
+        lm.tparams.set_probs(torch.softmax(torch.randn(len(lm.tparams), generator=gen, dtype=torch.float64), 0))
 
 
 @pytest.mark.parametrize("name", PROGRAMS)
@@ -95,8 +93,13 @@ def test_matches_problog_and_deepproblog(name, semantics):
         if kind not in ("random", "exact_mix"):
             continue
         for b in range(out.shape[0]):
-            pl = problog_reference(lm.program, {k: v[b].tolist() for k, v in inputs.items()},
-                                   {k: float(v[b]) for k, v in facts.items()}, t_probs, semantics)
+            pl = problog_reference(
+                lm.program,
+                {k: v[b].tolist() for k, v in inputs.items()},
+                {k: float(v[b]) for k, v in facts.items()},
+                t_probs,
+                semantics,
+            )
             expected = torch.tensor([pl[n] for n in lm.query_names], dtype=torch.float64)
             assert _close(out[b].detach(), expected, P_TOL), (kind, b, out[b], expected)
 

@@ -4,14 +4,12 @@ import pytest
 import torch
 
 from emolog.labels import BASIC7
-from emolog.logic import (
-    LogicInputError, ProgramError, ProjectedSGD, compile_program,
-)
+from emolog.logic import LogicInputError, ProgramError, ProjectedSGD, compile_program
 from emolog.logic.check.bias import measure_bias
 from emolog.logic.check.deepproblog_adapter import DeepProbLogReference
 from deepproblog.optimizer import SGD
 
-W = torch.tensor([0.4, 0.3, 0.2, 0.1], dtype=torch.float64)   # scene, face1, face2, face3
+W = torch.tensor([0.4, 0.3, 0.2, 0.1], dtype=torch.float64)  # scene, face1, face2, face3
 
 
 @pytest.fixture(scope="module")
@@ -27,7 +25,7 @@ def data():
 def _by_hand(scene, faces, mask, w, condition=True):
     """sum_s w_s a_s p_s(e) (/ sum_s w_s a_s): the seed program's semantics written out."""
     avail = torch.cat([torch.ones(len(scene), 1, dtype=scene.dtype), mask.to(scene.dtype)], 1)
-    per = torch.cat([scene.unsqueeze(1), faces], 1)            # [B, 4, 7]
+    per = torch.cat([scene.unsqueeze(1), faces], 1)  # [B, 4, 7]
     ww = w.unsqueeze(0) * avail if w.dim() == 1 else w * avail  # [B, 4]
     joint = (ww.unsqueeze(-1) * per).sum(1)
     return joint / ww.sum(1, keepdim=True) if condition else joint
@@ -64,7 +62,7 @@ def test_original_mode_is_one_softmax_with_grey_faces(data):
     soft21 = torch.softmax(filled.reshape(5, 21), 1).reshape(5, 3, 7)
     expected = W[0] * scene + (W[1:].view(1, 3, 1) * soft21).sum(1)
     assert torch.allclose(p, expected, atol=1e-12)
-    assert (p.sum(1) < 1).all()   # the three faces' scores are not three distributions
+    assert (p.sum(1) < 1).all()  # the three faces' scores are not three distributions
     with pytest.raises(LogicInputError, match="grey_logits"):
         lm.emotion_probs(scene, None, mask)
 
@@ -76,17 +74,16 @@ def test_source_posterior_is_bayes(data):
     labels = torch.tensor([0, 3, 6, 2, 5])
     post = lm.source_posterior(scene, faces, mask, labels)
     avail = torch.cat([torch.ones(5, 1, dtype=torch.float64), mask.double()], 1)
-    per = torch.cat([scene.unsqueeze(1), faces], 1)[torch.arange(5), :, labels]   # [B, 4]
+    per = torch.cat([scene.unsqueeze(1), faces], 1)[torch.arange(5), :, labels]  # [B, 4]
     expected = W * avail * per
     expected = expected / expected.sum(1, keepdim=True)
     assert torch.allclose(post, expected, atol=1e-12)
-    assert post[3, 1:].abs().max() == 0   # no faces: the scene explained it
+    assert post[3, 1:].abs().max() == 0  # no faces: the scene explained it
 
 
 def test_gated_program(data):
     scene, faces, _, mask = data
-    gate = torch.softmax(torch.randn(5, 4, generator=torch.Generator().manual_seed(0),
-                                     dtype=torch.float64), 1)
+    gate = torch.softmax(torch.randn(5, 4, generator=torch.Generator().manual_seed(0), dtype=torch.float64), 1)
     lm = compile_program("gated").double()
     assert lm.sources == ["scene", "face1", "face2", "face3"]
     assert len(list(lm.parameters())) == 0
@@ -141,14 +138,18 @@ def test_errors(tmp_path):
         compile_program(ungroundable)
     lm = compile_program("seed")
     with pytest.raises(LogicInputError, match=r"'scene_net' has a domain of 7 values .* \(5, 6\)"):
-        lm({"scene_net": torch.full((5, 6), 1 / 6), **{f"face_net(face{k})": torch.full((5, 7), 1 / 7)
-                                                       for k in (1, 2, 3)}},
-           {f"available(face{k})": torch.ones(5) for k in (1, 2, 3)})
+        lm(
+            {
+                "scene_net": torch.full((5, 6), 1 / 6),
+                **{f"face_net(face{k})": torch.full((5, 7), 1 / 7) for k in (1, 2, 3)},
+            },
+            {f"available(face{k})": torch.ones(5) for k in (1, 2, 3)},
+        )
     scene = torch.full((2, 7), 1 / 7)
     faces = torch.full((2, 3, 7), 1 / 7)
     with pytest.raises(LogicInputError, match=r"input scene_net in row 1 is not a probability"):
         lm.emotion_probs(torch.stack([scene[0], -scene[1]]), faces, torch.ones(2, 3, dtype=torch.bool))
-    lm = compile_program("seed", param="projected")   # exact zeros (softmax never reaches 0)
+    lm = compile_program("seed", param="projected")  # exact zeros (softmax never reaches 0)
     lm.tparams.set_probs([0.0, 0.5, 0.5, 0.0])
     with pytest.raises(LogicInputError, match=r"probability 0 in rows \[1\]"):
         lm.emotion_probs(scene, faces, torch.tensor([[1, 0, 0], [0, 0, 0]], dtype=torch.bool))

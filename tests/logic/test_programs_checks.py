@@ -17,8 +17,7 @@ from emolog.model.spec import load_spec, resolve_spec
 
 
 def problog(text: str) -> dict[str, float]:
-    return {str(k): float(v) for k, v in
-            get_evaluatable().create_from(PrologString(text)).evaluate().items()}
+    return {str(k): float(v) for k, v in get_evaluatable().create_from(PrologString(text)).evaluate().items()}
 
 
 # ---- 1: a query without answers has probability 0 --------------------------------------
@@ -29,7 +28,7 @@ def test_underivable_query_is_zero_not_an_error():
     ans = prog([Example(0)])
     assert ans.names == [] and ans.probs.shape == (1, 0)
     # a derivable bound value on the same program still gets its probability
-    assert prog.prob([Example.of(0, X=1)]).tolist() == [0.0]   # 1 > 5 fails
+    assert prog.prob([Example.of(0, X=1)]).tolist() == [0.0]  # 1 > 5 fails
     ok = DeepProgram("0.5::a(1).\nq(X) :- a(X).\n", ["q(X)"], cache_dir=False)
     assert ok.prob([Example.of(0, X=1), Example.of(1, X=2)]).tolist() == [0.5, 0.0]
 
@@ -47,15 +46,17 @@ NETS_CT = "0.3::k.\nt(0.6)::m.\nnn(c,[X])::a(X).\nnn(t,[X])::b(X).\nq(X) :- a(X)
 
 def test_networks_named_c_and_t_read_their_own_rows():
     prog = DeepProgram(NETS_CT, ["q(tensor(img(I)))"], cache_dir=False)
-    c, t = torch.tensor([[.5], [.9]], dtype=torch.float64), torch.tensor([.2, .7], dtype=torch.float64)
+    c, t = torch.tensor([[0.5], [0.9]], dtype=torch.float64), torch.tensor([0.2, 0.7], dtype=torch.float64)
     prog.bind("c", c)
     prog.bind("t", t)
     exs = [Example(0), Example(1)]
-    ref = [problog(f"0.3::k.\n0.6::m.\n{float(c[i, 0])}::a.\n{float(t[i])}::b.\nq :- a, b, k, m.\n"
-                   "query(q).\n")["q"] for i in range(2)]
+    ref = [
+        problog(f"0.3::k.\n0.6::m.\n{float(c[i, 0])}::a.\n{float(t[i])}::b.\nq :- a, b, k, m.\nquery(q).\n")["q"]
+        for i in range(2)
+    ]
     fwd = prog(exs).probs[:, 0]
     got = prog.prob(exs)
-    assert any(v is not None for v in prog._fast.values())   # the merged-circuit path ran
+    assert any(v is not None for v in prog._fast.values())  # the merged-circuit path ran
     assert torch.allclose(fwd, torch.tensor(ref, dtype=torch.float64), atol=1e-12)
     assert torch.allclose(got, fwd, atol=1e-12)
 
@@ -65,7 +66,7 @@ def test_rebinding_a_tensor_reads_new_values_and_keeps_the_merged_circuit():
     prog = DeepProgram(NETS_CT, ["q(tensor(img(I)))"], cache_dir=False)
     prog.bind("t", torch.ones(2, dtype=torch.float64))
     exs = [Example(0), Example(1)]
-    for k, row in enumerate([[.5, .9], [.1, .4]]):
+    for k, row in enumerate([[0.5, 0.9], [0.1, 0.4]]):
         prog.bind("c", torch.tensor(row, dtype=torch.float64))
         got = prog.prob(exs)
         if k == 0:
@@ -73,15 +74,14 @@ def test_rebinding_a_tensor_reads_new_values_and_keeps_the_merged_circuit():
         assert torch.allclose(got, torch.tensor(row, dtype=torch.float64) * 0.18, atol=1e-12)
     assert prog._fast == fast and all(prog._fast[k] is fast[k] for k in fast)
     prog.bind("c", lambda inputs: torch.full((len(inputs), 1), 0.25, dtype=torch.float64))
-    assert not prog._fast   # a callable binding: the merged circuit no longer applies
+    assert not prog._fast  # a callable binding: the merged circuit no longer applies
     assert torch.allclose(prog.prob(exs), torch.full((2,), 0.25 * 0.18, dtype=torch.float64))
 
 
 # ---- 3: bound names and values, template index --------------------------------------------
 def test_bound_values_are_atoms_and_names_must_be_template_variables():
     prog = DeepProgram("0.7::q(happy).\n0.2::q('Sad').\n", ["q(E)"], cache_dir=False)
-    ref = problog("0.7::q(happy).\n0.2::q('Sad').\nquery(q(happy)).\nquery(q('Sad')).\n"
-                  "query(q(sad)).\n")
+    ref = problog("0.7::q(happy).\n0.2::q('Sad').\nquery(q(happy)).\nquery(q('Sad')).\nquery(q(sad)).\n")
     got = prog.prob([Example.of(0, E="happy"), Example.of(1, E="Sad"), Example.of(2, E="sad")])
     assert got.tolist() == pytest.approx([ref["q(happy)"], ref["q('Sad')"], ref["q(sad)"]])
     with pytest.raises(ProgramError, match=r"binds \['e'\].*q\(E\).*\['E'\]"):
@@ -117,13 +117,14 @@ def _two_way(template: str) -> DeepProgram:
 
 
 def test_tensor_source_arguments_are_the_id_or_integers():
-    src = {(0, 0): torch.tensor(.1), (0, 1): torch.tensor(.7)}
+    src = {(0, 0): torch.tensor(0.1), (0, 1): torch.tensor(0.7)}
     prog = _two_way("b(tensor(img(I,1)),Y)")
     prog.add_tensor_source("img", src)
     ans = prog([Example(0)])
     ref = problog("0.7::b(u); 0.3::b(v).\nquery(b(u)).\nquery(b(v)).\n")
     assert dict(zip(ans.names, ans.probs[0].tolist())) == pytest.approx(
-        {"b(tensor(img(I,1)),u)": ref["b(u)"], "b(tensor(img(I,1)),v)": ref["b(v)"]})
+        {"b(tensor(img(I,1)),u)": ref["b(u)"], "b(tensor(img(I,1)),v)": ref["b(v)"]}
+    )
     with pytest.raises(ProgramError, match=r"tensor\(img\(I,1\)\).*no key \(1, 1\)"):
         prog([Example(1)])
     for arg in ("left", "1.0"):
@@ -137,14 +138,13 @@ def test_tensor_source_arguments_are_the_id_or_integers():
         p([Example(5)])
 
 
-DET = ("nn(d,[X],Z)::feat(X,Z).\nnn(g,[Z],Y,[u,v])::cls(Z,Y).\n"
-       "b(X,Y) :- feat(X,Z), cls(Z,Y).\n")
+DET = "nn(d,[X],Z)::feat(X,Z).\nnn(g,[Z],Y,[u,v])::cls(Z,Y).\nb(X,Y) :- feat(X,Z), cls(Z,Y).\n"
 
 
 def test_deterministic_network_must_be_bound_to_a_callable():
     prog = DeepProgram(DET, ["b(tensor(img(I)),Y)"], cache_dir=False)
     prog.bind("g", TwoWay())
-    prog.add_tensor_source("img", torch.tensor([.4, .8]))
+    prog.add_tensor_source("img", torch.tensor([0.4, 0.8]))
     with pytest.raises(ProgramError, match=r"deterministic network 'd' .*not bound"):
         prog([Example(0)])
     prog.bind("d", torch.ones(2))
@@ -152,7 +152,7 @@ def test_deterministic_network_must_be_bound_to_a_callable():
         prog([Example(0)])
     prog.bind("d", lambda x: x / 2)
     ans = prog([Example(0), Example(1)])
-    assert ans.probs.tolist() == [pytest.approx([.2, .8]), pytest.approx([.4, .6])]
+    assert ans.probs.tolist() == [pytest.approx([0.2, 0.8]), pytest.approx([0.4, 0.6])]
     with pytest.raises(ProgramError, match=r"bind\('d', \.\.\.\) got a list"):
         prog.bind("d", [1, 2])
 
@@ -160,16 +160,16 @@ def test_deterministic_network_must_be_bound_to_a_callable():
 # ---- 5, 6: output shapes --------------------------------------------------------------------
 def test_single_output_network_needs_one_value_per_input():
     prog = DeepProgram("nn(f,[X])::a(X).\n", ["a(tensor(img(I)))"], cache_dir=False)
-    for ok in (torch.tensor([.2, .3]), torch.tensor([[.2], [.3]])):
+    for ok in (torch.tensor([0.2, 0.3]), torch.tensor([[0.2], [0.3]])):
         prog.bind("f", ok)
-        assert prog.prob([Example(0), Example(1)]).tolist() == pytest.approx([.2, .3])
-        assert prog([Example(1)]).probs.tolist() == [pytest.approx([.3])]
-    prog.bind("f", torch.tensor([[.2, .8], [.3, .7]]))
+        assert prog.prob([Example(0), Example(1)]).tolist() == pytest.approx([0.2, 0.3])
+        assert prog([Example(1)]).probs.tolist() == [pytest.approx([0.3])]
+    prog.bind("f", torch.tensor([[0.2, 0.8], [0.3, 0.7]]))
     with pytest.raises(ProgramError, match=r"network 'f' returned shape \(2, 2\).*nn/2"):
         prog.prob([Example(0), Example(1)])
     with pytest.raises(ProgramError, match=r"network 'f' returned shape \(1, 2\).*nn/2"):
         prog([Example(0)])
-    prog.bind("f", lambda inputs: torch.full((len(inputs), 3), .5))
+    prog.bind("f", lambda inputs: torch.full((len(inputs), 3), 0.5))
     with pytest.raises(ProgramError, match=r"network 'f' returned shape \(1, 3\)"):
         prog([Example(0)])
 
@@ -185,8 +185,7 @@ def test_tensor_with_fewer_dimensions_than_the_index_is_refused_on_both_paths():
 
 # ---- 8: impossible evidence names the examples ----------------------------------------------
 def test_impossible_evidence_names_the_example_ids():
-    prog = DeepProgram("nn(f,[X])::e(X).\n0.5::q.\nok :- e(z).\nevidence(ok).\n", ["q"],
-                       cache_dir=False)
+    prog = DeepProgram("nn(f,[X])::e(X).\n0.5::q.\nok :- e(z).\nevidence(ok).\n", ["q"], cache_dir=False)
     prog.bind("f", lambda inputs: torch.zeros(len(inputs), 1))
     with pytest.raises(ProgramError, match=r"evidence has probability 0 .*example id\(s\) \[3, 5\]"):
         prog([Example(3), Example(5)])
@@ -205,8 +204,9 @@ def test_spec_directory_is_reported_as_a_directory(tmp_path, monkeypatch):
 
 def _spec(tmp_path, labels: str, nets: str = "", engine: str = "circuit", program: str = "seed"):
     (tmp_path / "labels.txt").write_text(labels)
-    (tmp_path / "s.toml").write_text(f'program = "{program}"\nquery = "emotion(X, E)"\n'
-                                     f'labels = "labels.txt"\nengine = "{engine}"\n{nets}')
+    (tmp_path / "s.toml").write_text(
+        f'program = "{program}"\nquery = "emotion(X, E)"\nlabels = "labels.txt"\nengine = "{engine}"\n{nets}'
+    )
     return tmp_path / "s.toml"
 
 
@@ -224,6 +224,7 @@ def test_spec_nets_tables(tmp_path):
     program's declared networks before anything is compiled."""
     from emolog.logic.translate import Net
     from emolog.model.bindings.schema import check_nets
+
     nets = {"scene_net": Net("scene_net", "ad", ["happy", "sad"], 1)}
     ok = '[nets.scene_net]\nbind = "scene_head"\n'
     check_nets("s.toml", load_spec(str(_spec(tmp_path, "happy\nsad\n", ok))).nets, nets, "p.pl")
@@ -231,25 +232,30 @@ def test_spec_nets_tables(tmp_path):
     with pytest.raises(ConfigError, match=r"\[nets.mystery\] binds a network p.pl does not declare"):
         check_nets("s.toml", spec.nets, nets, "p.pl")
     with pytest.raises(ConfigError, match=r"\[nets.scene_net\] unknown key\(s\) \['hidden'\]"):
-        load_spec(str(_spec(tmp_path, "happy\nsad\n", ok + 'hidden = [3]\n')))
-    with pytest.raises(ConfigError, match=r"bind = 'cache.scenery' is no feed emolog knows; choose one of "
-                                          r"\[.*'cache.face_probs'.*'head'"):
+        load_spec(str(_spec(tmp_path, "happy\nsad\n", ok + "hidden = [3]\n")))
+    with pytest.raises(
+        ConfigError,
+        match=r"bind = 'cache.scenery' is no feed emolog knows; choose one of "
+        r"\[.*'cache.face_probs'.*'head'",
+    ):
         load_spec(str(_spec(tmp_path, "happy\nsad\n", '[nets.scene_net]\nbind = "cache.scenery"\n')))
 
 
 def test_a_spec_needs_a_binding_for_every_network(tmp_path, monkeypatch):
     from emolog.model.bindings.program import open_program
+
     monkeypatch.setenv("EMOLOG_LOGIC_CACHE", str(tmp_path / "cache"))
     (tmp_path / "p.pl").write_text(
         "nn(scene_net, [S], E, [happy, sad]) :: scene_emotion(S, E).\n"
         "nn(available, [S]) :: ok(S).\n"
-        "emotion(Faces, S, E) :- scene_emotion(S, E), ok(S).\n")
+        "emotion(Faces, S, E) :- scene_emotion(S, E), ok(S).\n"
+    )
     (tmp_path / "labels.txt").write_text("happy\nsad\n")
     (tmp_path / "s.toml").write_text(
         'program = "p.pl"\nquery = "emotion(Faces, tensor(scene(I)), E)"\nlabels = "labels.txt"\n'
-        '[nets.scene_net]\nbind = "scene_head"\n')
+        '[nets.scene_net]\nbind = "scene_head"\n'
+    )
     with pytest.raises(ConfigError, match=r"neural predicate\(s\) \['available'\] of .*p.pl have no binding"):
         open_program(load_spec(str(tmp_path / "s.toml")), "projected")
-    (tmp_path / "s.toml").write_text((tmp_path / "s.toml").read_text()
-                                     + '[nets.available]\nbind = "cache.face_mask"\n')
+    (tmp_path / "s.toml").write_text((tmp_path / "s.toml").read_text() + '[nets.available]\nbind = "cache.face_mask"\n')
     assert sorted(open_program(load_spec(str(tmp_path / "s.toml")), "projected").nets) == ["available", "scene_net"]

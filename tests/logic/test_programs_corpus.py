@@ -34,12 +34,30 @@ def test_corpus_size_and_constructs():
     texts = {p.name: p.read_text() for p in PROGRAMS}
     assert len(PROGRAMS) + len(ERRORS) >= 60
     every = "\n".join(texts.values())
-    for construct in ["query(p(X)) :- a(X).", "P::", "\\+", "findall(", "<V>", "library(cut)", "consult(",
-                      "evidence(", ", false).", "evidence(\\+", "is abs(", "; 0.", ":- \\+ cloudy"]:
+    for construct in [
+        "query(p(X)) :- a(X).",
+        "P::",
+        "\\+",
+        "findall(",
+        "<V>",
+        "library(cut)",
+        "consult(",
+        "evidence(",
+        ", false).",
+        "evidence(\\+",
+        "is abs(",
+        "; 0.",
+        ":- \\+ cloudy",
+    ]:
         assert construct in every, construct
     kinds = {p.stem for p in ERRORS}
-    assert {"unknown_clause", "nonground_prob_clause", "negative_cycle", "inconsistent_evidence",
-            "callmode_is"} <= kinds
+    assert {
+        "unknown_clause",
+        "nonground_prob_clause",
+        "negative_cycle",
+        "inconsistent_evidence",
+        "callmode_is",
+    } <= kinds
 
 
 def test_problog_answers_every_corpus_program(reference):
@@ -97,4 +115,3 @@ def test_command_line_forms(capsys, tmp_path):
         assert usage.value.code == 2, argv
     assert emolog_main(["logic", str(tmp_path / "missing.pl")]) == 1
     assert capsys.readouterr().out.startswith("ProbLogError: [Errno 2] No such file or directory")
-

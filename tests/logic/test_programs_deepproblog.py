@@ -40,7 +40,7 @@ CASES: dict[str, list[str]] = {
     "MNIST/models/noisy_addition.pl": [f"addition_noisy({M.format(0)},{M.format(1)},Z)"],
     "Coins/model.pl": ["game(tensor(coins(I)),Outcome)"],
     "Poker/model.pl": ["game([" + ",".join(f"tensor(cards(I,{k}))" for k in range(4)) + "],Outcome)"],
-    "Forth/Add/choose.pl": ["add([7,3],[4,8],0,[1,2,1])"],   # data/extract.py: add(N1,N2,Carry,Result)
+    "Forth/Add/choose.pl": ["add([7,3],[4,8],0,[1,2,1])"],  # data/extract.py: add(N1,N2,Carry,Result)
     "Forth/Sort/compare.pl": ["forth_sort([3,1,2],L)"],
     "Forth/Sort/quicksort.pl": ["forth_sort([3,1,2],L)"],
     "Forth/WAP/wap.pl": ["wap(tensor(text(I)),32,42,35,O)"],
@@ -67,8 +67,15 @@ def test_example_matches_deepproblog(program):
 def test_compare_command_prints_the_summary_line(capsys):
     from emolog.cli import main
 
-    argv = ["logic", "compare", str(EXAMPLES / "minimal/addition.pl"), "--query", CASES["minimal/addition.pl"][0],
-            "--examples", "1"]
+    argv = [
+        "logic",
+        "compare",
+        str(EXAMPLES / "minimal/addition.pl"),
+        "--query",
+        CASES["minimal/addition.pl"][0],
+        "--examples",
+        "1",
+    ]
     assert main(argv) == 0
     last = capsys.readouterr().out.splitlines()[-1]
     assert re.fullmatch(r"max \|dp\| \S+, max \|dgrad\| \S+, speed ratio \S+x", last), last

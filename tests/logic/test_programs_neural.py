@@ -32,8 +32,10 @@ CASES: dict[str, tuple[list[str], dict[str, tuple[int, ...]]]] = {
     "aggregate": ([f"total({T1}, T)"], {}),
     "cut": ([f"wear({T1}, W)"], {}),
     "consult": ([f"calls({T1})"], {}),
-    "arithmetic": (["far(tensor(img(I,0)), tensor(img(I,1)))", "total(tensor(img(I,0)), tensor(img(I,1)), T)"],
-                   {"val_net": (2,)}),
+    "arithmetic": (
+        ["far(tensor(img(I,0)), tensor(img(I,1)))", "total(tensor(img(I,0)), tensor(img(I,1)), T)"],
+        {"val_net": (2,)},
+    ),
     "evidence": ([f"alarm({T1})"], {}),
     "prob_clause": ([f"smokes({T1})"], {}),
     "face_list": ([f"final_emotion(Faces, {T1}, E)"], {"face_net": (4,)}),
@@ -90,8 +92,10 @@ def _problog_text(program: Path, decls, outputs, query: str) -> str:
                 lines.append(f"{float(row)!r}::{head.apply_term(_vars(subst))}.")
                 continue
             out_var = p.args[2].name
-            heads = [f"{float(row[j])!r}::{head.apply_term(_vars({**subst, out_var: _const(d)}))}"
-                     for j, d in enumerate(domain)]
+            heads = [
+                f"{float(row[j])!r}::{head.apply_term(_vars({**subst, out_var: _const(d)}))}"
+                for j, d in enumerate(domain)
+            ]
             lines.append("; ".join(heads) + ".")
     lines.append(f"query({query}).")
     return "\n".join(lines) + "\n"

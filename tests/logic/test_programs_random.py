@@ -57,8 +57,11 @@ class _Gen:
         for i in range(rng.randint(2, 4)):
             kind = rng.choice(["0", "x"])
             name = f"f{i}"
-            atoms = [name] if kind == "0" else [
-                f"{name}({c})" for j, c in enumerate(self.consts) if j == 0 or rng.random() < 0.7]
+            atoms = (
+                [name]
+                if kind == "0"
+                else [f"{name}({c})" for j, c in enumerate(self.consts) if j == 0 or rng.random() < 0.7]
+            )
             for atom in atoms:
                 p = _prob(rng)
                 self.lines.append(f"{p}::{atom}.")
@@ -125,8 +128,16 @@ class _Gen:
                 atom = self.arg_atom(name, kind, False)
             else:
                 atom = rng.choice(self.uncertain)
-            self.lines.append(rng.choice([f"evidence({atom}).", f"evidence({atom}, false).",
-                                          f"evidence(\\+ {atom}).", f"evidence({atom}, true)."]))
+            self.lines.append(
+                rng.choice(
+                    [
+                        f"evidence({atom}).",
+                        f"evidence({atom}, false).",
+                        f"evidence(\\+ {atom}).",
+                        f"evidence({atom}, true).",
+                    ]
+                )
+            )
 
 
 def random_program(seed: int) -> str:

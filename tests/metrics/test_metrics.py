@@ -7,9 +7,20 @@ import pytest
 from sklearn.metrics import accuracy_score, average_precision_score, balanced_accuracy_score, f1_score, log_loss
 
 from emolog.labels import EMO8
-from emolog.metrics.classification import (ECE_BINS, MAJORITY_WARNING, accuracy, bootstrap_ci, ece, evaluate,
-                                     interval_covers, macro_f1, nll, paired_bootstrap, paired_bootstrap_seeds,
-                                     sanity_check)
+from emolog.metrics.classification import (
+    ECE_BINS,
+    MAJORITY_WARNING,
+    accuracy,
+    bootstrap_ci,
+    ece,
+    evaluate,
+    interval_covers,
+    macro_f1,
+    nll,
+    paired_bootstrap,
+    paired_bootstrap_seeds,
+    sanity_check,
+)
 
 CLASSES = ("a", "b", "c")
 
@@ -23,10 +34,12 @@ def test_hand_computed_case():
     # per class: a: P=1/2 R=1/2 F=1/2; b: P=1/2 R=1 F=2/3; c: P=0 R=0 F=0
     # AP, one-vs-rest: a's scores rank 0.8 (a), 0.4 (c), 0.3 (a), 0.2 (b): precision 1 and 2/3 at
     # its two hits; b's highest score 0.6 and c's 0.3 are their own images: AP 1
-    assert m["per_class"]["a"] == pytest.approx({"precision": 0.5, "recall": 0.5, "f1": 0.5, "support": 2,
-                                                 "average_precision": (1 + 2 / 3) / 2})
-    assert m["per_class"]["b"] == pytest.approx({"precision": 0.5, "recall": 1.0, "f1": 2 / 3, "support": 1,
-                                                 "average_precision": 1.0})
+    assert m["per_class"]["a"] == pytest.approx(
+        {"precision": 0.5, "recall": 0.5, "f1": 0.5, "support": 2, "average_precision": (1 + 2 / 3) / 2}
+    )
+    assert m["per_class"]["b"] == pytest.approx(
+        {"precision": 0.5, "recall": 1.0, "f1": 2 / 3, "support": 1, "average_precision": 1.0}
+    )
     assert m["per_class"]["c"] == {"precision": 0.0, "recall": 0.0, "f1": 0.0, "support": 1, "average_precision": 1.0}
     assert m["average_precision"] == pytest.approx(((1 + 2 / 3) / 2 + 1 + 1) / 3)
     assert m["macro_f1"] == pytest.approx((0.5 + 2 / 3 + 0) / 3)
@@ -65,7 +78,8 @@ def test_against_sklearn():
     assert m["uar"] == pytest.approx(balanced_accuracy_score(labels, pred))
     for k in (0, 3, 6):
         assert m["per_class"]["abcdefg"[k]]["average_precision"] == pytest.approx(
-            average_precision_score(labels == k, probs[:, k]))
+            average_precision_score(labels == k, probs[:, k])
+        )
     assert m["per_class"]["f"]["average_precision"] is None  # class 5 has no test image: undefined
     assert m["nll"] == pytest.approx(log_loss(labels, probs, labels=list(range(7))))
     assert np.array(m["confusion"]).sum() == 400 and np.trace(m["confusion"]) == (pred == labels).sum()
@@ -93,10 +107,12 @@ def _constructed(n: int, acc_a: float, acc_b: float, seed: int):
     """Two systems with known true accuracies on n images (independent errors)."""
     rng = np.random.default_rng(seed)
     labels = rng.integers(0, 4, n)
+
     def system(acc):
         right = rng.uniform(size=n) < acc
         pred = np.where(right, labels, (labels + rng.integers(1, 4, n)) % 4)
         return np.eye(4)[pred] * 0.7 + 0.075
+
     return system(acc_a), system(acc_b), labels
 
 
@@ -136,9 +152,11 @@ def _seed_noise(n_seeds: int, spread: float, seed: int = 0):
     """One test set; system a's seeds differ in accuracy by ``spread`` around 0.65, b is 0.6."""
     rng = np.random.default_rng(seed)
     y = rng.integers(0, 4, 3000)
+
     def system(acc):
         right = rng.uniform(size=len(y)) < acc
         return np.eye(4)[np.where(right, y, (y + 1) % 4)] * 0.7 + 0.075
+
     a = [system(0.65 + spread * (s - (n_seeds - 1) / 2)) for s in range(n_seeds)]
     return a, [system(0.6) for _ in range(n_seeds)], y
 
@@ -189,7 +207,7 @@ def test_macro_f1_is_scikit_learns_on_resamples_with_absent_and_unpredicted_clas
     for n in (1, 2, 5, 40, 300):
         for _ in range(20):
             probs = rng.dirichlet(np.full(7, 0.3), n)
-            labels = rng.choice([0, 2, 3, 6], n)          # classes 1, 4, 5 never true
+            labels = rng.choice([0, 2, 3, 6], n)  # classes 1, 4, 5 never true
             want = f1_score(labels, probs.argmax(1), average="macro", zero_division=0)
             assert macro_f1(probs, labels) == pytest.approx(want, abs=1e-15)
     with pytest.raises(ValueError, match="at least one image"):

@@ -55,15 +55,32 @@ def test_the_corpus_has_the_cases_of_the_issue():
 def test_a_bad_spec_is_refused_in_one_line(case, data, tmp_path, capsys):
     meta = _meta(case)
     out = tmp_path / "run"
-    rc = main(["train", "--data", str(data[meta["data"]]), "--spec", str(case), "--regime", "joint", "--out", str(out),
-               "--quiet", "--set", "train.epochs=1", "--set", "train.batch_size=4"])
+    rc = main(
+        [
+            "train",
+            "--data",
+            str(data[meta["data"]]),
+            "--spec",
+            str(case),
+            "--regime",
+            "joint",
+            "--out",
+            str(out),
+            "--quiet",
+            "--set",
+            "train.epochs=1",
+            "--set",
+            "train.batch_size=4",
+        ]
+    )
     err = capsys.readouterr().err
     lines = err.strip().splitlines()
     assert rc == 3 and len(lines) == 1 and "Traceback" not in err, err
     assert str(case) in lines[0] and meta["expect"] in lines[0], lines[0]
     if meta["net"] != "-":
-        assert any(f in lines[0] for f in (f"[nets.{meta['net']}]", f"[foreign.{meta['net']}]",
-                                           f"['{meta['net']}']")), lines[0]
+        assert any(
+            f in lines[0] for f in (f"[nets.{meta['net']}]", f"[foreign.{meta['net']}]", f"['{meta['net']}']")
+        ), lines[0]
     assert not (out / "results.json").exists() and not (out / "checkpoint.pt").exists()
 
 
@@ -72,8 +89,26 @@ def test_refused_through_the_command_itself(data, tmp_path):
     raises while the program is grounded)."""
     case = BAD / "foreign_raises.toml"
     env = {**os.environ, "PYTHONPATH": str(REPO)}
-    p = subprocess.run([sys.executable, "-m", "emolog", "train", "--data", str(data["emo8"]), "--spec", str(case),
-                        "--regime", "joint", "--out", str(tmp_path / "run"), "--quiet"],
-                       capture_output=True, text=True, env=env, timeout=300)
+    p = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "emolog",
+            "train",
+            "--data",
+            str(data["emo8"]),
+            "--spec",
+            str(case),
+            "--regime",
+            "joint",
+            "--out",
+            str(tmp_path / "run"),
+            "--quiet",
+        ],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=300,
+    )
     assert p.returncode == 3 and "Traceback" not in p.stderr, p.stderr
     assert p.stderr.strip().splitlines() == [p.stderr.strip()] and _meta(case)["expect"] in p.stderr

@@ -34,8 +34,14 @@ from emolog.runs.build import build_heads, prepare_spec
 from emolog.runs.train import train_run
 from helpers.paths import TESTS
 
-FAST = {"train.epochs": 2, "train.patience": None, "pretrain.epochs": 2, "pretrain.refit": 1, "pretrain.folds": 2,
-        "nets.hidden": 8}
+FAST = {
+    "train.epochs": 2,
+    "train.patience": None,
+    "pretrain.epochs": 2,
+    "pretrain.refit": 1,
+    "pretrain.folds": 2,
+    "nets.hidden": 8,
+}
 
 
 @pytest.fixture(scope="module")
@@ -115,7 +121,7 @@ def test_class_maps_rename_merge_drop_and_renormalise():
     y = apply_map(x, m, renorm)
     assert renorm and table["positive"] == ["happy", "surprise"]
     torch.testing.assert_close(y[0], torch.tensor([0.4, 0.3], dtype=torch.float64) / 0.7)
-    assert y[1].tolist() == [0.0, 0.0]   # an absent face stays 0, never 0/0
+    assert y[1].tolist() == [0.0, 0.0]  # an absent face stays 0, never 0/0
     # reordered by name: a permutation, nothing renormalised
     m, renorm, _ = class_map_matrix(feed, list(reversed(feed)), None, "s: [nets.x]")
     assert not renorm and apply_map(x, m, renorm)[0].tolist() == list(reversed(x[0].tolist()))
@@ -136,22 +142,28 @@ def test_label_tables(tmp_path):
 
 
 def test_which_face_an_input_reads():
-    face = lambda k: Term("tensor", Term("face", PLACEHOLDER, Constant(k)))   # noqa: E731
+    face = lambda k: Term("tensor", Term("face", PLACEHOLDER, Constant(k)))  # noqa: E731
     slots = {"face1": 1, "front": 2}
-    lst = lambda *xs: Term(".", xs[0], lst(*xs[1:])) if xs else Term("[]")   # noqa: E731
-    assert address(lst(face(2)), slots) == ("face", 2)                 # the 2nd present face
-    assert address(lst(PLACEHOLDER, Term("front")), slots) == ("slot", 2)   # a slot atom
-    assert address(lst(Term("tensor", Term("scene", PLACEHOLDER))), slots) is None   # the whole image
+    lst = lambda *xs: Term(".", xs[0], lst(*xs[1:])) if xs else Term("[]")  # noqa: E731
+    assert address(lst(face(2)), slots) == ("face", 2)  # the 2nd present face
+    assert address(lst(PLACEHOLDER, Term("front")), slots) == ("slot", 2)  # a slot atom
+    assert address(lst(Term("tensor", Term("scene", PLACEHOLDER))), slots) is None  # the whole image
     with pytest.raises(ValueError, match="names faces"):
         address(lst(face(1), face(2)), slots)
 
 
 def test_engine_key_is_accepted_with_a_note(sim, tmp_path):
-    text = (SPEC_DIR / "face_list.toml").read_text().replace('program = "face_list.pl"',
-                                                             f'program = "{SPEC_DIR / "face_list.pl"}"')
+    text = (
+        (SPEC_DIR / "face_list.toml")
+        .read_text()
+        .replace('program = "face_list.pl"', f'program = "{SPEC_DIR / "face_list.pl"}"')
+    )
     (tmp_path / "old.toml").write_text('engine = "deep"\n' + text)
-    res = train_run({**FAST, "regime": "logic-only", "spec": str(tmp_path / "old.toml"), "data": str(sim["basic7"])},
-                    tmp_path / "run", progress=False)
+    res = train_run(
+        {**FAST, "regime": "logic-only", "spec": str(tmp_path / "old.toml"), "data": str(sim["basic7"])},
+        tmp_path / "run",
+        progress=False,
+    )
     assert any("engine = 'deep' is no longer needed" in n for n in res["notes"])
 
 
@@ -161,14 +173,33 @@ def test_a_spec_in_python_with_a_function_object(research_data, tmp_path, monkey
     corpus = TESTS / "programs" / "research"
     monkeypatch.syspath_prepend(str(corpus))
     import va_tools
-    spec = {"program": str(corpus / "function_net.pl"), "query": "emotion(Faces, I, E)", "labels": "emo8",
-            "nets": {"expr": {"bind": "cache.face_probs"},
-                     "mood_net": {"bind": "head", "inputs": ["cache.scene"], "hidden": [8]},
-                     "centroid": {"bind": "function", "function": va_tools.soft_centroid}}}
-    res = train_run({"regime": "joint", "train.epochs": 1, "train.patience": None, "train.batch_size": 4, "spec": spec,
-                     "data": str(research_data["emo8"])}, tmp_path / "run", progress=False)
+
+    spec = {
+        "program": str(corpus / "function_net.pl"),
+        "query": "emotion(Faces, I, E)",
+        "labels": "emo8",
+        "nets": {
+            "expr": {"bind": "cache.face_probs"},
+            "mood_net": {"bind": "head", "inputs": ["cache.scene"], "hidden": [8]},
+            "centroid": {"bind": "function", "function": va_tools.soft_centroid},
+        },
+    }
+    res = train_run(
+        {
+            "regime": "joint",
+            "train.epochs": 1,
+            "train.patience": None,
+            "train.batch_size": 4,
+            "spec": spec,
+            "data": str(research_data["emo8"]),
+        },
+        tmp_path / "run",
+        progress=False,
+    )
     assert res["spec"]["nets"]["centroid"]["function"] == "va_tools:soft_centroid"
-    assert json.loads((tmp_path / "run" / "config.json").read_text())["spec"]["nets"]["centroid"]["function"] \
+    assert (
+        json.loads((tmp_path / "run" / "config.json").read_text())["spec"]["nets"]["centroid"]["function"]
         == "va_tools:soft_centroid"
+    )
     pred = emolog.load_run(tmp_path / "run").predict(research_data["emo8"] / "cache")
     assert pred.probs.shape == (16, 8) and np.allclose(pred.probs.sum(1), 1)

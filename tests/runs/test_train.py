@@ -40,9 +40,28 @@ def data(tmp_path_factory):
 
 def test_logic_only_run_directory_and_what_changed(data, tmp_path, capsys):
     run = tmp_path / "run"
-    rc = main(["train", "--data", str(data), "--regime", "logic-only", "--out", str(run), "--quiet",
-               "--set", "train.epochs=3", "--set", "logic.param=softmax", "--set", "logic.optimizer=adam", "--set", "logic.lr=0.1",
-               "--set", "train.patience=null"])
+    rc = main(
+        [
+            "train",
+            "--data",
+            str(data),
+            "--regime",
+            "logic-only",
+            "--out",
+            str(run),
+            "--quiet",
+            "--set",
+            "train.epochs=3",
+            "--set",
+            "logic.param=softmax",
+            "--set",
+            "logic.optimizer=adam",
+            "--set",
+            "logic.lr=0.1",
+            "--set",
+            "train.patience=null",
+        ]
+    )
     out = capsys.readouterr().out
     assert rc == 0
     assert "true weights" in out and "source weights" in out
@@ -51,8 +70,19 @@ def test_logic_only_run_directory_and_what_changed(data, tmp_path, capsys):
     assert cfg["regime"] == "logic-only" and cfg["provenance"]["data"]["kind"] == "simulated"
     assert cfg["provenance"]["packages"]["torch"] == torch.__version__.split("+")[0]
     res = json.loads((run / "results.json").read_text())
-    for key in ("regime", "seed", "program", "semantics", "metrics", "metrics_before", "source_weights",
-                "true_source_weights", "train_time_s", "epochs_run", "data"):
+    for key in (
+        "regime",
+        "seed",
+        "program",
+        "semantics",
+        "metrics",
+        "metrics_before",
+        "source_weights",
+        "true_source_weights",
+        "train_time_s",
+        "epochs_run",
+        "data",
+    ):
         assert key in res
     assert set(res["metrics"]) == {"val", "test"} and res["epochs_run"] == 3
     assert res["true_source_weights"] == pytest.approx(dict(zip(SOURCES, (0.53, 0.18, 0.17, 0.12))))
@@ -62,8 +92,9 @@ def test_logic_only_run_directory_and_what_changed(data, tmp_path, capsys):
     assert list(hist["epoch"]) == [0, 1, 2, 3]
     assert hist.loc[0, ["w_scene", "w_face1", "w_face2", "w_face3"]].tolist() == pytest.approx([0.25] * 4)
     assert hist["w_scene"].iloc[-1] == pytest.approx(res["source_weights"]["scene"], abs=1e-6)
-    assert {"train_loss", "val_loss", "val_accuracy", "val_macro_f1", "grad_norm_logic",
-            "grad_norm_scene_net"} <= set(hist.columns)
+    assert {"train_loss", "val_loss", "val_accuracy", "val_macro_f1", "grad_norm_logic", "grad_norm_scene_net"} <= set(
+        hist.columns
+    )
     assert (hist["grad_norm_scene_net"] == 0).all() and (hist["grad_norm_logic"].iloc[1:] > 0).all()
 
     pred = pd.read_csv(run / "predictions.csv")
@@ -94,7 +125,7 @@ def test_joint_resume_equals_uninterrupted(data, tmp_path):
     full = train_run(cfg, tmp_path / "full", progress=False)
     train_run({**cfg, "train.epochs": 1}, tmp_path / "part", progress=False)
     with pytest.raises(TrainingError, match="resume"):
-        train_run({**cfg, "train.epochs": 1}, tmp_path / "part", progress=False)   # no silent overwrite
+        train_run({**cfg, "train.epochs": 1}, tmp_path / "part", progress=False)  # no silent overwrite
     with pytest.raises(TrainingError, match=r"nets\.lr"):
         train_run({**cfg, "nets.lr": 0.1}, tmp_path / "part", resume=True, progress=False)
     resumed = train_run(cfg, tmp_path / "part", resume=True, progress=False)
@@ -115,13 +146,13 @@ def test_unverified_cache_is_refused_with_ids(tmp_path, capsys):
 
     def break_one_row(sim):
         row = int(np.nonzero(sim.tensors["face_mask"][:, 0])[0][0])
-        sim.tensors["face_probs"][row, 0] *= 0.5   # no longer a distribution
+        sim.tensors["face_probs"][row, 0] *= 0.5  # no longer a distribution
         bad["id"] = sim.ids[row]
 
     d = make_data(tmp_path / "D", n=120, mutate=break_one_row)
     rc = main(["train", "--data", str(d), "--out", str(tmp_path / "run"), "--quiet"])
     err = capsys.readouterr().err
-    assert rc == EXIT_VERIFY   # the cache fails verification
+    assert rc == EXIT_VERIFY  # the cache fails verification
     assert bad["id"] in err and "does not sum to 1" in err
     assert not (tmp_path / "run" / "results.json").exists()
     with pytest.raises(CacheError, match=bad["id"]):
@@ -168,7 +199,8 @@ def test_imbalance_losses_and_balanced_sampling():
     assert float(Loss("logit-adjust", labels, 0.0)(probs, labels)) == pytest.approx(float(plain), rel=1e-5)
     adj = torch.log_softmax(probs.log() + Loss("logit-adjust", labels, 1.0).log_prior, 1)
     assert float(Loss("logit-adjust", labels, 1.0)(probs, labels)) == pytest.approx(
-        float(-adj.gather(1, labels[:, None]).mean()), rel=1e-5)
+        float(-adj.gather(1, labels[:, None]).mean()), rel=1e-5
+    )
     order = epoch_order(labels, "balanced-sampling", seed=0, epoch=1)
     frac3 = float((labels[order] == 3).float().mean())
     assert len(order) == 100 and 0.35 < frac3 < 0.65
@@ -177,8 +209,11 @@ def test_imbalance_losses_and_balanced_sampling():
 
 @pytest.mark.parametrize("imbalance", ["class-weighted", "balanced-sampling", "logit-adjust"])
 def test_imbalance_options_run(data, tmp_path, imbalance):
-    res = train_run({"regime": "nets-only", "data": str(data), "train.epochs": 1, "train.imbalance": imbalance},
-                    tmp_path / imbalance, progress=False)
+    res = train_run(
+        {"regime": "nets-only", "data": str(data), "train.epochs": 1, "train.imbalance": imbalance},
+        tmp_path / imbalance,
+        progress=False,
+    )
     # nets-only keeps t() at the uniform weights
     assert res["source_weights"] == pytest.approx({s: 0.25 for s in SOURCES}, abs=1e-6)
     assert np.isfinite(res["metrics"]["test"]["nll"])
@@ -191,8 +226,11 @@ def test_original_regime_uses_grey_faces(data, tmp_path):
     assert res["grey_face_logits"]["source"] == "recogniser fer2013-minixception"
     assert len(res["grey_face_logits"]["values"]) == 7
     given = [0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 5.0]  # a grey face read as clearly "neutral"
-    res2 = train_run({"regime": "original", "data": str(data), "train.epochs": 1, "perception.grey_face_logits": given},
-                     tmp_path / "orig2", progress=False)
+    res2 = train_run(
+        {"regime": "original", "data": str(data), "train.epochs": 1, "perception.grey_face_logits": given},
+        tmp_path / "orig2",
+        progress=False,
+    )
     assert res2["grey_face_logits"] == {"values": given, "source": "config"}
     # the padding changes what the program predicts
     assert res2["metrics"]["test"]["nll"] != pytest.approx(res["metrics"]["test"]["nll"], abs=1e-6)

@@ -61,9 +61,20 @@ RUN = {"regime": "joint", "train.epochs": 2, "train.patience": None, "train.batc
 # face counts DeepProbLog answers in seconds (it does not finish in minutes on a network over
 # computed values with a face, on 2+ faces of bucket_list); seed_slots is not compared:
 # DeepProbLog ignores evidence/1, which that program conditions on
-COMPARED = {"int_ids": (0, 1, 2), "renamed_subset": (0, 1, 2), "va_network": (0,), "face_features": (0, 1, 2),
-            "slots_count": (0,), "foreign_centroid": (0, 1), "bucket_list": (1,), "scene365": (0,),
-            "context": (0, 1), "function_net": (0,), "own_spellings": (0, 1, 2), "float_boundary": (0, 1)}
+COMPARED = {
+    "int_ids": (0, 1, 2),
+    "renamed_subset": (0, 1, 2),
+    "va_network": (0,),
+    "face_features": (0, 1, 2),
+    "slots_count": (0,),
+    "foreign_centroid": (0, 1),
+    "bucket_list": (1,),
+    "scene365": (0,),
+    "context": (0, 1),
+    "function_net": (0,),
+    "own_spellings": (0, 1, 2),
+    "float_boundary": (0, 1),
+}
 
 
 @pytest.fixture(scope="module", autouse=True)
@@ -77,7 +88,7 @@ def logic_cache(tmp_path_factory):
 def test_the_corpus_is_the_documented_one():
     assert set(PROGRAMS) == set(COMPARED) | {"seed_slots"} and len(PROGRAMS) >= 12
     assert all((CORPUS / f"{n}.pl").is_file() for n in PROGRAMS)
-    for n in PROGRAMS:   # written as for DeepProbLog: the queries come from the spec
+    for n in PROGRAMS:  # written as for DeepProbLog: the queries come from the spec
         assert "query(" not in (CORPUS / f"{n}.pl").read_text(), n
 
 
@@ -105,16 +116,20 @@ def test_research_program_trains_predicts_and_answers_as_deepproblog(research_da
     y = np.array([run.classes.index(c) for c in ImageIndex.load(d / "index.csv").label_of(test_ids)])
     assert evaluate(pred.probs, y, tuple(run.classes)) == res["metrics"]["test"]
     # `emolog predict` writes the same predictions
-    assert main(["predict", str(out), "--index", str(d), "--splits", "test", "--out", str(tmp_path / "p"),
-                 "--quiet"]) == 0
+    assert (
+        main(["predict", str(out), "--index", str(d), "--splits", "test", "--out", str(tmp_path / "p"), "--quiet"]) == 0
+    )
     table = pd.read_csv(tmp_path / "p" / "predictions.csv")
     assert table["image_id"].tolist() == test_ids
     np.testing.assert_allclose(table[[f"p_{c}" for c in run.classes]].to_numpy(), pred.probs, atol=1e-5)
-    if name in COMPARED:   # the program answers as DeepProbLog does
-        foreign = [(f.name, resolve_function(f.function, spec.base, ""), f.arity_in, f.arity_out)
-                   for f in spec.foreign.values()]
-        r = compare_program(CORPUS / f"{name}.pl", [spec.template], n_examples=1, faces=COMPARED[name],
-                            foreign=foreign, timeout=60)
+    if name in COMPARED:  # the program answers as DeepProbLog does
+        foreign = [
+            (f.name, resolve_function(f.function, spec.base, ""), f.arity_in, f.arity_out)
+            for f in spec.foreign.values()
+        ]
+        r = compare_program(
+            CORPUS / f"{name}.pl", [spec.template], n_examples=1, faces=COMPARED[name], foreign=foreign, timeout=60
+        )
         assert r.dp_failed is None and r.max_dp <= 1e-9 and r.max_dgrad <= 1e-9, (r.dp_failed, r.max_dp, r.max_dgrad)
 
 
@@ -139,6 +154,7 @@ def test_a_network_over_computed_values_is_called_once_per_batch(research_data):
 
     from emolog.model.bindings.feeds import HeadFeed
     from emolog.model.bindings.program import BuildContext, ProgramLogic, open_program
+
     spec = load_spec(str(CORPUS / "va_network.toml"))
     lm = ProgramLogic(spec, open_program(spec, "projected"), BuildContext(k=5))
     feed = lm.feeds["va_to_emotion"]
@@ -149,9 +165,12 @@ def test_a_network_over_computed_values_is_called_once_per_batch(research_data):
     g = torch.Generator().manual_seed(0)
     n = 32
     mask = torch.zeros(n, 5, 1)
-    mask[: n // 2, 0] = 1   # half the images have one face
-    rows = {"cache.face_mask": mask, "cache.face_probs": torch.softmax(torch.randn(n, 5, 7, generator=g), -1) * mask,
-            "cache.scene": torch.randn(n, 8, generator=g)}
+    mask[: n // 2, 0] = 1  # half the images have one face
+    rows = {
+        "cache.face_mask": mask,
+        "cache.face_probs": torch.softmax(torch.randn(n, 5, 7, generator=g), -1) * mask,
+        "cache.scene": torch.randn(n, 8, generator=g),
+    }
     out = lm(rows)
     assert out.shape == (n, 8) and torch.allclose(out.sum(1), torch.ones(n, dtype=out.dtype))
     # 7 expressions x 4 moods combined, and the 4 moods' own pairs: 32 distinct pairs in one call
@@ -161,17 +180,32 @@ def test_a_network_over_computed_values_is_called_once_per_batch(research_data):
 def test_the_readme_program_trains_from_its_spec(research_data, tmp_path):
     """README, "A DeepProbLog file, trained on FindingEmo": its program and its spec as printed."""
     readme = (REPO / "README.md").read_text()
-    section = readme[readme.index("### A DeepProbLog file, trained on FindingEmo"):]
+    section = readme[readme.index("### A DeepProbLog file, trained on FindingEmo") :]
     program = section.split("```prolog\n", 1)[1].split("```", 1)[0]
     spec = section.split("```toml\n", 1)[1].split("```", 1)[0]
     assert len(spec.strip().splitlines()) <= 10
     (tmp_path / "va.pl").write_text(program)
     (tmp_path / "va.toml").write_text(spec)
-    res = train_run({**RUN, "spec": str(tmp_path / "va.toml"), "data": str(research_data["emo8"])}, tmp_path / "run",
-                    progress=False)
+    res = train_run(
+        {**RUN, "spec": str(tmp_path / "va.toml"), "data": str(research_data["emo8"])}, tmp_path / "run", progress=False
+    )
     assert res["spec"]["nets"]["va_to_emotion"] == {"bind": "head", "inputs": ["args"], "hidden": [64]}
-    assert main(["predict", str(tmp_path / "run"), "--index", str(research_data["emo8"]), "--splits", "test",
-                 "--out", str(tmp_path / "p"), "--quiet"]) == 0
+    assert (
+        main(
+            [
+                "predict",
+                str(tmp_path / "run"),
+                "--index",
+                str(research_data["emo8"]),
+                "--splits",
+                "test",
+                "--out",
+                str(tmp_path / "p"),
+                "--quiet",
+            ]
+        )
+        == 0
+    )
     assert len(pd.read_csv(tmp_path / "p" / "predictions.csv")) == res["metrics"]["test"]["n"]
 
 

@@ -24,22 +24,41 @@ def data(tmp_path_factory):
     return d
 
 
-@pytest.mark.parametrize("regime, program, semantics", [
-    ("logic-only", "seed", "condition"), ("joint", "gated", "condition"), ("nets-only", "seed", "fail")])
+@pytest.mark.parametrize(
+    "regime, program, semantics",
+    [("logic-only", "seed", "condition"), ("joint", "gated", "condition"), ("nets-only", "seed", "fail")],
+)
 def test_load_run_predict_reproduces_the_test_metrics(data, tmp_path, regime, program, semantics):
-    res = train_run({"regime": regime, "program": program, "semantics": semantics, "data": str(data), "train.epochs": 2,
-                     "pretrain.epochs": 3, "pretrain.refit": 0, "pretrain.folds": 2,
-                     "logic.param": "softmax", "logic.optimizer": "adam", "logic.lr": 0.05}, tmp_path / "run",
-                    progress=False)
+    res = train_run(
+        {
+            "regime": regime,
+            "program": program,
+            "semantics": semantics,
+            "data": str(data),
+            "train.epochs": 2,
+            "pretrain.epochs": 3,
+            "pretrain.refit": 0,
+            "pretrain.folds": 2,
+            "logic.param": "softmax",
+            "logic.optimizer": "adam",
+            "logic.lr": 0.05,
+        },
+        tmp_path / "run",
+        progress=False,
+    )
     run = emolog.load_run(tmp_path / "run")
     assert run.classes == res["classes"] and run.metrics["test"] == res["metrics"]["test"]
     assert len(run.history) == res["epochs_run"] + 1 and "val_loss" in run.history.columns
     logic = [la for la in run.layers if la["net"] == "logic"]
     assert bool(logic) == bool(res["t_values"]) and all(la["label"].startswith("t(") for la in logic)
     assert run.flips["n"] == res["metrics"]["test"]["n"]
-    typed = run.typed     # results.json as typed fields
-    assert (typed.regime, typed.kind.name, typed.epochs_run, typed.t_values) == \
-        (regime, res["kind"], res["epochs_run"], res["t_values"])
+    typed = run.typed  # results.json as typed fields
+    assert (typed.regime, typed.kind.name, typed.epochs_run, typed.t_values) == (
+        regime,
+        res["kind"],
+        res["epochs_run"],
+        res["t_values"],
+    )
     test_ids = load_split(data / "split.json")["test"]
     pred = run.predict(data / "cache", ids=test_ids)
     labels = pd.read_csv(tmp_path / "run" / "predictions.csv", dtype={"image_id": str})["label"]
@@ -60,8 +79,18 @@ def test_load_run_predict_reproduces_the_test_metrics(data, tmp_path, regime, pr
 
 
 def test_run_records_its_perception_and_program(data, tmp_path):
-    res = train_run({"regime": "logic-only", "data": str(data), "train.epochs": 1, "pretrain.epochs": 2,
-                     "pretrain.refit": 0, "pretrain.folds": 2}, tmp_path / "run", progress=False)
+    res = train_run(
+        {
+            "regime": "logic-only",
+            "data": str(data),
+            "train.epochs": 1,
+            "pretrain.epochs": 2,
+            "pretrain.refit": 0,
+            "pretrain.folds": 2,
+        },
+        tmp_path / "run",
+        progress=False,
+    )
     cfg = json.loads((tmp_path / "run" / "config.json").read_text())
     manifest = json.loads((data / "cache" / "manifest.json").read_text())
     assert cfg["perception"] == res["perception"]

@@ -28,8 +28,14 @@ def real_data(tmp_path_factory):
     threads = torch.get_num_threads()
     torch.set_num_threads(1)  # small forward passes on a shared CPU: one thread is faster
     try:
-        rep = build_cache(Perception(device="cpu", prelast=True), res.index, res.index.ids, root, d / "cache",
-                          options=BuildOptions(batch_size=8, progress=False))
+        rep = build_cache(
+            Perception(device="cpu", prelast=True),
+            res.index,
+            res.index.ids,
+            root,
+            d / "cache",
+            options=BuildOptions(batch_size=8, progress=False),
+        )
     finally:
         torch.set_num_threads(threads)
     assert rep.n_written == 8
@@ -37,12 +43,22 @@ def real_data(tmp_path_factory):
 
 
 def test_joint_unfreeze_trains_the_last_block(real_data, tmp_path):
-    res = train_run({"regime": "joint-unfreeze", "data": str(real_data), "train.epochs": 2, "train.batch_size": 2,
-                     "train.patience": None, "backbone.lr": 1e-3}, tmp_path / "run", progress=False)
+    res = train_run(
+        {
+            "regime": "joint-unfreeze",
+            "data": str(real_data),
+            "train.epochs": 2,
+            "train.batch_size": 2,
+            "train.patience": None,
+            "backbone.lr": 1e-3,
+        },
+        tmp_path / "run",
+        progress=False,
+    )
     assert res["epochs_run"] == 2 and res["data"]["kind"] == "real"
     layers = json.loads((tmp_path / "run" / "changes.json").read_text())["layers"]
     block = [layer for layer in layers if layer["net"] == "backbone_last_block"]
-    assert sum(layer["n_params"] for layer in block) > 100_000     # a real slice, not a pooling layer
+    assert sum(layer["n_params"] for layer in block) > 100_000  # a real slice, not a pooling layer
     assert all(layer["trainable"] for layer in block)
     moved = [layer for layer in block if layer["abs_change"] > 0]
     assert len(moved) >= len(block) // 2 and all(layer["grad_norm"] > 0 for layer in moved)

@@ -17,8 +17,17 @@ from emolog.data.index import ImageIndex
 from emolog.data.paths import image_id
 from emolog.data.split import load_split
 from emolog.labels import BASIC7
-from emolog.simulate import (SMALL_FACE_AREA, SOURCES, TRUE_WEIGHTS, SimConfig, SimulationError, write_simulation,
-                             simulate, source_weights, true_scene_posterior)
+from emolog.simulate import (
+    SMALL_FACE_AREA,
+    SOURCES,
+    TRUE_WEIGHTS,
+    SimConfig,
+    SimulationError,
+    write_simulation,
+    simulate,
+    source_weights,
+    true_scene_posterior,
+)
 
 N_BIG = 20_000  # in memory only: ~1 s
 
@@ -102,8 +111,10 @@ def test_label_distribution_is_findingemos(big):
 
 def test_face_recogniser_is_fer_level(big):
     tdf, m = big.truth_df, big.tensors["face_mask"]
-    true = np.stack([tdf[f"e_face{k}"].map({c: i for i, c in enumerate(BASIC7)}).fillna(-1).to_numpy(int)
-                     for k in (1, 2, 3)], axis=1)
+    true = np.stack(
+        [tdf[f"e_face{k}"].map({c: i for i, c in enumerate(BASIC7)}).fillna(-1).to_numpy(int) for k in (1, 2, 3)],
+        axis=1,
+    )
     pred = big.tensors["face_probs"].argmax(-1)
     acc = (pred[m] == true[m]).mean()
     assert 0.62 < acc < 0.68
@@ -123,8 +134,8 @@ def test_chosen_source_frequencies_match_truth(big):
     n_slots = big.tensors["face_mask"].sum(1)
     for k in range(4):
         sel = n_slots == k
-        w = np.asarray(TRUE_WEIGHTS[:k + 1]) / sum(TRUE_WEIGHTS[:k + 1])
-        freq = np.array([(tdf["source"][sel] == s).mean() for s in SOURCES[:k + 1]])
+        w = np.asarray(TRUE_WEIGHTS[: k + 1]) / sum(TRUE_WEIGHTS[: k + 1])
+        freq = np.array([(tdf["source"][sel] == s).mean() for s in SOURCES[: k + 1]])
         se = np.sqrt(w * (1 - w) / sel.sum())
         assert np.all(np.abs(freq - w) < 4 * se + 1e-9), (k, freq, w)
         assert np.allclose(tdf.loc[sel, "p_scene"], w[0])
@@ -210,12 +221,16 @@ def test_shuffled_labels_are_detected_by_training(tmp_path):
     (snr 2: a clear scene signal, so that 400 test images separate the two cases.)"""
     from emolog.metrics.classification import MAJORITY_WARNING
     from emolog.runs.train import train_run
+
     out = {}
     for shuffle in (False, True):
         d = tmp_path / f"D{int(shuffle)}"
         write_simulation(simulate(SimConfig(n=2000, seed=11, snr=2.0, shuffle_labels=shuffle)), d)
-        res = train_run({"regime": "logic-only", "data": str(d), "train.epochs": 3, "device": "cpu"},
-                        tmp_path / f"R{int(shuffle)}", progress=False)
+        res = train_run(
+            {"regime": "logic-only", "data": str(d), "train.epochs": 3, "device": "cpu"},
+            tmp_path / f"R{int(shuffle)}",
+            progress=False,
+        )
         on_disk = json.loads((tmp_path / f"R{int(shuffle)}" / "results.json").read_text())
         assert on_disk["sanity_warning"] == res["sanity_warning"]
         out[shuffle] = res
@@ -235,6 +250,7 @@ def test_overconfident_recogniser_keeps_top1_and_sharpens(variant, tmp_path):
     else drawn stay identical, the outputs get sharper and the recogniser's own NLL worse."""
     from emolog.cache.store import fingerprint_hash
     from emolog.simulate import OVERCONFIDENCE_FACTOR, fingerprint
+
     cal = simulate(SimConfig(n=2000, seed=5, variant=variant))
     over = simulate(SimConfig(n=2000, seed=5, variant=variant, face_calibration="overconfident"))
     mask = cal.tensors["face_mask"]
@@ -246,8 +262,8 @@ def test_overconfident_recogniser_keeps_top1_and_sharpens(variant, tmp_path):
     for key in ("top1_accuracy", "top1_accuracy_small", "top1_accuracy_large"):
         assert rc.get(key) == ro.get(key)
     assert (rc["calibration"], ro["calibration"]) == ("calibrated", "overconfident")
-    assert ro["mean_max_prob"] > rc["mean_max_prob"] + 0.15   # measured 0.63 -> 0.84 (context)
-    assert ro["nll"] > rc["nll"] + 0.3                         # measured 0.97 -> 1.48 nats (context)
+    assert ro["mean_max_prob"] > rc["mean_max_prob"] + 0.15  # measured 0.63 -> 0.84 (context)
+    assert ro["nll"] > rc["nll"] + 0.3  # measured 0.97 -> 1.48 nats (context)
     # calibrated means calibrated: mean top probability ~ top-1 accuracy (2000 images: ~2700 faces)
     assert rc["mean_max_prob"] == pytest.approx(rc["top1_accuracy"], abs=0.03)
     assert over.truth["config"]["face_calibration"] == "overconfident"

@@ -19,11 +19,12 @@ from emolog.runtime import torch_threads
 from ..engine.module import compile_program
 
 TRUE_WEIGHTS = {"scene": 0.4, "face1": 0.3, "face2": 0.2, "face3": 0.1}
-FACE_COUNT_PROBS = (0.3, 0.3, 0.2, 0.2)   # P(0, 1, 2, 3 faces)
+FACE_COUNT_PROBS = (0.3, 0.3, 0.2, 0.2)  # P(0, 1, 2, 3 faces)
 
 
-def simulate(n: int, weights: dict[str, float] = TRUE_WEIGHTS, seed: int = 0
-             ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
+def simulate(
+    n: int, weights: dict[str, float] = TRUE_WEIGHTS, seed: int = 0
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
     """scene [n,7], faces [n,3,7], mask [n,3] bool, labels [n] drawn under "condition"."""
     gen = torch.Generator().manual_seed(seed)
     scene = torch.softmax(2 * torch.randn(n, 7, generator=gen), 1)
@@ -38,8 +39,7 @@ def simulate(n: int, weights: dict[str, float] = TRUE_WEIGHTS, seed: int = 0
     return scene, faces, mask, labels
 
 
-def fit(semantics: str, scene, faces, mask, labels, steps: int = 300, lr: float = 0.1
-        ) -> dict[str, float]:
+def fit(semantics: str, scene, faces, mask, labels, steps: int = 300, lr: float = 0.1) -> dict[str, float]:
     """Maximum-likelihood source weights under ``semantics`` (Adam on softmax logits)."""
     lm = compile_program("seed", semantics=semantics)
     opt = torch.optim.Adam(lm.parameters(), lr=lr)
@@ -56,12 +56,14 @@ def fit(semantics: str, scene, faces, mask, labels, steps: int = 300, lr: float 
 def measure_bias(n: int = 5000, steps: int = 300, seed: int = 0) -> dict[str, dict[str, float]]:
     """{"true": w*, "condition": fitted, "fail": fitted}; see the module docstring."""
     data = simulate(n, seed=seed)
-    return {"true": dict(TRUE_WEIGHTS),
-            "condition": fit("condition", *data, steps=steps),
-            "fail": fit("fail", *data, steps=steps)}
+    return {
+        "true": dict(TRUE_WEIGHTS),
+        "condition": fit("condition", *data, steps=steps),
+        "fail": fit("fail", *data, steps=steps),
+    }
 
 
-if __name__ == "__main__":   # python -m emolog.logic.check.bias
+if __name__ == "__main__":  # python -m emolog.logic.check.bias
     result = measure_bias()
     for name, w in result.items():
         print(f"{name:>9}: " + ", ".join(f"{s} {v:.3f}" for s, v in w.items()))

@@ -33,25 +33,36 @@ _EPILOG = (
 
 
 def _add_file_options(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--timing", action="store_true",
-                        help="write the wall and CPU time of answering the program to stderr")
-    parser.add_argument("--classes", action="store_true",
-                        help="each non-ground query's answers are a class distribution: warn on stderr "
-                             "where they do not sum to 1, naming the rules that overlap (or that no rule fires)")
+    parser.add_argument(
+        "--timing", action="store_true", help="write the wall and CPU time of answering the program to stderr"
+    )
+    parser.add_argument(
+        "--classes",
+        action="store_true",
+        help="each non-ground query's answers are a class distribution: warn on stderr "
+        "where they do not sum to 1, naming the rules that overlap (or that no rule fires)",
+    )
     _add_strict(parser)
 
 
 def _add_strict(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--strict", action="store_true",
-                        help="answers of a class query that do not sum to 1 are an error (exit 3), not a warning")
+    parser.add_argument(
+        "--strict",
+        action="store_true",
+        help="answers of a class query that do not sum to 1 are an error (exit 3), not a warning",
+    )
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.formatter_class = argparse.RawDescriptionHelpFormatter
     parser.usage = "emolog logic [-h] [--timing] [--classes] [--strict] FILE.pl\n       emolog logic compare FILE.pl --query TEMPLATE ..."
     parser.epilog = _EPILOG
-    parser.add_argument("file", metavar="FILE.pl", nargs="?",
-                        help="a ProbLog program, answered like `problog FILE.pl` (or `compare`, see below)")
+    parser.add_argument(
+        "file",
+        metavar="FILE.pl",
+        nargs="?",
+        help="a ProbLog program, answered like `problog FILE.pl` (or `compare`, see below)",
+    )
     _add_file_options(parser)
     # A positional FILE and a `compare` sub-command cannot both be argparse sub-parsers: the
     # words after the first positional are kept here and parsed in run() by the right parser.
@@ -63,23 +74,43 @@ def _compare_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="emolog logic compare",
         description="Run a DeepProbLog program through emolog and DeepProbLog 2.1's ExactEngine on the "
-                    "same seeded random network outputs; print the largest differences in query "
-                    "probabilities and gradients and both engines' time per example.")
+        "same seeded random network outputs; print the largest differences in query "
+        "probabilities and gradients and both engines' time per example.",
+    )
     parser.add_argument("file", metavar="FILE.pl", help="a DeepProbLog program (nn/3, nn/4, t(...))")
-    parser.add_argument("--query", "-q", dest="templates", action="append", required=True, metavar="TEMPLATE",
-                        help="query template, e.g. 'addition(tensor(train(I,0)),tensor(train(I,1)),Z)'; "
-                             "repeat for several (e.g. one per face count)")
-    parser.add_argument("--examples", "-n", type=int, default=8, metavar="N",
-                        help="examples per template (default 8)")
-    parser.add_argument("--timeout", type=float, default=120.0, metavar="S",
-                        help="seconds DeepProbLog may take before it is reported as exceeded (default 120)")
+    parser.add_argument(
+        "--query",
+        "-q",
+        dest="templates",
+        action="append",
+        required=True,
+        metavar="TEMPLATE",
+        help="query template, e.g. 'addition(tensor(train(I,0)),tensor(train(I,1)),Z)'; "
+        "repeat for several (e.g. one per face count)",
+    )
+    parser.add_argument("--examples", "-n", type=int, default=8, metavar="N", help="examples per template (default 8)")
+    parser.add_argument(
+        "--timeout",
+        type=float,
+        default=120.0,
+        metavar="S",
+        help="seconds DeepProbLog may take before it is reported as exceeded (default 120)",
+    )
     parser.add_argument("--seed", type=int, default=0, help="seed of the random network outputs (default 0)")
-    parser.add_argument("--faces", default="0", metavar="N[,N...]",
-                        help="face counts to fill a template's Faces with: each example is run with each "
-                             "(default 0: Faces = [])")
-    parser.add_argument("--foreign", action="append", default=[], metavar="NAME=MODULE:FUNCTION/IN/OUT",
-                        help="a Python predicate NAME/(IN+OUT) the program calls, registered with both engines "
-                             "(DeepProbLog's register_foreign); MODULE is importable or a .py beside FILE.pl")
+    parser.add_argument(
+        "--faces",
+        default="0",
+        metavar="N[,N...]",
+        help="face counts to fill a template's Faces with: each example is run with each (default 0: Faces = [])",
+    )
+    parser.add_argument(
+        "--foreign",
+        action="append",
+        default=[],
+        metavar="NAME=MODULE:FUNCTION/IN/OUT",
+        help="a Python predicate NAME/(IN+OUT) the program calls, registered with both engines "
+        "(DeepProbLog's register_foreign); MODULE is importable or a .py beside FILE.pl",
+    )
     _add_strict(parser)
     return parser
 
@@ -87,6 +118,7 @@ def _compare_parser() -> argparse.ArgumentParser:
 def _foreign(specs: list[str], base: Path) -> list[tuple]:
     """``NAME=MODULE:FUNCTION/IN/OUT`` -> (name, function, in, out); raises ValueError."""
     import importlib
+
     out = []
     for spec in specs:
         try:
@@ -115,8 +147,7 @@ def run(args: argparse.Namespace) -> int:
         extra = argparse.ArgumentParser(prog="emolog logic FILE.pl")
         _add_file_options(extra)
         args = extra.parse_args(args.rest, namespace=args)
-    return _run_file(Path(args.file), timing=args.timing, classes=args.classes or args.strict,
-                     strict=args.strict)
+    return _run_file(Path(args.file), timing=args.timing, classes=args.classes or args.strict, strict=args.strict)
 
 
 def _run_file(path: Path, *, timing: bool, classes: bool = False, strict: bool = False) -> int:
@@ -145,8 +176,11 @@ def _run_file(path: Path, *, timing: bool, classes: bool = False, strict: bool =
     print(format_dictionary({atom: float(p) for atom, p in answers}))
     if timing:
         figures = ", ".join(f"{k} {v:.4g}" for k, v in sorted(stats.items()) if isinstance(v, (int, float)))
-        print(f"emolog logic: {len(answers)} queries answered in {wall:.4f} s wall, {cpu:.4f} s CPU "
-              f"(parse, ground, compile, evaluate; {figures})", file=sys.stderr)
+        print(
+            f"emolog logic: {len(answers)} queries answered in {wall:.4f} s wall, {cpu:.4f} s CPU "
+            f"(parse, ground, compile, evaluate; {figures})",
+            file=sys.stderr,
+        )
     return 0
 
 
@@ -160,8 +194,7 @@ def _mass_refused(path: Path, answers: list, strict: bool) -> bool:
     from emolog.logic.check.mass import check_program_mass
 
     atoms = [(list(PrologString(f"emolog_a({a}).", source_root="."))[0].args[0], p) for a, p in answers]
-    findings = check_program_mass(DeepProgram(path, cache_dir=False), [(a, p) for a, p in atoms
-                                                                       if isinstance(a, Term)])
+    findings = check_program_mass(DeepProgram(path, cache_dir=False), [(a, p) for a, p in atoms if isinstance(a, Term)])
     for f in findings:
         print(f"emolog logic: {'error' if strict else 'warning'}: {f.message()}", file=sys.stderr)
     return strict and bool(findings)
@@ -200,12 +233,16 @@ def _run_compare(args: argparse.Namespace) -> int:
         faces = [int(x) for x in args.faces.split(",")]
         foreign = _foreign(args.foreign, path.parent)
     except ValueError as e:
-        print(f"emolog logic compare: error: {str(e).replace('invalid literal for int() with base 10', '--faces')}",
-              file=sys.stderr)
+        print(
+            f"emolog logic compare: error: {str(e).replace('invalid literal for int() with base 10', '--faces')}",
+            file=sys.stderr,
+        )
         return 2
     r = compare_program(path, args.templates, args.examples, args.timeout, args.seed, faces, foreign)
-    print(f"{path}: {len(args.templates)} template(s) x {args.examples} example(s) x face counts {faces}, "
-          f"seed {args.seed}")
+    print(
+        f"{path}: {len(args.templates)} template(s) x {args.examples} example(s) x face counts {faces}, "
+        f"seed {args.seed}"
+    )
     for i, template in enumerate(args.templates):
         print(f"  template {i}: {template}")
     answers = list(r.answers.items())
@@ -225,8 +262,10 @@ def _run_compare(args: argparse.Namespace) -> int:
         print(emolog)
         print(f"{r.dp_failed}: nothing to compare")
         return 0
-    print(f"{emolog}, DeepProbLog 2.1 ExactEngine {1000 * r.dp_s:.3f} ms/example once compiled "
-          f"(compile {r.dp_compile_s:.3f} s)")
+    print(
+        f"{emolog}, DeepProbLog 2.1 ExactEngine {1000 * r.dp_s:.3f} ms/example once compiled "
+        f"(compile {r.dp_compile_s:.3f} s)"
+    )
     print(f"max |dp| {_number(r.max_dp)}, max |dgrad| {_number(r.max_dgrad)}, speed ratio {_number(r.ratio)}x")
     return 0
 

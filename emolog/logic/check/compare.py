@@ -38,15 +38,15 @@ class CompareResult:
     path: str
     templates: list[str]
     n_examples: int
-    answers: dict[str, float] = field(default_factory=dict)   # emolog, "example id: atom" -> p
-    max_dp: float | None = None        # max |P_emolog - P_deepproblog| over every answer
-    max_dgrad: float | None = None     # max |gradient difference| (network outputs and t())
-    emolog_s: float = 0.0              # seconds per example once compiled (evaluate + backward)
-    dp_s: float | None = None          # the same for DeepProbLog, its circuit cache filled
-    ratio: float | None = None         # dp_s / emolog_s
-    emolog_compile_s: float = 0.0      # the first pass: compile every structure
+    answers: dict[str, float] = field(default_factory=dict)  # emolog, "example id: atom" -> p
+    max_dp: float | None = None  # max |P_emolog - P_deepproblog| over every answer
+    max_dgrad: float | None = None  # max |gradient difference| (network outputs and t())
+    emolog_s: float = 0.0  # seconds per example once compiled (evaluate + backward)
+    dp_s: float | None = None  # the same for DeepProbLog, its circuit cache filled
+    ratio: float | None = None  # dp_s / emolog_s
+    emolog_compile_s: float = 0.0  # the first pass: compile every structure
     dp_compile_s: float | None = None  # DeepProbLog's first pass
-    mass: list = field(default_factory=list)   # mass.MassFinding of class templates (one free variable)
+    mass: list = field(default_factory=list)  # mass.MassFinding of class templates (one free variable)
     dp_failed: str | None = None
     notes: list[str] = field(default_factory=list)
 
@@ -82,13 +82,18 @@ class _Table:
         return self.rows[k]
 
     def grads(self) -> dict[str, list[float]]:
-        return {k: (v.grad.tolist() if v.grad is not None else [0.0] * v.numel())
-                for k, v in self.rows.items()}
+        return {k: (v.grad.tolist() if v.grad is not None else [0.0] * v.numel()) for k, v in self.rows.items()}
 
 
-def compare_program(path: str | Path, templates: list[str], n_examples: int = 4,
-                    timeout: float = 120, seed: int = 0, faces: Sequence[int] = (0,),
-                    foreign: Sequence[tuple[str, Callable, int, int]] = ()) -> CompareResult:
+def compare_program(
+    path: str | Path,
+    templates: list[str],
+    n_examples: int = 4,
+    timeout: float = 120,
+    seed: int = 0,
+    faces: Sequence[int] = (0,),
+    foreign: Sequence[tuple[str, Callable, int, int]] = (),
+) -> CompareResult:
     """See the module docstring. Examples: ids 0..n_examples-1 for every template and every
     face count in ``faces`` (``Faces`` = that many face terms); ``foreign``: Python predicates
     (name, function, arity in, arity out) registered with both engines (``register_foreign``).
@@ -106,8 +111,12 @@ def compare_program(path: str | Path, templates: list[str], n_examples: int = 4,
 
 def _examples(templates: list[str], n: int, faces: tuple[int, ...]) -> list[Example]:
     # ids differ per face count: DeepProbLog's answers are keyed by the id
-    return [Example(i + n * j, template=t, faces=f) for t in range(len(templates)) for j, f in enumerate(faces)
-            for i in range(n)]
+    return [
+        Example(i + n * j, template=t, faces=f)
+        for t in range(len(templates))
+        for j, f in enumerate(faces)
+        for i in range(n)
+    ]
 
 
 @dataclass
@@ -122,8 +131,15 @@ class _Ours:
     tgrad: list[float]
 
 
-def _compare(path: str | Path, templates: list[str], n_examples: int, timeout: float,
-             seed: int, faces: tuple[int, ...], foreign: tuple) -> CompareResult:
+def _compare(
+    path: str | Path,
+    templates: list[str],
+    n_examples: int,
+    timeout: float,
+    seed: int,
+    faces: tuple[int, ...],
+    foreign: tuple,
+) -> CompareResult:
     res = CompareResult(str(path), list(templates), n_examples)
     ours = _emolog_pass(res, path, seed, faces, foreign)
     got = _deepproblog_pass(path, templates, ours, seed, foreign, timeout)
@@ -136,8 +152,7 @@ def _compare(path: str | Path, templates: list[str], n_examples: int, timeout: f
     return res
 
 
-def _emolog_pass(res: CompareResult, path: str | Path, seed: int, faces: tuple[int, ...],
-                 foreign: tuple) -> _Ours:
+def _emolog_pass(res: CompareResult, path: str | Path, seed: int, faces: tuple[int, ...], foreign: tuple) -> _Ours:
     """Compile every example's structure, then answer them all on the clock with the loss's
     backward pass; fills ``res``'s emolog figures, notes, answer-mass findings and answers."""
     t0 = time.perf_counter()
@@ -155,7 +170,7 @@ def _emolog_pass(res: CompareResult, path: str | Path, seed: int, faces: tuple[i
     weights = _loss_weights(prog, examples, seed)
     classes = [e for e in examples if _free_variables(prog.templates[e.template]) == 1]
     res.mass = check_answer_mass(prog, classes) if classes else []
-    with torch.no_grad():   # the first pass: networks called, tensors laid out once
+    with torch.no_grad():  # the first pass: networks called, tensors laid out once
         prog(examples)
     t1 = time.perf_counter()
     ans = prog(examples)
@@ -163,32 +178,45 @@ def _emolog_pass(res: CompareResult, path: str | Path, seed: int, faces: tuple[i
     if loss.requires_grad:
         loss.backward()
     res.emolog_s = (time.perf_counter() - t1) / len(examples)
-    res.answers = {_key(e, n): float(ans.probs[b, a].detach()) for b, e in enumerate(examples)
-                   for a, n in enumerate(ans.names) if n in prog.compiled(e).names}
-    return _Ours(examples, sorted(prog.nets), prog.tparams.probs().detach().tolist(), table.grads(),
-                 [float(x) for x in _t_grad(prog)])
+    res.answers = {
+        _key(e, n): float(ans.probs[b, a].detach())
+        for b, e in enumerate(examples)
+        for a, n in enumerate(ans.names)
+        if n in prog.compiled(e).names
+    }
+    return _Ours(
+        examples,
+        sorted(prog.nets),
+        prog.tparams.probs().detach().tolist(),
+        table.grads(),
+        [float(x) for x in _t_grad(prog)],
+    )
 
 
 def _engine_notes(prog: DeepProgram) -> list[str]:
     """Where the two engines are given the program differently, said with the result."""
     notes = []
     if any(c.has_evidence for c in prog._mem.values()):
-        notes.append("the program declares evidence: emolog conditions on it, DeepProbLog "
-                     "ignores evidence/1,2 in the program")
+        notes.append(
+            "the program declares evidence: emolog conditions on it, DeepProbLog ignores evidence/1,2 in the program"
+        )
     if any(p.init is None for p in prog.params_program.params):
-        notes.append("t(_) starts uniform in emolog (DeepProbLog draws random()); DeepProbLog "
-                     "is given emolog's start values")
+        notes.append(
+            "t(_) starts uniform in emolog (DeepProbLog draws random()); DeepProbLog is given emolog's start values"
+        )
     return notes
 
 
-def _deepproblog_pass(path: str | Path, templates: list[str], ours: _Ours, seed: int, foreign: tuple,
-                      timeout: float) -> dict | None:
+def _deepproblog_pass(
+    path: str | Path, templates: list[str], ours: _Ours, seed: int, foreign: tuple, timeout: float
+) -> dict | None:
     """DeepProbLog's answers, gradients and seconds from a forked worker (``_dp_worker``), or
     None when it gives nothing within ``timeout`` seconds."""
     ctx = mp.get_context("fork")
     parent, child = ctx.Pipe(duplex=False)
-    proc = ctx.Process(target=_dp_worker, args=(child, str(path), templates, ours.examples, seed,
-                                                ours.t_start, ours.nets, foreign))
+    proc = ctx.Process(
+        target=_dp_worker, args=(child, str(path), templates, ours.examples, seed, ours.t_start, ours.nets, foreign)
+    )
     proc.start()
     child.close()
     got = parent.recv() if parent.poll(timeout) else None
@@ -270,8 +298,16 @@ class _DpNet(torch.nn.Module):
         return row
 
 
-def _dp_worker(conn, path: str, templates: list[str], examples: list[Example], seed: int,
-               t_start: list[float], nets: list[str], foreign: tuple) -> None:
+def _dp_worker(
+    conn,
+    path: str,
+    templates: list[str],
+    examples: list[Example],
+    seed: int,
+    t_start: list[float],
+    nets: list[str],
+    foreign: tuple,
+) -> None:
     try:
         torch.set_default_dtype(torch.float64)
         from deepproblog.engines import ExactEngine
@@ -280,12 +316,12 @@ def _dp_worker(conn, path: str, templates: list[str], examples: list[Example], s
         from deepproblog.optimizer import SGD
         from deepproblog.query import Query
 
-        prog = DeepProgram(path, templates, cache_dir=False)   # only for its templates/nets
+        prog = DeepProgram(path, templates, cache_dir=False)  # only for its templates/nets
         table = _Table(prog.nets, seed)
         networks = []
         for name in nets:
             net = Network(_DpNet(table, name), name)
-            net.function = lambda *args: args   # the module gets the input terms
+            net.function = lambda *args: args  # the module gets the input terms
             networks.append(net)
         t0 = time.perf_counter()
         model = Model(path, networks)
@@ -308,7 +344,7 @@ def _dp_worker(conn, path: str, templates: list[str], examples: list[Example], s
                 loss.backward()
             return answers
 
-        answer_all()   # the first pass fills the circuit cache (compile time, reported apart)
+        answer_all()  # the first pass fills the circuit cache (compile time, reported apart)
         compile_s = time.perf_counter() - t0
         for row in table.rows.values():
             row.grad = None
@@ -319,11 +355,9 @@ def _dp_worker(conn, path: str, templates: list[str], examples: list[Example], s
         grads = table.grads()
         g = model.optimizer._params_grad
         tgrad = [float(g[i]) if i in g else 0.0 for i in range(len(model.parameters))]
-        conn.send({"answers": answers, "grads": grads, "tgrad": tgrad, "seconds": seconds,
-                   "compile_s": compile_s})
-    except BaseException as e:   # report every failure (incl. RecursionError) to the parent
-        conn.send({"error": f"{type(e).__name__}: {e}".splitlines()[0][:300],
-                   "trace": traceback.format_exc()[-2000:]})
+        conn.send({"answers": answers, "grads": grads, "tgrad": tgrad, "seconds": seconds, "compile_s": compile_s})
+    except BaseException as e:  # report every failure (incl. RecursionError) to the parent
+        conn.send({"error": f"{type(e).__name__}: {e}".splitlines()[0][:300], "trace": traceback.format_exc()[-2000:]})
 
 
 def _key(e: Example, name: str) -> str:
@@ -331,5 +365,6 @@ def _key(e: Example, name: str) -> str:
     answers are (both are problog terms printed by str)."""
     from problog.logic import Var
     from problog.program import PrologString
+
     t = list(PrologString(f"emolog_a({name})."))[0].args[0]
     return f"{e.template}:{e.id}:{t.apply_term({Var('I'): Constant(e.id)})}"

@@ -26,8 +26,9 @@ try:
     from deepproblog.optimizer import SGD
     from deepproblog.query import Query
 except ImportError as e:  # an optional dependency: say which extra brings it
-    raise ImportError("the DeepProbLog reference needs the optional dependency deepproblog 2.1.0: "
-                      "pip install 'emolog[reference]'") from e
+    raise ImportError(
+        "the DeepProbLog reference needs the optional dependency deepproblog 2.1.0: pip install 'emolog[reference]'"
+    ) from e
 from problog.logic import Constant, Term, Var
 from problog.program import SimpleProgram
 
@@ -52,6 +53,7 @@ class _FixedOutput(torch.nn.Module):
 
 def _list(items):
     from problog.logic import list2term
+
     return list2term(list(items))
 
 
@@ -67,7 +69,7 @@ class DeepProbLogReference:
         networks = []
         for name, module in self.nets.items():
             net = Network(module, name)
-            net.function = lambda *args: args   # inputs are terms, looked up by the module
+            net.function = lambda *args: args  # inputs are terms, looked up by the module
             networks.append(net)
         helpers = []
         x = Var("X")
@@ -75,8 +77,7 @@ class DeepProbLogReference:
         ev_body = [str(e) if v else f"\\+ {e}" for e, v in evs]
         for q in prog.queries:
             q = q.apply_term({q.args[0]: x})
-            helpers.append(f"{_HELPER}_{q.functor}({', '.join(map(str, q.args))}) :- "
-                           f"{', '.join([str(q)] + ev_body)}.")
+            helpers.append(f"{_HELPER}_{q.functor}({', '.join(map(str, q.args))}) :- {', '.join([str(q)] + ev_body)}.")
         if evs:
             helpers.append(f"{_HELPER}_ev(X) :- {', '.join(ev_body)}.")
         self.model = Model(prog.source + "\n" + "\n".join(helpers) + "\n", networks, load=False)
@@ -95,20 +96,22 @@ class DeepProbLogReference:
         for q in self.prog.queries:
             ground_rest = q.args[1:]
             if any(isinstance(a, Var) for a in ground_rest):
-                raise ValueError("the DeepProbLog reference needs ground query templates "
-                                 f"(besides the image), got {q}")
-            head = Term(f"{_HELPER}_{q.functor}" if self.prog.evidence else q.functor, IMAGE,
-                        *ground_rest)
+                raise ValueError(f"the DeepProbLog reference needs ground query templates (besides the image), got {q}")
+            head = Term(f"{_HELPER}_{q.functor}" if self.prog.evidence else q.functor, IMAGE, *ground_rest)
             templates.append(head)
         if self.prog.evidence:
             templates.append(Term(f"{_HELPER}_ev", IMAGE))
         # The placeholder constant img (not a variable: DeepProbLog grounds the template
         # before substituting) is replaced by the image number when the circuit is evaluated.
-        return [[Query(t, substitution={IMAGE: Constant(i)}) for t in templates]
-                for i in range(n_images)]
+        return [[Query(t, substitution={IMAGE: Constant(i)}) for t in templates] for i in range(n_images)]
 
-    def evaluate(self, inputs: dict[str, torch.Tensor], facts: dict[str, torch.Tensor],
-                 t_probs: list[float], images: list[int] | None = None) -> torch.Tensor:
+    def evaluate(
+        self,
+        inputs: dict[str, torch.Tensor],
+        facts: dict[str, torch.Tensor],
+        t_probs: list[float],
+        images: list[int] | None = None,
+    ) -> torch.Tensor:
         """Tensor[len(images), n_queries] (differentiable w.r.t. inputs and facts).
 
         After ``.backward()`` the t() gradients are in ``self.t_grad()``.
@@ -120,8 +123,7 @@ class DeepProbLogReference:
         rows = []
         for i in images:
             res = self.model.solve(all_q[i])
-            vals = [_as_tensor(next(iter(r.result.values()))) if r.result else torch.tensor(0.0)
-                    for r in res]
+            vals = [_as_tensor(next(iter(r.result.values()))) if r.result else torch.tensor(0.0) for r in res]
             if self.prog.evidence:
                 joint = torch.stack(vals[:-1])
                 rows.append(joint / vals[-1] if self.semantics == "condition" else joint)

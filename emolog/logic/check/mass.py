@@ -27,8 +27,8 @@ from ..engine.dnnf import find_world
 from ..engine.plan import free_values, table
 from ..program import ProgramError
 
-FIRED = "emolog_fired"   # fired(K, [Values]): rule K's body holds, its variables' values (instrumented copy)
-BOUND = "emolog_bound"   # bound(X, V): V is X when X is ground, else the atom '_'
+FIRED = "emolog_fired"  # fired(K, [Values]): rule K's body holds, its variables' values (instrumented copy)
+BOUND = "emolog_bound"  # bound(X, V): V is X when X is ground, else the atom '_'
 TOLERANCE = 1e-6
 
 
@@ -36,12 +36,12 @@ TOLERANCE = 1e-6
 class MassFinding:
     """One structure whose answers over the labels do not sum to 1 on some examples."""
 
-    structure: str                                 # the filled template, I for the image
-    masses: list[tuple[int | None, float]]         # (example id or None, sum of the label answers)
-    fault: str = ""                                # "overlap": two labels at once; "no_label": none holds
-    world: list[str] = field(default_factory=list)      # the choices that matter in the witness
-    labels: list[str] = field(default_factory=list)     # the answers that hold together
-    rules: list[str] = field(default_factory=list)      # "file:line: clause" firing together
+    structure: str  # the filled template, I for the image
+    masses: list[tuple[int | None, float]]  # (example id or None, sum of the label answers)
+    fault: str = ""  # "overlap": two labels at once; "no_label": none holds
+    world: list[str] = field(default_factory=list)  # the choices that matter in the witness
+    labels: list[str] = field(default_factory=list)  # the answers that hold together
+    rules: list[str] = field(default_factory=list)  # "file:line: clause" firing together
 
     def message(self) -> str:
         lo = min(m for _, m in self.masses)
@@ -49,7 +49,7 @@ class MassFinding:
         ids = [i for i, _ in self.masses]
         total = f"{lo:.6g}" if lo == hi else f"{lo:.6g}..{hi:.6g}"
         head = f"{self.structure}: the answers over the labels sum to {total}, not 1"
-        if ids != [None]:   # a plain program's query has no examples
+        if ids != [None]:  # a plain program's query has no examples
             head += f", for {len(ids)} example(s) (ids {ids[:10]}{' ...' if len(ids) > 10 else ''})"
         if self.fault == "overlap":
             why = f"two labels hold at once ({', '.join(self.labels)})"
@@ -62,8 +62,9 @@ class MassFinding:
         return f"{head}: {why}{where}{rules}"
 
 
-def answer_masses(prog, examples: Sequence, labels: Sequence[str] | None = None
-                  ) -> list[tuple[str, list[tuple[int, float]]]]:
+def answer_masses(
+    prog, examples: Sequence, labels: Sequence[str] | None = None
+) -> list[tuple[str, list[tuple[int, float]]]]:
     """[(structure key, [(example id, mass)])]: the sum of each example's answers whose last
     argument is one of ``labels`` (every answer when None)."""
     if not examples:
@@ -79,8 +80,9 @@ def answer_masses(prog, examples: Sequence, labels: Sequence[str] | None = None
     return list(out.items())
 
 
-def check_answer_mass(prog, examples: Sequence, labels: Sequence[str] | None = None,
-                      tol: float = TOLERANCE) -> list[MassFinding]:
+def check_answer_mass(
+    prog, examples: Sequence, labels: Sequence[str] | None = None, tol: float = TOLERANCE
+) -> list[MassFinding]:
     """A finding per structure whose sampled examples' label answers do not sum to 1 (within
     ``tol``), each explained (``MassFinding.message``); [] when every one does."""
     findings = []
@@ -88,13 +90,13 @@ def check_answer_mass(prog, examples: Sequence, labels: Sequence[str] | None = N
         off = [(i, m) for i, m in masses if abs(m - 1) > tol]
         if off:
             ex = next(e for e in examples if e.id == off[0][0] and prog.structure_key(e) == key)
-            findings.append(_explain(prog, prog._fill(ex)[1], MassFinding(key, off), labels,
-                                     atom_probabilities(prog, ex)))
+            findings.append(
+                _explain(prog, prog._fill(ex)[1], MassFinding(key, off), labels, atom_probabilities(prog, ex))
+            )
     return findings
 
 
-def check_program_mass(prog, answers: Sequence[tuple[Term, float]], tol: float = TOLERANCE
-                       ) -> list[MassFinding]:
+def check_program_mass(prog, answers: Sequence[tuple[Term, float]], tol: float = TOLERANCE) -> list[MassFinding]:
     """For a plain ProbLog program answering its own query/1 (``answers``, as ``evaluate``
     lists them): a finding per non-ground query whose ground answers do not sum to 1."""
     from problog.engine_unify import unify_value
@@ -107,7 +109,7 @@ def check_program_mass(prog, answers: Sequence[tuple[Term, float]], tol: float =
         for atom, p in answers:
             try:
                 unify_value(q, atom, {})
-            except Exception:   # noqa: BLE001 - problog's UnifyError: not an answer of q
+            except Exception:  # noqa: BLE001 - problog's UnifyError: not an answer of q
                 continue
             total += float(p)
         if abs(total - 1) > tol:
@@ -123,14 +125,19 @@ def atom_probabilities(prog, ex) -> dict[str, float]:
 
     c = prog.compiled(ex)
     ids = torch.tensor([ex.id])
-    outputs = call_networks({u: ids for u, _, _ in c.plan.inputs}, prog._input_terms, prog._bindings,
-                            prog._sources, prog.nets, prog.path)
+    outputs = call_networks(
+        {u: ids for u, _, _ in c.plan.inputs}, prog._input_terms, prog._bindings, prog._sources, prog.nets, prog.path
+    )
     tp = prog.tparams.probs().detach().double() if len(prog.tparams) else None
     with torch.no_grad():
         free = free_values(c.plan, outputs, torch.float64)
         p = table(c.plan, ids, outputs, tp, torch.float64, free)[:, 0].tolist()
-    names = {"nn": lambda s: f"nn({s[1][0]},{s[1][1]},{s[2]})", "f": lambda s: f"nn({s[1][0]},{s[1][1]})",
-             "t": lambda s: f"t({s[1]})", "c": lambda s: repr(s[1])}
+    names = {
+        "nn": lambda s: f"nn({s[1][0]},{s[1][1]},{s[2]})",
+        "f": lambda s: f"nn({s[1][0]},{s[1][1]})",
+        "t": lambda s: f"t({s[1]})",
+        "c": lambda s: repr(s[1]),
+    }
     return {names[spec[0]](spec): v for spec, v in zip(c.specs, p)}
 
 
@@ -144,7 +151,7 @@ def _last_arg(name: str) -> str:
             depth -= 1
         elif ch == "," and depth == 1:
             cut = i
-    return name[cut + 1:-1].strip().strip("'") if cut is not None else name.strip("'")
+    return name[cut + 1 : -1].strip().strip("'") if cut is not None else name.strip("'")
 
 
 def _explain(prog, term: Term, finding: MassFinding, labels, probs: dict[str, float]) -> MassFinding:
@@ -154,7 +161,7 @@ def _explain(prog, term: Term, finding: MassFinding, labels, probs: dict[str, fl
     try:
         db, engine, marked = _instrumented(prog)
         dag = LogicDAG.create_from(db, engine=engine, database=db, queries=[term], keep_named=True)
-    except Exception:   # noqa: BLE001 - an explanation must never turn a warning into a crash
+    except Exception:  # noqa: BLE001 - an explanation must never turn a warning into a crash
         return finding
     wanted = None if labels is None else {str(v).strip("'") for v in labels}
     answers = [(n, k) for n, k, _ in dag.labeled() if wanted is None or _last_arg(str(n)) in wanted]
@@ -177,7 +184,7 @@ def _witness(dag, answers: list[tuple], overlap: bool, weights) -> tuple:
     ev = [dag.negate(k) if v < 0 else k for _, k, v in dag.evidence_all() if v]
     if not overlap:
         return find_world(dag, [[dag.negate(k) for _, k in answers] + ev], weights), []
-    pairs = [(a, b) for i, a in enumerate(answers) for b in answers[i + 1:]]
+    pairs = [(a, b) for i, a in enumerate(answers) for b in answers[i + 1 :]]
     found = find_world(dag, [[a[1], b[1]] + ev for a, b in pairs], weights)
     return found, ([pairs[found[0]][0][0], pairs[found[0]][1][0]] if found else [])
 
@@ -194,6 +201,7 @@ def _weights(dag, probs: dict[str, float]):
         p = node.probability
         text = str(p)
         return probs[text] if text in probs else number(p, "<answer-mass check>")
+
     return weight
 
 
@@ -255,7 +263,7 @@ def _overlapping_rules(fired: list[Term], marked, prog) -> list[str]:
     for items in by_pred.values():
         best = None
         for i, (k1, h1) in enumerate(items):
-            for k2, h2 in items[i + 1:]:
+            for k2, h2 in items[i + 1 :]:
                 same = _common_prefix(h1, h2)
                 if k1 != k2 and same and (best is None or same > best[0]):
                     best = (same, k1, h1, k2, h2)
@@ -279,8 +287,11 @@ def _fired(dag, truth: dict[int, bool]) -> list[Term]:
         if key not in memo:
             n = dag.get_node(key)
             kind = type(n).__name__
-            memo[key] = truth.get(key, False) if kind == "atom" else \
-                (all if kind == "conj" else any)(holds(c) for c in n.children)
+            memo[key] = (
+                truth.get(key, False)
+                if kind == "atom"
+                else (all if kind == "conj" else any)(holds(c) for c in n.children)
+            )
         return memo[key]
 
     out = []
@@ -289,8 +300,11 @@ def _fired(dag, truth: dict[int, bool]) -> list[Term]:
         kind = type(n).__name__
         if kind == "atom":
             continue
-        marks = [c for c in n.children if c and c > 0 and type(dag.get_node(c)).__name__ == "atom"
-                 and _atom(dag.get_node(c).name).functor == FIRED]
+        marks = [
+            c
+            for c in n.children
+            if c and c > 0 and type(dag.get_node(c)).__name__ == "atom" and _atom(dag.get_node(c).name).functor == FIRED
+        ]
         # under an OR a mark stands alone: its rule's body was deterministic and holds
         if marks and (kind == "disj" or all(holds(c) for c in n.children if c not in marks)):
             out += [_atom(dag.get_node(c).name) for c in marks]

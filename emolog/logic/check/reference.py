@@ -15,11 +15,16 @@ from problog.program import SimpleProgram
 
 from ..program import IMAGE, Program, atom_name
 
-_JOINT = "emolog_joint_"   # helper head: q and the evidence, for "fail" semantics
+_JOINT = "emolog_joint_"  # helper head: q and the evidence, for "fail" semantics
 
 
-def problog_reference(prog: Program, inputs: dict[str, list[float]], facts: dict[str, float],
-                      t_probs: list[float], semantics: str = "condition") -> dict[str, float]:
+def problog_reference(
+    prog: Program,
+    inputs: dict[str, list[float]],
+    facts: dict[str, float],
+    t_probs: list[float],
+    semantics: str = "condition",
+) -> dict[str, float]:
     """{query name: probability} for ONE image. inputs: key -> n floats; facts: key -> float.
 
     semantics "condition": P(q | evidence); "fail"/"original": P(q and evidence).
@@ -45,8 +50,7 @@ def problog_reference(prog: Program, inputs: dict[str, list[float]], facts: dict
             out.add_clause(Clause(head, conj))
             out.add_clause(Term("query", head))
     result = get_evaluatable("sdd").create_from(out).evaluate()
-    return {atom_name(Term(k.functor.removeprefix(_JOINT), *k.args)): float(v)
-            for k, v in result.items()}
+    return {atom_name(Term(k.functor.removeprefix(_JOINT), *k.args)): float(v) for k, v in result.items()}
 
 
 def _numeric(c, inputs, facts, t_probs) -> list:
@@ -84,10 +88,8 @@ def _neural_ad(heads, body, inputs) -> list:
         subst = _match(net, ins, key)
         if subst is None:
             continue
-        new = [h.apply_term(subst).with_probability(Constant(values[int(h.probability.args[2])]))
-               for h in heads]
-        out.append(AnnotatedDisjunction(new, body.apply_term(subst)) if body is not None
-                   else Or.from_list(new))
+        new = [h.apply_term(subst).with_probability(Constant(values[int(h.probability.args[2])])) for h in heads]
+        out.append(AnnotatedDisjunction(new, body.apply_term(subst)) if body is not None else Or.from_list(new))
     return out
 
 
@@ -97,7 +99,7 @@ def _match(net: str, ins: Term, key: str) -> dict | None:
     if key == net:
         rest: list[str] = []
     elif key.startswith(net + "(") and key.endswith(")"):
-        rest = key[len(net) + 1:-1].split(",")
+        rest = key[len(net) + 1 : -1].split(",")
     else:
         return None
     if len(rest) != len(args) - 1 or not isinstance(args[0], Var):

@@ -50,16 +50,22 @@ class TensorBatch:
         merged.nones = [(v, [new_row[r] for r in rs]) for v, rs in merged.nones]
         merged.groups = [[new_row[r] for r in g] for g in merged.groups]
         size = len(merged.nodes) + merged.n_vars + 1
-        return TensorBatch([c.key for c in comps], CircuitEvaluator(merged), blocks,
-                           torch.tensor(rows.consts, dtype=torch.float64),
-                           _long(rows.t_idx), _long(root0), len(merged.roots), size)
+        return TensorBatch(
+            [c.key for c in comps],
+            CircuitEvaluator(merged),
+            blocks,
+            torch.tensor(rows.consts, dtype=torch.float64),
+            _long(rows.t_idx),
+            _long(root0),
+            len(merged.roots),
+            size,
+        )
 
-    def __call__(self, ids: list[int], rid: list[int], routes: list[tuple], bindings: dict, tparams,
-                 chunk: int):
+    def __call__(self, ids: list[int], rid: list[int], routes: list[tuple], bindings: dict, tparams, chunk: int):
         """P(query) per example (route rid[b] = routes[rid[b]] = (structure, answer column), 0
         where the column is -1), or None when the batch is too big or an index out of range."""
         long = lambda x: torch.frombuffer(array.array("q", x), dtype=torch.long)  # noqa: E731
-        rid_t, n_parts = long(rid), len(self.keys)   # frombuffer: 8x faster than torch.tensor
+        rid_t, n_parts = long(rid), len(self.keys)  # frombuffer: 8x faster than torch.tensor
         part = torch.tensor([self.keys.get(c.key, 0) for c, _ in routes])[rid_t]
         col = torch.tensor([k for _, k in routes])[rid_t]
         ids, tp = long(ids), tparams.probs() if len(tparams) else None
@@ -70,9 +76,9 @@ class TensorBatch:
         order = torch.argsort(part, stable=True)
         start = counts.cumsum(0) - counts
         pad = start.unsqueeze(1) + torch.minimum(torch.arange(width), (counts - 1).unsqueeze(1))
-        ids_pad = ids[order][pad]                                       # [parts, width]
+        ids_pad = ids[order][pad]  # [parts, width]
         xs = [bindings[net] for net, *_ in self.blocks]
-        dtype = torch.float64   # as DeepProgram's circuits (deep.CIRCUIT_DTYPE): no underflow below 1e-38
+        dtype = torch.float64  # as DeepProgram's circuits (deep.CIRCUIT_DTYPE): no underflow below 1e-38
         table = [self.consts.to(dtype).unsqueeze(1).expand(-1, width)]
         if len(self.t_idx):
             table.append(tp.to(dtype)[self.t_idx].unsqueeze(1).expand(-1, width))
@@ -80,15 +86,19 @@ class TensorBatch:
         if int(ids.min()) < 0:
             return None
         for x, (_, rows, dims, j, dom, (tops, j_top)) in zip(xs, self.blocks):
-            shape = x.shape[:len(dims)] + (math.prod(x.shape[len(dims):]),)
-            if x.dim() < len(dims) or j_top >= shape[-1] or dom != shape[-1] or any(
-                    (top if t is None else t) >= n for t, n in zip(tops, shape)):
-                return None   # the general path says what is wrong
+            shape = x.shape[: len(dims)] + (math.prod(x.shape[len(dims) :]),)
+            if (
+                x.dim() < len(dims)
+                or j_top >= shape[-1]
+                or dom != shape[-1]
+                or any((top if t is None else t) >= n for t, n in zip(tops, shape))
+            ):
+                return None  # the general path says what is wrong
             lin = j
             for d, i in enumerate(ids_pad[rows] if d is None else d for d in dims):
-                lin = lin + i * math.prod(shape[d + 1:])   # one flat index: index_select's
+                lin = lin + i * math.prod(shape[d + 1 :])  # one flat index: index_select's
             table.append(x.reshape(-1).index_select(0, lin.reshape(-1)).reshape(lin.shape).to(dtype))
-        vals = self.evaluator(torch.cat(table, 0))                      # [width, roots]
+        vals = self.evaluator(torch.cat(table, 0))  # [width, roots]
         pos = torch.empty_like(order)
         pos[order] = torch.arange(len(order)) - start[part[order]]
         out = vals.reshape(-1).index_select(0, pos * self.n_roots + self.root0[part] + col.clamp(min=0))
@@ -112,7 +122,7 @@ class _Rows:
         self.bindings, self.path = bindings, path
         self.consts: list[float] = []
         self.t_idx: list[int] = []
-        self.nets: dict[str, tuple[list, list, list]] = {}   # net -> (part, fixed index per dim, column)
+        self.nets: dict[str, tuple[list, list, list]] = {}  # net -> (part, fixed index per dim, column)
 
     def add(self, part: int, spec: tuple) -> tuple:
         """(block, k): the block of one atom row of structure ``part`` and its row in the block."""
@@ -148,9 +158,10 @@ class _Rows:
         indices are checked against the tensor at each call."""
         part, fixed, col = self.nets[net]
         if len({tuple(a is None for a in f) for f in fixed}) > 1:
-            raise _NotBatchable   # the id in different positions for one network
-        dims = [_long([f[d] for f in fixed]).unsqueeze(1) if fixed[0][d] is not None else None
-                for d in range(len(fixed[0]))]
+            raise _NotBatchable  # the id in different positions for one network
+        dims = [
+            _long([f[d] for f in fixed]).unsqueeze(1) if fixed[0][d] is not None else None for d in range(len(fixed[0]))
+        ]
         dom = len(decl.domain) if decl.kind == "ad" else 1
         top = [None if d is None else int(d.max()) for d in dims], max(col)
         return net, _long(part), dims, _long(col).unsqueeze(1), dom, top

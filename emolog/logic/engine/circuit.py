@@ -28,12 +28,12 @@ class CircuitEvaluator(torch.nn.Module):
         self.real_roots = real
         self.module = LevelCircuit(s.nodes, [s.roots[i] for i in real]) if real else None
         self.const = [1.0 if r == "T" else 0.0 for r in s.roots]
-        self.register_buffer("_single_row", torch.tensor([r for _, r in s.singles], dtype=torch.long),
-                             persistent=False)
+        self.register_buffer("_single_row", torch.tensor([r for _, r in s.singles], dtype=torch.long), persistent=False)
         # "none" of a disjunction: 1 - the sum of its heads, summed per disjunction in one op
         seg = [k for k, (_, rows) in enumerate(s.nones) for _ in rows]
-        self.register_buffer("_none_rows", torch.tensor([r for _, rows in s.nones for r in rows],
-                                                        dtype=torch.long), persistent=False)
+        self.register_buffer(
+            "_none_rows", torch.tensor([r for _, rows in s.nones for r in rows], dtype=torch.long), persistent=False
+        )
         self.register_buffer("_none_seg", torch.tensor(seg, dtype=torch.long), persistent=False)
         # Rows of ``literal_weights``' stacked parts [0, 1, singles p, singles 1-p, nones q,
         # nones 1-q] that give LevelCircuit's order [0, 1, pos_1, neg_1, ...]: one gather.
@@ -53,11 +53,10 @@ class CircuitEvaluator(torch.nn.Module):
         b = p.shape[1]
         parts = [p.new_zeros(1, b), p.new_ones(1, b)]
         if len(self._single_row):
-            ps = p.index_select(0, self._single_row)   # (its backward: index_add, not index_put)
+            ps = p.index_select(0, self._single_row)  # (its backward: index_add, not index_put)
             parts += [ps, 1 - ps]
         if len(self._none_rows):
-            mass = p.new_zeros(len(self.s.nones), b).index_add(0, self._none_seg,
-                                                               p.index_select(0, self._none_rows))
+            mass = p.new_zeros(len(self.s.nones), b).index_add(0, self._none_seg, p.index_select(0, self._none_rows))
             parts += [1 - mass, mass]
         out = torch.cat(parts, 0)
         return out.index_select(0, self._order) if ordered else out
@@ -67,8 +66,11 @@ class CircuitEvaluator(torch.nn.Module):
         out = p.new_empty(b, self.n_roots)
         if self.module is not None:
             vals = self.module(self.literal_weights(p, ordered=not self._direct)).t()
-            out = out.index_copy(1, torch.tensor(self.real_roots, device=p.device), vals) \
-                if len(self.real_roots) < self.n_roots else vals
+            out = (
+                out.index_copy(1, torch.tensor(self.real_roots, device=p.device), vals)
+                if len(self.real_roots) < self.n_roots
+                else vals
+            )
         for i, v in enumerate(self.const):
             if i not in self.real_roots:
                 out[:, i] = v
@@ -78,6 +80,7 @@ class CircuitEvaluator(torch.nn.Module):
 def peak_rss_mb() -> float:
     """Peak resident memory of this process so far (MB; Linux ru_maxrss is in KiB)."""
     import resource
+
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
@@ -95,8 +98,9 @@ def merge_structures(structs: list, n_rows: list[int]) -> tuple[Structure, list[
         singles += [(v + n_vars, r + rows) for v, r in s.singles]
         nones += [(v + n_vars, [r + rows for r in rs]) for v, rs in s.nones]
         groups += [[r + rows for r in g] for g in s.groups]
-        nodes += [("L", a + n_vars if a > 0 else a - n_vars) if k == "L" else (k, [c + off for c in a])
-                  for k, a in s.nodes]
+        nodes += [
+            ("L", a + n_vars if a > 0 else a - n_vars) if k == "L" else (k, [c + off for c in a]) for k, a in s.nodes
+        ]
         roots += [r if isinstance(r, str) else r + off for r in s.roots]
         rows += n
         n_vars += s.n_vars

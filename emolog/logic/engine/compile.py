@@ -66,11 +66,11 @@ class Compiled:
     query_atoms: list[Term]
     query_names: list[str]
     sources: list[str]
-    var_weights: list[VarWeight]           # one per circuit variable, in variable order
-    groups: list[list[int]]                # non-trivial ADs: 0-based variable indices of heads
-    main: object                           # KLay module: [B, nq + 1] (queries, normaliser)
-    posterior: object | None               # KLay module: [B, nq * ns] (query x source)
-    nn_keys: dict[str, int] = field(default_factory=dict)    # key -> domain size
+    var_weights: list[VarWeight]  # one per circuit variable, in variable order
+    groups: list[list[int]]  # non-trivial ADs: 0-based variable indices of heads
+    main: object  # KLay module: [B, nq + 1] (queries, normaliser)
+    posterior: object | None  # KLay module: [B, nq * ns] (query x source)
+    nn_keys: dict[str, int] = field(default_factory=dict)  # key -> domain size
     fact_keys: list[str] = field(default_factory=list)
 
 
@@ -94,9 +94,17 @@ def compile_circuits(prog: Program) -> Compiled:
     main = builder.circuit(main_roots)
     posterior = builder.circuit(post_roots) if post_roots else None
     nn_keys, fact_keys = _input_keys(sdd.var_weights, prog)
-    return Compiled(query_atoms=query_atoms, query_names=[atom_name(a) for a in query_atoms],
-                    sources=[str(s.args[-1]) for s in source_atoms], var_weights=sdd.var_weights,
-                    groups=sdd.groups, main=main, posterior=posterior, nn_keys=nn_keys, fact_keys=fact_keys)
+    return Compiled(
+        query_atoms=query_atoms,
+        query_names=[atom_name(a) for a in query_atoms],
+        sources=[str(s.args[-1]) for s in source_atoms],
+        var_weights=sdd.var_weights,
+        groups=sdd.groups,
+        main=main,
+        posterior=posterior,
+        nn_keys=nn_keys,
+        fact_keys=fact_keys,
+    )
 
 
 def _ground(prog: Program) -> tuple[LogicFormula, list[Term], list[tuple[Term, bool]], Term | None]:
@@ -115,8 +123,7 @@ def _ground(prog: Program) -> tuple[LogicFormula, list[Term], list[tuple[Term, b
         try:
             engine.ground(db, t, target=lf, label=LogicFormula.LABEL_QUERY)
         except ProbLogError as e:
-            raise ProgramError(f"{prog.path}: {t} cannot be grounded: "
-                               f"{getattr(e, 'message', e)}") from None
+            raise ProgramError(f"{prog.path}: {t} cannot be grounded: {getattr(e, 'message', e)}") from None
         except RecursionError:
             raise ProgramError(f"{prog.path}: grounding {t} does not terminate") from None
     return lf, query_terms, ev_terms, source_template
@@ -157,8 +164,9 @@ def _bind(atom: Term, prog: Program, what: str) -> Term:
         return atom.apply_term({first: IMAGE})
     if first == IMAGE:
         return atom
-    raise ProgramError(f"{prog.path}: {what}({atom}): the first argument must be the image "
-                       f"variable (e.g. X), got {first}")
+    raise ProgramError(
+        f"{prog.path}: {what}({atom}): the first argument must be the image variable (e.g. X), got {first}"
+    )
 
 
 def _source_template(prog: Program) -> Term | None:
@@ -195,20 +203,21 @@ class _GroupedSdd:
         in_group = {a for seg in segments for a in seg}
         singles = [a for a in atoms if a not in in_group]
         if not atoms:
-            raise ProgramError(f"{prog.path}: every query and evidence atom is deterministic "
-                               "(true or false whatever the inputs): this image-convention path "
-                               "needs a probabilistic atom; evaluate() or compile_program(path, "
-                               "queries=[...]) answer it")
+            raise ProgramError(
+                f"{prog.path}: every query and evidence atom is deterministic "
+                "(true or false whatever the inputs): this image-convention path "
+                "needs a probabilistic atom; evaluate() or compile_program(path, "
+                "queries=[...]) answer it"
+            )
         order = [a for seg in segments for a in seg] + singles
         self.var_of = {a: i + 1 for i, a in enumerate(order)}
-        vtree = _vtree([[self.var_of[a] for a in seg] for seg in segments]
-                       + [[self.var_of[a]] for a in singles])
+        vtree = _vtree([[self.var_of[a] for a in seg] for seg in segments] + [[self.var_of[a]] for a in singles])
         self.mgr = SddManager.from_vtree(vtree)
-        self.mgr.auto_gc_and_minimize_off()   # minimisation would break the grouped vtree
+        self.mgr.auto_gc_and_minimize_off()  # minimisation would break the grouped vtree
         self._memo: dict[int, object] = {}
-        self.group_nodes: dict[int, int] = {}   # SDD node id of C_g -> group index
+        self.group_nodes: dict[int, int] = {}  # SDD node id of C_g -> group index
         self.group_vars: list[frozenset[int]] = []
-        self.groups: list[list[int]] = []       # 0-based variable indices of the heads
+        self.groups: list[list[int]] = []  # 0-based variable indices of the heads
         self.constraint = self.mgr.true()
         for gi, seg in enumerate(segments):
             vs = [self.var_of[a] for a in seg]
@@ -261,8 +270,10 @@ class _GroupedSdd:
     def _weights(self, order: list[int], segments: list[list[int]], prog: Program) -> list[VarWeight]:
         extra = {seg[-1]: gi for gi, seg in enumerate(segments)}
         heads = {a for seg in segments for a in seg[:-1]}
-        return [VarWeight("extra", group=extra[a]) if a in extra else
-                _var_weight(self.dag.get_node(a), a in heads, prog) for a in order]
+        return [
+            VarWeight("extra", group=extra[a]) if a in extra else _var_weight(self.dag.get_node(a), a in heads, prog)
+            for a in order
+        ]
 
 
 def _var_weight(node, ad: bool, prog: Program) -> VarWeight:
@@ -282,8 +293,7 @@ def _var_weight(node, ad: bool, prog: Program) -> VarWeight:
     try:
         value = float(p.compute_value() if isinstance(p, Term) else p)
     except Exception:
-        raise ProgramError(f"{prog.path}: probability {p} of {node.name} is not a number, nn(...) "
-                           "or t(...)") from None
+        raise ProgramError(f"{prog.path}: probability {p} of {node.name} is not a number, nn(...) or t(...)") from None
     return VarWeight("const", value=value, ad=ad)
 
 
@@ -309,21 +319,23 @@ def _check_image_input(p: Term, prog: Program) -> None:
     """
     first = term2list(p.args[1], False)[0]
     if first != IMAGE:
-        raise ProgramError(f"{prog.path}: neural input {p.args[0]}({p.args[1]}) does not start with "
-                           f"the image but with {first}: in this image-convention path every "
-                           "input's first argument is the image; for other inputs give query "
-                           "templates: compile_program(path, queries=[...])")
+        raise ProgramError(
+            f"{prog.path}: neural input {p.args[0]}({p.args[1]}) does not start with "
+            f"the image but with {first}: in this image-convention path every "
+            "input's first argument is the image; for other inputs give query "
+            "templates: compile_program(path, queries=[...])"
+        )
 
 
 def _vtree(segments: list[list[int]]) -> Vtree:
     """A vtree whose subtrees are the given variable segments (balanced inside and across)."""
-    lines: list[str] = []   # in post-order: a node's id is its line's index
+    lines: list[str] = []  # in post-order: a node's id is its line's index
 
     def add(line: str) -> int:
         lines.append(line.format(len(lines)))
         return len(lines) - 1
 
-    def build(items: list, leaf) -> int:   # a balanced tree over items; leaf(item) -> node id
+    def build(items: list, leaf) -> int:  # a balanced tree over items; leaf(item) -> node id
         if len(items) == 1:
             return leaf(items[0])
         mid = len(items) // 2
@@ -381,7 +393,7 @@ class _KlayBuilder:
         key = (n.id, expect.position())
         if key in self._memo:
             return self._memo[key]
-        if n.id in self.sdd.group_nodes:   # an unused disjunction's constraint: counts 1
+        if n.id in self.sdd.group_nodes:  # an unused disjunction's constraint: counts 1
             covered = self.sdd.group_vars[self.sdd.group_nodes[n.id]]
             out = self._with(self.c.true_node(), self._vars(expect) - covered)
         elif n.is_false():
@@ -396,8 +408,11 @@ class _KlayBuilder:
             out = self._with(leaf, self._vars(expect) - {abs(lit)})
         else:
             vt = n.vtree()
-            children = [self.c.and_node([self._node(p, vt.left()), self._node(s, vt.right())])
-                        for p, s in n.elements() if not s.is_false() and not p.is_false()]
+            children = [
+                self.c.and_node([self._node(p, vt.left()), self._node(s, vt.right())])
+                for p, s in n.elements()
+                if not s.is_false() and not p.is_false()
+            ]
             inner = self.c.or_node(children) if children else self.c.false_node()
             out = self._with(inner, self._vars(expect) - self._vars(vt))
         self._memo[key] = out

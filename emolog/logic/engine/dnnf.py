@@ -38,7 +38,7 @@ from problog.formula import LogicDAG
 
 from .formula import AND, CONST, FALSE, LIT, OR, TRUE, ChoiceFormula
 
-MAX_NODES = 5_000_000   # formula + circuit nodes of one structure: about 1 GB of Python objects
+MAX_NODES = 5_000_000  # formula + circuit nodes of one structure: about 1 GB of Python objects
 
 
 class CompileBudgetError(RuntimeError):
@@ -80,8 +80,7 @@ def compile_structure(dag: LogicDAG, roots: list, max_nodes: int | None = MAX_NO
     return _in_big_stack(lambda: _Compiler(dag, max_nodes).run(roots))
 
 
-def find_world(dag: LogicDAG, candidates: list[list], weight=None
-               ) -> tuple[int, dict[int, bool], set[int]] | None:
+def find_world(dag: LogicDAG, candidates: list[list], weight=None) -> tuple[int, dict[int, bool], set[int]] | None:
     """The first candidate (a conjunction of signed DAG keys) that holds in some world:
     (its index, the truth of every probabilistic atom in that world, the atoms whose choice
     mattered), or None when none can hold. ``weight(key)``, if given, is an atom's probability:
@@ -90,11 +89,12 @@ def find_world(dag: LogicDAG, candidates: list[list], weight=None
     does not depend on gets its first value (false for an atom). A search for one model, not
     a compilation: an OR takes the first child that has one.
     """
+
     def work():
         c = _Compiler(dag, None)
         memo: dict = {}
         formulas = [c.f.conj([c.f.signed(k) for k in keys]) for keys in candidates]
-        allowed = c.f.possible(weight) if weight is not None else []   # after reading: every variable
+        allowed = c.f.possible(weight) if weight is not None else []  # after reading: every variable
         for n, f in enumerate(formulas):
             found = c.model(c.f.conj([f] + allowed), memo)
             if found is not None:
@@ -112,7 +112,7 @@ def _in_big_stack(work: Callable[[], Any]) -> Any:
     def run():
         try:
             box.append(work())
-        except BaseException as e:   # re-raised in the caller's thread
+        except BaseException as e:  # re-raised in the caller's thread
             box.append(e)
 
     old_stack, old_limit = threading.stack_size(1 << 30), sys.getrecursionlimit()
@@ -140,23 +140,33 @@ class _Compiler:
         self.memo: dict[int, object] = {}
         self.nodes: list[tuple] = []
         self.node_ids: dict = {}
-        self.leaf_var: dict[tuple[int, int], int] = {}   # (var, value) -> circuit variable
+        self.leaf_var: dict[tuple[int, int], int] = {}  # (var, value) -> circuit variable
         self.singles: list[tuple[int, int]] = []
         self.nones: list[tuple[int, list[int]]] = []
 
     # ---- compiling ----------------------------------------------------------------
     def run(self, roots: list) -> Structure:
         t0 = time.perf_counter()
-        formulas = [self.f.conj([self.f.signed(k) for k in r]) if isinstance(r, list) else self.f.signed(r)
-                    for r in roots]
+        formulas = [
+            self.f.conj([self.f.signed(k) for k in r]) if isinstance(r, list) else self.f.signed(r) for r in roots
+        ]
         t1 = time.perf_counter()
         out = [self.compile(r) for r in formulas]
-        stats = {"read_s": t1 - t0, "compile_s": time.perf_counter() - t0, "vars": len(self.f.heads),
-                 "formula_nodes": len(self.f.kind), "nodes": len(self.nodes)}
-        groups = [[self._row(h) for h in self.f.heads[v]] for v in sorted({v for v, _ in self.leaf_var})
-                  if v < self.f.n_groups]
-        return Structure(self.atoms, self.singles, self.nones, groups, len(self.singles) + len(self.nones),
-                         self.nodes, out, stats)
+        stats = {
+            "read_s": t1 - t0,
+            "compile_s": time.perf_counter() - t0,
+            "vars": len(self.f.heads),
+            "formula_nodes": len(self.f.kind),
+            "nodes": len(self.nodes),
+        }
+        groups = [
+            [self._row(h) for h in self.f.heads[v]]
+            for v in sorted({v for v, _ in self.leaf_var})
+            if v < self.f.n_groups
+        ]
+        return Structure(
+            self.atoms, self.singles, self.nones, groups, len(self.singles) + len(self.nones), self.nodes, out, stats
+        )
 
     def compile(self, i: int):
         """The circuit node of formula ``i`` ("T" / "F" for constants)."""
@@ -223,7 +233,8 @@ class _Compiler:
         if self.max_nodes is not None and size > self.max_nodes:
             raise CompileBudgetError(
                 f"{len(self.nodes):,} circuit and {len(self.f.kind):,} formula nodes after "
-                f"{time.perf_counter() - self.t0:.1f} s exceed the budget of {self.max_nodes:,}")
+                f"{time.perf_counter() - self.t0:.1f} s exceed the budget of {self.max_nodes:,}"
+            )
 
     def _split(self, i: int, var: int):
         """sum_v [var = v] * circuit(i | var = v), values with the same residual merged."""
@@ -283,7 +294,7 @@ class _Compiler:
         truth, chosen = {}, set()
         for key, (var, value) in self.f.value_of.items():
             got = assignment.get(var)
-            truth[key] = (0 if got is None else got) == value   # unassigned: first value / false
+            truth[key] = (0 if got is None else got) == value  # unassigned: first value / false
             if got is not None:
                 chosen.add(key)
         return truth, chosen
@@ -305,7 +316,7 @@ class _Compiler:
         if not parts:
             return "T"
         out = parts[0]
-        for p in parts[1:]:   # binary ANDs: the level evaluator multiplies pairs
+        for p in parts[1:]:  # binary ANDs: the level evaluator multiplies pairs
             out = self._node("A", (out, p) if out <= p else (p, out))
         return out
 
@@ -313,7 +324,7 @@ class _Compiler:
         terms = [t for t in terms if t != "F"]
         if not terms:
             return "F"
-        if "T" in terms:   # only when it is the one term (the branches are exclusive)
+        if "T" in terms:  # only when it is the one term (the branches are exclusive)
             return "T"
         if len(terms) == 1:
             return terms[0]
@@ -347,7 +358,7 @@ class _Compiler:
             return cv
         heads = self.f.heads[var]
         binary = var >= self.f.n_groups
-        if binary and value == 0:   # a binary atom's false value: its variable's negation
+        if binary and value == 0:  # a binary atom's false value: its variable's negation
             cv = -self._leaf_var(var, 1)
             self.leaf_var[key] = cv
             return cv

@@ -22,8 +22,9 @@ from .dnnf import compile_structure
 SMALL_FOR_PROBLOG = 2000
 
 
-def evaluate(source: str | Path, *, base_dir: str | Path | None = None,
-             stats: dict | None = None) -> list[tuple[str, float]]:
+def evaluate(
+    source: str | Path, *, base_dir: str | Path | None = None, stats: dict | None = None
+) -> list[tuple[str, float]]:
     """[(query atom as problog prints it, probability)] sorted as ``problog FILE`` prints them.
 
     ``source``: a path or program text (consult/1 relative to ``base_dir``). Raises
@@ -53,13 +54,13 @@ def evaluate(source: str | Path, *, base_dir: str | Path | None = None,
     answers.update(fixed)
     out = sorted(answers.items(), key=lambda kv: kv[0])
     if stats is not None:
-        stats.update(ground_s=t1 - t0, total_s=time.perf_counter() - t0,
-                     peak_rss_mb=peak_rss_mb(), **s.stats)
+        stats.update(ground_s=t1 - t0, total_s=time.perf_counter() - t0, peak_rss_mb=peak_rss_mb(), **s.stats)
     return out
 
 
-def _listed_after_evidence(source: str | Path, base_dir: str | Path | None, path: str, labeled: list[tuple]
-                           ) -> tuple[list[tuple], dict[str, float]]:
+def _listed_after_evidence(
+    source: str | Path, base_dir: str | Path | None, path: str, labeled: list[tuple]
+) -> tuple[list[tuple], dict[str, float]]:
     """(the queries answered by the circuit, {answer: 0 or 1} for those the evidence decides).
 
     The answers problog lists are those left after propagating the evidence; a non-ground
@@ -81,11 +82,14 @@ def _probabilities(s: Any, path: str) -> list[float]:
     probs = []
     for p in s.atoms:
         if isinstance(p, Term) and p.functor in ("nn", "t") and p.arity >= 1:
-            raise ProgramError(f"{path}: Error: {p} is a DeepProbLog annotation; plain ProbLog "
-                               "evaluation needs numbers (use compile_program(..., queries=[...]))",
-                               path=path, message=f"{p} is a DeepProbLog annotation")
+            raise ProgramError(
+                f"{path}: Error: {p} is a DeepProbLog annotation; plain ProbLog "
+                "evaluation needs numbers (use compile_program(..., queries=[...]))",
+                path=path,
+                message=f"{p} is a DeepProbLog annotation",
+            )
         x = number(p, path)
-        if not -1e-9 <= x <= 1 + 1e-9:   # ProbLog's semiring check, in its words
+        if not -1e-9 <= x <= 1 + 1e-9:  # ProbLog's semiring check, in its words
             raise _invalid(path, f"Not a valid value for this semiring: '{p}'")
         probs.append(x)
     for g in s.groups:
@@ -102,13 +106,13 @@ def _inconsistent(source: str | Path, base_dir: str | Path | None, path: str, n_
     if n_nodes <= SMALL_FOR_PROBLOG:
         _problog_error(source, base_dir, path)
     msg = "Inconsistent evidence detected during compilation"
-    raise ProgramError(f"{path}: Error: {msg}", path=path, message=msg,
-                       problog_text=f"InconsistentEvidenceError: {msg}.")
+    raise ProgramError(
+        f"{path}: Error: {msg}", path=path, message=msg, problog_text=f"InconsistentEvidenceError: {msg}."
+    )
 
 
 def _invalid(path: str, msg: str) -> ProgramError:
-    return ProgramError(f"{path}: Error: {msg}", path=path, message=msg,
-                        problog_text=f"InvalidValue: {msg}.")
+    return ProgramError(f"{path}: Error: {msg}", path=path, message=msg, problog_text=f"InvalidValue: {msg}.")
 
 
 def _problog_error(source: str | Path, base_dir: str | Path | None, path: str) -> None:
@@ -120,8 +124,8 @@ def _problog_error(source: str | Path, base_dir: str | Path | None, path: str) -
     from problog.errors import ProbLogError
 
     from ..ground import program_error
+
     try:
-        get_evaluatable(None).create_from(load_model(source, base_dir)[0],
-                                          propagate_evidence=True).evaluate()
+        get_evaluatable(None).create_from(load_model(source, base_dir)[0], propagate_evidence=True).evaluate()
     except ProbLogError as e:
         raise program_error(e, path) from None

@@ -65,10 +65,10 @@ class ChoiceFormula:
                 self.value_of[c.extra_node] = (var, len(heads))
             self.heads.append(heads)
             self.full.append((1 << (len(heads) + 1)) - 1)
-        self.n_groups = len(self.heads)   # variables below this are disjunctions
+        self.n_groups = len(self.heads)  # variables below this are disjunctions
         self._pos: dict[int, int] = {}
         self._neg: dict[int, int] = {}
-        self._index: dict[tuple, tuple] = {}   # (node, var[, AND]) -> what conditioning reads
+        self._index: dict[tuple, tuple] = {}  # (node, var[, AND]) -> what conditioning reads
 
     # ---- building nodes -------------------------------------------------------------
     def _new(self, kind: int, arg, support: int) -> int:
@@ -157,7 +157,7 @@ class ChoiceFormula:
         out = []
         for var, heads in enumerate(self.heads):
             w = [weight(h) for h in heads]
-            if var >= self.n_groups:   # a binary atom: value 1 is the atom, 0 its negation
+            if var >= self.n_groups:  # a binary atom: value 1 is the atom, 0 its negation
                 mask = (2 if w[0] > 0 else 0) | (1 if w[0] < 1 else 0)
             else:
                 mask = sum(1 << i for i, x in enumerate(w) if x > 0)
@@ -188,9 +188,9 @@ class ChoiceFormula:
             if kind == "atom":
                 var, value = self.atom_var(key)
                 self._neg[key] = self.lit(var, self.full[var] & ~(1 << value))
-            elif kind == "conj":   # not (a and b) = not a or not b
+            elif kind == "conj":  # not (a and b) = not a or not b
                 self._neg[key] = self.disj([self.signed(negated(c)) for c in n.children])
-            elif kind == "disj":   # not (a or b) = not a and not b
+            elif kind == "disj":  # not (a or b) = not a and not b
                 self._neg[key] = self.conj([self.signed(negated(c)) for c in n.children])
             else:
                 raise ValueError(f"unexpected ProbLog node {n}")

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import torch
 
-SMALL = 2000   # nodes: up to here one growing buffer beats per-level gathers
+SMALL = 2000  # nodes: up to here one growing buffer beats per-level gathers
 
 
 class LevelCircuit(torch.nn.Module):
@@ -26,7 +26,7 @@ class LevelCircuit(torch.nn.Module):
         level: list[int] = []
         pos: list[int] = []
         leaves: list[int] = []
-        per_level: list[tuple[list[int], list[int]]] = []   # (and nodes, or nodes)
+        per_level: list[tuple[list[int], list[int]]] = []  # (and nodes, or nodes)
         for i, (kind, arg) in enumerate(nodes):
             if kind == "L":
                 level.append(0)
@@ -44,11 +44,13 @@ class LevelCircuit(torch.nn.Module):
         for ands, ors in per_level:
             for j, i in enumerate(ands + ors):
                 pos[i] = j
-            edges = [nodes[i][1][0] for i in ands] + [nodes[i][1][1] for i in ands] \
-                + [c for i in ors for c in nodes[i][1]]
+            edges = (
+                [nodes[i][1][0] for i in ands] + [nodes[i][1][1] for i in ands] + [c for i in ors for c in nodes[i][1]]
+            )
             seg = [k for k, i in enumerate(ors) for _ in nodes[i][1]]
-            self.plans.append((self._gather_plan(edges, level, pos), len(ands), len(ors),
-                               torch.tensor(seg, dtype=torch.long)))
+            self.plans.append(
+                (self._gather_plan(edges, level, pos), len(ands), len(ors), torch.tensor(seg, dtype=torch.long))
+            )
         self.root_plan = self._gather_plan(list(roots), level, pos)
         # Small circuits: one buffer of every node value so far (copying it per level is
         # cheaper than the extra gathers), children by their global buffer row.
@@ -61,7 +63,7 @@ class LevelCircuit(torch.nn.Module):
         OR is folded into it, a lone child is paired with a row of ones), levelled again, so
         that a level is 2 gathers, 1 product and 1 segment sum for ANDs and ORs together."""
         pairs, per_level = _product_pairs(nodes, _foldable_ands(nodes, roots))
-        one = n_leaves                                      # row of ones after the leaves
+        one = n_leaves  # row of ones after the leaves
         row = {i: pos[i] for i, (k, _) in enumerate(nodes) if k == "L"}
         lo, self.flat = n_leaves + 1, []
         for ids in per_level:
@@ -84,8 +86,7 @@ class LevelCircuit(torch.nn.Module):
         perm = torch.empty(len(refs), dtype=torch.long)
         perm[torch.tensor(flat, dtype=torch.long)] = torch.arange(len(refs))
         identity = flat == list(range(len(refs)))
-        return [(s, torch.tensor(by_src[s], dtype=torch.long)) for s in srcs], \
-            (None if identity else perm)
+        return [(s, torch.tensor(by_src[s], dtype=torch.long)) for s in srcs], (None if identity else perm)
 
     @staticmethod
     def _gather(vals: list[torch.Tensor], plan) -> torch.Tensor:
@@ -103,9 +104,9 @@ class LevelCircuit(torch.nn.Module):
             g = self._gather(vals, plan)
             out = []
             if n_and:
-                out.append(g[:n_and] * g[n_and:2 * n_and])
+                out.append(g[:n_and] * g[n_and : 2 * n_and])
             if n_or:
-                out.append(w.new_zeros(n_or, b).index_add(0, seg, g[2 * n_and:]))
+                out.append(w.new_zeros(n_or, b).index_add(0, seg, g[2 * n_and :]))
             vals.append(out[0] if len(out) == 1 else torch.cat(out, 0))
         return self._gather(vals, self.root_plan)
 
@@ -138,8 +139,7 @@ def _product_pairs(nodes: list[tuple], fold: list[bool]) -> tuple[dict[int, list
         if kind == "L" or fold[i]:
             level[i] = 0 if kind == "L" else 1 + max(level[c] for c in arg)
             continue
-        pr = [tuple(arg)] if kind == "A" else \
-            [tuple(nodes[c][1]) if fold[c] else (c, None) for c in arg]
+        pr = [tuple(arg)] if kind == "A" else [tuple(nodes[c][1]) if fold[c] else (c, None) for c in arg]
         pairs[i] = pr
         level[i] = 1 + max(level[c] for p in pr for c in p if c is not None)
         while len(per_level) < level[i]:
@@ -186,5 +186,5 @@ class _Fused(torch.autograd.Function):
             gs = g[lo:hi] if seg is None else g[lo:hi].index_select(0, seg)
             g.index_add_(0, ia, gs * v.index_select(0, ib))
             g.index_add_(0, ib, gs * v.index_select(0, ia))
-        gw = grad.new_zeros(ctx.w_rows, v.shape[1]).index_add_(0, m.leaf_rows, g[:len(m.leaf_rows)])
+        gw = grad.new_zeros(ctx.w_rows, v.shape[1]).index_add_(0, m.leaf_rows, g[: len(m.leaf_rows)])
         return gw, None

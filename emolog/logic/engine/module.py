@@ -17,7 +17,7 @@ from ..params import TParams
 from ..program import Program, ProgramError, parse_program, resolve_program
 from .compile import Compiled, VarWeight, compile_circuits
 
-if TYPE_CHECKING:   # deep.py imports torch-heavy engine code: loaded only when a program needs it
+if TYPE_CHECKING:  # deep.py imports torch-heavy engine code: loaded only when a program needs it
     from .deep import DeepProgram
 
 
@@ -25,9 +25,14 @@ class LogicInputError(InputError, ValueError):
     """Inputs do not fit the compiled program (missing key, wrong size, not probabilities)."""
 
 
-def compile_program(program: str | Path = "seed", semantics: str = "condition",
-                    param: str = "softmax", queries: list[str] | None = None, path: str | None = None,
-                    **kwargs: Any) -> "LogicModule | DeepProgram":
+def compile_program(
+    program: str | Path = "seed",
+    semantics: str = "condition",
+    param: str = "softmax",
+    queries: list[str] | None = None,
+    path: str | None = None,
+    **kwargs: Any,
+) -> "LogicModule | DeepProgram":
     """Compile a shipped program (``emolog/logic/programs/<name>.pl``), a ``.pl`` path or text
     (``path``: the file that text came from, for messages).
 
@@ -47,9 +52,12 @@ def compile_program(program: str | Path = "seed", semantics: str = "condition",
     text, path = (str(program), path or "<string>") if is_text else resolve_program(program)
     if queries is not None or not _image_convention(text):
         if semantics != "condition":
-            raise ProgramError(f"{path}: semantics {semantics!r} exists only for image-convention "
-                               "programs; the general engine conditions on the evidence")
+            raise ProgramError(
+                f"{path}: semantics {semantics!r} exists only for image-convention "
+                "programs; the general engine conditions on the evidence"
+            )
         from .deep import DeepProgram
+
         return DeepProgram(text if is_text else path, queries, param=param, **kwargs)
     if kwargs:
         raise TypeError(f"{sorted(kwargs)} apply to the general engine only (give queries=[...])")
@@ -65,8 +73,10 @@ def _image_convention(text: str) -> bool:
     query/evidence only.
     """
     import re
-    return bool(re.search(r"\bnn\s*\(", text) and re.search(r"\bquery\s*\(", text)) \
-        and not re.search(r":-\s*(consult|use_module)\b", text)
+
+    return bool(re.search(r"\bnn\s*\(", text) and re.search(r"\bquery\s*\(", text)) and not re.search(
+        r":-\s*(consult|use_module)\b", text
+    )
 
 
 class LogicModule(nn.Module):
@@ -116,21 +126,22 @@ class LogicModule(nn.Module):
         heads = [[pos[v] for v in g] + [1] * (size - len(g)) for g in c.groups]
         self.register_buffer("_klay_idx", torch.tensor(klay_idx, dtype=torch.long), persistent=False)
         self.register_buffer("_needed", torch.tensor(needed, dtype=torch.long), persistent=False)
-        self.register_buffer("_heads", torch.tensor(heads, dtype=torch.long).reshape(len(heads), size),
-                             persistent=False)
+        self.register_buffer(
+            "_heads", torch.tensor(heads, dtype=torch.long).reshape(len(heads), size), persistent=False
+        )
         self.register_buffer("_consts", torch.tensor(cols.consts, dtype=torch.float64), persistent=False)
         self._n_groups = len(c.groups)
         # ground facts per t() in the circuit: a t() shared across groundings (t(_)::trust(F)
         # for every face F) has one variable per grounding; EM counts each (em.lfi_step)
         t_ix = torch.tensor([w.index for w in c.var_weights if w.kind == "t"], dtype=torch.long)
-        self.register_buffer("t_groundings", torch.bincount(t_ix, minlength=len(self.tparams)).double(),
-                             persistent=False)
+        self.register_buffer(
+            "t_groundings", torch.bincount(t_ix, minlength=len(self.tparams)).double(), persistent=False
+        )
         # Which input each row of ``full`` holds, for error messages.
         self._col_names = cols.names(self.input_sizes, self.fact_keys, self.tparams.names)
         self._col_names += [f"the disjunction of {self._col_names[pos[g[0]]]}" for g in c.groups]
 
-    def _klay_input(self, inputs: dict[str, torch.Tensor], facts: dict[str, torch.Tensor]
-                    ) -> torch.Tensor:
+    def _klay_input(self, inputs: dict[str, torch.Tensor], facts: dict[str, torch.Tensor]) -> torch.Tensor:
         """KLay's input [2 + 2 * n_vars, B] (rows: 0, 1, then pos/neg weight per variable)."""
         b, dtype, device = self._check(inputs, facts)
         # Built transposed, [rows, B], so that every gather below copies contiguous rows.
@@ -156,28 +167,35 @@ class LogicModule(nn.Module):
         bad = (full < -1e-4) | (full > 1 + 1e-4) | torch.isnan(full)
         col, row = (int(i) for i in bad.nonzero()[0])
         name = self._col_names[col]
-        what = "sums to more than 1" if name.startswith("the disjunction") else \
-            f"is not a probability ({float(full[col, row])})"
+        what = (
+            "sums to more than 1"
+            if name.startswith("the disjunction")
+            else f"is not a probability ({float(full[col, row])})"
+        )
         raise LogicInputError(f"{self.program.path}: input {name} in row {row} {what}")
 
     def _run(self, circuit: Any, x: torch.Tensor) -> torch.Tensor:
         """Evaluate a KLay circuit on a prepared input: Tensor[B, n_roots]."""
         return circuit.layers(x).t()
 
-    def _check(self, inputs: dict[str, torch.Tensor], facts: dict[str, torch.Tensor]
-               ) -> tuple[int, torch.dtype, torch.device]:
+    def _check(
+        self, inputs: dict[str, torch.Tensor], facts: dict[str, torch.Tensor]
+    ) -> tuple[int, torch.dtype, torch.device]:
         missing = [k for k in self.input_sizes if k not in inputs]
         missing += [k for k in self.fact_keys if k not in facts]
         if missing:
-            raise LogicInputError(f"{self.program.path}: missing inputs {missing}; the program "
-                                  f"needs inputs {self.input_sizes} and facts {self.fact_keys}")
+            raise LogicInputError(
+                f"{self.program.path}: missing inputs {missing}; the program "
+                f"needs inputs {self.input_sizes} and facts {self.fact_keys}"
+            )
         b = None
         for k, n in self.input_sizes.items():
             x = inputs[k]
             if x.dim() != 2 or x.shape[1] != n:
                 raise LogicInputError(
                     f"{self.program.path}: neural predicate {k!r} has a domain of {n} values "
-                    f"but its network output has shape {tuple(x.shape)} (expected [B, {n}])")
+                    f"but its network output has shape {tuple(x.shape)} (expected [B, {n}])"
+                )
             b = x.shape[0] if b is None else b
             if x.shape[0] != b:
                 raise LogicInputError(f"input {k!r} has batch size {x.shape[0]}, others {b}")
@@ -193,8 +211,7 @@ class LogicModule(nn.Module):
         return b, dtype, ref.device
 
     # ---- inference -------------------------------------------------------------------
-    def forward(self, inputs: dict[str, torch.Tensor], facts: dict[str, torch.Tensor] | None = None
-                ) -> torch.Tensor:
+    def forward(self, inputs: dict[str, torch.Tensor], facts: dict[str, torch.Tensor] | None = None) -> torch.Tensor:
         """Tensor[B, n_queries]: P(q | evidence) ("condition") or P(q and evidence) (otherwise)."""
         out = self._run(self.main, self._klay_input(inputs, facts or {}))
         joint, z = out[:, :-1], out[:, -1:]
@@ -202,9 +219,9 @@ class LogicModule(nn.Module):
             return joint
         return joint / _nonzero(z, self.program.path)
 
-    def source_posterior_generic(self, inputs: dict[str, torch.Tensor],
-                                 facts: dict[str, torch.Tensor] | None,
-                                 labels: torch.Tensor) -> torch.Tensor:
+    def source_posterior_generic(
+        self, inputs: dict[str, torch.Tensor], facts: dict[str, torch.Tensor] | None, labels: torch.Tensor
+    ) -> torch.Tensor:
         """Tensor[B, n_sources]: P(source = s | query labels[b] true, evidence)."""
         if self.posterior_circuit is None:
             raise ProgramError(f"{self.program.path}: defines no source/1 or source/2 predicate")
@@ -213,16 +230,24 @@ class LogicModule(nn.Module):
         per = self._run(self.posterior_circuit, x).reshape(-1, len(self.query_names), len(self.sources))
         labels = labels.long().to(per.device)
         if labels.shape != (per.shape[0],) or labels.min() < 0 or labels.max() >= len(self.query_names):
-            raise LogicInputError(f"labels must be Tensor[B] of query indices in "
-                                  f"[0, {len(self.query_names)}), got shape {tuple(labels.shape)}")
+            raise LogicInputError(
+                f"labels must be Tensor[B] of query indices in "
+                f"[0, {len(self.query_names)}), got shape {tuple(labels.shape)}"
+            )
         rows = torch.arange(per.shape[0], device=per.device)
         return per[rows, labels] / _nonzero(joint[rows, labels].unsqueeze(1), self.program.path)
 
     # ---- seed-like convenience -------------------------------------------------------
-    def seed_inputs(self, scene_probs: torch.Tensor, face_probs: torch.Tensor,
-                    face_mask: torch.Tensor, *, face_logits: torch.Tensor | None = None,
-                    grey_logits: torch.Tensor | None = None, gate_probs: torch.Tensor | None = None
-                    ) -> tuple[dict[str, torch.Tensor], dict[str, torch.Tensor]]:
+    def seed_inputs(
+        self,
+        scene_probs: torch.Tensor,
+        face_probs: torch.Tensor,
+        face_mask: torch.Tensor,
+        *,
+        face_logits: torch.Tensor | None = None,
+        grey_logits: torch.Tensor | None = None,
+        gate_probs: torch.Tensor | None = None,
+    ) -> tuple[dict[str, torch.Tensor], dict[str, torch.Tensor]]:
         """Map [B,7] scene, [B,K,7] faces, [B,K] mask (and [B,4] gate) to program keys.
 
         Keys: ``scene_net``, ``face_net(face<k>)``, ``available(face<k>)``, ``gate_net``.
@@ -232,13 +257,16 @@ class LogicModule(nn.Module):
         """
         k = face_mask.shape[1]
         if face_probs is not None and face_probs.shape[:2] != face_mask.shape:
-            raise LogicInputError(f"face_probs {tuple(face_probs.shape)} and face_mask "
-                                  f"{tuple(face_mask.shape)} disagree on [B, K]")
+            raise LogicInputError(
+                f"face_probs {tuple(face_probs.shape)} and face_mask {tuple(face_mask.shape)} disagree on [B, K]"
+            )
         mask = face_mask.bool()
         if self.semantics == "original":
             if face_logits is None or grey_logits is None:
-                raise LogicInputError("semantics 'original' needs face_logits [B,K,7] and "
-                                      "grey_logits [7] (the recogniser's logits for a grey face)")
+                raise LogicInputError(
+                    "semantics 'original' needs face_logits [B,K,7] and "
+                    "grey_logits [7] (the recogniser's logits for a grey face)"
+                )
             logits = torch.where(mask.unsqueeze(-1), face_logits, grey_logits.to(face_logits).expand_as(face_logits))
             faces = torch.softmax(logits.reshape(logits.shape[0], -1), 1).reshape(logits.shape)
             avail = torch.ones_like(mask, dtype=faces.dtype)
@@ -254,26 +282,42 @@ class LogicModule(nn.Module):
             inputs["gate_net"] = gate_probs
         # a program reads the inputs it declares (e.g. fewer face slots than the cache's K, or
         # no scene); one it declares but is not given here is refused by forward()
-        return ({key: v for key, v in inputs.items() if key in self.input_sizes},
-                {key: v for key, v in facts.items() if key in self.fact_keys})
+        return (
+            {key: v for key, v in inputs.items() if key in self.input_sizes},
+            {key: v for key, v in facts.items() if key in self.fact_keys},
+        )
 
-    def emotion_probs(self, scene_probs: torch.Tensor, face_probs: torch.Tensor,
-                      face_mask: torch.Tensor, *, face_logits: torch.Tensor | None = None,
-                      grey_logits: torch.Tensor | None = None,
-                      gate_probs: torch.Tensor | None = None) -> torch.Tensor:
+    def emotion_probs(
+        self,
+        scene_probs: torch.Tensor,
+        face_probs: torch.Tensor,
+        face_mask: torch.Tensor,
+        *,
+        face_logits: torch.Tensor | None = None,
+        grey_logits: torch.Tensor | None = None,
+        gate_probs: torch.Tensor | None = None,
+    ) -> torch.Tensor:
         """Tensor[B, 7] in BASIC7 order for seed-like programs (see ``seed_inputs``)."""
-        inputs, facts = self.seed_inputs(scene_probs, face_probs, face_mask, face_logits=face_logits,
-                                         grey_logits=grey_logits, gate_probs=gate_probs)
+        inputs, facts = self.seed_inputs(
+            scene_probs, face_probs, face_mask, face_logits=face_logits, grey_logits=grey_logits, gate_probs=gate_probs
+        )
         return self(inputs, facts)[:, self._basic7_columns()]
 
-    def source_posterior(self, scene_probs: torch.Tensor, face_probs: torch.Tensor,
-                         face_mask: torch.Tensor, labels: torch.Tensor, *,
-                         face_logits: torch.Tensor | None = None,
-                         grey_logits: torch.Tensor | None = None,
-                         gate_probs: torch.Tensor | None = None) -> torch.Tensor:
+    def source_posterior(
+        self,
+        scene_probs: torch.Tensor,
+        face_probs: torch.Tensor,
+        face_mask: torch.Tensor,
+        labels: torch.Tensor,
+        *,
+        face_logits: torch.Tensor | None = None,
+        grey_logits: torch.Tensor | None = None,
+        gate_probs: torch.Tensor | None = None,
+    ) -> torch.Tensor:
         """Tensor[B, n_sources]: P(source | emotion = labels[b] (BASIC7 index), evidence)."""
-        inputs, facts = self.seed_inputs(scene_probs, face_probs, face_mask, face_logits=face_logits,
-                                         grey_logits=grey_logits, gate_probs=gate_probs)
+        inputs, facts = self.seed_inputs(
+            scene_probs, face_probs, face_mask, face_logits=face_logits, grey_logits=grey_logits, gate_probs=gate_probs
+        )
         cols = torch.tensor(self._basic7_columns(), device=labels.device)
         return self.source_posterior_generic(inputs, facts, cols[labels.long()])
 
@@ -281,9 +325,11 @@ class LogicModule(nn.Module):
         try:
             return [self.query_names.index(f"emotion({e})") for e in BASIC7]
         except ValueError:
-            raise ProgramError(f"{self.program.path}: emotion_probs needs the queries "
-                               f"emotion(X, E) for E in {list(BASIC7)}; it has "
-                               f"{self.query_names}") from None
+            raise ProgramError(
+                f"{self.program.path}: emotion_probs needs the queries "
+                f"emotion(X, E) for E in {list(BASIC7)}; it has "
+                f"{self.query_names}"
+            ) from None
 
     def source_weights(self) -> dict[str, float]:
         """The learned source probabilities {"scene": .., "face1": .., ...} (t-parameters of source/1)."""
@@ -294,9 +340,11 @@ class LogicModule(nn.Module):
             if h.functor == "source" and h.arity == 1:
                 out[str(h.args[0])] = float(probs[p.index])
         if not out:
-            raise ProgramError(f"{self.program.path}: no trainable source(S) disjunction "
-                               "(in a gated program the source weights are per image: use "
-                               "source_posterior)")
+            raise ProgramError(
+                f"{self.program.path}: no trainable source(S) disjunction "
+                "(in a gated program the source weights are per image: use "
+                "source_posterior)"
+            )
         return out
 
     def t_probs(self) -> dict[str, float]:
@@ -309,8 +357,9 @@ def _nonzero(z: torch.Tensor, path: str) -> torch.Tensor:
     zero = z <= 0
     if zero.any():
         rows = zero.any(1).nonzero()[:, 0].tolist()
-        raise LogicInputError(f"{path}: the evidence has probability 0 in rows {rows[:20]} "
-                              f"({len(rows)} rows): nothing to condition on")
+        raise LogicInputError(
+            f"{path}: the evidence has probability 0 in rows {rows[:20]} ({len(rows)} rows): nothing to condition on"
+        )
     return z
 
 
@@ -320,13 +369,13 @@ class _Columns:
     ones, row 1 zeros, then each neural predicate's distribution, the per-image facts, the
     t() values, the distinct constants and one "none" row per annotated disjunction."""
 
-    inputs: dict[str, int]      # first row of each neural predicate's domain
+    inputs: dict[str, int]  # first row of each neural predicate's domain
     facts: dict[str, int]
-    t: int                      # the first t() row
-    consts: list[float]         # the distinct constant weights, sorted
+    t: int  # the first t() row
+    consts: list[float]  # the distinct constant weights, sorted
     const_rows: dict[float, int]
-    extra: int                  # the first "none" row
-    width: int                  # rows of ``full``
+    extra: int  # the first "none" row
+    width: int  # rows of ``full``
 
     @staticmethod
     def of(input_sizes: dict[str, int], fact_keys: list[str], n_t: int, c: Compiled) -> "_Columns":
@@ -341,14 +390,24 @@ class _Columns:
 
     def row(self, w: VarWeight) -> int:
         """The row of ``full`` that holds the positive weight of variable ``w``."""
-        return {"nn": lambda: self.inputs[w.key] + w.index, "fact": lambda: self.facts[w.key],
-                "t": lambda: self.t + w.index, "const": lambda: self.const_rows[w.value],
-                "extra": lambda: self.extra + w.group, "neutral": lambda: 0}[w.kind]()
+        return {
+            "nn": lambda: self.inputs[w.key] + w.index,
+            "fact": lambda: self.facts[w.key],
+            "t": lambda: self.t + w.index,
+            "const": lambda: self.const_rows[w.value],
+            "extra": lambda: self.extra + w.group,
+            "neutral": lambda: 0,
+        }[w.kind]()
 
     def names(self, input_sizes: dict[str, int], fact_keys: list[str], t_names: list[str]) -> list[str]:
         """Which input each row up to the "none" rows holds, as error messages name it."""
-        return ["1", "0"] + [k for k, n in input_sizes.items() for _ in range(n)] \
-            + list(fact_keys) + [f"t({n})" for n in t_names] + [str(v) for v in self.consts]
+        return (
+            ["1", "0"]
+            + [k for k, n in input_sizes.items() for _ in range(n)]
+            + list(fact_keys)
+            + [f"t({n})" for n in t_names]
+            + [str(v) for v in self.consts]
+        )
 
 
 def _klay_rows(weights: list[VarWeight], pos: list[int], width: int) -> tuple[list[int], list[int]]:

@@ -21,16 +21,16 @@ from .circuit import CircuitEvaluator
 class Plan(NamedTuple):
     """How a structure's probability table is filled (``make_plan``)."""
 
-    n: int                      # atom rows
+    n: int  # atom rows
     const_rows: torch.Tensor
     consts: torch.Tensor
     t_rows: torch.Tensor
     t_idx: torch.Tensor
-    inputs: list                # (input u, rows, columns) of every network input
-    per_id: list                # those whose input holds the example id
-    free_us: list[int]          # the others (values the program computed): one row each
+    inputs: list  # (input u, rows, columns) of every network input
+    per_id: list  # those whose input holds the example id
+    free_us: list[int]  # the others (values the program computed): one row each
     free_rows: torch.Tensor
-    free_idx: torch.Tensor      # into the free inputs' outputs, concatenated and flattened
+    free_idx: torch.Tensor  # into the free inputs' outputs, concatenated and flattened
 
 
 @dataclass
@@ -39,11 +39,11 @@ class Compiled:
 
     key: str
     names: list[str]
-    specs: list[tuple]          # per atom row: ("c", v) | ("t", i) | ("nn", input, j) | ("f", input)
+    specs: list[tuple]  # per atom row: ("c", v) | ("t", i) | ("nn", input, j) | ("f", input)
     structure: Any
     has_evidence: bool
-    evaluator: Any = field(default=None, repr=False)    # CircuitEvaluator
-    plan: Any = field(default=None, repr=False)         # Plan
+    evaluator: Any = field(default=None, repr=False)  # CircuitEvaluator
+    plan: Any = field(default=None, repr=False)  # Plan
     stats: dict = field(default_factory=dict)
 
     def load(self, plan: Plan) -> None:
@@ -74,9 +74,18 @@ def make_plan(c: Compiled, input_of: dict, input_terms: list, nets: dict) -> Pla
     # a free input's output is one row of its network's width: flat offsets into their concatenation
     widths = [len(nets[input_terms[u][0]].domain or [0]) for u, _, _ in free]
     offset = [sum(widths[:k]) for k in range(len(free))]
-    return Plan(len(c.specs), lt(const_rows), torch.tensor(consts, dtype=torch.float64), lt(t_rows),
-                lt(t_idx), inputs, per_id, [u for u, _, _ in free], lt([x for _, r, _ in free for x in r]),
-                lt([o + x for (_, _, cl), o in zip(free, offset) for x in cl]))
+    return Plan(
+        len(c.specs),
+        lt(const_rows),
+        torch.tensor(consts, dtype=torch.float64),
+        lt(t_rows),
+        lt(t_idx),
+        inputs,
+        per_id,
+        [u for u, _, _ in free],
+        lt([x for _, r, _ in free for x in r]),
+        lt([o + x for (_, _, cl), o in zip(free, offset) for x in cl]),
+    )
 
 
 def free_values(pl: Plan, outputs: dict, dtype: torch.dtype) -> torch.Tensor | None:
@@ -87,8 +96,9 @@ def free_values(pl: Plan, outputs: dict, dtype: torch.dtype) -> torch.Tensor | N
     return flat.index_select(0, pl.free_idx)
 
 
-def table(pl: Plan, ids: torch.Tensor, outputs: dict, tp: torch.Tensor | None, dtype: torch.dtype,
-          free: torch.Tensor | None) -> torch.Tensor:
+def table(
+    pl: Plan, ids: torch.Tensor, outputs: dict, tp: torch.Tensor | None, dtype: torch.dtype, free: torch.Tensor | None
+) -> torch.Tensor:
     """P [n_atoms, B]: each probabilistic atom's probability per example, written with one
     ``index_copy`` (a program with thousands of network inputs, e.g. one per computed
     value, would otherwise copy the whole table once per input)."""

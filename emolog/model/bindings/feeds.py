@@ -58,11 +58,11 @@ class FeedSite:
     """Where a feed sits: its network's binding and output, the batch it reads, the spec."""
 
     b: NetBinding
-    width: int        # values per input: the domain's size (nn/4) or 1 (nn/2)
-    ad: bool          # the network is an annotated disjunction (nn/4): rows are distributions
+    width: int  # values per input: the domain's size (nn/4) or 1 (nn/2)
+    ad: bool  # the network is an annotated disjunction (nn/4): rows are distributions
     batch: Batch
-    where: str        # the spec file, for messages
-    k: int            # face slots of the cache
+    where: str  # the spec file, for messages
+    k: int  # face slots of the cache
 
 
 class _Feed:
@@ -70,6 +70,7 @@ class _Feed:
 
     def __init__(self, site: FeedSite) -> None:
         from emolog.model.bindings.fields import default_slots
+
         self.b, self.width, self.ad, self.batch, self.where = site.b, site.width, site.ad, site.batch, site.where
         self.slots = site.b.slots or default_slots(site.k)
         self._addr: dict[str, tuple[str, int] | None] = {}
@@ -81,9 +82,11 @@ class _Feed:
         key = str(term)
         if key not in self._addr:
             if ids is None:
-                raise self.fail(f"reads the image's {self._reads()}, but its input "
-                                f"{key.replace(str(PLACEHOLDER), 'I')} does not name the image (I, or "
-                                "tensor(S(I, ...))); pass the image to the network")
+                raise self.fail(
+                    f"reads the image's {self._reads()}, but its input "
+                    f"{key.replace(str(PLACEHOLDER), 'I')} does not name the image (I, or "
+                    "tensor(S(I, ...))); pass the image to the network"
+                )
             try:
                 self._addr[key] = address(term, self.slots)
             except ValueError as e:
@@ -95,8 +98,10 @@ class _Feed:
         try:
             return read(x, level, addr, ids, self.batch.present)
         except IndexError:
-            raise self.fail(f"input {str(term).replace(str(PLACEHOLDER), 'I')} reads face {addr[1]}, but the "
-                            f"cache has {x.shape[1]} face slots") from None
+            raise self.fail(
+                f"input {str(term).replace(str(PLACEHOLDER), 'I')} reads face {addr[1]}, but the "
+                f"cache has {x.shape[1]} face slots"
+            ) from None
 
     def _reads(self) -> str:
         return self.b.bind
@@ -119,10 +124,16 @@ class RowFeed(_Feed):
         out = torch.cat([self.read(x, self.level, t, ids) for t, ids in requests])
         if out.shape[1] != (self.width if self.cmap is None else self.cmap.shape[0]):
             whole = self.level == "face" and any(self._addr[str(t)] is None for t, _ in requests)
-            raise self.fail(f"is fed {out.shape[1]} values per input by {self.b.bind} (read "
-                            + (f"for the whole image: its {x.shape[1]} face slots side by side; pass a face, "
-                               "tensor(face(I, k)) or a slot atom, to read one" if whole else "per input")
-                            + f"), but its {'domain has' if self.ad else 'fact takes'} {self.width}")
+            raise self.fail(
+                f"is fed {out.shape[1]} values per input by {self.b.bind} (read "
+                + (
+                    f"for the whole image: its {x.shape[1]} face slots side by side; pass a face, "
+                    "tensor(face(I, k)) or a slot atom, to read one"
+                    if whole
+                    else "per input"
+                )
+                + f"), but its {'domain has' if self.ad else 'fact takes'} {self.width}"
+            )
         return apply_map(out, self.cmap, self.renorm)
 
 
@@ -131,7 +142,7 @@ class _InputsFeed(_Feed):
 
     def __init__(self, site: FeedSite) -> None:
         super().__init__(site)
-        self._arg_rows: dict[str, torch.Tensor] = {}   # input term -> its argument values [1, F]
+        self._arg_rows: dict[str, torch.Tensor] = {}  # input term -> its argument values [1, F]
 
     def inputs(self, requests: list[tuple[Term, torch.Tensor | None]]) -> list[torch.Tensor]:
         parts: list[list[torch.Tensor]] = [[] for _ in self.b.inputs]
@@ -147,8 +158,10 @@ class _InputsFeed(_Feed):
         for src, p in zip(self.b.inputs, parts):
             widths = sorted({x.shape[1] for x in p})
             if len(widths) > 1:
-                raise self.fail(f"reads {src} with {widths} values for different inputs (per face and per "
-                                "image): its inputs must all name a face, or none")
+                raise self.fail(
+                    f"reads {src} with {widths} values for different inputs (per face and per "
+                    "image): its inputs must all name a face, or none"
+                )
             out.append(torch.cat(p))
         return out
 
@@ -169,19 +182,23 @@ class _InputsFeed(_Feed):
             return []
         if isinstance(a, Constant) and isinstance(a.value, (int, float)):
             return [float(a.value)]
-        if isinstance(a, Term) and a.functor == "." and a.arity == 2:   # a list: its items in turn
+        if isinstance(a, Term) and a.functor == "." and a.arity == 2:  # a list: its items in turn
             return [v for x in term2list(a, False) for v in self._value(x, pos, term)]
         if isinstance(a, Term) and a.arity == 0:
             dom = self.b.domains.get(pos)
             shown = str(term).replace(str(PLACEHOLDER), "I")
             if dom is None:
-                raise self.fail(f"argument {pos} of {shown} is the atom {a}: declare its one-hot domain, "
-                                f"domains = {{ {pos} = [\"{a}\", ...] }}")
+                raise self.fail(
+                    f"argument {pos} of {shown} is the atom {a}: declare its one-hot domain, "
+                    f'domains = {{ {pos} = ["{a}", ...] }}'
+                )
             if str(a) not in dom:
                 raise self.fail(f"argument {pos} of {shown} is {a}, which is not in its declared domain {list(dom)}")
             return [1.0 if str(a) == d else 0.0 for d in dom]
-        raise self.fail(f"argument {pos} of {str(term).replace(str(PLACEHOLDER), 'I')} is {a}: a head reads "
-                        "numbers, atoms (one-hot) and lists of them")
+        raise self.fail(
+            f"argument {pos} of {str(term).replace(str(PLACEHOLDER), 'I')} is {a}: a head reads "
+            "numbers, atoms (one-hot) and lists of them"
+        )
 
 
 class HeadFeed(_InputsFeed):
@@ -213,21 +230,28 @@ class FunctionFeed(_InputsFeed):
         name = f"function {self.b.function if isinstance(self.b.function, str) else self.b.function.__name__}"
         try:
             out = self.fn(*xs)
-        except Exception as e:   # the user's code: one line, never its traceback
+        except Exception as e:  # the user's code: one line, never its traceback
             raise self.fail(f"{name} raised {type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''}") from None
         if not isinstance(out, torch.Tensor):
             raise self.fail(f"{name} returned {type(out).__name__}; return a Tensor[n, {self.width}]")
         n = len(xs[0])
         out = out.reshape(n, -1) if out.numel() == n * self.width else out
         if tuple(out.shape) != (n, self.width):
-            raise self.fail(f"{name} returned shape {tuple(out.shape)} for {n} inputs; the network's "
-                            f"{'domain has' if self.ad else 'fact takes'} {self.width} value(s)")
+            raise self.fail(
+                f"{name} returned shape {tuple(out.shape)} for {n} inputs; the network's "
+                f"{'domain has' if self.ad else 'fact takes'} {self.width} value(s)"
+            )
         bad = ~torch.isfinite(out) | (out < 0) | (out > 1)
         if self.ad:
             bad = bad.any(1) | ((out.sum(1) - 1).abs() > 1e-5)
         if bad.any():
             row = int(bad.reshape(n, -1).any(1).nonzero()[0, 0])
-            raise self.fail(f"{name} returned {out[row].tolist()} for an input: "
-                            + ("each row must be a distribution (values in [0, 1] summing to 1)" if self.ad
-                               else "each value must be a probability in [0, 1]"))
+            raise self.fail(
+                f"{name} returned {out[row].tolist()} for an input: "
+                + (
+                    "each row must be a distribution (values in [0, 1] summing to 1)"
+                    if self.ad
+                    else "each value must be a probability in [0, 1]"
+                )
+            )
         return out

@@ -40,12 +40,15 @@ class Field:
 
 FIELDS: dict[str, Field] = {
     "scene": Field("image", "features", "the scene backbone's feature vector [D]"),
-    "scene_classes": Field("image", "distribution", "the scene backbone's own class distribution from its "
-                           "classifier head, e.g. the 365 Places365 categories (needs a real backbone)"),
+    "scene_classes": Field(
+        "image",
+        "distribution",
+        "the scene backbone's own class distribution from its "
+        "classifier head, e.g. the 365 Places365 categories (needs a real backbone)",
+    ),
     "face_probs": Field("face", "distribution", "the recogniser's expression distribution (basic-7 order)", BASIC7),
     "face_logits": Field("face", "features", "the recogniser's logits (basic-7 order)"),
-    "face_features": Field("face", "features", "the recogniser's embedding of each face (cache build "
-                           "--face-features)"),
+    "face_features": Field("face", "features", "the recogniser's embedding of each face (cache build --face-features)"),
     "face_mask": Field("face", "probability", "1 where the slot holds a detected face"),
     "face_conf": Field("face", "probability", "the detector's confidence"),
     "face_area": Field("face", "probability", "the face box's area / the image's area"),
@@ -59,17 +62,21 @@ EVIDENCE: dict[str, Field] = {
     "evidence.confident_face": Field("face", "probability", "1 where the recogniser's top probability is >= 0.5"),
 }
 # the earlier spelling of a head's inputs (still read)
-OLD_HEAD_INPUTS = {"scene_features": "cache.scene", "scene_classes": "cache.scene_classes",
-                   "face_probs": "cache.face_probs", "face_mask": "cache.face_mask"}
-MASK = "cache.face_mask"   # every batch carries it: the face counts of ``Faces``
-LARGE_FACE_AREA = 0.02   # box area / image area; the simulator's small/large boundary
-CONFIDENT_PROB = 0.5     # recogniser top probability for the rules' confident(F)
+OLD_HEAD_INPUTS = {
+    "scene_features": "cache.scene",
+    "scene_classes": "cache.scene_classes",
+    "face_probs": "cache.face_probs",
+    "face_mask": "cache.face_mask",
+}
+MASK = "cache.face_mask"  # every batch carries it: the face counts of ``Faces``
+LARGE_FACE_AREA = 0.02  # box area / image area; the simulator's small/large boundary
+CONFIDENT_PROB = 0.5  # recogniser top probability for the rules' confident(F)
 
 
 def field_of(source: str) -> Field | None:
     """The Field of a feed name (``cache.face_probs``, ``evidence.large_face``), else None."""
     if source.startswith("cache."):
-        return FIELDS.get(source[len("cache."):])
+        return FIELDS.get(source[len("cache.") :])
     return EVIDENCE.get(source)
 
 
@@ -78,10 +85,13 @@ def row_values(s, source: str, idx: torch.Tensor) -> torch.Tensor:
     [B, w] (image level) or [B, K, w] (face level)."""
     if source.startswith("evidence."):
         m = s.face_mask[idx].bool()
-        on = s.face_area[idx] >= LARGE_FACE_AREA if source == "evidence.large_face" \
+        on = (
+            s.face_area[idx] >= LARGE_FACE_AREA
+            if source == "evidence.large_face"
             else s.face_probs[idx].amax(-1) >= CONFIDENT_PROB
+        )
         return (m & on).float().unsqueeze(-1)
-    name = source[len("cache."):]
+    name = source[len("cache.") :]
     x = s.derived[name] if name in s.derived else getattr(s, name)
     x = x[idx].float()
     level = FIELDS[name].level
@@ -96,8 +106,12 @@ def address(term: Term, slots: dict[str, int]) -> tuple[str, int] | None:
     for a in term2list(term, False):
         if isinstance(a, Term) and a.functor == "tensor" and a.arity == 1 and isinstance(a.args[0], Term):
             inner = a.args[0].args
-            if len(inner) == 2 and inner[0] == PLACEHOLDER and isinstance(inner[1], Constant) \
-                    and isinstance(inner[1].value, int):
+            if (
+                len(inner) == 2
+                and inner[0] == PLACEHOLDER
+                and isinstance(inner[1], Constant)
+                and isinstance(inner[1].value, int)
+            ):
                 found.add(("face", int(inner[1].value)))
         elif isinstance(a, Term) and not isinstance(a, Constant) and a.arity == 0 and str(a) in slots:
             found.add(("slot", slots[str(a)]))
@@ -106,8 +120,9 @@ def address(term: Term, slots: dict[str, int]) -> tuple[str, int] | None:
     return found.pop() if found else None
 
 
-def read(x: torch.Tensor, level: str, addr: tuple[str, int] | None, rows: torch.Tensor,
-         present: torch.Tensor) -> torch.Tensor:
+def read(
+    x: torch.Tensor, level: str, addr: tuple[str, int] | None, rows: torch.Tensor, present: torch.Tensor
+) -> torch.Tensor:
     """[n, w]: a field's rows [B, w] / [B, K, w] read at ``addr`` (``address``; None: the
     whole image); ``present`` [B, K]: each row's slots, present faces first (``present_order``)."""
     if level != "face":

@@ -31,8 +31,12 @@ def _close(a: str, b: str) -> bool:
 def short(xs: Sequence) -> str:
     """A list for a one-line message: long ones (365 scene classes) cut to their ends."""
     xs = list(xs)
-    return str(xs) if len(xs) <= 12 else f"[{', '.join(map(repr, xs[:5]))}, ... {len(xs) - 10} more ..., " \
+    return (
+        str(xs)
+        if len(xs) <= 12
+        else f"[{', '.join(map(repr, xs[:5]))}, ... {len(xs) - 10} more ..., "
         f"{', '.join(map(repr, xs[-5:]))}] ({len(xs)})"
+    )
 
 
 def suggest_table(left: Sequence[str], right: Sequence[str]) -> str:
@@ -50,8 +54,9 @@ def _key(a: str) -> str:
     return a if a.replace("_", "").isalnum() and not a[0].isdigit() else f'"{a}"'
 
 
-def class_map_matrix(feed: Sequence[str], domain: Sequence[str], cmap, where: str
-                     ) -> tuple[torch.Tensor | None, bool, dict[str, list[str]]]:
+def class_map_matrix(
+    feed: Sequence[str], domain: Sequence[str], cmap, where: str
+) -> tuple[torch.Tensor | None, bool, dict[str, list[str]]]:
     """(M [len(feed), len(domain)] with M[f, d] = 1 where feed class f feeds domain value d,
     or None for the identity; whether dropped classes need a renormalisation; the map as
     {domain value: [feed classes]} for the run's config). ``where`` prefixes errors
@@ -59,8 +64,10 @@ def class_map_matrix(feed: Sequence[str], domain: Sequence[str], cmap, where: st
     feed, domain = [str(c) for c in feed], [str(d).strip("'") for d in domain]
     if cmap == "position":
         if len(feed) != len(domain):
-            raise ValueError(f"{where} class_map = \"position\" pairs the feed's {len(feed)} classes with the "
-                             f"domain's {len(domain)} values: they differ in number")
+            raise ValueError(
+                f'{where} class_map = "position" pairs the feed\'s {len(feed)} classes with the '
+                f"domain's {len(domain)} values: they differ in number"
+            )
         table = {d: [f] for d, f in zip(domain, feed)}
     elif cmap is None:
         if set(domain) != set(feed) or len(domain) != len(feed):
@@ -70,13 +77,15 @@ def class_map_matrix(feed: Sequence[str], domain: Sequence[str], cmap, where: st
                 f"{short(sorted(set(feed) - set(domain)))}); add a "
                 f"class map, e.g. [{where.rsplit('[', 1)[-1].rstrip(']')}.class_map] "
                 f"{suggest_table([d for d in domain if d not in feed], feed)}"
-                + (' (or class_map = "position")' if len(feed) == len(domain) else ""))
+                + (' (or class_map = "position")' if len(feed) == len(domain) else "")
+            )
         table = {d: [d] for d in domain}
     elif isinstance(cmap, dict):
         table = _table(feed, domain, cmap, where)
     else:
-        raise ValueError(f"{where} class_map must be a table {{domain value = feed class(es)}} or \"position\", "
-                         f"got {cmap!r}")
+        raise ValueError(
+            f'{where} class_map must be a table {{domain value = feed class(es)}} or "position", got {cmap!r}'
+        )
     if [t[0] for t in table.values()] == feed and all(len(t) == 1 for t in table.values()):
         return None, False, table
     m = torch.zeros(len(feed), len(domain), dtype=torch.float64)
@@ -95,8 +104,10 @@ def _table(feed: list[str], domain: list[str], cmap: dict, where: str) -> dict[s
     for d in domain:
         src = keys.get(d, [d] if d in feed else None)
         if src is None:
-            raise ValueError(f"{where} class_map gives no feed class for the domain value {d!r} (feed classes: "
-                             f"{feed}); add e.g. {suggest_table([d], feed)}")
+            raise ValueError(
+                f"{where} class_map gives no feed class for the domain value {d!r} (feed classes: "
+                f"{feed}); add e.g. {suggest_table([d], feed)}"
+            )
         if not isinstance(src, list) or not src or not all(isinstance(x, str) for x in src):
             raise ValueError(f"{where} class_map {d} = {src!r}: give a feed class or a list of them")
         bad = [x for x in src if x not in feed]
@@ -106,8 +117,10 @@ def _table(feed: list[str], domain: list[str], cmap: dict, where: str) -> dict[s
     used = [x for v in table.values() for x in v]
     twice = sorted({x for x in used if used.count(x) > 1})
     if twice:
-        raise ValueError(f"{where} class_map feeds {twice} into more than one domain value; each feed class "
-                         "goes to one value (or is dropped)")
+        raise ValueError(
+            f"{where} class_map feeds {twice} into more than one domain value; each feed class "
+            "goes to one value (or is dropped)"
+        )
     return table
 
 
@@ -116,7 +129,7 @@ def apply_map(x: torch.Tensor, m: torch.Tensor | None, renorm: bool) -> torch.Te
     if m is None:
         return x
     y = x @ m.to(x)
-    if renorm:   # an all-zero row (an absent face) stays 0 rather than 0/0
+    if renorm:  # an all-zero row (an absent face) stays 0 rather than 0/0
         z = y.sum(1, keepdim=True)
         y = torch.where(z > 0, y / torch.where(z > 0, z, torch.ones_like(z)), y)
     return y
@@ -131,7 +144,7 @@ def label_values(value, classes: Sequence[str], base: Path, where: str) -> dict[
         return {c: i for i, c in enumerate(classes)}
     table = _read_table(base / value, where, value) if isinstance(value, str) else value
     if not isinstance(table, dict):
-        raise ValueError(f"{where} label_values must be \"position\", a table or a file, got {table!r}")
+        raise ValueError(f'{where} label_values must be "position", a table or a file, got {table!r}')
     _check_covers(table, classes, where)
     seen = [str(v) for v in table.values()]
     dup = sorted({v for v in seen if seen.count(v) > 1})
@@ -143,9 +156,10 @@ def label_values(value, classes: Sequence[str], base: Path, where: str) -> dict[
 def _read_table(path: Path, where: str, value: str) -> dict[str, object]:
     """A label table file: ``label,value`` (or whitespace-separated) lines, ``#`` comments."""
     if not path.is_file():
-        raise ValueError(f"{where} label_values {value!r} is neither \"position\", a table nor a file")
-    return dict(_line(ln, path) for ln in path.read_text().splitlines()
-                if ln.strip() and not ln.lstrip().startswith("#"))
+        raise ValueError(f'{where} label_values {value!r} is neither "position", a table nor a file')
+    return dict(
+        _line(ln, path) for ln in path.read_text().splitlines() if ln.strip() and not ln.lstrip().startswith("#")
+    )
 
 
 def _check_covers(table: dict, classes: Sequence[str], where: str) -> None:
@@ -153,9 +167,11 @@ def _check_covers(table: dict, classes: Sequence[str], where: str) -> None:
     unknown = sorted(set(table) - set(classes))
     missing = [c for c in classes if c not in table]
     if unknown or missing:
-        raise ValueError(f"{where} label_values must give a value for each label of the label set {list(classes)}"
-                         + (f"; missing: {missing}" if missing else "")
-                         + (f"; not labels: {unknown}" if unknown else ""))
+        raise ValueError(
+            f"{where} label_values must give a value for each label of the label set {list(classes)}"
+            + (f"; missing: {missing}" if missing else "")
+            + (f"; not labels: {unknown}" if unknown else "")
+        )
 
 
 def _line(line: str, path: Path) -> tuple[str, object]:

@@ -29,8 +29,14 @@ from emolog.model.bindings.maps import short, suggest_table
 from emolog.model.bindings.schema import SpecError, check_nets, function_version, resolve_function
 
 # the networks the seed-shaped compilation feeds, by binding -> its name there
-CANONICAL = {"scene_head": "scene_net", "cache.face_probs": "face_net", "cache.face_mask": "available",
-             "gate": "gate_net", "evidence.large_face": "large", "evidence.confident_face": "confident"}
+CANONICAL = {
+    "scene_head": "scene_net",
+    "cache.face_probs": "face_net",
+    "cache.face_mask": "available",
+    "gate": "gate_net",
+    "evidence.large_face": "large",
+    "evidence.confident_face": "confident",
+}
 WHOLE_IMAGE = {"cache.scene", "cache.scene_classes", "cache.face_probs", "cache.face_mask"}
 # an evidence/1 atom over a variable in the seed programs' shape: evidence(ok(X))
 _IMAGE_EVIDENCE = re.compile(r"^(\s*evidence\(\s*[a-z]\w*\(\s*)([A-Z_]\w*)", re.MULTILINE)
@@ -40,19 +46,20 @@ _IMAGE_EVIDENCE = re.compile(r"^(\s*evidence\(\s*[a-z]\w*\(\s*)([A-Z_]\w*)", re.
 class BuildContext:
     """What building the feeds needs from the data and the run."""
 
-    k: int = 3                                   # face slots of the cache
+    k: int = 3  # face slots of the cache
     seed: int = 0
-    dropout: float = 0.5                         # a head's default dropout (net_dropout)
-    maps: dict[str, tuple] = field(default_factory=dict)     # net -> (M, renorm, table): schema.check_data
+    dropout: float = 0.5  # a head's default dropout (net_dropout)
+    maps: dict[str, tuple] = field(default_factory=dict)  # net -> (M, renorm, table): schema.check_data
     heads: dict[str, HeadMLP] = field(default_factory=dict)  # a finished run's heads (load_run)
 
 
 def program_text(spec) -> tuple[str, str]:
     """(text, display path) of the spec's program."""
     from emolog.logic.program import resolve_program
+
     try:
         return resolve_program(spec.program)
-    except Exception as e:   # ProgramError: an unknown shipped name
+    except Exception as e:  # ProgramError: an unknown shipped name
         raise SpecError(f"{spec.where}: program {spec.program!r}: {e}") from None
 
 
@@ -60,16 +67,19 @@ def open_program(spec, param: str):
     """The spec's program as a DeepProgram (parsed, translated, foreign predicates registered;
     no structure compiled) with its networks checked against the spec's bindings."""
     from emolog.logic import DeepProgram
+
     text, path = program_text(spec)
     # the seed programs' evidence(ok(X)) is about the image: its variable is the image
-    prog = DeepProgram(_IMAGE_EVIDENCE.sub(r"\1emolog_I", text), [spec.template], base_dir=Path(path).parent,
-                       param=param, path=path)
+    prog = DeepProgram(
+        _IMAGE_EVIDENCE.sub(r"\1emolog_I", text), [spec.template], base_dir=Path(path).parent, param=param, path=path
+    )
     prog.source_text = text
     check_nets(spec.where, spec.nets, prog.nets, path)
     for f in spec.foreign.values():
         fn = resolve_function(f.function, spec.base, f"{spec.where}: [foreign.{f.name}]")
-        prog.register_foreign(_foreign(fn, spec.where, f.name), f.name, f.arity_in, f.arity_out,
-                              version=function_version(fn))
+        prog.register_foreign(
+            _foreign(fn, spec.where, f.name), f.name, f.arity_in, f.arity_out, version=function_version(fn)
+        )
     return prog
 
 
@@ -77,10 +87,13 @@ def _foreign(fn, where: str, name: str):
     def call(*args):
         try:
             return fn(*args)
-        except Exception as e:   # the user's code, called while grounding: one line naming it
+        except Exception as e:  # the user's code, called while grounding: one line naming it
             shown = ", ".join(map(str, args))
-            raise SpecError(f"{where}: [foreign.{name}] {name}({shown}) raised {type(e).__name__}: "
-                            f"{str(e).splitlines()[0] if str(e) else ''}") from None
+            raise SpecError(
+                f"{where}: [foreign.{name}] {name}({shown}) raised {type(e).__name__}: "
+                f"{str(e).splitlines()[0] if str(e) else ''}"
+            ) from None
+
     return call
 
 
@@ -101,10 +114,13 @@ def scene_domain(lm) -> list[str] | None:
 
 def seed_shaped(spec, nets: dict) -> bool:
     """Whether the spec fits the seed programs' compilation (see the module docstring)."""
-    return (_seed_query(spec) and not spec.foreign
-            and all(v == c for c, v in (spec.label_values or {}).items())   # labels are the values
-            and _canonical_once(spec)
-            and all(_seed_binding(b, nets, name) for name, b in spec.nets.items()))
+    return (
+        _seed_query(spec)
+        and not spec.foreign
+        and all(v == c for c, v in (spec.label_values or {}).items())  # labels are the values
+        and _canonical_once(spec)
+        and all(_seed_binding(b, nets, name) for name, b in spec.nets.items())
+    )
 
 
 def _seed_query(spec) -> bool:
@@ -112,6 +128,7 @@ def _seed_query(spec) -> bool:
     from problog.logic import Var
 
     from emolog.logic.templates import parse_template
+
     t = parse_template(spec.query, spec.where)
     return len(t.args) == 2 and all(isinstance(a, Var) for a in t.args) and str(t.args[0]) == spec.image
 
@@ -145,22 +162,26 @@ def build_logic(spec, prog, semantics: str, param: str, ctx: BuildContext | None
     if ctx is None:
         return None
     if semantics != "condition":
-        raise SpecError(f"{spec.where}: semantics {semantics!r} (regime original forces 'original') needs a program "
-                        "in the seed's shape: every nn input starting with the image, a query f(X, E) and the "
-                        "seed's evidence(ok(X)); this program conditions on its evidence ('condition')")
+        raise SpecError(
+            f"{spec.where}: semantics {semantics!r} (regime original forces 'original') needs a program "
+            "in the seed's shape: every nn input starting with the image, a query f(X, E) and the "
+            "seed's evidence(ok(X)); this program conditions on its evidence ('condition')"
+        )
     return ProgramLogic(spec, prog, ctx)
 
 
 def _check_domain(spec, lm) -> None:
     """The seed-shaped program's answers (its query/1) against the label set, by name."""
     functor = spec.functor
-    domain = [q[len(functor) + 1:-1].strip("'") for q in lm.query_names if q.startswith(functor + "(")]
+    domain = [q[len(functor) + 1 : -1].strip("'") for q in lm.query_names if q.startswith(functor + "(")]
     if set(domain) != set(spec.classes):
-        raise SpecError(f"{spec.where}: the query {spec.query} ranges over {short(sorted(domain))} but the label set "
-                        f"{spec.label_set!r} is {short(sorted(spec.classes))} (only in the program: "
-                        f"{short(sorted(set(domain) - set(spec.classes)))}; only in the labels: "
-                        f"{short(sorted(set(spec.classes) - set(domain)))}); map the labels to the program's values "
-                        f"with [label_values] {suggest_table(spec.classes, domain)}")
+        raise SpecError(
+            f"{spec.where}: the query {spec.query} ranges over {short(sorted(domain))} but the label set "
+            f"{spec.label_set!r} is {short(sorted(spec.classes))} (only in the program: "
+            f"{short(sorted(set(domain) - set(spec.classes)))}; only in the labels: "
+            f"{short(sorted(set(spec.classes) - set(domain)))}); map the labels to the program's values "
+            f"with [label_values] {suggest_table(spec.classes, domain)}"
+        )
 
 
 def _seed_module(spec, prog, semantics: str, param: str):
@@ -168,14 +189,16 @@ def _seed_module(spec, prog, semantics: str, param: str):
     from emolog.logic import ProgramError, compile_program
     from emolog.logic.engine.module import LogicModule
     from emolog.logic.templates import as_term, parse_template
+
     text, path = program_text(spec)
-    for own, b in spec.nets.items():   # nn(own, ...) -> the name the compilation feeds
+    for own, b in spec.nets.items():  # nn(own, ...) -> the name the compilation feeds
         if b.bind in CANONICAL:
             text = re.sub(rf"\bnn\(\s*{re.escape(own)}\s*,", f"nn({CANONICAL[b.bind]},", text)
-    if not re.search(r"^\s*query\s*\(", text, re.MULTILINE):   # the spec's query, once per label
+    if not re.search(r"^\s*query\s*\(", text, re.MULTILINE):  # the spec's query, once per label
         t = parse_template(spec.query, spec.where)
         text += "\n% queries from the spec: one per label\n" + "".join(
-            f"query({t.with_args(t.args[0], as_term(c, 'the label', spec.query))}).\n" for c in spec.classes)
+            f"query({t.with_args(t.args[0], as_term(c, 'the label', spec.query))}).\n" for c in spec.classes
+        )
     try:
         lm = compile_program(text, semantics=semantics, param=param, path=path)
     except ProgramError:
@@ -212,8 +235,9 @@ class ProgramLogic(nn.Module):
         super().__init__()
         from emolog.logic import Example
         from emolog.logic.templates import as_term
+
         self.prog, self._example, self.where, self._base = prog, Example, spec.where, spec.base
-        self.program = replace(prog.params_program, source=prog.source_text)   # the file as written
+        self.program = replace(prog.params_program, source=prog.source_text)  # the file as written
         self.classes, self.label_values = spec.classes, spec.label_values
         self.output_functor = spec.functor
         self.query_names = [f"{spec.functor}({as_term(c, 'a label', 'the label set')})" for c in spec.classes]
@@ -227,8 +251,15 @@ class ProgramLogic(nn.Module):
         self.feeds = {n: self._feed(b, prog.nets[n], ctx, rank.get(n, 0)) for n, b in spec.nets.items()}
         for n, f in self.feeds.items():
             prog.bind(n, f)
-        self.row_sources = sorted({MASK} | {s for b in spec.nets.values() for s in (b.bind, *b.inputs)
-                                            if s != "args" and not s.startswith(("head", "function"))})
+        self.row_sources = sorted(
+            {MASK}
+            | {
+                s
+                for b in spec.nets.values()
+                for s in (b.bind, *b.inputs)
+                if s != "args" and not s.startswith(("head", "function"))
+            }
+        )
         self.values_seen: set[str] = set()
         self._names: dict[tuple, tuple] = {}
         self._value: dict[str, str] = {}
@@ -238,15 +269,21 @@ class ProgramLogic(nn.Module):
         width = len(decl.domain) if ad else 1
         site = FeedSite(b, width, ad, self.batch, self.where, ctx.k)
         if b.bind == "head":
-            return HeadFeed(site, seed=ctx.seed * 1009 + 500 + i,
-                            dropout=b.dropout if b.dropout is not None else ctx.dropout, module=ctx.heads.get(b.name))
+            return HeadFeed(
+                site,
+                seed=ctx.seed * 1009 + 500 + i,
+                dropout=b.dropout if b.dropout is not None else ctx.dropout,
+                module=ctx.heads.get(b.name),
+            )
         if b.bind == "function":
             return FunctionFeed(site, fn=resolve_function(b.function, self._base, self.where))
         if b.bind == "gate":
-            raise SpecError(f"{self.where}: [nets.{b.name}] bind = \"gate\" chooses the seed program's source per "
-                            "image: it needs the program in the seed's shape (gated.pl: nn(gate_net, [X], S, [scene, "
-                            "face1, face2, face3]) :: source(X, S), a query f(X, E)); for any other network use "
-                            "bind = \"head\" with inputs = [...]")
+            raise SpecError(
+                f'{self.where}: [nets.{b.name}] bind = "gate" chooses the seed program\'s source per '
+                "image: it needs the program in the seed's shape (gated.pl: nn(gate_net, [X], S, [scene, "
+                "face1, face2, face3]) :: source(X, S), a query f(X, E)); for any other network use "
+                'bind = "head" with inputs = [...]'
+            )
         m, renorm, _ = ctx.maps.get(b.name, (None, False, None))
         return RowFeed(site, cmap=m, renorm=renorm)
 
@@ -276,11 +313,12 @@ class ProgramLogic(nn.Module):
     def _answers(self, inputs: dict, joint: bool):
         from emolog.logic import ProgramError
         from emolog.logic.engine.module import LogicInputError
+
         self.batch.set(inputs)
         try:
             return self.prog(self._examples(inputs), joint=joint)
         except ProgramError as e:
-            if e.message == "evidence impossible":   # an image the program cannot score
+            if e.message == "evidence impossible":  # an image the program cannot score
                 raise LogicInputError(f"the evidence has probability 0 for some images ({e})") from None
             raise
 
@@ -297,13 +335,16 @@ class ProgramLogic(nn.Module):
             vals = [self._answer_value(n) for n in names]
             self.values_seen.update(vals)
             keep = [(a, self._col[v]) for a, v in enumerate(vals) if v in self._col]
-            self._names[key] = (torch.tensor([a for a, _ in keep], dtype=torch.long),
-                                torch.tensor([c for _, c in keep], dtype=torch.long))
+            self._names[key] = (
+                torch.tensor([a for a, _ in keep], dtype=torch.long),
+                torch.tensor([c for _, c in keep], dtype=torch.long),
+            )
         return self._names[key]
 
     def _answer_value(self, name: str) -> str:
         if name not in self._value:
             from problog.program import PrologString
+
             self._value[name] = str(list(PrologString(f"emolog_a({name}).", source_root="."))[0].args[0].args[-1])
         return self._value[name]
 
@@ -345,13 +386,21 @@ class ProgramLogic(nn.Module):
         missing = [wanted[v] for v in sorted(wanted) if v not in self.values_seen]
         extra = [v for v in seen if v not in wanted]
         if len(missing) < len(wanted) and (explicit or not extra):
-            return [f"{self.where}: no answer of the program on its first batches is the label(s) {missing}: their "
-                    "probability is 0 there"] if missing else []
+            return (
+                [
+                    f"{self.where}: no answer of the program on its first batches is the label(s) {missing}: their "
+                    "probability is 0 there"
+                ]
+                if missing
+                else []
+            )
         shown = [v.strip("'") for v in seen]
         if all(v.lstrip("-").isdigit() for v in shown) and sorted(map(int, shown)) == list(range(len(self.classes))):
             fix = 'label_values = "position" (the i-th label is the value i)'
         else:
             fix = f"[label_values] {suggest_table(self.classes, shown)}"
-        raise SpecError(f"{self.where}: the query's answers are {short(shown)}, the labels {short(list(self.classes))} "
-                        f"(answered by no label: {short([v.strip(chr(39)) for v in extra])}; labels never answered: "
-                        f"{short(missing)}); map the labels to the program's values with {fix}")
+        raise SpecError(
+            f"{self.where}: the query's answers are {short(shown)}, the labels {short(list(self.classes))} "
+            f"(answered by no label: {short([v.strip(chr(39)) for v in extra])}; labels never answered: "
+            f"{short(missing)}); map the labels to the program's values with {fix}"
+        )

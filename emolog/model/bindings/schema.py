@@ -37,9 +37,14 @@ from emolog.config.run import ConfigError
 
 KINDS = ("head", "function", "scene_head", "gate")
 KEYS = {"bind", "class_map", "slots", "inputs", "hidden", "dropout", "domains", "function"}
-ALLOWED = {"cache": {"bind", "class_map", "slots"}, "evidence": {"bind", "slots"}, "scene_head": {"bind"},
-           "gate": {"bind"}, "head": {"bind", "inputs", "hidden", "dropout", "domains", "slots"},
-           "function": {"bind", "function", "inputs", "domains", "slots"}}
+ALLOWED = {
+    "cache": {"bind", "class_map", "slots"},
+    "evidence": {"bind", "slots"},
+    "scene_head": {"bind"},
+    "gate": {"bind"},
+    "head": {"bind", "inputs", "hidden", "dropout", "domains", "slots"},
+    "function": {"bind", "function", "inputs", "domains", "slots"},
+}
 
 
 class SpecError(ConfigError):
@@ -55,7 +60,7 @@ class NetBinding:
     inputs: tuple[str, ...] = ()
     hidden: tuple[int, ...] = (64,)
     dropout: float | None = None
-    function: Any = None                 # "module:name" or a callable
+    function: Any = None  # "module:name" or a callable
     class_map: Any = None
     slots: dict[str, int] | None = None
     domains: dict[int, tuple[str, ...]] = field(default_factory=dict)
@@ -107,8 +112,9 @@ def resolve_function(ref: Any, base: Path, where: str) -> Callable:
     if callable(ref):
         return ref
     if not isinstance(ref, str) or ref.count(":") != 1:
-        raise SpecError(f"{where} function must be \"module:name\" or \"file.py:name\" (e.g. "
-                        f"\"va_tools:nearest_emotion\"), got {ref!r}")
+        raise SpecError(
+            f'{where} function must be "module:name" or "file.py:name" (e.g. "va_tools:nearest_emotion"), got {ref!r}'
+        )
     mod_name, attr = ref.split(":")
     local = base / (mod_name if mod_name.endswith(".py") else mod_name.replace(".", "/") + ".py")
     try:
@@ -125,10 +131,12 @@ def resolve_function(ref: Any, base: Path, where: str) -> Callable:
         fn = mod
         for part in attr.split("."):
             fn = getattr(fn, part)
-    except Exception as e:   # any import failure of user code: said in one line
-        raise SpecError(f"{where} function {ref!r} cannot be imported ({type(e).__name__}: "
-                        f"{str(e).splitlines()[0] if str(e) else ''}); give module:name of a module beside the "
-                        "spec or on the Python path, or file.py:name relative to the spec") from None
+    except Exception as e:  # any import failure of user code: said in one line
+        raise SpecError(
+            f"{where} function {ref!r} cannot be imported ({type(e).__name__}: "
+            f"{str(e).splitlines()[0] if str(e) else ''}); give module:name of a module beside the "
+            "spec or on the Python path, or file.py:name relative to the spec"
+        ) from None
     if not callable(fn):
         raise SpecError(f"{where} function {ref!r} is not callable")
     return fn
@@ -151,8 +159,10 @@ def parse_nets(nets: Any, where: str, base: Path) -> dict[str, NetBinding]:
     for family in ("scene_head", "gate"):
         names = sorted(n for n, b in out.items() if b.bind == family)
         if len(names) > 1:
-            raise SpecError(f"{where}: [nets.{names[1]}] bind = {family!r} is already the binding of "
-                            f"[nets.{names[0]}]: emolog has one {family}; bind the other network another way")
+            raise SpecError(
+                f"{where}: [nets.{names[1]}] bind = {family!r} is already the binding of "
+                f"[nets.{names[0]}]: emolog has one {family}; bind the other network another way"
+            )
     return out
 
 
@@ -162,8 +172,13 @@ def _parse_net(name: str, t: dict, where: str, base: Path) -> NetBinding:
     unknown = sorted(set(t) - ALLOWED[family])
     if unknown:
         raise SpecError(f"{where} unknown key(s) {unknown}; a bind = {bind!r} table takes {sorted(ALLOWED[family])}")
-    b = NetBinding(name, bind, class_map=t.get("class_map"), slots=_slots(t.get("slots"), where),
-                   domains=_domains(t.get("domains", {}), where))
+    b = NetBinding(
+        name,
+        bind,
+        class_map=t.get("class_map"),
+        slots=_slots(t.get("slots"), where),
+        domains=_domains(t.get("domains", {}), where),
+    )
     if family in ("head", "function"):
         b.inputs = _inputs(t.get("inputs", ["args"] if family == "function" else None), where)
     if family == "head":
@@ -171,19 +186,23 @@ def _parse_net(name: str, t: dict, where: str, base: Path) -> NetBinding:
     if family == "function":
         b.function = _function(t, where, base)
     if b.class_map is not None and (field_of(bind) is None or field_of(bind).kind != "distribution"):
-        raise SpecError(f"{where} class_map maps the classes of a distribution feed (cache.face_probs, "
-                        f"cache.scene_classes); {bind!r} has none")
+        raise SpecError(
+            f"{where} class_map maps the classes of a distribution feed (cache.face_probs, "
+            f"cache.scene_classes); {bind!r} has none"
+        )
     return b
 
 
 def _family(bind: Any, where: str) -> str:
     """The family of a known ``bind`` (``cache``, ``evidence`` or one of KINDS)."""
     if not isinstance(bind, str) or not bind:
-        raise SpecError(f"{where} needs bind = \"...\" (cache.<field>, head, function, scene_head, gate, "
-                        "evidence.large_face, evidence.confident_face)")
+        raise SpecError(
+            f'{where} needs bind = "..." (cache.<field>, head, function, scene_head, gate, '
+            "evidence.large_face, evidence.confident_face)"
+        )
     family = bind.split(".", 1)[0] if "." in bind else bind
     if family == "cache":
-        ok = bind[len("cache."):] in FIELDS
+        ok = bind[len("cache.") :] in FIELDS
     elif family == "evidence":
         ok = bind in EVIDENCE
     else:
@@ -197,8 +216,7 @@ def _family(bind: Any, where: str) -> str:
 def _hidden(t: dict, where: str) -> tuple[int, ...]:
     """A head's hidden layer sizes (default [64]), each a positive integer."""
     hidden = t.get("hidden", [64])
-    if not (isinstance(hidden, list) and all(isinstance(h, int) and not isinstance(h, bool) and h > 0
-                                             for h in hidden)):
+    if not (isinstance(hidden, list) and all(isinstance(h, int) and not isinstance(h, bool) and h > 0 for h in hidden)):
         raise SpecError(f"{where} hidden must be a list of layer sizes such as [64], got {hidden!r}")
     return tuple(hidden)
 
@@ -213,7 +231,7 @@ def _dropout(t: dict, where: str) -> float | None:
 def _function(t: dict, where: str, base: Path) -> Any:
     """A function binding's ``function``, resolved now so a bad one is refused before compiling."""
     if "function" not in t:
-        raise SpecError(f"{where} bind = \"function\" needs function = \"module:name\"")
+        raise SpecError(f'{where} bind = "function" needs function = "module:name"')
     resolve_function(t["function"], base, where)
     return t["function"]
 
@@ -232,8 +250,11 @@ def _inputs(inputs: Any, where: str) -> tuple[str, ...]:
 def _slots(slots: Any, where: str) -> dict[str, int] | None:
     if slots is None:
         return None
-    if not (isinstance(slots, dict) and slots and all(isinstance(v, int) and not isinstance(v, bool) and v >= 1
-                                                      for v in slots.values())):
+    if not (
+        isinstance(slots, dict)
+        and slots
+        and all(isinstance(v, int) and not isinstance(v, bool) and v >= 1 for v in slots.values())
+    ):
         raise SpecError(f"{where} slots must be a table {{atom = face slot (1, 2, ...)}}, got {slots!r}")
     return {str(k): int(v) for k, v in slots.items()}
 
@@ -260,10 +281,11 @@ def parse_foreign(table: Any, where: str, base: Path) -> dict[str, Foreign]:
             raise SpecError(f"{w} unknown key(s) {unknown}; it takes function, arity_in, arity_out")
         ai, ao = t.get("arity_in"), t.get("arity_out", 1)
         if not (isinstance(ai, int) and ai >= 0 and isinstance(ao, int) and ao >= 1):
-            raise SpecError(f"{w} needs arity_in (inputs, >= 0) and arity_out (outputs, >= 1) as integers, "
-                            f"got {ai!r} / {ao!r}")
+            raise SpecError(
+                f"{w} needs arity_in (inputs, >= 0) and arity_out (outputs, >= 1) as integers, got {ai!r} / {ao!r}"
+            )
         if "function" not in t:
-            raise SpecError(f"{w} needs function = \"module:name\"")
+            raise SpecError(f'{w} needs function = "module:name"')
         resolve_function(t["function"], base, w)
         out[name] = Foreign(name, t["function"], ai, ao)
     return out
@@ -274,27 +296,35 @@ def check_nets(where: str, bindings: dict[str, NetBinding], nets: dict, program:
     det and domain) against the spec's bindings, before anything is compiled."""
     missing = sorted(set(nets) - set(bindings))
     if missing:
-        raise SpecError(f"{where}: neural predicate(s) {missing} of {program} have no binding: add a "
-                        f"[nets.{missing[0]}] table with bind = \"cache.<field>\", \"head\", \"function\", ...")
+        raise SpecError(
+            f"{where}: neural predicate(s) {missing} of {program} have no binding: add a "
+            f'[nets.{missing[0]}] table with bind = "cache.<field>", "head", "function", ...'
+        )
     extra = sorted(set(bindings) - set(nets))
     if extra:
-        raise SpecError(f"{where}: [nets.{extra[0]}] binds a network {program} does not declare (it declares "
-                        f"{sorted(nets)})")
+        raise SpecError(
+            f"{where}: [nets.{extra[0]}] binds a network {program} does not declare (it declares {sorted(nets)})"
+        )
     for name, b in bindings.items():
         _check_net(f"{where}: [nets.{name}]", b, nets[name])
 
 
 def _check_net(where: str, b: NetBinding, decl) -> None:
     if decl.kind == "det":
-        raise SpecError(f"{where} is a deterministic network (nn/3), whose output is a tensor other networks "
-                        "read: training one from a spec is not supported; declare it nn/4 or nn/2")
+        raise SpecError(
+            f"{where} is a deterministic network (nn/3), whose output is a tensor other networks "
+            "read: training one from a spec is not supported; declare it nn/4 or nn/2"
+        )
     shape = "nn/4 (a distribution over its domain)" if decl.kind == "ad" else "nn/2 (one probability)"
     fld = field_of(b.bind)
     if fld is not None:
         want = "distribution" if decl.kind == "ad" else "probability"
         if fld.kind != want:
-            fix = "feed it through a head: bind = \"head\", inputs = [\"%s\"]" % b.bind if fld.kind == "features" \
+            fix = (
+                'feed it through a head: bind = "head", inputs = ["%s"]' % b.bind
+                if fld.kind == "features"
                 else ("bind it to a distribution field" if decl.kind == "ad" else "bind it to a probability field")
+            )
             raise SpecError(f"{where} is {shape}, but {b.bind} holds {fld.what} ({fld.kind}); {fix}")
         if fld.classes is not None:
             try:
@@ -304,17 +334,27 @@ def _check_net(where: str, b: NetBinding, decl) -> None:
     elif b.bind in ("scene_head", "gate") and decl.kind != "ad":
         raise SpecError(f"{where} bind = {b.bind!r} outputs a distribution: the network must be nn/4, not {shape}")
     if b.bind == "gate" and [str(d) for d in decl.domain] != ["scene", "face1", "face2", "face3"]:
-        raise SpecError(f"{where} bind = \"gate\" chooses among [scene, face1, face2, face3]; the network's domain "
-                        f"is {[str(d) for d in decl.domain]}")
+        raise SpecError(
+            f'{where} bind = "gate" chooses among [scene, face1, face2, face3]; the network\'s domain '
+            f"is {[str(d) for d in decl.domain]}"
+        )
     if b.family in ("head", "function"):
         positions = sorted(b.domains)
         if positions and "args" not in b.inputs:
-            raise SpecError(f"{where} domains one-hot encode the arguments, but inputs {list(b.inputs)} do not "
-                            "read them: add \"args\"")
+            raise SpecError(
+                f"{where} domains one-hot encode the arguments, but inputs {list(b.inputs)} do not "
+                'read them: add "args"'
+            )
 
 
-def check_data(where: str, bindings: dict[str, NetBinding], nets: dict, k: int, has: Callable[[str], bool],
-               scene_classes: Callable[[], list[str]]) -> dict[str, tuple]:
+def check_data(
+    where: str,
+    bindings: dict[str, NetBinding],
+    nets: dict,
+    k: int,
+    has: Callable[[str], bool],
+    scene_classes: Callable[[], list[str]],
+) -> dict[str, tuple]:
     """The bindings against the data: every field read is in the cache (``has(field)``), every
     slot within its K face slots, and a scene-class distribution's classes against the domain
     (``scene_classes()`` names the backbone's); returns {network: ``class_map_matrix``'s
@@ -323,14 +363,20 @@ def check_data(where: str, bindings: dict[str, NetBinding], nets: dict, k: int, 
     for name, b in bindings.items():
         w = f"{where}: [nets.{name}]"
         for src in (b.bind, *b.inputs):
-            fld = src[len("cache."):] if src.startswith("cache.") else None
+            fld = src[len("cache.") :] if src.startswith("cache.") else None
             if fld and not has(fld):
                 from emolog.cache.store import BUILD_FLAGS
-                raise SpecError(f"{w} reads {src}, which this cache does not hold"
-                                + (f": it was built without them; rebuild it with `emolog cache build --index D "
-                                   f"--out NEW_CACHE {BUILD_FLAGS[fld]}`" if fld in BUILD_FLAGS
-                                   else ": it needs the scene backbone's classifier, and a simulated cache has none; "
-                                   "read cache.scene instead"))
+
+                raise SpecError(
+                    f"{w} reads {src}, which this cache does not hold"
+                    + (
+                        f": it was built without them; rebuild it with `emolog cache build --index D "
+                        f"--out NEW_CACHE {BUILD_FLAGS[fld]}`"
+                        if fld in BUILD_FLAGS
+                        else ": it needs the scene backbone's classifier, and a simulated cache has none; "
+                        "read cache.scene instead"
+                    )
+                )
         if b.slots and max(b.slots.values()) > k:
             raise SpecError(f"{w} slots {b.slots} reach past the cache's {k} face slots")
         fld = field_of(b.bind)

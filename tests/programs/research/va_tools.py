@@ -12,8 +12,16 @@ import torch
 from problog.logic import Term
 
 # Emo8 in its canonical order, each at a (valence, arousal) centroid in [-1, 1]^2
-CENTROIDS = {"joy": (0.8, 0.4), "trust": (0.6, -0.2), "fear": (-0.6, 0.7), "surprise": (0.2, 0.8),
-             "sadness": (-0.7, -0.4), "disgust": (-0.6, 0.2), "anger": (-0.5, 0.8), "anticipation": (0.3, 0.3)}
+CENTROIDS = {
+    "joy": (0.8, 0.4),
+    "trust": (0.6, -0.2),
+    "fear": (-0.6, 0.7),
+    "surprise": (0.2, 0.8),
+    "sadness": (-0.7, -0.4),
+    "disgust": (-0.6, 0.2),
+    "anger": (-0.5, 0.8),
+    "anticipation": (0.3, 0.3),
+}
 
 
 def nearest_emotion(v: Term, a: Term) -> Term:
