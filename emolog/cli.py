@@ -18,6 +18,7 @@ import importlib
 import os
 import sys
 import traceback
+import warnings
 
 from emolog.errors import EXIT_GENERIC, EXIT_INTERRUPTED, EXIT_MISSING, EmologError
 
@@ -100,7 +101,21 @@ def dispatch(argv: list[str]) -> int:
     return int(module.run(args) or 0)
 
 
+_PYTHON_FORMAT = warnings.formatwarning
+
+
+def _format_warning(
+    message: Warning | str, category: type[Warning], filename: str, lineno: int, line: str | None = None
+) -> str:
+    """emolog's own warnings to its user (an old config key, a moved module path) as one line,
+    ``emolog: warning: ...``, not Python's ``file:line: Category:`` form; others as Python prints them."""
+    if issubclass(category, (FutureWarning, DeprecationWarning)) and f"{os.sep}emolog{os.sep}" in filename:
+        return f"emolog: warning: {message}\n"
+    return _PYTHON_FORMAT(message, category, filename, lineno, line)
+
+
 def main(argv: list[str] | None = None) -> int:
+    warnings.formatwarning = _format_warning
     argv, debug = _split_debug(list(sys.argv[1:] if argv is None else argv))
     try:
         return dispatch(argv)

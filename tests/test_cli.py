@@ -264,3 +264,32 @@ def test_a_runs_recorded_perception_gives_the_perception_options(tmp_path):
     # a simulated run has no networks to rebuild: a clear error, unless a backbone is given
     with pytest.raises(po.RunInputError, match="simulated"):
         po.build_perception(po.perception_settings(parser.parse_args([]), {"simulated": True, "simulator": "sim-v3"}))
+
+
+def test_an_old_config_key_is_one_warning_line_naming_the_new_key(tmp_path):
+    """The command line shows emolog's own warnings as ``emolog: warning: ...``, not Python's
+    ``file:line: Category:`` form (the run then fails on its missing data, as it should)."""
+    done = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "emolog",
+            "train",
+            "--data",
+            str(tmp_path / "nowhere"),
+            "--out",
+            str(tmp_path / "r"),
+            "--set",
+            "logic_lr=0.1",
+        ],
+        capture_output=True,
+        text=True,
+        env={**os.environ, "PYTHONPATH": str(ROOT)},
+        timeout=300,
+    )
+    lines = done.stderr.splitlines()
+    assert (
+        "emolog: warning: config key 'logic_lr' is deprecated and will be removed in the next release: "
+        "use 'logic.lr'" in lines
+    )
+    assert "DeprecatedKeyWarning" not in done.stderr and done.returncode == EXIT_MISSING
