@@ -1,10 +1,13 @@
 """Gallery of example test images: the photo with its face boxes, every source's emotion
-distribution, and the source posteriors. Real data only: simulated images do not exist."""
+distribution, and the source posteriors, chosen, loaded and drawn here (``example``: one item's
+figure, rendered with ``plots.to_uri``). Real data only: simulated images do not exist."""
 
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Mapping, Sequence
 
+import matplotlib.patches
 import numpy as np
 import pandas as pd
 import torch
@@ -14,7 +17,7 @@ from emolog.errors import EmologError
 from emolog.data.images import load_image
 from emolog.data.index import ImageIndex, recorded_root
 from emolog.data.paths import resolve_under
-from emolog.report import plots
+from emolog.report.plots import plt, to_uri  # from plots: it sets the Agg backend before pyplot loads
 from emolog.data.paths import resolve_recorded as resolve
 from emolog.runs.record import RunFiles
 
@@ -143,7 +146,53 @@ def gallery(
         )
         title = f"true {classes[y[r]]}, predicted {classes[p[r]]}"
         caption = f"{title} · {iid} · {rel[k]} · {int(cache.n_faces[k])} face(s) detected · source posterior: {post}"
-        items.append(
-            {"uri": plots.example(arr, boxes.tolist(), dists, classes, title), "caption": caption, "image_id": iid}
-        )
+        items.append({"uri": example(arr, boxes.tolist(), dists, classes, title), "caption": caption, "image_id": iid})
     return items, notes
+
+
+def example(
+    image: np.ndarray | None,
+    boxes: Sequence[Sequence[float]],
+    dists: Mapping[str, np.ndarray],
+    classes: Sequence[str],
+    title: str,
+) -> str:
+    """One gallery item: the photo with numbered face boxes, and a heat map of the
+    per-source emotion distributions (rows: sources and the final prediction)."""
+    fig, (a, b) = plt.subplots(1, 2, figsize=(6.0, 2.6), gridspec_kw={"width_ratios": [1, 1.3]})
+    if image is not None:
+        a.imshow(image)
+        for k, (x1, y1, x2, y2) in enumerate(boxes):
+            a.add_patch(
+                matplotlib.patches.Rectangle((x1, y1), x2 - x1, y2 - y1, fill=False, edgecolor="#f6e05e", linewidth=2)
+            )
+            a.text(
+                x1,
+                y1,
+                f"face{k + 1}",
+                color="black",
+                fontsize=7,
+                va="bottom",
+                bbox={"facecolor": "#f6e05e", "pad": 1, "edgecolor": "none"},
+            )
+    a.set_axis_off()
+    a.set_title(title, fontsize=8)
+    rows = list(dists)
+    mat = np.vstack([dists[r] for r in rows]) if rows else np.zeros((0, len(classes)))
+    b.imshow(mat, cmap="Greens", vmin=0, vmax=1, aspect="auto")
+    for i in range(mat.shape[0]):
+        for j in range(mat.shape[1]):
+            b.text(
+                j,
+                i,
+                f"{mat[i, j]:.2f}".lstrip("0"),
+                ha="center",
+                va="center",
+                fontsize=6.5,
+                color="white" if mat[i, j] > 0.6 else "black",
+            )
+    b.set_xticks(range(len(classes)), [c[:4] for c in classes], fontsize=7)
+    b.set_yticks(range(len(rows)), rows, fontsize=7)
+    b.tick_params(length=0)
+    fig.tight_layout()
+    return to_uri(fig)

@@ -1,4 +1,5 @@
-"""The report's figures (matplotlib, Agg): each function returns a ``data:image/png`` URI.
+"""The report's charts (matplotlib, Agg): each function returns a ``data:image/png`` URI. The
+gallery's photos with face boxes are drawn in ``gallery`` (``gallery.example``), with ``to_uri``.
 
 Figures are sized for a two-column page at ~1280 px (about 600 px wide each), so plots sit
 side by side; the page itself needs nothing but this string (no files, no network).
@@ -389,52 +390,4 @@ def scene_weight_trajectories(histories: Mapping[str, tuple[str, pd.DataFrame]])
     ax.legend(uniq.values(), uniq.keys(), fontsize=8)
     ax.set(xlabel="epoch", ylabel="P(scene)", ylim=(0, 1), title="Scene weight per epoch, every run")
     _style(ax)
-    return to_uri(fig)
-
-
-def example(
-    image: np.ndarray | None,
-    boxes: Sequence[Sequence[float]],
-    dists: Mapping[str, np.ndarray],
-    classes: Sequence[str],
-    title: str,
-) -> str:
-    """One gallery item: the photo with numbered face boxes, and a heat map of the
-    per-source emotion distributions (rows: sources and the final prediction)."""
-    fig, (a, b) = plt.subplots(1, 2, figsize=(6.0, 2.6), gridspec_kw={"width_ratios": [1, 1.3]})
-    if image is not None:
-        a.imshow(image)
-        for k, (x1, y1, x2, y2) in enumerate(boxes):
-            a.add_patch(
-                matplotlib.patches.Rectangle((x1, y1), x2 - x1, y2 - y1, fill=False, edgecolor="#f6e05e", linewidth=2)
-            )
-            a.text(
-                x1,
-                y1,
-                f"face{k + 1}",
-                color="black",
-                fontsize=7,
-                va="bottom",
-                bbox={"facecolor": "#f6e05e", "pad": 1, "edgecolor": "none"},
-            )
-    a.set_axis_off()
-    a.set_title(title, fontsize=8)
-    rows = list(dists)
-    mat = np.vstack([dists[r] for r in rows]) if rows else np.zeros((0, len(classes)))
-    b.imshow(mat, cmap="Greens", vmin=0, vmax=1, aspect="auto")
-    for i in range(mat.shape[0]):
-        for j in range(mat.shape[1]):
-            b.text(
-                j,
-                i,
-                f"{mat[i, j]:.2f}".lstrip("0"),
-                ha="center",
-                va="center",
-                fontsize=6.5,
-                color="white" if mat[i, j] > 0.6 else "black",
-            )
-    b.set_xticks(range(len(classes)), [c[:4] for c in classes], fontsize=7)
-    b.set_yticks(range(len(rows)), rows, fontsize=7)
-    b.tick_params(length=0)
-    fig.tight_layout()
     return to_uri(fig)
