@@ -96,7 +96,7 @@ def _photo(e, row: pd.Series, images: str | Path | None):
 
 def gallery(errs: list, out: Path, n: int, images: str | Path | None) -> tuple[pd.DataFrame, list[dict]]:
     """The worst ``n`` images of each run: gallery.csv rows and the page's cards."""
-    from emolog.analysis.errors import worst
+    from emolog.analysis.error_stats import worst
 
     rows, cards = [], []
     (out / "gallery").mkdir(parents=True, exist_ok=True)
@@ -127,7 +127,7 @@ def gallery(errs: list, out: Path, n: int, images: str | Path | None) -> tuple[p
 def statistics(errs: list, n_boot: int) -> tuple[dict[str, pd.DataFrame], dict[str, bytes]]:
     """The tables (disagreement, meta, confusion, confused pairs) and figures of the runs."""
     from emolog.analysis import error_plots as plots
-    from emolog.analysis.errors import confused_pairs, confusion, disagreement_stats, meta_ranking
+    from emolog.analysis.error_stats import confused_pairs, confusion, disagreement_stats, meta_ranking
 
     figures: dict[str, bytes] = {}
     dis, meta, conf, pairs = [], [], [], []
@@ -177,7 +177,8 @@ def analyse(
 ) -> dict:
     """Analyse the runs (``expand``) into ``out``; returns analysis.json's dict."""
     from emolog.analysis import error_plots as plots
-    from emolog.analysis.errors import overlap_table, run_errors, wrong_in_k
+    from emolog.analysis.error_stats import overlap_table, wrong_in_k
+    from emolog.analysis.errors import run_errors
 
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)

@@ -34,7 +34,7 @@ def _style(ax: plt.Axes) -> None:
 def scatter(x: np.ndarray, y: np.ndarray, stats: dict, xlabel: str, ylabel: str, title: str) -> bytes:
     """The scene's error against the face-scene disagreement: one dot per image (jittered a
     little where values repeat), the least-squares line, the mean error in 10 quantile bins of
-    the disagreement, and the two thresholds (``errors.thresholds``) as dashed lines."""
+    the disagreement, and the two thresholds (``error_stats.thresholds``) as dashed lines."""
     fig, ax = plt.subplots(figsize=(6.0, 3.8))
     rng = np.random.default_rng(0)
     jit = 0.01 * (np.nanmax(y) - np.nanmin(y) or 1.0)

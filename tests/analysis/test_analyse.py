@@ -13,7 +13,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from emolog.analysis.errors import disagreement_stats, js_divergence, run_errors
+from emolog.analysis.error_stats import disagreement_stats
+from emolog.analysis.errors import js_divergence, run_errors
 from emolog.cli import main
 from emolog.simulate import SimConfig, simulate, write_simulation
 from emolog.runs.train import train_run
