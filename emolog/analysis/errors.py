@@ -32,7 +32,7 @@ from emolog.data.paths import resolve_recorded
 from emolog.errors import InputError
 from emolog.labels import BASIC7
 from emolog.metrics.classification import bootstrap_ci
-from emolog.model.target import corr, rank
+from emolog.model.va_metrics import corr, rank
 
 META: tuple[str, ...] = (
     "n_faces",

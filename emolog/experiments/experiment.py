@@ -40,7 +40,8 @@ from emolog.experiments.plan import ExperimentPlan, RunSpec, parse_sweep, plan_r
 from emolog.experiments.runner import RunOptions, run_arms
 from emolog.config.regimes import REGIMES
 from emolog.config.run import BASELINES, ConfigError, RunConfig, parse_override
-from emolog.model.target import baseline_va_columns, experiment_target, va_columns
+from emolog.model.target import experiment_target
+from emolog.model.va_metrics import baseline_va_columns, va_columns
 from emolog.experiments.tables import (
     METRICS,
     ExperimentError,
