@@ -10,7 +10,7 @@ from __future__ import annotations
 import io
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol, Sequence
 
 import torch
 from torch import nn
@@ -47,6 +47,13 @@ CHECKPOINT_FIELDS = {
 }
 
 
+class Named(Protocol):
+    """A named parameter group (``emolog.learn.fit.Group``) as a checkpoint sees it."""
+
+    name: str
+    net: nn.Module
+
+
 @dataclass
 class Progress:
     """The loop's state between epochs: what a checkpoint holds besides the config and the nets.
@@ -62,18 +69,18 @@ class Progress:
     tracker: changes.GradTracker
 
 
-def states(nets: dict[str, nn.Module]) -> dict[str, dict]:
-    """A copy of each net's parameters, by the net's name."""
-    return {name: {k: v.detach().clone() for k, v in net.state_dict().items()} for name, net in nets.items()}
+def states(groups: Sequence[Named]) -> dict[str, dict]:
+    """A copy of each group's parameters, by the group's name."""
+    return {g.name: {k: v.detach().clone() for k, v in g.net.state_dict().items()} for g in groups}
 
 
-def restore(nets: dict[str, nn.Module], saved: dict[str, dict]) -> None:
-    """Each net's parameters set back to ``saved`` (as ``states`` took them)."""
-    for name, net in nets.items():
-        net.load_state_dict(saved[name])
+def restore(groups: Sequence[Named], saved: dict[str, dict]) -> None:
+    """Each group's parameters set back to ``saved`` (as ``states`` took them)."""
+    for g in groups:
+        g.net.load_state_dict(saved[g.name])
 
 
-def save_checkpoint(path: Path, cfg: RunConfig, nets: dict[str, nn.Module], p: Progress) -> None:
+def save_checkpoint(path: Path, cfg: RunConfig, groups: Sequence[Named], p: Progress) -> None:
     blob = {
         "format": FORMATS["checkpoint"],
         "config": cfg.to_dict(),
@@ -81,7 +88,7 @@ def save_checkpoint(path: Path, cfg: RunConfig, nets: dict[str, nn.Module], p: P
         "stopper": p.stopper.state_dict(),
         "history": p.history,
         "before": {k: v.cpu() for k, v in p.before.items()},
-        "nets": states(nets),
+        "nets": states(groups),
         "best_states": p.best_states,
         "optims": {k: o.state_dict() for k, o in p.optims.items()},
         "tracker": p.tracker.state_dict(),
@@ -113,13 +120,13 @@ def read_checkpoint(path: Path, cfg: RunConfig) -> dict:
     return blob
 
 
-def load_checkpoint(path: Path, cfg: RunConfig, nets: dict[str, nn.Module], p: Progress, device: torch.device) -> None:
+def load_checkpoint(path: Path, cfg: RunConfig, groups: Sequence[Named], p: Progress, device: torch.device) -> None:
     """Restore the nets and fill ``p`` from the checkpoint at ``path`` (refused before any change)."""
     blob = read_checkpoint(path, cfg)
-    absent = sorted(set(nets) - set(blob["nets"]) | set(p.optims) - set(blob["optims"]))
+    absent = sorted({g.name for g in groups} - set(blob["nets"]) | set(p.optims) - set(blob["optims"]))
     if absent:
         raise ArtefactError(f"{path}: holds no state for {absent}: written by another model")
-    restore(nets, blob["nets"])
+    restore(groups, blob["nets"])
     for k, o in p.optims.items():
         o.load_state_dict(blob["optims"][k])
     p.tracker.load_state_dict(blob["tracker"])

@@ -247,7 +247,7 @@ def fit(
     p = Progress({"epoch": 0, "elapsed": 0.0}, [], {}, {}, EarlyStopping(cfg.train.patience), optims, tracker)
     loss_fn = _loss(cfg, model, tr)
     if resume and (out / CHECKPOINT).exists():
-        load_checkpoint(out / CHECKPOINT, cfg, nets, p, tr.labels.device)
+        load_checkpoint(out / CHECKPOINT, cfg, groups, p, tr.labels.device)
     else:
         _fresh_start(model, groups, splits, regime, loss_fn, p)
 
@@ -268,12 +268,12 @@ def fit(
         p.history.append(row)
         p.state["epoch"] = epoch
         if p.stopper.update(epoch, row["val_loss"]):
-            p.best_states = states(nets)
+            p.best_states = states(groups)
         p.state["elapsed"] = time.perf_counter() - t_start
-        save_checkpoint(out / CHECKPOINT, cfg, nets, p)
+        save_checkpoint(out / CHECKPOINT, cfg, groups, p)
     train_time = time.perf_counter() - t_start
     if cfg.train.patience is not None:
-        restore(nets, p.best_states)
+        restore(groups, p.best_states)
     return FitResult(p.history, p.before, p.stopper, int(p.state["epoch"]), n_epochs, train_time, p.tracker, init)
 
 
@@ -309,7 +309,7 @@ def _fresh_start(
     start = float(loss_fn(raw, loss_fn.targets(tr))) if regime.learner == "gradient" else nll(raw, tr.labels)
     p.history = [history_row(0, start, model, splits["val"], {g.name: 0.0 for g in groups})]
     p.stopper.update(0, p.history[0]["val_loss"])
-    p.best_states = states({g.name: g.net for g in groups})
+    p.best_states = states(groups)
 
 
 def _linearise(model: Network, tr: SplitData, groups: list[Group]) -> None:

@@ -16,9 +16,10 @@ import pickle
 import tempfile
 import time
 from pathlib import Path
-from typing import Callable
+from typing import Any, Callable
 
 import torch
+from problog.engine import ClauseDB, DefaultEngine
 from problog.logic import Constant, Term
 
 from ..bindings import PLACEHOLDER, call_networks
@@ -60,7 +61,15 @@ def write_cached(disk: Path, c: Compiled) -> None:
 
 
 def compile_query(
-    key: str, term: Term | None, input_index: InputIndex, *, engine, db, path: str, lineno, max_nodes: int
+    key: str,
+    term: Term | None,
+    input_index: InputIndex,
+    *,
+    engine: DefaultEngine,
+    db: ClauseDB,
+    path: str,
+    lineno: Any,
+    max_nodes: int,
 ) -> Compiled:
     """Structure ``key`` (query ``term``; None: the program's own queries) grounded in ``db``
     and compiled (at most ``max_nodes`` nodes), each atom row read as ``atom_spec`` reads it."""
@@ -94,7 +103,7 @@ def compile_query(
     return Compiled(key, names, specs, s, bool(ev), stats=stats)
 
 
-def atom_spec(p, input_index: InputIndex, path: str) -> tuple:
+def atom_spec(p: Any, input_index: InputIndex, path: str) -> tuple:
     """What an atom row of the circuit's input reads: ("nn", input, j) | ("f", input) | ("t", i) | ("c", v)."""
     if isinstance(p, Term) and not isinstance(p, Constant) and p.functor == "nn":
         net = str(p.args[0])
