@@ -9,10 +9,14 @@ labels. ``emolog.model.bindings.program.build_logic`` picks this compilation or 
 from __future__ import annotations
 
 import re
+from typing import TYPE_CHECKING
 
 from emolog.labels import BASIC7
 from emolog.model.bindings.maps import short, suggest_table
 from emolog.model.bindings.schema import SpecError
+
+if TYPE_CHECKING:  # the logic engine is imported where a program is compiled
+    from emolog.logic.engine.module import LogicModule
 
 # the networks the seed-shaped compilation feeds, by binding -> its name there
 CANONICAL = {
@@ -63,7 +67,7 @@ def _seed_binding(b, nets: dict, name: str) -> bool:
     return b.bind in CANONICAL or b.bind == "head" and set(b.inputs) <= WHOLE_IMAGE
 
 
-def check_seed_domain(spec, lm) -> None:
+def check_seed_domain(spec, lm: LogicModule) -> None:
     """The seed-shaped program's answers (its query/1) against the label set, by name."""
     functor = spec.functor
     domain = [q[len(functor) + 1 : -1].strip("'") for q in lm.query_names if q.startswith(functor + "(")]
@@ -77,7 +81,7 @@ def check_seed_domain(spec, lm) -> None:
         )
 
 
-def seed_module(spec, text: str, path: str, semantics: str, param: str):
+def seed_module(spec, text: str, path: str, semantics: str, param: str) -> LogicModule | None:
     """The seed-shaped compilation of the spec's program ``text`` (read from ``path``), or None
     where the program turns out not to fit it."""
     from emolog.logic import ProgramError, compile_program
