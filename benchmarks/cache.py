@@ -44,7 +44,8 @@ from skimage import data as skd
 
 from emolog.cache.build import BuildOptions, build_cache
 from emolog.cache.commands import add_arguments as cache_arguments
-from emolog.cache.store import CacheWriter, load_cache
+from emolog.cache.store import load_cache
+from emolog.cache.writer import CacheWriter
 from emolog.cache.verify import verify_cache
 from emolog.data.images import load_image
 from emolog.data.index import build_index

@@ -26,7 +26,7 @@ from emolog.cache.store import load_cache
 from emolog.data.split import load_split
 from emolog.simulate import SimConfig, simulate, true_scene_posterior, write_simulation
 from emolog.simulate.va import oracle_va
-from emolog.model.target import regression_metrics
+from emolog.model.va_metrics import regression_metrics
 from emolog.runs.train import train_run
 
 LEARNERS = {

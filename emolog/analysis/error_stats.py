@@ -13,7 +13,7 @@ import pandas as pd
 
 from emolog.analysis.errors import CATEGORICAL, META, RunErrors
 from emolog.metrics.classification import bootstrap_ci
-from emolog.model.target import corr, rank
+from emolog.model.va_metrics import corr, rank
 
 
 def common_ids(errs: list[RunErrors]) -> list[str]:

@@ -1,7 +1,7 @@
 """The feature cache: per-image tensors of the frozen perception networks, keyed by image id.
 
-``store`` (format, writer, loader), ``verify`` (checks before training), ``merge`` (joining
-sharded builds), ``build`` (running perception over an index; imports the networks) with
+``store`` (format, loader), ``writer`` (writing shards, resuming), ``verify`` (checks before
+training), ``merge`` (joining sharded builds), ``build`` (running perception over an index; imports the networks) with
 ``image_loader`` (its worker processes that read and decode the images), ``distributed`` (one build over torchrun ranks) and ``commands`` (``emolog cache``).
 
 The names below load on first use, so ``emolog cache --help`` does not import torch.
@@ -14,7 +14,7 @@ from typing import Any
 
 _WHERE = {
     "CacheError": "store",
-    "CacheWriter": "store",
+    "CacheWriter": "writer",
     "FeatureCache": "store",
     "load_cache": "store",
     "VerifyReport": "verify",

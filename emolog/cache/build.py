@@ -35,7 +35,8 @@ from tqdm import tqdm
 
 from emolog.cache.image_loader import ImageFiles, image_loader
 from emolog.cache.merge import part_dir
-from emolog.cache.store import CacheError, CacheWriter
+from emolog.cache.store import CacheError
+from emolog.cache.writer import CacheWriter
 from emolog.data.index import ImageIndex, load_rejects
 from emolog.data.paths import PathRejected, image_id, resolve_under
 from emolog.errors import MissingError

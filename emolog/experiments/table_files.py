@@ -20,7 +20,7 @@ import pandas as pd
 from emolog.data.atomic import atomic_write_text
 from emolog.experiments.plan import RunSpec
 from emolog.experiments.tables import METRICS, bootstrap_table, comparison_table, comparison_tex, read_predictions
-from emolog.model.target import baseline_va_columns, va_columns
+from emolog.model.va_metrics import baseline_va_columns, va_columns
 
 REFERENCE = "logic-only"
 MEMO_COLUMNS = ["regime", "n_train", "seed", "val_accuracy", "train_accuracy"]  # with no run yet

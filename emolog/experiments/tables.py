@@ -20,7 +20,7 @@ from emolog.data.artefacts import ArtefactError, read_csv
 from emolog.data.atomic import atomic_write_text
 from emolog.errors import InputError
 from emolog.labels import VA_RANGES
-from emolog.model.target import VA_METRICS
+from emolog.model.va_metrics import VA_METRICS
 
 METRICS: tuple[str, ...] = ("accuracy", "macro_f1", "weighted_f1", "average_precision", "uar", "nll", "ece")
 # bootstrap.csv's metrics, by their function's name in emolog.metrics.classification (imported when the
@@ -111,7 +111,7 @@ def bootstrap_table(
                 }
             )
     if va[0] is not None:
-        from emolog.model.target import va_bootstrap_rows
+        from emolog.model.va_metrics import va_bootstrap_rows
 
         rows += va_bootstrap_rows(
             va[0],
@@ -136,7 +136,7 @@ def write_predictions(
 
 
 def va_metric_columns(columns: Sequence[str]) -> list[str]:
-    """The ``<variable>_<metric>`` columns of a valence/arousal experiment (``target.va_columns``)."""
+    """The ``<variable>_<metric>`` columns of a valence/arousal experiment (``va_metrics.va_columns``)."""
     return [f"{v}_{m}" for v in VA_RANGES for m in VA_METRICS if f"{v}_{m}" in columns or f"{v}_{m}_mean" in columns]
 
 

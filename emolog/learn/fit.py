@@ -15,7 +15,6 @@ norms) stays in tensors and is read once per epoch.
 
 from __future__ import annotations
 
-import io
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -24,32 +23,19 @@ from typing import Any
 import torch
 from torch import nn
 
-from emolog.data.artefacts import FORMATS, ArtefactError, check_fields, check_format, load_torch
-from emolog.data.atomic import atomic_write_bytes
 from emolog.labels import SOURCES
 from emolog.learn import changes
 from emolog.learn import em
-from emolog.config.legacy import flatten, nest
 from emolog.config.run import RunConfig
 from emolog.model.data import SplitData
-from emolog.learn.losses import Loss, TrainingError, check_finite, epoch_order, make_optimizer, nll
+from emolog.learn.losses import Loss, check_finite, epoch_order, make_optimizer, nll
 from emolog.learn.closed_form import ClosedFormNLL
 from emolog.model.linear import build_linear
 from emolog.model.model import Network, predict_split
 from emolog.config.regimes import Regime
 from emolog.learn.stopping import EarlyStopping
+from emolog.learn.checkpoint import CHECKPOINT, Progress, load_checkpoint, restore, save_checkpoint, states
 from emolog.model.target import SquaredErrorLoss, val_loss
-
-CHECKPOINT = "checkpoint.pt"
-# may differ between a run and its resume (a weights file may move; it is checked by sha256)
-RESUMABLE_KEYS = (
-    "train.epochs",
-    "train.em_iterations",
-    "device",
-    "threads",
-    "backbone.weights",
-    "perception.recogniser_weights",
-)
 
 
 @dataclass
@@ -239,30 +225,6 @@ def em_coefficients(model: Network, tr: SplitData) -> torch.Tensor | None:
     )
 
 
-def _states(groups: list[Group]) -> dict[str, dict]:
-    return {g.name: {k: v.detach().clone() for k, v in g.net.state_dict().items()} for g in groups}
-
-
-def _restore(groups: list[Group], states: dict[str, dict]) -> None:
-    for g in groups:
-        g.net.load_state_dict(states[g.name])
-
-
-@dataclass
-class _Progress:
-    """The loop's state between epochs: what a checkpoint holds besides the config and the nets.
-    ``state``: {epoch, elapsed (s)}; ``before``: test predictions before training;
-    ``best_states``: each group's parameters at the best epoch so far."""
-
-    state: dict[str, Any]
-    history: list[dict]
-    before: dict[str, torch.Tensor]
-    best_states: dict[str, dict]
-    stopper: EarlyStopping
-    optims: dict
-    tracker: changes.GradTracker
-
-
 def fit(
     model: Network,
     groups: list[Group],
@@ -282,10 +244,10 @@ def fit(
     init = {g.name: changes.snapshot(g.net) for g in groups}
     tracker = changes.GradTracker(nets)
     optims = make_optimizers(cfg, groups) if regime.learner == "gradient" else {}
-    p = _Progress({"epoch": 0, "elapsed": 0.0}, [], {}, {}, EarlyStopping(cfg.train.patience), optims, tracker)
+    p = Progress({"epoch": 0, "elapsed": 0.0}, [], {}, {}, EarlyStopping(cfg.train.patience), optims, tracker)
     loss_fn = _loss(cfg, model, tr)
     if resume and (out / CHECKPOINT).exists():
-        _load_checkpoint(out / CHECKPOINT, cfg, groups, p, tr.labels.device)
+        load_checkpoint(out / CHECKPOINT, cfg, groups, p, tr.labels.device)
     else:
         _fresh_start(model, groups, splits, regime, loss_fn, p)
 
@@ -306,12 +268,12 @@ def fit(
         p.history.append(row)
         p.state["epoch"] = epoch
         if p.stopper.update(epoch, row["val_loss"]):
-            p.best_states = _states(groups)
+            p.best_states = states(groups)
         p.state["elapsed"] = time.perf_counter() - t_start
-        _save_checkpoint(out / CHECKPOINT, cfg, groups, p)
+        save_checkpoint(out / CHECKPOINT, cfg, groups, p)
     train_time = time.perf_counter() - t_start
     if cfg.train.patience is not None:
-        _restore(groups, p.best_states)
+        restore(groups, p.best_states)
     return FitResult(p.history, p.before, p.stopper, int(p.state["epoch"]), n_epochs, train_time, p.tracker, init)
 
 
@@ -335,7 +297,7 @@ def _fresh_start(
     splits: dict[str, SplitData],
     regime: Regime,
     loss_fn: Loss | SquaredErrorLoss,
-    p: _Progress,
+    p: Progress,
 ) -> None:
     """Fill ``p`` for a run that does not resume: the history with its epoch-0 row, the test
     predictions before training and the starting states as the best so far."""
@@ -347,7 +309,7 @@ def _fresh_start(
     start = float(loss_fn(raw, loss_fn.targets(tr))) if regime.learner == "gradient" else nll(raw, tr.labels)
     p.history = [history_row(0, start, model, splits["val"], {g.name: 0.0 for g in groups})]
     p.stopper.update(0, p.history[0]["val_loss"])
-    p.best_states = _states(groups)
+    p.best_states = states(groups)
 
 
 def _linearise(model: Network, tr: SplitData, groups: list[Group]) -> None:
@@ -361,82 +323,4 @@ def _linearise(model: Network, tr: SplitData, groups: list[Group]) -> None:
         tr.linear = lin
 
 
-def _save_checkpoint(path: Path, cfg: RunConfig, groups: list[Group], p: _Progress) -> None:
-    blob = {
-        "format": FORMATS["checkpoint"],
-        "config": cfg.to_dict(),
-        "state": p.state,
-        "stopper": p.stopper.state_dict(),
-        "history": p.history,
-        "before": {k: v.cpu() for k, v in p.before.items()},
-        "nets": _states(groups),
-        "best_states": p.best_states,
-        "optims": {k: o.state_dict() for k, o in p.optims.items()},
-        "tracker": p.tracker.state_dict(),
-    }
-    buf = io.BytesIO()
-    torch.save(blob, buf)
-    atomic_write_bytes(path, buf.getvalue())
-
-
-# what a checkpoint holds (checked before a resume changes anything)
-CHECKPOINT_FIELDS = {
-    "config": dict,
-    "state": dict,
-    "stopper": dict,
-    "history": list,
-    "before": dict,
-    "nets": dict,
-    "best_states": dict,
-    "optims": dict,
-    "tracker": dict,
-}
-
-
-def read_checkpoint(path: Path, cfg: RunConfig) -> dict:
-    """The checkpoint at ``path``, refused (naming it) when it is damaged, from a newer emolog
-    or of another config: ArtefactError, or TrainingError naming the keys that differ."""
-    blob = load_torch(path, "a checkpoint")  # plain data + tensors only
-    if not isinstance(blob, dict):
-        raise ArtefactError(f"{path}: holds a {type(blob).__name__}, not an emolog checkpoint")
-    check_format(blob, "checkpoint", path)
-    check_fields(blob, CHECKPOINT_FIELDS, path)
-    # compared key by key in the nested form; a checkpoint of the previous emolog holds flat keys
-    # and lacks the groups it had no keys of (the gate's): those held their defaults
-    saved = {**RunConfig().flat(), **flatten(nest(blob["config"], warn=False))}
-    saved = {k: v for k, v in saved.items() if k not in RESUMABLE_KEYS}
-    now = {k: v for k, v in cfg.flat().items() if k not in RESUMABLE_KEYS}
-    diff = sorted(k for k in set(saved) | set(now) if saved.get(k) != now.get(k))
-    if diff:
-        raise TrainingError(
-            f"cannot resume {path}: the config differs in {diff} "
-            f"(only {', '.join(RESUMABLE_KEYS)} may change on resume)"
-        )
-    return blob
-
-
-def _load_checkpoint(path: Path, cfg: RunConfig, groups: list[Group], p: _Progress, device: torch.device) -> None:
-    """Restore the nets and fill ``p`` from the checkpoint at ``path`` (refused before any change)."""
-    blob = read_checkpoint(path, cfg)
-    absent = sorted({g.name for g in groups} - set(blob["nets"]) | set(p.optims) - set(blob["optims"]))
-    if absent:
-        raise ArtefactError(f"{path}: holds no state for {absent}: written by another model")
-    _restore(groups, blob["nets"])
-    for k, o in p.optims.items():
-        o.load_state_dict(blob["optims"][k])
-    p.tracker.load_state_dict(blob["tracker"])
-    p.stopper.load_state_dict(blob["stopper"])
-    p.state, p.history, p.best_states = blob["state"], blob["history"], blob["best_states"]
-    p.before = {k: v.to(device) for k, v in blob["before"].items()}
-
-
-__all__ = [
-    "CHECKPOINT",
-    "FitResult",
-    "Group",
-    "fit",
-    "gradient_epoch",
-    "history_row",
-    "make_optimizers",
-    "read_checkpoint",
-]
+__all__ = ["FitResult", "Group", "fit", "gradient_epoch", "history_row", "make_optimizers"]

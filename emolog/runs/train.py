@@ -25,7 +25,8 @@ from emolog.config.run import ConfigError, RunConfig
 from emolog.data.artefacts import FORMATS, record
 from emolog.data.atomic import atomic_write_text
 from emolog.data.lock import output_lock
-from emolog.learn.fit import CHECKPOINT, fit, read_checkpoint
+from emolog.learn.checkpoint import CHECKPOINT, read_checkpoint
+from emolog.learn.fit import fit
 from emolog.learn.losses import Loss, TrainingError, epoch_order
 from emolog.model.kinds import ProgramKind
 from emolog.runs.build import Built, build

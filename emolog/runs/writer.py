@@ -28,7 +28,7 @@ from emolog.model.data import SplitData
 from emolog.learn.fit import FitResult, Group
 from emolog.runs.build import Built
 from emolog.model.model import Network, predict_split
-from emolog.model.target import va_metrics, va_sanity
+from emolog.model.va_metrics import va_metrics, va_sanity
 
 # t(0.5)::  t(_)::  t(_, a, b)::  -- the probability argument of a learnable annotation
 T_ANNOTATION = re.compile(r"\bt\(\s*([^(),]*?)\s*([,)])")

@@ -252,7 +252,8 @@ def write_simulation(sim: Simulation, out_dir: str | Path, force: bool = False) 
     replaced). The split is the data layer's stratified 70/10/20 split, seeded with the
     simulator's seed.
     """
-    from emolog.cache.store import CacheWriter, fingerprint_hash  # torch: not needed by `simulate --help`
+    from emolog.cache.store import fingerprint_hash
+    from emolog.cache.writer import CacheWriter  # torch: not needed by `simulate --help`
 
     out = Path(out_dir)
     present = [f for f in OUR_FILES if (out / f).exists()]

@@ -26,7 +26,8 @@ from PIL import Image
 from emolog import cli
 from emolog.runs.perception import build_perception, perceived_cache, perception_settings
 from emolog.cache.build import BuildOptions, build_cache
-from emolog.cache.store import MANIFEST, CacheError, CacheFieldError, CacheWriter, load_cache, read_manifest
+from emolog.cache.store import MANIFEST, CacheError, CacheFieldError, load_cache, read_manifest
+from emolog.cache.writer import CacheWriter
 from emolog.cache.verify import verify_cache
 from emolog.data.index import ImageIndex
 from emolog.errors import EXIT_INPUT

@@ -17,7 +17,9 @@ from emolog.cache.build import select_ids, slice_from_env
 from emolog.data.split import parse_shard
 from emolog.errors import UsageError
 from emolog.cache.merge import merge_parts, part_dir
-from emolog.cache.store import MANIFEST, CacheError, CacheWriter, load_cache, sha256_file
+from emolog.cache.store import MANIFEST, CacheError, load_cache
+from emolog.cache.writer import CacheWriter
+from emolog.data.artefacts import sha256_file
 from emolog.cache.verify import require_verified, verify_cache
 from helpers.cache import rewrite_shard
 

@@ -9,7 +9,8 @@ import torch
 from safetensors import safe_open
 from safetensors.torch import save_file
 
-from emolog.cache.store import MANIFEST, load_cache, sha256_file
+from emolog.cache.store import MANIFEST, load_cache
+from emolog.data.artefacts import sha256_file
 
 TENSORS = (
     "scene",

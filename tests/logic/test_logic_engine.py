@@ -218,14 +218,14 @@ def test_faces_mixed_batch_cache_and_bindings(tmp_path):
         assert torch.allclose(got, by_hand(e.id, e.faces), atol=1e-12)
     # the disk cache serves a fresh program without grounding again
     again = make(tmp_path / "cache")
-    import emolog.logic.engine.deep as deep
+    import emolog.logic.engine.structures as structures
 
-    real = deep.ground
-    deep.ground = lambda *a, **k: pytest.fail("grounded although cached on disk")
+    real = structures.ground
+    structures.ground = lambda *a, **k: pytest.fail("grounded although cached on disk")
     try:
         assert torch.allclose(again(examples).probs, batch.probs)
     finally:
-        deep.ground = real
+        structures.ground = real
     # training: the label bound, gradients reach the network outputs and t()
     scene.requires_grad_(True)
     p = make(False).prob([Example.of(e.id, faces=e.faces, E="b") for e in examples])
@@ -242,7 +242,7 @@ def test_deterministic_image_convention_program_is_refused_not_recursed(tmp_path
     p = tmp_path / "det.pl"
     p.write_text("nn(net, [X], Y, [a, b]) :: p(X, Y).\nq(X).\nquery(q(X)).\n")
     with pytest.raises(ProgramError, match="deterministic"):
-        compile_program(p)  # once: RecursionError in compile._vtree
+        compile_program(p)  # once: RecursionError in sdd._vtree
     ans = compile_program(p, queries=["q(I)"], cache_dir=False)([Example(0)])
     assert ans.names == ["q(I)"] and float(ans.probs[0, 0]) == 1.0
 

@@ -30,7 +30,8 @@ from emolog.learn.losses import new_scene_net
 from emolog.model.model import Network, Parts
 from emolog.model.perception import perception_record
 from emolog.model.spec import SPEC_DIR, load_spec
-from emolog.runs.build import build_heads, prepare_spec
+from emolog.runs.build import prepare_spec
+from emolog.runs.networks import build_heads
 from emolog.runs.train import train_run
 from helpers.paths import TESTS
 

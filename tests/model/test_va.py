@@ -30,7 +30,8 @@ from emolog.config.run import ConfigError
 from emolog.learn.pretrain import query_columns
 from emolog.model.bindings.program import build_logic, open_program
 from emolog.model.spec import SPEC_DIR, load_spec
-from emolog.model.target import parse_target, rank, regression_scores
+from emolog.model.target import parse_target
+from emolog.model.va_metrics import rank, regression_scores
 from emolog.runs.train import train_run
 
 TRUE = dict(zip(SOURCES, (0.53, 0.18, 0.17, 0.12)))

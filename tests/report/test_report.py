@@ -132,7 +132,7 @@ def _real_photo_run(tmp_path: Path) -> Path:
     and a run directory pointing at it, with predictions for those photos."""
     from skimage import data as skdata
 
-    from emolog.cache.store import CacheWriter
+    from emolog.cache.writer import CacheWriter
     from emolog.data.index import ImageIndex
     from emolog.data.paths import image_id
 

@@ -78,7 +78,7 @@ class TensorBatch:
         pad = start.unsqueeze(1) + torch.minimum(torch.arange(width), (counts - 1).unsqueeze(1))
         ids_pad = ids[order][pad]  # [parts, width]
         xs = [bindings[net] for net, *_ in self.blocks]
-        dtype = torch.float64  # as DeepProgram's circuits (deep.CIRCUIT_DTYPE): no underflow below 1e-38
+        dtype = torch.float64  # as DeepProgram's circuits (structures.CIRCUIT_DTYPE): no underflow below 1e-38
         table = [self.consts.to(dtype).unsqueeze(1).expand(-1, width)]
         if len(self.t_idx):
             table.append(tp.to(dtype)[self.t_idx].unsqueeze(1).expand(-1, width))

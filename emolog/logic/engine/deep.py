@@ -6,7 +6,7 @@ per ``Example``: ``I`` becomes the example's id, ``Faces`` the list
 ``[tensor(face(I,1)), ..., tensor(face(I,n))]`` (n = ``Example.faces``, ``[]`` for 0), and any
 other variable is free (scoring: every ground answer) or bound by ``Example.bind`` (training).
 The *structure* of an example is the filled template with ``I`` left as a placeholder; every
-structure is grounded by ProbLog and compiled once (``circuit.py``), kept in memory and on
+structure is grounded by ProbLog and compiled once (``structures.py``), kept in memory and on
 disk (keyed by the program's hash and the structure), and each batch evaluates every
 structure's examples together, results in the caller's order.
 
@@ -23,9 +23,6 @@ from __future__ import annotations
 import hashlib
 import operator
 import os
-import pickle
-import tempfile
-import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, Sequence
@@ -34,22 +31,20 @@ import torch
 from problog.engine import DefaultEngine
 from problog.errors import ProbLogError
 from problog.extern import problog_export
-from problog.logic import Clause, Constant, Term
+from problog.logic import Clause, Term
 
-from ..bindings import PLACEHOLDER, BatchFeed, call_networks
-from ..ground import ground, load_model, number, program_error
+from ..bindings import PLACEHOLDER, BatchFeed
+from ..ground import load_model, program_error
 from ..params import TParams
 from ..program import ProgramError
 from ..templates import fill_template, parse_template
 from ..translate import DET, translate
 from .batch import TensorBatch
-from .circuit import peak_rss_mb
-from .dnnf import MAX_NODES, CompileBudgetError, compile_structure
-from .plan import Compiled, free_values, make_plan, table
+from .dnnf import MAX_NODES
+from .plan import Compiled, make_plan
+from .structures import CHUNK_VALUES, cache_file, compile_query, evaluate_groups, read_cached, write_cached
 
 CACHE_VERSION = "3"  # 2: structures compiled by dnnf.py (per-value leaves, no chains); 3: plan.Compiled
-CHUNK_VALUES = 2_500_000
-CIRCUIT_DTYPE = torch.float64  # answers are float64 (see _evaluate)
 _ROUTE_KEY = operator.attrgetter("template", "faces", "bind")
 _ID = operator.attrgetter("id")
 
@@ -232,70 +227,22 @@ class DeepProgram(torch.nn.Module):
         return c
 
     def _load_or_compile(self, key: str, term: Term) -> Compiled:
-        disk = None
-        if self.cache_dir is not None:
-            disk = self.cache_dir / f"{self.hash[:20]}-{hashlib.sha256(key.encode()).hexdigest()[:20]}.pkl"
-            if disk.is_file():
-                with open(disk, "rb") as f:
-                    c = pickle.load(f)
-                for spec in c.specs:
-                    if spec[0] in ("nn", "f"):
-                        self._input_index(*spec[1])
-                return c
-        t0 = time.perf_counter()
-        dag = ground(
-            None,
-            self.path,
-            queries=None if term is None else [term],
+        disk = cache_file(self.cache_dir, self.hash, key)
+        if disk is not None and disk.is_file():
+            return read_cached(disk, self._input_index)
+        c = compile_query(
+            key,
+            term,
+            self._input_index,
             engine=self.engine,
             db=self.db,
+            path=self.path,
             lineno=self._lineno,
+            max_nodes=self.max_nodes,
         )
-        t1 = time.perf_counter()
-        # ProbLog labels a query without any answer with itself, unbound, at FALSE: that is
-        # probability 0 of every instance (as in ProbLog/DeepProbLog), not an answer.
-        answers = [(name, k) for name, k, _ in dag.labeled() if name.is_ground() or k != dag.FALSE]
-        for name, _ in answers:
-            if not name.is_ground():
-                raise ProgramError(
-                    f"{self.path}: Error: query {key} has the non-ground answer {name}",
-                    path=self.path,
-                    message="non-ground answer",
-                )
-        ev = [dag.negate(k) if v < 0 else k for _, k, v in dag.evidence_all() if v]
-        roots = [[k] + ev for _, k in answers] + ([ev] if ev else [])
-        try:
-            s = compile_structure(dag, roots, self.max_nodes)
-        except CompileBudgetError as e:
-            raise ProgramError(
-                f"{self.path}: Error: structure {key} is beyond exact compilation here: {e} "
-                f"(ground in {t1 - t0:.1f} s, peak RSS {peak_rss_mb():.0f} MB); raise "
-                "max_nodes (EMOLOG_MAX_NODES) if the machine has the memory",
-                path=self.path,
-                message="beyond exact compilation",
-            ) from None
-        specs = [self._spec(p) for p in s.atoms]
-        s.atoms = []  # the specs replace the terms (and keep pickles small)
-        names = [str(n).replace(str(PLACEHOLDER), "I") for n, _ in answers]
-        stats = dict(s.stats, ground_s=t1 - t0, peak_rss_mb=peak_rss_mb())
-        c = Compiled(key, names, specs, s, bool(ev), stats=stats)
         if disk is not None:
-            disk.parent.mkdir(parents=True, exist_ok=True)
-            fd, tmp = tempfile.mkstemp(dir=disk.parent, suffix=".tmp")
-            with os.fdopen(fd, "wb") as f:
-                pickle.dump(c, f)
-            os.replace(tmp, disk)  # atomic: a reader sees the old file or the whole new one
+            write_cached(disk, c)
         return c
-
-    def _spec(self, p) -> tuple:
-        if isinstance(p, Term) and not isinstance(p, Constant) and p.functor == "nn":
-            net = str(p.args[0])
-            u = (net, str(p.args[1]), p.args[1])
-            self._input_index(*u)
-            return ("nn", u, int(p.args[2])) if p.arity == 3 else ("f", u)
-        if isinstance(p, Term) and not isinstance(p, Constant) and p.functor == "t":
-            return ("t", int(p.args[0]))
-        return ("c", number(p, self.path))
 
     def _input_index(self, net: str, key: str, term: Term) -> int:
         if (net, key) not in self._inputs:
@@ -400,54 +347,17 @@ class DeepProgram(torch.nn.Module):
         return self._mem[c.key], col
 
     def _evaluate(self, groups: dict[str, tuple], joint: bool = False) -> list[tuple]:
-        """[(structure, positions, values [n, answers])] for examples grouped by structure;
-        ``joint``: a structure with evidence gives (P(answer and evidence), P(evidence) [n])."""
-        calls: dict[int, list[torch.Tensor]] = {}
-        for c, _, ids, _ in groups.values():
-            for u, _, _ in c.plan.inputs:
-                calls.setdefault(u, []).append(torch.tensor(ids))
-        outputs = call_networks(
-            {u: torch.cat(v) for u, v in calls.items()},
-            self._input_terms,
-            self._bindings,
-            self._sources,
-            self.nets,
-            self.path,
+        """``structures.evaluate_groups`` with this program's networks and ``t()`` values."""
+        return evaluate_groups(
+            groups,
+            joint,
+            input_terms=self._input_terms,
+            bindings=self._bindings,
+            sources=self._sources,
+            nets=self.nets,
+            path=self.path,
+            tparams=self.tparams,
         )
-        # Circuits run in float64 whatever the networks' dtype: a product of many small
-        # probabilities (a long face list, a 365-way table) underflows float32 below 1e-38,
-        # and P(q and e) / P(e) would then be 0 / 0; float32 networks get float32 gradients.
-        dtype = CIRCUIT_DTYPE
-        tp = self.tparams.probs().to(dtype) if len(self.tparams) else None
-        parts = []
-        for c, pos, ids, _ in groups.values():
-            ids_t = torch.tensor(ids)
-            # Chunks of about CHUNK_VALUES node values keep each level in cache: the 365-way
-            # scene circuit (~10k nodes) ran 29k images/s at 128 per call and 2.9k at 8192;
-            # small circuits take the whole batch at once.
-            step = max(128, CHUNK_VALUES // (len(c.structure.nodes) + c.structure.n_vars + 1))
-            free = free_values(c.plan, outputs, dtype)
-            chunks = [
-                c.evaluator(table(c.plan, ids_t[k : k + step], outputs, tp, dtype, free))
-                for k in range(0, len(ids), step)
-            ]
-            vals = chunks[0] if len(chunks) == 1 else torch.cat(chunks, 0)
-            if c.has_evidence and joint:
-                vals = (vals[:, :-1], vals[:, -1])
-            elif c.has_evidence:
-                z = vals[:, -1:]
-                if (z <= 0).any():
-                    bad = ids_t[(z[:, 0] <= 0).cpu()].tolist()
-                    raise ProgramError(
-                        f"{self.path}: Error: the evidence has probability 0 (or below "
-                        f"float64's 1e-308) for {c.key} in example id(s) "
-                        f"{bad[:20]}{'...' * (len(bad) > 20)}",
-                        path=self.path,
-                        message="evidence impossible",
-                    )
-                vals = vals[:, :-1] / z
-            parts.append((c, pos, vals))
-        return parts
 
     def compile_stats(self) -> dict[str, dict]:
         """Per compiled structure: ground/compile seconds, SDD size, circuit nodes, peak RSS."""

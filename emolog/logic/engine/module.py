@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import itertools
-from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -15,7 +13,7 @@ from emolog.labels import BASIC7, SEMANTICS
 
 from ..params import TParams
 from ..program import Program, ProgramError, parse_program, resolve_program
-from .compile import Compiled, VarWeight, compile_circuits
+from .compile import Columns, Compiled, compile_circuits, klay_rows
 
 if TYPE_CHECKING:  # deep.py imports torch-heavy engine code: loaded only when a program needs it
     from .deep import DeepProgram
@@ -118,9 +116,9 @@ class LogicModule(nn.Module):
         ...]``; a head of a disjunction has negative weight 1 (= 1 - the zero row), any
         other variable 1 - p.
         """
-        cols = _Columns.of(self.input_sizes, self.fact_keys, len(self.tparams), c)
+        cols = Columns.of(self.input_sizes, self.fact_keys, len(self.tparams), c)
         pos = [cols.row(w) for w in c.var_weights]
-        klay_idx, needed = _klay_rows(c.var_weights, pos, cols.width)
+        klay_idx, needed = klay_rows(c.var_weights, pos, cols.width)
         size = max((len(g) for g in c.groups), default=0)
         # Heads of each disjunction as rows of ``full`` (padding: the zero row).
         heads = [[pos[v] for v in g] + [1] * (size - len(g)) for g in c.groups]
@@ -361,63 +359,3 @@ def _nonzero(z: torch.Tensor, path: str) -> torch.Tensor:
             f"{path}: the evidence has probability 0 in rows {rows[:20]} ({len(rows)} rows): nothing to condition on"
         )
     return z
-
-
-@dataclass(frozen=True)
-class _Columns:
-    """Where each kind of weight sits in ``full``'s rows (``LogicModule._layout``): row 0 holds
-    ones, row 1 zeros, then each neural predicate's distribution, the per-image facts, the
-    t() values, the distinct constants and one "none" row per annotated disjunction."""
-
-    inputs: dict[str, int]  # first row of each neural predicate's domain
-    facts: dict[str, int]
-    t: int  # the first t() row
-    consts: list[float]  # the distinct constant weights, sorted
-    const_rows: dict[float, int]
-    extra: int  # the first "none" row
-    width: int  # rows of ``full``
-
-    @staticmethod
-    def of(input_sizes: dict[str, int], fact_keys: list[str], n_t: int, c: Compiled) -> "_Columns":
-        starts = list(itertools.accumulate(input_sizes.values(), initial=2))
-        inputs = dict(zip(input_sizes, starts))
-        facts = {k: starts[-1] + i for i, k in enumerate(fact_keys)}
-        t = starts[-1] + len(fact_keys)
-        consts = sorted({w.value for w in c.var_weights if w.kind == "const"})
-        const_rows = {v: t + n_t + i for i, v in enumerate(consts)}
-        extra = t + n_t + len(consts)
-        return _Columns(inputs, facts, t, consts, const_rows, extra, extra + len(c.groups))
-
-    def row(self, w: VarWeight) -> int:
-        """The row of ``full`` that holds the positive weight of variable ``w``."""
-        return {
-            "nn": lambda: self.inputs[w.key] + w.index,
-            "fact": lambda: self.facts[w.key],
-            "t": lambda: self.t + w.index,
-            "const": lambda: self.const_rows[w.value],
-            "extra": lambda: self.extra + w.group,
-            "neutral": lambda: 0,
-        }[w.kind]()
-
-    def names(self, input_sizes: dict[str, int], fact_keys: list[str], t_names: list[str]) -> list[str]:
-        """Which input each row up to the "none" rows holds, as error messages name it."""
-        return (
-            ["1", "0"]
-            + [k for k, n in input_sizes.items() for _ in range(n)]
-            + list(fact_keys)
-            + [f"t({n})" for n in t_names]
-            + [str(v) for v in self.consts]
-        )
-
-
-def _klay_rows(weights: list[VarWeight], pos: list[int], width: int) -> tuple[list[int], list[int]]:
-    """(KLay's input rows as indices into ``[full | complements]``, the rows of ``full`` whose
-    complement is needed). A head of a disjunction, a "none" and a neutral variable have
-    negative weight 1 (row ``width + 1``: 1 - the zero row); any other variable 1 - p."""
-    neg = [width + 1 if (w.kind in ("extra", "neutral") or w.ad) else width + p for w, p in zip(weights, pos)]
-    klay_idx = [1, 0] + [i for pn in zip(pos, neg) for i in pn]
-    # Only the complements KLay actually reads are computed: remap them to rows after
-    # ``full`` (row width + j holds 1 - full[needed[j]]).
-    needed = sorted({i - width for i in klay_idx if i >= width})
-    remap = {width + col: width + j for j, col in enumerate(needed)}
-    return [remap.get(i, i) for i in klay_idx], needed

@@ -9,5 +9,5 @@
 * ``feeds``: the objects bound to the program's networks, each called once per batch with all
   its distinct inputs (``emolog.logic.bindings.BatchFeed``), and ``HeadMLP``;
 * ``program``: the compiled program of a spec behind the interface ``Network`` uses, by emolog's
-  own choice of compilation.
+  own choice of compilation; ``seed``: that choice's seed-shaped compilation (``LogicModule``).
 """
