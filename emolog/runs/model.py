@@ -58,8 +58,8 @@ class Model:
     ) -> "Model":
         """The model of ``spec`` (a shipped spec's name, a .toml path or the spec file's keys as a
         dict) on the data directory ``data``; ``settings`` are any other config keys, a group as a
-        dict (``regime="joint", train={"epochs": 3}``; docs/training.md, "Configuration"). Compiles, reads the data, builds the networks and,
-        per regime, pretrains the scene net."""
+        dict (``regime="joint", train={"epochs": 3}``; docs/training.md, "Configuration").
+        Compiles, reads the data, builds the networks and, per regime, pretrains the scene net."""
         return cls.from_config(RunConfig.from_dict({**settings, "spec": spec, "data": str(data)}), progress)
 
     @classmethod
