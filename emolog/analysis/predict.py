@@ -26,6 +26,7 @@ import numpy as np
 import pandas as pd
 
 from emolog.runs.perception import (
+    PERCEPTION_OPTIONS,
     add_perception_arguments,
     build_perception,
     differences,
@@ -43,19 +44,6 @@ if TYPE_CHECKING:  # torch-heavy: for annotations only
     from emolog.cache.store import FeatureCache
     from emolog.perception.pipeline import Perception
     from emolog.runs.reader import Predictions, Run
-
-PERCEPTION_OPTIONS = (
-    "backbone",
-    "backbone_weights",
-    "places365_names",
-    "detector",
-    "recogniser",
-    "recogniser_weights",
-    "K",
-    "detect_max_side",
-    "min_face_size",
-    "face_threshold",
-)
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:

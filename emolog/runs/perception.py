@@ -147,21 +147,25 @@ def settings_from(recorded: dict | None) -> dict[str, Any]:
     return s
 
 
+# the command-line options that override a run's recorded perception (``add_perception_arguments``)
+PERCEPTION_OPTIONS = (
+    "backbone",
+    "backbone_weights",
+    "places365_names",
+    "detector",
+    "recogniser",
+    "recogniser_weights",
+    "K",
+    "detect_max_side",
+    "min_face_size",
+    "face_threshold",
+)
+
+
 def perception_settings(args: argparse.Namespace, recorded: dict | None) -> dict[str, Any]:
     """The recorded settings with every option given on the command line put over them."""
     s = settings_from(recorded)
-    for key in (
-        "backbone",
-        "backbone_weights",
-        "places365_names",
-        "detector",
-        "recogniser",
-        "recogniser_weights",
-        "K",
-        "detect_max_side",
-        "min_face_size",
-        "face_threshold",
-    ):
+    for key in PERCEPTION_OPTIONS:
         if getattr(args, key, None) is not None:
             s[key] = getattr(args, key)
     if getattr(args, "backbone", None) is not None:
